@@ -1,0 +1,92 @@
+"""Aggregation of case results per task and route (or model)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .records import CaseResult
+
+
+@dataclass
+class Aggregate:
+    """A route's (or model's) figures on one task."""
+
+    task: str
+    route: str
+    complexity: str
+    n: int = 0
+    errors: int = 0
+    below: int = 0
+    quality: float | None = None
+    cost_per_call: float = 0.0
+    latency_s: float = 0.0
+    judge_cost: float = 0.0
+    #: per case id: quality (None when the case errored)
+    cases: dict[str, float | None] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
+    stages: Counter[int] = field(default_factory=Counter)
+    agreement: float | None = None
+
+    @property
+    def cost_per_quality_point(self) -> float | None:
+        if not self.quality:
+            return None
+        return self.cost_per_call / self.quality
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "n": self.n,
+            "errors": self.errors,
+            "below": self.below,
+            "quality": self.quality,
+            "cost_per_call": self.cost_per_call,
+            "cost_per_quality_point": self.cost_per_quality_point,
+            "latency_s": self.latency_s,
+        }
+        if self.stages:
+            total = sum(self.stages.values())
+            out["stage_share"] = {str(k): v / total for k, v in sorted(self.stages.items())}
+        if self.agreement is not None:
+            out["agreement"] = self.agreement
+        return out
+
+
+def weighted_mean(values: dict[str, float | None], weights: dict[str, float]) -> float | None:
+    pairs = [(q, weights.get(k, 1.0)) for k, q in values.items() if q is not None]
+    total = sum(w for _, w in pairs)
+    if not pairs or total == 0:
+        return None
+    return sum(q * w for q, w in pairs) / total
+
+
+def aggregate(results: Iterable[CaseResult]) -> dict[tuple[str, str], Aggregate]:
+    """Figures per (task, route label), in a stable order."""
+    groups: dict[tuple[str, str], list[CaseResult]] = defaultdict(list)
+    for result in results:
+        groups[(result.task, result.route)].append(result)
+    out: dict[tuple[str, str], Aggregate] = {}
+    for (task, route), members in sorted(groups.items()):
+        members.sort(key=lambda r: (r.file, r.case))
+        complexity = Counter(r.complexity for r in members).most_common(1)[0][0]
+        agg = Aggregate(task, route, complexity)
+        ok = [r for r in members if r.error is None]
+        agg.n = len(ok)
+        agg.errors = len(members) - len(ok)
+        agg.below = sum(1 for r in ok if r.status == "below")
+        for r in members:
+            agg.cases[r.case] = r.quality if r.error is None else None
+            agg.weights[r.case] = r.weight
+            if r.stage is not None and r.error is None and r.votes is None:
+                agg.stages[r.stage] += 1
+        agg.quality = weighted_mean(agg.cases, agg.weights)
+        if ok:
+            agg.cost_per_call = sum(r.cost for r in ok) / len(ok)
+            agg.latency_s = sum(r.latency_s for r in ok) / len(ok)
+            agg.judge_cost = sum(r.judge_cost for r in members)
+            votes = [r.votes for r in ok if r.votes]
+            if votes:
+                agg.agreement = sum(max(v.values()) / sum(v.values()) for v in votes) / len(votes)
+        out[(task, route)] = agg
+    return out

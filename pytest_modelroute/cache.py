@@ -1,0 +1,132 @@
+"""The response cache: diskcache under ``.modelroute_cache/``, shared by xdist workers.
+
+Entries are JSON (the response text, token usage, latency, the model version the API
+reported and the id of the run that paid for it); never API keys or headers. Workers
+coordinate through atomic claims so that no call is paid twice, and a run-scoped spend
+counter enforces ``--model-route-max-cost`` across processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Final
+
+import diskcache
+
+CACHE_MODES: Final = ("readwrite", "replay", "refresh", "off")
+DEFAULT_CACHE_DIR: Final = ".modelroute_cache"
+
+_MICRO = 1_000_000_000  # spend is counted in nano-dollars so that it can be an integer
+
+
+class CacheWarning(UserWarning):
+    """The cache could not be used as configured; the run goes on without it."""
+
+
+def _open(directory: Path) -> diskcache.Cache:
+    # eviction_policy "none": a paid response is never culled to keep the cache small.
+    cache = diskcache.Cache(
+        str(directory), eviction_policy="none", size_limit=2**50, timeout=120
+    )
+    cache.get("__modelroute_probe__")  # fail now, not mid-run, on a corrupted database
+    return cache
+
+
+class ResponseCache:
+    """Responses by request key, with the semantics of the cache ``mode``.
+
+    ``off`` uses a private directory for this run only (so workers still share
+    responses); ``refresh`` ignores entries written by earlier runs.
+    """
+
+    def __init__(self, directory: Path, mode: str, run_id: str) -> None:
+        assert mode in CACHE_MODES, mode
+        self.mode = mode
+        self.run_id = run_id
+        self.directory = directory
+        self.warning: str | None = None
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._cache = _open(directory)
+        except (OSError, sqlite3.Error, diskcache.Timeout) as exc:
+            fallback = Path(tempfile.gettempdir()) / f"modelroute-fallback-{run_id}"
+            self.warning = (
+                f"cannot use the cache at {directory} ({type(exc).__name__}: {exc}); "
+                f"this run uses a fresh one at {fallback} and its responses will not be kept"
+            )
+            warnings.warn(CacheWarning(self.warning), stacklevel=2)
+            fallback.mkdir(parents=True, exist_ok=True)
+            self.directory = fallback
+            self._cache = _open(fallback)
+
+    # -- responses ---------------------------------------------------------------------
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The entry for ``key`` if this mode may use it."""
+        try:
+            raw = self._cache.get(("r", key))
+        except (sqlite3.Error, OSError):
+            return None
+        if raw is None:
+            return None
+        try:
+            entry = json.loads(raw)
+        except (TypeError, ValueError):
+            return None  # a damaged entry is a miss
+        if self.mode == "refresh" and entry.get("run_id") != self.run_id:
+            return None
+        return entry
+
+    def put(self, key: str, entry: dict[str, Any]) -> None:
+        entry = dict(entry, run_id=self.run_id, stored_at=time.time())
+        self._cache.set(("r", key), json.dumps(entry, ensure_ascii=False))
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    # -- coordination between processes ---------------------------------------------------
+
+    def claim(self, key: str, ttl: float) -> bool:
+        """Atomically reserve the right to call ``key`` in this run."""
+        return bool(self._cache.add(("claim", self.run_id, key), os.getpid(), expire=ttl))
+
+    def release(self, key: str) -> None:
+        self._cache.delete(("claim", self.run_id, key))
+
+    def claimed(self, key: str) -> bool:
+        return ("claim", self.run_id, key) in self._cache
+
+    def put_error(self, key: str, message: str) -> None:
+        self._cache.set(("error", self.run_id, key), message, expire=24 * 3600)
+
+    def get_error(self, key: str) -> str | None:
+        value = self._cache.get(("error", self.run_id, key))
+        return value if isinstance(value, str) else None
+
+    def add_spend(self, usd: float) -> float:
+        """Add to this run's incurred spend; returns the new total."""
+        nano = round(usd * _MICRO)
+        total = self._cache.incr(("spend", self.run_id), nano, default=0)
+        return total / _MICRO
+
+    def spend(self) -> float:
+        return (self._cache.get(("spend", self.run_id)) or 0) / _MICRO
+
+    def close(self) -> None:
+        self._cache.close()
+
+
+def make_run_scratch() -> Path:
+    """A directory for the ``off`` mode cache, shared by this run's workers."""
+    return Path(tempfile.mkdtemp(prefix="modelroute-run-"))
+
+
+def remove_scratch(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,109 @@
+"""Evaluate one case on one route: the route's answer, then the case's checks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .cases import Case
+from .checks import Check, CheckContext, quality_of, run_check, weighted_score
+from .config import ModelRouteConfig
+from .records import CallRecord, CaseResult, CheckOutcome, Request
+from .routes import ConsensusRoute, GetCall, Route, consensus_params, make_request
+from .runner import Runner
+
+
+@dataclass
+class Env:
+    """What evaluation needs from the session."""
+
+    config: ModelRouteConfig
+    runner: Runner
+    root: Path
+
+    def params(self, alias: str) -> dict[str, Any]:
+        return self.runner.providers[alias].model.generation_params()
+
+    def getter(self, messages: tuple[tuple[str, str], ...], hints: tuple[tuple[str, Any], ...],
+               route: Route, log: list[CallRecord] | None = None) -> GetCall:
+        consensus = isinstance(route, ConsensusRoute)
+
+        async def get(alias: str, sample: int) -> CallRecord:
+            params = self.params(alias)
+            if consensus:
+                params = consensus_params(params)
+            record = await self.runner.call(make_request(alias, messages, params, sample, hints))
+            if log is not None:
+                log.append(record)
+            return record
+
+        return get
+
+    async def judge_call(self, request: Request) -> CallRecord:
+        return await self.runner.call(request)
+
+    def context(self, case: Case, *, with_reference: bool = True) -> CheckContext:
+        return CheckContext(
+            case=case.id,
+            task=case.task,
+            complexity=case.complexity,
+            prompt=case.prompt,
+            vars=case.vars,
+            expected=case.expected if with_reference else None,
+            root=self.root,
+            call=self.judge_call,
+            config=self.config,
+        )
+
+
+async def score_output(checks: Sequence[Check], output: str, ctx: CheckContext
+                       ) -> list[CheckOutcome]:
+    return list(await asyncio.gather(*(run_check(c, output, ctx) for c in checks)))
+
+
+def task_bar(config: ModelRouteConfig, task: str, case_bar: float | None) -> float:
+    return case_bar if case_bar is not None else config.threshold_for(task)
+
+
+async def evaluate(case: Case, route: Route, env: Env, nodeid: str = "") -> CaseResult:
+    """The CaseResult of ``case`` on ``route`` (errors are recorded, never raised)."""
+    bar = task_bar(env.config, case.task, case.bar)
+    result = CaseResult(
+        case=case.id, file=case.file, task=case.task, complexity=case.complexity,
+        route=route.label, score=None, quality=None, bar=bar, status="error",
+        weight=case.weight, prompt=case.prompt, nodeid=nodeid,
+    )
+    accept_ctx = env.context(case, with_reference=False)
+    answer = await route.answer(env.getter(case.messages, case.hints(), route), accept_ctx)
+    result.calls = list(answer.calls)
+    result.stage = answer.stage
+    result.votes = answer.votes
+    result.output = answer.output
+    if answer.error is not None:
+        result.error = answer.error
+        return result
+    ctx = env.context(case)
+    try:
+        outcomes = await score_output(case.checks, answer.output or "", ctx)
+    except Exception as exc:
+        result.error = f"check failed: {type(exc).__name__}: {exc}"
+        return result
+    finally:
+        result.calls.extend(ctx.calls)
+    return finish(result, outcomes)
+
+
+def finish(result: CaseResult, outcomes: list[CheckOutcome]) -> CaseResult:
+    """Score, quality and status from check outcomes."""
+    result.checks = outcomes
+    score = weighted_score(outcomes)
+    if score is None:
+        result.error = "no checks with weight > 0"
+        return result
+    result.score = score
+    result.quality = quality_of(score)
+    result.status = "pass" if result.quality >= result.bar - 1e-9 else "below"
+    return result

@@ -1,0 +1,84 @@
+"""Collection nodes: a YAML case file and its items, one per case and route."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .cases import Case, load_case_file
+from .errors import ModelRouteError
+from .records import CaseResult
+from .routes import Route
+from .stash import state_key
+
+PROPERTY = "modelroute"
+
+
+class CaseItemError(Exception):
+    """The case could not be measured (provider failure, replay miss, broken check)."""
+
+
+class CaseFile(pytest.File):
+    """A YAML file of cases."""
+
+    def collect(self) -> Iterator[CaseItem]:
+        state = self.config.stash[state_key]
+        display = self.path.relative_to(self.config.rootpath).as_posix() \
+            if self.path.is_relative_to(self.config.rootpath) else str(self.path)
+        cases = load_case_file(self.path, display, state.checks)
+        for case in cases:
+            first = state.case_ids.setdefault((case.task, case.id), display)
+            if first != display:
+                raise ModelRouteError(
+                    f"case id {case.id!r} of task {case.task!r} is also used in {first}; "
+                    "ids must be unique within a task so that runs pair up case by case",
+                    path=self.path, line=case.line,
+                )
+            for route in state.routes_for_case(case.task):
+                yield CaseItem.from_parent(self, name=f"{case.id}[{route.label}]",
+                                           case=case, route=route)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
+        if isinstance(excinfo.value, ModelRouteError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+class CaseItem(pytest.Item):
+    """One case answered by one route: a measurement, failing only on errors."""
+
+    def __init__(self, *, case: Case, route: Route, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case = case
+        self.route = route
+        self.add_marker(pytest.mark.model_route(task=case.task, complexity=case.complexity))
+
+    def runtest(self) -> None:
+        state = self.config.stash[state_key]
+        result = state.result_for(self.nodeid, self.case, self.route)
+        record_result(self, result)
+        if result.error is not None:
+            raise CaseItemError(result.error)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
+        if isinstance(excinfo.value, CaseItemError | ModelRouteError):
+            return f"{self.case.file}:{self.case.line}: case {self.case.id!r} on " \
+                   f"{self.route.label}: {excinfo.value}"
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, self.case.line - 1, f"{self.case.id}[{self.route.label}]"
+
+
+def record_result(item: pytest.Item, result: CaseResult) -> None:
+    """Attach a result to the item's report (it travels to the xdist controller with it)."""
+    item.user_properties.append((PROPERTY, result.to_dict()))
+
+
+def result_of(report: pytest.TestReport) -> dict[str, Any] | None:
+    for name, value in getattr(report, "user_properties", ()):
+        if name == PROPERTY:
+            return value  # type: ignore[no-any-return]
+    return None

@@ -1,0 +1,403 @@
+"""pytest-modelroute: task cases as tests across model tiers, and a CI gate on routing.
+
+``pytest --model-route`` runs every case on its task's route and on the baseline, scores
+the outputs, and fails the session when a route falls below its bar.
+``pytest --model-route=bench`` runs every case on every model. Without ``--model-route``
+the plugin collects nothing and changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+
+from .cache import CACHE_MODES, DEFAULT_CACHE_DIR, make_run_scratch, remove_scratch
+from .cases import python_case_info
+from .config import find_config, load_config
+from .errors import ModelRouteError
+from .nodes import CaseFile, CaseItem, record_result
+from .reporter import WORKER_KEY, ModelRouteReporter
+from .session import RunState, Settings
+from .stash import reporter_key, state_key
+
+MODES: Final = ("gate", "bench")
+
+
+@dataclass(frozen=True)
+class _Setting:
+    flag: str
+    help: str
+    type: Callable[[str], Any] = str
+    metavar: str | None = None
+    choices: tuple[str, ...] | None = None
+    is_flag: bool = False
+
+
+#: Each setting is a command-line flag and an ini key of the same name; see _setting().
+SETTINGS: Final = {
+    "model_route_config": _Setting(
+        "--model-route-config", "the modelroute.yaml to use (default: found next to the "
+        "collected paths, up to the rootdir)", metavar="PATH"),
+    "model_route_cache": _Setting(
+        "--model-route-cache", "response cache mode (default readwrite): replay never calls a "
+        "provider, refresh calls again and overwrites, off neither reads nor keeps",
+        choices=CACHE_MODES),
+    "model_route_cache_dir": _Setting(
+        "--model-route-cache-dir", f"response cache directory (default <rootdir>/"
+        f"{DEFAULT_CACHE_DIR})", metavar="DIR"),
+    "model_route_concurrency": _Setting(
+        "--model-route-concurrency", "concurrent calls per model when the config sets none "
+        "(default 8)", int, "N"),
+    "model_route_max_cost": _Setting(
+        "--model-route-max-cost", "stop starting paid calls once this run has spent USD",
+        float, "USD"),
+    "model_route_json": _Setting(
+        "--model-route-json", "write the results (schema modelroute/results@1) to PATH",
+        metavar="PATH"),
+    "model_route_models": _Setting(
+        "--model-route-models", "only these models (comma-separated aliases)", metavar="A,B"),
+    "model_route_tasks": _Setting(
+        "--model-route-tasks", "only these tasks (comma-separated)", metavar="T1,T2"),
+    "model_route_allow_errors": _Setting(
+        "--model-route-allow-errors", "do not fail the gate on errored cases (they are "
+        "still reported)", is_flag=True),
+}
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspec
+
+    pluginmanager.add_hookspecs(hookspec)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("modelroute", "model routing (pytest-modelroute)")
+    group.addoption(
+        "--model-route", nargs="?", const="gate", default=None, metavar="MODE",
+        dest="model_route",
+        help="measure model routes: 'gate' (default: each case on its route and the "
+             "baseline, fail on a route below its bar) or 'bench' (each case on every model)",
+    )
+    for name, s in SETTINGS.items():
+        if s.is_flag:
+            group.addoption(s.flag, action="store_true", default=None, dest=name, help=s.help)
+            parser.addini(name, s.help, type="bool", default=False)
+        else:
+            group.addoption(s.flag, default=None, dest=name, type=s.type, metavar=s.metavar,
+                            choices=s.choices, help=s.help)
+            parser.addini(name, s.help, default=None)
+
+
+def _setting(config: pytest.Config, name: str) -> Any:
+    """The command-line value of a setting, else its ini value (converted), else None."""
+    value = config.getoption(name)
+    if value is not None:
+        return value
+    raw = config.getini(name)
+    s = SETTINGS[name]
+    if s.is_flag:
+        return bool(raw)
+    if raw in (None, ""):
+        return None
+    try:
+        value = s.type(raw)
+    except ValueError:
+        raise pytest.UsageError(f"ini option {name}: expected {s.metavar or 'a value'}, "
+                                f"got {raw!r}") from None
+    if s.choices and value not in s.choices:
+        raise pytest.UsageError(f"ini option {name}: expected one of {', '.join(s.choices)}, "
+                                f"got {raw!r}")
+    return value
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
+                                  args: list[str]) -> None:
+    """Let ``--model-route PATH`` mean gate mode on PATH (argparse would take PATH as MODE)."""
+    for i, arg in enumerate(args[:-1]):
+        if arg == "--":
+            break
+        if arg == "--model-route" and args[i + 1] not in MODES:
+            args[i] = "--model-route=gate"
+            import copy
+
+            early_config.known_args_namespace = parser.parse_known_args(
+                args, namespace=copy.copy(early_config.option)
+            )
+            break
+
+
+def _settings(config: pytest.Config) -> Settings:
+    mode = config.getoption("model_route")
+    if mode not in MODES:
+        raise pytest.UsageError(f"--model-route takes {' or '.join(MODES)}, got {mode!r}")
+    cache_dir = _setting(config, "model_route_cache_dir")
+    cache_path = Path(cache_dir) if cache_dir else config.rootpath / DEFAULT_CACHE_DIR
+    if not cache_path.is_absolute():
+        cache_path = config.rootpath / cache_path
+    concurrency = _setting(config, "model_route_concurrency")
+    if concurrency is not None and concurrency < 1:
+        raise pytest.UsageError("--model-route-concurrency must be at least 1")
+    max_cost = _setting(config, "model_route_max_cost")
+    if max_cost is not None and max_cost < 0:
+        raise pytest.UsageError("--model-route-max-cost must be >= 0")
+
+    def names(setting: str) -> tuple[str, ...]:
+        raw = _setting(config, setting) or ""
+        return tuple(n.strip() for n in raw.split(",") if n.strip())
+
+    return Settings(
+        mode=mode,
+        cache_mode=_setting(config, "model_route_cache") or "readwrite",
+        cache_dir=cache_path,
+        concurrency=concurrency,
+        max_cost=max_cost,
+        models=names("model_route_models"),
+        tasks=names("model_route_tasks"),
+        allow_errors=bool(_setting(config, "model_route_allow_errors")),
+    )
+
+
+def _config_path(config: pytest.Config) -> Path:
+    explicit = _setting(config, "model_route_config")
+    if explicit:
+        path = Path(explicit)
+        return path if path.is_absolute() else config.invocation_params.dir / path
+    starts = []
+    for arg in config.args:
+        path = Path(arg.split("::")[0])
+        if not path.is_absolute():
+            path = config.invocation_params.dir / path
+        starts.append(path if path.is_dir() else path.parent)
+    found = find_config(starts or [config.rootpath], config.rootpath)
+    if found is None:
+        raise pytest.UsageError(
+            "--model-route: no modelroute.yaml found next to the collected paths or at the "
+            f"rootdir ({config.rootpath}); create one or pass --model-route-config PATH"
+        )
+    return found
+
+
+def _worker_input(config: pytest.Config) -> dict[str, Any] | None:
+    return getattr(config, "workerinput", None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "model_route(task, complexity='medium', threshold=None, weight=1.0): a Python case "
+        "run once per route/model with the llm fixture (needs --model-route)",
+    )
+    if not config.getoption("model_route"):
+        return
+    settings = _settings(config)
+    workerinput = _worker_input(config)
+    try:
+        config_path = _config_path(config)
+        route_config = load_config(config_path)
+    except ModelRouteError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if workerinput is not None:
+        run_id = workerinput["modelroute_run_id"]
+        workers = int(workerinput.get("workercount", 1))
+        scratch = workerinput.get("modelroute_scratch")
+    else:
+        run_id = uuid.uuid4().hex
+        workers = 1
+        scratch = None
+        if settings.cache_mode == "off":
+            scratch = str(make_run_scratch())
+    if scratch:
+        settings = Settings(**{**settings.__dict__, "cache_dir": Path(scratch)})
+    try:
+        state = RunState.build(
+            route_config,
+            settings,
+            run_id,
+            extra_checks=config.hook.pytest_modelroute_checks(),
+            extra_providers=config.hook.pytest_modelroute_providers(),
+            workers=workers,
+        )
+    except ModelRouteError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    state.scratch = scratch
+    config.stash[state_key] = state
+    if workerinput is None:
+        json_path = _setting(config, "model_route_json")
+        reporter = ModelRouteReporter(
+            config, state, Path(json_path).resolve() if json_path else None
+        )
+        config.stash[reporter_key] = reporter
+        config.pluginmanager.register(reporter, "modelroute-reporter")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    reporter = config.stash.get(reporter_key, None)
+    if reporter is not None:
+        del config.stash[reporter_key]
+        config.pluginmanager.unregister(reporter)
+    state = config.stash.get(state_key, None)
+    if state is not None:
+        del config.stash[state_key]
+        state.close()
+        if state.scratch and _worker_input(config) is None:
+            remove_scratch(Path(state.scratch))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: hand the run id (and the off-mode scratch cache) to each worker."""
+    state = node.config.stash.get(state_key, None)
+    if state is not None:
+        node.workerinput["modelroute_run_id"] = state.run_id
+        node.workerinput["modelroute_scratch"] = state.scratch
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    state = parent.config.stash.get(state_key, None)
+    if state is None or file_path.suffix not in (".yaml", ".yml"):
+        return None
+    if file_path.resolve() in state.case_files():
+        return CaseFile.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("model_route")
+    state = metafunc.config.stash.get(state_key, None)
+    if marker is None or state is None:
+        return
+    where = f"{metafunc.definition.nodeid}"
+    try:
+        info = python_case_info(marker.kwargs, where)
+    except ModelRouteError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if "llm" not in metafunc.fixturenames:
+        raise pytest.UsageError(f"{where}: a @pytest.mark.model_route case must take the "
+                                "'llm' fixture")
+    labels = [r.label for r in state.routes_for_case(info.task)]
+    if not labels:
+        metafunc.parametrize("llm", [pytest.param(None, marks=pytest.mark.skip(
+            reason=f"task {info.task!r} not selected"))], indirect=True, ids=["-"])
+        return
+    metafunc.parametrize("llm", labels, indirect=True, ids=labels)
+
+
+@pytest.fixture
+def llm(request: pytest.FixtureRequest) -> Any:
+    """The model or route a ``@pytest.mark.model_route`` case runs on: ``llm(prompt)``."""
+    from .pycases import LLM
+
+    state = request.config.stash.get(state_key, None)
+    if state is None:
+        pytest.skip("model_route case: runs with --model-route")
+    marker = request.node.get_closest_marker("model_route")
+    if marker is None or not hasattr(request, "param"):
+        raise pytest.UsageError("the llm fixture is for @pytest.mark.model_route cases")
+    info = python_case_info(marker.kwargs, request.node.nodeid)
+    route = next(r for r in state.routes_for_case(info.task) if r.label == request.param)
+    path = request.node.path
+    display = path.relative_to(request.config.rootpath).as_posix() \
+        if path.is_relative_to(request.config.rootpath) else str(path)
+    return LLM(state, route, info, request.node.originalname, display)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, object]:
+    llm_obj = pyfuncitem.funcargs.get("llm")
+    from .pycases import LLM, LLMCallError
+
+    if not isinstance(llm_obj, LLM):
+        return (yield)
+    try:
+        outcome = yield
+    except AssertionError as exc:
+        # A failing assertion is a quality score of the case, reported and not raised.
+        record_result(pyfuncitem, llm_obj.result(pyfuncitem.nodeid, exc))
+        return True
+    except LLMCallError as exc:
+        record_result(pyfuncitem, llm_obj.result(pyfuncitem.nodeid, exc))
+        raise
+    except BaseException as exc:
+        record_result(pyfuncitem, llm_obj.result(pyfuncitem.nodeid, exc))
+        raise
+    record_result(pyfuncitem, llm_obj.result(pyfuncitem.nodeid, None))
+    return outcome
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Make every call known at collection, concurrently, before the items run."""
+    state = session.config.stash.get(state_key, None)
+    if state is None or session.config.option.collectonly:
+        return
+    if session.testsfailed and not session.config.option.continue_on_collection_errors:
+        return
+    items = [i for i in session.items if isinstance(i, CaseItem)]
+    if not items:
+        return
+    work = [(i.nodeid, i.case, i.route) for i in items]
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    write = None
+    if tr is not None and _worker_input(session.config) is None:
+        uncached, estimate = state.estimate([(c, r) for _, c, r in work])
+        cap = state.settings.max_cost
+        if uncached:
+            tr.write_line(
+                f"modelroute: {uncached} uncached calls, estimated cost ~${estimate:.4f}"
+                + (f" (cap ${cap:g})" if cap is not None else "")
+            )
+        write = _progress_writer(tr)
+    state.prefetch(work, write)
+
+
+def _progress_writer(tr: Any) -> Callable[[str, bool], None]:
+    tty = getattr(tr, "isatty", False) and callable(getattr(tr, "rewrite", None))
+    if callable(tty):
+        tty = tty()
+
+    def write(line: str, final: bool) -> None:
+        if tty:
+            tr.rewrite(line, erase=True)
+            if final:
+                tr.write_line("")
+        elif final:
+            tr.write_line(line)
+
+    return write
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config
+                             ) -> tuple[str, str, str] | None:
+    """A case below its bar is reported with its own word, not as a failure."""
+    if report.when != "call" or not report.passed:
+        return None
+    for name, value in getattr(report, "user_properties", ()):
+        if name == WORKER_KEY and value.get("status") == "below":
+            return "below", "b", ("BELOW", {"yellow": True})
+    return None
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """xdist worker: send this process's calls and cache hits to the controller."""
+    state = session.config.stash.get(state_key, None)
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if state is not None and workeroutput is not None and state._runner is not None:
+        workeroutput[WORKER_KEY] = state._runner.ledger.to_json()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    state = config.stash.get(state_key, None)
+    if state is None or _worker_input(config) is not None:
+        return None
+    s = state.settings
+    return [
+        f"modelroute: {s.mode} mode, config {state.config.path}, cache {s.cache_mode} "
+        f"({s.cache_dir})"
+    ]
+

@@ -1,0 +1,56 @@
+"""What the anthropic and openai providers share: error translation and parameters."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import ProviderError
+from .base import Provider
+
+
+def translate_error(exc: BaseException, provider: Provider) -> ProviderError:
+    """A ProviderError saying what failed and what to do, without secrets."""
+    model = provider.model
+    who = f"{provider.name} model {model.model!r} (alias {provider.alias!r})"
+    kind = type(exc).__name__
+    status = getattr(exc, "status_code", None)
+    retries = f"after {model.max_retries} retries"
+    if status in (401, 403):
+        env = provider.key_env or "the API key variable"
+        return ProviderError(
+            f"{status} from {who}: the API key was rejected. Set {env} to a valid key"
+            + (f" (or set api_key_env in the config)" if not provider.model.api_key_env else "")
+        )
+    if status == 429:
+        return ProviderError(f"429 rate limited by {who} {retries}", retryable=True)
+    if status is not None:
+        body = getattr(exc, "message", "") or str(exc)
+        return ProviderError(
+            f"{status} from {who}" + (f" {retries}" if status >= 500 else "") + f": {body[:300]}",
+            retryable=status >= 500,
+        )
+    if "Timeout" in kind:
+        return ProviderError(
+            f"{who} timed out after {model.timeout_s:g} s ({retries})", retryable=True
+        )
+    if "Connection" in kind:
+        where = model.base_url or "the provider's API"
+        return ProviderError(f"cannot connect to {where} for {who} {retries}", retryable=True)
+    if "ResponseValidation" in kind or isinstance(exc, (ValueError, KeyError, TypeError)):
+        return ProviderError(f"malformed response from {who}: {str(exc)[:300]}")
+    return ProviderError(f"{who} failed: {kind}: {str(exc)[:300]}")
+
+
+def split_params(
+    method: Callable[..., Any], params: dict[str, Any], renames: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Parameters the SDK method takes by name, and the rest for ``extra_body``."""
+    accepted = set(inspect.signature(method).parameters)
+    named: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in params.items():
+        key = renames.get(key, key)
+        (named if key in accepted else extra)[key] = value
+    return named, extra

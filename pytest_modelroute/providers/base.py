@@ -1,0 +1,67 @@
+"""The one small interface every provider implements."""
+
+from __future__ import annotations
+
+import math
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..config import ModelConfig
+from ..records import Completion, Request
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count (about four characters per token) for text without usage."""
+    return max(1, math.ceil(len(text) / 4))
+
+
+class Provider(ABC):
+    """Answers requests for one configured model.
+
+    Subclasses set ``name``; ``billable`` providers need a known price (or a ``price:``
+    override) and count toward ``--model-route-max-cost``; ``uses_hints`` providers
+    receive the case's reference data (only the offline simulator should).
+    """
+
+    name: ClassVar[str]
+    billable: ClassVar[bool] = True
+    uses_hints: ClassVar[bool] = False
+    #: The environment variable holding the API key, when the provider needs one.
+    default_key_env: ClassVar[str | None] = None
+
+    def __init__(self, alias: str, model: ModelConfig, *, root: Path) -> None:
+        self.alias = alias
+        self.model = model
+        self.root = root
+
+    @property
+    def key_env(self) -> str | None:
+        return self.model.api_key_env or self.default_key_env
+
+    def api_key(self) -> str | None:
+        env = self.key_env
+        return os.environ.get(env) if env else None
+
+    def not_ready(self) -> str | None:
+        """Why this provider cannot make calls now (a missing API key), or None."""
+        env = self.key_env
+        if env and not os.environ.get(env):
+            return (
+                f"{env} is not set: model {self.alias!r} ({self.name} {self.model.model}) needs "
+                f"an API key. Set {env}, or run with --model-route-cache=replay to use only "
+                "cached responses"
+            )
+        return None
+
+    def cache_identity(self) -> dict[str, Any]:
+        """What, besides the request, decides the answer (never secrets)."""
+        return {"provider": self.name, "model": self.model.model, "base_url": self.model.base_url}
+
+    @abstractmethod
+    async def complete(self, request: Request) -> Completion:
+        """Answer ``request``; raise ProviderError with a clear message on failure."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release network resources."""

@@ -1,0 +1,103 @@
+"""Recorded outputs from a JSONL file, matched on (model id, rendered prompt).
+
+One object per line: ``{"model": id, "prompt": text | "messages": [...], "output": text,
+"usage": {"input_tokens": n, "output_tokens": m}, "latency_s": x}``; ``usage`` and
+``latency_s`` are optional (tokens are then estimated and marked so).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..errors import ModelRouteError, ProviderError
+from ..records import Completion, Request, Usage, canonical_json
+from ..yamlio import read_text
+from .base import Provider, estimate_tokens
+
+_lock = threading.Lock()
+_indexes: dict[Path, dict[tuple[str, str], dict[str, Any]]] = {}
+
+
+def _match_key(model: str, prompt: str | None, messages: Any) -> tuple[str, str]:
+    if messages is not None:
+        return model, "messages:" + canonical_json(messages)
+    return model, "prompt:" + (prompt or "")
+
+
+def load_replay(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """Index a replay file; errors name the file, the line and the field."""
+    with _lock:
+        if path in _indexes:
+            return _indexes[path]
+        text = read_text(path, "replay file")
+        index: dict[tuple[str, str], dict[str, Any]] = {}
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ModelRouteError(f"invalid JSON: {exc.msg}", path=path, line=lineno) from None
+            if not isinstance(record, dict):
+                raise ModelRouteError("expected a JSON object", path=path, line=lineno)
+            for field, kind in (("model", str), ("output", str)):
+                if not isinstance(record.get(field), kind):
+                    raise ModelRouteError(
+                        f"expected a string, got {record.get(field)!r}"[:120],
+                        path=path, line=lineno, field=field,
+                    )
+            if "prompt" not in record and "messages" not in record:
+                raise ModelRouteError(
+                    "needs 'prompt' (the rendered user prompt) or 'messages'",
+                    path=path, line=lineno,
+                )
+            usage = record.get("usage")
+            if usage is not None and not (
+                isinstance(usage, dict)
+                and all(isinstance(usage.get(k, 0), int) for k in ("input_tokens", "output_tokens"))
+            ):
+                raise ModelRouteError(
+                    "expected {input_tokens: int, output_tokens: int}",
+                    path=path, line=lineno, field="usage",
+                )
+            index.setdefault(
+                _match_key(record["model"], record.get("prompt"), record.get("messages")), record
+            )
+        _indexes[path] = index
+        return index
+
+
+class ReplayProvider(Provider):
+    name: ClassVar[str] = "replay"
+    billable: ClassVar[bool] = False
+
+    @property
+    def path(self) -> Path:
+        return (self.root / (self.model.file or "")).resolve()
+
+    def cache_identity(self) -> dict[str, Any]:
+        return {**super().cache_identity(), "file": str(self.path)}
+
+    async def complete(self, request: Request) -> Completion:
+        index = load_replay(self.path)
+        only_user = [r for r, _ in request.messages] == ["user"]
+        record = index.get(_match_key(self.model.model, None, request.message_dicts))
+        if record is None and only_user:
+            record = index.get(_match_key(self.model.model, request.user_prompt, None))
+        if record is None:
+            shown = request.user_prompt[:80].replace("\n", " ")
+            raise ProviderError(
+                f"replay miss: {self.path.name} has no output for model {self.model.model!r} "
+                f"and the prompt {shown!r}..."
+            )
+        output = record["output"]
+        usage = record.get("usage")
+        if usage:
+            counted = Usage(int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)))
+        else:
+            prompt = "\n".join(c for _, c in request.messages)
+            counted = Usage(estimate_tokens(prompt), estimate_tokens(output), estimated=True)
+        return Completion(output, counted, float(record.get("latency_s") or 0.0), self.model.model)

@@ -1,0 +1,1 @@
+"""Reports made from the results document: terminal, JSON (and HTML, Markdown, JUnit)."""

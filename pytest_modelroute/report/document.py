@@ -1,0 +1,121 @@
+"""The results document (schema ``modelroute/results@1``): what every report is made from."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..analysis import Aggregate
+from ..gate import TaskVerdict
+from ..records import CaseResult
+
+SCHEMA = "modelroute/results@1"
+
+
+def result_json(result: CaseResult) -> dict[str, Any]:
+    data = result.to_dict()
+    data["model"] = result.route
+    data["checks"] = [
+        {k: v for k, v in vars(c).items() if k != "judge" or v is not None} for c in result.checks
+    ]
+    data["calls"] = [
+        {"key": c.key[:16], "model": c.model, "sample": c.sample, "purpose": c.purpose,
+         "cost": c.cost, "input_tokens": c.usage.input_tokens,
+         "output_tokens": c.usage.output_tokens, "estimated": c.usage.estimated,
+         "latency_s": c.latency_s, "cached": c.cached, "error": c.error,
+         "model_version": c.model_version}
+        for c in result.calls
+    ]
+    return data
+
+
+def spend_json(results: Iterable[CaseResult], ledgers: Iterable[Mapping[str, Any]]
+               ) -> dict[str, Any]:
+    """Calls made and cache hits (deduplicated across workers by request key)."""
+    calls: dict[str, dict[str, Any]] = {}
+    hits: set[str] = set()
+    errors = 0
+    for ledger in ledgers:
+        calls.update(ledger.get("calls", {}))
+        hits.update(ledger.get("hits", []))
+        errors += int(ledger.get("errors", 0))
+    used: dict[str, tuple[float, str]] = {}
+    for result in results:
+        for call in result.calls:
+            if call.error is None:
+                used[call.key] = (call.cost, call.purpose)
+    return {
+        "api_calls": len(calls),
+        "api_errors": errors,
+        "cache_hits": len(hits - set(calls)),
+        "cost_incurred": sum(c["cost"] for c in calls.values()),
+        "judge_cost_incurred": sum(c["cost"] for c in calls.values() if c["purpose"] == "judge"),
+        "cost_represented": sum(cost for cost, purpose in used.values() if purpose == "route"),
+        "judge_cost": sum(cost for cost, purpose in used.values() if purpose == "judge"),
+    }
+
+
+def build_document(
+    *,
+    mode: str,
+    config_path: str,
+    run_id: str,
+    threshold: float,
+    baseline: str,
+    verdicts: Mapping[str, TaskVerdict],
+    aggregates: Mapping[tuple[str, str], Aggregate],
+    results: list[CaseResult],
+    spend: dict[str, Any],
+    prices: dict[str, Any],
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    models: dict[str, dict[str, Any]] = {}
+    for (task, label), agg in aggregates.items():
+        if label in prices:
+            models.setdefault(label, {})[task] = agg.to_json()
+    tasks: dict[str, Any] = {}
+    for task, verdict in sorted(verdicts.items()):
+        route = verdict.route_agg
+        entry: dict[str, Any] = {
+            "route": verdict.route,
+            "complexity": verdict.complexity,
+            "threshold": verdict.threshold,
+            "verdict": verdict.verdict,
+            "reasons": list(verdict.reasons),
+            "n": route.n if route else 0,
+            "errors": route.errors if route else 0,
+            "quality": route.quality if route else None,
+            "cost_per_call": route.cost_per_call if route else None,
+            "cost_per_quality_point": route.cost_per_quality_point if route else None,
+            "latency_s": route.latency_s if route else None,
+            "ci": None,
+            "baseline": verdict.baseline_agg.to_json() if verdict.baseline_agg else None,
+            "snapshot": None,
+        }
+        if route is not None:
+            entry.update({k: v for k, v in route.to_json().items() if k not in entry})
+        entry.update(verdict.extra)
+        tasks[task] = entry
+    failures = [
+        {"task": v.task, "route": v.route, "verdict": v.verdict, "reasons": v.reasons}
+        for v in verdicts.values() if not v.passed
+    ]
+    doc: dict[str, Any] = {
+        "schema": SCHEMA,
+        "mode": mode,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "run_id": run_id,
+        "config": config_path,
+        "threshold": threshold,
+        "baseline": baseline,
+        "gate": {"passed": not failures if mode == "gate" else None, "failures": failures},
+        "tasks": tasks,
+        "models": models,
+        "prices": prices,
+        "spend": spend,
+        "results": [result_json(r) for r in results],
+    }
+    if extra:
+        doc.update(extra)
+    return doc

@@ -1,0 +1,34 @@
+"""Number formatting shared by the reports."""
+
+from __future__ import annotations
+
+
+def money(value: float | None) -> str:
+    """USD with sensible precision: $2,840, $0.038, $0.00021."""
+    if value is None:
+        return "-"
+    if value == 0:
+        return "$0"
+    if abs(value) >= 100:
+        return f"${value:,.0f}"
+    if abs(value) >= 1:
+        return f"${value:,.2f}"
+    if abs(value) >= 0.01:
+        return f"${value:.3f}"
+    return f"${value:.2g}" if abs(value) >= 1e-4 else f"${value:.1e}"
+
+
+def quality(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def signed(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:+.{digits}f}"
+
+
+def percent(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"

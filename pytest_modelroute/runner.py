@@ -1,0 +1,315 @@
+"""Concurrent, cached, capped execution of provider calls.
+
+One event loop runs in a background thread for the whole session: the upfront batch of
+YAML cases and the synchronous ``llm(...)`` calls of Python cases both go through it.
+Each call is looked up in the cache first; a miss is claimed (so another xdist worker
+never pays for it too), made under the model's concurrency limit with the SDK's own
+retries, and stored the moment it arrives, so an interrupted run keeps what it paid for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .cache import ResponseCache
+from .errors import ModelRouteError, ProviderError, SpendCapReached
+from .prices import ModelPricing
+from .providers import Provider
+from .records import CallRecord, Request, Usage, request_key
+
+T = TypeVar("T")
+
+DEFAULT_CONCURRENCY = 8
+_POLL_S = 0.02
+
+
+@dataclass
+class Ledger:
+    """The calls this process made (paid for) and the cache hits it served."""
+
+    calls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hits: set[str] = field(default_factory=set)
+    errors: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"calls": self.calls, "hits": sorted(self.hits), "errors": self.errors}
+
+
+class Progress:
+    """A throttled ``modelroute: done/total`` line on the terminal."""
+
+    def __init__(self, write: Callable[[str, bool], None] | None) -> None:
+        self.write = write
+        self.total = 0
+        self.done = 0
+        self.calls = 0
+        self.hits = 0
+        self.errors = 0
+        self.cost = 0.0
+        self.elapsed = 0.0
+        self._last = 0.0
+
+    def line(self) -> str:
+        return (
+            f"modelroute: {self.done}/{self.total} done, {self.calls} calls, "
+            f"{self.hits} cached, {self.errors} errors, ${self.cost:.4f}"
+        )
+
+    def tick(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.write and (force or now - self._last > 0.25):
+            self._last = now
+            self.write(self.line(), force)
+
+
+class Runner:
+    """Makes (or finds) every call of the run."""
+
+    def __init__(
+        self,
+        providers: dict[str, Provider],
+        pricing: dict[str, ModelPricing],
+        cache: ResponseCache,
+        *,
+        concurrency: int | None = None,
+        max_cost: float | None = None,
+        workers: int = 1,
+    ) -> None:
+        self.providers = providers
+        self.pricing = pricing
+        self.cache = cache
+        self.max_cost = max_cost
+        self.ledger = Ledger()
+        self.progress = Progress(None)
+        self._workers = max(1, workers)
+        self._concurrency = concurrency
+        self._memo: dict[str, CallRecord] = {}
+        self._inflight: dict[str, asyncio.Future[CallRecord]] = {}
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._not_ready: dict[str, str | None] = {}
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="modelroute-loop",
+                                        daemon=True)
+        self._thread.start()
+
+    # -- sync entry points -------------------------------------------------------------
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the runner's loop and wait for it (Ctrl-C cancels it)."""
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    def close(self) -> None:
+        async def _close() -> None:
+            for provider in self.providers.values():
+                try:
+                    await provider.aclose()
+                except Exception:  # noqa: S110 - closing is best effort
+                    pass
+
+        if self._loop.is_running():
+            try:
+                asyncio.run_coroutine_threadsafe(_close(), self._loop).result(timeout=10)
+            except Exception:  # noqa: S110
+                pass
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+        self.cache.close()
+
+    # -- calls -------------------------------------------------------------------------
+
+    def key(self, request: Request) -> str:
+        provider = self.providers[request.model]
+        ident = provider.cache_identity()
+        return request_key(
+            ident.pop("provider"),
+            ident.pop("model"),
+            ident.pop("base_url", None),
+            request,
+            with_hints=provider.uses_hints,
+            extra=ident or None,
+        )
+
+    def cost_of(self, model: str, usage: Usage) -> float:
+        return self.pricing[model].cost(usage)
+
+    def concurrency_for(self, model: str) -> int:
+        """This process's share of the model's limit (workers split it between them)."""
+        total = self.providers[model].model.concurrency or self._concurrency or DEFAULT_CONCURRENCY
+        return max(1, math.ceil(total / self._workers))
+
+    def is_cached(self, request: Request) -> bool:
+        key = self.key(request)
+        return key in self._memo or self.cache.get(key) is not None
+
+    async def call(self, request: Request) -> CallRecord:
+        """The outcome of ``request``: from memory, the cache, another worker, or the API."""
+        key = self.key(request)
+        if key in self._memo:
+            return self._memo[key]
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[CallRecord] = self._loop.create_future()
+        self._inflight[key] = future
+        try:
+            record = await self._resolve(key, request)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        self._memo[key] = record
+        future.set_result(record)
+        return record
+
+    def _record(self, key: str, request: Request, entry: dict[str, Any], cached: bool) -> CallRecord:
+        usage = Usage(**entry["usage"])
+        return CallRecord(
+            key=key,
+            model=request.model,
+            sample=request.sample,
+            purpose=request.purpose,
+            output=entry["output"],
+            usage=usage,
+            cost=self.cost_of(request.model, usage),
+            latency_s=float(entry.get("latency_s", 0.0)),
+            cached=cached,
+            model_version=entry.get("model_version"),
+        )
+
+    def _error(self, key: str, request: Request, message: str) -> CallRecord:
+        return CallRecord(key, request.model, request.sample, request.purpose, None, Usage(),
+                          0.0, 0.0, False, error=message)
+
+    def _from_cache(self, key: str, request: Request) -> CallRecord | None:
+        entry = self.cache.get(key)
+        if entry is None:
+            return None
+        cached = entry.get("run_id") != self.cache.run_id
+        if cached:
+            self.ledger.hits.add(key)
+            self.progress.hits += 1
+        return self._record(key, request, entry, cached)
+
+    async def _resolve(self, key: str, request: Request) -> CallRecord:
+        hit = self._from_cache(key, request)
+        if hit is not None:
+            return hit
+        if self.cache.mode == "replay":
+            return self._error(key, request, (
+                f"not in the cache (--model-route-cache=replay never calls a provider): "
+                f"model {request.model!r}; run once without replay mode to record it"
+            ))
+        provider = self.providers[request.model]
+        if request.model not in self._not_ready:
+            self._not_ready[request.model] = provider.not_ready()
+        if self._not_ready[request.model]:
+            return self._error(key, request, self._not_ready[request.model] or "")
+        semaphore = self._semaphores.setdefault(
+            request.model, asyncio.Semaphore(self.concurrency_for(request.model))
+        )
+        model = provider.model
+        ttl = model.timeout_s * (model.max_retries + 1) + 30
+        while True:
+            async with semaphore:
+                hit = self._from_cache(key, request)
+                if hit is not None:
+                    return hit
+                if self.cache.claim(key, ttl):
+                    try:
+                        return await self._call_provider(key, request, provider)
+                    finally:
+                        self.cache.release(key)
+            # Another worker holds the claim: wait for its answer (or for the claim to lapse).
+            while self.cache.claimed(key):
+                await asyncio.sleep(_POLL_S)
+            hit = self._from_cache(key, request)
+            if hit is not None:
+                return hit
+            shared_error = self.cache.get_error(key)
+            if shared_error is not None:
+                return self._error(key, request, shared_error)
+
+    async def _call_provider(self, key: str, request: Request, provider: Provider) -> CallRecord:
+        if self.max_cost is not None and self.cache.spend() >= self.max_cost:
+            message = (
+                f"--model-route-max-cost ${self.max_cost:g} reached "
+                f"(${self.cache.spend():.4f} spent this run): no new calls are started"
+            )
+            return self._error(key, request, str(SpendCapReached(message)))
+        model = provider.model
+        # A provider that ignores its own timeout (a custom one, a hung socket) still ends.
+        deadline = model.timeout_s * (model.max_retries + 1) + 5
+        try:
+            completion = await asyncio.wait_for(provider.complete(request), deadline)
+        except (ProviderError, ModelRouteError) as exc:
+            return self._failed(key, request, str(exc))
+        except asyncio.TimeoutError:
+            return self._failed(key, request, (
+                f"{provider.name} model {model.model!r} gave no answer within {deadline:g} s"
+            ))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            return self._failed(key, request, f"{provider.name} provider failed: "
+                                f"{type(exc).__name__}: {exc}")
+        entry = {
+            "output": completion.text,
+            "usage": completion.usage.__dict__,
+            "latency_s": completion.latency_s,
+            "model_version": completion.model_version,
+            "provider": provider.name,
+            "model": model.model,
+        }
+        self.cache.put(key, entry)  # stored before anything else can go wrong
+        record = self._record(key, request, entry, cached=False)
+        self.cache.add_spend(record.cost)
+        self.ledger.calls[key] = {"model": request.model, "cost": record.cost,
+                                  "purpose": request.purpose}
+        self.progress.calls += 1
+        self.progress.cost += record.cost
+        return record
+
+    def _failed(self, key: str, request: Request, message: str) -> CallRecord:
+        self.cache.put_error(key, message)
+        self.ledger.errors += 1
+        self.progress.errors += 1
+        return self._error(key, request, message)
+
+    # -- batches -----------------------------------------------------------------------
+
+    async def gather(self, jobs: list[Callable[[], Awaitable[T]]]) -> list[T]:
+        """Run ``jobs`` concurrently (the per-model semaphores bound the calls)."""
+        self.progress.total = len(jobs)
+        self.progress.done = 0
+
+        async def one(job: Callable[[], Awaitable[T]]) -> T:
+            try:
+                return await job()
+            finally:
+                self.progress.done += 1
+                self.progress.tick()
+
+        tasks = [asyncio.ensure_future(one(job)) for job in jobs]
+        try:
+            return list(await asyncio.gather(*tasks))
+        finally:
+            for task in tasks:
+                task.cancel()
+            self.progress.tick(force=True)
+
+    def counts_by_model(self) -> Counter[str]:
+        return Counter(v["model"] for v in self.ledger.calls.values())

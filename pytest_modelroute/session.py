@@ -1,0 +1,251 @@
+"""The run's state on every process (controller and xdist workers): config, models, routes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .cache import ResponseCache
+from .cases import Case
+from .checks import Check, CheckType, builtin_checks, parse_check
+from .config import ModelRouteConfig
+from .errors import ConfigError
+from .evaluation import Env, evaluate
+from .prices import ModelPricing, resolve_pricing
+from .providers import Provider, builtin_providers
+from .records import CaseResult
+from .routes import ConsensusRoute, Route, SingleRoute, build_route
+from .runner import Runner
+from .yamlio import format_loc
+
+ASSUMED_OUTPUT_TOKENS = 256
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved command-line and ini settings of a run."""
+
+    mode: str
+    cache_mode: str
+    cache_dir: Path
+    concurrency: int | None = None
+    max_cost: float | None = None
+    models: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = ()
+    repeat: int = 1
+    allow_errors: bool = False
+
+
+@dataclass
+class RunState:
+    """Everything a process needs to collect and run model-route items."""
+
+    config: ModelRouteConfig
+    settings: Settings
+    run_id: str
+    checks: dict[str, CheckType]
+    provider_types: dict[str, type[Provider]]
+    workers: int = 1
+    case_root: Path = Path(".")
+    providers: dict[str, Provider] = field(default_factory=dict)
+    pricing: dict[str, ModelPricing] = field(default_factory=dict)
+    routes: dict[str, Route] = field(default_factory=dict)
+    baseline: Route | None = None
+    results: dict[str, CaseResult] = field(default_factory=dict)
+    case_ids: dict[tuple[str, str], str] = field(default_factory=dict)
+    scratch: str | None = None
+    _runner: Runner | None = None
+    _env: Env | None = None
+    _case_files: set[Path] | None = None
+
+    @classmethod
+    def build(
+        cls,
+        config: ModelRouteConfig,
+        settings: Settings,
+        run_id: str,
+        extra_checks: Sequence[Mapping[str, CheckType]] = (),
+        extra_providers: Sequence[Mapping[str, type[Provider]]] = (),
+        workers: int = 1,
+    ) -> RunState:
+        checks = builtin_checks()
+        for found in extra_checks:
+            checks.update(found)
+        provider_types = builtin_providers()
+        for found in extra_providers:
+            provider_types.update(found)
+        state = cls(config, settings, run_id, checks, provider_types, workers, config.root)
+        state._build_models()
+        state._build_routes()
+        state._check_filters()
+        return state
+
+    def _build_models(self) -> None:
+        config = self.config
+        for alias, model in config.models.items():
+            cls = self.provider_types.get(model.provider)
+            if cls is None:
+                raise config.error(
+                    f"unknown provider {model.provider!r}; available: "
+                    f"{', '.join(sorted(self.provider_types))} (custom providers come from "
+                    "the pytest_modelroute_providers hook)",
+                    "models", alias, "provider",
+                )
+            self.providers[alias] = cls(alias, model, root=config.root)
+            pricing = resolve_pricing(model, billable=cls.billable)
+            if pricing is None:
+                raise config.error(
+                    f"no known price for {model.provider} model {model.model!r}: add "
+                    "'price: {input: <USD per 1M input tokens>, output: <USD per 1M output "
+                    "tokens>}' to this model (costs are never silently $0)",
+                    "models", alias,
+                )
+            self.pricing[alias] = pricing
+
+    def _build_routes(self) -> None:
+        config = self.config
+        for task, spec in config.routes.items():
+            accept: list[Check] = []
+            for i, check_spec in enumerate(getattr(spec, "accept", [])):
+                loc = ("routes", task, "accept", i)
+                raw = check_spec.model_dump()
+                check = parse_check(raw, self.checks,
+                                    (config.path, config.srcmap.line(loc), format_loc(loc)))
+                from .checks import mentions_reference
+
+                if check.kind.uses_reference or mentions_reference(raw):
+                    raise config.error(
+                        "acceptance checks cannot use 'expected' or a reference answer: "
+                        "production has none", *loc)
+                accept.append(check)
+            self.routes[task] = build_route(spec, config, accept)
+        self.baseline = SingleRoute(config.baseline)
+
+    def _check_filters(self) -> None:
+        unknown = [m for m in self.settings.models if m not in self.config.models]
+        if unknown:
+            raise ConfigError(
+                f"--model-route-models: unknown model(s) {', '.join(unknown)}; "
+                f"the config defines {', '.join(self.config.models)}",
+                path=self.config.path,
+            )
+
+    def case_files(self) -> set[Path]:
+        """The case files the config's ``cases:`` globs select."""
+        if self._case_files is None:
+            root = self.config.root.resolve()
+            found: set[Path] = set()
+            for pattern in self.config.cases:
+                found.update(p.resolve() for p in root.glob(pattern) if p.is_file())
+            found.discard(self.config.path.resolve())
+            self._case_files = found
+        return self._case_files
+
+    # -- which routes a case runs on ------------------------------------------------------
+
+    def route_for(self, task: str) -> Route:
+        """The task's route (the baseline when ``routes:`` does not name the task)."""
+        assert self.baseline is not None
+        return self.routes.get(task, self.baseline)
+
+    def wants_task(self, task: str) -> bool:
+        return not self.settings.tasks or task in self.settings.tasks
+
+    def routes_for_case(self, task: str) -> list[Route]:
+        """Gate mode: the task's route and the baseline. Bench mode: every model."""
+        if not self.wants_task(task):
+            return []
+        chosen = set(self.settings.models)
+        if self.settings.mode == "bench":
+            aliases = [a for a in self.config.models if not chosen or a in chosen]
+            return [SingleRoute(a) for a in aliases]
+        routes = [self.route_for(task)]
+        assert self.baseline is not None
+        if self.baseline.label != routes[0].label:
+            routes.append(self.baseline)
+        if chosen:
+            routes = [r for r in routes if set(r.models) <= chosen]
+        return routes
+
+    # -- running ---------------------------------------------------------------------------
+
+    @property
+    def runner(self) -> Runner:
+        if self._runner is None:
+            cache = ResponseCache(self.settings.cache_dir, self.settings.cache_mode, self.run_id)
+            self._runner = Runner(
+                self.providers,
+                self.pricing,
+                cache,
+                concurrency=self.settings.concurrency,
+                max_cost=self.settings.max_cost,
+                workers=self.workers,
+            )
+        return self._runner
+
+    @property
+    def env(self) -> Env:
+        if self._env is None:
+            self._env = Env(self.config, self.runner, self.case_root)
+        return self._env
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
+
+    def estimate(self, work: Sequence[tuple[Case, Route]]) -> tuple[int, float]:
+        """Uncached first calls of ``work`` and their estimated cost (USD)."""
+        from .providers import estimate_tokens
+        from .routes import CascadeRoute, consensus_params, make_request
+
+        runner = self.runner
+        uncached = 0
+        cost = 0.0
+        for case, route in work:
+            if isinstance(route, ConsensusRoute):
+                calls = route.samples()
+            elif isinstance(route, CascadeRoute):
+                calls = [(route.stages[0], 0)]
+            else:
+                calls = [(a, 0) for a in route.models]
+            for alias, sample in calls:
+                params = self.env.params(alias)
+                if isinstance(route, ConsensusRoute):
+                    params = consensus_params(params)
+                request = make_request(alias, case.messages, params, sample, case.hints())
+                if runner.is_cached(request):
+                    continue
+                uncached += 1
+                pricing = self.pricing[alias]
+                out_tokens = min(int(params.get("max_tokens", 1024)), ASSUMED_OUTPUT_TOKENS)
+                in_tokens = estimate_tokens("".join(c for _, c in case.messages))
+                cost += (in_tokens * pricing.input + out_tokens * pricing.output) / 1e6
+        return uncached, cost
+
+    def prefetch(
+        self,
+        work: Sequence[tuple[str, Case, Route]],
+        write: Callable[[str, bool], None] | None,
+    ) -> None:
+        """Evaluate every (nodeid, case, route) concurrently before the items run."""
+        runner = self.runner
+        runner.progress.write = write
+        started = time.perf_counter()
+
+        def job(nodeid: str, case: Case, route: Route) -> Callable[[], Any]:
+            async def run() -> None:
+                self.results[nodeid] = await evaluate(case, route, self.env, nodeid)
+
+            return run
+
+        runner.run(runner.gather([job(n, c, r) for n, c, r in work]))
+        runner.progress.elapsed = time.perf_counter() - started
+
+    def result_for(self, nodeid: str, case: Case, route: Route) -> CaseResult:
+        if nodeid not in self.results:
+            self.results[nodeid] = self.runner.run(evaluate(case, route, self.env, nodeid))
+        return self.results[nodeid]
