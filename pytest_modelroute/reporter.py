@@ -141,7 +141,8 @@ class ModelRouteReporter:
         tr.write_line(terminal.spend_line(doc))
         if mode == "gate":
             if doc["gate"]["passed"]:
-                tr.write_line(f"model route gate: passed ({len(doc['tasks'])} tasks)", green=True)
+                n = len(doc["tasks"])
+                tr.write_line(f"model route gate: passed ({n} task{'s' * (n != 1)})", green=True)
             else:
                 for verdict in self.verdicts.values():
                     if not verdict.passed:

@@ -71,9 +71,10 @@ def build_document(
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     models: dict[str, dict[str, Any]] = {}
-    for (task, label), agg in aggregates.items():
-        if label in prices:
-            models.setdefault(label, {})[task] = agg.to_json()
+    for alias in prices:  # config order
+        for (task, label), agg in aggregates.items():
+            if label == alias:
+                models.setdefault(alias, {})[task] = agg.to_json()
     tasks: dict[str, Any] = {}
     for task, verdict in sorted(verdicts.items()):
         route = verdict.route_agg

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 def money(value: float | None) -> str:
     """USD with sensible precision: $2,840, $0.038, $0.00021."""
@@ -15,7 +17,9 @@ def money(value: float | None) -> str:
         return f"${value:,.2f}"
     if abs(value) >= 0.01:
         return f"${value:.3f}"
-    return f"${value:.2g}" if abs(value) >= 1e-4 else f"${value:.1e}"
+    # two significant digits, never scientific notation: $0.00021, $0.0000063
+    digits = 1 - math.floor(math.log10(abs(value)))
+    return f"${value:.{digits}f}"
 
 
 def quality(value: float | None) -> str:

@@ -1,0 +1,68 @@
+"""Small suites written into a pytester directory, shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SIM_CONFIG = """\
+models:
+  weak:   {provider: sim, model: weak-sim, skill: {low: 0.2, medium: 0.1, high: 0.0},
+           price: {input: 0.25, output: 1.25}}
+  strong: {provider: sim, model: strong-sim, skill: {low: 1.0, medium: 1.0, high: 1.0},
+           price: {input: 15, output: 75}}
+baseline: strong
+threshold: 4.0
+routes:
+  classification: {route}
+"""
+
+CLASSIFICATION = """\
+task: classification
+complexity: low
+prompt: "Billing or feature request? One word.\\n\\n{{ ticket }}"
+choices: [billing, feature]
+checks:
+  - {type: equals, value: "{{ expected }}", transform: lower-strip}
+cases:
+  - {id: billing-01, vars: {ticket: "I was charged twice"}, expected: billing}
+  - {id: feature-01, vars: {ticket: "Please add dark mode"}, expected: feature}
+  - {id: billing-02, vars: {ticket: "Refund my last invoice"}, expected: billing}
+  - {id: feature-02, vars: {ticket: "Export to CSV please"}, expected: feature}
+"""
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+
+
+def sim_suite(pytester: pytest.Pytester, route: str = "strong", **extra: str) -> Path:
+    """A config with a weak and a strong sim tier and four classification cases."""
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": SIM_CONFIG.replace("{route}", route),
+            "cases/classification.yaml": CLASSIFICATION,
+            **extra,
+        },
+    )
+    return pytester.path
+
+
+def run_json(pytester: pytest.Pytester, *args: str, subprocess: bool = False
+             ) -> tuple[pytest.RunResult, dict[str, Any]]:
+    """Run pytest with --model-route-json and return the result and the document."""
+    out = pytester.path / "results.json"
+    if out.exists():
+        out.unlink()
+    run = pytester.runpytest_subprocess if subprocess else pytester.runpytest
+    result = run(*args, "--model-route-json", str(out), "-p", "no:cacheprovider")
+    doc = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
+    return result, doc

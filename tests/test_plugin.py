@@ -1,0 +1,200 @@
+"""End-to-end runs of the plugin through pytester: collection, gate, bench, cache, xdist."""
+
+from __future__ import annotations
+
+import pytest
+from suite import run_json, sim_suite, write
+
+
+def test_without_the_flag_nothing_is_collected(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester)
+    write(pytester.path, {"test_py.py": """
+        import pytest
+
+        @pytest.mark.model_route(task="classification", complexity="low")
+        def test_case(llm):
+            assert llm("hi")
+        """})
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(skipped=1)
+    assert "classification.yaml" not in result.stdout.str()
+
+
+def test_gate_passes_and_prints_the_table(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester, route="strong")
+    result, doc = run_json(pytester, "--model-route")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([
+        "*model route (gate)*",
+        "task*route*n*quality*threshold*cost/call*verdict",
+        "classification*strong*4*5.00*4.00*PASS",
+        "model route gate: passed (1 task)",
+        "*generated json results file:*results.json*",
+    ])
+    assert doc["schema"] == "modelroute/results@1"
+    assert doc["gate"] == {"passed": True, "failures": []}
+    task = doc["tasks"]["classification"]
+    assert (task["route"], task["n"], task["quality"], task["verdict"]) == ("strong", 4, 5.0, "pass")
+    # route == baseline: one item per case
+    assert len(doc["results"]) == 4
+    assert doc["spend"]["api_calls"] == 4
+
+
+def test_items_are_named_file_case_model(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester, route="weak")
+    result = pytester.runpytest("--model-route", "--collect-only", "-q", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines([
+        "cases/classification.yaml::billing-01[weak]",
+        "cases/classification.yaml::billing-01[strong]",
+        "cases/classification.yaml::feature-01[weak]",
+    ])
+
+
+def test_failing_route_fails_the_gate_with_reason(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester, route="weak")
+    result, doc = run_json(pytester, "--model-route")
+    assert result.ret == 1
+    task = doc["tasks"]["classification"]
+    assert task["verdict"] == "fail"
+    assert task["quality"] < 4.0
+    result.stdout.fnmatch_lines([
+        f"FAILED classification [[]weak[]]: FAIL: quality {task['quality']:.2f} < threshold "
+        "4.00 (n=4)",
+        "model route gate: FAILED (1 of 1 tasks)",
+    ])
+    # the cases are measurements: none of the items failed
+    outcomes = result.parseoutcomes()
+    assert "failed" not in outcomes
+    assert outcomes.get("below", 0) >= 1
+    assert doc["gate"]["failures"][0]["task"] == "classification"
+    assert doc["tasks"]["classification"]["baseline"]["quality"] == 5.0
+
+
+def test_second_run_makes_no_calls(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester, route="weak")
+    _, first = run_json(pytester, "--model-route")
+    _, second = run_json(pytester, "--model-route")
+    assert first["spend"]["api_calls"] == 8
+    assert second["spend"]["api_calls"] == 0
+    assert second["spend"]["cache_hits"] == 8
+    assert second["tasks"] == first["tasks"]
+    assert all(r["cached"] for r in second["results"])
+    assert not any(r["cached"] for r in first["results"])
+
+
+def test_bench_runs_every_model_and_prints_the_matrix(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester, route="weak")
+    result, doc = run_json(pytester, "--model-route=bench")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([
+        "*model route (bench)*",
+        "task*weak*strong",
+        "classification*5.00 $*",
+    ])
+    assert set(doc["models"]) == {"weak", "strong"}
+    assert doc["models"]["strong"]["classification"]["n"] == 4
+    assert len(doc["results"]) == 8
+
+
+def test_model_and_task_filters(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester, route="weak")
+    _, doc = run_json(pytester, "--model-route=bench", "--model-route-models", "weak")
+    assert set(doc["models"]) == {"weak"}
+    _, doc = run_json(pytester, "--model-route", "--model-route-tasks", "other")
+    assert doc["results"] == []
+
+
+def test_replay_mode_miss_is_an_item_error_naming_case_and_model(pytester: pytest.Pytester
+                                                                 ) -> None:
+    sim_suite(pytester, route="strong")
+    result, doc = run_json(pytester, "--model-route", "--model-route-cache", "replay")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([
+        "*cases/classification.yaml:*case 'billing-01' on strong: not in the cache "
+        "(--model-route-cache=replay never calls a provider): model 'strong'*",
+    ])
+    assert doc["tasks"]["classification"]["verdict"] == "error"
+    assert doc["spend"]["api_calls"] == 0
+
+
+def test_replay_mode_after_a_recording_run(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester, route="weak")
+    _, first = run_json(pytester, "--model-route")
+    result, second = run_json(pytester, "--model-route", "--model-route-cache=replay")
+    assert second["spend"]["api_calls"] == 0
+    assert second["tasks"] == first["tasks"]
+
+
+def test_max_cost_stops_new_calls(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester, route="strong")
+    result, doc = run_json(pytester, "--model-route", "--model-route-max-cost", "0")
+    assert result.ret == 1
+    errors = [r["error"] for r in doc["results"]]
+    assert all(e and "--model-route-max-cost $0 reached" in e for e in errors)
+    assert doc["spend"]["api_calls"] == 0
+
+
+def test_xdist_matches_serial(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester, route="weak")
+    _, serial = run_json(pytester, "--model-route", "--model-route-cache=off")
+    _, parallel = run_json(pytester, "--model-route", "--model-route-cache=off", "-n", "2",
+                           subprocess=True)
+    assert parallel["tasks"] == serial["tasks"]
+    assert parallel["spend"]["api_calls"] == serial["spend"]["api_calls"] == 8
+    key = lambda r: (r["case"], r["route"])  # noqa: E731
+    assert sorted((key(r), r["score"]) for r in parallel["results"]) == sorted(
+        (key(r), r["score"]) for r in serial["results"]
+    )
+
+
+def test_python_case_scores_assertions_and_llm_score(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester, route="weak")
+    write(pytester.path, {"test_cases.py": """
+        import pytest
+
+        @pytest.mark.model_route(task="triage", complexity="low")
+        def test_graded(llm):
+            answer = llm("Which team handles an outage? One word.", expected="sre")
+            llm.score(1.0 if answer == "sre" else 0.5, name="team")
+
+        @pytest.mark.model_route(task="triage", complexity="low")
+        def test_assert_fails(llm):
+            answer = llm("Say ok", expected="ok")
+            assert answer == "never", "not never"
+        """})
+    result, doc = run_json(pytester, "--model-route", "-p", "no:randomly")
+    by_id = {(r["case"], r["route"]): r for r in doc["results"]}
+    assert by_id[("test_graded", "strong")]["quality"] == 5.0
+    failed = by_id[("test_assert_fails", "strong")]
+    assert failed["score"] == 0.0 and failed["quality"] == 1.0
+    assert failed["checks"][0]["reason"].startswith("not never")
+    assert failed["status"] == "below"
+    # triage has no route: the baseline serves it, one item per case
+    assert doc["tasks"]["triage"]["route"] == "strong"
+    outcomes = result.parseoutcomes()
+    assert "failed" not in outcomes
+
+
+def test_python_case_without_llm_fixture_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester)
+    write(pytester.path, {"test_bad.py": """
+        import pytest
+
+        @pytest.mark.model_route(task="triage")
+        def test_no_fixture():
+            pass
+        """})
+    result = pytester.runpytest("--model-route", "-p", "no:cacheprovider")
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*must take the 'llm' fixture*"])
+
+
+def test_model_route_path_argument_is_not_taken_as_the_mode(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester)
+    sub = pytester.path / "suite"
+    sub.mkdir()
+    for name in ("modelroute.yaml", "cases"):
+        (pytester.path / name).rename(sub / name)
+    result = pytester.runpytest("--model-route", "suite", "-p", "no:cacheprovider")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*gate mode*", "*4 passed*"])
