@@ -26,6 +26,8 @@ class Aggregate:
     #: per case id: quality (None when the case errored)
     cases: dict[str, float | None] = field(default_factory=dict)
     weights: dict[str, float] = field(default_factory=dict)
+    #: per case id: whether it reached its bar (errored cases are absent)
+    passed: dict[str, bool] = field(default_factory=dict)
     stages: Counter[int] = field(default_factory=Counter)
     agreement: float | None = None
 
@@ -78,6 +80,8 @@ def aggregate(results: Iterable[CaseResult]) -> dict[tuple[str, str], Aggregate]
         for r in members:
             agg.cases[r.case] = r.quality if r.error is None else None
             agg.weights[r.case] = r.weight
+            if r.error is None:
+                agg.passed[r.case] = r.status == "pass"
             if r.stage is not None and r.error is None and r.votes is None:
                 agg.stages[r.stage] += 1
         agg.quality = weighted_mean(agg.cases, agg.weights)

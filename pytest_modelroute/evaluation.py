@@ -12,7 +12,15 @@ from .cases import Case
 from .checks import Check, CheckContext, quality_of, run_check, weighted_score
 from .config import ModelRouteConfig
 from .records import CallRecord, CaseResult, CheckOutcome, Request
-from .routes import ConsensusRoute, GetCall, Route, consensus_params, make_request
+from .routes import (
+    ConsensusRoute,
+    GetCall,
+    Route,
+    SingleRoute,
+    accepted,
+    consensus_params,
+    make_request,
+)
 from .runner import Runner
 
 
@@ -87,6 +95,10 @@ async def evaluate(case: Case, route: Route, env: Env, nodeid: str = "") -> Case
         return result
     ctx = env.context(case)
     try:
+        if case.cascade_accept and isinstance(route, SingleRoute):
+            result.accepted, _ = await accepted(case.cascade_accept, answer.output or "",
+                                                accept_ctx)
+            result.cascade_accept = [dict(c.spec) for c in case.cascade_accept]
         outcomes = await score_output(case.checks, answer.output or "", ctx)
     except Exception as exc:
         result.error = f"check failed: {type(exc).__name__}: {exc}"

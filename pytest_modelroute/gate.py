@@ -1,4 +1,5 @@
-"""The gate: per task, does its route clear the bar? Decided on the controller at the end."""
+"""The gate: per task, does its route clear the bar, hold against the snapshot and the
+baseline, and was every case measured? Decided on the controller at session end."""
 
 from __future__ import annotations
 
@@ -6,8 +7,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .analysis import Aggregate
+from .snapshot import SnapshotTask
+from .stats import Comparison, mean_interval, paired
 
 PASS, FAIL, ERROR = "pass", "fail", "error"
+MAX_FLIPS_LISTED = 10
+
+
+@dataclass(frozen=True)
+class GateRules:
+    """The config's gate settings."""
+
+    tolerance: float = 0.2
+    cost_tolerance: float = 0.10
+    max_drop: float | None = None
+    confidence: float | None = None
+    allow_errors: bool = False
+    seed: int = 0
+
+    @property
+    def level(self) -> float:
+        return self.confidence or 0.95
 
 
 @dataclass
@@ -18,32 +38,122 @@ class TaskVerdict:
     threshold: float
     verdict: str
     reasons: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     route_agg: Aggregate | None = None
     baseline_agg: Aggregate | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    ci: tuple[float, float] | None = None
+    snapshot: dict[str, Any] | None = None
+    baseline: dict[str, Any] | None = None
+    comparisons: list[tuple[str, Comparison]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
         return self.verdict == PASS
+
+    def fail(self, reason: str, verdict: str = FAIL) -> None:
+        if self.verdict == PASS or verdict == ERROR:
+            self.verdict = verdict
+        self.reasons.append(reason)
 
     def line(self) -> str:
         """One line saying why the task failed."""
         return f"{self.task} [{self.route}]: {self.verdict.upper()}: " + "; ".join(self.reasons)
 
 
-def quality_bar(agg: Aggregate | None, threshold: float, *, allow_errors: bool
-                ) -> tuple[str, list[str]]:
-    """The verdict of the quality-bar and error rules."""
-    if agg is None:
-        return ERROR, ["no results (every case was deselected or missing)"]
-    reasons: list[str] = []
-    verdict = PASS
-    if agg.errors and not allow_errors:
-        verdict = ERROR
-        reasons.append(f"{agg.errors} of {agg.n + agg.errors} cases errored")
-    if agg.quality is None:
-        return ERROR, reasons or ["no case could be scored"]
-    if agg.quality < threshold - 1e-9:
-        verdict = FAIL if verdict == PASS else verdict
-        reasons.append(f"quality {agg.quality:.2f} < threshold {threshold:.2f} (n={agg.n})")
-    return verdict, reasons
+def decide_task(
+    task: str,
+    route: str,
+    route_agg: Aggregate | None,
+    baseline_agg: Aggregate | None,
+    threshold: float,
+    rules: GateRules,
+    snapshot: SnapshotTask | None,
+    complexity: str = "medium",
+) -> TaskVerdict:
+    """Apply every gate rule to one task."""
+    v = TaskVerdict(task, route, complexity, threshold, PASS, route_agg=route_agg,
+                    baseline_agg=baseline_agg)
+    if route_agg is None:
+        v.fail("no results for the route (every case was deselected or missing)", ERROR)
+        return v
+    if route_agg.errors and not rules.allow_errors:
+        v.fail(f"{route_agg.errors} of {route_agg.n + route_agg.errors} cases errored", ERROR)
+    if route_agg.quality is None:
+        v.fail("no case could be scored", ERROR)
+        return v
+
+    _quality_bar(v, route_agg, rules)
+    if snapshot is not None:
+        _against_snapshot(v, route_agg, snapshot, rules)
+    if baseline_agg is not None and baseline_agg.route != route_agg.route:
+        _against_baseline(v, route_agg, baseline_agg, rules)
+    return v
+
+
+def _quality_bar(v: TaskVerdict, agg: Aggregate, rules: GateRules) -> None:
+    assert agg.quality is not None
+    v.ci = mean_interval(agg.cases, agg.weights, confidence=rules.level, seed=rules.seed)
+    if rules.confidence is not None and v.ci is not None:
+        low = v.ci[0]
+        if low < v.threshold - 1e-9:
+            v.fail(f"quality {agg.quality:.2f}, {rules.level:.0%} CI lower bound {low:.2f} "
+                   f"< threshold {v.threshold:.2f} (n={agg.n})")
+    elif agg.quality < v.threshold - 1e-9:
+        v.fail(f"quality {agg.quality:.2f} < threshold {v.threshold:.2f} (n={agg.n})")
+
+
+def _against_snapshot(v: TaskVerdict, agg: Aggregate, snap: SnapshotTask, rules: GateRules
+                      ) -> None:
+    snap_scores = {k: c.quality for k, c in snap.cases.items()}
+    cmp = paired(agg.cases, snap_scores, agg.weights, confidence=rules.level, seed=rules.seed)
+    v.comparisons.append(("snapshot", cmp))
+    flipped = _flipped(agg, snap)
+    cost_change = (agg.cost_per_call / snap.cost_per_call - 1) if snap.cost_per_call else None
+    v.snapshot = {
+        "route": snap.route, "quality": snap.quality, "n": snap.n,
+        "cost_per_call": snap.cost_per_call, "cost_change": cost_change,
+        "flipped": flipped, **cmp.to_json(),
+    }
+    bound = cmp.bound(rules.confidence is not None)
+    if bound is not None and bound < -rules.tolerance - 1e-9:
+        where = "the CI lower bound " if rules.confidence is not None else ""
+        v.fail(f"quality fell vs snapshot {snap.quality:.2f} ({cmp.describe()}): "
+               f"{where}{bound:+.2f} beyond tolerance {rules.tolerance:.2f}")
+    if cmp.undecidable(rules.tolerance):
+        v.warnings.append(
+            f"vs snapshot: n={cmp.n} is too small to decide a margin of {rules.tolerance:.2f} "
+            f"({cmp.describe()})")
+    gained = cmp.diff is not None and cmp.diff > 1e-9
+    if cost_change is not None and cost_change > rules.cost_tolerance + 1e-9 and not gained:
+        v.fail(f"cost per call rose {cost_change:+.0%} vs snapshot (${snap.cost_per_call:.6f}"
+               f" -> ${agg.cost_per_call:.6f}) without a quality gain")
+    if flipped:
+        shown = ", ".join(flipped[:MAX_FLIPS_LISTED])
+        more = f" and {len(flipped) - MAX_FLIPS_LISTED} more" if len(flipped) > MAX_FLIPS_LISTED \
+            else ""
+        v.warnings.append(f"{len(flipped)} case(s) flipped from passing to failing: {shown}{more}")
+
+
+def _flipped(agg: Aggregate, snap: SnapshotTask) -> list[str]:
+    return sorted(
+        case for case, c in snap.cases.items()
+        if c.passed and case in agg.passed and not agg.passed[case]
+    )
+
+
+def _against_baseline(v: TaskVerdict, agg: Aggregate, base: Aggregate, rules: GateRules) -> None:
+    cmp = paired(agg.cases, base.cases, agg.weights, confidence=rules.level, seed=rules.seed)
+    v.comparisons.append(("baseline", cmp))
+    v.baseline = {"route": base.route, "quality": base.quality,
+                  "cost_per_call": base.cost_per_call, **cmp.to_json()}
+    if rules.max_drop is None:
+        return
+    bound = cmp.bound(rules.confidence is not None)
+    if bound is not None and bound < -rules.max_drop - 1e-9:
+        where = "the CI lower bound " if rules.confidence is not None else ""
+        v.fail(f"quality vs baseline {base.route} {base.quality:.2f} ({cmp.describe()}): "
+               f"{where}{bound:+.2f} below -max_drop {rules.max_drop:.2f}")
+    if cmp.undecidable(rules.max_drop):
+        v.warnings.append(
+            f"vs baseline: n={cmp.n} is too small to decide a margin of {rules.max_drop:.2f} "
+            f"({cmp.describe()})")

@@ -23,6 +23,7 @@ from .errors import ModelRouteError
 from .nodes import CaseFile, CaseItem, record_result
 from .reporter import WORKER_KEY, ModelRouteReporter
 from .session import RunState, Settings
+from .snapshot import load_snapshot
 from .stash import reporter_key, state_key
 
 MODES: Final = ("gate", "bench")
@@ -66,6 +67,18 @@ SETTINGS: Final = {
     "model_route_allow_errors": _Setting(
         "--model-route-allow-errors", "do not fail the gate on errored cases (they are "
         "still reported)", is_flag=True),
+    "model_route_snapshot": _Setting(
+        "--model-route-snapshot", "the accepted snapshot to compare with (default "
+        ".modelroute/snapshot.json beside the config)", metavar="PATH"),
+    "model_route_update_snapshot": _Setting(
+        "--model-route-update-snapshot", "accept this run: write the snapshot from it",
+        is_flag=True),
+    "model_route_repeat": _Setting(
+        "--model-route-repeat", "bench: also take N samples per case and model, to evaluate "
+        "consensus routes", int, "N"),
+    "model_route_suggest": _Setting(
+        "--model-route-suggest", "bench: write the recommended routes: block to PATH",
+        metavar="PATH"),
 }
 
 
@@ -151,8 +164,20 @@ def _settings(config: pytest.Config) -> Settings:
         raw = _setting(config, setting) or ""
         return tuple(n.strip() for n in raw.split(",") if n.strip())
 
+    repeat = _setting(config, "model_route_repeat") or 1
+    if repeat < 1:
+        raise pytest.UsageError("--model-route-repeat must be at least 1")
+
+    def path(setting: str) -> Path | None:
+        raw = _setting(config, setting)
+        return (config.invocation_params.dir / raw).resolve() if raw else None
+
     return Settings(
         mode=mode,
+        repeat=repeat,
+        snapshot=path("model_route_snapshot"),
+        update_snapshot=bool(_setting(config, "model_route_update_snapshot")),
+        suggest=path("model_route_suggest"),
         cache_mode=_setting(config, "model_route_cache") or "readwrite",
         cache_dir=cache_path,
         concurrency=concurrency,
@@ -229,8 +254,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[state_key] = state
     if workerinput is None:
         json_path = _setting(config, "model_route_json")
+        try:
+            snapshot = load_snapshot(state.snapshot_path) if settings.mode == "gate" else None
+        except ModelRouteError as exc:
+            raise pytest.UsageError(str(exc)) from None
         reporter = ModelRouteReporter(
-            config, state, Path(json_path).resolve() if json_path else None
+            config, state, Path(json_path).resolve() if json_path else None, snapshot
         )
         config.stash[reporter_key] = reporter
         config.pluginmanager.register(reporter, "modelroute-reporter")

@@ -143,6 +143,9 @@ class CaseResult:
     stage: int | None = None
     votes: dict[str, int] | None = None
     nodeid: str = ""
+    #: bench mode: whether the output passed the task's ``cascade_accept`` checks
+    accepted: bool | None = None
+    cascade_accept: list[dict[str, Any]] | None = None
 
     def _route_calls(self) -> list[CallRecord]:
         return [c for c in self.calls if c.purpose == "route"]

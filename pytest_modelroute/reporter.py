@@ -13,30 +13,46 @@ from typing import Any
 
 import pytest
 
-from . import gate as gate_rules
 from .analysis import Aggregate, aggregate
-from .gate import TaskVerdict
+from .gate import TaskVerdict, decide_task
 from .nodes import result_of
+from .projection import TaskFigures, project
+from .recommend import Candidate, candidates_for_task, recommend, suggest_yaml
 from .records import CaseResult
 from .report import terminal
 from .report.document import build_document, spend_json
 from .session import RunState
+from .snapshot import Snapshot, snapshot_document, write_snapshot
 
 WORKER_KEY = "modelroute"
+
+
+def moved_share(models: list[str], baseline: str, stage_share: dict[str, float] | None) -> float:
+    """Share of a route's calls that never reach the baseline model."""
+    if baseline not in models:
+        return 1.0
+    if stage_share is None or len(models) == 1:
+        return 0.0
+    reach = models.index(baseline) + 1  # stages are 1-based
+    return sum(share for stage, share in stage_share.items() if int(stage) < reach)
 
 
 class ModelRouteReporter:
     """Aggregates results, decides the gate and writes the outputs."""
 
-    def __init__(self, config: pytest.Config, state: RunState, json_path: Path | None) -> None:
+    def __init__(self, config: pytest.Config, state: RunState, json_path: Path | None,
+                 snapshot: Snapshot | None) -> None:
         self.config = config
         self.state = state
         self.json_path = json_path
+        self.snapshot = snapshot
         self.results: dict[str, CaseResult] = {}
         self.ledgers: list[dict[str, Any]] = []
         self.verdicts: dict[str, TaskVerdict] = {}
         self.aggregates: dict[tuple[str, str], Aggregate] = {}
+        self.choices: dict[str, tuple[Candidate | None, bool]] = {}
         self.doc: dict[str, Any] | None = None
+        self.notes: list[str] = []
         self.written: list[tuple[str, Path]] = []
 
     # -- collecting ------------------------------------------------------------------------
@@ -62,33 +78,106 @@ class ModelRouteReporter:
             session.testsfailed += 1  # the gate sets the exit status, as --cov-fail-under does
         return outcome
 
-    def decide(self) -> dict[str, TaskVerdict]:
+    @property
+    def mode(self) -> str:
+        return self.state.settings.mode
+
+    def _complexity(self, task: str) -> str:
+        for (t, _), agg in self.aggregates.items():
+            if t == task:
+                return agg.complexity
+        return "medium"
+
+    def decide(self, tasks: list[str]) -> dict[str, TaskVerdict]:
         state = self.state
         assert state.baseline is not None
-        tasks = sorted({r.task for r in self.results.values()})
-        verdicts: dict[str, TaskVerdict] = {}
+        rules = state.rules()
+        use_snapshot = self.snapshot is not None and not state.settings.update_snapshot
+        verdicts = {}
         for task in tasks:
             route = state.route_for(task)
-            route_agg = self.aggregates.get((task, route.label))
-            baseline_agg = self.aggregates.get((task, state.baseline.label))
-            threshold = state.config.threshold_for(task)
-            complexity = (route_agg or baseline_agg).complexity if (route_agg or baseline_agg) \
-                else "medium"
-            verdict, reasons = gate_rules.quality_bar(
-                route_agg, threshold, allow_errors=state.settings.allow_errors
+            verdicts[task] = decide_task(
+                task,
+                route.label,
+                self.aggregates.get((task, route.label)),
+                self.aggregates.get((task, state.baseline.label)),
+                state.config.threshold_for(task),
+                rules,
+                self.snapshot.tasks.get(task) if use_snapshot and self.snapshot else None,
+                self._complexity(task),
             )
-            verdicts[task] = TaskVerdict(task, route.label, complexity, threshold, verdict,
-                                         reasons, route_agg, baseline_agg)
         return verdicts
 
+    def _bench(self, tasks: list[str], results: list[CaseResult]) -> dict[str, Any]:
+        state = self.state
+        specs = dict(state.route_specs)
+        for alias in state.config.models:
+            if state.settings.repeat > 1:
+                specs[f"consensus:{state.settings.repeat}x{alias}"] = {
+                    "consensus": {"model": alias, "n": state.settings.repeat}}
+        out: dict[str, Any] = {}
+        for task in tasks:
+            candidates = candidates_for_task(task, self.aggregates, results,
+                                             list(state.config.models), specs)
+            threshold = state.config.threshold_for(task)
+            choice, cleared = recommend(candidates, threshold, state.config.baseline)
+            self.choices[task] = (choice, cleared)
+            out[task] = {
+                "threshold": threshold,
+                "recommended": choice.label if choice else None,
+                "cleared": cleared,
+                "candidates": [c.to_json(threshold) for c in candidates],
+            }
+        return out
+
+    def _figures(self, tasks: list[str]) -> dict[str, TaskFigures]:
+        state = self.state
+        baseline = state.config.baseline
+        figures = {}
+        for task in tasks:
+            base = self.aggregates.get((task, baseline))
+            if self.mode == "bench":
+                choice = self.choices.get(task, (None, False))[0]
+                if choice is None or base is None:
+                    continue
+                models = choice.spec["cascade"] if choice.kind == "cascade" else (
+                    [choice.spec] if choice.kind == "model"
+                    else [choice.spec["consensus"]["model"]])
+                cost, latency, quality, share = (choice.cost_per_call, choice.latency_s,
+                                                 choice.quality, choice.stage_share)
+            else:
+                route = state.route_for(task)
+                agg = self.aggregates.get((task, route.label))
+                if agg is None or base is None:
+                    continue
+                models = route.models
+                cost, latency, quality = agg.cost_per_call, agg.latency_s, agg.quality
+                share = agg.to_json().get("stage_share")  # type: ignore[assignment]
+            figures[task] = TaskFigures(
+                complexity=self._complexity(task), route_cost=cost,
+                baseline_cost=base.cost_per_call, route_latency=latency,
+                baseline_latency=base.latency_s, route_quality=quality,
+                baseline_quality=base.quality,
+                moved=moved_share(list(models), baseline, share),  # type: ignore[arg-type]
+            )
+        return figures
+
     def finish(self) -> None:
+        state = self.state
         results = sorted(self.results.values(), key=lambda r: (r.task, r.file, r.case, r.route))
         self.aggregates = aggregate(results)
-        self.verdicts = self.decide() if self.state.settings.mode == "gate" else {}
+        tasks = sorted({r.task for r in results})
+        extra: dict[str, Any] = {}
+        if self.mode == "gate":
+            self.verdicts = self.decide(tasks)
+            extra["snapshot"] = self._snapshot_step()
+        else:
+            extra["recommendations"] = self._bench(tasks, results)
+        if state.config.traffic:
+            extra["projection"] = project(state.config.traffic, self._figures(tasks))
         ledgers = list(self.ledgers)
-        if self.state._runner is not None:
-            ledgers.append(self.state._runner.ledger.to_json())
-        state = self.state
+        if state._runner is not None:
+            ledgers.append(state._runner.ledger.to_json())
         prices = {
             alias: {"provider": m.provider, "model": m.model,
                     "input": state.pricing[alias].input, "output": state.pricing[alias].output,
@@ -96,7 +185,7 @@ class ModelRouteReporter:
             for alias, m in state.config.models.items()
         }
         self.doc = build_document(
-            mode=state.settings.mode,
+            mode=self.mode,
             config_path=str(state.config.path),
             run_id=state.run_id,
             threshold=state.config.threshold,
@@ -106,7 +195,30 @@ class ModelRouteReporter:
             results=results,
             spend=spend_json(results, ledgers),
             prices=prices,
+            extra=extra,
         )
+
+    def _snapshot_step(self) -> dict[str, Any]:
+        state = self.state
+        path = state.snapshot_path
+        info: dict[str, Any] = {"path": str(path), "found": self.snapshot is not None,
+                                "updated": False}
+        if not state.settings.update_snapshot:
+            if self.snapshot is None:
+                self.notes.append(f"no snapshot at {path}: nothing to compare with; accept this "
+                                  "run with --model-route-update-snapshot")
+            return info
+        errored = [t for t, v in self.verdicts.items() if v.route_agg and v.route_agg.errors]
+        if errored:
+            self.notes.append(f"snapshot NOT updated: cases errored in {', '.join(errored)}")
+            return info
+        route_aggs = {t: v.route_agg for t, v in self.verdicts.items() if v.route_agg}
+        bars = {(r.task, r.case): r.bar for r in self.results.values()}
+        thresholds = {t: v.threshold for t, v in self.verdicts.items()}
+        write_snapshot(path, snapshot_document(route_aggs, thresholds, bars))
+        info["updated"] = True
+        self.written.append(("snapshot", path))
+        return info
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -119,36 +231,17 @@ class ModelRouteReporter:
             self.json_path.write_text(json.dumps(self.doc, indent=2, ensure_ascii=False) + "\n",
                                       encoding="utf-8")
             self.written.append(("json results", self.json_path))
+        suggest = self.state.settings.suggest
+        if suggest is not None and self.mode == "bench":
+            suggest.parent.mkdir(parents=True, exist_ok=True)
+            suggest.write_text(suggest_yaml(self.choices, self.state.config.threshold,
+                                            self.state.config.baseline), encoding="utf-8")
+            self.written.append(("routes suggestion", suggest))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        doc = self.doc
-        if doc is None:
+        if self.doc is None:
             return
-        tr = terminalreporter
-        mode = doc["mode"]
-        tr.write_sep("=", f"model route ({mode})")
-        if self.state._runner is not None and self.state._runner.cache.warning:
-            tr.write_line("warning: " + self.state._runner.cache.warning, yellow=True)
-        if mode == "bench" or not doc["tasks"]:
-            tr.write_line("quality (1-5) and cost per call, by task and model:")
-            for line in terminal.matrix_lines(doc):
-                tr.write_line(line)
-        if doc["tasks"]:
-            headers, rows, align = terminal.task_rows(doc)
-            for i, line in enumerate(terminal.table(headers, rows, align)):
-                verdict = rows[i - 2][-1] if i >= 2 else ""
-                tr.write_line(line, green=verdict == "PASS", red=verdict in ("FAIL", "ERROR"))
-        tr.write_line(terminal.spend_line(doc))
-        if mode == "gate":
-            if doc["gate"]["passed"]:
-                n = len(doc["tasks"])
-                tr.write_line(f"model route gate: passed ({n} task{'s' * (n != 1)})", green=True)
-            else:
-                for verdict in self.verdicts.values():
-                    if not verdict.passed:
-                        tr.write_line("FAILED " + verdict.line(), red=True, bold=True)
-                failed = len(doc["gate"]["failures"])
-                tr.write_line(f"model route gate: FAILED ({failed} of {len(doc['tasks'])} "
-                              "tasks)", red=True, bold=True)
+        terminal.write_summary(terminalreporter, self.doc, self.verdicts, self.notes,
+                               self.state._runner.cache.warning if self.state._runner else None)
         for kind, path in self.written:
-            tr.write_sep("-", f"generated {kind} file: {path}")
+            terminalreporter.write_sep("-", f"generated {kind} file: {path}")

@@ -14,6 +14,7 @@ from .checks import Check, CheckType, builtin_checks, parse_check
 from .config import ModelRouteConfig
 from .errors import ConfigError
 from .evaluation import Env, evaluate
+from .gate import GateRules
 from .prices import ModelPricing, resolve_pricing
 from .providers import Provider, builtin_providers
 from .records import CaseResult
@@ -37,6 +38,9 @@ class Settings:
     tasks: tuple[str, ...] = ()
     repeat: int = 1
     allow_errors: bool = False
+    snapshot: Path | None = None
+    update_snapshot: bool = False
+    suggest: Path | None = None
 
 
 @dataclass
@@ -53,6 +57,8 @@ class RunState:
     providers: dict[str, Provider] = field(default_factory=dict)
     pricing: dict[str, ModelPricing] = field(default_factory=dict)
     routes: dict[str, Route] = field(default_factory=dict)
+    #: route label -> its ``routes:`` value (for suggestions)
+    route_specs: dict[str, Any] = field(default_factory=dict)
     baseline: Route | None = None
     results: dict[str, CaseResult] = field(default_factory=dict)
     case_ids: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -121,7 +127,10 @@ class RunState:
                         "acceptance checks cannot use 'expected' or a reference answer: "
                         "production has none", *loc)
                 accept.append(check)
-            self.routes[task] = build_route(spec, config, accept)
+            route = build_route(spec, config, accept)
+            self.routes[task] = route
+            self.route_specs[route.label] = spec if isinstance(spec, str) \
+                else spec.model_dump(exclude_defaults=True)
         self.baseline = SingleRoute(config.baseline)
 
     def _check_filters(self) -> None:
@@ -161,7 +170,14 @@ class RunState:
         chosen = set(self.settings.models)
         if self.settings.mode == "bench":
             aliases = [a for a in self.config.models if not chosen or a in chosen]
-            return [SingleRoute(a) for a in aliases]
+            bench: list[Route] = [SingleRoute(a) for a in aliases]
+            if self.settings.repeat > 1:
+                bench += [ConsensusRoute([a], self.settings.repeat) for a in aliases]
+            configured = self.routes.get(task)
+            if configured is not None and configured.label not in {r.label for r in bench} \
+                    and (not chosen or set(configured.models) <= chosen):
+                bench.append(configured)
+            return bench
         routes = [self.route_for(task)]
         assert self.baseline is not None
         if self.baseline.label != routes[0].label:
@@ -171,6 +187,17 @@ class RunState:
         return routes
 
     # -- running ---------------------------------------------------------------------------
+
+    @property
+    def snapshot_path(self) -> Path:
+        from .snapshot import DEFAULT_PATH
+
+        return self.settings.snapshot or self.config.root / DEFAULT_PATH
+
+    def rules(self) -> GateRules:
+        c = self.config
+        return GateRules(c.tolerance, c.cost_tolerance, c.max_drop, c.confidence,
+                         self.settings.allow_errors, c.seed)
 
     @property
     def runner(self) -> Runner:

@@ -84,23 +84,38 @@ def build_document(
             "threshold": verdict.threshold,
             "verdict": verdict.verdict,
             "reasons": list(verdict.reasons),
+            "warnings": list(verdict.warnings),
             "n": route.n if route else 0,
             "errors": route.errors if route else 0,
             "quality": route.quality if route else None,
+            "ci": list(verdict.ci) if verdict.ci else None,
             "cost_per_call": route.cost_per_call if route else None,
             "cost_per_quality_point": route.cost_per_quality_point if route else None,
             "latency_s": route.latency_s if route else None,
-            "ci": None,
-            "baseline": verdict.baseline_agg.to_json() if verdict.baseline_agg else None,
-            "snapshot": None,
+            "baseline": verdict.baseline,
+            "snapshot": verdict.snapshot,
         }
         if route is not None:
             entry.update({k: v for k, v in route.to_json().items() if k not in entry})
-        entry.update(verdict.extra)
         tasks[task] = entry
+    for task, rec in sorted((extra or {}).get("recommendations", {}).items()):
+        chosen = next((c for c in rec["candidates"] if c["route"] == rec["recommended"]), None)
+        tasks[task] = {
+            "route": rec["recommended"],
+            "complexity": next((a.complexity for (t, _), a in aggregates.items() if t == task),
+                               "medium"),
+            "threshold": rec["threshold"],
+            "verdict": "pass" if rec["cleared"] else "fail",
+            "reasons": [] if rec["cleared"] else [
+                f"no candidate route reaches {rec['threshold']:.2f}; the baseline is kept"],
+            "warnings": [],
+            "ci": None, "baseline": None, "snapshot": None,
+            **{k: chosen.get(k) for k in ("n", "errors", "quality", "cost_per_call",
+                                           "cost_per_quality_point", "latency_s")},
+        } if chosen else {"route": None, "verdict": "error", "reasons": ["no candidates"]}
     failures = [
-        {"task": v.task, "route": v.route, "verdict": v.verdict, "reasons": v.reasons}
-        for v in verdicts.values() if not v.passed
+        {"task": t, "route": e["route"], "verdict": e["verdict"], "reasons": e["reasons"]}
+        for t, e in tasks.items() if e["verdict"] != "pass"
     ]
     doc: dict[str, Any] = {
         "schema": SCHEMA,

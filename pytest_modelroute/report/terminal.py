@@ -62,3 +62,120 @@ def spend_line(doc: dict[str, Any]) -> str:
         f"spend: {s['api_calls']} API calls ({money(s['cost_incurred'])}), "
         f"{s['cache_hits']} cache hits; results represent {money(s['cost_represented'])}{judge}"
     )
+
+
+def comparison_rows(doc: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for task, t in doc["tasks"].items():
+        for name in ("snapshot", "baseline"):
+            cmp = t.get(name)
+            if not cmp or cmp.get("diff") is None:
+                continue
+            low, high = cmp["ci"]
+            label = f"vs {name}" + (f" {cmp['route']}" if name == "baseline" else "")
+            rows.append([clip(task, 24), clip(label, 24), str(cmp["n"]), f"{cmp['diff']:+.2f}",
+                         f"[{low:+.2f}, {high:+.2f}]"])
+    return rows
+
+
+def projection_lines(p: dict[str, Any]) -> list[str]:
+    from .fmt import percent, signed
+
+    latency = f"{p['latency_ratio']:.1f}x" if p.get("latency_ratio") else "-"
+    lines = [
+        f"projection ({p['calls_monthly']:,.0f} calls/month): baseline "
+        f"{money(p['baseline_monthly'])}/mo -> routed {money(p['routed_monthly'])}/mo, saves "
+        f"{money(p['savings_monthly'])}/mo ({money(p['savings_annual'])}/yr, "
+        f"{percent(p['savings_share'])})",
+        f"  calls moved off the baseline model {percent(p['calls_moved_share'])}; latency "
+        f"{latency} faster; quality change {signed(p.get('quality_change'))}",
+    ]
+    rows = [[k, percent(g["share"]), money(g["baseline_monthly"]), money(g["routed_monthly"]),
+             money(g["savings_monthly"])] for k, g in p["by_complexity"].items()]
+    lines += ["  " + line for line in table(
+        ["complexity", "calls", "before/mo", "after/mo", "savings/mo"], rows, "<>>>>")]
+    return lines
+
+
+def recommendation_rows(doc: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    baseline = doc["baseline"]
+    for task, rec in doc.get("recommendations", {}).items():
+        chosen = next((c for c in rec["candidates"] if c["route"] == rec["recommended"]), None)
+        base = next((c for c in rec["candidates"] if c["route"] == baseline), None)
+        if chosen is None:
+            continue
+        ratio = "-"
+        if base and chosen["cost_per_call"]:
+            ratio = f"{base['cost_per_call'] / chosen['cost_per_call']:.1f}x"
+        rows.append([clip(task, 24), clip(chosen["route"], 28), quality(chosen["quality"]),
+                     money(chosen["cost_per_call"]), ratio,
+                     "yes" if rec["cleared"] else "NO"])
+    return rows
+
+
+def candidate_lines(task: str, rec: dict[str, Any]) -> list[str]:
+    rows = [[clip(c["route"], 34), quality(c["quality"]), money(c["cost_per_call"]),
+             money(c["cost_per_quality_point"]), f"{c['latency_s']:.2f}s",
+             "yes" if c["clears"] else ""] for c in rec["candidates"]]
+    return [f"{task} (threshold {rec['threshold']:.2f}):"] + ["  " + line for line in table(
+        ["candidate", "quality", "cost/call", "cost/q-pt", "latency", "clears"], rows,
+        "<>>>><")]
+
+
+def write_summary(tr: Any, doc: dict[str, Any], verdicts: dict[str, Any], notes: list[str],
+                  warning: str | None) -> None:
+    """The model route section of pytest's terminal summary."""
+    mode = doc["mode"]
+    tr.write_sep("=", f"model route ({mode})")
+    if warning:
+        tr.write_line("warning: " + warning, yellow=True)
+    if mode == "bench":
+        tr.write_line("quality (1-5) and cost per call, by task and model:")
+        for line in matrix_lines(doc):
+            tr.write_line(line)
+        rows = recommendation_rows(doc)
+        if rows:
+            tr.write_line("")
+            tr.write_line("recommended routes (the cheapest that clears the threshold):")
+            for line in table(["task", "route", "quality", "cost/call", "cheaper", "clears"],
+                              rows, "<<>>><"):
+                tr.write_line(line)
+        if tr.config.get_verbosity() > 0:
+            for task, rec in doc.get("recommendations", {}).items():
+                tr.write_line("")
+                for line in candidate_lines(task, rec):
+                    tr.write_line(line)
+    elif doc["tasks"]:
+        headers, rows, align = task_rows(doc)
+        for i, line in enumerate(table(headers, rows, align)):
+            verdict = rows[i - 2][-1] if i >= 2 else ""
+            tr.write_line(line, green=verdict == "PASS", red=verdict in ("FAIL", "ERROR"))
+        comparisons = comparison_rows(doc)
+        if comparisons:
+            tr.write_line("")
+            tr.write_line("paired comparisons (mean difference in quality, 95% bootstrap CI):")
+            for line in table(["task", "compared with", "n", "diff", "interval"], comparisons,
+                              "<<>><"):
+                tr.write_line("  " + line)
+        for task, t in doc["tasks"].items():
+            for w in t.get("warnings", []):
+                tr.write_line(f"warning: {task}: {w}", yellow=True)
+    if doc.get("projection"):
+        tr.write_line("")
+        for line in projection_lines(doc["projection"]):
+            tr.write_line(line)
+    tr.write_line(spend_line(doc))
+    for note in notes:
+        tr.write_line(note, yellow=True)
+    if mode == "gate":
+        n = len(doc["tasks"])
+        if doc["gate"]["passed"]:
+            tr.write_line(f"model route gate: passed ({n} task{'s' * (n != 1)})", green=True)
+        else:
+            for verdict in verdicts.values():
+                if not verdict.passed:
+                    tr.write_line("FAILED " + verdict.line(), red=True, bold=True)
+            failed = len(doc["gate"]["failures"])
+            tr.write_line(f"model route gate: FAILED ({failed} of {n} tasks)", red=True,
+                          bold=True)

@@ -1,0 +1,72 @@
+"""Business outcome (the seed's step 6): monthly cost of the baseline against the routes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TaskFigures:
+    """What the projection needs of one task."""
+
+    complexity: str
+    route_cost: float
+    baseline_cost: float
+    route_latency: float
+    baseline_latency: float
+    route_quality: float | None
+    baseline_quality: float | None
+    #: share of the task's calls that never reach the baseline model
+    moved: float
+
+
+def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> dict[str, Any]:
+    """Monthly and annual cost, savings by complexity, calls moved, latency, quality."""
+    by_complexity: dict[str, dict[str, float]] = {}
+    calls = moved = base_latency = route_latency = 0.0
+    quality_diff = 0.0
+    quality_calls = 0.0
+    per_task: dict[str, Any] = {}
+    for task, volume in sorted(traffic.items()):
+        f = tasks.get(task)
+        if f is None or volume <= 0:
+            continue
+        before = volume * f.baseline_cost
+        after = volume * f.route_cost
+        per_task[task] = {"calls": volume, "baseline_monthly": before, "routed_monthly": after,
+                          "savings_monthly": before - after}
+        group = by_complexity.setdefault(
+            f.complexity, {"calls": 0.0, "baseline_monthly": 0.0, "routed_monthly": 0.0})
+        group["calls"] += volume
+        group["baseline_monthly"] += before
+        group["routed_monthly"] += after
+        calls += volume
+        moved += volume * f.moved
+        base_latency += volume * f.baseline_latency
+        route_latency += volume * f.route_latency
+        if f.route_quality is not None and f.baseline_quality is not None:
+            quality_diff += volume * (f.route_quality - f.baseline_quality)
+            quality_calls += volume
+    for group in by_complexity.values():
+        group["savings_monthly"] = group["baseline_monthly"] - group["routed_monthly"]
+        group["share"] = group["calls"] / calls if calls else 0.0
+    baseline_monthly = sum(g["baseline_monthly"] for g in by_complexity.values())
+    routed_monthly = sum(g["routed_monthly"] for g in by_complexity.values())
+    savings = baseline_monthly - routed_monthly
+    return {
+        "calls_monthly": calls,
+        "baseline_monthly": baseline_monthly,
+        "routed_monthly": routed_monthly,
+        "savings_monthly": savings,
+        "savings_annual": 12 * savings,
+        "savings_share": savings / baseline_monthly if baseline_monthly else 0.0,
+        "calls_moved_share": moved / calls if calls else 0.0,
+        "latency_ratio": base_latency / route_latency if route_latency else None,
+        "quality_change": quality_diff / quality_calls if quality_calls else None,
+        "by_complexity": {k: by_complexity[k] for k in ("low", "medium", "high")
+                          if k in by_complexity},
+        "by_task": per_task,
+        "tasks_without_traffic": sorted(set(tasks) - set(traffic)),
+    }

@@ -1,0 +1,91 @@
+"""The snapshot: the committed record of the last accepted run, which a PR is judged against."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .analysis import Aggregate
+from .errors import ModelRouteError
+from .schema_errors import validation_error
+from .yamlio import SourceMap, load_json
+
+SCHEMA = "modelroute/snapshot@1"
+DEFAULT_PATH = Path(".modelroute") / "snapshot.json"
+
+
+class SnapshotCase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    quality: float | None
+    passed: bool | None = None
+
+
+class SnapshotTask(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    route: str
+    n: int = Field(ge=0)
+    quality: float | None
+    cost_per_call: float = Field(ge=0)
+    threshold: float | None = None
+    cases: dict[str, SnapshotCase] = Field(default_factory=dict)
+
+
+class Snapshot(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    schema_: str = Field(alias="schema")
+    created: str | None = None
+    tasks: dict[str, SnapshotTask] = Field(default_factory=dict)
+
+
+def load_snapshot(path: Path) -> Snapshot | None:
+    """The snapshot at ``path``, None when there is none; a broken one is a located error."""
+    if not path.exists():
+        return None
+    data = load_json(path, "snapshot file")
+    if not isinstance(data, dict):
+        raise ModelRouteError("expected a JSON object with 'schema' and 'tasks'", path=path,
+                              line=1)
+    if data.get("schema") != SCHEMA:
+        raise ModelRouteError(
+            f"not a snapshot (schema {data.get('schema')!r}, expected {SCHEMA!r}); "
+            "rewrite it with --model-route-update-snapshot",
+            path=path, field="schema",
+        )
+    try:
+        return Snapshot.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc, SourceMap(path), Snapshot) from None
+
+
+def snapshot_document(route_aggs: Mapping[str, Aggregate], thresholds: Mapping[str, float],
+                      bars: Mapping[tuple[str, str], float]) -> dict[str, Any]:
+    """The snapshot of this run: per task its route's figures and per-case scores."""
+    tasks: dict[str, Any] = {}
+    for task, agg in sorted(route_aggs.items()):
+        tasks[task] = {
+            "route": agg.route,
+            "n": agg.n,
+            "quality": agg.quality,
+            "cost_per_call": agg.cost_per_call,
+            "threshold": thresholds.get(task),
+            "cases": {
+                case: {"quality": q,
+                       "passed": None if q is None else q >= bars.get((task, case), 0) - 1e-9}
+                for case, q in sorted(agg.cases.items())
+            },
+        }
+    return {
+        "schema": SCHEMA,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "tasks": tasks,
+    }
+
+
+def write_snapshot(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n", encoding="utf-8")
