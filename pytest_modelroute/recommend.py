@@ -169,6 +169,12 @@ def suggest_yaml(choices: Mapping[str, tuple[Candidate | None, bool]], threshold
         f"(default {threshold:g}).",
         *notes,
     ]
-    body = yaml.safe_dump({"routes": routes}, sort_keys=False, default_flow_style=None,
-                          allow_unicode=True)
-    return "\n".join(header) + "\n" + body
+    lines = ["routes:", *(f"  {_flow(task)}: {_flow(spec)}" for task, spec in routes.items())]
+    return "\n".join(header + lines) + "\n"
+
+
+def _flow(value: Any) -> str:
+    """``value`` as one line of YAML (flow style)."""
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10**6,
+                          allow_unicode=True).strip()
+    return text.removesuffix("...").strip()  # the end marker of a bare scalar document

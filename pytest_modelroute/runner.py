@@ -57,9 +57,11 @@ class Progress:
         self._last = 0.0
 
     def line(self) -> str:
+        from .report.fmt import money
+
         return (
             f"modelroute: {self.done}/{self.total} done, {self.calls} calls, "
-            f"{self.hits} cached, {self.errors} errors, ${self.cost:.4f}"
+            f"{self.hits} cached, {self.errors} errors, {money(self.cost)}"
         )
 
     def tick(self, force: bool = False) -> None:

@@ -45,3 +45,20 @@ def test_gsm8k_reproduces_the_published_accuracies(pytester: pytest.Pytester) ->
     assert doc["spend"]["api_calls"] == 2 * 1319
     quality = doc["models"]["gpt4"]["gsm8k-source-rule"]["quality"]
     assert quality == pytest.approx(1 + 4 * accuracy(doc, "gpt4", "gsm8k-source-rule"))
+
+
+@pytest.mark.parametrize(("threshold", "recommended"), [(3.5, "mixtral"), (4.0, "gpt4")])
+def test_gsm8k_recommendation_follows_the_threshold(pytester: pytest.Pytester, threshold: float,
+                                                    recommended: str) -> None:
+    # Mixtral is right 63.6 % of the time (quality 3.54), GPT-4 88.9 % (4.56); Mixtral
+    # costs 0.6/0.6 USD per million tokens against GPT-4's 10/30.
+    write_gsm8k_suite(pytester.path, gsm8k_rows(), {"gsm8k": {}}, threshold=threshold)
+    result, doc = run_json(pytester, "--model-route=bench", "-q",
+                           "--model-route-suggest", "routes.yaml")
+    rec = doc["recommendations"]["gsm8k"]
+    assert rec["recommended"] == recommended
+    assert rec["cleared"] is True
+    candidates = {c["route"]: c for c in rec["candidates"]}
+    assert candidates["mixtral"]["cost_per_call"] < candidates["gpt4"]["cost_per_call"] / 10
+    assert (pytester.path / "routes.yaml").read_text().splitlines()[-1] == \
+        f"  gsm8k: {recommended}"

@@ -81,14 +81,14 @@ def comparison_rows(doc: dict[str, Any]) -> list[list[str]]:
 def projection_lines(p: dict[str, Any]) -> list[str]:
     from .fmt import percent, signed
 
-    latency = f"{p['latency_ratio']:.1f}x" if p.get("latency_ratio") else "-"
+    latency = f"; latency {p['latency_ratio']:.1f}x faster" if p.get("latency_ratio") else ""
     lines = [
         f"projection ({p['calls_monthly']:,.0f} calls/month): baseline "
         f"{money(p['baseline_monthly'])}/mo -> routed {money(p['routed_monthly'])}/mo, saves "
         f"{money(p['savings_monthly'])}/mo ({money(p['savings_annual'])}/yr, "
         f"{percent(p['savings_share'])})",
-        f"  calls moved off the baseline model {percent(p['calls_moved_share'])}; latency "
-        f"{latency} faster; quality change {signed(p.get('quality_change'))}",
+        f"  calls moved off the baseline model {percent(p['calls_moved_share'])}{latency}; "
+        f"quality change {signed(p.get('quality_change'))}",
     ]
     rows = [[k, percent(g["share"]), money(g["baseline_monthly"]), money(g["routed_monthly"]),
              money(g["savings_monthly"])] for k, g in p["by_complexity"].items()]

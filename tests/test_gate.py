@@ -1,0 +1,133 @@
+"""The gate end to end: snapshot regressions, cost rises, baseline parity, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from suite import CLASSIFICATION, run_json, write
+
+CONFIG = """\
+models:
+  weak:    {provider: sim, model: weak-sim, skill: {low: 0.3}, price: {input: 0.25, output: 1.25}}
+  strong:  {provider: sim, model: strong-sim, skill: {low: 1.0}, price: {input: 3, output: 15}}
+  pricey:  {provider: sim, model: pricey-sim, skill: {low: 1.0}, price: {input: 30, output: 150}}
+baseline: pricey
+threshold: 3.0
+routes:
+  classification: {route}
+{extra}
+"""
+
+
+def suite(pytester: pytest.Pytester, route: str, extra: str = "") -> None:
+    write(pytester.path, {
+        "modelroute.yaml": CONFIG.replace("{route}", route).replace("{extra}", extra),
+        "cases/classification.yaml": CLASSIFICATION,
+    })
+
+
+def test_snapshot_round_trip_then_a_regression_fails(pytester: pytest.Pytester) -> None:
+    suite(pytester, "strong")
+    result, doc = run_json(pytester, "--model-route", "--model-route-update-snapshot")
+    assert result.ret == 0
+    snapshot_path = pytester.path / ".modelroute" / "snapshot.json"
+    snap = json.loads(snapshot_path.read_text())
+    assert snap["schema"] == "modelroute/snapshot@1"
+    task = snap["tasks"]["classification"]
+    assert (task["route"], task["n"], task["quality"]) == ("strong", 4, 5.0)
+    assert task["cases"]["billing-01"] == {"quality": 5.0, "passed": True}
+    result.stdout.fnmatch_lines(["*generated snapshot file:*snapshot.json*"])
+
+    result, doc = run_json(pytester, "--model-route")
+    assert result.ret == 0
+    cmp = doc["tasks"]["classification"]["snapshot"]
+    assert (cmp["n"], cmp["diff"], cmp["ci"], cmp["flipped"]) == (4, 0.0, [0.0, 0.0], [])
+    assert doc["spend"]["api_calls"] == 0
+
+    suite(pytester, "weak")  # a cheaper route that regresses
+    result, doc = run_json(pytester, "--model-route")
+    assert result.ret == 1
+    t = doc["tasks"]["classification"]
+    assert t["verdict"] == "fail"
+    assert t["snapshot"]["flipped"], "cases that went from passing to failing are listed"
+    result.stdout.fnmatch_lines([
+        "*flipped from passing to failing: *",
+        f"FAILED classification [[]weak[]]: FAIL: *quality fell vs snapshot 5.00 (n=4, diff "
+        f"{t['snapshot']['diff']:+.2f}*beyond tolerance 0.20",
+    ])
+
+    suite(pytester, "strong")  # restored
+    result, doc = run_json(pytester, "--model-route")
+    assert result.ret == 0
+    assert doc["spend"]["api_calls"] == 0
+
+
+def test_cost_rise_without_quality_gain_fails(pytester: pytest.Pytester) -> None:
+    suite(pytester, "strong")
+    run_json(pytester, "--model-route", "--model-route-update-snapshot")
+    suite(pytester, "pricey")
+    result, doc = run_json(pytester, "--model-route")
+    assert result.ret == 1
+    t = doc["tasks"]["classification"]
+    assert t["snapshot"]["cost_change"] == pytest.approx(9.0)  # 10x the price
+    result.stdout.fnmatch_lines([
+        "FAILED classification [[]pricey[]]: FAIL: cost per call rose +900% vs snapshot*"
+        "without a quality gain"
+    ])
+
+
+def test_baseline_parity_with_max_drop(pytester: pytest.Pytester) -> None:
+    suite(pytester, "weak", "max_drop: 0.5")
+    result, doc = run_json(pytester, "--model-route")
+    t = doc["tasks"]["classification"]
+    base = t["baseline"]
+    assert base["route"] == "pricey" and base["quality"] == 5.0
+    assert base["diff"] == pytest.approx(t["quality"] - 5.0)
+    assert t["verdict"] == "fail"
+    result.stdout.fnmatch_lines([
+        "*quality vs baseline pricey 5.00 (n=4, diff *): *below -max_drop 0.50*"
+    ])
+
+
+def test_confidence_uses_the_interval_and_warns_when_undecidable(pytester: pytest.Pytester
+                                                                 ) -> None:
+    # point estimate 3.0 would pass threshold 3.0; the 95 % lower bound does not
+    suite(pytester, "weak", "confidence: 0.95\nmax_drop: 1.0")
+    result, doc = run_json(pytester, "--model-route")
+    t = doc["tasks"]["classification"]
+    assert t["ci"][0] < t["quality"] < t["ci"][1]
+    assert t["verdict"] == "fail"
+    result.stdout.fnmatch_lines([
+        "warning: classification: vs baseline: n=4 is too small to decide a margin of 1.00*",
+        "*95% CI lower bound * < threshold 3.00*",
+    ])
+
+
+def test_errored_cases_make_the_verdict_error(pytester: pytest.Pytester) -> None:
+    suite(pytester, "strong")
+    result, doc = run_json(pytester, "--model-route", "--model-route-cache=replay")
+    assert doc["tasks"]["classification"]["verdict"] == "error"
+    result.stdout.fnmatch_lines(["FAILED classification [[]strong[]]: ERROR: 4 of 4 cases errored*"])
+    run_json(pytester, "--model-route", "--model-route-tasks", "classification")  # record
+    (pytester.path / "cases" / "classification.yaml").write_text(
+        CLASSIFICATION + "  - {id: new-01, vars: {ticket: 'Add SSO'}, expected: feature}\n")
+    result, doc = run_json(pytester, "--model-route", "--model-route-cache=replay")
+    assert doc["tasks"]["classification"]["verdict"] == "error"
+    result, doc = run_json(pytester, "--model-route", "--model-route-cache=replay",
+                           "--model-route-allow-errors")
+    assert doc["tasks"]["classification"]["verdict"] == "pass"
+    assert doc["tasks"]["classification"]["errors"] == 1
+
+
+def test_a_broken_snapshot_is_a_located_error(pytester: pytest.Pytester) -> None:
+    suite(pytester, "strong")
+    path = pytester.path / ".modelroute" / "snapshot.json"
+    path.parent.mkdir()
+    path.write_text('{"schema": "modelroute/snapshot@1",\n "tasks": {"t": {"route": 3}}}\n')
+    result = pytester.runpytest("--model-route", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*snapshot.json*tasks.t.route: Input should be a valid string*"])
+    path.write_text("{not json")
+    result = pytester.runpytest("--model-route", "-p", "no:cacheprovider")
+    result.stderr.fnmatch_lines(["*snapshot.json:1: invalid JSON: *"])

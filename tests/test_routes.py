@@ -1,0 +1,162 @@
+"""Cascades and consensus: costs, stage shares and votes against hand-computed values."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from suite import run_json, write
+
+# A provider whose answers and token counts are known: 100 input and 10 output tokens per
+# call. haiku solves level 1, sonnet levels 1-2, opus everything. Consensus samples (at
+# temperature 1.0) answer "ok" on even samples and "no" on odd ones.
+CONFTEST = """
+    import re
+    from pytest_modelroute import Completion, Provider, Usage
+
+    SOLVES = {"h": 1, "s": 2, "o": 9}
+
+    class Levels(Provider):
+        name = "levels"
+        billable = False
+
+        async def complete(self, request):
+            level = int(re.search(r"level (\\d)", request.user_prompt).group(1))
+            if request.param_dict.get("temperature") == 1.0:
+                text = "ok" if request.sample % 2 == 0 else "no"
+            else:
+                text = "ok" if level <= SOLVES[self.model.model] else "unsure"
+            return Completion(text, Usage(100, 10), 0.5 * (1 + "hso".index(self.model.model)))
+
+    def pytest_modelroute_providers():
+        return {"levels": Levels}
+"""
+
+CONFIG = {
+    "models": {
+        "haiku": {"provider": "levels", "model": "h", "price": {"input": 1, "output": 2}},
+        "sonnet": {"provider": "levels", "model": "s", "price": {"input": 10, "output": 20}},
+        "opus": {"provider": "levels", "model": "o", "price": {"input": 100, "output": 200}},
+    },
+    "baseline": "opus",
+    "routes": {
+        "triage": {"cascade": ["haiku", "sonnet", "opus"],
+                   "accept": [{"type": "regex", "value": "^ok$"}]},
+        "vote": {"consensus": {"model": "haiku", "n": 5}},
+    },
+}
+
+CASES = """
+    task: {task}
+    complexity: medium
+    prompt: "Solve level {{{{ level }}}} ({{{{ tag }}}})"
+    checks: [{{type: equals, value: ok}}]
+    cascade_accept: [{{type: regex, value: "^ok$"}}]
+    cases:
+      - {{id: a, vars: {{level: 1, tag: a}}}}
+      - {{id: b, vars: {{level: 1, tag: b}}}}
+      - {{id: c, vars: {{level: 2, tag: c}}}}
+      - {{id: d, vars: {{level: 3, tag: d}}}}
+"""
+
+# USD per call: 100 input and 10 output tokens at the prices above
+HAIKU, SONNET, OPUS = 100e-6 * 1 + 10e-6 * 2, 100e-6 * 10 + 10e-6 * 20, 100e-6 * 100 + 10e-6 * 200
+
+
+@pytest.fixture
+def levels(pytester: pytest.Pytester) -> pytest.Pytester:
+    write(pytester.path, {
+        "conftest.py": CONFTEST,
+        "modelroute.yaml": yaml.safe_dump(CONFIG),
+        "cases/triage.yaml": CASES.format(task="triage"),
+        "cases/vote.yaml": CASES.format(task="vote"),
+    })
+    return pytester
+
+
+def test_cascade_cost_is_the_sum_of_the_stages_it_called(levels: pytest.Pytester) -> None:
+    _, doc = run_json(levels, "--model-route")
+    by_case = {r["case"]: r for r in doc["results"]
+               if r["task"] == "triage" and r["route"].startswith("cascade:")}
+    assert {c: r["stage"] for c, r in by_case.items()} == {"a": 1, "b": 1, "c": 2, "d": 3}
+    assert by_case["a"]["cost"] == pytest.approx(HAIKU)
+    assert by_case["c"]["cost"] == pytest.approx(HAIKU + SONNET)
+    assert by_case["d"]["cost"] == pytest.approx(HAIKU + SONNET + OPUS)
+    assert by_case["d"]["latency_s"] == pytest.approx(0.5 + 1.0 + 1.5)
+    task = doc["tasks"]["triage"]
+    assert task["route"] == "cascade:haiku>sonnet>opus"
+    assert task["cost_per_call"] == pytest.approx((4 * HAIKU + 2 * SONNET + OPUS) / 4)
+    assert task["stage_share"] == {"1": 0.5, "2": 0.25, "3": 0.25}
+    assert sum(task["stage_share"].values()) == pytest.approx(1.0)
+    assert task["quality"] == 5.0
+
+
+def test_consensus_cost_is_n_calls_and_the_majority_wins(levels: pytest.Pytester) -> None:
+    _, doc = run_json(levels, "--model-route")
+    votes = [r for r in doc["results"] if r["task"] == "vote" and r["route"].startswith("cons")]
+    assert len(votes) == 4
+    for r in votes:
+        assert r["cost"] == pytest.approx(5 * HAIKU)
+        assert r["votes"] == {"ok": 3, "no": 2}
+        assert r["output"] == "ok"
+        assert [c["sample"] for c in r["calls"]] == [0, 1, 2, 3, 4]
+        assert r["latency_s"] == pytest.approx(0.5)  # samples run in parallel
+    task = doc["tasks"]["vote"]
+    assert task["route"] == "consensus:5xhaiku"
+    assert task["cost_per_call"] == pytest.approx(5 * HAIKU)
+    assert task["agreement"] == pytest.approx(0.6)
+
+
+def test_cascade_after_bench_costs_nothing(levels: pytest.Pytester) -> None:
+    _, bench = run_json(levels, "--model-route=bench", "--model-route-tasks", "triage")
+    assert bench["spend"]["api_calls"] == 4 * 3  # 4 cases x 3 models (the cascade is shared)
+    _, gate = run_json(levels, "--model-route", "--model-route-tasks", "triage")
+    assert gate["spend"]["api_calls"] == 0
+    assert gate["tasks"]["triage"]["stage_share"] == {"1": 0.5, "2": 0.25, "3": 0.25}
+
+
+def test_bench_evaluates_cascades_from_the_single_model_outputs(levels: pytest.Pytester
+                                                                ) -> None:
+    result, doc = run_json(levels, "--model-route=bench", "--model-route-tasks", "triage",
+                           "--model-route-suggest", "routes.yaml", "-v")
+    candidates = {c["route"]: c for c in doc["recommendations"]["triage"]["candidates"]}
+    assert set(candidates) == {"haiku", "sonnet", "opus", "cascade:haiku>sonnet",
+                               "cascade:haiku>opus", "cascade:sonnet>opus",
+                               "cascade:haiku>sonnet>opus"}
+    full = candidates["cascade:haiku>sonnet>opus"]
+    assert full["cost_per_call"] == pytest.approx((4 * HAIKU + 2 * SONNET + OPUS) / 4)
+    assert full["stage_share"] == {"1": 0.5, "2": 0.25, "3": 0.25}
+    assert candidates["haiku"]["quality"] == pytest.approx(1 + 4 * 2 / 4)
+    assert candidates["cascade:haiku>sonnet"]["quality"] == pytest.approx(1 + 4 * 3 / 4)
+    assert candidates["cascade:haiku>opus"]["cost_per_call"] == pytest.approx(
+        (4 * HAIKU + 2 * OPUS) / 4)
+    # haiku>sonnet misses only level 3: quality (5 + 5 + 5 + 1) / 4 = 4.0 clears the bar,
+    # and it is the cheapest route that does
+    assert doc["recommendations"]["triage"]["recommended"] == "cascade:haiku>sonnet"
+    suggestion = yaml.safe_load((levels.path / "routes.yaml").read_text())
+    assert suggestion == {"routes": {"triage": {
+        "cascade": ["haiku", "sonnet"], "accept": [{"type": "regex", "value": "^ok$"}]}}}
+    result.stdout.fnmatch_lines(["triage (threshold 4.00):", "*cascade:haiku>sonnet*yes"])
+
+
+def test_bench_repeat_adds_consensus_candidates(levels: pytest.Pytester) -> None:
+    _, doc = run_json(levels, "--model-route=bench", "--model-route-tasks", "vote",
+                      "--model-route-repeat", "3")
+    candidates = {c["route"]: c for c in doc["recommendations"]["vote"]["candidates"]}
+    assert {"consensus:3xhaiku", "consensus:3xsonnet", "consensus:3xopus",
+            "consensus:5xhaiku"} <= set(candidates)
+    assert candidates["consensus:3xsonnet"]["cost_per_call"] == pytest.approx(3 * SONNET)
+    assert candidates["consensus:3xhaiku"]["agreement"] == pytest.approx(2 / 3)
+
+
+def test_acceptance_checks_may_not_use_the_reference(pytester: pytest.Pytester) -> None:
+    config = dict(CONFIG, routes={"triage": {
+        "cascade": ["haiku", "opus"],
+        "accept": [{"type": "equals", "value": "{{ expected }}"}]}})
+    write(pytester.path, {"conftest.py": CONFTEST, "modelroute.yaml": yaml.safe_dump(config),
+                          "cases/triage.yaml": CASES.format(task="triage")})
+    result = pytester.runpytest("--model-route", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "*modelroute.yaml:*routes.triage.accept[[]0[]]: acceptance checks cannot use "
+        "'expected' or a reference answer: production has none"
+    ])
