@@ -93,7 +93,8 @@ class Case:
 
     def hints(self) -> tuple[tuple[str, Any], ...]:
         """What the offline simulator may know about the case (never sent to a real model)."""
-        hints: dict[str, Any] = {"case": f"{self.file}::{self.id}", "complexity": self.complexity}
+        # task and id identify a case wherever pytest runs from (ids are unique per task)
+        hints: dict[str, Any] = {"case": f"{self.task}::{self.id}", "complexity": self.complexity}
         if self.expected is not None:
             hints["expected"] = self.expected
         if self.choices:

@@ -72,7 +72,7 @@ class LLM:
         """Answer ``prompt`` (a string or chat messages). ``expected`` and ``choices`` only
         steer the offline ``sim`` provider; they never reach a real model."""
         messages = _messages(prompt, system)
-        hints: dict[str, Any] = {"case": f"{self.file}::{self.case_id}",
+        hints: dict[str, Any] = {"case": f"{self.info.task}::{self.case_id}",
                                  "complexity": self.info.complexity}
         if expected is not None:
             hints["expected"] = expected

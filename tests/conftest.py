@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
-from .wire_server import WireServer
+from wire_server import WireServer
 
 
 @pytest.fixture

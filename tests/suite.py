@@ -66,3 +66,20 @@ def run_json(pytester: pytest.Pytester, *args: str, subprocess: bool = False
     result = run(*args, "--model-route-json", str(out), "-p", "no:cacheprovider")
     doc = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
     return result, doc
+
+
+#: A conftest with an ``echo`` provider: it answers with the prompt's last line, so a
+#: test decides every output through the case's vars. 100 input, 10 output tokens a call.
+ECHO_CONFTEST = """
+    from pytest_modelroute import Completion, Provider, Usage
+
+    class Echo(Provider):
+        name = "echo"
+        billable = False
+
+        async def complete(self, request):
+            return Completion(request.user_prompt.splitlines()[-1], Usage(100, 10), 0.1)
+
+    def pytest_modelroute_providers():
+        return {"echo": Echo}
+"""

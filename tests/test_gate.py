@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from suite import CLASSIFICATION, run_json, write
+from suite import CLASSIFICATION, ECHO_CONFTEST, run_json, write
 
 CONFIG = """\
 models:
@@ -92,8 +92,32 @@ def test_baseline_parity_with_max_drop(pytester: pytest.Pytester) -> None:
 
 def test_confidence_uses_the_interval_and_warns_when_undecidable(pytester: pytest.Pytester
                                                                  ) -> None:
-    # point estimate 3.0 would pass threshold 3.0; the 95 % lower bound does not
-    suite(pytester, "weak", "confidence: 0.95\nmax_drop: 1.0")
+    # qualities 5, 5, 1, 1: the point estimate 3.0 passes threshold 3.0, the 95 % lower
+    # bound does not
+    write(pytester.path, {
+        "conftest.py": ECHO_CONFTEST,
+        "modelroute.yaml": """
+            models:
+              echo: {provider: echo, model: e1, price: {input: 1, output: 1}}
+              ref: {provider: sim, model: s1, skill: {low: 1.0}, price: {input: 9, output: 9}}
+            baseline: ref
+            threshold: 3.0
+            confidence: 0.95
+            max_drop: 1.0
+            routes: {classification: echo}
+            """,
+        "cases/classification.yaml": """
+            task: classification
+            complexity: low
+            prompt: "{{ answer }}"
+            checks: [{type: equals, value: billing}]
+            cases:
+              - {id: a, vars: {answer: billing}, expected: billing}
+              - {id: b, vars: {answer: billing}, expected: billing}
+              - {id: c, vars: {answer: feature}, expected: billing}
+              - {id: d, vars: {answer: feature}, expected: billing}
+            """,
+    })
     result, doc = run_json(pytester, "--model-route")
     t = doc["tasks"]["classification"]
     assert t["ci"][0] < t["quality"] < t["ci"][1]

@@ -128,7 +128,7 @@ class RecordedRequest:
 
     @property
     def api_key(self) -> str | None:
-        """The key as sent: ``x-api-key`` (anthropic) or ``Authorization: Bearer`` (openai)."""
+        """The key as sent: ``x-api-key``, or ``Authorization: Bearer`` (openai, anthropic 2.x)."""
         if "x-api-key" in self.headers:
             return self.headers["x-api-key"]
         auth = self.headers.get("authorization", "")
@@ -145,9 +145,8 @@ def last_user_text(body: Any) -> str:
         if isinstance(content, str):
             return content
         if isinstance(content, list):
-            return "".join(
-                b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"
-            )
+            texts = (b for b in content if isinstance(b, dict) and b.get("type") == "text")
+            return "".join(str(b.get("text", "")) for b in texts)
     return ""
 
 

@@ -164,7 +164,7 @@ def json_path(output: str, spec: Spec, ctx: CheckContext) -> tuple[bool, str]:
         return True, ""
     expected = spec["value"]
     ok = node == expected or (
-        not isinstance(node, dict | list) and str(node).strip() == _text(expected).strip()
+        not isinstance(node, dict | list) and _text(node).strip() == _text(expected).strip()
     )
     return ok, "" if ok else f"{spec['path']} is {json.dumps(node)[:80]}, expected {expected!r}"
 

@@ -21,7 +21,7 @@ def translate_error(exc: BaseException, provider: Provider) -> ProviderError:
         env = provider.key_env or "the API key variable"
         return ProviderError(
             f"{status} from {who}: the API key was rejected. Set {env} to a valid key"
-            + (f" (or set api_key_env in the config)" if not provider.model.api_key_env else "")
+            + (" (or set api_key_env in the config)" if not provider.model.api_key_env else "")
         )
     if status == 429:
         return ProviderError(f"429 rate limited by {who} {retries}", retryable=True)
@@ -38,7 +38,10 @@ def translate_error(exc: BaseException, provider: Provider) -> ProviderError:
     if "Connection" in kind:
         where = model.base_url or "the provider's API"
         return ProviderError(f"cannot connect to {where} for {who} {retries}", retryable=True)
-    if "ResponseValidation" in kind or isinstance(exc, (ValueError, KeyError, TypeError)):
+    # A body of the wrong shape surfaces while reading it: missing fields are None.
+    if "ResponseValidation" in kind or isinstance(
+        exc, (ValueError, KeyError, TypeError, AttributeError, IndexError)
+    ):
         return ProviderError(f"malformed response from {who}: {str(exc)[:300]}")
     return ProviderError(f"{who} failed: {kind}: {str(exc)[:300]}")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
+from ..config import DEFAULT_MAX_TOKENS
 from ..errors import ProviderError
 from ..records import Completion, Request, Usage
 from ._sdk import split_params, translate_error
@@ -32,7 +33,7 @@ class AnthropicProvider(Provider):
     async def complete(self, request: Request) -> Completion:
         client = self._get_client()
         params = request.param_dict
-        max_tokens = params.pop("max_tokens")
+        max_tokens = params.pop("max_tokens", DEFAULT_MAX_TOKENS)  # the API requires it
         named, extra = split_params(
             client.messages.create, params, {"stop": "stop_sequences"}
         )
@@ -94,7 +95,8 @@ def _text_of(response: Any, structured: bool) -> str:
 
     content = getattr(response, "content", None)
     if not isinstance(content, list):
-        raise ProviderError(f"malformed response: no content list in {str(response)[:200]}")
+        # A ValueError: translate_error reports it as a malformed response naming the model.
+        raise ValueError(f"no content list in {str(response)[:200]}")
     if structured:
         for block in content:
             if getattr(block, "type", None) == "tool_use":

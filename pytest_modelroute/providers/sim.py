@@ -33,7 +33,8 @@ def _perturb_number(text: str, u: float) -> str | None:
     m = numbers[int(u * len(numbers)) % len(numbers)]
     value = float(m.group())
     delta = 1 + int(u * 9)
-    new = value + delta if u < 0.5 else value * 2 + 1
+    # value * 2 + 1 is a fixed point at -1: shift instead, so the answer always changes.
+    new = value + delta if u < 0.5 or value == -1 else value * 2 + 1
     shown = f"{new:g}" if "." in m.group() else str(int(new))
     return text[: m.start()] + shown + text[m.end() :]
 
