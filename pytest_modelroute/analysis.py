@@ -30,6 +30,8 @@ class Aggregate:
     passed: dict[str, bool] = field(default_factory=dict)
     stages: Counter[int] = field(default_factory=Counter)
     agreement: float | None = None
+    #: judge panels: spread of the judges' overall scores per judged case
+    judge_spreads: list[float] = field(default_factory=list)
 
     @property
     def cost_per_quality_point(self) -> float | None:
@@ -52,6 +54,14 @@ class Aggregate:
             out["stage_share"] = {str(k): v / total for k, v in sorted(self.stages.items())}
         if self.agreement is not None:
             out["agreement"] = self.agreement
+        if self.judge_cost or self.judge_spreads:
+            spreads = self.judge_spreads
+            out["judge"] = {
+                "cost_per_call": self.judge_cost / max(1, self.n + self.errors),
+                "mean_spread": sum(spreads) / len(spreads) if spreads else None,
+                "disagree_share": (sum(1 for s in spreads if s >= 2 - 1e-9) / len(spreads)
+                                   if spreads else None),
+            }
         return out
 
 
@@ -67,7 +77,8 @@ def aggregate(results: Iterable[CaseResult]) -> dict[tuple[str, str], Aggregate]
     """Figures per (task, route label), in a stable order."""
     groups: dict[tuple[str, str], list[CaseResult]] = defaultdict(list)
     for result in results:
-        groups[(result.task, result.route)].append(result)
+        if not result.route.startswith("judge:"):  # calibration results are not routes
+            groups[(result.task, result.route)].append(result)
     out: dict[tuple[str, str], Aggregate] = {}
     for (task, route), members in sorted(groups.items()):
         members.sort(key=lambda r: (r.file, r.case))
@@ -84,11 +95,14 @@ def aggregate(results: Iterable[CaseResult]) -> dict[tuple[str, str], Aggregate]
                 agg.passed[r.case] = r.status == "pass"
             if r.stage is not None and r.error is None and r.votes is None:
                 agg.stages[r.stage] += 1
+            for check in r.checks:
+                if check.judge and len(check.judge.get("judges", ())) > 1:
+                    agg.judge_spreads.append(float(check.judge.get("spread", 0.0)))
         agg.quality = weighted_mean(agg.cases, agg.weights)
+        agg.judge_cost = sum(r.judge_cost for r in members)
         if ok:
             agg.cost_per_call = sum(r.cost for r in ok) / len(ok)
             agg.latency_s = sum(r.latency_s for r in ok) / len(ok)
-            agg.judge_cost = sum(r.judge_cost for r in members)
             votes = [r.votes for r in ok if r.votes]
             if votes:
                 agg.agreement = sum(max(v.values()) / sum(v.values()) for v in votes) / len(votes)

@@ -46,6 +46,8 @@ class CaseSpec(_Strict):
     threshold: float | None = Field(default=None, ge=1, le=5)
     weight: float = Field(default=1.0, ge=0)
     human_score: float | None = Field(default=None, ge=1, le=5)
+    #: a recorded output that ``human_score`` grades (for judge calibration)
+    output: str | None = None
 
     @field_validator("id", mode="before")
     @classmethod
@@ -86,6 +88,7 @@ class Case:
     weight: float = 1.0
     human_score: float | None = None
     cascade_accept: tuple[Check, ...] = ()
+    output: str | None = None
 
     @property
     def prompt(self) -> str:
@@ -221,6 +224,11 @@ def load_case_file(
                 "no checks: add 'checks:' at the top of the file or on the case",
                 path=path, line=line, field=format_loc(loc),
             )
+        if (entry.human_score is None) != (entry.output is None):
+            raise CaseError(
+                "judge calibration needs both 'output' (the graded text) and 'human_score' "
+                "(its grade, 1..5)", path=path, line=line, field=format_loc(loc),
+            )
         choices = entry.choices if entry.choices is not None else spec.choices
         cases.append(
             Case(
@@ -239,6 +247,7 @@ def load_case_file(
                 weight=entry.weight if "weight" in entry.model_fields_set else spec.weight,
                 human_score=entry.human_score,
                 cascade_accept=tuple(accept),
+                output=entry.output,
             )
         )
     return cases

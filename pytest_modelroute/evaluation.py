@@ -13,6 +13,7 @@ from .checks import Check, CheckContext, quality_of, run_check, weighted_score
 from .config import ModelRouteConfig
 from .records import CallRecord, CaseResult, CheckOutcome, Request
 from .routes import (
+    CalibrationRoute,
     ConsensusRoute,
     GetCall,
     Route,
@@ -64,12 +65,26 @@ class Env:
             root=self.root,
             call=self.judge_call,
             config=self.config,
+            judge_params=self.params,
         )
+
+
+class CheckFailed(Exception):
+    """A check could not decide (a judge that kept failing, a broken user function)."""
+
+
+async def _run(check: Check, output: str, ctx: CheckContext) -> CheckOutcome:
+    try:
+        return await run_check(check, output, ctx)
+    except Exception as exc:
+        detail = str(exc) if type(exc).__name__ == "JudgeError" else \
+            f"{type(exc).__name__}: {exc}"
+        raise CheckFailed(f"check {check.name!r} failed: {detail}") from exc
 
 
 async def score_output(checks: Sequence[Check], output: str, ctx: CheckContext
                        ) -> list[CheckOutcome]:
-    return list(await asyncio.gather(*(run_check(c, output, ctx) for c in checks)))
+    return list(await asyncio.gather(*(_run(c, output, ctx) for c in checks)))
 
 
 def task_bar(config: ModelRouteConfig, task: str, case_bar: float | None) -> float:
@@ -84,8 +99,15 @@ async def evaluate(case: Case, route: Route, env: Env, nodeid: str = "") -> Case
         route=route.label, score=None, quality=None, bar=bar, status="error",
         weight=case.weight, prompt=case.prompt, nodeid=nodeid,
     )
+    if isinstance(route, CalibrationRoute):
+        return await calibrate(case, route, env, result)
     accept_ctx = env.context(case, with_reference=False)
-    answer = await route.answer(env.getter(case.messages, case.hints(), route), accept_ctx)
+    try:
+        answer = await route.answer(env.getter(case.messages, case.hints(), route), accept_ctx)
+    except Exception as exc:  # an acceptance check that broke
+        result.error = f"route {route.label} failed: {type(exc).__name__}: {exc}"
+        result.calls = list(accept_ctx.calls)
+        return result
     result.calls = list(answer.calls)
     result.stage = answer.stage
     result.votes = answer.votes
@@ -96,15 +118,38 @@ async def evaluate(case: Case, route: Route, env: Env, nodeid: str = "") -> Case
     ctx = env.context(case)
     try:
         if case.cascade_accept and isinstance(route, SingleRoute):
-            result.accepted, _ = await accepted(case.cascade_accept, answer.output or "",
-                                                accept_ctx)
+            try:
+                result.accepted, _ = await accepted(case.cascade_accept, answer.output or "",
+                                                    accept_ctx)
+            except Exception as exc:
+                raise CheckFailed(f"cascade_accept failed: {type(exc).__name__}: {exc}") from exc
             result.cascade_accept = [dict(c.spec) for c in case.cascade_accept]
         outcomes = await score_output(case.checks, answer.output or "", ctx)
-    except Exception as exc:
-        result.error = f"check failed: {type(exc).__name__}: {exc}"
+    except CheckFailed as exc:
+        result.error = str(exc)
         return result
     finally:
         result.calls.extend(ctx.calls)
+    return finish(result, outcomes)
+
+
+async def calibrate(case: Case, route: CalibrationRoute, env: Env, result: CaseResult
+                    ) -> CaseResult:
+    """Grade the case's recorded output with the judge checks only, by ``route.panel``."""
+    from .checks.judge import CHECKS as JUDGE_CHECKS
+
+    result.output = case.output
+    result.human_score = case.human_score
+    ctx = env.context(case)
+    ctx.judge_override = route.panel
+    checks = [c for c in case.checks if c.kind.name in JUDGE_CHECKS]
+    try:
+        outcomes = await score_output(checks, case.output or "", ctx)
+    except CheckFailed as exc:
+        result.error = str(exc)
+        return result
+    finally:
+        result.calls = list(ctx.calls)
     return finish(result, outcomes)
 
 

@@ -36,7 +36,7 @@ class CaseFile(pytest.File):
                     "ids must be unique within a task so that runs pair up case by case",
                     path=self.path, line=case.line,
                 )
-            for route in state.routes_for_case(case.task):
+            for route in state.routes_for_case(case.task) + state.calibration_routes(case):
                 yield CaseItem.from_parent(self, name=f"{case.id}[{route.label}]",
                                            case=case, route=route)
 

@@ -29,7 +29,10 @@ class Request:
     sample: int = 0
     hints: tuple[tuple[str, Any], ...] = ()
     purpose: Purpose = "route"
+    #: None, "json", or a JSON Schema (as JSON text) the answer must follow
     response_format: str | None = None
+    #: part of the cache key but never sent (e.g. the hash of a judge template)
+    key_extra: tuple[tuple[str, Any], ...] = ()
 
     @property
     def message_dicts(self) -> list[dict[str, str]]:
@@ -146,6 +149,8 @@ class CaseResult:
     #: bench mode: whether the output passed the task's ``cascade_accept`` checks
     accepted: bool | None = None
     cascade_accept: list[dict[str, Any]] | None = None
+    #: judge calibration: the human grade of the case's recorded output
+    human_score: float | None = None
 
     def _route_calls(self) -> list[CallRecord]:
         return [c for c in self.calls if c.purpose == "route"]
@@ -214,6 +219,8 @@ def request_key(provider: str, model_id: str, base_url: str | None, request: Req
         "sample": request.sample,
         "response_format": request.response_format,
     }
+    if request.key_extra:
+        payload["key_extra"] = dict(request.key_extra)
     if with_hints:
         payload["hints"] = request.hint_dict
     if extra:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from .analysis import Aggregate, aggregate
+from .calibration import calibrate, is_calibration
 from .gate import TaskVerdict, decide_task
 from .nodes import result_of
 from .projection import TaskFigures, project
@@ -166,13 +167,16 @@ class ModelRouteReporter:
         state = self.state
         results = sorted(self.results.values(), key=lambda r: (r.task, r.file, r.case, r.route))
         self.aggregates = aggregate(results)
-        tasks = sorted({r.task for r in results})
+        tasks = sorted({r.task for r in results if not is_calibration(r)})
         extra: dict[str, Any] = {}
         if self.mode == "gate":
             self.verdicts = self.decide(tasks)
             extra["snapshot"] = self._snapshot_step()
         else:
             extra["recommendations"] = self._bench(tasks, results)
+            calibration = calibrate(results)
+            if calibration:
+                extra["calibration"] = calibration
         if state.config.traffic:
             extra["projection"] = project(state.config.traffic, self._figures(tasks))
         ledgers = list(self.ledgers)

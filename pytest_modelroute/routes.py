@@ -154,6 +154,21 @@ class ConsensusRoute(Route):
         return RouteAnswer(outputs[winner], calls, None, votes=counts)
 
 
+class CalibrationRoute(Route):
+    """Judge calibration: the case's recorded output, graded by one judge ``panel``."""
+
+    def __init__(self, panel: Any) -> None:
+        self.panel = panel
+        self.label = f"judge:{panel.label}"
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.panel.models)
+
+    async def answer(self, get: GetCall, ctx: CheckContext) -> RouteAnswer:
+        raise TypeError("calibration routes do not answer; evaluate() grades the recorded output")
+
+
 def build_route(spec: Any, config: ModelRouteConfig, accept: Sequence[Check]) -> Route:
     """A Route from a ``routes:`` value (accept checks already parsed)."""
     if isinstance(spec, str):

@@ -160,6 +160,23 @@ class RunState:
         assert self.baseline is not None
         return self.routes.get(task, self.baseline)
 
+    def calibration_routes(self, case: Case) -> list[Route]:
+        """Bench mode: for a human-graded case, every judge configuration to compare."""
+        from .checks.judge import CHECKS as JUDGE_CHECKS
+        from .checks.judge import Panel, configured_panel
+        from .routes import CalibrationRoute
+
+        if self.settings.mode != "bench" or case.human_score is None \
+                or not self.wants_task(case.task) \
+                or not any(c.kind.name in JUDGE_CHECKS for c in case.checks):
+            return []
+        chosen = set(self.settings.models)
+        panels = [Panel((a,)) for a in self.config.models if not chosen or a in chosen]
+        configured = configured_panel(self.config)
+        if configured is not None and configured.label not in {p.label for p in panels}:
+            panels.append(configured)
+        return [CalibrationRoute(p) for p in panels]
+
     def wants_task(self, task: str) -> bool:
         return not self.settings.tasks or task in self.settings.tasks
 

@@ -76,7 +76,7 @@ def test_unknown_check_type_lists_the_valid_ones(pytester: pytest.Pytester) -> N
     result = run(pytester)
     result.stdout.fnmatch_lines([
         "*cases/classification.yaml:6: checks[[]0[]]: unknown check type 'equal'; did you mean "
-        "'equals'? valid types: contains, contains-all, contains-any, equals, icontains, is-json,*"
+        "'equals'? valid types: classifier, contains, contains-all, contains-any, equals, *"
     ])
 
 

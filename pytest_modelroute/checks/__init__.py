@@ -41,6 +41,10 @@ class CheckContext:
     call: Callable[[Request], Awaitable[CallRecord]] | None = None
     calls: list[CallRecord] = field(default_factory=list)
     config: Any = None
+    #: generation parameters of a judge model, by alias
+    judge_params: Callable[[str], Mapping[str, Any]] | None = None
+    #: a judge panel that replaces the configured one (judge calibration)
+    judge_override: Any = None
 
 
 CheckFn = Callable[[str, Mapping[str, Any], CheckContext], Any]
@@ -61,6 +65,8 @@ class CheckType:
     uses_reference: bool = False
     graded: bool = False
     doc: str = ""
+    #: checks the spec when the case file loads; returns a problem or None
+    validate: Callable[[Mapping[str, Any]], str | None] | None = None
 
 
 def check_type(
@@ -70,6 +76,7 @@ def check_type(
     required: tuple[str, ...] = (),
     uses_reference: bool = False,
     graded: bool = False,
+    validate: Callable[[Mapping[str, Any]], str | None] | None = None,
 ) -> Callable[[CheckFn], CheckType]:
     """Decorator that turns a function into a :class:`CheckType`."""
 
@@ -82,15 +89,16 @@ def check_type(
             uses_reference,
             graded,
             inspect.getdoc(fn) or "",
+            validate,
         )
 
     return wrap
 
 
 def builtin_checks() -> dict[str, CheckType]:
-    from . import deterministic
+    from . import deterministic, judge
 
-    return dict(deterministic.CHECKS)
+    return {**deterministic.CHECKS, **judge.CHECKS}
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,10 @@ def parse_check(
     missing = sorted(kind.required - set(spec))
     if missing:
         raise CaseError(f"check {name!r} needs {', '.join(map(repr, missing))}", **loc)
+    if kind.validate is not None:
+        problem = kind.validate(spec)
+        if problem:
+            raise CaseError(f"check {name!r}: {problem}", **loc)
     weight = spec.get("weight", 1.0)
     if not isinstance(weight, int | float) or isinstance(weight, bool) or weight < 0:
         raise CaseError(f"weight must be a number >= 0, got {weight!r}", **loc)
@@ -160,7 +172,8 @@ def parse_check(
         )
     default_threshold = 0.75 if kind.graded else 1.0
     threshold = spec.get("threshold", default_threshold)
-    if not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) \
+            or not 0 <= threshold <= 1:
         raise CaseError(f"threshold must be a number in 0..1, got {threshold!r}", **loc)
     return Check(kind, dict(spec), negate, float(weight), transform, float(threshold))
 
@@ -229,7 +242,8 @@ async def run_check(check: Check, output: str, ctx: CheckContext) -> CheckOutcom
         score, reason = _normalise_result(result, check.name)
     if check.negate:
         score = 1.0 - score
-        reason = f"not: {reason}" if reason else ""
+        reason = f"not: {reason}" if reason else (
+            f"{check.kind.name} matched, and it must not" if score < check.threshold else "")
     return CheckOutcome(
         type=check.name,
         score=score,

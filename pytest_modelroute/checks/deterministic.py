@@ -87,7 +87,15 @@ def starts_with(output: str, spec: Spec, ctx: CheckContext) -> tuple[bool, str]:
     return ok, "" if ok else f"does not start with {_text(spec['value'])!r}"
 
 
-@check_type("regex", required=("value",), keys=("ignore_case",))
+def _valid_regex(spec: Spec) -> str | None:
+    try:
+        re.compile(_text(spec["value"]))
+    except re.error as exc:
+        return f"invalid regular expression {spec['value']!r}: {exc}"
+    return None
+
+
+@check_type("regex", required=("value",), keys=("ignore_case",), validate=_valid_regex)
 def regex(output: str, spec: Spec, ctx: CheckContext) -> tuple[bool, str]:
     """The output matches the regular expression ``value`` (search, not full match)."""
     flags = re.IGNORECASE if spec.get("ignore_case") else 0
@@ -105,7 +113,20 @@ def is_json(output: str, spec: Spec, ctx: CheckContext) -> tuple[bool, str]:
     return True, ""
 
 
-@check_type("json-schema", required=("schema",))
+def _valid_schema(spec: Spec) -> str | None:
+    import jsonschema
+
+    schema = spec["schema"]
+    if not isinstance(schema, dict | bool):
+        return "schema must be a JSON Schema (a mapping)"
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        return f"invalid JSON Schema: {exc.message}"
+    return None
+
+
+@check_type("json-schema", required=("schema",), validate=_valid_schema)
 def json_schema(output: str, spec: Spec, ctx: CheckContext) -> tuple[bool, str]:
     """The output is JSON valid against the JSON Schema ``schema``."""
     import jsonschema
@@ -187,7 +208,20 @@ def last_number(text: str, rule: str = "decimal") -> float | None:
     return float(found[-1].replace(",", "")) if found else None
 
 
-@check_type("last-number", required=("value",), keys=("tolerance", "rule"))
+def _valid_last_number(spec: Spec) -> str | None:
+    rule = spec.get("rule", "decimal")
+    if rule not in ("decimal", "digits"):
+        return f"rule must be 'decimal' or 'digits', got {rule!r}"
+    if last_number(_text(spec["value"]), rule) is None:
+        return f"value {spec['value']!r} holds no number"
+    tolerance = spec.get("tolerance", 0)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float) or tolerance < 0:
+        return f"tolerance must be a number >= 0, got {tolerance!r}"
+    return None
+
+
+@check_type("last-number", required=("value",), keys=("tolerance", "rule"),
+            validate=_valid_last_number)
 def last_number_check(output: str, spec: Spec, ctx: CheckContext) -> tuple[bool, str]:
     """The last number in the output equals ``value`` (within ``tolerance``)."""
     rule = spec.get("rule", "decimal")
@@ -216,7 +250,15 @@ def levenshtein_distance(a: str, b: str) -> int:
     return previous[-1]
 
 
-@check_type("levenshtein", required=("value",), keys=("max_distance",))
+def _valid_levenshtein(spec: Spec) -> str | None:
+    limit = spec.get("max_distance", 3)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        return f"max_distance must be a whole number >= 0, got {limit!r}"
+    return None
+
+
+@check_type("levenshtein", required=("value",), keys=("max_distance",),
+            validate=_valid_levenshtein)
 def levenshtein(output: str, spec: Spec, ctx: CheckContext) -> tuple[bool, str]:
     """The edit distance to ``value`` is at most ``max_distance`` (default 3)."""
     limit = int(spec.get("max_distance", 3))
@@ -225,7 +267,17 @@ def levenshtein(output: str, spec: Spec, ctx: CheckContext) -> tuple[bool, str]:
     return ok, f"distance {distance}" + ("" if ok else f" > {limit}")
 
 
-@check_type("word-count", keys=("min", "max"))
+def _valid_word_count(spec: Spec) -> str | None:
+    if "min" not in spec and "max" not in spec:
+        return "give 'min' and/or 'max'"
+    for key in ("min", "max"):
+        value = spec.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return f"{key} must be a whole number >= 0, got {value!r}"
+    return None
+
+
+@check_type("word-count", keys=("min", "max"), validate=_valid_word_count)
 def word_count(output: str, spec: Spec, ctx: CheckContext) -> tuple[bool, str]:
     """The output has between ``min`` and ``max`` words."""
     if "min" not in spec and "max" not in spec:

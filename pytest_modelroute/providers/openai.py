@@ -37,7 +37,12 @@ class OpenAIProvider(Provider):
 
     async def complete(self, request: Request) -> Completion:
         client = self._get_client()
-        named, extra = split_params(client.chat.completions.create, request.param_dict, {})
+        params = request.param_dict
+        if self.model.base_url is None and "max_tokens" in params:
+            # OpenAI's own endpoint wants max_completion_tokens (its reasoning models reject
+            # max_tokens); compatible servers (vLLM, Ollama) know max_tokens.
+            params["max_completion_tokens"] = params.pop("max_tokens")
+        named, extra = split_params(client.chat.completions.create, params, {})
         if request.response_format == "json":
             named["response_format"] = {"type": "json_object"}
         started = time.perf_counter()

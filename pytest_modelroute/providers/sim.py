@@ -72,7 +72,7 @@ class SimProvider(Provider):
         case = hints.get("case", "")
         seed = (self.model.model, case, request.sample, request.purpose)
         if request.purpose == "judge" and "judge" in hints:
-            text = self._judge(hints["judge"], seed)
+            text = self._judge(hints["judge"], hints.get("complexity", "medium"), seed)
         elif "expected" not in hints:
             text = f"(sim: case {case!r} has no expected answer to simulate)"
         elif unit(*seed, "answer") < self.skill(hints.get("complexity", "medium")):
@@ -87,7 +87,7 @@ class SimProvider(Provider):
         usage = Usage(estimate_tokens(prompt), estimate_tokens(text), estimated=True)
         return Completion(text, usage, latency, f"sim:{self.model.model}")
 
-    def _judge(self, spec: dict[str, Any], seed: tuple[Any, ...]) -> str:
+    def _judge(self, spec: dict[str, Any], complexity: str, seed: tuple[Any, ...]) -> str:
         from ..checks.simjudge import sim_judge_answer
 
-        return sim_judge_answer(spec, self.skill(spec.get("complexity", "medium")), seed)
+        return sim_judge_answer(spec, self.skill(complexity), seed)

@@ -141,6 +141,11 @@ def write_summary(tr: Any, doc: dict[str, Any], verdicts: dict[str, Any], notes:
             for line in table(["task", "route", "quality", "cost/call", "cheaper", "clears"],
                               rows, "<<>>><"):
                 tr.write_line(line)
+        if doc.get("calibration"):
+            tr.write_line("")
+            tr.write_line("judge calibration (agreement with human grades):")
+            for line in calibration_lines(doc["calibration"]):
+                tr.write_line("  " + line)
         if tr.config.get_verbosity() > 0:
             for task, rec in doc.get("recommendations", {}).items():
                 tr.write_line("")
@@ -179,3 +184,13 @@ def write_summary(tr: Any, doc: dict[str, Any], verdicts: dict[str, Any], notes:
             failed = len(doc["gate"]["failures"])
             tr.write_line(f"model route gate: FAILED ({failed} of {n} tasks)", red=True,
                           bold=True)
+
+
+def calibration_lines(calibration: dict[str, Any]) -> list[str]:
+    def num(v: float | None, fmt: str) -> str:
+        return "-" if v is None else format(v, fmt)
+
+    rows = [[clip(panel, 30), str(c["n"]), num(c["mae"], ".2f"), num(c["spearman"], "+.2f"),
+             num(c["exact"] * 100 if c["exact"] is not None else None, ".0f") + "%",
+             money(c["cost_per_judgment"])] for panel, c in calibration.items()]
+    return table(["judge", "n", "MAE", "Spearman", "exact", "cost/judgment"], rows, "<>>>>>")

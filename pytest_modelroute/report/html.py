@@ -1,0 +1,515 @@
+"""The HTML cost report: one self-contained page made from the results document.
+
+``render_html(doc)`` is a pure function of the document. The page is rendered with jinja2
+templates from ``report/templates`` with autoescaping on; charts are inline SVG built in
+:mod:`.svg`; the only script is inline and allowed by its hash in the page's Content
+Security Policy, which also forbids every network fetch.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+from collections.abc import Iterable, Mapping
+from pathlib import PurePath
+from typing import Any
+
+import jinja2
+
+from . import svg
+from .fmt import clip, money, percent, quality, signed
+from .text import show_controls, truncate
+
+#: characters of prompt/output text per case result, spread over the run's results
+TEXT_BUDGET = 1_600_000
+MIN_TEXT, MAX_TEXT = 160, 4_000
+#: estimated bytes the per-case section may take before passing cases are left out
+CASES_BUDGET = 3_900_000
+REASON_CHARS = 400
+FAILURES_SHOWN = 6
+
+Doc = Mapping[str, Any]
+
+
+@functools.cache
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("pytest_modelroute", "report/templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters.update(money=money, quality=quality, percent=percent, signed=signed)
+    return env
+
+
+def render_html(doc: Doc) -> str:
+    """The report page for a results document (schema ``modelroute/results@1``)."""
+    env = _env()
+    script = env.get_template("report.js").render()
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    return env.get_template("report.html.j2").render(
+        header=header_view(doc),
+        verdict=verdict_view(doc),
+        outcome=outcome_view(doc),
+        tasks=tasks_view(doc),
+        bench=bench_view(doc) if doc.get("mode") == "bench" else None,
+        routing=routing_view(doc),
+        cases=cases_view(doc),
+        run=run_view(doc),
+        script_hash=f"sha256-{digest}",
+    )
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _text(value: Any, width: int = 200) -> str:
+    """An untrusted one-line value: controls made visible, clipped."""
+    return clip(show_controls(str(value)), width) if value is not None else ""
+
+
+def _interval(ci: Any, digits: int = 2) -> str:
+    if not ci or len(ci) != 2 or ci[0] is None or ci[1] is None:
+        return ""
+    return f"[{ci[0]:+.{digits}f}, {ci[1]:+.{digits}f}]"
+
+
+def _ratio(base: float | None, cost: float | None) -> str:
+    """How many times cheaper ``cost`` is than ``base``."""
+    if not base or not cost:
+        return ""
+    r = base / cost
+    if abs(r - 1) < 0.05:
+        return "same cost"
+    if r >= 1:
+        return f"{r:.1f}× cheaper" if r < 10 else f"{r:.0f}× cheaper"
+    return f"{1 / r:.1f}× dearer"
+
+
+def _baseline_cost(doc: Doc, task: str) -> float | None:
+    t = (doc.get("tasks") or {}).get(task) or {}
+    if (t.get("baseline") or {}).get("cost_per_call"):
+        return t["baseline"]["cost_per_call"]
+    cell = ((doc.get("models") or {}).get(doc.get("baseline")) or {}).get(task) or {}
+    return cell.get("cost_per_call")
+
+
+def _baseline_quality(doc: Doc, task: str) -> float | None:
+    t = (doc.get("tasks") or {}).get(task) or {}
+    if (t.get("baseline") or {}).get("quality") is not None:
+        return t["baseline"]["quality"]
+    cell = ((doc.get("models") or {}).get(doc.get("baseline")) or {}).get(task) or {}
+    return cell.get("quality")
+
+
+def _stage_names(route: str, count: int) -> list[str]:
+    if route.startswith("cascade:"):
+        names = route.split(":", 1)[1].split(">")
+        if len(names) >= count:
+            return names
+    return [f"stage {i}" for i in range(1, count + 1)]
+
+
+def _stages(route: str, share: Mapping[str, float] | None) -> list[tuple[str, float]]:
+    if not share:
+        return []
+    keys = sorted(share, key=lambda k: int(k) if str(k).isdigit() else 0)
+    names = _stage_names(route, max((int(k) for k in keys if str(k).isdigit()), default=0))
+    out = []
+    for k in keys:
+        i = int(k) if str(k).isdigit() else 0
+        out.append((names[i - 1] if 0 < i <= len(names) else f"stage {k}", share[k]))
+    return out
+
+
+def _stage_text(stages: Iterable[tuple[str, float]]) -> str:
+    return " · ".join(f"{name} {share:.0%}" for name, share in stages)
+
+
+# -- header and verdict -------------------------------------------------------------------
+
+
+def header_view(doc: Doc) -> dict[str, Any]:
+    config = str(doc.get("config") or "")
+    return {
+        "mode": doc.get("mode") or "gate",
+        "created": str(doc.get("created") or ""),
+        "config": config,
+        "config_name": PurePath(config).name if config else "",
+        "run_id": str(doc.get("run_id") or "")[:12],
+    }
+
+
+def verdict_view(doc: Doc) -> dict[str, Any]:
+    """The banner at the top: passed, failed, or the bench recommendations."""
+    tasks = doc.get("tasks") or {}
+    gate = doc.get("gate") or {}
+    n = len(tasks)
+    facts = [f"{n} task{'s' * (n != 1)}", f"{len(doc.get('results') or [])} case results"]
+    if doc.get("threshold") is not None:
+        facts.append(f"threshold {quality(doc['threshold'])}")
+    if doc.get("baseline"):
+        facts.append(f"baseline {_text(doc['baseline'], 40)}")
+    failures = gate.get("failures")
+    if failures is None:
+        failures = [{"task": t, "route": e.get("route"), "verdict": e.get("verdict"),
+                     "reasons": e.get("reasons") or []}
+                    for t, e in tasks.items() if e.get("verdict") != "pass"]
+    shown = [{"task": _text(f.get("task"), 80), "route": _text(f.get("route"), 60),
+              "verdict": str(f.get("verdict") or "fail"),
+              "reasons": "; ".join(_text(r, REASON_CHARS) for r in f.get("reasons") or [])
+              or "no reason recorded"} for f in failures[:FAILURES_SHOWN]]
+    view: dict[str, Any] = {"facts": facts, "failures": shown,
+                            "more": max(0, len(failures) - FAILURES_SHOWN), "recs": []}
+    if doc.get("mode") == "bench":
+        recs = doc.get("recommendations") or {}
+        cleared = sum(1 for r in recs.values() if r.get("cleared"))
+        view.update(state="bench", title="Bench: recommended routes",
+                    summary=f"{cleared} of {len(recs)} tasks have a route that clears the bar, "
+                            f"measured on {len(doc.get('models') or {})} models",
+                    recs=[_rec_chip(doc, task, rec) for task, rec in recs.items()],
+                    failures=[])
+    elif gate.get("passed") is True:
+        view.update(state="pass", title="Gate passed",
+                    summary=f"All {n} task routes clear their bar and hold against the "
+                            "snapshot and the baseline")
+    elif gate.get("passed") is False:
+        view.update(state="fail", title="Gate failed",
+                    summary=f"{len(failures)} of {n} task routes failed")
+    else:
+        view.update(state="none", title="No verdict", summary="the gate was not decided")
+    return view
+
+
+def _rec_chip(doc: Doc, task: str, rec: Mapping[str, Any]) -> dict[str, Any]:
+    chosen = next((c for c in rec.get("candidates") or []
+                   if c.get("route") == rec.get("recommended")), {})
+    return {"task": _text(task, 60), "route": _text(rec.get("recommended") or "-", 60),
+            "cleared": bool(rec.get("cleared")),
+            "ratio": _ratio(_baseline_cost(doc, task), chosen.get("cost_per_call"))}
+
+
+# -- business outcome -------------------------------------------------------------------------
+
+
+def outcome_view(doc: Doc) -> dict[str, Any] | None:
+    """The seed's step 6: monthly and annual cost, savings by complexity, calls moved."""
+    p = doc.get("projection")
+    if not p:
+        return None
+    latency = p.get("latency_ratio")
+    if latency:
+        speed = f"{latency:.1f}× faster" if latency >= 1 else f"{1 / latency:.1f}× slower"
+    else:
+        speed = "-"
+    groups = p.get("by_complexity") or {}
+    scale = max([g.get("baseline_monthly") or 0 for g in groups.values()]
+                + [g.get("routed_monthly") or 0 for g in groups.values()] + [0])
+    rows = [{
+        "name": _text(name, 30), "share": percent(g.get("share")),
+        "calls": f"{g.get('calls') or 0:,.0f}",
+        "before": money(g.get("baseline_monthly")), "after": money(g.get("routed_monthly")),
+        "savings": money(g.get("savings_monthly")),
+        "bar": svg.before_after_bar(g.get("baseline_monthly") or 0,
+                                    g.get("routed_monthly") or 0, scale),
+    } for name, g in groups.items()]
+    change = p.get("quality_change")
+    return {
+        "savings_monthly": money(p.get("savings_monthly")),
+        "savings_share": percent(p.get("savings_share")),
+        "savings_annual": money(p.get("savings_annual")),
+        "baseline_monthly": money(p.get("baseline_monthly")),
+        "routed_monthly": money(p.get("routed_monthly")),
+        "calls_monthly": f"{p.get('calls_monthly') or 0:,.0f}",
+        "moved": percent(p.get("calls_moved_share")),
+        "latency": speed,
+        "quality_change": signed(change),
+        "quality_bad": change is not None and change < 0,
+        "rows": rows,
+        "without_traffic": [_text(t, 60) for t in p.get("tasks_without_traffic") or []],
+    }
+
+
+# -- tasks -------------------------------------------------------------------------------------
+
+
+def tasks_view(doc: Doc) -> list[dict[str, Any]]:
+    """One row per task: its route against threshold, baseline and snapshot."""
+    savings = ((doc.get("projection") or {}).get("by_task")) or {}
+    return [_task_row(doc, task, t, savings.get(task)) for task, t in
+            (doc.get("tasks") or {}).items()]
+
+
+def _task_row(doc: Doc, task: str, t: Mapping[str, Any], proj: Mapping[str, Any] | None
+              ) -> dict[str, Any]:
+    base = t.get("baseline") or {}
+    snap = t.get("snapshot") or {}
+    verdict = str(t.get("verdict") or "error")
+    ci = t.get("ci")
+    strip = svg.quality_strip(svg.Strip(
+        quality=t.get("quality"), threshold=t.get("threshold"),
+        ci=(ci[0], ci[1]) if ci and None not in ci[:2] else None,
+        baseline=_baseline_quality(doc, task) if doc.get("baseline") != t.get("route") else None,
+        snapshot=snap.get("quality"), passed=verdict == "pass"))
+    cost_change = snap.get("cost_change")
+    route = str(t.get("route") or "-")
+    stages = _stages(route, t.get("stage_share"))
+    return {
+        "task": _text(task, 60),
+        "complexity": _text(t.get("complexity") or "", 20),
+        "route": _text(route, 60),
+        "n": t.get("n") or 0,
+        "errors": t.get("errors") or 0,
+        "quality": quality(t.get("quality")),
+        "threshold": quality(t.get("threshold")),
+        "ci": f"{quality(ci[0])}–{quality(ci[1])}" if ci and None not in ci[:2] else "",
+        "strip": strip,
+        "base_route": _text(base.get("route") or "", 40),
+        "base_diff": signed(base.get("diff")) if base.get("diff") is not None else "",
+        "base_ci": _interval(base.get("ci")),
+        "base_n": base.get("n"),
+        "ratio": _ratio(_baseline_cost(doc, task), t.get("cost_per_call"))
+        if doc.get("baseline") != route else "baseline",
+        "snap_quality": quality(snap.get("quality")) if snap else "",
+        "snap_diff": signed(snap.get("diff")) if snap.get("diff") is not None else "",
+        "snap_ci": _interval(snap.get("ci")),
+        "snap_route": _text(snap.get("route"), 40)
+        if snap.get("route") and snap.get("route") != route else "",
+        "flipped": len(snap.get("flipped") or []),
+        "cost": money(t.get("cost_per_call")),
+        "cost_change": f"{cost_change:+.0%}" if cost_change is not None else "",
+        "cost_up": cost_change is not None and cost_change > 0,
+        "cpqp": money(t.get("cost_per_quality_point")),
+        "savings": money((proj or {}).get("savings_monthly")) if proj else "",
+        "verdict": verdict,
+        "reasons": [_text(r, REASON_CHARS) for r in t.get("reasons") or []],
+        "warnings": [_text(w, REASON_CHARS) for w in t.get("warnings") or []],
+        "stages": _stage_text(stages),
+        "agreement": percent(t.get("agreement")) if t.get("agreement") is not None else "",
+    }
+
+
+# -- bench ---------------------------------------------------------------------------------------
+
+
+def bench_view(doc: Doc) -> dict[str, Any]:
+    """The tasks x models matrix and, per task, the candidates and their chart."""
+    models = doc.get("models") or {}
+    recs = doc.get("recommendations") or {}
+    tasks = sorted({t for m in models.values() for t in m} | set(recs))
+    threshold = doc.get("threshold")
+    matrix = []
+    for task in tasks:
+        rec = recs.get(task) or {}
+        bar = rec.get("threshold", (doc.get("tasks") or {}).get(task, {}).get("threshold",
+                                                                             threshold))
+        cells = []
+        for alias in models:
+            cell = models[alias].get(task)
+            q = (cell or {}).get("quality")
+            level = "" if q is None or bar is None else (
+                "ok" if q >= bar - 1e-9 else "near" if q >= bar - 0.5 else "low")
+            cells.append({"quality": quality(q) if cell else "", "level": level,
+                          "cost": money(cell.get("cost_per_call")) if cell else "",
+                          "rec": rec.get("recommended") == alias})
+        matrix.append({"task": _text(task, 60), "cells": cells,
+                       "rec": _text(rec.get("recommended") or "", 60)})
+    cards = [_card(doc, task, recs[task]) for task in tasks if task in recs]
+    return {"models": [_text(m, 30) for m in models], "matrix": matrix, "cards": cards}
+
+
+def _card(doc: Doc, task: str, rec: Mapping[str, Any]) -> dict[str, Any]:
+    baseline = doc.get("baseline")
+    base_cost = _baseline_cost(doc, task)
+    candidates = rec.get("candidates") or []
+    points = [svg.Point(label=show_controls(str(c.get("route"))),
+                        cost=c.get("cost_per_call") or 0.0, quality=c["quality"],
+                        kind=str(c.get("kind") or "model"), clears=bool(c.get("clears")),
+                        recommended=c.get("route") == rec.get("recommended"),
+                        baseline=c.get("route") == baseline)
+              for c in candidates if c.get("quality") is not None]
+    rows = []
+    for c in candidates:
+        route = str(c.get("route") or "")
+        extra = _stage_text(_stages(route, c.get("stage_share")))
+        if c.get("agreement") is not None:
+            extra = f"agreement {c['agreement']:.0%}"
+        rows.append({
+            "route": _text(route, 60), "kind": _text(c.get("kind") or "", 20),
+            "quality": quality(c.get("quality")), "cost": money(c.get("cost_per_call")),
+            "cpqp": money(c.get("cost_per_quality_point")),
+            "ratio": _ratio(base_cost, c.get("cost_per_call")) if route != baseline
+            else "baseline",
+            "clears": bool(c.get("clears")), "errors": c.get("errors") or 0,
+            "rec": route == rec.get("recommended"), "extra": extra,
+        })
+    return {
+        "task": _text(task, 60), "threshold": quality(rec.get("threshold")),
+        "recommended": _text(rec.get("recommended") or "-", 60),
+        "cleared": bool(rec.get("cleared")),
+        "chart": svg.scatter(points, rec.get("threshold"), title=f"{task}: quality against "
+                             "cost per call") if points else None,
+        "rows": rows,
+    }
+
+
+# -- cascades and consensus ------------------------------------------------------------------------
+
+
+def routing_view(doc: Doc) -> list[dict[str, Any]]:
+    """Tasks whose route is a cascade (stage shares) or a consensus (agreement)."""
+    rows = []
+    recs = doc.get("recommendations") or {}
+    for task, t in (doc.get("tasks") or {}).items():
+        route = str(t.get("route") or "")
+        source: Mapping[str, Any] = t
+        if task in recs:
+            source = next((c for c in recs[task].get("candidates") or []
+                           if c.get("route") == route), t)
+        stages = _stages(route, source.get("stage_share"))
+        agreement = source.get("agreement")
+        if not stages and agreement is None:
+            continue
+        rows.append({
+            "task": _text(task, 60), "route": _text(route, 60),
+            "kind": "cascade" if stages else "consensus",
+            "bar": svg.stage_bar(stages) if stages else None,
+            "stages": _stage_text(stages),
+            "agreement": percent(agreement) if agreement is not None else "",
+        })
+    return rows
+
+
+# -- per case ---------------------------------------------------------------------------------------
+
+
+def cases_view(doc: Doc) -> dict[str, Any]:
+    """Case results grouped by case; texts cut to fit the page budget, and passing cases
+    left out (with a count) when even that does not fit."""
+    results = doc.get("results") or []
+    tasks = doc.get("tasks") or {}
+    limit = max(MIN_TEXT, min(MAX_TEXT, TEXT_BUDGET // max(1, len(results))))
+    flipped = {(t, c) for t, e in tasks.items()
+               for c in ((e.get("snapshot") or {}).get("flipped") or [])}
+    grouped: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
+    for r in results:
+        key = (str(r.get("task")), str(r.get("file") or ""), str(r.get("case")))
+        grouped.setdefault(key, []).append(r)
+    groups = [_case(key, members, tasks, flipped, limit) for key, members in grouped.items()]
+    shown, left_out = _fit(groups, CASES_BUDGET)
+    counts = {f: sum(1 for g in groups if f in g["flags"]) for f in ("reg", "below", "err")}
+    return {
+        "groups": shown, "total": len(groups), "results": len(results),
+        "left_out": left_out, "limit": limit, "counts": counts,
+        "tasks": sorted({g["task"] for g in groups}),
+    }
+
+
+def _case(key: tuple[str, str, str], members: list[Mapping[str, Any]],
+          tasks: Mapping[str, Any], flipped: set[tuple[str, str]], limit: int
+          ) -> dict[str, Any]:
+    task, file, case = key
+    primary = (tasks.get(task) or {}).get("route")
+    members = sorted(members, key=lambda r: r.get("route") != primary)
+    main = [r for r in members if r.get("route") == primary] or members
+    flags = []
+    if (task, case) in flipped:
+        flags.append("reg")
+    if any(r.get("status") == "below" for r in main):
+        flags.append("below")
+    if any(r.get("error") or r.get("status") == "error" for r in members):
+        flags.append("err")
+    prompt = next((str(r.get("prompt")) for r in members if r.get("prompt")), "")
+    prompt, prompt_more = truncate(show_controls(prompt), limit)
+    routes = [_result(r, primary, limit) for r in members]
+    size = 420 + 1.15 * len(prompt) + sum(r["size"] for r in routes)
+    return {"task": _text(task, 80), "file": _text(file, 120), "case": _text(case, 120),
+            "flags": flags, "prompt": prompt, "prompt_more": prompt_more,
+            "routes": routes, "size": size}
+
+
+def _result(r: Mapping[str, Any], primary: str | None, limit: int) -> dict[str, Any]:
+    output, more = truncate(show_controls(str(r.get("output") or "")), limit)
+    checks = [{"type": _text(c.get("type"), 40), "passed": bool(c.get("passed")),
+               "score": f"{c.get('score'):.2f}" if isinstance(c.get("score"), (int, float))
+               else "", "reason": _text(c.get("reason") or "", REASON_CHARS)}
+              for c in r.get("checks") or []]
+    route = str(r.get("route") or "")
+    status = "error" if r.get("error") else str(r.get("status") or "")
+    votes = r.get("votes") or {}
+    stage = r.get("stage")
+    detail = []
+    if stage is not None and not votes:
+        names = _stage_names(route, int(stage))
+        detail.append(f"resolved at stage {stage} ({names[int(stage) - 1]})"
+                      if 0 < int(stage) <= len(names) else f"resolved at stage {stage}")
+    if votes:
+        detail.append("votes " + ", ".join(f"{_text(k, 40)} {v}" for k, v in
+                                          sorted(votes.items(), key=lambda kv: -kv[1])[:5]))
+    size = 330 + 1.15 * len(output) + sum(70 + len(c["reason"]) for c in checks)
+    return {
+        "route": _text(route, 60), "primary": route == primary, "status": status,
+        "quality": quality(r.get("quality")), "bar": quality(r.get("bar")),
+        "output": output, "more": more,
+        "error": _text(r.get("error"), 1000) if r.get("error") else "",
+        "checks": checks, "cost": money(r.get("cost")),
+        "tokens": f"{r.get('input_tokens') or 0:,}→{r.get('output_tokens') or 0:,}",
+        "latency": f"{r.get('latency_s') or 0:.2f}s", "cached": bool(r.get("cached")),
+        "detail": "; ".join(detail), "size": size,
+    }
+
+
+def _fit(groups: list[dict[str, Any]], budget: float) -> tuple[list[dict[str, Any]], int]:
+    """All groups if they fit; else the flagged ones first, then passing ones in order."""
+    if sum(g["size"] for g in groups) <= budget:
+        return groups, 0
+    keep: set[int] = set()
+    used = 0.0
+    ranked = sorted(range(len(groups)), key=lambda i: not groups[i]["flags"])
+    for i in ranked:
+        if used + groups[i]["size"] > budget:
+            continue
+        keep.add(i)
+        used += groups[i]["size"]
+    return [g for i, g in enumerate(groups) if i in keep], len(groups) - len(keep)
+
+
+# -- the run ------------------------------------------------------------------------------------------
+
+
+def run_view(doc: Doc) -> dict[str, Any]:
+    """Spend, cache use, models and prices, where the run came from."""
+    s = doc.get("spend") or {}
+    calls, hits = s.get("api_calls") or 0, s.get("cache_hits") or 0
+    prices = [{"alias": _text(alias, 40), "provider": _text(p.get("provider"), 30),
+               "model": _text(p.get("model"), 60),
+               "input": _per_million(p.get("input")), "output": _per_million(p.get("output")),
+               "source": _text(p.get("source") or "", 30)}
+              for alias, p in (doc.get("prices") or {}).items() if isinstance(p, Mapping)]
+    snap = doc.get("snapshot") or {}
+    return {
+        "cost_incurred": money(s.get("cost_incurred")),
+        "cost_represented": money(s.get("cost_represented")),
+        "judge_cost": money(s.get("judge_cost")) if s.get("judge_cost") else "",
+        "judge_incurred": money(s.get("judge_cost_incurred"))
+        if s.get("judge_cost_incurred") else "",
+        "api_calls": f"{calls:,}", "cache_hits": f"{hits:,}",
+        "api_errors": s.get("api_errors") or 0,
+        "hit_rate": percent(hits / (calls + hits)) if calls + hits else "-",
+        "prices": prices,
+        "config": _text(doc.get("config") or "", 300),
+        "created": _text(doc.get("created") or "", 40),
+        "run_id": _text(doc.get("run_id") or "", 64),
+        "schema": _text(doc.get("schema") or "", 40),
+        "snapshot": _text(snap.get("path"), 300) if snap.get("path") else "",
+        "snapshot_state": ("updated from this run" if snap.get("updated") else
+                           "compared" if snap.get("found") else "not found")
+        if snap else "",
+    }
+
+
+def _per_million(value: Any) -> str:
+    return f"${value:,.2f}" if isinstance(value, (int, float)) else "-"
