@@ -91,7 +91,13 @@ def load_template(kind: str, spec: Mapping[str, Any], ctx: CheckContext) -> tupl
         path = ctx.root / str(spec["template"])
     elif kind == "llm-rubric" and getattr(getattr(ctx.config, "judge", None), "template", None):
         path = ctx.root / ctx.config.judge.template
-    key = str(path) if path else f"builtin:{kind}"
+    key = f"builtin:{kind}"
+    if path is not None:
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            raise JudgeError(f"judge template {path} cannot be read: {exc.strerror}") from None
+        key = f"{path}:{stat.st_mtime_ns}:{stat.st_size}"  # an edited template is re-read
     if key not in _templates:
         if path is None:
             text = resources.files(__package__).joinpath(f"templates/{kind}.j2").read_text(

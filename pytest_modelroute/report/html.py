@@ -173,9 +173,10 @@ def verdict_view(doc: Doc) -> dict[str, Any]:
                     recs=[_rec_chip(doc, task, rec) for task, rec in recs.items()],
                     failures=[])
     elif gate.get("passed") is True:
+        snap = doc.get("snapshot") or {}
+        against = " and hold against the accepted snapshot" if snap.get("found") else ""
         view.update(state="pass", title="Gate passed",
-                    summary=f"All {n} task routes clear their bar and hold against the "
-                            "snapshot and the baseline")
+                    summary=f"All {n} task route{'s' * (n != 1)} clear their bar{against}")
     elif gate.get("passed") is False:
         view.update(state="fail", title="Gate failed",
                     summary=f"{len(failures)} of {n} task routes failed")
@@ -189,7 +190,8 @@ def _rec_chip(doc: Doc, task: str, rec: Mapping[str, Any]) -> dict[str, Any]:
                    if c.get("route") == rec.get("recommended")), {})
     return {"task": _text(task, 60), "route": _text(rec.get("recommended") or "-", 60),
             "cleared": bool(rec.get("cleared")),
-            "ratio": _ratio(_baseline_cost(doc, task), chosen.get("cost_per_call"))}
+            "ratio": "the baseline" if rec.get("recommended") == doc.get("baseline")
+            else _ratio(_baseline_cost(doc, task), chosen.get("cost_per_call"))}
 
 
 # -- business outcome -------------------------------------------------------------------------
@@ -253,7 +255,9 @@ def _task_row(doc: Doc, task: str, t: Mapping[str, Any], proj: Mapping[str, Any]
         quality=t.get("quality"), threshold=t.get("threshold"),
         ci=(ci[0], ci[1]) if ci and None not in ci[:2] else None,
         baseline=_baseline_quality(doc, task) if doc.get("baseline") != t.get("route") else None,
-        snapshot=snap.get("quality"), passed=verdict == "pass"))
+        snapshot=snap.get("quality"),
+        passed=t.get("quality") is not None and t.get("threshold") is not None
+        and t["quality"] >= t["threshold"] - 1e-9))
     cost_change = snap.get("cost_change")
     route = str(t.get("route") or "-")
     stages = _stages(route, t.get("stage_share"))
@@ -280,7 +284,8 @@ def _task_row(doc: Doc, task: str, t: Mapping[str, Any], proj: Mapping[str, Any]
         if snap.get("route") and snap.get("route") != route else "",
         "flipped": len(snap.get("flipped") or []),
         "cost": money(t.get("cost_per_call")),
-        "cost_change": f"{cost_change:+.0%}" if cost_change is not None else "",
+        "cost_change": f"{cost_change:+.0%}"
+        if cost_change is not None and abs(cost_change) >= 0.005 else "",
         "cost_up": cost_change is not None and cost_change > 0,
         "cpqp": money(t.get("cost_per_quality_point")),
         "savings": money((proj or {}).get("savings_monthly")) if proj else "",
