@@ -14,7 +14,6 @@ import shutil
 import sqlite3
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Final
 
@@ -24,10 +23,6 @@ CACHE_MODES: Final = ("readwrite", "replay", "refresh", "off")
 DEFAULT_CACHE_DIR: Final = ".modelroute_cache"
 
 _MICRO = 1_000_000_000  # spend is counted in nano-dollars so that it can be an integer
-
-
-class CacheWarning(UserWarning):
-    """The cache could not be used as configured; the run goes on without it."""
 
 
 def _open(directory: Path) -> diskcache.Cache:
@@ -52,6 +47,7 @@ class ResponseCache:
         self.run_id = run_id
         self.directory = directory
         self.warning: str | None = None
+        self._fallback: Path | None = None
         try:
             directory.mkdir(parents=True, exist_ok=True)
             self._cache = _open(directory)
@@ -61,9 +57,9 @@ class ResponseCache:
                 f"cannot use the cache at {directory} ({type(exc).__name__}: {exc}); "
                 f"this run uses a fresh one at {fallback} and its responses will not be kept"
             )
-            warnings.warn(CacheWarning(self.warning), stacklevel=2)
             fallback.mkdir(parents=True, exist_ok=True)
             self.directory = fallback
+            self._fallback = fallback
             self._cache = _open(fallback)
 
     # -- responses ---------------------------------------------------------------------
@@ -121,6 +117,8 @@ class ResponseCache:
 
     def close(self) -> None:
         self._cache.close()
+        if self._fallback is not None:
+            shutil.rmtree(self._fallback, ignore_errors=True)
 
 
 def make_run_scratch() -> Path:

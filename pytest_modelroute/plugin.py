@@ -412,12 +412,23 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config
     return None
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Remember which items must report a result, so that none goes missing unnoticed."""
+    state = config.stash.get(state_key, None)
+    if state is not None:
+        state.expected = [i.nodeid for i in items if isinstance(i, CaseItem) or (
+            i.get_closest_marker("model_route") is not None
+            and "llm" in getattr(i, "fixturenames", ()))]
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """xdist worker: send this process's calls and cache hits to the controller."""
+    """xdist worker: send this process's calls, cache hits and expected items."""
     state = session.config.stash.get(state_key, None)
     workeroutput = getattr(session.config, "workeroutput", None)
-    if state is not None and workeroutput is not None and state._runner is not None:
-        workeroutput[WORKER_KEY] = state._runner.ledger.to_json()
+    if state is not None and workeroutput is not None:
+        ledger = state._runner.ledger.to_json() if state._runner is not None else {}
+        workeroutput[WORKER_KEY] = {**ledger, "items": state.expected}
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import pytest
-
 from .cases import PythonCaseInfo
 from .checks import CheckContext, quality_of, weighted_score
 from .evaluation import task_bar

@@ -182,6 +182,10 @@ class ModelRouteReporter:
         ledgers = list(self.ledgers)
         if state._runner is not None:
             ledgers.append(state._runner.ledger.to_json())
+        expected = set(state.expected)  # -n 0; under xdist, what the workers collected
+        for ledger in ledgers:
+            expected.update(ledger.get("items", ()))
+        missing = sorted(expected - set(self.results))
         prices = {
             alias: {"provider": m.provider, "model": m.model,
                     "input": state.pricing[alias].input, "output": state.pricing[alias].output,
@@ -201,6 +205,14 @@ class ModelRouteReporter:
             prices=prices,
             extra=extra,
         )
+        self.doc["gate"]["missing"] = missing
+        if missing:
+            self.doc["gate"]["passed"] = False if self.mode == "gate" else None
+            self.doc["gate"]["failures"].append({
+                "task": None, "route": None, "verdict": "error",
+                "reasons": [f"{len(missing)} case item(s) reported no result (a crashed "
+                            f"worker or a failing fixture): {', '.join(missing[:5])}"
+                            + (" ..." if len(missing) > 5 else "")]})
 
     def _snapshot_step(self) -> dict[str, Any]:
         state = self.state

@@ -117,13 +117,13 @@ class Runner:
             for provider in self.providers.values():
                 try:
                     await provider.aclose()
-                except Exception:  # noqa: S110 - closing is best effort
+                except Exception:
                     pass
 
         if self._loop.is_running():
             try:
                 asyncio.run_coroutine_threadsafe(_close(), self._loop).result(timeout=10)
-            except Exception:  # noqa: S110
+            except Exception:
                 pass
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)

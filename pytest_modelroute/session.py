@@ -63,6 +63,8 @@ class RunState:
     results: dict[str, CaseResult] = field(default_factory=dict)
     case_ids: dict[tuple[str, str], str] = field(default_factory=dict)
     scratch: str | None = None
+    #: node ids of the model-route items this process collected (after deselection)
+    expected: list[str] = field(default_factory=list)
     _runner: Runner | None = None
     _env: Env | None = None
     _case_files: set[Path] | None = None

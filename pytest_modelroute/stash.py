@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .reporter import ModelRouteReporter
-    from .session import RunState
+    pass
 
 state_key = pytest.StashKey["RunState"]()
 reporter_key = pytest.StashKey["ModelRouteReporter"]()

@@ -63,7 +63,7 @@ def render_html(doc: Doc) -> str:
     )
 
 
-# -- helpers ---------------------------------------------------------------------------
+# -- helpers ------------------------------------------------------------------------------
 
 
 def _text(value: Any, width: int = 200) -> str:
@@ -194,7 +194,7 @@ def _rec_chip(doc: Doc, task: str, rec: Mapping[str, Any]) -> dict[str, Any]:
             else _ratio(_baseline_cost(doc, task), chosen.get("cost_per_call"))}
 
 
-# -- business outcome -------------------------------------------------------------------------
+# -- business outcome ---------------------------------------------------------------------
 
 
 def outcome_view(doc: Doc) -> dict[str, Any] | None:
@@ -235,7 +235,7 @@ def outcome_view(doc: Doc) -> dict[str, Any] | None:
     }
 
 
-# -- tasks -------------------------------------------------------------------------------------
+# -- tasks --------------------------------------------------------------------------------
 
 
 def tasks_view(doc: Doc) -> list[dict[str, Any]]:
@@ -272,7 +272,7 @@ def _task_row(doc: Doc, task: str, t: Mapping[str, Any], proj: Mapping[str, Any]
         "ci": f"{quality(ci[0])}–{quality(ci[1])}" if ci and None not in ci[:2] else "",
         "strip": strip,
         "base_route": _text(base.get("route") or "", 40),
-        "base_diff": signed(base.get("diff")) if base.get("diff") is not None else "",
+        "base_diff": _base_diff(doc, task, t, route),
         "base_ci": _interval(base.get("ci")),
         "base_n": base.get("n"),
         "ratio": _ratio(_baseline_cost(doc, task), t.get("cost_per_call"))
@@ -297,7 +297,18 @@ def _task_row(doc: Doc, task: str, t: Mapping[str, Any], proj: Mapping[str, Any]
     }
 
 
-# -- bench ---------------------------------------------------------------------------------------
+def _base_diff(doc: Doc, task: str, t: Mapping[str, Any], route: str) -> str:
+    """The paired difference from the baseline, or (bench) the plain difference of means."""
+    base = t.get("baseline") or {}
+    if base.get("diff") is not None:
+        return signed(base["diff"])
+    bq = _baseline_quality(doc, task)
+    if route == doc.get("baseline") or bq is None or t.get("quality") is None:
+        return ""
+    return signed(t["quality"] - bq)
+
+
+# -- bench --------------------------------------------------------------------------------
 
 
 def bench_view(doc: Doc) -> dict[str, Any]:
@@ -330,7 +341,8 @@ def _card(doc: Doc, task: str, rec: Mapping[str, Any]) -> dict[str, Any]:
     baseline = doc.get("baseline")
     base_cost = _baseline_cost(doc, task)
     candidates = rec.get("candidates") or []
-    points = [svg.Point(label=show_controls(str(c.get("route"))),
+    points = [svg.Point(label=svg.short_label(show_controls(str(c.get("route")))),
+                        name=show_controls(str(c.get("route"))),
                         cost=c.get("cost_per_call") or 0.0, quality=c["quality"],
                         kind=str(c.get("kind") or "model"), clears=bool(c.get("clears")),
                         recommended=c.get("route") == rec.get("recommended"),
@@ -361,7 +373,7 @@ def _card(doc: Doc, task: str, rec: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-# -- cascades and consensus ------------------------------------------------------------------------
+# -- cascades and consensus ---------------------------------------------------------------
 
 
 def routing_view(doc: Doc) -> list[dict[str, Any]]:
@@ -388,7 +400,7 @@ def routing_view(doc: Doc) -> list[dict[str, Any]]:
     return rows
 
 
-# -- per case ---------------------------------------------------------------------------------------
+# -- per case -----------------------------------------------------------------------------
 
 
 def cases_view(doc: Doc) -> dict[str, Any]:
@@ -403,7 +415,9 @@ def cases_view(doc: Doc) -> dict[str, Any]:
     for r in results:
         key = (str(r.get("task")), str(r.get("file") or ""), str(r.get("case")))
         grouped.setdefault(key, []).append(r)
-    groups = [_case(key, members, tasks, flipped, limit) for key, members in grouped.items()]
+    baseline = doc.get("baseline")
+    groups = [_case(key, members, tasks, flipped, limit, baseline)
+              for key, members in grouped.items()]
     shown, left_out = _fit(groups, CASES_BUDGET)
     counts = {f: sum(1 for g in groups if f in g["flags"]) for f in ("reg", "below", "err")}
     return {
@@ -414,8 +428,8 @@ def cases_view(doc: Doc) -> dict[str, Any]:
 
 
 def _case(key: tuple[str, str, str], members: list[Mapping[str, Any]],
-          tasks: Mapping[str, Any], flipped: set[tuple[str, str]], limit: int
-          ) -> dict[str, Any]:
+          tasks: Mapping[str, Any], flipped: set[tuple[str, str]], limit: int,
+          baseline: str | None = None) -> dict[str, Any]:
     task, file, case = key
     primary = (tasks.get(task) or {}).get("route")
     members = sorted(members, key=lambda r: r.get("route") != primary)
@@ -429,14 +443,15 @@ def _case(key: tuple[str, str, str], members: list[Mapping[str, Any]],
         flags.append("err")
     prompt = next((str(r.get("prompt")) for r in members if r.get("prompt")), "")
     prompt, prompt_more = truncate(show_controls(prompt), limit)
-    routes = [_result(r, primary, limit) for r in members]
+    routes = [_result(r, primary, baseline, limit) for r in members]
     size = 420 + 1.15 * len(prompt) + sum(r["size"] for r in routes)
     return {"task": _text(task, 80), "file": _text(file, 120), "case": _text(case, 120),
             "flags": flags, "prompt": prompt, "prompt_more": prompt_more,
             "routes": routes, "size": size}
 
 
-def _result(r: Mapping[str, Any], primary: str | None, limit: int) -> dict[str, Any]:
+def _result(r: Mapping[str, Any], primary: str | None, baseline: str | None, limit: int
+            ) -> dict[str, Any]:
     output, more = truncate(show_controls(str(r.get("output") or "")), limit)
     checks = [{"type": _text(c.get("type"), 40), "passed": bool(c.get("passed")),
                "score": f"{c.get('score'):.2f}" if isinstance(c.get("score"), (int, float))
@@ -456,7 +471,8 @@ def _result(r: Mapping[str, Any], primary: str | None, limit: int) -> dict[str, 
                                           sorted(votes.items(), key=lambda kv: -kv[1])[:5]))
     size = 330 + 1.15 * len(output) + sum(70 + len(c["reason"]) for c in checks)
     return {
-        "route": _text(route, 60), "primary": route == primary, "status": status,
+        "route": _text(route, 60), "status": status,
+        "role": "route" if route == primary else "baseline" if route == baseline else "",
         "quality": quality(r.get("quality")), "bar": quality(r.get("bar")),
         "output": output, "more": more,
         "error": _text(r.get("error"), 1000) if r.get("error") else "",
@@ -482,7 +498,7 @@ def _fit(groups: list[dict[str, Any]], budget: float) -> tuple[list[dict[str, An
     return [g for i, g in enumerate(groups) if i in keep], len(groups) - len(keep)
 
 
-# -- the run ------------------------------------------------------------------------------------------
+# -- the run ------------------------------------------------------------------------------
 
 
 def run_view(doc: Doc) -> dict[str, Any]:

@@ -7,7 +7,7 @@ its arguments), so a model alias or task name cannot break out of the SVG.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup
@@ -28,7 +28,7 @@ def _join(parts: Sequence[Markup]) -> Markup:
     return Markup("").join(parts)
 
 
-# -- quality strip (one per task row) ---------------------------------------------------
+# -- quality strip (one per task row) -----------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def quality_strip(s: Strip, width: int = 150, height: int = 26) -> Markup:
         w=width, h=height, t=title, body=_join(parts))
 
 
-# -- before/after bar (savings by complexity) --------------------------------------------
+# -- before/after bar (savings by complexity) ---------------------------------------------
 
 
 def before_after_bar(before: float, after: float, scale: float, width: int = 220) -> Markup:
@@ -112,7 +112,7 @@ def before_after_bar(before: float, after: float, scale: float, width: int = 220
              t=f"baseline {money(before)}/mo, routed {money(after)}/mo")
 
 
-# -- stage shares of a cascade -------------------------------------------------------------
+# -- stage shares of a cascade ------------------------------------------------------------
 
 STAGE_COLOURS = ("#0969da", "#8250df", "#bf3989", "#9a6700", "#57606a")
 
@@ -133,7 +133,7 @@ def stage_bar(shares: Sequence[tuple[str, float]], width: int = 220) -> Markup:
                                                                           b=_join(parts))
 
 
-# -- quality against cost (bench mode, one per task) -----------------------------------------
+# -- quality against cost (bench mode, one per task) --------------------------------------
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,20 @@ class Point:
     clears: bool = False
     recommended: bool = False
     baseline: bool = False
+    #: the full name, for the tooltip (defaults to the label)
+    name: str = ""
+
+
+def short_label(route: str) -> str:
+    """A compact chart label: ``consensus:3xopus`` -> ``3×opus``, ``cascade:a>b`` -> ``a›b``
+    (the kind is shown by the point's colour)."""
+    kind, _, rest = route.partition(":")
+    if kind == "consensus" and rest:
+        n, _, model = rest.partition("x")
+        return f"{n}×{model}" if n.isdigit() and model else rest
+    if kind == "cascade" and rest:
+        return rest.replace(">", "›")
+    return route
 
 
 @dataclass
@@ -172,13 +186,22 @@ def _log_range(costs: Sequence[float]) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def _cost_ticks(lo: float, hi: float) -> list[float]:
+def _cost_ticks(lo: float, hi: float, pixels: float, min_gap: float = 80) -> list[float]:
+    """Tick values on a log axis from ``10**lo`` to ``10**hi``: 1-2-5, 1-3 or decades,
+    the densest whose labels stay ``min_gap`` pixels apart."""
+    per_decade = pixels / (hi - lo)
+    for mantissas, gap in (((1, 2, 5), math.log10(2)), ((1, 3), math.log10(3)), ((1,), 1.0)):
+        if per_decade * gap >= min_gap or mantissas == (1,):
+            break
     ticks = []
     for k in range(math.floor(lo), math.ceil(hi) + 1):
-        for m in (1, 2, 5) if hi - lo < 2.5 else (1,):
+        for m in mantissas:
             value = m * 10.0**k
             if lo <= math.log10(value) <= hi:
                 ticks.append(value)
+    if len(ticks) > 1 and mantissas == (1,) and per_decade < min_gap:
+        step = math.ceil(min_gap / per_decade)
+        ticks = ticks[::step]
     return ticks
 
 
@@ -186,7 +209,7 @@ def scatter(points: Sequence[Point], threshold: float | None, width: int = 460,
             height: int = 270, title: str = "") -> Markup:
     """Quality (1..5, y) against cost per call (log scale, x) with a dashed threshold line;
     the recommended point is ringed. Points at zero cost sit on the left edge."""
-    left, right, top, bottom = 46, 14, 12, 38
+    left, right, top, bottom = 46, 14, 10, 38
     pw, ph = width - left - right, height - top - bottom
     lo, hi = _log_range([p.cost for p in points])
 
@@ -195,8 +218,10 @@ def scatter(points: Sequence[Point], threshold: float | None, width: int = 460,
             return left
         return left + pw * (math.log10(cost) - lo) / (hi - lo)
 
+    head = 16  # room above quality 5 for labels
+
     def py(q: float) -> float:
-        return top + ph * (5 - min(5.0, max(1.0, q))) / 4
+        return top + head + (ph - head) * (5 - min(5.0, max(1.0, q))) / 4
 
     parts: list[Markup] = [Markup('<rect x="{}" y="{}" width="{}" height="{}" fill="#fff" '
                                   'stroke="#d0d7de"/>').format(left, top, pw, ph)]
@@ -207,7 +232,7 @@ def scatter(points: Sequence[Point], threshold: float | None, width: int = 460,
         parts.append(Markup('<line x1="{0}" y1="{1}" x2="{2}" y2="{1}" stroke="#eaeef2"/>'
                             '<text x="{3}" y="{4}" text-anchor="end" class="tick">{5}</text>')
                      .format(left, _n(py(q)), left + pw, left - 6, _n(py(q) + 4), q))
-    for t in _cost_ticks(lo, hi):
+    for t in _cost_ticks(lo, hi, pw):
         x = px(t)
         parts.append(Markup('<line x1="{0}" y1="{1}" x2="{0}" y2="{2}" stroke="#eaeef2"/>'
                             '<text x="{0}" y="{3}" text-anchor="middle" class="tick">{4}</text>')
@@ -217,30 +242,34 @@ def scatter(points: Sequence[Point], threshold: float | None, width: int = 460,
     parts.append(Markup('<text x="12" y="{0}" text-anchor="middle" class="axis" '
                         'transform="rotate(-90 12 {0})">quality</text>').format(
         _n(top + ph / 2)))
+    reserved: list[_Box] = []
     if threshold is not None:
         ty = py(threshold)
+        reserved.append(_Box(left + pw - 60, ty + 2, left + pw, ty + 16))
         parts.append(Markup('<line x1="{0}" y1="{1}" x2="{2}" y2="{1}" stroke="{3}" '
                             'stroke-width="1.5" stroke-dasharray="5 4"/>'
                             '<text x="{4}" y="{5}" text-anchor="end" class="bar-label">'
                             'bar {6}</text>').format(left, _n(ty), left + pw, FAIL,
                                                      _n(left + pw - 4), _n(ty + 13),
                                                      quality(threshold)))
-    parts.extend(_points(points, px, py, _Box(left, top, left + pw, top + ph)))
+    parts.extend(_points(points, px, py, _Box(left, top, left + pw, top + ph), reserved))
     return Markup('<svg class="scatter" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
                   'role="img" aria-label="{t}"><title>{t}</title>{b}</svg>').format(
         w=width, h=height, t=title or "quality against cost per call", b=_join(parts))
 
 
-def _points(points: Sequence[Point], px, py, plot: _Box) -> list[Markup]:  # noqa: ANN001
+def _points(points: Sequence[Point], px: Callable[[float], float],
+            py: Callable[[float], float], plot: _Box, reserved: list[_Box]) -> list[Markup]:
     """Markers first (recommended last, on top), then labels placed to avoid overlaps."""
     placed = [(p, px(p.cost), py(p.quality)) for p in points]
     placed.sort(key=lambda t: (t[0].recommended, t[0].clears))
     marks: list[Markup] = []
-    boxes = [_Box(x - 5, y - 5, x + 5, y + 5) for _, x, y in placed]
+    boxes = [_Box(x - r, y - r, x + r, y + r) for p, x, y in placed
+             for r in [10 if p.recommended else 5]] + reserved
     for p, x, y in placed:
         colour = KIND_COLOURS.get(p.kind, INK)
         fill = colour if p.clears else "#fff"
-        tip = f"{p.label}: quality {quality(p.quality)}, {money(p.cost)} per call"
+        tip = f"{p.name or p.label}: quality {quality(p.quality)}, {money(p.cost)} per call"
         if p.recommended:
             marks.append(Markup('<circle cx="{}" cy="{}" r="9" fill="none" stroke="{}" '
                                 'stroke-width="2.5"/>').format(_n(x), _n(y), PASS))
@@ -255,7 +284,7 @@ def _points(points: Sequence[Point], px, py, plot: _Box) -> list[Markup]:  # noq
     labels: list[Markup] = []
     for p, x, y in sorted(placed, key=lambda t: (not t[0].recommended, t[1])):
         text = p.label if len(p.label) <= 28 else p.label[:27] + "…"
-        box, anchor = _place(text, x, y, boxes, plot)
+        box, anchor = _place(text, x, y, boxes, plot, 13 if p.recommended else 9)
         boxes.append(box)
         cls = "pt-label rec" if p.recommended else "pt-label"
         labels.append(Markup('<text x="{}" y="{}" text-anchor="{}" class="{}">{}</text>').format(
@@ -264,18 +293,23 @@ def _points(points: Sequence[Point], px, py, plot: _Box) -> list[Markup]:  # noq
     return marks + labels
 
 
-def _place(text: str, x: float, y: float, taken: list[_Box], plot: _Box) -> tuple[_Box, str]:
+def _place(text: str, x: float, y: float, taken: list[_Box], plot: _Box, gap: float = 9
+           ) -> tuple[_Box, str]:
     """The candidate label position with the least overlap (right, left, above, below)."""
     w, h = len(text) * CHAR_W + 2, 13.0
     options = [
-        (_Box(x + 9, y - h / 2, x + 9 + w, y + h / 2), "start"),
-        (_Box(x - 9 - w, y - h / 2, x - 9, y + h / 2), "end"),
+        (_Box(x + gap, y - h / 2, x + gap + w, y + h / 2), "start"),
+        (_Box(x - gap - w, y - h / 2, x - gap, y + h / 2), "end"),
         (_Box(x - w / 2, y - 10 - h, x + w / 2, y - 10), "middle"),
         (_Box(x - w / 2, y + 10, x + w / 2, y + 10 + h), "middle"),
         (_Box(x + 7, y - 7 - h, x + 7 + w, y - 7), "start"),
         (_Box(x + 7, y + 7, x + 7 + w, y + 7 + h), "start"),
         (_Box(x - 7 - w, y - 7 - h, x - 7, y - 7), "end"),
         (_Box(x - 7 - w, y + 7, x - 7, y + 7 + h), "end"),
+        (_Box(x - w / 2, y + 23, x + w / 2, y + 23 + h), "middle"),
+        (_Box(x - w / 2, y - 23 - h, x + w / 2, y - 23), "middle"),
+        (_Box(x + 9, y + 9, x + 9 + w, y + 9 + h), "start"),
+        (_Box(x - 9 - w, y + 9, x - 9, y + 9 + h), "end"),
     ]
 
     def cost(option: tuple[_Box, str]) -> float:

@@ -181,7 +181,10 @@ def write_summary(tr: Any, doc: dict[str, Any], verdicts: dict[str, Any], notes:
             for verdict in verdicts.values():
                 if not verdict.passed:
                     tr.write_line("FAILED " + verdict.line(), red=True, bold=True)
-            failed = len(doc["gate"]["failures"])
+            for failure in doc["gate"]["failures"]:
+                if failure["task"] is None:
+                    tr.write_line("FAILED " + "; ".join(failure["reasons"]), red=True, bold=True)
+            failed = sum(1 for f in doc["gate"]["failures"] if f["task"] is not None)
             tr.write_line(f"model route gate: FAILED ({failed} of {n} tasks)", red=True,
                           bold=True)
 

@@ -1,0 +1,300 @@
+"""The PR comment: GitHub-flavoured Markdown made from the results document.
+
+The layout is the same on every run (marker, verdict, savings, tasks, savings by
+complexity, flipped cases, matrix, footer) so a bot can update one sticky comment in
+place, and the text always stays under GitHub's 65,536-character comment limit: every
+section has a character budget, lists and tables are capped with a count of the rest.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from .fmt import clip, money, percent, quality, signed
+from .text import strip_controls
+
+MARKER = "<!-- pytest-modelroute -->"
+LIMIT = 65_000
+#: characters per section; their sum plus the headings stays well under LIMIT
+BUDGETS = {"verdict": 3_000, "savings": 1_500, "tasks": 26_000, "complexity": 2_000,
+           "flipped": 9_000, "matrix": 18_000, "footer": 1_000}
+FLIPS_PER_TASK = 10
+
+Doc = Mapping[str, Any]
+
+_ESCAPES = {"\\": "\\\\", "|": "\\|", "`": "&#96;", "<": "&lt;", ">": "&gt;", "&": "&amp;",
+            "*": "\\*", "_": "\\_", "[": "\\[", "]": "\\]", "~": "\\~", "$": "\\$",
+            "@": "@\u200b"}
+_SPECIAL = re.compile(r"[\\|`<>&*_\[\]~$@]")
+_SPACE = re.compile(r"\s+")
+
+
+def usd(value: float | None) -> str:
+    """``fmt.money`` with the dollar sign escaped (GitHub reads ``$...$`` as math)."""
+    return money(value).replace("$", "\\$")
+
+
+def escape_md_cell(value: Any, width: int | None = None) -> str:
+    """Untrusted text as one safe Markdown table cell (or inline text): control characters
+    removed, whitespace runs (newlines too) made one space, clipped to ``width``, and
+    pipes, HTML, backticks, emphasis, link brackets and @-mentions neutralised."""
+    text = _SPACE.sub(" ", strip_controls("" if value is None else str(value))).strip()
+    if width is not None:
+        text = clip(text, width)
+    return _SPECIAL.sub(lambda m: _ESCAPES[m.group()], text)
+
+
+def render_markdown(doc: Doc) -> str:
+    """The PR comment for a results document, under ``LIMIT`` characters."""
+    sections = [
+        MARKER,
+        verdict_section(doc, BUDGETS["verdict"]),
+        savings_line(doc, BUDGETS["savings"]),
+        "### Tasks\n\n" + tasks_section(doc, BUDGETS["tasks"]),
+        "### Savings by complexity\n\n" + complexity_section(doc, BUDGETS["complexity"]),
+        "### Flipped cases\n\n" + flipped_section(doc, BUDGETS["flipped"]),
+        matrix_section(doc, BUDGETS["matrix"]),
+        footer(doc, BUDGETS["footer"]),
+    ]
+    return _fit("\n\n".join(sections) + "\n", LIMIT)
+
+
+# -- pieces -----------------------------------------------------------------------------
+
+
+def _row(cells: Iterable[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(headers: Sequence[str], align: str, rows: Iterable[Sequence[str]], budget: int,
+           total: int | None = None, what: str = "rows") -> str:
+    """A GFM table with as many rows as fit in ``budget`` characters, then a count."""
+    head = [_row(headers), _row(":--" if a == "<" else "--:" for a in align)]
+    lines = list(head)
+    used = sum(len(line) + 1 for line in lines)
+    shown = 0
+    reserve = 80
+    rows = list(rows)
+    for cells in rows:
+        line = _row(cells)
+        if used + len(line) + 1 > budget - reserve:
+            break
+        lines.append(line)
+        used += len(line) + 1
+        shown += 1
+    rest = (total if total is not None else len(rows)) - shown
+    if rest > 0:
+        lines.append(f"\n_… and {rest} more {what} not shown (see the HTML report)._")
+    return "\n".join(lines)
+
+
+def _verdict_icon(verdict: str) -> str:
+    return {"pass": "✅ pass", "fail": "❌ fail", "error": "⚠️ error"}.get(verdict,
+                                                                       escape_md_cell(verdict))
+
+
+def _limit(text: str, budget: int) -> str:
+    """``text`` cut at a line boundary to ``budget`` characters, with a note."""
+    if len(text) <= budget:
+        return text
+    note = "\n\n_… (cut to fit the comment; see the HTML report)_"
+    cut = text[: max(0, budget - len(note))]
+    cut = cut[: cut.rfind("\n")] if "\n" in cut else cut
+    return cut + note
+
+
+def _fit(text: str, limit: int) -> str:
+    return text if len(text) <= limit else _limit(text, limit - 1) + "\n"
+
+
+# -- sections ---------------------------------------------------------------------------
+
+
+def verdict_section(doc: Doc, budget: int) -> str:
+    """One line: passed / failed (which tasks) / bench."""
+    tasks = doc.get("tasks") or {}
+    n = len(tasks)
+    plural = "s" * (n != 1)
+    if doc.get("mode") == "bench":
+        recs = doc.get("recommendations") or {}
+        cleared = sum(1 for r in recs.values() if r.get("cleared"))
+        line = (f"📊 **Model route bench**: {cleared} of {len(recs)} tasks have a route that "
+                f"clears the bar, measured on {len(doc.get('models') or {})} models")
+    else:
+        gate = doc.get("gate") or {}
+        failures = gate.get("failures")
+        if failures is None:
+            failures = [{"task": t} for t, e in tasks.items() if e.get("verdict") != "pass"]
+        if gate.get("passed") is True:
+            line = f"✅ **Model route gate passed**: {n} task{plural}, all clear their bar"
+        elif gate.get("passed") is False:
+            names = ", ".join(escape_md_cell(f.get("task"), 60) for f in failures[:10])
+            more = f" and {len(failures) - 10} more" if len(failures) > 10 else ""
+            line = (f"❌ **Model route gate failed**: {len(failures)} of {n} task{plural} "
+                    f"failed ({names}{more})")
+        else:
+            line = f"**Model route**: no verdict ({n} task{plural})"
+    return _limit(line, budget)
+
+
+def savings_line(doc: Doc, budget: int) -> str:
+    p = doc.get("projection")
+    if not p:
+        return "**Projected savings**: no projection (add `traffic:`, calls per month per " \
+               "task, to the config)."
+    base = escape_md_cell(doc.get("baseline") or "the baseline", 40)
+    parts = [
+        f"**Projected savings: {usd(p.get('savings_monthly'))}/month** "
+        f"({usd(p.get('savings_annual'))}/year, −{percent(p.get('savings_share'))} against "
+        f"all-{base} at {usd(p.get('baseline_monthly'))}/month)",
+        f"{percent(p.get('calls_moved_share'))} of calls on cheaper models",
+    ]
+    ratio = p.get("latency_ratio")
+    if ratio:
+        parts.append(f"{ratio:.1f}× faster" if ratio >= 1 else f"{1 / ratio:.1f}× slower")
+    if p.get("quality_change") is not None:
+        parts.append(f"quality {signed(p['quality_change'])}")
+    return _limit(" · ".join(parts), budget)
+
+
+def _task_order(tasks: Mapping[str, Any]) -> list[str]:
+    """Failing tasks first, then the rest, each alphabetical."""
+    return sorted(tasks, key=lambda t: (tasks[t].get("verdict") == "pass", t))
+
+
+def tasks_section(doc: Doc, budget: int) -> str:
+    """One row per task, then why each failing task failed."""
+    tasks = doc.get("tasks") or {}
+    if not tasks:
+        return "_No tasks were measured._"
+    order = _task_order(tasks)
+    rows = (_task_cells(name, tasks[name]) for name in order)
+    table = _table(["Task", "Route", "Quality", "Δ vs snapshot", "Cost/call", "Δ cost",
+                    "Verdict"], "<<>>>><", rows, int(budget * 0.6), len(order), "tasks")
+    why = [f"- **{escape_md_cell(t, 60)}** · {escape_md_cell(tasks[t].get('route'), 50)}: "
+           + "; ".join(escape_md_cell(r, 300) for r in tasks[t].get("reasons") or [])
+           for t in order if tasks[t].get("verdict") != "pass" and tasks[t].get("reasons")]
+    if not why:
+        return table
+    return table + "\n\n" + _lines(why, budget - len(table) - 2, "failing tasks")
+
+
+def _task_cells(name: str, t: Mapping[str, Any]) -> list[str]:
+    snap = t.get("snapshot") or {}
+    diff = snap.get("diff")
+    change = snap.get("cost_change")
+    q = quality(t.get("quality"))
+    if t.get("errors"):
+        q += f" ({t['errors']} errored)"
+    return [
+        f"**{escape_md_cell(name, 60)}**",
+        escape_md_cell(t.get("route") or "-", 50),
+        q,
+        signed(diff) if diff is not None else "–",
+        usd(t.get("cost_per_call")),
+        f"{change:+.0%}" if change is not None else "–",
+        _verdict_icon(str(t.get("verdict") or "error")),
+    ]
+
+
+def _lines(items: Sequence[str], budget: int, what: str) -> str:
+    """Bullet lines up to ``budget`` characters, then a count of the rest."""
+    out: list[str] = []
+    used = 0
+    for item in items:
+        if used + len(item) + 1 > budget - 80:
+            break
+        out.append(item)
+        used += len(item) + 1
+    if len(out) < len(items):
+        out.append(f"- _… and {len(items) - len(out)} more {what} (see the HTML report)_")
+    return "\n".join(out)
+
+
+def complexity_section(doc: Doc, budget: int) -> str:
+    p = doc.get("projection")
+    if not p or not p.get("by_complexity"):
+        return "_No projection: the config has no `traffic:`._"
+    rows = [[escape_md_cell(name, 20), percent(g.get("share")), usd(g.get("baseline_monthly")),
+             usd(g.get("routed_monthly")), f"**{usd(g.get('savings_monthly'))}**"]
+            for name, g in p["by_complexity"].items()]
+    rows.append(["**Total**", "100%", usd(p.get("baseline_monthly")),
+                 usd(p.get("routed_monthly")), f"**{usd(p.get('savings_monthly'))}**"])
+    return _table(["Complexity", "Calls", "Before/mo", "After/mo", "Savings/mo"], "<>>>>",
+                  rows, budget)
+
+
+def flipped_section(doc: Doc, budget: int) -> str:
+    """Cases that passed in the snapshot and fail now, per task (capped)."""
+    tasks = doc.get("tasks") or {}
+    compared = any(t.get("snapshot") for t in tasks.values())
+    items = []
+    for name in sorted(tasks):
+        flipped = (tasks[name].get("snapshot") or {}).get("flipped") or []
+        if not flipped:
+            continue
+        shown = ", ".join(escape_md_cell(c, 80) for c in flipped[:FLIPS_PER_TASK])
+        more = f" and {len(flipped) - FLIPS_PER_TASK} more" if len(flipped) > FLIPS_PER_TASK \
+            else ""
+        items.append(f"- **{escape_md_cell(name, 60)}** ({len(flipped)}): {shown}{more}")
+    if items:
+        return _lines(items, budget, "tasks with flipped cases")
+    if compared:
+        return "None: no case that passed in the snapshot fails now."
+    return "_No snapshot to compare with (accept a run with `--model-route-update-snapshot`)._"
+
+
+def matrix_section(doc: Doc, budget: int) -> str:
+    """Models x tasks in a collapsed block; the routed/recommended cell in bold."""
+    models = doc.get("models") or {}
+    tasks = doc.get("tasks") or {}
+    names = sorted({t for m in models.values() for t in m})
+    head = "<details><summary>Quality and cost per call, task × model</summary>\n\n"
+    tail = "\n\n</details>"
+    if not models or not names:
+        return head + "_No per-model results._" + tail
+    aliases = list(models)[:12]
+    rows = (_matrix_cells(task, aliases, models, (tasks.get(task) or {}).get("route"))
+            for task in names)
+    extra = f"\n\n_{len(models) - 12} more models not shown._" if len(models) > 12 else ""
+    table = _table(["Task", *(escape_md_cell(a, 30) for a in aliases)], "<" + ">" * len(aliases),
+                   rows, budget - len(head) - len(tail) - len(extra), len(names), "tasks")
+    return head + table + extra + tail
+
+
+def _matrix_cells(task: str, aliases: Sequence[str], models: Mapping[str, Any],
+                  route: str | None) -> list[str]:
+    cells = [escape_md_cell(task, 60)]
+    for alias in aliases:
+        cell = models[alias].get(task)
+        if not cell:
+            cells.append("–")
+            continue
+        text = f"{quality(cell.get('quality'))} · {usd(cell.get('cost_per_call'))}"
+        cells.append(f"**{text}**" if alias == route else text)
+    return cells
+
+
+def footer(doc: Doc, budget: int) -> str:
+    s = doc.get("spend") or {}
+    parts = [f"{len(doc.get('results') or [])} case results"]
+    if s:
+        parts.append(f"{s.get('api_calls', 0):,} API calls ({usd(s.get('cost_incurred'))}), "
+                     f"{s.get('cache_hits', 0):,} cache hits")
+    if doc.get("threshold") is not None:
+        parts.append(f"threshold {quality(doc['threshold'])}")
+    if doc.get("run_id"):
+        parts.append("run " + escape_md_cell(str(doc["run_id"])[:8]))
+    if doc.get("created"):
+        parts.append(escape_md_cell(doc["created"], 40))
+    return _limit("<sub>" + " · ".join(parts) + " · pytest-modelroute</sub>", budget)
+
+
+#: section renderers by name, for callers that want one piece (e.g. a job summary)
+SECTIONS: dict[str, Callable[[Doc, int], str]] = {
+    "verdict": verdict_section, "savings": savings_line, "tasks": tasks_section,
+    "complexity": complexity_section, "flipped": flipped_section, "matrix": matrix_section,
+    "footer": footer,
+}
