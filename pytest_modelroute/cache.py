@@ -67,7 +67,7 @@ class ResponseCache:
     def get(self, key: str) -> dict[str, Any] | None:
         """The entry for ``key`` if this mode may use it."""
         try:
-            raw = self._cache.get(("r", key))
+            raw = self._cache.get("r:" + key)
         except (sqlite3.Error, OSError):
             return None
         if raw is None:
@@ -82,7 +82,7 @@ class ResponseCache:
 
     def put(self, key: str, entry: dict[str, Any]) -> None:
         entry = dict(entry, run_id=self.run_id, stored_at=time.time())
-        self._cache.set(("r", key), json.dumps(entry, ensure_ascii=False))
+        self._cache.set("r:" + key, json.dumps(entry, ensure_ascii=False))
 
     def __len__(self) -> int:
         return len(self._cache)
@@ -91,29 +91,29 @@ class ResponseCache:
 
     def claim(self, key: str, ttl: float) -> bool:
         """Atomically reserve the right to call ``key`` in this run."""
-        return bool(self._cache.add(("claim", self.run_id, key), os.getpid(), expire=ttl))
+        return bool(self._cache.add(f"claim:{self.run_id}:{key}", os.getpid(), expire=ttl))
 
     def release(self, key: str) -> None:
-        self._cache.delete(("claim", self.run_id, key))
+        self._cache.delete(f"claim:{self.run_id}:{key}")
 
     def claimed(self, key: str) -> bool:
-        return ("claim", self.run_id, key) in self._cache
+        return f"claim:{self.run_id}:{key}" in self._cache
 
     def put_error(self, key: str, message: str) -> None:
-        self._cache.set(("error", self.run_id, key), message, expire=24 * 3600)
+        self._cache.set(f"error:{self.run_id}:{key}", message, expire=24 * 3600)
 
     def get_error(self, key: str) -> str | None:
-        value = self._cache.get(("error", self.run_id, key))
+        value = self._cache.get(f"error:{self.run_id}:{key}")
         return value if isinstance(value, str) else None
 
     def add_spend(self, usd: float) -> float:
         """Add to this run's incurred spend; returns the new total."""
         nano = round(usd * _MICRO)
-        total = self._cache.incr(("spend", self.run_id), nano, default=0)
+        total = self._cache.incr(f"spend:{self.run_id}", nano, default=0)
         return total / _MICRO
 
     def spend(self) -> float:
-        return (self._cache.get(("spend", self.run_id)) or 0) / _MICRO
+        return (self._cache.get(f"spend:{self.run_id}") or 0) / _MICRO
 
     def close(self) -> None:
         self._cache.close()

@@ -29,6 +29,7 @@ class CaseFile(pytest.File):
             if self.path.is_relative_to(self.config.rootpath) else str(self.path)
         cases = load_case_file(self.path, display, state.checks)
         for case in cases:
+            mark = pytest.mark.model_route(task=case.task, complexity=case.complexity).mark
             first = state.case_ids.setdefault((case.task, case.id), display)
             if first != display:
                 raise ModelRouteError(
@@ -37,8 +38,11 @@ class CaseFile(pytest.File):
                     path=self.path, line=case.line,
                 )
             for route in state.routes_for_case(case.task) + state.calibration_routes(case):
-                yield CaseItem.from_parent(self, name=f"{case.id}[{route.label}]",
-                                           case=case, route=route)
+                item = CaseItem.from_parent(self, name=f"{case.id}[{route.label}]",
+                                            case=case, route=route)
+                item.own_markers.append(mark)  # what add_marker does, without rebuilding it
+                item.keywords[mark.name] = mark
+                yield item
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
         if isinstance(excinfo.value, ModelRouteError):
@@ -53,7 +57,6 @@ class CaseItem(pytest.Item):
         super().__init__(**kwargs)
         self.case = case
         self.route = route
-        self.add_marker(pytest.mark.model_route(task=case.task, complexity=case.complexity))
 
     def runtest(self) -> None:
         state = self.config.stash[state_key]

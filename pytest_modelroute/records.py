@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Purpose = Literal["route", "judge"]
@@ -105,7 +105,9 @@ class CallRecord:
     model_version: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = dict(self.__dict__)
+        data["usage"] = dict(self.usage.__dict__)
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CallRecord:
@@ -186,7 +188,10 @@ class CaseResult:
         return bool(self.calls) and all(c.cached for c in self.calls)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # by hand rather than dataclasses.asdict: this runs once per item
+        data = dict(self.__dict__)
+        data["checks"] = [dict(c.__dict__) for c in self.checks]
+        data["calls"] = [c.to_dict() for c in self.calls]
         data.update(
             cost=self.cost,
             judge_cost=self.judge_cost,

@@ -152,8 +152,14 @@ class Runner:
         return max(1, math.ceil(total / self._workers))
 
     def is_cached(self, request: Request) -> bool:
+        """Whether ``request`` needs no call; a hit is kept for the call that follows."""
         key = self.key(request)
-        return key in self._memo or self.cache.get(key) is not None
+        if key in self._memo:
+            return True
+        hit = self._from_cache(key, request)
+        if hit is not None:
+            self._memo[key] = hit
+        return hit is not None
 
     async def call(self, request: Request) -> CallRecord:
         """The outcome of ``request``: from memory, the cache, another worker, or the API."""

@@ -93,6 +93,11 @@ class _Loader(yaml.SafeLoader):
     pass
 
 
+#: libyaml's parser when PyYAML was built with it (ten times faster on big case files);
+#: composing nodes is all it does here, construction stays with the safe constructors.
+_Composer: type = getattr(yaml, "CSafeLoader", _Loader)
+
+
 class _Builder:
     """Constructs Python data from a composed YAML node graph, recording lines."""
 
@@ -161,7 +166,7 @@ def load_yaml(path: Path, kind: str = "file") -> tuple[Any, SourceMap]:
     if not text.strip():
         raise ModelRouteError(f"{kind} is empty", path=path, line=1)
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        node = yaml.compose(text, Loader=_Composer)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise ModelRouteError(

@@ -16,16 +16,22 @@ from pathlib import PurePath
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 from . import svg
 from .fmt import clip, money, percent, quality, signed
 from .text import show_controls, truncate
 
-#: characters of prompt/output text per case result, spread over the run's results
-TEXT_BUDGET = 1_600_000
-MIN_TEXT, MAX_TEXT = 160, 4_000
-#: estimated bytes the per-case section may take before passing cases are left out
-CASES_BUDGET = 3_900_000
+#: the whole page stays under this many bytes (the issue's budget is 5 MB)
+PAGE_BYTES = 4_900_000
+#: prompt/output characters shown per case result: the largest limit in this range that
+#: fits the budget (cases that regressed, fell below the bar or errored get 4x)
+MIN_TEXT, MAX_TEXT = 80, 4_000
+FLAGGED_FACTOR = 4
+#: markup bytes (measured) of a case's one-line row, its body, a route's chip in the row,
+#: a route's result, a check, a "more characters" note; and escaping's growth of text
+ROW_BYTES, BODY_BYTES, CHIP_BYTES, RESULT_BYTES, CHECK_BYTES, MORE_BYTES = 95, 60, 22, 80, 20, 40
+ESCAPE_FACTOR = 1.0
 REASON_CHARS = 400
 FAILURES_SHOWN = 6
 
@@ -50,17 +56,22 @@ def render_html(doc: Doc) -> str:
     env = _env()
     script = env.get_template("report.js").render()
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
-    return env.get_template("report.html.j2").render(
-        header=header_view(doc),
-        verdict=verdict_view(doc),
-        outcome=outcome_view(doc),
-        tasks=tasks_view(doc),
-        bench=bench_view(doc) if doc.get("mode") == "bench" else None,
-        routing=routing_view(doc),
-        cases=cases_view(doc),
-        run=run_view(doc),
-        script_hash=f"sha256-{digest}",
-    )
+    page = env.get_template("report.html.j2")
+    cases = cases_view(doc)
+    context = {
+        "header": header_view(doc),
+        "verdict": verdict_view(doc),
+        "outcome": outcome_view(doc),
+        "tasks": tasks_view(doc),
+        "bench": bench_view(doc) if doc.get("mode") == "bench" else None,
+        "routing": routing_view(doc),
+        "cases": cases,
+        "run": run_view(doc),
+        "script_hash": f"sha256-{digest}",
+    }
+    shell = page.render(case_list=Markup(""), **context)
+    budget = PAGE_BYTES - len(shell.encode())
+    return page.render(case_list=render_case_list(env, cases, budget), **context)
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -404,11 +415,9 @@ def routing_view(doc: Doc) -> list[dict[str, Any]]:
 
 
 def cases_view(doc: Doc) -> dict[str, Any]:
-    """Case results grouped by case; texts cut to fit the page budget, and passing cases
-    left out (with a count) when even that does not fit."""
+    """Case results grouped by case (texts not yet cut), with the filter counts."""
     results = doc.get("results") or []
     tasks = doc.get("tasks") or {}
-    limit = max(MIN_TEXT, min(MAX_TEXT, TEXT_BUDGET // max(1, len(results))))
     flipped = {(t, c) for t, e in tasks.items()
                for c in ((e.get("snapshot") or {}).get("flipped") or [])}
     grouped: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
@@ -416,20 +425,15 @@ def cases_view(doc: Doc) -> dict[str, Any]:
         key = (str(r.get("task")), str(r.get("file") or ""), str(r.get("case")))
         grouped.setdefault(key, []).append(r)
     baseline = doc.get("baseline")
-    groups = [_case(key, members, tasks, flipped, limit, baseline)
-              for key, members in grouped.items()]
-    shown, left_out = _fit(groups, CASES_BUDGET)
+    groups = [_case(key, members, tasks, flipped, baseline) for key, members in grouped.items()]
     counts = {f: sum(1 for g in groups if f in g["flags"]) for f in ("reg", "below", "err")}
-    return {
-        "groups": shown, "total": len(groups), "results": len(results),
-        "left_out": left_out, "limit": limit, "counts": counts,
-        "tasks": sorted({g["task"] for g in groups}),
-    }
+    return {"groups": groups, "total": len(groups), "results": len(results), "counts": counts,
+            "tasks": sorted({g["task"] for g in groups})}
 
 
 def _case(key: tuple[str, str, str], members: list[Mapping[str, Any]],
-          tasks: Mapping[str, Any], flipped: set[tuple[str, str]], limit: int,
-          baseline: str | None = None) -> dict[str, Any]:
+          tasks: Mapping[str, Any], flipped: set[tuple[str, str]], baseline: str | None
+          ) -> dict[str, Any]:
     task, file, case = key
     primary = (tasks.get(task) or {}).get("route")
     members = sorted(members, key=lambda r: r.get("route") != primary)
@@ -441,61 +445,163 @@ def _case(key: tuple[str, str, str], members: list[Mapping[str, Any]],
         flags.append("below")
     if any(r.get("error") or r.get("status") == "error" for r in members):
         flags.append("err")
+    routes = [_result(r, primary, baseline) for r in members]
     prompt = next((str(r.get("prompt")) for r in members if r.get("prompt")), "")
-    prompt, prompt_more = truncate(show_controls(prompt), limit)
-    routes = [_result(r, primary, baseline, limit) for r in members]
-    size = 420 + 1.15 * len(prompt) + sum(r["size"] for r in routes)
-    return {"task": _text(task, 80), "file": _text(file, 120), "case": _text(case, 120),
-            "flags": flags, "prompt": prompt, "prompt_more": prompt_more,
-            "routes": routes, "size": size}
+    view = {"task": _text(task, 80), "file": _text(file, 120), "case": _text(case, 120),
+            "flags": flags, "prompt_raw": prompt, "routes": routes}
+    view["row"] = ROW_BYTES + _bytes(view["task"], view["case"], *flags) \
+        + sum(CHIP_BYTES + _bytes(r["route"], r["q"]) for r in routes)
+    view["fixed"] = view["row"] + BODY_BYTES + _bytes(view["file"]) \
+        + sum(r["fixed"] for r in routes)
+    view["lengths"] = [len(prompt), *(len(r["output_raw"]) for r in routes)]
+    return view
 
 
-def _result(r: Mapping[str, Any], primary: str | None, baseline: str | None, limit: int
+def _bytes(*texts: str) -> int:
+    """Encoded size of short texts (escaping grows them a little, see ESCAPE_FACTOR)."""
+    return sum(len(t.encode()) for t in texts)
+
+
+def _result(r: Mapping[str, Any], primary: str | None, baseline: str | None
             ) -> dict[str, Any]:
-    output, more = truncate(show_controls(str(r.get("output") or "")), limit)
-    checks = [{"type": _text(c.get("type"), 40), "passed": bool(c.get("passed")),
-               "score": f"{c.get('score'):.2f}" if isinstance(c.get("score"), (int, float))
-               else "", "reason": _text(c.get("reason") or "", REASON_CHARS)}
-              for c in r.get("checks") or []]
     route = str(r.get("route") or "")
-    status = "error" if r.get("error") else str(r.get("status") or "")
+    status = "e" if r.get("error") or r.get("status") == "error" else \
+        "b" if r.get("status") == "below" else "p"
+    checks = []
+    for c in r.get("checks") or []:
+        score = c.get("score")
+        text = _text(c.get("type"), 40)
+        if isinstance(score, (int, float)):
+            text += f" {score:.2f}"
+        if c.get("reason"):
+            text += " — " + _text(c["reason"], REASON_CHARS)
+        checks.append({"ok": bool(c.get("passed")), "text": text})
+    meta = [f"quality {quality(r.get('quality'))} / bar {quality(r.get('bar'))}",
+            money(r.get("cost")),
+            f"{r.get('input_tokens') or 0:,}→{r.get('output_tokens') or 0:,} tokens",
+            f"{r.get('latency_s') or 0:.2f}s"]
+    if r.get("cached"):
+        meta.append("cached")
+    meta.extend(_route_detail(route, r))
+    error = _text(r.get("error"), 1000) if r.get("error") else ""
+    view = {
+        "route": _text(route, 60), "s": status,
+        "q": "error" if status == "e" else quality(r.get("quality")),
+        "role": "route" if route == primary else "baseline" if route == baseline else "",
+        "meta": " · ".join(meta), "error": error, "checks": checks,
+        "output_raw": str(r.get("output") or ""),
+    }
+    view["fixed"] = RESULT_BYTES + _bytes(view["route"], view["role"], view["meta"], error) \
+        + sum(CHECK_BYTES + _bytes(c["text"]) for c in checks)
+    return view
+
+
+def _route_detail(route: str, r: Mapping[str, Any]) -> list[str]:
     votes = r.get("votes") or {}
     stage = r.get("stage")
-    detail = []
-    if stage is not None and not votes:
-        names = _stage_names(route, int(stage))
-        detail.append(f"resolved at stage {stage} ({names[int(stage) - 1]})"
-                      if 0 < int(stage) <= len(names) else f"resolved at stage {stage}")
     if votes:
-        detail.append("votes " + ", ".join(f"{_text(k, 40)} {v}" for k, v in
-                                          sorted(votes.items(), key=lambda kv: -kv[1])[:5]))
-    size = 330 + 1.15 * len(output) + sum(70 + len(c["reason"]) for c in checks)
-    return {
-        "route": _text(route, 60), "status": status,
-        "role": "route" if route == primary else "baseline" if route == baseline else "",
-        "quality": quality(r.get("quality")), "bar": quality(r.get("bar")),
-        "output": output, "more": more,
-        "error": _text(r.get("error"), 1000) if r.get("error") else "",
-        "checks": checks, "cost": money(r.get("cost")),
-        "tokens": f"{r.get('input_tokens') or 0:,}→{r.get('output_tokens') or 0:,}",
-        "latency": f"{r.get('latency_s') or 0:.2f}s", "cached": bool(r.get("cached")),
-        "detail": "; ".join(detail), "size": size,
-    }
+        top = sorted(votes.items(), key=lambda kv: -kv[1])[:5]
+        return ["votes " + ", ".join(f"{_text(k, 40)} {v}" for k, v in top)]
+    if isinstance(stage, int):
+        names = _stage_names(route, stage)
+        return [f"resolved at stage {stage} ({names[stage - 1]})" if 0 < stage <= len(names)
+                else f"resolved at stage {stage}"]
+    return []
 
 
-def _fit(groups: list[dict[str, Any]], budget: float) -> tuple[list[dict[str, Any]], int]:
-    """All groups if they fit; else the flagged ones first, then passing ones in order."""
-    if sum(g["size"] for g in groups) <= budget:
-        return groups, 0
-    keep: set[int] = set()
-    used = 0.0
-    ranked = sorted(range(len(groups)), key=lambda i: not groups[i]["flags"])
+def _cut(text: str, limit: int) -> tuple[str, int]:
+    kept, more = truncate(text, limit)
+    return show_controls(kept), more
+
+
+def _cap(group: Mapping[str, Any], limit: int) -> int:
+    return min(MAX_TEXT, limit * FLAGGED_FACTOR) if group["flags"] else limit
+
+
+def _full(group: Mapping[str, Any], limit: int) -> float:
+    """Estimated bytes of a case shown in full, its texts cut at ``limit``."""
+    cap = _cap(group, limit)
+    size = group["fixed"]
+    for n in group["lengths"]:
+        size += cap + MORE_BYTES if n > cap else n
+    return size * ESCAPE_FACTOR
+
+
+def _total(groups: list[dict[str, Any]], limit: int) -> float:
+    return sum(_full(g, limit) for g in groups)
+
+
+def _rank(group: Mapping[str, Any]) -> int:
+    """Which cases get room first: errors and regressions, then below the bar, then the rest."""
+    flags = group["flags"]
+    return 0 if "err" in flags or "reg" in flags else 1 if flags else 2
+
+
+def _plan(groups: list[dict[str, Any]], budget: float) -> tuple[list[dict[str, Any]], int]:
+    """Which cases to show in full and the text limit. All in full with the largest limit
+    that fits; else every case as a one-line row, upgraded to full (errors, regressions
+    and cases below the bar first) while the budget lasts; rows beyond half the budget
+    are left out, lowest priority first."""
+    if _total(groups, MAX_TEXT) <= budget:
+        return [dict(g, full=True) for g in groups], MAX_TEXT
+    if _total(groups, MIN_TEXT) <= budget:
+        lo, hi = MIN_TEXT, MAX_TEXT
+        while hi - lo > 8:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if _total(groups, mid) <= budget else (lo, mid)
+        return [dict(g, full=True) for g in groups], lo
+    ranked = sorted(range(len(groups)), key=lambda i: _rank(groups[i]))
+    rows = sum(g["row"] for g in groups)
+    keep = [True] * len(groups)
+    while ranked and rows > budget / 2:
+        i = ranked.pop()
+        keep[i] = False
+        rows -= groups[i]["row"]
+    full = [False] * len(groups)
+    left = budget - rows
     for i in ranked:
-        if used + groups[i]["size"] > budget:
+        extra = _full(groups[i], MIN_TEXT) - groups[i]["row"]
+        if extra <= left:
+            full[i] = True
+            left -= extra
+    return [dict(g, full=full[i]) for i, g in enumerate(groups) if keep[i]], MIN_TEXT
+
+
+def _cut_groups(groups: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    out = []
+    for g in groups:
+        if not g["full"]:
+            out.append(g)
             continue
-        keep.add(i)
-        used += groups[i]["size"]
-    return [g for i, g in enumerate(groups) if i in keep], len(groups) - len(keep)
+        cap = _cap(g, limit)
+        prompt, prompt_more = _cut(g["prompt_raw"], cap)
+        routes = []
+        for r in g["routes"]:
+            output, more = _cut(r["output_raw"], cap)
+            routes.append({**r, "output": output, "more": more})
+        out.append({**g, "prompt": prompt, "prompt_more": prompt_more, "routes": routes})
+    return out
+
+
+def render_case_list(env: jinja2.Environment, cases: Mapping[str, Any], budget: float
+                     ) -> Markup:
+    """The per-case list under ``budget`` bytes: texts cut to a common limit, and passing
+    cases left out (with a count) when even short texts do not fit."""
+    template = env.get_template("_case_list.html.j2")
+    groups = cases["groups"]
+    flagged = sum(1 for g in groups if g["flags"])
+    target = budget
+    html = ""
+    for _ in range(3):
+        shown, limit = _plan(groups, target)
+        compact = sum(1 for g in shown if not g["full"])
+        html = template.render(groups=_cut_groups(shown, limit), compact=compact,
+                               left_out=len(groups) - len(shown), open_flagged=flagged <= 30)
+        size = len(html.encode())
+        if size <= budget:
+            break
+        target *= 0.97 * budget / size
+    return Markup(html)  # the output of an autoescaped template
 
 
 # -- the run ------------------------------------------------------------------------------

@@ -9,18 +9,17 @@ import re
 _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
-def _picture(match: re.Match[str]) -> str:
+def _escape(match: re.Match[str]) -> str:
     code = ord(match.group())
-    if code < 0x20:
-        return chr(0x2400 + code)  # ␀ ␛ ...
-    if code == 0x7F:
-        return "\u2421"  # ␡
-    return "\ufffd"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def show_controls(text: str) -> str:
-    """Replace control characters with visible symbols (``\\x1b`` -> ``␛``)."""
-    return _UNSAFE.sub(_picture, text)
+    """Replace control characters with visible escapes (``\\x1b`` -> the text ``\\x1b``);
+    carriage returns become newlines."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _UNSAFE.sub(_escape, text)
 
 
 def strip_controls(text: str) -> str:

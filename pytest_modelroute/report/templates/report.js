@@ -3,7 +3,7 @@
   var bar = document.getElementById("filters");
   var list = document.getElementById("case-list");
   if (!bar || !list) { return; }
-  var cases = list.querySelectorAll("details.case");
+  var cases = list.querySelectorAll("#case-list > details");
   var count = document.getElementById("shown");
   var select = document.getElementById("task-filter");
   var state = { f: "all", t: "" };
@@ -13,7 +13,7 @@
       var c = cases[i];
       var flags = " " + c.getAttribute("data-f") + " ";
       var ok = (state.f === "all" || flags.indexOf(" " + state.f + " ") >= 0) &&
-        (!state.t || c.getAttribute("data-t") === state.t);
+        (!state.t || c.querySelector("summary > i").textContent === state.t);
       c.hidden = !ok;
       if (ok) { shown++; }
     }
