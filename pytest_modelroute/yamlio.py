@@ -70,7 +70,7 @@ def read_text(path: Path, kind: str) -> str:
         raise ModelRouteError(f"cannot read {kind}: {exc.strerror}", path=path) from None
     if size > MAX_FILE_BYTES:
         raise ModelRouteError(
-            f"{kind} is {size / 1e6:.0f} MB, more than the {MAX_FILE_BYTES // 1_000_000} MB limit",
+            f"{kind} is {size / 2**20:.0f} MB, more than the {MAX_FILE_BYTES // 2**20} MB limit",
             path=path,
         )
     try:
@@ -98,6 +98,9 @@ class _Loader(yaml.SafeLoader):
 _Composer: type = getattr(yaml, "CSafeLoader", _Loader)
 
 
+_PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+
+
 class _Builder:
     """Constructs Python data from a composed YAML node graph, recording lines."""
 
@@ -117,6 +120,11 @@ class _Builder:
                 line=node.start_mark.line + 1,
             )
         self.lines.setdefault(loc, node.start_mark.line + 1)
+        if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_TAGS:
+            raise ModelRouteError(
+                f"invalid YAML: unsupported tag {node.tag!r} (only plain YAML is read)",
+                path=self.path, line=node.start_mark.line + 1,
+            )
         if isinstance(node, yaml.MappingNode):
             self.loader.flatten_mapping(node)
             out: dict[Any, Any] = {}

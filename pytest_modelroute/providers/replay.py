@@ -7,6 +7,7 @@ One object per line: ``{"model": id, "prompt": text | "messages": [...], "output
 
 from __future__ import annotations
 
+import difflib
 import json
 import threading
 from pathlib import Path
@@ -17,8 +18,9 @@ from ..records import Completion, Request, Usage, canonical_json
 from ..yamlio import read_text
 from .base import Provider, estimate_tokens
 
+RECORD_KEYS = ("model", "prompt", "messages", "output", "usage", "latency_s")
 _lock = threading.Lock()
-_indexes: dict[Path, dict[tuple[str, str], dict[str, Any]]] = {}
+_indexes: dict[tuple[Path, int, int], dict[tuple[str, str], dict[str, Any]]] = {}
 
 
 def _match_key(model: str, prompt: str | None, messages: Any) -> tuple[str, str]:
@@ -30,8 +32,13 @@ def _match_key(model: str, prompt: str | None, messages: Any) -> tuple[str, str]
 def load_replay(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
     """Index a replay file; errors name the file, the line and the field."""
     with _lock:
-        if path in _indexes:
-            return _indexes[path]
+        try:
+            stat = path.stat()
+            version = (path, stat.st_mtime_ns, stat.st_size)  # an edited file is re-read
+        except OSError:
+            version = (path, 0, 0)
+        if version in _indexes:
+            return _indexes[version]
         text = read_text(path, "replay file")
         index: dict[tuple[str, str], dict[str, Any]] = {}
         for lineno, line in enumerate(text.splitlines(), 1):
@@ -43,6 +50,12 @@ def load_replay(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
                 raise ModelRouteError(f"invalid JSON: {exc.msg}", path=path, line=lineno) from None
             if not isinstance(record, dict):
                 raise ModelRouteError("expected a JSON object", path=path, line=lineno)
+            for key in record:
+                if key not in RECORD_KEYS:
+                    close = difflib.get_close_matches(str(key), RECORD_KEYS, n=1)
+                    hint = f"; did you mean {close[0]!r}?" if close else \
+                        f" (keys: {', '.join(RECORD_KEYS)})"
+                    raise ModelRouteError(f"unknown key {key!r}{hint}", path=path, line=lineno)
             for field, kind in (("model", str), ("output", str)):
                 if not isinstance(record.get(field), kind):
                     raise ModelRouteError(
@@ -66,7 +79,7 @@ def load_replay(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
             index.setdefault(
                 _match_key(record["model"], record.get("prompt"), record.get("messages")), record
             )
-        _indexes[path] = index
+        _indexes[version] = index
         return index
 
 
