@@ -21,6 +21,7 @@ from .cases import python_case_info
 from .config import find_config, load_config
 from .errors import ModelRouteError
 from .nodes import CaseFile, CaseItem, record_result
+from .report.outputs import OUTPUTS, load_results, write_outputs
 from .reporter import WORKER_KEY, ModelRouteReporter
 from .session import RunState, Settings
 from .snapshot import load_snapshot
@@ -60,6 +61,17 @@ SETTINGS: Final = {
     "model_route_json": _Setting(
         "--model-route-json", "write the results (schema modelroute/results@1) to PATH",
         metavar="PATH"),
+    "model_route_html": _Setting(
+        "--model-route-html", "write the HTML cost report (one self-contained file) to PATH",
+        metavar="PATH"),
+    "model_route_md": _Setting(
+        "--model-route-md", "write the Markdown PR comment to PATH", metavar="PATH"),
+    "model_route_junit": _Setting(
+        "--model-route-junit", "write JUnit XML (a test case per task route and per case) to "
+        "PATH", metavar="PATH"),
+    "model_route_report_only": _Setting(
+        "--model-route-report-only", "run nothing: rebuild the reports from a saved "
+        "--model-route-json results file", metavar="RESULTS.json"),
     "model_route_models": _Setting(
         "--model-route-models", "only these models (comma-separated aliases)", metavar="A,B"),
     "model_route_tasks": _Setting(
@@ -174,6 +186,7 @@ def _settings(config: pytest.Config) -> Settings:
 
     return Settings(
         mode=mode,
+        outputs=output_paths(config),
         repeat=repeat,
         snapshot=path("model_route_snapshot"),
         update_snapshot=bool(_setting(config, "model_route_update_snapshot")),
@@ -186,6 +199,44 @@ def _settings(config: pytest.Config) -> Settings:
         tasks=names("model_route_tasks"),
         allow_errors=bool(_setting(config, "model_route_allow_errors")),
     )
+
+
+def output_paths(config: pytest.Config) -> dict[str, Path | None]:
+    """Where each report goes (None: not asked for)."""
+    paths: dict[str, Path | None] = {}
+    for name in OUTPUTS:
+        raw = _setting(config, f"model_route_{name}")
+        paths[name] = (config.invocation_params.dir / raw).resolve() if raw else None
+    return paths
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """``--model-route-report-only RESULTS.json``: rebuild the reports, run nothing."""
+    source = _setting(config, "model_route_report_only")
+    if not source:
+        return None
+    from _pytest.config import create_terminal_writer
+
+    tw = create_terminal_writer(config)
+    path = (config.invocation_params.dir / source).resolve()
+    try:
+        doc = load_results(path)
+        paths = output_paths(config)
+        paths["json"] = None  # the source is the results file
+        if not any(paths.values()):
+            raise ModelRouteError("nothing to write: give --model-route-html, "
+                                  "--model-route-md and/or --model-route-junit")
+        written = write_outputs(doc, paths)
+    except ModelRouteError as exc:
+        tw.line(f"ERROR: {exc}", red=True)
+        return int(pytest.ExitCode.USAGE_ERROR)
+    gate = doc["gate"]
+    verdict = {True: "passed", False: "FAILED", None: "not applied (bench mode)"}[gate["passed"]]
+    tw.line(f"modelroute: reports rebuilt from {path} (gate {verdict})")
+    for kind, out in written:
+        tw.sep("-", f"generated {kind}: {out}")
+    return int(pytest.ExitCode.OK)
 
 
 def _config_path(config: pytest.Config) -> Path:
@@ -253,14 +304,11 @@ def pytest_configure(config: pytest.Config) -> None:
     state.scratch = scratch
     config.stash[state_key] = state
     if workerinput is None:
-        json_path = _setting(config, "model_route_json")
         try:
             snapshot = load_snapshot(state.snapshot_path) if settings.mode == "gate" else None
         except ModelRouteError as exc:
             raise pytest.UsageError(str(exc)) from None
-        reporter = ModelRouteReporter(
-            config, state, Path(json_path).resolve() if json_path else None, snapshot
-        )
+        reporter = ModelRouteReporter(config, state, snapshot)
         config.stash[reporter_key] = reporter
         config.pluginmanager.register(reporter, "modelroute-reporter")
 

@@ -6,7 +6,6 @@ results arrive with the workers' test reports and their spend in ``workeroutput`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from .recommend import Candidate, candidates_for_task, recommend, suggest_yaml
 from .records import CaseResult
 from .report import terminal
 from .report.document import build_document, spend_json
+from .report.outputs import write_outputs
 from .session import RunState
 from .snapshot import Snapshot, snapshot_document, write_snapshot
 
@@ -41,11 +41,10 @@ def moved_share(models: list[str], baseline: str, stage_share: dict[str, float] 
 class ModelRouteReporter:
     """Aggregates results, decides the gate and writes the outputs."""
 
-    def __init__(self, config: pytest.Config, state: RunState, json_path: Path | None,
-                 snapshot: Snapshot | None) -> None:
+    def __init__(self, config: pytest.Config, state: RunState, snapshot: Snapshot | None
+                 ) -> None:
         self.config = config
         self.state = state
-        self.json_path = json_path
         self.snapshot = snapshot
         self.results: dict[str, CaseResult] = {}
         self.ledgers: list[dict[str, Any]] = []
@@ -233,7 +232,7 @@ class ModelRouteReporter:
         thresholds = {t: v.threshold for t, v in self.verdicts.items()}
         write_snapshot(path, snapshot_document(route_aggs, thresholds, bars))
         info["updated"] = True
-        self.written.append(("snapshot", path))
+        self.written.append(("snapshot file", path))
         return info
 
     # -- writing ---------------------------------------------------------------------------
@@ -242,17 +241,13 @@ class ModelRouteReporter:
         if self.doc is None:
             return
         self.config.hook.pytest_modelroute_results(results=self.doc, config=self.config)
-        if self.json_path is not None:
-            self.json_path.parent.mkdir(parents=True, exist_ok=True)
-            self.json_path.write_text(json.dumps(self.doc, indent=2, ensure_ascii=False) + "\n",
-                                      encoding="utf-8")
-            self.written.append(("json results", self.json_path))
+        self.written.extend(write_outputs(self.doc, self.state.settings.outputs))
         suggest = self.state.settings.suggest
         if suggest is not None and self.mode == "bench":
             suggest.parent.mkdir(parents=True, exist_ok=True)
             suggest.write_text(suggest_yaml(self.choices, self.state.config.threshold,
                                             self.state.config.baseline), encoding="utf-8")
-            self.written.append(("routes suggestion", suggest))
+            self.written.append(("routes file", suggest))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.doc is None:
@@ -260,4 +255,4 @@ class ModelRouteReporter:
         terminal.write_summary(terminalreporter, self.doc, self.verdicts, self.notes,
                                self.state._runner.cache.warning if self.state._runner else None)
         for kind, path in self.written:
-            terminalreporter.write_sep("-", f"generated {kind} file: {path}")
+            terminalreporter.write_sep("-", f"generated {kind}: {path}")

@@ -38,6 +38,7 @@ class Settings:
     tasks: tuple[str, ...] = ()
     repeat: int = 1
     allow_errors: bool = False
+    outputs: dict[str, Path | None] = field(default_factory=dict)
     snapshot: Path | None = None
     update_snapshot: bool = False
     suggest: Path | None = None

@@ -1,0 +1,119 @@
+"""Writing the report files, from a run or from a saved results file (report-only mode)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import ModelRouteError
+from ..schema_errors import validation_error
+from ..yamlio import SourceMap, load_json
+from .document import SCHEMA
+
+Renderer = Callable[[dict[str, Any]], str]
+
+
+def _json(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def _html(doc: dict[str, Any]) -> str:
+    from .html import render_html
+
+    return render_html(doc)
+
+
+def _markdown(doc: dict[str, Any]) -> str:
+    from .markdown import render_markdown
+
+    return render_markdown(doc)
+
+
+def _junit(doc: dict[str, Any]) -> str:
+    from .junit import render_junit
+
+    return render_junit(doc)
+
+
+#: output name -> (what the terminal calls it, renderer)
+OUTPUTS: dict[str, tuple[str, Renderer]] = {
+    "json": ("json results file", _json),
+    "html": ("html report", _html),
+    "md": ("markdown report", _markdown),
+    "junit": ("junit xml report", _junit),
+}
+
+
+def write_outputs(doc: dict[str, Any], paths: Mapping[str, Path | None]) -> list[tuple[str, Path]]:
+    """Render and write every output that has a path; returns (kind, path) written."""
+    written = []
+    for name, (kind, render) in OUTPUTS.items():
+        path = paths.get(name)
+        if path is None:
+            continue
+        text = render(doc)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append((kind, path))
+    return written
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _Task(_Open):
+    route: str | None = None
+    verdict: str
+    reasons: list[str] = []
+    n: int = 0
+    quality: float | None = None
+    threshold: float | None = None
+    cost_per_call: float | None = None
+
+
+class _Result(_Open):
+    case: str
+    task: str
+    route: str
+    score: float | None = None
+    quality: float | None = None
+    cost: float = 0.0
+    error: str | None = None
+    output: str | None = None
+
+
+class _Gate(_Open):
+    passed: bool | None
+    failures: list[dict[str, Any]] = []
+
+
+class _Document(_Open):
+    schema_: Literal["modelroute/results@1"] = Field(alias="schema")
+    mode: Literal["gate", "bench"]
+    gate: _Gate
+    tasks: dict[str, _Task]
+    models: dict[str, dict[str, dict[str, Any]]] = {}
+    results: list[_Result]
+    spend: dict[str, float | int]
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """A saved results document, checked enough that every renderer can read it."""
+    data = load_json(path, "results file")
+    if not isinstance(data, dict):
+        raise ModelRouteError("expected a JSON object (a --model-route-json results file)",
+                              path=path, line=1)
+    if data.get("schema") != SCHEMA:
+        raise ModelRouteError(
+            f"not a results file of this plugin (schema {data.get('schema')!r}, expected "
+            f"{SCHEMA!r}); write one with --model-route-json", path=path, field="schema")
+    try:
+        _Document.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc, SourceMap(path), _Document) from None
+    return data
