@@ -12,6 +12,15 @@ from .base import Provider
 
 def translate_error(exc: BaseException, provider: Provider) -> ProviderError:
     """A ProviderError saying what failed and what to do, without secrets."""
+    error = _translate(exc, provider)
+    key = provider.api_key()
+    if key and len(key) >= 8 and key in str(error):
+        # a server that echoes the key in its error body must not put it in our reports
+        return ProviderError(str(error).replace(key, "[redacted]"), retryable=error.retryable)
+    return error
+
+
+def _translate(exc: BaseException, provider: Provider) -> ProviderError:
     model = provider.model
     who = f"{provider.name} model {model.model!r} (alias {provider.alias!r})"
     kind = type(exc).__name__
