@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable
 from typing import Any
 
 from ..errors import ProviderError
 from .base import Provider
 
+#: Variables whose values are redacted from every provider error.
+SECRET_ENVS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+
 
 def translate_error(exc: BaseException, provider: Provider) -> ProviderError:
     """A ProviderError saying what failed and what to do, without secrets."""
     error = _translate(exc, provider)
-    key = provider.api_key()
-    if key and len(key) >= 8 and key in str(error):
-        # a server that echoes the key in its error body must not put it in our reports
-        return ProviderError(str(error).replace(key, "[redacted]"), retryable=error.retryable)
-    return error
+    text = str(error)
+    # a server that echoes a key in its error body must not put it in our reports
+    keys = {provider.api_key(), *(os.environ.get(v) for v in SECRET_ENVS)}
+    for key in sorted((k for k in keys if k and len(k) >= 8), key=len, reverse=True):
+        text = text.replace(key, "[redacted]")
+    return error if text == str(error) else ProviderError(text, retryable=error.retryable)
 
 
 def _translate(exc: BaseException, provider: Provider) -> ProviderError:
