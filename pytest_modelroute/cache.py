@@ -97,7 +97,22 @@ class ResponseCache:
         self._cache.delete(f"claim:{self.run_id}:{key}")
 
     def claimed(self, key: str) -> bool:
-        return f"claim:{self.run_id}:{key}" in self._cache
+        """Whether a live process holds the claim on ``key`` (a dead one's is dropped)."""
+        owner = self._cache.get(f"claim:{self.run_id}:{key}")
+        if owner is None:
+            return False
+        if isinstance(owner, int) and not _alive(owner):
+            self.release(key)  # its worker crashed: the claim is free again
+            return False
+        return True
+
+    def put_result(self, nodeid: str, data: dict[str, Any]) -> None:
+        """A case result for the other workers of this run."""
+        self._cache.set(f"result:{self.run_id}:{nodeid}", json.dumps(data), expire=24 * 3600)
+
+    def get_result(self, nodeid: str) -> dict[str, Any] | None:
+        raw = self._cache.get(f"result:{self.run_id}:{nodeid}")
+        return json.loads(raw) if isinstance(raw, str) else None
 
     def put_error(self, key: str, message: str) -> None:
         self._cache.set(f"error:{self.run_id}:{key}", message, expire=24 * 3600)
@@ -119,6 +134,16 @@ class ResponseCache:
         self._cache.close()
         if self._fallback is not None:
             shutil.rmtree(self._fallback, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def make_run_scratch() -> Path:

@@ -430,7 +430,9 @@ def pytest_runtestloop(session: pytest.Session) -> None:
                 + (f" (cap ${cap:g})" if cap is not None else "")
             )
         write = _progress_writer(tr)
-    state.prefetch(work, write)
+    workerinput = _worker_input(session.config)
+    worker = int(str(workerinput.get("workerid", "gw0"))[2:] or 0) if workerinput else 0
+    state.prefetch(work, write, worker)
 
 
 def _progress_writer(tr: Any) -> Callable[[str, bool], None]:

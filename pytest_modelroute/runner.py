@@ -28,6 +28,7 @@ T = TypeVar("T")
 
 DEFAULT_CONCURRENCY = 8
 _POLL_S = 0.02
+_MAX_POLL_S = 0.25
 
 
 @dataclass
@@ -91,6 +92,9 @@ class Runner:
         self.ledger = Ledger()
         self.progress = Progress(None)
         self._workers = max(1, workers)
+        #: xdist workers share the cache: claims keep them from paying twice
+        self.shared = self._workers > 1
+        self._spent = 0.0
         self._concurrency = concurrency
         self._memo: dict[str, CallRecord] = {}
         self._inflight: dict[str, asyncio.Future[CallRecord]] = {}
@@ -233,6 +237,8 @@ class Runner:
         ttl = model.timeout_s * (model.max_retries + 1) + 30
         while True:
             async with semaphore:
+                if not self.shared:  # one process: in-memory deduplication is enough
+                    return await self._call_provider(key, request, provider)
                 hit = self._from_cache(key, request)
                 if hit is not None:
                     return hit
@@ -242,8 +248,10 @@ class Runner:
                     finally:
                         self.cache.release(key)
             # Another worker holds the claim: wait for its answer (or for the claim to lapse).
+            poll = _POLL_S
             while self.cache.claimed(key):
-                await asyncio.sleep(_POLL_S)
+                await asyncio.sleep(poll)
+                poll = min(poll * 1.5, _MAX_POLL_S)
             hit = self._from_cache(key, request)
             if hit is not None:
                 return hit
@@ -251,11 +259,15 @@ class Runner:
             if shared_error is not None:
                 return self._error(key, request, shared_error)
 
+    def spent(self) -> float:
+        """What this run has spent (across workers when they share the cache)."""
+        return self.cache.spend() if self.shared else self._spent
+
     async def _call_provider(self, key: str, request: Request, provider: Provider) -> CallRecord:
-        if self.max_cost is not None and self.cache.spend() >= self.max_cost:
+        if self.max_cost is not None and self.spent() >= self.max_cost:
             message = (
                 f"--model-route-max-cost ${self.max_cost:g} reached "
-                f"(${self.cache.spend():.4f} spent this run): no new calls are started"
+                f"(${self.spent():.4f} spent this run): no new calls are started"
             )
             return self._error(key, request, str(SpendCapReached(message)))
         model = provider.model
@@ -282,9 +294,12 @@ class Runner:
             "provider": provider.name,
             "model": model.model,
         }
-        self.cache.put(key, entry)  # stored before anything else can go wrong
+        # stored before anything else can go wrong; off the loop, so other calls go on
+        await asyncio.to_thread(self.cache.put, key, entry)
         record = self._record(key, request, entry, cached=False)
-        self.cache.add_spend(record.cost)
+        self._spent += record.cost
+        if self.shared and self.max_cost is not None:
+            self.cache.add_spend(record.cost)
         self.ledger.calls[key] = {"model": request.model, "cost": record.cost,
                                   "purpose": request.purpose}
         self.progress.calls += 1
@@ -292,7 +307,8 @@ class Runner:
         return record
 
     def _failed(self, key: str, request: Request, message: str) -> CallRecord:
-        self.cache.put_error(key, message)
+        if self.shared:
+            self.cache.put_error(key, message)
         self.ledger.errors += 1
         self.progress.errors += 1
         return self._error(key, request, message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -277,22 +278,64 @@ class RunState:
         self,
         work: Sequence[tuple[str, Case, Route]],
         write: Callable[[str, bool], None] | None,
+        worker: int = 0,
     ) -> None:
-        """Evaluate every (nodeid, case, route) concurrently before the items run."""
+        """Evaluate every (nodeid, case, route) concurrently before the items run.
+
+        xdist workers split the work (worker ``i`` of ``n`` takes every ``n``-th item in
+        node id order) and share results through the cache, whichever worker runs an item.
+        """
         runner = self.runner
         runner.progress.write = write
         started = time.perf_counter()
+        if self.workers > 1:
+            ordered = sorted(work, key=lambda w: w[0])
+            work = ordered[worker % self.workers :: self.workers]
 
         def job(nodeid: str, case: Case, route: Route) -> Callable[[], Any]:
             async def run() -> None:
-                self.results[nodeid] = await evaluate(case, route, self.env, nodeid)
+                await self._evaluate(nodeid, case, route)
 
             return run
 
         runner.run(runner.gather([job(n, c, r) for n, c, r in work]))
         runner.progress.elapsed = time.perf_counter() - started
 
+    async def _evaluate(self, nodeid: str, case: Case, route: Route) -> CaseResult | None:
+        """Evaluate one item, sharing the result with the other workers when there are any."""
+        if self.workers == 1:
+            self.results[nodeid] = await evaluate(case, route, self.env, nodeid)
+            return self.results[nodeid]
+        cache = self.runner.cache
+        item = f"item:{nodeid}"
+        if cache.get_result(nodeid) is not None or not cache.claim(item, ttl=24 * 3600):
+            return None  # done, or being done, by another worker
+        try:
+            result = await evaluate(case, route, self.env, nodeid)
+            self.results[nodeid] = result
+            await asyncio.to_thread(cache.put_result, nodeid, result.to_dict())
+            return result
+        finally:
+            cache.release(item)
+
     def result_for(self, nodeid: str, case: Case, route: Route) -> CaseResult:
-        if nodeid not in self.results:
-            self.results[nodeid] = self.runner.run(evaluate(case, route, self.env, nodeid))
+        """The item's result: evaluated here, by another worker, or now."""
+        if nodeid in self.results:
+            return self.results[nodeid]
+        if self.workers > 1:
+            cache = self.runner.cache
+            poll = 0.01
+            while True:
+                shared = cache.get_result(nodeid)
+                if shared is not None:
+                    self.results[nodeid] = CaseResult.from_dict(shared)
+                    break
+                if not cache.claimed(f"item:{nodeid}"):
+                    found = self.runner.run(self._evaluate(nodeid, case, route))
+                    if found is not None:
+                        break
+                time.sleep(poll)
+                poll = min(poll * 1.5, 0.25)
+            return self.results[nodeid]
+        self.results[nodeid] = self.runner.run(evaluate(case, route, self.env, nodeid))
         return self.results[nodeid]

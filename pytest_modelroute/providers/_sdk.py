@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 from collections.abc import Callable
@@ -60,11 +61,16 @@ def _translate(exc: BaseException, provider: Provider) -> ProviderError:
     return ProviderError(f"{who} failed: {kind}: {str(exc)[:300]}")
 
 
+@functools.lru_cache(maxsize=64)
+def _parameters(function: Callable[..., Any]) -> frozenset[str]:
+    return frozenset(inspect.signature(function).parameters)
+
+
 def split_params(
     method: Callable[..., Any], params: dict[str, Any], renames: dict[str, str]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Parameters the SDK method takes by name, and the rest for ``extra_body``."""
-    accepted = set(inspect.signature(method).parameters)
+    accepted = _parameters(getattr(method, "__func__", method))
     named: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     for key, value in params.items():
