@@ -60,6 +60,8 @@ class ModelConfig(_Strict):
     concurrency: int | None = Field(default=None, ge=1)
     timeout_s: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=20)
+    #: False for a model used only as a judge: bench mode does not run cases on it
+    bench: bool = True
     params: dict[str, Any] = Field(default_factory=dict)
     temperature: float | None = Field(default=None, ge=0)
     max_tokens: int | None = Field(default=None, ge=1)

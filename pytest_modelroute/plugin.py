@@ -423,12 +423,8 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     write = None
     if tr is not None and _worker_input(session.config) is None:
         uncached, estimate = state.estimate([(c, r) for _, c, r in work])
-        cap = state.settings.max_cost
         if uncached:
-            tr.write_line(
-                f"modelroute: {uncached} uncached calls, estimated cost ~${estimate:.4f}"
-                + (f" (cap ${cap:g})" if cap is not None else "")
-            )
+            tr.write_line(state.estimate_line(uncached, estimate))
         write = _progress_writer(tr)
     workerinput = _worker_input(session.config)
     worker = int(str(workerinput.get("workerid", "gw0"))[2:] or 0) if workerinput else 0

@@ -54,6 +54,7 @@ class ModelRouteReporter:
         self.doc: dict[str, Any] | None = None
         self.notes: list[str] = []
         self.written: list[tuple[str, Path]] = []
+        self.estimated = False
 
     # -- collecting ------------------------------------------------------------------------
 
@@ -61,6 +62,24 @@ class ModelRouteReporter:
         data = result_of(report)
         if data is not None and report.when == "call":
             self.results[report.nodeid] = CaseResult.from_dict(data)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """xdist: the controller collects nothing, so it estimates from the first worker's
+        item ids (the same line a single-process run prints before its calls)."""
+        if self.estimated:
+            return
+        self.estimated = True
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is None:
+            return
+        try:
+            work = self.state.work_from_ids(ids, self.config.rootpath)
+        except Exception:  # a broken case file is reported by the workers' collection
+            return
+        uncached, cost = self.state.estimate(work)
+        if uncached:
+            tr.write_line(self.state.estimate_line(uncached, cost))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:

@@ -190,7 +190,8 @@ class RunState:
             return []
         chosen = set(self.settings.models)
         if self.settings.mode == "bench":
-            aliases = [a for a in self.config.models if not chosen or a in chosen]
+            aliases = [a for a, m in self.config.models.items()
+                       if (a in chosen if chosen else m.bench)]
             bench: list[Route] = [SingleRoute(a) for a in aliases]
             if self.settings.repeat > 1:
                 bench += [ConsensusRoute([a], self.settings.repeat) for a in aliases]
@@ -244,6 +245,34 @@ class RunState:
         if self._runner is not None:
             self._runner.close()
             self._runner = None
+
+    def work_from_ids(self, ids: Sequence[str], rootdir: Path) -> list[tuple[Case, Route]]:
+        """(case, route) of the YAML case items among ``ids`` (node ids)."""
+        from .cases import load_case_file
+
+        files: dict[str, dict[tuple[str, str], tuple[Case, Route]]] = {}
+        work = []
+        for nodeid in ids:
+            file, _, name = nodeid.partition("::")
+            if file not in files:
+                path = (rootdir / file).resolve()
+                items: dict[tuple[str, str], tuple[Case, Route]] = {}
+                if path in self.case_files():
+                    for case in load_case_file(path, file, self.checks):
+                        for route in self.routes_for_case(case.task) + \
+                                self.calibration_routes(case):
+                            items[(case.id, route.label)] = (case, route)
+                files[file] = items
+            case_id, _, label = name.partition("[")
+            found = files[file].get((case_id, label[:-1]))
+            if found is not None:
+                work.append(found)
+        return work
+
+    def estimate_line(self, uncached: int, cost: float) -> str:
+        cap = self.settings.max_cost
+        return (f"modelroute: {uncached} uncached calls, estimated cost ~${cost:.4f}"
+                + (f" (cap ${cap:g})" if cap is not None else ""))
 
     def estimate(self, work: Sequence[tuple[Case, Route]]) -> tuple[int, float]:
         """Uncached first calls of ``work`` and their estimated cost (USD)."""

@@ -198,3 +198,23 @@ def test_model_route_path_argument_is_not_taken_as_the_mode(pytester: pytest.Pyt
     result = pytester.runpytest("--model-route", "suite", "-p", "no:cacheprovider")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*gate mode*", "*4 passed*"])
+
+
+def test_xdist_prints_the_estimate_before_the_calls(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester, route="weak")
+    result = pytester.runpytest_subprocess("--model-route", "-n", "2", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["modelroute: 8 uncached calls, estimated cost ~$*"])
+    again = pytester.runpytest_subprocess("--model-route", "-n", "2", "-p", "no:cacheprovider")
+    assert "uncached calls" not in again.stdout.str()
+
+
+def test_judge_only_models_stay_out_of_bench(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester, route="weak")
+    config = pytester.path / "modelroute.yaml"
+    config.write_text(config.read_text().replace(
+        "models:\n", "models:\n  grader: {provider: sim, model: g, bench: false, "
+        "price: {input: 3, output: 15}}\n"))
+    _, doc = run_json(pytester, "--model-route=bench")
+    assert set(doc["models"]) == {"weak", "strong"}
+    _, doc = run_json(pytester, "--model-route=bench", "--model-route-models", "grader,weak")
+    assert set(doc["models"]) == {"grader", "weak"}  # asked for by name, it runs
