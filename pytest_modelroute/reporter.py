@@ -6,12 +6,14 @@ results arrive with the workers' test reports and their spend in ``workeroutput`
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from . import __version__
 from .analysis import Aggregate, aggregate
 from .calibration import calibrate, is_calibration
 from .gate import TaskVerdict, decide_task
@@ -224,6 +226,8 @@ class ModelRouteReporter:
             extra=extra,
         )
         self.doc["gate"]["missing"] = missing
+        self.doc["gate"]["rules"] = dataclasses.asdict(state.rules())
+        self.doc["plugin_version"] = __version__
         if missing:
             self.doc["gate"]["passed"] = False if self.mode == "gate" else None
             self.doc["gate"]["failures"].append({
@@ -236,6 +240,7 @@ class ModelRouteReporter:
         state = self.state
         path = state.snapshot_path
         info: dict[str, Any] = {"path": str(path), "found": self.snapshot is not None,
+                                "created": self.snapshot.created if self.snapshot else None,
                                 "updated": False}
         if not state.settings.update_snapshot:
             if self.snapshot is None:

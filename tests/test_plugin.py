@@ -32,7 +32,9 @@ def test_gate_passes_and_prints_the_table(pytester: pytest.Pytester) -> None:
         "*generated json results file:*results.json*",
     ])
     assert doc["schema"] == "modelroute/results@1"
-    assert doc["gate"] == {"passed": True, "failures": [], "missing": []}
+    assert {k: doc["gate"][k] for k in ("passed", "failures", "missing")} == {
+        "passed": True, "failures": [], "missing": []}
+    assert doc["gate"]["rules"]["tolerance"] == 0.2
     task = doc["tasks"]["classification"]
     assert (task["route"], task["n"], task["quality"], task["verdict"]) == ("strong", 4, 5.0, "pass")
     # route == baseline: one item per case
