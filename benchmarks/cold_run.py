@@ -48,8 +48,10 @@ def sdk_floor(url: str, calls: int, concurrency: int) -> float:
         async def one(i: int) -> None:
             async with gate:
                 await client.chat.completions.create(
-                    model="fast-1", messages=[{"role": "user", "content": f"question {i}"}],
-                    max_tokens=1024)
+                    model="fast-1",
+                    messages=[{"role": "user", "content": f"question {i}"}],
+                    max_tokens=1024,
+                )
 
         started = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(calls)))
@@ -68,18 +70,31 @@ def main() -> None:
     args = parser.parse_args()
     env = {"OPENAI_API_KEY": "sk-bench"}
     ideal = args.calls * args.latency / args.concurrency
-    with tempfile.TemporaryDirectory(prefix="modelroute-cold-") as tmp, \
-            WireServer(latency_s=args.latency) as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="modelroute-cold-") as tmp,
+        WireServer(latency_s=args.latency) as server,
+    ):
         suite = Path(tmp)
         write_suite(suite, config(server.openai_url, args.concurrency), args.calls)
-        startup = min(run(["--model-route", "--collect-only"], suite, env)["wall"]
-                      for _ in range(3))
+        startup = min(
+            run(["--model-route", "--collect-only"], suite, env)["wall"] for _ in range(3)
+        )
         floor = sdk_floor(server.openai_url, args.calls, args.concurrency)
         runs = {}
         for workers in ("0", "2"):
             server.reset()
-            result = run(["--model-route", "--model-route-cache=off", "-n", workers,
-                          "--model-route-json", "bench-results.json"], suite, env)
+            result = run(
+                [
+                    "--model-route",
+                    "--model-route-cache=off",
+                    "-n",
+                    workers,
+                    "--model-route-json",
+                    "bench-results.json",
+                ],
+                suite,
+                env,
+            )
             calls = result["doc"]["spend"]["api_calls"]
             served = sum(server.requests_per_model.values())
             # the same suite fully cached: start-up, collection, items, reports; no calls
@@ -89,17 +104,25 @@ def main() -> None:
     wall0, calls0, served0, warm0 = runs["0"]
     wall2, calls2, served2, warm2 = runs["2"]
     print(f"pytest start-up (--collect-only): {startup:.2f} s")
-    print(f"cold run, {args.calls} calls at {args.latency * 1000:.0f} ms, concurrency "
-          f"{args.concurrency}: {wall0:.2f} s; ideal {ideal:.2f} s + start-up {startup:.2f} s "
-          f"= {ideal + startup:.2f} s; ratio {wall0 / (ideal + startup):.2f}x (target <= 1.3x)")
-    print(f"  the bare SDK makes the same calls in {floor:.2f} s ({floor / ideal:.2f}x the "
-          f"ideal): plugin against SDK floor + start-up {wall0 / (floor + startup):.2f}x")
+    print(
+        f"cold run, {args.calls} calls at {args.latency * 1000:.0f} ms, concurrency "
+        f"{args.concurrency}: {wall0:.2f} s; ideal {ideal:.2f} s + start-up {startup:.2f} s "
+        f"= {ideal + startup:.2f} s; ratio {wall0 / (ideal + startup):.2f}x (target <= 1.3x)"
+    )
+    print(
+        f"  the bare SDK makes the same calls in {floor:.2f} s ({floor / ideal:.2f}x the "
+        f"ideal): plugin against SDK floor + start-up {wall0 / (floor + startup):.2f}x"
+    )
     print(f"  calls paid: {calls0} (server saw {served0})")
-    print(f"-n 2: {wall2:.2f} s, {calls2} calls paid (server saw {served2}); time ratio "
-          f"{wall2 / wall0:.2f}x of -n 0 (target <= 1.0x), calls equal: {calls2 == calls0}")
-    print(f"  call phase (cold minus a warm run of the same suite): -n 0 {wall0 - warm0:.2f} s, "
-          f"-n 2 {wall2 - warm2:.2f} s; ratio {(wall2 - warm2) / (wall0 - warm0):.2f}x; "
-          f"xdist start-up and hand-over cost {warm2 - warm0:.2f} s on this machine")
+    print(
+        f"-n 2: {wall2:.2f} s, {calls2} calls paid (server saw {served2}); time ratio "
+        f"{wall2 / wall0:.2f}x of -n 0 (target <= 1.0x), calls equal: {calls2 == calls0}"
+    )
+    print(
+        f"  call phase (cold minus a warm run of the same suite): -n 0 {wall0 - warm0:.2f} s, "
+        f"-n 2 {wall2 - warm2:.2f} s; ratio {(wall2 - warm2) / (wall0 - warm0):.2f}x; "
+        f"xdist start-up and hand-over cost {warm2 - warm0:.2f} s on this machine"
+    )
     if os.environ.get("MODELROUTE_BENCH_STRICT"):
         assert calls2 == calls0 == args.calls
 

@@ -42,17 +42,23 @@ def main() -> int:
     args = parser.parse_args()
 
     doc = make_doc(args.n, mode=args.mode)
-    print(f"document: {len(doc['results']):,} case results, {len(doc['tasks'])} tasks, "
-          f"mode {args.mode}")
+    print(
+        f"document: {len(doc['results']):,} case results, {len(doc['tasks'])} tasks, "
+        f"mode {args.mode}"
+    )
     html, html_s = timed(render_html, doc)
     md, md_s = timed(render_markdown, doc)
     xml, xml_s = timed(render_junit, doc)
     size = len(html.encode())
     ok_html = html_s < HTML_SECONDS and size < HTML_BYTES
-    print(f"html:     {html_s:6.3f} s  {size / 1e6:6.2f} MB  "
-          f"({'ok' if ok_html else 'OVER'}: < {HTML_SECONDS:g} s, < 5 MB)")
-    print(f"markdown: {md_s:6.3f} s  {len(md):,} characters  "
-          f"({'ok' if len(md) < LIMIT else 'OVER'}: < {LIMIT:,})")
+    print(
+        f"html:     {html_s:6.3f} s  {size / 1e6:6.2f} MB  "
+        f"({'ok' if ok_html else 'OVER'}: < {HTML_SECONDS:g} s, < 5 MB)"
+    )
+    print(
+        f"markdown: {md_s:6.3f} s  {len(md):,} characters  "
+        f"({'ok' if len(md) < LIMIT else 'OVER'}: < {LIMIT:,})"
+    )
     print(f"junit:    {xml_s:6.3f} s  {len(xml.encode()) / 1e6:6.2f} MB")
     if args.write:
         args.write.mkdir(parents=True, exist_ok=True)

@@ -38,8 +38,13 @@ def measure(n: int, root: Path, repeats: int = 3) -> dict[str, float]:
     base = [run([], plain) for _ in range(repeats)]
     best = min(warm, key=lambda r: r["wall"])
     best_plain = min(base, key=lambda r: r["wall"])
-    return {"n": n, "warm": best["wall"], "plain": best_plain["wall"],
-            "warm_mb": best["peak_mb"], "plain_mb": best_plain["peak_mb"]}
+    return {
+        "n": n,
+        "warm": best["wall"],
+        "plain": best_plain["wall"],
+        "warm_mb": best["peak_mb"],
+        "plain_mb": best_plain["peak_mb"],
+    }
 
 
 def main() -> None:
@@ -51,15 +56,21 @@ def main() -> None:
         root = Path(tmp)
         big = measure(args.items, root)
         small = measure(args.small, root)
-    print(f"warm run, {big['n']:,} cached items: {big['warm']:.2f} s; plain pytest "
-          f"{big['n']:,} trivial tests: {big['plain']:.2f} s; ratio "
-          f"{big['warm'] / big['plain']:.2f}x (target <= 1.5x)")
-    print(f"peak memory: {big['warm_mb']:.0f} MB vs {big['plain_mb']:.0f} MB; ratio "
-          f"{big['warm_mb'] / big['plain_mb']:.2f}x (target <= 2x)")
+    print(
+        f"warm run, {big['n']:,} cached items: {big['warm']:.2f} s; plain pytest "
+        f"{big['n']:,} trivial tests: {big['plain']:.2f} s; ratio "
+        f"{big['warm'] / big['plain']:.2f}x (target <= 1.5x)"
+    )
+    print(
+        f"peak memory: {big['warm_mb']:.0f} MB vs {big['plain_mb']:.0f} MB; ratio "
+        f"{big['warm_mb'] / big['plain_mb']:.2f}x (target <= 2x)"
+    )
     per_big = big["warm"] / big["n"]
     per_small = small["warm"] / small["n"]
-    print(f"per item: {per_big * 1e3:.3f} ms at {big['n']:,} vs {per_small * 1e3:.3f} ms at "
-          f"{small['n']:,}; ratio {per_big / per_small:.2f}x (target <= 1.2x)")
+    print(
+        f"per item: {per_big * 1e3:.3f} ms at {big['n']:,} vs {per_small * 1e3:.3f} ms at "
+        f"{small['n']:,}; ratio {per_big / per_small:.2f}x (target <= 1.2x)"
+    )
 
 
 if __name__ == "__main__":

@@ -59,8 +59,9 @@ class Aggregate:
             out["judge"] = {
                 "cost_per_call": self.judge_cost / max(1, self.n + self.errors),
                 "mean_spread": sum(spreads) / len(spreads) if spreads else None,
-                "disagree_share": (sum(1 for s in spreads if s >= 2 - 1e-9) / len(spreads)
-                                   if spreads else None),
+                "disagree_share": (
+                    sum(1 for s in spreads if s >= 2 - 1e-9) / len(spreads) if spreads else None
+                ),
             }
         return out
 

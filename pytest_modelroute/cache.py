@@ -27,9 +27,7 @@ _MICRO = 1_000_000_000  # spend is counted in nano-dollars so that it can be an 
 
 def _open(directory: Path) -> diskcache.Cache:
     # eviction_policy "none": a paid response is never culled to keep the cache small.
-    cache = diskcache.Cache(
-        str(directory), eviction_policy="none", size_limit=2**50, timeout=120
-    )
+    cache = diskcache.Cache(str(directory), eviction_policy="none", size_limit=2**50, timeout=120)
     cache.get("__modelroute_probe__")  # fail now, not mid-run, on a corrupted database
     return cache
 

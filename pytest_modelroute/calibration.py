@@ -67,11 +67,14 @@ def calibrate(results: Iterable[CaseResult]) -> dict[str, Any]:
     groups: dict[str, list[CaseResult]] = defaultdict(list)
     for r in results:
         if is_calibration(r):
-            groups[r.route[len(PREFIX):]].append(r)
+            groups[r.route[len(PREFIX) :]].append(r)
     out: dict[str, Any] = {}
     for panel, members in sorted(groups.items()):
-        ok = [r for r in members if r.error is None and r.quality is not None
-              and r.human_score is not None]
+        ok = [
+            r
+            for r in members
+            if r.error is None and r.quality is not None and r.human_score is not None
+        ]
         entry = agreement([(r.quality, r.human_score) for r in ok])  # type: ignore[misc]
         entry["errors"] = len(members) - len(ok)
         entry["cost_per_judgment"] = sum(r.judge_cost for r in ok) / len(ok) if ok else None

@@ -115,12 +115,17 @@ def _render_messages(
     if (prompt is None) == (messages is None):
         raise CaseError(
             "give either 'prompt' (a template) or 'messages' (system/user turns)",
-            path=path, line=line, field=fieldname,
+            path=path,
+            line=line,
+            field=fieldname,
         )
-    turns = [("user", prompt)] if prompt is not None else [(m.role, m.content) for m in messages or []]
+    turns = (
+        [("user", prompt)] if prompt is not None else [(m.role, m.content) for m in messages or []]
+    )
     if not any(role == "user" for role, _ in turns):
-        raise CaseError("messages need at least one user turn", path=path, line=line,
-                        field=fieldname)
+        raise CaseError(
+            "messages need at least one user turn", path=path, line=line, field=fieldname
+        )
     out = []
     for role, content in turns:
         try:
@@ -158,9 +163,7 @@ def _parse_checks(
     return checks
 
 
-def load_case_file(
-    path: Path, display: str, registry: Mapping[str, CheckType]
-) -> list[Case]:
+def load_case_file(path: Path, display: str, registry: Mapping[str, CheckType]) -> list[Case]:
     """Load every case of a YAML case file; raises CaseError naming file, line and field."""
     try:
         data, srcmap = load_yaml(path, "case file")
@@ -171,7 +174,8 @@ def load_case_file(
     if not isinstance(data, dict):
         raise CaseError(
             f"expected a mapping with 'cases:' (a list), got {type(data).__name__}",
-            path=path, line=1,
+            path=path,
+            line=1,
         )
     try:
         spec = CaseFileSpec.model_validate(data)
@@ -184,7 +188,10 @@ def load_case_file(
             loc = ("cascade_accept", i)
             raise CaseError(
                 "acceptance checks cannot use 'expected' or a reference answer: production "
-                "has none", path=path, line=srcmap.line(loc), field=format_loc(loc),
+                "has none",
+                path=path,
+                line=srcmap.line(loc),
+                field=format_loc(loc),
             )
 
     cases: list[Case] = []
@@ -197,18 +204,24 @@ def load_case_file(
             raise CaseError(
                 f"duplicate case id {case_id!r} (first at line {seen[case_id]}); "
                 "ids must be unique so that runs can be compared case by case",
-                path=path, line=line, field=format_loc((*loc, "id")),
+                path=path,
+                line=line,
+                field=format_loc((*loc, "id")),
             )
         seen[case_id] = line
         task = entry.task or spec.task
         complexity = entry.complexity or spec.complexity
-        for name, value, choices in (("task", task, None),
-                                     ("complexity", complexity, "low, medium or high")):
+        for name, value, choices in (
+            ("task", task, None),
+            ("complexity", complexity, "low, medium or high"),
+        ):
             if not value:
                 what = f" ({choices})" if choices else ""
                 raise CaseError(
                     f"missing {name}{what}: set it at the top of the file or on the case",
-                    path=path, line=line, field=format_loc(loc),
+                    path=path,
+                    line=line,
+                    field=format_loc(loc),
                 )
         variables = {**spec.vars, **entry.vars}
         prompt, messages = entry.prompt, entry.messages
@@ -222,12 +235,17 @@ def load_case_file(
         if not checks:
             raise CaseError(
                 "no checks: add 'checks:' at the top of the file or on the case",
-                path=path, line=line, field=format_loc(loc),
+                path=path,
+                line=line,
+                field=format_loc(loc),
             )
         if (entry.human_score is None) != (entry.output is None):
             raise CaseError(
                 "judge calibration needs both 'output' (the graded text) and 'human_score' "
-                "(its grade, 1..5)", path=path, line=line, field=format_loc(loc),
+                "(its grade, 1..5)",
+                path=path,
+                line=line,
+                field=format_loc(loc),
             )
         choices = entry.choices if entry.choices is not None else spec.choices
         cases.append(
@@ -270,7 +288,8 @@ def python_case_info(kwargs: Mapping[str, Any], where: str) -> PythonCaseInfo:
     if unknown:
         raise CaseError(
             f"@pytest.mark.model_route does not take {', '.join(unknown)} "
-            f"(it takes: {', '.join(sorted(allowed))})", path=where,
+            f"(it takes: {', '.join(sorted(allowed))})",
+            path=where,
         )
     task = kwargs.get("task")
     if not isinstance(task, str) or not task:

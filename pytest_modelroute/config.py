@@ -216,9 +216,7 @@ def _unknown_alias(config: ModelRouteConfig, alias: str, *loc: str | int) -> Con
     known = list(config.models)
     close = difflib.get_close_matches(alias, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return config.error(
-        f"unknown model {alias!r}{hint} (models defined: {', '.join(known)})", *loc
-    )
+    return config.error(f"unknown model {alias!r}{hint} (models defined: {', '.join(known)})", *loc)
 
 
 def _check_references(config: ModelRouteConfig) -> None:

@@ -36,8 +36,13 @@ class Env:
     def params(self, alias: str) -> dict[str, Any]:
         return self.runner.providers[alias].model.generation_params()
 
-    def getter(self, messages: tuple[tuple[str, str], ...], hints: tuple[tuple[str, Any], ...],
-               route: Route, log: list[CallRecord] | None = None) -> GetCall:
+    def getter(
+        self,
+        messages: tuple[tuple[str, str], ...],
+        hints: tuple[tuple[str, Any], ...],
+        route: Route,
+        log: list[CallRecord] | None = None,
+    ) -> GetCall:
         consensus = isinstance(route, ConsensusRoute)
 
         async def get(alias: str, sample: int) -> CallRecord:
@@ -77,13 +82,13 @@ async def _run(check: Check, output: str, ctx: CheckContext) -> CheckOutcome:
     try:
         return await run_check(check, output, ctx)
     except Exception as exc:
-        detail = str(exc) if type(exc).__name__ == "JudgeError" else \
-            f"{type(exc).__name__}: {exc}"
+        detail = str(exc) if type(exc).__name__ == "JudgeError" else f"{type(exc).__name__}: {exc}"
         raise CheckFailed(f"check {check.name!r} failed: {detail}") from exc
 
 
-async def score_output(checks: Sequence[Check], output: str, ctx: CheckContext
-                       ) -> list[CheckOutcome]:
+async def score_output(
+    checks: Sequence[Check], output: str, ctx: CheckContext
+) -> list[CheckOutcome]:
     return list(await asyncio.gather(*(_run(c, output, ctx) for c in checks)))
 
 
@@ -95,9 +100,18 @@ async def evaluate(case: Case, route: Route, env: Env, nodeid: str = "") -> Case
     """The CaseResult of ``case`` on ``route`` (errors are recorded, never raised)."""
     bar = task_bar(env.config, case.task, case.bar)
     result = CaseResult(
-        case=case.id, file=case.file, task=case.task, complexity=case.complexity,
-        route=route.label, score=None, quality=None, bar=bar, status="error",
-        weight=case.weight, prompt=case.prompt, nodeid=nodeid,
+        case=case.id,
+        file=case.file,
+        task=case.task,
+        complexity=case.complexity,
+        route=route.label,
+        score=None,
+        quality=None,
+        bar=bar,
+        status="error",
+        weight=case.weight,
+        prompt=case.prompt,
+        nodeid=nodeid,
     )
     if isinstance(route, CalibrationRoute):
         return await calibrate(case, route, env, result)
@@ -119,8 +133,9 @@ async def evaluate(case: Case, route: Route, env: Env, nodeid: str = "") -> Case
     try:
         if case.cascade_accept and isinstance(route, SingleRoute):
             try:
-                result.accepted, _ = await accepted(case.cascade_accept, answer.output or "",
-                                                    accept_ctx)
+                result.accepted, _ = await accepted(
+                    case.cascade_accept, answer.output or "", accept_ctx
+                )
             except Exception as exc:
                 raise CheckFailed(f"cascade_accept failed: {type(exc).__name__}: {exc}") from exc
             result.cascade_accept = [dict(c.spec) for c in case.cascade_accept]
@@ -133,8 +148,9 @@ async def evaluate(case: Case, route: Route, env: Env, nodeid: str = "") -> Case
     return finish(result, outcomes)
 
 
-async def calibrate(case: Case, route: CalibrationRoute, env: Env, result: CaseResult
-                    ) -> CaseResult:
+async def calibrate(
+    case: Case, route: CalibrationRoute, env: Env, result: CaseResult
+) -> CaseResult:
     """Grade the case's recorded output with the judge checks only, by ``route.panel``."""
     from .checks.judge import CHECKS as JUDGE_CHECKS
 

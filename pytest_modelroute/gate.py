@@ -71,8 +71,9 @@ def decide_task(
     complexity: str = "medium",
 ) -> TaskVerdict:
     """Apply every gate rule to one task."""
-    v = TaskVerdict(task, route, complexity, threshold, PASS, route_agg=route_agg,
-                    baseline_agg=baseline_agg)
+    v = TaskVerdict(
+        task, route, complexity, threshold, PASS, route_agg=route_agg, baseline_agg=baseline_agg
+    )
     if route_agg is None:
         v.fail("no results for the route (every case was deselected or missing)", ERROR)
         return v
@@ -96,47 +97,61 @@ def _quality_bar(v: TaskVerdict, agg: Aggregate, rules: GateRules) -> None:
     if rules.confidence is not None and v.ci is not None:
         low = v.ci[0]
         if low < v.threshold - 1e-9:
-            v.fail(f"quality {agg.quality:.2f}, {rules.level:.0%} CI lower bound {low:.2f} "
-                   f"< threshold {v.threshold:.2f} (n={agg.n})")
+            v.fail(
+                f"quality {agg.quality:.2f}, {rules.level:.0%} CI lower bound {low:.2f} "
+                f"< threshold {v.threshold:.2f} (n={agg.n})"
+            )
     elif agg.quality < v.threshold - 1e-9:
         v.fail(f"quality {agg.quality:.2f} < threshold {v.threshold:.2f} (n={agg.n})")
 
 
-def _against_snapshot(v: TaskVerdict, agg: Aggregate, snap: SnapshotTask, rules: GateRules
-                      ) -> None:
+def _against_snapshot(v: TaskVerdict, agg: Aggregate, snap: SnapshotTask, rules: GateRules) -> None:
     snap_scores = {k: c.quality for k, c in snap.cases.items()}
     cmp = paired(agg.cases, snap_scores, agg.weights, confidence=rules.level, seed=rules.seed)
     v.comparisons.append(("snapshot", cmp))
     flipped = _flipped(agg, snap)
     cost_change = (agg.cost_per_call / snap.cost_per_call - 1) if snap.cost_per_call else None
     v.snapshot = {
-        "route": snap.route, "quality": snap.quality, "n": snap.n,
-        "cost_per_call": snap.cost_per_call, "cost_change": cost_change,
-        "flipped": flipped, **cmp.to_json(),
+        "route": snap.route,
+        "quality": snap.quality,
+        "n": snap.n,
+        "cost_per_call": snap.cost_per_call,
+        "cost_change": cost_change,
+        "flipped": flipped,
+        **cmp.to_json(),
     }
     bound = cmp.bound(rules.confidence is not None)
     if bound is not None and bound < -rules.tolerance - 1e-9:
         where = "the CI lower bound " if rules.confidence is not None else ""
-        v.fail(f"quality fell vs snapshot {snap.quality:.2f} ({cmp.describe()}): "
-               f"{where}{bound:+.2f} beyond tolerance {rules.tolerance:.2f}")
+        v.fail(
+            f"quality fell vs snapshot {snap.quality:.2f} ({cmp.describe()}): "
+            f"{where}{bound:+.2f} beyond tolerance {rules.tolerance:.2f}"
+        )
     if cmp.undecidable(rules.tolerance):
         v.warnings.append(
             f"vs snapshot: n={cmp.n} is too small to decide a margin of {rules.tolerance:.2f} "
-            f"({cmp.describe()})")
+            f"({cmp.describe()})"
+        )
     gained = cmp.diff is not None and cmp.diff > 1e-9
     if cost_change is not None and cost_change > rules.cost_tolerance + 1e-9 and not gained:
-        v.fail(f"cost per call rose {cost_change:+.0%} vs snapshot (${snap.cost_per_call:.6f}"
-               f" -> ${agg.cost_per_call:.6f}) without a quality gain")
+        v.fail(
+            f"cost per call rose {cost_change:+.0%} vs snapshot (${snap.cost_per_call:.6f}"
+            f" -> ${agg.cost_per_call:.6f}) without a quality gain"
+        )
     if flipped:
         shown = ", ".join(flipped[:MAX_FLIPS_LISTED])
-        more = f" and {len(flipped) - MAX_FLIPS_LISTED} more" if len(flipped) > MAX_FLIPS_LISTED \
+        more = (
+            f" and {len(flipped) - MAX_FLIPS_LISTED} more"
+            if len(flipped) > MAX_FLIPS_LISTED
             else ""
+        )
         v.warnings.append(f"{len(flipped)} case(s) flipped from passing to failing: {shown}{more}")
 
 
 def _flipped(agg: Aggregate, snap: SnapshotTask) -> list[str]:
     return sorted(
-        case for case, c in snap.cases.items()
+        case
+        for case, c in snap.cases.items()
         if c.passed and case in agg.passed and not agg.passed[case]
     )
 
@@ -144,16 +159,23 @@ def _flipped(agg: Aggregate, snap: SnapshotTask) -> list[str]:
 def _against_baseline(v: TaskVerdict, agg: Aggregate, base: Aggregate, rules: GateRules) -> None:
     cmp = paired(agg.cases, base.cases, agg.weights, confidence=rules.level, seed=rules.seed)
     v.comparisons.append(("baseline", cmp))
-    v.baseline = {"route": base.route, "quality": base.quality,
-                  "cost_per_call": base.cost_per_call, **cmp.to_json()}
+    v.baseline = {
+        "route": base.route,
+        "quality": base.quality,
+        "cost_per_call": base.cost_per_call,
+        **cmp.to_json(),
+    }
     if rules.max_drop is None:
         return
     bound = cmp.bound(rules.confidence is not None)
     if bound is not None and bound < -rules.max_drop - 1e-9:
         where = "the CI lower bound " if rules.confidence is not None else ""
-        v.fail(f"quality vs baseline {base.route} {base.quality:.2f} ({cmp.describe()}): "
-               f"{where}{bound:+.2f} below -max_drop {rules.max_drop:.2f}")
+        v.fail(
+            f"quality vs baseline {base.route} {base.quality:.2f} ({cmp.describe()}): "
+            f"{where}{bound:+.2f} below -max_drop {rules.max_drop:.2f}"
+        )
     if cmp.undecidable(rules.max_drop):
         v.warnings.append(
             f"vs baseline: n={cmp.n} is too small to decide a margin of {rules.max_drop:.2f} "
-            f"({cmp.describe()})")
+            f"({cmp.describe()})"
+        )

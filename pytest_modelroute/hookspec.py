@@ -29,4 +29,4 @@ def pytest_modelroute_checks() -> dict[str, CheckType]:
 
 @pytest.hookspec
 def pytest_modelroute_results(results: dict[str, Any], config: pytest.Config) -> None:
-    """Called on the controller with the final results document (schema ``modelroute/results@1``)."""
+    """Called on the controller with the final results document (``modelroute/results@1``)."""

@@ -25,8 +25,11 @@ class CaseFile(pytest.File):
 
     def collect(self) -> Iterator[CaseItem]:
         state = self.config.stash[state_key]
-        display = self.path.relative_to(self.config.rootpath).as_posix() \
-            if self.path.is_relative_to(self.config.rootpath) else str(self.path)
+        display = (
+            self.path.relative_to(self.config.rootpath).as_posix()
+            if self.path.is_relative_to(self.config.rootpath)
+            else str(self.path)
+        )
         cases = load_case_file(self.path, display, state.checks)
         for case in cases:
             mark = pytest.mark.model_route(task=case.task, complexity=case.complexity).mark
@@ -35,11 +38,13 @@ class CaseFile(pytest.File):
                 raise ModelRouteError(
                     f"case id {case.id!r} of task {case.task!r} is also used in {first}; "
                     "ids must be unique within a task so that runs pair up case by case",
-                    path=self.path, line=case.line,
+                    path=self.path,
+                    line=case.line,
                 )
             for route in state.routes_for_case(case.task) + state.calibration_routes(case):
-                item = CaseItem.from_parent(self, name=f"{case.id}[{route.label}]",
-                                            case=case, route=route)
+                item = CaseItem.from_parent(
+                    self, name=f"{case.id}[{route.label}]", case=case, route=route
+                )
                 item.own_markers.append(mark)  # what add_marker does, without rebuilding it
                 item.keywords[mark.name] = mark
                 yield item
@@ -67,8 +72,10 @@ class CaseItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
         if isinstance(excinfo.value, CaseItemError | ModelRouteError):
-            return f"{self.case.file}:{self.case.line}: case {self.case.id!r} on " \
-                   f"{self.route.label}: {excinfo.value}"
+            return (
+                f"{self.case.file}:{self.case.line}: case {self.case.id!r} on "
+                f"{self.route.label}: {excinfo.value}"
+            )
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:

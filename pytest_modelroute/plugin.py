@@ -43,54 +43,88 @@ class _Setting:
 #: Each setting is a command-line flag and an ini key of the same name; see _setting().
 SETTINGS: Final = {
     "model_route_config": _Setting(
-        "--model-route-config", "the modelroute.yaml to use (default: found next to the "
-        "collected paths, up to the rootdir)", metavar="PATH"),
+        "--model-route-config",
+        "the modelroute.yaml to use (default: found next to the "
+        "collected paths, up to the rootdir)",
+        metavar="PATH",
+    ),
     "model_route_cache": _Setting(
-        "--model-route-cache", "response cache mode (default readwrite): replay never calls a "
+        "--model-route-cache",
+        "response cache mode (default readwrite): replay never calls a "
         "provider, refresh calls again and overwrites, off neither reads nor keeps",
-        choices=CACHE_MODES),
+        choices=CACHE_MODES,
+    ),
     "model_route_cache_dir": _Setting(
-        "--model-route-cache-dir", f"response cache directory (default <rootdir>/"
-        f"{DEFAULT_CACHE_DIR})", metavar="DIR"),
+        "--model-route-cache-dir",
+        f"response cache directory (default <rootdir>/{DEFAULT_CACHE_DIR})",
+        metavar="DIR",
+    ),
     "model_route_concurrency": _Setting(
-        "--model-route-concurrency", "concurrent calls per model when the config sets none "
-        "(default 8)", int, "N"),
+        "--model-route-concurrency",
+        "concurrent calls per model when the config sets none (default 8)",
+        int,
+        "N",
+    ),
     "model_route_max_cost": _Setting(
-        "--model-route-max-cost", "stop starting paid calls once this run has spent USD",
-        float, "USD"),
+        "--model-route-max-cost",
+        "stop starting paid calls once this run has spent USD",
+        float,
+        "USD",
+    ),
     "model_route_json": _Setting(
-        "--model-route-json", "write the results (schema modelroute/results@1) to PATH",
-        metavar="PATH"),
+        "--model-route-json",
+        "write the results (schema modelroute/results@1) to PATH",
+        metavar="PATH",
+    ),
     "model_route_html": _Setting(
-        "--model-route-html", "write the HTML cost report (one self-contained file) to PATH",
-        metavar="PATH"),
+        "--model-route-html",
+        "write the HTML cost report (one self-contained file) to PATH",
+        metavar="PATH",
+    ),
     "model_route_md": _Setting(
-        "--model-route-md", "write the Markdown PR comment to PATH", metavar="PATH"),
+        "--model-route-md", "write the Markdown PR comment to PATH", metavar="PATH"
+    ),
     "model_route_junit": _Setting(
-        "--model-route-junit", "write JUnit XML (a test case per task route and per case) to "
-        "PATH", metavar="PATH"),
+        "--model-route-junit",
+        "write JUnit XML (a test case per task route and per case) to PATH",
+        metavar="PATH",
+    ),
     "model_route_report_only": _Setting(
-        "--model-route-report-only", "run nothing: rebuild the reports from a saved "
-        "--model-route-json results file", metavar="RESULTS.json"),
+        "--model-route-report-only",
+        "run nothing: rebuild the reports from a saved --model-route-json results file",
+        metavar="RESULTS.json",
+    ),
     "model_route_models": _Setting(
-        "--model-route-models", "only these models (comma-separated aliases)", metavar="A,B"),
+        "--model-route-models", "only these models (comma-separated aliases)", metavar="A,B"
+    ),
     "model_route_tasks": _Setting(
-        "--model-route-tasks", "only these tasks (comma-separated)", metavar="T1,T2"),
+        "--model-route-tasks", "only these tasks (comma-separated)", metavar="T1,T2"
+    ),
     "model_route_allow_errors": _Setting(
-        "--model-route-allow-errors", "do not fail the gate on errored cases (they are "
-        "still reported)", is_flag=True),
+        "--model-route-allow-errors",
+        "do not fail the gate on errored cases (they are still reported)",
+        is_flag=True,
+    ),
     "model_route_snapshot": _Setting(
-        "--model-route-snapshot", "the accepted snapshot to compare with (default "
-        ".modelroute/snapshot.json beside the config)", metavar="PATH"),
+        "--model-route-snapshot",
+        "the accepted snapshot to compare with (default "
+        ".modelroute/snapshot.json beside the config)",
+        metavar="PATH",
+    ),
     "model_route_update_snapshot": _Setting(
-        "--model-route-update-snapshot", "accept this run: write the snapshot from it",
-        is_flag=True),
+        "--model-route-update-snapshot", "accept this run: write the snapshot from it", is_flag=True
+    ),
     "model_route_repeat": _Setting(
-        "--model-route-repeat", "bench: also take N samples per case and model, to evaluate "
-        "consensus routes", int, "N"),
+        "--model-route-repeat",
+        "bench: also take N samples per case and model, to evaluate consensus routes",
+        int,
+        "N",
+    ),
     "model_route_suggest": _Setting(
-        "--model-route-suggest", "bench: write the recommended routes: block to PATH",
-        metavar="PATH"),
+        "--model-route-suggest",
+        "bench: write the recommended routes: block to PATH",
+        metavar="PATH",
+    ),
 }
 
 
@@ -103,18 +137,29 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("modelroute", "model routing (pytest-modelroute)")
     group.addoption(
-        "--model-route", nargs="?", const="gate", default=None, metavar="MODE",
+        "--model-route",
+        nargs="?",
+        const="gate",
+        default=None,
+        metavar="MODE",
         dest="model_route",
         help="measure model routes: 'gate' (default: each case on its route and the "
-             "baseline, fail on a route below its bar) or 'bench' (each case on every model)",
+        "baseline, fail on a route below its bar) or 'bench' (each case on every model)",
     )
     for name, s in SETTINGS.items():
         if s.is_flag:
             group.addoption(s.flag, action="store_true", default=None, dest=name, help=s.help)
             parser.addini(name, s.help, type="bool", default=False)
         else:
-            group.addoption(s.flag, default=None, dest=name, type=s.type, metavar=s.metavar,
-                            choices=s.choices, help=s.help)
+            group.addoption(
+                s.flag,
+                default=None,
+                dest=name,
+                type=s.type,
+                metavar=s.metavar,
+                choices=s.choices,
+                help=s.help,
+            )
             parser.addini(name, s.help, default=None)
 
 
@@ -132,17 +177,20 @@ def _setting(config: pytest.Config, name: str) -> Any:
     try:
         value = s.type(raw)
     except ValueError:
-        raise pytest.UsageError(f"ini option {name}: expected {s.metavar or 'a value'}, "
-                                f"got {raw!r}") from None
+        raise pytest.UsageError(
+            f"ini option {name}: expected {s.metavar or 'a value'}, got {raw!r}"
+        ) from None
     if s.choices and value not in s.choices:
-        raise pytest.UsageError(f"ini option {name}: expected one of {', '.join(s.choices)}, "
-                                f"got {raw!r}")
+        raise pytest.UsageError(
+            f"ini option {name}: expected one of {', '.join(s.choices)}, got {raw!r}"
+        )
     return value
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
-                                  args: list[str]) -> None:
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> None:
     """Let ``--model-route PATH`` mean gate mode on PATH (argparse would take PATH as MODE)."""
     for i, arg in enumerate(args[:-1]):
         if arg == "--":
@@ -225,8 +273,10 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         paths = output_paths(config)
         paths["json"] = None  # the source is the results file
         if not any(paths.values()):
-            raise ModelRouteError("nothing to write: give --model-route-html, "
-                                  "--model-route-md and/or --model-route-junit")
+            raise ModelRouteError(
+                "nothing to write: give --model-route-html, "
+                "--model-route-md and/or --model-route-junit"
+            )
         written = write_outputs(doc, paths)
     except ModelRouteError as exc:
         tw.line(f"ERROR: {exc}", red=True)
@@ -355,12 +405,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     except ModelRouteError as exc:
         raise pytest.UsageError(str(exc)) from None
     if "llm" not in metafunc.fixturenames:
-        raise pytest.UsageError(f"{where}: a @pytest.mark.model_route case must take the "
-                                "'llm' fixture")
+        raise pytest.UsageError(
+            f"{where}: a @pytest.mark.model_route case must take the 'llm' fixture"
+        )
     labels = [r.label for r in state.routes_for_case(info.task)]
     if not labels:
-        metafunc.parametrize("llm", [pytest.param(None, marks=pytest.mark.skip(
-            reason=f"task {info.task!r} not selected"))], indirect=True, ids=["-"])
+        metafunc.parametrize(
+            "llm",
+            [pytest.param(None, marks=pytest.mark.skip(reason=f"task {info.task!r} not selected"))],
+            indirect=True,
+            ids=["-"],
+        )
         return
     metafunc.parametrize("llm", labels, indirect=True, ids=labels)
 
@@ -379,8 +434,11 @@ def llm(request: pytest.FixtureRequest) -> Any:
     info = python_case_info(marker.kwargs, request.node.nodeid)
     route = next(r for r in state.routes_for_case(info.task) if r.label == request.param)
     path = request.node.path
-    display = path.relative_to(request.config.rootpath).as_posix() \
-        if path.is_relative_to(request.config.rootpath) else str(path)
+    display = (
+        path.relative_to(request.config.rootpath).as_posix()
+        if path.is_relative_to(request.config.rootpath)
+        else str(path)
+    )
     return LLM(state, route, info, request.node.originalname, display)
 
 
@@ -447,8 +505,9 @@ def _progress_writer(tr: Any) -> Callable[[str, bool], None]:
     return write
 
 
-def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config
-                             ) -> tuple[str, str, str] | None:
+def pytest_report_teststatus(
+    report: pytest.TestReport, config: pytest.Config
+) -> tuple[str, str, str] | None:
     """A case below its bar is reported with its own word, not as a failure."""
     if report.when != "call" or not report.passed:
         return None
@@ -463,9 +522,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Remember which items must report a result, so that none goes missing unnoticed."""
     state = config.stash.get(state_key, None)
     if state is not None:
-        state.expected = [i.nodeid for i in items if isinstance(i, CaseItem) or (
-            i.get_closest_marker("model_route") is not None
-            and "llm" in getattr(i, "fixturenames", ()))]
+        state.expected = [
+            i.nodeid
+            for i in items
+            if isinstance(i, CaseItem)
+            or (
+                i.get_closest_marker("model_route") is not None
+                and "llm" in getattr(i, "fixturenames", ())
+            )
+        ]
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -486,4 +551,3 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         f"modelroute: {s.mode} mode, config {state.config.path}, cache {s.cache_mode} "
         f"({s.cache_dir})"
     ]
-

@@ -30,7 +30,8 @@ class ModelPricing:
 
             calc = self._db_price.calc_price(
                 DbUsage(
-                    input_tokens=usage.input_tokens + usage.cache_read_tokens
+                    input_tokens=usage.input_tokens
+                    + usage.cache_read_tokens
                     + usage.cache_write_tokens,
                     output_tokens=usage.output_tokens,
                     cache_read_tokens=usage.cache_read_tokens,

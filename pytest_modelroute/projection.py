@@ -35,10 +35,15 @@ def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> d
             continue
         before = volume * f.baseline_cost
         after = volume * f.route_cost
-        per_task[task] = {"calls": volume, "baseline_monthly": before, "routed_monthly": after,
-                          "savings_monthly": before - after}
+        per_task[task] = {
+            "calls": volume,
+            "baseline_monthly": before,
+            "routed_monthly": after,
+            "savings_monthly": before - after,
+        }
         group = by_complexity.setdefault(
-            f.complexity, {"calls": 0.0, "baseline_monthly": 0.0, "routed_monthly": 0.0})
+            f.complexity, {"calls": 0.0, "baseline_monthly": 0.0, "routed_monthly": 0.0}
+        )
         group["calls"] += volume
         group["baseline_monthly"] += before
         group["routed_monthly"] += after
@@ -65,8 +70,9 @@ def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> d
         "calls_moved_share": moved / calls if calls else 0.0,
         "latency_ratio": base_latency / route_latency if route_latency else None,
         "quality_change": quality_diff / quality_calls if quality_calls else None,
-        "by_complexity": {k: by_complexity[k] for k in ("low", "medium", "high")
-                          if k in by_complexity},
+        "by_complexity": {
+            k: by_complexity[k] for k in ("low", "medium", "high") if k in by_complexity
+        },
         "by_task": per_task,
         "tasks_without_traffic": sorted(set(tasks) - set(traffic)),
     }

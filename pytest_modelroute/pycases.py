@@ -17,8 +17,9 @@ class LLMCallError(Exception):
     """A model call of a Python case failed (the item errors)."""
 
 
-def _messages(prompt: str | Sequence[dict[str, str]], system: str | None
-              ) -> tuple[tuple[str, str], ...]:
+def _messages(
+    prompt: str | Sequence[dict[str, str]], system: str | None
+) -> tuple[tuple[str, str], ...]:
     if isinstance(prompt, str):
         turns = [("user", prompt)]
     else:
@@ -40,8 +41,9 @@ class LLM:
     the case scores 1 when its assertions pass. A failing assertion scores it 0.
     """
 
-    def __init__(self, state: RunState, route: Route, info: PythonCaseInfo, case_id: str,
-                 file: str) -> None:
+    def __init__(
+        self, state: RunState, route: Route, info: PythonCaseInfo, case_id: str, file: str
+    ) -> None:
         self._state = state
         self.route = route
         self.info = info
@@ -70,16 +72,25 @@ class LLM:
         """Answer ``prompt`` (a string or chat messages). ``expected`` and ``choices`` only
         steer the offline ``sim`` provider; they never reach a real model."""
         messages = _messages(prompt, system)
-        hints: dict[str, Any] = {"case": f"{self.info.task}::{self.case_id}",
-                                 "complexity": self.info.complexity}
+        hints: dict[str, Any] = {
+            "case": f"{self.info.task}::{self.case_id}",
+            "complexity": self.info.complexity,
+        }
         if expected is not None:
             hints["expected"] = expected
         if choices:
             hints["choices"] = list(choices)
         state = self._state
-        ctx = CheckContext(case=self.case_id, task=self.info.task,
-                           complexity=self.info.complexity, prompt=messages[-1][1], vars={},
-                           root=state.case_root, call=state.env.judge_call, config=state.config)
+        ctx = CheckContext(
+            case=self.case_id,
+            task=self.info.task,
+            complexity=self.info.complexity,
+            prompt=messages[-1][1],
+            vars={},
+            root=state.case_root,
+            call=state.env.judge_call,
+            config=state.config,
+        )
         get = state.env.getter(messages, tuple(sorted(hints.items())), self.route)
         answer = state.runner.run(self.route.answer(get, ctx))
         self.calls.extend(answer.calls)
@@ -91,8 +102,9 @@ class LLM:
         self.outputs.append(text)
         return text
 
-    def score(self, value: float | bool, *, name: str = "score", weight: float = 1.0,
-              reason: str = "") -> None:
+    def score(
+        self, value: float | bool, *, name: str = "score", weight: float = 1.0, reason: str = ""
+    ) -> None:
         """Record a graded score in 0..1 (bools count as 0 or 1)."""
         score = float(value)
         if not 0.0 <= score <= 1.0:
@@ -103,11 +115,20 @@ class LLM:
         """The CaseResult of the finished test function."""
         bar = task_bar(self._state.config, self.info.task, self.info.bar)
         result = CaseResult(
-            case=self.case_id, file=self.file, task=self.info.task,
-            complexity=self.info.complexity, route=self.route.label, score=None, quality=None,
-            bar=bar, status="error", weight=self.info.weight,
+            case=self.case_id,
+            file=self.file,
+            task=self.info.task,
+            complexity=self.info.complexity,
+            route=self.route.label,
+            score=None,
+            quality=None,
+            bar=bar,
+            status="error",
+            weight=self.info.weight,
             output=self.outputs[-1] if self.outputs else None,
-            prompt="\n\n".join(self.prompts), calls=list(self.calls), nodeid=nodeid,
+            prompt="\n\n".join(self.prompts),
+            calls=list(self.calls),
+            nodeid=nodeid,
         )
         if self.error is not None or (exc is not None and not isinstance(exc, AssertionError)):
             result.error = self.error or f"{type(exc).__name__}: {exc}"

@@ -43,10 +43,17 @@ class Candidate:
         return self.errors == 0 and self.quality is not None and self.quality >= threshold - 1e-9
 
     def to_json(self, threshold: float) -> dict[str, Any]:
-        out = {"route": self.label, "kind": self.kind, "n": self.n, "errors": self.errors,
-               "quality": self.quality, "cost_per_call": self.cost_per_call,
-               "cost_per_quality_point": self.cost_per_quality_point,
-               "latency_s": self.latency_s, "clears": self.clears(threshold)}
+        out = {
+            "route": self.label,
+            "kind": self.kind,
+            "n": self.n,
+            "errors": self.errors,
+            "quality": self.quality,
+            "cost_per_call": self.cost_per_call,
+            "cost_per_quality_point": self.cost_per_quality_point,
+            "latency_s": self.latency_s,
+            "clears": self.clears(threshold),
+        }
         if self.stage_share is not None:
             out["stage_share"] = self.stage_share
         if self.agreement is not None:
@@ -56,14 +63,31 @@ class Candidate:
 
 def from_aggregate(agg: Aggregate, kind: str, spec: Any) -> Candidate:
     total = sum(agg.stages.values())
-    share = {str(k): c / total for k, c in sorted(agg.stages.items())} if kind == "cascade" \
-        and total else None
-    return Candidate(agg.route, kind, spec, agg.n, agg.errors, agg.quality, agg.cost_per_call,
-                     agg.latency_s, share, agg.agreement, dict(agg.cases))
+    share = (
+        {str(k): c / total for k, c in sorted(agg.stages.items())}
+        if kind == "cascade" and total
+        else None
+    )
+    return Candidate(
+        agg.route,
+        kind,
+        spec,
+        agg.n,
+        agg.errors,
+        agg.quality,
+        agg.cost_per_call,
+        agg.latency_s,
+        share,
+        agg.agreement,
+        dict(agg.cases),
+    )
 
 
-def cascade_candidate(stages: Sequence[str], by_model: Mapping[str, Mapping[str, CaseResult]],
-                      accept: list[dict[str, Any]]) -> Candidate:
+def cascade_candidate(
+    stages: Sequence[str],
+    by_model: Mapping[str, Mapping[str, CaseResult]],
+    accept: list[dict[str, Any]],
+) -> Candidate:
     """A cascade evaluated from single-model results (their ``accepted`` flags)."""
     cases = sorted(set.intersection(*(set(by_model[m]) for m in stages)))
     qualities: dict[str, float | None] = {}
@@ -144,8 +168,9 @@ def candidates_for_task(
     return out
 
 
-def recommend(candidates: Sequence[Candidate], threshold: float, baseline: str
-              ) -> tuple[Candidate | None, bool]:
+def recommend(
+    candidates: Sequence[Candidate], threshold: float, baseline: str
+) -> tuple[Candidate | None, bool]:
     """The cheapest candidate that clears ``threshold``; else the baseline (False)."""
     clearing = [c for c in candidates if c.clears(threshold)]
     if clearing:
@@ -153,8 +178,9 @@ def recommend(candidates: Sequence[Candidate], threshold: float, baseline: str
     return next((c for c in candidates if c.label == baseline), None), False
 
 
-def suggest_yaml(choices: Mapping[str, tuple[Candidate | None, bool]], threshold: float,
-                 baseline: str) -> str:
+def suggest_yaml(
+    choices: Mapping[str, tuple[Candidate | None, bool]], threshold: float, baseline: str
+) -> str:
     """A ready-to-commit ``routes:`` block."""
     routes: dict[str, Any] = {}
     notes: list[str] = []
@@ -163,8 +189,7 @@ def suggest_yaml(choices: Mapping[str, tuple[Candidate | None, bool]], threshold
         if not cleared:
             notes.append(f"# {task}: no route cleared the threshold; kept on the baseline")
     header = [
-        f"# Routes recommended by `pytest --model-route=bench` on "
-        f"{dt.date.today().isoformat()}:",
+        f"# Routes recommended by `pytest --model-route=bench` on {dt.date.today().isoformat()}:",
         f"# the cheapest route per task whose mean quality clears its threshold "
         f"(default {threshold:g}).",
         *notes,
@@ -175,6 +200,7 @@ def suggest_yaml(choices: Mapping[str, tuple[Candidate | None, bool]], threshold
 
 def _flow(value: Any) -> str:
     """``value`` as one line of YAML (flow style)."""
-    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=10**6,
-                          allow_unicode=True).strip()
+    text = yaml.safe_dump(
+        value, default_flow_style=True, sort_keys=False, width=10**6, allow_unicode=True
+    ).strip()
     return text.removesuffix("...").strip()  # the end marker of a bare scalar document

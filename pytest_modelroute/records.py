@@ -205,15 +205,29 @@ class CaseResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CaseResult:
         data = dict(data)
-        for derived in ("cost", "judge_cost", "latency_s", "input_tokens", "output_tokens", "cached"):
+        for derived in (
+            "cost",
+            "judge_cost",
+            "latency_s",
+            "input_tokens",
+            "output_tokens",
+            "cached",
+        ):
             data.pop(derived, None)
         data["checks"] = [CheckOutcome(**c) for c in data.get("checks", [])]
         data["calls"] = [CallRecord.from_dict(c) for c in data.get("calls", [])]
         return cls(**data)
 
 
-def request_key(provider: str, model_id: str, base_url: str | None, request: Request, *,
-                with_hints: bool, extra: dict[str, Any] | None = None) -> str:
+def request_key(
+    provider: str,
+    model_id: str,
+    base_url: str | None,
+    request: Request,
+    *,
+    with_hints: bool,
+    extra: dict[str, Any] | None = None,
+) -> str:
     """The cache key: provider, model id, base URL, messages, params, sample (and hints)."""
     payload: dict[str, Any] = {
         "provider": provider,

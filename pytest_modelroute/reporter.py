@@ -43,8 +43,7 @@ def moved_share(models: list[str], baseline: str, stage_share: dict[str, float] 
 class ModelRouteReporter:
     """Aggregates results, decides the gate and writes the outputs."""
 
-    def __init__(self, config: pytest.Config, state: RunState, snapshot: Snapshot | None
-                 ) -> None:
+    def __init__(self, config: pytest.Config, state: RunState, snapshot: Snapshot | None) -> None:
         self.config = config
         self.state = state
         self.snapshot = snapshot
@@ -135,11 +134,13 @@ class ModelRouteReporter:
         for alias in state.config.models:
             if state.settings.repeat > 1:
                 specs[f"consensus:{state.settings.repeat}x{alias}"] = {
-                    "consensus": {"model": alias, "n": state.settings.repeat}}
+                    "consensus": {"model": alias, "n": state.settings.repeat}
+                }
         out: dict[str, Any] = {}
         for task in tasks:
-            candidates = candidates_for_task(task, self.aggregates, results,
-                                             list(state.config.models), specs)
+            candidates = candidates_for_task(
+                task, self.aggregates, results, list(state.config.models), specs
+            )
             threshold = state.config.threshold_for(task)
             choice, cleared = recommend(candidates, threshold, state.config.baseline)
             self.choices[task] = (choice, cleared)
@@ -161,11 +162,21 @@ class ModelRouteReporter:
                 choice = self.choices.get(task, (None, False))[0]
                 if choice is None or base is None:
                     continue
-                models = choice.spec["cascade"] if choice.kind == "cascade" else (
-                    [choice.spec] if choice.kind == "model"
-                    else [choice.spec["consensus"]["model"]])
-                cost, latency, quality, share = (choice.cost_per_call, choice.latency_s,
-                                                 choice.quality, choice.stage_share)
+                models = (
+                    choice.spec["cascade"]
+                    if choice.kind == "cascade"
+                    else (
+                        [choice.spec]
+                        if choice.kind == "model"
+                        else [choice.spec["consensus"]["model"]]
+                    )
+                )
+                cost, latency, quality, share = (
+                    choice.cost_per_call,
+                    choice.latency_s,
+                    choice.quality,
+                    choice.stage_share,
+                )
             else:
                 route = state.route_for(task)
                 agg = self.aggregates.get((task, route.label))
@@ -175,9 +186,12 @@ class ModelRouteReporter:
                 cost, latency, quality = agg.cost_per_call, agg.latency_s, agg.quality
                 share = agg.to_json().get("stage_share")  # type: ignore[assignment]
             figures[task] = TaskFigures(
-                complexity=self._complexity(task), route_cost=cost,
-                baseline_cost=base.cost_per_call, route_latency=latency,
-                baseline_latency=base.latency_s, route_quality=quality,
+                complexity=self._complexity(task),
+                route_cost=cost,
+                baseline_cost=base.cost_per_call,
+                route_latency=latency,
+                baseline_latency=base.latency_s,
+                route_quality=quality,
                 baseline_quality=base.quality,
                 moved=moved_share(list(models), baseline, share),  # type: ignore[arg-type]
             )
@@ -207,9 +221,13 @@ class ModelRouteReporter:
             expected.update(ledger.get("items", ()))
         missing = sorted(expected - set(self.results))
         prices = {
-            alias: {"provider": m.provider, "model": m.model,
-                    "input": state.pricing[alias].input, "output": state.pricing[alias].output,
-                    "source": state.pricing[alias].source}
+            alias: {
+                "provider": m.provider,
+                "model": m.model,
+                "input": state.pricing[alias].input,
+                "output": state.pricing[alias].output,
+                "source": state.pricing[alias].source,
+            }
             for alias, m in state.config.models.items()
         }
         self.doc = build_document(
@@ -230,22 +248,34 @@ class ModelRouteReporter:
         self.doc["plugin_version"] = __version__
         if missing:
             self.doc["gate"]["passed"] = False if self.mode == "gate" else None
-            self.doc["gate"]["failures"].append({
-                "task": None, "route": None, "verdict": "error",
-                "reasons": [f"{len(missing)} case item(s) reported no result (a crashed "
-                            f"worker or a failing fixture): {', '.join(missing[:5])}"
-                            + (" ..." if len(missing) > 5 else "")]})
+            self.doc["gate"]["failures"].append(
+                {
+                    "task": None,
+                    "route": None,
+                    "verdict": "error",
+                    "reasons": [
+                        f"{len(missing)} case item(s) reported no result (a crashed "
+                        f"worker or a failing fixture): {', '.join(missing[:5])}"
+                        + (" ..." if len(missing) > 5 else "")
+                    ],
+                }
+            )
 
     def _snapshot_step(self) -> dict[str, Any]:
         state = self.state
         path = state.snapshot_path
-        info: dict[str, Any] = {"path": str(path), "found": self.snapshot is not None,
-                                "created": self.snapshot.created if self.snapshot else None,
-                                "updated": False}
+        info: dict[str, Any] = {
+            "path": str(path),
+            "found": self.snapshot is not None,
+            "created": self.snapshot.created if self.snapshot else None,
+            "updated": False,
+        }
         if not state.settings.update_snapshot:
             if self.snapshot is None:
-                self.notes.append(f"no snapshot at {path}: nothing to compare with; accept this "
-                                  "run with --model-route-update-snapshot")
+                self.notes.append(
+                    f"no snapshot at {path}: nothing to compare with; accept this "
+                    "run with --model-route-update-snapshot"
+                )
             return info
         errored = [t for t, v in self.verdicts.items() if v.route_agg and v.route_agg.errors]
         if errored:
@@ -269,14 +299,21 @@ class ModelRouteReporter:
         suggest = self.state.settings.suggest
         if suggest is not None and self.mode == "bench":
             suggest.parent.mkdir(parents=True, exist_ok=True)
-            suggest.write_text(suggest_yaml(self.choices, self.state.config.threshold,
-                                            self.state.config.baseline), encoding="utf-8")
+            suggest.write_text(
+                suggest_yaml(self.choices, self.state.config.threshold, self.state.config.baseline),
+                encoding="utf-8",
+            )
             self.written.append(("routes file", suggest))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.doc is None:
             return
-        terminal.write_summary(terminalreporter, self.doc, self.verdicts, self.notes,
-                               self.state._runner.cache.warning if self.state._runner else None)
+        terminal.write_summary(
+            terminalreporter,
+            self.doc,
+            self.verdicts,
+            self.notes,
+            self.state._runner.cache.warning if self.state._runner else None,
+        )
         for kind, path in self.written:
             terminalreporter.write_sep("-", f"generated {kind}: {path}")

@@ -74,8 +74,9 @@ async def accepted(checks: Sequence[Check], output: str, ctx: CheckContext) -> t
 class CascadeRoute(Route):
     """Try models in order; the first output that passes every acceptance check wins."""
 
-    def __init__(self, stages: Sequence[str], accept: Sequence[Check],
-                 min_judge_score: float | None = None) -> None:
+    def __init__(
+        self, stages: Sequence[str], accept: Sequence[Check], min_judge_score: float | None = None
+    ) -> None:
         self.stages = list(stages)
         self.accept = list(accept)
         self.min_judge_score = min_judge_score
@@ -113,8 +114,9 @@ def normalise_vote(output: str, extract: str | None, transform: str | None) -> s
     return _WS.sub(" ", text).strip()
 
 
-def majority(outputs: Sequence[str], extract: str | None, transform: str | None
-             ) -> tuple[int, dict[str, int]]:
+def majority(
+    outputs: Sequence[str], extract: str | None, transform: str | None
+) -> tuple[int, dict[str, int]]:
     """Index of the winning output and the vote counts; ties go to the earliest sample."""
     keys = [normalise_vote(o, extract, transform) for o in outputs]
     counts = Counter(keys)
@@ -126,8 +128,13 @@ def majority(outputs: Sequence[str], extract: str | None, transform: str | None
 class ConsensusRoute(Route):
     """N samples (over one model or several in turn); the most common answer wins."""
 
-    def __init__(self, models: Sequence[str], n: int, extract: str | None = None,
-                 transform: str | None = "lower-strip") -> None:
+    def __init__(
+        self,
+        models: Sequence[str],
+        n: int,
+        extract: str | None = None,
+        transform: str | None = "lower-strip",
+    ) -> None:
         self.pool = list(models)
         self.n = n
         self.extract = extract

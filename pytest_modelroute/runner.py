@@ -101,8 +101,9 @@ class Runner:
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self._not_ready: dict[str, str | None] = {}
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="modelroute-loop",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="modelroute-loop", daemon=True
+        )
         self._thread.start()
 
     # -- sync entry points -------------------------------------------------------------
@@ -187,7 +188,9 @@ class Runner:
         future.set_result(record)
         return record
 
-    def _record(self, key: str, request: Request, entry: dict[str, Any], cached: bool) -> CallRecord:
+    def _record(
+        self, key: str, request: Request, entry: dict[str, Any], cached: bool
+    ) -> CallRecord:
         usage = Usage(**entry["usage"])
         return CallRecord(
             key=key,
@@ -203,8 +206,18 @@ class Runner:
         )
 
     def _error(self, key: str, request: Request, message: str) -> CallRecord:
-        return CallRecord(key, request.model, request.sample, request.purpose, None, Usage(),
-                          0.0, 0.0, False, error=message)
+        return CallRecord(
+            key,
+            request.model,
+            request.sample,
+            request.purpose,
+            None,
+            Usage(),
+            0.0,
+            0.0,
+            False,
+            error=message,
+        )
 
     def _from_cache(self, key: str, request: Request) -> CallRecord | None:
         entry = self.cache.get(key)
@@ -221,10 +234,14 @@ class Runner:
         if hit is not None:
             return hit
         if self.cache.mode == "replay":
-            return self._error(key, request, (
-                f"not in the cache (--model-route-cache=replay never calls a provider): "
-                f"model {request.model!r}; run once without replay mode to record it"
-            ))
+            return self._error(
+                key,
+                request,
+                (
+                    f"not in the cache (--model-route-cache=replay never calls a provider): "
+                    f"model {request.model!r}; run once without replay mode to record it"
+                ),
+            )
         provider = self.providers[request.model]
         if request.model not in self._not_ready:
             self._not_ready[request.model] = provider.not_ready()
@@ -278,14 +295,17 @@ class Runner:
         except (ProviderError, ModelRouteError) as exc:
             return self._failed(key, request, str(exc))
         except asyncio.TimeoutError:
-            return self._failed(key, request, (
-                f"{provider.name} model {model.model!r} gave no answer within {deadline:g} s"
-            ))
+            return self._failed(
+                key,
+                request,
+                (f"{provider.name} model {model.model!r} gave no answer within {deadline:g} s"),
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            return self._failed(key, request, f"{provider.name} provider failed: "
-                                f"{type(exc).__name__}: {exc}")
+            return self._failed(
+                key, request, f"{provider.name} provider failed: {type(exc).__name__}: {exc}"
+            )
         entry = {
             "output": completion.text,
             "usage": completion.usage.__dict__,
@@ -300,8 +320,11 @@ class Runner:
         self._spent += record.cost
         if self.shared and self.max_cost is not None:
             self.cache.add_spend(record.cost)
-        self.ledger.calls[key] = {"model": request.model, "cost": record.cost,
-                                  "purpose": request.purpose}
+        self.ledger.calls[key] = {
+            "model": request.model,
+            "cost": record.cost,
+            "purpose": request.purpose,
+        }
         self.progress.calls += 1
         self.progress.cost += record.cost
         return record

@@ -102,7 +102,9 @@ class RunState:
                     f"unknown provider {model.provider!r}; available: "
                     f"{', '.join(sorted(self.provider_types))} (custom providers come from "
                     "the pytest_modelroute_providers hook)",
-                    "models", alias, "provider",
+                    "models",
+                    alias,
+                    "provider",
                 )
             self.providers[alias] = cls(alias, model, root=config.root)
             pricing = resolve_pricing(model, billable=cls.billable)
@@ -111,7 +113,8 @@ class RunState:
                     f"no known price for {model.provider} model {model.model!r}: add "
                     "'price: {input: <USD per 1M input tokens>, output: <USD per 1M output "
                     "tokens>}' to this model (costs are never silently $0)",
-                    "models", alias,
+                    "models",
+                    alias,
                 )
             self.pricing[alias] = pricing
 
@@ -122,19 +125,23 @@ class RunState:
             for i, check_spec in enumerate(getattr(spec, "accept", [])):
                 loc = ("routes", task, "accept", i)
                 raw = check_spec.model_dump()
-                check = parse_check(raw, self.checks,
-                                    (config.path, config.srcmap.line(loc), format_loc(loc)))
+                check = parse_check(
+                    raw, self.checks, (config.path, config.srcmap.line(loc), format_loc(loc))
+                )
                 from .checks import mentions_reference
 
                 if check.kind.uses_reference or mentions_reference(raw):
                     raise config.error(
                         "acceptance checks cannot use 'expected' or a reference answer: "
-                        "production has none", *loc)
+                        "production has none",
+                        *loc,
+                    )
                 accept.append(check)
             route = build_route(spec, config, accept)
             self.routes[task] = route
-            self.route_specs[route.label] = spec if isinstance(spec, str) \
-                else spec.model_dump(exclude_defaults=True)
+            self.route_specs[route.label] = (
+                spec if isinstance(spec, str) else spec.model_dump(exclude_defaults=True)
+            )
         self.baseline = SingleRoute(config.baseline)
 
     def _check_filters(self) -> None:
@@ -170,9 +177,12 @@ class RunState:
         from .checks.judge import Panel, configured_panel
         from .routes import CalibrationRoute
 
-        if self.settings.mode != "bench" or case.human_score is None \
-                or not self.wants_task(case.task) \
-                or not any(c.kind.name in JUDGE_CHECKS for c in case.checks):
+        if (
+            self.settings.mode != "bench"
+            or case.human_score is None
+            or not self.wants_task(case.task)
+            or not any(c.kind.name in JUDGE_CHECKS for c in case.checks)
+        ):
             return []
         chosen = set(self.settings.models)
         panels = [Panel((a,)) for a in self.config.models if not chosen or a in chosen]
@@ -190,14 +200,18 @@ class RunState:
             return []
         chosen = set(self.settings.models)
         if self.settings.mode == "bench":
-            aliases = [a for a, m in self.config.models.items()
-                       if (a in chosen if chosen else m.bench)]
+            aliases = [
+                a for a, m in self.config.models.items() if (a in chosen if chosen else m.bench)
+            ]
             bench: list[Route] = [SingleRoute(a) for a in aliases]
             if self.settings.repeat > 1:
                 bench += [ConsensusRoute([a], self.settings.repeat) for a in aliases]
             configured = self.routes.get(task)
-            if configured is not None and configured.label not in {r.label for r in bench} \
-                    and (not chosen or set(configured.models) <= chosen):
+            if (
+                configured is not None
+                and configured.label not in {r.label for r in bench}
+                and (not chosen or set(configured.models) <= chosen)
+            ):
                 bench.append(configured)
             return bench
         routes = [self.route_for(task)]
@@ -218,8 +232,14 @@ class RunState:
 
     def rules(self) -> GateRules:
         c = self.config
-        return GateRules(c.tolerance, c.cost_tolerance, c.max_drop, c.confidence,
-                         self.settings.allow_errors, c.seed)
+        return GateRules(
+            c.tolerance,
+            c.cost_tolerance,
+            c.max_drop,
+            c.confidence,
+            self.settings.allow_errors,
+            c.seed,
+        )
 
     @property
     def runner(self) -> Runner:
@@ -259,8 +279,9 @@ class RunState:
                 items: dict[tuple[str, str], tuple[Case, Route]] = {}
                 if path in self.case_files():
                     for case in load_case_file(path, file, self.checks):
-                        for route in self.routes_for_case(case.task) + \
-                                self.calibration_routes(case):
+                        for route in self.routes_for_case(case.task) + self.calibration_routes(
+                            case
+                        ):
                             items[(case.id, route.label)] = (case, route)
                 files[file] = items
             case_id, _, label = name.partition("[")
@@ -271,8 +292,9 @@ class RunState:
 
     def estimate_line(self, uncached: int, cost: float) -> str:
         cap = self.settings.max_cost
-        return (f"modelroute: {uncached} uncached calls, estimated cost ~${cost:.4f}"
-                + (f" (cap ${cap:g})" if cap is not None else ""))
+        return f"modelroute: {uncached} uncached calls, estimated cost ~${cost:.4f}" + (
+            f" (cap ${cap:g})" if cap is not None else ""
+        )
 
     def estimate(self, work: Sequence[tuple[Case, Route]]) -> tuple[int, float]:
         """Uncached first calls of ``work`` and their estimated cost (USD)."""

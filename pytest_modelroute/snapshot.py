@@ -48,13 +48,13 @@ def load_snapshot(path: Path) -> Snapshot | None:
         return None
     data = load_json(path, "snapshot file")
     if not isinstance(data, dict):
-        raise ModelRouteError("expected a JSON object with 'schema' and 'tasks'", path=path,
-                              line=1)
+        raise ModelRouteError("expected a JSON object with 'schema' and 'tasks'", path=path, line=1)
     if data.get("schema") != SCHEMA:
         raise ModelRouteError(
             f"not a snapshot (schema {data.get('schema')!r}, expected {SCHEMA!r}); "
             "rewrite it with --model-route-update-snapshot",
-            path=path, field="schema",
+            path=path,
+            field="schema",
         )
     try:
         return Snapshot.model_validate(data)
@@ -62,8 +62,11 @@ def load_snapshot(path: Path) -> Snapshot | None:
         raise validation_error(exc, SourceMap(path), Snapshot) from None
 
 
-def snapshot_document(route_aggs: Mapping[str, Aggregate], thresholds: Mapping[str, float],
-                      bars: Mapping[tuple[str, str], float]) -> dict[str, Any]:
+def snapshot_document(
+    route_aggs: Mapping[str, Aggregate],
+    thresholds: Mapping[str, float],
+    bars: Mapping[tuple[str, str], float],
+) -> dict[str, Any]:
     """The snapshot of this run: per task its route's figures and per-case scores."""
     tasks: dict[str, Any] = {}
     for task, agg in sorted(route_aggs.items()):
@@ -74,8 +77,10 @@ def snapshot_document(route_aggs: Mapping[str, Aggregate], thresholds: Mapping[s
             "cost_per_call": agg.cost_per_call,
             "threshold": thresholds.get(task),
             "cases": {
-                case: {"quality": q,
-                       "passed": None if q is None else q >= bars.get((task, case), 0) - 1e-9}
+                case: {
+                    "quality": q,
+                    "passed": None if q is None else q >= bars.get((task, case), 0) - 1e-9,
+                }
                 for case, q in sorted(agg.cases.items())
             },
         }

@@ -30,14 +30,20 @@ class Comparison:
         return self.low < -margin < self.high
 
     def to_json(self) -> dict[str, object]:
-        return {"n": self.n, "diff": self.diff, "ci": [self.low, self.high],
-                "confidence": self.confidence}
+        return {
+            "n": self.n,
+            "diff": self.diff,
+            "ci": [self.low, self.high],
+            "confidence": self.confidence,
+        }
 
     def describe(self) -> str:
         if self.diff is None:
             return "n=0"
-        return (f"n={self.n}, diff {self.diff:+.2f}, {self.confidence:.0%} CI "
-                f"[{self.low:+.2f}, {self.high:+.2f}]")
+        return (
+            f"n={self.n}, diff {self.diff:+.2f}, {self.confidence:.0%} CI "
+            f"[{self.low:+.2f}, {self.high:+.2f}]"
+        )
 
 
 def _weighted_mean(values: list[float], weights: list[float]) -> float:
@@ -45,8 +51,9 @@ def _weighted_mean(values: list[float], weights: list[float]) -> float:
     return sum(v * w for v, w in zip(values, weights)) / total if total else 0.0
 
 
-def bootstrap_interval(values: list[float], weights: list[float], confidence: float,
-                       seed: int) -> tuple[float, float]:
+def bootstrap_interval(
+    values: list[float], weights: list[float], confidence: float, seed: int
+) -> tuple[float, float]:
     """Percentile interval of the weighted mean of ``values``."""
     n = len(values)
     if n == 0:
@@ -66,12 +73,18 @@ def bootstrap_interval(values: list[float], weights: list[float], confidence: fl
     return lo, hi
 
 
-def paired(current: Mapping[str, float | None], reference: Mapping[str, float | None],
-           weights: Mapping[str, float] | None = None, *, confidence: float = 0.95,
-           seed: int = 0) -> Comparison:
+def paired(
+    current: Mapping[str, float | None],
+    reference: Mapping[str, float | None],
+    weights: Mapping[str, float] | None = None,
+    *,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Comparison:
     """Compare two per-case score maps on the cases both scored."""
-    shared = sorted(k for k in current if k in reference
-                    and current[k] is not None and reference[k] is not None)
+    shared = sorted(
+        k for k in current if k in reference and current[k] is not None and reference[k] is not None
+    )
     if not shared:
         return Comparison(0, None, None, None, confidence)
     diffs = [float(current[k]) - float(reference[k]) for k in shared]  # type: ignore[arg-type]
@@ -81,12 +94,20 @@ def paired(current: Mapping[str, float | None], reference: Mapping[str, float | 
     return Comparison(len(shared), mean, low, high, confidence)
 
 
-def mean_interval(values: Mapping[str, float | None], weights: Mapping[str, float] | None = None,
-                  *, confidence: float = 0.95, seed: int = 0) -> tuple[float, float] | None:
+def mean_interval(
+    values: Mapping[str, float | None],
+    weights: Mapping[str, float] | None = None,
+    *,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float] | None:
     """Bootstrap interval of a route's mean quality."""
     keys = sorted(k for k, v in values.items() if v is not None)
     if not keys:
         return None
-    return bootstrap_interval([float(values[k]) for k in keys],  # type: ignore[arg-type]
-                              [float((weights or {}).get(k, 1.0)) for k in keys],
-                              confidence, seed)
+    return bootstrap_interval(
+        [float(values[k]) for k in keys],  # type: ignore[arg-type]
+        [float((weights or {}).get(k, 1.0)) for k in keys],
+        confidence,
+        seed,
+    )

@@ -123,7 +123,8 @@ class _Builder:
         if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_TAGS:
             raise ModelRouteError(
                 f"invalid YAML: unsupported tag {node.tag!r} (only plain YAML is read)",
-                path=self.path, line=node.start_mark.line + 1,
+                path=self.path,
+                line=node.start_mark.line + 1,
             )
         if isinstance(node, yaml.MappingNode):
             self.loader.flatten_mapping(node)

@@ -15,7 +15,9 @@ import pytest
 import yaml
 
 DATASETS = Path(
-    os.environ.get("MODELROUTE_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets")
+    os.environ.get(
+        "MODELROUTE_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"
+    )
 )
 GSM8K = DATASETS / "routellm-gsm8k"
 MIXTRAL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
@@ -58,14 +60,30 @@ def write_gsm8k_suite(
     with open(dest / "gsm8k.jsonl", "w", encoding="utf-8") as fh:
         for row in rows:
             for model in (MIXTRAL, GPT4):
-                fh.write(json.dumps({"model": model, "prompt": row["prompt"],
-                                     "output": row[f"{model}_response"]}) + "\n")
+                fh.write(
+                    json.dumps(
+                        {
+                            "model": model,
+                            "prompt": row["prompt"],
+                            "output": row[f"{model}_response"],
+                        }
+                    )
+                    + "\n"
+                )
     config = {
         "models": {
-            "mixtral": {"provider": "replay", "model": MIXTRAL, "file": "gsm8k.jsonl",
-                        "price": {"input": 0.6, "output": 0.6}},
-            "gpt4": {"provider": "replay", "model": GPT4, "file": "gsm8k.jsonl",
-                     "price": {"input": 10, "output": 30}},
+            "mixtral": {
+                "provider": "replay",
+                "model": MIXTRAL,
+                "file": "gsm8k.jsonl",
+                "price": {"input": 0.6, "output": 0.6},
+            },
+            "gpt4": {
+                "provider": "replay",
+                "model": GPT4,
+                "file": "gsm8k.jsonl",
+                "price": {"input": 10, "output": 30},
+            },
         },
         "baseline": "gpt4",
         "threshold": threshold,
@@ -80,8 +98,11 @@ def write_gsm8k_suite(
             "prompt": "{{ question }}",
             "checks": [{"type": "last-number", "value": "{{ expected }}", **options}],
             "cases": [
-                {"id": f"q{i:04d}", "vars": {"question": row["prompt"]},
-                 "expected": row["reference"]}
+                {
+                    "id": f"q{i:04d}",
+                    "vars": {"question": row["prompt"]},
+                    "expected": row["reference"],
+                }
                 for i, row in enumerate(rows)
             ],
         }

@@ -56,8 +56,9 @@ def sim_suite(pytester: pytest.Pytester, route: str = "strong", **extra: str) ->
     return pytester.path
 
 
-def run_json(pytester: pytest.Pytester, *args: str, subprocess: bool = False
-             ) -> tuple[pytest.RunResult, dict[str, Any]]:
+def run_json(
+    pytester: pytest.Pytester, *args: str, subprocess: bool = False
+) -> tuple[pytest.RunResult, dict[str, Any]]:
     """Run pytest with --model-route-json and return the result and the document."""
     out = pytester.path / "results.json"
     if out.exists():

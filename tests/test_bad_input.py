@@ -19,10 +19,12 @@ def test_config_not_found(pytester: pytest.Pytester) -> None:
     write(pytester.path, {"cases/classification.yaml": CLASSIFICATION})
     result = run(pytester)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([
-        "*no modelroute.yaml found next to the collected paths or at the rootdir*"
-        "--model-route-config PATH*"
-    ])
+    result.stderr.fnmatch_lines(
+        [
+            "*no modelroute.yaml found next to the collected paths or at the rootdir*"
+            "--model-route-config PATH*"
+        ]
+    )
 
 
 def test_explicit_config_path_missing(pytester: pytest.Pytester) -> None:
@@ -45,12 +47,17 @@ def test_malformed_case_yaml_is_a_collection_error(pytester: pytest.Pytester) ->
 
 
 def test_unknown_config_key_suggests_the_right_one(pytester: pytest.Pytester) -> None:
-    write(pytester.path, {"modelroute.yaml": SIM_CONFIG.replace("{route}", "weak")
-                          + "tresholds: {classification: 4.5}\n"})
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": SIM_CONFIG.replace("{route}", "weak")
+            + "tresholds: {classification: 4.5}\n"
+        },
+    )
     result = run(pytester)
-    result.stderr.fnmatch_lines([
-        "*modelroute.yaml:10: tresholds: unknown key 'tresholds'; did you mean 'thresholds'?"
-    ])
+    result.stderr.fnmatch_lines(
+        ["*modelroute.yaml:10: tresholds: unknown key 'tresholds'; did you mean 'thresholds'?"]
+    )
 
 
 def test_wrong_type_names_the_field_and_line(pytester: pytest.Pytester) -> None:
@@ -64,54 +71,84 @@ def test_unknown_model_in_routes(pytester: pytest.Pytester) -> None:
     sim_suite(pytester, route="haiku")
     result = run(pytester)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([
-        "*modelroute.yaml:9: routes.classification: unknown model 'haiku' "
-        "(models defined: weak, strong)*"
-    ])
+    result.stderr.fnmatch_lines(
+        [
+            "*modelroute.yaml:9: routes.classification: unknown model 'haiku' "
+            "(models defined: weak, strong)*"
+        ]
+    )
 
 
 def test_unknown_check_type_lists_the_valid_ones(pytester: pytest.Pytester) -> None:
-    sim_suite(pytester, **{"cases/classification.yaml": CLASSIFICATION.replace(
-        "type: equals", "type: equal")})
+    sim_suite(
+        pytester,
+        **{"cases/classification.yaml": CLASSIFICATION.replace("type: equals", "type: equal")},
+    )
     result = run(pytester)
-    result.stdout.fnmatch_lines([
-        "*cases/classification.yaml:6: checks[[]0[]]: unknown check type 'equal'; did you mean "
-        "'equals'? valid types: classifier, contains, contains-all, contains-any, equals, *"
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*cases/classification.yaml:6: checks[[]0[]]: unknown check type 'equal'; did you mean "
+            "'equals'? valid types: classifier, contains, contains-all, contains-any, equals, *"
+        ]
+    )
 
 
 def test_missing_template_variable(pytester: pytest.Pytester) -> None:
-    sim_suite(pytester, **{"cases/classification.yaml": CLASSIFICATION.replace(
-        "{id: feature-01, vars: {ticket: ", "{id: feature-01, vars: {tickt: ")})
+    sim_suite(
+        pytester,
+        **{
+            "cases/classification.yaml": CLASSIFICATION.replace(
+                "{id: feature-01, vars: {ticket: ", "{id: feature-01, vars: {tickt: "
+            )
+        },
+    )
     result = run(pytester)
-    result.stdout.fnmatch_lines([
-        "*cases/classification.yaml:9: cases[[]1[]]: 'ticket' is undefined; the variables "
-        "defined here are: tickt*"
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*cases/classification.yaml:9: cases[[]1[]]: 'ticket' is undefined; the variables "
+            "defined here are: tickt*"
+        ]
+    )
 
 
 def test_prompt_cannot_use_expected(pytester: pytest.Pytester) -> None:
-    sim_suite(pytester, **{"cases/classification.yaml": CLASSIFICATION.replace(
-        "{{ ticket }}", "{{ ticket }} {{ expected }}")})
+    sim_suite(
+        pytester,
+        **{
+            "cases/classification.yaml": CLASSIFICATION.replace(
+                "{{ ticket }}", "{{ ticket }} {{ expected }}"
+            )
+        },
+    )
     result = run(pytester)
     result.stdout.fnmatch_lines(["*a prompt cannot use 'expected'*"])
 
 
 def test_template_injection_does_not_execute(pytester: pytest.Pytester) -> None:
-    sim_suite(pytester, **{"cases/classification.yaml": CLASSIFICATION.replace(
-        "{{ ticket }}", "{{ ''.__class__.__mro__[1].__subclasses__() }}")})
+    sim_suite(
+        pytester,
+        **{
+            "cases/classification.yaml": CLASSIFICATION.replace(
+                "{{ ticket }}", "{{ ''.__class__.__mro__[1].__subclasses__() }}"
+            )
+        },
+    )
     result = run(pytester)
     result.stdout.fnmatch_lines(["*cases/classification.yaml:*unsafe*"])
 
 
 def test_duplicate_case_ids(pytester: pytest.Pytester) -> None:
-    sim_suite(pytester, **{"cases/classification.yaml": CLASSIFICATION.replace(
-        "id: billing-02", "id: billing-01")})
+    sim_suite(
+        pytester,
+        **{"cases/classification.yaml": CLASSIFICATION.replace("id: billing-02", "id: billing-01")},
+    )
     result = run(pytester)
-    result.stdout.fnmatch_lines([
-        "*cases/classification.yaml:10: cases[[]2[]].id: duplicate case id 'billing-01' "
-        "(first at line 8)*"
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*cases/classification.yaml:10: cases[[]2[]].id: duplicate case id 'billing-01' "
+            "(first at line 8)*"
+        ]
+    )
 
 
 def test_duplicate_case_ids_across_files_of_a_task(pytester: pytest.Pytester) -> None:
@@ -120,83 +157,112 @@ def test_duplicate_case_ids_across_files_of_a_task(pytester: pytest.Pytester) ->
     result.stdout.fnmatch_lines(["*case id 'billing-01' of task 'classification' is also used in*"])
 
 
-def test_missing_api_key_names_the_variable(pytester: pytest.Pytester,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_api_key_names_the_variable(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    write(pytester.path, {
-        "modelroute.yaml": """
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": """
             models:
               haiku: {provider: anthropic, model: claude-haiku-4-5}
             baseline: haiku
             """,
-        "cases/classification.yaml": CLASSIFICATION,
-    })
+            "cases/classification.yaml": CLASSIFICATION,
+        },
+    )
     result, doc = run_json(pytester, "--model-route")
     assert result.ret == 1
-    result.stdout.fnmatch_lines([
-        "*case 'billing-01' on haiku: ANTHROPIC_API_KEY is not set: model 'haiku' (anthropic "
-        "claude-haiku-4-5) needs an API key. Set ANTHROPIC_API_KEY*"
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*case 'billing-01' on haiku: ANTHROPIC_API_KEY is not set: model 'haiku' (anthropic "
+            "claude-haiku-4-5) needs an API key. Set ANTHROPIC_API_KEY*"
+        ]
+    )
     assert doc["tasks"]["classification"]["verdict"] == "error"
 
 
 def test_unknown_price_is_a_config_error(pytester: pytest.Pytester) -> None:
-    write(pytester.path, {
-        "modelroute.yaml": """
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": """
             models:
               local: {provider: openai, model: my-finetune-7b, base_url: "http://127.0.0.1:9/v1"}
             baseline: local
             """,
-        "cases/classification.yaml": CLASSIFICATION,
-    })
+            "cases/classification.yaml": CLASSIFICATION,
+        },
+    )
     result = run(pytester)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([
-        "*modelroute.yaml:3: models.local: no known price for openai model 'my-finetune-7b': "
-        "add 'price: {input: <USD per 1M input tokens>*"
-    ])
+    result.stderr.fnmatch_lines(
+        [
+            "*modelroute.yaml:3: models.local: no known price for openai model 'my-finetune-7b': "
+            "add 'price: {input: <USD per 1M input tokens>*"
+        ]
+    )
 
 
 def test_replay_provider_miss(pytester: pytest.Pytester) -> None:
-    write(pytester.path, {
-        "modelroute.yaml": """
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": """
             models:
               rec: {provider: replay, model: gpt-x, file: recorded.jsonl}
             baseline: rec
             """,
-        "recorded.jsonl": '{"model": "gpt-x", "prompt": "something else", "output": "billing"}\n',
-        "cases/classification.yaml": CLASSIFICATION,
-    })
+            "recorded.jsonl": (
+                '{"model": "gpt-x", "prompt": "something else", "output": "billing"}\n'
+            ),
+            "cases/classification.yaml": CLASSIFICATION,
+        },
+    )
     result, doc = run_json(pytester, "--model-route")
     assert result.ret == 1
-    result.stdout.fnmatch_lines([
-        "*case 'billing-01' on rec: replay miss: recorded.jsonl has no output for model "
-        "'gpt-x' and the prompt 'Billing or feature request? One word.  I was charged twice'*"
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*case 'billing-01' on rec: replay miss: recorded.jsonl has no output for model "
+            "'gpt-x' and the prompt 'Billing or feature request? One word.  I was charged twice'*"
+        ]
+    )
 
 
 def test_bad_replay_line(pytester: pytest.Pytester) -> None:
-    write(pytester.path, {
-        "modelroute.yaml": """
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": """
             models:
               rec: {provider: replay, model: gpt-x, file: recorded.jsonl}
             baseline: rec
             """,
-        "recorded.jsonl": '{"model": "gpt-x", "prompt": "a", "output": "b"}\n{"model": 3}\n',
-        "cases/classification.yaml": CLASSIFICATION,
-    })
+            "recorded.jsonl": '{"model": "gpt-x", "prompt": "a", "output": "b"}\n{"model": 3}\n',
+            "cases/classification.yaml": CLASSIFICATION,
+        },
+    )
     result = run(pytester)
     result.stdout.fnmatch_lines(["*recorded.jsonl:2: model: expected a string, got 3*"])
 
 
 def test_unknown_provider(pytester: pytest.Pytester) -> None:
-    write(pytester.path, {"modelroute.yaml": SIM_CONFIG.replace("{route}", "weak").replace(
-        "provider: sim, model: weak-sim", "provider: bedrock, model: weak-sim")})
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": SIM_CONFIG.replace("{route}", "weak").replace(
+                "provider: sim, model: weak-sim", "provider: bedrock, model: weak-sim"
+            )
+        },
+    )
     result = run(pytester)
-    result.stderr.fnmatch_lines([
-        "*modelroute.yaml:2: models.weak.provider: unknown provider 'bedrock'; available: "
-        "anthropic, openai, replay, sim*"
-    ])
+    result.stderr.fnmatch_lines(
+        [
+            "*modelroute.yaml:2: models.weak.provider: unknown provider 'bedrock'; available: "
+            "anthropic, openai, replay, sim*"
+        ]
+    )
 
 
 def test_bad_cli_values(pytester: pytest.Pytester) -> None:

@@ -345,7 +345,11 @@ def test_load_time_validation_of_regex_and_schema() -> None:
     ],
 )
 def test_levenshtein(
-    output: str, value: str, extra: dict[str, Any], expected: float, reason: str,
+    output: str,
+    value: str,
+    extra: dict[str, Any],
+    expected: float,
+    reason: str,
     ctx: CheckContext,
 ) -> None:
     outcome = run({"type": "levenshtein", "value": value, **extra}, output, ctx)
@@ -382,7 +386,7 @@ def test_word_count_reason_and_missing_bounds(ctx: CheckContext) -> None:
 
 # --- python ------------------------------------------------------------------------------
 
-USER_CHECKS = '''
+USER_CHECKS = """
 def is_short(output):
     return len(output) < 10
 
@@ -397,7 +401,7 @@ def too_big(output):
 
 def wrong_type(output):
     return "yes"
-'''
+"""
 
 
 @pytest.fixture
@@ -427,7 +431,12 @@ def checks_file(tmp_path: Path) -> str:
 )
 @pytest.mark.parametrize("via", ["module", "file"])
 def test_python_check_bool_and_float(
-    via: str, function: str, output: str, expected: float, module_name: str, checks_file: str,
+    via: str,
+    function: str,
+    output: str,
+    expected: float,
+    module_name: str,
+    checks_file: str,
     ctx: CheckContext,
 ) -> None:
     target = module_name if via == "module" else checks_file
@@ -439,8 +448,13 @@ def test_python_check_score_and_reason_with_context(
     via: str, module_name: str, checks_file: str, tmp_path: Path
 ) -> None:
     ctx = CheckContext(
-        case="f::c9", task="t", complexity="low", prompt="p", vars={"x": 1},
-        expected="billing", root=tmp_path,
+        case="f::c9",
+        task="t",
+        complexity="low",
+        prompt="p",
+        vars={"x": 1},
+        expected="billing",
+        root=tmp_path,
     )
     target = module_name if via == "module" else checks_file
     spec = {"type": "python", "value": f"{target}:graded", "config": {"k": 2}}
@@ -534,7 +548,7 @@ FENCED = 'Sure! Here it is:\n```json\n{"label": "billing", "n": 2}\n```\nAnythin
         ("last-line", "", ""),
         ("last-line", " \n \n", ""),
         ("json-extract", FENCED, '{"label": "billing", "n": 2}'),
-        ("json-extract", '```\n[1,2]\n```', "[1, 2]"),
+        ("json-extract", "```\n[1,2]\n```", "[1, 2]"),
         ("json-extract", 'The result is {"a":[1,2]} as asked', '{"a": [1, 2]}'),
         ("json-extract", 'set {x} first, then {"k": "v"}', '{"k": "v"}'),
         ("json-extract", '{"c": "é"}', '{"c": "é"}'),
@@ -583,9 +597,7 @@ def test_transform_applies_before_the_check(
     ("threshold", "passed"),
     [(None, False), (1, False), (0.67, False), (0.66, True), (0.5, True), (0, True)],
 )
-def test_threshold_decides_passed(
-    threshold: float | None, passed: bool, ctx: CheckContext
-) -> None:
+def test_threshold_decides_passed(threshold: float | None, passed: bool, ctx: CheckContext) -> None:
     spec: dict[str, Any] = {"type": "contains-all", "value": ["a", "b", "zz"]}
     if threshold is not None:
         spec["threshold"] = threshold
@@ -691,12 +703,21 @@ def test_mentions_reference(spec: dict[str, Any], mentions: bool) -> None:
 
 
 def test_parse_check_returns_a_validated_check() -> None:
-    spec = {"type": "last-number", "value": 3, "tolerance": 0.5, "weight": 2,
-            "transform": "last-line", "threshold": 0.5}
+    spec = {
+        "type": "last-number",
+        "value": 3,
+        "tolerance": 0.5,
+        "weight": 2,
+        "transform": "last-line",
+        "threshold": 0.5,
+    }
     check = parse(spec)
     assert check.kind is REGISTRY["last-number"]
     assert (check.negate, check.weight, check.transform, check.threshold) == (
-        False, 2.0, "last-line", 0.5
+        False,
+        2.0,
+        "last-line",
+        0.5,
     )
     assert dict(check.spec) == spec
     assert check.spec is not spec

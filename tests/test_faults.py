@@ -18,8 +18,9 @@ KEY = "sk-fault-test-1234"
 N_CASES = 40
 
 
-def config(server: WireServer, *, timeout_s: float = 10, retries: int = 10,
-           concurrency: int = 8) -> str:
+def config(
+    server: WireServer, *, timeout_s: float = 10, retries: int = 10, concurrency: int = 8
+) -> str:
     return f"""
         models:
           fast: {{provider: openai, model: fast-1, base_url: "{server.openai_url}",
@@ -82,11 +83,17 @@ def test_retry_after_header_in_seconds_is_honoured(pytester: pytest.Pytester) ->
 
 @pytest.mark.usefixtures("keyed")
 def test_a_hanging_server_times_out_errors_the_gate_and_caches_nothing(
-        pytester: pytest.Pytester) -> None:
+    pytester: pytest.Pytester,
+) -> None:
     with WireServer() as server:
         server.script([Fault(kind="hang", hang_s=30)])
-        write(pytester.path, {"modelroute.yaml": config(server, timeout_s=0.5, retries=0),
-                              "cases/echo.yaml": cases(2)})
+        write(
+            pytester.path,
+            {
+                "modelroute.yaml": config(server, timeout_s=0.5, retries=0),
+                "cases/echo.yaml": cases(2),
+            },
+        )
         result, doc = run_json(pytester, "--model-route")
     assert result.ret == 1
     errors = [r["error"] for r in doc["results"] if r["error"]]
@@ -103,7 +110,10 @@ def _run_and_kill(path: Path, server: WireServer, sig: int, after: int) -> None:
     env = dict(os.environ, OPENAI_API_KEY=KEY)
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "--model-route", "-p", "no:cacheprovider", "-q"],
-        cwd=path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
     while sum(server.answered_per_model.values()) < after:
@@ -122,12 +132,13 @@ def _run_and_kill(path: Path, server: WireServer, sig: int, after: int) -> None:
 @pytest.mark.usefixtures("keyed")
 def test_killed_run_keeps_every_paid_response(pytester: pytest.Pytester, sig: int) -> None:
     with WireServer(latency_s=0.05) as server:
-        write(pytester.path, {"modelroute.yaml": config(server, concurrency=2),
-                              "cases/echo.yaml": cases()})
+        write(
+            pytester.path,
+            {"modelroute.yaml": config(server, concurrency=2), "cases/echo.yaml": cases()},
+        )
         _run_and_kill(pytester.path, server, sig, after=N_CASES // 2)
         time.sleep(0.3)  # let in-flight requests finish on the server side
-        paid_first = {r.body["messages"][-1]["content"] for r in server.requests
-                      if r.fault == "ok"}
+        paid_first = {r.body["messages"][-1]["content"] for r in server.requests if r.fault == "ok"}
         assert 0 < len(paid_first) < N_CASES
         server.reset()
         result, doc = run_json(pytester, "--model-route")
@@ -151,8 +162,9 @@ def test_corrupted_cache_warns_and_the_run_goes_on(pytester: pytest.Pytester) ->
         result, doc = run_json(pytester, "--model-route")
     assert result.ret == 0
     assert len(doc["results"]) == 3 and not any(r["error"] for r in doc["results"])
-    result.stdout.fnmatch_lines(["warning: cannot use the cache at *.modelroute_cache*"
-                                 "uses a fresh one*"])
+    result.stdout.fnmatch_lines(
+        ["warning: cannot use the cache at *.modelroute_cache*uses a fresh one*"]
+    )
 
 
 @pytest.mark.usefixtures("keyed")
@@ -173,13 +185,15 @@ def test_unreadable_cache_directory_warns(pytester: pytest.Pytester) -> None:
 
 
 def test_a_dead_xdist_worker_fails_the_gate(pytester: pytest.Pytester) -> None:
-    write(pytester.path, {
-        "modelroute.yaml": """
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": """
             models:
               s: {provider: sim, model: s, skill: {low: 1.0}, price: {input: 1, output: 1}}
             baseline: s
             """,
-        "cases/echo.yaml": """
+            "cases/echo.yaml": """
             task: echo
             complexity: low
             prompt: "say {{ w }}"
@@ -188,7 +202,7 @@ def test_a_dead_xdist_worker_fails_the_gate(pytester: pytest.Pytester) -> None:
               - {id: a, vars: {w: a}, expected: a}
               - {id: b, vars: {w: b}, expected: b}
             """,
-        "test_crash.py": """
+            "test_crash.py": """
             import os
             import pytest
 
@@ -196,22 +210,27 @@ def test_a_dead_xdist_worker_fails_the_gate(pytester: pytest.Pytester) -> None:
             def test_crashes(llm):
                 os._exit(3)
             """,
-    })
-    result, doc = run_json(pytester, "--model-route", "-n", "2", "--max-worker-restart=0",
-                           subprocess=True)
+        },
+    )
+    result, doc = run_json(
+        pytester, "--model-route", "-n", "2", "--max-worker-restart=0", subprocess=True
+    )
     assert result.ret != 0
     assert doc["gate"]["passed"] is False
     assert doc["gate"]["missing"] == ["test_crash.py::test_crashes[s]"]
     result.stdout.fnmatch_lines(["FAILED 1 case item(s) reported no result*test_crashes[[]s[]]*"])
 
 
-def test_spend_cap_stops_new_calls(pytester: pytest.Pytester,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_spend_cap_stops_new_calls(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     # every call: 1,000 input + 1,000 output tokens at $1 + $1 per million = $0.002
     with WireServer(latency_s=0.05, usage=WireUsage(1000, 1000)) as server:
-        write(pytester.path, {"modelroute.yaml": config(server, concurrency=4),
-                              "cases/echo.yaml": cases()})
+        write(
+            pytester.path,
+            {"modelroute.yaml": config(server, concurrency=4), "cases/echo.yaml": cases()},
+        )
         cap = 10 * 0.002
         result, doc = run_json(pytester, "--model-route", "--model-route-max-cost", str(cap))
         answered = sum(server.answered_per_model.values())

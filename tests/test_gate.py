@@ -21,10 +21,13 @@ routes:
 
 
 def suite(pytester: pytest.Pytester, route: str, extra: str = "") -> None:
-    write(pytester.path, {
-        "modelroute.yaml": CONFIG.replace("{route}", route).replace("{extra}", extra),
-        "cases/classification.yaml": CLASSIFICATION,
-    })
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": CONFIG.replace("{route}", route).replace("{extra}", extra),
+            "cases/classification.yaml": CLASSIFICATION,
+        },
+    )
 
 
 def test_snapshot_round_trip_then_a_regression_fails(pytester: pytest.Pytester) -> None:
@@ -51,11 +54,13 @@ def test_snapshot_round_trip_then_a_regression_fails(pytester: pytest.Pytester) 
     t = doc["tasks"]["classification"]
     assert t["verdict"] == "fail"
     assert t["snapshot"]["flipped"], "cases that went from passing to failing are listed"
-    result.stdout.fnmatch_lines([
-        "*flipped from passing to failing: *",
-        f"FAILED classification [[]weak[]]: FAIL: *quality fell vs snapshot 5.00 (n=4, diff "
-        f"{t['snapshot']['diff']:+.2f}*beyond tolerance 0.20",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*flipped from passing to failing: *",
+            f"FAILED classification [[]weak[]]: FAIL: *quality fell vs snapshot 5.00 (n=4, diff "
+            f"{t['snapshot']['diff']:+.2f}*beyond tolerance 0.20",
+        ]
+    )
 
     suite(pytester, "strong")  # restored
     result, doc = run_json(pytester, "--model-route")
@@ -71,10 +76,12 @@ def test_cost_rise_without_quality_gain_fails(pytester: pytest.Pytester) -> None
     assert result.ret == 1
     t = doc["tasks"]["classification"]
     assert t["snapshot"]["cost_change"] == pytest.approx(9.0)  # 10x the price
-    result.stdout.fnmatch_lines([
-        "FAILED classification [[]pricey[]]: FAIL: cost per call rose +900% vs snapshot*"
-        "without a quality gain"
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "FAILED classification [[]pricey[]]: FAIL: cost per call rose +900% vs snapshot*"
+            "without a quality gain"
+        ]
+    )
 
 
 def test_baseline_parity_with_max_drop(pytester: pytest.Pytester) -> None:
@@ -85,18 +92,19 @@ def test_baseline_parity_with_max_drop(pytester: pytest.Pytester) -> None:
     assert base["route"] == "pricey" and base["quality"] == 5.0
     assert base["diff"] == pytest.approx(t["quality"] - 5.0)
     assert t["verdict"] == "fail"
-    result.stdout.fnmatch_lines([
-        "*quality vs baseline pricey 5.00 (n=4, diff *): *below -max_drop 0.50*"
-    ])
+    result.stdout.fnmatch_lines(
+        ["*quality vs baseline pricey 5.00 (n=4, diff *): *below -max_drop 0.50*"]
+    )
 
 
-def test_confidence_uses_the_interval_and_warns_when_undecidable(pytester: pytest.Pytester
-                                                                 ) -> None:
+def test_confidence_uses_the_interval_and_warns_when_undecidable(pytester: pytest.Pytester) -> None:
     # qualities 5, 5, 1, 1: the point estimate 3.0 passes threshold 3.0, the 95 % lower
     # bound does not
-    write(pytester.path, {
-        "conftest.py": ECHO_CONFTEST,
-        "modelroute.yaml": """
+    write(
+        pytester.path,
+        {
+            "conftest.py": ECHO_CONFTEST,
+            "modelroute.yaml": """
             models:
               echo: {provider: echo, model: e1, price: {input: 1, output: 1}}
               ref: {provider: sim, model: s1, skill: {low: 1.0}, price: {input: 9, output: 9}}
@@ -106,7 +114,7 @@ def test_confidence_uses_the_interval_and_warns_when_undecidable(pytester: pytes
             max_drop: 1.0
             routes: {classification: echo}
             """,
-        "cases/classification.yaml": """
+            "cases/classification.yaml": """
             task: classification
             complexity: low
             prompt: "{{ answer }}"
@@ -117,29 +125,36 @@ def test_confidence_uses_the_interval_and_warns_when_undecidable(pytester: pytes
               - {id: c, vars: {answer: feature}, expected: billing}
               - {id: d, vars: {answer: feature}, expected: billing}
             """,
-    })
+        },
+    )
     result, doc = run_json(pytester, "--model-route")
     t = doc["tasks"]["classification"]
     assert t["ci"][0] < t["quality"] < t["ci"][1]
     assert t["verdict"] == "fail"
-    result.stdout.fnmatch_lines([
-        "warning: classification: vs baseline: n=4 is too small to decide a margin of 1.00*",
-        "*95% CI lower bound * < threshold 3.00*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "warning: classification: vs baseline: n=4 is too small to decide a margin of 1.00*",
+            "*95% CI lower bound * < threshold 3.00*",
+        ]
+    )
 
 
 def test_errored_cases_make_the_verdict_error(pytester: pytest.Pytester) -> None:
     suite(pytester, "strong")
     result, doc = run_json(pytester, "--model-route", "--model-route-cache=replay")
     assert doc["tasks"]["classification"]["verdict"] == "error"
-    result.stdout.fnmatch_lines(["FAILED classification [[]strong[]]: ERROR: 4 of 4 cases errored*"])
+    result.stdout.fnmatch_lines(
+        ["FAILED classification [[]strong[]]: ERROR: 4 of 4 cases errored*"]
+    )
     run_json(pytester, "--model-route", "--model-route-tasks", "classification")  # record
     (pytester.path / "cases" / "classification.yaml").write_text(
-        CLASSIFICATION + "  - {id: new-01, vars: {ticket: 'Add SSO'}, expected: feature}\n")
+        CLASSIFICATION + "  - {id: new-01, vars: {ticket: 'Add SSO'}, expected: feature}\n"
+    )
     result, doc = run_json(pytester, "--model-route", "--model-route-cache=replay")
     assert doc["tasks"]["classification"]["verdict"] == "error"
-    result, doc = run_json(pytester, "--model-route", "--model-route-cache=replay",
-                           "--model-route-allow-errors")
+    result, doc = run_json(
+        pytester, "--model-route", "--model-route-cache=replay", "--model-route-allow-errors"
+    )
     assert doc["tasks"]["classification"]["verdict"] == "pass"
     assert doc["tasks"]["classification"]["errors"] == 1
 

@@ -29,10 +29,14 @@ def test_gsm8k_reproduces_the_published_accuracies(pytester: pytest.Pytester) ->
     assert round(accuracy(doc, "gpt4", "gsm8k-source-rule") * 100, 1) == 85.7
     # ...and agrees with the dataset's own True/False grades on every question.
     for alias, column in (("mixtral", MIXTRAL), ("gpt4", GPT4)):
-        graded = {r["case"]: r["score"] == 1.0 for r in doc["results"]
-                  if r["route"] == alias and r["task"] == "gsm8k-source-rule"}
-        disagreements = [i for i, row in enumerate(rows)
-                         if graded[f"q{i:04d}"] != (row[column] == "True")]
+        graded = {
+            r["case"]: r["score"] == 1.0
+            for r in doc["results"]
+            if r["route"] == alias and r["task"] == "gsm8k-source-rule"
+        }
+        disagreements = [
+            i for i, row in enumerate(rows) if graded[f"q{i:04d}"] != (row[column] == "True")
+        ]
         assert disagreements == []
 
     # The default decimal-aware rule reads "$20.00" as 20, not 0. The dataset README gives
@@ -48,17 +52,18 @@ def test_gsm8k_reproduces_the_published_accuracies(pytester: pytest.Pytester) ->
 
 
 @pytest.mark.parametrize(("threshold", "recommended"), [(3.5, "mixtral"), (4.0, "gpt4")])
-def test_gsm8k_recommendation_follows_the_threshold(pytester: pytest.Pytester, threshold: float,
-                                                    recommended: str) -> None:
+def test_gsm8k_recommendation_follows_the_threshold(
+    pytester: pytest.Pytester, threshold: float, recommended: str
+) -> None:
     # Mixtral is right 63.6 % of the time (quality 3.54), GPT-4 88.9 % (4.56); Mixtral
     # costs 0.6/0.6 USD per million tokens against GPT-4's 10/30.
     write_gsm8k_suite(pytester.path, gsm8k_rows(), {"gsm8k": {}}, threshold=threshold)
-    result, doc = run_json(pytester, "--model-route=bench", "-q",
-                           "--model-route-suggest", "routes.yaml")
+    result, doc = run_json(
+        pytester, "--model-route=bench", "-q", "--model-route-suggest", "routes.yaml"
+    )
     rec = doc["recommendations"]["gsm8k"]
     assert rec["recommended"] == recommended
     assert rec["cleared"] is True
     candidates = {c["route"]: c for c in rec["candidates"]}
     assert candidates["mixtral"]["cost_per_call"] < candidates["gpt4"]["cost_per_call"] / 10
-    assert (pytester.path / "routes.yaml").read_text().splitlines()[-1] == \
-        f"  gsm8k: {recommended}"
+    assert (pytester.path / "routes.yaml").read_text().splitlines()[-1] == f"  gsm8k: {recommended}"

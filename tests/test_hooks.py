@@ -33,22 +33,30 @@ CONFTEST = """
 
 
 def test_custom_provider_and_check(pytester: pytest.Pytester) -> None:
-    write(pytester.path, {
-        "conftest.py": CONFTEST,
-        "modelroute.yaml": """
+    write(
+        pytester.path,
+        {
+            "conftest.py": CONFTEST,
+            "modelroute.yaml": """
             models:
               up: {provider: upper, model: upper-v1, price: {input: 1, output: 2}}
             baseline: up
             """,
-        "cases/classification.yaml": CLASSIFICATION.replace(
-            "{type: equals, value: \"{{ expected }}\", transform: lower-strip}",
-            "{type: shouts, min_length: 5}"),
-    })
+            "cases/classification.yaml": CLASSIFICATION.replace(
+                '{type: equals, value: "{{ expected }}", transform: lower-strip}',
+                "{type: shouts, min_length: 5}",
+            ),
+        },
+    )
     result, doc = run_json(pytester, "--model-route")
     assert result.ret == 0, result.stdout.str()
     outputs = {r["case"]: r["output"] for r in doc["results"]}
-    assert outputs == {"billing-01": "TWICE", "feature-01": "MODE", "billing-02": "INVOICE",
-                       "feature-02": "PLEASE"}
+    assert outputs == {
+        "billing-01": "TWICE",
+        "feature-01": "MODE",
+        "billing-02": "INVOICE",
+        "feature-02": "PLEASE",
+    }
     scores = {r["case"]: r["score"] for r in doc["results"]}
     assert scores == {"billing-01": 1.0, "feature-01": 0.0, "billing-02": 1.0, "feature-02": 1.0}
     # priced from the config: 10 input and 1 output token per call
@@ -57,33 +65,40 @@ def test_custom_provider_and_check(pytester: pytest.Pytester) -> None:
 
 
 def test_custom_check_keys_are_validated(pytester: pytest.Pytester) -> None:
-    write(pytester.path, {
-        "conftest.py": CONFTEST,
-        "modelroute.yaml": """
+    write(
+        pytester.path,
+        {
+            "conftest.py": CONFTEST,
+            "modelroute.yaml": """
             models:
               up: {provider: upper, model: upper-v1, price: {input: 1, output: 2}}
             baseline: up
             """,
-        "cases/classification.yaml": CLASSIFICATION.replace(
-            "{type: equals, value: \"{{ expected }}\", transform: lower-strip}",
-            "{type: shouts, min_lenght: 5}"),
-    })
+            "cases/classification.yaml": CLASSIFICATION.replace(
+                '{type: equals, value: "{{ expected }}", transform: lower-strip}',
+                "{type: shouts, min_lenght: 5}",
+            ),
+        },
+    )
     result = pytester.runpytest("--model-route", "-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines([
-        "*check 'shouts' does not take 'min_lenght'; did you mean 'min_length'?*"
-    ])
+    result.stdout.fnmatch_lines(
+        ["*check 'shouts' does not take 'min_lenght'; did you mean 'min_length'?*"]
+    )
 
 
 def test_results_hook_receives_the_document(pytester: pytest.Pytester) -> None:
-    write(pytester.path, {
-        "conftest.py": CONFTEST,
-        "modelroute.yaml": """
+    write(
+        pytester.path,
+        {
+            "conftest.py": CONFTEST,
+            "modelroute.yaml": """
             models:
               up: {provider: upper, model: upper-v1, price: {input: 1, output: 2}}
             baseline: up
             """,
-        "cases/classification.yaml": CLASSIFICATION,
-    })
+            "cases/classification.yaml": CLASSIFICATION,
+        },
+    )
     recorder = pytester.inline_run("--model-route", "-p", "no:cacheprovider")
     calls = recorder.getcalls("pytest_modelroute_results")
     assert len(calls) == 1

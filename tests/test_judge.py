@@ -47,13 +47,19 @@ def grade_from_prompt(body: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def judged(pytester: pytest.Pytester, wire_server: WireServer, monkeypatch: pytest.MonkeyPatch,
-           request: pytest.FixtureRequest) -> tuple[pytest.Pytester, WireServer, str]:
+def judged(
+    pytester: pytest.Pytester,
+    wire_server: WireServer,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> tuple[pytest.Pytester, WireServer, str]:
     monkeypatch.setenv("JUDGE_KEY", KEY)
     provider = request.param
     wire_server.json_answer = grade_from_prompt
-    write(pytester.path, {"modelroute.yaml": judge_config(wire_server, provider),
-                          "cases/summ.yaml": CASES})
+    write(
+        pytester.path,
+        {"modelroute.yaml": judge_config(wire_server, provider), "cases/summ.yaml": CASES},
+    )
     return pytester, wire_server, provider
 
 
@@ -65,8 +71,7 @@ BOTH = pytest.mark.parametrize("judged", ["anthropic", "openai"], indirect=True)
 
 
 @BOTH
-def test_structured_answer_scores_the_case(judged: tuple[pytest.Pytester, WireServer, str]
-                                           ) -> None:
+def test_structured_answer_scores_the_case(judged: tuple[pytest.Pytester, WireServer, str]) -> None:
     pytester, server, provider = judged
     result, doc = run_json(pytester, "--model-route")
     r = doc["results"][0]
@@ -93,8 +98,9 @@ def test_structured_answer_scores_the_case(judged: tuple[pytest.Pytester, WireSe
 
 
 @BOTH
-def test_plain_text_answer_is_parsed_tolerantly(judged: tuple[pytest.Pytester, WireServer, str]
-                                                ) -> None:
+def test_plain_text_answer_is_parsed_tolerantly(
+    judged: tuple[pytest.Pytester, WireServer, str],
+) -> None:
     pytester, server, _ = judged
     server.script([Fault(text="Correctness: 2\nCompleteness - 3\nformat=4\nOverall fine.")])
     _, doc = run_json(pytester, "--model-route")
@@ -104,7 +110,8 @@ def test_plain_text_answer_is_parsed_tolerantly(judged: tuple[pytest.Pytester, W
 
 @BOTH
 def test_malformed_then_good_answer_is_retried_once(
-        judged: tuple[pytest.Pytester, WireServer, str]) -> None:
+    judged: tuple[pytest.Pytester, WireServer, str],
+) -> None:
     pytester, server, _ = judged
     server.script([Fault(text="I would rather not grade this.")])
     _, doc = run_json(pytester, "--model-route")
@@ -120,30 +127,38 @@ def test_malformed_then_good_answer_is_retried_once(
 
 @BOTH
 def test_malformed_twice_errors_showing_the_raw_answer(
-        judged: tuple[pytest.Pytester, WireServer, str]) -> None:
+    judged: tuple[pytest.Pytester, WireServer, str],
+) -> None:
     pytester, server, _ = judged
     server.script([Fault(text="no idea"), Fault(text="still no idea <b>|</b>")])
     result, doc = run_json(pytester, "--model-route")
     r = doc["results"][0]
     assert r["score"] is None and r["quality"] is None
-    assert r["error"] == ("check 'llm-rubric' failed: judge grader gave an unparsable llm-rubric "
-                          "answer twice; the last one was: 'still no idea <b>|</b>'")
+    assert r["error"] == (
+        "check 'llm-rubric' failed: judge grader gave an unparsable llm-rubric "
+        "answer twice; the last one was: 'still no idea <b>|</b>'"
+    )
     assert doc["tasks"]["summarization"]["verdict"] == "error"
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*judge grader gave an unparsable llm-rubric answer twice*"])
 
 
-def test_editing_the_judge_template_rejudges(pytester: pytest.Pytester, wire_server: WireServer,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_editing_the_judge_template_rejudges(
+    pytester: pytest.Pytester, wire_server: WireServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("JUDGE_KEY", KEY)
     wire_server.json_answer = grade_from_prompt
     template = "Grade this answer: {{ output }} for {{ prompt }} ({{ criteria | join(', ') }})"
-    write(pytester.path, {
-        "modelroute.yaml": judge_config(wire_server, "openai").replace(
-            "judge: {model: grader}", "judge: {model: grader, template: judge.j2}"),
-        "judge.j2": template,
-        "cases/summ.yaml": CASES,
-    })
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": judge_config(wire_server, "openai").replace(
+                "judge: {model: grader}", "judge: {model: grader, template: judge.j2}"
+            ),
+            "judge.j2": template,
+            "cases/summ.yaml": CASES,
+        },
+    )
     _, first = run_json(pytester, "--model-route")
     assert first["spend"]["api_calls"] == 2  # the writer and the judge
     assert "Grade this answer: Due in 45 days." in json.dumps(wire_server.requests[-1].body)
@@ -157,8 +172,10 @@ def test_editing_the_judge_template_rejudges(pytester: pytest.Pytester, wire_ser
 
 
 def test_consensus_judging_reports_agreement(pytester: pytest.Pytester) -> None:
-    write(pytester.path, {
-        "modelroute.yaml": """
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": """
             models:
               writer: {provider: sim, model: w, skill: {medium: 0.5}, price: {input: 1, output: 1}}
               j1: {provider: sim, model: j1, skill: {medium: 0.2}, price: {input: 1, output: 1}}
@@ -166,10 +183,14 @@ def test_consensus_judging_reports_agreement(pytester: pytest.Pytester) -> None:
             baseline: writer
             judge: {models: [j1, j2], n: 4, aggregate: median}
             """,
-        "cases/summ.yaml": CASES + "".join(
-            f"      - {{id: x{i}, vars: {{text: 'clause {i}'}}, expected: 'Summary number {i}.'}}\n"
-            for i in range(12)),
-    })
+            "cases/summ.yaml": CASES
+            + "".join(
+                f"      - {{id: x{i}, vars: {{text: 'clause {i}'}}, "
+                f"expected: 'Summary number {i}.'}}\n"
+                for i in range(12)
+            ),
+        },
+    )
     _, doc = run_json(pytester, "--model-route")
     results = doc["results"]
     judged = [c["judge"] for r in results for c in r["checks"]]
@@ -187,15 +208,21 @@ def test_consensus_judging_reports_agreement(pytester: pytest.Pytester) -> None:
 # -- parsing and aggregation -----------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ('{"scores": {"correctness": 4, "completeness": 5, "format": 3}}', [4, 5, 3]),
-    ('```json\n{"Correctness": 2, "completeness": 2, "format": 2}\n```', [2, 2, 2]),
-    ('{"scores": [{"name": "correctness", "score": 1}, {"name": "completeness", "score": 5},'
-     ' {"name": "format", "score": 5}]}', [1, 5, 5]),
-    ("correctness: 3\ncompleteness: 4\nformat: 5", [3, 4, 5]),
-    ('{"scores": {"correctness": 7, "completeness": 5, "format": 3}}', None),
-    ("great answer", None),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"scores": {"correctness": 4, "completeness": 5, "format": 3}}', [4, 5, 3]),
+        ('```json\n{"Correctness": 2, "completeness": 2, "format": 2}\n```', [2, 2, 2]),
+        (
+            '{"scores": [{"name": "correctness", "score": 1}, {"name": "completeness", "score": 5},'
+            ' {"name": "format", "score": 5}]}',
+            [1, 5, 5],
+        ),
+        ("correctness: 3\ncompleteness: 4\nformat: 5", [3, 4, 5]),
+        ('{"scores": {"correctness": 7, "completeness": 5, "format": 3}}', None),
+        ("great answer", None),
+    ],
+)
 def test_parse_rubric(text: str, expected: list[int] | None) -> None:
     found = parse_rubric(text, ["correctness", "completeness", "format"])
     assert (None if found is None else list(found.values())) == expected
@@ -226,18 +253,21 @@ def test_calibration_figures_by_hand() -> None:
     assert ranks(judged) == [5, 4, 2.5, 2.5, 1]
     assert ranks(human) == [4.5, 4.5, 1.5, 3, 1.5]
     # Pearson on those ranks (both average 3): sxy = 8.25, sxx = 9.5, syy = 9.0
-    expected_rho = 8.25 / 85.5 ** 0.5
+    expected_rho = 8.25 / 85.5**0.5
     got = agreement(list(zip(judged, human)))
-    assert got == {"n": 5, "mae": pytest.approx(0.6), "spearman": pytest.approx(expected_rho),
-                   "exact": pytest.approx(0.4)}
+    assert got == {
+        "n": 5,
+        "mae": pytest.approx(0.6),
+        "spearman": pytest.approx(expected_rho),
+        "exact": pytest.approx(0.4),
+    }
     assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     assert spearman([1, 1, 1], [1, 2, 3]) is None
 
 
-def test_bench_calibrates_each_judge_against_human_grades(pytester: pytest.Pytester,
-                                                          wire_server: WireServer,
-                                                          monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
+def test_bench_calibrates_each_judge_against_human_grades(
+    pytester: pytest.Pytester, wire_server: WireServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("JUDGE_KEY", KEY)
 
     def grade(body: dict[str, Any]) -> dict[str, Any]:
@@ -249,16 +279,20 @@ def test_bench_calibrates_each_judge_against_human_grades(pytester: pytest.Pytes
     graded = [("g1", 5, 4), ("g2", 4, 4), ("g3", 3, 2), ("g4", 3, 3), ("g5", 1, 2)]
     cases = CASES + "".join(
         f"      - {{id: {cid}, vars: {{text: t}}, output: 'grade {j}', human_score: {h}}}\n"
-        for cid, j, h in graded)
-    write(pytester.path, {"modelroute.yaml": judge_config(wire_server, "openai"),
-                          "cases/summ.yaml": cases})
+        for cid, j, h in graded
+    )
+    write(
+        pytester.path,
+        {"modelroute.yaml": judge_config(wire_server, "openai"), "cases/summ.yaml": cases},
+    )
     result, doc = run_json(pytester, "--model-route=bench")
     cal = doc["calibration"]["grader"]
     assert cal["n"] == 5 and cal["errors"] == 0
     assert cal["mae"] == pytest.approx(0.6)
     assert cal["exact"] == pytest.approx(0.4)
-    assert cal["spearman"] == pytest.approx(8.25 / 85.5 ** 0.5)
+    assert cal["spearman"] == pytest.approx(8.25 / 85.5**0.5)
     assert cal["cost_per_judgment"] > 0
     assert "writer" in doc["calibration"]  # the sim model as a judge, for comparison
-    result.stdout.fnmatch_lines(["judge calibration (agreement with human grades):",
-                                 "*grader*5*0.60*+0.89*40%*"])
+    result.stdout.fnmatch_lines(
+        ["judge calibration (agreement with human grades):", "*grader*5*0.60*+0.89*40%*"]
+    )

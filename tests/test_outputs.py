@@ -9,22 +9,31 @@ from pathlib import Path
 import pytest
 from suite import sim_suite
 
-OUTPUT_ARGS = ["--model-route-json", "out/r.json", "--model-route-html", "out/r.html",
-               "--model-route-md", "out/r.md", "--model-route-junit", "out/r.xml"]
+OUTPUT_ARGS = [
+    "--model-route-json",
+    "out/r.json",
+    "--model-route-html",
+    "out/r.html",
+    "--model-route-md",
+    "out/r.md",
+    "--model-route-junit",
+    "out/r.xml",
+]
 
 
 @pytest.mark.parametrize("mode", ["gate", "bench"])
 def test_every_output_is_written_and_announced(pytester: pytest.Pytester, mode: str) -> None:
     sim_suite(pytester, route="weak")
-    result = pytester.runpytest(f"--model-route={mode}", "-p", "no:cacheprovider",
-                                *OUTPUT_ARGS)
+    result = pytester.runpytest(f"--model-route={mode}", "-p", "no:cacheprovider", *OUTPUT_ARGS)
     out = pytester.path / "out"
-    result.stdout.fnmatch_lines([
-        "*generated json results file: *out/r.json*",
-        "*generated html report: *out/r.html*",
-        "*generated markdown report: *out/r.md*",
-        "*generated junit xml report: *out/r.xml*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*generated json results file: *out/r.json*",
+            "*generated html report: *out/r.html*",
+            "*generated markdown report: *out/r.md*",
+            "*generated junit xml report: *out/r.xml*",
+        ]
+    )
     doc = json.loads((out / "r.json").read_text())
     assert doc["mode"] == mode
     html = (out / "r.html").read_text()
@@ -36,8 +45,15 @@ def test_every_output_is_written_and_announced(pytester: pytest.Pytester, mode: 
 
 def test_junit_sits_beside_pytests_own(pytester: pytest.Pytester) -> None:
     sim_suite(pytester, route="weak")
-    result = pytester.runpytest("--model-route", "-p", "no:cacheprovider", "--junitxml",
-                                "pytest.xml", "--model-route-junit", "routes.xml")
+    result = pytester.runpytest(
+        "--model-route",
+        "-p",
+        "no:cacheprovider",
+        "--junitxml",
+        "pytest.xml",
+        "--model-route-junit",
+        "routes.xml",
+    )
     assert result.ret == 1  # the weak route fails the gate
     ours = ET.parse(pytester.path / "routes.xml").getroot()
     route_suite = ours.find("testsuite[@name='model-route']")
@@ -55,34 +71,49 @@ def test_report_only_rebuilds_without_running(pytester: pytest.Pytester) -> None
     first = (pytester.path / "out" / "r.md").read_text()
     # the suite is gone: report-only neither collects nor calls anything
     (pytester.path / "modelroute.yaml").unlink()
-    result = pytester.runpytest("--model-route", "--model-route-report-only", "out/r.json",
-                                "--model-route-md", "again/r.md", "--model-route-html",
-                                "again/r.html")
+    result = pytester.runpytest(
+        "--model-route",
+        "--model-route-report-only",
+        "out/r.json",
+        "--model-route-md",
+        "again/r.md",
+        "--model-route-html",
+        "again/r.html",
+    )
     assert result.ret == 0
-    result.stdout.fnmatch_lines([
-        "modelroute: reports rebuilt from *out/r.json (gate FAILED)",
-        "*generated html report: *again/r.html*",
-        "*generated markdown report: *again/r.md*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "modelroute: reports rebuilt from *out/r.json (gate FAILED)",
+            "*generated html report: *again/r.html*",
+            "*generated markdown report: *again/r.md*",
+        ]
+    )
     assert "collected" not in result.stdout.str()
     assert (pytester.path / "again" / "r.md").read_text() == first
     assert not (pytester.path / "again" / "r.xml").exists()
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ("{", "r.json:1: invalid JSON"),
-    ("[]", "r.json:1: expected a JSON object"),
-    ('{"schema": "other@1"}', "not a results file of this plugin"),
-    ('{"schema": "modelroute/results@1", "mode": "gate", "gate": {"passed": true}, '
-     '"tasks": {"t": {"verdict": 3}}, "results": [], "spend": {}}',
-     "tasks.t.verdict: Input should be a valid string"),
-    ("", "results file is empty"),
-])
-def test_report_only_on_a_broken_results_file(pytester: pytest.Pytester, content: str,
-                                              message: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{", "r.json:1: invalid JSON"),
+        ("[]", "r.json:1: expected a JSON object"),
+        ('{"schema": "other@1"}', "not a results file of this plugin"),
+        (
+            '{"schema": "modelroute/results@1", "mode": "gate", "gate": {"passed": true}, '
+            '"tasks": {"t": {"verdict": 3}}, "results": [], "spend": {}}',
+            "tasks.t.verdict: Input should be a valid string",
+        ),
+        ("", "results file is empty"),
+    ],
+)
+def test_report_only_on_a_broken_results_file(
+    pytester: pytest.Pytester, content: str, message: str
+) -> None:
     (pytester.path / "r.json").write_text(content)
-    result = pytester.runpytest("--model-route-report-only", "r.json", "--model-route-html",
-                                "x.html")
+    result = pytester.runpytest(
+        "--model-route-report-only", "r.json", "--model-route-html", "x.html"
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     out = result.stdout.str()
     assert message in out and "Traceback" not in out
@@ -101,8 +132,10 @@ def test_report_only_needs_an_output(pytester: pytest.Pytester) -> None:
 def test_terminal_summary_fits_100_columns(pytester: pytest.Pytester, mode: str) -> None:
     sim_suite(pytester, route="weak")
     (pytester.path / "cases" / "a-task-with-a-rather-long-name-for-a-table.yaml").write_text(
-        (pytester.path / "cases" / "classification.yaml").read_text().replace(
-            "task: classification", "task: a-task-with-a-rather-long-name-for-a-table"))
+        (pytester.path / "cases" / "classification.yaml")
+        .read_text()
+        .replace("task: classification", "task: a-task-with-a-rather-long-name-for-a-table")
+    )
     result = pytester.runpytest(f"--model-route={mode}", "-p", "no:cacheprovider")
     lines = result.stdout.lines
     start = next(i for i, line in enumerate(lines) if f"model route ({mode})" in line)

@@ -8,13 +8,18 @@ from suite import run_json, sim_suite, write
 
 def test_without_the_flag_nothing_is_collected(pytester: pytest.Pytester) -> None:
     sim_suite(pytester)
-    write(pytester.path, {"test_py.py": """
+    write(
+        pytester.path,
+        {
+            "test_py.py": """
         import pytest
 
         @pytest.mark.model_route(task="classification", complexity="low")
         def test_case(llm):
             assert llm("hi")
-        """})
+        """
+        },
+    )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(skipped=1)
     assert "classification.yaml" not in result.stdout.str()
@@ -24,19 +29,29 @@ def test_gate_passes_and_prints_the_table(pytester: pytest.Pytester) -> None:
     sim_suite(pytester, route="strong")
     result, doc = run_json(pytester, "--model-route")
     assert result.ret == 0
-    result.stdout.fnmatch_lines([
-        "*model route (gate)*",
-        "task*route*n*quality*threshold*cost/call*verdict",
-        "classification*strong*4*5.00*4.00*PASS",
-        "model route gate: passed (1 task)",
-        "*generated json results file:*results.json*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*model route (gate)*",
+            "task*route*n*quality*threshold*cost/call*verdict",
+            "classification*strong*4*5.00*4.00*PASS",
+            "model route gate: passed (1 task)",
+            "*generated json results file:*results.json*",
+        ]
+    )
     assert doc["schema"] == "modelroute/results@1"
     assert {k: doc["gate"][k] for k in ("passed", "failures", "missing")} == {
-        "passed": True, "failures": [], "missing": []}
+        "passed": True,
+        "failures": [],
+        "missing": [],
+    }
     assert doc["gate"]["rules"]["tolerance"] == 0.2
     task = doc["tasks"]["classification"]
-    assert (task["route"], task["n"], task["quality"], task["verdict"]) == ("strong", 4, 5.0, "pass")
+    assert (task["route"], task["n"], task["quality"], task["verdict"]) == (
+        "strong",
+        4,
+        5.0,
+        "pass",
+    )
     # route == baseline: one item per case
     assert len(doc["results"]) == 4
     assert doc["spend"]["api_calls"] == 4
@@ -45,11 +60,13 @@ def test_gate_passes_and_prints_the_table(pytester: pytest.Pytester) -> None:
 def test_items_are_named_file_case_model(pytester: pytest.Pytester) -> None:
     sim_suite(pytester, route="weak")
     result = pytester.runpytest("--model-route", "--collect-only", "-q", "-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines([
-        "cases/classification.yaml::billing-01[weak]",
-        "cases/classification.yaml::billing-01[strong]",
-        "cases/classification.yaml::feature-01[weak]",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "cases/classification.yaml::billing-01[weak]",
+            "cases/classification.yaml::billing-01[strong]",
+            "cases/classification.yaml::feature-01[weak]",
+        ]
+    )
 
 
 def test_failing_route_fails_the_gate_with_reason(pytester: pytest.Pytester) -> None:
@@ -59,11 +76,13 @@ def test_failing_route_fails_the_gate_with_reason(pytester: pytest.Pytester) -> 
     task = doc["tasks"]["classification"]
     assert task["verdict"] == "fail"
     assert task["quality"] < 4.0
-    result.stdout.fnmatch_lines([
-        f"FAILED classification [[]weak[]]: FAIL: quality {task['quality']:.2f} < threshold "
-        "4.00 (n=4)",
-        "model route gate: FAILED (1 of 1 tasks)",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"FAILED classification [[]weak[]]: FAIL: quality {task['quality']:.2f} < threshold "
+            "4.00 (n=4)",
+            "model route gate: FAILED (1 of 1 tasks)",
+        ]
+    )
     # the cases are measurements: none of the items failed
     outcomes = result.parseoutcomes()
     assert "failed" not in outcomes
@@ -88,11 +107,13 @@ def test_bench_runs_every_model_and_prints_the_matrix(pytester: pytest.Pytester)
     sim_suite(pytester, route="weak")
     result, doc = run_json(pytester, "--model-route=bench")
     assert result.ret == 0
-    result.stdout.fnmatch_lines([
-        "*model route (bench)*",
-        "task*weak*strong",
-        "classification*5.00 $*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*model route (bench)*",
+            "task*weak*strong",
+            "classification*5.00 $*",
+        ]
+    )
     assert set(doc["models"]) == {"weak", "strong"}
     assert doc["models"]["strong"]["classification"]["n"] == 4
     assert len(doc["results"]) == 8
@@ -106,15 +127,16 @@ def test_model_and_task_filters(pytester: pytest.Pytester) -> None:
     assert doc["results"] == []
 
 
-def test_replay_mode_miss_is_an_item_error_naming_case_and_model(pytester: pytest.Pytester
-                                                                 ) -> None:
+def test_replay_mode_miss_is_an_item_error_naming_case_and_model(pytester: pytest.Pytester) -> None:
     sim_suite(pytester, route="strong")
     result, doc = run_json(pytester, "--model-route", "--model-route-cache", "replay")
     assert result.ret == 1
-    result.stdout.fnmatch_lines([
-        "*cases/classification.yaml:*case 'billing-01' on strong: not in the cache "
-        "(--model-route-cache=replay never calls a provider): model 'strong'*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*cases/classification.yaml:*case 'billing-01' on strong: not in the cache "
+            "(--model-route-cache=replay never calls a provider): model 'strong'*",
+        ]
+    )
     assert doc["tasks"]["classification"]["verdict"] == "error"
     assert doc["spend"]["api_calls"] == 0
 
@@ -139,8 +161,9 @@ def test_max_cost_stops_new_calls(pytester: pytest.Pytester) -> None:
 def test_xdist_matches_serial(pytester: pytest.Pytester) -> None:
     sim_suite(pytester, route="weak")
     _, serial = run_json(pytester, "--model-route", "--model-route-cache=off")
-    _, parallel = run_json(pytester, "--model-route", "--model-route-cache=off", "-n", "2",
-                           subprocess=True)
+    _, parallel = run_json(
+        pytester, "--model-route", "--model-route-cache=off", "-n", "2", subprocess=True
+    )
     assert parallel["tasks"] == serial["tasks"]
     assert parallel["spend"]["api_calls"] == serial["spend"]["api_calls"] == 8
     key = lambda r: (r["case"], r["route"])  # noqa: E731
@@ -151,7 +174,10 @@ def test_xdist_matches_serial(pytester: pytest.Pytester) -> None:
 
 def test_python_case_scores_assertions_and_llm_score(pytester: pytest.Pytester) -> None:
     sim_suite(pytester, route="weak")
-    write(pytester.path, {"test_cases.py": """
+    write(
+        pytester.path,
+        {
+            "test_cases.py": """
         import pytest
 
         @pytest.mark.model_route(task="triage", complexity="low")
@@ -163,7 +189,9 @@ def test_python_case_scores_assertions_and_llm_score(pytester: pytest.Pytester) 
         def test_assert_fails(llm):
             answer = llm("Say ok", expected="ok")
             assert answer == "never", "not never"
-        """})
+        """
+        },
+    )
     result, doc = run_json(pytester, "--model-route", "-p", "no:randomly")
     by_id = {(r["case"], r["route"]): r for r in doc["results"]}
     assert by_id[("test_graded", "strong")]["quality"] == 5.0
@@ -179,13 +207,18 @@ def test_python_case_scores_assertions_and_llm_score(pytester: pytest.Pytester) 
 
 def test_python_case_without_llm_fixture_is_a_usage_error(pytester: pytest.Pytester) -> None:
     sim_suite(pytester)
-    write(pytester.path, {"test_bad.py": """
+    write(
+        pytester.path,
+        {
+            "test_bad.py": """
         import pytest
 
         @pytest.mark.model_route(task="triage")
         def test_no_fixture():
             pass
-        """})
+        """
+        },
+    )
     result = pytester.runpytest("--model-route", "-p", "no:cacheprovider")
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*must take the 'llm' fixture*"])
@@ -213,9 +246,13 @@ def test_xdist_prints_the_estimate_before_the_calls(pytester: pytest.Pytester) -
 def test_judge_only_models_stay_out_of_bench(pytester: pytest.Pytester) -> None:
     sim_suite(pytester, route="weak")
     config = pytester.path / "modelroute.yaml"
-    config.write_text(config.read_text().replace(
-        "models:\n", "models:\n  grader: {provider: sim, model: g, bench: false, "
-        "price: {input: 3, output: 15}}\n"))
+    config.write_text(
+        config.read_text().replace(
+            "models:\n",
+            "models:\n  grader: {provider: sim, model: g, bench: false, "
+            "price: {input: 3, output: 15}}\n",
+        )
+    )
     _, doc = run_json(pytester, "--model-route=bench")
     assert set(doc["models"]) == {"weak", "strong"}
     _, doc = run_json(pytester, "--model-route=bench", "--model-route-models", "grader,weak")

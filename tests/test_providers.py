@@ -57,8 +57,9 @@ class Flavor:
         return bearer
 
 
-ANTHROPIC = Flavor("anthropic", AnthropicProvider, "ANTHROPIC_API_KEY", ANTHROPIC_KEY,
-                   "claude-wire-test")
+ANTHROPIC = Flavor(
+    "anthropic", AnthropicProvider, "ANTHROPIC_API_KEY", ANTHROPIC_KEY, "claude-wire-test"
+)
 OPENAI = Flavor("openai", OpenAIProvider, "OPENAI_API_KEY", OPENAI_KEY, "gpt-wire-test")
 
 
@@ -154,12 +155,16 @@ def test_server_reports_usage_in_wire_terms(
     assert status == 200
     if flavor.name == "anthropic":
         assert answer["usage"] == {
-            "input_tokens": 100, "output_tokens": 20,
-            "cache_read_input_tokens": 30, "cache_creation_input_tokens": 7,
+            "input_tokens": 100,
+            "output_tokens": 20,
+            "cache_read_input_tokens": 30,
+            "cache_creation_input_tokens": 7,
         }
     else:
         assert answer["usage"] == {
-            "prompt_tokens": 130, "completion_tokens": 20, "total_tokens": 150,
+            "prompt_tokens": 130,
+            "completion_tokens": 20,
+            "total_tokens": 150,
             "prompt_tokens_details": {"cached_tokens": 30},
         }
 
@@ -222,9 +227,17 @@ def test_openai_without_usage_estimates_tokens(
     """OpenAI-compatible servers may omit usage: tokens are estimated and marked so."""
     monkeypatch.setenv(OPENAI.key_env, OPENAI.key)
     body = {
-        "id": "x", "object": "chat.completion", "created": 0, "model": OPENAI.model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "four"},
-                     "finish_reason": "stop"}],
+        "id": "x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": OPENAI.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "four"},
+                "finish_reason": "stop",
+            }
+        ],
     }
     wire_server.script([Fault("wrong-shape", text=json.dumps(body))])
     result = complete(make_provider(OPENAI, wire_server, tmp_path))
@@ -390,9 +403,7 @@ def test_malformed_body(
     assert not error.retryable
 
 
-def test_malformed_partial_bodies(
-    flavor: Flavor, wire_server: WireServer, tmp_path: Path
-) -> None:
+def test_malformed_partial_bodies(flavor: Flavor, wire_server: WireServer, tmp_path: Path) -> None:
     """Right envelope, broken inside: no usage / no message."""
     if flavor.name == "anthropic":
         body = {"type": "message", "content": [{"type": "text", "text": "hi"}], "usage": None}
@@ -550,13 +561,20 @@ def test_server_hang_does_not_block_others_and_stop_is_fast() -> None:
 
 
 def test_server_default_and_custom_answers(wire_server: WireServer) -> None:
-    blocks = {"model": "m", "messages": [
-        {"role": "user", "content": [{"type": "text", "text": "first"}]},
-        {"role": "assistant", "content": "reply"},
-        {"role": "user", "content": [
-            {"type": "text", "text": "sec"}, {"type": "text", "text": "ond"},
-        ]},
-    ]}
+    blocks = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "first"}]},
+            {"role": "assistant", "content": "reply"},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "sec"},
+                    {"type": "text", "text": "ond"},
+                ],
+            },
+        ],
+    }
     assert post(wire_server.url + "/v1/messages", blocks)[2]["content"][0]["text"] == "echo: second"
     wire_server.answer = lambda body: body["model"].upper()
     answer = post(wire_server.openai_url + "/chat/completions", CHAT)[2]

@@ -108,7 +108,7 @@ def test_html_of_10000_results_stays_under_5_mb(big: dict) -> None:
     html = render_html(big)
     assert len(html.encode()) < FIVE_MB
     cases = {(r["task"], r["case"]) for r in big["results"]}
-    listed = html[html.index('<div id="case-list">'):]
+    listed = html[html.index('<div id="case-list">') :]
     shown = listed.count("<details")
     left_out = re.search(r"(\d+) cases? (?:are|is) not shown", html)
     assert shown + (int(left_out.group(1)) if left_out else 0) == len(cases)
@@ -198,8 +198,7 @@ def test_markdown_has_verdict_tasks_savings_and_matrix(hostile: dict) -> None:
 
 def test_markdown_layout_is_stable() -> None:
     def headings(md: str) -> list[str]:
-        return [line for line in md.splitlines()
-                if line.startswith(("### ", "<details>", MARKER))]
+        return [line for line in md.splitlines() if line.startswith(("### ", "<details>", MARKER))]
 
     gate = headings(render_markdown(make_doc(20)))
     assert gate == headings(render_markdown(make_doc(30, mode="bench")))
@@ -217,12 +216,17 @@ def test_markdown_stays_under_the_limit_for_10000_results(big: dict) -> None:
 def test_markdown_caps_a_huge_run() -> None:
     doc = make_doc(40)
     entry = next(iter(doc["tasks"].values()))
-    doc["tasks"] = {f"task-{i:04d}-{'y' * 80}": dict(entry, reasons=["r" * 2000] * 3,
-                                                    snapshot=dict(entry["snapshot"], flipped=[
-                                                        f"c{j}" for j in range(500)]))
-                    for i in range(3000)}
-    doc["models"] = {f"m{i}": {t: doc["models"]["opus"]["research"] for t in doc["tasks"]}
-                     for i in range(20)}
+    doc["tasks"] = {
+        f"task-{i:04d}-{'y' * 80}": dict(
+            entry,
+            reasons=["r" * 2000] * 3,
+            snapshot=dict(entry["snapshot"], flipped=[f"c{j}" for j in range(500)]),
+        )
+        for i in range(3000)
+    }
+    doc["models"] = {
+        f"m{i}": {t: doc["models"]["opus"]["research"] for t in doc["tasks"]} for i in range(20)
+    }
     md = render_markdown(doc)
     assert len(md) < LIMIT
     assert "more tasks not shown" in md
@@ -259,7 +263,8 @@ def test_junit_route_suite(hostile: dict) -> None:
         assert float(props["cost_per_call"]) == pytest.approx(entry["cost_per_call"], rel=1e-5)
         assert props["snapshot_quality"] == "4.6"
     assert suites[ROUTE_SUITE].get("failures") == str(
-        sum(e["verdict"] == "fail" for e in hostile["tasks"].values()))
+        sum(e["verdict"] == "fail" for e in hostile["tasks"].values())
+    )
 
 
 def test_junit_case_suite(hostile: dict) -> None:
@@ -272,8 +277,9 @@ def test_junit_case_suite(hostile: dict) -> None:
         kinds = {child.tag for child in element}
         expected = {"error": {"error"}, "below": {"failure"}}.get(result["status"], set())
         assert kinds == expected
-    below = next(c for c, r in zip(cases, hostile["results"], strict=True)
-                 if r["status"] == "below")
+    below = next(
+        c for c, r in zip(cases, hostile["results"], strict=True) if r["status"] == "below"
+    )
     assert "expected 'billing'" in below.find("failure").get("message")
 
 
@@ -283,7 +289,8 @@ def test_junit_bench_has_one_recommended_route_per_task(tmp_path: Path) -> None:
     write_junit(doc, out)
     routes = _suites(out.read_text(encoding="utf-8"))[ROUTE_SUITE].findall("testcase")
     assert sorted(c.get("name") for c in routes) == sorted(
-        f"{t}[{r['recommended']}]" for t, r in doc["recommendations"].items())
+        f"{t}[{r['recommended']}]" for t, r in doc["recommendations"].items()
+    )
 
 
 def test_junit_survives_control_characters() -> None:
@@ -309,7 +316,8 @@ def test_reports_from_a_real_run(pytester: pytest.Pytester) -> None:
     assert md.startswith(MARKER) and _tables(md)
     suites = _suites(render_junit(doc))
     assert [c.get("name") for c in suites[ROUTE_SUITE].findall("testcase")] == [
-        f"classification[{doc['tasks']['classification']['route']}]"]
+        f"classification[{doc['tasks']['classification']['route']}]"
+    ]
 
 
 # -- in a browser ---------------------------------------------------------------------------
@@ -318,16 +326,32 @@ def test_reports_from_a_real_run(pytester: pytest.Pytester) -> None:
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="headless chromium not installed")
 def test_html_in_a_browser_runs_no_injected_script(tmp_path: Path) -> None:
     doc = make_doc(20, hostile=True)
-    payload = ("<script>document.body.setAttribute('data-pwned','1')</script>"
-               "<img src=x onerror=\"document.body.setAttribute('data-pwned','2')\">")
+    payload = (
+        "<script>document.body.setAttribute('data-pwned','1')</script>"
+        "<img src=x onerror=\"document.body.setAttribute('data-pwned','2')\">"
+    )
     doc["results"][0]["output"] = payload + HOSTILE
     page = tmp_path / "report.html"
     page.write_text(render_html(doc), encoding="utf-8")
     dom = subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True).stdout
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     assert "Gate failed" in dom
     assert "data-pwned" not in dom.replace("data-pwned','", "")
     # the report's own script ran (allowed by its CSP hash): it showed the case filters

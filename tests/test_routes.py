@@ -39,8 +39,10 @@ CONFIG = {
     },
     "baseline": "opus",
     "routes": {
-        "triage": {"cascade": ["haiku", "sonnet", "opus"],
-                   "accept": [{"type": "regex", "value": "^ok$"}]},
+        "triage": {
+            "cascade": ["haiku", "sonnet", "opus"],
+            "accept": [{"type": "regex", "value": "^ok$"}],
+        },
         "vote": {"consensus": {"model": "haiku", "n": 5}},
     },
 }
@@ -64,19 +66,25 @@ HAIKU, SONNET, OPUS = 100e-6 * 1 + 10e-6 * 2, 100e-6 * 10 + 10e-6 * 20, 100e-6 *
 
 @pytest.fixture
 def levels(pytester: pytest.Pytester) -> pytest.Pytester:
-    write(pytester.path, {
-        "conftest.py": CONFTEST,
-        "modelroute.yaml": yaml.safe_dump(CONFIG),
-        "cases/triage.yaml": CASES.format(task="triage"),
-        "cases/vote.yaml": CASES.format(task="vote"),
-    })
+    write(
+        pytester.path,
+        {
+            "conftest.py": CONFTEST,
+            "modelroute.yaml": yaml.safe_dump(CONFIG),
+            "cases/triage.yaml": CASES.format(task="triage"),
+            "cases/vote.yaml": CASES.format(task="vote"),
+        },
+    )
     return pytester
 
 
 def test_cascade_cost_is_the_sum_of_the_stages_it_called(levels: pytest.Pytester) -> None:
     _, doc = run_json(levels, "--model-route")
-    by_case = {r["case"]: r for r in doc["results"]
-               if r["task"] == "triage" and r["route"].startswith("cascade:")}
+    by_case = {
+        r["case"]: r
+        for r in doc["results"]
+        if r["task"] == "triage" and r["route"].startswith("cascade:")
+    }
     assert {c: r["stage"] for c, r in by_case.items()} == {"a": 1, "b": 1, "c": 2, "d": 3}
     assert by_case["a"]["cost"] == pytest.approx(HAIKU)
     assert by_case["c"]["cost"] == pytest.approx(HAIKU + SONNET)
@@ -114,49 +122,87 @@ def test_cascade_after_bench_costs_nothing(levels: pytest.Pytester) -> None:
     assert gate["tasks"]["triage"]["stage_share"] == {"1": 0.5, "2": 0.25, "3": 0.25}
 
 
-def test_bench_evaluates_cascades_from_the_single_model_outputs(levels: pytest.Pytester
-                                                                ) -> None:
-    result, doc = run_json(levels, "--model-route=bench", "--model-route-tasks", "triage",
-                           "--model-route-suggest", "routes.yaml", "-v")
+def test_bench_evaluates_cascades_from_the_single_model_outputs(levels: pytest.Pytester) -> None:
+    result, doc = run_json(
+        levels,
+        "--model-route=bench",
+        "--model-route-tasks",
+        "triage",
+        "--model-route-suggest",
+        "routes.yaml",
+        "-v",
+    )
     candidates = {c["route"]: c for c in doc["recommendations"]["triage"]["candidates"]}
-    assert set(candidates) == {"haiku", "sonnet", "opus", "cascade:haiku>sonnet",
-                               "cascade:haiku>opus", "cascade:sonnet>opus",
-                               "cascade:haiku>sonnet>opus"}
+    assert set(candidates) == {
+        "haiku",
+        "sonnet",
+        "opus",
+        "cascade:haiku>sonnet",
+        "cascade:haiku>opus",
+        "cascade:sonnet>opus",
+        "cascade:haiku>sonnet>opus",
+    }
     full = candidates["cascade:haiku>sonnet>opus"]
     assert full["cost_per_call"] == pytest.approx((4 * HAIKU + 2 * SONNET + OPUS) / 4)
     assert full["stage_share"] == {"1": 0.5, "2": 0.25, "3": 0.25}
     assert candidates["haiku"]["quality"] == pytest.approx(1 + 4 * 2 / 4)
     assert candidates["cascade:haiku>sonnet"]["quality"] == pytest.approx(1 + 4 * 3 / 4)
     assert candidates["cascade:haiku>opus"]["cost_per_call"] == pytest.approx(
-        (4 * HAIKU + 2 * OPUS) / 4)
+        (4 * HAIKU + 2 * OPUS) / 4
+    )
     # haiku>sonnet misses only level 3: quality (5 + 5 + 5 + 1) / 4 = 4.0 clears the bar,
     # and it is the cheapest route that does
     assert doc["recommendations"]["triage"]["recommended"] == "cascade:haiku>sonnet"
     suggestion = yaml.safe_load((levels.path / "routes.yaml").read_text())
-    assert suggestion == {"routes": {"triage": {
-        "cascade": ["haiku", "sonnet"], "accept": [{"type": "regex", "value": "^ok$"}]}}}
+    assert suggestion == {
+        "routes": {
+            "triage": {
+                "cascade": ["haiku", "sonnet"],
+                "accept": [{"type": "regex", "value": "^ok$"}],
+            }
+        }
+    }
     result.stdout.fnmatch_lines(["triage (threshold 4.00):", "*cascade:haiku>sonnet*yes"])
 
 
 def test_bench_repeat_adds_consensus_candidates(levels: pytest.Pytester) -> None:
-    _, doc = run_json(levels, "--model-route=bench", "--model-route-tasks", "vote",
-                      "--model-route-repeat", "3")
+    _, doc = run_json(
+        levels, "--model-route=bench", "--model-route-tasks", "vote", "--model-route-repeat", "3"
+    )
     candidates = {c["route"]: c for c in doc["recommendations"]["vote"]["candidates"]}
-    assert {"consensus:3xhaiku", "consensus:3xsonnet", "consensus:3xopus",
-            "consensus:5xhaiku"} <= set(candidates)
+    assert {
+        "consensus:3xhaiku",
+        "consensus:3xsonnet",
+        "consensus:3xopus",
+        "consensus:5xhaiku",
+    } <= set(candidates)
     assert candidates["consensus:3xsonnet"]["cost_per_call"] == pytest.approx(3 * SONNET)
     assert candidates["consensus:3xhaiku"]["agreement"] == pytest.approx(2 / 3)
 
 
 def test_acceptance_checks_may_not_use_the_reference(pytester: pytest.Pytester) -> None:
-    config = dict(CONFIG, routes={"triage": {
-        "cascade": ["haiku", "opus"],
-        "accept": [{"type": "equals", "value": "{{ expected }}"}]}})
-    write(pytester.path, {"conftest.py": CONFTEST, "modelroute.yaml": yaml.safe_dump(config),
-                          "cases/triage.yaml": CASES.format(task="triage")})
+    config = dict(
+        CONFIG,
+        routes={
+            "triage": {
+                "cascade": ["haiku", "opus"],
+                "accept": [{"type": "equals", "value": "{{ expected }}"}],
+            }
+        },
+    )
+    write(
+        pytester.path,
+        {
+            "conftest.py": CONFTEST,
+            "modelroute.yaml": yaml.safe_dump(config),
+            "cases/triage.yaml": CASES.format(task="triage"),
+        },
+    )
     result = pytester.runpytest("--model-route", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([
-        "*modelroute.yaml:*routes.triage.accept[[]0[]]: acceptance checks cannot use "
-        "'expected' or a reference answer: production has none"
-    ])
+    result.stderr.fnmatch_lines(
+        [
+            "*modelroute.yaml:*routes.triage.accept[[]0[]]: acceptance checks cannot use "
+            "'expected' or a reference answer: production has none"
+        ]
+    )

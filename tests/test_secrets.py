@@ -10,23 +10,35 @@ from wire_server import Fault, WireServer
 
 ANTHROPIC_KEY = "sk-ant-SECRET-canary-7f3a9c"
 OPENAI_KEY = "sk-openai-SECRET-canary-41b2d8"
-OUTPUTS = ["--model-route-json", "out/r.json", "--model-route-html", "out/r.html",
-           "--model-route-md", "out/r.md", "--model-route-junit", "out/r.xml"]
+OUTPUTS = [
+    "--model-route-json",
+    "out/r.json",
+    "--model-route-html",
+    "out/r.html",
+    "--model-route-md",
+    "out/r.md",
+    "--model-route-junit",
+    "out/r.xml",
+]
 
 
 def _every_file(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()]
 
 
-def test_keys_appear_nowhere(pytester: pytest.Pytester, wire_server: WireServer,
-                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_keys_appear_nowhere(
+    pytester: pytest.Pytester, wire_server: WireServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
     # one request rejected by a server that echoes the key back, as some proxies do
-    wire_server.script([Fault(kind="status", status=400,
-                              message=f"Incorrect API key provided: {OPENAI_KEY}")])
-    write(pytester.path, {
-        "modelroute.yaml": f"""
+    wire_server.script(
+        [Fault(kind="status", status=400, message=f"Incorrect API key provided: {OPENAI_KEY}")]
+    )
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": f"""
             models:
               gpt: {{provider: openai, model: gpt-x, base_url: "{wire_server.openai_url}",
                     price: {{input: 1, output: 2}}, max_retries: 0}}
@@ -36,7 +48,7 @@ def test_keys_appear_nowhere(pytester: pytest.Pytester, wire_server: WireServer,
             judge: {{model: claude}}
             routes: {{support: gpt}}
             """,
-        "cases/support.yaml": """
+            "cases/support.yaml": """
             task: support
             complexity: low
             prompt: "Reply to: {{ q }}"
@@ -47,9 +59,9 @@ def test_keys_appear_nowhere(pytester: pytest.Pytester, wire_server: WireServer,
               - {id: a, vars: {q: "where is my order"}, expected: "It ships today."}
               - {id: b, vars: {q: "cancel my plan"}, expected: "Cancelled."}
             """,
-    })
-    result = pytester.runpytest("--model-route", "-p", "no:cacheprovider", "-rA", "-vv",
-                                *OUTPUTS)
+        },
+    )
+    result = pytester.runpytest("--model-route", "-p", "no:cacheprovider", "-rA", "-vv", *OUTPUTS)
     # the keys did reach the server, in the auth headers
     sent = {r.api_key for r in wire_server.requests}
     assert {ANTHROPIC_KEY, OPENAI_KEY} <= sent
@@ -58,8 +70,9 @@ def test_keys_appear_nowhere(pytester: pytest.Pytester, wire_server: WireServer,
     assert "Incorrect API key provided: [redacted]" in terminal
     files = _every_file(pytester.path / "out") + _every_file(pytester.path / ".modelroute_cache")
     assert len(files) >= 5
-    for text, where in [(terminal, "terminal")] + [(p.read_bytes().decode("utf-8", "replace"),
-                                                    str(p)) for p in files]:
+    for text, where in [(terminal, "terminal")] + [
+        (p.read_bytes().decode("utf-8", "replace"), str(p)) for p in files
+    ]:
         for key in (ANTHROPIC_KEY, OPENAI_KEY, "SECRET-canary"):
             assert key not in text, f"{key} found in {where}"
 
@@ -74,29 +87,36 @@ HOSTILE = [
 ]
 
 
-@pytest.mark.parametrize("hostile", HOSTILE, ids=["script", "details", "pipes", "backticks",
-                                                   "long-line", "control-chars"])
-def test_hostile_output_is_escaped_in_html_and_markdown(pytester: pytest.Pytester,
-                                                        hostile: str) -> None:
+@pytest.mark.parametrize(
+    "hostile",
+    HOSTILE,
+    ids=["script", "details", "pipes", "backticks", "long-line", "control-chars"],
+)
+def test_hostile_output_is_escaped_in_html_and_markdown(
+    pytester: pytest.Pytester, hostile: str
+) -> None:
     import json
 
     from markdown_it import MarkdownIt
 
-    write(pytester.path, {
-        "modelroute.yaml": """
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": """
             models:
               m: {provider: replay, model: m1, file: rec.jsonl, price: {input: 1, output: 1}}
             baseline: m
             """,
-        "cases/t.yaml": """
+            "cases/t.yaml": """
             task: t
             complexity: low
             prompt: "q"
             checks: [{type: equals, value: never}]
             cases: [{id: c1}]
             """,
-        "rec.jsonl": json.dumps({"model": "m1", "prompt": "q", "output": hostile}) + "\n",
-    })
+            "rec.jsonl": json.dumps({"model": "m1", "prompt": "q", "output": hostile}) + "\n",
+        },
+    )
     pytester.runpytest("--model-route", "-p", "no:cacheprovider", *OUTPUTS)
     html = (pytester.path / "out" / "r.html").read_text()
     md = (pytester.path / "out" / "r.md").read_text()

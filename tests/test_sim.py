@@ -25,19 +25,29 @@ _UNSET: Any = object()
 
 
 def provider(
-    root: Path, *, model: str = "m", skill: dict[str, float] | None = None,
-    latency_ms: float = 0.0, alias: str = "alias",
+    root: Path,
+    *,
+    model: str = "m",
+    skill: dict[str, float] | None = None,
+    latency_ms: float = 0.0,
+    alias: str = "alias",
 ) -> SimProvider:
     config = ModelConfig(
-        provider="sim", model=model, skill={"low": 0.7} if skill is None else skill,
+        provider="sim",
+        model=model,
+        skill={"low": 0.7} if skill is None else skill,
         latency_ms=latency_ms,
     )
     return SimProvider(alias, config, root=root)
 
 
 def request(
-    case: str = "f::c1", *, sample: int = 0, expected: Any = "billing",
-    choices: list[Any] | None = _UNSET, complexity: str = "low",
+    case: str = "f::c1",
+    *,
+    sample: int = 0,
+    expected: Any = "billing",
+    choices: list[Any] | None = _UNSET,
+    complexity: str = "low",
     messages: tuple[tuple[str, str], ...] = (("user", "q"),),
 ) -> Request:
     hints: dict[str, Any] = {"case": case, "complexity": complexity}
@@ -130,7 +140,11 @@ def test_answers_are_reproducible_across_processes(sim: SimProvider, tmp_path: P
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True,
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
         cwd=tmp_path,
     )
     here = texts(sim, [request(f"f::c{i}") for i in range(100)])
@@ -175,7 +189,8 @@ def test_share_of_correct_answers_approximates_skill(
 def test_missing_complexity_hint_counts_as_medium(tmp_path: Path) -> None:
     p = provider(tmp_path, skill={"medium": 1.0, "low": 0.0})
     req = Request(
-        model="alias", messages=(("user", "q"),),
+        model="alias",
+        messages=(("user", "q"),),
         hints=(("case", "f::c1"), ("expected", "billing")),
     )
     assert complete(p, req).text == "billing"
@@ -244,8 +259,9 @@ def test_perturbed_numbers_never_equal_the_reference(tmp_path: Path, expected: s
 
 def test_perturbed_json_reference(tmp_path: Path) -> None:
     p = provider(tmp_path, skill={"low": 0.0})
-    answers = texts(p, [request(f"f::c{i}", expected={"total": 12}, choices=None)
-                        for i in range(100)])
+    answers = texts(
+        p, [request(f"f::c{i}", expected={"total": 12}, choices=None) for i in range(100)]
+    )
     for answer in answers:
         data = json.loads(answer)
         assert set(data) == {"total"}
@@ -256,8 +272,9 @@ def test_perturbed_json_reference(tmp_path: Path) -> None:
 
 def test_perturbed_words_are_mangled(tmp_path: Path) -> None:
     p = provider(tmp_path, skill={"low": 0.0})
-    answers = set(texts(p, [request(f"f::c{i}", expected="refund request", choices=None)
-                            for i in range(100)]))
+    answers = set(
+        texts(p, [request(f"f::c{i}", expected="refund request", choices=None) for i in range(100)])
+    )
     assert answers == {"dnufer request", "refund tseuqer"}
 
 

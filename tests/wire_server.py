@@ -89,8 +89,10 @@ class Fault:
             return cls("ok") if status == 200 else cls("status", status=status)
         if name in ("ok", "hang", "malformed", "wrong-shape", "disconnect"):
             return cls(name)  # type: ignore[arg-type]
-        raise ValueError(f"unknown fault {spec!r}: use an HTTP status, ok, hang, malformed, "
-                         "wrong-shape or disconnect")
+        raise ValueError(
+            f"unknown fault {spec!r}: use an HTTP status, ok, hang, malformed, "
+            "wrong-shape or disconnect"
+        )
 
     @property
     def label(self) -> str:
@@ -204,8 +206,10 @@ class WireServer:
         httpd.wire = self
         self._httpd = httpd
         self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.02},
-            name="wire-server", daemon=True,
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="wire-server",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -401,11 +405,13 @@ def error_body(flavor: Flavor | None, status: int, message: str | None = None) -
     """The provider's JSON error body for ``status``."""
     text = message or f"simulated {status} from the wire server"
     if flavor == "anthropic":
-        kind = _ANTHROPIC_ERROR_TYPES.get(status, "api_error" if status >= 500 else
-                                          "invalid_request_error")
+        kind = _ANTHROPIC_ERROR_TYPES.get(
+            status, "api_error" if status >= 500 else "invalid_request_error"
+        )
         return {"type": "error", "error": {"type": kind, "message": text}}
-    kind, code = _OPENAI_ERRORS.get(status, ("server_error" if status >= 500 else
-                                             "invalid_request_error", None))
+    kind, code = _OPENAI_ERRORS.get(
+        status, ("server_error" if status >= 500 else "invalid_request_error", None)
+    )
     return {"error": {"message": text, "type": kind, "param": None, "code": code}}
 
 

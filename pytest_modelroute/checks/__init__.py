@@ -167,13 +167,14 @@ def parse_check(
         raise CaseError(f"weight must be a number >= 0, got {weight!r}", **loc)
     transform = spec.get("transform")
     if transform is not None and transform not in TRANSFORMS:
-        raise CaseError(
-            f"unknown transform {transform!r}; valid: {', '.join(TRANSFORMS)}", **loc
-        )
+        raise CaseError(f"unknown transform {transform!r}; valid: {', '.join(TRANSFORMS)}", **loc)
     default_threshold = 0.75 if kind.graded else 1.0
     threshold = spec.get("threshold", default_threshold)
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) \
-            or not 0 <= threshold <= 1:
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, int | float)
+        or not 0 <= threshold <= 1
+    ):
         raise CaseError(f"threshold must be a number in 0..1, got {threshold!r}", **loc)
     return Check(kind, dict(spec), negate, float(weight), transform, float(threshold))
 
@@ -242,8 +243,11 @@ async def run_check(check: Check, output: str, ctx: CheckContext) -> CheckOutcom
         score, reason = _normalise_result(result, check.name)
     if check.negate:
         score = 1.0 - score
-        reason = f"not: {reason}" if reason else (
-            f"{check.kind.name} matched, and it must not" if score < check.threshold else "")
+        reason = (
+            f"not: {reason}"
+            if reason
+            else (f"{check.kind.name} matched, and it must not" if score < check.threshold else "")
+        )
     return CheckOutcome(
         type=check.name,
         score=score,

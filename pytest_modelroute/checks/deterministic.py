@@ -220,8 +220,9 @@ def _valid_last_number(spec: Spec) -> str | None:
     return None
 
 
-@check_type("last-number", required=("value",), keys=("tolerance", "rule"),
-            validate=_valid_last_number)
+@check_type(
+    "last-number", required=("value",), keys=("tolerance", "rule"), validate=_valid_last_number
+)
 def last_number_check(output: str, spec: Spec, ctx: CheckContext) -> tuple[bool, str]:
     """The last number in the output equals ``value`` (within ``tolerance``)."""
     rule = spec.get("rule", "decimal")
@@ -257,8 +258,7 @@ def _valid_levenshtein(spec: Spec) -> str | None:
     return None
 
 
-@check_type("levenshtein", required=("value",), keys=("max_distance",),
-            validate=_valid_levenshtein)
+@check_type("levenshtein", required=("value",), keys=("max_distance",), validate=_valid_levenshtein)
 def levenshtein(output: str, spec: Spec, ctx: CheckContext) -> tuple[bool, str]:
     """The edit distance to ``value`` is at most ``max_distance`` (default 3)."""
     limit = int(spec.get("max_distance", 3))
@@ -332,15 +332,35 @@ def python(output: str, spec: Spec, ctx: CheckContext) -> Any:
     fn = load_function(str(spec["value"]), ctx.root)
     params = inspect.signature(fn).parameters
     if len(params) >= 2:
-        return fn(output, {"vars": dict(ctx.vars), "expected": ctx.expected, "case": ctx.case,
-                           "task": ctx.task, "config": spec.get("config")})
+        return fn(
+            output,
+            {
+                "vars": dict(ctx.vars),
+                "expected": ctx.expected,
+                "case": ctx.case,
+                "task": ctx.task,
+                "config": spec.get("config"),
+            },
+        )
     return fn(output)
 
 
 CHECKS: dict[str, CheckType] = {
     c.name: c
     for c in (
-        equals, contains, icontains, contains_any, contains_all, starts_with, regex, is_json,
-        json_schema, json_path, last_number_check, levenshtein, word_count, python,
+        equals,
+        contains,
+        icontains,
+        contains_any,
+        contains_all,
+        starts_with,
+        regex,
+        is_json,
+        json_schema,
+        json_path,
+        last_number_check,
+        levenshtein,
+        word_count,
+        python,
     )
 }

@@ -100,8 +100,11 @@ def load_template(kind: str, spec: Mapping[str, Any], ctx: CheckContext) -> tupl
         key = f"{path}:{stat.st_mtime_ns}:{stat.st_size}"  # an edited template is re-read
     if key not in _templates:
         if path is None:
-            text = resources.files(__package__).joinpath(f"templates/{kind}.j2").read_text(
-                encoding="utf-8")
+            text = (
+                resources.files(__package__)
+                .joinpath(f"templates/{kind}.j2")
+                .read_text(encoding="utf-8")
+            )
         else:
             try:
                 text = path.read_text(encoding="utf-8")
@@ -133,8 +136,11 @@ def parse_rubric(text: str, criteria: Sequence[str]) -> dict[str, float] | None:
     if isinstance(data, dict):
         scores = data.get("scores", data)
         if isinstance(scores, list):
-            scores = {str(s.get("name", s.get("criterion"))): s.get("score")
-                      for s in scores if isinstance(s, dict)}
+            scores = {
+                str(s.get("name", s.get("criterion"))): s.get("score")
+                for s in scores
+                if isinstance(s, dict)
+            }
         if isinstance(scores, dict):
             lowered = {str(k).lower(): v for k, v in scores.items()}
             for criterion in criteria:
@@ -207,12 +213,17 @@ async def ask_panel(
     panel = panel_for(spec, ctx)
     template, digest = load_template(kind, spec, ctx)
     try:
-        prompt = render(template, {"prompt": ctx.prompt, "output": output,
-                                   "expected": ctx.expected, **variables})
+        prompt = render(
+            template,
+            {"prompt": ctx.prompt, "output": output, "expected": ctx.expected, **variables},
+        )
     except TemplateProblem as exc:
         raise JudgeError(f"judge template: {exc.message}") from None
-    hints = {"case": f"{ctx.task}::{ctx.case}", "complexity": ctx.complexity,
-             "judge": {"kind": kind, "output": output, "expected": ctx.expected, **sim}}
+    hints = {
+        "case": f"{ctx.task}::{ctx.case}",
+        "complexity": ctx.complexity,
+        "judge": {"kind": kind, "output": output, "expected": ctx.expected, **sim},
+    }
 
     async def one(alias: str, sample: int) -> tuple[str, Any, str]:
         params = dict(ctx.judge_params(alias)) if ctx.judge_params else {}
@@ -239,15 +250,17 @@ async def ask_panel(
             if parsed is not None:
                 return alias, parsed, raw
         shown = raw if len(raw) <= 500 else raw[:500] + f"... ({len(raw) - 500} more characters)"
-        raise JudgeError(f"judge {alias} gave an unparsable {kind} answer twice; the last one "
-                         f"was: {shown!r}")
+        raise JudgeError(
+            f"judge {alias} gave an unparsable {kind} answer twice; the last one was: {shown!r}"
+        )
 
     answers = await asyncio.gather(*(one(a, s) for a, s in panel.samples()))
     return panel, list(answers)
 
 
-def _judge_info(panel: Panel, answers: list[tuple[str, Any, str]], overall: list[float],
-                **extra: Any) -> dict[str, Any]:
+def _judge_info(
+    panel: Panel, answers: list[tuple[str, Any, str]], overall: list[float], **extra: Any
+) -> dict[str, Any]:
     spread = max(overall) - min(overall) if overall else 0.0
     return {
         "panel": panel.label,
@@ -262,39 +275,67 @@ async def llm_rubric(output: str, spec: Mapping[str, Any], ctx: CheckContext) ->
     """A judge scores each criterion 1..5 against ``rubric``; the check's score is their mean
     mapped to 0..1."""
     criteria = [str(c) for c in spec.get("criteria") or DEFAULT_CRITERIA]
-    rubric = str(spec.get("rubric") or "Is the answer correct, complete and well formatted "
-                 "for the task?")
+    rubric = str(
+        spec.get("rubric") or "Is the answer correct, complete and well formatted for the task?"
+    )
     panel, answers = await ask_panel(
-        "llm-rubric", spec, output, ctx, {"rubric": rubric, "criteria": criteria},
-        lambda text: parse_rubric(text, criteria), {"criteria": criteria})
+        "llm-rubric",
+        spec,
+        output,
+        ctx,
+        {"rubric": rubric, "criteria": criteria},
+        lambda text: parse_rubric(text, criteria),
+        {"criteria": criteria},
+    )
     per_criterion = {c: combine([a[1][c] for a in answers], panel.aggregate) for c in criteria}
     mean = statistics.fmean(per_criterion.values())
     overall = [statistics.fmean(a[1].values()) for a in answers]
     reasons = "; ".join(r for r in (_reason(raw) for _, _, raw in answers) if r)
     detail = ", ".join(f"{c} {s:g}" for c, s in per_criterion.items())
-    return CheckOutcome("llm-rubric", (mean - 1) / 4, False, f"{detail}. {reasons}".strip(),
-                        judge=_judge_info(panel, answers, overall, scores=per_criterion))
+    return CheckOutcome(
+        "llm-rubric",
+        (mean - 1) / 4,
+        False,
+        f"{detail}. {reasons}".strip(),
+        judge=_judge_info(panel, answers, overall, scores=per_criterion),
+    )
 
 
 @check_type("g-eval", required=("criteria",), keys=("steps", "model", "template"), graded=True)
 async def g_eval(output: str, spec: Mapping[str, Any], ctx: CheckContext) -> CheckOutcome:
     """G-Eval style: the judge follows evaluation ``steps`` for one ``criteria`` and scores
     1..5."""
-    steps = [str(s) for s in spec.get("steps") or [
-        "Read the task and the answer.", f"Check the answer against: {spec['criteria']}",
-        "Decide how well the answer meets it."]]
-    panel, answers = await ask_panel("g-eval", spec, output, ctx,
-                                     {"criteria": spec["criteria"], "steps": steps},
-                                     parse_score, {"criteria": ["score"]})
+    steps = [
+        str(s)
+        for s in spec.get("steps")
+        or [
+            "Read the task and the answer.",
+            f"Check the answer against: {spec['criteria']}",
+            "Decide how well the answer meets it.",
+        ]
+    ]
+    panel, answers = await ask_panel(
+        "g-eval",
+        spec,
+        output,
+        ctx,
+        {"criteria": spec["criteria"], "steps": steps},
+        parse_score,
+        {"criteria": ["score"]},
+    )
     scores = [a[1] for a in answers]
     score = combine(scores, panel.aggregate)
     reasons = "; ".join(r for r in (_reason(raw) for _, _, raw in answers) if r)
-    return CheckOutcome("g-eval", (score - 1) / 4, False, f"score {score:g}. {reasons}".strip(),
-                        judge=_judge_info(panel, answers, scores, scores={"score": score}))
+    return CheckOutcome(
+        "g-eval",
+        (score - 1) / 4,
+        False,
+        f"score {score:g}. {reasons}".strip(),
+        judge=_judge_info(panel, answers, scores, scores={"score": score}),
+    )
 
 
-@check_type("factuality", keys=("model", "template", "scores"), uses_reference=True,
-            graded=True)
+@check_type("factuality", keys=("model", "template", "scores"), uses_reference=True, graded=True)
 async def factuality(output: str, spec: Mapping[str, Any], ctx: CheckContext) -> CheckOutcome:
     """The judge compares the output's facts with ``expected``: consistent (1), subset or
     superset (0.75), contradicts (0); ``scores:`` overrides the mapping."""
@@ -302,20 +343,30 @@ async def factuality(output: str, spec: Mapping[str, Any], ctx: CheckContext) ->
         raise JudgeError("factuality needs the case's 'expected' answer")
     mapping = {**FACT_SCORES, **(spec.get("scores") or {})}
     options = list(FACT_SCORES)
-    panel, answers = await ask_panel("factuality", spec, output, ctx, {},
-                                     lambda t: parse_choice(t, "verdict", options),
-                                     {"labels": options})
+    panel, answers = await ask_panel(
+        "factuality",
+        spec,
+        output,
+        ctx,
+        {},
+        lambda t: parse_choice(t, "verdict", options),
+        {"labels": options},
+    )
     verdict = vote([a[1] for a in answers])
     scores = [float(mapping[a[1]]) for a in answers]
     reasons = "; ".join(r for r in (_reason(raw) for _, _, raw in answers) if r)
-    return CheckOutcome("factuality", float(mapping[verdict]), False,
-                        f"{verdict}. {reasons}".strip(),
-                        judge=_judge_info(panel, answers, [1 + 4 * s for s in scores],
-                                          verdict=verdict))
+    return CheckOutcome(
+        "factuality",
+        float(mapping[verdict]),
+        False,
+        f"{verdict}. {reasons}".strip(),
+        judge=_judge_info(panel, answers, [1 + 4 * s for s in scores], verdict=verdict),
+    )
 
 
-@check_type("classifier", required=("labels", "value"), keys=("model", "template", "question"),
-            graded=True)
+@check_type(
+    "classifier", required=("labels", "value"), keys=("model", "template", "question"), graded=True
+)
 async def classifier(output: str, spec: Mapping[str, Any], ctx: CheckContext) -> CheckOutcome:
     """The judge picks one of ``labels`` for the output; it passes when that is ``value``."""
     labels = [str(label) for label in spec["labels"]]
@@ -323,14 +374,24 @@ async def classifier(output: str, spec: Mapping[str, Any], ctx: CheckContext) ->
     if wanted not in labels:
         raise JudgeError(f"classifier value {wanted!r} is not one of the labels {labels}")
     panel, answers = await ask_panel(
-        "classifier", spec, output, ctx, {"labels": labels, "question": spec.get("question")},
-        lambda t: parse_choice(t, "label", labels), {"labels": labels, "value": wanted})
+        "classifier",
+        spec,
+        output,
+        ctx,
+        {"labels": labels, "question": spec.get("question")},
+        lambda t: parse_choice(t, "label", labels),
+        {"labels": labels, "value": wanted},
+    )
     label = vote([a[1] for a in answers])
     agree = [5.0 if a[1] == label else 1.0 for a in answers]
     reasons = "; ".join(r for r in (_reason(raw) for _, _, raw in answers) if r)
-    return CheckOutcome("classifier", 1.0 if label == wanted else 0.0, False,
-                        f"label {label!r}. {reasons}".strip(),
-                        judge=_judge_info(panel, answers, agree, label=label))
+    return CheckOutcome(
+        "classifier",
+        1.0 if label == wanted else 0.0,
+        False,
+        f"label {label!r}. {reasons}".strip(),
+        judge=_judge_info(panel, answers, agree, label=label),
+    )
 
 
 CHECKS: dict[str, CheckType] = {c.name: c for c in (llm_rubric, g_eval, factuality, classifier)}

@@ -34,9 +34,7 @@ class AnthropicProvider(Provider):
         client = self._get_client()
         params = request.param_dict
         max_tokens = params.pop("max_tokens", DEFAULT_MAX_TOKENS)  # the API requires it
-        named, extra = split_params(
-            client.messages.create, params, {"stop": "stop_sequences"}
-        )
+        named, extra = split_params(client.messages.create, params, {"stop": "stop_sequences"})
         messages = [{"role": r, "content": c} for r, c in request.messages if r != "system"]
         if request.system is not None:
             named["system"] = request.system

@@ -53,19 +53,25 @@ def load_replay(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
             for key in record:
                 if key not in RECORD_KEYS:
                     close = difflib.get_close_matches(str(key), RECORD_KEYS, n=1)
-                    hint = f"; did you mean {close[0]!r}?" if close else \
-                        f" (keys: {', '.join(RECORD_KEYS)})"
+                    hint = (
+                        f"; did you mean {close[0]!r}?"
+                        if close
+                        else f" (keys: {', '.join(RECORD_KEYS)})"
+                    )
                     raise ModelRouteError(f"unknown key {key!r}{hint}", path=path, line=lineno)
             for field, kind in (("model", str), ("output", str)):
                 if not isinstance(record.get(field), kind):
                     raise ModelRouteError(
                         f"expected a string, got {record.get(field)!r}"[:120],
-                        path=path, line=lineno, field=field,
+                        path=path,
+                        line=lineno,
+                        field=field,
                     )
             if "prompt" not in record and "messages" not in record:
                 raise ModelRouteError(
                     "needs 'prompt' (the rendered user prompt) or 'messages'",
-                    path=path, line=lineno,
+                    path=path,
+                    line=lineno,
                 )
             usage = record.get("usage")
             if usage is not None and not (
@@ -74,7 +80,9 @@ def load_replay(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
             ):
                 raise ModelRouteError(
                     "expected {input_tokens: int, output_tokens: int}",
-                    path=path, line=lineno, field="usage",
+                    path=path,
+                    line=lineno,
+                    field="usage",
                 )
             index.setdefault(
                 _match_key(record["model"], record.get("prompt"), record.get("messages")), record

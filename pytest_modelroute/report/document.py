@@ -20,18 +20,28 @@ def result_json(result: CaseResult) -> dict[str, Any]:
         {k: v for k, v in vars(c).items() if k != "judge" or v is not None} for c in result.checks
     ]
     data["calls"] = [
-        {"key": c.key[:16], "model": c.model, "sample": c.sample, "purpose": c.purpose,
-         "cost": c.cost, "input_tokens": c.usage.input_tokens,
-         "output_tokens": c.usage.output_tokens, "estimated": c.usage.estimated,
-         "latency_s": c.latency_s, "cached": c.cached, "error": c.error,
-         "model_version": c.model_version}
+        {
+            "key": c.key[:16],
+            "model": c.model,
+            "sample": c.sample,
+            "purpose": c.purpose,
+            "cost": c.cost,
+            "input_tokens": c.usage.input_tokens,
+            "output_tokens": c.usage.output_tokens,
+            "estimated": c.usage.estimated,
+            "latency_s": c.latency_s,
+            "cached": c.cached,
+            "error": c.error,
+            "model_version": c.model_version,
+        }
         for c in result.calls
     ]
     return data
 
 
-def spend_json(results: Iterable[CaseResult], ledgers: Iterable[Mapping[str, Any]]
-               ) -> dict[str, Any]:
+def spend_json(
+    results: Iterable[CaseResult], ledgers: Iterable[Mapping[str, Any]]
+) -> dict[str, Any]:
     """Calls made and cache hits (deduplicated across workers by request key)."""
     calls: dict[str, dict[str, Any]] = {}
     hits: set[str] = set()
@@ -100,22 +110,40 @@ def build_document(
         tasks[task] = entry
     for task, rec in sorted((extra or {}).get("recommendations", {}).items()):
         chosen = next((c for c in rec["candidates"] if c["route"] == rec["recommended"]), None)
-        tasks[task] = {
-            "route": rec["recommended"],
-            "complexity": next((a.complexity for (t, _), a in aggregates.items() if t == task),
-                               "medium"),
-            "threshold": rec["threshold"],
-            "verdict": "pass" if rec["cleared"] else "fail",
-            "reasons": [] if rec["cleared"] else [
-                f"no candidate route reaches {rec['threshold']:.2f}; the baseline is kept"],
-            "warnings": [],
-            "ci": None, "baseline": None, "snapshot": None,
-            **{k: chosen.get(k) for k in ("n", "errors", "quality", "cost_per_call",
-                                           "cost_per_quality_point", "latency_s")},
-        } if chosen else {"route": None, "verdict": "error", "reasons": ["no candidates"]}
+        tasks[task] = (
+            {
+                "route": rec["recommended"],
+                "complexity": next(
+                    (a.complexity for (t, _), a in aggregates.items() if t == task), "medium"
+                ),
+                "threshold": rec["threshold"],
+                "verdict": "pass" if rec["cleared"] else "fail",
+                "reasons": []
+                if rec["cleared"]
+                else [f"no candidate route reaches {rec['threshold']:.2f}; the baseline is kept"],
+                "warnings": [],
+                "ci": None,
+                "baseline": None,
+                "snapshot": None,
+                **{
+                    k: chosen.get(k)
+                    for k in (
+                        "n",
+                        "errors",
+                        "quality",
+                        "cost_per_call",
+                        "cost_per_quality_point",
+                        "latency_s",
+                    )
+                },
+            }
+            if chosen
+            else {"route": None, "verdict": "error", "reasons": ["no candidates"]}
+        )
     failures = [
         {"task": t, "route": e["route"], "verdict": e["verdict"], "reasons": e["reasons"]}
-        for t, e in tasks.items() if e["verdict"] != "pass"
+        for t, e in tasks.items()
+        if e["verdict"] != "pass"
     ]
     doc: dict[str, Any] = {
         "schema": SCHEMA,

@@ -166,43 +166,72 @@ def verdict_view(doc: Doc) -> dict[str, Any]:
         facts.append(f"baseline {_text(doc['baseline'], 40)}")
     failures = gate.get("failures")
     if failures is None:
-        failures = [{"task": t, "route": e.get("route"), "verdict": e.get("verdict"),
-                     "reasons": e.get("reasons") or []}
-                    for t, e in tasks.items() if e.get("verdict") != "pass"]
-    shown = [{"task": _text(f.get("task"), 80), "route": _text(f.get("route"), 60),
-              "verdict": str(f.get("verdict") or "fail"),
-              "reasons": "; ".join(_text(r, REASON_CHARS) for r in f.get("reasons") or [])
-              or "no reason recorded"} for f in failures[:FAILURES_SHOWN]]
-    view: dict[str, Any] = {"facts": facts, "failures": shown,
-                            "more": max(0, len(failures) - FAILURES_SHOWN), "recs": []}
+        failures = [
+            {
+                "task": t,
+                "route": e.get("route"),
+                "verdict": e.get("verdict"),
+                "reasons": e.get("reasons") or [],
+            }
+            for t, e in tasks.items()
+            if e.get("verdict") != "pass"
+        ]
+    shown = [
+        {
+            "task": _text(f.get("task"), 80),
+            "route": _text(f.get("route"), 60),
+            "verdict": str(f.get("verdict") or "fail"),
+            "reasons": "; ".join(_text(r, REASON_CHARS) for r in f.get("reasons") or [])
+            or "no reason recorded",
+        }
+        for f in failures[:FAILURES_SHOWN]
+    ]
+    view: dict[str, Any] = {
+        "facts": facts,
+        "failures": shown,
+        "more": max(0, len(failures) - FAILURES_SHOWN),
+        "recs": [],
+    }
     if doc.get("mode") == "bench":
         recs = doc.get("recommendations") or {}
         cleared = sum(1 for r in recs.values() if r.get("cleared"))
-        view.update(state="bench", title="Bench: recommended routes",
-                    summary=f"{cleared} of {len(recs)} tasks have a route that clears the bar, "
-                            f"measured on {len(doc.get('models') or {})} models",
-                    recs=[_rec_chip(doc, task, rec) for task, rec in recs.items()],
-                    failures=[])
+        view.update(
+            state="bench",
+            title="Bench: recommended routes",
+            summary=f"{cleared} of {len(recs)} tasks have a route that clears the bar, "
+            f"measured on {len(doc.get('models') or {})} models",
+            recs=[_rec_chip(doc, task, rec) for task, rec in recs.items()],
+            failures=[],
+        )
     elif gate.get("passed") is True:
         snap = doc.get("snapshot") or {}
         against = " and hold against the accepted snapshot" if snap.get("found") else ""
-        view.update(state="pass", title="Gate passed",
-                    summary=f"All {n} task route{'s' * (n != 1)} clear their bar{against}")
+        view.update(
+            state="pass",
+            title="Gate passed",
+            summary=f"All {n} task route{'s' * (n != 1)} clear their bar{against}",
+        )
     elif gate.get("passed") is False:
-        view.update(state="fail", title="Gate failed",
-                    summary=f"{len(failures)} of {n} task routes failed")
+        view.update(
+            state="fail", title="Gate failed", summary=f"{len(failures)} of {n} task routes failed"
+        )
     else:
         view.update(state="none", title="No verdict", summary="the gate was not decided")
     return view
 
 
 def _rec_chip(doc: Doc, task: str, rec: Mapping[str, Any]) -> dict[str, Any]:
-    chosen = next((c for c in rec.get("candidates") or []
-                   if c.get("route") == rec.get("recommended")), {})
-    return {"task": _text(task, 60), "route": _text(rec.get("recommended") or "-", 60),
-            "cleared": bool(rec.get("cleared")),
-            "ratio": "the baseline" if rec.get("recommended") == doc.get("baseline")
-            else _ratio(_baseline_cost(doc, task), chosen.get("cost_per_call"))}
+    chosen = next(
+        (c for c in rec.get("candidates") or [] if c.get("route") == rec.get("recommended")), {}
+    )
+    return {
+        "task": _text(task, 60),
+        "route": _text(rec.get("recommended") or "-", 60),
+        "cleared": bool(rec.get("cleared")),
+        "ratio": "the baseline"
+        if rec.get("recommended") == doc.get("baseline")
+        else _ratio(_baseline_cost(doc, task), chosen.get("cost_per_call")),
+    }
 
 
 # -- business outcome ---------------------------------------------------------------------
@@ -219,16 +248,25 @@ def outcome_view(doc: Doc) -> dict[str, Any] | None:
     else:
         speed = "-"
     groups = p.get("by_complexity") or {}
-    scale = max([g.get("baseline_monthly") or 0 for g in groups.values()]
-                + [g.get("routed_monthly") or 0 for g in groups.values()] + [0])
-    rows = [{
-        "name": _text(name, 30), "share": percent(g.get("share")),
-        "calls": f"{g.get('calls') or 0:,.0f}",
-        "before": money(g.get("baseline_monthly")), "after": money(g.get("routed_monthly")),
-        "savings": money(g.get("savings_monthly")),
-        "bar": svg.before_after_bar(g.get("baseline_monthly") or 0,
-                                    g.get("routed_monthly") or 0, scale),
-    } for name, g in groups.items()]
+    scale = max(
+        [g.get("baseline_monthly") or 0 for g in groups.values()]
+        + [g.get("routed_monthly") or 0 for g in groups.values()]
+        + [0]
+    )
+    rows = [
+        {
+            "name": _text(name, 30),
+            "share": percent(g.get("share")),
+            "calls": f"{g.get('calls') or 0:,.0f}",
+            "before": money(g.get("baseline_monthly")),
+            "after": money(g.get("routed_monthly")),
+            "savings": money(g.get("savings_monthly")),
+            "bar": svg.before_after_bar(
+                g.get("baseline_monthly") or 0, g.get("routed_monthly") or 0, scale
+            ),
+        }
+        for name, g in groups.items()
+    ]
     change = p.get("quality_change")
     return {
         "savings_monthly": money(p.get("savings_monthly")),
@@ -252,23 +290,32 @@ def outcome_view(doc: Doc) -> dict[str, Any] | None:
 def tasks_view(doc: Doc) -> list[dict[str, Any]]:
     """One row per task: its route against threshold, baseline and snapshot."""
     savings = ((doc.get("projection") or {}).get("by_task")) or {}
-    return [_task_row(doc, task, t, savings.get(task)) for task, t in
-            (doc.get("tasks") or {}).items()]
+    return [
+        _task_row(doc, task, t, savings.get(task)) for task, t in (doc.get("tasks") or {}).items()
+    ]
 
 
-def _task_row(doc: Doc, task: str, t: Mapping[str, Any], proj: Mapping[str, Any] | None
-              ) -> dict[str, Any]:
+def _task_row(
+    doc: Doc, task: str, t: Mapping[str, Any], proj: Mapping[str, Any] | None
+) -> dict[str, Any]:
     base = t.get("baseline") or {}
     snap = t.get("snapshot") or {}
     verdict = str(t.get("verdict") or "error")
     ci = t.get("ci")
-    strip = svg.quality_strip(svg.Strip(
-        quality=t.get("quality"), threshold=t.get("threshold"),
-        ci=(ci[0], ci[1]) if ci and None not in ci[:2] else None,
-        baseline=_baseline_quality(doc, task) if doc.get("baseline") != t.get("route") else None,
-        snapshot=snap.get("quality"),
-        passed=t.get("quality") is not None and t.get("threshold") is not None
-        and t["quality"] >= t["threshold"] - 1e-9))
+    strip = svg.quality_strip(
+        svg.Strip(
+            quality=t.get("quality"),
+            threshold=t.get("threshold"),
+            ci=(ci[0], ci[1]) if ci and None not in ci[:2] else None,
+            baseline=_baseline_quality(doc, task)
+            if doc.get("baseline") != t.get("route")
+            else None,
+            snapshot=snap.get("quality"),
+            passed=t.get("quality") is not None
+            and t.get("threshold") is not None
+            and t["quality"] >= t["threshold"] - 1e-9,
+        )
+    )
     cost_change = snap.get("cost_change")
     route = str(t.get("route") or "-")
     stages = _stages(route, t.get("stage_share"))
@@ -287,16 +334,19 @@ def _task_row(doc: Doc, task: str, t: Mapping[str, Any], proj: Mapping[str, Any]
         "base_ci": _interval(base.get("ci")),
         "base_n": base.get("n"),
         "ratio": _ratio(_baseline_cost(doc, task), t.get("cost_per_call"))
-        if doc.get("baseline") != route else "baseline",
+        if doc.get("baseline") != route
+        else "baseline",
         "snap_quality": quality(snap.get("quality")) if snap else "",
         "snap_diff": signed(snap.get("diff")) if snap.get("diff") is not None else "",
         "snap_ci": _interval(snap.get("ci")),
         "snap_route": _text(snap.get("route"), 40)
-        if snap.get("route") and snap.get("route") != route else "",
+        if snap.get("route") and snap.get("route") != route
+        else "",
         "flipped": len(snap.get("flipped") or []),
         "cost": money(t.get("cost_per_call")),
         "cost_change": f"{cost_change:+.0%}"
-        if cost_change is not None and abs(cost_change) >= 0.005 else "",
+        if cost_change is not None and abs(cost_change) >= 0.005
+        else "",
         "cost_up": cost_change is not None and cost_change > 0,
         "cpqp": money(t.get("cost_per_quality_point")),
         "savings": money((proj or {}).get("savings_monthly")) if proj else "",
@@ -331,19 +381,33 @@ def bench_view(doc: Doc) -> dict[str, Any]:
     matrix = []
     for task in tasks:
         rec = recs.get(task) or {}
-        bar = rec.get("threshold", (doc.get("tasks") or {}).get(task, {}).get("threshold",
-                                                                             threshold))
+        bar = rec.get(
+            "threshold", (doc.get("tasks") or {}).get(task, {}).get("threshold", threshold)
+        )
         cells = []
         for alias in models:
             cell = models[alias].get(task)
             q = (cell or {}).get("quality")
-            level = "" if q is None or bar is None else (
-                "ok" if q >= bar - 1e-9 else "near" if q >= bar - 0.5 else "low")
-            cells.append({"quality": quality(q) if cell else "", "level": level,
-                          "cost": money(cell.get("cost_per_call")) if cell else "",
-                          "rec": rec.get("recommended") == alias})
-        matrix.append({"task": _text(task, 60), "cells": cells,
-                       "rec": _text(rec.get("recommended") or "", 60)})
+            level = (
+                ""
+                if q is None or bar is None
+                else ("ok" if q >= bar - 1e-9 else "near" if q >= bar - 0.5 else "low")
+            )
+            cells.append(
+                {
+                    "quality": quality(q) if cell else "",
+                    "level": level,
+                    "cost": money(cell.get("cost_per_call")) if cell else "",
+                    "rec": rec.get("recommended") == alias,
+                }
+            )
+        matrix.append(
+            {
+                "task": _text(task, 60),
+                "cells": cells,
+                "rec": _text(rec.get("recommended") or "", 60),
+            }
+        )
     cards = [_card(doc, task, recs[task]) for task in tasks if task in recs]
     return {"models": [_text(m, 30) for m in models], "matrix": matrix, "cards": cards}
 
@@ -352,34 +416,52 @@ def _card(doc: Doc, task: str, rec: Mapping[str, Any]) -> dict[str, Any]:
     baseline = doc.get("baseline")
     base_cost = _baseline_cost(doc, task)
     candidates = rec.get("candidates") or []
-    points = [svg.Point(label=svg.short_label(show_controls(str(c.get("route")))),
-                        name=show_controls(str(c.get("route"))),
-                        cost=c.get("cost_per_call") or 0.0, quality=c["quality"],
-                        kind=str(c.get("kind") or "model"), clears=bool(c.get("clears")),
-                        recommended=c.get("route") == rec.get("recommended"),
-                        baseline=c.get("route") == baseline)
-              for c in candidates if c.get("quality") is not None]
+    points = [
+        svg.Point(
+            label=svg.short_label(show_controls(str(c.get("route")))),
+            name=show_controls(str(c.get("route"))),
+            cost=c.get("cost_per_call") or 0.0,
+            quality=c["quality"],
+            kind=str(c.get("kind") or "model"),
+            clears=bool(c.get("clears")),
+            recommended=c.get("route") == rec.get("recommended"),
+            baseline=c.get("route") == baseline,
+        )
+        for c in candidates
+        if c.get("quality") is not None
+    ]
     rows = []
     for c in candidates:
         route = str(c.get("route") or "")
         extra = _stage_text(_stages(route, c.get("stage_share")))
         if c.get("agreement") is not None:
             extra = f"agreement {c['agreement']:.0%}"
-        rows.append({
-            "route": _text(route, 60), "kind": _text(c.get("kind") or "", 20),
-            "quality": quality(c.get("quality")), "cost": money(c.get("cost_per_call")),
-            "cpqp": money(c.get("cost_per_quality_point")),
-            "ratio": _ratio(base_cost, c.get("cost_per_call")) if route != baseline
-            else "baseline",
-            "clears": bool(c.get("clears")), "errors": c.get("errors") or 0,
-            "rec": route == rec.get("recommended"), "extra": extra,
-        })
+        rows.append(
+            {
+                "route": _text(route, 60),
+                "kind": _text(c.get("kind") or "", 20),
+                "quality": quality(c.get("quality")),
+                "cost": money(c.get("cost_per_call")),
+                "cpqp": money(c.get("cost_per_quality_point")),
+                "ratio": _ratio(base_cost, c.get("cost_per_call"))
+                if route != baseline
+                else "baseline",
+                "clears": bool(c.get("clears")),
+                "errors": c.get("errors") or 0,
+                "rec": route == rec.get("recommended"),
+                "extra": extra,
+            }
+        )
     return {
-        "task": _text(task, 60), "threshold": quality(rec.get("threshold")),
+        "task": _text(task, 60),
+        "threshold": quality(rec.get("threshold")),
         "recommended": _text(rec.get("recommended") or "-", 60),
         "cleared": bool(rec.get("cleared")),
-        "chart": svg.scatter(points, rec.get("threshold"), title=f"{task}: quality against "
-                             "cost per call") if points else None,
+        "chart": svg.scatter(
+            points, rec.get("threshold"), title=f"{task}: quality against cost per call"
+        )
+        if points
+        else None,
         "rows": rows,
     }
 
@@ -395,19 +477,23 @@ def routing_view(doc: Doc) -> list[dict[str, Any]]:
         route = str(t.get("route") or "")
         source: Mapping[str, Any] = t
         if task in recs:
-            source = next((c for c in recs[task].get("candidates") or []
-                           if c.get("route") == route), t)
+            source = next(
+                (c for c in recs[task].get("candidates") or [] if c.get("route") == route), t
+            )
         stages = _stages(route, source.get("stage_share"))
         agreement = source.get("agreement")
         if not stages and agreement is None:
             continue
-        rows.append({
-            "task": _text(task, 60), "route": _text(route, 60),
-            "kind": "cascade" if stages else "consensus",
-            "bar": svg.stage_bar(stages) if stages else None,
-            "stages": _stage_text(stages),
-            "agreement": percent(agreement) if agreement is not None else "",
-        })
+        rows.append(
+            {
+                "task": _text(task, 60),
+                "route": _text(route, 60),
+                "kind": "cascade" if stages else "consensus",
+                "bar": svg.stage_bar(stages) if stages else None,
+                "stages": _stage_text(stages),
+                "agreement": percent(agreement) if agreement is not None else "",
+            }
+        )
     return rows
 
 
@@ -418,8 +504,9 @@ def cases_view(doc: Doc) -> dict[str, Any]:
     """Case results grouped by case (texts not yet cut), with the filter counts."""
     results = doc.get("results") or []
     tasks = doc.get("tasks") or {}
-    flipped = {(t, c) for t, e in tasks.items()
-               for c in ((e.get("snapshot") or {}).get("flipped") or [])}
+    flipped = {
+        (t, c) for t, e in tasks.items() for c in ((e.get("snapshot") or {}).get("flipped") or [])
+    }
     grouped: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
     for r in results:
         key = (str(r.get("task")), str(r.get("file") or ""), str(r.get("case")))
@@ -427,13 +514,22 @@ def cases_view(doc: Doc) -> dict[str, Any]:
     baseline = doc.get("baseline")
     groups = [_case(key, members, tasks, flipped, baseline) for key, members in grouped.items()]
     counts = {f: sum(1 for g in groups if f in g["flags"]) for f in ("reg", "below", "err")}
-    return {"groups": groups, "total": len(groups), "results": len(results), "counts": counts,
-            "tasks": sorted({g["task"] for g in groups})}
+    return {
+        "groups": groups,
+        "total": len(groups),
+        "results": len(results),
+        "counts": counts,
+        "tasks": sorted({g["task"] for g in groups}),
+    }
 
 
-def _case(key: tuple[str, str, str], members: list[Mapping[str, Any]],
-          tasks: Mapping[str, Any], flipped: set[tuple[str, str]], baseline: str | None
-          ) -> dict[str, Any]:
+def _case(
+    key: tuple[str, str, str],
+    members: list[Mapping[str, Any]],
+    tasks: Mapping[str, Any],
+    flipped: set[tuple[str, str]],
+    baseline: str | None,
+) -> dict[str, Any]:
     task, file, case = key
     primary = (tasks.get(task) or {}).get("route")
     members = sorted(members, key=lambda r: r.get("route") != primary)
@@ -447,12 +543,22 @@ def _case(key: tuple[str, str, str], members: list[Mapping[str, Any]],
         flags.append("err")
     routes = [_result(r, primary, baseline) for r in members]
     prompt = next((str(r.get("prompt")) for r in members if r.get("prompt")), "")
-    view = {"task": _text(task, 80), "file": _text(file, 120), "case": _text(case, 120),
-            "flags": flags, "prompt_raw": prompt, "routes": routes}
-    view["row"] = ROW_BYTES + _bytes(view["task"], view["case"], *flags) \
+    view = {
+        "task": _text(task, 80),
+        "file": _text(file, 120),
+        "case": _text(case, 120),
+        "flags": flags,
+        "prompt_raw": prompt,
+        "routes": routes,
+    }
+    view["row"] = (
+        ROW_BYTES
+        + _bytes(view["task"], view["case"], *flags)
         + sum(CHIP_BYTES + _bytes(r["route"], r["q"]) for r in routes)
-    view["fixed"] = view["row"] + BODY_BYTES + _bytes(view["file"]) \
-        + sum(r["fixed"] for r in routes)
+    )
+    view["fixed"] = (
+        view["row"] + BODY_BYTES + _bytes(view["file"]) + sum(r["fixed"] for r in routes)
+    )
     view["lengths"] = [len(prompt), *(len(r["output_raw"]) for r in routes)]
     return view
 
@@ -462,11 +568,15 @@ def _bytes(*texts: str) -> int:
     return sum(len(t.encode()) for t in texts)
 
 
-def _result(r: Mapping[str, Any], primary: str | None, baseline: str | None
-            ) -> dict[str, Any]:
+def _result(r: Mapping[str, Any], primary: str | None, baseline: str | None) -> dict[str, Any]:
     route = str(r.get("route") or "")
-    status = "e" if r.get("error") or r.get("status") == "error" else \
-        "b" if r.get("status") == "below" else "p"
+    status = (
+        "e"
+        if r.get("error") or r.get("status") == "error"
+        else "b"
+        if r.get("status") == "below"
+        else "p"
+    )
     checks = []
     for c in r.get("checks") or []:
         score = c.get("score")
@@ -476,23 +586,31 @@ def _result(r: Mapping[str, Any], primary: str | None, baseline: str | None
         if c.get("reason"):
             text += " — " + _text(c["reason"], REASON_CHARS)
         checks.append({"ok": bool(c.get("passed")), "text": text})
-    meta = [f"quality {quality(r.get('quality'))} / bar {quality(r.get('bar'))}",
-            money(r.get("cost")),
-            f"{r.get('input_tokens') or 0:,}→{r.get('output_tokens') or 0:,} tokens",
-            f"{r.get('latency_s') or 0:.2f}s"]
+    meta = [
+        f"quality {quality(r.get('quality'))} / bar {quality(r.get('bar'))}",
+        money(r.get("cost")),
+        f"{r.get('input_tokens') or 0:,}→{r.get('output_tokens') or 0:,} tokens",
+        f"{r.get('latency_s') or 0:.2f}s",
+    ]
     if r.get("cached"):
         meta.append("cached")
     meta.extend(_route_detail(route, r))
     error = _text(r.get("error"), 1000) if r.get("error") else ""
     view = {
-        "route": _text(route, 60), "s": status,
+        "route": _text(route, 60),
+        "s": status,
         "q": "error" if status == "e" else quality(r.get("quality")),
         "role": "route" if route == primary else "baseline" if route == baseline else "",
-        "meta": " · ".join(meta), "error": error, "checks": checks,
+        "meta": " · ".join(meta),
+        "error": error,
+        "checks": checks,
         "output_raw": str(r.get("output") or ""),
     }
-    view["fixed"] = RESULT_BYTES + _bytes(view["route"], view["role"], view["meta"], error) \
+    view["fixed"] = (
+        RESULT_BYTES
+        + _bytes(view["route"], view["role"], view["meta"], error)
         + sum(CHECK_BYTES + _bytes(c["text"]) for c in checks)
+    )
     return view
 
 
@@ -504,8 +622,11 @@ def _route_detail(route: str, r: Mapping[str, Any]) -> list[str]:
         return ["votes " + ", ".join(f"{_text(k, 40)} {v}" for k, v in top)]
     if isinstance(stage, int):
         names = _stage_names(route, stage)
-        return [f"resolved at stage {stage} ({names[stage - 1]})" if 0 < stage <= len(names)
-                else f"resolved at stage {stage}"]
+        return [
+            f"resolved at stage {stage} ({names[stage - 1]})"
+            if 0 < stage <= len(names)
+            else f"resolved at stage {stage}"
+        ]
     return []
 
 
@@ -583,8 +704,7 @@ def _cut_groups(groups: list[dict[str, Any]], limit: int) -> list[dict[str, Any]
     return out
 
 
-def render_case_list(env: jinja2.Environment, cases: Mapping[str, Any], budget: float
-                     ) -> Markup:
+def render_case_list(env: jinja2.Environment, cases: Mapping[str, Any], budget: float) -> Markup:
     """The per-case list under ``budget`` bytes: texts cut to a common limit, and passing
     cases left out (with a count) when even short texts do not fit."""
     template = env.get_template("_case_list.html.j2")
@@ -595,8 +715,12 @@ def render_case_list(env: jinja2.Environment, cases: Mapping[str, Any], budget: 
     for _ in range(3):
         shown, limit = _plan(groups, target)
         compact = sum(1 for g in shown if not g["full"])
-        html = template.render(groups=_cut_groups(shown, limit), compact=compact,
-                               left_out=len(groups) - len(shown), open_flagged=flagged <= 30)
+        html = template.render(
+            groups=_cut_groups(shown, limit),
+            compact=compact,
+            left_out=len(groups) - len(shown),
+            open_flagged=flagged <= 30,
+        )
         size = len(html.encode())
         if size <= budget:
             break
@@ -611,19 +735,28 @@ def run_view(doc: Doc) -> dict[str, Any]:
     """Spend, cache use, models and prices, where the run came from."""
     s = doc.get("spend") or {}
     calls, hits = s.get("api_calls") or 0, s.get("cache_hits") or 0
-    prices = [{"alias": _text(alias, 40), "provider": _text(p.get("provider"), 30),
-               "model": _text(p.get("model"), 60),
-               "input": _per_million(p.get("input")), "output": _per_million(p.get("output")),
-               "source": _text(p.get("source") or "", 30)}
-              for alias, p in (doc.get("prices") or {}).items() if isinstance(p, Mapping)]
+    prices = [
+        {
+            "alias": _text(alias, 40),
+            "provider": _text(p.get("provider"), 30),
+            "model": _text(p.get("model"), 60),
+            "input": _per_million(p.get("input")),
+            "output": _per_million(p.get("output")),
+            "source": _text(p.get("source") or "", 30),
+        }
+        for alias, p in (doc.get("prices") or {}).items()
+        if isinstance(p, Mapping)
+    ]
     snap = doc.get("snapshot") or {}
     return {
         "cost_incurred": money(s.get("cost_incurred")),
         "cost_represented": money(s.get("cost_represented")),
         "judge_cost": money(s.get("judge_cost")) if s.get("judge_cost") else "",
         "judge_incurred": money(s.get("judge_cost_incurred"))
-        if s.get("judge_cost_incurred") else "",
-        "api_calls": f"{calls:,}", "cache_hits": f"{hits:,}",
+        if s.get("judge_cost_incurred")
+        else "",
+        "api_calls": f"{calls:,}",
+        "cache_hits": f"{hits:,}",
         "api_errors": s.get("api_errors") or 0,
         "hit_rate": percent(hits / (calls + hits)) if calls + hits else "-",
         "prices": prices,
@@ -632,9 +765,15 @@ def run_view(doc: Doc) -> dict[str, Any]:
         "run_id": _text(doc.get("run_id") or "", 64),
         "schema": _text(doc.get("schema") or "", 40),
         "snapshot": _text(snap.get("path"), 300) if snap.get("path") else "",
-        "snapshot_state": ("updated from this run" if snap.get("updated") else
-                           "compared" if snap.get("found") else "not found")
-        if snap else "",
+        "snapshot_state": (
+            "updated from this run"
+            if snap.get("updated")
+            else "compared"
+            if snap.get("found")
+            else "not found"
+        )
+        if snap
+        else "",
     }
 
 

@@ -36,15 +36,18 @@ def render_junit(doc: Doc) -> str:
     """The JUnit XML document (``testsuites`` with the two suites) as text."""
     routes = route_cases(doc)
     suites = [
-        TestSuite(ROUTE_SUITE, [case for case, _ in routes], timestamp=doc.get("created"),
-                  properties=suite_properties(doc)),
+        TestSuite(
+            ROUTE_SUITE,
+            [case for case, _ in routes],
+            timestamp=doc.get("created"),
+            properties=suite_properties(doc),
+        ),
         TestSuite(CASE_SUITE, case_results(doc), timestamp=doc.get("created")),
     ]
     root = ET.fromstring(to_xml_report_string(suites, prettyprint=False))
     _add_case_properties(root, [props for _, props in routes])
     ET.indent(root)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") \
-        + "\n"
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
 def _s(value: Any, width: int | None = None) -> str:
@@ -63,11 +66,15 @@ def suite_properties(doc: Doc) -> dict[str, str]:
     spend = doc.get("spend") or {}
     gate = doc.get("gate") or {}
     props = {
-        "mode": _s(doc.get("mode")), "threshold": _num(doc.get("threshold")),
-        "baseline": _s(doc.get("baseline")), "config": _s(doc.get("config")),
-        "run_id": _s(doc.get("run_id")), "created": _s(doc.get("created")),
+        "mode": _s(doc.get("mode")),
+        "threshold": _num(doc.get("threshold")),
+        "baseline": _s(doc.get("baseline")),
+        "config": _s(doc.get("config")),
+        "run_id": _s(doc.get("run_id")),
+        "created": _s(doc.get("created")),
         "gate_passed": "" if gate.get("passed") is None else str(bool(gate["passed"])).lower(),
-        "api_calls": _num(spend.get("api_calls")), "cache_hits": _num(spend.get("cache_hits")),
+        "api_calls": _num(spend.get("api_calls")),
+        "cache_hits": _num(spend.get("cache_hits")),
         "cost_incurred": _num(spend.get("cost_incurred")),
     }
     p = doc.get("projection") or {}
@@ -88,8 +95,7 @@ def route_cases(doc: Doc) -> list[tuple[TestCase, dict[str, str]]]:
         if t.get("verdict") == "error":
             case.add_error_info(message=message, output=detail or None, error_type="error")
         elif t.get("verdict") != "pass":
-            case.add_failure_info(message=message, output=detail or None,
-                                  failure_type="failure")
+            case.add_failure_info(message=message, output=detail or None, failure_type="failure")
         elif t.get("warnings"):
             case.stdout = detail
         out.append((case, _route_properties(t)))
@@ -101,18 +107,22 @@ def _route_properties(t: Mapping[str, Any]) -> dict[str, str]:
     base = t.get("baseline") or {}
     ci = t.get("ci") or [None, None]
     props = {
-        "quality": _num(t.get("quality")), "threshold": _num(t.get("threshold")),
-        "n": _num(t.get("n")), "errors": _num(t.get("errors")),
+        "quality": _num(t.get("quality")),
+        "threshold": _num(t.get("threshold")),
+        "n": _num(t.get("n")),
+        "errors": _num(t.get("errors")),
         "cost_per_call": _num(t.get("cost_per_call")),
         "cost_per_quality_point": _num(t.get("cost_per_quality_point")),
-        "ci_low": _num(ci[0]), "ci_high": _num(ci[1]),
+        "ci_low": _num(ci[0]),
+        "ci_high": _num(ci[1]),
         "snapshot_quality": _num(snap.get("quality")),
         "snapshot_diff": _num(snap.get("diff")),
         "snapshot_cost_per_call": _num(snap.get("cost_per_call")),
         "baseline_quality": _num(base.get("quality")),
         "baseline_cost_per_call": _num(base.get("cost_per_call")),
         "latency_s": _num(t.get("latency_s")),
-        "complexity": _s(t.get("complexity")), "verdict": _s(t.get("verdict")),
+        "complexity": _s(t.get("complexity")),
+        "verdict": _s(t.get("verdict")),
     }
     return {k: v for k, v in props.items() if v != ""}
 
@@ -121,22 +131,26 @@ def case_results(doc: Doc) -> list[TestCase]:
     """One test case per case result: failed when below its bar, errored on errors."""
     out = []
     for r in doc.get("results") or []:
-        case = TestCase(f"{_s(r.get('case'))}[{_s(r.get('route'))}]",
-                        classname=_s(r.get("task")), elapsed_sec=r.get("latency_s") or None,
-                        file=_s(r.get("file")) or None)
+        case = TestCase(
+            f"{_s(r.get('case'))}[{_s(r.get('route'))}]",
+            classname=_s(r.get("task")),
+            elapsed_sec=r.get("latency_s") or None,
+            file=_s(r.get("file")) or None,
+        )
         if r.get("error") or r.get("status") == "error":
-            case.add_error_info(message=_s(r.get("error") or "error", 500),
-                                output=_s(r.get("error")) or None, error_type="error")
+            case.add_error_info(
+                message=_s(r.get("error") or "error", 500),
+                output=_s(r.get("error")) or None,
+                error_type="error",
+            )
         elif r.get("status") == "below":
             failed = [c for c in r.get("checks") or [] if not c.get("passed")]
-            reasons = [f"{_s(c.get('type'))}: {_s(c.get('reason')) or 'failed'}"
-                       for c in failed]
+            reasons = [f"{_s(c.get('type'))}: {_s(c.get('reason')) or 'failed'}" for c in failed]
             message = f"quality {quality(r.get('quality'))} < bar {quality(r.get('bar'))}"
             if reasons:
                 message += ": " + "; ".join(reasons)
             output = "\n".join(reasons + ["output:", _s(r.get("output"), OUTPUT_CHARS)])
-            case.add_failure_info(message=clip(message, 500), output=output,
-                                  failure_type="below")
+            case.add_failure_info(message=clip(message, 500), output=output, failure_type="below")
         out.append(case)
     return out
 

@@ -18,15 +18,34 @@ from .text import strip_controls
 MARKER = "<!-- pytest-modelroute -->"
 LIMIT = 65_000
 #: characters per section; their sum plus the headings stays well under LIMIT
-BUDGETS = {"verdict": 3_000, "savings": 1_500, "tasks": 26_000, "complexity": 2_000,
-           "flipped": 9_000, "matrix": 18_000, "footer": 1_000}
+BUDGETS = {
+    "verdict": 3_000,
+    "savings": 1_500,
+    "tasks": 26_000,
+    "complexity": 2_000,
+    "flipped": 9_000,
+    "matrix": 18_000,
+    "footer": 1_000,
+}
 FLIPS_PER_TASK = 10
 
 Doc = Mapping[str, Any]
 
-_ESCAPES = {"\\": "\\\\", "|": "\\|", "`": "&#96;", "<": "&lt;", ">": "&gt;", "&": "&amp;",
-            "*": "\\*", "_": "\\_", "[": "\\[", "]": "\\]", "~": "\\~", "$": "\\$",
-            "@": "@\u200b"}
+_ESCAPES = {
+    "\\": "\\\\",
+    "|": "\\|",
+    "`": "&#96;",
+    "<": "&lt;",
+    ">": "&gt;",
+    "&": "&amp;",
+    "*": "\\*",
+    "_": "\\_",
+    "[": "\\[",
+    "]": "\\]",
+    "~": "\\~",
+    "$": "\\$",
+    "@": "@\u200b",
+}
 _SPECIAL = re.compile(r"[\\|`<>&*_\[\]~$@]")
 _SPACE = re.compile(r"\s+")
 
@@ -68,8 +87,14 @@ def _row(cells: Iterable[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _table(headers: Sequence[str], align: str, rows: Iterable[Sequence[str]], budget: int,
-           total: int | None = None, what: str = "rows") -> str:
+def _table(
+    headers: Sequence[str],
+    align: str,
+    rows: Iterable[Sequence[str]],
+    budget: int,
+    total: int | None = None,
+    what: str = "rows",
+) -> str:
     """A GFM table with as many rows as fit in ``budget`` characters, then a count."""
     head = [_row(headers), _row(":--" if a == "<" else "--:" for a in align)]
     lines = list(head)
@@ -91,8 +116,9 @@ def _table(headers: Sequence[str], align: str, rows: Iterable[Sequence[str]], bu
 
 
 def _verdict_icon(verdict: str) -> str:
-    return {"pass": "✅ pass", "fail": "❌ fail", "error": "⚠️ error"}.get(verdict,
-                                                                       escape_md_cell(verdict))
+    return {"pass": "✅ pass", "fail": "❌ fail", "error": "⚠️ error"}.get(
+        verdict, escape_md_cell(verdict)
+    )
 
 
 def _limit(text: str, budget: int) -> str:
@@ -120,8 +146,10 @@ def verdict_section(doc: Doc, budget: int) -> str:
     if doc.get("mode") == "bench":
         recs = doc.get("recommendations") or {}
         cleared = sum(1 for r in recs.values() if r.get("cleared"))
-        line = (f"📊 **Model route bench**: {cleared} of {len(recs)} tasks have a route that "
-                f"clears the bar, measured on {len(doc.get('models') or {})} models")
+        line = (
+            f"📊 **Model route bench**: {cleared} of {len(recs)} tasks have a route that "
+            f"clears the bar, measured on {len(doc.get('models') or {})} models"
+        )
     else:
         gate = doc.get("gate") or {}
         failures = gate.get("failures")
@@ -132,8 +160,10 @@ def verdict_section(doc: Doc, budget: int) -> str:
         elif gate.get("passed") is False:
             names = ", ".join(escape_md_cell(f.get("task"), 60) for f in failures[:10])
             more = f" and {len(failures) - 10} more" if len(failures) > 10 else ""
-            line = (f"❌ **Model route gate failed**: {len(failures)} of {n} task{plural} "
-                    f"failed ({names}{more})")
+            line = (
+                f"❌ **Model route gate failed**: {len(failures)} of {n} task{plural} "
+                f"failed ({names}{more})"
+            )
         else:
             line = f"**Model route**: no verdict ({n} task{plural})"
     return _limit(line, budget)
@@ -142,8 +172,10 @@ def verdict_section(doc: Doc, budget: int) -> str:
 def savings_line(doc: Doc, budget: int) -> str:
     p = doc.get("projection")
     if not p:
-        return "**Projected savings**: no projection (add `traffic:`, calls per month per " \
-               "task, to the config)."
+        return (
+            "**Projected savings**: no projection (add `traffic:`, calls per month per "
+            "task, to the config)."
+        )
     base = escape_md_cell(doc.get("baseline") or "the baseline", 40)
     parts = [
         f"**Projected savings: {usd(p.get('savings_monthly'))}/month** "
@@ -171,11 +203,20 @@ def tasks_section(doc: Doc, budget: int) -> str:
         return "_No tasks were measured._"
     order = _task_order(tasks)
     rows = (_task_cells(name, tasks[name]) for name in order)
-    table = _table(["Task", "Route", "Quality", "Δ vs snapshot", "Cost/call", "Δ cost",
-                    "Verdict"], "<<>>>><", rows, int(budget * 0.6), len(order), "tasks")
-    why = [f"- **{escape_md_cell(t, 60)}** · {escape_md_cell(tasks[t].get('route'), 50)}: "
-           + "; ".join(escape_md_cell(r, 300) for r in tasks[t].get("reasons") or [])
-           for t in order if tasks[t].get("verdict") != "pass" and tasks[t].get("reasons")]
+    table = _table(
+        ["Task", "Route", "Quality", "Δ vs snapshot", "Cost/call", "Δ cost", "Verdict"],
+        "<<>>>><",
+        rows,
+        int(budget * 0.6),
+        len(order),
+        "tasks",
+    )
+    why = [
+        f"- **{escape_md_cell(t, 60)}** · {escape_md_cell(tasks[t].get('route'), 50)}: "
+        + "; ".join(escape_md_cell(r, 300) for r in tasks[t].get("reasons") or [])
+        for t in order
+        if tasks[t].get("verdict") != "pass" and tasks[t].get("reasons")
+    ]
     if not why:
         return table
     return table + "\n\n" + _lines(why, budget - len(table) - 2, "failing tasks")
@@ -217,13 +258,28 @@ def complexity_section(doc: Doc, budget: int) -> str:
     p = doc.get("projection")
     if not p or not p.get("by_complexity"):
         return "_No projection: the config has no `traffic:`._"
-    rows = [[escape_md_cell(name, 20), percent(g.get("share")), usd(g.get("baseline_monthly")),
-             usd(g.get("routed_monthly")), f"**{usd(g.get('savings_monthly'))}**"]
-            for name, g in p["by_complexity"].items()]
-    rows.append(["**Total**", "100%", usd(p.get("baseline_monthly")),
-                 usd(p.get("routed_monthly")), f"**{usd(p.get('savings_monthly'))}**"])
-    return _table(["Complexity", "Calls", "Before/mo", "After/mo", "Savings/mo"], "<>>>>",
-                  rows, budget)
+    rows = [
+        [
+            escape_md_cell(name, 20),
+            percent(g.get("share")),
+            usd(g.get("baseline_monthly")),
+            usd(g.get("routed_monthly")),
+            f"**{usd(g.get('savings_monthly'))}**",
+        ]
+        for name, g in p["by_complexity"].items()
+    ]
+    rows.append(
+        [
+            "**Total**",
+            "100%",
+            usd(p.get("baseline_monthly")),
+            usd(p.get("routed_monthly")),
+            f"**{usd(p.get('savings_monthly'))}**",
+        ]
+    )
+    return _table(
+        ["Complexity", "Calls", "Before/mo", "After/mo", "Savings/mo"], "<>>>>", rows, budget
+    )
 
 
 def flipped_section(doc: Doc, budget: int) -> str:
@@ -236,8 +292,7 @@ def flipped_section(doc: Doc, budget: int) -> str:
         if not flipped:
             continue
         shown = ", ".join(escape_md_cell(c, 80) for c in flipped[:FLIPS_PER_TASK])
-        more = f" and {len(flipped) - FLIPS_PER_TASK} more" if len(flipped) > FLIPS_PER_TASK \
-            else ""
+        more = f" and {len(flipped) - FLIPS_PER_TASK} more" if len(flipped) > FLIPS_PER_TASK else ""
         items.append(f"- **{escape_md_cell(name, 60)}** ({len(flipped)}): {shown}{more}")
     if items:
         return _lines(items, budget, "tasks with flipped cases")
@@ -256,16 +311,24 @@ def matrix_section(doc: Doc, budget: int) -> str:
     if not models or not names:
         return head + "_No per-model results._" + tail
     aliases = list(models)[:12]
-    rows = (_matrix_cells(task, aliases, models, (tasks.get(task) or {}).get("route"))
-            for task in names)
+    rows = (
+        _matrix_cells(task, aliases, models, (tasks.get(task) or {}).get("route")) for task in names
+    )
     extra = f"\n\n_{len(models) - 12} more models not shown._" if len(models) > 12 else ""
-    table = _table(["Task", *(escape_md_cell(a, 30) for a in aliases)], "<" + ">" * len(aliases),
-                   rows, budget - len(head) - len(tail) - len(extra), len(names), "tasks")
+    table = _table(
+        ["Task", *(escape_md_cell(a, 30) for a in aliases)],
+        "<" + ">" * len(aliases),
+        rows,
+        budget - len(head) - len(tail) - len(extra),
+        len(names),
+        "tasks",
+    )
     return head + table + extra + tail
 
 
-def _matrix_cells(task: str, aliases: Sequence[str], models: Mapping[str, Any],
-                  route: str | None) -> list[str]:
+def _matrix_cells(
+    task: str, aliases: Sequence[str], models: Mapping[str, Any], route: str | None
+) -> list[str]:
     cells = [escape_md_cell(task, 60)]
     for alias in aliases:
         cell = models[alias].get(task)
@@ -281,8 +344,10 @@ def footer(doc: Doc, budget: int) -> str:
     s = doc.get("spend") or {}
     parts = [f"{len(doc.get('results') or [])} case results"]
     if s:
-        parts.append(f"{s.get('api_calls', 0):,} API calls ({usd(s.get('cost_incurred'))}), "
-                     f"{s.get('cache_hits', 0):,} cache hits")
+        parts.append(
+            f"{s.get('api_calls', 0):,} API calls ({usd(s.get('cost_incurred'))}), "
+            f"{s.get('cache_hits', 0):,} cache hits"
+        )
     if doc.get("threshold") is not None:
         parts.append(f"threshold {quality(doc['threshold'])}")
     if doc.get("run_id"):
@@ -294,7 +359,11 @@ def footer(doc: Doc, budget: int) -> str:
 
 #: section renderers by name, for callers that want one piece (e.g. a job summary)
 SECTIONS: dict[str, Callable[[Doc, int], str]] = {
-    "verdict": verdict_section, "savings": savings_line, "tasks": tasks_section,
-    "complexity": complexity_section, "flipped": flipped_section, "matrix": matrix_section,
+    "verdict": verdict_section,
+    "savings": savings_line,
+    "tasks": tasks_section,
+    "complexity": complexity_section,
+    "flipped": flipped_section,
+    "matrix": matrix_section,
     "footer": footer,
 }

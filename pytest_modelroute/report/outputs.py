@@ -106,12 +106,16 @@ def load_results(path: Path) -> dict[str, Any]:
     """A saved results document, checked enough that every renderer can read it."""
     data = load_json(path, "results file")
     if not isinstance(data, dict):
-        raise ModelRouteError("expected a JSON object (a --model-route-json results file)",
-                              path=path, line=1)
+        raise ModelRouteError(
+            "expected a JSON object (a --model-route-json results file)", path=path, line=1
+        )
     if data.get("schema") != SCHEMA:
         raise ModelRouteError(
             f"not a results file of this plugin (schema {data.get('schema')!r}, expected "
-            f"{SCHEMA!r}); write one with --model-route-json", path=path, field="schema")
+            f"{SCHEMA!r}); write one with --model-route-json",
+            path=path,
+            field="schema",
+        )
     try:
         _Document.model_validate(data)
     except ValidationError as exc:

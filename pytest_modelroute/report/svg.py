@@ -55,32 +55,55 @@ def quality_strip(s: Strip, width: int = 150, height: int = 26) -> Markup:
     mid = height / 2
     parts: list[Markup] = []
     if s.threshold is not None:
-        parts.append(Markup('<rect x="{}" y="3" width="{}" height="{}" fill="#ffebe9"/>').format(
-            pad, _n(x(s.threshold) - pad), height - 6))
-    parts.append(Markup('<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#d0d7de"/>').format(
-        pad, _n(mid), width - pad, _n(mid)))
+        parts.append(
+            Markup('<rect x="{}" y="3" width="{}" height="{}" fill="#ffebe9"/>').format(
+                pad, _n(x(s.threshold) - pad), height - 6
+            )
+        )
+    parts.append(
+        Markup('<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#d0d7de"/>').format(
+            pad, _n(mid), width - pad, _n(mid)
+        )
+    )
     for q in range(1, 6):
-        parts.append(Markup('<line x1="{0}" y1="{1}" x2="{0}" y2="{2}" stroke="#d0d7de"/>')
-                     .format(_n(x(q)), _n(mid - 3), _n(mid + 3)))
+        parts.append(
+            Markup('<line x1="{0}" y1="{1}" x2="{0}" y2="{2}" stroke="#d0d7de"/>').format(
+                _n(x(q)), _n(mid - 3), _n(mid + 3)
+            )
+        )
     if s.threshold is not None:
-        parts.append(Markup('<line x1="{0}" y1="2" x2="{0}" y2="{1}" stroke="{2}" '
-                            'stroke-dasharray="3 2"/>').format(_n(x(s.threshold)), height - 2,
-                                                               FAIL))
+        parts.append(
+            Markup(
+                '<line x1="{0}" y1="2" x2="{0}" y2="{1}" stroke="{2}" stroke-dasharray="3 2"/>'
+            ).format(_n(x(s.threshold)), height - 2, FAIL)
+        )
     if s.baseline is not None:
         bx = x(s.baseline)
-        parts.append(Markup('<path d="M{0} {1}l4 4-4 4-4-4z" fill="#fff" stroke="{2}" '
-                            'stroke-width="1.5"/>').format(_n(bx), _n(mid - 4), MUTED))
+        parts.append(
+            Markup(
+                '<path d="M{0} {1}l4 4-4 4-4-4z" fill="#fff" stroke="{2}" stroke-width="1.5"/>'
+            ).format(_n(bx), _n(mid - 4), MUTED)
+        )
     if s.snapshot is not None:
-        parts.append(Markup('<circle cx="{}" cy="{}" r="5" fill="none" stroke="#9a6700" '
-                            'stroke-width="1.5"/>').format(_n(x(s.snapshot)), _n(mid)))
+        parts.append(
+            Markup(
+                '<circle cx="{}" cy="{}" r="5" fill="none" stroke="#9a6700" stroke-width="1.5"/>'
+            ).format(_n(x(s.snapshot)), _n(mid))
+        )
     colour = PASS if s.passed else FAIL
     if s.ci is not None and s.quality is not None:
-        parts.append(Markup('<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" '
-                            'stroke-width="2.5" stroke-linecap="round" opacity=".45"/>').format(
-            _n(x(s.ci[0])), _n(mid), _n(x(s.ci[1])), _n(mid), colour))
+        parts.append(
+            Markup(
+                '<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" '
+                'stroke-width="2.5" stroke-linecap="round" opacity=".45"/>'
+            ).format(_n(x(s.ci[0])), _n(mid), _n(x(s.ci[1])), _n(mid), colour)
+        )
     if s.quality is not None:
-        parts.append(Markup('<circle cx="{}" cy="{}" r="4" fill="{}"/>').format(
-            _n(x(s.quality)), _n(mid), colour))
+        parts.append(
+            Markup('<circle cx="{}" cy="{}" r="4" fill="{}"/>').format(
+                _n(x(s.quality)), _n(mid), colour
+            )
+        )
     title = f"quality {quality(s.quality)}"
     if s.ci is not None:
         title += f", interval {quality(s.ci[0])}-{quality(s.ci[1])}"
@@ -90,9 +113,10 @@ def quality_strip(s: Strip, width: int = 150, height: int = 26) -> Markup:
         title += f"; baseline {quality(s.baseline)}"
     if s.snapshot is not None:
         title += f"; snapshot {quality(s.snapshot)}"
-    return Markup('<svg class="strip" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
-                  'role="img" aria-label="{t}"><title>{t}</title>{body}</svg>').format(
-        w=width, h=height, t=title, body=_join(parts))
+    return Markup(
+        '<svg class="strip" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
+        'role="img" aria-label="{t}"><title>{t}</title>{body}</svg>'
+    ).format(w=width, h=height, t=title, body=_join(parts))
 
 
 # -- before/after bar (savings by complexity) ---------------------------------------------
@@ -108,8 +132,9 @@ def before_after_bar(before: float, after: float, scale: float, width: int = 220
         'aria-label="{t}"><title>{t}</title>'
         '<rect x="0" y="2" width="{wb}" height="8" rx="2" fill="#afb8c1"/>'
         '<rect x="0" y="12" width="{wa}" height="8" rx="2" fill="#0969da"/></svg>'
-    ).format(w=width, wb=_n(wb), wa=_n(wa),
-             t=f"baseline {money(before)}/mo, routed {money(after)}/mo")
+    ).format(
+        w=width, wb=_n(wb), wa=_n(wa), t=f"baseline {money(before)}/mo, routed {money(after)}/mo"
+    )
 
 
 # -- stage shares of a cascade ------------------------------------------------------------
@@ -124,13 +149,17 @@ def stage_bar(shares: Sequence[tuple[str, float]], width: int = 220) -> Markup:
     for i, (label, share) in enumerate(shares):
         w = width * max(0.0, share)
         colour = STAGE_COLOURS[i % len(STAGE_COLOURS)]
-        parts.append(Markup('<rect x="{}" y="0" width="{}" height="14" fill="{}">'
-                            '<title>{}: {:.0%}</title></rect>').format(
-            _n(x), _n(w), colour, label, share))
+        parts.append(
+            Markup(
+                '<rect x="{}" y="0" width="{}" height="14" fill="{}">'
+                "<title>{}: {:.0%}</title></rect>"
+            ).format(_n(x), _n(w), colour, label, share)
+        )
         x += w
-    return Markup('<svg class="stages" width="{w}" height="14" viewBox="0 0 {w} 14" '
-                  'role="img" aria-label="stage shares">{b}</svg>').format(w=width,
-                                                                          b=_join(parts))
+    return Markup(
+        '<svg class="stages" width="{w}" height="14" viewBox="0 0 {w} 14" '
+        'role="img" aria-label="stage shares">{b}</svg>'
+    ).format(w=width, b=_join(parts))
 
 
 # -- quality against cost (bench mode, one per task) --------------------------------------
@@ -205,8 +234,13 @@ def _cost_ticks(lo: float, hi: float, pixels: float, min_gap: float = 80) -> lis
     return ticks
 
 
-def scatter(points: Sequence[Point], threshold: float | None, width: int = 460,
-            height: int = 270, title: str = "") -> Markup:
+def scatter(
+    points: Sequence[Point],
+    threshold: float | None,
+    width: int = 460,
+    height: int = 270,
+    title: str = "",
+) -> Markup:
     """Quality (1..5, y) against cost per call (log scale, x) with a dashed threshold line;
     the recommended point is ringed. Points at zero cost sit on the left edge."""
     left, right, top, bottom = 46, 14, 10, 38
@@ -223,78 +257,129 @@ def scatter(points: Sequence[Point], threshold: float | None, width: int = 460,
     def py(q: float) -> float:
         return top + head + (ph - head) * (5 - min(5.0, max(1.0, q))) / 4
 
-    parts: list[Markup] = [Markup('<rect x="{}" y="{}" width="{}" height="{}" fill="#fff" '
-                                  'stroke="#d0d7de"/>').format(left, top, pw, ph)]
+    parts: list[Markup] = [
+        Markup('<rect x="{}" y="{}" width="{}" height="{}" fill="#fff" stroke="#d0d7de"/>').format(
+            left, top, pw, ph
+        )
+    ]
     if threshold is not None:
-        parts.append(Markup('<rect x="{}" y="{}" width="{}" height="{}" fill="#dafbe1" '
-                            'opacity=".55"/>').format(left, top, pw, _n(py(threshold) - top)))
+        parts.append(
+            Markup(
+                '<rect x="{}" y="{}" width="{}" height="{}" fill="#dafbe1" opacity=".55"/>'
+            ).format(left, top, pw, _n(py(threshold) - top))
+        )
     for q in range(1, 6):
-        parts.append(Markup('<line x1="{0}" y1="{1}" x2="{2}" y2="{1}" stroke="#eaeef2"/>'
-                            '<text x="{3}" y="{4}" text-anchor="end" class="tick">{5}</text>')
-                     .format(left, _n(py(q)), left + pw, left - 6, _n(py(q) + 4), q))
+        parts.append(
+            Markup(
+                '<line x1="{0}" y1="{1}" x2="{2}" y2="{1}" stroke="#eaeef2"/>'
+                '<text x="{3}" y="{4}" text-anchor="end" class="tick">{5}</text>'
+            ).format(left, _n(py(q)), left + pw, left - 6, _n(py(q) + 4), q)
+        )
     for t in _cost_ticks(lo, hi, pw):
         x = px(t)
-        parts.append(Markup('<line x1="{0}" y1="{1}" x2="{0}" y2="{2}" stroke="#eaeef2"/>'
-                            '<text x="{0}" y="{3}" text-anchor="middle" class="tick">{4}</text>')
-                     .format(_n(x), top, top + ph, top + ph + 14, money(t)))
-    parts.append(Markup('<text x="{}" y="{}" text-anchor="middle" class="axis">cost per call '
-                        '(log scale)</text>').format(_n(left + pw / 2), height - 4))
-    parts.append(Markup('<text x="12" y="{0}" text-anchor="middle" class="axis" '
-                        'transform="rotate(-90 12 {0})">quality</text>').format(
-        _n(top + ph / 2)))
+        parts.append(
+            Markup(
+                '<line x1="{0}" y1="{1}" x2="{0}" y2="{2}" stroke="#eaeef2"/>'
+                '<text x="{0}" y="{3}" text-anchor="middle" class="tick">{4}</text>'
+            ).format(_n(x), top, top + ph, top + ph + 14, money(t))
+        )
+    parts.append(
+        Markup(
+            '<text x="{}" y="{}" text-anchor="middle" class="axis">cost per call (log scale)</text>'
+        ).format(_n(left + pw / 2), height - 4)
+    )
+    parts.append(
+        Markup(
+            '<text x="12" y="{0}" text-anchor="middle" class="axis" '
+            'transform="rotate(-90 12 {0})">quality</text>'
+        ).format(_n(top + ph / 2))
+    )
     reserved: list[_Box] = []
     if threshold is not None:
         ty = py(threshold)
         reserved.append(_Box(left + pw - 60, ty + 2, left + pw, ty + 16))
-        parts.append(Markup('<line x1="{0}" y1="{1}" x2="{2}" y2="{1}" stroke="{3}" '
-                            'stroke-width="1.5" stroke-dasharray="5 4"/>'
-                            '<text x="{4}" y="{5}" text-anchor="end" class="bar-label">'
-                            'bar {6}</text>').format(left, _n(ty), left + pw, FAIL,
-                                                     _n(left + pw - 4), _n(ty + 13),
-                                                     quality(threshold)))
+        parts.append(
+            Markup(
+                '<line x1="{0}" y1="{1}" x2="{2}" y2="{1}" stroke="{3}" '
+                'stroke-width="1.5" stroke-dasharray="5 4"/>'
+                '<text x="{4}" y="{5}" text-anchor="end" class="bar-label">'
+                "bar {6}</text>"
+            ).format(
+                left, _n(ty), left + pw, FAIL, _n(left + pw - 4), _n(ty + 13), quality(threshold)
+            )
+        )
     parts.extend(_points(points, px, py, _Box(left, top, left + pw, top + ph), reserved))
-    return Markup('<svg class="scatter" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
-                  'role="img" aria-label="{t}"><title>{t}</title>{b}</svg>').format(
-        w=width, h=height, t=title or "quality against cost per call", b=_join(parts))
+    return Markup(
+        '<svg class="scatter" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
+        'role="img" aria-label="{t}"><title>{t}</title>{b}</svg>'
+    ).format(w=width, h=height, t=title or "quality against cost per call", b=_join(parts))
 
 
-def _points(points: Sequence[Point], px: Callable[[float], float],
-            py: Callable[[float], float], plot: _Box, reserved: list[_Box]) -> list[Markup]:
+def _points(
+    points: Sequence[Point],
+    px: Callable[[float], float],
+    py: Callable[[float], float],
+    plot: _Box,
+    reserved: list[_Box],
+) -> list[Markup]:
     """Markers first (recommended last, on top), then labels placed to avoid overlaps."""
     placed = [(p, px(p.cost), py(p.quality)) for p in points]
     placed.sort(key=lambda t: (t[0].recommended, t[0].clears))
     marks: list[Markup] = []
-    boxes = [_Box(x - r, y - r, x + r, y + r) for p, x, y in placed
-             for r in [10 if p.recommended else 5]] + reserved
+    boxes = [
+        _Box(x - r, y - r, x + r, y + r) for p, x, y in placed for r in [10 if p.recommended else 5]
+    ] + reserved
     for p, x, y in placed:
         colour = KIND_COLOURS.get(p.kind, INK)
         fill = colour if p.clears else "#fff"
         tip = f"{p.name or p.label}: quality {quality(p.quality)}, {money(p.cost)} per call"
         if p.recommended:
-            marks.append(Markup('<circle cx="{}" cy="{}" r="9" fill="none" stroke="{}" '
-                                'stroke-width="2.5"/>').format(_n(x), _n(y), PASS))
+            marks.append(
+                Markup(
+                    '<circle cx="{}" cy="{}" r="9" fill="none" stroke="{}" stroke-width="2.5"/>'
+                ).format(_n(x), _n(y), PASS)
+            )
         if p.baseline:
-            marks.append(Markup('<path d="M{} {}l6 6-6 6-6-6z" fill="{}" stroke="{}" '
-                                'stroke-width="1.5"><title>{}</title></path>').format(
-                _n(x), _n(y - 6), fill, colour, tip))
+            marks.append(
+                Markup(
+                    '<path d="M{} {}l6 6-6 6-6-6z" fill="{}" stroke="{}" '
+                    'stroke-width="1.5"><title>{}</title></path>'
+                ).format(_n(x), _n(y - 6), fill, colour, tip)
+            )
         else:
-            marks.append(Markup('<circle cx="{}" cy="{}" r="5" fill="{}" stroke="{}" '
-                                'stroke-width="1.5"><title>{}</title></circle>').format(
-                _n(x), _n(y), fill, colour, tip))
+            marks.append(
+                Markup(
+                    '<circle cx="{}" cy="{}" r="5" fill="{}" stroke="{}" '
+                    'stroke-width="1.5"><title>{}</title></circle>'
+                ).format(_n(x), _n(y), fill, colour, tip)
+            )
     labels: list[Markup] = []
     for p, x, y in sorted(placed, key=lambda t: (not t[0].recommended, t[1])):
         text = p.label if len(p.label) <= 28 else p.label[:27] + "…"
         box, anchor = _place(text, x, y, boxes, plot, 13 if p.recommended else 9)
         boxes.append(box)
         cls = "pt-label rec" if p.recommended else "pt-label"
-        labels.append(Markup('<text x="{}" y="{}" text-anchor="{}" class="{}">{}</text>').format(
-            _n(box.x0 if anchor == "start" else box.x1 if anchor == "end" else
-               (box.x0 + box.x1) / 2), _n(box.y1 - 3), anchor, cls, text))
+        labels.append(
+            Markup('<text x="{}" y="{}" text-anchor="{}" class="{}">{}</text>').format(
+                _n(
+                    box.x0
+                    if anchor == "start"
+                    else box.x1
+                    if anchor == "end"
+                    else (box.x0 + box.x1) / 2
+                ),
+                _n(box.y1 - 3),
+                anchor,
+                cls,
+                text,
+            )
+        )
     return marks + labels
 
 
-def _place(text: str, x: float, y: float, taken: list[_Box], plot: _Box, gap: float = 9
-           ) -> tuple[_Box, str]:
+def _place(
+    text: str, x: float, y: float, taken: list[_Box], plot: _Box, gap: float = 9
+) -> tuple[_Box, str]:
     """The candidate label position with the least overlap (right, left, above, below)."""
     w, h = len(text) * CHAR_W + 2, 13.0
     options = [
@@ -314,8 +399,9 @@ def _place(text: str, x: float, y: float, taken: list[_Box], plot: _Box, gap: fl
 
     def cost(option: tuple[_Box, str]) -> float:
         box = option[0]
-        outside = (max(0.0, plot.x0 - box.x0) + max(0.0, box.x1 - plot.x1)) * h \
-            + (max(0.0, plot.y0 - box.y0) + max(0.0, box.y1 - plot.y1)) * w
+        outside = (max(0.0, plot.x0 - box.x0) + max(0.0, box.x1 - plot.x1)) * h + (
+            max(0.0, plot.y0 - box.y0) + max(0.0, box.y1 - plot.y1)
+        ) * w
         return sum(box.overlap(t) for t in taken) + 4 * outside
 
     best = options[0]

@@ -28,8 +28,17 @@ def task_rows(doc: dict[str, Any]) -> tuple[list[str], list[list[str]], str]:
     rows = []
     for task, t in doc["tasks"].items():
         n = str(t["n"]) + (f"+{t['errors']}E" if t.get("errors") else "")
-        rows.append([clip(task, 24), clip(t["route"], 28), n, quality(t["quality"]),
-                     quality(t["threshold"]), money(t["cost_per_call"]), t["verdict"].upper()])
+        rows.append(
+            [
+                clip(task, 24),
+                clip(t["route"], 28),
+                n,
+                quality(t["quality"]),
+                quality(t["threshold"]),
+                money(t["cost_per_call"]),
+                t["verdict"].upper(),
+            ]
+        )
     return headers, rows, "<<>>>><"
 
 
@@ -46,8 +55,9 @@ def matrix_lines(doc: dict[str, Any], per_block: int = 4) -> list[str]:
             row = [clip(task, 24)]
             for m in block:
                 cell = doc["models"][m].get(task)
-                row.append(f"{quality(cell['quality'])} {money(cell['cost_per_call'])}"
-                           if cell else "-")
+                row.append(
+                    f"{quality(cell['quality'])} {money(cell['cost_per_call'])}" if cell else "-"
+                )
             rows.append(row)
         if lines:
             lines.append("")
@@ -73,8 +83,15 @@ def comparison_rows(doc: dict[str, Any]) -> list[list[str]]:
                 continue
             low, high = cmp["ci"]
             label = f"vs {name}" + (f" {cmp['route']}" if name == "baseline" else "")
-            rows.append([clip(task, 24), clip(label, 24), str(cmp["n"]), f"{cmp['diff']:+.2f}",
-                         f"[{low:+.2f}, {high:+.2f}]"])
+            rows.append(
+                [
+                    clip(task, 24),
+                    clip(label, 24),
+                    str(cmp["n"]),
+                    f"{cmp['diff']:+.2f}",
+                    f"[{low:+.2f}, {high:+.2f}]",
+                ]
+            )
     return rows
 
 
@@ -90,10 +107,22 @@ def projection_lines(p: dict[str, Any]) -> list[str]:
         f"  calls moved off the baseline model {percent(p['calls_moved_share'])}{latency}; "
         f"quality change {signed(p.get('quality_change'))}",
     ]
-    rows = [[k, percent(g["share"]), money(g["baseline_monthly"]), money(g["routed_monthly"]),
-             money(g["savings_monthly"])] for k, g in p["by_complexity"].items()]
-    lines += ["  " + line for line in table(
-        ["complexity", "calls", "before/mo", "after/mo", "savings/mo"], rows, "<>>>>")]
+    rows = [
+        [
+            k,
+            percent(g["share"]),
+            money(g["baseline_monthly"]),
+            money(g["routed_monthly"]),
+            money(g["savings_monthly"]),
+        ]
+        for k, g in p["by_complexity"].items()
+    ]
+    lines += [
+        "  " + line
+        for line in table(
+            ["complexity", "calls", "before/mo", "after/mo", "savings/mo"], rows, "<>>>>"
+        )
+    ]
     return lines
 
 
@@ -108,23 +137,42 @@ def recommendation_rows(doc: dict[str, Any]) -> list[list[str]]:
         ratio = "-"
         if base and chosen["cost_per_call"]:
             ratio = f"{base['cost_per_call'] / chosen['cost_per_call']:.1f}x"
-        rows.append([clip(task, 24), clip(chosen["route"], 28), quality(chosen["quality"]),
-                     money(chosen["cost_per_call"]), ratio,
-                     "yes" if rec["cleared"] else "NO"])
+        rows.append(
+            [
+                clip(task, 24),
+                clip(chosen["route"], 28),
+                quality(chosen["quality"]),
+                money(chosen["cost_per_call"]),
+                ratio,
+                "yes" if rec["cleared"] else "NO",
+            ]
+        )
     return rows
 
 
 def candidate_lines(task: str, rec: dict[str, Any]) -> list[str]:
-    rows = [[clip(c["route"], 34), quality(c["quality"]), money(c["cost_per_call"]),
-             money(c["cost_per_quality_point"]), f"{c['latency_s']:.2f}s",
-             "yes" if c["clears"] else ""] for c in rec["candidates"]]
-    return [f"{task} (threshold {rec['threshold']:.2f}):"] + ["  " + line for line in table(
-        ["candidate", "quality", "cost/call", "cost/q-pt", "latency", "clears"], rows,
-        "<>>>><")]
+    rows = [
+        [
+            clip(c["route"], 34),
+            quality(c["quality"]),
+            money(c["cost_per_call"]),
+            money(c["cost_per_quality_point"]),
+            f"{c['latency_s']:.2f}s",
+            "yes" if c["clears"] else "",
+        ]
+        for c in rec["candidates"]
+    ]
+    return [f"{task} (threshold {rec['threshold']:.2f}):"] + [
+        "  " + line
+        for line in table(
+            ["candidate", "quality", "cost/call", "cost/q-pt", "latency", "clears"], rows, "<>>>><"
+        )
+    ]
 
 
-def write_summary(tr: Any, doc: dict[str, Any], verdicts: dict[str, Any], notes: list[str],
-                  warning: str | None) -> None:
+def write_summary(
+    tr: Any, doc: dict[str, Any], verdicts: dict[str, Any], notes: list[str], warning: str | None
+) -> None:
     """The model route section of pytest's terminal summary."""
     mode = doc["mode"]
     tr.write_sep("=", f"model route ({mode})")
@@ -138,8 +186,9 @@ def write_summary(tr: Any, doc: dict[str, Any], verdicts: dict[str, Any], notes:
         if rows:
             tr.write_line("")
             tr.write_line("recommended routes (the cheapest that clears the threshold):")
-            for line in table(["task", "route", "quality", "cost/call", "cheaper", "clears"],
-                              rows, "<<>>><"):
+            for line in table(
+                ["task", "route", "quality", "cost/call", "cheaper", "clears"], rows, "<<>>><"
+            ):
                 tr.write_line(line)
         if doc.get("calibration"):
             tr.write_line("")
@@ -160,8 +209,9 @@ def write_summary(tr: Any, doc: dict[str, Any], verdicts: dict[str, Any], notes:
         if comparisons:
             tr.write_line("")
             tr.write_line("paired comparisons (mean difference in quality, 95% bootstrap CI):")
-            for line in table(["task", "compared with", "n", "diff", "interval"], comparisons,
-                              "<<>><"):
+            for line in table(
+                ["task", "compared with", "n", "diff", "interval"], comparisons, "<<>><"
+            ):
                 tr.write_line("  " + line)
         for task, t in doc["tasks"].items():
             for w in t.get("warnings", []):
@@ -185,15 +235,22 @@ def write_summary(tr: Any, doc: dict[str, Any], verdicts: dict[str, Any], notes:
                 if failure["task"] is None:
                     tr.write_line("FAILED " + "; ".join(failure["reasons"]), red=True, bold=True)
             failed = sum(1 for f in doc["gate"]["failures"] if f["task"] is not None)
-            tr.write_line(f"model route gate: FAILED ({failed} of {n} tasks)", red=True,
-                          bold=True)
+            tr.write_line(f"model route gate: FAILED ({failed} of {n} tasks)", red=True, bold=True)
 
 
 def calibration_lines(calibration: dict[str, Any]) -> list[str]:
     def num(v: float | None, fmt: str) -> str:
         return "-" if v is None else format(v, fmt)
 
-    rows = [[clip(panel, 30), str(c["n"]), num(c["mae"], ".2f"), num(c["spearman"], "+.2f"),
-             num(c["exact"] * 100 if c["exact"] is not None else None, ".0f") + "%",
-             money(c["cost_per_judgment"])] for panel, c in calibration.items()]
+    rows = [
+        [
+            clip(panel, 30),
+            str(c["n"]),
+            num(c["mae"], ".2f"),
+            num(c["spearman"], "+.2f"),
+            num(c["exact"] * 100 if c["exact"] is not None else None, ".0f") + "%",
+            money(c["cost_per_judgment"]),
+        ]
+        for panel, c in calibration.items()
+    ]
     return table(["judge", "n", "MAE", "Spearman", "exact", "cost/judgment"], rows, "<>>>>>")
