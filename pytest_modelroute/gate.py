@@ -120,18 +120,15 @@ def _against_snapshot(v: TaskVerdict, agg: Aggregate, snap: SnapshotTask, rules:
         "flipped": flipped,
         **cmp.to_json(),
     }
-    bound = cmp.bound(rules.confidence is not None)
-    if bound is not None and bound < -rules.tolerance - 1e-9:
-        where = "the CI lower bound " if rules.confidence is not None else ""
-        v.fail(
-            f"quality fell vs snapshot {snap.quality:.2f} ({cmp.describe()}): "
-            f"{where}{bound:+.2f} beyond tolerance {rules.tolerance:.2f}"
-        )
-    if cmp.undecidable(rules.tolerance):
-        v.warnings.append(
-            f"vs snapshot: n={cmp.n} is too small to decide a margin of {rules.tolerance:.2f} "
-            f"({cmp.describe()})"
-        )
+    _margin(
+        v,
+        cmp,
+        rules,
+        rules.tolerance,
+        "snapshot",
+        f"quality fell vs snapshot {snap.quality:.2f}",
+        "beyond tolerance",
+    )
     gained = cmp.diff is not None and cmp.diff > 1e-9
     if cost_change is not None and cost_change > rules.cost_tolerance + 1e-9 and not gained:
         v.fail(
@@ -165,17 +162,35 @@ def _against_baseline(v: TaskVerdict, agg: Aggregate, base: Aggregate, rules: Ga
         "cost_per_call": base.cost_per_call,
         **cmp.to_json(),
     }
-    if rules.max_drop is None:
-        return
-    bound = cmp.bound(rules.confidence is not None)
-    if bound is not None and bound < -rules.max_drop - 1e-9:
-        where = "the CI lower bound " if rules.confidence is not None else ""
-        v.fail(
-            f"quality vs baseline {base.route} {base.quality:.2f} ({cmp.describe()}): "
-            f"{where}{bound:+.2f} below -max_drop {rules.max_drop:.2f}"
+    if rules.max_drop is not None:
+        _margin(
+            v,
+            cmp,
+            rules,
+            rules.max_drop,
+            "baseline",
+            f"quality vs baseline {base.route} {base.quality:.2f}",
+            "below -max_drop",
         )
-    if cmp.undecidable(rules.max_drop):
+
+
+def _margin(
+    v: TaskVerdict,
+    cmp: Comparison,
+    rules: GateRules,
+    margin: float,
+    name: str,
+    what: str,
+    limit: str,
+) -> None:
+    """Fail when the difference (or its bound, with ``confidence``) is below ``-margin``;
+    warn when the interval cannot decide it."""
+    bound = cmp.bound(rules.confidence is not None)
+    if bound is not None and bound < -margin - 1e-9:
+        where = "the CI lower bound " if rules.confidence is not None else ""
+        v.fail(f"{what} ({cmp.describe()}): {where}{bound:+.2f} {limit} {margin:.2f}")
+    if cmp.undecidable(margin):
         v.warnings.append(
-            f"vs baseline: n={cmp.n} is too small to decide a margin of {rules.max_drop:.2f} "
-            f"({cmp.describe()})"
+            f"vs {name}: n={cmp.n} is too small to decide a margin of "
+            f"{margin:.2f} ({cmp.describe()})"
         )
