@@ -41,7 +41,7 @@ class CaseFile(pytest.File):
                     path=self.path,
                     line=case.line,
                 )
-            for route in state.routes_for_case(case.task) + state.calibration_routes(case):
+            for route in state.routes_of(case):
                 item = CaseItem.from_parent(
                     self, name=f"{case.id}[{route.label}]", case=case, route=route
                 )

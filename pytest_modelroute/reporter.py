@@ -93,6 +93,12 @@ class ModelRouteReporter:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
         outcome = yield
+        if session.config.option.collectonly or (
+            session.testsfailed
+            and not session.config.option.continue_on_collection_errors
+            and not self.results
+        ):
+            return outcome  # nothing ran: no verdict to give
         self.finish()
         if self.state.settings.mode == "gate" and self.doc and not self.doc["gate"]["passed"]:
             session.testsfailed += 1  # the gate sets the exit status, as --cov-fail-under does

@@ -157,14 +157,17 @@ class Runner:
         return max(1, math.ceil(total / self._workers))
 
     def is_cached(self, request: Request) -> bool:
-        """Whether ``request`` needs no call; a hit is kept for the call that follows."""
+        """Whether ``request`` was answered before this run; a hit is kept for the call that
+        follows. (An answer an xdist worker already paid for in this run does not count, so
+        the estimate is the same whenever it is made.)"""
         key = self.key(request)
         if key in self._memo:
-            return True
+            return self._memo[key].cached
         hit = self._from_cache(key, request)
-        if hit is not None:
+        if hit is not None and hit.cached:
             self._memo[key] = hit
-        return hit is not None
+            return True
+        return False
 
     async def call(self, request: Request) -> CallRecord:
         """The outcome of ``request``: from memory, the cache, another worker, or the API."""
@@ -206,6 +209,7 @@ class Runner:
         )
 
     def _error(self, key: str, request: Request, message: str) -> CallRecord:
+        self.progress.errors += 1
         return CallRecord(
             key,
             request.model,
@@ -333,7 +337,6 @@ class Runner:
         if self.shared:
             self.cache.put_error(key, message)
         self.ledger.errors += 1
-        self.progress.errors += 1
         return self._error(key, request, message)
 
     # -- batches -----------------------------------------------------------------------

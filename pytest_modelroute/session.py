@@ -171,6 +171,12 @@ class RunState:
         assert self.baseline is not None
         return self.routes.get(task, self.baseline)
 
+    def routes_of(self, case: Case) -> list[Route]:
+        """Every route a YAML case is measured on in this run (one item each)."""
+        # a case with a recorded output grades judges (calibration), not routes
+        routes = self.routes_for_case(case.task) if case.output is None else []
+        return routes + self.calibration_routes(case)
+
     def calibration_routes(self, case: Case) -> list[Route]:
         """Bench mode: for a human-graded case, every judge configuration to compare."""
         from .checks.judge import CHECKS as JUDGE_CHECKS
@@ -279,9 +285,7 @@ class RunState:
                 items: dict[tuple[str, str], tuple[Case, Route]] = {}
                 if path in self.case_files():
                     for case in load_case_file(path, file, self.checks):
-                        for route in self.routes_for_case(case.task) + self.calibration_routes(
-                            case
-                        ):
+                        for route in self.routes_of(case):
                             items[(case.id, route.label)] = (case, route)
                 files[file] = items
             case_id, _, label = name.partition("[")
@@ -297,18 +301,42 @@ class RunState:
         )
 
     def estimate(self, work: Sequence[tuple[Case, Route]]) -> tuple[int, float]:
-        """Uncached first calls of ``work`` and their estimated cost (USD)."""
+        """Uncached calls ``work`` will make first, and their estimated cost (USD).
+
+        Counted once per distinct request: the route's first calls (a cascade's first
+        stage, every consensus sample) and, for the cases they answer, one judge call per
+        judge check and judge sample. Escalations depend on answers not yet known.
+        """
+        from .checks.judge import CHECKS as JUDGE_CHECKS
+        from .checks.judge import Panel, configured_panel
         from .providers import estimate_tokens
-        from .routes import CascadeRoute, consensus_params, make_request
+        from .routes import CalibrationRoute, CascadeRoute, consensus_params, make_request
 
         runner = self.runner
+        seen: set[str] = set()
         uncached = 0
         cost = 0.0
+        panel = configured_panel(self.config)
+
+        def add(alias: str, params: dict[str, Any], prompt: str, key: str | None) -> None:
+            nonlocal uncached, cost
+            if key is not None:
+                if key in seen:
+                    return
+                seen.add(key)
+            uncached += 1
+            pricing = self.pricing[alias]
+            out_tokens = min(int(params.get("max_tokens", 1024)), ASSUMED_OUTPUT_TOKENS)
+            cost += (estimate_tokens(prompt) * pricing.input + out_tokens * pricing.output) / 1e6
+
         for case, route in work:
+            prompt = "".join(c for _, c in case.messages)
             if isinstance(route, ConsensusRoute):
                 calls = route.samples()
             elif isinstance(route, CascadeRoute):
                 calls = [(route.stages[0], 0)]
+            elif isinstance(route, CalibrationRoute):
+                calls = []
             else:
                 calls = [(a, 0) for a in route.models]
             for alias, sample in calls:
@@ -316,13 +344,23 @@ class RunState:
                 if isinstance(route, ConsensusRoute):
                     params = consensus_params(params)
                 request = make_request(alias, case.messages, params, sample, case.hints())
-                if runner.is_cached(request):
+                if not runner.is_cached(request):
+                    add(alias, params, prompt, runner.key(request))
+            if runner.cache.mode == "replay":
+                continue
+            for check in case.checks:
+                if check.kind.name not in JUDGE_CHECKS:
                     continue
-                uncached += 1
-                pricing = self.pricing[alias]
-                out_tokens = min(int(params.get("max_tokens", 1024)), ASSUMED_OUTPUT_TOKENS)
-                in_tokens = estimate_tokens("".join(c for _, c in case.messages))
-                cost += (in_tokens * pricing.input + out_tokens * pricing.output) / 1e6
+                judges = (
+                    route.panel
+                    if isinstance(route, CalibrationRoute)
+                    else (Panel((str(check.spec["model"]),)) if check.spec.get("model") else panel)
+                )
+                if judges is None:
+                    continue
+                for alias, _ in judges.samples():
+                    # the judge prompt is unknown until the output is: assume it is new
+                    add(alias, self.env.params(alias), prompt * 2, None)
         return uncached, cost
 
     def prefetch(

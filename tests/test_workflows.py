@@ -77,7 +77,8 @@ def test_gate_workflow_does_what_the_readme_says() -> None:
     uses = [s.get("uses", "").split("@")[0] for s in steps]
     assert "actions/cache" in uses and "actions/upload-artifact" in uses
     run = next(s["run"] for s in steps if s.get("id") == "gate")
-    assert '--model-route-cache "$mode"' in run and "mode=replay" in run
+    assert '--model-route-cache "$mode"' in run and 'mode="$CACHE_WITHOUT_KEYS"' in run
+    assert flow["env"]["CACHE_WITHOUT_KEYS"] in ("replay", "readwrite")
     assert "--model-route-md out/comment.md" in run
     script = next(s["with"]["script"] for s in steps if "github-script" in s.get("uses", ""))
     assert "updateComment" in script and "<!-- pytest-modelroute -->" in script
