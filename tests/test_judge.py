@@ -293,6 +293,8 @@ def test_bench_calibrates_each_judge_against_human_grades(
     assert cal["spearman"] == pytest.approx(8.25 / 85.5**0.5)
     assert cal["cost_per_judgment"] > 0
     assert "writer" in doc["calibration"]  # the sim model as a judge, for comparison
+    # graded cases calibrate judges only: no route answers them
+    assert {r["case"] for r in doc["results"] if not r["route"].startswith("judge:")} == {"s1"}
     result.stdout.fnmatch_lines(
         ["judge calibration (agreement with human grades):", "*grader*5*0.60*+0.89*40%*"]
     )

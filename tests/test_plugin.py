@@ -257,3 +257,11 @@ def test_judge_only_models_stay_out_of_bench(pytester: pytest.Pytester) -> None:
     assert set(doc["models"]) == {"weak", "strong"}
     _, doc = run_json(pytester, "--model-route=bench", "--model-route-models", "grader,weak")
     assert set(doc["models"]) == {"grader", "weak"}  # asked for by name, it runs
+
+
+def test_collect_only_runs_nothing_and_gives_no_verdict(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester, route="weak")
+    result = pytester.runpytest("--model-route", "--collect-only", "-p", "no:cacheprovider")
+    assert result.ret == 0
+    assert "model route gate" not in result.stdout.str()
+    assert not (pytester.path / ".modelroute_cache").exists()
