@@ -9,6 +9,7 @@ see ``vars`` and ``expected``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .checks import Check, CheckType, mentions_reference, parse_check
 from .config import Complexity
 from .errors import CaseError, ModelRouteError
+from .routes import freeze
 from .schema_errors import validation_error
 from .templating import TemplateProblem, render, render_value
 from .yamlio import SourceMap, format_loc, load_yaml
@@ -99,9 +101,9 @@ class Case:
         # task and id identify a case wherever pytest runs from (ids are unique per task)
         hints: dict[str, Any] = {"case": f"{self.task}::{self.id}", "complexity": self.complexity}
         if self.expected is not None:
-            hints["expected"] = self.expected
+            hints["expected"] = freeze(self.expected)
         if self.choices:
-            hints["choices"] = list(self.choices)
+            hints["choices"] = freeze(list(self.choices))
         return tuple(sorted(hints.items()))
 
 
@@ -159,8 +161,16 @@ def _parse_checks(
             }
         except TemplateProblem as exc:
             raise CaseError(exc.message, path=where[0], line=where[1], field=where[2]) from None
-        checks.append(parse_check(rendered, registry, where))
+        signature = json.dumps(rendered, sort_keys=True, default=str)
+        check = _parsed.get(signature)
+        if check is None or check.kind is not registry.get(check.kind.name):
+            check = _parsed[signature] = parse_check(rendered, registry, where)
+        checks.append(check)
     return checks
+
+
+#: Checks already validated, by their rendered spec: a file's checks repeat for every case.
+_parsed: dict[str, Check] = {}
 
 
 def load_case_file(path: Path, display: str, registry: Mapping[str, CheckType]) -> list[Case]:

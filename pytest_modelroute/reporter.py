@@ -48,6 +48,7 @@ class ModelRouteReporter:
         self.state = state
         self.snapshot = snapshot
         self.results: dict[str, CaseResult] = {}
+        self.raw: dict[str, dict[str, Any]] = {}
         self.ledgers: list[dict[str, Any]] = []
         self.verdicts: dict[str, TaskVerdict] = {}
         self.aggregates: dict[tuple[str, str], Aggregate] = {}
@@ -63,6 +64,7 @@ class ModelRouteReporter:
         data = result_of(report)
         if data is not None and report.when == "call":
             self.results[report.nodeid] = CaseResult.from_dict(data)
+            self.raw[report.nodeid] = data
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
@@ -205,7 +207,11 @@ class ModelRouteReporter:
 
     def finish(self) -> None:
         state = self.state
-        results = sorted(self.results.values(), key=lambda r: (r.task, r.file, r.case, r.route))
+        order = sorted(
+            self.results,
+            key=lambda n: (lambda r: (r.task, r.file, r.case, r.route))(self.results[n]),
+        )
+        results = [self.results[n] for n in order]
         self.aggregates = aggregate(results)
         tasks = sorted({r.task for r in results if not is_calibration(r)})
         extra: dict[str, Any] = {}
@@ -245,6 +251,7 @@ class ModelRouteReporter:
             verdicts=self.verdicts,
             aggregates=self.aggregates,
             results=results,
+            raw_results=(self.raw[n] for n in order),
             spend=spend_json(results, ledgers),
             prices=prices,
             extra=extra,

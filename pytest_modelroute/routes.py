@@ -206,7 +206,14 @@ def make_request(
     return Request(
         model=alias,
         messages=messages,
-        params=tuple(sorted(params.items())),
+        params=tuple(sorted((k, freeze(v)) for k, v in params.items())),
         sample=sample,
         hints=hints,
     )
+
+
+def freeze(value: Any) -> Any:
+    """Lists as tuples, so that requests can be dictionary keys (their JSON is the same)."""
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    return value

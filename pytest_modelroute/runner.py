@@ -97,6 +97,7 @@ class Runner:
         self._spent = 0.0
         self._concurrency = concurrency
         self._memo: dict[str, CallRecord] = {}
+        self._keys: dict[Request, str] = {}
         self._inflight: dict[str, asyncio.Future[CallRecord]] = {}
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self._not_ready: dict[str, str | None] = {}
@@ -137,6 +138,17 @@ class Runner:
     # -- calls -------------------------------------------------------------------------
 
     def key(self, request: Request) -> str:
+        """The cache key of ``request`` (memoised: every item asks for it twice)."""
+        try:
+            return self._keys[request]
+        except KeyError:
+            key = self._key(request)
+            self._keys[request] = key
+            return key
+        except TypeError:  # a request holding a dict (judge hints) is not hashable
+            return self._key(request)
+
+    def _key(self, request: Request) -> str:
         provider = self.providers[request.model]
         ident = provider.cache_identity()
         return request_key(

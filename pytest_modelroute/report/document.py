@@ -13,30 +13,31 @@ from ..records import CaseResult
 SCHEMA = "modelroute/results@1"
 
 
-def result_json(result: CaseResult) -> dict[str, Any]:
-    data = result.to_dict()
-    data["model"] = result.route
-    data["checks"] = [
-        {k: v for k, v in vars(c).items() if k != "judge" or v is not None} for c in result.checks
+def result_json(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A result as the document shows it, from ``CaseResult.to_dict()``."""
+    out = dict(data)
+    out["model"] = data["route"]
+    out["checks"] = [
+        {k: v for k, v in c.items() if k != "judge" or v is not None} for c in data["checks"]
     ]
-    data["calls"] = [
+    out["calls"] = [
         {
-            "key": c.key[:16],
-            "model": c.model,
-            "sample": c.sample,
-            "purpose": c.purpose,
-            "cost": c.cost,
-            "input_tokens": c.usage.input_tokens,
-            "output_tokens": c.usage.output_tokens,
-            "estimated": c.usage.estimated,
-            "latency_s": c.latency_s,
-            "cached": c.cached,
-            "error": c.error,
-            "model_version": c.model_version,
+            "key": c["key"][:16],
+            "model": c["model"],
+            "sample": c["sample"],
+            "purpose": c["purpose"],
+            "cost": c["cost"],
+            "input_tokens": c["usage"]["input_tokens"],
+            "output_tokens": c["usage"]["output_tokens"],
+            "estimated": c["usage"]["estimated"],
+            "latency_s": c["latency_s"],
+            "cached": c["cached"],
+            "error": c["error"],
+            "model_version": c["model_version"],
         }
-        for c in result.calls
+        for c in data["calls"]
     ]
-    return data
+    return out
 
 
 def spend_json(
@@ -76,6 +77,7 @@ def build_document(
     verdicts: Mapping[str, TaskVerdict],
     aggregates: Mapping[tuple[str, str], Aggregate],
     results: list[CaseResult],
+    raw_results: Iterable[Mapping[str, Any]],
     spend: dict[str, Any],
     prices: dict[str, Any],
     extra: Mapping[str, Any] | None = None,
@@ -158,7 +160,7 @@ def build_document(
         "models": models,
         "prices": prices,
         "spend": spend,
-        "results": [result_json(r) for r in results],
+        "results": [result_json(r) for r in raw_results],
     }
     if extra:
         doc.update(extra)
