@@ -9,6 +9,7 @@ see ``vars`` and ``expected``.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -96,8 +97,8 @@ class Case:
     def prompt(self) -> str:
         return "\n\n".join(f"[{r}] {c}" if r != "user" else c for r, c in self.messages)
 
-    def hints(self) -> tuple[tuple[str, Any], ...]:
-        """What the offline simulator may know about the case (never sent to a real model)."""
+    @functools.cached_property
+    def _hints(self) -> tuple[tuple[str, Any], ...]:
         # task and id identify a case wherever pytest runs from (ids are unique per task)
         hints: dict[str, Any] = {"case": f"{self.task}::{self.id}", "complexity": self.complexity}
         if self.expected is not None:
@@ -105,6 +106,10 @@ class Case:
         if self.choices:
             hints["choices"] = freeze(list(self.choices))
         return tuple(sorted(hints.items()))
+
+    def hints(self) -> tuple[tuple[str, Any], ...]:
+        """What the offline simulator may know about the case (never sent to a real model)."""
+        return self._hints
 
 
 def _render_messages(

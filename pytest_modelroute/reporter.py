@@ -61,8 +61,10 @@ class ModelRouteReporter:
     # -- collecting ------------------------------------------------------------------------
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
         data = result_of(report)
-        if data is not None and report.when == "call":
+        if data is not None:
             self.results[report.nodeid] = CaseResult.from_dict(data)
             self.raw[report.nodeid] = data
 

@@ -98,6 +98,7 @@ class _Loader(yaml.SafeLoader):
 _Composer: type = getattr(yaml, "CSafeLoader", _Loader)
 
 
+_STR = "tag:yaml.org,2002:str"
 _PLAIN_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 
 
@@ -150,6 +151,8 @@ class _Builder:
         return self._scalar(node)
 
     def _scalar(self, node: yaml.Node) -> Any:
+        if node.tag == _STR:  # most scalars: no constructor needed
+            return node.value
         try:
             value = self.loader.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
