@@ -36,6 +36,19 @@ cases:
 """
 
 
+#: Every report of a run, written under out/.
+OUTPUT_ARGS = [
+    "--model-route-json",
+    "out/r.json",
+    "--model-route-html",
+    "out/r.html",
+    "--model-route-md",
+    "out/r.md",
+    "--model-route-junit",
+    "out/r.xml",
+]
+
+
 def write(root: Path, files: dict[str, str]) -> None:
     for name, text in files.items():
         path = root / name

@@ -32,16 +32,19 @@ CONFTEST = """
 """
 
 
+UPPER_CONFIG = """
+    models:
+      up: {provider: upper, model: upper-v1, price: {input: 1, output: 2}}
+    baseline: up
+"""
+
+
 def test_custom_provider_and_check(pytester: pytest.Pytester) -> None:
     write(
         pytester.path,
         {
             "conftest.py": CONFTEST,
-            "modelroute.yaml": """
-            models:
-              up: {provider: upper, model: upper-v1, price: {input: 1, output: 2}}
-            baseline: up
-            """,
+            "modelroute.yaml": UPPER_CONFIG,
             "cases/classification.yaml": CLASSIFICATION.replace(
                 '{type: equals, value: "{{ expected }}", transform: lower-strip}',
                 "{type: shouts, min_length: 5}",
@@ -69,11 +72,7 @@ def test_custom_check_keys_are_validated(pytester: pytest.Pytester) -> None:
         pytester.path,
         {
             "conftest.py": CONFTEST,
-            "modelroute.yaml": """
-            models:
-              up: {provider: upper, model: upper-v1, price: {input: 1, output: 2}}
-            baseline: up
-            """,
+            "modelroute.yaml": UPPER_CONFIG,
             "cases/classification.yaml": CLASSIFICATION.replace(
                 '{type: equals, value: "{{ expected }}", transform: lower-strip}',
                 "{type: shouts, min_lenght: 5}",
@@ -91,11 +90,7 @@ def test_results_hook_receives_the_document(pytester: pytest.Pytester) -> None:
         pytester.path,
         {
             "conftest.py": CONFTEST,
-            "modelroute.yaml": """
-            models:
-              up: {provider: upper, model: upper-v1, price: {input: 1, output: 2}}
-            baseline: up
-            """,
+            "modelroute.yaml": UPPER_CONFIG,
             "cases/classification.yaml": CLASSIFICATION,
         },
     )

@@ -7,18 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from suite import sim_suite
-
-OUTPUT_ARGS = [
-    "--model-route-json",
-    "out/r.json",
-    "--model-route-html",
-    "out/r.html",
-    "--model-route-md",
-    "out/r.md",
-    "--model-route-junit",
-    "out/r.xml",
-]
+from suite import OUTPUT_ARGS, sim_suite
 
 
 @pytest.mark.parametrize("mode", ["gate", "bench"])

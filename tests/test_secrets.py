@@ -5,21 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from suite import write
+from suite import OUTPUT_ARGS, write
 from wire_server import Fault, WireServer
 
 ANTHROPIC_KEY = "sk-ant-SECRET-canary-7f3a9c"
 OPENAI_KEY = "sk-openai-SECRET-canary-41b2d8"
-OUTPUTS = [
-    "--model-route-json",
-    "out/r.json",
-    "--model-route-html",
-    "out/r.html",
-    "--model-route-md",
-    "out/r.md",
-    "--model-route-junit",
-    "out/r.xml",
-]
 
 
 def _every_file(root: Path) -> list[Path]:
@@ -61,7 +51,9 @@ def test_keys_appear_nowhere(
             """,
         },
     )
-    result = pytester.runpytest("--model-route", "-p", "no:cacheprovider", "-rA", "-vv", *OUTPUTS)
+    result = pytester.runpytest(
+        "--model-route", "-p", "no:cacheprovider", "-rA", "-vv", *OUTPUT_ARGS
+    )
     # the keys did reach the server, in the auth headers
     sent = {r.api_key for r in wire_server.requests}
     assert {ANTHROPIC_KEY, OPENAI_KEY} <= sent
@@ -117,7 +109,7 @@ def test_hostile_output_is_escaped_in_html_and_markdown(
             "rec.jsonl": json.dumps({"model": "m1", "prompt": "q", "output": hostile}) + "\n",
         },
     )
-    pytester.runpytest("--model-route", "-p", "no:cacheprovider", *OUTPUTS)
+    pytester.runpytest("--model-route", "-p", "no:cacheprovider", *OUTPUT_ARGS)
     html = (pytester.path / "out" / "r.html").read_text()
     md = (pytester.path / "out" / "r.md").read_text()
     assert "<script>window.pwned" not in html
