@@ -345,3 +345,25 @@ def test_corpus_covers_every_user_file() -> None:
     kinds = {c[0].split("-")[0] for c in CORPUS} | {c[0].split("-")[0] for c in REPLAY_CORPUS}
     assert kinds == {"config", "cases", "snapshot", "replay"}
     assert os.path.basename(__file__) == "test_bad_input_corpus.py"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"schema": "modelroute/results@1", "mode": "\xff"}', "results file is not valid UTF-8"),
+        (BOMB, "r.json:1: invalid JSON"),
+        (None, "MB, more than the 50 MB limit"),
+    ],
+    ids=["non-utf8", "yaml-not-json", "huge"],
+)
+def test_broken_results_file_for_report_only(
+    pytester: pytest.Pytester, content: bytes | str | None, message: str
+) -> None:
+    path = pytester.path / "r.json"
+    if content is None:
+        with open(path, "wb") as fh:
+            fh.truncate(HUGE_BYTES)
+    else:
+        _write(path, content)
+    result = pytester.runpytest("--model-route-report-only", "r.json", "--model-route-md", "x.md")
+    _assert_clean(result, message)
