@@ -82,13 +82,22 @@ class CaseItem(pytest.Item):
         return self.path, self.case.line - 1, f"{self.case.id}[{self.route.label}]"
 
 
+result_key = pytest.StashKey[dict[str, Any]]()
+
+
 def record_result(item: pytest.Item, result: CaseResult) -> None:
-    """Attach a result to the item's report (it travels to the xdist controller with it)."""
-    item.user_properties.append((PROPERTY, result.to_dict()))
+    """Keep a result for the item's call report (see ``attach_result``)."""
+    item.stash[result_key] = result.to_dict()
+
+
+def attach_result(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Put the item's result on its report as an attribute: it travels to the xdist
+    controller with the report, and stays out of ``user_properties`` (which pytest's own
+    --junitxml would copy into every test case)."""
+    data = item.stash.get(result_key, None)
+    if data is not None and report.when == "call":
+        setattr(report, PROPERTY, data)
 
 
 def result_of(report: pytest.TestReport) -> dict[str, Any] | None:
-    for name, value in getattr(report, "user_properties", ()):
-        if name == PROPERTY:
-            return value  # type: ignore[no-any-return]
-    return None
+    return getattr(report, PROPERTY, None)

@@ -20,7 +20,7 @@ from .cache import CACHE_MODES, DEFAULT_CACHE_DIR, make_run_scratch, remove_scra
 from .cases import python_case_info
 from .config import find_config, load_config
 from .errors import ModelRouteError
-from .nodes import CaseFile, CaseItem, record_result
+from .nodes import CaseFile, CaseItem, attach_result, record_result, result_of
 from .report.outputs import OUTPUTS, load_results, write_outputs
 from .reporter import WORKER_KEY, ModelRouteReporter
 from .session import RunState, Settings
@@ -511,10 +511,19 @@ def pytest_report_teststatus(
     """A case below its bar is reported with its own word, not as a failure."""
     if report.when != "call" or not report.passed:
         return None
-    for name, value in getattr(report, "user_properties", ()):
-        if name == WORKER_KEY and value.get("status") == "below":
-            return "below", "b", ("BELOW", {"yellow": True})
+    result = result_of(report)
+    if result is not None and result.get("status") == "below":
+        return "below", "b", ("BELOW", {"yellow": True})
     return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    attach_result(item, report)
+    return report
 
 
 @pytest.hookimpl(trylast=True)

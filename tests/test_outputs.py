@@ -52,6 +52,8 @@ def test_junit_sits_beside_pytests_own(pytester: pytest.Pytester) -> None:
     theirs = ET.parse(pytester.path / "pytest.xml").getroot()
     names = {c.get("name") for c in theirs.iter("testcase")}
     assert "billing-01[weak]" in names and "billing-01[strong]" in names
+    # our results ride on the reports, not in user_properties that pytest would copy here
+    assert [p.get("name") for p in theirs.iter("property")] == []
 
 
 def test_report_only_rebuilds_without_running(pytester: pytest.Pytester) -> None:
