@@ -28,7 +28,6 @@ from .schema_errors import validation_error
 from .yamlio import SourceMap, load_yaml
 
 CONFIG_NAME = "modelroute.yaml"
-COMPLEXITIES = ("low", "medium", "high")
 Complexity = Literal["low", "medium", "high"]
 
 #: Generation parameters accepted at the top level of a model entry.

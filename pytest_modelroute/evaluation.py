@@ -11,7 +11,7 @@ from typing import Any
 from .cases import Case
 from .checks import Check, CheckContext, quality_of, run_check, weighted_score
 from .config import ModelRouteConfig
-from .records import CallRecord, CaseResult, CheckOutcome, Request
+from .records import CallRecord, CaseResult, CheckOutcome
 from .routes import (
     CalibrationRoute,
     ConsensusRoute,
@@ -56,9 +56,6 @@ class Env:
 
         return get
 
-    async def judge_call(self, request: Request) -> CallRecord:
-        return await self.runner.call(request)
-
     def context(self, case: Case, *, with_reference: bool = True) -> CheckContext:
         return CheckContext(
             case=case.id,
@@ -68,7 +65,7 @@ class Env:
             vars=case.vars,
             expected=case.expected if with_reference else None,
             root=self.root,
-            call=self.judge_call,
+            call=self.runner.call,
             config=self.config,
             judge_params=self.params,
         )

@@ -8,6 +8,7 @@ the plugin collects nothing and changes nothing.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -197,8 +198,6 @@ def pytest_load_initial_conftests(
             break
         if arg == "--model-route" and args[i + 1] not in MODES:
             args[i] = "--model-route=gate"
-            import copy
-
             early_config.known_args_namespace = parser.parse_known_args(
                 args, namespace=copy.copy(early_config.option)
             )
@@ -490,9 +489,7 @@ def pytest_runtestloop(session: pytest.Session) -> None:
 
 
 def _progress_writer(tr: Any) -> Callable[[str, bool], None]:
-    tty = getattr(tr, "isatty", False) and callable(getattr(tr, "rewrite", None))
-    if callable(tty):
-        tty = tty()
+    tty = bool(tr.isatty())
 
     def write(line: str, final: bool) -> None:
         if tty:

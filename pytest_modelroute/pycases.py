@@ -88,7 +88,7 @@ class LLM:
             prompt=messages[-1][1],
             vars={},
             root=state.case_root,
-            call=state.env.judge_call,
+            call=state.runner.call,
             config=state.config,
         )
         get = state.env.getter(messages, tuple(sorted(hints.items())), self.route)

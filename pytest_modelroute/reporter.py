@@ -122,7 +122,7 @@ class ModelRouteReporter:
         state = self.state
         assert state.baseline is not None
         rules = state.rules()
-        use_snapshot = self.snapshot is not None and not state.settings.update_snapshot
+        snapshot = None if state.settings.update_snapshot else self.snapshot
         verdicts = {}
         for task in tasks:
             route = state.route_for(task)
@@ -133,7 +133,7 @@ class ModelRouteReporter:
                 self.aggregates.get((task, state.baseline.label)),
                 state.config.threshold_for(task),
                 rules,
-                self.snapshot.tasks.get(task) if use_snapshot and self.snapshot else None,
+                snapshot.tasks.get(task) if snapshot else None,
                 self._complexity(task),
             )
         return verdicts
@@ -209,10 +209,8 @@ class ModelRouteReporter:
 
     def finish(self) -> None:
         state = self.state
-        order = sorted(
-            self.results,
-            key=lambda n: (lambda r: (r.task, r.file, r.case, r.route))(self.results[n]),
-        )
+        by = self.results
+        order = sorted(by, key=lambda n: (by[n].task, by[n].file, by[n].case, by[n].route))
         results = [self.results[n] for n in order]
         self.aggregates = aggregate(results)
         tasks = sorted({r.task for r in results if not is_calibration(r)})

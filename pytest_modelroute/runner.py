@@ -13,7 +13,6 @@ import asyncio
 import math
 import threading
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -54,7 +53,6 @@ class Progress:
         self.hits = 0
         self.errors = 0
         self.cost = 0.0
-        self.elapsed = 0.0
         self._last = 0.0
 
     def line(self) -> str:
@@ -372,6 +370,3 @@ class Runner:
             for task in tasks:
                 task.cancel()
             self.progress.tick(force=True)
-
-    def counts_by_model(self) -> Counter[str]:
-        return Counter(v["model"] for v in self.ledger.calls.values())

@@ -376,7 +376,6 @@ class RunState:
         """
         runner = self.runner
         runner.progress.write = write
-        started = time.perf_counter()
         if self.workers > 1:
             ordered = sorted(work, key=lambda w: w[0])
             work = ordered[worker % self.workers :: self.workers]
@@ -388,7 +387,6 @@ class RunState:
             return run
 
         runner.run(runner.gather([job(n, c, r) for n, c, r in work]))
-        runner.progress.elapsed = time.perf_counter() - started
 
     async def _evaluate(self, nodeid: str, case: Case, route: Route) -> CaseResult | None:
         """Evaluate one item, sharing the result with the other workers when there are any."""

@@ -30,7 +30,6 @@ from . import CheckContext, CheckType, check_type, extract_json_text
 DEFAULT_CRITERIA = ("correctness", "completeness", "format")
 FACT_SCORES = {"consistent": 1.0, "subset": 0.75, "superset": 0.75, "contradicts": 0.0}
 RETRY_SAMPLE_OFFSET = 1000
-AGGREGATES = ("median", "mean", "majority")
 
 
 class JudgeError(Exception):

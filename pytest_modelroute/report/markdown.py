@@ -9,7 +9,7 @@ section has a character budget, lists and tables are capped with a count of the 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .fmt import clip, money, percent, quality, signed
@@ -355,15 +355,3 @@ def footer(doc: Doc, budget: int) -> str:
     if doc.get("created"):
         parts.append(escape_md_cell(doc["created"], 40))
     return _limit("<sub>" + " · ".join(parts) + " · pytest-modelroute</sub>", budget)
-
-
-#: section renderers by name, for callers that want one piece (e.g. a job summary)
-SECTIONS: dict[str, Callable[[Doc, int], str]] = {
-    "verdict": verdict_section,
-    "savings": savings_line,
-    "tasks": tasks_section,
-    "complexity": complexity_section,
-    "flipped": flipped_section,
-    "matrix": matrix_section,
-    "footer": footer,
-}

@@ -7,8 +7,6 @@ from typing import Any
 
 from .fmt import clip, money, quality
 
-WIDTH = 100
-
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
     """Plain fixed-width rows; ``align`` is one of ``<>`` per column."""
