@@ -37,6 +37,24 @@ def plain_suite(dest: Path, n_tests: int) -> None:
     )
 
 
+def fastest(
+    times: int, args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The fastest of ``times`` runs (this VM's timings are noisy)."""
+    return min((run(args, cwd, env) for _ in range(times)), key=lambda r: r["wall"])
+
+
+def import_seconds(module: str) -> float:
+    """Seconds a fresh interpreter takes to import ``module`` (fastest of 3, less bare start)."""
+
+    def timed(code: str) -> float:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        return time.perf_counter() - started
+
+    return min(timed(f"import {module}") for _ in range(3)) - min(timed("pass") for _ in range(3))
+
+
 def run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run pytest in a subprocess: wall seconds, peak RSS (MB) and the results document."""
     out = cwd / "bench-results.json"
@@ -49,6 +67,10 @@ def run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict[s
             str(ROOT / "benchmarks" / "_peak.py"),
             "-p",
             "no:cacheprovider",
+            # hypothesis (a dev dependency of ours, not of users) imports itself in every
+            # terminal summary, about a second; the figures are pytest and the plugin alone
+            "-p",
+            "no:hypothesispytest",
             "-q",
             *args,
         ],

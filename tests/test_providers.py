@@ -179,6 +179,13 @@ def test_generation_params_and_system_prompt_reach_the_wire(
     complete(provider, make_request(provider, "Summarise this.", system="Be terse."))
 
     [seen] = wire_server.requests
+    # the official SDK client made the request: its user agent, retry bookkeeping, auth
+    sdk_client = "AsyncAnthropic" if flavor.name == "anthropic" else "AsyncOpenAI"
+    assert seen.headers["user-agent"].startswith(f"{sdk_client}/Python")
+    assert seen.headers["x-stainless-retry-count"] == "0"
+    assert flavor.sent_key(seen.headers) == flavor.key
+    if flavor.name == "anthropic":
+        assert "anthropic-version" in seen.headers
     body = seen.body
     assert body["model"] == flavor.model
     assert body["max_tokens"] == 77

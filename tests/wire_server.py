@@ -423,6 +423,9 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body go out in separate writes; with Nagle on, the body waits for the
+    # client's delayed ACK (about 40 ms per response), which is not the latency asked for
+    disable_nagle_algorithm = True
     server: _HTTPServer
 
     def setup(self) -> None:

@@ -1,11 +1,9 @@
-"""What the anthropic and openai providers share: error translation and parameters."""
+"""What the anthropic and openai providers share: the SDK client, its errors, JSON fields."""
 
 from __future__ import annotations
 
-import functools
-import inspect
 import os
-from collections.abc import Callable
+from abc import abstractmethod
 from typing import Any
 
 from ..errors import ProviderError
@@ -61,19 +59,48 @@ def _translate(exc: BaseException, provider: Provider) -> ProviderError:
     return ProviderError(f"{who} failed: {kind}: {str(exc)[:300]}")
 
 
-@functools.lru_cache(maxsize=64)
-def _parameters(function: Callable[..., Any]) -> frozenset[str]:
-    return frozenset(inspect.signature(function).parameters)
+class SDKProvider(Provider):
+    """A provider calling its API through an official SDK's async client.
+
+    Requests go through the client's own ``post`` (its auth, headers, retries with backoff
+    and error types) with a plain JSON body, and the answer comes back as parsed JSON:
+    skipping the typed-parameter transform and response models halves the SDK's CPU per
+    call, which is what bounds a run with many calls in flight.
+    """
+
+    _client: Any = None
+
+    @abstractmethod
+    def _new_client(self) -> Any:
+        """The SDK's async client for this model."""
+
+    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST ``body`` to ``path`` through the client; the JSON answer."""
+        try:
+            if self._client is None:
+                self._client = self._new_client()
+            data = await self._client.post(path, body=body, cast_to=object)
+        except Exception as exc:  # the SDK's errors, and bodies that are not JSON
+            raise translate_error(exc, self) from exc
+        if not isinstance(data, dict):
+            raise ProviderError(
+                f"malformed response from {self.name} model {self.model.model!r}: "
+                f"expected a JSON object, got {str(data)[:200]!r}"
+            )
+        return data
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
 
-def split_params(
-    method: Callable[..., Any], params: dict[str, Any], renames: dict[str, str]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Parameters the SDK method takes by name, and the rest for ``extra_body``."""
-    accepted = _parameters(getattr(method, "__func__", method))
-    named: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
-    for key, value in params.items():
-        key = renames.get(key, key)
-        (named if key in accepted else extra)[key] = value
-    return named, extra
+def field(data: dict[str, Any], name: str, kind: type, provider: Provider) -> Any:
+    """``data[name]`` when it is a ``kind``; else a ProviderError naming the model."""
+    value = data.get(name) if isinstance(data, dict) else None
+    if not isinstance(value, kind):
+        raise ProviderError(
+            f"malformed response from {provider.name} model {provider.model.model!r}: "
+            f"no {name!r} {kind.__name__} in {str(data)[:200]}"
+        )
+    return value

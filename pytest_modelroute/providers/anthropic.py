@@ -2,76 +2,64 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, ClassVar
 
 from ..config import DEFAULT_MAX_TOKENS
-from ..errors import ProviderError
 from ..records import Completion, Request, Usage
-from ._sdk import split_params, translate_error
-from .base import Provider
+from ._sdk import SDKProvider, field
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(SDKProvider):
     name: ClassVar[str] = "anthropic"
     default_key_env: ClassVar[str | None] = "ANTHROPIC_API_KEY"
 
-    _client: Any = None
+    def _new_client(self) -> Any:
+        import anthropic
 
-    def _get_client(self) -> Any:
-        if self._client is None:
-            import anthropic
+        return anthropic.AsyncAnthropic(
+            api_key=self.api_key(),
+            base_url=self.model.base_url,
+            timeout=self.model.timeout_s,
+            max_retries=self.model.max_retries,
+        )
 
-            self._client = anthropic.AsyncAnthropic(
-                api_key=self.api_key(),
-                base_url=self.model.base_url,
-                timeout=self.model.timeout_s,
-                max_retries=self.model.max_retries,
-            )
-        return self._client
+    def body(self, request: Request) -> dict[str, Any]:
+        """The Messages request body."""
+        params = request.param_dict
+        if "stop" in params:
+            params["stop_sequences"] = params.pop("stop")
+        body: dict[str, Any] = {
+            "model": self.model.model,
+            "max_tokens": params.pop("max_tokens", DEFAULT_MAX_TOKENS),  # the API requires it
+            "messages": [{"role": r, "content": c} for r, c in request.messages if r != "system"],
+            **params,
+        }
+        if request.system is not None:
+            body["system"] = request.system
+        if request.response_format == "json":
+            body.update(_json_tool())
+        return body
 
     async def complete(self, request: Request) -> Completion:
-        client = self._get_client()
-        params = request.param_dict
-        max_tokens = params.pop("max_tokens", DEFAULT_MAX_TOKENS)  # the API requires it
-        named, extra = split_params(client.messages.create, params, {"stop": "stop_sequences"})
-        messages = [{"role": r, "content": c} for r, c in request.messages if r != "system"]
-        if request.system is not None:
-            named["system"] = request.system
-        if request.response_format == "json":
-            named.update(_json_tool())
         started = time.perf_counter()
-        try:
-            response = await client.messages.create(
-                model=self.model.model,
-                max_tokens=max_tokens,
-                messages=messages,
-                extra_body=extra or None,
-                **named,
-            )
-            latency = time.perf_counter() - started
-            text = _text_of(response, request.response_format == "json")
-            usage = response.usage
-            return Completion(
-                text=text,
-                usage=Usage(
-                    input_tokens=int(usage.input_tokens or 0),
-                    output_tokens=int(usage.output_tokens or 0),
-                    cache_read_tokens=int(getattr(usage, "cache_read_input_tokens", 0) or 0),
-                    cache_write_tokens=int(getattr(usage, "cache_creation_input_tokens", 0) or 0),
-                ),
-                latency_s=latency,
-                model_version=getattr(response, "model", None),
-            )
-        except ProviderError:
-            raise
-        except Exception as exc:  # the SDK's errors, and malformed bodies
-            raise translate_error(exc, self) from exc
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        data = await self.post("/v1/messages", self.body(request))
+        latency = time.perf_counter() - started
+        content = field(data, "content", list, self)
+        text = _text_of(content, request.response_format == "json")
+        usage = field(data, "usage", dict, self)
+        return Completion(
+            text=text,
+            usage=Usage(
+                input_tokens=int(usage.get("input_tokens") or 0),
+                output_tokens=int(usage.get("output_tokens") or 0),
+                cache_read_tokens=int(usage.get("cache_read_input_tokens") or 0),
+                cache_write_tokens=int(usage.get("cache_creation_input_tokens") or 0),
+            ),
+            latency_s=latency,
+            model_version=data.get("model"),
+        )
 
 
 def _json_tool() -> dict[str, Any]:
@@ -88,15 +76,10 @@ def _json_tool() -> dict[str, Any]:
     }
 
 
-def _text_of(response: Any, structured: bool) -> str:
-    import json
-
-    content = getattr(response, "content", None)
-    if not isinstance(content, list):
-        # A ValueError: translate_error reports it as a malformed response naming the model.
-        raise ValueError(f"no content list in {str(response)[:200]}")
+def _text_of(content: list[Any], structured: bool) -> str:
+    blocks = [b for b in content if isinstance(b, dict)]
     if structured:
-        for block in content:
-            if getattr(block, "type", None) == "tool_use":
-                return json.dumps(block.input, ensure_ascii=False)
-    return "".join(getattr(b, "text", "") for b in content if getattr(b, "type", None) == "text")
+        for block in blocks:
+            if block.get("type") == "tool_use":
+                return json.dumps(block.get("input"), ensure_ascii=False)
+    return "".join(str(b.get("text") or "") for b in blocks if b.get("type") == "text")

@@ -7,15 +7,13 @@ from typing import Any, ClassVar
 
 from ..errors import ProviderError
 from ..records import Completion, Request, Usage
-from ._sdk import split_params, translate_error
-from .base import Provider
+from ._sdk import SDKProvider, field
+from .base import estimate_tokens
 
 
-class OpenAIProvider(Provider):
+class OpenAIProvider(SDKProvider):
     name: ClassVar[str] = "openai"
     default_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
-
-    _client: Any = None
 
     def not_ready(self) -> str | None:
         # Local OpenAI-compatible servers (Ollama, vLLM) usually take any key.
@@ -23,64 +21,54 @@ class OpenAIProvider(Provider):
             return None
         return super().not_ready()
 
-    def _get_client(self) -> Any:
-        if self._client is None:
-            import openai
+    def _new_client(self) -> Any:
+        import openai
 
-            self._client = openai.AsyncOpenAI(
-                api_key=self.api_key() or "not-needed",
-                base_url=self.model.base_url,
-                timeout=self.model.timeout_s,
-                max_retries=self.model.max_retries,
-            )
-        return self._client
+        return openai.AsyncOpenAI(
+            api_key=self.api_key() or "not-needed",
+            base_url=self.model.base_url,
+            timeout=self.model.timeout_s,
+            max_retries=self.model.max_retries,
+        )
 
-    async def complete(self, request: Request) -> Completion:
-        client = self._get_client()
+    def body(self, request: Request) -> dict[str, Any]:
+        """The Chat Completions request body."""
         params = request.param_dict
         if self.model.base_url is None and "max_tokens" in params:
             # OpenAI's own endpoint wants max_completion_tokens (its reasoning models reject
             # max_tokens); compatible servers (vLLM, Ollama) know max_tokens.
             params["max_completion_tokens"] = params.pop("max_tokens")
-        named, extra = split_params(client.chat.completions.create, params, {})
+        body = {"model": self.model.model, "messages": request.message_dicts, **params}
         if request.response_format == "json":
-            named["response_format"] = {"type": "json_object"}
+            body["response_format"] = {"type": "json_object"}
+        return body
+
+    async def complete(self, request: Request) -> Completion:
         started = time.perf_counter()
-        try:
-            response = await client.chat.completions.create(
-                model=self.model.model,
-                messages=request.message_dicts,
-                extra_body=extra or None,
-                **named,
+        data = await self.post("/chat/completions", self.body(request))
+        latency = time.perf_counter() - started
+        choices = field(data, "choices", list, self)
+        if not choices:
+            raise ProviderError(
+                f"malformed response from openai model {self.model.model!r}: no choices"
             )
-            latency = time.perf_counter() - started
-            choices = getattr(response, "choices", None)
-            if not choices:
-                raise ProviderError(
-                    f"malformed response from openai model {self.model.model!r}: no choices"
-                )
-            text = choices[0].message.content or ""
-            usage = getattr(response, "usage", None)
-            if usage is None:
-                from .base import estimate_tokens
-
-                prompt = "".join(c for _, c in request.messages)
-                counted = Usage(estimate_tokens(prompt), estimate_tokens(text), estimated=True)
-            else:
-                details = getattr(usage, "prompt_tokens_details", None)
-                cached = int(getattr(details, "cached_tokens", 0) or 0) if details else 0
-                counted = Usage(
-                    input_tokens=int(usage.prompt_tokens or 0) - cached,
-                    output_tokens=int(usage.completion_tokens or 0),
-                    cache_read_tokens=cached,
-                )
-            return Completion(text, counted, latency, getattr(response, "model", None))
-        except ProviderError:
-            raise
-        except Exception as exc:
-            raise translate_error(exc, self) from exc
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        message = field(choices[0], "message", dict, self)
+        text = message.get("content") or ""
+        if not isinstance(text, str):
+            raise ProviderError(
+                f"malformed response from openai model {self.model.model!r}: "
+                f"message content is {type(text).__name__}, not text"
+            )
+        usage = data.get("usage")
+        if not isinstance(usage, dict):
+            prompt = "".join(c for _, c in request.messages)
+            counted = Usage(estimate_tokens(prompt), estimate_tokens(text), estimated=True)
+        else:
+            details = usage.get("prompt_tokens_details")
+            cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+            counted = Usage(
+                input_tokens=int(usage.get("prompt_tokens") or 0) - cached,
+                output_tokens=int(usage.get("completion_tokens") or 0),
+                cache_read_tokens=cached,
+            )
+        return Completion(text, counted, latency, data.get("model"))
