@@ -86,6 +86,8 @@ async def _run(check: Check, output: str, ctx: CheckContext) -> CheckOutcome:
 async def score_output(
     checks: Sequence[Check], output: str, ctx: CheckContext
 ) -> list[CheckOutcome]:
+    if len(checks) == 1:  # no task to spawn for the common single check
+        return [await _run(checks[0], output, ctx)]
     return list(await asyncio.gather(*(_run(c, output, ctx) for c in checks)))
 
 
