@@ -82,22 +82,35 @@ class CaseItem(pytest.Item):
         return self.path, self.case.line - 1, f"{self.case.id}[{self.route.label}]"
 
 
-result_key = pytest.StashKey[dict[str, Any]]()
+result_key = pytest.StashKey[CaseResult]()
 
 
 def record_result(item: pytest.Item, result: CaseResult) -> None:
     """Keep a result for the item's call report (see ``attach_result``)."""
-    item.stash[result_key] = result.to_dict()
+    item.stash[result_key] = result
 
 
 def attach_result(item: pytest.Item, report: pytest.TestReport) -> None:
     """Put the item's result on its report as an attribute: it travels to the xdist
-    controller with the report, and stays out of ``user_properties`` (which pytest's own
-    --junitxml would copy into every test case)."""
-    data = item.stash.get(result_key, None)
-    if data is not None and report.when == "call":
-        setattr(report, PROPERTY, data)
+    controller with the report (as a dict, see ``serialize_result``), and stays out of
+    ``user_properties`` (which pytest's own --junitxml would copy into every test case)."""
+    result = item.stash.get(result_key, None)
+    if result is not None and report.when == "call":
+        setattr(report, PROPERTY, result)
 
 
-def result_of(report: pytest.TestReport) -> dict[str, Any] | None:
-    return getattr(report, PROPERTY, None)
+def serialize_result(data: dict[str, Any]) -> None:
+    """In a report serialised for the wire (xdist, report logs), the result as a dict."""
+    result = data.get(PROPERTY)
+    if isinstance(result, CaseResult):
+        data[PROPERTY] = result.to_dict()
+
+
+def result_of(report: pytest.TestReport) -> CaseResult | None:
+    """The result on a call report: the object in this process, rebuilt (and kept) when
+    it came from an xdist worker as a dict."""
+    result = getattr(report, PROPERTY, None)
+    if isinstance(result, dict):
+        result = CaseResult.from_dict(result)
+        setattr(report, PROPERTY, result)
+    return result

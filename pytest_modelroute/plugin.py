@@ -21,7 +21,14 @@ from .cache import CACHE_MODES, DEFAULT_CACHE_DIR, make_run_scratch, remove_scra
 from .cases import python_case_info
 from .config import find_config, load_config
 from .errors import ModelRouteError
-from .nodes import CaseFile, CaseItem, attach_result, record_result, result_of
+from .nodes import (
+    CaseFile,
+    CaseItem,
+    attach_result,
+    record_result,
+    result_of,
+    serialize_result,
+)
 from .report.outputs import OUTPUTS, load_results, write_outputs
 from .reporter import WORKER_KEY, ModelRouteReporter
 from .session import RunState, Settings
@@ -509,7 +516,7 @@ def pytest_report_teststatus(
     if report.when != "call" or not report.passed:
         return None
     result = result_of(report)
-    if result is not None and result.get("status") == "below":
+    if result is not None and result.status == "below":
         return "below", "b", ("BELOW", {"yellow": True})
     return None
 
@@ -521,6 +528,16 @@ def pytest_runtest_makereport(
     report = yield
     attach_result(item, report)
     return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_report_to_serializable(
+    config: pytest.Config, report: pytest.CollectReport | pytest.TestReport
+) -> Generator[None, dict[str, Any] | None, dict[str, Any] | None]:
+    data = yield
+    if data is not None:
+        serialize_result(data)
+    return data
 
 
 @pytest.hookimpl(trylast=True)

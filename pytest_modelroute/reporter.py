@@ -48,7 +48,6 @@ class ModelRouteReporter:
         self.state = state
         self.snapshot = snapshot
         self.results: dict[str, CaseResult] = {}
-        self.raw: dict[str, dict[str, Any]] = {}
         self.ledgers: list[dict[str, Any]] = []
         self.verdicts: dict[str, TaskVerdict] = {}
         self.aggregates: dict[tuple[str, str], Aggregate] = {}
@@ -63,10 +62,9 @@ class ModelRouteReporter:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call":
             return
-        data = result_of(report)
-        if data is not None:
-            self.results[report.nodeid] = CaseResult.from_dict(data)
-            self.raw[report.nodeid] = data
+        result = result_of(report)
+        if result is not None:
+            self.results[report.nodeid] = result
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
@@ -251,7 +249,7 @@ class ModelRouteReporter:
             verdicts=self.verdicts,
             aggregates=self.aggregates,
             results=results,
-            raw_results=(self.raw[n] for n in order),
+            raw_results=(r.to_dict() for r in results),
             spend=spend_json(results, ledgers),
             prices=prices,
             extra=extra,

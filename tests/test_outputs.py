@@ -56,6 +56,35 @@ def test_junit_sits_beside_pytests_own(pytester: pytest.Pytester) -> None:
     assert [p.get("name") for p in theirs.iter("property")] == []
 
 
+SERIALIZING_CONFTEST = """
+import json
+
+def pytest_configure(config):
+    global CONFIG
+    CONFIG = config
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":
+        data = CONFIG.hook.pytest_report_to_serializable(config=CONFIG, report=report)
+        with open("reports.jsonl", "a") as f:
+            f.write(json.dumps(data) + "\\n")
+"""
+
+
+def test_serialised_reports_carry_the_result_as_json(pytester: pytest.Pytester) -> None:
+    """What xdist and report-log plugins send: the result as plain JSON, whole."""
+    sim_suite(pytester, route="weak", **{"conftest.py": SERIALIZING_CONFTEST})
+    result = pytester.runpytest("--model-route", "-p", "no:cacheprovider")
+    assert result.ret == 1
+    lines = (pytester.path / "reports.jsonl").read_text().splitlines()
+    reports = {r["nodeid"]: r for r in map(json.loads, lines)}
+    assert len(reports) == 8  # four cases on two tiers
+    weak = reports["cases/classification.yaml::billing-01[weak]"]["modelroute"]
+    assert weak["route"] == "weak" and weak["task"] == "classification"
+    assert weak["status"] in ("pass", "below") and 0 <= weak["score"] <= 1
+    assert weak["calls"][0]["model"] == "weak"
+
+
 def test_report_only_rebuilds_without_running(pytester: pytest.Pytester) -> None:
     sim_suite(pytester, route="weak")
     pytester.runpytest("--model-route", "-p", "no:cacheprovider", *OUTPUT_ARGS)
