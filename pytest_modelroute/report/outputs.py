@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,11 +14,25 @@ from ..schema_errors import validation_error
 from ..yamlio import SourceMap, load_json
 from .document import SCHEMA
 
-Renderer = Callable[[dict[str, Any]], str]
+#: renders a document as text, whole or in chunks
+Renderer = Callable[[dict[str, Any]], str | Iterator[str]]
 
 
-def _json(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+def _json(doc: dict[str, Any]) -> Iterator[str]:
+    """Indented, except one line per result: json's indenting encoder is pure Python and
+    would build the whole text (several times the document) before a byte is written."""
+    yield "{\n"
+    for i, (key, value) in enumerate(doc.items()):
+        yield ",\n" if i else ""
+        yield f"  {json.dumps(key, ensure_ascii=False)}: "
+        if key == "results" and value:
+            yield "[\n"
+            for j, result in enumerate(value):
+                yield (",\n    " if j else "    ") + json.dumps(result, ensure_ascii=False)
+            yield "\n  ]"
+        else:
+            yield json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+    yield "\n}\n"
 
 
 def _html(doc: dict[str, Any]) -> str:
@@ -57,7 +71,11 @@ def write_outputs(doc: dict[str, Any], paths: Mapping[str, Path | None]) -> list
             continue
         text = render(doc)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        with path.open("w", encoding="utf-8") as out:
+            if isinstance(text, str):
+                out.write(text)
+            else:
+                out.writelines(text)
         written.append((kind, path))
     return written
 
