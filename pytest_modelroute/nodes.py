@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .cases import Case, load_case_file
 from .errors import ModelRouteError
 from .records import CaseResult
-from .routes import Route
 from .stash import state_key
+
+if TYPE_CHECKING:
+    from .cases import Case
+    from .routes import Route
 
 PROPERTY = "modelroute"
 
@@ -24,6 +26,8 @@ class CaseFile(pytest.File):
     """A YAML file of cases."""
 
     def collect(self) -> Iterator[CaseItem]:
+        from .cases import load_case_file
+
         state = self.config.stash[state_key]
         display = (
             self.path.relative_to(self.config.rootpath).as_posix()

@@ -13,13 +13,11 @@ import uuid
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
-from .cache import CACHE_MODES, DEFAULT_CACHE_DIR, make_run_scratch, remove_scratch
-from .cases import python_case_info
-from .config import find_config, load_config
+from .cache import CACHE_MODES, DEFAULT_CACHE_DIR
 from .errors import ModelRouteError
 from .nodes import (
     CaseFile,
@@ -29,11 +27,13 @@ from .nodes import (
     result_of,
     serialize_result,
 )
-from .report.outputs import OUTPUTS, load_results, write_outputs
-from .reporter import WORKER_KEY, ModelRouteReporter
-from .session import RunState, Settings
-from .snapshot import load_snapshot
-from .stash import reporter_key, state_key
+from .stash import WORKER_KEY, reporter_key, state_key
+
+if TYPE_CHECKING:
+    from .session import Settings
+
+# The rest of the package (pydantic models, jinja, the SDKs) loads only once
+# --model-route is given: installed, the plugin costs other pytest runs next to nothing.
 
 MODES: Final = ("gate", "bench")
 
@@ -212,6 +212,8 @@ def pytest_load_initial_conftests(
 
 
 def _settings(config: pytest.Config) -> Settings:
+    from .session import Settings
+
     mode = config.getoption("model_route")
     if mode not in MODES:
         raise pytest.UsageError(f"--model-route takes {' or '.join(MODES)}, got {mode!r}")
@@ -257,6 +259,8 @@ def _settings(config: pytest.Config) -> Settings:
 
 def output_paths(config: pytest.Config) -> dict[str, Path | None]:
     """Where each report goes (None: not asked for)."""
+    from .report.outputs import OUTPUTS
+
     paths: dict[str, Path | None] = {}
     for name in OUTPUTS:
         raw = _setting(config, f"model_route_{name}")
@@ -271,6 +275,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if not source:
         return None
     from _pytest.config import create_terminal_writer
+
+    from .report.outputs import load_results, write_outputs
 
     tw = create_terminal_writer(config)
     path = (config.invocation_params.dir / source).resolve()
@@ -296,6 +302,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
 
 def _config_path(config: pytest.Config) -> Path:
+    from .config import find_config
+
     explicit = _setting(config, "model_route_config")
     if explicit:
         path = Path(explicit)
@@ -327,6 +335,12 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if not config.getoption("model_route"):
         return
+    from .cache import make_run_scratch
+    from .config import load_config
+    from .reporter import ModelRouteReporter
+    from .session import RunState, Settings
+    from .snapshot import load_snapshot
+
     settings = _settings(config)
     workerinput = _worker_input(config)
     try:
@@ -379,6 +393,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         del config.stash[state_key]
         state.close()
         if state.scratch and _worker_input(config) is None:
+            from .cache import remove_scratch
+
             remove_scratch(Path(state.scratch))
 
 
@@ -405,6 +421,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     state = metafunc.config.stash.get(state_key, None)
     if marker is None or state is None:
         return
+    from .cases import python_case_info
+
     where = f"{metafunc.definition.nodeid}"
     try:
         info = python_case_info(marker.kwargs, where)
@@ -429,6 +447,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture
 def llm(request: pytest.FixtureRequest) -> Any:
     """The model or route a ``@pytest.mark.model_route`` case runs on: ``llm(prompt)``."""
+    from .cases import python_case_info
     from .pycases import LLM
 
     state = request.config.stash.get(state_key, None)
@@ -451,6 +470,8 @@ def llm(request: pytest.FixtureRequest) -> Any:
 @pytest.hookimpl(wrapper=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, object]:
     llm_obj = pyfuncitem.funcargs.get("llm")
+    if llm_obj is None or state_key not in pyfuncitem.config.stash:
+        return (yield)
     from .pycases import LLM, LLMCallError
 
     if not isinstance(llm_obj, LLM):

@@ -26,8 +26,7 @@ from .report.document import build_document, spend_json
 from .report.outputs import write_outputs
 from .session import RunState
 from .snapshot import Snapshot, snapshot_document, write_snapshot
-
-WORKER_KEY = "modelroute"
+from .stash import WORKER_KEY
 
 
 def moved_share(models: list[str], baseline: str, stage_share: dict[str, float] | None) -> float:

@@ -1,4 +1,4 @@
-"""Stash keys shared by the plugin's modules."""
+"""Stash keys and the xdist output key shared by the plugin's modules."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    pass
+    from .reporter import ModelRouteReporter
+    from .session import RunState
 
-state_key = pytest.StashKey["RunState"]()
-reporter_key = pytest.StashKey["ModelRouteReporter"]()
+state_key: pytest.StashKey[RunState] = pytest.StashKey()
+reporter_key: pytest.StashKey[ModelRouteReporter] = pytest.StashKey()
+
+#: The key of a worker's ``workeroutput`` entry for the controller.
+WORKER_KEY = "modelroute"

@@ -25,6 +25,36 @@ def test_without_the_flag_nothing_is_collected(pytester: pytest.Pytester) -> Non
     assert "classification.yaml" not in result.stdout.str()
 
 
+def test_without_the_flag_the_plugin_loads_almost_nothing(pytester: pytest.Pytester) -> None:
+    """Installed, the plugin loads on every pytest run: the config schema, templates,
+    cache, checks and SDKs load only with --model-route."""
+    sim_suite(pytester)
+    write(
+        pytester.path,
+        {
+            "test_modules.py": """
+        import sys
+
+        HEAVY = ("pydantic", "jinja2", "yaml", "openai", "anthropic", "genai_prices")
+
+        def test_loaded():
+            ours = sorted(m for m in sys.modules if m.startswith("pytest_modelroute."))
+            heavy = [m for m in HEAVY if m in sys.modules]
+            print("LOADED", ours, heavy)
+            assert "pytest_modelroute.plugin" in ours
+            assert not {"pytest_modelroute.config", "pytest_modelroute.session"} & set(ours)
+            assert heavy == []
+        """
+        },
+    )
+    # a fresh interpreter, with only this plugin among the optional ones
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-s"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*LOADED*pytest_modelroute.plugin*"])
+
+
 def test_gate_passes_and_prints_the_table(pytester: pytest.Pytester) -> None:
     sim_suite(pytester, route="strong")
     result, doc = run_json(pytester, "--model-route")
