@@ -119,6 +119,22 @@ class ResponseCache:
         value = self._cache.get(f"error:{self.run_id}:{key}")
         return value if isinstance(value, str) else None
 
+    def put_progress(self, worker: str, snapshot: dict[str, Any]) -> None:
+        """An xdist worker's progress figures, for the controller's progress line."""
+        try:
+            self._cache.set(
+                f"progress:{self.run_id}:{worker}", json.dumps(snapshot), expire=24 * 3600
+            )
+        except (sqlite3.Error, OSError, diskcache.Timeout):
+            pass  # progress is a courtesy: never let it fail a run
+
+    def get_progress(self, worker: str) -> dict[str, Any] | None:
+        try:
+            raw = self._cache.get(f"progress:{self.run_id}:{worker}")
+        except (sqlite3.Error, OSError, diskcache.Timeout):
+            return None
+        return json.loads(raw) if isinstance(raw, str) else None
+
     def add_spend(self, usd: float) -> float:
         """Add to this run's incurred spend; returns the new total."""
         nano = round(usd * _MICRO)

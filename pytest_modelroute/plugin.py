@@ -503,31 +503,22 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     items = [i for i in session.items if isinstance(i, CaseItem)]
     if not items:
         return
+    from .progress import Write, publisher, terminal_writer
+
     work = [(i.nodeid, i.case, i.route) for i in items]
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
-    write = None
-    if tr is not None and _worker_input(session.config) is None:
+    workerinput = _worker_input(session.config)
+    write: Write | None = None
+    if workerinput is not None:
+        # the controller shows the workers' summed progress (see WorkerProgress)
+        write = publisher(state.runner.cache, workerinput["workerid"], state.runner.progress)
+    elif tr is not None:
         uncached, estimate = state.estimate([(c, r) for _, c, r in work])
         if uncached:
             tr.write_line(state.estimate_line(uncached, estimate))
-        write = _progress_writer(tr)
-    workerinput = _worker_input(session.config)
+        write = terminal_writer(tr)
     worker = int(str(workerinput.get("workerid", "gw0"))[2:] or 0) if workerinput else 0
     state.prefetch(work, write, worker)
-
-
-def _progress_writer(tr: Any) -> Callable[[str, bool], None]:
-    tty = bool(tr.isatty())
-
-    def write(line: str, final: bool) -> None:
-        if tty:
-            tr.rewrite(line, erase=True)
-            if final:
-                tr.write_line("")
-        elif final:
-            tr.write_line(line)
-
-    return write
 
 
 def pytest_report_teststatus(

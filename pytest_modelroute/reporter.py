@@ -18,6 +18,7 @@ from .analysis import Aggregate, aggregate
 from .calibration import calibrate, is_calibration
 from .gate import TaskVerdict, decide_task
 from .nodes import result_of
+from .progress import WorkerProgress, terminal_writer
 from .projection import TaskFigures, project
 from .recommend import Candidate, candidates_for_task, recommend, suggest_yaml
 from .records import CaseResult
@@ -55,6 +56,7 @@ class ModelRouteReporter:
         self.notes: list[str] = []
         self.written: list[tuple[str, Path]] = []
         self.estimated = False
+        self.progress: WorkerProgress | None = None
 
     # -- collecting ------------------------------------------------------------------------
 
@@ -69,6 +71,8 @@ class ModelRouteReporter:
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         """xdist: the controller collects nothing, so it estimates from the first worker's
         item ids (the same line a single-process run prints before its calls)."""
+        if self.progress is not None:
+            self.progress.add_worker(node.workerinput["workerid"])
         if self.estimated:
             return
         self.estimated = True
@@ -82,6 +86,14 @@ class ModelRouteReporter:
         uncached, cost = self.state.estimate(work)
         if uncached:
             tr.write_line(self.state.estimate_line(uncached, cost))
+        if work:
+            self.progress = WorkerProgress(self.state.runner.cache, terminal_writer(tr), len(work))
+            self.progress.add_worker(node.workerinput["workerid"])
+
+    def pytest_runtest_logstart(self) -> None:
+        """The first item started: pytest's own output takes over the terminal."""
+        if self.progress is not None:
+            self.progress.stop()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
@@ -93,7 +105,11 @@ class ModelRouteReporter:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
-        outcome = yield
+        try:
+            outcome = yield
+        finally:
+            if self.progress is not None:
+                self.progress.stop()
         if session.config.option.collectonly or (
             session.testsfailed
             and not session.config.option.continue_on_collection_errors

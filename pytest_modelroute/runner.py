@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -20,6 +19,7 @@ from typing import Any, TypeVar
 from .cache import ResponseCache
 from .errors import ModelRouteError, ProviderError, SpendCapReached
 from .prices import ModelPricing
+from .progress import Progress
 from .providers import Provider
 from .records import CallRecord, Request, Usage, request_key
 
@@ -40,34 +40,6 @@ class Ledger:
 
     def to_json(self) -> dict[str, Any]:
         return {"calls": self.calls, "hits": sorted(self.hits), "errors": self.errors}
-
-
-class Progress:
-    """A throttled ``modelroute: done/total`` line on the terminal."""
-
-    def __init__(self, write: Callable[[str, bool], None] | None) -> None:
-        self.write = write
-        self.total = 0
-        self.done = 0
-        self.calls = 0
-        self.hits = 0
-        self.errors = 0
-        self.cost = 0.0
-        self._last = 0.0
-
-    def line(self) -> str:
-        from .report.fmt import money
-
-        return (
-            f"modelroute: {self.done}/{self.total} done, {self.calls} calls, "
-            f"{self.hits} cached, {self.errors} errors, {money(self.cost)}"
-        )
-
-    def tick(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if self.write and (force or now - self._last > 0.25):
-            self._last = now
-            self.write(self.line(), force)
 
 
 class Runner:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from suite import run_json, sim_suite, write
 
@@ -265,10 +267,27 @@ def test_model_route_path_argument_is_not_taken_as_the_mode(pytester: pytest.Pyt
     result.stdout.fnmatch_lines(["*gate mode*", "*4 passed*"])
 
 
-def test_xdist_prints_the_estimate_before_the_calls(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_estimate_and_progress_come_before_the_items(
+    pytester: pytest.Pytester, workers: str
+) -> None:
+    """Items run once their calls are made: the estimate and the calls' progress (summed
+    over xdist workers by the controller) are printed while they are."""
     sim_suite(pytester, route="weak")
-    result = pytester.runpytest_subprocess("--model-route", "-n", "2", "-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines(["modelroute: 8 uncached calls, estimated cost ~$*"])
+    result = pytester.runpytest_subprocess("--model-route", "-n", workers, "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(
+        [
+            "modelroute: 8 uncached calls, estimated cost ~$*",
+            "modelroute: */8 done, * calls, 0 cached, 0 errors, $*",
+            "*model route (gate)*",
+        ]
+    )
+    progress = [ln for ln in result.stdout.lines if " done, " in ln]
+    assert len(progress) == 1  # not a tty: the final figures only
+    done, calls = (int(x) for x in re.findall(r"(\d+)/8 done, (\d+) calls", progress[0])[0])
+    assert 0 < done <= 8 and 0 < calls <= 8
+    if workers == "0":
+        assert (done, calls) == (8, 8)
     again = pytester.runpytest_subprocess("--model-route", "-n", "2", "-p", "no:cacheprovider")
     assert "uncached calls" not in again.stdout.str()
 

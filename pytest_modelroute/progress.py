@@ -1,0 +1,145 @@
+"""The ``modelroute: done/total`` progress line, in one process and across xdist workers.
+
+Items run only once their calls are made, so without this line a long run would print
+nothing while it pays for its calls. In one process the runner ticks the line itself.
+Under xdist each worker publishes its progress to the shared cache (throttled), and a
+thread on the controller sums the workers' figures onto the terminal until the first
+item starts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .cache import ResponseCache
+
+#: writes a progress line; ``final`` ends it (a tty rewrites one line until then)
+Write = Callable[[str, bool], None]
+
+_TICK_S = 0.25
+_POLL_S = 0.5
+
+
+class Progress:
+    """Calls made and items evaluated so far, written at most every quarter second."""
+
+    FIELDS = ("total", "done", "calls", "hits", "errors", "cost")
+
+    def __init__(self, write: Write | None = None) -> None:
+        self.write = write
+        self.total = 0
+        self.done = 0
+        self.calls = 0
+        self.hits = 0
+        self.errors = 0
+        self.cost = 0.0
+        self._last = 0.0
+
+    def line(self) -> str:
+        from .report.fmt import money
+
+        return (
+            f"modelroute: {self.done}/{self.total} done, {self.calls} calls, "
+            f"{self.hits} cached, {self.errors} errors, {money(self.cost)}"
+        )
+
+    def tick(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.write and (force or now - self._last > _TICK_S):
+            self._last = now
+            self.write(self.line(), force)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+    @classmethod
+    def merged(cls, snapshots: list[dict[str, Any]]) -> Progress:
+        """The sum of several workers' snapshots."""
+        total = cls()
+        for snap in snapshots:
+            for name in cls.FIELDS:
+                setattr(total, name, getattr(total, name) + snap.get(name, 0))
+        return total
+
+
+def terminal_writer(tr: Any) -> Write:
+    """Rewrites one line on a tty; elsewhere (CI logs) writes only the final line."""
+    tty = bool(tr.isatty())
+
+    def write(line: str, final: bool) -> None:
+        if tty:
+            tr.rewrite(line, erase=True)
+            if final:
+                tr.write_line("")
+        elif final:
+            tr.write_line(line)
+
+    return write
+
+
+def publisher(cache: ResponseCache, worker: str, progress: Progress) -> Write:
+    """An xdist worker's writer: its figures go to the shared cache for the controller."""
+
+    def write(_line: str, _final: bool) -> None:
+        cache.put_progress(worker, progress.snapshot())
+
+    return write
+
+
+class WorkerProgress:
+    """On the xdist controller: the workers' summed progress, from a background thread.
+
+    ``stop()`` (when the first item starts, or at the end) writes the last figures as the
+    final line; a lock keeps the thread from writing once pytest's own output begins.
+    """
+
+    def __init__(self, cache: ResponseCache, write: Write, total: int) -> None:
+        self.cache = cache
+        self.write = write
+        self.total = total
+        self.workers: set[str] = set()
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._seen = ""
+        self._thread = threading.Thread(target=self._run, name="modelroute-progress", daemon=True)
+        self._thread.start()
+
+    def add_worker(self, worker: str) -> None:
+        with self._lock:
+            self.workers.add(worker)
+
+    def _merged(self) -> Progress | None:
+        with self._lock:
+            workers = sorted(self.workers)
+        snapshots = [s for s in map(self.cache.get_progress, workers) if s is not None]
+        if not snapshots:
+            return None
+        merged = Progress.merged(snapshots)
+        merged.total = max(merged.total, self.total)
+        return merged
+
+    def _run(self) -> None:
+        while not self._stopped.wait(_POLL_S):
+            merged = self._merged()
+            with self._lock:
+                if merged is None or self._stopped.is_set():
+                    continue
+                line = merged.line()
+                if line != self._seen:
+                    self._seen = line
+                    self.write(line, False)
+
+    def stop(self) -> None:
+        """Write the final figures and stop (idempotent)."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self._thread.join(timeout=5)
+        merged = self._merged()
+        with self._lock:
+            if merged is not None:
+                self.write(merged.line(), True)

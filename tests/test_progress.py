@@ -1,0 +1,63 @@
+"""The progress line: one process's ticks, and the xdist controller's sum over workers."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from pytest_modelroute.cache import ResponseCache
+from pytest_modelroute.progress import Progress, WorkerProgress, publisher
+
+
+def test_progress_ticks_at_most_every_quarter_second_and_always_when_forced() -> None:
+    lines: list[tuple[str, bool]] = []
+    progress = Progress(lambda line, final: lines.append((line, final)))
+    progress.total = 3
+    for _ in range(3):
+        progress.done += 1
+        progress.tick()
+    progress.tick(force=True)
+    assert len(lines) == 2  # the first tick, then the forced one
+    assert lines[-1] == ("modelroute: 3/3 done, 0 calls, 0 cached, 0 errors, $0", True)
+
+
+def test_controller_sums_the_workers_and_stops_writing_at_stop(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path / "cache", "readwrite", "run-1")
+    gw0, gw1 = Progress(), Progress()
+    gw0.write = publisher(cache, "gw0", gw0)
+    gw1.write = publisher(cache, "gw1", gw1)
+    gw0.total, gw0.done, gw0.calls, gw0.cost = 5, 5, 4, 0.25
+    gw1.total, gw1.done, gw1.calls, gw1.hits, gw1.errors = 5, 2, 1, 1, 1
+    gw0.tick(force=True)
+    gw1.tick(force=True)
+
+    lines: list[tuple[str, bool]] = []
+    watcher = WorkerProgress(cache, lambda line, final: lines.append((line, final)), total=10)
+    watcher.add_worker("gw0")
+    watcher.add_worker("gw1")
+    deadline = time.monotonic() + 5
+    while not lines and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lines == [("modelroute: 7/10 done, 5 calls, 1 cached, 1 errors, $0.250", False)]
+
+    gw1.done = 5
+    gw1.tick(force=True)
+    watcher.stop()
+    assert lines[-1] == ("modelroute: 10/10 done, 5 calls, 1 cached, 1 errors, $0.250", True)
+    written = len(lines)
+    gw1.calls = 9
+    gw1.tick(force=True)
+    time.sleep(0.7)  # longer than the poll interval: a stopped watcher writes nothing
+    watcher.stop()  # idempotent
+    assert len(lines) == written
+    cache.close()
+
+
+def test_a_worker_that_published_nothing_yet_is_left_out(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path / "cache", "readwrite", "run-2")
+    lines: list[tuple[str, bool]] = []
+    watcher = WorkerProgress(cache, lambda line, final: lines.append((line, final)), total=4)
+    watcher.add_worker("gw0")
+    watcher.stop()
+    assert lines == []  # nothing published: no line at all
+    cache.close()
