@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
@@ -62,7 +63,7 @@ def _per_million(value: Any) -> float:
 
 def lookup_db_price(provider: str, model_id: str) -> tuple[str, Any] | None:
     """(matched model id, ModelPrice) from genai-prices, or None when unknown."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from genai_prices import data_snapshot
 
@@ -72,7 +73,7 @@ def lookup_db_price(provider: str, model_id: str) -> tuple[str, Any] | None:
         _, info = snapshot.find_provider_model(model_id, None, provider_id, None)
     except LookupError:
         return None
-    price = info.get_prices(datetime.now(tz=timezone.utc))
+    price = info.get_prices(datetime.now(tz=UTC))
     return info.id, price
 
 

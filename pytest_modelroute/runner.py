@@ -280,7 +280,7 @@ class Runner:
             completion = await asyncio.wait_for(provider.complete(request), deadline)
         except (ProviderError, ModelRouteError) as exc:
             return self._failed(key, request, str(exc))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return self._failed(
                 key,
                 request,

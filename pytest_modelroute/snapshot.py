@@ -86,7 +86,7 @@ def snapshot_document(
         }
     return {
         "schema": SCHEMA,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "tasks": tasks,
     }
 

@@ -150,7 +150,7 @@ def build_document(
     doc: dict[str, Any] = {
         "schema": SCHEMA,
         "mode": mode,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "run_id": run_id,
         "config": config_path,
         "threshold": threshold,
