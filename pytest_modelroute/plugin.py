@@ -17,6 +17,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
+# PyYAML's C loader keeps building nodes of the yaml module it first met: imported inside
+# an in-process pytester run (whose end unloads it), YAML would break for the next run.
+import yaml  # noqa: F401  # isort: skip
+
 from .cache import CACHE_MODES, DEFAULT_CACHE_DIR
 from .errors import ModelRouteError
 from .nodes import (

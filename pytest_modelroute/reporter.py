@@ -57,6 +57,8 @@ class ModelRouteReporter:
         self.written: list[tuple[str, Path]] = []
         self.estimated = False
         self.progress: WorkerProgress | None = None
+        self.progress_total = 0
+        self.collected_workers: list[str] = []
 
     # -- collecting ------------------------------------------------------------------------
 
@@ -70,26 +72,36 @@ class ModelRouteReporter:
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         """xdist: the controller collects nothing, so it estimates from the first worker's
-        item ids (the same line a single-process run prints before its calls)."""
-        if self.progress is not None:
-            self.progress.add_worker(node.workerinput["workerid"])
-        if self.estimated:
-            return
-        self.estimated = True
+        item ids (the same line a single-process run prints before its calls), and shows
+        the workers' progress once every worker has collected (xdist's own status lines
+        come first)."""
+        self.collected_workers.append(node.workerinput["workerid"])
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
         if tr is None:
             return
-        try:
-            work = self.state.work_from_ids(ids, self.config.rootpath)
-        except Exception:  # a broken case file is reported by the workers' collection
-            return
-        uncached, cost = self.state.estimate(work)
-        if uncached:
-            tr.write_line(self.state.estimate_line(uncached, cost))
-        if work:
-            self.progress = WorkerProgress(self.state.runner.cache, terminal_writer(tr), len(work))
-            self.progress.add_worker(node.workerinput["workerid"])
+        if not self.estimated:
+            self.estimated = True
+            try:
+                work = self.state.work_from_ids(ids, self.config.rootpath)
+            except Exception:  # a broken case file is reported by the workers' collection
+                work = []
+            uncached, cost = self.state.estimate(work) if work else (0, 0.0)
+            if uncached:
+                line = self.state.estimate_line(uncached, cost)
+                if tr.isatty():  # xdist's status line is being rewritten: take its place
+                    tr.rewrite(line, erase=True)
+                    tr.write_line("")
+                else:
+                    tr.write_line(line)
+            self.progress_total = len(work)
+        if self.progress_total and len(self.collected_workers) == _xdist_workers(self.config):
+            self.progress = WorkerProgress(
+                self.state.runner.cache, terminal_writer(tr), self.progress_total
+            )
+            for worker in self.collected_workers:
+                self.progress.add_worker(worker)
 
+    @pytest.hookimpl(tryfirst=True)  # before the terminal reporter writes the item's name
     def pytest_runtest_logstart(self) -> None:
         """The first item started: pytest's own output takes over the terminal."""
         if self.progress is not None:
@@ -343,3 +355,13 @@ class ModelRouteReporter:
         )
         for kind, path in self.written:
             terminalreporter.write_sep("-", f"generated {kind}: {path}")
+
+
+def _xdist_workers(config: pytest.Config) -> int:
+    """How many workers xdist starts: ``-n N`` becomes N ``popen`` specs, ``--tx 3*popen``
+    counts 3."""
+    count = 0
+    for spec in config.getoption("tx", None) or []:
+        times, star, _ = str(spec).partition("*")
+        count += int(times) if star and times.isdigit() else 1
+    return count

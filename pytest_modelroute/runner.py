@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -323,25 +323,30 @@ class Runner:
 
     # -- batches -----------------------------------------------------------------------
 
-    def width(self) -> int:
-        """How many jobs :meth:`gather` keeps in flight: enough to fill every model's
-        concurrency several times over, so no model waits on the others' queues."""
-        slots = sum(self.concurrency_for(alias) for alias in self.providers)
-        return max(64, 4 * slots)
+    def width(self, lane: str) -> int:
+        """How many jobs of ``lane`` (the model a job calls first) :meth:`gather` keeps in
+        flight: its model's concurrency several times over."""
+        if lane in self.providers:
+            return max(16, 4 * self.concurrency_for(lane))
+        return 64
 
-    async def gather(self, jobs: list[Callable[[], Awaitable[T]]]) -> list[T]:
-        """Run ``jobs`` concurrently (the per-model semaphores bound the calls).
+    async def gather(self, jobs: list[tuple[str, Callable[[], Awaitable[T]]]]) -> list[T]:
+        """Run ``(lane, job)`` pairs concurrently (the per-model semaphores bound the
+        calls); results in the order of ``jobs``.
 
-        A fixed set of workers takes the jobs in order, rather than a task per job: a
-        job answered from memory never suspends, and a task each would cost more than
-        the job itself on a warm run of thousands of items.
+        Each lane (the model a job calls first) has a fixed set of workers taking its jobs
+        in order, rather than a task per job: a job answered from memory never suspends,
+        and a task each would cost more than the job itself on a warm run of thousands of
+        items. Lanes keep a slow model's queue from holding up a fast one's.
         """
         self.progress.total = len(jobs)
         self.progress.done = 0
         results: list[Any] = [None] * len(jobs)
-        queue = iter(enumerate(jobs))
+        lanes: dict[str, list[tuple[int, Callable[[], Awaitable[T]]]]] = {}
+        for i, (lane, job) in enumerate(jobs):
+            lanes.setdefault(lane, []).append((i, job))
 
-        async def worker() -> None:
+        async def worker(queue: Iterator[tuple[int, Callable[[], Awaitable[T]]]]) -> None:
             for i, job in queue:
                 try:
                     results[i] = await job()
@@ -349,7 +354,11 @@ class Runner:
                     self.progress.done += 1
                     self.progress.tick()
 
-        tasks = [asyncio.ensure_future(worker()) for _ in range(min(len(jobs), self.width()))]
+        tasks = []
+        for lane, lane_jobs in lanes.items():
+            queue = iter(lane_jobs)  # shared by the lane's workers
+            for _ in range(min(len(lane_jobs), self.width(lane))):
+                tasks.append(asyncio.ensure_future(worker(queue)))
         try:
             await asyncio.gather(*tasks)
         finally:

@@ -386,7 +386,8 @@ class RunState:
 
             return run
 
-        runner.run(runner.gather([job(n, c, r) for n, c, r in work]))
+        # a job's lane: the model it calls first (a judge panel for calibration routes)
+        runner.run(runner.gather([(r.models[0], job(n, c, r)) for n, c, r in work]))
 
     async def _evaluate(self, nodeid: str, case: Case, route: Route) -> CaseResult | None:
         """Evaluate one item, sharing the result with the other workers when there are any."""

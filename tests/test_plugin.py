@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from suite import run_json, sim_suite, write
+from suite import CLASSIFICATION, SIM_CONFIG, run_json, sim_suite, write
 
 
 def test_without_the_flag_nothing_is_collected(pytester: pytest.Pytester) -> None:
@@ -37,7 +37,7 @@ def test_without_the_flag_the_plugin_loads_almost_nothing(pytester: pytest.Pytes
             "test_modules.py": """
         import sys
 
-        HEAVY = ("pydantic", "jinja2", "yaml", "openai", "anthropic", "genai_prices")
+        HEAVY = ("pydantic", "jinja2", "openai", "anthropic", "genai_prices")
 
         def test_loaded():
             ours = sorted(m for m in sys.modules if m.startswith("pytest_modelroute."))
@@ -55,6 +55,36 @@ def test_without_the_flag_the_plugin_loads_almost_nothing(pytester: pytest.Pytes
     )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*LOADED*pytest_modelroute.plugin*"])
+
+
+def test_in_process_pytester_runs_can_repeat(pytester: pytest.Pytester) -> None:
+    """A user's own pytester tests run suites in-process, one after another: what the
+    first run loads (YAML's C loader among it) must still work in the next."""
+    suite = {"modelroute.yaml": SIM_CONFIG.replace("{route}", "strong")}
+    suite["cases/classification.yaml"] = CLASSIFICATION
+    write(
+        pytester.path,
+        {
+            "test_twice.py": f"""
+        pytest_plugins = ["pytester"]
+        SUITE = {suite!r}
+
+        def test_twice(pytester):
+            for name, text in SUITE.items():
+                path = pytester.path / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+            for _ in range(2):
+                result = pytester.runpytest("--model-route", "-p", "no:cacheprovider")
+                assert result.ret == 0, result.stdout.str()
+        """
+        },
+    )
+    # a fresh interpreter, where nothing of the plugin's was loaded before the inner runs
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:hypothesispytest", "test_twice.py"
+    )
+    result.assert_outcomes(passed=1)
 
 
 def test_gate_passes_and_prints_the_table(pytester: pytest.Pytester) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,14 @@ def test_keys_appear_nowhere(
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
-    # one request rejected by a server that echoes the key back, as some proxies do
+    # one request rejected by a server that echoes the key back, as some proxies do, and
+    # one answered 200 with a body of the wrong shape echoing both keys (a wrong base_url)
+    echoed = json.dumps({"headers": {"authorization": f"Bearer {OPENAI_KEY} {ANTHROPIC_KEY}"}})
     wire_server.script(
-        [Fault(kind="status", status=400, message=f"Incorrect API key provided: {OPENAI_KEY}")]
+        [
+            Fault(kind="status", status=400, message=f"Incorrect API key provided: {OPENAI_KEY}"),
+            Fault(kind="wrong-shape", text=echoed),
+        ]
     )
     write(
         pytester.path,
@@ -60,6 +66,7 @@ def test_keys_appear_nowhere(
     # ...and the rejected call's error keeps the server's words, without the key
     terminal = result.stdout.str() + result.stderr.str()
     assert "Incorrect API key provided: [redacted]" in terminal
+    assert "malformed response from" in terminal and "Bearer [redacted] [redacted]" in terminal
     files = _every_file(pytester.path / "out") + _every_file(pytester.path / ".modelroute_cache")
     assert len(files) >= 5
     for text, where in [(terminal, "terminal")] + [

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import os
+import time
 from abc import abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import ProviderError
+from ..records import Completion, Request
 from .base import Provider
 
 #: Variables whose values are redacted from every provider error.
 SECRET_ENVS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 
 
+def who(provider: Provider) -> str:
+    """How errors name a model: ``openai model 'gpt-x' (alias 'fast')``."""
+    return f"{provider.name} model {provider.model.model!r} (alias {provider.alias!r})"
+
+
 def translate_error(exc: BaseException, provider: Provider) -> ProviderError:
     """A ProviderError saying what failed and what to do, without secrets."""
-    error = _translate(exc, provider)
+    error = exc if isinstance(exc, ProviderError) else _translate(exc, provider)
     text = str(error)
-    # a server that echoes a key in its error body must not put it in our reports
+    # a server that echoes a key in its error or its body must not put it in our reports
     keys = {provider.api_key(), *(os.environ.get(v) for v in SECRET_ENVS)}
     for key in sorted((k for k in keys if k and len(k) >= 8), key=len, reverse=True):
         text = text.replace(key, "[redacted]")
@@ -26,37 +33,37 @@ def translate_error(exc: BaseException, provider: Provider) -> ProviderError:
 
 def _translate(exc: BaseException, provider: Provider) -> ProviderError:
     model = provider.model
-    who = f"{provider.name} model {model.model!r} (alias {provider.alias!r})"
+    name = who(provider)
     kind = type(exc).__name__
     status = getattr(exc, "status_code", None)
     retries = f"after {model.max_retries} retries"
     if status in (401, 403):
         env = provider.key_env or "the API key variable"
         return ProviderError(
-            f"{status} from {who}: the API key was rejected. Set {env} to a valid key"
+            f"{status} from {name}: the API key was rejected. Set {env} to a valid key"
             + (" (or set api_key_env in the config)" if not provider.model.api_key_env else "")
         )
     if status == 429:
-        return ProviderError(f"429 rate limited by {who} {retries}", retryable=True)
+        return ProviderError(f"429 rate limited by {name} {retries}", retryable=True)
     if status is not None:
         body = getattr(exc, "message", "") or str(exc)
         return ProviderError(
-            f"{status} from {who}" + (f" {retries}" if status >= 500 else "") + f": {body[:300]}",
+            f"{status} from {name}" + (f" {retries}" if status >= 500 else "") + f": {body[:300]}",
             retryable=status >= 500,
         )
     if "Timeout" in kind:
         return ProviderError(
-            f"{who} timed out after {model.timeout_s:g} s ({retries})", retryable=True
+            f"{name} timed out after {model.timeout_s:g} s ({retries})", retryable=True
         )
     if "Connection" in kind:
         where = model.base_url or "the provider's API"
-        return ProviderError(f"cannot connect to {where} for {who} {retries}", retryable=True)
+        return ProviderError(f"cannot connect to {where} for {name} {retries}", retryable=True)
     # A body of the wrong shape surfaces while reading it: missing fields are None.
     if "ResponseValidation" in kind or isinstance(
         exc, (ValueError, KeyError, TypeError, AttributeError, IndexError)
     ):
-        return ProviderError(f"malformed response from {who}: {str(exc)[:300]}")
-    return ProviderError(f"{who} failed: {kind}: {str(exc)[:300]}")
+        return ProviderError(f"malformed response from {name}: {str(exc)[:300]}")
+    return ProviderError(f"{name} failed: {kind}: {str(exc)[:300]}")
 
 
 class SDKProvider(Provider):
@@ -65,8 +72,12 @@ class SDKProvider(Provider):
     Requests go through the client's own ``post`` (its auth, headers, retries with backoff
     and error types) with a plain JSON body, and the answer comes back as parsed JSON:
     skipping the typed-parameter transform and response models halves the SDK's CPU per
-    call, which is what bounds a run with many calls in flight.
+    call, which is what bounds a run with many calls in flight. Subclasses give the path,
+    the body and how to read the answer; every failure, theirs included, leaves as a
+    redacted ProviderError.
     """
+
+    path: ClassVar[str]
 
     _client: Any = None
 
@@ -74,20 +85,29 @@ class SDKProvider(Provider):
     def _new_client(self) -> Any:
         """The SDK's async client for this model."""
 
-    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """POST ``body`` to ``path`` through the client; the JSON answer."""
+    @abstractmethod
+    def body(self, request: Request) -> dict[str, Any]:
+        """The JSON request body."""
+
+    @abstractmethod
+    def parse(self, request: Request, data: dict[str, Any], latency_s: float) -> Completion:
+        """The completion in the JSON answer; raise ValueError (or ProviderError) on a
+        body of the wrong shape."""
+
+    async def complete(self, request: Request) -> Completion:
+        started = time.perf_counter()
         try:
             if self._client is None:
                 self._client = self._new_client()
-            data = await self._client.post(path, body=body, cast_to=object)
-        except Exception as exc:  # the SDK's errors, and bodies that are not JSON
-            raise translate_error(exc, self) from exc
-        if not isinstance(data, dict):
-            raise ProviderError(
-                f"malformed response from {self.name} model {self.model.model!r}: "
-                f"expected a JSON object, got {str(data)[:200]!r}"
-            )
-        return data
+            data = await self._client.post(self.path, body=self.body(request), cast_to=object)
+            if not isinstance(data, dict):
+                raise ValueError(f"expected a JSON object, got {str(data)[:200]!r}")
+            return self.parse(request, data, time.perf_counter() - started)
+        except Exception as exc:  # the SDK's errors, bodies of the wrong shape, our own
+            error = translate_error(exc, self)
+            if error is exc:
+                raise
+            raise error from exc
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -95,12 +115,9 @@ class SDKProvider(Provider):
             self._client = None
 
 
-def field(data: dict[str, Any], name: str, kind: type, provider: Provider) -> Any:
-    """``data[name]`` when it is a ``kind``; else a ProviderError naming the model."""
+def field(data: Any, name: str, kind: type) -> Any:
+    """``data[name]`` when it is a ``kind``; else a ValueError saying what was found."""
     value = data.get(name) if isinstance(data, dict) else None
     if not isinstance(value, kind):
-        raise ProviderError(
-            f"malformed response from {provider.name} model {provider.model.model!r}: "
-            f"no {name!r} {kind.__name__} in {str(data)[:200]}"
-        )
+        raise ValueError(f"no {name!r} {kind.__name__} in {str(data)[:200]}")
     return value

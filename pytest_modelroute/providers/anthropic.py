@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any, ClassVar
 
 from ..config import DEFAULT_MAX_TOKENS
@@ -14,6 +13,7 @@ from ._sdk import SDKProvider, field
 class AnthropicProvider(SDKProvider):
     name: ClassVar[str] = "anthropic"
     default_key_env: ClassVar[str | None] = "ANTHROPIC_API_KEY"
+    path: ClassVar[str] = "/v1/messages"
 
     def _new_client(self) -> Any:
         import anthropic
@@ -26,15 +26,15 @@ class AnthropicProvider(SDKProvider):
         )
 
     def body(self, request: Request) -> dict[str, Any]:
-        """The Messages request body."""
         params = request.param_dict
         if "stop" in params:
             params["stop_sequences"] = params.pop("stop")
+        max_tokens = params.pop("max_tokens", DEFAULT_MAX_TOKENS)  # the API requires it
         body: dict[str, Any] = {
-            "model": self.model.model,
-            "max_tokens": params.pop("max_tokens", DEFAULT_MAX_TOKENS),  # the API requires it
-            "messages": [{"role": r, "content": c} for r, c in request.messages if r != "system"],
             **params,
+            "model": self.model.model,
+            "max_tokens": max_tokens,
+            "messages": [{"role": r, "content": c} for r, c in request.messages if r != "system"],
         }
         if request.system is not None:
             body["system"] = request.system
@@ -42,13 +42,10 @@ class AnthropicProvider(SDKProvider):
             body.update(_json_tool())
         return body
 
-    async def complete(self, request: Request) -> Completion:
-        started = time.perf_counter()
-        data = await self.post("/v1/messages", self.body(request))
-        latency = time.perf_counter() - started
-        content = field(data, "content", list, self)
+    def parse(self, request: Request, data: dict[str, Any], latency_s: float) -> Completion:
+        content = field(data, "content", list)
         text = _text_of(content, request.response_format == "json")
-        usage = field(data, "usage", dict, self)
+        usage = field(data, "usage", dict)
         return Completion(
             text=text,
             usage=Usage(
@@ -57,7 +54,7 @@ class AnthropicProvider(SDKProvider):
                 cache_read_tokens=int(usage.get("cache_read_input_tokens") or 0),
                 cache_write_tokens=int(usage.get("cache_creation_input_tokens") or 0),
             ),
-            latency_s=latency,
+            latency_s=latency_s,
             model_version=data.get("model"),
         )
 

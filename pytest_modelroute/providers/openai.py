@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any, ClassVar
 
-from ..errors import ProviderError
 from ..records import Completion, Request, Usage
 from ._sdk import SDKProvider, field
 from .base import estimate_tokens
@@ -14,6 +12,7 @@ from .base import estimate_tokens
 class OpenAIProvider(SDKProvider):
     name: ClassVar[str] = "openai"
     default_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
+    path: ClassVar[str] = "/chat/completions"
 
     def not_ready(self) -> str | None:
         # Local OpenAI-compatible servers (Ollama, vLLM) usually take any key.
@@ -32,33 +31,23 @@ class OpenAIProvider(SDKProvider):
         )
 
     def body(self, request: Request) -> dict[str, Any]:
-        """The Chat Completions request body."""
         params = request.param_dict
         if self.model.base_url is None and "max_tokens" in params:
             # OpenAI's own endpoint wants max_completion_tokens (its reasoning models reject
             # max_tokens); compatible servers (vLLM, Ollama) know max_tokens.
             params["max_completion_tokens"] = params.pop("max_tokens")
-        body = {"model": self.model.model, "messages": request.message_dicts, **params}
+        body = {**params, "model": self.model.model, "messages": request.message_dicts}
         if request.response_format == "json":
             body["response_format"] = {"type": "json_object"}
         return body
 
-    async def complete(self, request: Request) -> Completion:
-        started = time.perf_counter()
-        data = await self.post("/chat/completions", self.body(request))
-        latency = time.perf_counter() - started
-        choices = field(data, "choices", list, self)
+    def parse(self, request: Request, data: dict[str, Any], latency_s: float) -> Completion:
+        choices = field(data, "choices", list)
         if not choices:
-            raise ProviderError(
-                f"malformed response from openai model {self.model.model!r}: no choices"
-            )
-        message = field(choices[0], "message", dict, self)
-        text = message.get("content") or ""
+            raise ValueError("no choices")
+        text = field(choices[0], "message", dict).get("content") or ""
         if not isinstance(text, str):
-            raise ProviderError(
-                f"malformed response from openai model {self.model.model!r}: "
-                f"message content is {type(text).__name__}, not text"
-            )
+            raise ValueError(f"message content is {type(text).__name__}, not text")
         usage = data.get("usage")
         if not isinstance(usage, dict):
             prompt = "".join(c for _, c in request.messages)
@@ -71,4 +60,4 @@ class OpenAIProvider(SDKProvider):
                 output_tokens=int(usage.get("completion_tokens") or 0),
                 cache_read_tokens=cached,
             )
-        return Completion(text, counted, latency, data.get("model"))
+        return Completion(text, counted, latency_s, data.get("model"))

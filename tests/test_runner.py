@@ -1,0 +1,76 @@
+"""Runner.gather: lanes of workers instead of a task per job."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from pytest_modelroute.cache import ResponseCache
+from pytest_modelroute.runner import Runner
+
+
+def test_a_blocked_lane_does_not_hold_up_another(tmp_path: Path) -> None:
+    """Far more jobs of a slow model than its lane's width come first; a fast model's jobs
+    still run (with one pool for all, they would wait behind the slow ones)."""
+    runner = Runner({}, {}, ResponseCache(tmp_path / "cache", "readwrite", "run"))
+    try:
+
+        async def scenario() -> list[str]:
+            fast_done = asyncio.Event()
+
+            def slow(i: int):
+                async def job() -> str:
+                    await fast_done.wait()  # released only once every fast job finished
+                    return f"slow-{i}"
+
+                return job
+
+            def fast(i: int):
+                async def job() -> str:
+                    await asyncio.sleep(0)
+                    return f"fast-{i}"
+
+                return job
+
+            jobs = [("slow", slow(i)) for i in range(200)] + [("fast", fast(i)) for i in range(3)]
+
+            async def release() -> None:
+                while runner.progress.done < 3:
+                    await asyncio.sleep(0.01)
+                fast_done.set()
+
+            results, _ = await asyncio.wait_for(
+                asyncio.gather(runner.gather(jobs), release()), timeout=10
+            )
+            return results
+
+        results = runner.run(scenario())
+    finally:
+        runner.close()
+    assert results == [f"slow-{i}" for i in range(200)] + [f"fast-{i}" for i in range(3)]
+    assert runner.progress.done == runner.progress.total == 203
+
+
+def test_results_keep_the_order_of_the_jobs_and_a_failure_propagates(tmp_path: Path) -> None:
+    runner = Runner({}, {}, ResponseCache(tmp_path / "cache", "readwrite", "run"))
+    try:
+
+        def job(value: int):
+            async def run() -> int:
+                await asyncio.sleep(0.001 * (value % 3))
+                if value == 7:
+                    raise ValueError("job 7 broke")
+                return value
+
+            return run
+
+        ok = runner.run(runner.gather([(str(i % 2), job(i)) for i in range(7)]))
+        assert ok == list(range(7))
+        try:
+            runner.run(runner.gather([(str(i % 2), job(i)) for i in range(10)]))
+        except ValueError as exc:
+            assert str(exc) == "job 7 broke"
+        else:
+            raise AssertionError("the failing job's error was swallowed")
+    finally:
+        runner.close()
