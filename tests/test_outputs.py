@@ -161,3 +161,16 @@ def test_terminal_summary_fits_100_columns(pytester: pytest.Pytester, mode: str)
     start = next(i for i, line in enumerate(lines) if f"model route ({mode})" in line)
     summary = [ln for ln in lines[start:] if not ln.startswith(("FAILED ", "warning: ", "no snap"))]
     assert max(len(ln) for ln in summary) <= 100, [ln for ln in summary if len(ln) > 100]
+
+
+def test_a_report_that_fails_to_render_leaves_the_previous_file_whole(tmp_path: Path) -> None:
+    from pytest_modelroute.report.outputs import write_outputs
+
+    target = tmp_path / "r.json"
+    write_outputs({"schema": "x", "results": [{"case": "a"}]}, {"json": target})
+    before = target.read_text()
+    broken = {"schema": "x", "results": [{"case": "a"}, {"case": object()}]}
+    with pytest.raises(TypeError):
+        write_outputs(broken, {"json": target})
+    assert target.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no partial file left

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -71,11 +72,17 @@ def write_outputs(doc: dict[str, Any], paths: Mapping[str, Path | None]) -> list
             continue
         text = render(doc)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8") as out:
-            if isinstance(text, str):
-                out.write(text)
-            else:
-                out.writelines(text)
+        # rendered beside it, then moved in place: a failure never leaves half a report
+        partial = path.with_name(f".{path.name}.partial")
+        try:
+            with partial.open("w", encoding="utf-8") as out:
+                if isinstance(text, str):
+                    out.write(text)
+                else:
+                    out.writelines(text)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
         written.append((kind, path))
     return written
 
