@@ -106,6 +106,13 @@ class RunState:
                     alias,
                     "provider",
                 )
+            for name in sorted(cls.unsupported & model.generation_params().keys()):
+                raise config.error(
+                    f"the {model.provider} API takes no {name!r}: remove it from this model",
+                    "models",
+                    alias,
+                    *(("params", name) if name in model.params else (name,)),
+                )
             self.providers[alias] = cls(alias, model, root=config.root)
             pricing = resolve_pricing(model, billable=cls.billable)
             if pricing is None:

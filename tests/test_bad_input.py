@@ -271,3 +271,28 @@ def test_bad_cli_values(pytester: pytest.Pytester) -> None:
     result.stderr.fnmatch_lines(["*--model-route takes gate or bench, got 'fast'*"])
     result = pytester.runpytest("--model-route", "--model-route-cache", "sometimes")
     result.stderr.fnmatch_lines(["*invalid choice: 'sometimes'*"])
+
+
+@pytest.mark.parametrize("where", ["seed: 7", "params: {seed: 7}"])
+def test_a_setting_the_providers_api_rejects_is_a_config_error(
+    pytester: pytest.Pytester, where: str
+) -> None:
+    """Sent anyway, every call would come back 400: say so before paying for anything."""
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": f"""
+            models:
+              claude: {{provider: anthropic, model: claude-x, price: {{input: 1, output: 2}},
+                       {where}}}
+            baseline: claude
+            """,
+            "cases/classification.yaml": CLASSIFICATION,
+        },
+    )
+    result = run(pytester)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    field = "models.claude.params.seed" if "params" in where else "models.claude.seed"
+    result.stderr.fnmatch_lines(
+        [f"*modelroute.yaml:4: {field}: the anthropic API takes no 'seed': remove it*"]
+    )

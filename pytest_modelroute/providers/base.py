@@ -30,6 +30,8 @@ class Provider(ABC):
     uses_hints: ClassVar[bool] = False
     #: The environment variable holding the API key, when the provider needs one.
     default_key_env: ClassVar[str | None] = None
+    #: Generation settings the provider's API rejects: a config setting them is an error.
+    unsupported: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, alias: str, model: ModelConfig, *, root: Path) -> None:
         self.alias = alias
