@@ -78,9 +78,26 @@ class ResponseCache:
             return None
         return entry
 
-    def put(self, key: str, entry: dict[str, Any]) -> None:
+    def put(self, key: str, entry: dict[str, Any], purpose: str = "route") -> None:
+        """Store a paid answer, and count its output tokens for later estimates."""
         entry = dict(entry, run_id=self.run_id, stored_at=time.time())
         self._cache.set("r:" + key, json.dumps(entry, ensure_ascii=False))
+        stats = f"outstats:{entry.get('provider')}:{entry.get('model')}:{purpose}"
+        try:
+            self._cache.incr(stats + ":n", 1, default=0)
+            self._cache.incr(stats + ":tokens", int(entry["usage"]["output_tokens"]), default=0)
+        except (KeyError, TypeError, ValueError, sqlite3.Error, diskcache.Timeout):
+            pass  # the answer is stored; the statistics are a courtesy
+
+    def mean_output_tokens(self, provider: str, model: str, purpose: str) -> float | None:
+        """The mean output tokens of this model's answers so far (None under 3 answers)."""
+        stats = f"outstats:{provider}:{model}:{purpose}"
+        try:
+            n = self._cache.get(stats + ":n") or 0
+            tokens = self._cache.get(stats + ":tokens") or 0
+        except (sqlite3.Error, OSError, diskcache.Timeout):
+            return None
+        return tokens / n if isinstance(n, int) and n >= 3 else None
 
     def __len__(self) -> int:
         return len(self._cache)

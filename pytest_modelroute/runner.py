@@ -301,7 +301,7 @@ class Runner:
             "model": model.model,
         }
         # stored before anything else can go wrong; off the loop, so other calls go on
-        await asyncio.to_thread(self.cache.put, key, entry)
+        await asyncio.to_thread(self.cache.put, key, entry, request.purpose)
         record = self._record(key, request, entry, cached=False)
         self._spent += record.cost
         if self.shared and self.max_cost is not None:

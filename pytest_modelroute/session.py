@@ -311,8 +311,9 @@ class RunState:
         """Uncached calls ``work`` will make first, and their estimated cost (USD).
 
         Counted once per distinct request: the route's first calls (a cascade's first
-        stage, every consensus sample) and, for the cases they answer, one judge call per
-        judge check and judge sample. Escalations depend on answers not yet known.
+        stage, every consensus sample) and, for the new answers, one judge call per judge
+        check and judge sample. Escalations depend on answers not yet known; output
+        lengths come from this model's answers so far, else from the reference's length.
         """
         from .checks.judge import CHECKS as JUDGE_CHECKS
         from .checks.judge import Panel, configured_panel
@@ -325,7 +326,21 @@ class RunState:
         cost = 0.0
         panel = configured_panel(self.config)
 
-        def add(alias: str, params: dict[str, Any], prompt: str, key: str | None) -> None:
+        means: dict[tuple[str, str], float | None] = {}
+
+        def output_tokens(alias: str, purpose: str, params: dict[str, Any], guess: int) -> float:
+            """This model's mean answer length so far, else ``guess``, within max_tokens."""
+            if (alias, purpose) not in means:
+                model = self.config.models[alias]
+                means[alias, purpose] = runner.cache.mean_output_tokens(
+                    model.provider, model.model, purpose
+                )
+            mean = means[alias, purpose]
+            return min(int(params.get("max_tokens", 1024)), mean if mean is not None else guess)
+
+        def add(
+            alias: str, params: dict[str, Any], prompt: str, key: str | None, out: float
+        ) -> None:
             nonlocal uncached, cost
             if key is not None:
                 if key in seen:
@@ -333,11 +348,16 @@ class RunState:
                 seen.add(key)
             uncached += 1
             pricing = self.pricing[alias]
-            out_tokens = min(int(params.get("max_tokens", 1024)), ASSUMED_OUTPUT_TOKENS)
-            cost += (estimate_tokens(prompt) * pricing.input + out_tokens * pricing.output) / 1e6
+            cost += (estimate_tokens(prompt) * pricing.input + out * pricing.output) / 1e6
 
         for case, route in work:
             prompt = "".join(c for _, c in case.messages)
+            # before any answer is known: a few times the reference's length, if there is one
+            answer_guess = (
+                min(4 * estimate_tokens(str(case.expected)), ASSUMED_OUTPUT_TOKENS)
+                if case.expected is not None
+                else ASSUMED_OUTPUT_TOKENS
+            )
             if isinstance(route, ConsensusRoute):
                 calls = route.samples()
             elif isinstance(route, CascadeRoute):
@@ -346,15 +366,18 @@ class RunState:
                 calls = []
             else:
                 calls = [(a, 0) for a in route.models]
+            answered = bool(calls)
             for alias, sample in calls:
                 params = self.env.params(alias)
                 if isinstance(route, ConsensusRoute):
                     params = consensus_params(params)
                 request = make_request(alias, case.messages, params, sample, case.hints())
                 if not runner.is_cached(request):
-                    add(alias, params, prompt, runner.key(request))
-            if runner.cache.mode == "replay":
-                continue
+                    answered = False
+                    out = output_tokens(alias, "route", params, answer_guess)
+                    add(alias, params, prompt, runner.key(request), out)
+            if runner.cache.mode == "replay" or answered:
+                continue  # an answer from the cache was judged when it was paid for
             for check in case.checks:
                 if check.kind.name not in JUDGE_CHECKS:
                     continue
@@ -367,7 +390,9 @@ class RunState:
                     continue
                 for alias, _ in judges.samples():
                     # the judge prompt is unknown until the output is: assume it is new
-                    add(alias, self.env.params(alias), prompt * 2, None)
+                    params = self.env.params(alias)
+                    out = output_tokens(alias, "judge", params, ASSUMED_OUTPUT_TOKENS)
+                    add(alias, params, prompt * 2, None, out)
         return uncached, cost
 
     def prefetch(

@@ -298,3 +298,33 @@ def test_bench_calibrates_each_judge_against_human_grades(
     result.stdout.fnmatch_lines(
         ["judge calibration (agreement with human grades):", "*grader*5*0.60*+0.89*40%*"]
     )
+
+
+def test_estimate_counts_route_and_judge_calls_and_nothing_once_cached(
+    pytester: pytest.Pytester,
+) -> None:
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": """
+            models:
+              writer: {provider: sim, model: w, skill: {medium: 0.5}, price: {input: 1, output: 1}}
+              j1: {provider: sim, model: j1, skill: {medium: 0.9}, price: {input: 1, output: 1}}
+            baseline: writer
+            judge: {models: [j1], n: 2}
+            """,
+            "cases/summ.yaml": CASES
+            + "".join(
+                f"      - {{id: x{i}, vars: {{text: 'clause {i}'}}, "
+                f"expected: 'Summary number {i}.'}}\n"
+                for i in range(6)
+            ),
+        },
+    )
+    first, doc = run_json(pytester, "--model-route")
+    made = doc["spend"]["api_calls"]
+    assert made == 7 + 2 * 7  # an answer per case (s1 and six more), two judge samples each
+    first.stdout.fnmatch_lines([f"modelroute: {made} uncached calls, estimated cost ~$*"])
+    again, doc = run_json(pytester, "--model-route")
+    assert doc["spend"]["api_calls"] == 0
+    assert "uncached calls" not in again.stdout.str()  # cached answers were judged already
