@@ -341,7 +341,14 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     from .cache import make_run_scratch
     from .config import load_config
-    from .reporter import ModelRouteReporter
+    from .reporter import ModelRouteReporter, xdist_specs
+
+    remote = [spec for _, spec in xdist_specs(config) if not spec.startswith("popen")]
+    if remote and _worker_input(config) is None:
+        raise pytest.UsageError(
+            f"--model-route runs xdist workers on this machine only (-n N or --tx popen): "
+            f"they share the response cache and its claims on disk; got --tx {remote[0]}"
+        )
     from .session import RunState, Settings
     from .snapshot import load_snapshot
 

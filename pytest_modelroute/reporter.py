@@ -94,7 +94,8 @@ class ModelRouteReporter:
                 else:
                     tr.write_line(line)
             self.progress_total = len(work)
-        if self.progress_total and len(self.collected_workers) == _xdist_workers(self.config):
+        workers = sum(n for n, _ in xdist_specs(self.config))
+        if self.progress_total and len(self.collected_workers) == workers:
             self.progress = WorkerProgress(
                 self.state.runner.cache, terminal_writer(tr), self.progress_total
             )
@@ -357,11 +358,10 @@ class ModelRouteReporter:
             terminalreporter.write_sep("-", f"generated {kind}: {path}")
 
 
-def _xdist_workers(config: pytest.Config) -> int:
-    """How many workers xdist starts: ``-n N`` becomes N ``popen`` specs, ``--tx 3*popen``
-    counts 3."""
-    count = 0
+def xdist_specs(config: pytest.Config) -> list[tuple[int, str]]:
+    """xdist's worker specs as (count, spec): ``-n N`` is N ``popen``, ``--tx 3*popen`` 3."""
+    specs = []
     for spec in config.getoption("tx", None) or []:
-        times, star, _ = str(spec).partition("*")
-        count += int(times) if star and times.isdigit() else 1
-    return count
+        times, star, rest = str(spec).partition("*")
+        specs.append((int(times), rest) if star and times.isdigit() else (1, str(spec)))
+    return specs
