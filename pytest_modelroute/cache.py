@@ -84,8 +84,10 @@ class ResponseCache:
         self._cache.set("r:" + key, json.dumps(entry, ensure_ascii=False))
         stats = f"outstats:{entry.get('provider')}:{entry.get('model')}:{purpose}"
         try:
-            self._cache.incr(stats + ":n", 1, default=0)
-            self._cache.incr(stats + ":tokens", int(entry["usage"]["output_tokens"]), default=0)
+            tokens = int(entry["usage"]["output_tokens"])
+            with self._cache.transact():  # one write lock for both counters
+                self._cache.incr(stats + ":n", 1, default=0)
+                self._cache.incr(stats + ":tokens", tokens, default=0)
         except (KeyError, TypeError, ValueError, sqlite3.Error, diskcache.Timeout):
             pass  # the answer is stored; the statistics are a courtesy
 

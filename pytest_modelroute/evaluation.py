@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .cases import Case
-from .checks import Check, CheckContext, quality_of, run_check, weighted_score
+from .checks import Check, CheckContext, gather_all, quality_of, run_check, weighted_score
 from .config import ModelRouteConfig
 from .records import CallRecord, CaseResult, CheckOutcome
 from .routes import (
@@ -88,7 +87,7 @@ async def score_output(
 ) -> list[CheckOutcome]:
     if len(checks) == 1:  # no task to spawn for the common single check
         return [await _run(checks[0], output, ctx)]
-    return list(await asyncio.gather(*(_run(c, output, ctx) for c in checks)))
+    return await gather_all(_run(c, output, ctx) for c in checks)
 
 
 def task_bar(config: ModelRouteConfig, task: str, case_bar: float | None) -> float:

@@ -343,7 +343,7 @@ def pytest_configure(config: pytest.Config) -> None:
     from .config import load_config
     from .reporter import ModelRouteReporter, xdist_specs
 
-    remote = [spec for _, spec in xdist_specs(config) if not spec.startswith("popen")]
+    remote = [spec for _, spec in xdist_specs(config) if not spec.popen or spec.via]
     if remote and _worker_input(config) is None:
         raise pytest.UsageError(
             f"--model-route runs xdist workers on this machine only (-n N or --tx popen): "

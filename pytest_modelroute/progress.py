@@ -66,9 +66,16 @@ class Progress:
         return total
 
 
+def is_tty(tr: Any) -> bool:
+    """Whether the terminal reporter writes to a tty (a method since pytest 8.4.1, a bool
+    before)."""
+    value = getattr(tr, "isatty", False)
+    return bool(value() if callable(value) else value)
+
+
 def terminal_writer(tr: Any) -> Write:
     """Rewrites one line on a tty; elsewhere (CI logs) writes only the final line."""
-    tty = bool(tr.isatty())
+    tty = is_tty(tr)
 
     def write(line: str, final: bool) -> None:
         if tty:

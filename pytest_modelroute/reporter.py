@@ -18,7 +18,7 @@ from .analysis import Aggregate, aggregate
 from .calibration import calibrate, is_calibration
 from .gate import TaskVerdict, decide_task
 from .nodes import result_of
-from .progress import WorkerProgress, terminal_writer
+from .progress import WorkerProgress, is_tty, terminal_writer
 from .projection import TaskFigures, project
 from .recommend import Candidate, candidates_for_task, recommend, suggest_yaml
 from .records import CaseResult
@@ -88,7 +88,7 @@ class ModelRouteReporter:
             uncached, cost = self.state.estimate(work) if work else (0, 0.0)
             if uncached:
                 line = self.state.estimate_line(uncached, cost)
-                if tr.isatty():  # xdist's status line is being rewritten: take its place
+                if is_tty(tr):  # xdist's status line is being rewritten: take its place
                     tr.rewrite(line, erase=True)
                     tr.write_line("")
                 else:
@@ -358,10 +358,19 @@ class ModelRouteReporter:
             terminalreporter.write_sep("-", f"generated {kind}: {path}")
 
 
-def xdist_specs(config: pytest.Config) -> list[tuple[int, str]]:
-    """xdist's worker specs as (count, spec): ``-n N`` is N ``popen``, ``--tx 3*popen`` 3."""
+def xdist_specs(config: pytest.Config) -> list[tuple[int, Any]]:
+    """xdist's worker specs as (count, execnet XSpec), when xdist distributes the run:
+    ``-n N`` is N ``popen`` specs, ``--tx 3*popen`` three."""
+    if config.getoption("dist", "no") == "no":
+        return []
+    import execnet
+
     specs = []
     for spec in config.getoption("tx", None) or []:
         times, star, rest = str(spec).partition("*")
-        specs.append((int(times), rest) if star and times.isdigit() else (1, str(spec)))
+        try:
+            count, text = (int(times), rest) if star else (1, str(spec))
+        except ValueError:
+            count, text = 1, str(spec)
+        specs.append((count, execnet.XSpec(text)))
     return specs

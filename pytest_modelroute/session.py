@@ -18,7 +18,7 @@ from .evaluation import Env, evaluate
 from .gate import GateRules
 from .prices import ModelPricing, resolve_pricing
 from .providers import Provider, builtin_providers
-from .records import CaseResult
+from .records import CallRecord, CaseResult, Request, Usage
 from .routes import ConsensusRoute, Route, SingleRoute, build_route
 from .runner import Runner
 from .yamlio import format_loc
@@ -322,6 +322,7 @@ class RunState:
 
         runner = self.runner
         seen: set[str] = set()
+        known: list[tuple[Case, Route]] = []
         uncached = 0
         cost = 0.0
         panel = configured_panel(self.config)
@@ -331,9 +332,9 @@ class RunState:
         def output_tokens(alias: str, purpose: str, params: dict[str, Any], guess: int) -> float:
             """This model's mean answer length so far, else ``guess``, within max_tokens."""
             if (alias, purpose) not in means:
-                model = self.config.models[alias]
+                provider = runner.providers[alias]
                 means[alias, purpose] = runner.cache.mean_output_tokens(
-                    model.provider, model.model, purpose
+                    provider.name, provider.model.model, purpose
                 )
             mean = means[alias, purpose]
             return min(int(params.get("max_tokens", 1024)), mean if mean is not None else guess)
@@ -366,7 +367,7 @@ class RunState:
                 calls = []
             else:
                 calls = [(a, 0) for a in route.models]
-            answered = bool(calls)
+            answered = True  # every first call cached (a calibration case brings its output)
             for alias, sample in calls:
                 params = self.env.params(alias)
                 if isinstance(route, ConsensusRoute):
@@ -376,11 +377,13 @@ class RunState:
                     answered = False
                     out = output_tokens(alias, "route", params, answer_guess)
                     add(alias, params, prompt, runner.key(request), out)
-            if runner.cache.mode == "replay" or answered:
-                continue  # an answer from the cache was judged when it was paid for
-            for check in case.checks:
-                if check.kind.name not in JUDGE_CHECKS:
-                    continue
+            judged = [c for c in case.checks if c.kind.name in JUDGE_CHECKS]
+            if runner.cache.mode == "replay" or not judged:
+                continue
+            if answered:
+                known.append((case, route))  # its judge calls can be looked up exactly
+                continue
+            for check in judged:
                 judges = (
                     route.panel
                     if isinstance(route, CalibrationRoute)
@@ -393,7 +396,45 @@ class RunState:
                     params = self.env.params(alias)
                     out = output_tokens(alias, "judge", params, ASSUMED_OUTPUT_TOKENS)
                     add(alias, params, prompt * 2, None, out)
+        for request in self._missing_calls(known):
+            params = dict(request.params)
+            out = output_tokens(request.model, request.purpose, params, ASSUMED_OUTPUT_TOKENS)
+            add(request.model, params, request.messages[-1][1], runner.key(request), out)
         return uncached, cost
+
+    def _missing_calls(self, work: Sequence[tuple[Case, Route]]) -> list[Request]:
+        """The calls a dry evaluation of ``work`` (answers known) finds missing from the
+        cache: judge calls (and cascade escalations), built by the checks and routes
+        themselves, exactly as the run will make them."""
+        if not work:
+            return []
+        runner = self.runner
+        missing: dict[str, Request] = {}
+
+        class DryRunner:
+            """What evaluation needs of a runner, answering from the cache only."""
+
+            providers = runner.providers
+
+            @staticmethod
+            async def call(request: Request) -> CallRecord:
+                if runner.is_cached(request):
+                    return await runner.call(request)
+                key = runner.key(request)
+                missing.setdefault(key, request)
+                return CallRecord(
+                    key, request.model, request.sample, request.purpose, None, Usage(), 0.0,
+                    0.0, False, error="not cached",
+                )  # fmt: skip
+
+        env = Env(self.config, DryRunner(), self.case_root)  # type: ignore[arg-type]
+
+        async def dry() -> None:
+            for case, route in work:
+                await evaluate(case, route, env)
+
+        runner.run(dry())
+        return list(missing.values())
 
     def prefetch(
         self,

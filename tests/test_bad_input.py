@@ -301,7 +301,7 @@ def test_a_setting_the_providers_api_rejects_is_a_config_error(
 def test_remote_xdist_workers_are_refused(pytester: pytest.Pytester) -> None:
     """Workers on other machines would not share the cache: calls paid twice, no cap."""
     sim_suite(pytester)
-    result = run(pytester, "-p", "xdist", "--tx", "ssh=somehost//python=python3")
+    result = run(pytester, "--dist", "load", "--tx", "ssh=somehost//python=python3")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         ["*--model-route runs xdist workers on this machine only*got --tx ssh=somehost*"]

@@ -328,3 +328,13 @@ def test_estimate_counts_route_and_judge_calls_and_nothing_once_cached(
     again, doc = run_json(pytester, "--model-route")
     assert doc["spend"]["api_calls"] == 0
     assert "uncached calls" not in again.stdout.str()  # cached answers were judged already
+    # a new rubric, then a third judge sample: the answers are cached, their judging is not
+    cases = pytester.path / "cases" / "summ.yaml"
+    cases.write_text(cases.read_text().replace("A faithful one-line summary", "Faithful"))
+    config = pytester.path / "modelroute.yaml"
+    for change, expected_calls in [(None, 2 * 7), (("n: 2", "n: 3"), 7)]:
+        if change:
+            config.write_text(config.read_text().replace(*change))
+        result, doc = run_json(pytester, "--model-route")
+        assert doc["spend"]["api_calls"] == expected_calls
+        result.stdout.fnmatch_lines([f"modelroute: {expected_calls} uncached calls, *"])

@@ -1,4 +1,4 @@
-"""Runner.gather: lanes of workers instead of a task per job."""
+"""Runner.gather's lanes of workers, and what the cache keeps beside each paid answer."""
 
 from __future__ import annotations
 
@@ -74,3 +74,21 @@ def test_results_keep_the_order_of_the_jobs_and_a_failure_propagates(tmp_path: P
             raise AssertionError("the failing job's error was swallowed")
     finally:
         runner.close()
+
+
+def test_paid_answers_keep_a_running_mean_of_output_tokens(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path / "cache", "readwrite", "run-3")
+    for i, tokens in enumerate([10, 20, 30, 40]):
+        entry = {
+            "provider": "openai",
+            "model": "m",
+            "output": "x",
+            "usage": {"output_tokens": tokens},
+        }
+        cache.put(f"k{i}", entry, "judge" if i == 3 else "route")
+        if i == 1:  # fewer than three answers: no mean yet
+            assert cache.mean_output_tokens("openai", "m", "route") is None
+    assert cache.mean_output_tokens("openai", "m", "route") == 20
+    assert cache.mean_output_tokens("openai", "m", "judge") is None
+    assert cache.get("k3")["output"] == "x"  # the answer itself is stored first
+    cache.close()

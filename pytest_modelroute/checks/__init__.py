@@ -8,14 +8,15 @@ types come from the ``pytest_modelroute_checks`` hook.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import inspect
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import CaseError
 from ..records import CallRecord, CheckOutcome, Request
@@ -274,3 +275,16 @@ def mentions_reference(spec: Mapping[str, Any]) -> bool:
     """True when a check spec uses the case's reference answer (``expected``)."""
     text = json.dumps(spec, default=str)
     return bool(re.search(r"\{\{[^}]*\bexpected\b", text))
+
+
+T = TypeVar("T")
+
+
+async def gather_all(aws: Iterable[Awaitable[T]]) -> list[T]:
+    """Like ``asyncio.gather``, but a failure is raised only once every awaitable ended:
+    none is left running (and paying) after the caller moved on."""
+    results = await asyncio.gather(*aws, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results  # type: ignore[return-value]

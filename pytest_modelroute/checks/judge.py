@@ -11,7 +11,6 @@ part of the key), concurrency and spend cap, and are accounted as judge cost.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
@@ -25,7 +24,7 @@ from typing import Any
 
 from ..records import CallRecord, CheckOutcome, Request
 from ..templating import TemplateProblem, render
-from . import CheckContext, CheckType, check_type, extract_json_text
+from . import CheckContext, CheckType, check_type, extract_json_text, gather_all
 
 DEFAULT_CRITERIA = ("correctness", "completeness", "format")
 FACT_SCORES = {"consistent": 1.0, "subset": 0.75, "superset": 0.75, "contradicts": 0.0}
@@ -253,8 +252,8 @@ async def ask_panel(
             f"judge {alias} gave an unparsable {kind} answer twice; the last one was: {shown!r}"
         )
 
-    answers = await asyncio.gather(*(one(a, s) for a, s in panel.samples()))
-    return panel, list(answers)
+    answers = await gather_all(one(a, s) for a, s in panel.samples())
+    return panel, answers
 
 
 def _judge_info(

@@ -73,7 +73,7 @@ def write_outputs(doc: dict[str, Any], paths: Mapping[str, Path | None]) -> list
         text = render(doc)
         path.parent.mkdir(parents=True, exist_ok=True)
         # rendered beside it, then moved in place: a failure never leaves half a report
-        partial = path.with_name(f".{path.name}.partial")
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         try:
             with partial.open("w", encoding="utf-8") as out:
                 if isinstance(text, str):
