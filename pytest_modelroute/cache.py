@@ -78,18 +78,21 @@ class ResponseCache:
             return None
         return entry
 
-    def put(self, key: str, entry: dict[str, Any], purpose: str = "route") -> None:
-        """Store a paid answer, and count its output tokens for later estimates."""
+    def put(self, key: str, entry: dict[str, Any]) -> None:
         entry = dict(entry, run_id=self.run_id, stored_at=time.time())
         self._cache.set("r:" + key, json.dumps(entry, ensure_ascii=False))
-        stats = f"outstats:{entry.get('provider')}:{entry.get('model')}:{purpose}"
+
+    def add_output_stats(self, stats: dict[tuple[str, str, str], tuple[int, int]]) -> None:
+        """Add (answers, output tokens) per (provider, model, purpose) to the running
+        totals that estimates read; one transaction at the end of a run."""
         try:
-            tokens = int(entry["usage"]["output_tokens"])
-            with self._cache.transact():  # one write lock for both counters
-                self._cache.incr(stats + ":n", 1, default=0)
-                self._cache.incr(stats + ":tokens", tokens, default=0)
-        except (KeyError, TypeError, ValueError, sqlite3.Error, diskcache.Timeout):
-            pass  # the answer is stored; the statistics are a courtesy
+            with self._cache.transact():
+                for (provider, model, purpose), (n, tokens) in stats.items():
+                    key = f"outstats:{provider}:{model}:{purpose}"
+                    self._cache.incr(key + ":n", n, default=0)
+                    self._cache.incr(key + ":tokens", tokens, default=0)
+        except (sqlite3.Error, OSError, diskcache.Timeout):
+            pass  # a courtesy for the next estimate, never a failure
 
     def mean_output_tokens(self, provider: str, model: str, purpose: str) -> float | None:
         """The mean output tokens of this model's answers so far (None under 3 answers)."""

@@ -67,6 +67,8 @@ class Runner:
         self._spent = 0.0
         self._concurrency = concurrency
         self._memo: dict[str, CallRecord] = {}
+        #: (provider, model, purpose) -> (answers, output tokens) paid for in this process
+        self._output_stats: dict[tuple[str, str, str], tuple[int, int]] = {}
         self._keys: dict[Request, str] = {}
         self._inflight: dict[str, asyncio.Future[CallRecord]] = {}
         self._semaphores: dict[str, asyncio.Semaphore] = {}
@@ -103,6 +105,8 @@ class Runner:
                 pass
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
+        if self._output_stats:
+            self.cache.add_output_stats(self._output_stats)
         self.cache.close()
 
     # -- calls -------------------------------------------------------------------------
@@ -301,7 +305,7 @@ class Runner:
             "model": model.model,
         }
         # stored before anything else can go wrong; off the loop, so other calls go on
-        await asyncio.to_thread(self.cache.put, key, entry, request.purpose)
+        await asyncio.to_thread(self.cache.put, key, entry)
         record = self._record(key, request, entry, cached=False)
         self._spent += record.cost
         if self.shared and self.max_cost is not None:
@@ -313,6 +317,9 @@ class Runner:
         }
         self.progress.calls += 1
         self.progress.cost += record.cost
+        stat = (provider.name, model.model, request.purpose)
+        n, tokens = self._output_stats.get(stat, (0, 0))
+        self._output_stats[stat] = (n + 1, tokens + record.usage.output_tokens)
         return record
 
     def _failed(self, key: str, request: Request, message: str) -> CallRecord:

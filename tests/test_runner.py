@@ -76,19 +76,11 @@ def test_results_keep_the_order_of_the_jobs_and_a_failure_propagates(tmp_path: P
         runner.close()
 
 
-def test_paid_answers_keep_a_running_mean_of_output_tokens(tmp_path: Path) -> None:
+def test_output_statistics_add_up_across_runs(tmp_path: Path) -> None:
     cache = ResponseCache(tmp_path / "cache", "readwrite", "run-3")
-    for i, tokens in enumerate([10, 20, 30, 40]):
-        entry = {
-            "provider": "openai",
-            "model": "m",
-            "output": "x",
-            "usage": {"output_tokens": tokens},
-        }
-        cache.put(f"k{i}", entry, "judge" if i == 3 else "route")
-        if i == 1:  # fewer than three answers: no mean yet
-            assert cache.mean_output_tokens("openai", "m", "route") is None
+    cache.add_output_stats({("openai", "m", "route"): (2, 30)})
+    assert cache.mean_output_tokens("openai", "m", "route") is None  # under three answers
+    cache.add_output_stats({("openai", "m", "route"): (2, 50), ("openai", "m", "judge"): (1, 9)})
     assert cache.mean_output_tokens("openai", "m", "route") == 20
     assert cache.mean_output_tokens("openai", "m", "judge") is None
-    assert cache.get("k3")["output"] == "x"  # the answer itself is stored first
     cache.close()
