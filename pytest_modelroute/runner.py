@@ -97,6 +97,7 @@ class Runner:
                     await provider.aclose()
                 except Exception:
                     pass
+            await self._loop.shutdown_default_executor()  # the threads of cache writes
 
         if self._loop.is_running():
             try:
@@ -105,6 +106,8 @@ class Runner:
                 pass
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=10)
+        if not self._loop.is_running():
+            self._loop.close()
         if self._output_stats:
             self.cache.add_output_stats(self._output_stats)
         self.cache.close()
