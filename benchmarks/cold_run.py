@@ -85,12 +85,8 @@ def main() -> None:
         startup = fastest(3, ["--model-route", "--collect-only"], suite, env)["wall"]
         sdk_import = import_seconds("openai")
         floor = sdk_floor(server.url, args.calls, args.concurrency)
-        plain_items = {
-            n: fastest(3, ["-n", n], plain)["wall"]
-            - fastest(3, ["-n", n, "--collect-only"], plain)["wall"]
-            for n in ("0",)
-        }["0"]
         plain_xdist = {n: fastest(3, ["-n", n], plain)["wall"] for n in ("0", "2")}
+        plain_items = plain_xdist["0"] - fastest(3, ["-n", "0", "--collect-only"], plain)["wall"]
         runs = {}
         for workers in ("0", "2"):
             server.reset()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -100,29 +100,24 @@ def publisher(cache: ResponseCache, worker: str, progress: Progress) -> Write:
 class WorkerProgress:
     """On the xdist controller: the workers' summed progress, from a background thread.
 
-    ``stop()`` (when the first item starts, or at the end) writes the last figures as the
-    final line; a lock keeps the thread from writing once pytest's own output begins.
+    ``stop()`` (when the first item starts, or at the end) waits for the thread, then
+    writes the last figures as the final line: nothing is written after pytest's own
+    output begins.
     """
 
-    def __init__(self, cache: ResponseCache, write: Write, total: int) -> None:
+    def __init__(
+        self, cache: ResponseCache, write: Write, total: int, workers: Sequence[str]
+    ) -> None:
         self.cache = cache
         self.write = write
         self.total = total
-        self.workers: set[str] = set()
-        self._lock = threading.Lock()
+        self.workers = sorted(workers)
         self._stopped = threading.Event()
-        self._seen = ""
         self._thread = threading.Thread(target=self._run, name="modelroute-progress", daemon=True)
         self._thread.start()
 
-    def add_worker(self, worker: str) -> None:
-        with self._lock:
-            self.workers.add(worker)
-
     def _merged(self) -> Progress | None:
-        with self._lock:
-            workers = sorted(self.workers)
-        snapshots = [s for s in map(self.cache.get_progress, workers) if s is not None]
+        snapshots = [s for s in map(self.cache.get_progress, self.workers) if s is not None]
         if not snapshots:
             return None
         merged = Progress.merged(snapshots)
@@ -130,15 +125,12 @@ class WorkerProgress:
         return merged
 
     def _run(self) -> None:
+        seen = ""
         while not self._stopped.wait(_POLL_S):
             merged = self._merged()
-            with self._lock:
-                if merged is None or self._stopped.is_set():
-                    continue
-                line = merged.line()
-                if line != self._seen:
-                    self._seen = line
-                    self.write(line, False)
+            if merged is not None and merged.line() != seen and not self._stopped.is_set():
+                seen = merged.line()
+                self.write(seen, False)
 
     def stop(self) -> None:
         """Write the final figures and stop (idempotent)."""
@@ -147,6 +139,5 @@ class WorkerProgress:
         self._stopped.set()
         self._thread.join(timeout=5)
         merged = self._merged()
-        with self._lock:
-            if merged is not None:
-                self.write(merged.line(), True)
+        if merged is not None:
+            self.write(merged.line(), True)

@@ -110,6 +110,14 @@ class CallRecord:
         return data
 
     @classmethod
+    def failed(cls, key: str, request: Request, message: str) -> CallRecord:
+        """The record of a call that gave no answer."""
+        return cls(
+            key, request.model, request.sample, request.purpose, None, Usage(), 0.0, 0.0, False,
+            error=message,
+        )  # fmt: skip
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CallRecord:
         data = dict(data)
         data["usage"] = Usage(**data["usage"])

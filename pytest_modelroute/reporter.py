@@ -97,10 +97,11 @@ class ModelRouteReporter:
         workers = sum(n for n, _ in xdist_specs(self.config))
         if self.progress_total and len(self.collected_workers) == workers:
             self.progress = WorkerProgress(
-                self.state.runner.cache, terminal_writer(tr), self.progress_total
+                self.state.runner.cache,
+                terminal_writer(tr),
+                self.progress_total,
+                self.collected_workers,
             )
-            for worker in self.collected_workers:
-                self.progress.add_worker(worker)
 
     @pytest.hookimpl(tryfirst=True)  # before the terminal reporter writes the item's name
     def pytest_runtest_logstart(self) -> None:

@@ -199,18 +199,7 @@ class Runner:
 
     def _error(self, key: str, request: Request, message: str) -> CallRecord:
         self.progress.errors += 1
-        return CallRecord(
-            key,
-            request.model,
-            request.sample,
-            request.purpose,
-            None,
-            Usage(),
-            0.0,
-            0.0,
-            False,
-            error=message,
-        )
+        return CallRecord.failed(key, request, message)
 
     def _from_cache(self, key: str, request: Request) -> CallRecord | None:
         entry = self.cache.get(key)

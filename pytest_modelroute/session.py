@@ -18,7 +18,7 @@ from .evaluation import Env, evaluate
 from .gate import GateRules
 from .prices import ModelPricing, resolve_pricing
 from .providers import Provider, builtin_providers
-from .records import CallRecord, CaseResult, Request, Usage
+from .records import CallRecord, CaseResult, Request
 from .routes import ConsensusRoute, Route, SingleRoute, build_route
 from .runner import Runner
 from .yamlio import format_loc
@@ -106,7 +106,9 @@ class RunState:
                     alias,
                     "provider",
                 )
-            for name in sorted(cls.unsupported & model.generation_params().keys()):
+            rejected = sorted(cls.unsupported & model.generation_params().keys())
+            if rejected:
+                name = rejected[0]
                 raise config.error(
                     f"the {model.provider} API takes no {name!r}: remove it from this model",
                     "models",
@@ -422,10 +424,7 @@ class RunState:
                     return await runner.call(request)
                 key = runner.key(request)
                 missing.setdefault(key, request)
-                return CallRecord(
-                    key, request.model, request.sample, request.purpose, None, Usage(), 0.0,
-                    0.0, False, error="not cached",
-                )  # fmt: skip
+                return CallRecord.failed(key, request, "not cached")
 
         env = Env(self.config, DryRunner(), self.case_root)  # type: ignore[arg-type]
 

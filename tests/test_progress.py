@@ -32,9 +32,9 @@ def test_controller_sums_the_workers_and_stops_writing_at_stop(tmp_path: Path) -
     gw1.tick(force=True)
 
     lines: list[tuple[str, bool]] = []
-    watcher = WorkerProgress(cache, lambda line, final: lines.append((line, final)), total=10)
-    watcher.add_worker("gw0")
-    watcher.add_worker("gw1")
+    watcher = WorkerProgress(
+        cache, lambda line, final: lines.append((line, final)), total=10, workers=["gw0", "gw1"]
+    )
     deadline = time.monotonic() + 5
     while not lines and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -56,8 +56,9 @@ def test_controller_sums_the_workers_and_stops_writing_at_stop(tmp_path: Path) -
 def test_a_worker_that_published_nothing_yet_is_left_out(tmp_path: Path) -> None:
     cache = ResponseCache(tmp_path / "cache", "readwrite", "run-2")
     lines: list[tuple[str, bool]] = []
-    watcher = WorkerProgress(cache, lambda line, final: lines.append((line, final)), total=4)
-    watcher.add_worker("gw0")
+    watcher = WorkerProgress(
+        cache, lambda line, final: lines.append((line, final)), total=4, workers=["gw0"]
+    )
     watcher.stop()
     assert lines == []  # nothing published: no line at all
     cache.close()
