@@ -6,9 +6,11 @@ Prints, measured in this one run on this machine (each timing the fastest of thr
   ``calls x latency / concurrency`` plus that start-up (target: <= 1.3x), and where the time
   beyond that goes: importing the SDK (once per process), the call phase against the same
   calls made by the bare SDK client, and pytest running the items (against plain pytest
-  running as many trivial tests);
+  running as many trivial tests), and the lower bound no plugin could beat on this
+  machine (start-up + the SDK's import + the ideal + pytest's items);
 - the same under ``pytest -n 2``: the number of calls (must equal -n 0) and the time ratio
-  against -n 0 (target: no slower), next to xdist's own cost on a plain suite.
+  against -n 0 (target: no slower), next to xdist's own cost on a plain suite and the most
+  a second worker could win back.
 
 The server (``_latency_server.py``) answers from one asyncio loop in its own process, so
 each call takes the asked-for latency and no more.
@@ -116,6 +118,13 @@ def main() -> None:
         f"the plugin against start-up + SDK import + SDK floor + plain items: "
         f"{wall0 / (startup + sdk_import + floor + plain_items):.2f}x"
     )
+    # what no plugin could beat: a client that costs no CPU per call still pays start-up,
+    # the SDK's import and pytest's own items, and makes the calls no faster than the ideal
+    bound = startup + sdk_import + ideal + plain_items
+    print(
+        f"  lower bound (start-up + SDK import + the ideal + plain items, as if calls cost "
+        f"no CPU): {bound:.2f} s, {bound / budget:.2f}x"
+    )
     print(f"  calls paid: {calls0} per run (server saw {served0})")
     print(
         f"-n 2: {wall2:.2f} s, {calls2} calls paid (server saw {served2}); time ratio "
@@ -126,6 +135,13 @@ def main() -> None:
         f"{plain_xdist['2']:.2f} s vs -n 0 {plain_xdist['0']:.2f} s "
         f"(+{plain_xdist['2'] - plain_xdist['0']:.2f} s); the plugin's -n 2 less that: "
         f"{(wall2 - (plain_xdist['2'] - plain_xdist['0'])) / wall0:.2f}x of -n 0"
+    )
+    # a second core can win back at most the calls' CPU above the ideal and half the items
+    most = (floor - ideal) + plain_items / 2
+    print(
+        f"  the most a second worker could save on this run: {most:.2f} s (the SDK's CPU "
+        f"above the ideal {floor - ideal:.2f} s + half the items {plain_items / 2:.2f} s), "
+        f"against xdist's own +{plain_xdist['2'] - plain_xdist['0']:.2f} s"
     )
     if os.environ.get("MODELROUTE_BENCH_STRICT"):
         assert calls2 == calls0 == args.calls

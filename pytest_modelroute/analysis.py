@@ -28,6 +28,8 @@ class Aggregate:
     weights: dict[str, float] = field(default_factory=dict)
     #: per case id: whether it reached its bar (errored cases are absent)
     passed: dict[str, bool] = field(default_factory=dict)
+    #: per case id: the route's cost for it (errored cases are absent)
+    costs: dict[str, float] = field(default_factory=dict)
     stages: Counter[int] = field(default_factory=Counter)
     agreement: float | None = None
     #: judge panels: spread of the judges' overall scores per judged case
@@ -66,6 +68,11 @@ class Aggregate:
         return out
 
 
+def _agreement(votes: dict[str, int]) -> float:
+    """The winning answer's share of the samples (non-answers, under ``""``, never win)."""
+    return max((c for k, c in votes.items() if k), default=0) / sum(votes.values())
+
+
 def weighted_mean(values: dict[str, float | None], weights: dict[str, float]) -> float | None:
     pairs = [(q, weights.get(k, 1.0)) for k, q in values.items() if q is not None]
     total = sum(w for _, w in pairs)
@@ -94,6 +101,7 @@ def aggregate(results: Iterable[CaseResult]) -> dict[tuple[str, str], Aggregate]
             agg.weights[r.case] = r.weight
             if r.error is None:
                 agg.passed[r.case] = r.status == "pass"
+                agg.costs[r.case] = r.cost
             if r.stage is not None and r.error is None and r.votes is None:
                 agg.stages[r.stage] += 1
             for check in r.checks:
@@ -106,6 +114,6 @@ def aggregate(results: Iterable[CaseResult]) -> dict[tuple[str, str], Aggregate]
             agg.latency_s = sum(r.latency_s for r in ok) / len(ok)
             votes = [r.votes for r in ok if r.votes]
             if votes:
-                agg.agreement = sum(max(v.values()) / sum(v.values()) for v in votes) / len(votes)
+                agg.agreement = sum(_agreement(v) for v in votes) / len(votes)
         out[(task, route)] = agg
     return out

@@ -97,7 +97,6 @@ class CheckSpec(BaseModel):
 class CascadeSpec(_Strict):
     cascade: list[str] = Field(min_length=2)
     accept: list[CheckSpec] = Field(default_factory=list)
-    min_judge_score: float | None = Field(default=None, ge=1, le=5)
 
 
 class ConsensusInner(_Strict):

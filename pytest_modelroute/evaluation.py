@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,11 +115,14 @@ async def evaluate(case: Case, route: Route, env: Env, nodeid: str = "") -> Case
     if isinstance(route, CalibrationRoute):
         return await calibrate(case, route, env, result)
     accept_ctx = env.context(case, with_reference=False)
+    answered: list[CallRecord] = []
     try:
-        answer = await route.answer(env.getter(case.messages, case.hints(), route), accept_ctx)
+        answer = await route.answer(
+            env.getter(case.messages, case.hints(), route, answered), accept_ctx
+        )
     except Exception as exc:  # an acceptance check that broke
         result.error = f"route {route.label} failed: {type(exc).__name__}: {exc}"
-        result.calls = list(accept_ctx.calls)
+        result.calls = [*answered, *accept_calls(accept_ctx)]
         return result
     result.calls = list(answer.calls)
     result.stage = answer.stage
@@ -126,6 +130,7 @@ async def evaluate(case: Case, route: Route, env: Env, nodeid: str = "") -> Case
     result.output = answer.output
     if answer.error is not None:
         result.error = answer.error
+        result.calls.extend(accept_calls(accept_ctx))
         return result
     ctx = env.context(case)
     try:
@@ -142,8 +147,15 @@ async def evaluate(case: Case, route: Route, env: Env, nodeid: str = "") -> Case
         result.error = str(exc)
         return result
     finally:
+        result.calls.extend(accept_calls(accept_ctx))
         result.calls.extend(ctx.calls)
     return finish(result, outcomes)
+
+
+def accept_calls(ctx: CheckContext) -> list[CallRecord]:
+    """The calls acceptance checks made, marked as such (the runner shares records between
+    results, so they are copies)."""
+    return [dataclasses.replace(c, purpose="accept") for c in ctx.calls]
 
 
 async def calibrate(

@@ -94,7 +94,14 @@ def decide_task(
 def _quality_bar(v: TaskVerdict, agg: Aggregate, rules: GateRules) -> None:
     assert agg.quality is not None
     v.ci = mean_interval(agg.cases, agg.weights, confidence=rules.level, seed=rules.seed)
-    if rules.confidence is not None and v.ci is not None:
+    scored = sum(1 for k, q in agg.cases.items() if q is not None and agg.weights.get(k, 1.0) > 0)
+    if rules.confidence is not None and scored < 2:
+        # one case has no spread: its "interval" would be the point, proving nothing
+        v.fail(
+            f"quality {agg.quality:.2f}: n={scored} is too few cases to bound it at "
+            f"{rules.level:.0%} (confidence: needs at least 2)"
+        )
+    elif rules.confidence is not None and v.ci is not None:
         low = v.ci[0]
         if low < v.threshold - 1e-9:
             v.fail(
@@ -110,7 +117,8 @@ def _against_snapshot(v: TaskVerdict, agg: Aggregate, snap: SnapshotTask, rules:
     cmp = paired(agg.cases, snap_scores, agg.weights, confidence=rules.level, seed=rules.seed)
     v.comparisons.append(("snapshot", cmp))
     flipped = _flipped(agg, snap)
-    cost_change = (agg.cost_per_call / snap.cost_per_call - 1) if snap.cost_per_call else None
+    cost_then, cost_now, paired_costs = _paired_costs(agg, snap)
+    cost_change = (cost_now / cost_then - 1) if cost_then else None
     v.snapshot = {
         "route": snap.route,
         "quality": snap.quality,
@@ -120,6 +128,14 @@ def _against_snapshot(v: TaskVerdict, agg: Aggregate, snap: SnapshotTask, rules:
         "flipped": flipped,
         **cmp.to_json(),
     }
+    if cmp.n == 0:
+        # renamed or replaced case ids would otherwise switch the regression rule off
+        v.fail(
+            f"no scored case in common with the snapshot ({len(snap.cases)} case(s) there): "
+            "the regression rule cannot be checked; accept the new cases with "
+            "--model-route-update-snapshot"
+        )
+        return
     _margin(
         v,
         cmp,
@@ -130,10 +146,13 @@ def _against_snapshot(v: TaskVerdict, agg: Aggregate, snap: SnapshotTask, rules:
         "beyond tolerance",
     )
     gained = cmp.diff is not None and cmp.diff > 1e-9
-    if cost_change is not None and cost_change > rules.cost_tolerance + 1e-9 and not gained:
+    rose = cost_change > rules.cost_tolerance + 1e-9 if cost_change is not None else cost_now > 0
+    if rose and not gained:
+        change = f"{cost_change:+.0%}" if cost_change is not None else "from $0"
+        on = "on the cases both ran" if paired_costs else "means of the two runs"
         v.fail(
-            f"cost per call rose {cost_change:+.0%} vs snapshot (${snap.cost_per_call:.6f}"
-            f" -> ${agg.cost_per_call:.6f}) without a quality gain"
+            f"cost per call rose {change} vs snapshot (${cost_then:.6f} -> ${cost_now:.6f}, "
+            f"{on}) without a quality gain"
         )
     if flipped:
         shown = ", ".join(flipped[:MAX_FLIPS_LISTED])
@@ -143,6 +162,16 @@ def _against_snapshot(v: TaskVerdict, agg: Aggregate, snap: SnapshotTask, rules:
             else ""
         )
         v.warnings.append(f"{len(flipped)} case(s) flipped from passing to failing: {shown}{more}")
+
+
+def _paired_costs(agg: Aggregate, snap: SnapshotTask) -> tuple[float, float, bool]:
+    """Mean cost per call in the snapshot and now on the cases both ran, and whether they
+    were paired (a snapshot written before per-case costs were kept: the runs' means)."""
+    shared = sorted(k for k, c in snap.cases.items() if c.cost is not None and k in agg.costs)
+    if not shared:
+        return snap.cost_per_call, agg.cost_per_call, False
+    then = sum(snap.cases[k].cost or 0.0 for k in shared) / len(shared)
+    return then, sum(agg.costs[k] for k in shared) / len(shared), True
 
 
 def _flipped(agg: Aggregate, snap: SnapshotTask) -> list[str]:
@@ -162,16 +191,24 @@ def _against_baseline(v: TaskVerdict, agg: Aggregate, base: Aggregate, rules: Ga
         "cost_per_call": base.cost_per_call,
         **cmp.to_json(),
     }
-    if rules.max_drop is not None:
-        _margin(
-            v,
-            cmp,
-            rules,
-            rules.max_drop,
-            "baseline",
-            f"quality vs baseline {base.route} {base.quality:.2f}",
-            "below -max_drop",
+    if rules.max_drop is None:
+        return
+    if cmp.n == 0:
+        v.fail(
+            f"max_drop cannot be checked: no case was scored by both the route and the "
+            f"baseline {base.route} ({base.n} scored, {base.errors} errored)",
+            ERROR,
         )
+        return
+    _margin(
+        v,
+        cmp,
+        rules,
+        rules.max_drop,
+        "baseline",
+        f"quality vs baseline {base.route} {base.quality:.2f}",
+        "below -max_drop",
+    )
 
 
 def _margin(
@@ -185,6 +222,12 @@ def _margin(
 ) -> None:
     """Fail when the difference (or its bound, with ``confidence``) is below ``-margin``;
     warn when the interval cannot decide it."""
+    if rules.confidence is not None and cmp.n < 2:
+        v.fail(
+            f"{what} ({cmp.describe()}): n={cmp.n} is too few cases to bound the "
+            f"difference at {rules.level:.0%} (confidence: needs at least 2)"
+        )
+        return
     bound = cmp.bound(rules.confidence is not None)
     if bound is not None and bound < -margin - 1e-9:
         where = "the CI lower bound " if rules.confidence is not None else ""

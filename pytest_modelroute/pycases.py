@@ -7,7 +7,7 @@ from typing import Any
 
 from .cases import PythonCaseInfo
 from .checks import CheckContext, quality_of, weighted_score
-from .evaluation import task_bar
+from .evaluation import accept_calls, task_bar
 from .records import CallRecord, CaseResult, CheckOutcome
 from .routes import Route
 from .session import RunState
@@ -91,9 +91,14 @@ class LLM:
             call=state.runner.call,
             config=state.config,
         )
-        get = state.env.getter(messages, tuple(sorted(hints.items())), self.route)
-        answer = state.runner.run(self.route.answer(get, ctx))
-        self.calls.extend(answer.calls)
+        answered: list[CallRecord] = []
+        get = state.env.getter(messages, tuple(sorted(hints.items())), self.route, answered)
+        try:
+            answer = state.runner.run(self.route.answer(get, ctx))
+        except Exception:  # an acceptance check that broke: its calls still count
+            self.calls.extend([*answered, *accept_calls(ctx)])
+            raise
+        self.calls.extend([*answer.calls, *accept_calls(ctx)])
         self.prompts.append(messages[-1][1])
         if answer.error is not None:
             self.error = answer.error

@@ -106,7 +106,15 @@ def cascade_candidate(
             if r.error is not None:
                 final = None
                 break
-            if stage == len(stages) or r.accepted:
+            if stage == len(stages):
+                final = r
+                resolved[stage] += 1
+                break
+            # the acceptance checks run on every stage but the last, and are paid for
+            checked = r.accept_calls()
+            cost += sum(c.cost for c in checked)
+            latency += sum(c.latency_s for c in checked)
+            if r.accepted:
                 final = r
                 resolved[stage] += 1
                 break

@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Purpose = Literal["route", "judge"]
+#: "accept": a cascade's acceptance check (a judge call the route pays in production)
+Purpose = Literal["route", "judge", "accept"]
 Status = Literal["pass", "below", "error"]
 
 
@@ -162,12 +163,20 @@ class CaseResult:
     #: judge calibration: the human grade of the case's recorded output
     human_score: float | None = None
 
-    def _route_calls(self) -> list[CallRecord]:
-        return [c for c in self.calls if c.purpose == "route"]
+    def route_calls(self) -> list[CallRecord]:
+        """The calls the route pays for in production: its answers and a cascade's
+        acceptance checks (bench's ``cascade_accept`` on a single model is a what-if,
+        counted only in the cascades it simulates)."""
+        if self.cascade_accept is not None:
+            return [c for c in self.calls if c.purpose == "route"]
+        return [c for c in self.calls if c.purpose != "judge"]
+
+    def accept_calls(self) -> list[CallRecord]:
+        return [c for c in self.calls if c.purpose == "accept"]
 
     @property
     def cost(self) -> float:
-        return sum(c.cost for c in self._route_calls())
+        return sum(c.cost for c in self.route_calls())
 
     @property
     def judge_cost(self) -> float:
@@ -175,8 +184,9 @@ class CaseResult:
 
     @property
     def latency_s(self) -> float:
-        # Cascade stages run one after another; consensus samples run in parallel.
-        calls = self._route_calls()
+        # Cascade stages (and their acceptance checks) run one after another; consensus
+        # samples run in parallel.
+        calls = self.route_calls()
         if not calls:
             return 0.0
         if self.votes is not None:
@@ -185,11 +195,11 @@ class CaseResult:
 
     @property
     def input_tokens(self) -> int:
-        return sum(c.usage.input_tokens for c in self._route_calls())
+        return sum(c.usage.input_tokens for c in self.route_calls())
 
     @property
     def output_tokens(self) -> int:
-        return sum(c.usage.output_tokens for c in self._route_calls())
+        return sum(c.usage.output_tokens for c in self.route_calls())
 
     @property
     def cached(self) -> bool:

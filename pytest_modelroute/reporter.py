@@ -199,15 +199,13 @@ class ModelRouteReporter:
                 choice = self.choices.get(task, (None, False))[0]
                 if choice is None or base is None:
                     continue
-                models = (
-                    choice.spec["cascade"]
-                    if choice.kind == "cascade"
-                    else (
-                        [choice.spec]
-                        if choice.kind == "model"
-                        else [choice.spec["consensus"]["model"]]
-                    )
-                )
+                if choice.kind == "cascade":
+                    models = choice.spec["cascade"]
+                elif choice.kind == "model":
+                    models = [choice.spec]
+                else:  # a consensus over one model, or over several in turn
+                    inner = choice.spec["consensus"]
+                    models = inner.get("models") or [inner["model"]]
                 cost, latency, quality, share = (
                     choice.cost_per_call,
                     choice.latency_s,

@@ -74,12 +74,9 @@ async def accepted(checks: Sequence[Check], output: str, ctx: CheckContext) -> t
 class CascadeRoute(Route):
     """Try models in order; the first output that passes every acceptance check wins."""
 
-    def __init__(
-        self, stages: Sequence[str], accept: Sequence[Check], min_judge_score: float | None = None
-    ) -> None:
+    def __init__(self, stages: Sequence[str], accept: Sequence[Check]) -> None:
         self.stages = list(stages)
         self.accept = list(accept)
-        self.min_judge_score = min_judge_score
         self.label = "cascade:" + ">".join(self.stages)
 
     @property
@@ -117,11 +114,15 @@ def normalise_vote(output: str, extract: str | None, transform: str | None) -> s
 def majority(
     outputs: Sequence[str], extract: str | None, transform: str | None
 ) -> tuple[int, dict[str, int]]:
-    """Index of the winning output and the vote counts; ties go to the earliest sample."""
+    """Index of the winning output and the vote counts; ties go to the earliest sample.
+
+    An output with nothing to vote (no ``extract`` match, or empty) is counted under ``""``
+    but never wins while any output votes: two different non-answers are not agreement.
+    """
     keys = [normalise_vote(o, extract, transform) for o in outputs]
     counts = Counter(keys)
-    best = max(counts.values())
-    winner = next(i for i, k in enumerate(keys) if counts[k] == best)
+    best = max((c for k, c in counts.items() if k), default=0)
+    winner = next((i for i, k in enumerate(keys) if k and counts[k] == best), 0)
     return winner, dict(counts)
 
 
@@ -181,7 +182,7 @@ def build_route(spec: Any, config: ModelRouteConfig, accept: Sequence[Check]) ->
     if isinstance(spec, str):
         return SingleRoute(spec)
     if isinstance(spec, CascadeSpec):
-        return CascadeRoute(spec.cascade, accept, spec.min_judge_score)
+        return CascadeRoute(spec.cascade, accept)
     if isinstance(spec, ConsensusSpec):
         inner = spec.consensus
         models = [inner.model] if inner.model else list(inner.models or [])

@@ -23,6 +23,8 @@ class SnapshotCase(BaseModel):
     model_config = ConfigDict(extra="forbid")
     quality: float | None
     passed: bool | None = None
+    #: the route's cost for the case (absent in snapshots written before it was kept)
+    cost: float | None = Field(default=None, ge=0)
 
 
 class SnapshotTask(BaseModel):
@@ -80,6 +82,7 @@ def snapshot_document(
                 case: {
                     "quality": q,
                     "passed": None if q is None else q >= bars.get((task, case), 0) - 1e-9,
+                    "cost": agg.costs.get(case),
                 }
                 for case, q in sorted(agg.cases.items())
             },

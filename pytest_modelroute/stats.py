@@ -54,10 +54,13 @@ def _weighted_mean(values: list[float], weights: list[float]) -> float:
 def bootstrap_interval(
     values: list[float], weights: list[float], confidence: float, seed: int
 ) -> tuple[float, float]:
-    """Percentile interval of the weighted mean of ``values``."""
+    """Percentile interval of the weighted mean of ``values`` (cases of weight 0 count for
+    nothing, so they are left out of the resamples)."""
+    kept = [(v, w) for v, w in zip(values, weights) if w > 0]
+    if not kept:
+        raise ValueError("no values of positive weight")
+    values, weights = [v for v, _ in kept], [w for _, w in kept]
     n = len(values)
-    if n == 0:
-        raise ValueError("no values")
     if all(v == values[0] for v in values):
         return values[0], values[0]
     rng = random.Random(seed)
@@ -82,13 +85,19 @@ def paired(
     seed: int = 0,
 ) -> Comparison:
     """Compare two per-case score maps on the cases both scored."""
+    weight = (weights or {}).get
     shared = sorted(
-        k for k in current if k in reference and current[k] is not None and reference[k] is not None
+        k
+        for k in current
+        if k in reference
+        and current[k] is not None
+        and reference[k] is not None
+        and float(weight(k, 1.0)) > 0
     )
     if not shared:
         return Comparison(0, None, None, None, confidence)
     diffs = [float(current[k]) - float(reference[k]) for k in shared]  # type: ignore[arg-type]
-    w = [float((weights or {}).get(k, 1.0)) for k in shared]
+    w = [float(weight(k, 1.0)) for k in shared]
     mean = _weighted_mean(diffs, w)
     low, high = bootstrap_interval(diffs, w, confidence, seed)
     return Comparison(len(shared), mean, low, high, confidence)
@@ -101,13 +110,15 @@ def mean_interval(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float] | None:
-    """Bootstrap interval of a route's mean quality."""
-    keys = sorted(k for k, v in values.items() if v is not None)
+    """Bootstrap interval of a route's mean quality (None when no case of positive weight
+    was scored)."""
+    weight = (weights or {}).get
+    keys = sorted(k for k, v in values.items() if v is not None and float(weight(k, 1.0)) > 0)
     if not keys:
         return None
     return bootstrap_interval(
         [float(values[k]) for k in keys],  # type: ignore[arg-type]
-        [float((weights or {}).get(k, 1.0)) for k in keys],
+        [float(weight(k, 1.0)) for k in keys],
         confidence,
         seed,
     )

@@ -39,7 +39,10 @@ def test_snapshot_round_trip_then_a_regression_fails(pytester: pytest.Pytester) 
     assert snap["schema"] == "modelroute/snapshot@1"
     task = snap["tasks"]["classification"]
     assert (task["route"], task["n"], task["quality"]) == ("strong", 4, 5.0)
-    assert task["cases"]["billing-01"] == {"quality": 5.0, "passed": True}
+    case = task["cases"]["billing-01"]
+    assert (case["quality"], case["passed"]) == (5.0, True)
+    results = {r["case"]: r for r in doc["results"]}
+    assert case["cost"] == pytest.approx(results["billing-01"]["cost"]) and case["cost"] > 0
     result.stdout.fnmatch_lines(["*generated snapshot file:*snapshot.json*"])
 
     result, doc = run_json(pytester, "--model-route")

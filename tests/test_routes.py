@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from suite import run_json, write
+from suite import CLASSIFICATION, run_json, write
+
+from pytest_modelroute.routes import majority
 
 # A provider whose answers and token counts are known: 100 input and 10 output tokens per
 # call. haiku solves level 1, sonnet levels 1-2, opus everything. Consensus samples (at
@@ -224,3 +226,65 @@ def test_routes_and_recommendations_are_the_same_under_xdist(levels: pytest.Pyte
         levels, "--model-route=bench", "--model-route-cache=off", "-n", "2", subprocess=True
     )
     assert bench_parallel["recommendations"] == bench_serial["recommendations"]
+
+
+def test_outputs_with_nothing_to_vote_never_win() -> None:
+    extract = r"(?i)\b(approve|deny|escalate)\b"
+    outputs = ["I'm not sure.", "Hard to say.", "approve", "deny", "approve"]
+    assert majority(outputs, extract, "lower-strip") == (2, {"": 2, "approve": 2, "deny": 1})
+    # a tie among real answers goes to the earliest; non-answers do not join it
+    tied = ["no idea", "maybe", "deny", "approve", "escalate"]
+    assert majority(tied, extract, "lower-strip")[0] == 2
+    # nothing voted: the first output stands, with no agreement
+    assert majority(["?", "??"], extract, None) == (0, {"": 2})
+
+
+def test_bench_recommends_a_consensus_over_several_models(levels: pytest.Pytester) -> None:
+    config = dict(
+        CONFIG,
+        threshold=5.0,
+        routes={"vote": {"consensus": {"models": ["haiku", "sonnet"], "n": 3}}},
+        traffic={"vote": 1000},
+    )
+    (levels.path / "modelroute.yaml").write_text(yaml.safe_dump(config))
+    result, doc = run_json(levels, "--model-route=bench", "--model-route-tasks", "vote")
+    assert result.ret == 0, result.stdout.str()[-2000:]
+    rec = doc["recommendations"]["vote"]
+    # samples haiku#0, sonnet#0, haiku#1 answer ok, ok, no: every case right, cheaper than opus
+    assert rec["recommended"] == "consensus:3x(haiku,sonnet)"
+    chosen = {c["route"]: c for c in rec["candidates"]}["consensus:3x(haiku,sonnet)"]
+    assert chosen["cost_per_call"] == pytest.approx(2 * HAIKU + SONNET)
+
+
+ACCEPT_CONFIG = """\
+models:
+  weak:   {provider: sim, model: weak-sim, skill: {low: 0.0}, price: {input: 1, output: 1}}
+  strong: {provider: sim, model: strong-sim, skill: {low: 1.0}, price: {input: 15, output: 75}}
+  grader: {provider: sim, model: grader-sim, price: {input: 100, output: 100}, bench: false}
+baseline: strong
+threshold: 1.0
+judge: {model: grader}
+routes:
+  classification:
+    cascade: [weak, strong]
+    accept: [{type: llm-rubric, rubric: "A one-word answer", threshold: 0.5}]
+"""
+
+
+def test_a_cascades_acceptance_judge_is_part_of_its_cost(pytester: pytest.Pytester) -> None:
+    write(pytester.path, {"modelroute.yaml": ACCEPT_CONFIG, "cases/c.yaml": CLASSIFICATION})
+    _, doc = run_json(pytester, "--model-route", "--model-route-tasks", "classification")
+    cascade = [r for r in doc["results"] if r["route"] == "cascade:weak>strong"]
+    assert len(cascade) == 4
+    for r in cascade:
+        accept = [c for c in r["calls"] if c["purpose"] == "accept"]
+        answers = [c for c in r["calls"] if c["purpose"] == "route"]
+        # the judge runs on every stage but the last
+        assert len(accept) == 1 and accept[0]["model"] == "grader"
+        assert r["cost"] == pytest.approx(sum(c["cost"] for c in answers + accept))
+        assert accept[0]["cost"] > sum(c["cost"] for c in answers) / 100
+    spend = doc["spend"]
+    # every paid call is accounted for by some result: route (with acceptance) or judge
+    assert spend["cost_represented"] + spend["judge_cost"] == pytest.approx(spend["cost_incurred"])
+    task = doc["tasks"]["classification"]
+    assert task["cost_per_call"] == pytest.approx(sum(r["cost"] for r in cascade) / 4)

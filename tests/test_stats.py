@@ -76,3 +76,13 @@ def test_wider_confidence_gives_a_wider_interval() -> None:
     lo99, hi99 = mean_interval(values, confidence=0.99)
     assert lo99 <= lo90 < hi90 <= hi99
     assert (hi99 - lo99) > (hi90 - lo90)
+
+
+def test_cases_of_weight_zero_do_not_pull_the_interval_off_the_scale() -> None:
+    values = {"a": 4.5, "b": 4.6, "z1": 1.0, "z2": 1.0, "z3": 1.0}
+    weights = {"a": 1.0, "b": 1.0, "z1": 0.0, "z2": 0.0, "z3": 0.0}
+    low, high = mean_interval(values, weights)
+    assert 4.5 <= low <= high <= 4.6
+    assert mean_interval({"z": 3.0}, {"z": 0.0}) is None
+    cmp = paired(values, {k: 4.0 for k in values}, weights)
+    assert cmp.n == 2 and cmp.diff == pytest.approx(0.55)

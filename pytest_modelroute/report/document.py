@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -55,15 +56,21 @@ def spend_json(
     for result in results:
         for call in result.calls:
             if call.error is None:
-                used[call.key] = (call.cost, call.purpose)
+                used.setdefault(call.key, (call.cost, "judge"))
+        for call in result.route_calls():  # a cascade's acceptance checks are route cost
+            if call.error is None:
+                used[call.key] = (call.cost, "route")
     return {
         "api_calls": len(calls),
         "api_errors": errors,
         "cache_hits": len(hits - set(calls)),
-        "cost_incurred": sum(c["cost"] for c in calls.values()),
-        "judge_cost_incurred": sum(c["cost"] for c in calls.values() if c["purpose"] == "judge"),
-        "cost_represented": sum(cost for cost, purpose in used.values() if purpose == "route"),
-        "judge_cost": sum(cost for cost, purpose in used.values() if purpose == "judge"),
+        # fsum: exact, so the totals do not depend on the order xdist workers finished in
+        "cost_incurred": math.fsum(c["cost"] for c in calls.values()),
+        "judge_cost_incurred": math.fsum(
+            c["cost"] for c in calls.values() if c["purpose"] == "judge"
+        ),
+        "cost_represented": math.fsum(cost for cost, p in used.values() if p == "route"),
+        "judge_cost": math.fsum(cost for cost, p in used.values() if p == "judge"),
     }
 
 

@@ -619,7 +619,7 @@ def _route_detail(route: str, r: Mapping[str, Any]) -> list[str]:
     stage = r.get("stage")
     if votes:
         top = sorted(votes.items(), key=lambda kv: -kv[1])[:5]
-        return ["votes " + ", ".join(f"{_text(k, 40)} {v}" for k, v in top)]
+        return ["votes " + ", ".join(f"{_text(k or '(no answer)', 40)} {v}" for k, v in top)]
     if isinstance(stage, int):
         names = _stage_names(route, stage)
         return [

@@ -1,0 +1,101 @@
+"""The gate's rules on hand-built aggregates: the edges a whole run rarely reaches."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_modelroute.analysis import Aggregate
+from pytest_modelroute.gate import ERROR, FAIL, PASS, GateRules, decide_task
+from pytest_modelroute.snapshot import SnapshotCase, SnapshotTask
+
+
+def agg(route: str, cases: dict[str, float | None], cost: float = 0.001, **kw: float) -> Aggregate:
+    scored = {k: q for k, q in cases.items() if q is not None}
+    a = Aggregate("t", route, "low", n=len(scored), errors=len(cases) - len(scored))
+    a.cases = dict(cases)
+    a.weights = {k: float(kw.get(f"w_{k}", 1.0)) for k in cases}
+    a.passed = {k: q >= 4.0 for k, q in scored.items()}
+    a.costs = {k: cost for k in scored}
+    a.quality = sum(scored.values()) / len(scored) if scored else None
+    a.cost_per_call = cost if scored else 0.0
+    return a
+
+
+def snap(cases: dict[str, float], cost: float | None = 0.001) -> SnapshotTask:
+    return SnapshotTask(
+        route="r",
+        n=len(cases),
+        quality=sum(cases.values()) / len(cases),
+        cost_per_call=cost or 0.0,
+        cases={k: SnapshotCase(quality=q, passed=q >= 4.0, cost=cost) for k, q in cases.items()},
+    )
+
+
+def test_max_drop_with_a_baseline_that_scored_nothing_is_an_error_not_a_crash() -> None:
+    route = agg("cheap", {"a": 5.0, "b": 4.0})
+    base = agg("big", {"a": None, "b": None})
+    v = decide_task(
+        "t", "cheap", route, base, 4.0, GateRules(max_drop=0.3, allow_errors=True), None
+    )
+    assert v.verdict == ERROR
+    assert "max_drop cannot be checked" in v.reasons[0] and "0 scored, 2 errored" in v.reasons[0]
+    # without max_drop the baseline only informs
+    assert decide_task("t", "cheap", route, base, 4.0, GateRules(), None).verdict == PASS
+
+
+def test_with_confidence_one_case_cannot_bound_anything() -> None:
+    one = agg("cheap", {"a": 4.5})
+    v = decide_task("t", "cheap", one, None, 4.0, GateRules(confidence=0.95), None)
+    assert v.verdict == FAIL and "n=1 is too few cases to bound it at 95%" in v.reasons[0]
+    # without confidence the point estimate decides, as configured
+    assert decide_task("t", "cheap", one, None, 4.0, GateRules(), None).verdict == PASS
+
+    two = agg("cheap", {"a": 4.5, "b": 4.5})
+    v = decide_task("t", "cheap", two, None, 4.0, GateRules(confidence=0.95), snap({"a": 4.6}))
+    assert v.verdict == FAIL
+    assert "n=1 is too few cases to bound the difference" in " ".join(v.reasons)
+
+
+def test_no_case_in_common_with_the_snapshot_fails() -> None:
+    renamed = agg("cheap", {"x": 4.0, "y": 4.0})
+    v = decide_task("t", "cheap", renamed, None, 4.0, GateRules(), snap({"a": 5.0, "b": 5.0}))
+    assert v.verdict == FAIL
+    assert "no scored case in common with the snapshot (2 case(s) there)" in v.reasons[0]
+
+
+def test_cost_against_the_snapshot_is_paired_by_case() -> None:
+    rules = GateRules(cost_tolerance=0.10)
+    # the shared cases cost what they did; a new, dearer case is not a regression
+    now = agg("r", {"a": 4.0, "b": 4.0, "new": 4.0})
+    now.costs["new"] = 0.003
+    now.cost_per_call = (0.001 + 0.001 + 0.003) / 3
+    v = decide_task("t", "r", now, None, 4.0, rules, snap({"a": 4.0, "b": 4.0}))
+    assert v.verdict == PASS and v.snapshot is not None
+    assert v.snapshot["cost_change"] == pytest.approx(0.0)
+
+    # the shared cases doubled; cheap new cases do not hide it
+    now = agg("r", {"a": 4.0, "b": 4.0, "c1": 4.0, "c2": 4.0}, cost=0.002)
+    now.costs.update(c1=0.0001, c2=0.0001)
+    now.cost_per_call = sum(now.costs.values()) / 4
+    v = decide_task("t", "r", now, None, 4.0, rules, snap({"a": 4.0, "b": 4.0}))
+    assert v.verdict == FAIL
+    assert "rose +100% vs snapshot ($0.001000 -> $0.002000, on the cases both ran)" in v.reasons[0]
+
+
+def test_a_cost_that_rises_from_zero_is_caught() -> None:
+    now = agg("r", {"a": 4.0, "b": 4.0}, cost=0.01)
+    v = decide_task("t", "r", now, None, 4.0, GateRules(), snap({"a": 4.0, "b": 4.0}, cost=0.0))
+    assert v.verdict == FAIL
+    assert "cost per call rose from $0 vs snapshot ($0.000000 -> $0.010000" in v.reasons[0]
+    same = agg("r", {"a": 4.0, "b": 4.0}, cost=0.0)
+    ok = decide_task("t", "r", same, None, 4.0, GateRules(), snap({"a": 4.0, "b": 4.0}, cost=0.0))
+    assert ok.verdict == PASS
+
+
+def test_a_snapshot_without_per_case_costs_compares_the_means() -> None:
+    old = snap({"a": 4.0, "b": 4.0}, cost=None)
+    old.cost_per_call = 0.001
+    now = agg("r", {"a": 4.0, "b": 4.0}, cost=0.0015)
+    v = decide_task("t", "r", now, None, 4.0, GateRules(cost_tolerance=0.10), old)
+    assert v.verdict == FAIL and "+50% vs snapshot" in v.reasons[0]
+    assert "means of the two runs" in v.reasons[0]
