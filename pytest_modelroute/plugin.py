@@ -31,7 +31,7 @@ from .nodes import (
     result_of,
     serialize_result,
 )
-from .stash import WORKER_KEY, reporter_key, state_key
+from .stash import WORKER_KEY, case_id_key, reporter_key, state_key
 
 if TYPE_CHECKING:
     from .session import Settings
@@ -435,12 +435,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     from .cases import python_case_info
 
     where = f"{metafunc.definition.nodeid}"
+    # CollectError: pytest reports the module's collection error as this message alone
     try:
         info = python_case_info(marker.kwargs, where)
     except ModelRouteError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        raise pytest.Collector.CollectError(str(exc)) from None
     if "llm" not in metafunc.fixturenames:
-        raise pytest.UsageError(
+        raise pytest.Collector.CollectError(
             f"{where}: a @pytest.mark.model_route case must take the 'llm' fixture"
         )
     labels = [r.label for r in state.routes_for_case(info.task)]
@@ -466,7 +467,11 @@ def llm(request: pytest.FixtureRequest) -> Any:
         pytest.skip("model_route case: runs with --model-route")
     marker = request.node.get_closest_marker("model_route")
     if marker is None or not hasattr(request, "param"):
-        raise pytest.UsageError("the llm fixture is for @pytest.mark.model_route cases")
+        pytest.fail(
+            f"{request.node.nodeid}: the llm fixture is for @pytest.mark.model_route cases "
+            '(add @pytest.mark.model_route(task="...", complexity="low|medium|high"))',
+            pytrace=False,
+        )
     info = python_case_info(marker.kwargs, request.node.nodeid)
     route = next(r for r in state.routes_for_case(info.task) if r.label == request.param)
     path = request.node.path
@@ -475,7 +480,27 @@ def llm(request: pytest.FixtureRequest) -> Any:
         if path.is_relative_to(request.config.rootpath)
         else str(path)
     )
-    return LLM(state, route, info, request.node.originalname, display)
+    case_id = request.node.stash.get(case_id_key, None) or python_case_id(request.node)
+    return LLM(state, route, info, case_id, display)
+
+
+def python_case_id(item: pytest.Item) -> str:
+    """A Python case's id: its function's name, with the ids of its own parameters (every
+    parameter but the route), so that parametrized cases stay apart."""
+    name = getattr(item, "originalname", item.name)
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return name
+    label, ids = str(callspec.params.get("llm", "")), callspec.id  # ids joined by "-"
+    if ids == label:
+        rest = ""
+    elif ids.startswith(f"{label}-"):
+        rest = ids[len(label) + 1 :]
+    elif ids.endswith(f"-{label}"):
+        rest = ids[: -len(label) - 1]
+    else:
+        rest = ids.replace(f"-{label}-", "-", 1)
+    return f"{name}[{rest}]" if rest else name
 
 
 @pytest.hookimpl(wrapper=True)
@@ -567,16 +592,31 @@ def pytest_report_to_serializable(
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Remember which items must report a result, so that none goes missing unnoticed."""
     state = config.stash.get(state_key, None)
-    if state is not None:
-        state.expected = [
-            i.nodeid
-            for i in items
-            if isinstance(i, CaseItem)
-            or (
-                i.get_closest_marker("model_route") is not None
-                and "llm" in getattr(i, "fixturenames", ())
+    if state is None:
+        return
+    from .cases import python_case_info
+
+    expected = []
+    first: dict[tuple[str, str], str] = {}
+    for item in items:
+        if isinstance(item, CaseItem):
+            expected.append(item.nodeid)
+            continue
+        marker = item.get_closest_marker("model_route")
+        if marker is None or "llm" not in getattr(item, "fixturenames", ()):
+            continue
+        expected.append(item.nodeid)
+        case_id = item.stash[case_id_key] = python_case_id(item)
+        task = python_case_info(marker.kwargs, item.nodeid).task
+        file = item.nodeid.split("::", 1)[0]
+        seen = first.setdefault((task, case_id), file)
+        if seen != file:
+            raise pytest.UsageError(
+                f"{file}: Python case {case_id!r} of task {task!r} is also defined in {seen}; "
+                "case ids must be unique within a task so that runs pair up case by case "
+                "(rename one of the functions)"
             )
-        ]
+    state.expected = expected
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -20,8 +20,14 @@ class LLMCallError(Exception):
 def _messages(
     prompt: str | Sequence[dict[str, str]], system: str | None
 ) -> tuple[tuple[str, str], ...]:
+    __tracebackhide__ = True
     if isinstance(prompt, str):
         turns = [("user", prompt)]
+    elif not isinstance(prompt, Sequence):
+        raise TypeError(
+            "llm() takes a prompt string or a list of {'role': ..., 'content': ...} messages, "
+            f"not {type(prompt).__name__}"
+        )
     else:
         turns = []
         for turn in prompt:
@@ -71,6 +77,7 @@ class LLM:
     ) -> str:
         """Answer ``prompt`` (a string or chat messages). ``expected`` and ``choices`` only
         steer the offline ``sim`` provider; they never reach a real model."""
+        __tracebackhide__ = True  # a failed call shows the case's own line, not ours
         messages = _messages(prompt, system)
         hints: dict[str, Any] = {
             "case": f"{self.info.task}::{self.case_id}",

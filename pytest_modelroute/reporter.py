@@ -53,6 +53,7 @@ class ModelRouteReporter:
         self.aggregates: dict[tuple[str, str], Aggregate] = {}
         self.choices: dict[str, tuple[Candidate | None, bool]] = {}
         self.doc: dict[str, Any] | None = None
+        self.skipped: set[str] = set()
         self.notes: list[str] = []
         self.written: list[tuple[str, Path]] = []
         self.estimated = False
@@ -63,6 +64,8 @@ class ModelRouteReporter:
     # -- collecting ------------------------------------------------------------------------
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.skipped:  # a skip is an outcome: the item is not missing
+            self.skipped.add(report.nodeid)
         if report.when != "call":
             return
         result = result_of(report)
@@ -256,7 +259,7 @@ class ModelRouteReporter:
         expected = set(state.expected)  # -n 0; under xdist, what the workers collected
         for ledger in ledgers:
             expected.update(ledger.get("items", ()))
-        missing = sorted(expected - set(self.results))
+        missing = sorted(expected - set(self.results) - self.skipped)
         prices = {
             alias: {
                 "provider": m.provider,

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 
 state_key: pytest.StashKey[RunState] = pytest.StashKey()
 reporter_key: pytest.StashKey[ModelRouteReporter] = pytest.StashKey()
+#: a Python case item's case id (its function's name and its own parameters' ids)
+case_id_key: pytest.StashKey[str] = pytest.StashKey()
 
 #: The key of a worker's ``workeroutput`` entry for the controller.
 WORKER_KEY = "modelroute"

@@ -344,3 +344,120 @@ def test_collect_only_runs_nothing_and_gives_no_verdict(pytester: pytest.Pyteste
     assert result.ret == 0
     assert "model route gate" not in result.stdout.str()
     assert not (pytester.path / ".modelroute_cache").exists()
+
+
+def test_parametrized_python_cases_are_cases_of_their_own(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester)
+    write(
+        pytester.path,
+        {
+            "test_param.py": """
+        import pytest
+
+        SCORES = {"a": 1.0, "b": 0.0, "c": 0.0}
+
+        @pytest.mark.model_route(task="t", complexity="low")
+        @pytest.mark.parametrize("x", ["a", "b", "c"])
+        def test_p(llm, x):
+            llm(f"say {x}", expected=x)
+            llm.score(SCORES[x])
+        """
+        },
+    )
+    result, doc = run_json(pytester, "--model-route", "--model-route-tasks", "t")
+    cases = sorted(r["case"] for r in doc["results"])
+    assert cases == ["test_p[a]", "test_p[b]", "test_p[c]"]
+    assert doc["tasks"]["t"]["n"] == 3
+    assert doc["tasks"]["t"]["quality"] == pytest.approx((5 + 1 + 1) / 3)
+
+
+def test_a_python_case_id_defined_twice_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester)
+    case = """
+        import pytest
+
+        @pytest.mark.model_route(task="t", complexity="low")
+        def test_same(llm):
+            llm("hi", expected="hi")
+        """
+    write(pytester.path, {"test_one.py": case, "test_two.py": case})
+    result = pytester.runpytest("--model-route", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: test_two.py: Python case 'test_same' of task 't' is also defined in test_one.py*"]
+    )
+
+
+def test_skipped_and_unselected_python_cases_are_not_missing(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester)
+    write(
+        pytester.path,
+        {
+            "test_cases.py": """
+        import pytest
+
+        @pytest.mark.model_route(task="triage", complexity="low")
+        def test_runs(llm):
+            llm("Which team? One word.", expected="sre")
+
+        @pytest.mark.skip(reason="flaky upstream")
+        @pytest.mark.model_route(task="triage", complexity="low")
+        def test_skipped(llm):
+            llm("never", expected="x")
+        """
+        },
+    )
+    result, doc = run_json(pytester, "--model-route")
+    assert result.ret == 0, result.stdout.str()[-1500:]
+    assert doc["gate"]["passed"] is True and doc["gate"]["missing"] == []
+    result, doc = run_json(pytester, "--model-route", "--model-route-tasks", "classification")
+    assert result.ret == 0, result.stdout.str()[-1500:]
+    assert list(doc["tasks"]) == ["classification"] and doc["gate"]["missing"] == []
+
+
+def test_python_case_mistakes_are_short_errors(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester)
+    write(
+        pytester.path,
+        {
+            "test_typo.py": """
+        import pytest
+
+        @pytest.mark.model_route(task="t", complexty="low")
+        def test_typo(llm):
+            pass
+        """,
+            "test_nomark.py": """
+        def test_nomark(llm):
+            pass
+        """,
+        },
+    )
+    result = pytester.runpytest("--model-route", "-p", "no:cacheprovider", "test_typo.py")
+    result.stdout.fnmatch_lines(["*@pytest.mark.model_route does not take complexty*"])
+    assert "Traceback" not in result.stdout.str() and "_caller.py" not in result.stdout.str()
+    result = pytester.runpytest("--model-route", "-p", "no:cacheprovider", "test_nomark.py")
+    result.stdout.fnmatch_lines(["*the llm fixture is for @pytest.mark.model_route cases*"])
+    assert "UsageError" not in result.stdout.str() and "def llm(" not in result.stdout.str()
+
+
+def test_a_failed_call_in_a_python_case_shows_the_cases_line(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester)
+    write(
+        pytester.path,
+        {
+            "test_miss.py": """
+        import pytest
+
+        @pytest.mark.model_route(task="t", complexity="low")
+        def test_miss(llm):
+            llm("never recorded", expected="x")
+        """
+        },
+    )
+    result = pytester.runpytest(
+        "--model-route", "--model-route-cache=replay", "-p", "no:cacheprovider", "test_miss.py"
+    )
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(['*llm("never recorded", expected="x")', "E*not in the cache*"])
+    assert "answer = state.runner.run" not in result.stdout.str()
