@@ -325,7 +325,26 @@ class ModelRouteReporter:
         route_aggs = {t: v.route_agg for t, v in self.verdicts.items() if v.route_agg}
         bars = {(r.task, r.case): r.bar for r in self.results.values()}
         thresholds = {t: v.threshold for t, v in self.verdicts.items()}
-        write_snapshot(path, snapshot_document(route_aggs, thresholds, bars))
+        document = snapshot_document(route_aggs, thresholds, bars)
+        if self.snapshot is not None:
+            # a run of some tasks (-k, --model-route-tasks, a path) keeps the others' reference
+            kept = {
+                task: old.model_dump(mode="json")
+                for task, old in self.snapshot.tasks.items()
+                if task not in route_aggs
+            }
+            document["tasks"] = dict(sorted({**document["tasks"], **kept}.items()))
+            for task, agg in sorted(route_aggs.items()):
+                old_task = self.snapshot.tasks.get(task)
+                dropped = sorted(set(old_task.cases) - set(agg.cases)) if old_task else []
+                if dropped:
+                    self.notes.append(
+                        f"snapshot: task {task} now holds the {len(agg.cases)} case(s) this "
+                        f"run measured; {len(dropped)} case(s) it did not run were dropped "
+                        f"({', '.join(dropped[:5])}{' ...' if len(dropped) > 5 else ''})"
+                    )
+            info["kept_tasks"] = sorted(kept)
+        write_snapshot(path, document)
         info["updated"] = True
         self.written.append(("snapshot file", path))
         return info

@@ -10,6 +10,7 @@ retries, and stored the moment it arrives, so an interrupted run keeps what it p
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -162,10 +163,10 @@ class Runner:
         """The outcome of ``request``: from memory, the cache, another worker, or the API."""
         key = self.key(request)
         if key in self._memo:
-            return self._memo[key]
+            return self._as(request, self._memo[key])
         pending = self._inflight.get(key)
         if pending is not None:
-            return await asyncio.shield(pending)
+            return self._as(request, await asyncio.shield(pending))
         future: asyncio.Future[CallRecord] = self._loop.create_future()
         self._inflight[key] = future
         try:
@@ -179,6 +180,14 @@ class Runner:
         self._memo[key] = record
         future.set_result(record)
         return record
+
+    def _as(self, request: Request, record: CallRecord) -> CallRecord:
+        """``record`` as ``request``'s model alias sees it: two aliases of one model (a
+        free copy, say) share the call but each has its own name and price."""
+        if record.model == request.model:
+            return record
+        cost = self.cost_of(request.model, record.usage) if record.error is None else 0.0
+        return dataclasses.replace(record, model=request.model, cost=cost)
 
     def _record(
         self, key: str, request: Request, entry: dict[str, Any], cached: bool

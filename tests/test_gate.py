@@ -173,3 +173,38 @@ def test_a_broken_snapshot_is_a_located_error(pytester: pytest.Pytester) -> None
     path.write_text("{not json")
     result = pytester.runpytest("--model-route", "-p", "no:cacheprovider")
     result.stderr.fnmatch_lines(["*snapshot.json:1: invalid JSON: *"])
+
+
+def test_updating_the_snapshot_from_part_of_the_suite_keeps_the_rest(
+    pytester: pytest.Pytester,
+) -> None:
+    suite(pytester, "strong")
+    write(
+        pytester.path,
+        {"cases/other.yaml": CLASSIFICATION.replace("task: classification", "task: other")},
+    )
+    result, _ = run_json(pytester, "--model-route", "--model-route-update-snapshot")
+    assert result.ret == 0
+    path = pytester.path / ".modelroute" / "snapshot.json"
+    before = json.loads(path.read_text())["tasks"]
+    assert set(before) == {"classification", "other"}
+
+    result, _ = run_json(
+        pytester, "--model-route", "--model-route-tasks", "other", "--model-route-update-snapshot"
+    )
+    assert result.ret == 0
+    after = json.loads(path.read_text())["tasks"]
+    assert after["classification"] == before["classification"]
+    assert set(after["other"]["cases"]) == set(before["other"]["cases"])
+
+    result, _ = run_json(
+        pytester, "--model-route", "-k", "billing", "--model-route-update-snapshot"
+    )
+    after = json.loads(path.read_text())["tasks"]
+    assert set(after["other"]["cases"]) == {"billing-01", "billing-02"}
+    result.stdout.fnmatch_lines(
+        [
+            "*snapshot: task other now holds the 2 case(s) this run measured; 2 case(s) it did "
+            "not run were dropped (feature-01, feature-02)*"
+        ]
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from suite import CLASSIFICATION, run_json, write
+from suite import CLASSIFICATION, SIM_CONFIG, run_json, write
 
 from pytest_modelroute.routes import majority
 
@@ -288,3 +288,37 @@ def test_a_cascades_acceptance_judge_is_part_of_its_cost(pytester: pytest.Pytest
     assert spend["cost_represented"] + spend["judge_cost"] == pytest.approx(spend["cost_incurred"])
     task = doc["tasks"]["classification"]
     assert task["cost_per_call"] == pytest.approx(sum(r["cost"] for r in cascade) / 4)
+
+
+def test_two_aliases_of_one_model_share_its_calls_at_their_own_prices(
+    pytester: pytest.Pytester,
+) -> None:
+    config = yaml.safe_load(SIM_CONFIG.replace("{route}", "strong"))
+    config["models"]["free"] = {**config["models"]["strong"], "price": {"input": 0, "output": 0}}
+    write(
+        pytester.path,
+        {"modelroute.yaml": yaml.safe_dump(config), "cases/c.yaml": CLASSIFICATION},
+    )
+    docs = []
+    for workers in ("0", "2"):
+        _, doc = run_json(
+            pytester,
+            "--model-route=bench",
+            "--model-route-cache=off",
+            "-n",
+            workers,
+            "-p",
+            "no:randomly",
+            subprocess=workers == "2",
+        )
+        docs.append(doc)
+        free = [r for r in doc["results"] if r["route"] == "free"]
+        assert len(free) == 4
+        assert all(r["cost"] == 0 for r in free)
+        assert {c["model"] for r in free for c in r["calls"]} == {"free"}
+        strong = [r for r in doc["results"] if r["route"] == "strong"]
+        assert all(r["cost"] > 0 for r in strong)
+        assert doc["recommendations"]["classification"]["recommended"] == "free"
+        assert doc["spend"]["api_calls"] == 8  # weak and strong; free shares strong's calls
+    assert docs[0]["recommendations"] == docs[1]["recommendations"]
+    assert docs[0]["spend"]["cost_represented"] == docs[1]["spend"]["cost_represented"]

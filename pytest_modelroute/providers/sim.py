@@ -63,6 +63,11 @@ class SimProvider(Provider):
     billable: ClassVar[bool] = False
     uses_hints: ClassVar[bool] = True
 
+    def cache_identity(self) -> dict[str, Any]:
+        # the skill decides the answer: two aliases of one sim model id with different
+        # skills are different models
+        return {**super().cache_identity(), "skill": dict(sorted((self.model.skill or {}).items()))}
+
     def skill(self, complexity: str) -> float:
         skills = self.model.skill or {}
         return float(skills.get(complexity, DEFAULT_SKILL))  # type: ignore[call-overload]

@@ -52,14 +52,15 @@ def spend_json(
         calls.update(ledger.get("calls", {}))
         hits.update(ledger.get("hits", []))
         errors += int(ledger.get("errors", 0))
-    used: dict[str, tuple[float, str]] = {}
+    # by key and alias: two aliases of one model share a call at their own prices
+    used: dict[tuple[str, str], tuple[float, str]] = {}
     for result in results:
         for call in result.calls:
             if call.error is None:
-                used.setdefault(call.key, (call.cost, "judge"))
+                used.setdefault((call.key, call.model), (call.cost, "judge"))
         for call in result.route_calls():  # a cascade's acceptance checks are route cost
             if call.error is None:
-                used[call.key] = (call.cost, "route")
+                used[call.key, call.model] = (call.cost, "route")
     return {
         "api_calls": len(calls),
         "api_errors": errors,
