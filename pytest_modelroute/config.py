@@ -96,7 +96,8 @@ class CheckSpec(BaseModel):
 
 class CascadeSpec(_Strict):
     cascade: list[str] = Field(min_length=2)
-    accept: list[CheckSpec] = Field(default_factory=list)
+    #: without acceptance checks the first stage would always answer
+    accept: list[CheckSpec] = Field(min_length=1)
 
 
 class ConsensusInner(_Strict):
@@ -299,7 +300,7 @@ def find_config(start_dirs: list[Path], rootdir: Path) -> Path | None:
         below: list[Path] = []
         for start in start_dirs:
             if start.is_dir():
-                below.extend(sorted(start.resolve().glob(f"*/{CONFIG_NAME}"))[:1])
+                below.extend(sorted(start.resolve().glob(f"*/{CONFIG_NAME}")))
         found = below
     if len(found) > 1:
         listed = ", ".join(str(p) for p in found)

@@ -317,6 +317,8 @@ def _config_path(config: pytest.Config) -> Path:
         path = Path(arg.split("::")[0])
         if not path.is_absolute():
             path = config.invocation_params.dir / path
+        if not path.exists():  # not a sibling's config: the error pytest gives
+            raise pytest.UsageError(f"file or directory not found: {arg}")
         starts.append(path if path.is_dir() else path.parent)
     found = find_config(starts or [config.rootpath], config.rootpath)
     if found is None:

@@ -91,7 +91,20 @@ class RunState:
         state._build_models()
         state._build_routes()
         state._check_filters()
+        state._check_case_globs()
         return state
+
+    def _check_case_globs(self) -> None:
+        """A ``cases:`` pattern the user wrote that selects nothing is a mistake (the
+        default patterns may: a suite of Python cases has no case files)."""
+        if "cases" not in self.config.model_fields_set:
+            return
+        root = self.config.root.resolve()
+        for i, pattern in enumerate(self.config.cases):
+            if not any(p.is_file() for p in root.glob(pattern)):
+                raise self.config.error(
+                    f"the pattern {pattern!r} matches no file under {root}", "cases", i
+                )
 
     def _build_models(self) -> None:
         config = self.config

@@ -306,3 +306,54 @@ def test_remote_xdist_workers_are_refused(pytester: pytest.Pytester) -> None:
     result.stderr.fnmatch_lines(
         ["*--model-route runs xdist workers on this machine only*got --tx ssh=somehost*"]
     )
+
+
+def test_two_suites_below_the_folder_run_is_an_error_not_the_first(
+    pytester: pytest.Pytester,
+) -> None:
+    for name in ("a", "b"):
+        write(
+            pytester.path / name,
+            {
+                "modelroute.yaml": SIM_CONFIG.replace("{route}", "strong"),
+                "cases/c.yaml": CLASSIFICATION,
+            },
+        )
+    result = pytester.runpytest("--model-route", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*several config files apply to this run (*a*modelroute.yaml, *b*modelroute.yaml)*"]
+    )
+    result = pytester.runpytest("--model-route", "a0", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: file or directory not found: a0"])
+
+
+@pytest.mark.parametrize(
+    ("route", "expected"),
+    [
+        ("{cascade: [weak, strong]}", "*modelroute.yaml:*routes.classification*accept*"),
+        (
+            "{cascade: [weak, strong], accept: [{type: is-json}], min_judge_score: 4}",
+            "*modelroute.yaml:*min_judge_score*",
+        ),
+    ],
+)
+def test_a_cascade_without_acceptance_checks_is_a_config_error(
+    pytester: pytest.Pytester, route: str, expected: str
+) -> None:
+    sim_suite(pytester, route=route)
+    result = pytester.runpytest("--model-route", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([expected])
+
+
+def test_a_cases_pattern_that_matches_nothing_is_a_config_error(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester)
+    config = pytester.path / "modelroute.yaml"
+    config.write_text(config.read_text() + "cases: [cases/*.yaml, nothere/*.yaml]\n")
+    result = pytester.runpytest("--model-route", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*modelroute.yaml:*cases[[]1[]]*'nothere/*.yaml' matches no file*"]
+    )
