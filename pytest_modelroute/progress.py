@@ -140,4 +140,7 @@ class WorkerProgress:
         self._thread.join(timeout=5)
         merged = self._merged()
         if merged is not None:
-            self.write(merged.line(), True)
+            line = merged.line()
+            if merged.done < merged.total:  # a faster worker's items started first
+                line += " so far (the other workers go on; the spend line has the totals)"
+            self.write(line, True)

@@ -62,3 +62,21 @@ def test_a_worker_that_published_nothing_yet_is_left_out(tmp_path: Path) -> None
     watcher.stop()
     assert lines == []  # nothing published: no line at all
     cache.close()
+
+
+def test_a_final_line_before_every_worker_finished_says_so(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path / "cache", "readwrite", "run-3")
+    gw0, gw1 = Progress(), Progress()
+    for name, progress, done in (("gw0", gw0, 5), ("gw1", gw1, 2)):
+        progress.write = publisher(cache, name, progress)
+        progress.total, progress.done = 5, done
+        progress.tick(force=True)
+    lines: list[tuple[str, bool]] = []
+    watcher = WorkerProgress(
+        cache, lambda line, final: lines.append((line, final)), total=10, workers=["gw0", "gw1"]
+    )
+    watcher.stop()  # gw0's first item started while gw1 still calls
+    line, final = lines[-1]
+    assert final and line.startswith("modelroute: 7/10 done")
+    assert line.endswith("so far (the other workers go on; the spend line has the totals)")
+    cache.close()

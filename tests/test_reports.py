@@ -275,21 +275,28 @@ def test_junit_case_suite(hostile: dict) -> None:
         assert element.get("classname") == result["task"].replace("\x00", "")
         assert float(element.get("time")) == pytest.approx(result["latency_s"])
         kinds = {child.tag for child in element}
-        expected = {"error": {"error"}, "below": {"failure"}}.get(result["status"], set())
+        expected = {"error": {"error"}, "below": {"system-out"}}.get(result["status"], set())
         assert kinds == expected
     below = next(
         c for c, r in zip(cases, hostile["results"], strict=True) if r["status"] == "below"
     )
-    assert "expected 'billing'" in below.find("failure").get("message")
+    out = below.find("system-out").text
+    assert out.startswith("BELOW: quality") and "expected 'billing'" in out
 
 
 def test_junit_bench_has_one_recommended_route_per_task(tmp_path: Path) -> None:
     doc = make_doc(30, mode="bench")
     out = tmp_path / "sub" / "junit.xml"
     write_junit(doc, out)
-    routes = _suites(out.read_text(encoding="utf-8"))[ROUTE_SUITE].findall("testcase")
+    suites = _suites(out.read_text(encoding="utf-8"))
+    routes = suites[ROUTE_SUITE].findall("testcase")
     assert sorted(c.get("name") for c in routes) == sorted(
         f"{t}[{r['recommended']}]" for t, r in doc["recommendations"].items()
+    )
+    # bench applies no gate: whatever the tasks' figures, nothing is failed
+    assert any(t["verdict"] != "pass" for t in doc["tasks"].values())
+    assert suites[ROUTE_SUITE].get("failures") == "0" and not any(
+        c.find("failure") is not None for c in routes
     )
 
 
