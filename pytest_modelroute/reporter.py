@@ -7,6 +7,7 @@ results arrive with the workers' test reports and their spend in ``workeroutput`
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from . import __version__
 from .analysis import Aggregate, aggregate
 from .calibration import calibrate, is_calibration
+from .config import ModelRouteConfig
 from .gate import TaskVerdict, decide_task
 from .nodes import result_of
 from .progress import WorkerProgress, is_tty, terminal_writer
@@ -38,6 +40,37 @@ def moved_share(models: list[str], baseline: str, stage_share: dict[str, float] 
         return 0.0
     reach = models.index(baseline) + 1  # stages are 1-based
     return sum(share for stage, share in stage_share.items() if int(stage) < reach)
+
+
+def misspelt_tasks(config: ModelRouteConfig, files: dict[str, str]) -> list[str]:
+    """Notes on task names in the config that look like typos of the tasks that ran (a
+    ``traffic:`` key that no task has silently shrinks the projection; a case file's task
+    with no route silently runs on the baseline)."""
+    notes = []
+    tasks = sorted(files)
+    ran = set(tasks)
+    unused: set[str] = set()  # routes: keys no task ran under
+    for section in ("routes", "thresholds", "traffic"):
+        for key in getattr(config, section) or {}:
+            if key in ran:
+                continue
+            if section == "routes":
+                unused.add(key)
+            close = difflib.get_close_matches(key, tasks, n=1, cutoff=0.75)
+            if close:
+                line = config.srcmap.line((section, key))
+                where = f"{config.path}:{line}: " if line else f"{config.path}: "
+                notes.append(
+                    f"{where}{section}.{key}: no task {key!r} ran; did you mean {close[0]!r}?"
+                )
+    for task in tasks:
+        close = difflib.get_close_matches(task, sorted(unused), n=1, cutoff=0.75)
+        if task not in config.routes and close:
+            notes.append(
+                f"{files[task]}: task {task!r} has no route and ran on the baseline; did you "
+                f"mean {close[0]!r}, which has one?"
+            )
+    return notes
 
 
 class ModelRouteReporter:
@@ -242,6 +275,8 @@ class ModelRouteReporter:
         results = [self.results[n] for n in order]
         self.aggregates = aggregate(results)
         tasks = sorted({r.task for r in results if not is_calibration(r)})
+        files = {r.task: r.file for r in reversed(results)}  # a file of each task
+        self.notes.extend(misspelt_tasks(state.config, files))
         extra: dict[str, Any] = {}
         if self.mode == "gate":
             self.verdicts = self.decide(tasks)

@@ -357,3 +357,29 @@ def test_a_cases_pattern_that_matches_nothing_is_a_config_error(pytester: pytest
     result.stderr.fnmatch_lines(
         ["*modelroute.yaml:*cases[[]1[]]*'nothere/*.yaml' matches no file*"]
     )
+
+
+def test_task_names_that_look_misspelt_are_pointed_out(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester)
+    write(
+        pytester.path,
+        {"cases/other.yaml": CLASSIFICATION.replace("task: classification", "task: classifcation")},
+    )
+    config = pytester.path / "modelroute.yaml"
+    config.write_text(
+        config.read_text().replace("  classification: strong", "  clasification: strong")
+        + "traffic: {classification: 100, clasification: 50}\n"
+        + "thresholds: {classificaton: 3.0}\n"
+    )
+    result, _ = run_json(pytester, "--model-route")
+    result.stdout.fnmatch_lines_random(
+        [
+            "*modelroute.yaml:*: routes.clasification: no task 'clasification' ran; did you "
+            "mean 'classification'?",
+            "*modelroute.yaml:*: thresholds.classificaton: no task 'classificaton' ran; did you "
+            "mean 'classification'?",
+            "*cases/classification.yaml: task 'classification' has no route and ran on the "
+            "baseline; did you mean 'clasification', which has one?",
+        ]
+    )
+    assert "traffic.classification" not in result.stdout.str()
