@@ -244,6 +244,18 @@ def _settings(config: pytest.Config) -> Settings:
         raw = _setting(config, setting)
         return (config.invocation_params.dir / raw).resolve() if raw else None
 
+    # a flag given for the other mode is a mistake (as ini keys, one file may serve both)
+    for name, needs in (
+        ("model_route_update_snapshot", "gate"),
+        ("model_route_suggest", "bench"),
+        ("model_route_repeat", "bench"),
+    ):
+        if config.getoption(name) and mode != needs:
+            raise pytest.UsageError(
+                f"{SETTINGS[name].flag} applies to --model-route={needs} runs only "
+                f"(this run is in {mode} mode)"
+            )
+
     return Settings(
         mode=mode,
         outputs=output_paths(config),

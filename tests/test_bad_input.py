@@ -383,3 +383,28 @@ def test_task_names_that_look_misspelt_are_pointed_out(pytester: pytest.Pytester
         ]
     )
     assert "traffic.classification" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--model-route=bench", "--model-route-update-snapshot"],
+            "ERROR: --model-route-update-snapshot applies to --model-route=gate runs only "
+            "(this run is in bench mode)",
+        ),
+        (
+            ["--model-route", "--model-route-suggest", "routes.yaml"],
+            "ERROR: --model-route-suggest applies to --model-route=bench runs only "
+            "(this run is in gate mode)",
+        ),
+    ],
+)
+def test_a_flag_of_the_other_mode_is_a_usage_error(
+    pytester: pytest.Pytester, args: list[str], expected: str
+) -> None:
+    sim_suite(pytester)
+    result = pytester.runpytest(*args, "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([expected])
+    assert not (pytester.path / "routes.yaml").exists()

@@ -73,7 +73,11 @@ def render_markdown(doc: Doc) -> str:
         savings_line(doc, BUDGETS["savings"]),
         "### Tasks\n\n" + tasks_section(doc, BUDGETS["tasks"]),
         "### Savings by complexity\n\n" + complexity_section(doc, BUDGETS["complexity"]),
-        "### Flipped cases\n\n" + flipped_section(doc, BUDGETS["flipped"]),
+        *(
+            ["### Flipped cases\n\n" + flipped_section(doc, BUDGETS["flipped"])]
+            if doc.get("mode") != "bench"  # bench compares with no snapshot
+            else []
+        ),
         matrix_section(doc, BUDGETS["matrix"]),
         footer(doc, BUDGETS["footer"]),
     ]
