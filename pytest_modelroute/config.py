@@ -103,7 +103,8 @@ class CascadeSpec(_Strict):
 class ConsensusInner(_Strict):
     model: str | None = None
     models: list[str] | None = Field(default=None, min_length=1)
-    n: int = Field(default=5, ge=1, le=100)
+    #: default: 5 samples of one model, or one of each of ``models``
+    n: int | None = Field(default=None, ge=1, le=100)
     vote: Literal["majority"] = "majority"
     extract: str | None = None
     transform: str = "lower-strip"
@@ -121,6 +122,11 @@ class ConsensusInner(_Strict):
 
 class ConsensusSpec(_Strict):
     consensus: ConsensusInner
+
+    @property
+    def samples(self) -> int:
+        inner = self.consensus
+        return inner.n or (len(inner.models) if inner.models else 5)
 
 
 def _route_tag(value: Any) -> str:

@@ -277,6 +277,12 @@ class ModelRouteReporter:
         tasks = sorted({r.task for r in results if not is_calibration(r)})
         files = {r.task: r.file for r in reversed(results)}  # a file of each task
         self.notes.extend(misspelt_tasks(state.config, files))
+        left_out = state.left_out_by_models(list(state.config.routes))
+        if left_out:
+            self.notes.append(
+                f"--model-route-models left out the tasks whose route needs another model: "
+                f"{', '.join(left_out)}"
+            )
         extra: dict[str, Any] = {}
         if self.mode == "gate":
             self.verdicts = self.decide(tasks)

@@ -186,7 +186,7 @@ def build_route(spec: Any, config: ModelRouteConfig, accept: Sequence[Check]) ->
     if isinstance(spec, ConsensusSpec):
         inner = spec.consensus
         models = [inner.model] if inner.model else list(inner.models or [])
-        return ConsensusRoute(models, inner.n, inner.extract, inner.transform)
+        return ConsensusRoute(models, spec.samples, inner.extract, inner.transform)
     raise TypeError(f"not a route: {spec!r}")
 
 

@@ -243,12 +243,22 @@ class RunState:
                 bench.append(configured)
             return bench
         routes = [self.route_for(task)]
+        if chosen and not set(routes[0].models) <= chosen:
+            return []  # the gate cannot judge a route it does not run: the task is left out
         assert self.baseline is not None
         if self.baseline.label != routes[0].label:
             routes.append(self.baseline)
         if chosen:
             routes = [r for r in routes if set(r.models) <= chosen]
         return routes
+
+    def left_out_by_models(self, tasks: Sequence[str]) -> list[str]:
+        """Gate mode: of ``tasks``, those --model-route-models leaves out (their route
+        needs another model)."""
+        chosen = set(self.settings.models)
+        if not chosen or self.settings.mode != "gate":
+            return []
+        return sorted(t for t in tasks if not set(self.route_for(t).models) <= chosen)
 
     # -- running ---------------------------------------------------------------------------
 

@@ -208,3 +208,24 @@ def test_updating_the_snapshot_from_part_of_the_suite_keeps_the_rest(
             "not run were dropped (feature-01, feature-02)*"
         ]
     )
+
+
+def test_model_filter_in_gate_mode_leaves_out_tasks_it_cannot_judge(
+    pytester: pytest.Pytester,
+) -> None:
+    suite(pytester, "weak")
+    write(
+        pytester.path,
+        {"cases/other.yaml": CLASSIFICATION.replace("task: classification", "task: other")},
+    )
+    result, doc = run_json(pytester, "--model-route", "--model-route-models", "strong,pricey")
+    # classification's route (weak) does not run: it is left out, not an error; other is
+    # on the baseline (pricey) and is judged
+    assert list(doc["tasks"]) == ["other"], doc["tasks"].keys()
+    assert doc["gate"]["failures"] == []
+    result.stdout.fnmatch_lines(
+        [
+            "*--model-route-models left out the tasks whose route needs another model: "
+            "classification*"
+        ]
+    )

@@ -322,3 +322,12 @@ def test_two_aliases_of_one_model_share_its_calls_at_their_own_prices(
         assert doc["spend"]["api_calls"] == 8  # weak and strong; free shares strong's calls
     assert docs[0]["recommendations"] == docs[1]["recommendations"]
     assert docs[0]["spend"]["cost_represented"] == docs[1]["spend"]["cost_represented"]
+
+
+def test_a_consensus_over_listed_models_takes_one_sample_of_each(levels: pytest.Pytester) -> None:
+    config = dict(CONFIG, routes={"vote": {"consensus": {"models": ["haiku", "sonnet", "opus"]}}})
+    (levels.path / "modelroute.yaml").write_text(yaml.safe_dump(config))
+    _, doc = run_json(levels, "--model-route", "--model-route-tasks", "vote")
+    assert doc["tasks"]["vote"]["route"] == "consensus:3x(haiku,sonnet,opus)"
+    votes = [r for r in doc["results"] if r["route"].startswith("consensus:")]
+    assert [c["model"] for c in votes[0]["calls"]] == ["haiku", "sonnet", "opus"]
