@@ -384,3 +384,18 @@ def test_reports_of_the_gsm8k_replay(pytester: pytest.Pytester) -> None:
     assert len(html.encode()) < FIVE_MB and "Gate failed" in html
     xml = render_junit(doc)
     assert len(_suites(xml)[CASE_SUITE].findall("testcase")) == 2 * 1319
+
+
+def test_costs_from_estimated_tokens_are_marked_in_every_report(
+    pytester: pytest.Pytester,
+) -> None:
+    sim_suite(pytester)  # the sim reports no usage: its tokens are estimated from the text
+    result, doc = run_json(pytester, "--model-route")
+    spend = doc["spend"]
+    assert spend["estimated_calls"] == spend["api_calls"] == 4
+    result.stdout.fnmatch_lines(["spend: 4 API calls*", " 4 calls priced from estimated tokens"])
+    assert "4 calls priced from estimated tokens" in render_markdown(doc)
+    assert "4 calls priced from estimated tokens" in render_html(doc)
+    doc["spend"]["estimated_calls"] = 0  # providers that report usage: no mark
+    assert "estimated tokens" not in render_markdown(doc)
+    assert "estimated tokens" not in render_html(doc)

@@ -54,10 +54,13 @@ def spend_json(
         errors += int(ledger.get("errors", 0))
     # by key and alias: two aliases of one model share a call at their own prices
     used: dict[tuple[str, str], tuple[float, str]] = {}
+    estimated: set[tuple[str, str]] = set()
     for result in results:
         for call in result.calls:
             if call.error is None:
                 used.setdefault((call.key, call.model), (call.cost, "judge"))
+                if call.usage.estimated:
+                    estimated.add((call.key, call.model))
         for call in result.route_calls():  # a cascade's acceptance checks are route cost
             if call.error is None:
                 used[call.key, call.model] = (call.cost, "route")
@@ -72,6 +75,8 @@ def spend_json(
         ),
         "cost_represented": math.fsum(cost for cost, p in used.values() if p == "route"),
         "judge_cost": math.fsum(cost for cost, p in used.values() if p == "judge"),
+        #: calls whose tokens (so cost) were estimated from the text, not reported
+        "estimated_calls": len(estimated),
     }
 
 

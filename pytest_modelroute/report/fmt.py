@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 
 def money(value: float | None) -> str:
@@ -36,3 +38,9 @@ def percent(value: float | None, digits: int = 0) -> str:
 
 def clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+def estimated_note(spend: Mapping[str, Any]) -> str:
+    """`` (N calls priced from estimated tokens)`` when providers reported no usage."""
+    n = spend.get("estimated_calls") or 0
+    return f" ({n:,} call{'s' if n != 1 else ''} priced from estimated tokens)" if n else ""

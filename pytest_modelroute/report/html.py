@@ -19,7 +19,7 @@ import jinja2
 from markupsafe import Markup
 
 from . import svg
-from .fmt import clip, money, percent, quality, signed
+from .fmt import clip, estimated_note, money, percent, quality, signed
 from .text import show_controls, truncate
 
 #: the whole page stays under this many bytes (the issue's budget is 5 MB)
@@ -758,6 +758,7 @@ def run_view(doc: Doc) -> dict[str, Any]:
         "api_calls": f"{calls:,}",
         "cache_hits": f"{hits:,}",
         "api_errors": s.get("api_errors") or 0,
+        "estimated": estimated_note(s).strip(" ()"),
         "hit_rate": percent(hits / (calls + hits)) if calls + hits else "-",
         "prices": prices,
         "config": _text(doc.get("config") or "", 300),

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .fmt import clip, money, percent, quality, signed
+from .fmt import clip, estimated_note, money, percent, quality, signed
 from .text import strip_controls
 
 MARKER = "<!-- pytest-modelroute -->"
@@ -350,7 +350,7 @@ def footer(doc: Doc, budget: int) -> str:
     if s:
         parts.append(
             f"{s.get('api_calls', 0):,} API calls ({usd(s.get('cost_incurred'))}), "
-            f"{s.get('cache_hits', 0):,} cache hits"
+            f"{s.get('cache_hits', 0):,} cache hits{estimated_note(s)}"
         )
     if doc.get("threshold") is not None:
         parts.append(f"threshold {quality(doc['threshold'])}")

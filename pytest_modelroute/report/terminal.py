@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .fmt import clip, money, quality
+from .fmt import clip, estimated_note, money, quality
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
@@ -219,6 +219,8 @@ def write_summary(
         for line in projection_lines(doc["projection"]):
             tr.write_line(line)
     tr.write_line(spend_line(doc))
+    if estimated_note(doc["spend"]):
+        tr.write_line(" " + estimated_note(doc["spend"]).strip(" ()"))
     for note in notes:
         tr.write_line(note, yellow=True)
     if mode == "gate":
