@@ -16,7 +16,7 @@ from markdown_it import MarkdownIt
 from reportdocs import HOSTILE, HOSTILE_TASK, make_doc
 from suite import run_json, sim_suite
 
-from pytest_modelroute.report.fmt import money
+from pytest_modelroute.report.fmt import clip_middle, money
 from pytest_modelroute.report.html import render_html
 from pytest_modelroute.report.junit import CASE_SUITE, ROUTE_SUITE, render_junit, write_junit
 from pytest_modelroute.report.markdown import LIMIT, MARKER, escape_md_cell, render_markdown
@@ -399,3 +399,11 @@ def test_costs_from_estimated_tokens_are_marked_in_every_report(
     doc["spend"]["estimated_calls"] = 0  # providers that report usage: no mark
     assert "estimated tokens" not in render_markdown(doc)
     assert "estimated tokens" not in render_html(doc)
+
+
+def test_long_task_names_that_share_a_prefix_stay_apart_in_the_terminal() -> None:
+    names = [f"OpenTDB_Entertainment: {topic}" for topic in ("Board Games", "Music", "Film")]
+    shown = [clip_middle(n, 24) for n in names]
+    assert len(set(shown)) == 3 and all(len(s) == 24 for s in shown)
+    assert shown[0] == "OpenTDB_Ente…Board Games"
+    assert clip_middle("short", 24) == "short"

@@ -40,6 +40,14 @@ def clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
+def clip_middle(text: str, width: int) -> str:
+    """Clipped in the middle: names that share a long prefix stay apart by their ends."""
+    if len(text) <= width:
+        return text
+    head = width // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
+
+
 def estimated_note(spend: Mapping[str, Any]) -> str:
     """`` (N calls priced from estimated tokens)`` when providers reported no usage."""
     n = spend.get("estimated_calls") or 0

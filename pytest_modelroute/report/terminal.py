@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .fmt import clip, estimated_note, money, quality
+from .fmt import clip, clip_middle, estimated_note, money, quality
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
@@ -28,7 +28,7 @@ def task_rows(doc: dict[str, Any]) -> tuple[list[str], list[list[str]], str]:
         n = str(t["n"]) + (f"+{t['errors']}E" if t.get("errors") else "")
         rows.append(
             [
-                clip(task, 24),
+                clip_middle(task, 24),
                 clip(t["route"], 28),
                 n,
                 quality(t["quality"]),
@@ -50,7 +50,7 @@ def matrix_lines(doc: dict[str, Any], per_block: int = 4) -> list[str]:
         headers = ["task", *[clip(m, 17) for m in block]]
         rows = []
         for task in tasks:
-            row = [clip(task, 24)]
+            row = [clip_middle(task, 24)]
             for m in block:
                 cell = doc["models"][m].get(task)
                 row.append(
@@ -83,7 +83,7 @@ def comparison_rows(doc: dict[str, Any]) -> list[list[str]]:
             label = f"vs {name}" + (f" {cmp['route']}" if name == "baseline" else "")
             rows.append(
                 [
-                    clip(task, 24),
+                    clip_middle(task, 24),
                     clip(label, 24),
                     str(cmp["n"]),
                     f"{cmp['diff']:+.2f}",
@@ -137,7 +137,7 @@ def recommendation_rows(doc: dict[str, Any]) -> list[list[str]]:
             ratio = f"{base['cost_per_call'] / chosen['cost_per_call']:.1f}x"
         rows.append(
             [
-                clip(task, 24),
+                clip_middle(task, 24),
                 clip(chosen["route"], 28),
                 quality(chosen["quality"]),
                 money(chosen["cost_per_call"]),
