@@ -12,6 +12,9 @@ from wire_server import Fault, WireServer
 
 from pytest_modelroute.calibration import agreement, ranks, spearman
 from pytest_modelroute.checks.judge import combine, parse_choice, parse_rubric
+from pytest_modelroute.report.fmt import percent
+from pytest_modelroute.report.html import render_html
+from pytest_modelroute.report.markdown import render_markdown
 
 KEY = "sk-test-judge-0000"
 
@@ -191,7 +194,7 @@ def test_consensus_judging_reports_agreement(pytester: pytest.Pytester) -> None:
             ),
         },
     )
-    _, doc = run_json(pytester, "--model-route")
+    result, doc = run_json(pytester, "--model-route")
     results = doc["results"]
     judged = [c["judge"] for r in results for c in r["checks"]]
     assert all(j["panel"] == "4x(j1,j2)/median" and len(j["judges"]) == 4 for j in judged)
@@ -203,6 +206,13 @@ def test_consensus_judging_reports_agreement(pytester: pytest.Pytester) -> None:
     # four judge calls per distinct output
     judge_calls = [c for r in results for c in r["calls"] if c["purpose"] == "judge"]
     assert len(judge_calls) == 4 * len(results)
+    # every report shows the panel's agreement
+    spread, share = f"{info['mean_spread']:.2f}", percent(info["disagree_share"])
+    result.stdout.fnmatch_lines(
+        ["judge panels (spread of the judges' scores per case):", f"*summarization*{spread}*"]
+    )
+    assert f"**summarization** {spread}, {share}" in render_markdown(doc)
+    assert f"spread {spread}, {share} disagree by 2+" in render_html(doc)
 
 
 # -- parsing and aggregation -----------------------------------------------------------

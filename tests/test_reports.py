@@ -72,7 +72,7 @@ def test_html_shows_verdict_savings_and_charts(hostile: dict) -> None:
     assert money(hostile["projection"]["savings_annual"]) in html
     assert "<svg" in html
     # cascades and consensus get their own section
-    assert "Cascades and consensus" in html and "agreement" in html
+    assert "Cascades, consensus and judge panels" in html and "agreement" in html
     # the case filters exist (hidden until the script shows them)
     assert 'id="filters" hidden' in html and 'data-f="reg"' in html
 

@@ -178,3 +178,14 @@ def build_document(
     if extra:
         doc.update(extra)
     return doc
+
+
+def judge_panels(doc: Mapping[str, Any]) -> list[tuple[str, float, float]]:
+    """Per task graded by a panel of judges: the mean spread of the judges' overall scores
+    per case, and the share of cases where they disagree by 2 points or more."""
+    rows = []
+    for task, t in (doc.get("tasks") or {}).items():
+        judge = t.get("judge") or {}
+        if judge.get("mean_spread") is not None:
+            rows.append((task, float(judge["mean_spread"]), float(judge["disagree_share"] or 0)))
+    return rows

@@ -19,6 +19,7 @@ import jinja2
 from markupsafe import Markup
 
 from . import svg
+from .document import judge_panels
 from .fmt import clip, estimated_note, money, percent, quality, signed
 from .text import show_controls, truncate
 
@@ -470,9 +471,11 @@ def _card(doc: Doc, task: str, rec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def routing_view(doc: Doc) -> list[dict[str, Any]]:
-    """Tasks whose route is a cascade (stage shares) or a consensus (agreement)."""
+    """Tasks whose route is a cascade (stage shares) or a consensus (agreement), or that a
+    panel of judges graded (their spread)."""
     rows = []
     recs = doc.get("recommendations") or {}
+    panels = {task: (s, d) for task, s, d in judge_panels(doc)}
     for task, t in (doc.get("tasks") or {}).items():
         route = str(t.get("route") or "")
         source: Mapping[str, Any] = t
@@ -482,13 +485,17 @@ def routing_view(doc: Doc) -> list[dict[str, Any]]:
             )
         stages = _stages(route, source.get("stage_share"))
         agreement = source.get("agreement")
-        if not stages and agreement is None:
+        if not stages and agreement is None and task not in panels:
             continue
+        spread, disagree = panels.get(task, (None, None))
         rows.append(
             {
                 "task": _text(task, 60),
                 "route": _text(route, 60),
-                "kind": "cascade" if stages else "consensus",
+                "kind": "cascade" if stages else "consensus" if agreement is not None else "",
+                "judges": f"spread {spread:.2f}, {percent(disagree)} disagree by 2+"
+                if spread is not None
+                else "",
                 "bar": svg.stage_bar(stages) if stages else None,
                 "stages": _stage_text(stages),
                 "agreement": percent(agreement) if agreement is not None else "",

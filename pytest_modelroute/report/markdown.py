@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from .document import judge_panels
 from .fmt import clip, estimated_note, money, percent, quality, signed
 from .text import strip_controls
 
@@ -215,6 +216,13 @@ def tasks_section(doc: Doc, budget: int) -> str:
         len(order),
         "tasks",
     )
+    panels = judge_panels(doc)
+    if panels:
+        table += "\n\n" + _limit(
+            "Judge panels (spread of the judges' scores per case; share disagreeing by 2+): "
+            + "; ".join(f"**{escape_md_cell(t, 60)}** {s:.2f}, {percent(d)}" for t, s, d in panels),
+            int(budget * 0.1),
+        )
     why = [
         f"- **{escape_md_cell(t, 60)}** · {escape_md_cell(tasks[t].get('route'), 50)}: "
         + "; ".join(escape_md_cell(r, 300) for r in tasks[t].get("reasons") or [])

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .fmt import clip, clip_middle, estimated_note, money, quality
+from .document import judge_panels
+from .fmt import clip, clip_middle, estimated_note, money, percent, quality
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
@@ -210,6 +211,13 @@ def write_summary(
             for line in table(
                 ["task", "compared with", "n", "diff", "interval"], comparisons, "<<>><"
             ):
+                tr.write_line("  " + line)
+        panels = judge_panels(doc)
+        if panels:
+            tr.write_line("")
+            tr.write_line("judge panels (spread of the judges' scores per case):")
+            rows = [[clip_middle(t, 24), f"{s:.2f}", percent(d)] for t, s, d in panels]
+            for line in table(["task", "mean spread", "disagree by 2+"], rows, "<>>"):
                 tr.write_line("  " + line)
         for task, t in doc["tasks"].items():
             for w in t.get("warnings", []):
