@@ -10,6 +10,7 @@ see ``vars`` and ``expected``.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -148,6 +149,21 @@ def _render_messages(
     return tuple(out)
 
 
+def _content_id(entry: BaseModel, seen: Mapping[str, int]) -> str:
+    """The id of a case written without one: from its content, not its position, so that
+    inserting a case does not re-pair the others with the snapshot."""
+    content = json.dumps(
+        entry.model_dump(mode="json", exclude={"id"}, exclude_none=True),
+        sort_keys=True,
+        default=str,
+    )
+    base = "case-" + hashlib.sha256(content.encode()).hexdigest()[:8]
+    case_id, k = base, 2
+    while case_id in seen:  # the same content twice
+        case_id, k = f"{base}-{k}", k + 1
+    return case_id
+
+
 def _parse_checks(
     specs: list[dict[str, Any]],
     variables: Mapping[str, Any],
@@ -214,7 +230,7 @@ def load_case_file(path: Path, display: str, registry: Mapping[str, CheckType]) 
     for index, entry in enumerate(spec.cases):
         loc: tuple[str | int, ...] = ("cases", index)
         line = srcmap.line(loc) or 1
-        case_id = entry.id if entry.id is not None else f"case-{index + 1}"
+        case_id = entry.id if entry.id is not None else _content_id(entry, seen)
         if case_id in seen:
             raise CaseError(
                 f"duplicate case id {case_id!r} (first at line {seen[case_id]}); "

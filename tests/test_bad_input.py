@@ -408,3 +408,19 @@ def test_a_flag_of_the_other_mode_is_a_usage_error(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([expected])
     assert not (pytester.path / "routes.yaml").exists()
+
+
+def test_cases_without_ids_are_named_by_content_not_position(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester)
+    no_ids = CLASSIFICATION.replace("{id: billing-01, ", "{").replace("{id: feature-01, ", "{")
+    (pytester.path / "cases" / "classification.yaml").write_text(no_ids)
+    _, first = run_json(pytester, "--model-route")
+    before = {r["case"] for r in first["results"] if not r["case"].endswith("-02")}
+    assert len(before) == 2 and all(c.startswith("case-") for c in before)
+    # a case inserted at the top leaves the others' ids (so their pairing) alone
+    new_case = '  - {vars: {ticket: "Where is my refund"}, expected: billing}\n'
+    inserted = no_ids.replace("cases:\n", "cases:\n" + new_case)
+    (pytester.path / "cases" / "classification.yaml").write_text(inserted)
+    _, second = run_json(pytester, "--model-route")
+    after = {r["case"] for r in second["results"]}
+    assert before < after and len(after) == 5
