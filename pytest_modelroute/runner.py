@@ -272,7 +272,8 @@ class Runner:
         return self.cache.spend() if self.shared else self._spent
 
     async def _call_provider(self, key: str, request: Request, provider: Provider) -> CallRecord:
-        if self.max_cost is not None and self.spent() >= self.max_cost:
+        capped = self.max_cost is not None and provider.spends
+        if capped and self.spent() >= self.max_cost:  # type: ignore[operator]
             message = (
                 f"--model-route-max-cost ${self.max_cost:g} reached "
                 f"(${self.spent():.4f} spent this run): no new calls are started"
@@ -308,9 +309,10 @@ class Runner:
         # stored before anything else can go wrong; off the loop, so other calls go on
         await asyncio.to_thread(self.cache.put, key, entry)
         record = self._record(key, request, entry, cached=False)
-        self._spent += record.cost
-        if self.shared and self.max_cost is not None:
-            self.cache.add_spend(record.cost)
+        if provider.spends:
+            self._spent += record.cost
+            if self.shared and self.max_cost is not None:
+                self.cache.add_spend(record.cost)
         self.ledger.calls[key] = {
             "model": request.model,
             "cost": record.cost,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -461,3 +462,40 @@ def test_a_failed_call_in_a_python_case_shows_the_cases_line(pytester: pytest.Py
     assert result.ret == 1
     result.stdout.fnmatch_lines(['*llm("never recorded", expected="x")', "E*not in the cache*"])
     assert "answer = state.runner.run" not in result.stdout.str()
+
+
+def test_the_spend_cap_does_not_stop_replayed_recordings(pytester: pytest.Pytester) -> None:
+    tickets = {
+        "billing-01": ("I was charged twice", "billing"),
+        "feature-01": ("Please add dark mode", "feature"),
+        "billing-02": ("Refund my last invoice", "billing"),
+        "feature-02": ("Export to CSV please", "feature"),
+    }
+    lines = [
+        json.dumps(
+            {
+                "model": "gpt-x",
+                "prompt": f"Billing or feature request? One word.\n\n{ticket}",
+                "output": label,
+                "usage": {"input_tokens": 1000, "output_tokens": 10},
+            }
+        )
+        for ticket, label in tickets.values()
+    ]
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": """
+            models:
+              rec: {provider: replay, model: gpt-x, file: recorded.jsonl,
+                    price: {input: 100, output: 100}}
+            baseline: rec
+            """,
+            "recorded.jsonl": "\n".join(lines) + "\n",
+            "cases/classification.yaml": CLASSIFICATION,
+        },
+    )
+    result, doc = run_json(pytester, "--model-route", "--model-route-max-cost", "0")
+    assert result.ret == 0, result.stdout.str()[-1500:]
+    assert [r["error"] for r in doc["results"]] == [None] * 4
+    assert all(r["cost"] > 0 for r in doc["results"])  # priced, but nothing new was paid

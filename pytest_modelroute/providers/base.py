@@ -21,12 +21,14 @@ class Provider(ABC):
     """Answers requests for one configured model.
 
     Subclasses set ``name``; ``billable`` providers need a known price (or a ``price:``
-    override) and count toward ``--model-route-max-cost``; ``uses_hints`` providers
-    receive the case's reference data (only the offline simulator should).
+    override); ``spends`` providers' calls count toward ``--model-route-max-cost`` (the
+    simulator's too, so a cap can be tried offline; replayed recordings cost nothing new);
+    ``uses_hints`` providers receive the case's reference data (only the simulator should).
     """
 
     name: ClassVar[str]
     billable: ClassVar[bool] = True
+    spends: ClassVar[bool] = True
     uses_hints: ClassVar[bool] = False
     #: The environment variable holding the API key, when the provider needs one.
     default_key_env: ClassVar[str | None] = None

@@ -94,6 +94,7 @@ def load_replay(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
 class ReplayProvider(Provider):
     name: ClassVar[str] = "replay"
     billable: ClassVar[bool] = False
+    spends: ClassVar[bool] = False
 
     @property
     def path(self) -> Path:
