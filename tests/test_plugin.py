@@ -499,3 +499,8 @@ def test_the_spend_cap_does_not_stop_replayed_recordings(pytester: pytest.Pytest
     assert result.ret == 0, result.stdout.str()[-1500:]
     assert [r["error"] for r in doc["results"]] == [None] * 4
     assert all(r["cost"] > 0 for r in doc["results"])  # priced, but nothing new was paid
+    # the estimate reads the recordings' token counts: it is exact
+    assert doc["spend"]["cost_incurred"] == pytest.approx(4 * (1000 + 10) * 100 / 1e6)
+    result.stdout.fnmatch_lines(
+        [f"modelroute: 4 uncached calls, estimated cost ~${doc['spend']['cost_incurred']:.4f}*"]
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..config import ModelConfig
-from ..records import Completion, Request
+from ..records import Completion, Request, Usage
 
 
 def estimate_tokens(text: str) -> int:
@@ -62,6 +62,10 @@ class Provider(ABC):
     def cache_identity(self) -> dict[str, Any]:
         """What, besides the request, decides the answer (never secrets)."""
         return {"provider": self.name, "model": self.model.model, "base_url": self.model.base_url}
+
+    def known_usage(self, request: Request) -> Usage | None:
+        """The tokens ``request`` will take, when known without calling (a recording)."""
+        return None
 
     @abstractmethod
     async def complete(self, request: Request) -> Completion:

@@ -103,23 +103,39 @@ class ReplayProvider(Provider):
     def cache_identity(self) -> dict[str, Any]:
         return {**super().cache_identity(), "file": str(self.path)}
 
-    async def complete(self, request: Request) -> Completion:
+    def _find(self, request: Request) -> dict[str, Any] | None:
         index = load_replay(self.path)
         only_user = [r for r, _ in request.messages] == ["user"]
         record = index.get(_match_key(self.model.model, None, request.message_dicts))
         if record is None and only_user:
             record = index.get(_match_key(self.model.model, request.user_prompt, None))
+        return record
+
+    def known_usage(self, request: Request) -> Usage | None:
+        try:
+            record = self._find(request)
+        except ModelRouteError:  # a broken file: the call itself reports it, on its case
+            return None
+        return None if record is None else self._usage(request, record)
+
+    def _usage(self, request: Request, record: dict[str, Any]) -> Usage:
+        usage = record.get("usage")
+        if usage:
+            return Usage(int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)))
+        prompt = "\n".join(c for _, c in request.messages)
+        return Usage(estimate_tokens(prompt), estimate_tokens(record["output"]), estimated=True)
+
+    async def complete(self, request: Request) -> Completion:
+        record = self._find(request)
         if record is None:
             shown = request.user_prompt[:80].replace("\n", " ")
             raise ProviderError(
                 f"replay miss: {self.path.name} has no output for model {self.model.model!r} "
                 f"and the prompt {shown!r}..."
             )
-        output = record["output"]
-        usage = record.get("usage")
-        if usage:
-            counted = Usage(int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)))
-        else:
-            prompt = "\n".join(c for _, c in request.messages)
-            counted = Usage(estimate_tokens(prompt), estimate_tokens(output), estimated=True)
-        return Completion(output, counted, float(record.get("latency_s") or 0.0), self.model.model)
+        return Completion(
+            record["output"],
+            self._usage(request, record),
+            float(record.get("latency_s") or 0.0),
+            self.model.model,
+        )
