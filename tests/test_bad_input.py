@@ -424,3 +424,26 @@ def test_cases_without_ids_are_named_by_content_not_position(pytester: pytest.Py
     _, second = run_json(pytester, "--model-route")
     after = {r["case"] for r in second["results"]}
     assert before < after and len(after) == 5
+
+
+def test_two_different_recordings_of_one_prompt_are_an_error(pytester: pytest.Pytester) -> None:
+    line = '{"model": "gpt-x", "prompt": "a", "output": "%s"}\n'
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": """
+            models:
+              rec: {provider: replay, model: gpt-x, file: recorded.jsonl}
+            baseline: rec
+            """,
+            "recorded.jsonl": line % "b" + line % "b" + line % "DIFFERENT",
+            "cases/classification.yaml": CLASSIFICATION,
+        },
+    )
+    result = run(pytester)
+    result.stdout.fnmatch_lines(
+        [
+            "*recorded.jsonl:3: a second, different output for model 'gpt-x' and this prompt "
+            "(the first is at line 1)*"
+        ]
+    )

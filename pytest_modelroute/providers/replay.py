@@ -84,9 +84,16 @@ def load_replay(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
                     line=lineno,
                     field="usage",
                 )
-            index.setdefault(
-                _match_key(record["model"], record.get("prompt"), record.get("messages")), record
-            )
+            key = _match_key(record["model"], record.get("prompt"), record.get("messages"))
+            first = index.setdefault(key, {**record, "_line": lineno})
+            if first["_line"] != lineno and first["output"] != record["output"]:
+                raise ModelRouteError(
+                    f"a second, different output for model {record['model']!r} and this "
+                    f"prompt (the first is at line {first['_line']}); a replay needs one "
+                    "answer per model and prompt",
+                    path=path,
+                    line=lineno,
+                )
         _indexes[version] = index
         return index
 
