@@ -329,7 +329,10 @@ def _config_path(config: pytest.Config) -> Path:
         path = Path(arg.split("::")[0])
         if not path.is_absolute():
             path = config.invocation_params.dir / path
-        if not path.exists():  # not a sibling's config: the error pytest gives
+        if not path.exists():
+            if config.option.pyargs:  # a module name: pytest resolves it
+                continue
+            # rather than a sibling's config: the error pytest itself gives
             raise pytest.UsageError(f"file or directory not found: {arg}")
         starts.append(path if path.is_dir() else path.parent)
     found = find_config(starts or [config.rootpath], config.rootpath)

@@ -74,6 +74,15 @@ class Runner:
         self._inflight: dict[str, asyncio.Future[CallRecord]] = {}
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self._not_ready: dict[str, str | None] = {}
+        #: aliases whose calls are the same calls (same provider, model, endpoint)
+        self._twins: dict[str, tuple[str, ...]] = {}
+        by_identity: dict[str, list[str]] = {}
+        for alias, provider in providers.items():
+            identity = repr(sorted(provider.cache_identity().items()))
+            by_identity.setdefault(identity, []).append(alias)
+        for group in by_identity.values():
+            for alias in group:
+                self._twins[alias] = tuple(group)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="modelroute-loop", daemon=True
@@ -140,6 +149,11 @@ class Runner:
 
     def cost_of(self, model: str, usage: Usage) -> float:
         return self.pricing[model].cost(usage)
+
+    def paid_for(self, model: str, usage: Usage) -> float:
+        """What a call of ``model`` counts as spent: when several aliases name one model
+        (a what-if free copy), the highest of their prices, whichever alias asked first."""
+        return max(self.cost_of(alias, usage) for alias in self._twins.get(model, (model,)))
 
     def concurrency_for(self, model: str) -> int:
         """This process's share of the model's limit (workers split it between them)."""
@@ -309,17 +323,14 @@ class Runner:
         # stored before anything else can go wrong; off the loop, so other calls go on
         await asyncio.to_thread(self.cache.put, key, entry)
         record = self._record(key, request, entry, cached=False)
+        paid = self.paid_for(request.model, record.usage)
         if provider.spends:
-            self._spent += record.cost
+            self._spent += paid
             if self.shared and self.max_cost is not None:
-                self.cache.add_spend(record.cost)
-        self.ledger.calls[key] = {
-            "model": request.model,
-            "cost": record.cost,
-            "purpose": request.purpose,
-        }
+                self.cache.add_spend(paid)
+        self.ledger.calls[key] = {"model": request.model, "cost": paid, "purpose": request.purpose}
         self.progress.calls += 1
-        self.progress.cost += record.cost
+        self.progress.cost += paid
         stat = (provider.name, model.model, request.purpose)
         n, tokens = self._output_stats.get(stat, (0, 0))
         self._output_stats[stat] = (n + 1, tokens + record.usage.output_tokens)

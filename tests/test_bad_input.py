@@ -447,3 +447,15 @@ def test_two_different_recordings_of_one_prompt_are_an_error(pytester: pytest.Py
             "(the first is at line 1)*"
         ]
     )
+
+
+def test_pyargs_module_names_are_not_taken_for_missing_paths(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester)
+    write(
+        pytester.path / "lib",
+        {"rvpkg/__init__.py": "", "rvpkg/test_mod.py": "def test_plain():\n    pass\n"},
+    )
+    pytester.syspathinsert(pytester.path / "lib")
+    result = pytester.runpytest("--model-route", "--pyargs", "rvpkg", "-p", "no:cacheprovider")
+    assert "file or directory not found" not in result.stderr.str()
+    result.stdout.fnmatch_lines(["*1 passed*"])

@@ -320,8 +320,13 @@ def test_two_aliases_of_one_model_share_its_calls_at_their_own_prices(
         assert all(r["cost"] > 0 for r in strong)
         assert doc["recommendations"]["classification"]["recommended"] == "free"
         assert doc["spend"]["api_calls"] == 8  # weak and strong; free shares strong's calls
+        # one call, paid at the dearer alias's price whichever asked first; counted once
+        assert doc["spend"]["estimated_calls"] == 8
+        strong_paid = sum(r["cost"] for r in strong)
+        weak_paid = sum(r["cost"] for r in doc["results"] if r["route"] == "weak")
+        assert doc["spend"]["cost_incurred"] == pytest.approx(strong_paid + weak_paid)
     assert docs[0]["recommendations"] == docs[1]["recommendations"]
-    assert docs[0]["spend"]["cost_represented"] == docs[1]["spend"]["cost_represented"]
+    assert docs[0]["spend"] == docs[1]["spend"]
 
 
 def test_a_consensus_over_listed_models_takes_one_sample_of_each(levels: pytest.Pytester) -> None:
@@ -331,3 +336,13 @@ def test_a_consensus_over_listed_models_takes_one_sample_of_each(levels: pytest.
     assert doc["tasks"]["vote"]["route"] == "consensus:3x(haiku,sonnet,opus)"
     votes = [r for r in doc["results"] if r["route"].startswith("consensus:")]
     assert [c["model"] for c in votes[0]["calls"]] == ["haiku", "sonnet", "opus"]
+
+
+def test_acceptance_judge_spend_is_route_spend_not_judging(pytester: pytest.Pytester) -> None:
+    # the cases' own checks are deterministic: every judge call is an acceptance check
+    write(pytester.path, {"modelroute.yaml": ACCEPT_CONFIG, "cases/c.yaml": CLASSIFICATION})
+    _, doc = run_json(pytester, "--model-route", "--model-route-tasks", "classification")
+    spend = doc["spend"]
+    assert any(c["purpose"] == "accept" for r in doc["results"] for c in r["calls"])
+    assert spend["judge_cost_incurred"] == 0 and spend["judge_cost"] == 0
+    assert spend["cost_represented"] == pytest.approx(spend["cost_incurred"])

@@ -54,13 +54,16 @@ def spend_json(
         errors += int(ledger.get("errors", 0))
     # by key and alias: two aliases of one model share a call at their own prices
     used: dict[tuple[str, str], tuple[float, str]] = {}
-    estimated: set[tuple[str, str]] = set()
+    estimated: set[str] = set()
+    accept: set[str] = set()  # judge calls made by acceptance checks: route cost
     for result in results:
         for call in result.calls:
             if call.error is None:
                 used.setdefault((call.key, call.model), (call.cost, "judge"))
                 if call.usage.estimated:
-                    estimated.add((call.key, call.model))
+                    estimated.add(call.key)
+                if call.purpose == "accept":
+                    accept.add(call.key)
         for call in result.route_calls():  # a cascade's acceptance checks are route cost
             if call.error is None:
                 used[call.key, call.model] = (call.cost, "route")
@@ -71,7 +74,7 @@ def spend_json(
         # fsum: exact, so the totals do not depend on the order xdist workers finished in
         "cost_incurred": math.fsum(c["cost"] for c in calls.values()),
         "judge_cost_incurred": math.fsum(
-            c["cost"] for c in calls.values() if c["purpose"] == "judge"
+            c["cost"] for k, c in calls.items() if c["purpose"] == "judge" and k not in accept
         ),
         "cost_represented": math.fsum(cost for cost, p in used.values() if p == "route"),
         "judge_cost": math.fsum(cost for cost, p in used.values() if p == "judge"),
