@@ -31,7 +31,7 @@ from .nodes import (
     result_of,
     serialize_result,
 )
-from .stash import WORKER_KEY, case_id_key, reporter_key, state_key
+from .stash import WORKER_KEY, case_clash_key, case_id_key, reporter_key, state_key
 
 if TYPE_CHECKING:
     from .session import Settings
@@ -497,27 +497,33 @@ def llm(request: pytest.FixtureRequest) -> Any:
         if path.is_relative_to(request.config.rootpath)
         else str(path)
     )
+    clash = request.node.stash.get(case_clash_key, None)
+    if clash is not None:
+        pytest.fail(clash, pytrace=False)
     case_id = request.node.stash.get(case_id_key, None) or python_case_id(request.node)
     return LLM(state, route, info, case_id, display)
 
 
 def python_case_id(item: pytest.Item) -> str:
-    """A Python case's id: its function's name, with the ids of its own parameters (every
-    parameter but the route), so that parametrized cases stay apart."""
-    name = getattr(item, "originalname", item.name)
+    """A Python case's id: its node id within its file (class and function) with its own
+    parameters' ids (every parameter but the route), so that same-named functions in two
+    classes and the cases of one parametrized function stay apart."""
+    *scope, name = item.nodeid.split("::")[1:]
+    base = getattr(item, "originalname", name.split("[", 1)[0])
     callspec = getattr(item, "callspec", None)
-    if callspec is None:
-        return name
-    label, ids = str(callspec.params.get("llm", "")), callspec.id  # ids joined by "-"
-    if ids == label:
-        rest = ""
-    elif ids.startswith(f"{label}-"):
-        rest = ids[len(label) + 1 :]
-    elif ids.endswith(f"-{label}"):
-        rest = ids[: -len(label) - 1]
-    else:
-        rest = ids.replace(f"-{label}-", "-", 1)
-    return f"{name}[{rest}]" if rest else name
+    rest = ""
+    if callspec is not None:
+        label = str(callspec.params.get("llm", ""))
+        idlist = getattr(callspec, "_idlist", None)  # the parameters' ids, in order
+        if idlist is not None:
+            ids = list(idlist)
+            if label in ids:
+                ids.remove(label)  # which of equal ids goes makes no difference
+            rest = "-".join(ids)
+        else:  # a pytest without it: cut the route's id off the joined ids
+            rest = callspec.id.removeprefix(f"{label}-").removesuffix(f"-{label}")
+            rest = "" if rest == label else rest
+    return "::".join([*scope, f"{base}[{rest}]" if rest else base])
 
 
 @pytest.hookimpl(wrapper=True)
@@ -628,7 +634,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         file = item.nodeid.split("::", 1)[0]
         seen = first.setdefault((task, case_id), file)
         if seen != file:
-            raise pytest.UsageError(
+            # failed by the llm fixture: an error raised here would crash xdist's workers
+            item.stash[case_clash_key] = (
                 f"{file}: Python case {case_id!r} of task {task!r} is also defined in {seen}; "
                 "case ids must be unique within a task so that runs pair up case by case "
                 "(rename one of the functions)"

@@ -372,7 +372,7 @@ def test_parametrized_python_cases_are_cases_of_their_own(pytester: pytest.Pytes
     assert doc["tasks"]["t"]["quality"] == pytest.approx((5 + 1 + 1) / 3)
 
 
-def test_a_python_case_id_defined_twice_is_a_usage_error(pytester: pytest.Pytester) -> None:
+def test_a_python_case_id_defined_twice_fails_its_items(pytester: pytest.Pytester) -> None:
     sim_suite(pytester)
     case = """
         import pytest
@@ -382,11 +382,15 @@ def test_a_python_case_id_defined_twice_is_a_usage_error(pytester: pytest.Pytest
             llm("hi", expected="hi")
         """
     write(pytester.path, {"test_one.py": case, "test_two.py": case})
-    result = pytester.runpytest("--model-route", "-p", "no:cacheprovider")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        ["ERROR: test_two.py: Python case 'test_same' of task 't' is also defined in test_one.py*"]
-    )
+    for workers in ("0", "2"):
+        result = pytester.runpytest_subprocess(
+            "--model-route", "-p", "no:cacheprovider", "-n", workers
+        )
+        assert result.ret == pytest.ExitCode.TESTS_FAILED
+        result.stdout.fnmatch_lines(
+            ["*test_two.py: Python case 'test_same' of task 't' is also defined in test_one.py*"]
+        )
+        assert "INTERNALERROR" not in result.stdout.str()
 
 
 def test_skipped_and_unselected_python_cases_are_not_missing(pytester: pytest.Pytester) -> None:
@@ -504,3 +508,46 @@ def test_the_spend_cap_does_not_stop_replayed_recordings(pytester: pytest.Pytest
     result.stdout.fnmatch_lines(
         [f"modelroute: 4 uncached calls, estimated cost ~${doc['spend']['cost_incurred']:.4f}*"]
     )
+
+
+def test_python_case_ids_keep_classes_and_fixture_params_apart(pytester: pytest.Pytester) -> None:
+    config = SIM_CONFIG.replace("{route}", "weak") + "  t: weak\n  u: weak\n"
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": config,
+            "test_ids.py": """
+        import pytest
+
+        @pytest.fixture(params=["strong-reply", "plain"])
+        def style(request):
+            return request.param
+
+        class TestBilling:
+            @pytest.mark.model_route(task="t", complexity="low")
+            def test_case(self, llm):
+                llm("a", expected="a")
+                llm.score(1.0)
+
+        class TestRefund:
+            @pytest.mark.model_route(task="t", complexity="low")
+            def test_case(self, llm):
+                llm("b", expected="b")
+                llm.score(0.0)
+
+        @pytest.mark.model_route(task="u", complexity="low")
+        def test_reply(llm, style):
+            llm(style, expected=style)
+        """,
+        },
+    )
+    _, doc = run_json(pytester, "--model-route", "-p", "no:randomly")
+    cases = {(r["task"], r["route"]): set() for r in doc["results"]}
+    for r in doc["results"]:
+        cases[r["task"], r["route"]].add(r["case"])
+    assert cases["t", "weak"] == {"TestBilling::test_case", "TestRefund::test_case"}
+    assert doc["tasks"]["t"]["quality"] == pytest.approx(3.0)  # (5 + 1) / 2, not one of them
+    # the route's id is cut out exactly, whatever the other ids look like
+    expected = {"test_reply[strong-reply]", "test_reply[plain]"}
+    assert cases["u", "weak"] == cases["u", "strong"] == expected
+    assert doc["tasks"]["u"]["baseline"]["n"] == 2
