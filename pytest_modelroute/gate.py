@@ -99,7 +99,7 @@ def _quality_bar(v: TaskVerdict, agg: Aggregate, rules: GateRules) -> None:
         # one case has no spread: its "interval" would be the point, proving nothing
         v.fail(
             f"quality {agg.quality:.2f}: n={scored} is too few cases to bound it at "
-            f"{rules.level:.0%} (confidence: needs at least 2)"
+            f"{rules.level:.0%} (confidence: needs at least 2; add cases or drop confidence:)"
         )
     elif rules.confidence is not None and v.ci is not None:
         low = v.ci[0]
@@ -129,11 +129,12 @@ def _against_snapshot(v: TaskVerdict, agg: Aggregate, snap: SnapshotTask, rules:
         **cmp.to_json(),
     }
     if cmp.n == 0:
-        # renamed or replaced case ids would otherwise switch the regression rule off
-        v.fail(
+        # renamed case ids (or a run of new cases only) leave nothing to compare: said
+        # loudly, not failed, since a -k run of new cases is legitimate
+        v.warnings.append(
             f"no scored case in common with the snapshot ({len(snap.cases)} case(s) there): "
-            "the regression rule cannot be checked; accept the new cases with "
-            "--model-route-update-snapshot"
+            "the regression rule could not be checked; if the case ids changed, accept "
+            "them with --model-route-update-snapshot"
         )
         return
     _margin(
@@ -147,12 +148,18 @@ def _against_snapshot(v: TaskVerdict, agg: Aggregate, snap: SnapshotTask, rules:
     )
     gained = cmp.diff is not None and cmp.diff > 1e-9
     rose = cost_change > rules.cost_tolerance + 1e-9 if cost_change is not None else cost_now > 0
-    if rose and not gained:
+    if rose and not gained and not paired_costs:
+        # a snapshot from before per-case costs were kept: its mean may count differently
+        # (a cascade's acceptance judge was left out then), so it only warns
+        v.warnings.append(
+            f"cost per call {cost_then:.6f} -> {cost_now:.6f} vs a snapshot without per-case "
+            "costs: not judged; refresh it with --model-route-update-snapshot"
+        )
+    elif rose and not gained:
         change = f"{cost_change:+.0%}" if cost_change is not None else "from $0"
-        on = "on the cases both ran" if paired_costs else "means of the two runs"
         v.fail(
             f"cost per call rose {change} vs snapshot (${cost_then:.6f} -> ${cost_now:.6f}, "
-            f"{on}) without a quality gain"
+            "on the cases both ran) without a quality gain"
         )
     if flipped:
         shown = ", ".join(flipped[:MAX_FLIPS_LISTED])
@@ -224,8 +231,8 @@ def _margin(
     warn when the interval cannot decide it."""
     if rules.confidence is not None and cmp.n < 2:
         v.fail(
-            f"{what} ({cmp.describe()}): n={cmp.n} is too few cases to bound the "
-            f"difference at {rules.level:.0%} (confidence: needs at least 2)"
+            f"vs {name}: n={cmp.n} shared case is too few to bound the difference at "
+            f"{rules.level:.0%} (confidence: needs at least 2; add cases or drop confidence:)"
         )
         return
     bound = cmp.bound(rules.confidence is not None)

@@ -28,7 +28,7 @@ from .report import terminal
 from .report.document import build_document, spend_json
 from .report.outputs import write_outputs
 from .session import RunState
-from .snapshot import Snapshot, snapshot_document, write_snapshot
+from .snapshot import Snapshot, merge_partial, snapshot_document, write_snapshot
 from .stash import WORKER_KEY
 
 
@@ -40,6 +40,31 @@ def moved_share(models: list[str], baseline: str, stage_share: dict[str, float] 
         return 0.0
     reach = models.index(baseline) + 1  # stages are 1-based
     return sum(share for stage, share in stage_share.items() if int(stage) < reach)
+
+
+def partial_run(config: pytest.Config, state: RunState) -> str | None:
+    """What made this run measure only part of the suite (None: all of it)."""
+    settings, option = state.settings, config.option
+    for given, what in (
+        (settings.tasks, "--model-route-tasks"),
+        (settings.models, "--model-route-models"),
+        (getattr(option, "keyword", ""), "-k"),
+        (getattr(option, "markexpr", ""), "-m"),
+        (getattr(option, "deselect", None), "--deselect"),
+        (getattr(option, "lf", False), "--last-failed"),
+        (getattr(option, "pyargs", False), "--pyargs"),
+    ):
+        if given:
+            return what
+    root = state.config.root.resolve()
+    for arg in config.args:
+        path = Path(arg.split("::")[0])
+        if not path.is_absolute():
+            path = config.invocation_params.dir / path
+        path = path.resolve()
+        if "::" in arg or not (path == root or path in root.parents):
+            return arg
+    return None
 
 
 def misspelt_tasks(config: ModelRouteConfig, files: dict[str, str]) -> list[str]:
@@ -87,6 +112,7 @@ class ModelRouteReporter:
         self.choices: dict[str, tuple[Candidate | None, bool]] = {}
         self.doc: dict[str, Any] | None = None
         self.skipped: set[str] = set()
+        self.partial: str | None = None
         self.notes: list[str] = []
         self.written: list[tuple[str, Path]] = []
         self.estimated = False
@@ -275,25 +301,19 @@ class ModelRouteReporter:
         results = [self.results[n] for n in order]
         self.aggregates = aggregate(results)
         tasks = sorted({r.task for r in results if not is_calibration(r)})
-        files = {r.task: r.file for r in reversed(results)}  # a file of each task
-        self.notes.extend(misspelt_tasks(state.config, files))
+        self.partial = partial_run(self.config, state)
+        if self.partial is None:  # a filtered run leaves out tasks on purpose
+            files = {r.task: r.file for r in reversed(results)}  # a file of each task
+            self.notes.extend(misspelt_tasks(state.config, files))
         left_out = state.left_out_by_models(list(state.config.routes))
-        if left_out:
+        baseline = state.config.baseline
+        if state.settings.models and baseline not in state.settings.models:
+            left_out.append(f"every task without a route (the baseline {baseline} is left out)")
+        if left_out and self.mode == "gate":
             self.notes.append(
                 f"--model-route-models left out the tasks whose route needs another model: "
                 f"{', '.join(left_out)}"
             )
-        extra: dict[str, Any] = {}
-        if self.mode == "gate":
-            self.verdicts = self.decide(tasks)
-            extra["snapshot"] = self._snapshot_step()
-        else:
-            extra["recommendations"] = self._bench(tasks, results)
-            calibration = calibrate(results)
-            if calibration:
-                extra["calibration"] = calibration
-        if state.config.traffic:
-            extra["projection"] = project(state.config.traffic, self._figures(tasks))
         ledgers = list(self.ledgers)
         if state._runner is not None:
             ledgers.append(state._runner.ledger.to_json())
@@ -301,6 +321,17 @@ class ModelRouteReporter:
         for ledger in ledgers:
             expected.update(ledger.get("items", ()))
         missing = sorted(expected - set(self.results) - self.skipped)
+        extra: dict[str, Any] = {}
+        if self.mode == "gate":
+            self.verdicts = self.decide(tasks)
+            extra["snapshot"] = self._snapshot_step(missing)
+        else:
+            extra["recommendations"] = self._bench(tasks, results)
+            calibration = calibrate(results)
+            if calibration:
+                extra["calibration"] = calibration
+        if state.config.traffic:
+            extra["projection"] = project(state.config.traffic, self._figures(tasks))
         prices = {
             alias: {
                 "provider": m.provider,
@@ -343,7 +374,7 @@ class ModelRouteReporter:
                 }
             )
 
-    def _snapshot_step(self) -> dict[str, Any]:
+    def _snapshot_step(self, missing: list[str]) -> dict[str, Any]:
         state = self.state
         path = state.snapshot_path
         info: dict[str, Any] = {
@@ -363,28 +394,22 @@ class ModelRouteReporter:
         if errored:
             self.notes.append(f"snapshot NOT updated: cases errored in {', '.join(errored)}")
             return info
+        if missing:
+            self.notes.append(f"snapshot NOT updated: {len(missing)} case item(s) did not run")
+            return info
         route_aggs = {t: v.route_agg for t, v in self.verdicts.items() if v.route_agg}
         bars = {(r.task, r.case): r.bar for r in self.results.values()}
         thresholds = {t: v.threshold for t, v in self.verdicts.items()}
         document = snapshot_document(route_aggs, thresholds, bars)
-        if self.snapshot is not None:
-            # a run of some tasks (-k, --model-route-tasks, a path) keeps the others' reference
-            kept = {
-                task: old.model_dump(mode="json")
-                for task, old in self.snapshot.tasks.items()
-                if task not in route_aggs
-            }
-            document["tasks"] = dict(sorted({**document["tasks"], **kept}.items()))
-            for task, agg in sorted(route_aggs.items()):
-                old_task = self.snapshot.tasks.get(task)
-                dropped = sorted(set(old_task.cases) - set(agg.cases)) if old_task else []
-                if dropped:
-                    self.notes.append(
-                        f"snapshot: task {task} now holds the {len(agg.cases)} case(s) this "
-                        f"run measured; {len(dropped)} case(s) it did not run were dropped "
-                        f"({', '.join(dropped[:5])}{' ...' if len(dropped) > 5 else ''})"
-                    )
-            info["kept_tasks"] = sorted(kept)
+        if self.snapshot is not None and self.partial is not None:
+            # part of the suite (-k, a path...): the rest keeps its reference
+            document, notes = merge_partial(self.snapshot, document)
+            self.notes.extend(notes)
+            self.notes.append(
+                f"snapshot: merged this partial run ({self.partial}) into {path.name}: "
+                f"{len(route_aggs)} task(s) updated, the other tasks and cases kept"
+            )
+            info["merged"] = True
         write_snapshot(path, document)
         info["updated"] = True
         self.written.append(("snapshot file", path))

@@ -323,11 +323,14 @@ class Runner:
         # stored before anything else can go wrong; off the loop, so other calls go on
         await asyncio.to_thread(self.cache.put, key, entry)
         record = self._record(key, request, entry, cached=False)
+        if not provider.spends:  # a recording: no API call, nothing paid, like a cache hit
+            self.ledger.hits.add(key)
+            self.progress.hits += 1
+            return record
         paid = self.paid_for(request.model, record.usage)
-        if provider.spends:
-            self._spent += paid
-            if self.shared and self.max_cost is not None:
-                self.cache.add_spend(paid)
+        self._spent += paid
+        if self.shared and self.max_cost is not None:
+            self.cache.add_spend(paid)
         self.ledger.calls[key] = {"model": request.model, "cost": paid, "purpose": request.purpose}
         self.progress.calls += 1
         self.progress.cost += paid

@@ -18,7 +18,7 @@ from .evaluation import Env, evaluate
 from .gate import GateRules
 from .prices import ModelPricing, resolve_pricing
 from .providers import Provider, builtin_providers
-from .records import CallRecord, CaseResult, Request, Usage
+from .records import CallRecord, CaseResult, Request
 from .routes import ConsensusRoute, Route, SingleRoute, build_route
 from .runner import Runner
 from .yamlio import format_loc
@@ -365,23 +365,17 @@ class RunState:
             return min(int(params.get("max_tokens", 1024)), mean if mean is not None else guess)
 
         def add(
-            alias: str,
-            params: dict[str, Any],
-            prompt: str,
-            key: str | None,
-            out: float,
-            known: Usage | None = None,
+            alias: str, params: dict[str, Any], prompt: str, key: str | None, out: float
         ) -> None:
             nonlocal uncached, cost
+            if not runner.providers[alias].spends:  # replayed recordings are not API calls
+                return
             if key is not None:
                 if key in seen:
                     return
                 seen.add(key)
             uncached += 1
             pricing = self.pricing[alias]
-            if known is not None:  # a recording says exactly
-                cost += pricing.cost(known)
-                return
             cost += (estimate_tokens(prompt) * pricing.input + out * pricing.output) / 1e6
 
         for case, route in work:
@@ -409,8 +403,7 @@ class RunState:
                 if not runner.is_cached(request):
                     answered = False
                     out = output_tokens(alias, "route", params, answer_guess)
-                    known_usage = runner.providers[alias].known_usage(request)
-                    add(alias, params, prompt, runner.key(request), out, known_usage)
+                    add(alias, params, prompt, runner.key(request), out)
             judged = [c for c in case.checks if c.kind.name in JUDGE_CHECKS]
             if runner.cache.mode == "replay" or not judged:
                 continue

@@ -25,6 +25,7 @@ class SnapshotCase(BaseModel):
     passed: bool | None = None
     #: the route's cost for the case (absent in snapshots written before it was kept)
     cost: float | None = Field(default=None, ge=0)
+    weight: float = Field(default=1.0, ge=0)
 
 
 class SnapshotTask(BaseModel):
@@ -83,6 +84,7 @@ def snapshot_document(
                     "quality": q,
                     "passed": None if q is None else q >= bars.get((task, case), 0) - 1e-9,
                     "cost": agg.costs.get(case),
+                    "weight": agg.weights.get(case, 1.0),
                 }
                 for case, q in sorted(agg.cases.items())
             },
@@ -92,6 +94,40 @@ def snapshot_document(
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "tasks": tasks,
     }
+
+
+def merge_partial(old: Snapshot, document: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``document`` (a run of part of the suite) laid over ``old``: the tasks it did not
+    measure keep their reference, and a measured task keeps the cases it did not run when
+    its route is unchanged (its figures recomputed over all of them). Returns notes."""
+    tasks = {task: entry.model_dump(mode="json") for task, entry in old.tasks.items()}
+    notes = []
+    for task, new in document["tasks"].items():
+        before = old.tasks.get(task)
+        if before is None or before.route != new["route"]:
+            tasks[task] = new
+            if before is not None and set(before.cases) - set(new["cases"]):
+                notes.append(
+                    f"snapshot: task {task} changed route ({before.route} -> {new['route']}): "
+                    f"it now holds only the {len(new['cases'])} case(s) this run measured"
+                )
+            continue
+        cases = {**tasks[task]["cases"], **new["cases"]}
+        scored = {k: c for k, c in cases.items() if c["quality"] is not None}
+        weight = sum(c.get("weight", 1.0) for c in scored.values())
+        costs = [c["cost"] for c in scored.values() if c.get("cost") is not None]
+        tasks[task] = {
+            **new,
+            "n": len(scored),
+            "quality": (
+                sum(c["quality"] * c.get("weight", 1.0) for c in scored.values()) / weight
+                if weight
+                else None
+            ),
+            "cost_per_call": sum(costs) / len(costs) if costs else new["cost_per_call"],
+            "cases": dict(sorted(cases.items())),
+        }
+    return {**document, "tasks": dict(sorted(tasks.items()))}, notes
 
 
 def write_snapshot(path: Path, document: dict[str, Any]) -> None:

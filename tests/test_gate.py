@@ -183,31 +183,29 @@ def test_updating_the_snapshot_from_part_of_the_suite_keeps_the_rest(
         pytester.path,
         {"cases/other.yaml": CLASSIFICATION.replace("task: classification", "task: other")},
     )
-    result, _ = run_json(pytester, "--model-route", "--model-route-update-snapshot")
+    update = "--model-route-update-snapshot"
+    result, _ = run_json(pytester, "--model-route", update)
     assert result.ret == 0
     path = pytester.path / ".modelroute" / "snapshot.json"
     before = json.loads(path.read_text())["tasks"]
     assert set(before) == {"classification", "other"}
 
-    result, _ = run_json(
-        pytester, "--model-route", "--model-route-tasks", "other", "--model-route-update-snapshot"
-    )
+    result, _ = run_json(pytester, "--model-route", "--model-route-tasks", "other", update)
     assert result.ret == 0
     after = json.loads(path.read_text())["tasks"]
-    assert after["classification"] == before["classification"]
-    assert set(after["other"]["cases"]) == set(before["other"]["cases"])
+    assert after == before  # the same figures: the other task kept, this one re-measured
+    result.stdout.fnmatch_lines(["*snapshot: merged this partial run (--model-route-tasks)*"])
 
-    result, _ = run_json(
-        pytester, "--model-route", "-k", "billing", "--model-route-update-snapshot"
-    )
+    # -k measures two cases of each task: the other two keep their reference
+    result, _ = run_json(pytester, "--model-route", "-k", "billing", update)
     after = json.loads(path.read_text())["tasks"]
-    assert set(after["other"]["cases"]) == {"billing-01", "billing-02"}
-    result.stdout.fnmatch_lines(
-        [
-            "*snapshot: task other now holds the 2 case(s) this run measured; 2 case(s) it did "
-            "not run were dropped (feature-01, feature-02)*"
-        ]
-    )
+    assert set(after["other"]["cases"]) == set(before["other"]["cases"])
+    assert after["other"]["n"] == 4
+
+    # a full run is the new reference as it is: a task that is gone leaves it
+    (pytester.path / "cases" / "other.yaml").unlink()
+    result, _ = run_json(pytester, "--model-route", update)
+    assert set(json.loads(path.read_text())["tasks"]) == {"classification"}
 
 
 def test_model_filter_in_gate_mode_leaves_out_tasks_it_cannot_judge(

@@ -53,14 +53,14 @@ def test_with_confidence_one_case_cannot_bound_anything() -> None:
     two = agg("cheap", {"a": 4.5, "b": 4.5})
     v = decide_task("t", "cheap", two, None, 4.0, GateRules(confidence=0.95), snap({"a": 4.6}))
     assert v.verdict == FAIL
-    assert "n=1 is too few cases to bound the difference" in " ".join(v.reasons)
+    assert "vs snapshot: n=1 shared case is too few to bound the difference" in v.reasons[0]
 
 
-def test_no_case_in_common_with_the_snapshot_fails() -> None:
+def test_no_case_in_common_with_the_snapshot_is_said_not_silent() -> None:
     renamed = agg("cheap", {"x": 4.0, "y": 4.0})
     v = decide_task("t", "cheap", renamed, None, 4.0, GateRules(), snap({"a": 5.0, "b": 5.0}))
-    assert v.verdict == FAIL
-    assert "no scored case in common with the snapshot (2 case(s) there)" in v.reasons[0]
+    assert v.verdict == PASS  # a -k run of new cases is legitimate
+    assert "no scored case in common with the snapshot (2 case(s) there)" in v.warnings[0]
 
 
 def test_cost_against_the_snapshot_is_paired_by_case() -> None:
@@ -92,10 +92,10 @@ def test_a_cost_that_rises_from_zero_is_caught() -> None:
     assert ok.verdict == PASS
 
 
-def test_a_snapshot_without_per_case_costs_compares_the_means() -> None:
-    old = snap({"a": 4.0, "b": 4.0}, cost=None)
+def test_a_snapshot_without_per_case_costs_warns_rather_than_judging_cost() -> None:
+    old = snap({"a": 4.0, "b": 4.0}, cost=None)  # written by an older version
     old.cost_per_call = 0.001
     now = agg("r", {"a": 4.0, "b": 4.0}, cost=0.0015)
     v = decide_task("t", "r", now, None, 4.0, GateRules(cost_tolerance=0.10), old)
-    assert v.verdict == FAIL and "+50% vs snapshot" in v.reasons[0]
-    assert "means of the two runs" in v.reasons[0]
+    assert v.verdict == PASS
+    assert "vs a snapshot without per-case costs: not judged" in v.warnings[0]

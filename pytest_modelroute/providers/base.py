@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..config import ModelConfig
-from ..records import Completion, Request, Usage
+from ..records import Completion, Request
 
 
 def estimate_tokens(text: str) -> int:
@@ -21,8 +21,9 @@ class Provider(ABC):
     """Answers requests for one configured model.
 
     Subclasses set ``name``; ``billable`` providers need a known price (or a ``price:``
-    override); ``spends`` providers' calls count toward ``--model-route-max-cost`` (the
-    simulator's too, so a cap can be tried offline; replayed recordings cost nothing new);
+    override); ``spends`` providers make API calls that cost money, or simulate them: they
+    count toward ``--model-route-max-cost`` and the spend (the simulator's too, so a cap can
+    be tried offline; a replayed recording is no API call and costs nothing new);
     ``uses_hints`` providers receive the case's reference data (only the simulator should).
     """
 
@@ -62,10 +63,6 @@ class Provider(ABC):
     def cache_identity(self) -> dict[str, Any]:
         """What, besides the request, decides the answer (never secrets)."""
         return {"provider": self.name, "model": self.model.model, "base_url": self.model.base_url}
-
-    def known_usage(self, request: Request) -> Usage | None:
-        """The tokens ``request`` will take, when known without calling (a recording)."""
-        return None
 
     @abstractmethod
     async def complete(self, request: Request) -> Completion:

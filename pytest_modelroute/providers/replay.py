@@ -118,13 +118,6 @@ class ReplayProvider(Provider):
             record = index.get(_match_key(self.model.model, request.user_prompt, None))
         return record
 
-    def known_usage(self, request: Request) -> Usage | None:
-        try:
-            record = self._find(request)
-        except ModelRouteError:  # a broken file: the call itself reports it, on its case
-            return None
-        return None if record is None else self._usage(request, record)
-
     def _usage(self, request: Request, record: dict[str, Any]) -> Usage:
         usage = record.get("usage")
         if usage:
