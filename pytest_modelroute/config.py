@@ -21,6 +21,7 @@ from pydantic import (
     Tag,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from .errors import ConfigError
@@ -96,8 +97,17 @@ class CheckSpec(BaseModel):
 
 class CascadeSpec(_Strict):
     cascade: list[str] = Field(min_length=2)
-    #: without acceptance checks the first stage would always answer
     accept: list[CheckSpec] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _needs_accept(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "cascade" in value and not value.get("accept"):
+            raise ValueError(
+                "a cascade needs acceptance checks (accept: [...]): without them its first "
+                "model always answers"
+            )
+        return value
 
 
 class ConsensusInner(_Strict):

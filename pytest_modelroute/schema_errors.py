@@ -59,6 +59,8 @@ def _describe(err: dict[str, Any], root: type[BaseModel], loc: Loc) -> str:
     if kind == "missing":
         return f"missing required key {str(loc[-1])!r}"
     msg = err["msg"]
+    if kind == "value_error":  # our own validators' messages say all there is to say
+        return msg.removeprefix("Value error, ")
     if "input" in err and kind not in ("model_type", "dict_type"):
         shown = repr(err["input"])
         if len(shown) > 60:

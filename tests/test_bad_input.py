@@ -398,6 +398,11 @@ def test_task_names_that_look_misspelt_are_pointed_out(pytester: pytest.Pytester
             "ERROR: --model-route-suggest applies to --model-route=bench runs only "
             "(this run is in gate mode)",
         ),
+        (
+            ["--model-route", "--model-route-repeat", "3"],
+            "ERROR: --model-route-repeat applies to --model-route=bench runs only "
+            "(this run is in gate mode)",
+        ),
     ],
 )
 def test_a_flag_of_the_other_mode_is_a_usage_error(
@@ -414,16 +419,21 @@ def test_cases_without_ids_are_named_by_content_not_position(pytester: pytest.Py
     sim_suite(pytester)
     no_ids = CLASSIFICATION.replace("{id: billing-01, ", "{").replace("{id: feature-01, ", "{")
     (pytester.path / "cases" / "classification.yaml").write_text(no_ids)
-    _, first = run_json(pytester, "--model-route")
-    before = {r["case"] for r in first["results"] if not r["case"].endswith("-02")}
-    assert len(before) == 2 and all(c.startswith("case-") for c in before)
-    # a case inserted at the top leaves the others' ids (so their pairing) alone
+
+    def ids_by_prompt() -> dict[str, str]:
+        _, doc = run_json(pytester, "--model-route")
+        return {r["prompt"]: r["case"] for r in doc["results"]}
+
+    before = ids_by_prompt()
+    assert sum(c.startswith("case-") for c in before.values()) == 2
+    # a case inserted at the top leaves every other case's id (so its pairing) alone
     new_case = '  - {vars: {ticket: "Where is my refund"}, expected: billing}\n'
-    inserted = no_ids.replace("cases:\n", "cases:\n" + new_case)
-    (pytester.path / "cases" / "classification.yaml").write_text(inserted)
-    _, second = run_json(pytester, "--model-route")
-    after = {r["case"] for r in second["results"]}
-    assert before < after and len(after) == 5
+    (pytester.path / "cases" / "classification.yaml").write_text(
+        no_ids.replace("cases:\n", "cases:\n" + new_case)
+    )
+    after = ids_by_prompt()
+    assert len(after) == 5
+    assert all(after[prompt] == case for prompt, case in before.items())
 
 
 def test_two_different_recordings_of_one_prompt_are_an_error(pytester: pytest.Pytester) -> None:

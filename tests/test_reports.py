@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 from reportdocs import HOSTILE, HOSTILE_TASK, make_doc
-from suite import run_json, sim_suite
+from suite import CLASSIFICATION, run_json, sim_suite
 
 from pytest_modelroute.report.fmt import clip_middle, money
 from pytest_modelroute.report.html import render_html
@@ -393,9 +393,11 @@ def test_costs_from_estimated_tokens_are_marked_in_every_report(
     result, doc = run_json(pytester, "--model-route")
     spend = doc["spend"]
     assert spend["estimated_calls"] == spend["api_calls"] == 4
-    result.stdout.fnmatch_lines(["spend: 4 API calls*", " 4 calls priced from estimated tokens"])
-    assert "4 calls priced from estimated tokens" in render_markdown(doc)
-    assert "4 calls priced from estimated tokens" in render_html(doc)
+    result.stdout.fnmatch_lines(
+        ["spend: 4 API calls*", " 4 calls used priced from estimated tokens"]
+    )
+    assert "4 calls used priced from estimated tokens" in render_markdown(doc)
+    assert "4 calls used priced from estimated tokens" in render_html(doc)
     doc["spend"]["estimated_calls"] = 0  # providers that report usage: no mark
     assert "estimated tokens" not in render_markdown(doc)
     assert "estimated tokens" not in render_html(doc)
@@ -407,3 +409,17 @@ def test_long_task_names_that_share_a_prefix_stay_apart_in_the_terminal() -> Non
     assert len(set(shown)) == 3 and all(len(s) == 24 for s in shown)
     assert shown[0] == "OpenTDB_Ente…Board Games"
     assert clip_middle("short", 24) == "short"
+
+
+def test_the_gate_table_keeps_long_similar_task_names_apart(pytester: pytest.Pytester) -> None:
+    sim_suite(pytester)
+    long = "OpenTDB_Entertainment: {}"
+    for topic in ("Board Games", "Music"):
+        name = long.format(topic)
+        (pytester.path / "cases" / f"{topic}.yaml").write_text(
+            CLASSIFICATION.replace("task: classification", f"task: '{name}'")
+        )
+    result, _ = run_json(pytester, "--model-route")
+    result.stdout.fnmatch_lines_random(
+        ["OpenTDB_Ente…Board Games *PASS", "OpenTDB_Ente…ment: Music *PASS"]
+    )

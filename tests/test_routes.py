@@ -346,3 +346,52 @@ def test_acceptance_judge_spend_is_route_spend_not_judging(pytester: pytest.Pyte
     assert any(c["purpose"] == "accept" for r in doc["results"] for c in r["calls"])
     assert spend["judge_cost_incurred"] == 0 and spend["judge_cost"] == 0
     assert spend["cost_represented"] == pytest.approx(spend["cost_incurred"])
+
+
+def test_bench_cascades_pay_their_acceptance_judge(pytester: pytest.Pytester) -> None:
+    judged = CLASSIFICATION.replace(
+        "checks:\n",
+        "cascade_accept: [{type: llm-rubric, rubric: 'A one-word answer', threshold: 0.5}]\n"
+        "checks:\n",
+    )
+    config = ACCEPT_CONFIG.split("routes:")[0]
+    write(pytester.path, {"modelroute.yaml": config, "cases/c.yaml": judged})
+    _, doc = run_json(pytester, "--model-route=bench")
+    by = {(r["route"], r["case"]): r for r in doc["results"]}
+    expected = []
+    for case in ("billing-01", "billing-02", "feature-01", "feature-02"):
+        weak, strong = by["weak", case], by["strong", case]
+        judge = sum(c["cost"] for c in weak["calls"] if c["purpose"] == "accept")
+        assert judge > 0 and weak["cost"] < judge  # a what-if: not the single model's cost
+        expected.append(weak["cost"] + judge + (0 if weak["accepted"] else strong["cost"]))
+    candidates = {c["route"]: c for c in doc["recommendations"]["classification"]["candidates"]}
+    cascade = candidates["cascade:weak>strong"]
+    assert cascade["cost_per_call"] == pytest.approx(sum(expected) / 4)
+
+
+def test_two_sim_aliases_with_different_skills_are_different_models(
+    pytester: pytest.Pytester,
+) -> None:
+    config = yaml.safe_load(SIM_CONFIG.replace("{route}", "strong"))
+    config["models"]["clumsy"] = {**config["models"]["strong"], "skill": {"low": 0.0}}
+    write(
+        pytester.path, {"modelroute.yaml": yaml.safe_dump(config), "cases/c.yaml": CLASSIFICATION}
+    )
+    _, doc = run_json(pytester, "--model-route=bench", "--model-route-cache=off")
+    quality = {
+        c["route"]: c["quality"] for c in doc["recommendations"]["classification"]["candidates"]
+    }
+    assert quality["strong"] == 5.0 and quality["clumsy"] == 1.0
+    assert doc["spend"]["api_calls"] == 12  # weak, strong and clumsy: nothing shared
+
+
+def test_consensus_agreement_counts_non_answers_against_it(levels: pytest.Pytester) -> None:
+    # samples answer ok, no, ok, no, ok: voting on "no" alone, three samples say nothing
+    config = dict(
+        CONFIG, routes={"vote": {"consensus": {"model": "haiku", "n": 5, "extract": "(no)"}}}
+    )
+    (levels.path / "modelroute.yaml").write_text(yaml.safe_dump(config))
+    _, doc = run_json(levels, "--model-route", "--model-route-tasks", "vote")
+    votes = [r for r in doc["results"] if r["route"].startswith("consensus:")]
+    assert all(r["votes"] == {"": 3, "no": 2} and r["output"] == "no" for r in votes)
+    assert doc["tasks"]["vote"]["agreement"] == pytest.approx(2 / 5)
