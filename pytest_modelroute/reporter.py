@@ -56,14 +56,16 @@ def partial_run(config: pytest.Config, state: RunState) -> str | None:
     ):
         if given:
             return what
-    root = state.config.root.resolve()
+    paths = []
     for arg in config.args:
-        path = Path(arg.split("::")[0])
-        if not path.is_absolute():
-            path = config.invocation_params.dir / path
-        path = path.resolve()
-        if "::" in arg or not (path == root or path in root.parents):
+        if "::" in arg:  # a node id
             return arg
+        path = Path(arg)
+        paths.append((config.invocation_params.dir / path).resolve())
+    # paths (or testpaths) that leave out some of the config's case files
+    for case_file in sorted(state.case_files()):
+        if not any(case_file == p or p in case_file.parents for p in paths):
+            return f"paths without {case_file.name}"
     return None
 
 

@@ -202,6 +202,11 @@ def test_updating_the_snapshot_from_part_of_the_suite_keeps_the_rest(
     assert set(after["other"]["cases"]) == set(before["other"]["cases"])
     assert after["other"]["n"] == 4
 
+    # a path to some of the case files is a partial run too
+    result, _ = run_json(pytester, "--model-route", "cases/other.yaml", update)
+    result.stdout.fnmatch_lines(["*merged this partial run (paths without classification.yaml)*"])
+    assert set(json.loads(path.read_text())["tasks"]) == {"classification", "other"}
+
     # a full run is the new reference as it is: a task that is gone leaves it
     (pytester.path / "cases" / "other.yaml").unlink()
     result, _ = run_json(pytester, "--model-route", update)
