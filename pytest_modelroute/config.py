@@ -102,7 +102,13 @@ class CascadeSpec(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _needs_accept(cls, value: Any) -> Any:
-        if isinstance(value, dict) and "cascade" in value and not value.get("accept"):
+        # only when nothing else is wrong with the keys: a misspelt 'accept' gets its
+        # did-you-mean from the unknown-key check instead
+        if (
+            isinstance(value, dict)
+            and set(value) <= {"cascade", "accept"}
+            and not value.get("accept")
+        ):
             raise ValueError(
                 "a cascade needs acceptance checks (accept: [...]): without them its first "
                 "model always answers"

@@ -35,6 +35,7 @@ class CaseFile(pytest.File):
             else str(self.path)
         )
         cases = load_case_file(self.path, display, state.checks)
+        state.collected_files.add(str(self.path.resolve()))
         for case in cases:
             mark = pytest.mark.model_route(task=case.task, complexity=case.complexity).mark
             first = state.case_ids.setdefault((case.task, case.id), display)

@@ -643,13 +643,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     state.expected = expected
 
 
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Count the model-route items left out (a run that leaves some out is partial)."""
+    state = items[0].config.stash.get(state_key, None) if items else None
+    if state is not None:
+        state.deselected += sum(
+            1
+            for i in items
+            if isinstance(i, CaseItem) or i.get_closest_marker("model_route") is not None
+        )
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """xdist worker: send this process's calls, cache hits and expected items."""
     state = session.config.stash.get(state_key, None)
     workeroutput = getattr(session.config, "workeroutput", None)
     if state is not None and workeroutput is not None:
         ledger = state._runner.ledger.to_json() if state._runner is not None else {}
-        workeroutput[WORKER_KEY] = {**ledger, "items": state.expected}
+        workeroutput[WORKER_KEY] = {
+            **ledger,
+            "items": state.expected,
+            "deselected": state.deselected,
+            "case_files": sorted(state.collected_files),
+        }
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

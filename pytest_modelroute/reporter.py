@@ -28,7 +28,7 @@ from .report import terminal
 from .report.document import build_document, spend_json
 from .report.outputs import write_outputs
 from .session import RunState
-from .snapshot import Snapshot, merge_partial, snapshot_document, write_snapshot
+from .snapshot import Snapshot, merge_snapshot, snapshot_document, write_snapshot
 from .stash import WORKER_KEY
 
 
@@ -42,30 +42,24 @@ def moved_share(models: list[str], baseline: str, stage_share: dict[str, float] 
     return sum(share for stage, share in stage_share.items() if int(stage) < reach)
 
 
-def partial_run(config: pytest.Config, state: RunState) -> str | None:
-    """What made this run measure only part of the suite (None: all of it)."""
-    settings, option = state.settings, config.option
-    for given, what in (
-        (settings.tasks, "--model-route-tasks"),
-        (settings.models, "--model-route-models"),
-        (getattr(option, "keyword", ""), "-k"),
-        (getattr(option, "markexpr", ""), "-m"),
-        (getattr(option, "deselect", None), "--deselect"),
-        (getattr(option, "lf", False), "--last-failed"),
-        (getattr(option, "pyargs", False), "--pyargs"),
-    ):
-        if given:
-            return what
-    paths = []
-    for arg in config.args:
-        if "::" in arg:  # a node id
-            return arg
-        path = Path(arg)
-        paths.append((config.invocation_params.dir / path).resolve())
-    # paths (or testpaths) that leave out some of the config's case files
-    for case_file in sorted(state.case_files()):
-        if not any(case_file == p or p in case_file.parents for p in paths):
-            return f"paths without {case_file.name}"
+def partial_run(state: RunState, ledgers: list[dict[str, Any]]) -> str | None:
+    """What made this run measure only part of the suite (None: all of it): filters of
+    ours, model-route items deselected (-k, -m, --lf, --sw, plugins...), or case files
+    not collected (paths, --ignore). Python case files cannot be told apart this way."""
+    settings = state.settings
+    if settings.tasks:
+        return "--model-route-tasks"
+    if settings.models:
+        return "--model-route-models"
+    deselected = state.deselected + sum(int(x.get("deselected", 0)) for x in ledgers)
+    if deselected:
+        return f"{deselected} item(s) deselected"
+    collected = set(state.collected_files)
+    for ledger in ledgers:
+        collected.update(ledger.get("case_files", ()))
+    left = sorted(str(f) for f in state.case_files() if str(f) not in collected)
+    if left:
+        return f"{len(left)} case file(s) not collected"
     return None
 
 
@@ -303,7 +297,10 @@ class ModelRouteReporter:
         results = [self.results[n] for n in order]
         self.aggregates = aggregate(results)
         tasks = sorted({r.task for r in results if not is_calibration(r)})
-        self.partial = partial_run(self.config, state)
+        ledgers = list(self.ledgers)
+        if state._runner is not None:
+            ledgers.append(state._runner.ledger.to_json())
+        self.partial = partial_run(state, ledgers)
         if self.partial is None:  # a filtered run leaves out tasks on purpose
             files = {r.task: r.file for r in reversed(results)}  # a file of each task
             self.notes.extend(misspelt_tasks(state.config, files))
@@ -316,9 +313,6 @@ class ModelRouteReporter:
                 f"--model-route-models left out the tasks whose route needs another model: "
                 f"{', '.join(left_out)}"
             )
-        ledgers = list(self.ledgers)
-        if state._runner is not None:
-            ledgers.append(state._runner.ledger.to_json())
         expected = set(state.expected)  # -n 0; under xdist, what the workers collected
         for ledger in ledgers:
             expected.update(ledger.get("items", ()))
@@ -400,18 +394,23 @@ class ModelRouteReporter:
             self.notes.append(f"snapshot NOT updated: {len(missing)} case item(s) did not run")
             return info
         route_aggs = {t: v.route_agg for t, v in self.verdicts.items() if v.route_agg}
+        if not route_aggs:
+            self.notes.append("snapshot NOT updated: no task was measured")
+            return info
         bars = {(r.task, r.case): r.bar for r in self.results.values()}
         thresholds = {t: v.threshold for t, v in self.verdicts.items()}
         document = snapshot_document(route_aggs, thresholds, bars)
-        if self.snapshot is not None and self.partial is not None:
-            # part of the suite (-k, a path...): the rest keeps its reference
-            document, notes = merge_partial(self.snapshot, document)
+        if self.snapshot is not None:
+            # tasks this run did not measure keep their reference; on a partial run so do
+            # the unmeasured cases of the tasks it measured
+            document, notes = merge_snapshot(self.snapshot, document, self.partial is not None)
             self.notes.extend(notes)
-            self.notes.append(
-                f"snapshot: merged this partial run ({self.partial}) into {path.name}: "
-                f"{len(route_aggs)} task(s) updated, the other tasks and cases kept"
-            )
-            info["merged"] = True
+            if self.partial is not None:
+                self.notes.append(
+                    f"snapshot: merged this partial run ({self.partial}) into {path.name}: "
+                    f"{len(route_aggs)} task(s) updated, the cases it did not run kept"
+                )
+            info["merged"] = self.partial is not None
         write_snapshot(path, document)
         info["updated"] = True
         self.written.append(("snapshot file", path))

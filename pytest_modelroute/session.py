@@ -67,6 +67,10 @@ class RunState:
     scratch: str | None = None
     #: node ids of the model-route items this process collected (after deselection)
     expected: list[str] = field(default_factory=list)
+    #: model-route items deselected (-k, -m, --lf, --sw, plugins...) in this process
+    deselected: int = 0
+    #: the YAML case files this process collected
+    collected_files: set[str] = field(default_factory=set)
     _runner: Runner | None = None
     _env: Env | None = None
     _case_files: set[Path] | None = None

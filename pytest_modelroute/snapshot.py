@@ -25,7 +25,7 @@ class SnapshotCase(BaseModel):
     passed: bool | None = None
     #: the route's cost for the case (absent in snapshots written before it was kept)
     cost: float | None = Field(default=None, ge=0)
-    weight: float = Field(default=1.0, ge=0)
+    weight: float | None = Field(default=None, ge=0)
 
 
 class SnapshotTask(BaseModel):
@@ -96,33 +96,45 @@ def snapshot_document(
     }
 
 
-def merge_partial(old: Snapshot, document: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """``document`` (a run of part of the suite) laid over ``old``: the tasks it did not
-    measure keep their reference, and a measured task keeps the cases it did not run when
-    its route is unchanged (its figures recomputed over all of them). Returns notes."""
+def merge_snapshot(
+    old: Snapshot, document: dict[str, Any], keep_cases: bool
+) -> tuple[dict[str, Any], list[str]]:
+    """``document`` (this run's snapshot) laid over ``old``; returns it and notes.
+
+    The tasks this run did not measure keep their reference (a task whose cases were not
+    collected cannot be told from one that is gone). With ``keep_cases`` (a partial run) a
+    measured task also keeps the cases it did not run, unless its route changed, and its
+    figures are recomputed over all of them.
+    """
     tasks = {task: entry.model_dump(mode="json") for task, entry in old.tasks.items()}
     notes = []
+    kept = sorted(set(tasks) - set(document["tasks"]))
+    if kept:
+        shown = ", ".join(kept[:5]) + (" ..." if len(kept) > 5 else "")
+        notes.append(
+            f"snapshot: {len(kept)} task(s) this run did not measure keep their reference "
+            f"({shown}); delete a task that is gone from the file by hand"
+        )
     for task, new in document["tasks"].items():
         before = old.tasks.get(task)
-        if before is None or before.route != new["route"]:
+        if not keep_cases or before is None or before.route != new["route"]:
             tasks[task] = new
-            if before is not None and set(before.cases) - set(new["cases"]):
-                notes.append(
-                    f"snapshot: task {task} changed route ({before.route} -> {new['route']}): "
-                    f"it now holds only the {len(new['cases'])} case(s) this run measured"
-                )
             continue
         cases = {**tasks[task]["cases"], **new["cases"]}
         scored = {k: c for k, c in cases.items() if c["quality"] is not None}
-        weight = sum(c.get("weight", 1.0) for c in scored.values())
+        if any(c.get("weight") is None for c in scored.values()):
+            notes.append(
+                f"snapshot: task {task} keeps cases from an older snapshot without their "
+                "weights (counted as 1 in its quality); accept a full run to refresh it"
+            )
+        weights = {k: 1.0 if c.get("weight") is None else c["weight"] for k, c in scored.items()}
+        total = sum(weights.values())
         costs = [c["cost"] for c in scored.values() if c.get("cost") is not None]
         tasks[task] = {
             **new,
             "n": len(scored),
             "quality": (
-                sum(c["quality"] * c.get("weight", 1.0) for c in scored.values()) / weight
-                if weight
-                else None
+                sum(c["quality"] * weights[k] for k, c in scored.items()) / total if total else None
             ),
             "cost_per_call": sum(costs) / len(costs) if costs else new["cost_per_call"],
             "cases": dict(sorted(cases.items())),

@@ -337,6 +337,10 @@ def test_two_suites_below_the_folder_run_is_an_error_not_the_first(
             "{cascade: [weak, strong], accept: [{type: is-json}], min_judge_score: 4}",
             "*modelroute.yaml:*min_judge_score*",
         ),
+        (
+            "{cascade: [weak, strong], acept: [{type: is-json}]}",
+            "*modelroute.yaml:*acept: unknown key 'acept'; did you mean 'accept'?*",
+        ),
     ],
 )
 def test_a_cascade_without_acceptance_checks_is_a_config_error(

@@ -198,19 +198,31 @@ def test_updating_the_snapshot_from_part_of_the_suite_keeps_the_rest(
 
     # -k measures two cases of each task: the other two keep their reference
     result, _ = run_json(pytester, "--model-route", "-k", "billing", update)
+    result.stdout.fnmatch_lines(["*merged this partial run (6 item(s) deselected)*"])
     after = json.loads(path.read_text())["tasks"]
-    assert set(after["other"]["cases"]) == set(before["other"]["cases"])
-    assert after["other"]["n"] == 4
+    assert after == before
 
     # a path to some of the case files is a partial run too
     result, _ = run_json(pytester, "--model-route", "cases/other.yaml", update)
-    result.stdout.fnmatch_lines(["*merged this partial run (paths without classification.yaml)*"])
-    assert set(json.loads(path.read_text())["tasks"]) == {"classification", "other"}
+    result.stdout.fnmatch_lines(["*merged this partial run (1 case file(s) not collected)*"])
 
-    # a full run is the new reference as it is: a task that is gone leaves it
+    # a run that measures nothing writes nothing
+    result, _ = run_json(pytester, "--model-route", "-k", "nothing-matches", update)
+    result.stdout.fnmatch_lines(["*snapshot NOT updated: no task was measured*"])
+    assert json.loads(path.read_text())["tasks"] == before
+
+    # a full run drops the cases that are gone; a task whose file is gone is kept, and said
+    # so (a task whose cases were not collected cannot be told from one that is gone)
     (pytester.path / "cases" / "other.yaml").unlink()
+    cases = pytester.path / "cases" / "classification.yaml"
+    cases.write_text("\n".join(ln for ln in CLASSIFICATION.splitlines() if "feature-02" not in ln))
     result, _ = run_json(pytester, "--model-route", update)
-    assert set(json.loads(path.read_text())["tasks"]) == {"classification"}
+    after = json.loads(path.read_text())["tasks"]
+    assert set(after["classification"]["cases"]) == {"billing-01", "billing-02", "feature-01"}
+    assert after["other"] == before["other"]
+    result.stdout.fnmatch_lines(
+        ["*snapshot: 1 task(s) this run did not measure keep their reference (other)*"]
+    )
 
 
 def test_model_filter_in_gate_mode_leaves_out_tasks_it_cannot_judge(

@@ -6,7 +6,7 @@ import pytest
 
 from pytest_modelroute.analysis import Aggregate
 from pytest_modelroute.gate import ERROR, FAIL, PASS, GateRules, decide_task
-from pytest_modelroute.snapshot import SnapshotCase, SnapshotTask
+from pytest_modelroute.snapshot import Snapshot, SnapshotCase, SnapshotTask, merge_snapshot
 
 
 def agg(route: str, cases: dict[str, float | None], cost: float = 0.001, **kw: float) -> Aggregate:
@@ -99,3 +99,57 @@ def test_a_snapshot_without_per_case_costs_warns_rather_than_judging_cost() -> N
     v = decide_task("t", "r", now, None, 4.0, GateRules(cost_tolerance=0.10), old)
     assert v.verdict == PASS
     assert "vs a snapshot without per-case costs: not judged" in v.warnings[0]
+
+
+def test_a_partial_merge_recomputes_the_task_over_kept_and_new_cases() -> None:
+    def case(q: float, w: float | None) -> dict[str, float | None]:
+        return {"quality": q, "passed": True, "cost": 0.001, "weight": w}
+
+    old = Snapshot.model_validate(
+        {
+            "schema": "modelroute/snapshot@1",
+            "tasks": {
+                "t": {
+                    "route": "r",
+                    "n": 2,
+                    "quality": 4.5,
+                    "cost_per_call": 0.001,
+                    "cases": {"a": case(5.0, 1.0), "b": case(4.0, 3.0)},
+                },
+                "gone": {
+                    "route": "r",
+                    "n": 1,
+                    "quality": 3.0,
+                    "cost_per_call": 0.001,
+                    "cases": {"x": case(3.0, 1.0)},
+                },
+            },
+        }
+    )
+    run = {
+        "schema": "modelroute/snapshot@1",
+        "tasks": {
+            "t": {
+                "route": "r",
+                "n": 1,
+                "quality": 2.0,
+                "cost_per_call": 0.003,
+                "cases": {"a": {**case(2.0, 1.0), "cost": 0.003}},
+            }
+        },
+    }
+    merged, notes = merge_snapshot(old, run, keep_cases=True)
+    t = merged["tasks"]["t"]
+    assert (t["n"], t["quality"]) == (2, pytest.approx((2.0 * 1 + 4.0 * 3) / 4))
+    assert t["cost_per_call"] == pytest.approx((0.003 + 0.001) / 2)
+    assert merged["tasks"]["gone"] == old.tasks["gone"].model_dump(mode="json")
+    assert "1 task(s) this run did not measure keep their reference (gone)" in notes[0]
+    # a full run: the task holds what it measured
+    full, _ = merge_snapshot(old, run, keep_cases=False)
+    assert set(full["tasks"]["t"]["cases"]) == {"a"}
+    # kept cases from an older snapshot, without weights: counted as 1, and said so
+    older = old.model_copy(deep=True)
+    older.tasks["t"].cases["b"].weight = None
+    merged, notes = merge_snapshot(older, run, keep_cases=True)
+    assert merged["tasks"]["t"]["quality"] == pytest.approx((2.0 + 4.0) / 2)
+    assert any("without their weights" in n for n in notes)
