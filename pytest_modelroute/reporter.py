@@ -51,7 +51,8 @@ def partial_run(state: RunState, ledgers: list[dict[str, Any]]) -> str | None:
         return "--model-route-tasks"
     if settings.models:
         return "--model-route-models"
-    deselected = state.deselected + sum(int(x.get("deselected", 0)) for x in ledgers)
+    # each xdist worker collects (and deselects) the whole suite: the most any one did
+    deselected = max([state.deselected, *(int(x.get("deselected", 0)) for x in ledgers)])
     if deselected:
         return f"{deselected} item(s) deselected"
     collected = set(state.collected_files)
