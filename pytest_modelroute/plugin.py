@@ -511,18 +511,11 @@ def python_case_id(item: pytest.Item) -> str:
     *scope, name = item.nodeid.split("::")[1:]
     base = getattr(item, "originalname", name.split("[", 1)[0])
     callspec = getattr(item, "callspec", None)
-    rest = ""
-    if callspec is not None:
-        label = str(callspec.params.get("llm", ""))
-        idlist = getattr(callspec, "_idlist", None)  # the parameters' ids, in order
-        if idlist is not None:
-            ids = list(idlist)
-            if label in ids:
-                ids.remove(label)  # which of equal ids goes makes no difference
-            rest = "-".join(ids)
-        else:  # a pytest without it: cut the route's id off the joined ids
-            rest = callspec.id.removeprefix(f"{label}-").removesuffix(f"-{label}")
-            rest = "" if rest == label else rest
+    ids = list(callspec._idlist) if callspec is not None else []  # params' ids, in order
+    label = str(callspec.params.get("llm", "")) if callspec is not None else ""
+    if label in ids:
+        ids.remove(label)  # which of equal ids goes makes no difference
+    rest = "-".join(ids)
     return "::".join([*scope, f"{base}[{rest}]" if rest else base])
 
 

@@ -74,15 +74,15 @@ class Runner:
         self._inflight: dict[str, asyncio.Future[CallRecord]] = {}
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self._not_ready: dict[str, str | None] = {}
-        #: aliases whose calls are the same calls (same provider, model, endpoint)
+        #: per alias, the other aliases whose calls are the same calls (same identity)
         self._twins: dict[str, tuple[str, ...]] = {}
         by_identity: dict[str, list[str]] = {}
         for alias, provider in providers.items():
             identity = repr(sorted(provider.cache_identity().items()))
             by_identity.setdefault(identity, []).append(alias)
         for group in by_identity.values():
-            for alias in group:
-                self._twins[alias] = tuple(group)
+            for alias in group if len(group) > 1 else ():
+                self._twins[alias] = tuple(a for a in group if a != alias)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="modelroute-loop", daemon=True
@@ -150,10 +150,11 @@ class Runner:
     def cost_of(self, model: str, usage: Usage) -> float:
         return self.pricing[model].cost(usage)
 
-    def paid_for(self, model: str, usage: Usage) -> float:
-        """What a call of ``model`` counts as spent: when several aliases name one model
-        (a what-if free copy), the highest of their prices, whichever alias asked first."""
-        return max(self.cost_of(alias, usage) for alias in self._twins.get(model, (model,)))
+    def paid_for(self, record: CallRecord) -> float:
+        """What a call counts as spent: when several aliases name one model (a what-if
+        free copy), the highest of their prices, whichever alias asked first."""
+        twins = self._twins.get(record.model, ())
+        return max([record.cost, *(self.cost_of(a, record.usage) for a in twins)])
 
     def concurrency_for(self, model: str) -> int:
         """This process's share of the model's limit (workers split it between them)."""
@@ -327,7 +328,7 @@ class Runner:
             self.ledger.hits.add(key)
             self.progress.hits += 1
             return record
-        paid = self.paid_for(request.model, record.usage)
+        paid = self.paid_for(record)
         self._spent += paid
         if self.shared and self.max_cost is not None:
             self.cache.add_spend(paid)

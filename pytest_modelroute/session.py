@@ -246,9 +246,9 @@ class RunState:
             ):
                 bench.append(configured)
             return bench
-        routes = [self.route_for(task)]
-        if chosen and not set(routes[0].models) <= chosen:
+        if self.left_out_by_models([task]):
             return []  # the gate cannot judge a route it does not run: the task is left out
+        routes = [self.route_for(task)]
         assert self.baseline is not None
         if self.baseline.label != routes[0].label:
             routes.append(self.baseline)

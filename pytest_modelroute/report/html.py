@@ -492,7 +492,6 @@ def routing_view(doc: Doc) -> list[dict[str, Any]]:
             {
                 "task": _text(task, 60),
                 "route": _text(route, 60),
-                "kind": "cascade" if stages else "consensus" if agreement is not None else "",
                 "judges": f"spread {spread:.2f}, {percent(disagree)} disagree by 2+"
                 if spread is not None
                 else "",
@@ -765,7 +764,7 @@ def run_view(doc: Doc) -> dict[str, Any]:
         "api_calls": f"{calls:,}",
         "cache_hits": f"{hits:,}",
         "api_errors": s.get("api_errors") or 0,
-        "estimated": estimated_note(s).strip(" ()"),
+        "estimated": estimated_note(s),
         "hit_rate": percent(hits / (calls + hits)) if calls + hits else "-",
         "prices": prices,
         "config": _text(doc.get("config") or "", 300),

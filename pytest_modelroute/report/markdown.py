@@ -358,8 +358,10 @@ def footer(doc: Doc, budget: int) -> str:
     if s:
         parts.append(
             f"{s.get('api_calls', 0):,} API calls ({usd(s.get('cost_incurred'))}), "
-            f"{s.get('cache_hits', 0):,} cache hits{estimated_note(s)}"
+            f"{s.get('cache_hits', 0):,} cache hits"
         )
+        if estimated_note(s):
+            parts.append(estimated_note(s))
     if doc.get("threshold") is not None:
         parts.append(f"threshold {quality(doc['threshold'])}")
     if doc.get("run_id"):

@@ -227,8 +227,9 @@ def write_summary(
         for line in projection_lines(doc["projection"]):
             tr.write_line(line)
     tr.write_line(spend_line(doc))
-    if estimated_note(doc["spend"]):
-        tr.write_line(" " + estimated_note(doc["spend"]).strip(" ()"))
+    note = estimated_note(doc["spend"])
+    if note:
+        tr.write_line(" " + note)
     for note in notes:
         tr.write_line(note, yellow=True)
     if mode == "gate":
