@@ -205,15 +205,18 @@ def test_unknown_price_is_a_config_error(pytester: pytest.Pytester) -> None:
     )
 
 
+REPLAY_CONFIG = """
+models:
+  rec: {provider: replay, model: gpt-x, file: recorded.jsonl}
+baseline: rec
+"""
+
+
 def test_replay_provider_miss(pytester: pytest.Pytester) -> None:
     write(
         pytester.path,
         {
-            "modelroute.yaml": """
-            models:
-              rec: {provider: replay, model: gpt-x, file: recorded.jsonl}
-            baseline: rec
-            """,
+            "modelroute.yaml": REPLAY_CONFIG,
             "recorded.jsonl": (
                 '{"model": "gpt-x", "prompt": "something else", "output": "billing"}\n'
             ),
@@ -234,11 +237,7 @@ def test_bad_replay_line(pytester: pytest.Pytester) -> None:
     write(
         pytester.path,
         {
-            "modelroute.yaml": """
-            models:
-              rec: {provider: replay, model: gpt-x, file: recorded.jsonl}
-            baseline: rec
-            """,
+            "modelroute.yaml": REPLAY_CONFIG,
             "recorded.jsonl": '{"model": "gpt-x", "prompt": "a", "output": "b"}\n{"model": 3}\n',
             "cases/classification.yaml": CLASSIFICATION,
         },
@@ -445,11 +444,7 @@ def test_two_different_recordings_of_one_prompt_are_an_error(pytester: pytest.Py
     write(
         pytester.path,
         {
-            "modelroute.yaml": """
-            models:
-              rec: {provider: replay, model: gpt-x, file: recorded.jsonl}
-            baseline: rec
-            """,
+            "modelroute.yaml": REPLAY_CONFIG,
             "recorded.jsonl": line % "b" + line % "b" + line % "DIFFERENT",
             "cases/classification.yaml": CLASSIFICATION,
         },

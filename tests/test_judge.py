@@ -44,6 +44,14 @@ CASES = """
 """
 
 
+def numbered_cases(n: int) -> str:
+    """``n`` more cases for CASES, with distinct texts and references."""
+    return "".join(
+        f"      - {{id: x{i}, vars: {{text: 'clause {i}'}}, expected: 'Summary number {i}.'}}\n"
+        for i in range(n)
+    )
+
+
 def grade_from_prompt(body: dict[str, Any]) -> dict[str, Any]:
     """Scores the judge gives: 4, 5, 3 for correctness, completeness, format."""
     return {"scores": {"correctness": 4, "completeness": 5, "format": 3}, "reason": "fine"}
@@ -186,12 +194,7 @@ def test_consensus_judging_reports_agreement(pytester: pytest.Pytester) -> None:
             baseline: writer
             judge: {models: [j1, j2], n: 4, aggregate: median}
             """,
-            "cases/summ.yaml": CASES
-            + "".join(
-                f"      - {{id: x{i}, vars: {{text: 'clause {i}'}}, "
-                f"expected: 'Summary number {i}.'}}\n"
-                for i in range(12)
-            ),
+            "cases/summ.yaml": CASES + numbered_cases(12),
         },
     )
     result, doc = run_json(pytester, "--model-route")
@@ -323,12 +326,7 @@ def test_estimate_counts_route_and_judge_calls_and_nothing_once_cached(
             baseline: writer
             judge: {models: [j1], n: 2}
             """,
-            "cases/summ.yaml": CASES
-            + "".join(
-                f"      - {{id: x{i}, vars: {{text: 'clause {i}'}}, "
-                f"expected: 'Summary number {i}.'}}\n"
-                for i in range(6)
-            ),
+            "cases/summ.yaml": CASES + numbered_cases(6),
         },
     )
     first, doc = run_json(pytester, "--model-route")
