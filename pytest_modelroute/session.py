@@ -43,6 +43,9 @@ class Settings:
     snapshot: Path | None = None
     update_snapshot: bool = False
     suggest: Path | None = None
+    #: --model-route-batch: every model whose provider has a batch API batches its misses
+    batch: bool = False
+    batch_poll: float | None = None
 
 
 @dataclass
@@ -71,6 +74,8 @@ class RunState:
     deselected: int = 0
     #: the YAML case files this process collected
     collected_files: set[str] = field(default_factory=set)
+    #: the models whose uncached calls go through their provider's batch API
+    batched: frozenset[str] = frozenset()
     _runner: Runner | None = None
     _env: Env | None = None
     _case_files: set[Path] | None = None
@@ -143,6 +148,27 @@ class RunState:
                     alias,
                 )
             self.pricing[alias] = pricing
+        self.batched = self._batched_models()
+
+    def _batched_models(self) -> frozenset[str]:
+        """``batch: true`` models, and with --model-route-batch every model whose provider
+        has a batch API (but those set to ``batch: false``)."""
+        from .batch import BATCH_PROVIDERS
+
+        chosen = set()
+        for alias, model in self.config.models.items():
+            if model.batch and model.provider not in BATCH_PROVIDERS:
+                raise self.config.error(
+                    f"the {model.provider} provider has no batch API (batch: true works with "
+                    f"{' and '.join(BATCH_PROVIDERS)} models)",
+                    "models",
+                    alias,
+                    "batch",
+                )
+            wanted = model.batch if model.batch is not None else self.settings.batch
+            if wanted and model.provider in BATCH_PROVIDERS:
+                chosen.add(alias)
+        return frozenset(chosen)
 
     def _build_routes(self) -> None:
         config = self.config
@@ -294,6 +320,8 @@ class RunState:
                 concurrency=self.settings.concurrency,
                 max_cost=self.settings.max_cost,
                 workers=self.workers,
+                batch=self.batched,
+                batch_poll_s=self.settings.batch_poll,
             )
         return self._runner
 
@@ -332,8 +360,11 @@ class RunState:
 
     def estimate_line(self, uncached: int, cost: float) -> str:
         cap = self.settings.max_cost
+        notes = [f"cap ${cap:g}"] if cap is not None else []
+        if self.batched:
+            notes.append(f"batch prices for {', '.join(sorted(self.batched))}")
         return f"modelroute: {uncached} uncached calls, estimated cost ~${cost:.4f}" + (
-            f" (cap ${cap:g})" if cap is not None else ""
+            f" ({'; '.join(notes)})" if notes else ""
         )
 
     def estimate(self, work: Sequence[tuple[Case, Route]]) -> tuple[int, float]:
@@ -379,7 +410,7 @@ class RunState:
                     return
                 seen.add(key)
             uncached += 1
-            pricing = self.pricing[alias]
+            pricing = runner.batch_pricing(alias) if alias in self.batched else self.pricing[alias]
             cost += (estimate_tokens(prompt) * pricing.input + out * pricing.output) / 1e6
 
         for case, route in work:
