@@ -88,6 +88,16 @@ class BatchServer(WireServer):
         with self._lock:
             return list(self.batches.values())
 
+    def reset(self) -> None:
+        """Forget requests and batches (a new phase of a test)."""
+        super().reset()
+        with self._lock:
+            self.batches.clear()
+            self.files.clear()
+            self.submitted.clear()
+            self.polls.clear()
+            self.cancelled.clear()
+
     def release(self) -> None:
         """Let held batches end at their next poll."""
         self.hold.clear()

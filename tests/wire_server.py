@@ -421,6 +421,7 @@ def error_body(flavor: Flavor | None, status: int, message: str | None = None) -
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # stop() must not wait for hanging handlers
+    request_queue_size = 128  # a burst of concurrent connections is not turned away
     wire: WireServer
 
 

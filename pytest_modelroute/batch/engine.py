@@ -382,3 +382,5 @@ class Batches:
             queue.cancel()
         for task in self._polls.values():
             task.cancel()
+        if self._polls and not self.runner.shared:  # xdist: the next run removes them
+            self.store.remove_ended(self.runner.cache.run_id)

@@ -5,7 +5,8 @@ model it ran on (never a key: only the name of the variable holding it), and the
 request of each item by its cache key (the item's ``custom_id``), so that any later run
 can read the answers exactly as a direct call would and store them under that key.
 A record is written the moment the provider accepts the batch and marked ended once
-its results are in the cache; ended records are removed by the next run.
+its results are in the cache (what became of the other requests is kept with it for the
+run's other xdist workers); the run removes it at its end, or under xdist the next run.
 """
 
 from __future__ import annotations
@@ -96,6 +97,12 @@ class BatchStore:
             elif record.get("ended_run") != run_id:
                 self.path(record["provider"], record["id"]).unlink(missing_ok=True)
         return out
+
+    def remove_ended(self, run_id: str) -> None:
+        """Remove the records this run collected (once no worker of it needs them)."""
+        for record in self.records():
+            if record.get("ended") and record.get("ended_run") == run_id:
+                self.path(record["provider"], record["id"]).unlink(missing_ok=True)
 
     def end(self, record: dict[str, Any], run_id: str, outcomes: dict[str, list[str]]) -> None:
         """Mark ``record`` collected: its answers are in the cache, ``outcomes`` says what
