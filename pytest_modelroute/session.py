@@ -153,6 +153,8 @@ class RunState:
     def _batched_models(self) -> frozenset[str]:
         """``batch: true`` models, and with --model-route-batch every model whose provider
         has a batch API (but those set to ``batch: false``)."""
+        if not self.settings.batch and not any(m.batch for m in self.config.models.values()):
+            return frozenset()
         from .batch import BATCH_PROVIDERS
 
         chosen = set()
