@@ -262,15 +262,23 @@ class _BatchHandler(_Handler):
     def _missing(self, flavor: Flavor, what: str) -> None:
         self._send_json(404, error_body(flavor, 404, f"no {what} {self.path}"))
 
+    def _batch(self, flavor: Flavor, batch_id: str, method: str) -> FakeBatch | None:
+        """The batch ``batch_id`` of ``flavor`` (None: a 404 was sent)."""
+        self._log(flavor, method)
+        batch = self.wire.batches.get(batch_id)
+        if batch is None or batch.flavor != flavor:
+            self._missing(flavor, "batch")
+            return None
+        return batch
+
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
         wire = self.wire
         m = re.fullmatch(r"/v1/messages/batches/([^/]+)(/results)?", path)
         if m:
-            self._log("anthropic", "GET")
-            batch = wire.batches.get(m.group(1))
-            if batch is None or batch.flavor != "anthropic":
-                return self._missing("anthropic", "message batch")
+            batch = self._batch("anthropic", m.group(1), "GET")
+            if batch is None:
+                return None
             if m.group(2):
                 if not batch.ended:
                     return self._send_json(
@@ -282,10 +290,9 @@ class _BatchHandler(_Handler):
             return self._send_json(200, wire.anthropic_json(batch))
         m = re.fullmatch(r"/v1/batches/([^/]+)", path)
         if m:
-            self._log("openai", "GET")
-            batch = wire.batches.get(m.group(1))
-            if batch is None or batch.flavor != "openai":
-                return self._missing("openai", "batch")
+            batch = self._batch("openai", m.group(1), "GET")
+            if batch is None:
+                return None
             wire.poll(batch)
             return self._send_json(200, wire.openai_json(batch))
         m = re.fullmatch(r"/v1/files/([^/]+)/content", path)
@@ -311,10 +318,9 @@ class _BatchHandler(_Handler):
         if m:
             flavor: Flavor = "anthropic" if m.group(1) == "messages/batches" else "openai"
             self._read_body()
-            self._log(flavor, "POST")
-            batch = wire.batches.get(m.group(2))
-            if batch is None or batch.flavor != flavor:
-                return self._missing(flavor, "batch")
+            batch = self._batch(flavor, m.group(2), "POST")
+            if batch is None:
+                return None
             batch.cancel = True
             wire.cancelled.append(batch.id)
             shown = wire.anthropic_json if flavor == "anthropic" else wire.openai_json

@@ -4,7 +4,6 @@ from the batch's ``results_url``, ``POST .../cancel``."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -16,6 +15,7 @@ _TRANSIENT = frozenset({"rate_limit_error", "api_error", "overloaded_error", "ti
 
 class AnthropicBatchAPI(BatchAPI):
     title: ClassVar[str] = "Anthropic Message Batches"
+    path: ClassVar[str] = "/v1/messages/batches"
     # the API's limits: 100,000 requests or 256 MB per batch, whichever comes first
     max_requests: ClassVar[int] = 100_000
     max_bytes: ClassVar[int] = 256 * 1024 * 1024
@@ -27,21 +27,13 @@ class AnthropicBatchAPI(BatchAPI):
         # the lines are already JSON: sent as they are rather than encoded once more
         content = b'{"requests":[' + b",".join(lines) + b"]}"
         return await self.client.post(
-            "/v1/messages/batches",
+            self.path,
             content=content,
             options={"headers": {"content-type": "application/json"}},
             cast_to=object,
         )
 
-    async def _retrieve(self, batch_id: str) -> dict[str, Any]:
-        return await self.client.get(f"/v1/messages/batches/{batch_id}", cast_to=object)
-
-    async def _cancel(self, batch_id: str) -> dict[str, Any]:
-        return await self.client.post(f"/v1/messages/batches/{batch_id}/cancel", cast_to=object)
-
-    def status(self, data: dict[str, Any]) -> BatchStatus:
-        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
-            raise ValueError(f"not a message batch: {str(data)[:200]}")
+    def _status(self, data: dict[str, Any]) -> BatchStatus:
         counts = data.get("request_counts") or {}
         n = {k: int(counts.get(k) or 0) for k in _COUNTS}
         total = sum(n.values())
@@ -63,25 +55,19 @@ class AnthropicBatchAPI(BatchAPI):
         text = await self.client.get(
             url, cast_to=str, options={"headers": {"accept": "application/binary"}}
         )
-        return self._items(text)
+        return self.items(text)
 
-    def _items(self, text: str) -> Iterator[ItemResult]:
-        for raw in text.splitlines():
-            if not raw.strip():
-                continue
-            line = json.loads(raw)
-            custom_id = str(line.get("custom_id"))
-            result = line.get("result") or {}
-            kind = result.get("type")
-            if kind == "succeeded":
-                yield ItemResult(custom_id, "ok", body=result.get("message"))
-            elif kind == "errored":
-                error = (result.get("error") or {}).get("error") or {}
-                etype = str(error.get("type") or "error")
-                message = str(error.get("message") or "")
-                yield self.refused(custom_id, etype, message, etype in _TRANSIENT)
-            else:  # canceled, expired: never run
-                yield ItemResult(custom_id, "direct", message=f"the request was {kind}")
+    def _item(self, custom_id: str, line: dict[str, Any]) -> ItemResult:
+        result = line.get("result") or {}
+        kind = result.get("type")
+        if kind == "succeeded":
+            return ItemResult(custom_id, "ok", body=result.get("message"))
+        if kind == "errored":
+            error = (result.get("error") or {}).get("error") or {}
+            etype = str(error.get("type") or "error")
+            message = str(error.get("message") or "")
+            return self.refused(custom_id, etype, message, etype in _TRANSIENT)
+        return ItemResult(custom_id, "direct", message=f"the request was {kind}")  # never run
 
 
 _COUNTS = ("processing", "succeeded", "errored", "canceled", "expired")

@@ -60,6 +60,9 @@ class BatchAPI(ABC):
     max_bytes: ClassVar[int]
     #: the product's name, for messages
     title: ClassVar[str]
+    #: where batches live, relative to the client's base URL (``{path}/{id}``,
+    #: ``{path}/{id}/cancel``)
+    path: ClassVar[str]
 
     def __init__(self, provider: SDKProvider) -> None:
         self.provider = provider
@@ -77,17 +80,33 @@ class BatchAPI(ABC):
         """Submit serialized ``line()``s; the new batch's JSON."""
 
     @abstractmethod
-    async def _retrieve(self, batch_id: str) -> dict[str, Any]: ...
-
-    @abstractmethod
     async def _results(self, status: BatchStatus) -> Iterator[ItemResult]: ...
 
     @abstractmethod
-    async def _cancel(self, batch_id: str) -> dict[str, Any]: ...
+    def _status(self, data: dict[str, Any]) -> BatchStatus: ...
 
     @abstractmethod
-    def status(self, data: dict[str, Any]) -> BatchStatus:
+    def _item(self, custom_id: str, line: dict[str, Any]) -> ItemResult:
+        """One line of a results file."""
+
+    def items(self, text: str) -> Iterator[ItemResult]:
+        """The results in a JSONL results file."""
+        for raw in text.splitlines():
+            if raw.strip():
+                line = json.loads(raw)
+                yield self._item(str(line.get("custom_id")), line)
+
+    async def _retrieve(self, batch_id: str) -> dict[str, Any]:
+        return await self.client.get(f"{self.path}/{batch_id}", cast_to=object)
+
+    async def _cancel(self, batch_id: str) -> dict[str, Any]:
+        return await self.client.post(f"{self.path}/{batch_id}/cancel", cast_to=object)
+
+    def status(self, data: Any) -> BatchStatus:
         """A batch's JSON as a BatchStatus."""
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            raise ValueError(f"not a batch of the {self.title}: {str(data)[:200]}")
+        return self._status(data)
 
     def encode(self, custom_id: str, body: dict[str, Any]) -> bytes:
         return json.dumps(self.line(custom_id, body), ensure_ascii=False).encode()

@@ -46,7 +46,8 @@ class Batches:
         self.runner = runner
         self.models = models
         self.poll_s = poll_s
-        self.quiet_s = min(1.0, poll_s)
+        #: a wave's requests come in fast: a second without one means it is over
+        self.quiet_s = 1.0
         self.store = BatchStore(runner.cache.directory)
         #: request key -> the batch answering it (earlier runs' and this process's)
         self._waiting: dict[str, Where] = {}

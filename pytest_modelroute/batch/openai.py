@@ -6,7 +6,6 @@ the output file and failures in the error file (``GET /v1/files/{id}/content``);
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -20,6 +19,7 @@ _NOT_RUN = frozenset({"batch_expired", "batch_cancelled"})
 
 class OpenAIBatchAPI(BatchAPI):
     title: ClassVar[str] = "OpenAI Batch API"
+    path: ClassVar[str] = "/batches"  # the client's base URL ends in /v1
     # the API's limits: 50,000 requests or 200 MB per input file
     max_requests: ClassVar[int] = 50_000
     max_bytes: ClassVar[int] = 200 * 1024 * 1024
@@ -33,7 +33,7 @@ class OpenAIBatchAPI(BatchAPI):
             file=("modelroute-batch.jsonl", data, "application/jsonl"), purpose="batch"
         )
         return await self.client.post(
-            "/batches",
+            self.path,
             body={
                 "input_file_id": upload.id,
                 "endpoint": ENDPOINT,
@@ -43,15 +43,7 @@ class OpenAIBatchAPI(BatchAPI):
             cast_to=object,
         )
 
-    async def _retrieve(self, batch_id: str) -> dict[str, Any]:
-        return await self.client.get(f"/batches/{batch_id}", cast_to=object)
-
-    async def _cancel(self, batch_id: str) -> dict[str, Any]:
-        return await self.client.post(f"/batches/{batch_id}/cancel", cast_to=object)
-
-    def status(self, data: dict[str, Any]) -> BatchStatus:
-        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
-            raise ValueError(f"not a batch: {str(data)[:200]}")
+    def _status(self, data: dict[str, Any]) -> BatchStatus:
         counts = data.get("request_counts") or {}
         completed, failed = int(counts.get("completed") or 0), int(counts.get("failed") or 0)
         state = str(data.get("status"))
@@ -84,26 +76,20 @@ class OpenAIBatchAPI(BatchAPI):
             file_id = status.raw.get(name)
             if file_id:
                 texts.append((await self.client.files.content(file_id)).text)
-        return (item for text in texts for item in self._items(text))
+        return (item for text in texts for item in self.items(text))
 
-    def _items(self, text: str) -> Iterator[ItemResult]:
-        for raw in text.splitlines():
-            if not raw.strip():
-                continue
-            line = json.loads(raw)
-            custom_id = str(line.get("custom_id"))
-            response = line.get("response") or {}
-            error = line.get("error") or {}
-            code = response.get("status_code")
-            if code == 200 and isinstance(response.get("body"), dict):
-                yield ItemResult(custom_id, "ok", body=response["body"])
-            elif error.get("code") in _NOT_RUN:
-                yield ItemResult(custom_id, "direct", message=str(error.get("message") or ""))
-            elif code is not None:
-                body = response.get("body") or {}
-                detail = (body.get("error") or {}) if isinstance(body, dict) else {}
-                message = str(detail.get("message") or body)
-                yield self.refused(custom_id, code, message, code == 429 or int(code) >= 500)
-            else:
-                code_name = str(error.get("code") or "error")
-                yield self.refused(custom_id, code_name, str(error.get("message") or ""), False)
+    def _item(self, custom_id: str, line: dict[str, Any]) -> ItemResult:
+        response = line.get("response") or {}
+        error = line.get("error") or {}
+        code = response.get("status_code")
+        if code == 200 and isinstance(response.get("body"), dict):
+            return ItemResult(custom_id, "ok", body=response["body"])
+        if error.get("code") in _NOT_RUN:
+            return ItemResult(custom_id, "direct", message=str(error.get("message") or ""))
+        if code is not None:
+            body = response.get("body") or {}
+            detail = (body.get("error") or {}) if isinstance(body, dict) else {}
+            message = str(detail.get("message") or body)
+            return self.refused(custom_id, code, message, code == 429 or int(code) >= 500)
+        code_name = str(error.get("code") or "error")
+        return self.refused(custom_id, code_name, str(error.get("message") or ""), False)

@@ -3,7 +3,7 @@
 Evaluation is asynchronous and comes in waves: the routes' calls first, the judges' only
 once the answers are known. A queue submits what it holds when nothing else in this
 process can add to it soon (every job is waiting on a batch or done), when no request
-came for ``quiet_s``, when the oldest has waited ``30 * quiet_s``, or at once when it
+came for ``quiet_s``, when the oldest has waited ``60 * quiet_s``, or at once when it
 holds a full batch.
 """
 
@@ -41,7 +41,7 @@ class BatchQueue:
         self._submit = submit
         self._idle = idle
         self.quiet_s = quiet_s
-        self.max_wait_s = 30 * quiet_s
+        self.max_wait_s = 60 * quiet_s
         self.max_requests = max_requests
         self._tick = min(max(quiet_s / 4, 0.002), 0.05)
         self._pending: list[Pending] = []
