@@ -511,14 +511,17 @@ class Runner:
             self._active += 1
             tasks.append(asyncio.ensure_future(worker(queue)))
 
+        batching = bool(self.batch_models)
+
         async def worker(queue: Iterator[tuple[int, Callable[[], Awaitable[T]]]]) -> None:
             try:
                 for i, job in queue:
-                    token = _JOB.set(_Job(lambda: start(queue)))
+                    token = _JOB.set(_Job(lambda: start(queue))) if batching else None
                     try:
                         results[i] = await job()
                     finally:
-                        _JOB.reset(token)
+                        if token is not None:
+                            _JOB.reset(token)
                         self.progress.done += 1
                         self.progress.tick()
             finally:
