@@ -12,9 +12,10 @@ Template grouping, in one pass with bounded state:
    user turn as its variable): that is what chat traffic behind one system prompt looks
    like. At most ``MAX_GROUPS`` groups exist in all; beyond, calls go to one ``other``
    group.
-4. After the stream, template groups with fewer than ``min_calls`` calls are folded into
-   their key's free-form group (or ``other``): a handful of calls is not a task worth
-   routing, and one-off prompts would otherwise each become a task.
+4. After the stream, template groups with fewer than ``min_calls`` calls that are also
+   under 1 % of all calls are folded into their key's free-form group (or ``other``): a
+   handful of calls is not a task worth routing, and one-off prompts would otherwise
+   each become a task.
 
 Limits: later turns of a conversation are not part of the template (a case carries them
 as they were); a new template that first appears after its key is full is counted in the
@@ -39,6 +40,8 @@ from .templates import Template
 MAX_TEMPLATES_PER_KEY = 8
 MAX_GROUPS = 300
 MAX_TASKS = 300
+#: a template group this small (and under min_calls) is folded into a catch-all
+SMALL_SHARE = 0.01
 #: short outputs tracked per task to recognise label tasks (classification, routing)
 MAX_LABELS = 50
 LABEL_CHARS = 40
@@ -264,12 +267,18 @@ class Grouper:
         return group
 
     def finish(self, min_calls: int) -> list[Group]:
-        """The groups, with template groups under ``min_calls`` calls folded into their
-        key's free-form group (or ``other`` when that would hold a single group)."""
+        """The groups, with template groups under ``min_calls`` calls and under
+        ``SMALL_SHARE`` of all calls folded into their key's free-form group (or
+        ``other`` when that would hold a single group)."""
+        total = sum(g.stats.calls for g in self)
+
+        def small_group(g: Group) -> bool:
+            return g.stats.calls < min_calls and g.stats.calls < SMALL_SHARE * total
+
         out: list[Group] = list(self.by_field.values())
         for key, groups in self.by_key.items():
-            small = [g for g in groups if g.stats.calls < min_calls]
-            out.extend(g for g in groups if g.stats.calls >= min_calls)
+            small = [g for g in groups if small_group(g)]
+            out.extend(g for g in groups if not small_group(g))
             free = self.free_form.pop(key, None)
             if not small and free is None:
                 continue

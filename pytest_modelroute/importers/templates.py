@@ -4,7 +4,7 @@ factored out into slots.
 A :class:`Template` is a sequence of fixed strings and slots (``None``). The first call of
 a group is its template word for word; each later call either matches it (its fixed
 parts appear in order, the slots take what lies between) or is aligned with it, token
-by token (words with their trailing whitespace, :class:`difflib.SequenceMatcher`), and
+by token (words, runs of whitespace, runs of punctuation; :class:`difflib.SequenceMatcher`), and
 the template keeps only the runs both share, every difference becoming a slot.
 
 Limits, by design:
@@ -36,9 +36,9 @@ import re
 from collections.abc import Sequence
 
 Part = str | None
-_TOKEN = re.compile(r"\S+\s*|\s+")
+_TOKEN = re.compile(r"\w+|\s+|[^\w\s]+")
 MIN_BLOCK_CHARS = 10
-MIN_BLOCK_TOKENS = 2
+MIN_BLOCK_TOKENS = 3
 MIN_FIXED_CHARS = 8
 KEEP_SHARE = 0.5
 MAX_SLOTS = 12

@@ -82,7 +82,10 @@ class Scale:
         elif self.source == "--window":
             span = f"{span} (--window)"
         share = f", logs hold {self.logged_share:.0%} of calls" if self.logged_share != 1 else ""
-        return f"{span}{share}; x{self.factor:.3f} to calls per month"
+        short = ""
+        if self.days < SHORT_WINDOW_DAYS:
+            short = " (less than a day of logs: a rough guess of a month; give --window if known)"
+        return f"{span}{share}; x{self.factor:.3f} to calls per month{short}"
 
 
 def scale(window: Window, override_days: float | None, logged_share: float = 1.0) -> Scale:
