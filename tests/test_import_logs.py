@@ -179,7 +179,7 @@ def test_repeated_prompts_become_one_case(tmp_path: Path) -> None:
     assert code == 0, err
     (doc,) = cases_of(tmp_path / "s").values()
     assert sorted(c["vars"]["input"] for c in doc["cases"]) == ["apple", "pear", "plum"]
-    assert "48 repeated prompts counted once" in out
+    assert "48 repeats of sampled prompts skipped" in out
     assert _traffic(tmp_path / "s")  # the volume still counts every call
     assert "51 calls in the logs" in (tmp_path / "s" / "modelroute.yaml").read_text()
 

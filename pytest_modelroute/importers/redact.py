@@ -50,6 +50,7 @@ _KEYS = [
     (("xox",), "TOKEN", re.compile(r"\bxox[abprs]-[A-Za-z0-9\-]{10,}")),
     (("AIza",), "TOKEN", re.compile(r"\bAIza[\w-]{35}")),
 ]
+_LITERALS = tuple((literal, i) for i, (literals, _, _) in enumerate(_KEYS) for literal in literals)
 _EMAIL = re.compile(r"[\w.%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 #: runs of digits and separators: where cards and phone numbers can hide
 _DIGITS = re.compile(r"[0-9][0-9 ().\-]{6,}[0-9]")
@@ -114,8 +115,11 @@ def find(text: str) -> tuple[tuple[int, int, str], ...]:
     """Non-overlapping ``(start, end, kind)`` of what to redact, in text order; earlier
     kinds in KINDS win overlaps (a key's digits are not a phone number)."""
     found: list[tuple[int, int, str]] = []
-    for literals, kind, pattern in _KEYS:
-        if any(literal in text for literal in literals):
+    ran: set[int] = set()
+    for literal, i in _LITERALS:
+        if literal in text and i not in ran:
+            ran.add(i)
+            _, kind, pattern = _KEYS[i]
             found.extend((m.start(), m.end(), kind) for m in pattern.finditer(text))
     if "@" in text:
         found.extend((m.start(), m.end(), "EMAIL") for m in _EMAIL.finditer(text))

@@ -21,14 +21,14 @@ def _counts(counter: dict[str, int]) -> str:
     )
 
 
-def read_lines(stats: ReadStats, seconds: float) -> list[str]:
+def read_lines(stats: ReadStats, seconds: float, total: float) -> list[str]:
     mb = stats.bytes / 2**20
     rate = stats.lines / seconds if seconds > 0 else 0.0
     files = f"{len(stats.files)} file{'s' if len(stats.files) != 1 else ''}"
     lines = [
         f"modelroute import-logs: read {files}"
         f" ({stats.lines:,} lines, {mb:,.1f} MB) in {seconds:.1f} s: {rate:,.0f} lines/s, "
-        f"{mb / seconds if seconds > 0 else 0:,.1f} MB/s",
+        f"{mb / seconds if seconds > 0 else 0:,.1f} MB/s ({total:.1f} s in all)",
         "  formats: " + ", ".join(f"{Path(p).name} ({fmt})" for p, fmt in stats.files),
     ]
     skipped = sum(stats.skipped.values())
@@ -46,7 +46,7 @@ def read_lines(stats: ReadStats, seconds: float) -> list[str]:
 
 
 def summary_lines(result: ImportResult, out: Path) -> list[str]:
-    lines = read_lines(result.stats, result.seconds)
+    lines = read_lines(result.stats, result.read_seconds, result.seconds)
     red = result.redactor
     if red.builtin:
         found = (
@@ -62,7 +62,7 @@ def summary_lines(result: ImportResult, out: Path) -> list[str]:
     lines += _task_lines(result)
     lines.append(
         f"  sampling: up to the --per-level count per task and complexity; "
-        f"{result.duplicates:,} repeated prompts counted once"
+        f"{result.duplicates:,} repeats of sampled prompts skipped"
         + (
             f", {result.cross_task_duplicates:,} prompts found in two tasks kept in the first"
             if result.cross_task_duplicates
@@ -134,6 +134,8 @@ def _model_lines(result: ImportResult) -> list[str]:
             role += ", judge"
         share = f", {m.calls / total:.0%} of calls" if m.calls else ""
         sim = ", simulated (--offline)" if m.sim_skill is not None else ""
+        if not m.provider and m.sim_skill is None:
+            sim += ", provider unknown: set its base_url in modelroute.yaml"
         lines.append(f"    {m.alias}: {m.model} ({role}{share}; {price}{sim})")
     factor = result.scale.factor
     monthly = f", ~${spend * factor:,.2f} per month" if factor is not None else ""

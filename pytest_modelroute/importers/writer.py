@@ -10,6 +10,7 @@ only files this command wrote (they start with ``MARKER``).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,8 +68,14 @@ def dump_yaml(data: Any) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100, indent=2)
 
 
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+
+
 def _q(text: str) -> str:
-    """A YAML scalar for a name or id (JSON strings are YAML double-quoted scalars)."""
+    """A YAML scalar for a name or id: plain when YAML reads it back as the same text,
+    else double-quoted (a JSON string is a YAML double-quoted scalar)."""
+    if _PLAIN.fullmatch(text) and yaml.safe_load(text) == text:
+        return text
     return json.dumps(text, ensure_ascii=False)
 
 
