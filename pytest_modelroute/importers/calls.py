@@ -9,12 +9,15 @@ field of the record stay in the reader.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ParamSpec
+
+P = ParamSpec("P")
 
 #: Roles a case file can replay; ``developer`` (OpenAI) is a system turn.
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
@@ -83,6 +86,28 @@ class Unsupported(Exception):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+def skips_unsupported(build: Callable[P, Item]) -> Callable[P, Item]:
+    """Content a case cannot hold (Unsupported) makes the record a Skip with its reason."""
+
+    @functools.wraps(build)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Item:
+        try:
+            return build(*args, **kwargs)
+        except Unsupported as exc:
+            return Skip(exc.reason)
+
+    return wrapper
+
+
+def role_content(message: Any) -> tuple[str, Any]:
+    """``(role, content)`` of one chat message; tool calls are Unsupported."""
+    if not isinstance(message, dict) or "role" not in message:
+        raise Malformed("expected each message to be an object with a 'role'")
+    if message.get("tool_calls") or message.get("function_call"):
+        raise Unsupported(TOOL_CALLS)
+    return str(message["role"]), message.get("content")
 
 
 def text_of(content: Any) -> str:

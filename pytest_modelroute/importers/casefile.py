@@ -28,7 +28,7 @@ from typing import Any
 from ..templating import TemplateProblem, render
 from .complexity import LEVELS
 from .grouping import Group
-from .naming import var_names
+from .naming import unique, var_names
 from .sampling import Sampled
 from .templates import Template, common_template, to_jinja
 
@@ -94,15 +94,8 @@ def _names(system: Template | None, user: Template) -> tuple[list[str], list[str
 
 
 def _dedupe(names: list[str]) -> list[str]:
-    seen: set[str] = set()
-    out = []
-    for name in names:
-        candidate, n = name, 2
-        while candidate in seen:
-            candidate, n = f"{name}_{n}", n + 1
-        seen.add(candidate)
-        out.append(candidate)
-    return out
+    taken: set[str] = set()
+    return [unique(name, taken, "_") for name in names]
 
 
 def _renders(source: str, variables: dict[str, str], text: str) -> bool:

@@ -28,10 +28,11 @@ def slug(text: str, default: str = "task") -> str:
     return "-".join(kept or words[:MAX_TASK_WORDS]) or default
 
 
-def unique(name: str, taken: set[str]) -> str:
+def unique(name: str, taken: set[str], sep: str = "-") -> str:
+    """``name``, or ``name-2``, ``name-3``... the first not taken (and now taken)."""
     candidate, n = name, 2
     while candidate in taken:
-        candidate, n = f"{name}-{n}", n + 1
+        candidate, n = f"{name}{sep}{n}", n + 1
     taken.add(candidate)
     return candidate
 
@@ -52,9 +53,5 @@ def var_names(preceding: Iterable[str]) -> list[str]:
         name = m.group(1).lower() if m else ""
         if not name or name in STOPWORDS or name in RESERVED or len(name) < 3:
             name = "input"
-        candidate, n = name, 2
-        while candidate in taken:
-            candidate, n = f"{name}_{n}", n + 1
-        taken.add(candidate)
-        names.append(candidate)
+        names.append(unique(name, taken, "_"))
     return names

@@ -31,9 +31,10 @@ from ..calls import (
     Item,
     Malformed,
     Skip,
-    Unsupported,
     int_or_none,
     normalise_turns,
+    role_content,
+    skips_unsupported,
     text_of,
     wrapper_latency,
     wrapper_time,
@@ -94,19 +95,11 @@ def _batch_request(record: dict[str, Any], opts: ReaderOptions) -> list[Item]:
     return [REQUEST_LINE, call]
 
 
+@skips_unsupported
 def build(
     request: dict[str, Any], message: dict[str, Any], wrapper: dict[str, Any], opts: ReaderOptions
 ) -> Item:
     """A call from one Messages request and the Message it got."""
-    try:
-        return _build(request, message, wrapper, opts)
-    except Unsupported as exc:
-        return Skip(exc.reason)
-
-
-def _build(
-    request: dict[str, Any], message: dict[str, Any], wrapper: dict[str, Any], opts: ReaderOptions
-) -> Item:
     content = message.get("content")
     if not isinstance(content, list):
         raise Malformed("expected the response's content to be a list of blocks")
@@ -120,11 +113,7 @@ def _build(
     raw = request.get("messages")
     if not isinstance(raw, list):
         raise Malformed("expected request.messages to be a list")
-    pairs = []
-    for m in raw:
-        if not isinstance(m, dict) or "role" not in m:
-            raise Malformed("expected each message to be an object with a 'role'")
-        pairs.append((str(m["role"]), m.get("content")))
+    pairs = [role_content(m) for m in raw]
     system = text_of(request.get("system")) if request.get("system") is not None else ""
     turns = normalise_turns(pairs, system)
     usage = message.get("usage") if isinstance(message.get("usage"), dict) else {}

@@ -24,11 +24,12 @@ from ..calls import (
     Item,
     Malformed,
     Skip,
-    Unsupported,
     int_or_none,
     lookup,
     normalise_turns,
     parse_timestamp,
+    role_content,
+    skips_unsupported,
     task_value,
     text_of,
 )
@@ -71,12 +72,10 @@ def _get(record: dict[str, Any], opts: ReaderOptions, target: str) -> Any:
 
 
 def parse(record: dict[str, Any], opts: ReaderOptions) -> list[Item]:
-    try:
-        return [_build(record, opts)]
-    except Unsupported as exc:
-        return [Skip(exc.reason)]
+    return [_build(record, opts)]
 
 
+@skips_unsupported
 def _build(record: dict[str, Any], opts: ReaderOptions) -> Item:
     source = opts.field_map.get("output", "output")
     output = lookup(record, source)
@@ -96,12 +95,7 @@ def _build(record: dict[str, Any], opts: ReaderOptions) -> Item:
                 raise Malformed("the messages field is not a JSON list") from None
         if not isinstance(messages, list):
             raise Malformed("expected the messages field to be a list of {role, content}")
-        pairs = []
-        for m in messages:
-            if not isinstance(m, dict) or "role" not in m:
-                raise Malformed("expected each message to be an object with a 'role'")
-            pairs.append((str(m["role"]), m.get("content")))
-        turns = normalise_turns(pairs, system_text)
+        turns = normalise_turns([role_content(m) for m in messages], system_text)
     else:
         source = opts.field_map.get("prompt", "prompt")
         prompt = lookup(record, source)

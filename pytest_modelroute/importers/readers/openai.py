@@ -37,6 +37,8 @@ from ..calls import (
     int_or_none,
     normalise_turns,
     parse_timestamp,
+    role_content,
+    skips_unsupported,
     text_of,
     wrapper_latency,
     wrapper_time,
@@ -131,28 +133,17 @@ def _batch_output(record: dict[str, Any], opts: ReaderOptions) -> list[Item]:
 def _joined(request: dict[str, Any], output: Any, where: str, opts: ReaderOptions) -> list[Item]:
     if output is None:  # the output line was an error, already counted as skipped
         return []
-    try:
-        call = build(request, output["body"], output["record"], opts)
-    except Unsupported as exc:
-        return [Skip(exc.reason)]
+    call = build(request, output["body"], output["record"], opts)
     if isinstance(call, Call):
         call.where = where
     return [call]
 
 
+@skips_unsupported
 def build(
     request: dict[str, Any], response: dict[str, Any], wrapper: dict[str, Any], opts: ReaderOptions
 ) -> Item:
     """A call from one request body and its response body."""
-    try:
-        return _build(request, response, wrapper, opts)
-    except Unsupported as exc:
-        return Skip(exc.reason)
-
-
-def _build(
-    request: dict[str, Any], response: dict[str, Any], wrapper: dict[str, Any], opts: ReaderOptions
-) -> Item:
     obj = response.get("object")
     usage = response.get("usage") if isinstance(response.get("usage"), dict) else {}
     if obj == "list" or "embedding" in str(obj) or "data" in response and "choices" not in response:
@@ -189,7 +180,7 @@ def _build(
         raw = request["messages"]
         if not isinstance(raw, list):
             raise Malformed("expected request.messages to be a list")
-        turns = normalise_turns(_role_content(m) for m in raw)
+        turns = normalise_turns(role_content(m) for m in raw)
     elif "input" in request:
         turns = _responses_input(request)
     elif "prompt" in request:
@@ -215,14 +206,6 @@ def _build(
     )
 
 
-def _role_content(message: Any) -> tuple[str, Any]:
-    if not isinstance(message, dict) or "role" not in message:
-        raise Malformed("expected each message to be an object with a 'role'")
-    if message.get("tool_calls") or message.get("function_call"):
-        raise Unsupported(TOOL_CALLS)
-    return str(message["role"]), message.get("content")
-
-
 def _responses_input(request: dict[str, Any]) -> list[tuple[str, str]]:
     instructions = request.get("instructions")
     system = instructions if isinstance(instructions, str) else ""
@@ -238,7 +221,7 @@ def _responses_input(request: dict[str, Any]) -> list[tuple[str, str]]:
         kind = item.get("type", "message")
         if kind != "message":
             raise Unsupported(TOOL_CALLS if "call" in str(kind) else NOT_CHAT)
-        pairs.append(_role_content(item))
+        pairs.append(role_content(item))
     return normalise_turns(pairs, system)
 
 

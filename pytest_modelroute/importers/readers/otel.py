@@ -52,6 +52,7 @@ from ..calls import (
     int_or_none,
     normalise_turns,
     parse_timestamp,
+    skips_unsupported,
     task_value,
     text_of,
 )
@@ -120,13 +121,11 @@ def parse(record: dict[str, Any], opts: ReaderOptions) -> list[Item]:
             for span in spans:
                 if not isinstance(span, dict):
                     raise Malformed("expected each span to be an object")
-                try:
-                    items.append(_span(span, resource, opts))
-                except Unsupported as exc:
-                    items.append(Skip(exc.reason))
+                items.append(_span(span, resource, opts))
     return items
 
 
+@skips_unsupported
 def _span(span: dict[str, Any], resource: dict[str, Any], opts: ReaderOptions) -> Item:
     attrs = attributes(span.get("attributes"))
     if not any(key.startswith("gen_ai.") for key in attrs):
