@@ -336,3 +336,80 @@ def test_template_inference_round_trips() -> None:
         Template.literal("Summarize the report on apples.").merge("Translate to German: hi") is None
     )
     assert Template.literal("Alpha beta gamma delta").merge("Zeta beta gamma delta eta") is None
+
+
+def test_chat_behind_one_system_prompt_is_one_free_form_task(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima".split()
+    records = [
+        openai_record(
+            "gpt-4o",
+            "You are the helpful assistant of Acme.",
+            " ".join(rng.choice(words) for _ in range(rng.randint(3, 9))).capitalize() + "?",
+            "Sure.",
+            START + i * 60,
+        )
+        for i in range(80)
+    ]
+    # and twelve user-only templates, each its own task
+    verbs = (
+        "Translate Summarize Classify Rewrite Extract Explain Shorten Grade Tag Route Score Check"
+    )
+    for verb in verbs.split():
+        for i in range(6):
+            prompt = (
+                f"{verb} this message in the house style, then stop:\n\n{rng.choice(words)} {i}"
+            )
+            records.append(openai_record("gpt-4o", "", prompt, "ok", START + i))
+    code, out, err = run(
+        write_jsonl(tmp_path / "p.jsonl", records), "-o", tmp_path / "s", "--offline"
+    )
+    assert code == 0, err
+    docs = cases_of(tmp_path / "s")
+    chat = docs["helpful-assistant-acme-chat"]
+    assert chat["messages"] == [
+        {"role": "system", "content": "You are the helpful assistant of Acme."},
+        {"role": "user", "content": "{{ input }}"},
+    ]
+    assert "80" in next(ln for ln in out.splitlines() if "helpful-assistant-acme-chat" in ln)
+    templates = [d["prompt"] for d in docs.values() if "prompt" in d]
+    assert len(templates) == 12
+    assert all(
+        t.endswith(" this message in the house style, then stop:\n\n{{ stop }}") for t in templates
+    )
+
+
+def test_conversations_and_braces_in_prompts_render_back(tmp_path: Path) -> None:
+    records = []
+    for i in range(6):
+        record = openai_record(
+            "gpt-4o",
+            "Fill {{slots}} as asked.",
+            f"Fill the form {{{{name}}}} for user {i}",
+            f"Done {i}",
+            START + i,
+        )
+        if i % 2:  # a conversation: earlier turns, then the templated question
+            record["request"]["body"]["messages"][1:1] = [
+                {"role": "user", "content": "Hello"},
+                {
+                    "role": "assistant",
+                    "content": [{"type": "text", "text": f"Hi {i}, how can I help?"}],
+                },
+            ]
+        records.append(record)
+    code, out, err = run(
+        write_jsonl(tmp_path / "p.jsonl", records), "-o", tmp_path / "s", "--offline"
+    )
+    assert code == 0, err
+    assert "verified: 6 cases load and render to their logged prompts" in out
+    (doc,) = cases_of(tmp_path / "s").values()
+    assert "{% raw %}" in doc["messages"][0]["content"]
+    conversations = [c for c in doc["cases"] if "messages" in c]
+    assert len(conversations) == 3
+    assert [m["role"] for m in conversations[0]["messages"]] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+    ]

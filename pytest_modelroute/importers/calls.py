@@ -69,8 +69,9 @@ class Call:
         return self.messages[0][1] if self.messages and self.messages[0][0] == "system" else ""
 
     @property
-    def first_user(self) -> str:
-        return next((text for role, text in self.messages if role == "user"), "")
+    def last_user(self) -> str:
+        """The request itself: earlier turns are history or fixed few-shot examples."""
+        return next((text for role, text in reversed(self.messages) if role == "user"), "")
 
     @property
     def user_turns(self) -> int:

@@ -3,7 +3,9 @@
 The template is the group's (template grouping) or, for a task named by its field, the
 widest template its sampled prompts share (:func:`.templates.common_template`). Each
 case holds the variable parts as ``vars``; a case whose prompt has more turns than the
-template (a conversation) lists its own ``messages``, the other turns as variables.
+template (a conversation, few-shot examples) lists its own ``messages``: the system
+prompt and the last user turn (the request) from the template, the other turns as
+variables.
 Every case is rendered back and compared with the logged prompt before it is kept in
 this form; one that does not render to the same text holds its turns as plain variables
 (``{{ turn_1 }}``), which always does.
@@ -51,7 +53,7 @@ class CaseFile:
 
 def _template_for(group: Group, samples: list[Sampled]) -> tuple[Template | None, Template, str]:
     systems = [_system(s) for s in samples]
-    users = [_first_user(s) for s in samples]
+    users = [_last_user(s) for s in samples]
     if group.template is not None:
         t = group.template
         if all(
@@ -72,8 +74,8 @@ def _system(s: Sampled) -> str:
     return s.messages[0][1] if s.messages and s.messages[0][0] == "system" else ""
 
 
-def _first_user(s: Sampled) -> str:
-    return next((t for r, t in s.messages if r == "user"), "")
+def _last_user(s: Sampled) -> str:
+    return next((t for r, t in reversed(s.messages) if r == "user"), "")
 
 
 def _names(system: Template | None, user: Template) -> tuple[list[str], list[str]]:
@@ -115,14 +117,14 @@ def _case(
     variables: dict[str, str] = {}
     turns: list[dict[str, str]] = []
     simple = [r for r, _ in s.messages] in (["user"], ["system", "user"])
-    first_user_done = False
+    last_user = max(i for i, (role, _) in enumerate(s.messages, 1) if role == "user")
     ok = True
     for i, (role, text) in enumerate(s.messages, 1):
         part = None
         if role == "system" and i == 1 and system is not None:
             part = system
-        elif role == "user" and not first_user_done:
-            part, first_user_done = user, True
+        elif i == last_user:
+            part = user
         values = part[0].match(text) if part is not None else None
         if part is not None and values is not None:
             bound = dict(zip(part[2], values))

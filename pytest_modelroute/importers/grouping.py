@@ -5,21 +5,25 @@ Template grouping, in one pass with bounded state:
 1. A call's *key* is its system prompt with every run of digits masked (so a prompt
    that embeds today's date stays one key); calls without a system prompt share one key.
 2. Within a key, the call joins the first group whose template it matches (system and
-   first user turn, see :mod:`.templates`), else the first group whose template can be
+   last user turn, see :mod:`.templates`), else the first group whose template can be
    widened to fit it, else it starts a group of its own.
 3. A key holds at most ``MAX_TEMPLATES_PER_KEY`` template groups; once full, calls that
    fit none of them go to the key's *free-form* group (the system prompt with the whole
    user turn as its variable): that is what chat traffic behind one system prompt looks
    like. At most ``MAX_GROUPS`` groups exist in all; beyond, calls go to one ``other``
    group.
-4. After the stream, template groups with fewer than ``min_calls`` calls that are also
-   under 1 % of all calls are folded into their key's free-form group (or ``other``): a
-   handful of calls is not a task worth routing, and one-off prompts would otherwise
-   each become a task.
+4. After the stream, template groups with fewer than ``min_calls`` calls are folded into
+   their key's free-form group (or ``other``) when that key overflowed or they hold
+   under 1 % of all calls: a handful of calls is not a task worth routing, and one-off
+   prompts would otherwise each become a task (a tiny log keeps its small groups). In a
+   key that overflowed, templates with under ``MIN_TEMPLATE_CHARS`` of fixed user text
+   are folded too, whatever their size: free text that happens to open alike ("Can you
+   please ...") is not a template.
 
-Limits: later turns of a conversation are not part of the template (a case carries them
-as they were); a new template that first appears after its key is full is counted in the
-free-form group; two templates that share most of their fixed text and differ only in a
+Limits: only the system prompt and the last user turn (the request) make the template;
+earlier turns of a conversation are not part of it (a case carries them as they were);
+a new template that first appears after its key is full is counted in the free-form
+group; two templates that share most of their fixed text and differ only in a
 short word become one task with that word as a variable.
 """
 
@@ -37,11 +41,13 @@ from .complexity import LEVELS
 from .sampling import Reservoir
 from .templates import Template
 
-MAX_TEMPLATES_PER_KEY = 8
+MAX_TEMPLATES_PER_KEY = 32
 MAX_GROUPS = 300
 MAX_TASKS = 300
 #: a template group this small (and under min_calls) is folded into a catch-all
 SMALL_SHARE = 0.01
+#: in a key that overflowed, a template with less fixed user text is free text's opening
+MIN_TEMPLATE_CHARS = 16
 #: short outputs tracked per task to recognise label tasks (classification, routing)
 MAX_LABELS = 50
 LABEL_CHARS = 40
@@ -58,7 +64,7 @@ def system_key(system: str) -> str:
 @dataclass
 class PromptTemplate:
     """The template of a group: its system prompt (None: no system prompt) and its
-    first user turn."""
+    last user turn (the request; earlier turns are history or few-shot examples)."""
 
     system: Template | None
     user: Template
@@ -66,7 +72,7 @@ class PromptTemplate:
     @classmethod
     def of(cls, call: Call) -> PromptTemplate:
         system = call.system
-        return cls(Template.literal(system) if system else None, Template.literal(call.first_user))
+        return cls(Template.literal(system) if system else None, Template.literal(call.last_user))
 
     def matches(self, system: str, user: str) -> bool:
         if (self.system is None) != (not system):
@@ -128,7 +134,7 @@ class GroupStats:
         if self.json_all and not _is_json(call.output):
             self.json_all = False
         if not self.example:
-            text = call.first_user.strip().replace("\n", " ")
+            text = call.last_user.strip().replace("\n", " ")
             self.example = text[:EXAMPLE_CHARS] + ("..." if len(text) > EXAMPLE_CHARS else "")
             self.example_where = call.where
 
@@ -230,7 +236,7 @@ class Grouper:
         return self._by_template(call)
 
     def _by_template(self, call: Call) -> Group:
-        system, user = call.system, call.first_user
+        system, user = call.system, call.last_user
         key = system_key(system)
         groups = self.by_key.get(key)
         if groups is None:
@@ -271,14 +277,11 @@ class Grouper:
         ``SMALL_SHARE`` of all calls folded into their key's free-form group (or
         ``other`` when that would hold a single group)."""
         total = sum(g.stats.calls for g in self)
-
-        def small_group(g: Group) -> bool:
-            return g.stats.calls < min_calls and g.stats.calls < SMALL_SHARE * total
-
         out: list[Group] = list(self.by_field.values())
         for key, groups in self.by_key.items():
-            small = [g for g in groups if small_group(g)]
-            out.extend(g for g in groups if not small_group(g))
+            overflowed = key in self.free_form
+            small = [g for g in groups if _foldable(g, overflowed, min_calls, total)]
+            out.extend(g for g in groups if g not in small)
             free = self.free_form.pop(key, None)
             if not small and free is None:
                 continue
@@ -304,3 +307,12 @@ class Grouper:
         yield from self.free_form.values()
         if self.other is not None:
             yield self.other
+
+
+def _foldable(group: Group, overflowed: bool, min_calls: int, total: int) -> bool:
+    if overflowed and group.template is not None:
+        if group.template.user.solid_chars < MIN_TEMPLATE_CHARS:
+            return True  # a common opening of free text, not instructions
+    if group.stats.calls >= min_calls:
+        return False
+    return overflowed or group.stats.calls < SMALL_SHARE * total

@@ -14,8 +14,10 @@ Limits, by design:
   word does not pin a template; at most ``MAX_SLOTS`` runs are kept (the anchors and
   the longest);
 - templates are told apart by the fixed text at their start and end (instructions
-  come before or after what varies): the first alignment of two calls needs a shared
-  start or end of ``MIN_FIXED_CHARS`` solid characters (or half the shorter text), and
+  come before or after what varies): texts are aligned only when they share their first
+  or last ``ANCHOR_PROBE`` characters (which also keeps free-form traffic cheap), the
+  first alignment of two calls needs a shared start or end of ``MIN_FIXED_CHARS`` solid
+  characters (or half the shorter text), and
   a template with slots only accepts a call that keeps at least half of its fixed start
   and end; fixed text in the middle is kept where it is shared, never required
   (texts that share only phrases in the middle are different templates);
@@ -42,6 +44,7 @@ MIN_BLOCK_TOKENS = 3
 MIN_FIXED_CHARS = 8
 KEEP_SHARE = 0.5
 MAX_SLOTS = 12
+ANCHOR_PROBE = 8
 WINDOW = 256
 
 
@@ -203,11 +206,26 @@ class Template:
             return None
         return merged, kept
 
+    def could_merge(self, text: str) -> bool:
+        """A cheap necessary condition of :meth:`merge`: the text shares the first or the
+        last ``ANCHOR_PROBE`` characters of the template's fixed start or end (a template
+        that has neither can merge with anything)."""
+        parts = self.parts
+        head = parts[0] if parts and parts[0] is not None else None
+        tail = parts[-1] if parts and parts[-1] is not None else None
+        if head is None and tail is None:
+            return True
+        if head is not None and text.startswith(head[:ANCHOR_PROBE]):
+            return True
+        return tail is not None and text.endswith(tail[-ANCHOR_PROBE:])
+
     def merge(self, text: str) -> Template | None:
         """This template widened to fit ``text``, or None when ``text`` is a different
         template (see the module docstring for the rule)."""
         if self.match(text) is not None:
             return self
+        if not self.could_merge(text):
+            return None
         found = self.generalise(text)
         if found is None:
             return None
