@@ -413,3 +413,28 @@ def test_conversations_and_braces_in_prompts_render_back(tmp_path: Path) -> None
         "assistant",
         "user",
     ]
+
+
+def test_no_judge_compares_with_token_overlap(tmp_path: Path) -> None:
+    from pytest_modelroute.importers.similarity import f1, token_f1
+
+    log = write_jsonl(tmp_path / "p.jsonl", generate(120, task_field=True))
+    code, _, err = run(
+        log, "-o", tmp_path / "s", "--offline", "--no-judge", "--task-field", "metadata.task"
+    )
+    assert code == 0, err
+    docs = cases_of(tmp_path / "s")
+    check = docs["summarize"]["checks"][0]
+    assert check == {
+        "type": "python",
+        "value": "pytest_modelroute.importers.similarity:token_f1",
+        "threshold": 0.6,
+    }
+    assert "judge:" not in (tmp_path / "s" / "modelroute.yaml").read_text()
+    assert f1("The cat sat.", "the cat  sat") == 1.0
+    assert f1("a b c d", "a b x y") == pytest.approx(0.5)
+    assert f1("nothing shared", "at all") == 0.0
+    assert token_f1("cat", {"expected": "cat dog"}) == (
+        pytest.approx(2 / 3),
+        "token F1 0.67 against the production answer",
+    )

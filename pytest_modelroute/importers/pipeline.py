@@ -71,6 +71,9 @@ class ImportResult:
     calls_by_model: Counter[str] = field(default_factory=Counter)
     #: the group of each task, in the order of ``tasks``
     task_groups: list[Group] = field(default_factory=list)
+    #: cases production answered with another model than the baseline (the baseline
+    #: replays those answers all the same)
+    stand_ins: int = 0
 
 
 def _redacted(call: Call, redactor: Redactor) -> None:
@@ -203,6 +206,9 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
         tasks, catalog, vol, offline=options.offline, source=source, needs_judge=needs_judge
     )
     written = writer.write(options.out, tasks, catalog, config)
+    stand_ins = sum(
+        1 for t in tasks for s in t.case_file.cases if s.model != catalog.baseline.model
+    )
     return ImportResult(
         stats,
         redactor,
@@ -217,6 +223,7 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
         cross,
         calls_by_model,
         task_groups,
+        stand_ins,
     )
 
 

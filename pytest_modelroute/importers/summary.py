@@ -137,6 +137,12 @@ def _model_lines(result: ImportResult) -> list[str]:
         if not m.provider and m.sim_skill is None:
             sim += ", provider unknown: set its base_url in modelroute.yaml"
         lines.append(f"    {m.alias}: {m.model} ({role}{share}; {price}{sim})")
+    if result.stand_ins:
+        cases = sum(len(t.case_file.cases) for t in result.tasks)
+        lines.append(
+            f"    {result.stand_ins:,} of the {cases:,} cases were answered in production by "
+            f"another model: the baseline replays those answers as its own"
+        )
     factor = result.scale.factor
     monthly = f", ~${spend * factor:,.2f} per month" if factor is not None else ""
     lines.append(f"  logged spend at list prices: ${spend:,.2f} in the logs{monthly}")
