@@ -193,7 +193,10 @@ def build_case_file(
             {"id": case_id(s), "complexity": s.complexity, **entry, "expected": s.output}
         )
     doc["cases"] = entries
-    return CaseFile(doc, ordered, kind, source, fallbacks, header)
+    note = f"Prompt template: {source}."
+    if fallbacks:
+        note += f" {fallbacks} case(s) keep their turns as variables (they fit no template)."
+    return CaseFile(doc, ordered, kind, source, fallbacks, f"{header}\n{note}")
 
 
 def case_id(s: Sampled) -> str:

@@ -182,17 +182,18 @@ class LogReader:
                 checked = True
             yield from self._record(record, parser, where)
 
-    def _record(self, record: dict[str, Any], parser: Parser, where: str) -> Iterator[Call]:
+    def _record(self, record: dict[str, Any], parser: Parser, where: str) -> list[Call]:
         self.options.where = where
         try:
             items = parser(record, self.options)
         except Malformed as exc:
             self._problem(where, str(exc), "not the shape its format promises")
-            return
-        yield from self._count(items, where)
+            return []
+        return self._count(items, where)
 
-    def _count(self, items: list[Item], where: str) -> Iterator[Call]:
+    def _count(self, items: list[Item], where: str) -> list[Call]:
         stats = self.stats
+        calls = []
         for item in items:
             if item is REQUEST_LINE:
                 stats.records += 1
@@ -211,7 +212,8 @@ class LogReader:
                 stats.used += 1
                 if not item.where:
                     item.where = where
-                yield item
+                calls.append(item)
+        return calls
 
     def _check_mapping(self, path: Path, record: dict[str, Any]) -> None:
         """A file of an unknown shape: its first record must have the mapped fields."""

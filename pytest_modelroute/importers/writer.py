@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import yaml
 
 from ..errors import ModelRouteError
-from .casefile import CaseFile
+from .casefile import CaseFile, case_id
 from .catalog import Catalog, Model
 from .naming import file_stem
 from .volumes import Scale
@@ -209,7 +210,9 @@ def _traffic_lines(tasks: list[TaskOut], scale: Scale) -> list[str]:
 
 def case_file_text(task: TaskOut) -> str:
     cf = task.case_file
-    head = [MARKER + ".", *("# " + line if line else "#" for line in cf.header.splitlines())]
+    head = [MARKER + "."]
+    for line in cf.header.splitlines():
+        head += textwrap.wrap(line, 96, initial_indent="# ", subsequent_indent="#   ") or ["#"]
     return "\n".join(head) + "\n" + dump_yaml(cf.document)
 
 
@@ -296,8 +299,6 @@ def verify(
                 f"internal error: the written case file does not load: {exc}"
             ) from None
         by_id = {c.id: c for c in loaded}
-        from .casefile import case_id
-
         for s in task.case_file.cases:
             case = by_id.get(case_id(s))
             if case is None or list(case.messages) != list(s.messages):
