@@ -144,6 +144,7 @@ class LogReader:
                 yield from self._document(path, stream)
             elif container == detect.CSV:
                 self.stats.files.append((str(path), "csv"))
+                self.stats.bytes += path.stat().st_size  # as stored (compressed if gzip)
                 yield from self._csv(path, stream)
             else:
                 assert fmt is not None

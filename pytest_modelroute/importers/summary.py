@@ -5,6 +5,7 @@ to review next."""
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 
 from .complexity import LEVELS
@@ -21,6 +22,16 @@ def _counts(counter: dict[str, int]) -> str:
     )
 
 
+def peak_memory_mb() -> float | None:
+    """This process's peak resident memory (Unix), else None."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes vs KB
+
+
 def read_lines(stats: ReadStats, seconds: float, total: float) -> list[str]:
     mb = stats.bytes / 2**20
     rate = stats.lines / seconds if seconds > 0 else 0.0
@@ -28,7 +39,8 @@ def read_lines(stats: ReadStats, seconds: float, total: float) -> list[str]:
     lines = [
         f"modelroute import-logs: read {files}"
         f" ({stats.lines:,} lines, {mb:,.1f} MB) in {seconds:.1f} s: {rate:,.0f} lines/s, "
-        f"{mb / seconds if seconds > 0 else 0:,.1f} MB/s ({total:.1f} s in all)",
+        f"{mb / seconds if seconds > 0 else 0:,.1f} MB/s ({total:.1f} s in all"
+        + (f", peak memory {peak:,.0f} MB)" if (peak := peak_memory_mb()) else ")"),
         "  formats: " + ", ".join(f"{Path(p).name} ({fmt})" for p, fmt in stats.files),
     ]
     skipped = sum(stats.skipped.values())
