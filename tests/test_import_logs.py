@@ -438,3 +438,24 @@ def test_no_judge_compares_with_token_overlap(tmp_path: Path) -> None:
         pytest.approx(2 / 3),
         "token F1 0.67 against the production answer",
     )
+
+
+def test_user_mistakes_are_errors_not_tracebacks(tmp_path: Path) -> None:
+    log = write_jsonl(tmp_path / "p.jsonl", generate(30))
+    (tmp_path / "badredact.py").write_text("def scrub(text):\n    raise ValueError('nope')\n")
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        code, _, err = run(log, "-o", tmp_path / "s", "--redactor", "badredact:scrub")
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert code == 1 and "your redactor raised ValueError: nope" in err
+    truncated = tmp_path / "cut.jsonl.gz"
+    import gzip
+
+    data = gzip.compress(log.read_bytes())
+    truncated.write_bytes(data[: len(data) // 2])
+    code, _, err = run(truncated, "-o", tmp_path / "s2")
+    assert code == 1 and "cut.jsonl.gz: cannot read past line" in err
+    assert "Traceback" not in err

@@ -179,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status (0 written, 1 a problem, 2 a usage error)."""
     from .pipeline import ImportProblem, run
     from .reading import LogProblem
+    from .redact import RedactorProblem
     from .summary import summary_lines
     from .writer import WriteProblem
 
@@ -195,13 +196,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         result = run(options, on_problem)
-    except (LogProblem, ImportProblem, WriteProblem, ModelRouteError) as exc:
+    except (LogProblem, ImportProblem, WriteProblem, RedactorProblem, ModelRouteError) as exc:
         print(f"modelroute import-logs: error: {exc}", file=sys.stderr)
         return 1
-    except TypeError as exc:  # the user's redactor returned something else than text
-        if options.redactor is None or "redactor" not in str(exc):
-            raise
-        print(f"modelroute import-logs: error: {exc}", file=sys.stderr)
+    except OSError as exc:  # the output folder cannot be written
+        where = f" {exc.filename}" if exc.filename else ""
+        print(
+            f"modelroute import-logs: error: cannot write{where}: {exc.strerror}", file=sys.stderr
+        )
         return 1
     if shown > SHOWN_PROBLEMS:
         print(

@@ -135,11 +135,16 @@ class LogReader:
         self.on_problem(text)
 
     def _file(self, path: Path) -> Iterator[Call]:
+        try:
+            yield from self._stream(path)
+        except (OSError, EOFError) as exc:  # a corrupt or truncated gzip stream, a bad disk
+            raise LogProblem(
+                f"{path}: cannot read past line {self.stats.lines:,}: {exc or type(exc).__name__}"
+            ) from None
+
+    def _stream(self, path: Path) -> Iterator[Call]:
         with _open(path) as stream:
-            try:
-                container, fmt = detect.sniff(_head(stream))
-            except OSError as exc:  # a corrupt gzip stream
-                raise LogProblem(f"{path}: cannot read: {exc}") from None
+            container, fmt = detect.sniff(_head(stream))
             if container == detect.JSON_DOC:
                 yield from self._document(path, stream)
             elif container == detect.CSV:

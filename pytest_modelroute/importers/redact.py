@@ -143,6 +143,10 @@ def find(text: str) -> tuple[tuple[int, int, str], ...]:
     return tuple(kept)
 
 
+class RedactorProblem(Exception):
+    """The user's redactor failed or returned something else than text."""
+
+
 class Redactor:
     """Redacts the texts of one call at a time; counts what it replaced by type."""
 
@@ -177,10 +181,15 @@ class Redactor:
                     pieces.append(text[pos:])
                     text = "".join(pieces)
             if self.hook is not None:
-                changed = self.hook(text)
+                try:
+                    changed = self.hook(text)
+                except Exception as exc:  # the user's code: say so, without our traceback
+                    raise RedactorProblem(
+                        f"your redactor raised {type(exc).__name__}: {exc}"
+                    ) from exc
                 if not isinstance(changed, str):
-                    raise TypeError(
-                        f"the redactor returned {type(changed).__name__}, expected the text (str)"
+                    raise RedactorProblem(
+                        f"your redactor returned {type(changed).__name__}, expected the text (str)"
                     )
                 if changed != text:
                     self.hook_changed += 1
