@@ -417,6 +417,7 @@ def error_body(flavor: Flavor | None, status: int, message: str | None = None) -
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # many clients connect at once under load (default 5)
     block_on_close = False  # stop() must not wait for hanging handlers
     wire: WireServer
 

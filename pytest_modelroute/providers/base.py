@@ -68,5 +68,10 @@ class Provider(ABC):
     async def complete(self, request: Request) -> Completion:
         """Answer ``request``; raise ProviderError with a clear message on failure."""
 
+    def predict(self, request: Request) -> Completion | None:
+        """The answer ``request`` would get, when the provider can tell without a call (the
+        simulator can), so that the cost estimate counts it exactly; None otherwise."""
+        return None
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release network resources."""
