@@ -10,6 +10,8 @@ from typing import Any, Literal
 #: "accept": a cascade's acceptance check (a judge call the route pays in production)
 Purpose = Literal["route", "judge", "accept"]
 Status = Literal["pass", "below", "error"]
+#: how the errors of calls never made begin, after a call with their API key was refused
+NOT_CALLED = "not called, an earlier call with this API key was refused: "
 
 
 def canonical_json(value: Any) -> str:

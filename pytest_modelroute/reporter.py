@@ -145,6 +145,9 @@ class ModelRouteReporter:
             except Exception:  # a broken case file is reported by the workers' collection
                 work = []
             estimate = self.state.estimate(work) if work else None
+            missing = self.state.missing_keys(estimate) if estimate else None
+            if missing:
+                raise pytest.UsageError(missing)
             if estimate is not None and estimate.calls:
                 line = estimate.line()
                 if is_tty(tr):  # xdist's status line is being rewritten: take its place

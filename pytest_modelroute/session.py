@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,8 @@ class Estimate:
     assumed: set[str] = field(default_factory=set)
     #: cascade items whose escalations cannot be known before their first answer
     cascades: int = 0
+    #: uncached calls per model alias
+    models: Counter[str] = field(default_factory=Counter)
 
     def assumptions(self) -> list[str]:
         """What the figure assumes, in words."""
@@ -417,6 +420,7 @@ class RunState:
         def add(alias: str, input_tokens: float, output: float) -> None:
             pricing = self.pricing[alias]
             est.calls += 1
+            est.models[alias] += 1
             est.cost += (input_tokens * pricing.input + output * pricing.output) / 1e6
 
         stopped = False  # the item's evaluation met a call nobody can predict
@@ -505,6 +509,31 @@ class RunState:
 
         runner.run(dry())
         return est
+
+    def missing_keys(self, estimate: Estimate) -> str | None:
+        """One message for the API keys the uncached calls need and the environment lacks
+        (None: nothing missing). Replayed runs call no provider, so need none."""
+        if self.settings.cache_mode == "replay":
+            return None
+        by_env: dict[str, list[str]] = {}
+        calls = 0
+        for alias in sorted(estimate.models):
+            env = self.providers[alias].missing_key()
+            if env:
+                by_env.setdefault(env, []).append(alias)
+                calls += estimate.models[alias]
+        if not by_env:
+            return None
+        needs = "; ".join(
+            f"{env} is not set; model{'s' if len(a) > 1 else ''} {', '.join(a)} "
+            f"need{'' if len(a) > 1 else 's'} it"
+            for env, a in sorted(by_env.items())
+        )
+        return (
+            f"{needs} ({calls} uncached call{'s' if calls != 1 else ''}, none made). Set "
+            f"{'it' if len(by_env) == 1 else 'them'}, or run with --model-route-cache=replay "
+            "to use only cached responses"
+        )
 
     def prefetch(
         self,

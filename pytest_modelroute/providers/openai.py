@@ -14,11 +14,11 @@ class OpenAIProvider(SDKProvider):
     default_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
     path: ClassVar[str] = "/chat/completions"
 
-    def not_ready(self) -> str | None:
+    def missing_key(self) -> str | None:
         # Local OpenAI-compatible servers (Ollama, vLLM) usually take any key.
         if self.model.base_url and not self.model.api_key_env:
             return None
-        return super().not_ready()
+        return super().missing_key()
 
     def _new_client(self) -> Any:
         import openai
