@@ -89,6 +89,8 @@ class Completion:
     usage: Usage
     latency_s: float
     model_version: str | None = None
+    #: the answer stopped at ``max_tokens`` (cut off)
+    truncated: bool = False
 
 
 @dataclass
@@ -106,6 +108,7 @@ class CallRecord:
     cached: bool
     error: str | None = None
     model_version: str | None = None
+    truncated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)

@@ -221,6 +221,7 @@ class Runner:
             latency_s=float(entry.get("latency_s", 0.0)),
             cached=cached,
             model_version=entry.get("model_version"),
+            truncated=bool(entry.get("truncated", False)),
         )
 
     def _error(self, key: str, request: Request, message: str) -> CallRecord:
@@ -327,6 +328,7 @@ class Runner:
             "usage": completion.usage.__dict__,
             "latency_s": completion.latency_s,
             "model_version": completion.model_version,
+            "truncated": completion.truncated,
             "provider": provider.name,
             "model": model.model,
         }

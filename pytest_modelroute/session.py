@@ -504,7 +504,7 @@ class RunState:
                     judges = Panel((str(model),)) if model else panel
                     for alias, _ in judges.samples() if judges is not None else ():
                         if runner.providers[alias].spends:
-                            max_tokens = int(self.env.params(alias).get("max_tokens", 1024))
+                            max_tokens = int(self.env.judge_params(alias)["max_tokens"])
                             add(alias, size, output_tokens(alias, "judge", max_tokens))
 
         runner.run(dry())
