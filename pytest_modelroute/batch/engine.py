@@ -141,6 +141,10 @@ class Batches:
     async def _submit(self, alias: str, items: list[Pending]) -> None:
         provider = self.runner.providers[alias]
         api = self._api(provider)
+        if self.runner._refused(provider) is not None:  # its API key was rejected: the
+            for item in items:  # direct path says so for each request
+                item.future.set_result(None)
+            return
         items = self._within_cap(alias, items)
         lines = [api.encode(item.key, provider.body(item.request)) for item in items]
         for span in chunks(lines, api.max_requests, api.max_bytes):
@@ -148,6 +152,8 @@ class Batches:
             try:
                 status = await api.create([lines[i] for i in span])
             except ProviderError as exc:
+                if exc.rejected_key:
+                    self.runner._refuse(provider, str(exc))
                 self._note(
                     f"{alias}: could not submit a batch of {len(part)} request(s) to the "
                     f"{api.title} ({exc}); they were made directly"
