@@ -53,6 +53,8 @@ class Batches:
         self._waiting: dict[str, Where] = {}
         self._earlier: set[Where] = set()
         for record in self.store.pending(runner.cache.run_id):
+            if record.get("run_id") == runner.cache.run_id:
+                continue  # another xdist worker's, which follows it (and holds its claims)
             where = (record["provider"], record["id"])
             self._earlier.add(where)
             for key in record["items"]:
