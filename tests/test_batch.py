@@ -14,9 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-# imported once here: an in-process run would import each again (pytester restores the
-# modules), 10 s a run on a loaded machine
+# Imported once, at collection: pytester drops the modules an in-process run imported,
+# so each run would import the SDKs again (10 s a run on a loaded machine). The HTTP stack
+# the SDKs load on their first connection comes too: dropped after one run and imported
+# anew by the next, its exceptions would no longer be the classes the SDKs catch (a failed
+# connection would escape as a bare httpcore2 error, in any later test of the process).
 import anthropic  # noqa: F401
+import anyio._backends._asyncio  # noqa: F401
+import httpcore2._backends.anyio  # noqa: F401
 import hypothesis  # noqa: F401
 import openai  # noqa: F401
 import pytest
