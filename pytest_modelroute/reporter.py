@@ -17,6 +17,7 @@ import pytest
 from . import __version__
 from .analysis import Aggregate, aggregate
 from .calibration import calibrate, is_calibration
+from .ci.summary import write_step_summary
 from .config import ModelRouteConfig
 from .gate import TaskVerdict, decide_task
 from .nodes import result_of
@@ -424,6 +425,13 @@ class ModelRouteReporter:
             return
         self.config.hook.pytest_modelroute_results(results=self.doc, config=self.config)
         self.written.extend(write_outputs(self.doc, self.state.settings.outputs))
+        try:
+            summary = write_step_summary(self.doc)
+        except OSError as exc:
+            self.notes.append(f"could not append to the GitHub job summary: {exc}")
+        else:
+            if summary is not None:
+                self.written.append(("github job summary", summary))
         suggest = self.state.settings.suggest
         if suggest is not None and self.mode == "bench":
             suggest.parent.mkdir(parents=True, exist_ok=True)
