@@ -326,7 +326,9 @@ def fallback(args: argparse.Namespace, body: str, env: Mapping[str, str], platfo
     if platform == "gitlab":
         return "the report is in the job's artifacts"
     if args.job_summary:
-        path = append_step_summary(body, env)
-        if path is not None:
-            return "the report was appended to the job summary instead"
+        try:
+            if append_step_summary(body, env) is not None:
+                return "the report was appended to the job summary instead"
+        except OSError as exc:
+            return f"the report could not be appended to the job summary either ({exc})"
     return "the job summary shows the result (pytest --model-route writes it under GitHub Actions)"

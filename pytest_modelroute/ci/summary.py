@@ -18,8 +18,8 @@ LIMIT: Final = 1024 * 1024
 
 
 def append_step_summary(markdown: str, env: Mapping[str, str] | None = None) -> Path | None:
-    """Append ``markdown`` to the job summary file, if the CI set one and it has room;
-    returns the file written, else None."""
+    """Append ``markdown`` to the job summary file, if the CI set one; returns the file
+    written, else None. Raises OSError when it cannot, or has no room left."""
     name = (os.environ if env is None else env).get(VARIABLE)
     if not name:
         return None
@@ -27,7 +27,7 @@ def append_step_summary(markdown: str, env: Mapping[str, str] | None = None) -> 
     text = markdown if markdown.endswith("\n") else markdown + "\n"
     size = path.stat().st_size if path.exists() else 0
     if size + len(text.encode()) > LIMIT:
-        return None
+        raise OSError(f"{path} has no room left for the report (GitHub keeps 1 MiB a step)")
     with path.open("a", encoding="utf-8") as out:
         out.write(("\n" if size else "") + text)
     return path
