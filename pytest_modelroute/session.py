@@ -331,6 +331,11 @@ class RunState:
         return work
 
     def estimate_line(self, uncached: int, cost: float) -> str:
+        if self.settings.cache_mode == "replay":
+            return (
+                f"modelroute: {uncached} call{'s' * (uncached != 1)} not in the cache; replay "
+                "mode will not make them (their cases error)"
+            )
         cap = self.settings.max_cost
         return f"modelroute: {uncached} uncached calls, estimated cost ~${cost:.4f}" + (
             f" (cap ${cap:g})" if cap is not None else ""
