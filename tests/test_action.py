@@ -368,3 +368,12 @@ def test_fetch_base_says_when_the_revision_does_not_exist(
     assert "cannot fetch the base revision 'origin/nope' from origin" in proc.stdout
     proc, _ = run_script("fetch-base.sh", {"BASE": "origin/main"}, tmp_path, tmp_path)
     assert proc.returncode == 1 and "run actions/checkout before this action" in proc.stdout
+
+
+def test_the_readme_documents_every_input_and_output() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Set up the gate in your repository") :]
+    section = section[: section.index("\n## ")]
+    assert re.findall(r"^\| `([\w-]+)` \| ", section, re.M) == list(ACTION["inputs"])
+    for name in ACTION["outputs"]:
+        assert f"`{name}`" in section, name
