@@ -53,6 +53,12 @@ fi
 
 mkdir -p "$REPORT_DIR"
 report_path=$(cd "$REPORT_DIR" && pwd)
+# absolute: the plugin would read a relative one from pytest's rootdir, actions/cache
+# from the workspace
+case $CACHE_DIR in
+  /*) cache_path=$CACHE_DIR ;;
+  *) cache_path="$PWD/$CACHE_DIR" ;;
+esac
 
 {
   echo "package=$package"
@@ -61,6 +67,7 @@ report_path=$(cd "$REPORT_DIR" && pwd)
   echo "base=$base"
   echo "accept=$ACCEPT"
   echo "report-dir=$report_path"
+  echo "cache-dir=$cache_path"
   echo "save=$save"
   echo "cache-key=$prefix-$scope-$GITHUB_RUN_ID-${GITHUB_RUN_ATTEMPT:-1}"
   echo "restore-keys<<MODELROUTE_EOF"

@@ -167,6 +167,7 @@ def event_env(**extra: str) -> dict[str, str]:
         "PACKAGE": "",
         "CACHE": "auto",
         "CACHE_KEY": "modelroute",
+        "CACHE_DIR": ".modelroute_cache",
         "BASE": "",
         "REPORT_DIR": "modelroute-report",
         "ACCEPT": "false",
@@ -203,6 +204,7 @@ def test_prepare_on_a_push_to_main_fills_mains_cache(tmp_path: Path) -> None:
     assert out["cache-key"] == "modelroute-Linux-main-777-2"
     assert out["restore-keys"].splitlines() == ["modelroute-Linux-main-", "modelroute-Linux-"]
     assert out["report-dir"] == str(tmp_path / "modelroute-report")
+    assert out["cache-dir"] == str(tmp_path / ".modelroute_cache")  # not rootdir-relative
 
 
 def test_prepare_on_a_pull_request_restores_its_own_then_mains(tmp_path: Path) -> None:
@@ -377,3 +379,62 @@ def test_the_readme_documents_every_input_and_output() -> None:
     assert re.findall(r"^\| `([\w-]+)` \| ", section, re.M) == list(ACTION["inputs"])
     for name in ACTION["outputs"]:
         assert f"`{name}`" in section, name
+
+
+def test_the_action_end_to_end_on_a_pull_request(
+    shallow_pr_checkout: tuple[Path, str], tmp_path: Path
+) -> None:
+    """prepare, fetch the base, the gate (the real plugin on the example suite), the
+    comment (against the loopback GitHub) and the verdict, chained through their outputs
+    as the runner chains them."""
+    from ci_fakes import FakeGitHub
+
+    from pytest_modelroute.plugin import SETTINGS
+
+    if "model_route_report_dir" not in SETTINGS:
+        pytest.skip("--model-route-report-dir is not in this plugin yet (issue 11's ci-gate)")
+    clone, _ = shallow_pr_checkout
+    shutil.copytree(ROOT / "example_suite", clone / "example_suite",
+                    ignore=shutil.ignore_patterns(".modelroute_cache", "out"))  # fmt: skip
+    python_dir = str(Path(sys.executable).parent)
+    env = pull_request(PATH=f"{python_dir}{os.pathsep}{os.environ['PATH']}")
+    proc, prepared = run_script("prepare.sh", env, tmp_path, clone)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc, base = run_script("fetch-base.sh", {**env, "BASE": prepared["base"]}, tmp_path, clone)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    gate_env = {
+        **env,
+        "SUITE": "example_suite",
+        "PYTEST_ARGS": "-p no:cacheprovider",
+        "CACHE_MODE": prepared["cache-mode"],
+        "CACHE_DIR": prepared["cache-dir"],
+        "REPORT_DIR": prepared["report-dir"],
+        "BASE_REV": base["rev"],
+        "ACCEPT": prepared["accept"],
+    }
+    proc, gate = run_script("gate.sh", gate_env, tmp_path, clone)
+    assert gate["status"] == "pass", proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "--model-route-snapshot-ref origin/main" in proc.stdout
+    report = Path(prepared["report-dir"])
+    assert {p.name for p in report.iterdir()} >= {
+        "results.json", "report.html", "comment.md", "junit.xml"
+    }  # fmt: skip
+    assert any(Path(prepared["cache-dir"]).iterdir())  # what actions/cache/save keeps
+
+    with FakeGitHub("ghs_token") as gh:
+        gh.comments("octo/app", 5)
+        event = tmp_path / "event.json"
+        event.write_text('{"pull_request": {"number": 5, "head": {"repo": {"full_name": '
+                         '"octo/app"}}, "base": {"repo": {"full_name": "octo/app"}}}}')  # fmt: skip
+        comment_env = {
+            **env,
+            "REPORT_DIR": prepared["report-dir"],
+            "GITHUB_TOKEN": "ghs_token",
+            "GITHUB_API_URL": gh.url,
+            "GITHUB_REPOSITORY": "octo/app",
+            "GITHUB_EVENT_PATH": str(event),
+        }
+        proc, _ = run_script("comment.sh", comment_env, tmp_path, clone)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        (posted,) = gh.comments("octo/app", 5)
+        assert posted["body"] == (report / "comment.md").read_text()
