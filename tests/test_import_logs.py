@@ -271,6 +271,30 @@ def test_no_secret_reaches_the_written_suite(tmp_path: Path) -> None:
     assert "redaction: off (--no-redact); your redactor changed 8 texts" in out
 
 
+def test_a_task_field_never_reads_headers_and_is_redacted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_modelroute.importers.cli import main
+
+    records = []
+    for i in range(6):
+        record = openai_record("gpt-4o", "", f"Say hi to user {i}", "hi", START + i)
+        record["metadata"] = {"owner": "ops@acme.example"}
+        records.append(record)
+    log = write_jsonl(tmp_path / "p.jsonl", records)
+    for field in ("request.headers.Authorization", "request.body.api_key", "x-api-key"):
+        with pytest.raises(SystemExit) as exc:
+            main([str(log), "-o", str(tmp_path / "s"), "--task-field", field])
+        assert exc.value.code == 2
+        assert "headers and key fields are never read" in capsys.readouterr().err
+    # a field's value is a task name, a file name and a traffic: key: redacted like a prompt
+    code, out, err = run(log, "-o", tmp_path / "s2", "--offline", "--task-field", "metadata.owner")
+    assert code == 0, err
+    assert set(_traffic(tmp_path / "s2")) == {"[EMAIL_1]"}
+    written = "\n".join(p.read_text() for p in (tmp_path / "s2").rglob("*") if p.is_file())
+    assert "ops@acme" not in written + out
+
+
 def test_malformed_lines_are_reported_skipped_or_fatal(tmp_path: Path) -> None:
     good = [
         json.dumps(openai_record("gpt-4o", "", f"Hi {w}", "hello", START + i))

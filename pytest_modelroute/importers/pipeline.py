@@ -93,6 +93,8 @@ def _redacted(call: Call, redactor: Redactor) -> None:
     texts = redactor.call([t for _, t in call.messages] + [call.output])
     call.messages = [(r, t) for (r, _), t in zip(call.messages, texts)]
     call.output = texts[-1]
+    if call.task is not None:  # a task field's value becomes a file name and a key
+        call.task = redactor.call([call.task])[0]
 
 
 def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None) -> ImportResult:
