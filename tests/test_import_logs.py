@@ -546,7 +546,7 @@ def test_labels_are_compared_whatever_their_case_or_full_stop(tmp_path: Path) ->
 def test_odd_bytes_are_replaced_or_refused_with_the_file_named(tmp_path: Path) -> None:
     # a lone surrogate is valid JSON (a log cut inside an emoji) but cannot be written
     records = [
-        openai_record("gpt-4o", "", f"Translate to French: mot {i} \ud83d", f"r {i}", START + i)
+        openai_record("gpt-4o", "", f"Translate to French: mot {i} 😀\ud83d", f"r {i}", START + i)
         for i in range(6)
     ]
     code, out, err = run(
@@ -554,7 +554,9 @@ def test_odd_bytes_are_replaced_or_refused_with_the_file_named(tmp_path: Path) -
     )
     assert code == 0, err
     (doc,) = cases_of(tmp_path / "s").values()
-    assert doc["prompt"] == "Translate to French: mot {{ mot }} \ufffd"
+    assert doc["prompt"] == "Translate to French: mot {{ mot }} 😀\ufffd"
+    text = next((tmp_path / "s" / "cases").glob("*.yaml")).read_text(encoding="utf-8")
+    assert "\nprompt: 'Translate to French: mot {{ mot }} 😀\ufffd'\n" in text  # not \U0001F600
     assert sorted(c["vars"]["mot"] for c in doc["cases"]) == [str(i) for i in range(6)]
     # six different short answers are no label task: a label repeats
     assert "choices" not in doc and doc["checks"] == [{"type": "factuality"}]

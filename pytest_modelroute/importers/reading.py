@@ -289,7 +289,11 @@ class LogReader:
                 break
             except UnicodeDecodeError:
                 self.stats.lines = base + reader.line_num + 1
-                self._problem(f"{path}:{reader.line_num + 2}", "not valid UTF-8", "not UTF-8")
+                self._problem(
+                    f"{path}:{reader.line_num + 2}",
+                    "not valid UTF-8: the rest of this CSV file is not read",
+                    "not UTF-8",
+                )
                 break
             except csv.Error as exc:
                 self.stats.lines = base + reader.line_num

@@ -53,8 +53,10 @@ class Written:
     config_problem: str = ""
 
 
-class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
-    """Safe YAML (libyaml's emitter when PyYAML has it), multi-line text as blocks."""
+class _Dumper(yaml.SafeDumper):
+    """Safe YAML, multi-line text as blocks. PyYAML's own emitter, not libyaml's: libyaml
+    escapes every character beyond the BMP (an emoji becomes ``"\\U0001F600"``), and a
+    suite is a few hundred cases, written once."""
 
 
 def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
