@@ -44,7 +44,8 @@ def test_imported_suite_benches_to_a_recommendation_and_a_projection(
     # recordings at the model's list price, averaged over each task's cases
     price = list_price("gpt-4o")
     assert price is not None
-    replay = (pytester.path / "routing" / "replay" / "production.jsonl").read_text()
+    (replay_file,) = (pytester.path / "routing" / "replay").glob("production-*.jsonl")
+    replay = replay_file.read_text()
     usages = {
         (u["input_tokens"], u["output_tokens"])
         for u in (json.loads(line)["usage"] for line in replay.splitlines())

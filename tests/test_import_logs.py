@@ -337,7 +337,25 @@ def test_refuses_to_overwrite_and_explains(tmp_path: Path) -> None:
     assert run(log, "-o", tmp_path / "s", "--offline")[0] == 0
     code, _, err = run(log, "-o", tmp_path / "s", "--offline")
     assert code == 1 and "exists; pass --force" in err
+    first = (tmp_path / "s" / "modelroute.yaml").read_text()
     assert run(log, "-o", tmp_path / "s", "--offline", "--force")[0] == 0
+    assert (tmp_path / "s" / "modelroute.yaml").read_text() == first  # the same file name
+    # production's answers differ (here: a redactor that edits them): the replay file gets
+    # another name, since the response cache keys replayed answers by that path
+    (tmp_path / "shout.py").write_text("def shout(text):\n    return text.upper()\n")
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        code, _, err = run(
+            log, "-o", tmp_path / "s", "--offline", "--force", "--redactor", "shout:shout"
+        )
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert code == 0, err
+    (replay,) = (tmp_path / "s" / "replay").iterdir()  # the old one is gone
+    assert replay.name.startswith("production-") and replay.name not in first
+    assert f"file: replay/{replay.name}" in (tmp_path / "s" / "modelroute.yaml").read_text()
     code, _, err = run(log, "-o", tmp_path / "s3", "--rename", "nope=x")
     assert code == 1 and "--rename nope=...: no task of that name" in err
     code, _, err = run(tmp_path / "missing.jsonl", "-o", tmp_path / "s4")

@@ -20,8 +20,8 @@ OpenTelemetry GenAI spans as OTLP JSON, or any JSONL/CSV through --map; gzip is 
 sort them into tasks, sample up to --per-level cases per task and complexity, and write
 a ready-to-run suite to DIR: modelroute.yaml (models with prices, the baseline, traffic
 per month), cases/<task>.yaml (production answers as references) and
-replay/production.jsonl (the baseline's recorded answers). Emails, phone numbers, card
-numbers and keys are redacted unless --no-redact."""
+replay/production-<digest>.jsonl (the baseline's recorded answers). Emails, phone
+numbers, card numbers and keys are redacted unless --no-redact."""
 
 
 def parser() -> argparse.ArgumentParser:

@@ -218,10 +218,17 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
         raise ImportProblem(str(exc)) from None
     files = len(options.files)
     source = f"{files} log file{'s' if files != 1 else ''} ({stats.lines:,} lines)"
+    replay = writer.replay_file(tasks, catalog.baseline)
     config = writer.config_text(
-        tasks, catalog, vol, offline=options.offline, source=source, needs_judge=needs_judge
+        tasks,
+        catalog,
+        vol,
+        offline=options.offline,
+        source=source,
+        needs_judge=needs_judge,
+        replay=replay.path,
     )
-    written = writer.write(options.out, tasks, catalog, config)
+    written = writer.write(options.out, tasks, catalog, config, replay)
     stand_ins = sum(
         1 for t in tasks for s in t.case_file.cases if s.model != catalog.baseline.model
     )

@@ -90,7 +90,7 @@ def summary_lines(result: ImportResult, out: Path) -> list[str]:
     cases_dir = out / "cases"
     lines.append(
         f"wrote {rel / 'modelroute.yaml'}, {cases_dir}/ ({len(result.tasks)} files, "
-        f"{written.cases:,} cases), {out / 'replay' / 'production.jsonl'}"
+        f"{written.cases:,} cases), {written.replay}"
     )
     lines.append(
         f"verified: {written.verified:,} cases load and render to their logged prompts, "
