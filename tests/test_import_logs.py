@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -26,6 +27,19 @@ def _truth(n: int, **kwargs: object) -> Counter[str]:
         meta = record.get("metadata") or record["request"]["body"]["metadata"]
         counts[meta["task"]] += 1
     return counts
+
+
+def run_with_redactor(
+    tmp_path: Path, module: str, body: str, *args: str | Path
+) -> tuple[int, str, str]:
+    """Run with ``--redactor MODULE:redact``, ``def redact(text):`` + ``body`` written to
+    ``tmp_path/MODULE.py`` (an importable module, as a user's would be)."""
+    (tmp_path / f"{module}.py").write_text(f"def redact(text):\n    {body}\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        return run(*args, "--redactor", f"{module}:redact")
+    finally:
+        sys.path.remove(str(tmp_path))
 
 
 def _traffic(suite: Path) -> dict[str, float]:
@@ -251,18 +265,16 @@ def test_no_secret_reaches_the_written_suite(tmp_path: Path) -> None:
     assert doc["messages"][0]["content"] == "Support bot. Escalate to [EMAIL_1]."
     assert all(c["expected"] == "Rotate [API_KEY_1] and mail [EMAIL_1]." for c in doc["cases"])
     # --no-redact keeps the texts (never headers or key fields); a custom redactor runs too
-    (tmp_path / "myredact.py").write_text(
-        "def scrub(text):\n    return text.replace('Customer', 'Client')\n"
+    code, out, err = run_with_redactor(
+        tmp_path,
+        "myredact",
+        "return text.replace('Customer', 'Client')",
+        log,
+        "-o",
+        tmp_path / "s2",
+        "--offline",
+        "--no-redact",
     )
-    import sys
-
-    sys.path.insert(0, str(tmp_path))
-    try:
-        code, out, err = run(
-            log, "-o", tmp_path / "s2", "--offline", "--no-redact", "--redactor", "myredact:scrub"
-        )
-    finally:
-        sys.path.remove(str(tmp_path))
     assert code == 0, err
     written = "\n".join(p.read_text() for p in (tmp_path / "s2").rglob("*") if p.is_file())
     assert "LEAKED" in written and "ops@acme.example" in written
@@ -342,16 +354,9 @@ def test_refuses_to_overwrite_and_explains(tmp_path: Path) -> None:
     assert (tmp_path / "s" / "modelroute.yaml").read_text() == first  # the same file name
     # production's answers differ (here: a redactor that edits them): the replay file gets
     # another name, since the response cache keys replayed answers by that path
-    (tmp_path / "shout.py").write_text("def shout(text):\n    return text.upper()\n")
-    import sys
-
-    sys.path.insert(0, str(tmp_path))
-    try:
-        code, _, err = run(
-            log, "-o", tmp_path / "s", "--offline", "--force", "--redactor", "shout:shout"
-        )
-    finally:
-        sys.path.remove(str(tmp_path))
+    code, _, err = run_with_redactor(
+        tmp_path, "shout", "return text.upper()", log, "-o", tmp_path / "s", "--offline", "--force"
+    )
     assert code == 0, err
     (replay,) = (tmp_path / "s" / "replay").iterdir()  # the old one is gone
     assert replay.name.startswith("production-") and replay.name not in first
@@ -501,14 +506,9 @@ def test_no_judge_compares_with_token_overlap(tmp_path: Path) -> None:
 
 def test_user_mistakes_are_errors_not_tracebacks(tmp_path: Path) -> None:
     log = write_jsonl(tmp_path / "p.jsonl", generate(30))
-    (tmp_path / "badredact.py").write_text("def scrub(text):\n    raise ValueError('nope')\n")
-    import sys
-
-    sys.path.insert(0, str(tmp_path))
-    try:
-        code, _, err = run(log, "-o", tmp_path / "s", "--redactor", "badredact:scrub")
-    finally:
-        sys.path.remove(str(tmp_path))
+    code, _, err = run_with_redactor(
+        tmp_path, "badredact", "raise ValueError('nope')", log, "-o", tmp_path / "s"
+    )
     assert code == 1 and "your redactor raised ValueError: nope" in err
     truncated = tmp_path / "cut.jsonl.gz"
     import gzip
