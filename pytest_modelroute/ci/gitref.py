@@ -45,13 +45,18 @@ def repository_root(start: Path) -> Path:
     return Path(proc.stdout.decode().strip()).resolve()
 
 
-def fetch_hint(rev: str, remotes: list[str]) -> str:
+def fetch_hint(root: Path, rev: str) -> str:
     """The command that brings ``rev`` into a shallow clone: ``git fetch origin main
-    --depth=1`` for ``origin/main``."""
+    --depth=1`` for ``origin/main``, naming the remote-tracking branch when the clone's
+    refspec would not update it (a single-branch clone)."""
+    remotes = _git(root, "remote").stdout.decode().split()
     remote, _, branch = rev.partition("/")
-    if branch and remote in remotes:
+    if not (branch and remote in remotes):
+        return f"git fetch {remotes[0] if remotes else 'origin'} {rev} --depth=1"
+    refspecs = _git(root, "config", "--get-all", f"remote.{remote}.fetch").stdout.decode()
+    if f"refs/heads/*:refs/remotes/{remote}/*" in refspecs:
         return f"git fetch {remote} {branch} --depth=1"
-    return f"git fetch {remotes[0] if remotes else 'origin'} {rev} --depth=1"
+    return f"git fetch {remote} +{branch}:refs/remotes/{remote}/{branch} --depth=1"
 
 
 def show_at(path: Path, rev: str, cwd: Path) -> tuple[str | None, str]:
@@ -68,12 +73,11 @@ def show_at(path: Path, rev: str, cwd: Path) -> tuple[str | None, str]:
         ) from None
     commit = _git(root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
     if commit.returncode != 0:
-        remotes = _git(root, "remote").stdout.decode().split()
         shallow = _git(root, "rev-parse", "--is-shallow-repository").stdout.strip() == b"true"
         why = "this clone is shallow and does not have it" if shallow else "no such commit"
         raise GitRefError(
             f"--model-route-snapshot-ref: unknown revision {rev!r} in {root} ({why}); "
-            f"fetch it first, e.g. `{fetch_hint(rev, remotes)}` (or check out with "
+            f"fetch it first, e.g. `{fetch_hint(root, rev)}` (or check out with "
             "actions/checkout's fetch-depth: 0)"
         )
     sha = commit.stdout.decode().strip()
