@@ -420,6 +420,15 @@ def test_outside_a_repository_and_without_git(
 
     git(pytester.path, "init", "-q", "-b", "main")
     commit_all(pytester.path, "base")
+    result = pytester.runpytest("--model-route", REF, "origin/main", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*unknown revision 'origin/main' in * (no such commit); the repository has no "
+            "remote to fetch it from: give a revision it has"
+        ]
+    )
+    git(pytester.path, "remote", "add", "origin", (pytester.path / "elsewhere").as_uri())
     result = pytester.runpytest("--model-route", REF, "nope", "-p", "no:cacheprovider")
     result.stderr.fnmatch_lines(
         [
@@ -569,3 +578,71 @@ def test_report_dir_writes_every_report_and_a_file_option_overrides_one(
     again = pytester.path / "again"
     assert sorted(p.name for p in again.iterdir()) == ["comment.md", "junit.xml", "report.html"]
     assert (again / "comment.md").read_text() == (pytester.path / "elsewhere" / "pr.md").read_text()
+
+
+# -- the change table as a pure function of the document -------------------------------------
+
+
+def changed_doc(n_tasks: int, n_cases: int, name: str = "task") -> dict[str, Any]:
+    """A document whose ``snapshot_change`` comes from ``diff_snapshots`` of two synthetic
+    snapshots: every case passes at the base and fails in the PR."""
+    from reportdocs import make_doc
+
+    from pytest_modelroute.snapshot import Snapshot, diff_snapshots
+
+    def snap(q: float, cost: float) -> Snapshot:
+        cases = {f"{name}-case-{j}": {"quality": q, "passed": q >= 4} for j in range(n_cases)}
+        tasks = {
+            f"{name}-{i:04d}": {"route": "r", "n": n_cases, "quality": q, "cost_per_call": cost}
+            | {"cases": cases}
+            for i in range(n_tasks)
+        }
+        return Snapshot.model_validate({"schema": "modelroute/snapshot@1", "tasks": tasks})
+
+    rows = diff_snapshots(snap(5.0, 0.01), snap(1.0, 0.001))
+    for row in rows:
+        row.update(verdict_vs_base="fail", verdict_vs_pr="pass", reasons_vs_base=[HOSTILE])
+    doc = make_doc(20)
+    doc["snapshot_change"] = {
+        "ref": "origin/main",
+        "base": "origin/main:.modelroute/snapshot.json",
+        "base_found": True,
+        "accepted": True,
+        "tasks": rows,
+    }
+    return doc
+
+
+HOSTILE = "<script>window.pwned=1</script>|`x`"
+
+
+def test_the_change_table_escapes_what_it_shows() -> None:
+    from markdown_it import MarkdownIt
+
+    from pytest_modelroute.report.html import render_html
+    from pytest_modelroute.report.markdown import render_markdown
+
+    doc = changed_doc(2, 3, name=HOSTILE)
+    md = render_markdown(doc)
+    rendered = MarkdownIt("commonmark", {"html": True}).enable("table").render(md)
+    assert "<script" not in rendered
+    table = md[md.index("| Task | Change |") :].split("\n\n")[0].splitlines()
+    assert len(table) == 4 and len({line.count(" | ") for line in table}) == 1
+    html = render_html(doc)
+    assert "<script>window" not in html and "&lt;script&gt;window.pwned=1" in html
+    assert "against the base: &lt;script&gt;" in html
+
+
+def test_the_change_table_fits_the_comment_however_many_tasks_changed() -> None:
+    from pytest_modelroute.report.markdown import LIMIT, render_markdown
+
+    doc = changed_doc(2_000, 30)
+    md = render_markdown(doc)
+    assert len(md) < LIMIT
+    section = md[: md.index("❌ **Model route gate failed**")]
+    assert len(section) <= 5_000 + 200
+    assert "more changed tasks not shown" in section
+    first = (
+        "| **task-0000** | changed | r | 5.00 → 1.00 | \\$0.010 → \\$0.0010 | 30 | 30 pass → fail |"
+    )
+    assert first + " ❌ fail |" in section

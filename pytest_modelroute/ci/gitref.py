@@ -46,17 +46,22 @@ def repository_root(start: Path) -> Path:
 
 
 def fetch_hint(root: Path, rev: str) -> str:
-    """The command that brings ``rev`` into a shallow clone: ``git fetch origin main
-    --depth=1`` for ``origin/main``, naming the remote-tracking branch when the clone's
-    refspec would not update it (a single-branch clone)."""
+    """How to get ``rev``: ``fetch it first, e.g. `git fetch origin main --depth=1``` for
+    ``origin/main``, naming the remote-tracking branch when the clone's refspec would not
+    update it (a single-branch clone)."""
     remotes = _git(root, "remote").stdout.decode().split()
+    if not remotes:
+        return "the repository has no remote to fetch it from: give a revision it has"
     remote, _, branch = rev.partition("/")
     if not (branch and remote in remotes):
-        return f"git fetch {remotes[0] if remotes else 'origin'} {rev} --depth=1"
-    refspecs = _git(root, "config", "--get-all", f"remote.{remote}.fetch").stdout.decode()
-    if f"refs/heads/*:refs/remotes/{remote}/*" in refspecs:
-        return f"git fetch {remote} {branch} --depth=1"
-    return f"git fetch {remote} +{branch}:refs/remotes/{remote}/{branch} --depth=1"
+        command = f"git fetch {remotes[0]} {rev} --depth=1"
+    else:
+        refspecs = _git(root, "config", "--get-all", f"remote.{remote}.fetch").stdout.decode()
+        if f"refs/heads/*:refs/remotes/{remote}/*" in refspecs:
+            command = f"git fetch {remote} {branch} --depth=1"
+        else:
+            command = f"git fetch {remote} +{branch}:refs/remotes/{remote}/{branch} --depth=1"
+    return f"fetch it first, e.g. `{command}` (or check out with actions/checkout's fetch-depth: 0)"
 
 
 def show_at(path: Path, rev: str, cwd: Path) -> tuple[str | None, str]:
@@ -77,8 +82,7 @@ def show_at(path: Path, rev: str, cwd: Path) -> tuple[str | None, str]:
         why = "this clone is shallow and does not have it" if shallow else "no such commit"
         raise GitRefError(
             f"--model-route-snapshot-ref: unknown revision {rev!r} in {root} ({why}); "
-            f"fetch it first, e.g. `{fetch_hint(root, rev)}` (or check out with "
-            "actions/checkout's fetch-depth: 0)"
+            + fetch_hint(root, rev)
         )
     sha = commit.stdout.decode().strip()
     name = f"{rev}:{rel}"
