@@ -406,54 +406,63 @@ def test_a_revision_a_shallow_clone_lacks_says_what_to_fetch(
     assert "no snapshot at" not in result.stdout.str()
 
 
+def usage_error(pytester: pytest.Pytester, *args: str, says: str) -> None:
+    """A gate run with ``args`` stops with a usage error that ``says`` so, no traceback."""
+    result = pytester.runpytest(*args, "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([says])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
 def test_outside_a_repository_and_without_git(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     suite(pytester, "good")
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(pytester.path.parent))
-    result = pytester.runpytest("--model-route", REF, "main", "-p", "no:cacheprovider")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        ["ERROR: --model-route-snapshot-ref: * is not inside a git repository*"]
+    gate = ("--model-route", REF)
+    usage_error(
+        pytester,
+        *gate,
+        "main",
+        says="ERROR: --model-route-snapshot-ref: * is not inside a git repository*",
     )
-    assert "Traceback" not in result.stderr.str()
-
     git(pytester.path, "init", "-q", "-b", "main")
     commit_all(pytester.path, "base")
-    result = pytester.runpytest("--model-route", REF, "origin/main", "-p", "no:cacheprovider")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        [
-            "*unknown revision 'origin/main' in * (no such commit); the repository has no "
-            "remote to fetch it from: give a revision it has"
-        ]
+    usage_error(
+        pytester,
+        *gate,
+        "origin/main",
+        says="*unknown revision 'origin/main' in * (no such commit); the repository has no "
+        "remote to fetch it from: give a revision it has",
     )
     git(pytester.path, "remote", "add", "origin", (pytester.path / "elsewhere").as_uri())
-    result = pytester.runpytest("--model-route", REF, "nope", "-p", "no:cacheprovider")
-    result.stderr.fnmatch_lines(
-        [
-            "*unknown revision 'nope' in * (no such commit); fetch it first, e.g. "
-            "`git fetch origin nope --depth=1`*"
-        ]
+    usage_error(
+        pytester,
+        *gate,
+        "nope",
+        says="*unknown revision 'nope' in * (no such commit); fetch it first, e.g. "
+        "`git fetch origin nope --depth=1`*",
     )
-
     empty = pytester.path / "no-tools"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    result = pytester.runpytest("--model-route", REF, "main", "-p", "no:cacheprovider")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        ["ERROR: --model-route-snapshot-ref needs git, which is not installed (or not on PATH)"]
+    usage_error(
+        pytester,
+        *gate,
+        "main",
+        says="ERROR: --model-route-snapshot-ref needs git, which is not installed (or not on PATH)",
     )
 
 
-def test_the_ref_is_a_gate_setting(pytester: pytest.Pytester) -> None:
+def test_the_ref_and_acceptance_are_gate_settings(pytester: pytest.Pytester) -> None:
     suite(pytester, "good")
-    result = pytester.runpytest("--model-route=bench", REF, "main", "-p", "no:cacheprovider")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        ["ERROR: --model-route-snapshot-ref applies to --model-route=gate runs only*"]
-    )
+    for flag in ((REF, "main"), (ACCEPT,), ("--model-route-force-update-snapshot",)):
+        usage_error(
+            pytester,
+            "--model-route=bench",
+            *flag,
+            says=f"ERROR: {flag[0]} applies to --model-route=gate runs only*",
+        )
 
 
 # -- --model-route-update-snapshot -----------------------------------------------------------

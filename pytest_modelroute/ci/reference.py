@@ -75,9 +75,7 @@ class Reference:
             task = row["task"]
             verdict = verdicts.get(task)
             if verdict is None or verdict.route_agg is None:
-                row["verdict_vs_base"] = row["verdict_vs_pr"] = None
-                row["reasons_vs_base"] = []
-                continue
+                continue  # not measured: the row keeps its verdicts at None
             other = decide(task, self.alternative_for(task))
             vs_base, vs_pr = (other, verdict) if self.accept else (verdict, other)
             row["verdict_vs_base"], row["verdict_vs_pr"] = vs_base.verdict, vs_pr.verdict
@@ -133,14 +131,12 @@ def load_reference(path: Path, ref: str | None, accept: bool, cwd: Path) -> Refe
             "none), so only the absolute rules apply"
             + (" and this PR's snapshot is listed as a change" if working else "")
         )
+    changes = [
+        {**row, "verdict_vs_base": None, "verdict_vs_pr": None, "reasons_vs_base": []}
+        for row in diff_snapshots(base, working)
+    ]
     return Reference(
-        working,
-        ref=ref,
-        name=name,
-        base=base,
-        accept=accept,
-        changes=diff_snapshots(base, working),
-        notes=notes,
+        working, ref=ref, name=name, base=base, accept=accept, changes=changes, notes=notes
     )
 
 

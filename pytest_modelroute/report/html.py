@@ -777,6 +777,10 @@ def run_view(doc: Doc) -> dict[str, Any]:
         "snapshot_state": (
             "updated from this run"
             if snap.get("updated")
+            else f"compared as it is at {_text(snap['ref'], 100)}"
+            if snap.get("ref") and (doc.get("snapshot_change") or {}).get("base_found")
+            else f"none at {_text(snap['ref'], 100)}"
+            if snap.get("ref")
             else "compared"
             if snap.get("found")
             else "not found"
