@@ -223,6 +223,11 @@ def test_a_pr_snapshot_that_accepts_a_regression_fails_against_its_base(
     route = suites[1].find("testcase")
     assert "this PR's snapshot accepts it" in route.find("failure").get("message")
 
+    # the same under xdist
+    result, xdist = gate(pytester, REF, "main", "-n", "2", subprocess=True)
+    assert result.ret == 1
+    same_verdicts(doc, xdist)
+
 
 def test_accepting_the_change_on_purpose_passes_and_still_lists_it(
     pytester: pytest.Pytester,
@@ -265,17 +270,18 @@ def test_accepting_the_change_on_purpose_passes_and_still_lists_it(
     props = {p.get("name"): p.get("value") for p in suites[0].iter("property")}
     assert props["accepted"] == "true"
 
+    result, xdist = gate(pytester, REF, "main", ACCEPT, "-n", "2", subprocess=True)
+    assert result.ret == 0
+    same_verdicts(doc, xdist)
 
-def test_the_settings_are_ini_keys_too(pytester: pytest.Pytester) -> None:
-    base_then_pr(pytester)
+    # the same settings as ini keys
     pytester.makeini(
         "[pytest]\nmodel_route_snapshot_ref = main\nmodel_route_accept_changes = true\n"
         "model_route_report_dir = ini-out\n"
     )
     result = pytester.runpytest("--model-route", "-p", "no:cacheprovider")
     assert result.ret == 0
-    doc = json.loads((pytester.path / "ini-out" / "results.json").read_text())
-    assert doc["snapshot_change"]["ref"] == "main" and doc["snapshot_change"]["accepted"]
+    same_verdicts(doc, json.loads((pytester.path / "ini-out" / "results.json").read_text()))
 
 
 def test_a_pr_that_deletes_the_snapshot_is_still_judged_by_the_base(
@@ -297,25 +303,14 @@ def test_a_pr_that_deletes_the_snapshot_is_still_judged_by_the_base(
     result.stdout.fnmatch_lines(["classification * removed * good * 5.00 * FAIL"])
 
 
-def test_xdist_gives_the_same_verdicts_and_table(pytester: pytest.Pytester) -> None:
-    base_then_pr(pytester)
-    docs = {}
-    for workers in ("0", "2"):
-        for accept in ((), (ACCEPT,)):
-            result, doc = gate(pytester, REF, "main", *accept, "-n", workers, subprocess=True)
-            assert result.ret == (0 if accept else 1)
-            docs[workers, bool(accept)] = doc
-    for accept in (False, True):
-        one, two = docs["0", accept], docs["2", accept]
-        assert one["snapshot_change"] == two["snapshot_change"]
-        assert one["gate"]["failures"] == two["gate"]["failures"]
-        for task in one["tasks"]:
-            a, b = one["tasks"][task], two["tasks"][task]
-            assert (a["verdict"], a["reasons"], a["warnings"]) == (
-                b["verdict"],
-                b["reasons"],
-                b["warnings"],
-            )
+def same_verdicts(one: dict[str, Any], two: dict[str, Any]) -> None:
+    """Two runs' documents agree on the change table and on every verdict and reason."""
+    assert one["snapshot_change"] == two["snapshot_change"]
+    assert one["gate"] == two["gate"]
+    keys = ("verdict", "reasons", "warnings", "snapshot")
+    assert {t: [e[k] for k in keys] for t, e in one["tasks"].items()} == {
+        t: [e[k] for k in keys] for t, e in two["tasks"].items()
+    }
 
 
 # -- what git cannot give ------------------------------------------------------------------
