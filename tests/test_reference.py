@@ -638,13 +638,13 @@ def test_the_change_table_escapes_what_it_shows() -> None:
 
 
 def test_the_change_table_fits_the_comment_however_many_tasks_changed() -> None:
-    from pytest_modelroute.report.markdown import LIMIT, render_markdown
+    from pytest_modelroute.report.markdown import BUDGETS, LIMIT, render_markdown
 
     doc = changed_doc(2_000, 30)
     md = render_markdown(doc)
     assert len(md) < LIMIT
     section = md[: md.index("❌ **Model route gate failed**")]
-    assert len(section) <= 5_000 + 200
+    assert len(section) <= BUDGETS["snapshot_change"] + 10
     assert "more changed tasks not shown" in section
     first = (
         "| **task-0000** | changed | r | 5.00 → 1.00 | \\$0.010 → \\$0.0010 | 30 | 30 pass → fail |"

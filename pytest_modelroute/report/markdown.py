@@ -17,6 +17,7 @@ from typing import Any
 
 from .document import judge_panels
 from .fmt import clip, estimated_note, money, percent, quality, signed
+from .glossary import glossary
 from .snapshot_change import case_counts, change_cells, change_of, details
 from .text import strip_controls
 
@@ -24,13 +25,14 @@ MARKER = "<!-- pytest-modelroute -->"
 LIMIT = 65_000
 #: characters per section; their sum plus the headings stays well under LIMIT
 BUDGETS = {
-    "snapshot_change": 5_000,
+    "snapshot_change": 4_000,
     "verdict": 3_000,
     "savings": 1_500,
     "tasks": 26_000,
     "complexity": 2_000,
     "flipped": 9_000,
-    "matrix": 13_000,
+    "matrix": 12_000,
+    "glossary": 5_000,
     "footer": 1_000,
 }
 FLIPS_PER_TASK = 10
@@ -87,6 +89,7 @@ def render_markdown(doc: Doc) -> str:
             else []
         ),
         matrix_section(doc, BUDGETS["matrix"]),
+        glossary_section(doc, BUDGETS["glossary"]),
         footer(doc, BUDGETS["footer"]),
     ]
     return _fit("\n\n".join(sections) + "\n", LIMIT)
@@ -357,6 +360,14 @@ def _matrix_cells(
         text = f"{quality(cell.get('quality'))} · {usd(cell.get('cost_per_call'))}"
         cells.append(f"**{text}**" if alias == route else text)
     return cells
+
+
+def glossary_section(doc: Doc, budget: int) -> str:
+    """The terms this comment uses, explained, folded away."""
+    items = "\n".join(f"- **{term}**: {text}" for term, text in glossary(doc))
+    return _limit(
+        f"<details><summary>What the terms mean</summary>\n\n{items}\n\n</details>", budget
+    )
 
 
 def footer(doc: Doc, budget: int) -> str:
