@@ -92,6 +92,9 @@ class Settings:
     outputs: dict[str, Path | None] = field(default_factory=dict)
     snapshot: Path | None = None
     update_snapshot: bool = False
+    force_update_snapshot: bool = False
+    snapshot_ref: str | None = None
+    accept_changes: bool = False
     suggest: Path | None = None
 
 

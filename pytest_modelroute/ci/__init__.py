@@ -1,0 +1,1 @@
+"""CI integration: the gate's reference from git, PR comments and job summaries."""
