@@ -18,6 +18,7 @@ from . import __version__
 from .analysis import Aggregate, aggregate
 from .cache import REPLAY_MISS
 from .calibration import calibrate, is_calibration
+from .ci.reference import Reference
 from .ci.summary import write_step_summary
 from .config import ModelRouteConfig
 from .gate import TaskVerdict, decide_task
@@ -30,7 +31,14 @@ from .report import terminal
 from .report.document import build_document, spend_json
 from .report.outputs import write_outputs
 from .session import RunState
-from .snapshot import Snapshot, merge_snapshot, snapshot_document, write_snapshot
+from .snapshot import (
+    Snapshot,
+    SnapshotTask,
+    diff_snapshots,
+    merge_snapshot,
+    snapshot_document,
+    write_snapshot,
+)
 from .stash import WORKER_KEY
 
 
@@ -122,10 +130,16 @@ def replay_note(misses: list[dict[str, Any]], shown: int = 10) -> str:
 class ModelRouteReporter:
     """Aggregates results, decides the gate and writes the outputs."""
 
-    def __init__(self, config: pytest.Config, state: RunState, snapshot: Snapshot | None) -> None:
+    def __init__(self, config: pytest.Config, state: RunState, reference: Reference | None) -> None:
         self.config = config
         self.state = state
-        self.snapshot = snapshot
+        #: what the gate judges against (None in bench mode)
+        self.reference = reference
+        #: the snapshot file in the working tree (the one an update replaces)
+        self.snapshot: Snapshot | None = reference.working if reference else None
+        #: --model-route-update-snapshot: what it accepted against the previous snapshot
+        self.accepted: list[dict[str, Any]] | None = None
+        self.update_refused = False
         self.results: dict[str, CaseResult] = {}
         self.ledgers: list[dict[str, Any]] = []
         self.verdicts: dict[str, TaskVerdict] = {}
@@ -168,9 +182,12 @@ class ModelRouteReporter:
                 work = self.state.work_from_ids(ids, self.config.rootpath)
             except Exception:  # a broken case file is reported by the workers' collection
                 work = []
-            uncached, cost = self.state.estimate(work) if work else (0, 0.0)
-            if uncached:
-                line = self.state.estimate_line(uncached, cost)
+            estimate = self.state.estimate(work) if work else None
+            missing = self.state.missing_keys(estimate) if estimate else None
+            if missing:
+                raise pytest.UsageError(missing)
+            if estimate is not None and estimate.calls:
+                line = estimate.line()
                 if is_tty(tr):  # xdist's status line is being rewritten: take its place
                     tr.rewrite(line, erase=True)
                     tr.write_line("")
@@ -216,6 +233,8 @@ class ModelRouteReporter:
         self.finish()
         if self.state.settings.mode == "gate" and self.doc and not self.doc["gate"]["passed"]:
             session.testsfailed += 1  # the gate sets the exit status, as --cov-fail-under does
+        elif self.update_refused:
+            session.testsfailed += 1
         return outcome
 
     @property
@@ -231,21 +250,29 @@ class ModelRouteReporter:
     def decide(self, tasks: list[str]) -> dict[str, TaskVerdict]:
         state = self.state
         assert state.baseline is not None
+        baseline = state.baseline.label
         rules = state.rules()
-        snapshot = None if state.settings.update_snapshot else self.snapshot
-        verdicts = {}
-        for task in tasks:
-            route = state.route_for(task)
-            verdicts[task] = decide_task(
+
+        def against(task: str, snapshot: SnapshotTask | None) -> TaskVerdict:
+            route = state.route_for(task).label
+            return decide_task(
                 task,
-                route.label,
-                self.aggregates.get((task, route.label)),
-                self.aggregates.get((task, state.baseline.label)),
+                route,
+                self.aggregates.get((task, route)),
+                self.aggregates.get((task, baseline)),
                 state.config.threshold_for(task),
                 rules,
-                snapshot.tasks.get(task) if snapshot else None,
+                snapshot,
                 self._complexity(task),
             )
+
+        reference = None if state.settings.update_snapshot else self.reference
+        verdicts = {
+            task: against(task, reference.snapshot_for(task) if reference else None)
+            for task in tasks
+        }
+        if reference is not None and reference.ref is not None:
+            reference.judge(verdicts, against)
         return verdicts
 
     def _bench(self, tasks: list[str], results: list[CaseResult]) -> dict[str, Any]:
@@ -346,6 +373,15 @@ class ModelRouteReporter:
         if self.mode == "gate":
             self.verdicts = self.decide(tasks)
             extra["snapshot"] = self._snapshot_step(missing)
+            change = self.reference.to_json() if self.reference else None
+            if change is not None:
+                extra["snapshot_change"] = change
+                if not change["tasks"] and change["base_found"]:
+                    self.notes.append(
+                        f"snapshot: judged against {change['base']}; this change leaves "
+                        "the snapshot as it is there"
+                    )
+            self.notes.extend(self.reference.notes if self.reference else ())
         else:
             extra["recommendations"] = self._bench(tasks, results)
             calibration = calibrate(results)
@@ -402,30 +438,51 @@ class ModelRouteReporter:
     def _snapshot_step(self, missing: list[str]) -> dict[str, Any]:
         state = self.state
         path = state.snapshot_path
+        settings = state.settings
+        ref = self.reference.ref if self.reference else None
         info: dict[str, Any] = {
             "path": str(path),
             "found": self.snapshot is not None,
             "created": self.snapshot.created if self.snapshot else None,
             "updated": False,
         }
-        if not state.settings.update_snapshot:
-            if self.snapshot is None:
+        if ref is not None:
+            info["ref"] = ref
+        if not settings.update_snapshot:
+            if self.snapshot is None and ref is None:
                 self.notes.append(
                     f"no snapshot at {path}: nothing to compare with; accept this "
                     "run with --model-route-update-snapshot"
                 )
             return info
-        errored = [t for t, v in self.verdicts.items() if v.route_agg and v.route_agg.errors]
-        if errored:
-            self.notes.append(f"snapshot NOT updated: cases errored in {', '.join(errored)}")
-            return info
         if missing:
-            self.notes.append(f"snapshot NOT updated: {len(missing)} case item(s) did not run")
+            self.update_refused = True
+            self.notes.append(
+                f"snapshot NOT updated: {len(missing)} case item(s) did not run; re-run them "
+                "(a run that did not measure every case cannot be accepted, even by force)"
+            )
             return info
         route_aggs = {t: v.route_agg for t, v in self.verdicts.items() if v.route_agg}
         if not route_aggs:
             self.notes.append("snapshot NOT updated: no task was measured")
             return info
+        refused = self._refusals()
+        if refused:
+            info["refused"] = refused
+            shown = "; ".join(f"{t}: {', '.join(why)}" for t, why in refused.items())
+            if not settings.force_update_snapshot:
+                self.update_refused = True
+                self.notes.append(
+                    f"snapshot NOT updated: {len(refused)} task(s) cannot be accepted: {shown}. "
+                    "Fix them, or accept this run as it is with "
+                    "--model-route-force-update-snapshot"
+                )
+                return info
+            info["forced"] = True
+            self.notes.append(
+                f"snapshot FORCE-updated (--model-route-force-update-snapshot) with "
+                f"{len(refused)} task(s) it would refuse: {shown}"
+            )
         bars = {(r.task, r.case): r.bar for r in self.results.values()}
         thresholds = {t: v.threshold for t, v in self.verdicts.items()}
         document = snapshot_document(route_aggs, thresholds, bars)
@@ -442,8 +499,24 @@ class ModelRouteReporter:
             info["merged"] = self.partial is not None
         write_snapshot(path, document)
         info["updated"] = True
+        self.accepted = info["accepted"] = diff_snapshots(
+            self.snapshot, Snapshot.model_validate(document)
+        )
         self.written.append(("snapshot file", path))
         return info
+
+    def _refusals(self) -> dict[str, list[str]]:
+        """Per task an update would accept in a state the gate rejects on its own rules
+        (below its threshold by the gate's bar rule, errored cases, max_drop), why."""
+        refused = {}
+        for task, v in sorted(self.verdicts.items()):
+            why = [] if v.passed else list(v.reasons)
+            agg = v.route_agg
+            if agg is not None and agg.errors and self.state.settings.allow_errors:
+                why.append(f"{agg.errors} of {agg.n + agg.errors} cases errored")
+            if why:
+                refused[task] = why
+        return refused
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -478,6 +551,14 @@ class ModelRouteReporter:
             self.notes,
             self.state._runner.cache.warning if self.state._runner else None,
         )
+        if self.accepted is not None:
+            previous = "the previous snapshot" if self.snapshot else "no snapshot (a new one)"
+            if self.accepted:
+                terminalreporter.write_line(f"snapshot: this run accepts, against {previous}:")
+                for line in terminal.snapshot_change_lines(self.accepted, with_verdicts=False):
+                    terminalreporter.write_line("  " + line)
+            else:
+                terminalreporter.write_line(f"snapshot: no change against {previous}")
         for kind, path in self.written:
             terminalreporter.write_sep("-", f"generated {kind}: {path}")
 

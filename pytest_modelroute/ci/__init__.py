@@ -1,1 +1,1 @@
-"""CI integration: the PR comment, the job summary, the base revision of a pull request."""
+"""CI integration: the gate's reference from git, the PR comment and the job summary."""

@@ -4,6 +4,9 @@ The layout is the same on every run (marker, verdict, savings, tasks, savings by
 complexity, flipped cases, matrix, footer) so a bot can update one sticky comment in
 place, and the text always stays under GitHub's 65,536-character comment limit: every
 section has a character budget, lists and tables are capped with a count of the rest.
+
+When a pull request's own snapshot differs from its base's, a section saying so comes
+first, after the marker.
 """
 
 from __future__ import annotations
@@ -14,18 +17,22 @@ from typing import Any
 
 from .document import judge_panels
 from .fmt import clip, estimated_note, money, percent, quality, signed
+from .glossary import glossary
+from .snapshot_change import case_counts, change_cells, change_of, details
 from .text import strip_controls
 
 MARKER = "<!-- pytest-modelroute -->"
 LIMIT = 65_000
 #: characters per section; their sum plus the headings stays well under LIMIT
 BUDGETS = {
+    "snapshot_change": 4_000,
     "verdict": 3_000,
     "savings": 1_500,
     "tasks": 26_000,
     "complexity": 2_000,
     "flipped": 9_000,
-    "matrix": 18_000,
+    "matrix": 12_000,
+    "glossary": 5_000,
     "footer": 1_000,
     "replay": 2_500,
 }
@@ -69,8 +76,10 @@ def escape_md_cell(value: Any, width: int | None = None) -> str:
 
 def render_markdown(doc: Doc) -> str:
     """The PR comment for a results document, under ``LIMIT`` characters."""
+    change = snapshot_change_section(doc, BUDGETS["snapshot_change"])
     sections = [
         MARKER,
+        *([change] if change else []),
         verdict_section(doc, BUDGETS["verdict"]),
         *([replay_section(doc, BUDGETS["replay"])] if doc.get("replay_misses") else []),
         savings_line(doc, BUDGETS["savings"]),
@@ -82,6 +91,7 @@ def render_markdown(doc: Doc) -> str:
             else []
         ),
         matrix_section(doc, BUDGETS["matrix"]),
+        glossary_section(doc, BUDGETS["glossary"]),
         footer(doc, BUDGETS["footer"]),
     ]
     return _fit("\n\n".join(sections) + "\n", LIMIT)
@@ -378,6 +388,14 @@ def _matrix_cells(
     return cells
 
 
+def glossary_section(doc: Doc, budget: int) -> str:
+    """The terms this comment uses, explained, folded away."""
+    items = "\n".join(f"- **{term}**: {text}" for term, text in glossary(doc))
+    return _limit(
+        f"<details><summary>What the terms mean</summary>\n\n{items}\n\n</details>", budget
+    )
+
+
 def footer(doc: Doc, budget: int) -> str:
     s = doc.get("spend") or {}
     parts = [f"{len(doc.get('results') or [])} case results"]
@@ -395,3 +413,65 @@ def footer(doc: Doc, budget: int) -> str:
     if doc.get("created"):
         parts.append(escape_md_cell(doc["created"], 40))
     return _limit("<sub>" + " · ".join(parts) + " · pytest-modelroute</sub>", budget)
+
+
+def snapshot_change_section(doc: Doc, budget: int) -> str | None:
+    """First in the comment when the PR's own snapshot differs from its base's: per task,
+    what the change accepts, and whether the team accepted it on purpose."""
+    change = change_of(doc)
+    if change is None:
+        return None
+    rows = change["tasks"]
+    n = len(rows)
+    tasks = f"{n} task{'s' * (n != 1)}"
+    base = escape_md_cell(change["base"], 200)
+    lede = f"This PR's snapshot changes the reference of the tasks below against `{base}`."
+    if change.get("accepted"):
+        title = f"### ✅ Snapshot changed in this PR: {tasks}, accepted on purpose"
+        lede += (
+            " They were **accepted on purpose** (label `modelroute: accept`, "
+            "`--model-route-accept-changes`) and are judged against this PR's snapshot; "
+            "*vs base* is how they fare against the base's."
+        )
+    else:
+        title = f"### ⚠️ Snapshot changed in this PR: {tasks}, not accepted"
+        lede += (
+            " **Every task is judged against the base's snapshot**: a regression that the "
+            "PR's snapshot accepts still fails. To accept these changes on purpose, label the "
+            "PR `modelroute: accept` (the gate then runs with `--model-route-accept-changes`)."
+        )
+    if not change.get("base_found"):
+        lede += " The base has no snapshot file: against it only the absolute rules apply."
+
+    def row_cells(row: Mapping[str, Any]) -> list[str]:
+        c = change_cells(row)
+        verdict = row.get("verdict_vs_base")
+        return [
+            f"**{escape_md_cell(row['task'], 60)}**",
+            row["change"],
+            escape_md_cell(c["route"], 80),
+            c["quality"],
+            escape_md_cell(c["cost"]),
+            c["n"],
+            case_counts(row),
+            "not run" if verdict is None else _verdict_icon(verdict),
+        ]
+
+    text = f"{title}\n\n{lede}\n\n" + _table(
+        ["Task", "Change", "Route", "Quality", "Cost/call", "n", "Cases", "vs base"],
+        "<<<>>><<",
+        (row_cells(r) for r in rows),
+        int(budget * 0.6),
+        n,
+        "changed tasks",
+    )
+    accepted = bool(change.get("accepted"))
+    items = [
+        f"- **{escape_md_cell(r['task'], 60)}**: "
+        + "; ".join(escape_md_cell(item, 1_200) for item in details(r, accepted))
+        for r in rows
+        if details(r, accepted)
+    ]
+    if items:
+        text += "\n\n" + _lines(items, budget - len(text) - 2, "more changed tasks")
+    return _limit(text, budget)
