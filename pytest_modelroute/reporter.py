@@ -16,8 +16,10 @@ import pytest
 
 from . import __version__
 from .analysis import Aggregate, aggregate
+from .cache import REPLAY_MISS
 from .calibration import calibrate, is_calibration
 from .ci.reference import Reference
+from .ci.summary import write_step_summary
 from .config import ModelRouteConfig
 from .gate import TaskVerdict, decide_task
 from .nodes import result_of
@@ -101,6 +103,28 @@ def misspelt_tasks(config: ModelRouteConfig, files: dict[str, str]) -> list[str]
                 f"mean {close[0]!r}, which has one?"
             )
     return notes
+
+
+def replay_misses(results: list[CaseResult]) -> list[dict[str, Any]]:
+    """The cases that replay mode could not answer from the response cache, with the
+    models whose answers (or grades) were missing."""
+    misses = []
+    for r in results:
+        models = sorted({c.model for c in r.calls if (c.error or "").startswith(REPLAY_MISS)})
+        if models:
+            misses.append({"task": r.task, "case": r.case, "route": r.route, "models": models})
+    return misses
+
+
+def replay_note(misses: list[dict[str, Any]], shown: int = 10) -> str:
+    """One terminal line naming the cases that replay mode could not answer."""
+    names = [f"{m['task']}: {m['case']} on {m['route']}" for m in misses[:shown]]
+    more = f" and {len(misses) - shown} more" if len(misses) > shown else ""
+    return (
+        f"replay: {len(misses)} case(s) could not be answered from the response cache "
+        f"(replay mode calls no provider): {', '.join(names)}{more}; a run with the API "
+        "keys (readwrite) records them"
+    )
 
 
 class ModelRouteReporter:
@@ -390,6 +414,10 @@ class ModelRouteReporter:
             extra=extra,
         )
         self.doc["gate"]["missing"] = missing
+        misses = replay_misses(results)
+        if misses:
+            self.doc["replay_misses"] = misses
+            self.notes.append(replay_note(misses))
         self.doc["gate"]["rules"] = dataclasses.asdict(state.rules())
         self.doc["plugin_version"] = __version__
         if missing:
@@ -497,6 +525,13 @@ class ModelRouteReporter:
             return
         self.config.hook.pytest_modelroute_results(results=self.doc, config=self.config)
         self.written.extend(write_outputs(self.doc, self.state.settings.outputs))
+        try:
+            summary = write_step_summary(self.doc)
+        except OSError as exc:
+            self.notes.append(f"could not append to the GitHub job summary: {exc}")
+        else:
+            if summary is not None:
+                self.written.append(("github job summary", summary))
         suggest = self.state.settings.suggest
         if suggest is not None and self.mode == "bench":
             suggest.parent.mkdir(parents=True, exist_ok=True)

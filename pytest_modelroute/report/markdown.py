@@ -34,6 +34,7 @@ BUDGETS = {
     "matrix": 12_000,
     "glossary": 5_000,
     "footer": 1_000,
+    "replay": 2_500,
 }
 FLIPS_PER_TASK = 10
 
@@ -80,6 +81,7 @@ def render_markdown(doc: Doc) -> str:
         MARKER,
         *([change] if change else []),
         verdict_section(doc, BUDGETS["verdict"]),
+        *([replay_section(doc, BUDGETS["replay"])] if doc.get("replay_misses") else []),
         savings_line(doc, BUDGETS["savings"]),
         "### Tasks\n\n" + tasks_section(doc, BUDGETS["tasks"]),
         "### Savings by complexity\n\n" + complexity_section(doc, BUDGETS["complexity"]),
@@ -182,6 +184,30 @@ def verdict_section(doc: Doc, budget: int) -> str:
         else:
             line = f"**Model route**: no verdict ({n} task{plural})"
     return _limit(line, budget)
+
+
+def replay_section(doc: Doc, budget: int) -> str:
+    """The cases that replay mode could not answer from the cache (a fork's pull request
+    runs without API keys), per task."""
+    misses = doc.get("replay_misses") or []
+    by_task: dict[str, list[str]] = {}
+    for m in misses:
+        by_task.setdefault(str(m.get("task")), []).append(
+            f"{escape_md_cell(m.get('case'), 80)} on {escape_md_cell(m.get('route'), 50)}"
+        )
+    items = [
+        f"- **{escape_md_cell(task, 60)}** ({len(cases)}): {', '.join(cases[:FLIPS_PER_TASK])}"
+        + (f" and {len(cases) - FLIPS_PER_TASK} more" if len(cases) > FLIPS_PER_TASK else "")
+        for task, cases in sorted(by_task.items())
+    ]
+    head = (
+        f"⚠️ **{len(misses)} case{'s' * (len(misses) != 1)} could not be answered from the "
+        "response cache**: this run replayed cached responses only and called no provider "
+        "(as a pull request from a fork does, without API keys), so these cases count as "
+        "errors. A run with the keys (on a branch of this repository, or on main) records "
+        "them."
+    )
+    return _limit(head + "\n\n" + _lines(items, budget - len(head), "tasks"), budget)
 
 
 def savings_line(doc: Doc, budget: int) -> str:
