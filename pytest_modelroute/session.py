@@ -38,6 +38,8 @@ class Estimate:
     """The calls a run has still to make, and their expected cost."""
 
     cap: float | None = None
+    #: replay mode: the calls will not be made, only counted
+    replay: bool = False
     calls: int = 0
     cost: float = 0.0
     #: calls whose answers the provider predicted (the simulator): counted exactly
@@ -73,6 +75,11 @@ class Estimate:
         return out
 
     def line(self) -> str:
+        if self.replay:
+            return (
+                f"modelroute: {self.calls} call{'s' * (self.calls != 1)} not in the cache; "
+                "replay mode will not make them (their cases error)"
+            )
         cap = f", cap ${self.cap:g}" if self.cap is not None else ""
         return (
             f"modelroute: {self.calls} uncached calls, estimated cost ~${self.cost:.4f}"
@@ -96,6 +103,9 @@ class Settings:
     outputs: dict[str, Path | None] = field(default_factory=dict)
     snapshot: Path | None = None
     update_snapshot: bool = False
+    force_update_snapshot: bool = False
+    snapshot_ref: str | None = None
+    accept_changes: bool = False
     suggest: Path | None = None
     #: --model-route-batch: every model whose provider has a batch API batches its misses
     batch: bool = False
@@ -431,7 +441,11 @@ class RunState:
         from .routes import CalibrationRoute, CascadeRoute, SingleRoute, make_request
 
         runner = self.runner
-        est = Estimate(cap=self.settings.max_cost, batched=self.batched)
+        est = Estimate(
+            cap=self.settings.max_cost,
+            replay=self.settings.cache_mode == "replay",
+            batched=self.batched,
+        )
         seen: set[str] = set()
         means: dict[tuple[str, str], float | None] = {}
         panel = configured_panel(self.config)
