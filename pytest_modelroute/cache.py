@@ -84,6 +84,14 @@ class ResponseCache:
         entry = dict(entry, run_id=self.run_id, stored_at=time.time())
         self._cache.set("r:" + key, json.dumps(entry, ensure_ascii=False))
 
+    def put_many(self, entries: list[tuple[str, dict[str, Any]]]) -> None:
+        """:meth:`put` for many answers at once (a batch's), a thousand per transaction
+        (other workers' writes wait for one transaction, not for the whole batch)."""
+        for start in range(0, len(entries), 1000):
+            with self._cache.transact():
+                for key, entry in entries[start : start + 1000]:
+                    self.put(key, entry)
+
     def add_output_stats(self, stats: dict[tuple[str, str, str], tuple[int, int]]) -> None:
         """Add (answers, output tokens) per (provider, model, purpose) to the running
         totals that estimates read; one transaction at the end of a run."""

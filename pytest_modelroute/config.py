@@ -43,12 +43,31 @@ class _Strict(BaseModel):
 
 
 class Price(_Strict):
-    """USD per million tokens."""
+    """USD per million tokens. ``input`` and ``output`` go together; without them the
+    price database gives the list prices and only the batch keys apply."""
 
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
+    input: float | None = Field(default=None, ge=0)
+    output: float | None = Field(default=None, ge=0)
     cache_read: float | None = Field(default=None, ge=0)
     cache_write: float | None = Field(default=None, ge=0)
+    #: the share taken off list prices for calls made through a batch API (0.5: half price)
+    batch_discount: float | None = Field(default=None, ge=0, le=1)
+    #: explicit batch prices (USD per million tokens), instead of a discount
+    batch_input: float | None = Field(default=None, ge=0)
+    batch_output: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Price:
+        for a, b in (("input", "output"), ("batch_input", "batch_output")):
+            if (getattr(self, a) is None) != (getattr(self, b) is None):
+                raise ValueError(f"give both '{a}' and '{b}' (USD per 1M tokens), or neither")
+        if self.input is None and (self.cache_read is not None or self.cache_write is not None):
+            raise ValueError("cache prices need 'input' and 'output' too")
+        if self.batch_input is not None and self.batch_discount is not None:
+            raise ValueError("give 'batch_discount' or 'batch_input'/'batch_output', not both")
+        if all(v is None for v in self.__dict__.values()):
+            raise ValueError("give 'input' and 'output' (USD per 1M tokens)")
+        return self
 
 
 class ModelConfig(_Strict):
@@ -64,6 +83,9 @@ class ModelConfig(_Strict):
     max_retries: int = Field(default=2, ge=0, le=20)
     #: False for a model used only as a judge: bench mode does not run cases on it
     bench: bool = True
+    #: True: uncached calls go through the provider's batch API (False: never, even with
+    #: --model-route-batch)
+    batch: bool | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     temperature: float | None = Field(default=None, ge=0)
     max_tokens: int | None = Field(default=None, ge=1)

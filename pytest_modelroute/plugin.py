@@ -163,6 +163,18 @@ SETTINGS: Final = {
         "bench: write the recommended routes: block to PATH",
         metavar="PATH",
     ),
+    "model_route_batch": _Setting(
+        "--model-route-batch",
+        "send uncached calls of anthropic and openai models through their batch APIs "
+        "(half price, answers within 24 h; a model's batch: true/false overrides)",
+        is_flag=True,
+    ),
+    "model_route_batch_poll": _Setting(
+        "--model-route-batch-poll",
+        "seconds between polls of a batch's status (default 30)",
+        float,
+        "SECONDS",
+    ),
 }
 
 
@@ -263,6 +275,9 @@ def _settings(config: pytest.Config) -> Settings:
         return tuple(n.strip() for n in raw.split(",") if n.strip())
 
     repeat = _setting(config, "model_route_repeat") or 1
+    batch_poll = _setting(config, "model_route_batch_poll")
+    if batch_poll is not None and not batch_poll > 0:
+        raise pytest.UsageError("--model-route-batch-poll must be more than 0 seconds")
     if repeat < 1:
         raise pytest.UsageError("--model-route-repeat must be at least 1")
 
@@ -305,6 +320,8 @@ def _settings(config: pytest.Config) -> Settings:
         models=names("model_route_models"),
         tasks=names("model_route_tasks"),
         allow_errors=bool(_setting(config, "model_route_allow_errors")),
+        batch=bool(_setting(config, "model_route_batch")),
+        batch_poll=batch_poll,
     )
 
 
@@ -718,7 +735,12 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if state is None or _worker_input(config) is not None:
         return None
     s = state.settings
-    return [
+    lines = [
         f"modelroute: {s.mode} mode, config {state.config.path}, cache {s.cache_mode} "
         f"({s.cache_dir})"
     ]
+    if state.batched:
+        lines.append(f"modelroute: batch APIs for {', '.join(sorted(state.batched))}")
+    elif s.batch:
+        lines.append("modelroute: --model-route-batch: no anthropic or openai model to batch")
+    return lines

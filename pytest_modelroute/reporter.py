@@ -154,6 +154,7 @@ class ModelRouteReporter:
         self.progress: WorkerProgress | None = None
         self.progress_total = 0
         self.collected_workers: list[str] = []
+        self.interrupted = False
 
     # -- collecting ------------------------------------------------------------------------
 
@@ -353,6 +354,8 @@ class ModelRouteReporter:
         if state._runner is not None:
             ledgers.append(state._runner.ledger.to_json())
         self.partial = partial_run(state, ledgers)
+        for ledger in ledgers:  # batches resumed, expired, resubmitted (workers repeat some)
+            self.notes.extend(n for n in ledger.get("notes", ()) if n not in self.notes)
         if self.partial is None:  # a filtered run leaves out tasks on purpose
             files = {r.task: r.file for r in reversed(results)}  # a file of each task
             self.notes.extend(misspelt_tasks(state.config, files))
@@ -541,7 +544,15 @@ class ModelRouteReporter:
             )
             self.written.append(("routes file", suggest))
 
+    def pytest_keyboard_interrupt(self) -> None:
+        self.interrupted = True
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.interrupted and self.state._runner is not None:
+            from .batch.cli import pending_lines
+
+            for line in pending_lines(self.state._runner.cache.directory):
+                terminalreporter.write_line(line, yellow=True)
         if self.doc is None:
             return
         terminal.write_summary(

@@ -51,6 +51,8 @@ class Estimate:
     cascades: int = 0
     #: uncached calls per model alias
     models: Counter[str] = field(default_factory=Counter)
+    #: the models priced at batch rates (their calls go through a batch API)
+    batched: frozenset[str] = frozenset()
 
     def assumptions(self) -> list[str]:
         """What the figure assumes, in words."""
@@ -68,6 +70,8 @@ class Estimate:
             out.append("input tokens ~ characters / 4")
         if self.cascades:
             out.append(f"escalations of {self.cascades} cascade case(s) not counted")
+        if self.batched:
+            out.append(f"batch prices for {', '.join(sorted(self.batched))}")
         return out
 
     def line(self) -> str:
@@ -103,6 +107,9 @@ class Settings:
     snapshot_ref: str | None = None
     accept_changes: bool = False
     suggest: Path | None = None
+    #: --model-route-batch: every model whose provider has a batch API batches its misses
+    batch: bool = False
+    batch_poll: float | None = None
 
 
 @dataclass
@@ -131,6 +138,8 @@ class RunState:
     deselected: int = 0
     #: the YAML case files this process collected
     collected_files: set[str] = field(default_factory=set)
+    #: the models whose uncached calls go through their provider's batch API
+    batched: frozenset[str] = frozenset()
     _runner: Runner | None = None
     _env: Env | None = None
     _case_files: set[Path] | None = None
@@ -203,6 +212,29 @@ class RunState:
                     alias,
                 )
             self.pricing[alias] = pricing
+        self.batched = self._batched_models()
+
+    def _batched_models(self) -> frozenset[str]:
+        """``batch: true`` models, and with --model-route-batch every model whose provider
+        has a batch API (but those set to ``batch: false``)."""
+        if not self.settings.batch and not any(m.batch for m in self.config.models.values()):
+            return frozenset()
+        from .batch import BATCH_PROVIDERS
+
+        chosen = set()
+        for alias, model in self.config.models.items():
+            if model.batch and model.provider not in BATCH_PROVIDERS:
+                raise self.config.error(
+                    f"the {model.provider} provider has no batch API (batch: true works with "
+                    f"{' and '.join(BATCH_PROVIDERS)} models)",
+                    "models",
+                    alias,
+                    "batch",
+                )
+            wanted = model.batch if model.batch is not None else self.settings.batch
+            if wanted and model.provider in BATCH_PROVIDERS:
+                chosen.add(alias)
+        return frozenset(chosen)
 
     def _build_routes(self) -> None:
         config = self.config
@@ -354,6 +386,8 @@ class RunState:
                 concurrency=self.settings.concurrency,
                 max_cost=self.settings.max_cost,
                 workers=self.workers,
+                batch=self.batched,
+                batch_poll_s=self.settings.batch_poll,
             )
         return self._runner
 
@@ -407,7 +441,11 @@ class RunState:
         from .routes import CalibrationRoute, CascadeRoute, SingleRoute, make_request
 
         runner = self.runner
-        est = Estimate(cap=self.settings.max_cost, replay=self.settings.cache_mode == "replay")
+        est = Estimate(
+            cap=self.settings.max_cost,
+            replay=self.settings.cache_mode == "replay",
+            batched=self.batched,
+        )
         seen: set[str] = set()
         means: dict[tuple[str, str], float | None] = {}
         panel = configured_panel(self.config)
@@ -428,7 +466,7 @@ class RunState:
             return min(max_tokens, mean)
 
         def add(alias: str, input_tokens: float, output: float) -> None:
-            pricing = self.pricing[alias]
+            pricing = runner.batch_pricing(alias) if alias in self.batched else self.pricing[alias]
             est.calls += 1
             est.models[alias] += 1
             est.cost += (input_tokens * pricing.input + output * pricing.output) / 1e6

@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 FaultKind = Literal["ok", "status", "hang", "malformed", "wrong-shape", "disconnect"]
 Flavor = Literal["anthropic", "openai"]
@@ -163,6 +163,9 @@ class WireServer:
     ``url`` is the Anthropic base URL (the host root); ``openai_url`` is ``url + "/v1"``.
     """
 
+    #: the request handler class (a subclass serves more endpoints: batch_server.py)
+    handler: ClassVar[type[BaseHTTPRequestHandler] | None] = None
+
     def __init__(
         self,
         *,
@@ -205,7 +208,7 @@ class WireServer:
         if self._httpd is not None:
             return self
         self._stopping.clear()
-        httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+        httpd = _HTTPServer(("127.0.0.1", 0), self.handler or _Handler)
         httpd.wire = self
         self._httpd = httpd
         self._thread = threading.Thread(
@@ -437,6 +440,7 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # many clients connect at once under load (default 5)
     block_on_close = False  # stop() must not wait for hanging handlers
+    request_queue_size = 128  # a burst of concurrent connections is not turned away
     wire: WireServer
 
 

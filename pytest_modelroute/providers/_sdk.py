@@ -97,12 +97,16 @@ class SDKProvider(Provider):
         """The completion in the JSON answer; raise ValueError (or ProviderError) on a
         body of the wrong shape."""
 
+    def client(self) -> Any:
+        """The SDK's async client for this model (made on first use; batches share it)."""
+        if self._client is None:
+            self._client = self._new_client()
+        return self._client
+
     async def complete(self, request: Request) -> Completion:
         started = time.perf_counter()
         try:
-            if self._client is None:
-                self._client = self._new_client()
-            data = await self._client.post(self.path, body=self.body(request), cast_to=object)
+            data = await self.client().post(self.path, body=self.body(request), cast_to=object)
             if not isinstance(data, dict):
                 raise ValueError(f"expected a JSON object, got {str(data)[:200]!r}")
             return self.parse(request, data, time.perf_counter() - started)

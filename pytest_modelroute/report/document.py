@@ -67,9 +67,14 @@ def spend_json(
         for call in result.route_calls():  # a cascade's acceptance checks are route cost
             if call.error is None:
                 used[call.key, call.model] = (call.cost, "route")
+    batched = [c for c in calls.values() if c.get("batch")]
     return {
         "api_calls": len(calls),
         "api_errors": errors,
+        #: the calls a provider's batch API answered, what they cost and would have at list
+        "batch_calls": len(batched),
+        "batch_cost_incurred": math.fsum(c["cost"] for c in batched),
+        "batch_list_cost": math.fsum(c.get("list_cost", c["cost"]) for c in batched),
         "cache_hits": len(hits - set(calls)),
         # fsum: exact, so the totals do not depend on the order xdist workers finished in
         "cost_incurred": math.fsum(c["cost"] for c in calls.values()),

@@ -53,3 +53,14 @@ def estimated_note(spend: Mapping[str, Any]) -> str:
     calls the results used, cache hits included); else ``""``."""
     n = spend.get("estimated_calls") or 0
     return f"{n:,} call{'s' if n != 1 else ''} used priced from estimated tokens" if n else ""
+
+
+def batch_note(spend: Mapping[str, Any]) -> str:
+    """``; N in batches $x, list price $y`` when batch APIs answered calls; else ``""``."""
+    n = spend.get("batch_calls") or 0
+    if not n:
+        return ""
+    return (
+        f"; {n:,} in batches {money(spend.get('batch_cost_incurred'))}, "
+        f"list price {money(spend.get('batch_list_cost'))}"
+    )

@@ -100,6 +100,13 @@ TERMS: dict[str, tuple[str, Callable[[Doc], bool]]] = {
         "cost, since production does not pay it.",
         lambda doc: bool((doc.get("spend") or {}).get("judge_cost")),
     ),
+    "in batches, list price": (
+        "Calls answered through a provider's batch API (Anthropic Message Batches, OpenAI "
+        "Batch API): paid at batch prices, half the list price unless the price database or "
+        "the config says otherwise; list price is what the same calls cost made one by one. "
+        "Costs per call and projections stay at list price: production is not batched.",
+        lambda doc: bool((doc.get("spend") or {}).get("batch_calls")),
+    ),
     "priced from estimated tokens": (
         "The provider reported no token counts (the offline simulator, a recording "
         "without usage), so tokens were estimated from the text, about 4 characters a "

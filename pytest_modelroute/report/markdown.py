@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .document import judge_panels
-from .fmt import clip, estimated_note, money, percent, quality, signed
+from .fmt import batch_note, clip, estimated_note, money, percent, quality, signed
 from .glossary import glossary
 from .snapshot_change import case_counts, change_cells, change_of, details
 from .text import strip_controls
@@ -401,7 +401,8 @@ def footer(doc: Doc, budget: int) -> str:
     parts = [f"{len(doc.get('results') or [])} case results"]
     if s:
         parts.append(
-            f"{s.get('api_calls', 0):,} API calls ({usd(s.get('cost_incurred'))}), "
+            f"{s.get('api_calls', 0):,} API calls ({usd(s.get('cost_incurred'))}"
+            f"{batch_note(s).replace('$', chr(92) + '$')}), "
             f"{s.get('cache_hits', 0):,} cache hits"
         )
         if estimated_note(s):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .document import judge_panels
-from .fmt import clip, clip_middle, estimated_note, money, percent, quality
+from .fmt import batch_note, clip, clip_middle, estimated_note, money, percent, quality
 from .snapshot_change import case_lists, change_cells, change_of, headline, verdict_vs_base
 
 
@@ -69,7 +69,7 @@ def spend_line(doc: dict[str, Any]) -> str:
     s = doc["spend"]
     judge = f", judge {money(s['judge_cost'])}" if s.get("judge_cost") else ""
     return (
-        f"spend: {s['api_calls']} API calls ({money(s['cost_incurred'])}), "
+        f"spend: {s['api_calls']} API calls ({money(s['cost_incurred'])}{batch_note(s)}), "
         f"{s['cache_hits']} cache hits; results represent {money(s['cost_represented'])}{judge}"
     )
 
