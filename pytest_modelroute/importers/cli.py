@@ -9,6 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ModelRouteError
+from .pipeline import ImportProblem, run
+from .reading import LogProblem
+from .redact import RedactorProblem
+from .summary import summary_lines
+from .writer import WriteProblem
 
 SHOWN_PROBLEMS = 20
 #: a --task-field path into what the readers never read
@@ -185,12 +190,6 @@ def _options(args: argparse.Namespace, p: argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status (0 written, 1 a problem, 2 a usage error)."""
-    from .pipeline import ImportProblem, run
-    from .reading import LogProblem
-    from .redact import RedactorProblem
-    from .summary import summary_lines
-    from .writer import WriteProblem
-
     p = parser()
     args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
     options = _options(args, p)
