@@ -241,7 +241,7 @@ def write_summary(
         tr.write_line(note, yellow=True)
     for line in error_lines(doc.get("errors") or []):
         tr.write_line(line, red=True)
-    if mode == "gate":
+    if mode == "gate" and doc["gate"]["passed"] is not None:  # a shard decides nothing
         n = len(doc["tasks"])
         if doc["gate"]["passed"]:
             tr.write_line(f"model route gate: passed ({n} task{'s' * (n != 1)})", green=True)
