@@ -24,8 +24,14 @@ class ModelPricing:
     cache_read: float | None = None
     cache_write: float | None = None
     _db_price: Any = None  # genai-prices ModelPrice, for tiers and cache prices
+    #: cached prompt tokens at the cache prices (the model's ``cache_prices: true``); else
+    #: as input, so that a call costs the same whatever the server had cached
+    cache_priced: bool = False
 
     def cost(self, usage: Usage) -> float:
+        if not self.cache_priced:
+            prompt = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
+            usage = Usage(prompt, usage.output_tokens)
         if self._db_price is not None:
             from genai_prices import Usage as DbUsage
 
@@ -81,7 +87,9 @@ def resolve_pricing(model: ModelConfig, *, billable: bool) -> ModelPricing | Non
     """The pricing for ``model``; None when a billable model has no known price."""
     if model.price is not None:
         p = model.price
-        return ModelPricing(p.input, p.output, "config", p.cache_read, p.cache_write)
+        return ModelPricing(
+            p.input, p.output, "config", p.cache_read, p.cache_write, None, model.cache_prices
+        )
     found = lookup_db_price(model.provider, model.model)
     if found is None:
         return None if billable else ModelPricing(0.0, 0.0, "none")
@@ -93,4 +101,5 @@ def resolve_pricing(model: ModelConfig, *, billable: bool) -> ModelPricing | Non
         _per_million(getattr(price, "cache_read_mtok", None)) or None,
         _per_million(getattr(price, "cache_write_mtok", None)) or None,
         price,
+        model.cache_prices,
     )

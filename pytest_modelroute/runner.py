@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import statistics
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -41,6 +42,19 @@ class Ledger:
 
     def to_json(self) -> dict[str, Any]:
         return {"calls": self.calls, "hits": sorted(self.hits), "errors": self.errors}
+
+
+def queueing_slowdown(timings: list[tuple[int, float]]) -> tuple[float, int] | None:
+    """(how many times slower, most calls in flight) when calls that started with others
+    in flight took markedly longer (2x or more, median against median) than those that
+    started alone, the mark of a server queueing our calls; None otherwise or when there
+    are too few of either to tell."""
+    alone = sorted(t for n, t in timings if n == 1)
+    crowded = sorted(t for n, t in timings if n > 1)
+    if not alone or len(crowded) < 3:
+        return None
+    ratio = statistics.median(crowded) / max(statistics.median(alone), 1e-6)
+    return (ratio, max(n for n, _ in timings)) if ratio >= 2.0 else None
 
 
 class Runner:
@@ -74,6 +88,12 @@ class Runner:
         self._inflight: dict[str, asyncio.Future[CallRecord]] = {}
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self._not_ready: dict[str, str | None] = {}
+        #: per model: the slots its server reports (None: it does not say)
+        self._slots: dict[str, int | None] = {}
+        self._slot_checks: dict[str, asyncio.Future[None]] = {}
+        #: per model: (calls in flight when a fresh call started, its latency)
+        self._timings: dict[str, list[tuple[int, float]]] = {}
+        self._in_flight: dict[str, int] = {}
         #: per alias, the other aliases whose calls are the same calls (same identity)
         self._twins: dict[str, tuple[str, ...]] = {}
         by_identity: dict[str, list[str]] = {}
@@ -156,10 +176,47 @@ class Runner:
         twins = self._twins.get(record.model, ())
         return max([record.cost, *(self.cost_of(a, record.usage) for a in twins)])
 
+    def concurrency_total(self, model: str) -> int:
+        """The model's limit of calls at once for the whole run: its ``concurrency:``, else
+        what its provider suits (a local server's slots), else the run's default."""
+        provider = self.providers[model]
+        return (
+            provider.model.concurrency
+            or provider.default_concurrency()
+            or self._concurrency
+            or DEFAULT_CONCURRENCY
+        )
+
     def concurrency_for(self, model: str) -> int:
         """This process's share of the model's limit (workers split it between them)."""
-        total = self.providers[model].model.concurrency or self._concurrency or DEFAULT_CONCURRENCY
-        return max(1, math.ceil(total / self._workers))
+        return max(1, math.ceil(self.concurrency_total(model) / self._workers))
+
+    def notes(self) -> list[str]:
+        """Warnings on how this process's latencies were measured (a server with fewer
+        slots than the calls sent at once, or one answering slower as calls pile up)."""
+        notes = []
+        for model, slots in sorted(self._slots.items()):
+            sent = self.concurrency_for(model) * self._workers
+            if slots is not None and sent > slots:
+                notes.append(
+                    f"model {model!r}: its server answers {slots} request(s) at once "
+                    f"(total_slots) but this run sent up to {sent}: its latencies include the "
+                    f"wait in the server's queue; set 'concurrency: {slots}' on it"
+                    + (" (and run it without -n)" if self._workers > slots else "")
+                )
+        for model, timings in sorted(self._timings.items()):
+            if any(model in n for n in notes):
+                continue
+            slowdown = queueing_slowdown(timings)
+            if slowdown is not None:
+                ratio, crowd = slowdown
+                suggest = max(1, round(crowd / ratio))
+                notes.append(
+                    f"model {model!r} answered {ratio:.1f}x slower with up to {crowd} calls in "
+                    "flight than with one: its server seems to queue them, so its latencies "
+                    f"include that wait; try 'concurrency: {suggest}' on it"
+                )
+        return notes
 
     def is_cached(self, request: Request) -> bool:
         """Whether ``request`` was answered before this run; a hit is kept for the call that
@@ -253,6 +310,10 @@ class Runner:
             self._not_ready[request.model] = provider.not_ready()
         if self._not_ready[request.model]:
             return self._error(key, request, self._not_ready[request.model] or "")
+        if request.model not in self._slot_checks:  # alongside the calls, once per model
+            self._slot_checks[request.model] = asyncio.ensure_future(
+                self._check_slots(request.model, provider)
+            )
         semaphore = self._semaphores.setdefault(
             request.model, asyncio.Semaphore(self.concurrency_for(request.model))
         )
@@ -297,6 +358,7 @@ class Runner:
         model = provider.model
         # A provider that ignores its own timeout (a custom one, a hung socket) still ends.
         deadline = model.timeout_s * (model.max_retries + 1) + 5
+        crowd = self._in_flight[request.model] = self._in_flight.get(request.model, 0) + 1
         try:
             completion = await asyncio.wait_for(provider.complete(request), deadline)
         except (ProviderError, ModelRouteError) as exc:
@@ -313,6 +375,9 @@ class Runner:
             return self._failed(
                 key, request, f"{provider.name} provider failed: {type(exc).__name__}: {exc}"
             )
+        finally:
+            self._in_flight[request.model] -= 1
+        self._timings.setdefault(request.model, []).append((crowd, completion.latency_s))
         entry = {
             "output": completion.text,
             "usage": completion.usage.__dict__,
@@ -339,6 +404,12 @@ class Runner:
         n, tokens = self._output_stats.get(stat, (0, 0))
         self._output_stats[stat] = (n + 1, tokens + record.usage.output_tokens)
         return record
+
+    async def _check_slots(self, model: str, provider: Provider) -> None:
+        try:
+            self._slots[model] = await provider.server_slots()
+        except Exception:  # a server that cannot say is no error of the run
+            self._slots[model] = None
 
     def _failed(self, key: str, request: Request, message: str) -> CallRecord:
         if self.shared:

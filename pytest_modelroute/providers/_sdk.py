@@ -95,11 +95,14 @@ class SDKProvider(Provider):
         body of the wrong shape."""
 
     async def complete(self, request: Request) -> Completion:
-        started = time.perf_counter()
         try:
             if self._client is None:
                 self._client = self._new_client()
-            data = await self._client.post(self.path, body=self.body(request), cast_to=object)
+            body = self.body(request)
+            # latency: from handing the request to the client to its answer (the SDK's
+            # import and the client's creation are not the model's latency)
+            started = time.perf_counter()
+            data = await self._client.post(self.path, body=body, cast_to=object)
             if not isinstance(data, dict):
                 raise ValueError(f"expected a JSON object, got {str(data)[:200]!r}")
             return self.parse(request, data, time.perf_counter() - started)

@@ -64,6 +64,31 @@ class Provider(ABC):
         """What, besides the request, decides the answer (never secrets)."""
         return {"provider": self.name, "model": self.model.model, "base_url": self.model.base_url}
 
+    def setup_error(self) -> tuple[str, str | None] | None:
+        """Why this model cannot be used at all (a missing package or file): the message
+        and the config field it concerns, checked once before the run; None when fine."""
+        return None
+
+    def default_concurrency(self) -> int | None:
+        """Calls at once that suit this model when its config sets no ``concurrency:``
+        (a server's slots), or None for the run's default."""
+        return None
+
+    async def server_slots(self) -> int | None:
+        """How many requests the model's server answers at once, when it says so."""
+        return None
+
+    def start_shared(self) -> dict[str, Any] | None:
+        """On the controller of an xdist run, before the workers start: start what they
+        will share (a local server) and return how to reach it (JSON); None: nothing."""
+        return None
+
+    def adopt_shared(self, info: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """On an xdist worker: use what the controller's :meth:`start_shared` returned."""
+
+    def shutdown(self) -> None:  # noqa: B027 - optional hook
+        """The run is over: stop what this process started for it (once, every process)."""
+
     @abstractmethod
     async def complete(self, request: Request) -> Completion:
         """Answer ``request``; raise ProviderError with a clear message on failure."""
