@@ -662,7 +662,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash.get(state_key, None)
     workeroutput = getattr(session.config, "workeroutput", None)
     if state is not None and workeroutput is not None:
-        ledger = state._runner.ledger.to_json() if state._runner is not None else {}
+        ledger = state._runner.ledger_json() if state._runner is not None else {}
         workeroutput[WORKER_KEY] = {
             **ledger,
             "items": state.expected,

@@ -191,6 +191,10 @@ class Runner:
         """This process's share of the model's limit (workers split it between them)."""
         return max(1, math.ceil(self.concurrency_total(model) / self._workers))
 
+    def ledger_json(self) -> dict[str, Any]:
+        """This process's ledger and its notes on latency, for the controller."""
+        return {**self.ledger.to_json(), "notes": self.notes()}
+
     def notes(self) -> list[str]:
         """Warnings on how this process's latencies were measured (a server with fewer
         slots than the calls sent at once, or one answering slower as calls pile up)."""

@@ -33,6 +33,9 @@ class Provider(ABC):
     uses_hints: ClassVar[bool] = False
     #: The environment variable holding the API key, when the provider needs one.
     default_key_env: ClassVar[str | None] = None
+    #: How its calls' latency comes about: "measured" (a real call, timed from the moment
+    #: its request is handed to the client), "simulated" or "recorded" (from a file).
+    latency_kind: ClassVar[str] = "measured"
     #: Generation settings the provider's API rejects: a config setting them is an error.
     unsupported: ClassVar[frozenset[str]] = frozenset()
 

@@ -102,6 +102,7 @@ class ReplayProvider(Provider):
     name: ClassVar[str] = "replay"
     billable: ClassVar[bool] = False
     spends: ClassVar[bool] = False
+    latency_kind: ClassVar[str] = "recorded"
 
     @property
     def path(self) -> Path:

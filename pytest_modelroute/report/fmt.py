@@ -53,3 +53,29 @@ def estimated_note(spend: Mapping[str, Any]) -> str:
     calls the results used, cache hits included); else ``""``."""
     n = spend.get("estimated_calls") or 0
     return f"{n:,} call{'s' if n != 1 else ''} used priced from estimated tokens" if n else ""
+
+
+def latency_note(doc: Mapping[str, Any]) -> str:
+    """``latency per call at concurrency gemma 1, big 8 (simulated)``: how the latencies
+    were obtained (see the JSON's ``latency.measured``); ``""`` for older documents."""
+    models = (doc.get("latency") or {}).get("models") or {}
+    if not models:
+        return ""
+    parts = [
+        f"{alias} {m.get('concurrency')}"
+        + (f" ({m['kind']})" if m.get("kind") not in (None, "measured") else "")
+        for alias, m in models.items()
+    ]
+    return "latency per call, request to answer, at concurrency " + ", ".join(parts)
+
+
+def cache_tokens_note(doc: Mapping[str, Any]) -> str:
+    """``prompt cache: N tokens read, M written (priced as input)`` when servers reported
+    prompt-cache tokens; else ``""``."""
+    spend = doc.get("spend") or {}
+    read, written = spend.get("cache_read_tokens") or 0, spend.get("cache_write_tokens") or 0
+    if not read and not written:
+        return ""
+    priced = sorted(a for a, p in (doc.get("prices") or {}).items() if p.get("cache_prices"))
+    how = f"at cache prices for {', '.join(priced)}, else as input" if priced else "as input"
+    return f"prompt cache: {read:,} tokens read, {written:,} written (priced {how})"

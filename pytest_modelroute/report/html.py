@@ -20,7 +20,16 @@ from markupsafe import Markup
 
 from . import svg
 from .document import judge_panels
-from .fmt import clip, estimated_note, money, percent, quality, signed
+from .fmt import (
+    cache_tokens_note,
+    clip,
+    estimated_note,
+    latency_note,
+    money,
+    percent,
+    quality,
+    signed,
+)
 from .text import show_controls, truncate
 
 #: the whole page stays under this many bytes (the issue's budget is 5 MB)
@@ -765,6 +774,8 @@ def run_view(doc: Doc) -> dict[str, Any]:
         "cache_hits": f"{hits:,}",
         "api_errors": s.get("api_errors") or 0,
         "estimated": estimated_note(s),
+        "latency": _text(latency_note(doc), 300),
+        "cache_tokens": _text(cache_tokens_note(doc), 200),
         "hit_rate": percent(hits / (calls + hits)) if calls + hits else "-",
         "prices": prices,
         "config": _text(doc.get("config") or "", 300),

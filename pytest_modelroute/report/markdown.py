@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .document import judge_panels
-from .fmt import clip, estimated_note, money, percent, quality, signed
+from .fmt import clip, estimated_note, latency_note, money, percent, quality, signed
 from .text import strip_controls
 
 MARKER = "<!-- pytest-modelroute -->"
@@ -362,6 +362,8 @@ def footer(doc: Doc, budget: int) -> str:
         )
         if estimated_note(s):
             parts.append(estimated_note(s))
+    if latency_note(doc):
+        parts.append(escape_md_cell(latency_note(doc), 160))
     if doc.get("threshold") is not None:
         parts.append(f"threshold {quality(doc['threshold'])}")
     if doc.get("run_id"):
