@@ -94,6 +94,8 @@ class Runner:
         #: per model: (calls in flight when a fresh call started, its latency)
         self._timings: dict[str, list[tuple[int, float]]] = {}
         self._in_flight: dict[str, int] = {}
+        #: per self-hosted model: set once its first call, made alone, has ended
+        self._first_alone: dict[str, asyncio.Event] = {}
         #: per alias, the other aliases whose calls are the same calls (same identity)
         self._twins: dict[str, tuple[str, ...]] = {}
         by_identity: dict[str, list[str]] = {}
@@ -198,7 +200,7 @@ class Runner:
     def notes(self) -> list[str]:
         """Warnings on how this process's latencies were measured (a server with fewer
         slots than the calls sent at once, or one answering slower as calls pile up)."""
-        notes = []
+        notes = [note for provider in self.providers.values() for note in provider.notes()]
         for model, slots in sorted(self._slots.items()):
             sent = self.concurrency_for(model) * self._workers
             if slots is not None and sent > slots:
@@ -321,6 +323,18 @@ class Runner:
         semaphore = self._semaphores.setdefault(
             request.model, asyncio.Semaphore(self.concurrency_for(request.model))
         )
+        alone = self._first_alone.get(request.model)
+        if alone is None and provider.self_hosted() and self.concurrency_for(request.model) > 1:
+            # a server of the user's may queue our calls: its first call alone gives the
+            # latency the others are compared with (see notes())
+            self._first_alone[request.model] = asyncio.Event()
+            try:
+                async with semaphore:
+                    return await self._call_provider(key, request, provider)
+            finally:
+                self._first_alone[request.model].set()
+        if alone is not None:
+            await alone.wait()
         model = provider.model
         ttl = model.timeout_s * (model.max_retries + 1) + 30
         while True:

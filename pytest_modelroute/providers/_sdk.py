@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import os
 import time
 from abc import abstractmethod
@@ -80,6 +82,7 @@ class SDKProvider(Provider):
     path: ClassVar[str]
 
     _client: Any = None
+    _warming: asyncio.Future[None] | None = None
 
     @abstractmethod
     def _new_client(self) -> Any:
@@ -94,15 +97,23 @@ class SDKProvider(Provider):
         """The completion in the JSON answer; raise ValueError (or ProviderError) on a
         body of the wrong shape."""
 
+    async def client(self) -> Any:
+        """The SDK's client, created (and its HTTP stack warmed up) on first use."""
+        if self._client is None:
+            self._client = self._new_client()
+            self._warming = asyncio.ensure_future(warm_up())
+        if self._warming is not None:
+            await self._warming
+        return self._client
+
     async def complete(self, request: Request) -> Completion:
         try:
-            if self._client is None:
-                self._client = self._new_client()
+            client = await self.client()
             body = self.body(request)
             # latency: from handing the request to the client to its answer (the SDK's
             # import and the client's creation are not the model's latency)
             started = time.perf_counter()
-            data = await self._client.post(self.path, body=body, cast_to=object)
+            data = await client.post(self.path, body=body, cast_to=object)
             if not isinstance(data, dict):
                 raise ValueError(f"expected a JSON object, got {str(data)[:200]!r}")
             return self.parse(request, data, time.perf_counter() - started)
@@ -116,6 +127,17 @@ class SDKProvider(Provider):
         if self._client is not None:
             await self._client.close()
             self._client = None
+            self._warming = None
+
+
+async def warm_up() -> None:
+    """What the SDKs' HTTP stack (httpx over anyio) does on its first request only: import
+    anyio's event-loop backend and socket streams and start the thread that resolves
+    names (0.1-0.2 s on a loaded machine), done before any call's timer starts."""
+    import anyio
+
+    await anyio.getaddrinfo("127.0.0.1", 0)
+    importlib.import_module("anyio.streams.stapled")
 
 
 def field(data: Any, name: str, kind: type) -> Any:

@@ -77,9 +77,18 @@ class Provider(ABC):
         (a server's slots), or None for the run's default."""
         return None
 
+    def notes(self) -> list[str]:
+        """What the reports should say about this model in this run (a server it started)."""
+        return []
+
     async def server_slots(self) -> int | None:
         """How many requests the model's server answers at once, when it says so."""
         return None
+
+    def self_hosted(self) -> bool:
+        """Whether a server of the user's answers (one that may queue our calls): its
+        first call is then made alone, a latency to compare the others with."""
+        return False
 
     def start_shared(self) -> dict[str, Any] | None:
         """On the controller of an xdist run, before the workers start: start what they

@@ -34,17 +34,21 @@ class OpenAIProvider(SDKProvider):
             max_retries=self.model.max_retries,
         )
 
+    def self_hosted(self) -> bool:
+        return self.endpoint() is not None
+
     async def server_slots(self) -> int | None:
         """A self-hosted server's slots, from llama.cpp's ``/props`` (``total_slots``)
         beside its ``/v1``; None from servers that do not say (vLLM, Ollama, OpenAI)."""
         endpoint = self.endpoint()
         if endpoint is None:
             return None
-        if self._client is None:
-            self._client = self._new_client()
         root = endpoint.rstrip("/").removesuffix("/v1")
-        client = self._client.with_options(max_retries=0, timeout=5.0)
-        props = await client.get(root + "/props", cast_to=object)
+        client = (await self.client()).with_options(max_retries=0, timeout=5.0)
+        try:
+            props = await client.get(root + "/props", cast_to=object)
+        except Exception:  # 404 and the like: a server that does not say
+            return None
         slots = props.get("total_slots") if isinstance(props, dict) else None
         return slots if isinstance(slots, int) and slots > 0 else None
 

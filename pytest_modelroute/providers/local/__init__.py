@@ -116,7 +116,8 @@ class LocalProvider(OpenAIProvider):
     def start_shared(self) -> dict[str, Any] | None:
         """The controller of an xdist run: start the server now for the workers."""
         spec = self.spec()
-        return {"spec": spec.__dict__, **server_for(spec).handoff()}
+        self._server = server_for(spec)
+        return {"spec": spec.__dict__, **self._server.handoff()}
 
     def adopt_shared(self, info: dict[str, Any]) -> None:
         adopt(ServerSpec(**info["spec"]), info)
@@ -135,21 +136,37 @@ class LocalProvider(OpenAIProvider):
         return self._server
 
     async def server_slots(self) -> int | None:
-        await self._ensure_server()
-        return await super().server_slots()
+        return None  # its slots are never oversubscribed: see complete()
+
+    def self_hosted(self) -> bool:
+        return False  # nothing to find out: it never queues our calls
 
     async def complete(self, request: Request) -> Completion:
         server = await self._ensure_server()  # its start-up is no call's latency
-        reason = server.exit_reason()
-        if reason is not None:
-            raise ProviderError(server.describe_exit(reason))
-        try:
-            return await super().complete(request)
-        except ProviderError as exc:
+        # a slot of the server for this call, shared with the other xdist workers: the
+        # server never queues our calls, and the wait for a slot is ours, not its latency
+        async with server.slot():
             reason = server.exit_reason()
-            if reason is not None:  # what the connection error means
-                raise ProviderError(server.describe_exit(reason)) from exc
-            raise
+            if reason is not None:
+                raise ProviderError(server.describe_exit(reason))
+            try:
+                return await super().complete(request)
+            except ProviderError as exc:
+                reason = server.exit_reason()
+                if reason is not None:  # what the connection error means
+                    raise ProviderError(server.describe_exit(reason)) from exc
+                raise
+
+    def notes(self) -> list[str]:
+        server = self._server
+        if server is None or not server.owned:
+            return []
+        spec = server.spec
+        ready = f", ready in {server.load_s:.1f} s" if server.load_s is not None else ""
+        return [
+            f"local model {self.alias!r}: llama.cpp server (pid {server.pid}) at {server.url}, "
+            f"{spec.threads} thread(s), {spec.slots} slot(s){ready}; stopped at the end"
+        ]
 
     def shutdown(self) -> None:
         self._server = None

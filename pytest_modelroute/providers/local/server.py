@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import json
 import os
 import socket
@@ -20,11 +21,17 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ...errors import ProviderError
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 _POLL_S = 0.05
 _STOP_S = 5.0
@@ -66,6 +73,8 @@ class LocalServer:
         self.process = process
         self.log = log
         self.started = time.monotonic()
+        #: seconds from the start to the model loaded, when this process started it
+        self.load_s: float | None = None
         self._ready = False
 
     @classmethod
@@ -135,6 +144,8 @@ class LocalServer:
                 raise ProviderError(self.describe_exit(reason))
             if await asyncio.to_thread(self._healthy):
                 self._ready = True
+                if self.owned:
+                    self.load_s = time.monotonic() - self.started
                 return time.monotonic() - waited
             if time.monotonic() > deadline:
                 raise ProviderError(
@@ -149,6 +160,47 @@ class LocalServer:
                 return bool(response.status == 200)
         except (OSError, urllib.error.URLError):
             return False  # refused while starting, 503 while loading the model
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one of the server's slots (a file lock per slot, so xdist workers share
+        them; without ``fcntl`` the per-process limit alone applies)."""
+        if fcntl is None:
+            yield
+            return
+        delay = 0.002
+        while True:
+            fd = self._try_slot()
+            if fd is not None:
+                break
+            reason = self.exit_reason()
+            if reason is not None:
+                raise ProviderError(self.describe_exit(reason))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _slot_paths(self) -> list[Path]:
+        port = self.url.rsplit(":", 1)[-1]
+        return [
+            Path(tempfile.gettempdir()) / f"modelroute-llama-{port}-slot{i}.lock"
+            for i in range(self.spec.slots)
+        ]
+
+    def _try_slot(self) -> int | None:
+        assert fcntl is not None
+        for path in self._slot_paths():
+            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except OSError:
+                os.close(fd)
+        return None
 
     def stop(self) -> None:
         """Stop an owned server (closing its stdin ends it; then SIGTERM, then SIGKILL)."""
@@ -167,6 +219,8 @@ class LocalServer:
             process.stdin.close()
         if self.log is not None:
             self.log.unlink(missing_ok=True)
+        for path in self._slot_paths():
+            path.unlink(missing_ok=True)
 
 
 _lock = threading.Lock()
