@@ -11,11 +11,17 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ...config import ModelConfig
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 #: The extra that brings llama.cpp's server (the ``xllamacpp`` wheel).
 INSTALL_EXTRA = "pip install 'pytest-modelroute[local]'"
@@ -66,7 +72,11 @@ class ModelSource:
         if self.file is not None:
             return self.file
         assert self.module is not None
-        return Path(importlib.import_module(self.module).assemble())
+        lock = Path(tempfile.gettempdir()) / f"modelroute-assemble-{self.module}.lock"
+        with open(lock, "w") as held:
+            if fcntl is not None:  # two runs assembling one file at once would corrupt it
+                fcntl.flock(held, fcntl.LOCK_EX)
+            return Path(importlib.import_module(self.module).assemble())
 
 
 def server_missing() -> str | None:
