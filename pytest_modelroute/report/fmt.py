@@ -56,17 +56,18 @@ def estimated_note(spend: Mapping[str, Any]) -> str:
 
 
 def latency_note(doc: Mapping[str, Any]) -> str:
-    """``latency per call at concurrency gemma 1, big 8 (simulated)``: how the latencies
-    were obtained (see the JSON's ``latency.measured``); ``""`` for older documents."""
+    """``latency per call, request to answer: gemma at concurrency 1; big at 8 (simulated)``:
+    how the latencies were obtained (the JSON's ``latency``); ``""`` for older documents."""
     models = (doc.get("latency") or {}).get("models") or {}
-    if not models:
-        return ""
+    groups: dict[tuple[Any, Any], list[str]] = {}
+    for alias, m in models.items():
+        groups.setdefault((m.get("concurrency"), m.get("kind")), []).append(alias)
     parts = [
-        f"{alias} {m.get('concurrency')}"
-        + (f" ({m['kind']})" if m.get("kind") not in (None, "measured") else "")
-        for alias, m in models.items()
+        f"{', '.join(aliases)} at {'concurrency ' if i == 0 else ''}{concurrency}"
+        + (f" ({kind})" if kind not in (None, "measured") else "")
+        for i, ((concurrency, kind), aliases) in enumerate(groups.items())
     ]
-    return "latency per call, request to answer, at concurrency " + ", ".join(parts)
+    return "latency per call, request to answer: " + "; ".join(parts) if parts else ""
 
 
 def cache_tokens_note(doc: Mapping[str, Any]) -> str:
