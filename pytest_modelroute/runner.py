@@ -324,17 +324,23 @@ class Runner:
             request.model, asyncio.Semaphore(self.concurrency_for(request.model))
         )
         alone = self._first_alone.get(request.model)
-        if alone is None and provider.self_hosted() and self.concurrency_for(request.model) > 1:
-            # a server of the user's may queue our calls: its first call alone gives the
-            # latency the others are compared with (see notes())
-            self._first_alone[request.model] = asyncio.Event()
-            try:
-                async with semaphore:
-                    return await self._call_provider(key, request, provider)
-            finally:
-                self._first_alone[request.model].set()
-        if alone is not None:
+        first = alone is None and provider.self_hosted() and self.concurrency_for(request.model) > 1
+        if first:
+            # a server of the user's may queue our calls: its first call, made alone, gives
+            # the latency the others are compared with (see notes())
+            alone = self._first_alone[request.model] = asyncio.Event()
+        elif alone is not None:
             await alone.wait()
+        try:
+            return await self._call_once(key, request, provider, semaphore)
+        finally:
+            if first and alone is not None:
+                alone.set()
+
+    async def _call_once(
+        self, key: str, request: Request, provider: Provider, semaphore: asyncio.Semaphore
+    ) -> CallRecord:
+        """Under the model's limit: the call, unless another worker makes (made) it."""
         model = provider.model
         ttl = model.timeout_s * (model.max_retries + 1) + 30
         while True:
@@ -376,8 +382,11 @@ class Runner:
         model = provider.model
         # A provider that ignores its own timeout (a custom one, a hung socket) still ends.
         deadline = model.timeout_s * (model.max_retries + 1) + 5
-        crowd = self._in_flight[request.model] = self._in_flight.get(request.model, 0) + 1
+        crowd = 0
         try:
+            # its client (the SDK's import), its server: part of no call's deadline
+            await provider.prepare()
+            crowd = self._in_flight[request.model] = self._in_flight.get(request.model, 0) + 1
             completion = await asyncio.wait_for(provider.complete(request), deadline)
         except (ProviderError, ModelRouteError) as exc:
             return self._failed(key, request, str(exc))
@@ -394,7 +403,8 @@ class Runner:
                 key, request, f"{provider.name} provider failed: {type(exc).__name__}: {exc}"
             )
         finally:
-            self._in_flight[request.model] -= 1
+            if crowd:
+                self._in_flight[request.model] -= 1
         self._timings.setdefault(request.model, []).append((crowd, completion.latency_s))
         entry = {
             "output": completion.text,

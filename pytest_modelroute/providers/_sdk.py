@@ -99,12 +99,19 @@ class SDKProvider(Provider):
 
     async def client(self) -> Any:
         """The SDK's client, created (and its HTTP stack warmed up) on first use."""
-        if self._client is None:
-            self._client = self._new_client()
-            self._warming = asyncio.ensure_future(warm_up())
-        if self._warming is not None:
-            await self._warming
+        if self._warming is None:
+            self._warming = asyncio.ensure_future(self._start_client())
+        # shielded: a call cancelled meanwhile must not cancel what the others wait for
+        await asyncio.shield(self._warming)
         return self._client
+
+    async def _start_client(self) -> None:
+        # the SDK's import takes seconds on a loaded machine: off the event loop
+        self._client = await asyncio.to_thread(self._new_client)
+        await warm_up()
+
+    async def prepare(self) -> None:
+        await self.client()
 
     async def complete(self, request: Request) -> Completion:
         try:

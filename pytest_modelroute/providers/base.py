@@ -67,6 +67,10 @@ class Provider(ABC):
         """What, besides the request, decides the answer (never secrets)."""
         return {"provider": self.name, "model": self.model.model, "base_url": self.model.base_url}
 
+    async def prepare(self) -> None:  # noqa: B027 - optional hook
+        """Get ready for calls (create a client, start a server): awaited before each call,
+        outside its deadline and its latency; cheap once ready."""
+
     def setup_error(self) -> tuple[str, str | None] | None:
         """Why this model cannot be used at all (a missing package or file): the message
         and the config field it concerns, checked once before the run; None when fine."""

@@ -135,6 +135,10 @@ class LocalProvider(OpenAIProvider):
             await self._server.wait_ready(self.model.timeout_s)
         return self._server
 
+    async def prepare(self) -> None:
+        await self._ensure_server()
+        await super().prepare()
+
     async def server_slots(self) -> int | None:
         return None  # its slots are never oversubscribed: see complete()
 
