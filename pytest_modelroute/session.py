@@ -321,7 +321,12 @@ class RunState:
         per alias, how to reach it. Nothing in replay mode, which calls no model."""
         if self.settings.cache_mode == "replay":
             return {}
-        shared = {alias: p.start_shared() for alias, p in self.providers.items()}
+        chosen = set(self.settings.models)
+        shared = {
+            alias: p.start_shared()
+            for alias, p in self.providers.items()
+            if not chosen or alias in chosen
+        }
         return {alias: info for alias, info in shared.items() if info is not None}
 
     def adopt_shared(self, shared: Mapping[str, Any]) -> None:
