@@ -36,6 +36,8 @@ GENERATION_KEYS = ("temperature", "max_tokens", "top_p", "top_k", "stop", "seed"
 DEFAULT_MAX_TOKENS = 1024
 #: Settings of the llama.cpp server a ``provider: local`` model runs on.
 LOCAL_KEYS = ("gguf", "chat_template", "threads", "slots", "ctx_size")
+#: the least max_tokens a judge call gets unless ``judge: {max_tokens: ...}`` says otherwise
+JUDGE_MAX_TOKENS = 1024
 
 
 class _Strict(BaseModel):
@@ -205,6 +207,8 @@ class JudgeSpec(_Strict):
     n: int = Field(default=1, ge=1, le=50)
     aggregate: Literal["median", "mean", "majority"] = "median"
     template: str | None = None
+    #: judge calls' max_tokens (default: the judge model's, and at least JUDGE_MAX_TOKENS)
+    max_tokens: int | None = Field(default=None, ge=1)
 
 
 class ModelRouteConfig(_Strict):

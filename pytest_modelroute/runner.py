@@ -23,7 +23,7 @@ from .errors import ModelRouteError, ProviderError, SpendCapReached
 from .prices import ModelPricing
 from .progress import Progress
 from .providers import Provider
-from .records import CallRecord, Request, Usage, request_key
+from .records import NOT_CALLED, CallRecord, Request, Usage, request_key
 
 T = TypeVar("T")
 
@@ -96,6 +96,8 @@ class Runner:
         self._in_flight: dict[str, int] = {}
         #: per self-hosted model: set once its first call, made alone, has ended
         self._first_alone: dict[str, asyncio.Event] = {}
+        #: API keys a provider rejected in this run -> why (see _refuse)
+        self._refusals: dict[str, str] = {}
         #: per alias, the other aliases whose calls are the same calls (same identity)
         self._twins: dict[str, tuple[str, ...]] = {}
         by_identity: dict[str, list[str]] = {}
@@ -282,6 +284,7 @@ class Runner:
             latency_s=float(entry.get("latency_s", 0.0)),
             cached=cached,
             model_version=entry.get("model_version"),
+            truncated=bool(entry.get("truncated", False)),
         )
 
     def _error(self, key: str, request: Request, message: str) -> CallRecord:
@@ -372,6 +375,9 @@ class Runner:
         return self.cache.spend() if self.shared else self._spent
 
     async def _call_provider(self, key: str, request: Request, provider: Provider) -> CallRecord:
+        refused = self._refused(provider)  # checked here, after the wait for a slot
+        if refused is not None:
+            return self._error(key, request, refused)
         capped = self.max_cost is not None and provider.spends
         if capped and self.spent() >= self.max_cost:  # type: ignore[operator]
             message = (
@@ -388,7 +394,11 @@ class Runner:
             await provider.prepare()
             crowd = self._in_flight[request.model] = self._in_flight.get(request.model, 0) + 1
             completion = await asyncio.wait_for(provider.complete(request), deadline)
-        except (ProviderError, ModelRouteError) as exc:
+        except ProviderError as exc:
+            if exc.rejected_key:
+                self._refuse(provider, str(exc))
+            return self._failed(key, request, str(exc))
+        except ModelRouteError as exc:
             return self._failed(key, request, str(exc))
         except TimeoutError:
             return self._failed(
@@ -411,6 +421,7 @@ class Runner:
             "usage": completion.usage.__dict__,
             "latency_s": completion.latency_s,
             "model_version": completion.model_version,
+            "truncated": completion.truncated,
             "provider": provider.name,
             "model": model.model,
         }
@@ -438,6 +449,27 @@ class Runner:
             self._slots[model] = await provider.server_slots()
         except Exception:  # a server that cannot say is no error of the run
             self._slots[model] = None
+
+    @staticmethod
+    def _key_of(provider: Provider) -> str:
+        """Which API key a provider's calls use: its variable at its endpoint."""
+        return f"refused:{provider.name}:{provider.model.base_url}:{provider.key_env}"
+
+    def _refuse(self, provider: Provider, message: str) -> None:
+        """No more calls with this API key in this run (it was rejected): each case that
+        would use it says so, pointing at the refusal, rather than paying a failed call."""
+        reason = f"{NOT_CALLED}{message}"
+        self._refusals[self._key_of(provider)] = reason
+        if self.shared:
+            self.cache.put_error(self._key_of(provider), reason)
+
+    def _refused(self, provider: Provider) -> str | None:
+        which = self._key_of(provider)
+        if which not in self._refusals and self.shared:
+            shared = self.cache.get_error(which)  # another worker's refusal
+            if shared is not None:
+                self._refusals[which] = shared
+        return self._refusals.get(which)
 
     def _failed(self, key: str, request: Request, message: str) -> CallRecord:
         if self.shared:

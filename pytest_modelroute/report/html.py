@@ -30,6 +30,7 @@ from .fmt import (
     quality,
     signed,
 )
+from .glossary import glossary
 from .text import show_controls, truncate
 
 #: the whole page stays under this many bytes (the issue's budget is 5 MB)
@@ -77,6 +78,7 @@ def render_html(doc: Doc) -> str:
         "routing": routing_view(doc),
         "cases": cases,
         "run": run_view(doc),
+        "glossary": glossary(doc),
         "script_hash": f"sha256-{digest}",
     }
     shell = page.render(case_list=Markup(""), **context)

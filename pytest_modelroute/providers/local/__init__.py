@@ -93,9 +93,6 @@ class LocalProvider(OpenAIProvider):
     def default_concurrency(self) -> int | None:
         return self.model.slots or 1
 
-    def not_ready(self) -> str | None:
-        return None  # no API key
-
     def cache_identity(self) -> dict[str, Any]:
         known = PACKAGED.get(self.model.model) if not self.model.gguf else None
         weights = identity(self.model)
