@@ -83,6 +83,8 @@ class SDKProvider(Provider):
     """
 
     path: ClassVar[str]
+    #: the SDK's package, imported off the event loop before the client is made
+    sdk_module: ClassVar[str]
 
     _client: Any = None
     _warming: asyncio.Future[None] | None = None
@@ -109,8 +111,10 @@ class SDKProvider(Provider):
         return self._client
 
     async def _start_client(self) -> None:
-        # the SDK's import takes seconds on a loaded machine: off the event loop
-        self._client = await asyncio.to_thread(self._new_client)
+        # the SDK's import takes seconds on a loaded machine: off the event loop, where
+        # other calls' deadlines run; the client itself is made on the loop, as before
+        await asyncio.to_thread(importlib.import_module, self.sdk_module)
+        self._client = self._new_client()
         await warm_up()
 
     async def prepare(self) -> None:

@@ -13,6 +13,7 @@ class OpenAIProvider(SDKProvider):
     name: ClassVar[str] = "openai"
     default_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
     path: ClassVar[str] = "/chat/completions"
+    sdk_module: ClassVar[str] = "openai"
 
     def missing_key(self) -> str | None:
         # Local OpenAI-compatible servers (Ollama, vLLM) usually take any key.
