@@ -21,6 +21,8 @@ import diskcache
 
 CACHE_MODES: Final = ("readwrite", "replay", "refresh", "off")
 DEFAULT_CACHE_DIR: Final = ".modelroute_cache"
+#: how the error of a call that replay mode could not answer begins
+REPLAY_MISS: Final = "not in the cache (--model-route-cache=replay never calls a provider)"
 
 _MICRO = 1_000_000_000  # spend is counted in nano-dollars so that it can be an integer
 

@@ -101,6 +101,12 @@ SETTINGS: Final = {
         "write JUnit XML (a test case per task route and per case) to PATH",
         metavar="PATH",
     ),
+    "model_route_report_dir": _Setting(
+        "--model-route-report-dir",
+        "write results.json, report.html, comment.md and junit.xml into DIR (an explicit "
+        "--model-route-json/-html/-md/-junit PATH overrides its file)",
+        metavar="DIR",
+    ),
     "model_route_report_only": _Setting(
         "--model-route-report-only",
         "run nothing: rebuild the reports from a saved --model-route-json results file",
@@ -124,7 +130,27 @@ SETTINGS: Final = {
         metavar="PATH",
     ),
     "model_route_update_snapshot": _Setting(
-        "--model-route-update-snapshot", "accept this run: write the snapshot from it", is_flag=True
+        "--model-route-update-snapshot",
+        "accept this run: write the snapshot from it (refused when a task is below its "
+        "threshold or has errored cases)",
+        is_flag=True,
+    ),
+    "model_route_force_update_snapshot": _Setting(
+        "--model-route-force-update-snapshot",
+        "accept this run even when a task is below its threshold or has errored cases",
+        is_flag=True,
+    ),
+    "model_route_snapshot_ref": _Setting(
+        "--model-route-snapshot-ref",
+        "gate against the snapshot file as it is at git revision REV (a pull request's "
+        "base, e.g. origin/main) rather than in the working tree",
+        metavar="REV",
+    ),
+    "model_route_accept_changes": _Setting(
+        "--model-route-accept-changes",
+        "with --model-route-snapshot-ref: judge the tasks whose snapshot entry this change "
+        "modified against its own snapshot (accepted on purpose, listed in every report)",
+        is_flag=True,
     ),
     "model_route_repeat": _Setting(
         "--model-route-repeat",
@@ -247,6 +273,9 @@ def _settings(config: pytest.Config) -> Settings:
     # a flag given for the other mode is a mistake (as ini keys, one file may serve both)
     for name, needs in (
         ("model_route_update_snapshot", "gate"),
+        ("model_route_force_update_snapshot", "gate"),
+        ("model_route_snapshot_ref", "gate"),
+        ("model_route_accept_changes", "gate"),
         ("model_route_suggest", "bench"),
         ("model_route_repeat", "bench"),
     ):
@@ -256,12 +285,18 @@ def _settings(config: pytest.Config) -> Settings:
                 f"(this run is in {mode} mode)"
             )
 
+    force_update_snapshot = bool(_setting(config, "model_route_force_update_snapshot"))
     return Settings(
         mode=mode,
         outputs=output_paths(config),
         repeat=repeat,
         snapshot=path("model_route_snapshot"),
-        update_snapshot=bool(_setting(config, "model_route_update_snapshot")),
+        update_snapshot=bool(
+            _setting(config, "model_route_update_snapshot") or force_update_snapshot
+        ),
+        force_update_snapshot=force_update_snapshot,
+        snapshot_ref=_setting(config, "model_route_snapshot_ref") or None,
+        accept_changes=bool(_setting(config, "model_route_accept_changes")),
         suggest=path("model_route_suggest"),
         cache_mode=_setting(config, "model_route_cache") or "readwrite",
         cache_dir=cache_path,
@@ -274,12 +309,16 @@ def _settings(config: pytest.Config) -> Settings:
 
 
 def output_paths(config: pytest.Config) -> dict[str, Path | None]:
-    """Where each report goes (None: not asked for)."""
-    from .report.outputs import OUTPUTS
+    """Where each report goes (None: not asked for): its own option, else its file in
+    --model-route-report-dir."""
+    from .report.outputs import OUTPUTS, REPORT_DIR_FILES
 
+    folder = _setting(config, "model_route_report_dir")
     paths: dict[str, Path | None] = {}
     for name in OUTPUTS:
         raw = _setting(config, f"model_route_{name}")
+        if not raw and folder:
+            raw = str(Path(folder) / REPORT_DIR_FILES[name])
         paths[name] = (config.invocation_params.dir / raw).resolve() if raw else None
     return paths
 
@@ -302,8 +341,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         paths["json"] = None  # the source is the results file
         if not any(paths.values()):
             raise ModelRouteError(
-                "nothing to write: give --model-route-html, "
-                "--model-route-md and/or --model-route-junit"
+                "nothing to write: give --model-route-report-dir DIR, or "
+                "--model-route-html, --model-route-md and/or --model-route-junit"
             )
         written = write_outputs(doc, paths)
     except ModelRouteError as exc:
@@ -366,8 +405,8 @@ def pytest_configure(config: pytest.Config) -> None:
             f"--model-route runs xdist workers on this machine only (-n N or --tx popen): "
             f"they share the response cache and its claims on disk; got --tx {remote[0]}"
         )
+    from .ci.reference import load_reference
     from .session import RunState, Settings
-    from .snapshot import load_snapshot
 
     settings = _settings(config)
     workerinput = _worker_input(config)
@@ -411,10 +450,19 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(str(exc)) from None
     if workerinput is None:
         try:
-            snapshot = load_snapshot(state.snapshot_path) if settings.mode == "gate" else None
+            reference = (
+                load_reference(
+                    state.snapshot_path,
+                    settings.snapshot_ref,
+                    settings.accept_changes,
+                    state.config.root,
+                )
+                if settings.mode == "gate"
+                else None
+            )
         except ModelRouteError as exc:
             raise pytest.UsageError(str(exc)) from None
-        reporter = ModelRouteReporter(config, state, snapshot)
+        reporter = ModelRouteReporter(config, state, reference)
         config.stash[reporter_key] = reporter
         config.pluginmanager.register(reporter, "modelroute-reporter")
 

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .cache import ResponseCache
+from .cache import REPLAY_MISS, ResponseCache
 from .errors import ModelRouteError, ProviderError, SpendCapReached
 from .prices import ModelPricing
 from .progress import Progress
@@ -309,10 +309,8 @@ class Runner:
             return self._error(
                 key,
                 request,
-                (
-                    f"not in the cache (--model-route-cache=replay never calls a provider): "
-                    f"model {request.model!r}; run once without replay mode to record it"
-                ),
+                f"{REPLAY_MISS}: model {request.model!r}; run once without replay mode "
+                "to record it",
             )
         provider = self.providers[request.model]
         if request.model not in self._not_ready:

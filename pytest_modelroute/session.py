@@ -38,6 +38,8 @@ class Estimate:
     """The calls a run has still to make, and their expected cost."""
 
     cap: float | None = None
+    #: replay mode: the calls will not be made, only counted
+    replay: bool = False
     calls: int = 0
     cost: float = 0.0
     #: calls whose answers the provider predicted (the simulator): counted exactly
@@ -69,6 +71,11 @@ class Estimate:
         return out
 
     def line(self) -> str:
+        if self.replay:
+            return (
+                f"modelroute: {self.calls} call{'s' * (self.calls != 1)} not in the cache; "
+                "replay mode will not make them (their cases error)"
+            )
         cap = f", cap ${self.cap:g}" if self.cap is not None else ""
         return (
             f"modelroute: {self.calls} uncached calls, estimated cost ~${self.cost:.4f}"
@@ -92,6 +99,9 @@ class Settings:
     outputs: dict[str, Path | None] = field(default_factory=dict)
     snapshot: Path | None = None
     update_snapshot: bool = False
+    force_update_snapshot: bool = False
+    snapshot_ref: str | None = None
+    accept_changes: bool = False
     suggest: Path | None = None
 
 
@@ -424,7 +434,7 @@ class RunState:
         from .routes import CalibrationRoute, CascadeRoute, SingleRoute, make_request
 
         runner = self.runner
-        est = Estimate(cap=self.settings.max_cost)
+        est = Estimate(cap=self.settings.max_cost, replay=self.settings.cache_mode == "replay")
         seen: set[str] = set()
         means: dict[tuple[str, str], float | None] = {}
         panel = configured_panel(self.config)

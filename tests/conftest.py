@@ -13,3 +13,10 @@ def wire_server() -> Iterator[WireServer]:
     """A started loopback server speaking the Anthropic and OpenAI wire formats."""
     with WireServer() as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _no_job_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The project's own CI runs under GitHub Actions: the plugin's runs inside the tests
+    must not append their reports to its job summary (a test that wants it sets it)."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)

@@ -57,6 +57,12 @@ TERMS: dict[str, tuple[str, Callable[[Doc], bool]]] = {
         "call; per case: quality). A pull request is judged against it.",
         lambda doc: any(t.get("snapshot") for t in _tasks(doc)),
     ),
+    "snapshot change (vs base)": (
+        "What a pull request's own snapshot changes against its base branch's. The gate "
+        "judges every task against the base's snapshot unless the change is accepted on "
+        "purpose (the label modelroute: accept); vs base is a task's verdict against it.",
+        lambda doc: bool((doc.get("snapshot_change") or {}).get("tasks")),
+    ),
     "n": (
         "The number of cases a figure rests on (errored cases are not counted; they are "
         "shown as +NE).",

@@ -31,6 +31,7 @@ from .fmt import (
     signed,
 )
 from .glossary import glossary
+from .snapshot_change import change_cells, change_of, details, verdict_vs_base
 from .text import show_controls, truncate
 
 #: the whole page stays under this many bytes (the issue's budget is 5 MB)
@@ -70,6 +71,7 @@ def render_html(doc: Doc) -> str:
     page = env.get_template("report.html.j2")
     cases = cases_view(doc)
     context = {
+        "change": snapshot_change_view(doc),
         "header": header_view(doc),
         "verdict": verdict_view(doc),
         "outcome": outcome_view(doc),
@@ -788,6 +790,10 @@ def run_view(doc: Doc) -> dict[str, Any]:
         "snapshot_state": (
             "updated from this run"
             if snap.get("updated")
+            else f"compared as it is at {_text(snap['ref'], 100)}"
+            if snap.get("ref") and (doc.get("snapshot_change") or {}).get("base_found")
+            else f"none at {_text(snap['ref'], 100)}"
+            if snap.get("ref")
             else "compared"
             if snap.get("found")
             else "not found"
@@ -799,3 +805,28 @@ def run_view(doc: Doc) -> dict[str, Any]:
 
 def _per_million(value: Any) -> str:
     return f"${value:,.2f}" if isinstance(value, (int, float)) else "-"
+
+
+# -- the PR's own snapshot change ---------------------------------------------------------
+
+
+def snapshot_change_view(doc: Doc) -> dict[str, Any] | None:
+    """The first section when the PR's snapshot differs from its base's (None otherwise)."""
+    change = change_of(doc)
+    if change is None:
+        return None
+    return {
+        "base": _text(change["base"], 300),
+        "base_found": bool(change.get("base_found")),
+        "accepted": bool(change.get("accepted")),
+        "rows": [
+            {
+                "task": _text(row["task"], 80),
+                "change": _text(row["change"], 20),
+                **{k: _text(v, 120) for k, v in change_cells(row).items()},
+                "cases": [_text(c, 1_200) for c in details(row, bool(change.get("accepted")))],
+                "vs_base": verdict_vs_base(row),
+            }
+            for row in change["tasks"]
+        ],
+    }

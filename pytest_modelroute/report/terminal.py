@@ -16,6 +16,7 @@ from .fmt import (
     percent,
     quality,
 )
+from .snapshot_change import case_lists, change_cells, change_of, headline, verdict_vs_base
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
@@ -186,6 +187,12 @@ def write_summary(
     tr.write_sep("=", f"model route ({mode})")
     if warning:
         tr.write_line("warning: " + warning, yellow=True)
+    change = change_of(doc)
+    if change is not None:  # first: the reference this PR's own snapshot moves
+        tr.write_line(headline(change), yellow=True, bold=True)
+        for line in snapshot_change_lines(change["tasks"], with_verdicts=True):
+            tr.write_line(line)
+        tr.write_line("")
     if mode == "bench":
         tr.write_line("quality (1-5) and cost per call, by task and model:")
         for line in matrix_lines(doc):
@@ -288,3 +295,25 @@ def calibration_lines(calibration: dict[str, Any]) -> list[str]:
         for panel, c in calibration.items()
     ]
     return table(["judge", "n", "MAE", "Spearman", "exact", "cost/judgment"], rows, "<>>>>>")
+
+
+def snapshot_change_lines(rows: Sequence[dict[str, Any]], with_verdicts: bool) -> list[str]:
+    """Snapshot changes (this PR's against its base, or an update's against the previous
+    snapshot): a table, then per task its flipped, added and removed cases."""
+    headers = ["task", "change", "route", "quality", "cost/call", "n"]
+    if with_verdicts:
+        headers.append("vs base")
+    body = []
+    for row in rows:
+        c = change_cells(row, "->")
+        line = [clip_middle(row["task"], 20), row["change"], clip(c["route"], 22)]
+        line += [c["quality"], c["cost"], c["n"]]
+        if with_verdicts:
+            line.append(verdict_vs_base(row).upper())
+        body.append(line)
+    lines = table(headers, body, "<<<>>><")
+    for row in rows:
+        lists = case_lists(row, "->")
+        if lists:
+            lines.append(f"  {row['task']}: " + "; ".join(lists))
+    return lines
