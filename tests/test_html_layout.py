@@ -1,5 +1,6 @@
 """The HTML report in a real browser at a laptop's and a phone's width: no text clipped,
-no chart labels on top of each other, no page wider than the window. Screenshots go to $MODELROUTE_SCREENSHOTS when it is set."""
+no chart labels on top of each other, no page wider than the window. Screenshots go to
+$MODELROUTE_SCREENSHOTS when it is set."""
 
 from __future__ import annotations
 
