@@ -34,6 +34,8 @@ Complexity = Literal["low", "medium", "high"]
 #: Generation parameters accepted at the top level of a model entry.
 GENERATION_KEYS = ("temperature", "max_tokens", "top_p", "top_k", "stop", "seed")
 DEFAULT_MAX_TOKENS = 1024
+#: Settings of the llama.cpp server a ``provider: local`` model runs on.
+LOCAL_KEYS = ("gguf", "chat_template", "threads", "slots", "ctx_size")
 #: the least max_tokens a judge call gets unless ``judge: {max_tokens: ...}`` says otherwise
 JUDGE_MAX_TOKENS = 1024
 
@@ -86,6 +88,9 @@ class ModelConfig(_Strict):
     #: True: uncached calls go through the provider's batch API (False: never, even with
     #: --model-route-batch)
     batch: bool | None = None
+    #: price cached prompt tokens at the model's cache prices (else as input: a call's cost
+    #: then does not depend on what the server happened to have cached)
+    cache_prices: bool = False
     params: dict[str, Any] = Field(default_factory=dict)
     temperature: float | None = Field(default=None, ge=0)
     max_tokens: int | None = Field(default=None, ge=1)
@@ -98,8 +103,22 @@ class ModelConfig(_Strict):
     latency_ms: float = Field(default=0.0, ge=0)
     # replay provider
     file: str | None = None
+    # local provider (a llama.cpp server started for the run)
+    gguf: str | None = None
+    chat_template: str | None = None
+    threads: int | None = Field(default=None, ge=1)
+    slots: int | None = Field(default=None, ge=1)
+    ctx_size: int | None = Field(default=None, ge=256)
     # custom providers
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_from_gguf(cls, value: Any) -> Any:
+        # {provider: local, gguf: path} needs no model id: the file names it
+        if isinstance(value, dict) and "model" not in value and value.get("gguf"):
+            return {**value, "model": Path(str(value["gguf"])).stem}
+        return value
 
     def generation_params(self) -> dict[str, Any]:
         """Every generation parameter sent with a request (part of the cache key)."""
@@ -301,6 +320,12 @@ def _check_references(config: ModelRouteConfig) -> None:
                 "models",
                 name,
             )
+        if model.provider != "local":
+            for key in LOCAL_KEYS:
+                if getattr(model, key) is not None:
+                    raise config.error(
+                        f"{key!r} applies to 'provider: local' models only", "models", name, key
+                    )
 
 
 def load_config(path: Path) -> ModelRouteConfig:

@@ -22,7 +22,7 @@ import pytest
 import yaml  # noqa: F401  # isort: skip
 
 from .cache import CACHE_MODES, DEFAULT_CACHE_DIR
-from .errors import ModelRouteError
+from .errors import ModelRouteError, ProviderError
 from .nodes import (
     CaseFile,
     CaseItem,
@@ -545,6 +545,14 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     state.scratch = scratch
     config.stash[state_key] = state
+    if workerinput is not None:
+        state.adopt_shared(workerinput.get("modelroute_shared") or {})
+    elif xdist_specs(config):
+        try:  # local servers: started once, here, for every worker
+            state.shared = state.start_shared()
+        except (ModelRouteError, ProviderError) as exc:
+            state.close()
+            raise pytest.UsageError(str(exc)) from None
     if workerinput is None:
         try:
             reference = (
@@ -592,11 +600,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """xdist controller: hand the run id (and the off-mode scratch cache) to each worker."""
+    """xdist controller: hand the run id, the off-mode scratch cache and the local servers
+    to each worker."""
     state = node.config.stash.get(state_key, None)
     if state is not None:
         node.workerinput["modelroute_run_id"] = state.run_id
         node.workerinput["modelroute_scratch"] = state.scratch
+        node.workerinput["modelroute_shared"] = state.shared
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -864,7 +874,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash.get(state_key, None)
     workeroutput = getattr(session.config, "workeroutput", None)
     if state is not None and workeroutput is not None:
-        ledger = state._runner.ledger.to_json() if state._runner is not None else {}
+        ledger = state._runner.ledger_json() if state._runner is not None else {}
         workeroutput[WORKER_KEY] = {
             **ledger,
             "items": state.expected,

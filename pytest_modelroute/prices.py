@@ -32,8 +32,14 @@ class ModelPricing:
     #: what a ``_db_price`` cost is multiplied by (a batch discount on a database price
     #: without a batch variant; ``input``/``output`` show the discounted figures)
     factor: float = 1.0
+    #: cached prompt tokens at the cache prices (the model's ``cache_prices: true``); else
+    #: as input, so that a call costs the same whatever the server had cached
+    cache_priced: bool = False
 
     def cost(self, usage: Usage) -> float:
+        if not self.cache_priced:
+            prompt = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
+            usage = Usage(prompt, usage.output_tokens)
         if self._db_price is not None:
             from genai_prices import Usage as DbUsage
 
@@ -98,14 +104,23 @@ def resolve_pricing(model: ModelConfig, *, billable: bool) -> ModelPricing | Non
     """The pricing for ``model``; None when a billable model has no known price."""
     p = model.price
     if p is not None and p.input is not None and p.output is not None:
-        return ModelPricing(p.input, p.output, "config", p.cache_read, p.cache_write)
+        return ModelPricing(
+            p.input,
+            p.output,
+            "config",
+            p.cache_read,
+            p.cache_write,
+            cache_priced=model.cache_prices,
+        )
     found = lookup_db_price(model.provider, model.model)
     if found is None:
         return None if billable else ModelPricing(0.0, 0.0, "none")
-    return _from_db(*found)
+    return _from_db(*found, cache_priced=model.cache_prices)
 
 
-def _from_db(matched: str, price: Any, source: str = "genai-prices") -> ModelPricing:
+def _from_db(
+    matched: str, price: Any, source: str = "genai-prices", *, cache_priced: bool = False
+) -> ModelPricing:
     return ModelPricing(
         _per_million(getattr(price, "input_mtok", None)),
         _per_million(getattr(price, "output_mtok", None)),
@@ -113,6 +128,7 @@ def _from_db(matched: str, price: Any, source: str = "genai-prices") -> ModelPri
         _per_million(getattr(price, "cache_read_mtok", None)) or None,
         _per_million(getattr(price, "cache_write_mtok", None)) or None,
         price,
+        cache_priced=cache_priced,
     )
 
 
@@ -125,12 +141,14 @@ def resolve_batch_pricing(model: ModelConfig, standard: ModelPricing) -> ModelPr
     """
     p = model.price
     if p is not None and p.batch_input is not None and p.batch_output is not None:
-        return ModelPricing(p.batch_input, p.batch_output, "config (batch)")
+        return ModelPricing(
+            p.batch_input, p.batch_output, "config (batch)", cache_priced=standard.cache_priced
+        )
     discount = p.batch_discount if p is not None else None
     if discount is None and standard.source.startswith("genai-prices"):
         found = lookup_db_price(model.provider, model.model, batch=True)
         if found is not None:
-            return _from_db(*found, source="genai-prices batch")
+            return _from_db(*found, source="genai-prices batch", cache_priced=standard.cache_priced)
     share = 1 - (DEFAULT_BATCH_DISCOUNT if discount is None else discount)
     where = f"batch_discount {discount:g}" if discount is not None else "default batch 50% off"
     return dataclasses.replace(

@@ -348,6 +348,7 @@ class ModelRouteReporter:
                 models = route.models
                 cost, latency, quality = agg.cost_per_call, agg.latency_s, agg.quality
                 share = agg.to_json().get("stage_share")  # type: ignore[assignment]
+            kinds = {state.providers[m].latency_kind for m in [*models, baseline]}
             figures[task] = TaskFigures(
                 complexity=self._complexity(task),
                 route_cost=cost,
@@ -357,6 +358,7 @@ class ModelRouteReporter:
                 route_quality=quality,
                 baseline_quality=base.quality,
                 moved=moved_share(list(models), baseline, share),  # type: ignore[arg-type]
+                latency_comparable=len(kinds) == 1 and latency > 0 and base.latency_s > 0,
             )
         return figures
 
@@ -369,9 +371,11 @@ class ModelRouteReporter:
         tasks = sorted({r.task for r in results if not is_calibration(r)})
         ledgers = list(self.ledgers)
         if state._runner is not None:
-            ledgers.append(state._runner.ledger.to_json())
+            ledgers.append(state._runner.ledger_json())
         self.partial = self.merged.partial if self.merged else partial_run(state, ledgers)
-        for ledger in ledgers:  # batches resumed, expired, resubmitted (workers repeat some)
+        # the workers' notes and this process's: batches resumed, expired, resubmitted;
+        # servers that queue our calls (workers repeat some)
+        for ledger in ledgers:
             self.notes.extend(n for n in ledger.get("notes", ()) if n not in self.notes)
         if self.partial is None:  # a filtered run leaves out tasks on purpose
             files = {r.task: r.file for r in reversed(results)}  # a file of each task
@@ -416,9 +420,13 @@ class ModelRouteReporter:
                 "input": state.pricing[alias].input,
                 "output": state.pricing[alias].output,
                 "source": state.pricing[alias].source,
+                "cache_read": state.pricing[alias].cache_read,
+                "cache_write": state.pricing[alias].cache_write,
+                "cache_prices": m.cache_prices,
             }
             for alias, m in state.config.models.items()
         }
+        extra["latency"] = latency_block(state)
         self.doc = build_document(
             mode=self.mode,
             config_path=str(state.config.path),
@@ -631,6 +639,27 @@ class ModelRouteReporter:
                 terminalreporter.write_line(line, bold=True)
         for kind, path in self.written:
             terminalreporter.write_sep("-", f"generated {kind}: {path}")
+
+
+LATENCY_MEASURED = (
+    "mean per call, from the moment its request is handed to the provider's client to its "
+    "answer: client start-up, SDK imports and calls waiting for a concurrency slot excluded"
+)
+
+
+def latency_block(state: RunState) -> dict[str, Any]:
+    """How the latencies were obtained, and at which concurrency, per model."""
+    runner = state.runner
+    return {
+        "measured": LATENCY_MEASURED,
+        "models": {
+            alias: {
+                "kind": provider.latency_kind,
+                "concurrency": runner.concurrency_total(alias),
+            }
+            for alias, provider in state.providers.items()
+        },
+    }
 
 
 def xdist_specs(config: pytest.Config) -> list[tuple[int, Any]]:

@@ -14,6 +14,7 @@ import contextlib
 import contextvars
 import dataclasses
 import math
+import statistics
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -70,6 +71,19 @@ class _Job:
 _JOB: contextvars.ContextVar[_Job | None] = contextvars.ContextVar("modelroute_job", default=None)
 
 
+def queueing_slowdown(timings: list[tuple[int, float]]) -> tuple[float, int] | None:
+    """(how many times slower, most calls in flight) when calls that started with others
+    in flight took markedly longer (2x or more, median against median) than those that
+    started alone, the mark of a server queueing our calls; None otherwise or when there
+    are too few of either to tell."""
+    alone = sorted(t for n, t in timings if n == 1)
+    crowded = sorted(t for n, t in timings if n > 1)
+    if not alone or len(crowded) < 3:
+        return None
+    ratio = statistics.median(crowded) / max(statistics.median(alone), 1e-6)
+    return (ratio, max(n for n, _ in timings)) if ratio >= 2.0 else None
+
+
 class Runner:
     """Makes (or finds) every call of the run."""
 
@@ -103,6 +117,14 @@ class Runner:
         self._inflight: dict[str, asyncio.Future[CallRecord]] = {}
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self._not_ready: dict[str, str | None] = {}
+        #: per model: the slots its server reports (None: it does not say)
+        self._slots: dict[str, int | None] = {}
+        self._slot_checks: dict[str, asyncio.Future[None]] = {}
+        #: per model: (calls in flight when a fresh call started, its latency)
+        self._timings: dict[str, list[tuple[int, float]]] = {}
+        self._in_flight: dict[str, int] = {}
+        #: per self-hosted model: set once its first call, made alone, has ended
+        self._first_alone: dict[str, asyncio.Event] = {}
         #: API keys a provider rejected in this run -> why (see _refuse)
         self._refusals: dict[str, str] = {}
         #: per alias, the other aliases whose calls are the same calls (same identity)
@@ -210,10 +232,51 @@ class Runner:
             return max(self.batch_pricing(a).cost(record.usage) for a in aliases)
         return max([record.cost, *(self.cost_of(a, record.usage) for a in aliases[1:])])
 
+    def concurrency_total(self, model: str) -> int:
+        """The model's limit of calls at once for the whole run: its ``concurrency:``, else
+        what its provider suits (a local server's slots), else the run's default."""
+        provider = self.providers[model]
+        return (
+            provider.model.concurrency
+            or provider.default_concurrency()
+            or self._concurrency
+            or DEFAULT_CONCURRENCY
+        )
+
     def concurrency_for(self, model: str) -> int:
         """This process's share of the model's limit (workers split it between them)."""
-        total = self.providers[model].model.concurrency or self._concurrency or DEFAULT_CONCURRENCY
-        return max(1, math.ceil(total / self._workers))
+        return max(1, math.ceil(self.concurrency_total(model) / self._workers))
+
+    def ledger_json(self) -> dict[str, Any]:
+        """This process's ledger and its notes on latency, for the controller."""
+        return {**self.ledger.to_json(), "notes": [*self.ledger.notes, *self.notes()]}
+
+    def notes(self) -> list[str]:
+        """Warnings on how this process's latencies were measured (a server with fewer
+        slots than the calls sent at once, or one answering slower as calls pile up)."""
+        notes = [note for provider in self.providers.values() for note in provider.notes()]
+        for model, slots in sorted(self._slots.items()):
+            sent = self.concurrency_for(model) * self._workers
+            if slots is not None and sent > slots:
+                notes.append(
+                    f"model {model!r}: its server answers {slots} request(s) at once "
+                    f"(total_slots) but this run sent up to {sent}: its latencies include the "
+                    f"wait in the server's queue; set 'concurrency: {slots}' on it"
+                    + (" (and run it without -n)" if self._workers > slots else "")
+                )
+        for model, timings in sorted(self._timings.items()):
+            if any(model in n for n in notes):
+                continue
+            slowdown = queueing_slowdown(timings)
+            if slowdown is not None:
+                ratio, crowd = slowdown
+                suggest = max(1, round(crowd / ratio))
+                notes.append(
+                    f"model {model!r} answered {ratio:.1f}x slower with up to {crowd} calls in "
+                    "flight than with one: its server seems to queue them, so its latencies "
+                    f"include that wait; try 'concurrency: {suggest}' on it"
+                )
+        return notes
 
     def is_cached(self, request: Request) -> bool:
         """Whether ``request`` was answered before this run; a hit is kept for the call that
@@ -315,9 +378,31 @@ class Runner:
                     record = await batches.resolve(key, request, batchable)
                 if record is not None:
                     return record
+        if request.model not in self._slot_checks:  # alongside the calls, once per model
+            self._slot_checks[request.model] = asyncio.ensure_future(
+                self._check_slots(request.model, provider)
+            )
         semaphore = self._semaphores.setdefault(
             request.model, asyncio.Semaphore(self.concurrency_for(request.model))
         )
+        alone = self._first_alone.get(request.model)
+        first = alone is None and provider.self_hosted() and self.concurrency_for(request.model) > 1
+        if first:
+            # a server of the user's may queue our calls: its first call, made alone, gives
+            # the latency the others are compared with (see notes())
+            alone = self._first_alone[request.model] = asyncio.Event()
+        elif alone is not None:
+            await alone.wait()
+        try:
+            return await self._call_once(key, request, provider, semaphore)
+        finally:
+            if first and alone is not None:
+                alone.set()
+
+    async def _call_once(
+        self, key: str, request: Request, provider: Provider, semaphore: asyncio.Semaphore
+    ) -> CallRecord:
+        """Under the model's limit: the call, unless another worker makes (made) it."""
         model = provider.model
         ttl = model.timeout_s * (model.max_retries + 1) + 30
         while True:
@@ -410,7 +495,11 @@ class Runner:
         model = provider.model
         # A provider that ignores its own timeout (a custom one, a hung socket) still ends.
         deadline = model.timeout_s * (model.max_retries + 1) + 5
+        crowd = 0
         try:
+            # its client (the SDK's import), its server: part of no call's deadline
+            await provider.prepare()
+            crowd = self._in_flight[request.model] = self._in_flight.get(request.model, 0) + 1
             completion = await asyncio.wait_for(provider.complete(request), deadline)
         except ProviderError as exc:
             if exc.rejected_key:
@@ -430,6 +519,10 @@ class Runner:
             return self._failed(
                 key, request, f"{provider.name} provider failed: {type(exc).__name__}: {exc}"
             )
+        finally:
+            if crowd:
+                self._in_flight[request.model] -= 1
+        self._timings.setdefault(request.model, []).append((crowd, completion.latency_s))
         entry = self.entry(provider, completion)
         # stored before anything else can go wrong; off the loop, so other calls go on
         await asyncio.to_thread(self.cache.put, key, entry)
@@ -481,6 +574,12 @@ class Runner:
         n, tokens = self._output_stats.get(stat, (0, 0))
         self._output_stats[stat] = (n + 1, tokens + record.usage.output_tokens)
         return record
+
+    async def _check_slots(self, model: str, provider: Provider) -> None:
+        try:
+            self._slots[model] = await provider.server_slots()
+        except Exception:  # a server that cannot say is no error of the run
+            self._slots[model] = None
 
     @staticmethod
     def _key_of(provider: Provider) -> str:

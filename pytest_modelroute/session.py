@@ -137,6 +137,8 @@ class RunState:
     results: dict[str, CaseResult] = field(default_factory=dict)
     case_ids: dict[tuple[str, str], str] = field(default_factory=dict)
     scratch: str | None = None
+    #: xdist: what the controller started for the workers (see start_shared)
+    shared: dict[str, Any] = field(default_factory=dict)
     #: node ids of the model-route items this process collected (after deselection)
     expected: list[str] = field(default_factory=list)
     #: model-route items deselected (-k, -m, --lf, --sw, plugins...) in this process
@@ -211,7 +213,11 @@ class RunState:
                     alias,
                     *(("params", name) if name in model.params else (name,)),
                 )
-            self.providers[alias] = cls(alias, model, root=config.root)
+            provider = self.providers[alias] = cls(alias, model, root=config.root)
+            problem = provider.setup_error() if self.settings.cache_mode != "replay" else None
+            if problem is not None:
+                message, key = problem
+                raise config.error(message, "models", alias, *((key,) if key else ()))
             pricing = resolve_pricing(model, billable=cls.billable)
             if pricing is None:
                 raise config.error(
@@ -411,6 +417,27 @@ class RunState:
         if self._runner is not None:
             self._runner.close()
             self._runner = None
+        for provider in self.providers.values():
+            provider.shutdown()
+
+    def start_shared(self) -> dict[str, Any]:
+        """xdist controller: start what the workers' providers share (local servers);
+        per alias, how to reach it. Nothing in replay mode, which calls no model."""
+        if self.settings.cache_mode == "replay":
+            return {}
+        chosen = set(self.settings.models)
+        shared = {
+            alias: p.start_shared()
+            for alias, p in self.providers.items()
+            if not chosen or alias in chosen
+        }
+        return {alias: info for alias, info in shared.items() if info is not None}
+
+    def adopt_shared(self, shared: Mapping[str, Any]) -> None:
+        """xdist worker: use what the controller started (see :meth:`start_shared`)."""
+        for alias, info in shared.items():
+            if alias in self.providers:
+                self.providers[alias].adopt_shared(info)
 
     def work_from_ids(self, ids: Sequence[str], rootdir: Path) -> list[tuple[Case, Route]]:
         """(case, route) of the YAML case items among ``ids`` (node ids)."""

@@ -26,7 +26,7 @@ class AnthropicBatchAPI(BatchAPI):
     async def _create(self, lines: Sequence[bytes]) -> dict[str, Any]:
         # the lines are already JSON: sent as they are rather than encoded once more
         content = b'{"requests":[' + b",".join(lines) + b"]}"
-        return await self.client.post(
+        return await (await self.client()).post(
             self.path,
             content=content,
             options={"headers": {"content-type": "application/json"}},
@@ -52,7 +52,7 @@ class AnthropicBatchAPI(BatchAPI):
         url = status.raw.get("results_url")
         if not url:
             raise ValueError(f"batch {status.id} ended without a results_url")
-        text = await self.client.get(
+        text = await (await self.client()).get(
             url, cast_to=str, options={"headers": {"accept": "application/binary"}}
         )
         return self.items(text)

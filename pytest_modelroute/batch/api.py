@@ -67,9 +67,9 @@ class BatchAPI(ABC):
     def __init__(self, provider: SDKProvider) -> None:
         self.provider = provider
 
-    @property
-    def client(self) -> Any:
-        return self.provider.client()
+    async def client(self) -> Any:
+        """The provider's SDK client (made, and the SDK imported, on first use)."""
+        return await self.provider.client()
 
     @abstractmethod
     def line(self, custom_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -97,10 +97,10 @@ class BatchAPI(ABC):
                 yield self._item(str(line.get("custom_id")), line)
 
     async def _retrieve(self, batch_id: str) -> dict[str, Any]:
-        return await self.client.get(f"{self.path}/{batch_id}", cast_to=object)
+        return await (await self.client()).get(f"{self.path}/{batch_id}", cast_to=object)
 
     async def _cancel(self, batch_id: str) -> dict[str, Any]:
-        return await self.client.post(f"{self.path}/{batch_id}/cancel", cast_to=object)
+        return await (await self.client()).post(f"{self.path}/{batch_id}/cancel", cast_to=object)
 
     def status(self, data: Any) -> BatchStatus:
         """A batch's JSON as a BatchStatus."""

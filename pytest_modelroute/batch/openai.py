@@ -29,10 +29,10 @@ class OpenAIBatchAPI(BatchAPI):
 
     async def _create(self, lines: Sequence[bytes]) -> dict[str, Any]:
         data = b"\n".join(lines) + b"\n"
-        upload = await self.client.files.create(
+        upload = await (await self.client()).files.create(
             file=("modelroute-batch.jsonl", data, "application/jsonl"), purpose="batch"
         )
-        return await self.client.post(
+        return await (await self.client()).post(
             self.path,
             body={
                 "input_file_id": upload.id,
@@ -75,7 +75,7 @@ class OpenAIBatchAPI(BatchAPI):
         for name in ("output_file_id", "error_file_id"):
             file_id = status.raw.get(name)
             if file_id:
-                texts.append((await self.client.files.content(file_id)).text)
+                texts.append((await (await self.client()).files.content(file_id)).text)
         return (item for text in texts for item in self.items(text))
 
     def _item(self, custom_id: str, line: dict[str, Any]) -> ItemResult:

@@ -118,6 +118,7 @@ class ReplayProvider(Provider):
     name: ClassVar[str] = "replay"
     billable: ClassVar[bool] = False
     spends: ClassVar[bool] = False
+    latency_kind: ClassVar[str] = "recorded"
 
     @property
     def path(self) -> Path:

@@ -20,7 +20,17 @@ from markupsafe import Markup
 
 from . import svg
 from .document import judge_panels
-from .fmt import batch_note, clip, estimated_note, money, percent, quality, signed
+from .fmt import (
+    batch_note,
+    cache_tokens_note,
+    clip,
+    estimated_note,
+    latency_note,
+    money,
+    percent,
+    quality,
+    signed,
+)
 from .glossary import glossary
 from .snapshot_change import change_cells, change_of, details, verdict_vs_base
 from .text import show_controls, truncate
@@ -784,6 +794,8 @@ def run_view(doc: Doc) -> dict[str, Any]:
         "api_errors": s.get("api_errors") or 0,
         "estimated": estimated_note(s),
         "batches": batch_note(s).removeprefix("; "),
+        "latency": _text(latency_note(doc), 300),
+        "cache_tokens": _text(cache_tokens_note(doc), 200),
         "hit_rate": percent(hits / (calls + hits)) if calls + hits else "-",
         "prices": prices,
         "config": _text(doc.get("config") or "", 300),

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .document import judge_panels
-from .fmt import batch_note, clip, estimated_note, money, percent, quality, signed
+from .fmt import batch_note, clip, estimated_note, latency_note, money, percent, quality, signed
 from .glossary import glossary
 from .snapshot_change import case_counts, change_cells, change_of, details
 from .text import strip_controls
@@ -414,6 +414,8 @@ def footer(doc: Doc, budget: int) -> str:
         )
         if estimated_note(s):
             parts.append(estimated_note(s))
+    if latency_note(doc):
+        parts.append(escape_md_cell(latency_note(doc), 160))
     if doc.get("threshold") is not None:
         parts.append(f"threshold {quality(doc['threshold'])}")
     if doc.get("run_id"):

@@ -6,7 +6,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from .document import judge_panels
-from .fmt import batch_note, clip, clip_middle, estimated_note, money, percent, quality
+from .fmt import (
+    batch_note,
+    cache_tokens_note,
+    clip,
+    clip_middle,
+    estimated_note,
+    latency_note,
+    money,
+    percent,
+    quality,
+)
 from .snapshot_change import case_lists, change_cells, change_of, headline, verdict_vs_base
 
 
@@ -234,9 +244,9 @@ def write_summary(
         for line in projection_lines(doc["projection"]):
             tr.write_line(line)
     tr.write_line(spend_line(doc))
-    note = estimated_note(doc["spend"])
-    if note:
-        tr.write_line(" " + note)
+    for note in (estimated_note(doc["spend"]), cache_tokens_note(doc), latency_note(doc)):
+        if note:
+            tr.write_line(" " + note)
     for note in notes:
         tr.write_line(note, yellow=True)
     for line in error_lines(doc.get("errors") or []):
