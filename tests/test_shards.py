@@ -70,6 +70,11 @@ def example_suite(pytester: pytest.Pytester) -> Path:
     text = config.read_text()
     text = text.replace("\nroutes:\n", "\nroutes:\n  ticket-team: haiku\n", 1)
     text = text.replace("\ntraffic:\n", "\ntraffic:\n  ticket-team: 4000\n  tone: 2000\n", 1)
+    # a bar of 5.0 that ticket-team's 6 cases (a third answered right) fail under any
+    # interval the gate may use: the merge must reproduce a failed gate and its exit status
+    text = text.replace(
+        "\nthreshold: 4.0\n", "\nthreshold: 4.0\nthresholds: {ticket-team: 5.0}\n", 1
+    )
     config.write_text(text)
     write(suite, {"test_python_cases.py": PY_CASES})
     return suite
@@ -296,6 +301,9 @@ def test_merged_run_is_the_unsharded_run(
         pytester, str(suite), MERGE, *map(str, files), "--model-route-report-dir", "merged"
     )
     assert merged.ret == full.ret == 1, merged.stdout.str()[-3000:]  # ticket-team fails
+    assert [f["task"] for f in load(pytester.path / "full/results.json")["gate"]["failures"]] == [
+        "ticket-team"
+    ]
 
     one, many = (
         load(pytester.path / "full/results.json"),
