@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from suite import run_json, sim_suite, write
+from suite import CLASSIFICATION, run_json, sim_suite, write
 
 from pytest_modelroute.records import CallRecord, CaseResult, CheckOutcome, Usage
 from pytest_modelroute.report.document import lossless_result_json, result_from_json
@@ -128,21 +128,26 @@ def section(result: pytest.RunResult) -> list[str]:
     return [line for line in lines[start : end + 1] if "merged the results of" not in line]
 
 
-def assert_same_document(merged: dict[str, Any], full: dict[str, Any]) -> None:
-    """Field by field, but for EXCLUDED."""
-    assert "merged" in merged and "merged" not in full
-    keys = (set(merged) | set(full)) - set(EXCLUDED)
-    assert set(merged) - set(EXCLUDED) == set(full) - set(EXCLUDED)
-    for key in sorted(keys):
-        if isinstance(full[key], dict):
-            for field in sorted(set(full[key]) | set(merged[key])):
-                assert merged[key].get(field) == full[key].get(field), f"{key}.{field}"
+def assert_same_fields(a: dict[str, Any], b: dict[str, Any], excluded: set[str]) -> None:
+    """Two results documents, field by field (each top-level object's fields, each case
+    result), but for the ``excluded`` top-level keys."""
+    assert set(a) - excluded == set(b) - excluded
+    for key in sorted(set(a) - excluded):
+        if isinstance(b[key], dict):
+            for field in sorted(set(b[key]) | set(a[key])):
+                assert a[key].get(field) == b[key].get(field), f"{key}.{field}"
         elif key == "results":
-            assert len(merged[key]) == len(full[key])
-            for mine, theirs in zip(merged[key], full[key], strict=True):
+            assert len(a[key]) == len(b[key])
+            for mine, theirs in zip(a[key], b[key], strict=True):
                 assert mine == theirs, (theirs["task"], theirs["case"], theirs["route"])
         else:
-            assert merged[key] == full[key], key
+            assert a[key] == b[key], key
+
+
+def assert_same_document(merged: dict[str, Any], full: dict[str, Any]) -> None:
+    """The merged document is the unsharded one, but for EXCLUDED."""
+    assert "merged" in merged and "merged" not in full
+    assert_same_fields(merged, full, set(EXCLUDED))
 
 
 # -- which shard a case belongs to ---------------------------------------------------------
@@ -295,6 +300,9 @@ def test_merged_run_is_the_unsharded_run(
                "--model-route-report-dir", "full")  # fmt: skip
     monkeypatch.delenv("GITHUB_STEP_SUMMARY")
     files = run_shards(pytester, 3, str(suite), xdist=2)
+    # shard 2 ran under -n 2: under -n 0 (a cache of its own again) it writes the same
+    (serial,) = run_shards(pytester, 3, str(suite), only=2, folder="serial")
+    assert_same_fields(load(files[1]), load(serial), {"run_id", "created"})
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "summary-merged.md"))
     # the shell expanded the glob: the option took the first file, the others are args
     merged = run(
@@ -482,3 +490,49 @@ def test_missing_items_of_a_shard_fail_the_merged_gate(pytester: pytest.Pytester
     assert len(doc["gate"]["missing"]) == 6
     (failure,) = [f for f in doc["gate"]["failures"] if f["task"] is None]
     assert "6 case item(s) reported no result" in failure["reasons"][0]
+
+
+#: enough cases that the strong tier clears the bar under any interval the gate may use
+CASES_16 = {
+    "cases/classification.yaml": CLASSIFICATION.split("cases:")[0]
+    + "cases:\n"
+    + "".join(
+        f"  - {{id: {kind}-{i:02d}, vars: {{ticket: '{kind} ticket {i}'}}, expected: {kind}}}\n"
+        for i in range(8)
+        for kind in ("billing", "feature")
+    )
+}
+
+
+def test_the_merge_updates_the_snapshot_as_the_unsharded_run_does(
+    pytester: pytest.Pytester,
+) -> None:
+    """--model-route-update-snapshot on the merge writes the snapshot file the unsharded
+    run writes, and says what it accepts in the same words; refusals are the same too."""
+    sim_suite(pytester, route="weak", **CASES_16)
+    snapshot = pytester.path / ".modelroute" / "snapshot.json"
+    run(pytester, "--model-route-force-update-snapshot")  # weak, by force (the gate fails)
+    previous = snapshot.read_text()
+
+    def accepted(result: pytest.RunResult) -> list[str]:
+        return [line for line in result.stdout.lines if line.startswith(("snapshot", "  "))]
+
+    for route, status in (("weak", 1), ("strong", 0)):  # weak is refused, strong accepted
+        sim_suite(pytester, route=route, **CASES_16)
+        snapshot.write_text(previous)
+        full = run(pytester, "--model-route-update-snapshot", "--model-route-json", "full.json")
+        written = snapshot.read_text()
+        snapshot.write_text(previous)
+        files = run_shards(pytester, 2, folder=f"shards-{route}")
+        merged = run(pytester, MERGE, ",".join(map(str, files)), "--model-route-update-snapshot",
+                     "--model-route-json", "merged.json")  # fmt: skip
+        assert merged.ret == full.ret == status, merged.stdout.str()[-2000:]
+        mine, theirs = json.loads(snapshot.read_text()), json.loads(written)
+        assert mine.pop("created") and theirs.pop("created")  # the time of each run
+        assert mine == theirs
+        assert accepted(merged) == accepted(full) and accepted(full)
+        one, many = load(pytester.path / "full.json"), load(pytester.path / "merged.json")
+        assert many["snapshot"] == one["snapshot"]
+        assert one["snapshot"]["updated"] is (route == "strong")
+        assert ("refused" in one["snapshot"]) is (route == "weak")
+    assert snapshot.read_text() != previous  # strong was accepted
