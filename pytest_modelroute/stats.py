@@ -1,79 +1,237 @@
-"""Paired comparisons with a seeded bootstrap interval (reproducible run to run)."""
+"""One-sided confidence bounds for a task's mean quality and for paired differences.
+
+Every bound is analytic and vectorised (no resampling): a verdict is a pure function of
+the scores, the same whatever the case ids, their order or the config's ``seed:``.
+
+- Pass/fail scores (every value at an end of the 1..5 scale, or all one value there):
+  the exact Clopper-Pearson bound on the share of passing cases, with Kish's effective
+  number of cases when cases carry weights (Korn and Graubard, 1998).
+- Graded scores and paired differences: Hall's (1992) skewness-corrected Student-t bound,
+  which holds its level where the plain t bound does not (quality scores pile up near
+  the top of the scale, so their mean's distribution is skewed), widened by an
+  unseen-tail floor: with ``n`` cases none of which fell below the smallest seen, up to
+  ``1 - alpha**(1/n)`` of the population may lie there, down to the end of the scale
+  (the rule of three). That floor is what stops a small sample of equal scores from
+  giving a zero-width interval.
+
+``low`` and ``high`` are each a one-sided bound at ``level``: ``mean >= low`` holds with
+probability ``level``, and so does ``mean <= high`` (together, a two-sided interval at
+``2 * level - 1``).
+"""
 
 from __future__ import annotations
 
-import random
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-RESAMPLES = 2000
+import numpy as np
+from scipy import special
+
+#: the quality scale: a case's quality is 1 + 4 x its checks' weighted mean
+SCALE = (1.0, 5.0)
+#: the power at which the detectable difference and the cases needed are stated
+POWER = 0.80
+PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+_EPS = 1e-9
 
 
 @dataclass(frozen=True)
-class Comparison:
-    """``current - reference`` over the cases both have, with its interval."""
+class Bounds:
+    """The mean of some scores (qualities, or paired differences) with one-sided bounds."""
 
     n: int
-    diff: float | None
+    mean: float | None
     low: float | None
     high: float | None
-    confidence: float
+    level: float
+    method: str = ""
+    #: Kish's effective number of cases (``n`` when every weight is equal)
+    n_eff: float = 0.0
+    #: per-case standard deviation (for the number of cases needed)
+    sd: float = 0.0
+    #: the range the scores can take (``SCALE`` for qualities, +-4 for differences)
+    span: tuple[float, float] = SCALE
+    #: scores summarised for the p-values: smallest, largest, skewness
+    smallest: float = 0.0
+    largest: float = 0.0
+    skew: float = 0.0
 
-    def bound(self, use_interval: bool) -> float | None:
-        """The figure the gate compares with a margin: the lower bound, or the point."""
-        return self.low if use_interval else self.diff
+    @property
+    def alpha(self) -> float:
+        return 1.0 - self.level
 
-    def undecidable(self, margin: float) -> bool:
-        """The interval straddles ``-margin``: the data cannot tell which side it is on."""
+    # -- tests against a bar ----------------------------------------------------------------
+
+    def p_above(self, bar: float) -> float:
+        """One-sided p-value of "the mean is at or below ``bar``" (small: it is above)."""
+        return self._p(bar, above=True)
+
+    def p_below(self, bar: float) -> float:
+        """One-sided p-value of "the mean is at or above ``bar``" (small: it is below)."""
+        return self._p(bar, above=False)
+
+    def decide(self, bar: float) -> str:
+        """``pass`` when the lower bound clears ``bar``, ``fail`` when the upper bound is
+        below it, else ``inconclusive`` (the interval contains the bar)."""
         if self.low is None or self.high is None:
-            return False
-        return self.low < -margin < self.high
+            return INCONCLUSIVE
+        if self.low >= bar - _EPS:
+            return PASS
+        if self.high < bar - _EPS:
+            return FAIL
+        return INCONCLUSIVE
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "n": self.n,
-            "diff": self.diff,
-            "ci": [self.low, self.high],
-            "confidence": self.confidence,
-        }
+    def needed(self, bar: float) -> int | None:
+        """Cases that would settle the comparison with ``bar`` (with 80 % power) if the
+        mean and the spread stayed as observed; None when the mean sits on the bar."""
+        if self.mean is None:
+            return None
+        gap = abs(self.mean - bar)
+        if gap < 1e-6:
+            return None
+        z = _z(self.level) + _z(POWER)
+        design = self.n / self.n_eff if self.n_eff else 1.0
+        normal = (z * self.sd / gap) ** 2 * design if self.sd > 0 else 0.0
+        # the unseen-tail floor: n with (1 - alpha ** (1 / n)) * room <= gap
+        room = (self.smallest - self.span[0]) if self.mean > bar else (self.span[1] - self.largest)
+        tail = 0.0
+        if room > gap:
+            tail = math.log(self.alpha) / math.log1p(-gap / room) * design
+        return max(self.n + 1, math.ceil(max(normal, tail)))
 
-    def describe(self) -> str:
-        if self.diff is None:
-            return "n=0"
-        return (
-            f"n={self.n}, diff {self.diff:+.2f}, {self.confidence:.0%} CI "
-            f"[{self.low:+.2f}, {self.high:+.2f}]"
+    def detectable(self) -> float | None:
+        """The smallest true difference from a bar that this many cases would detect with
+        80 % power, at the observed spread (the half-width of the wider one-sided bound,
+        scaled from the level's z to z + z_power)."""
+        if self.mean is None or self.low is None or self.high is None:
+            return None
+        half = max(self.mean - self.low, self.high - self.mean)
+        return half * (_z(self.level) + _z(POWER)) / _z(self.level)
+
+    def _p(self, bar: float, above: bool) -> float:
+        if self.mean is None or self.n_eff < 1.5 or self.method == "none":
+            return 1.0
+        lo, hi = self.span
+        if self.method == "clopper-pearson":
+            share = (bar - lo) / (hi - lo)
+            k = (self.mean - lo) / (hi - lo) * self.n_eff
+            n = self.n_eff
+            if not 0 < share < 1:
+                return 1.0
+            if above:  # P(K >= k | share)
+                return 1.0 if k <= 0 else float(special.betainc(k, n - k + 1, share))
+            return 1.0 if k >= n else float(special.betainc(n - k, k + 1, 1 - share))
+        n = self.n_eff
+        # Hall's statistic
+        if self.sd > 0:
+            t = (self.mean - bar) / (self.sd / math.sqrt(n))
+            g = _hall(t, self.skew / math.sqrt(n))
+            p_t = float(special.stdtr(max(n - 1, 1.0), -g if above else g))
+        else:
+            p_t = 0.0 if (self.mean > bar + _EPS if above else self.mean < bar - _EPS) else 1.0
+        # the unseen-tail floor
+        gap = (self.mean - bar) if above else (bar - self.mean)
+        room = (self.smallest - lo) if above else (hi - self.largest)
+        if gap <= _EPS:
+            p_f = 1.0
+        elif room <= gap:
+            p_f = 0.0
+        else:
+            p_f = (1 - gap / room) ** n
+        return max(p_t, p_f)
+
+
+def _z(level: float) -> float:
+    return float(special.ndtri(level))
+
+
+def _hall(t: float, a: float) -> float:
+    """Hall's monotone transformation of the studentized mean, ``a`` = skewness / sqrt(n)."""
+    if abs(a) < 1e-12:
+        return t
+    return ((1 + a * t / 3) ** 3 - 1) / a + a / 6
+
+
+def _hall_inverse(u: float, a: float) -> float:
+    if abs(a) < 1e-12:
+        return u
+    return 3 / a * (np.cbrt(1 + a * (u - a / 6)) - 1)
+
+
+def bounds(
+    values: Sequence[float] | np.ndarray,
+    weights: Sequence[float] | np.ndarray | None = None,
+    *,
+    level: float = 0.95,
+    span: tuple[float, float] = SCALE,
+) -> Bounds:
+    """One-sided bounds at ``level`` for the weighted mean of ``values``, which lie in
+    ``span`` (cases of weight 0 count for nothing)."""
+    x = np.asarray(values, dtype=float)
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
+    keep = w > 0
+    x, w = x[keep], w[keep]
+    n = int(x.size)
+    lo, hi = span
+    if n == 0:
+        return Bounds(0, None, None, None, level, "none", span=span)
+    total = float(w.sum())
+    mean = float(np.dot(w, x) / total)
+    n_eff = total * total / float(np.dot(w, w))
+    smallest, largest = float(x.min()), float(x.max())
+    alpha = 1.0 - level
+    if n_eff < 1.5:
+        # one case bounds nothing: the interval is the whole range
+        return Bounds(n, mean, lo, hi, level, "none", n_eff, 0.0, span, smallest, largest)
+    two_valued = bool(np.all((np.abs(x - lo) < _EPS) | (np.abs(x - hi) < _EPS)))
+    if two_valued:
+        share = (mean - lo) / (hi - lo)
+        k = share * n_eff
+        low = lo + (hi - lo) * (float(special.betaincinv(k, n_eff - k + 1, alpha)) if k > 0 else 0.0)
+        high = lo + (hi - lo) * (
+            float(special.betaincinv(k + 1, n_eff - k, 1 - alpha)) if k < n_eff else 1.0
         )
+        sd = (hi - lo) * math.sqrt(share * (1 - share))
+        return Bounds(
+            n, mean, low, high, level, "clopper-pearson", n_eff, sd, span, smallest, largest
+        )
+    d = x - mean
+    var = float(np.dot(w, d * d) / total)  # weighted, divided by the total weight
+    sd = math.sqrt(var * n_eff / (n_eff - 1))
+    skew = float(np.dot(w, d * d * d) / total) / var**1.5 if var > 0 else 0.0
+    se = sd / math.sqrt(n_eff)
+    q = float(special.stdtrit(n_eff - 1, level))
+    a = skew / math.sqrt(n_eff)
+    low = mean - se * float(_hall_inverse(q, a))
+    high = mean - se * float(_hall_inverse(-q, a))
+    p0 = 1.0 - alpha ** (1.0 / n_eff)
+    low = min(low, mean - p0 * (smallest - lo))
+    high = max(high, mean + p0 * (hi - largest))
+    return Bounds(
+        n, mean, low, high, level, "hall-t", n_eff, sd, span, smallest, largest, skew
+    )
 
 
-def _weighted_mean(values: list[float], weights: list[float]) -> float:
-    total = sum(weights)
-    return sum(v * w for v, w in zip(values, weights)) / total if total else 0.0
+def _arrays(
+    values: Mapping[str, float | None], weights: Mapping[str, float] | None
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    get = (weights or {}).get
+    keys = [k for k, v in values.items() if v is not None and float(get(k, 1.0)) > 0]
+    x = np.fromiter((values[k] for k in keys), float, len(keys))  # type: ignore[misc]
+    w = np.fromiter((get(k, 1.0) for k in keys), float, len(keys))
+    return keys, x, w
 
 
-def bootstrap_interval(
-    values: list[float], weights: list[float], confidence: float, seed: int
-) -> tuple[float, float]:
-    """Percentile interval of the weighted mean of ``values`` (cases of weight 0 count for
-    nothing, so they are left out of the resamples)."""
-    kept = [(v, w) for v, w in zip(values, weights) if w > 0]
-    if not kept:
-        raise ValueError("no values of positive weight")
-    values, weights = [v for v, _ in kept], [w for _, w in kept]
-    n = len(values)
-    if all(v == values[0] for v in values):
-        return values[0], values[0]
-    rng = random.Random(seed)
-    means = []
-    indexes = range(n)
-    for _ in range(RESAMPLES):
-        picks = rng.choices(indexes, k=n)
-        means.append(_weighted_mean([values[i] for i in picks], [weights[i] for i in picks]))
-    means.sort()
-    alpha = (1 - confidence) / 2
-    lo = means[int(alpha * (RESAMPLES - 1))]
-    hi = means[int(round((1 - alpha) * (RESAMPLES - 1)))]
-    return lo, hi
+def mean_bounds(
+    values: Mapping[str, float | None],
+    weights: Mapping[str, float] | None = None,
+    *,
+    level: float = 0.95,
+) -> Bounds:
+    """Bounds of a route's mean quality over its scored cases of positive weight."""
+    _, x, w = _arrays(values, weights)
+    return bounds(x, w, level=level)
 
 
 def paired(
@@ -81,44 +239,46 @@ def paired(
     reference: Mapping[str, float | None],
     weights: Mapping[str, float] | None = None,
     *,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> Comparison:
-    """Compare two per-case score maps on the cases both scored."""
-    weight = (weights or {}).get
-    shared = sorted(
+    level: float = 0.95,
+) -> Bounds:
+    """Bounds of the mean of ``current - reference`` over the cases both scored."""
+    get = (weights or {}).get
+    keys = [
         k
-        for k in current
-        if k in reference
-        and current[k] is not None
-        and reference[k] is not None
-        and float(weight(k, 1.0)) > 0
-    )
-    if not shared:
-        return Comparison(0, None, None, None, confidence)
-    diffs = [float(current[k]) - float(reference[k]) for k in shared]  # type: ignore[arg-type]
-    w = [float(weight(k, 1.0)) for k in shared]
-    mean = _weighted_mean(diffs, w)
-    low, high = bootstrap_interval(diffs, w, confidence, seed)
-    return Comparison(len(shared), mean, low, high, confidence)
+        for k, v in current.items()
+        if v is not None and reference.get(k) is not None and float(get(k, 1.0)) > 0
+    ]
+    now = np.fromiter((current[k] for k in keys), float, len(keys))  # type: ignore[misc]
+    then = np.fromiter((reference[k] for k in keys), float, len(keys))  # type: ignore[misc]
+    w = np.fromiter((get(k, 1.0) for k in keys), float, len(keys))
+    width = SCALE[1] - SCALE[0]
+    return bounds(now - then, w, level=level, span=(-width, width))
 
 
-def mean_interval(
-    values: Mapping[str, float | None],
-    weights: Mapping[str, float] | None = None,
-    *,
-    confidence: float = 0.95,
-    seed: int = 0,
-) -> tuple[float, float] | None:
-    """Bootstrap interval of a route's mean quality (None when no case of positive weight
-    was scored)."""
-    weight = (weights or {}).get
-    keys = sorted(k for k, v in values.items() if v is not None and float(weight(k, 1.0)) > 0)
-    if not keys:
-        return None
-    return bootstrap_interval(
-        [float(values[k]) for k in keys],  # type: ignore[arg-type]
-        [float(weight(k, 1.0)) for k in keys],
-        confidence,
-        seed,
-    )
+def mcnemar(to_fail: int, to_pass: int) -> float:
+    """Exact (binomial) two-sided McNemar p-value for ``to_fail`` cases that went from
+    passing to failing against ``to_pass`` that went the other way."""
+    flips = to_fail + to_pass
+    if flips == 0:
+        return 1.0
+    return min(1.0, 2.0 * float(special.bdtr(min(to_fail, to_pass), flips, 0.5)))
+
+
+def holm(pvalues: Sequence[float], alpha: float) -> list[bool]:
+    """Holm's step-down procedure: which hypotheses are rejected with the chance of any
+    false rejection at most ``alpha``."""
+    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
+    rejected = [False] * len(pvalues)
+    m = len(pvalues)
+    for rank, i in enumerate(order):
+        if pvalues[i] > alpha / (m - rank) + _EPS * alpha:
+            break
+        rejected[i] = True
+    return rejected
+
+
+def familywise(tests: int, alpha: float) -> float:
+    """The chance that at least one of ``tests`` independent tests, each at ``alpha`` and
+    each on its null, rejects: ``1 - (1 - alpha) ** tests`` (at most ``tests * alpha``
+    whatever their dependence)."""
+    return 1.0 - (1.0 - alpha) ** tests if tests else 0.0
