@@ -132,6 +132,23 @@ SETTINGS: Final = {
         int,
         "N",
     ),
+    "model_route_inconclusive": _Setting(
+        "--model-route-inconclusive",
+        "how a task whose interval contains its bar sets the exit status: pass (default: "
+        "the gate fails on evidence only) or fail (a task must prove it clears its bar)",
+        choices=("pass", "fail"),
+    ),
+    "model_route_holm": _Setting(
+        "--model-route-holm",
+        "fail a task only when Holm's correction across all the suite's tests keeps the "
+        "failure (the chance of any false failure stays at 1 - confidence)",
+        is_flag=True,
+    ),
+    "model_route_split": _Setting(
+        "--model-route-split",
+        "bench: select each task's route on one half of its cases, confirm it on the other",
+        is_flag=True,
+    ),
     "model_route_suggest": _Setting(
         "--model-route-suggest",
         "bench: write the recommended routes: block to PATH",
@@ -249,6 +266,8 @@ def _settings(config: pytest.Config) -> Settings:
         ("model_route_update_snapshot", "gate"),
         ("model_route_suggest", "bench"),
         ("model_route_repeat", "bench"),
+        ("model_route_split", "bench"),
+        ("model_route_holm", "gate"),
     ):
         if config.getoption(name) and mode != needs:
             raise pytest.UsageError(
@@ -270,6 +289,9 @@ def _settings(config: pytest.Config) -> Settings:
         models=names("model_route_models"),
         tasks=names("model_route_tasks"),
         allow_errors=bool(_setting(config, "model_route_allow_errors")),
+        inconclusive=_setting(config, "model_route_inconclusive") or "pass",
+        holm=bool(_setting(config, "model_route_holm")),
+        split=bool(_setting(config, "model_route_split")),
     )
 
 

@@ -18,7 +18,7 @@ from . import __version__
 from .analysis import Aggregate, aggregate
 from .calibration import calibrate, is_calibration
 from .config import ModelRouteConfig
-from .gate import TaskVerdict, decide_task
+from .gate import TaskVerdict, apply_holm, decide_task, suite_view
 from .nodes import result_of
 from .progress import WorkerProgress, is_tty, terminal_writer
 from .projection import TaskFigures, project
@@ -222,6 +222,8 @@ class ModelRouteReporter:
                 snapshot.tasks.get(task) if snapshot else None,
                 self._complexity(task),
             )
+        if rules.holm:
+            apply_holm(verdicts, rules)
         return verdicts
 
     def _bench(self, tasks: list[str], results: list[CaseResult]) -> dict[str, Any]:
@@ -355,6 +357,8 @@ class ModelRouteReporter:
         )
         self.doc["gate"]["missing"] = missing
         self.doc["gate"]["rules"] = dataclasses.asdict(state.rules())
+        if self.mode == "gate":
+            self.doc["gate"]["suite"] = suite_view(self.verdicts, state.rules())
         self.doc["plugin_version"] = __version__
         if missing:
             self.doc["gate"]["passed"] = False if self.mode == "gate" else None

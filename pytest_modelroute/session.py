@@ -43,6 +43,10 @@ class Settings:
     snapshot: Path | None = None
     update_snapshot: bool = False
     suggest: Path | None = None
+    #: how an inconclusive task sets the exit status ("pass" or "fail")
+    inconclusive: str = "pass"
+    holm: bool = False
+    split: bool = False
 
 
 @dataclass
@@ -281,6 +285,8 @@ class RunState:
             c.confidence,
             self.settings.allow_errors,
             c.seed,
+            self.settings.inconclusive,
+            self.settings.holm,
         )
 
     @property

@@ -188,7 +188,9 @@ def bounds(
     if two_valued:
         share = (mean - lo) / (hi - lo)
         k = share * n_eff
-        low = lo + (hi - lo) * (float(special.betaincinv(k, n_eff - k + 1, alpha)) if k > 0 else 0.0)
+        low = lo + (hi - lo) * (
+            float(special.betaincinv(k, n_eff - k + 1, alpha)) if k > 0 else 0.0
+        )
         high = lo + (hi - lo) * (
             float(special.betaincinv(k + 1, n_eff - k, 1 - alpha)) if k < n_eff else 1.0
         )
@@ -208,9 +210,7 @@ def bounds(
     p0 = 1.0 - alpha ** (1.0 / n_eff)
     low = min(low, mean - p0 * (smallest - lo))
     high = max(high, mean + p0 * (hi - largest))
-    return Bounds(
-        n, mean, low, high, level, "hall-t", n_eff, sd, span, smallest, largest, skew
-    )
+    return Bounds(n, mean, low, high, level, "hall-t", n_eff, sd, span, smallest, largest, skew)
 
 
 def _arrays(
