@@ -208,8 +208,9 @@ def bounds(
     low = mean - se * float(_hall_inverse(q, a))
     high = mean - se * float(_hall_inverse(-q, a))
     p0 = 1.0 - alpha ** (1.0 / n_eff)
-    low = min(low, mean - p0 * (smallest - lo))
-    high = max(high, mean + p0 * (hi - largest))
+    # the floor, and the scale's own ends (a mean cannot lie outside them)
+    low = max(lo, min(low, mean - p0 * (smallest - lo)))
+    high = min(hi, max(high, mean + p0 * (hi - largest)))
     return Bounds(n, mean, low, high, level, "hall-t", n_eff, sd, span, smallest, largest, skew)
 
 

@@ -89,9 +89,59 @@ def comparison_rows(doc: dict[str, Any]) -> list[list[str]]:
                     str(cmp["n"]),
                     f"{cmp['diff']:+.2f}",
                     f"[{low:+.2f}, {high:+.2f}]",
+                    detects(cmp.get("detectable"), cmp.get("thin")),
                 ]
             )
     return rows
+
+
+def detects(difference: float | None, thin: bool | None) -> str:
+    """The smallest difference a comparison could detect, marked when too coarse."""
+    text = "-" if difference is None else f"{difference:.2f}"
+    return text + (" THIN" if thin else "")
+
+
+def statistics_rows(doc: dict[str, Any]) -> list[list[str]]:
+    """Per task: n, the quality's bounds, the smallest difference its main comparison
+    could detect (THIN when coarser than its margin), the cases that would settle it."""
+    rows = []
+    for task, t in doc["tasks"].items():
+        ci = t.get("ci") or [None, None]
+        seen = t.get("detectable") or {}
+        needed = t.get("cases_needed")
+        for test in t.get("tests") or []:
+            if test.get("outcome") == "inconclusive" and test.get("cases_needed"):
+                needed = max(needed or 0, test["cases_needed"])
+        rows.append(
+            [
+                clip_middle(task, 24),
+                str(t["n"]),
+                f"{quality(ci[0])}-{quality(ci[1])}" if ci[0] is not None else "-",
+                f"vs {seen.get('against', '-')}",
+                detects(seen.get("difference"), seen.get("thin")),
+                f"~{needed:,}" if needed else "-",
+            ]
+        )
+    return rows
+
+
+def suite_line(doc: dict[str, Any]) -> str | None:
+    """The family-wise chance of a false failure across the suite's tests."""
+    s = (doc.get("gate") or {}).get("suite")
+    if not s or not s.get("tests"):
+        return None
+    level = s["level"]
+    if s.get("holm"):
+        return (
+            f"suite: Holm's correction across {s['tests']} tests: the chance of any false "
+            f"failure stays at {percent(1 - level)}"
+        )
+    return (
+        f"suite: {s['tests']} tests at {percent(level)} each: if every route sat exactly on "
+        f"its bar, the chance of at least one false failure is "
+        f"{percent(s['familywise_false_failure'])} (--model-route-holm holds it at "
+        f"{percent(1 - level)})"
+    )
 
 
 def projection_lines(p: dict[str, Any]) -> list[str]:
@@ -203,13 +253,32 @@ def write_summary(
         headers, rows, align = task_rows(doc)
         for i, line in enumerate(table(headers, rows, align)):
             verdict = rows[i - 2][-1] if i >= 2 else ""
-            tr.write_line(line, green=verdict == "PASS", red=verdict in ("FAIL", "ERROR"))
+            tr.write_line(
+                line,
+                green=verdict == "PASS",
+                red=verdict in ("FAIL", "ERROR"),
+                yellow=verdict == "INCONCLUSIVE",
+            )
+        level = percent((doc["gate"].get("rules") or {}).get("confidence") or 0.95)
+        tr.write_line("")
+        tr.write_line(
+            f"what the data can tell (one-sided {level} bounds; detects: the smallest "
+            "difference n cases find with 80% power, THIN when coarser than the margin):"
+        )
+        for line in table(
+            ["task", "n", "quality bounds", "main comparison", "detects", "cases to settle"],
+            statistics_rows(doc),
+            "<>><>>",
+        ):
+            tr.write_line("  " + line)
         comparisons = comparison_rows(doc)
         if comparisons:
             tr.write_line("")
-            tr.write_line("paired comparisons (mean difference in quality, 95% bootstrap CI):")
+            tr.write_line(
+                f"paired comparisons (mean difference in quality, one-sided {level} bounds):"
+            )
             for line in table(
-                ["task", "compared with", "n", "diff", "interval"], comparisons, "<<>><"
+                ["task", "compared with", "n", "diff", "bounds", "detects"], comparisons, "<<>><>"
             ):
                 tr.write_line("  " + line)
         panels = judge_panels(doc)
@@ -234,11 +303,23 @@ def write_summary(
         tr.write_line(note, yellow=True)
     if mode == "gate":
         n = len(doc["tasks"])
+        line = suite_line(doc)
+        if line:
+            tr.write_line(line)
+        open_ = [v for v in verdicts.values() if v.verdict == "inconclusive" and not v.blocking]
+        for verdict in open_:
+            tr.write_line(verdict.line(), yellow=True)
         if doc["gate"]["passed"]:
-            tr.write_line(f"model route gate: passed ({n} task{'s' * (n != 1)})", green=True)
+            settled = f"{n} task{'s' * (n != 1)}"
+            if open_:
+                settled += (
+                    f": {n - len(open_)} pass, {len(open_)} inconclusive, which the data cannot "
+                    "settle; --model-route-inconclusive=fail would fail them"
+                )
+            tr.write_line(f"model route gate: passed ({settled})", green=True)
         else:
             for verdict in verdicts.values():
-                if not verdict.passed:
+                if verdict.blocking:
                     tr.write_line("FAILED " + verdict.line(), red=True, bold=True)
             for failure in doc["gate"]["failures"]:
                 if failure["task"] is None:
