@@ -126,9 +126,9 @@ def build_document(
             "tests": [t.to_json() for t in verdict.tests],
             "detectable": verdict.detectable,
         }
-        threshold = next((t for t in verdict.tests if t.name == "threshold"), None)
-        if threshold is not None:
-            entry["cases_needed"] = threshold.to_json()["cases_needed"]
+        bar = next((t for t in verdict.tests if t.name == "threshold"), None)
+        if bar is not None:
+            entry["cases_needed"] = bar.to_json()["cases_needed"]
         if route is not None:
             entry.update({k: v for k, v in route.to_json().items() if k not in entry})
         tasks[task] = entry

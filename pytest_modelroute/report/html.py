@@ -64,6 +64,8 @@ def render_html(doc: Doc) -> str:
         "verdict": verdict_view(doc),
         "outcome": outcome_view(doc),
         "tasks": tasks_view(doc),
+        "level": percent(((doc.get("gate") or {}).get("rules") or {}).get("confidence") or 0.95),
+        "suite": suite_note(doc),
         "bench": bench_view(doc) if doc.get("mode") == "bench" else None,
         "routing": routing_view(doc),
         "cases": cases,
@@ -207,11 +209,26 @@ def verdict_view(doc: Doc) -> dict[str, Any]:
     elif gate.get("passed") is True:
         snap = doc.get("snapshot") or {}
         against = " and hold against the accepted snapshot" if snap.get("found") else ""
-        view.update(
-            state="pass",
-            title="Gate passed",
-            summary=f"All {n} task route{'s' * (n != 1)} clear their bar{against}",
-        )
+        open_ = [t for t, e in tasks.items() if e.get("verdict") == "inconclusive"]
+        summary = f"All {n} task route{'s' * (n != 1)} clear their bar{against}"
+        if open_:
+            summary = (
+                f"No task route is shown below its bar; {len(open_)} of {n} are inconclusive "
+                "(their intervals contain the bar: see the cases that would settle them)"
+            )
+            view["failures"] = [
+                {
+                    "task": _text(t, 80),
+                    "route": _text(tasks[t].get("route"), 60),
+                    "verdict": "inconclusive",
+                    "reasons": "; ".join(
+                        _text(r, REASON_CHARS) for r in tasks[t].get("reasons") or []
+                    ),
+                }
+                for t in open_[:FAILURES_SHOWN]
+            ]
+            view["more"] = max(0, len(open_) - FAILURES_SHOWN)
+        view.update(state="pass", title="Gate passed", summary=summary)
     elif gate.get("passed") is False:
         view.update(
             state="fail", title="Gate failed", summary=f"{len(failures)} of {n} task routes failed"
@@ -344,6 +361,12 @@ def _task_row(
         if snap.get("route") and snap.get("route") != route
         else "",
         "flipped": len(snap.get("flipped") or []),
+        "flipped_to_pass": len(snap.get("flipped_to_pass") or []),
+        "mcnemar": f"{snap['mcnemar_p']:.2g}"
+        if snap.get("flipped") or snap.get("flipped_to_pass")
+        else "",
+        "detects": _detects(t.get("detectable")),
+        "thin": bool((t.get("detectable") or {}).get("thin")),
         "cost": money(t.get("cost_per_call")),
         "cost_change": f"{cost_change:+.0%}"
         if cost_change is not None and abs(cost_change) >= 0.005
@@ -357,6 +380,31 @@ def _task_row(
         "stages": _stage_text(stages),
         "agreement": percent(t.get("agreement")) if t.get("agreement") is not None else "",
     }
+
+
+def _detects(seen: Mapping[str, Any] | None) -> str:
+    if not seen or seen.get("difference") is None:
+        return ""
+    return f"{seen['difference']:.2f} vs {_text(seen.get('against'), 20)}"
+
+
+def suite_note(doc: Doc) -> str:
+    """The suite-level chance of a false failure, as one sentence."""
+    s = (doc.get("gate") or {}).get("suite") or {}
+    if not s.get("tests"):
+        return ""
+    level = s.get("level") or 0.95
+    if s.get("holm"):
+        return (
+            f"Holm's correction across {s['tests']} tests holds the chance of any false "
+            f"failure at {percent(1 - level)}."
+        )
+    return (
+        f"{s['tests']} tests at {percent(level)} each: if every route sat exactly on its bar, "
+        f"the chance of at least one false failure would be "
+        f"{percent(s.get('familywise_false_failure'))} (--model-route-holm holds it at "
+        f"{percent(1 - level)})."
+    )
 
 
 def _base_diff(doc: Doc, task: str, t: Mapping[str, Any], route: str) -> str:
