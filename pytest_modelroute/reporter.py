@@ -240,12 +240,21 @@ class ModelRouteReporter:
                 task, self.aggregates, results, list(state.config.models), specs
             )
             threshold = state.config.threshold_for(task)
-            choice, cleared = recommend(candidates, threshold, state.config.baseline)
+            rules = state.rules()
+            choice, cleared, how = recommend(
+                candidates,
+                threshold,
+                state.config.baseline,
+                level=rules.level,
+                split=state.settings.split,
+                seed=rules.seed,
+            )
             self.choices[task] = (choice, cleared)
             out[task] = {
                 "threshold": threshold,
                 "recommended": choice.label if choice else None,
                 "cleared": cleared,
+                "selection": how.to_json(),
                 "candidates": [c.to_json(threshold) for c in candidates],
             }
         return out

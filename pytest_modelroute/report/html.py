@@ -490,6 +490,9 @@ def _card(doc: Doc, task: str, rec: Mapping[str, Any]) -> dict[str, Any]:
                 "route": _text(route, 60),
                 "kind": _text(c.get("kind") or "", 20),
                 "quality": quality(c.get("quality")),
+                "bounds": f"{quality(c.get('low'))}–{quality(c.get('high'))}"
+                if c.get("low") is not None
+                else "",
                 "cost": money(c.get("cost_per_call")),
                 "cpqp": money(c.get("cost_per_quality_point")),
                 "ratio": _ratio(base_cost, c.get("cost_per_call"))

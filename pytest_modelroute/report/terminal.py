@@ -186,11 +186,14 @@ def recommendation_rows(doc: dict[str, Any]) -> list[list[str]]:
         ratio = "-"
         if base and chosen["cost_per_call"]:
             ratio = f"{base['cost_per_call'] / chosen['cost_per_call']:.1f}x"
+        confirm = (rec.get("selection") or {}).get("confirm") or {}
+        low = confirm.get("low") if confirm.get("route") == chosen["route"] else chosen.get("low")
         rows.append(
             [
                 clip_middle(task, 24),
                 clip(chosen["route"], 28),
                 quality(chosen["quality"]),
+                quality(low),
                 money(chosen["cost_per_call"]),
                 ratio,
                 "yes" if rec["cleared"] else "NO",
@@ -199,11 +202,29 @@ def recommendation_rows(doc: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def selection_line(doc: dict[str, Any]) -> str:
+    """How the recommendations were chosen (the correction for many candidates)."""
+    recs = doc.get("recommendations") or {}
+    how = next((r.get("selection") for r in recs.values() if r.get("selection")), None)
+    if not how:
+        return ""
+    if how["method"] == "split":
+        return (
+            f"recommended routes (selected on one half of the cases, confirmed by a one-sided "
+            f"{percent(how['level'])} lower bound on the other):"
+        )
+    return (
+        "recommended routes (the cheapest whose lower bound clears the threshold; each "
+        f"bound at {percent(how['level'], 1)}, corrected for the candidates per task):"
+    )
+
+
 def candidate_lines(task: str, rec: dict[str, Any]) -> list[str]:
     rows = [
         [
             clip(c["route"], 34),
             quality(c["quality"]),
+            "-" if c.get("low") is None else f"{quality(c['low'])}-{quality(c.get('high'))}",
             money(c["cost_per_call"]),
             money(c["cost_per_quality_point"]),
             f"{c['latency_s']:.2f}s",
@@ -214,7 +235,9 @@ def candidate_lines(task: str, rec: dict[str, Any]) -> list[str]:
     return [f"{task} (threshold {rec['threshold']:.2f}):"] + [
         "  " + line
         for line in table(
-            ["candidate", "quality", "cost/call", "cost/q-pt", "latency", "clears"], rows, "<>>>><"
+            ["candidate", "quality", "bounds", "cost/call", "cost/q-pt", "latency", "clears"],
+            rows,
+            "<>>>>><",
         )
     ]
 
@@ -234,9 +257,11 @@ def write_summary(
         rows = recommendation_rows(doc)
         if rows:
             tr.write_line("")
-            tr.write_line("recommended routes (the cheapest that clears the threshold):")
+            tr.write_line(selection_line(doc))
             for line in table(
-                ["task", "route", "quality", "cost/call", "cheaper", "clears"], rows, "<<>>><"
+                ["task", "route", "quality", "lower bound", "cost/call", "cheaper", "clears"],
+                rows,
+                "<<>>>><",
             ):
                 tr.write_line(line)
         if doc.get("calibration"):
