@@ -21,8 +21,9 @@ probability ``level``, and so does ``mean <= high`` (together, a two-sided inter
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass
 
 import numpy as np
@@ -214,14 +215,15 @@ def bounds(
     return Bounds(n, mean, low, high, level, "hall-t", n_eff, sd, span, smallest, largest, skew)
 
 
-def _arrays(
-    values: Mapping[str, float | None], weights: Mapping[str, float] | None
-) -> tuple[list[str], np.ndarray, np.ndarray]:
-    get = (weights or {}).get
-    keys = [k for k, v in values.items() if v is not None and float(get(k, 1.0)) > 0]
-    x = np.fromiter((values[k] for k in keys), float, len(keys))  # type: ignore[misc]
-    w = np.fromiter((get(k, 1.0) for k in keys), float, len(keys))
-    return keys, x, w
+def _column(values: Iterable[float | None]) -> np.ndarray:
+    """Floats with None as NaN (a list first: numpy converts it in C)."""
+    return np.array(list(values), dtype=float)
+
+
+def _weights(weights: Mapping[str, float] | None, keys: Iterable[str]) -> np.ndarray:
+    if not weights:
+        return np.ones(len(keys) if isinstance(keys, Sized) else 0)
+    return _column(map(weights.get, keys, itertools.repeat(1.0)))
 
 
 def mean_bounds(
@@ -231,8 +233,10 @@ def mean_bounds(
     level: float = 0.95,
 ) -> Bounds:
     """Bounds of a route's mean quality over its scored cases of positive weight."""
-    _, x, w = _arrays(values, weights)
-    return bounds(x, w, level=level)
+    x = _column(values.values())
+    w = _weights(weights, values.keys())
+    keep = ~np.isnan(x)
+    return bounds(x[keep], w[keep], level=level)
 
 
 def paired(
@@ -243,17 +247,12 @@ def paired(
     level: float = 0.95,
 ) -> Bounds:
     """Bounds of the mean of ``current - reference`` over the cases both scored."""
-    get = (weights or {}).get
-    keys = [
-        k
-        for k, v in current.items()
-        if v is not None and reference.get(k) is not None and float(get(k, 1.0)) > 0
-    ]
-    now = np.fromiter((current[k] for k in keys), float, len(keys))  # type: ignore[misc]
-    then = np.fromiter((reference[k] for k in keys), float, len(keys))  # type: ignore[misc]
-    w = np.fromiter((get(k, 1.0) for k in keys), float, len(keys))
+    now = _column(current.values())
+    then = _column(map(reference.get, current.keys()))
+    w = _weights(weights, current.keys())
+    keep = ~(np.isnan(now) | np.isnan(then))
     width = SCALE[1] - SCALE[0]
-    return bounds(now - then, w, level=level, span=(-width, width))
+    return bounds(now[keep] - then[keep], w[keep], level=level, span=(-width, width))
 
 
 def mcnemar(to_fail: int, to_pass: int) -> float:
