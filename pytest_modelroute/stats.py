@@ -173,6 +173,8 @@ def bounds(
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=float)
     keep = w > 0
     x, w = x[keep], w[keep]
+    order = np.lexsort((w, x))  # sums in one order: bit-for-bit the same whatever the ids
+    x, w = x[order], w[order]
     n = int(x.size)
     lo, hi = span
     if n == 0:
