@@ -48,7 +48,10 @@ def test_snapshot_round_trip_then_a_regression_fails(pytester: pytest.Pytester) 
     result, doc = run_json(pytester, "--model-route")
     assert result.ret == 0
     cmp = doc["tasks"]["classification"]["snapshot"]
-    assert (cmp["n"], cmp["diff"], cmp["ci"], cmp["flipped"]) == (4, 0.0, [0.0, 0.0], [])
+    assert (cmp["n"], cmp["diff"], cmp["flipped"], cmp["flipped_to_pass"]) == (4, 0.0, [], [])
+    # equal scores on 4 cases are no proof of "no drop": never a zero-width interval
+    assert cmp["ci"][0] < -0.2 < 0.2 < cmp["ci"][1] and cmp["outcome"] == "inconclusive"
+    assert cmp["thin"] and doc["tasks"]["classification"]["verdict"] == "inconclusive"
     assert doc["spend"]["api_calls"] == 0
 
     suite(pytester, "weak")  # a cheaper route that regresses
@@ -100,9 +103,9 @@ def test_baseline_parity_with_max_drop(pytester: pytest.Pytester) -> None:
     )
 
 
-def test_confidence_uses_the_interval_and_warns_when_undecidable(pytester: pytest.Pytester) -> None:
-    # qualities 5, 5, 1, 1: the point estimate 3.0 passes threshold 3.0, the 95 % lower
-    # bound does not
+def test_an_interval_that_contains_the_bar_is_inconclusive(pytester: pytest.Pytester) -> None:
+    # qualities 5, 5, 1, 1: the point estimate 3.0 sits on threshold 3.0; the interval
+    # contains it and the max_drop margin
     write(
         pytester.path,
         {
@@ -133,13 +136,21 @@ def test_confidence_uses_the_interval_and_warns_when_undecidable(pytester: pytes
     result, doc = run_json(pytester, "--model-route")
     t = doc["tasks"]["classification"]
     assert t["ci"][0] < t["quality"] < t["ci"][1]
-    assert t["verdict"] == "fail"
+    assert t["verdict"] == "inconclusive" and result.ret == 0  # the default lets it through
+    assert doc["gate"]["suite"]["inconclusive"] == ["classification"]
     result.stdout.fnmatch_lines(
         [
-            "warning: classification: vs baseline: n=4 is too small to decide a margin of 1.00*",
-            "*95% CI lower bound * < threshold 3.00*",
+            "*classification*INCONCLUSIVE",
+            "*what the data can tell*",
+            "classification [[]echo[]]: INCONCLUSIVE: quality 3.00, 95% bounds [[]*] contain the "
+            "threshold 3.00 (n=4): the estimate sits on the bar*; vs baseline: the 95% bounds of "
+            "the difference contain -1.00*",
+            "model route gate: passed (1 task: 0 pass, 1 inconclusive*",
         ]
     )
+    result, doc = run_json(pytester, "--model-route", "--model-route-inconclusive=fail")
+    assert result.ret == 1 and doc["gate"]["failures"][0]["verdict"] == "inconclusive"
+    result.stdout.fnmatch_lines(["FAILED classification [[]echo[]]: INCONCLUSIVE: *"])
 
 
 def test_errored_cases_make_the_verdict_error(pytester: pytest.Pytester) -> None:
