@@ -34,6 +34,8 @@ Complexity = Literal["low", "medium", "high"]
 #: Generation parameters accepted at the top level of a model entry.
 GENERATION_KEYS = ("temperature", "max_tokens", "top_p", "top_k", "stop", "seed")
 DEFAULT_MAX_TOKENS = 1024
+#: the least max_tokens a judge call gets unless ``judge: {max_tokens: ...}`` says otherwise
+JUDGE_MAX_TOKENS = 1024
 
 
 class _Strict(BaseModel):
@@ -186,6 +188,8 @@ class JudgeSpec(_Strict):
     n: int = Field(default=1, ge=1, le=50)
     aggregate: Literal["median", "mean", "majority"] = "median"
     template: str | None = None
+    #: judge calls' max_tokens (default: the judge model's, and at least JUDGE_MAX_TOKENS)
+    max_tokens: int | None = Field(default=None, ge=1)
 
 
 class ModelRouteConfig(_Strict):

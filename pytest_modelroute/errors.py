@@ -45,8 +45,12 @@ class CaseError(ModelRouteError):
 class ProviderError(Exception):
     """A provider call failed after the SDK's own retries (or could not start)."""
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(
+        self, message: str, *, retryable: bool = False, rejected_key: bool = False
+    ) -> None:
         self.retryable = retryable
+        #: the API key was refused (401/403): no later call of the model can succeed
+        self.rejected_key = rejected_key
         super().__init__(message)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from .cases import Case
 from .checks import Check, CheckContext, gather_all, quality_of, run_check, weighted_score
-from .config import ModelRouteConfig
+from .config import JUDGE_MAX_TOKENS, ModelRouteConfig
 from .records import CallRecord, CaseResult, CheckOutcome
 from .routes import (
     CalibrationRoute,
@@ -35,6 +35,17 @@ class Env:
 
     def params(self, alias: str) -> dict[str, Any]:
         return self.runner.providers[alias].model.generation_params()
+
+    def judge_params(self, alias: str) -> dict[str, Any]:
+        """A judge call's parameters: the model's, with room for a whole verdict (a model
+        kept to one-word answers as a route still judges in full)."""
+        params = self.params(alias)
+        judge = self.config.judge
+        if judge is not None and judge.max_tokens is not None:
+            params["max_tokens"] = judge.max_tokens
+        else:
+            params["max_tokens"] = max(int(params["max_tokens"]), JUDGE_MAX_TOKENS)
+        return params
 
     def getter(
         self,
@@ -67,7 +78,7 @@ class Env:
             root=self.root,
             call=self.runner.call,
             config=self.config,
-            judge_params=self.params,
+            judge_params=self.judge_params,
         )
 
 

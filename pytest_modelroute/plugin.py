@@ -586,11 +586,15 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     if workerinput is not None:
         # the controller shows the workers' summed progress (see WorkerProgress)
         write = publisher(state.runner.cache, workerinput["workerid"], state.runner.progress)
-    elif tr is not None:
-        uncached, estimate = state.estimate([(c, r) for _, c, r in work])
-        if uncached:
-            tr.write_line(state.estimate_line(uncached, estimate))
-        write = terminal_writer(tr)
+    else:
+        estimate = state.estimate([(c, r) for _, c, r in work])
+        missing = state.missing_keys(estimate)
+        if missing:
+            raise pytest.UsageError(missing)
+        if tr is not None:
+            if estimate.calls:
+                tr.write_line(estimate.line())
+            write = terminal_writer(tr)
     worker = int(str(workerinput.get("workerid", "gw0"))[2:] or 0) if workerinput else 0
     state.prefetch(work, write, worker)
 

@@ -10,6 +10,8 @@ from typing import Any, Literal
 #: "accept": a cascade's acceptance check (a judge call the route pays in production)
 Purpose = Literal["route", "judge", "accept"]
 Status = Literal["pass", "below", "error"]
+#: how the errors of calls never made begin, after a call with their API key was refused
+NOT_CALLED = "not called, an earlier call with this API key was refused: "
 
 
 def canonical_json(value: Any) -> str:
@@ -87,6 +89,8 @@ class Completion:
     usage: Usage
     latency_s: float
     model_version: str | None = None
+    #: the answer stopped at ``max_tokens`` (cut off)
+    truncated: bool = False
 
 
 @dataclass
@@ -104,6 +108,7 @@ class CallRecord:
     cached: bool
     error: str | None = None
     model_version: str | None = None
+    truncated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)

@@ -144,9 +144,12 @@ class ModelRouteReporter:
                 work = self.state.work_from_ids(ids, self.config.rootpath)
             except Exception:  # a broken case file is reported by the workers' collection
                 work = []
-            uncached, cost = self.state.estimate(work) if work else (0, 0.0)
-            if uncached:
-                line = self.state.estimate_line(uncached, cost)
+            estimate = self.state.estimate(work) if work else None
+            missing = self.state.missing_keys(estimate) if estimate else None
+            if missing:
+                raise pytest.UsageError(missing)
+            if estimate is not None and estimate.calls:
+                line = estimate.line()
                 if is_tty(tr):  # xdist's status line is being rewritten: take its place
                     tr.rewrite(line, erase=True)
                     tr.write_line("")

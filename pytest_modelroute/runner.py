@@ -22,7 +22,7 @@ from .errors import ModelRouteError, ProviderError, SpendCapReached
 from .prices import ModelPricing
 from .progress import Progress
 from .providers import Provider
-from .records import CallRecord, Request, Usage, request_key
+from .records import NOT_CALLED, CallRecord, Request, Usage, request_key
 
 T = TypeVar("T")
 
@@ -74,6 +74,8 @@ class Runner:
         self._inflight: dict[str, asyncio.Future[CallRecord]] = {}
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self._not_ready: dict[str, str | None] = {}
+        #: API keys a provider rejected in this run -> why (see _refuse)
+        self._refusals: dict[str, str] = {}
         #: per alias, the other aliases whose calls are the same calls (same identity)
         self._twins: dict[str, tuple[str, ...]] = {}
         by_identity: dict[str, list[str]] = {}
@@ -219,6 +221,7 @@ class Runner:
             latency_s=float(entry.get("latency_s", 0.0)),
             cached=cached,
             model_version=entry.get("model_version"),
+            truncated=bool(entry.get("truncated", False)),
         )
 
     def _error(self, key: str, request: Request, message: str) -> CallRecord:
@@ -287,6 +290,9 @@ class Runner:
         return self.cache.spend() if self.shared else self._spent
 
     async def _call_provider(self, key: str, request: Request, provider: Provider) -> CallRecord:
+        refused = self._refused(provider)  # checked here, after the wait for a slot
+        if refused is not None:
+            return self._error(key, request, refused)
         capped = self.max_cost is not None and provider.spends
         if capped and self.spent() >= self.max_cost:  # type: ignore[operator]
             message = (
@@ -299,7 +305,11 @@ class Runner:
         deadline = model.timeout_s * (model.max_retries + 1) + 5
         try:
             completion = await asyncio.wait_for(provider.complete(request), deadline)
-        except (ProviderError, ModelRouteError) as exc:
+        except ProviderError as exc:
+            if exc.rejected_key:
+                self._refuse(provider, str(exc))
+            return self._failed(key, request, str(exc))
+        except ModelRouteError as exc:
             return self._failed(key, request, str(exc))
         except TimeoutError:
             return self._failed(
@@ -318,6 +328,7 @@ class Runner:
             "usage": completion.usage.__dict__,
             "latency_s": completion.latency_s,
             "model_version": completion.model_version,
+            "truncated": completion.truncated,
             "provider": provider.name,
             "model": model.model,
         }
@@ -339,6 +350,27 @@ class Runner:
         n, tokens = self._output_stats.get(stat, (0, 0))
         self._output_stats[stat] = (n + 1, tokens + record.usage.output_tokens)
         return record
+
+    @staticmethod
+    def _key_of(provider: Provider) -> str:
+        """Which API key a provider's calls use: its variable at its endpoint."""
+        return f"refused:{provider.name}:{provider.model.base_url}:{provider.key_env}"
+
+    def _refuse(self, provider: Provider, message: str) -> None:
+        """No more calls with this API key in this run (it was rejected): each case that
+        would use it says so, pointing at the refusal, rather than paying a failed call."""
+        reason = f"{NOT_CALLED}{message}"
+        self._refusals[self._key_of(provider)] = reason
+        if self.shared:
+            self.cache.put_error(self._key_of(provider), reason)
+
+    def _refused(self, provider: Provider) -> str | None:
+        which = self._key_of(provider)
+        if which not in self._refusals and self.shared:
+            shared = self.cache.get_error(which)  # another worker's refusal
+            if shared is not None:
+                self._refusals[which] = shared
+        return self._refusals.get(which)
 
     def _failed(self, key: str, request: Request, message: str) -> CallRecord:
         if self.shared:

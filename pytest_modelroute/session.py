@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,56 @@ from .routes import ConsensusRoute, Route, SingleRoute, build_route
 from .runner import Runner
 from .yamlio import format_loc
 
-ASSUMED_OUTPUT_TOKENS = 256
+#: Before a model has answered in this cache, the estimate assumes answers of this many
+#: output tokens (a short answer with a sentence of explanation) and judge verdicts of
+#: this many (JSON scores and a one-sentence reason); the judge's prompt template
+#: around the case's prompt, answer and reference is about this many tokens.
+ASSUMED_ANSWER_TOKENS = 64
+ASSUMED_VERDICT_TOKENS = 96
+JUDGE_TEMPLATE_TOKENS = 250
+
+
+@dataclass
+class Estimate:
+    """The calls a run has still to make, and their expected cost."""
+
+    cap: float | None = None
+    calls: int = 0
+    cost: float = 0.0
+    #: calls whose answers the provider predicted (the simulator): counted exactly
+    predicted: int = 0
+    #: models whose answer lengths came from this cache's earlier answers, or were assumed
+    learnt: set[str] = field(default_factory=set)
+    assumed: set[str] = field(default_factory=set)
+    #: cascade items whose escalations cannot be known before their first answer
+    cascades: int = 0
+    #: uncached calls per model alias
+    models: Counter[str] = field(default_factory=Counter)
+
+    def assumptions(self) -> list[str]:
+        """What the figure assumes, in words."""
+        out = []
+        if self.predicted:
+            out.append(f"{self.predicted} simulated answers known exactly")
+        if self.learnt:
+            out.append(f"answer lengths of {', '.join(sorted(self.learnt))} as cached so far")
+        if self.assumed:
+            out.append(
+                f"~{ASSUMED_ANSWER_TOKENS}-token answers and ~{ASSUMED_VERDICT_TOKENS}-token "
+                f"judge verdicts from {', '.join(sorted(self.assumed))} (none cached yet)"
+            )
+        if self.learnt or self.assumed:
+            out.append("input tokens ~ characters / 4")
+        if self.cascades:
+            out.append(f"escalations of {self.cascades} cascade case(s) not counted")
+        return out
+
+    def line(self) -> str:
+        cap = f", cap ${self.cap:g}" if self.cap is not None else ""
+        return (
+            f"modelroute: {self.calls} uncached calls, estimated cost ~${self.cost:.4f}"
+            f"{cap} (assumes {'; '.join(self.assumptions())})"
+        )
 
 
 @dataclass(frozen=True)
@@ -336,139 +386,160 @@ class RunState:
                 work.append(found)
         return work
 
-    def estimate_line(self, uncached: int, cost: float) -> str:
-        cap = self.settings.max_cost
-        return f"modelroute: {uncached} uncached calls, estimated cost ~${cost:.4f}" + (
-            f" (cap ${cap:g})" if cap is not None else ""
-        )
+    def estimate(self, work: Sequence[tuple[Case, Route]]) -> Estimate:
+        """The uncached calls ``work`` will make, and what they will cost (USD).
 
-    def estimate(self, work: Sequence[tuple[Case, Route]]) -> tuple[int, float]:
-        """Uncached calls ``work`` will make first, and their estimated cost (USD).
-
-        Counted once per distinct request: the route's first calls (a cascade's first
-        stage, every consensus sample) and, for the new answers, one judge call per judge
-        check and judge sample. Escalations depend on answers not yet known; output
-        lengths come from this model's answers so far, else from the reference's length.
+        Every item is evaluated dry, with the checks and routes themselves: cached calls
+        answer from the cache, and an uncached one is counted once per distinct request,
+        answered by its provider's prediction when it has one (the simulator), so that the
+        calls that follow it (judges, cascade escalations) are counted exactly too. A call
+        no provider can predict stops its item there: its judge calls are counted with
+        assumed sizes, its cascade escalations not at all (they depend on the answer).
+        Output lengths come from this model's answers so far, else from the assumption.
         """
         from .checks.judge import CHECKS as JUDGE_CHECKS
         from .checks.judge import Panel, configured_panel
         from .providers import estimate_tokens
-        from .routes import CalibrationRoute, CascadeRoute, consensus_params, make_request
+        from .routes import CalibrationRoute, CascadeRoute, SingleRoute, make_request
 
         runner = self.runner
+        est = Estimate(cap=self.settings.max_cost)
         seen: set[str] = set()
-        known: list[tuple[Case, Route]] = []
-        uncached = 0
-        cost = 0.0
+        means: dict[tuple[str, str], float | None] = {}
         panel = configured_panel(self.config)
 
-        means: dict[tuple[str, str], float | None] = {}
-
-        def output_tokens(alias: str, purpose: str, params: dict[str, Any], guess: int) -> float:
-            """This model's mean answer length so far, else ``guess``, within max_tokens."""
+        def output_tokens(alias: str, purpose: str, max_tokens: int) -> float:
+            """This model's mean answer length so far, else the assumed one."""
             if (alias, purpose) not in means:
                 provider = runner.providers[alias]
                 means[alias, purpose] = runner.cache.mean_output_tokens(
                     provider.name, provider.model.model, purpose
                 )
             mean = means[alias, purpose]
-            return min(int(params.get("max_tokens", 1024)), mean if mean is not None else guess)
-
-        def add(
-            alias: str, params: dict[str, Any], prompt: str, key: str | None, out: float
-        ) -> None:
-            nonlocal uncached, cost
-            if not runner.providers[alias].spends:  # replayed recordings are not API calls
-                return
-            if key is not None:
-                if key in seen:
-                    return
-                seen.add(key)
-            uncached += 1
-            pricing = self.pricing[alias]
-            cost += (estimate_tokens(prompt) * pricing.input + out * pricing.output) / 1e6
-
-        for case, route in work:
-            prompt = "".join(c for _, c in case.messages)
-            # before any answer is known: a few times the reference's length, if there is one
-            answer_guess = (
-                min(4 * estimate_tokens(str(case.expected)), ASSUMED_OUTPUT_TOKENS)
-                if case.expected is not None
-                else ASSUMED_OUTPUT_TOKENS
-            )
-            if isinstance(route, ConsensusRoute):
-                calls = route.samples()
-            elif isinstance(route, CascadeRoute):
-                calls = [(route.stages[0], 0)]
-            elif isinstance(route, CalibrationRoute):
-                calls = []
+            if mean is None:
+                est.assumed.add(alias)
+                mean = ASSUMED_VERDICT_TOKENS if purpose == "judge" else ASSUMED_ANSWER_TOKENS
             else:
-                calls = [(a, 0) for a in route.models]
-            answered = True  # every first call cached (a calibration case brings its output)
-            for alias, sample in calls:
-                params = self.env.params(alias)
-                if isinstance(route, ConsensusRoute):
-                    params = consensus_params(params)
-                request = make_request(alias, case.messages, params, sample, case.hints())
-                if not runner.is_cached(request):
-                    answered = False
-                    out = output_tokens(alias, "route", params, answer_guess)
-                    add(alias, params, prompt, runner.key(request), out)
-            judged = [c for c in case.checks if c.kind.name in JUDGE_CHECKS]
-            if runner.cache.mode == "replay" or not judged:
-                continue
-            if answered:
-                known.append((case, route))  # its judge calls can be looked up exactly
-                continue
-            for check in judged:
-                judges = (
-                    route.panel
-                    if isinstance(route, CalibrationRoute)
-                    else (Panel((str(check.spec["model"]),)) if check.spec.get("model") else panel)
-                )
-                if judges is None:
-                    continue
-                for alias, _ in judges.samples():
-                    # the judge prompt is unknown until the output is: assume it is new
-                    params = self.env.params(alias)
-                    out = output_tokens(alias, "judge", params, ASSUMED_OUTPUT_TOKENS)
-                    add(alias, params, prompt * 2, None, out)
-        for request in self._missing_calls(known):
-            params = dict(request.params)
-            out = output_tokens(request.model, request.purpose, params, ASSUMED_OUTPUT_TOKENS)
-            add(request.model, params, request.messages[-1][1], runner.key(request), out)
-        return uncached, cost
+                est.learnt.add(alias)
+            return min(max_tokens, mean)
 
-    def _missing_calls(self, work: Sequence[tuple[Case, Route]]) -> list[Request]:
-        """The calls a dry evaluation of ``work`` (answers known) finds missing from the
-        cache: judge calls (and cascade escalations), built by the checks and routes
-        themselves, exactly as the run will make them."""
-        if not work:
-            return []
-        runner = self.runner
-        missing: dict[str, Request] = {}
+        def add(alias: str, input_tokens: float, output: float) -> None:
+            pricing = self.pricing[alias]
+            est.calls += 1
+            est.models[alias] += 1
+            est.cost += (input_tokens * pricing.input + output * pricing.output) / 1e6
+
+        stopped = False  # the item's evaluation met a call nobody can predict
 
         class DryRunner:
-            """What evaluation needs of a runner, answering from the cache only."""
+            """What evaluation needs of a runner: cached answers and predictions, no calls."""
 
             providers = runner.providers
 
             @staticmethod
             async def call(request: Request) -> CallRecord:
+                nonlocal stopped
                 if runner.is_cached(request):
                     return await runner.call(request)
                 key = runner.key(request)
-                missing.setdefault(key, request)
-                return CallRecord.failed(key, request, "not cached")
+                provider = runner.providers[request.model]
+                predicted = provider.predict(request)
+                if key not in seen and provider.spends:
+                    seen.add(key)
+                    if predicted is not None:
+                        est.predicted += 1
+                        add(
+                            request.model,
+                            predicted.usage.input_tokens,
+                            predicted.usage.output_tokens,
+                        )
+                    else:
+                        prompt = "".join(c for _, c in request.messages)
+                        max_tokens = int(request.param_dict.get("max_tokens", 1024))
+                        out = output_tokens(request.model, request.purpose, max_tokens)
+                        add(request.model, estimate_tokens(prompt), out)
+                if predicted is None:
+                    stopped = stopped or request.purpose == "route"
+                    return CallRecord.failed(key, request, "not known before the call")
+                usage = predicted.usage
+                return CallRecord(
+                    key, request.model, request.sample, request.purpose, predicted.text, usage,
+                    runner.cost_of(request.model, usage), predicted.latency_s, False,
+                )  # fmt: skip
 
         env = Env(self.config, DryRunner(), self.case_root)  # type: ignore[arg-type]
 
+        def settled(case: Case, route: Route) -> bool:
+            """Nothing left to find: a single model's cached answer and no judge to ask."""
+            if not isinstance(route, SingleRoute) or case.cascade_accept:
+                return False
+            if any(c.kind.name in JUDGE_CHECKS for c in case.checks):
+                return False
+            request = make_request(
+                route.alias, case.messages, self.env.params(route.alias), 0, case.hints()
+            )
+            return runner.is_cached(request)
+
         async def dry() -> None:
+            nonlocal stopped
             for case, route in work:
+                if settled(case, route):
+                    continue
+                stopped = False
                 await evaluate(case, route, env)
+                if not stopped or isinstance(route, CalibrationRoute):
+                    continue
+                if isinstance(route, CascadeRoute):
+                    est.cascades += 1
+                if runner.cache.mode == "replay":
+                    continue
+                # the answer is unknown, so are the judge prompts: sized from the case
+                answer = ASSUMED_ANSWER_TOKENS
+                prompt = "".join(c for _, c in case.messages)
+                expected = "" if case.expected is None else str(case.expected)
+                size = (
+                    JUDGE_TEMPLATE_TOKENS
+                    + estimate_tokens(prompt)
+                    + answer
+                    + (estimate_tokens(expected) if expected else 0)
+                )
+                for check in case.checks:
+                    if check.kind.name not in JUDGE_CHECKS:
+                        continue
+                    model = check.spec.get("model")
+                    judges = Panel((str(model),)) if model else panel
+                    for alias, _ in judges.samples() if judges is not None else ():
+                        if runner.providers[alias].spends:
+                            max_tokens = int(self.env.judge_params(alias)["max_tokens"])
+                            add(alias, size, output_tokens(alias, "judge", max_tokens))
 
         runner.run(dry())
-        return list(missing.values())
+        return est
+
+    def missing_keys(self, estimate: Estimate) -> str | None:
+        """One message for the API keys the uncached calls need and the environment lacks
+        (None: nothing missing). Replayed runs call no provider, so need none."""
+        if self.settings.cache_mode == "replay":
+            return None
+        by_env: dict[str, list[str]] = {}
+        calls = 0
+        for alias in sorted(estimate.models):
+            env = self.providers[alias].missing_key()
+            if env:
+                by_env.setdefault(env, []).append(alias)
+                calls += estimate.models[alias]
+        if not by_env:
+            return None
+        needs = "; ".join(
+            f"{env} is not set; model{'s' if len(a) > 1 else ''} {', '.join(a)} "
+            f"need{'' if len(a) > 1 else 's'} it"
+            for env, a in sorted(by_env.items())
+        )
+        return (
+            f"{needs} ({calls} uncached call{'s' if calls != 1 else ''}, none made). Set "
+            f"{'it' if len(by_env) == 1 else 'them'}, or run with --model-route-cache=replay "
+            "to use only cached responses"
+        )
 
     def prefetch(
         self,

@@ -20,6 +20,7 @@ DATASETS = Path(
     )
 )
 GSM8K = DATASETS / "routellm-gsm8k"
+ROUTERARENA = DATASETS / "routerarena"
 MIXTRAL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 GPT4 = "gpt-4-1106-preview"
 
@@ -110,3 +111,10 @@ def write_gsm8k_suite(
             yaml.safe_dump(suite, sort_keys=False, allow_unicode=True), encoding="utf-8"
         )
     return dest
+
+
+def routerarena_rows(model_file: str) -> dict[str, dict[str, object]]:
+    """RouterArena's recorded answers of one model, by question (skips when absent)."""
+    path = require(ROUTERARENA) / model_file
+    rows = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines())
+    return {str(r["question"]): r for r in rows}

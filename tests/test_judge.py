@@ -346,3 +346,32 @@ def test_estimate_counts_route_and_judge_calls_and_nothing_once_cached(
         result, doc = run_json(pytester, "--model-route")
         assert doc["spend"]["api_calls"] == expected_calls
         result.stdout.fnmatch_lines([f"modelroute: {expected_calls} uncached calls, *"])
+
+
+@BOTH
+def test_a_judge_gets_room_for_its_verdict_and_a_cut_off_one_says_so(
+    judged: tuple[pytest.Pytester, WireServer, str],
+) -> None:
+    """A model kept to short answers (max_tokens: 5) still judges with a whole verdict's
+    room; a judge: max_tokens too small for one is reported as a cut-off answer."""
+    pytester, server, provider = judged
+    server.honour_max_tokens = True
+    config = pytester.path / "modelroute.yaml"
+    config.write_text(
+        config.read_text().replace("max_retries: 0}", "max_retries: 0, max_tokens: 5}")
+    )
+    _, doc = run_json(pytester, "--model-route")
+    assert doc["results"][0]["error"] is None
+    (sent,) = judge_requests(server)
+    assert sent.body.get("max_tokens", sent.body.get("max_completion_tokens")) == 1024
+
+    config.write_text(
+        config.read_text().replace(
+            "judge: {model: grader}", "judge: {model: grader, max_tokens: 12}"
+        )
+    )
+    result, doc = run_json(pytester, "--model-route")
+    error = doc["results"][0]["error"]
+    assert "judge grader's llm-rubric answer was cut off at max_tokens=12" in error
+    assert "judge: {max_tokens: ...}" in error
+    assert len(judge_requests(server)) == 2  # not asked again: it would be cut off again

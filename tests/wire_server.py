@@ -178,6 +178,9 @@ class WireServer:
         self.json_answer = json_answer
         self.usage = usage
         self.latency_s = latency_s
+        #: cut answers longer than the request's max_tokens (4 characters a token), as a
+        #: real server does, reporting it in the finish / stop reason
+        self.honour_max_tokens = False
         self.fault_rates: dict[str, float] = dict(fault_rates or {})
         if sum(self.fault_rates.values()) > 1:
             raise ValueError("fault_rates must add up to at most 1")
@@ -328,6 +331,13 @@ class WireServer:
         prompt = json.dumps(body.get("messages", []) if isinstance(body, dict) else body)
         return WireUsage(max(1, len(prompt) // 4), max(1, len(text) // 4))
 
+    def _cut(self, body: Any, text: str) -> str:
+        """``text`` cut to the request's max_tokens when the server honours it."""
+        limit = body.get("max_tokens") or body.get("max_completion_tokens")
+        if not self.honour_max_tokens or not isinstance(limit, int):
+            return text
+        return text[: limit * 4]
+
     def _structured(self, body: Any) -> Any:
         if self.json_answer is not None:
             return self.json_answer(body)
@@ -351,10 +361,15 @@ class WireServer:
                 ]
                 stop_reason = "tool_use"
                 text = json.dumps(structured)
+                if self._cut(body, text) != text:  # a tool call cut off: its input is lost
+                    content[0]["input"] = {}
+                    stop_reason = "max_tokens"
             else:
                 text = fault.text if fault.text is not None else self.answer(body)
-                content = [{"type": "text", "text": text}]
                 stop_reason = "end_turn"
+                if self._cut(body, text) != text:
+                    text, stop_reason = self._cut(body, text), "max_tokens"
+                content = [{"type": "text", "text": text}]
             usage = self._usage(body, text)
             return {
                 "id": f"msg_{n:06d}",
@@ -378,6 +393,9 @@ class WireServer:
             text = json.dumps(self._structured(body))
         else:
             text = self.answer(body)
+        finish = "stop"
+        if self._cut(body, text) != text:
+            text, finish = self._cut(body, text), "length"
         usage = self._usage(body, text)
         prompt_tokens = usage.input_tokens + usage.cache_read
         return {
@@ -389,7 +407,7 @@ class WireServer:
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
+                    "finish_reason": finish,
                 }
             ],
             "usage": {
@@ -417,6 +435,7 @@ def error_body(flavor: Flavor | None, status: int, message: str | None = None) -
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # many clients connect at once under load (default 5)
     block_on_close = False  # stop() must not wait for hanging handlers
     wire: WireServer
 

@@ -247,6 +247,12 @@ async def ask_panel(
             parsed = parse(raw)
             if parsed is not None:
                 return alias, parsed, raw
+            if record.truncated:  # asking again would cut it off again
+                raise JudgeError(
+                    f"judge {alias}'s {kind} answer was cut off at max_tokens="
+                    f"{params.get('max_tokens')} before it was complete: raise it with "
+                    f"'judge: {{max_tokens: ...}}' in the config; the answer began: {raw[:200]!r}"
+                )
         shown = raw if len(raw) <= 500 else raw[:500] + f"... ({len(raw) - 500} more characters)"
         raise JudgeError(
             f"judge {alias} gave an unparsable {kind} answer twice; the last one was: {shown!r}"

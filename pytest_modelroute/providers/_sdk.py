@@ -28,7 +28,9 @@ def translate_error(exc: BaseException, provider: Provider) -> ProviderError:
     keys = {provider.api_key(), *(os.environ.get(v) for v in SECRET_ENVS)}
     for key in sorted((k for k in keys if k and len(k) >= 8), key=len, reverse=True):
         text = text.replace(key, "[redacted]")
-    return error if text == str(error) else ProviderError(text, retryable=error.retryable)
+    if text == str(error):
+        return error
+    return ProviderError(text, retryable=error.retryable, rejected_key=error.rejected_key)
 
 
 def _translate(exc: BaseException, provider: Provider) -> ProviderError:
@@ -41,7 +43,8 @@ def _translate(exc: BaseException, provider: Provider) -> ProviderError:
         env = provider.key_env or "the API key variable"
         return ProviderError(
             f"{status} from {name}: the API key was rejected. Set {env} to a valid key"
-            + (" (or set api_key_env in the config)" if not provider.model.api_key_env else "")
+            + (" (or set api_key_env in the config)" if not provider.model.api_key_env else ""),
+            rejected_key=True,
         )
     if status == 429:
         return ProviderError(f"429 rate limited by {name} {retries}", retryable=True)

@@ -57,6 +57,7 @@ class AnthropicProvider(SDKProvider):
             ),
             latency_s=latency_s,
             model_version=data.get("model"),
+            truncated=data.get("stop_reason") == "max_tokens",
         )
 
 

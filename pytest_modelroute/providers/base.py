@@ -49,10 +49,16 @@ class Provider(ABC):
         env = self.key_env
         return os.environ.get(env) if env else None
 
+    def missing_key(self) -> str | None:
+        """The environment variable holding the API key, when a call needs it and it is
+        not set."""
+        env = self.key_env
+        return env if env and not os.environ.get(env) else None
+
     def not_ready(self) -> str | None:
         """Why this provider cannot make calls now (a missing API key), or None."""
-        env = self.key_env
-        if env and not os.environ.get(env):
+        env = self.missing_key()
+        if env:
             return (
                 f"{env} is not set: model {self.alias!r} ({self.name} {self.model.model}) needs "
                 f"an API key. Set {env}, or run with --model-route-cache=replay to use only "
@@ -67,6 +73,11 @@ class Provider(ABC):
     @abstractmethod
     async def complete(self, request: Request) -> Completion:
         """Answer ``request``; raise ProviderError with a clear message on failure."""
+
+    def predict(self, request: Request) -> Completion | None:
+        """The answer ``request`` would get, when the provider can tell without a call (the
+        simulator can), so that the cost estimate counts it exactly; None otherwise."""
+        return None
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release network resources."""

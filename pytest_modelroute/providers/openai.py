@@ -14,11 +14,11 @@ class OpenAIProvider(SDKProvider):
     default_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
     path: ClassVar[str] = "/chat/completions"
 
-    def not_ready(self) -> str | None:
+    def missing_key(self) -> str | None:
         # Local OpenAI-compatible servers (Ollama, vLLM) usually take any key.
         if self.model.base_url and not self.model.api_key_env:
             return None
-        return super().not_ready()
+        return super().missing_key()
 
     def _new_client(self) -> Any:
         import openai
@@ -46,6 +46,7 @@ class OpenAIProvider(SDKProvider):
         if not choices:
             raise ValueError("no choices")
         text = field(choices[0], "message", dict).get("content") or ""
+        truncated = choices[0].get("finish_reason") == "length"
         if not isinstance(text, str):
             raise ValueError(f"message content is {type(text).__name__}, not text")
         usage = data.get("usage")
@@ -60,4 +61,4 @@ class OpenAIProvider(SDKProvider):
                 output_tokens=int(usage.get("completion_tokens") or 0),
                 cache_read_tokens=cached,
             )
-        return Completion(text, counted, latency_s, data.get("model"))
+        return Completion(text, counted, latency_s, data.get("model"), truncated)

@@ -73,6 +73,13 @@ class SimProvider(Provider):
         return float(skills.get(complexity, DEFAULT_SKILL))  # type: ignore[call-overload]
 
     async def complete(self, request: Request) -> Completion:
+        completion = self.predict(request)
+        if completion.latency_s:
+            await asyncio.sleep(completion.latency_s)
+        return completion
+
+    def predict(self, request: Request) -> Completion:
+        """The simulated answer: a pure function of the request, so known before the call."""
         hints = request.hint_dict
         case = hints.get("case", "")
         seed = (self.model.model, case, request.sample, request.purpose)
@@ -86,8 +93,6 @@ class SimProvider(Provider):
         else:
             text = wrong_answer(hints["expected"], hints.get("choices"), unit(*seed, "wrong"))
         latency = self.model.latency_ms / 1000 * (0.75 + 0.5 * unit(*seed, "latency"))
-        if latency:
-            await asyncio.sleep(latency)
         prompt = "\n".join(c for _, c in request.messages)
         usage = Usage(estimate_tokens(prompt), estimate_tokens(text), estimated=True)
         return Completion(text, usage, latency, f"sim:{self.model.model}")

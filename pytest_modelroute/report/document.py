@@ -9,7 +9,7 @@ from typing import Any
 
 from ..analysis import Aggregate
 from ..gate import TaskVerdict
-from ..records import CaseResult
+from ..records import NOT_CALLED, CaseResult
 
 SCHEMA = "modelroute/results@1"
 
@@ -81,6 +81,24 @@ def spend_json(
         #: calls whose tokens (so cost) were estimated from the text, not reported
         "estimated_calls": len(estimated),
     }
+
+
+def error_causes(results: Iterable[CaseResult], shown: int = 3) -> list[dict[str, Any]]:
+    """Errored results grouped by cause, the most frequent first: a refused key or a
+    missing cache entry is one cause however many cases it stopped."""
+    groups: dict[str, list[CaseResult]] = {}
+    for r in results:
+        if r.error is not None:
+            groups.setdefault(r.error.removeprefix(NOT_CALLED), []).append(r)
+    ranked = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    return [
+        {
+            "count": len(rs),
+            "cause": cause,
+            "cases": [f"{r.file}::{r.case}[{r.route}]" for r in rs[:shown]],
+        }
+        for cause, rs in ranked
+    ]
 
 
 def build_document(
@@ -182,6 +200,7 @@ def build_document(
         "models": models,
         "prices": prices,
         "spend": spend,
+        "errors": error_causes(results),
         "results": [result_json(r) for r in raw_results],
     }
     if extra:

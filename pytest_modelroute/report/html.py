@@ -21,6 +21,7 @@ from markupsafe import Markup
 from . import svg
 from .document import judge_panels
 from .fmt import clip, estimated_note, money, percent, quality, signed
+from .glossary import glossary
 from .text import show_controls, truncate
 
 #: the whole page stays under this many bytes (the issue's budget is 5 MB)
@@ -70,6 +71,7 @@ def render_html(doc: Doc) -> str:
         "routing": routing_view(doc),
         "cases": cases,
         "run": run_view(doc),
+        "glossary": glossary(doc),
         "script_hash": f"sha256-{digest}",
     }
     shell = page.render(case_list=Markup(""), **context)

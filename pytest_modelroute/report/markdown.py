@@ -14,6 +14,7 @@ from typing import Any
 
 from .document import judge_panels
 from .fmt import clip, estimated_note, money, percent, quality, signed
+from .glossary import glossary
 from .text import strip_controls
 
 MARKER = "<!-- pytest-modelroute -->"
@@ -26,6 +27,7 @@ BUDGETS = {
     "complexity": 2_000,
     "flipped": 9_000,
     "matrix": 18_000,
+    "glossary": 5_000,
     "footer": 1_000,
 }
 FLIPS_PER_TASK = 10
@@ -80,6 +82,7 @@ def render_markdown(doc: Doc) -> str:
             else []
         ),
         matrix_section(doc, BUDGETS["matrix"]),
+        glossary_section(doc, BUDGETS["glossary"]),
         footer(doc, BUDGETS["footer"]),
     ]
     return _fit("\n\n".join(sections) + "\n", LIMIT)
@@ -423,6 +426,14 @@ def _matrix_cells(
         text = f"{quality(cell.get('quality'))} · {usd(cell.get('cost_per_call'))}"
         cells.append(f"**{text}**" if alias == route else text)
     return cells
+
+
+def glossary_section(doc: Doc, budget: int) -> str:
+    """The terms this comment uses, explained, folded away."""
+    items = "\n".join(f"- **{term}**: {text}" for term, text in glossary(doc))
+    return _limit(
+        f"<details><summary>What the terms mean</summary>\n\n{items}\n\n</details>", budget
+    )
 
 
 def footer(doc: Doc, budget: int) -> str:

@@ -326,6 +326,8 @@ def write_summary(
         tr.write_line(" " + note)
     for note in notes:
         tr.write_line(note, yellow=True)
+    for line in error_lines(doc.get("errors") or []):
+        tr.write_line(line, red=True)
     if mode == "gate":
         n = len(doc["tasks"])
         line = suite_line(doc)
@@ -351,6 +353,20 @@ def write_summary(
                     tr.write_line("FAILED " + "; ".join(failure["reasons"]), red=True, bold=True)
             failed = sum(1 for f in doc["gate"]["failures"] if f["task"] is not None)
             tr.write_line(f"model route gate: FAILED ({failed} of {n} tasks)", red=True, bold=True)
+
+
+def error_lines(causes: Sequence[dict[str, Any]], most: int = 5) -> list[str]:
+    """Errored cases by cause, one line each: a cause shown once, with its count."""
+    if not causes:
+        return []
+    total = sum(c["count"] for c in causes)
+    lines = [f"errored cases by cause ({total} in all):"]
+    for c in causes[:most]:
+        lines.append(f"  {c['count']:>4} x {clip(c['cause'], 300)} (e.g. {c['cases'][0]})")
+    if len(causes) > most:
+        rest = sum(c["count"] for c in causes[most:])
+        lines.append(f"  {rest:>4} x {len(causes) - most} other causes (see the JSON results)")
+    return lines
 
 
 def calibration_lines(calibration: dict[str, Any]) -> list[str]:

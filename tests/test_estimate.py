@@ -1,0 +1,120 @@
+"""The cost estimate printed before the calls, against what the run then spends."""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from datasets import routerarena_rows
+from suite import run_json
+from wire_server import WireServer, WireUsage, last_user_text
+
+ROOT = Path(__file__).resolve().parents[1]
+ESTIMATE = re.compile(
+    r"modelroute: (\d+) uncached calls, estimated cost ~\$([0-9.]+).*\(assumes (.*)\)"
+)
+
+
+def estimate_of(result: pytest.RunResult) -> tuple[int, float, str]:
+    """(calls, USD, assumptions) of the run's estimate line."""
+    for line in result.outlines:
+        m = ESTIMATE.search(line)
+        if m:
+            return int(m.group(1)), float(m.group(2)), m.group(3)
+    raise AssertionError("no estimate line in:\n" + result.stdout.str())
+
+
+def test_example_suite_estimate_is_the_spend(pytester: pytest.Pytester) -> None:
+    """The simulator predicts its answers, so the estimate of the example suite's first
+    run counts every call, judges and escalations included, at their real sizes."""
+    shutil.copytree(ROOT / "example_suite", pytester.path / "suite")
+    shutil.rmtree(pytester.path / "suite" / ".modelroute_cache", ignore_errors=True)
+    result, doc = run_json(pytester, "--model-route", "suite")
+    calls, usd, assumes = estimate_of(result)
+    spend = doc["spend"]
+    assert calls == spend["api_calls"]
+    assert usd == pytest.approx(spend["cost_incurred"], rel=0.01, abs=1e-4)
+    assert "simulated answers known exactly" in assumes
+    again, _ = run_json(pytester, "--model-route", "suite")
+    assert "uncached calls" not in again.stdout.str()
+
+
+def test_held_out_short_answers_first_run_within_30_percent(
+    pytester: pytest.Pytester, wire_server: WireServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RouterArena's real answers of two models (their real token counts), served through
+    the official SDKs: the first run's estimate, made before any answer is known, is
+    within 30 % of the spend, and the spend is what RouterArena recorded."""
+    haiku = routerarena_rows("claude-3-haiku-20240307.jsonl")
+    flash = routerarena_rows("gemini-2.0-flash-001.jsonl")
+    questions = sorted(haiku)[::4]  # a quarter of them: enough to mean something, quick
+
+    def answer(body: dict[str, Any]) -> str:
+        rows = haiku if body["model"].startswith("claude") else flash
+        return str(rows[last_user_text(body)]["generated_answer"])
+
+    def usage(body: dict[str, Any], text: str) -> WireUsage:
+        rows = haiku if body["model"].startswith("claude") else flash
+        used = rows[last_user_text(body)]["token_usage"]
+        return WireUsage(input_tokens=used["input_tokens"], output_tokens=used["output_tokens"])
+
+    wire_server.answer = answer
+    wire_server.usage = usage
+    monkeypatch.setenv("ARENA_KEY", "sk-arena-test-0000")
+    common = {"api_key_env": "ARENA_KEY"}
+    config = {
+        "models": {
+            "haiku": {
+                "provider": "anthropic",
+                "model": "claude-3-haiku-20240307",
+                "base_url": wire_server.url,
+                "price": {"input": 0.25, "output": 1.25},
+                **common,
+            },
+            "flash": {
+                "provider": "openai",
+                "model": "gemini-2.0-flash-001",
+                "base_url": wire_server.openai_url,
+                "price": {"input": 0.1, "output": 0.4},
+                **common,
+            },
+        },
+        "baseline": "flash",
+        "routes": {"short-answer": "haiku"},
+    }
+    cases = {
+        "task": "short-answer",
+        "complexity": "low",
+        "prompt": "{{ question }}",
+        "checks": [{"type": "icontains", "value": "{{ expected }}"}],
+        "cases": [
+            {
+                "id": f"q{i:03d}",
+                "vars": {"question": q},
+                "expected": str(haiku[q]["evaluation_result"]["ground_truth"]),
+            }
+            for i, q in enumerate(questions)
+        ],
+    }
+    (pytester.path / "modelroute.yaml").write_text(yaml.safe_dump(config))
+    (pytester.path / "cases").mkdir()
+    (pytester.path / "cases" / "arena.yaml").write_text(yaml.safe_dump(cases))
+
+    result, doc = run_json(pytester, "--model-route")
+    calls, usd, assumes = estimate_of(result)
+    spent = doc["spend"]["cost_incurred"]
+    assert calls == doc["spend"]["api_calls"] == 2 * len(questions)
+    assert 0.7 <= usd / spent <= 1.3, (usd, spent)
+    assert "~64-token answers" in assumes and "flash, haiku (none cached yet)" in assumes
+    # the spend, priced by the plugin, is what RouterArena recorded for these answers
+    recorded = math.fsum(
+        float(rows[q]["evaluation_result"]["inference_cost"])
+        for rows in (haiku, flash)
+        for q in questions
+    )
+    assert spent == pytest.approx(recorded, rel=1e-9)
