@@ -12,8 +12,6 @@ from .stats import FAIL, INCONCLUSIVE, PASS, Bounds, familywise, holm, mcnemar, 
 
 ERROR = "error"
 VERDICTS = (PASS, FAIL, INCONCLUSIVE, ERROR)
-#: how an inconclusive task sets the exit status: it passes the gate, or it fails it
-INCONCLUSIVE_POLICIES = ("pass", "fail")
 MAX_FLIPS_LISTED = 10
 #: above this many, the cases needed are said as "more than"
 NEEDED_CAP = 1_000_000
@@ -412,7 +410,7 @@ def _detectable(v: TaskVerdict, quality: Bounds, rules: GateRules) -> None:
             source = cmp
             break
     else:
-        name, source, margin = "quality", quality, rules.tolerance
+        name, source, margin = "threshold", quality, rules.tolerance
     difference = source.detectable()
     thin = difference is None or difference > margin + 1e-9
     v.detectable = {"against": name, "n": source.n, "difference": difference, "thin": thin}

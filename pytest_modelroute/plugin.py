@@ -53,6 +53,9 @@ class _Setting:
 
 
 #: Each setting is a command-line flag and an ini key of the same name; see _setting().
+#: how an inconclusive task sets the exit status: it passes the gate, or it fails it
+INCONCLUSIVE_POLICIES: Final = ("pass", "fail")
+
 SETTINGS: Final = {
     "model_route_config": _Setting(
         "--model-route-config",
@@ -136,7 +139,7 @@ SETTINGS: Final = {
         "--model-route-inconclusive",
         "how a task whose interval contains its bar sets the exit status: pass (default: "
         "the gate fails on evidence only) or fail (a task must prove it clears its bar)",
-        choices=("pass", "fail"),
+        choices=INCONCLUSIVE_POLICIES,
     ),
     "model_route_holm": _Setting(
         "--model-route-holm",
@@ -155,6 +158,19 @@ SETTINGS: Final = {
         metavar="PATH",
     ),
 }
+
+
+def pytest_plugin_registered(plugin: object) -> None:
+    """Where pytester runs suites in-process, load numpy and scipy before its first run.
+
+    pytester unloads the modules a run imported when the run ends, and numpy refuses to be
+    imported a second time in one process; importing them here, where they outlive those
+    runs, costs nothing to a process that does not use pytester (historic hook: called for
+    pytester whenever it was registered).
+    """
+    if getattr(plugin, "__name__", None) == "_pytest.pytester":
+        import numpy  # noqa: F401
+        import scipy.special  # noqa: F401
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:

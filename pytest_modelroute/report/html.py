@@ -20,7 +20,7 @@ from markupsafe import Markup
 
 from . import svg
 from .document import judge_panels
-from .fmt import clip, estimated_note, money, percent, quality, signed
+from .fmt import clip, estimated_note, money, percent, quality, signed, suite_sentence
 from .glossary import glossary
 from .text import show_controls, truncate
 
@@ -66,7 +66,7 @@ def render_html(doc: Doc) -> str:
         "outcome": outcome_view(doc),
         "tasks": tasks_view(doc),
         "level": percent(((doc.get("gate") or {}).get("rules") or {}).get("confidence") or 0.95),
-        "suite": suite_note(doc),
+        "suite": suite_sentence(doc),
         "bench": bench_view(doc) if doc.get("mode") == "bench" else None,
         "routing": routing_view(doc),
         "cases": cases,
@@ -364,9 +364,7 @@ def _task_row(
         else "",
         "flipped": len(snap.get("flipped") or []),
         "flipped_to_pass": len(snap.get("flipped_to_pass") or []),
-        "mcnemar": f"{snap['mcnemar_p']:.2g}"
-        if snap.get("flipped") or snap.get("flipped_to_pass")
-        else "",
+        "mcnemar": _mcnemar(snap),
         "detects": _detects(t.get("detectable")),
         "thin": bool((t.get("detectable") or {}).get("thin")),
         "cost": money(t.get("cost_per_call")),
@@ -384,29 +382,16 @@ def _task_row(
     }
 
 
+def _mcnemar(snap: Mapping[str, Any]) -> str:
+    """The exact McNemar p-value of the flips, when a case flipped either way."""
+    flips = snap.get("flipped") or snap.get("flipped_to_pass")
+    return f"{snap['mcnemar_p']:.2g}" if flips and snap.get("mcnemar_p") is not None else ""
+
+
 def _detects(seen: Mapping[str, Any] | None) -> str:
     if not seen or seen.get("difference") is None:
         return ""
     return f"{seen['difference']:.2f} vs {_text(seen.get('against'), 20)}"
-
-
-def suite_note(doc: Doc) -> str:
-    """The suite-level chance of a false failure, as one sentence."""
-    s = (doc.get("gate") or {}).get("suite") or {}
-    if not s.get("tests"):
-        return ""
-    level = s.get("level") or 0.95
-    if s.get("holm"):
-        return (
-            f"Holm's correction across {s['tests']} tests holds the chance of any false "
-            f"failure at {percent(1 - level)}."
-        )
-    return (
-        f"{s['tests']} tests at {percent(level)} each: if every route sat exactly on its bar, "
-        f"the chance of at least one false failure would be "
-        f"{percent(s.get('familywise_false_failure'))} (--model-route-holm holds it at "
-        f"{percent(1 - level)})."
-    )
 
 
 def _base_diff(doc: Doc, task: str, t: Mapping[str, Any], route: str) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .document import judge_panels
-from .fmt import clip, estimated_note, money, percent, quality, signed
+from .fmt import clip, estimated_note, money, percent, quality, signed, suite_sentence
 from .glossary import glossary
 from .text import strip_controls
 
@@ -295,23 +295,14 @@ def suite_text(doc: Doc) -> str:
     if not s:
         return ""
     level = s.get("level") or 0.95
-    text = (
+    sentence = suite_sentence(doc)
+    return (
         f"<sub>Quality (bounds): the mean with one-sided {percent(level)} bounds. Detects: the "
         "smallest difference the task's main comparison could find with 80% power at its n; "
-        "⚠️ thin: coarser than the margin it is judged by (too few cases to mean much). "
+        "⚠️ thin: coarser than the margin it is judged by (too few cases to mean much)."
+        + (f" {sentence}." if sentence else "")
+        + "</sub>"
     )
-    if s.get("holm"):
-        text += f"Holm's correction across {s['tests']} tests holds the chance of any false "
-        text += f"failure at {percent(1 - level)}.</sub>"
-    elif s.get("tests"):
-        text += (
-            f"{s['tests']} tests at {percent(level)} each: if every route sat exactly on its "
-            f"bar, the chance of at least one false failure would be "
-            f"{percent(s.get('familywise_false_failure'))}.</sub>"
-        )
-    else:
-        text += "</sub>"
-    return text
 
 
 def _lines(items: Sequence[str], budget: int, what: str) -> str:

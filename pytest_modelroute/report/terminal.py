@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
 from .document import judge_panels
-from .fmt import clip, clip_middle, estimated_note, money, percent, quality
+from .fmt import clip, clip_middle, estimated_note, money, percent, quality, suite_sentence
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
@@ -117,31 +118,12 @@ def statistics_rows(doc: dict[str, Any]) -> list[list[str]]:
                 clip_middle(task, 24),
                 str(t["n"]),
                 f"{quality(ci[0])}-{quality(ci[1])}" if ci[0] is not None else "-",
-                f"vs {seen.get('against', '-')}",
+                f"vs {seen['against']}" if seen.get("against") else "-",
                 detects(seen.get("difference"), seen.get("thin")),
                 f"~{needed:,}" if needed else "-",
             ]
         )
     return rows
-
-
-def suite_line(doc: dict[str, Any]) -> str | None:
-    """The family-wise chance of a false failure across the suite's tests."""
-    s = (doc.get("gate") or {}).get("suite")
-    if not s or not s.get("tests"):
-        return None
-    level = s["level"]
-    if s.get("holm"):
-        return (
-            f"suite: Holm's correction across {s['tests']} tests: the chance of any false "
-            f"failure stays at {percent(1 - level)}"
-        )
-    return (
-        f"suite: {s['tests']} tests at {percent(level)} each: if every route sat exactly on "
-        f"its bar, the chance of at least one false failure is "
-        f"{percent(s['familywise_false_failure'])} (--model-route-holm holds it at "
-        f"{percent(1 - level)})"
-    )
 
 
 def projection_lines(p: dict[str, Any]) -> list[str]:
@@ -210,12 +192,12 @@ def selection_line(doc: dict[str, Any]) -> str:
         return ""
     if how["method"] == "split":
         return (
-            f"recommended routes (selected on one half of the cases, confirmed by a one-sided "
+            "recommended routes (selected on one half of the cases, confirmed by a one-sided\n"
             f"{percent(how['level'])} lower bound on the other):"
         )
     return (
-        "recommended routes (the cheapest whose lower bound clears the threshold; each "
-        f"bound at {percent(how['level'], 1)}, corrected for the candidates per task):"
+        "recommended routes (the cheapest whose lower bound clears the threshold; bounds at\n"
+        f"{percent(how['level'], 1)}, corrected for the number of candidates per task):"
     )
 
 
@@ -257,7 +239,8 @@ def write_summary(
         rows = recommendation_rows(doc)
         if rows:
             tr.write_line("")
-            tr.write_line(selection_line(doc))
+            for line in selection_line(doc).splitlines():
+                tr.write_line(line)
             for line in table(
                 ["task", "route", "quality", "lower bound", "cost/call", "cheaper", "clears"],
                 rows,
@@ -286,10 +269,8 @@ def write_summary(
             )
         level = percent((doc["gate"].get("rules") or {}).get("confidence") or 0.95)
         tr.write_line("")
-        tr.write_line(
-            f"what the data can tell (one-sided {level} bounds; detects: the smallest "
-            "difference n cases find with 80% power, THIN when coarser than the margin):"
-        )
+        tr.write_line(f"what the data can tell (one-sided {level} bounds; detects: the smallest")
+        tr.write_line("difference n cases find with 80% power, THIN when coarser than the margin):")
         for line in table(
             ["task", "n", "quality bounds", "main comparison", "detects", "cases to settle"],
             statistics_rows(doc),
@@ -330,19 +311,22 @@ def write_summary(
         tr.write_line(line, red=True)
     if mode == "gate":
         n = len(doc["tasks"])
-        line = suite_line(doc)
-        if line:
+        sentence = suite_sentence(doc)
+        for line in textwrap.wrap(f"suite: {sentence}", 100) if sentence else ():
             tr.write_line(line)
         open_ = [v for v in verdicts.values() if v.verdict == "inconclusive" and not v.blocking]
         for verdict in open_:
-            tr.write_line(verdict.line(), yellow=True)
+            line = f"{verdict.task} [{verdict.route}]: " + "; ".join(verdict.reasons)
+            tr.write_line("INCONCLUSIVE " + line, yellow=True)
+        if open_:
+            tr.write_line(
+                "(the data cannot settle these; they pass unless --model-route-inconclusive=fail)",
+                yellow=True,
+            )
         if doc["gate"]["passed"]:
             settled = f"{n} task{'s' * (n != 1)}"
             if open_:
-                settled += (
-                    f": {n - len(open_)} pass, {len(open_)} inconclusive, which the data cannot "
-                    "settle; --model-route-inconclusive=fail would fail them"
-                )
+                settled += f": {n - len(open_)} pass, {len(open_)} inconclusive"
             tr.write_line(f"model route gate: passed ({settled})", green=True)
         else:
             for verdict in verdicts.values():
