@@ -1,0 +1,215 @@
+"""``modelroute import-logs LOGFILE... -o DIR``: production logs to a routing suite."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import ModelRouteError
+
+SHOWN_PROBLEMS = 20
+
+DESCRIPTION = """\
+Read logged LLM calls (OpenAI or Anthropic request/response records and batch files,
+OpenTelemetry GenAI spans as OTLP JSON, or any JSONL/CSV through --map; gzip is fine),
+sort them into tasks, sample up to --per-level cases per task and complexity, and write
+a ready-to-run suite to DIR: modelroute.yaml (models with prices, the baseline, traffic
+per month), cases/<task>.yaml (production answers as references) and
+replay/production.jsonl (the baseline's recorded answers). Emails, phone numbers, card
+numbers and keys are redacted unless --no-redact."""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="modelroute import-logs",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("logs", nargs="+", type=Path, metavar="LOGFILE", help="log files to read")
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="suite folder")
+    p.add_argument("--force", action="store_true", help="replace a suite this command wrote in DIR")
+    g = p.add_argument_group("reading")
+    g.add_argument(
+        "--task-field",
+        metavar="PATH",
+        help="the field that names each call's task: metadata.task, a span attribute, "
+        "tags[task] (a tag task:NAME); calls without it are grouped by prompt template",
+    )
+    g.add_argument(
+        "--map",
+        default="",
+        metavar="SPEC",
+        help="fields of a plain JSONL/CSV log: prompt=FIELD,output=FIELD[,system=,messages=,"
+        "model=,task=,timestamp=,input_tokens=,output_tokens=,latency_s=]",
+    )
+    g.add_argument("--model", metavar="ID", help="model id for records that name none")
+    g.add_argument(
+        "--strict", action="store_true", help="stop at the first malformed line instead of skipping"
+    )
+    g = p.add_argument_group("sampling and volumes")
+    g.add_argument(
+        "--per-level",
+        type=int,
+        default=15,
+        metavar="N",
+        help="cases per task and complexity (default 15, the seed's count)",
+    )
+    g.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    g.add_argument(
+        "--min-task-calls",
+        type=int,
+        default=5,
+        metavar="N",
+        help="template groups with fewer calls fold into a catch-all task (default 5)",
+    )
+    g.add_argument(
+        "--window",
+        metavar="DURATION",
+        help="the time the logs cover (14d, 2w, 36h): overrides the span of their timestamps",
+    )
+    g.add_argument(
+        "--logged-share",
+        type=float,
+        default=1.0,
+        metavar="FRACTION",
+        help="the share of calls the logs hold (0.1: one call in ten is logged)",
+    )
+    g.add_argument(
+        "--rename", action="append", default=[], metavar="OLD=NEW", help="rename an inferred task"
+    )
+    g = p.add_argument_group("privacy")
+    g.add_argument(
+        "--no-redact",
+        action="store_true",
+        help="keep emails, phone numbers, card numbers and keys in the suite (headers and "
+        "API key fields are never read)",
+    )
+    g.add_argument(
+        "--redactor",
+        metavar="MODULE:FUNCTION",
+        help="your own redactor, function(text) -> text, applied after the built-in one",
+    )
+    g = p.add_argument_group("the written suite")
+    g.add_argument(
+        "--baseline", metavar="MODEL", help="the baseline model (default: the largest logged spend)"
+    )
+    g.add_argument(
+        "--candidate",
+        action="append",
+        metavar="MODEL",
+        help="a model to bench besides those in the logs (repeatable; replaces the default "
+        "cheaper tiers of the baseline's provider)",
+    )
+    g.add_argument("--no-candidates", action="store_true", help="bench only the models of the logs")
+    g.add_argument(
+        "--no-judge",
+        action="store_true",
+        help="compare answers with a cheap token-overlap check instead of the factuality judge",
+    )
+    g.add_argument(
+        "--offline",
+        action="store_true",
+        help="no API keys needed: the baseline replays production, the other models are "
+        "simulated (invented quality, real prices): try the loop before paying for it",
+    )
+    return p
+
+
+def _options(args: argparse.Namespace, p: argparse.ArgumentParser):
+    from .pipeline import ImportOptions
+    from .readers.mapped import parse_map
+    from .redact import load_hook
+    from .volumes import parse_window
+
+    if args.per_level < 1:
+        p.error("--per-level must be at least 1")
+    if args.min_task_calls < 1:
+        p.error("--min-task-calls must be at least 1")
+    if not 0 < args.logged_share <= 1:
+        p.error("--logged-share must be in (0, 1]")
+    if args.no_candidates and args.candidate:
+        p.error("--candidate and --no-candidates contradict each other")
+    try:
+        field_map = parse_map(args.map)
+    except ValueError as exc:
+        p.error(f"--map: {exc}")
+    try:
+        window = parse_window(args.window) if args.window else None
+    except ValueError as exc:
+        p.error(f"--window: {exc}")
+    renames = {}
+    for item in args.rename:
+        old, sep, new = item.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            p.error(f"--rename: expected OLD=NEW, got {item!r}")
+        renames[old.strip()] = new.strip()
+    hook = None
+    if args.redactor:
+        try:
+            hook = load_hook(args.redactor)
+        except (ImportError, AttributeError, FileNotFoundError, ValueError, SyntaxError) as exc:
+            p.error(f"--redactor {args.redactor}: {exc}")
+    candidates = [] if args.no_candidates else args.candidate
+    return ImportOptions(
+        files=list(args.logs),
+        out=args.out,
+        task_field=args.task_field,
+        field_map=field_map,
+        default_model=args.model,
+        per_level=args.per_level,
+        seed=args.seed,
+        strict=args.strict,
+        redact=not args.no_redact,
+        redactor=hook,
+        judge=not args.no_judge,
+        offline=args.offline,
+        window_days=window,
+        logged_share=args.logged_share,
+        baseline=args.baseline,
+        candidates=candidates,
+        min_task_calls=args.min_task_calls,
+        renames=renames,
+        force=args.force,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; returns the exit status (0 written, 1 a problem, 2 a usage error)."""
+    from .pipeline import ImportProblem, run
+    from .reading import LogProblem
+    from .redact import RedactorProblem
+    from .summary import summary_lines
+    from .writer import WriteProblem
+
+    p = parser()
+    args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
+    options = _options(args, p)
+    shown = 0
+
+    def on_problem(message: str) -> None:
+        nonlocal shown
+        shown += 1
+        if shown <= SHOWN_PROBLEMS:
+            print(f"modelroute import-logs: skipped {message}", file=sys.stderr)
+
+    try:
+        result = run(options, on_problem)
+    except (LogProblem, ImportProblem, WriteProblem, RedactorProblem, ModelRouteError) as exc:
+        print(f"modelroute import-logs: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the output folder cannot be written
+        where = f" {exc.filename}" if exc.filename else ""
+        print(
+            f"modelroute import-logs: error: cannot write{where}: {exc.strerror}", file=sys.stderr
+        )
+        return 1
+    if shown > SHOWN_PROBLEMS:
+        print(
+            f"modelroute import-logs: ... and {shown - SHOWN_PROBLEMS:,} more malformed lines "
+            "(counted in the summary)",
+            file=sys.stderr,
+        )
+    print("\n".join(summary_lines(result, options.out)))
+    return 0

@@ -1,0 +1,289 @@
+"""From log files to a written suite: read, redact, measure, group, sample, write.
+
+One pass over the logs; what is kept per call is counters and, per task and
+complexity, a bounded sample (:mod:`.sampling`), so memory does not grow with the size
+of the logs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import complexity, writer
+from .calls import Call
+from .casefile import build_case_file
+from .catalog import Catalog, build, list_price
+from .complexity import LEVELS
+from .grouping import Group, Grouper
+from .naming import slug, unique
+from .readers import ReaderOptions
+from .reading import LogReader, ReadStats
+from .redact import Hook, Redactor
+from .sampling import Sampled, input_key, priority
+from .volumes import Scale, Window, scale
+
+
+class ImportProblem(Exception):
+    """A user mistake found once the logs are read (no calls, an unknown --rename)."""
+
+
+@dataclass
+class ImportOptions:
+    files: list[Path]
+    out: Path
+    task_field: str | None = None
+    field_map: dict[str, str] = field(default_factory=dict)
+    default_model: str | None = None
+    per_level: int = 15
+    seed: int = 0
+    strict: bool = False
+    redact: bool = True
+    redactor: Hook | None = None
+    judge: bool = True
+    offline: bool = False
+    window_days: float | None = None
+    logged_share: float = 1.0
+    baseline: str | None = None
+    candidates: list[str] | None = None
+    min_task_calls: int = 5
+    renames: dict[str, str] = field(default_factory=dict)
+    force: bool = False
+
+
+@dataclass
+class ImportResult:
+    stats: ReadStats
+    redactor: Redactor
+    tasks: list[writer.TaskOut]
+    groups: list[Group]
+    catalog: Catalog
+    scale: Scale
+    written: writer.Written
+    seconds: float
+    #: the streaming pass alone (reading, redacting, grouping, sampling)
+    read_seconds: float = 0.0
+    duplicates: int = 0
+    cross_task_duplicates: int = 0
+    calls_by_model: Counter[str] = field(default_factory=Counter)
+    #: the group of each task, in the order of ``tasks``
+    task_groups: list[Group] = field(default_factory=list)
+    #: cases production answered with another model than the baseline (the baseline
+    #: replays those answers all the same)
+    stand_ins: int = 0
+
+
+def _redacted(call: Call, redactor: Redactor) -> None:
+    texts = redactor.call([t for _, t in call.messages] + [call.output])
+    call.messages = [(r, t) for (r, _), t in zip(call.messages, texts)]
+    call.output = texts[-1]
+
+
+def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None) -> ImportResult:
+    started = time.perf_counter()
+    writer.prepare(options.out, options.force)
+    reader = LogReader(
+        ReaderOptions(
+            task_field=options.task_field,
+            field_map=options.field_map,
+            default_model=options.default_model,
+        ),
+        strict=options.strict,
+        on_problem=on_problem,
+    )
+    redactor = Redactor(builtin=options.redact, hook=options.redactor)
+    redacting = options.redact or options.redactor is not None
+    grouper = Grouper(options.per_level, None)
+    window = Window()
+    calls_by_model: Counter[str] = Counter()
+    cost_by_model: dict[str, float] = defaultdict(float)
+    providers: dict[str, str] = {}
+    seed = options.seed
+    list_price("gpt-4o")  # loads the price database before the clock starts
+    stream_started = time.perf_counter()
+    for call in reader.read(options.files):
+        in_tok = call.input_tokens
+        if in_tok is None:
+            in_tok = complexity.tokens("".join(t for _, t in call.messages))
+        out_tok = call.output_tokens
+        if out_tok is None:
+            out_tok = complexity.tokens(call.output)
+        if redacting:
+            _redacted(call, redactor)
+        price = list_price(call.model, call.provider)
+        level = complexity.level(
+            in_tok, out_tok, call.user_turns, price.output if price is not None else None
+        )
+        cost = price.cost(in_tok, out_tok) if price is not None else None
+        group = grouper.assign(call)
+        group.stats.add(call, level, cost, (in_tok, out_tok))
+        window.add(call.timestamp)
+        calls_by_model[call.model] += 1
+        if cost is not None:
+            cost_by_model[call.model] += cost
+        providers.setdefault(call.model, call.provider)
+        key = input_key(call.messages)
+        prio = priority(seed, key)
+        reservoir = group.reservoirs[level]
+        if reservoir.would_keep(prio, key):
+            reservoir.add(
+                prio,
+                key,
+                Sampled(
+                    call.messages,
+                    call.output,
+                    call.model,
+                    level,
+                    key,
+                    call.input_tokens,
+                    call.output_tokens,
+                    call.latency_s,
+                    call.timestamp,
+                    call.where,
+                ),
+            )
+    read_seconds = time.perf_counter() - stream_started
+    stats = reader.stats
+    if not calls_by_model:
+        raise ImportProblem(_no_calls(stats))
+    groups = grouper.finish(options.min_task_calls)
+    total = sum(g.stats.calls for g in groups)
+    groups.sort(key=lambda g: (-g.stats.calls, g.name or ""))
+    names = _names(groups, options.renames)
+    vol = scale(window, options.window_days, options.logged_share)
+    seen_keys: set[bytes] = set()
+    tasks: list[writer.TaskOut] = []
+    task_groups: list[Group] = []
+    cross = 0
+    for group, name in zip(groups, names):
+        samples: list[Sampled] = []
+        for level in LEVELS:
+            for s in group.reservoirs[level].items():
+                if s.key in seen_keys:
+                    cross += 1  # the same prompt in two tasks: one recording, one case
+                    continue
+                seen_keys.add(s.key)
+                samples.append(s)
+        if not samples:
+            continue
+        case_file = build_case_file(
+            name,
+            group,
+            samples,
+            judge=options.judge,
+            header=_header(name, group, total, vol, options),
+        )
+        tasks.append(
+            writer.TaskOut(
+                name,
+                case_file,
+                group.stats.calls,
+                group.stats.calls / total,
+                vol.monthly(group.stats.calls),
+                group.stats.cost,
+            )
+        )
+        task_groups.append(group)
+    needs_judge = options.judge and any(t.case_file.kind != "labels" for t in tasks)
+    try:
+        catalog = build(
+            calls_by_model,
+            cost_by_model,
+            providers,
+            baseline=options.baseline,
+            candidates=options.candidates,
+            offline=options.offline,
+            judge=needs_judge,
+        )
+    except ValueError as exc:
+        raise ImportProblem(str(exc)) from None
+    files = len(options.files)
+    source = f"{files} log file{'s' if files != 1 else ''} ({stats.lines:,} lines)"
+    config = writer.config_text(
+        tasks, catalog, vol, offline=options.offline, source=source, needs_judge=needs_judge
+    )
+    written = writer.write(options.out, tasks, catalog, config)
+    stand_ins = sum(
+        1 for t in tasks for s in t.case_file.cases if s.model != catalog.baseline.model
+    )
+    return ImportResult(
+        stats,
+        redactor,
+        tasks,
+        groups,
+        catalog,
+        vol,
+        written,
+        time.perf_counter() - started,
+        read_seconds,
+        sum(g.duplicates for g in groups),
+        cross,
+        calls_by_model,
+        task_groups,
+        stand_ins,
+    )
+
+
+def _no_calls(stats: ReadStats) -> str:
+    reasons = [f"{n:,} {r}" for r, n in stats.skipped.most_common()]
+    reasons += [f"{n:,} malformed ({r})" for r, n in stats.malformed.most_common()]
+    detail = "; ".join(reasons) or "the files hold no records"
+    return f"no usable call in {stats.lines:,} lines: {detail}"
+
+
+def _names(groups: list[Group], renames: dict[str, str]) -> list[str]:
+    taken: set[str] = set()
+    names = []
+    for group in groups:
+        if group.kind == "field" and group.name:
+            base = group.name
+        elif group.kind == "other":
+            base = "other"
+        elif group.template is not None:
+            user_fixed = " ".join(group.template.user.fixed)
+            system_fixed = " ".join(group.template.system.fixed) if group.template.system else ""
+            text = user_fixed if len(user_fixed.split()) >= 3 else system_fixed + " " + user_fixed
+            base = slug(text)
+        else:  # free-form traffic behind one system prompt
+            base = slug(group.key.replace("#", " ")) + "-chat" if group.key else "chat"
+        names.append(unique(base, taken))
+    unknown = sorted(set(renames) - set(names))
+    if unknown:
+        raise ImportProblem(
+            f"--rename {unknown[0]}=...: no task of that name (tasks: {', '.join(sorted(names))})"
+        )
+    renamed = [renames.get(n, n) for n in names]
+    if len(set(renamed)) != len(renamed):
+        raise ImportProblem("--rename gives two tasks the same name")
+    return renamed
+
+
+def _header(name: str, group: Group, total: int, vol: Scale, options: ImportOptions) -> str:
+    stats = group.stats
+    monthly = vol.monthly(stats.calls)
+    per_month = f", ~{monthly:,.0f} calls per month" if monthly is not None else ""
+    origin = {
+        "field": f"named by its task field ({options.task_field})",
+        "template": "named from its prompt template: rename it here and under traffic: in "
+        "modelroute.yaml (or import again with --rename OLD=NEW)",
+        "free-form": "free-form traffic behind one system prompt (small template groups "
+        "folded in); rename it here and in modelroute.yaml",
+        "other": "calls that fit no task (small groups, or beyond the group limit)",
+    }[group.kind]
+    levels = " / ".join(f"{lvl} {stats.levels.get(lvl, 0):,}" for lvl in LEVELS)
+    sampled = " / ".join(str(len(group.reservoirs[lvl])) for lvl in LEVELS)
+    served = ", ".join(f"{m} {n / stats.calls:.0%}" for m, n in stats.models.most_common(4))
+    return "\n".join(
+        [
+            f"Task {name!r}: {stats.calls:,} calls in the logs ({stats.calls / total:.1%} of the "
+            f"calls used){per_month}; {origin}.",
+            f"Complexity of its calls (low / medium / high): {levels}; sampled {sampled} "
+            f"(--per-level {options.per_level}, --seed {options.seed}).",
+            f"Served by: {served}. Example ({stats.example_where}): {stats.example}",
+            "Each case's expected is the production answer; the checks compare with it.",
+            "Review: the task name, the redacted placeholders ([EMAIL_1]...), the checks.",
+        ]
+    )

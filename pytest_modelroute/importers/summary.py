@@ -1,0 +1,161 @@
+"""The summary ``modelroute import-logs`` prints: throughput, every line accounted for,
+redactions, the window, each task's size, share and an example, the models, and what
+to review next."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from .complexity import LEVELS
+from .pipeline import ImportResult
+from .reading import ReadStats
+from .redact import KINDS
+
+EXAMPLE_WIDTH = 48
+
+
+def _counts(counter: dict[str, int]) -> str:
+    return ", ".join(
+        f"{reason} {n:,}" for reason, n in sorted(counter.items(), key=lambda kv: -kv[1])
+    )
+
+
+def peak_memory_mb() -> float | None:
+    """This process's peak resident memory (Unix), else None."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes vs KB
+
+
+def read_lines(stats: ReadStats, seconds: float, total: float) -> list[str]:
+    mb = stats.bytes / 2**20
+    rate = stats.lines / seconds if seconds > 0 else 0.0
+    files = f"{len(stats.files)} file{'s' if len(stats.files) != 1 else ''}"
+    lines = [
+        f"modelroute import-logs: read {files}"
+        f" ({stats.lines:,} lines, {mb:,.1f} MB) in {seconds:.1f} s: {rate:,.0f} lines/s, "
+        f"{mb / seconds if seconds > 0 else 0:,.1f} MB/s ({total:.1f} s in all"
+        + (f", peak memory {peak:,.0f} MB)" if (peak := peak_memory_mb()) else ")"),
+        "  formats: " + ", ".join(f"{Path(p).name} ({fmt})" for p, fmt in stats.files),
+    ]
+    skipped = sum(stats.skipped.values())
+    parts = [f"{stats.used:,} calls used"]
+    parts.append(f"{skipped:,} skipped" + (f" ({_counts(stats.skipped)})" if skipped else ""))
+    if stats.batch_requests:
+        parts.append(f"{stats.batch_requests:,} batch request lines")
+    line = "  records: " + ", ".join(parts)
+    if stats.malformed_lines:
+        line += f"; {stats.malformed_lines:,} malformed lines ({_counts(stats.malformed)})"
+    lines.append(line)
+    if stats.unanswered_requests:
+        lines.append(f"  batch: {stats.unanswered_requests:,} request lines had no output line")
+    return lines
+
+
+def summary_lines(result: ImportResult, out: Path) -> list[str]:
+    lines = read_lines(result.stats, result.read_seconds, result.seconds)
+    red = result.redactor
+    if red.builtin:
+        found = (
+            ", ".join(f"{red.counts[k]:,} {k}" for k in KINDS if red.counts[k]) or "nothing found"
+        )
+        text = f"  redacted: {found}"
+    else:
+        text = "  redaction: off (--no-redact)"
+    if red.hook is not None:
+        text += f"; your redactor changed {red.hook_changed:,} texts"
+    lines.append(text)
+    lines.append(f"  window: {result.scale.describe()}")
+    lines += _task_lines(result)
+    lines.append(
+        f"  sampling: up to the --per-level count per task and complexity; "
+        f"{result.duplicates:,} repeats of sampled prompts skipped"
+        + (
+            f", {result.cross_task_duplicates:,} prompts found in two tasks kept in the first"
+            if result.cross_task_duplicates
+            else ""
+        )
+    )
+    lines += _model_lines(result)
+    written = result.written
+    rel = out
+    cases_dir = out / "cases"
+    lines.append(
+        f"wrote {rel / 'modelroute.yaml'}, {cases_dir}/ ({len(result.tasks)} files, "
+        f"{written.cases:,} cases), {out / 'replay' / 'production.jsonl'}"
+    )
+    lines.append(
+        f"verified: {written.verified:,} cases load and render to their logged prompts, "
+        "each with its production recording"
+    )
+    if not written.config_loads:
+        lines.append(f"modelroute.yaml needs your edits before it runs: {written.config_problem}")
+    lines.append(
+        "next: review the task names, the redaction, the prices and the thresholds "
+        '(README, "Start from your logs"), then:'
+    )
+    lines.append(f"  pytest --model-route=bench {shlex.quote(str(out))}")
+    return lines
+
+
+def _task_lines(result: ImportResult) -> list[str]:
+    tasks = result.tasks
+    by_template = any(g.kind != "field" for g in result.groups)
+    title = "  tasks"
+    if by_template:
+        title += " (names inferred: rename with --rename OLD=NEW, or in cases/ and traffic:)"
+    width = min(40, max(len(t.name) for t in tasks))
+    lines = [
+        title,
+        f"    {'task':<{width}} {'calls':>10} {'share':>6} {'per month':>11} "
+        f"{'low/med/high':>14} {'cases':>6}  example",
+    ]
+    for t, g in zip(tasks, result.task_groups):
+        name = t.name if len(t.name) <= width else t.name[: width - 3] + "..."
+        levels = "/".join(f"{g.stats.levels.get(lvl, 0):,}" for lvl in LEVELS)
+        monthly = f"{t.monthly:,.0f}" if t.monthly is not None else "?"
+        example = g.stats.example
+        if len(example) > EXAMPLE_WIDTH:
+            example = example[: EXAMPLE_WIDTH - 3] + "..."
+        lines.append(
+            f"    {name:<{width}} {t.calls:>10,} {t.share:>6.1%} {monthly:>11} {levels:>14} "
+            f"{len(t.case_file.cases):>6}  {example!r}"
+        )
+    return lines
+
+
+def _model_lines(result: ImportResult) -> list[str]:
+    catalog = result.catalog
+    total = sum(result.calls_by_model.values())
+    spend = sum(t.logged_cost for t in result.tasks)
+    lines = ["  models:"]
+    for m in catalog.models:
+        price = f"${m.price.input:g}/${m.price.output:g} per 1M" if m.price else "price TODO"
+        role = {
+            "baseline": "baseline: replays production's answers",
+            "logged": "in the logs",
+            "candidate": "cheaper candidate",
+            "judge": "judge",
+        }[m.role]
+        if catalog.judge is m and m.role != "judge":
+            role += ", judge"
+        share = f", {m.calls / total:.0%} of calls" if m.calls else ""
+        sim = ", simulated (--offline)" if m.sim_skill is not None else ""
+        if not m.provider and m.sim_skill is None:
+            sim += ", provider unknown: set its base_url in modelroute.yaml"
+        lines.append(f"    {m.alias}: {m.model} ({role}{share}; {price}{sim})")
+    if result.stand_ins:
+        cases = sum(len(t.case_file.cases) for t in result.tasks)
+        lines.append(
+            f"    {result.stand_ins:,} of the {cases:,} cases were answered in production by "
+            f"another model: the baseline replays those answers as its own"
+        )
+    factor = result.scale.factor
+    monthly = f", ~${spend * factor:,.2f} per month" if factor is not None else ""
+    lines.append(f"  logged spend at list prices: ${spend:,.2f} in the logs{monthly}")
+    return lines

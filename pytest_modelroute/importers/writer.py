@@ -1,0 +1,317 @@
+"""Writing the suite: ``modelroute.yaml``, ``cases/<task>.yaml`` and
+``replay/production.jsonl``, then loading them back the way ``pytest --model-route``
+will, to prove that every case renders to its logged prompt and finds its recording.
+
+The files are written to be read and edited: comments say where each figure comes from
+and what to review. Existing files are never overwritten without ``--force``, and then
+only files this command wrote (they start with ``MARKER``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ModelRouteError
+from .casefile import CaseFile, case_id
+from .catalog import Catalog, Model
+from .naming import file_stem
+from .volumes import Scale
+
+MARKER = "# Written by `modelroute import-logs`"
+REPLAY = "replay/production.jsonl"
+
+
+class WriteProblem(Exception):
+    """The suite cannot be written (an existing suite without --force, a failed check)."""
+
+
+@dataclass
+class TaskOut:
+    """A task as the writer receives it."""
+
+    name: str
+    case_file: CaseFile
+    calls: int
+    share: float
+    monthly: float | None
+    logged_cost: float
+
+
+@dataclass
+class Written:
+    files: list[Path] = field(default_factory=list)
+    cases: int = 0
+    verified: int = 0
+    config_loads: bool = False
+    config_problem: str = ""
+
+
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """Safe YAML (libyaml's emitter when PyYAML has it), multi-line text as blocks."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in data and len(data) > 40 else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100, indent=2)
+
+
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+
+
+def _q(text: str) -> str:
+    """A YAML scalar for a name or id: plain when YAML reads it back as the same text,
+    else double-quoted (a JSON string is a YAML double-quoted scalar)."""
+    if _PLAIN.fullmatch(text) and yaml.safe_load(text) == text:
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _price_comment(m: Model) -> str:
+    if m.price is None:
+        return ""
+    return (
+        f"${m.price.input:g} / ${m.price.output:g} per 1M tokens (genai-prices: {m.price.matched})"
+    )
+
+
+def _model_lines(m: Model, catalog: Catalog, offline: bool) -> list[str]:
+    lines: list[str] = []
+    share = ""
+    if m.calls:
+        share = f"{m.calls:,} calls in the logs"
+    if m is catalog.baseline:
+        lines += [
+            f"  # baseline: the most-used expensive model ({share},",
+            f"  # ${m.cost:,.2f} logged spend at list prices). It answers from production's",
+            f"  # recorded outputs ({REPLAY}), so it is scored without paying again.",
+            f"  # To call it live once prompts change: provider: {m.provider or 'openai'}",
+        ]
+        body = [
+            "    provider: replay",
+            f"    model: {_q(m.model)}",
+            f"    file: {REPLAY}",
+        ]
+        body.append(_price_line(m))
+        return lines + [f"  {_q(m.alias)}:"] + body
+    what = {
+        "logged": f"seen in the logs: {share}",
+        "candidate": "candidate, not in the logs: a cheaper tier of the baseline's provider",
+        "judge": "grades the factuality checks (bench: false: not a route candidate)",
+    }[m.role]
+    lines.append(f"  # {what}")
+    body = []
+    if offline and m.sim_skill is not None:
+        lines.append(
+            "  # simulated (--offline): invented skills by price tier, real list price; "
+            f"provider: {m.provider or 'openai'} to measure it"
+        )
+        skill = ", ".join(f"{k}: {v:g}" for k, v in m.sim_skill.items())
+        body += ["    provider: sim", f"    model: {_q(m.model)}", f"    skill: {{{skill}}}"]
+        body.append(_price_line(m))
+    else:
+        provider = m.provider or "openai"
+        body += [f"    provider: {provider}", f"    model: {_q(m.model)}"]
+        if not m.provider:
+            body.append("    base_url: TODO  # an OpenAI-compatible endpoint serving this model")
+        if m.price is None:
+            body.append(_price_line(m))
+        else:
+            lines[-1] += f"; {_price_comment(m)}"
+    if m.role == "judge":
+        body.append("    bench: false")
+    return lines + [f"  {_q(m.alias)}:"] + body
+
+
+def _price_line(m: Model) -> str:
+    if m.price is None:
+        return (
+            "    price: {input: TODO, output: TODO}  # TODO: no list price known for this "
+            "model; USD per 1M tokens"
+        )
+    return (
+        f"    price: {{input: {m.price.input:g}, output: {m.price.output:g}}}"
+        f"  # genai-prices ({m.price.matched}), USD per 1M tokens"
+    )
+
+
+def config_text(
+    tasks: list[TaskOut],
+    catalog: Catalog,
+    scale: Scale,
+    *,
+    offline: bool,
+    source: str,
+    needs_judge: bool,
+) -> str:
+    out = [
+        f"{MARKER} from {source}.",
+        '# Review before committing (README, "Start from your logs"): task names, redaction,',
+        "# prices, thresholds. Then: pytest --model-route=bench <this folder>",
+        "",
+        "models:",
+    ]
+    for m in catalog.models:
+        out += _model_lines(m, catalog, offline)
+    out += [
+        "",
+        f"baseline: {_q(catalog.baseline.alias)}",
+        "threshold: 4.0        # minimum mean quality (1..5); per task: thresholds: {task: 4.5}",
+    ]
+    if needs_judge and catalog.judge is not None:
+        out.append(
+            f"judge: {{model: {_q(catalog.judge.alias)}}}   # grades the factuality checks "
+            "(answer against production's)"
+        )
+    out += [
+        "routes: {}            # left for the bench: --model-route-suggest writes them",
+        "",
+    ]
+    out += _traffic_lines(tasks, scale)
+    return "\n".join(out) + "\n"
+
+
+def _traffic_lines(tasks: list[TaskOut], scale: Scale) -> list[str]:
+    if scale.factor is None:
+        lines = [
+            "# traffic: calls per month could not be computed: the logs hold no usable",
+            "# timestamps. Import again with --window (e.g. --window 14d), or fill in calls",
+            "# per month and uncomment (the figures below are the calls in the logs):",
+            "# traffic:",
+        ]
+        return lines + [f"#   {_q(t.name)}: {t.calls}" for t in tasks]
+    lines = [
+        "# Calls per month for the projections, scaled from the calls in the logs over",
+        f"# their window: {scale.describe()}.",
+        "traffic:",
+    ]
+    width = max(len(_q(t.name)) for t in tasks)
+    for t in tasks:
+        monthly = round(t.monthly or 0)
+        lines.append(
+            f"  {_q(t.name) + ':':<{width + 1}} {monthly:>10}   # {t.calls:,} calls in the logs, "
+            f"{t.share:.1%}"
+        )
+    return lines
+
+
+def case_file_text(task: TaskOut) -> str:
+    cf = task.case_file
+    head = [MARKER + "."]
+    for line in cf.header.splitlines():
+        head += textwrap.wrap(line, 96, initial_indent="# ", subsequent_indent="#   ") or ["#"]
+    return "\n".join(head) + "\n" + dump_yaml(cf.document)
+
+
+def replay_lines(tasks: list[TaskOut], baseline: Model) -> list[str]:
+    lines = []
+    for task in tasks:
+        for s in task.case_file.cases:
+            record: dict[str, Any] = {
+                "model": baseline.model,
+                "messages": [{"role": r, "content": c} for r, c in s.messages],
+                "output": s.output,
+            }
+            if s.input_tokens is not None and s.output_tokens is not None:
+                record["usage"] = {"input_tokens": s.input_tokens, "output_tokens": s.output_tokens}
+            if s.latency_s is not None:
+                record["latency_s"] = round(s.latency_s, 4)
+            lines.append(json.dumps(record, ensure_ascii=False))
+    return lines
+
+
+def prepare(out: Path, force: bool) -> None:
+    """Refuse to overwrite a suite without ``force``; with it, remove what we wrote."""
+    config = out / "modelroute.yaml"
+    if config.exists() and not force:
+        raise WriteProblem(
+            f"{config} exists; pass --force to replace the suite this command wrote there"
+        )
+    if config.exists() and not config.read_text(encoding="utf-8").startswith(MARKER):
+        raise WriteProblem(f"{config} was not written by modelroute import-logs; not replacing it")
+    for old in sorted((out / "cases").glob("*.yaml")) if force else []:
+        if old.read_text(encoding="utf-8").startswith(MARKER):
+            old.unlink()
+
+
+def write(
+    out: Path,
+    tasks: list[TaskOut],
+    catalog: Catalog,
+    config: str,
+) -> Written:
+    written = Written()
+    (out / "cases").mkdir(parents=True, exist_ok=True)
+    (out / "replay").mkdir(parents=True, exist_ok=True)
+    stems: set[str] = set()
+    paths: dict[str, Path] = {}
+    for task in tasks:
+        stem = file_stem(task.name)
+        while stem in stems:
+            stem += "-2"
+        stems.add(stem)
+        path = out / "cases" / f"{stem}.yaml"
+        path.write_text(case_file_text(task), encoding="utf-8")
+        paths[task.name] = path
+        written.files.append(path)
+        written.cases += len(task.case_file.cases)
+    replay = out / REPLAY
+    replay.write_text("\n".join(replay_lines(tasks, catalog.baseline)) + "\n", encoding="utf-8")
+    written.files.append(replay)
+    config_path = out / "modelroute.yaml"
+    config_path.write_text(config, encoding="utf-8")
+    written.files.insert(0, config_path)
+    verify(out, tasks, paths, catalog, written)
+    return written
+
+
+def verify(
+    out: Path, tasks: list[TaskOut], paths: dict[str, Path], catalog: Catalog, written: Written
+) -> None:
+    """Load the suite as the plugin will; every case must render to its logged prompt
+    and find its recording. A mismatch is a bug in the importer, reported as such."""
+    from ..cases import load_case_file
+    from ..checks import builtin_checks
+    from ..config import load_config
+    from ..providers.replay import _match_key, load_replay
+
+    registry = builtin_checks()
+    index = load_replay(out / REPLAY)
+    for task in tasks:
+        path = paths[task.name]
+        try:
+            loaded = load_case_file(path, path.name, registry)
+        except ModelRouteError as exc:
+            raise WriteProblem(
+                f"internal error: the written case file does not load: {exc}"
+            ) from None
+        by_id = {c.id: c for c in loaded}
+        for s in task.case_file.cases:
+            case = by_id.get(case_id(s))
+            if case is None or list(case.messages) != list(s.messages):
+                raise WriteProblem(
+                    f"internal error: {path.name}: case {case_id(s)} does not render to its "
+                    f"logged prompt ({s.where}); please report this"
+                )
+            messages = [{"role": r, "content": c} for r, c in case.messages]
+            if _match_key(catalog.baseline.model, None, messages) not in index:
+                raise WriteProblem(f"internal error: case {case_id(s)} has no recording")
+            written.verified += 1
+    try:
+        load_config(out / "modelroute.yaml")
+        written.config_loads = True
+    except ModelRouteError as exc:
+        written.config_problem = str(exc)

@@ -1,0 +1,56 @@
+"""From a month of logs to a recommendation: ``modelroute import-logs --offline`` on a
+generated log of mixed tasks, then ``pytest --model-route=bench`` on the written suite."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from logsamples import generate, write_jsonl
+from suite import run_json
+from test_import_formats import run
+
+from pytest_modelroute.importers.catalog import list_price
+
+
+def test_imported_suite_benches_to_a_recommendation_and_a_projection(
+    pytester: pytest.Pytester,
+) -> None:
+    log = write_jsonl(pytester.path / "logs" / "prod.jsonl", generate(300, days=28))
+    code, out, err = run(log, "-o", pytester.path / "routing", "--offline", "--per-level", "3")
+    assert code == 0, err
+    config = yaml.safe_load((pytester.path / "routing" / "modelroute.yaml").read_text())
+    traffic = config["traffic"]
+    assert len(traffic) == 4
+
+    result, doc = run_json(pytester, "--model-route=bench", "routing", "-p", "no:randomly")
+    result.stdout.fnmatch_lines(["*recommended routes*", "*projection (*calls/month)*"])
+    assert not [r for r in doc["results"] if r["error"]]
+    recommendations = doc["recommendations"]
+    assert set(recommendations) == set(traffic)
+    # the label and JSON tasks have a cheaper route that clears the bar on the simulator
+    cheaper = [t for t, r in recommendations.items() if r["recommended"] != config["baseline"]]
+    assert cheaper
+
+    projection = doc["projection"]
+    assert projection["calls_monthly"] == pytest.approx(sum(traffic.values()))
+    assert {t: p["calls"] for t, p in projection["by_task"].items()} == traffic
+    # the baseline's cost per call, computed apart: the logged usage of its replayed
+    # recordings at the model's list price, averaged over each task's cases
+    price = list_price("gpt-4o")
+    assert price is not None
+    replay = (pytester.path / "routing" / "replay" / "production.jsonl").read_text()
+    usages = {
+        (u["input_tokens"], u["output_tokens"])
+        for u in (json.loads(line)["usage"] for line in replay.splitlines())
+    }
+    for task, figures in projection["by_task"].items():
+        rows = [r for r in doc["results"] if r["task"] == task and r["route"] == config["baseline"]]
+        costs = []
+        for r in rows:
+            assert (r["input_tokens"], r["output_tokens"]) in usages
+            costs.append(price.cost(r["input_tokens"], r["output_tokens"]))
+            assert r["cost"] == pytest.approx(costs[-1])
+        per_call = sum(costs) / len(costs)
+        assert figures["baseline_monthly"] == pytest.approx(traffic[task] * per_call)

@@ -1,0 +1,449 @@
+"""``modelroute import-logs``: every log format, detected from the content, on samples
+written here in the shapes the providers and OpenTelemetry document."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from logsamples import anthropic_record, openai_record, write_jsonl
+
+from pytest_modelroute.importers.cli import main
+
+T0 = 1_735_689_600
+
+
+def run(*args: str | Path) -> tuple[int, str, str]:
+    """Run the command; returns (status, stdout, stderr)."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def cases_of(suite: Path) -> dict[str, dict[str, Any]]:
+    """Task -> case file document."""
+    out = {}
+    for path in sorted((suite / "cases").glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        out[doc["task"]] = doc
+    return out
+
+
+def replay_of(suite: Path) -> list[dict[str, Any]]:
+    lines = (suite / "replay" / "production.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def test_openai_request_response_records(tmp_path: Path) -> None:
+    words = ["cat", "dog", "house", "tree", "river", "bread"]
+    log = write_jsonl(
+        tmp_path / "calls.jsonl",
+        [
+            openai_record("gpt-4o", "Be brief.", f"Translate to French: {w}", f"mot {i}", T0 + i)
+            for i, w in enumerate(words)
+        ],
+    )
+    code, out, err = run(log, "-o", tmp_path / "suite", "--offline")
+    assert code == 0, err
+    assert "calls.jsonl (openai)" in out
+    assert "records: 6 calls used, 0 skipped" in out
+    (doc,) = cases_of(tmp_path / "suite").values()
+    assert doc["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert doc["messages"][1]["content"] == "Translate to French: {{ french }}"
+    assert sorted(c["vars"]["french"] for c in doc["cases"]) == sorted(words)
+    records = replay_of(tmp_path / "suite")
+    assert {r["output"] for r in records} == {f"mot {i}" for i in range(6)}
+    # usage from the response body, the model from the request (not the dated response id)
+    assert all(r["model"] == "gpt-4o" and r["usage"]["output_tokens"] > 0 for r in records)
+    written = "".join(p.read_text() for p in (tmp_path / "suite").rglob("*") if p.is_file())
+    assert "SECRETSECRET" not in written and "Authorization" not in written
+
+
+REVIEWS = ["Loved it", "Broken on arrival", "Fine I guess", "Great value", "Never again"]
+
+
+def _batch_files(tmp_path: Path) -> tuple[Path, Path]:
+    inputs = [
+        {
+            "custom_id": f"req-{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": f"Classify the sentiment: {text}"}],
+            },
+        }
+        for i, text in enumerate(REVIEWS)
+    ]
+    outputs: list[dict[str, Any]] = [
+        {
+            "id": f"batch_req_{i}",
+            "custom_id": f"req-{i}",
+            "response": {
+                "status_code": 200,
+                "request_id": f"r{i}",
+                "body": {
+                    "object": "chat.completion",
+                    "created": T0 + 3600 * i,
+                    "model": "gpt-4o-mini-2024-07-18",
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": "positive"}}
+                    ],
+                    "usage": {"prompt_tokens": 12, "completion_tokens": 1},
+                },
+            },
+            "error": None,
+        }
+        for i in range(4)
+    ]
+    outputs[3] = {  # a failed request: its line is an error line
+        "id": "batch_req_3",
+        "custom_id": "req-3",
+        "response": None,
+        "error": {"code": "server_error", "message": "oops"},
+    }
+    outputs.append({**outputs[0], "custom_id": "req-99"})  # no request line for it
+    return write_jsonl(tmp_path / "batch_input.jsonl", inputs), write_jsonl(
+        tmp_path / "batch_output.jsonl", outputs
+    )
+
+
+@pytest.mark.parametrize("order", ["input first", "output first"])
+def test_openai_batch_output_joined_with_its_input_file(tmp_path: Path, order: str) -> None:
+    inp, outp = _batch_files(tmp_path)
+    files = [inp, outp] if order == "input first" else [outp, inp]
+    code, out, err = run(*files, "-o", tmp_path / "suite", "--offline", "--window", "1d")
+    assert code == 0, err
+    # 5 request lines + 5 output lines: 3 joined calls, 1 error, 1 output without request
+    assert "records: 3 calls used, 2 skipped (" in out
+    assert "error response 1" in out
+    assert "batch output without its request line" in out
+    assert "5 batch request lines" in out
+    assert "batch: 1 request lines had no output line" in out  # req-4 never answered
+    cases = next(iter(cases_of(tmp_path / "suite").values()))["cases"]
+    assert sorted(c["vars"]["sentiment"] for c in cases) == sorted(REVIEWS[:3])
+
+
+def test_openai_responses_api_bodies(tmp_path: Path) -> None:
+    records = [
+        {
+            "request": {
+                "model": "gpt-4.1",
+                "instructions": "Answer in one word.",
+                "input": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "input_text", "text": f"Capital of {c}?"}],
+                    }
+                ],
+            },
+            "response": {
+                "object": "response",
+                "created_at": T0 + i * 60,
+                "output": [
+                    {"type": "reasoning", "summary": []},
+                    {"type": "message", "content": [{"type": "output_text", "text": cap}]},
+                ],
+                "usage": {"input_tokens": 20, "output_tokens": 2},
+            },
+        }
+        for i, (c, cap) in enumerate([("France", "Paris"), ("Peru", "Lima"), ("Chad", "N'Djamena")])
+    ]
+    code, out, err = run(
+        write_jsonl(tmp_path / "r.jsonl", records), "-o", tmp_path / "s", "--offline"
+    )
+    assert code == 0, err
+    doc = next(iter(cases_of(tmp_path / "s").values()))
+    assert doc["messages"][0]["content"] == "Answer in one word."
+    assert {c["expected"] for c in doc["cases"]} == {"Paris", "Lima", "N'Djamena"}
+
+
+def test_anthropic_records_and_message_batches(tmp_path: Path) -> None:
+    pairs = [
+        anthropic_record(
+            "claude-opus-4-1", "You tag tickets.", f"Tag this ticket: item {i}", "bug", T0 + i
+        )
+        for i in range(4)
+    ]
+    pairs.append(  # a tool call answer: counted, not a case
+        {
+            "request": {
+                "model": "claude-opus-4-1",
+                "max_tokens": 10,
+                "messages": [{"role": "user", "content": "x"}],
+            },
+            "response": {
+                "type": "message",
+                "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}],
+                "usage": {"input_tokens": 1, "output_tokens": 1},
+            },
+        }
+    )
+    requests = {
+        "requests": [
+            {
+                "custom_id": f"b{i}",
+                "params": {
+                    "model": "claude-haiku-4-5",
+                    "max_tokens": 100,
+                    "system": [{"type": "text", "text": "Summarize."}],
+                    "messages": [{"role": "user", "content": f"Text number {i} about apples"}],
+                },
+            }
+            for i in range(3)
+        ]
+    }
+    (tmp_path / "batch_requests.json").write_text(json.dumps(requests, indent=2))
+    results = [
+        {
+            "custom_id": f"b{i}",
+            "result": {
+                "type": "succeeded",
+                "message": {
+                    "type": "message",
+                    "model": "claude-haiku-4-5",
+                    "content": [
+                        {"type": "thinking", "thinking": "hm"},
+                        {"type": "text", "text": f"Apples {i}."},
+                    ],
+                    "usage": {"input_tokens": 10, "cache_read_input_tokens": 5, "output_tokens": 3},
+                },
+            },
+        }
+        for i in range(2)
+    ] + [{"custom_id": "b2", "result": {"type": "expired"}}]
+    code, out, err = run(
+        write_jsonl(tmp_path / "pairs.jsonl", pairs),
+        write_jsonl(tmp_path / "results.jsonl", results),
+        tmp_path / "batch_requests.json",
+        "-o",
+        tmp_path / "s",
+        "--offline",
+        "--window",
+        "7d",
+        "--min-task-calls",
+        "2",
+    )
+    assert code == 0, err
+    assert "pairs.jsonl (anthropic)" in out and "results.jsonl (anthropic)" in out
+    assert "batch_requests.json (anthropic)" in out
+    assert "6 calls used" in out
+    assert "tool calls (case files hold text turns only) 1" in out
+    assert "batch request expired 1" in out
+    docs = cases_of(tmp_path / "s")
+    summaries = next(d for d in docs.values() if d["messages"][0]["content"] == "Summarize.")
+    assert sorted(c["expected"] for c in summaries["cases"]) == ["Apples 0.", "Apples 1."]
+    usage = {r["output"]: r["usage"] for r in replay_of(tmp_path / "s")}
+    assert usage["Apples 0."] == {"input_tokens": 15, "output_tokens": 3}  # cache reads are input
+
+
+def _attr(key: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"key": key, "value": {"boolValue": value}}
+    if isinstance(value, int):
+        return {"key": key, "value": {"intValue": str(value)}}  # int64 as a string, per OTLP/JSON
+    return {"key": key, "value": {"stringValue": value}}
+
+
+def _span(
+    i: int, attrs: dict[str, Any], events: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    start = (T0 + i * 600) * 10**9
+    return {
+        "traceId": f"{i:032x}",
+        "spanId": f"{i:016x}",
+        "name": "chat gpt-4o",
+        "kind": 3,
+        "startTimeUnixNano": str(start),
+        "endTimeUnixNano": str(start + 1_500_000_000),
+        "attributes": [_attr(k, v) for k, v in attrs.items()],
+        "events": events or [],
+        "status": {},
+    }
+
+
+def _event(name: str, **attrs: Any) -> dict[str, Any]:
+    return {
+        "timeUnixNano": "1",
+        "name": name,
+        "attributes": [_attr(k, v) for k, v in attrs.items()],
+    }
+
+
+def test_otlp_genai_spans_in_all_three_content_styles(tmp_path: Path) -> None:
+    base = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "gpt-4o",
+        "gen_ai.usage.input_tokens": 30,
+        "gen_ai.usage.output_tokens": 4,
+    }
+    spans = []
+    for i in range(3):  # v1.37+: structured messages on attributes (JSON strings)
+        spans.append(
+            _span(
+                i,
+                {
+                    **base,
+                    "app.task": "triage",
+                    "gen_ai.system_instructions": json.dumps(
+                        [{"type": "text", "content": "Route it."}]
+                    ),
+                    "gen_ai.input.messages": json.dumps(
+                        [{"role": "user", "parts": [{"type": "text", "content": f"Ticket {i}"}]}]
+                    ),
+                    "gen_ai.output.messages": json.dumps(
+                        [
+                            {
+                                "role": "assistant",
+                                "parts": [{"type": "text", "content": "sre"}],
+                                "finish_reason": "stop",
+                            }
+                        ]
+                    ),
+                },
+            )
+        )
+    for i in range(3, 6):  # v1.28-v1.36: span events
+        spans.append(
+            _span(
+                i,
+                {**base, "app.task": "summary"},
+                [
+                    _event(
+                        "gen_ai.user.message",
+                        **{"gen_ai.event.content": json.dumps({"content": f"Doc {i}"})},
+                    ),
+                    _event(
+                        "gen_ai.choice",
+                        **{
+                            "gen_ai.event.content": json.dumps(
+                                {"index": 0, "message": {"content": f"Sum {i}"}}
+                            )
+                        },
+                    ),
+                ],
+            )
+        )
+    for i in range(6, 9):  # OpenLLMetry: indexed prompt/completion attributes, task on the resource
+        spans.append(
+            _span(
+                i,
+                {
+                    "gen_ai.system": "openai",
+                    "gen_ai.request.model": "gpt-4o",
+                    "gen_ai.usage.prompt_tokens": 9,
+                    "gen_ai.usage.completion_tokens": 2,
+                    "gen_ai.prompt.0.role": "user",
+                    "gen_ai.prompt.0.content": f"Spell {i}",
+                    "gen_ai.completion.0.role": "assistant",
+                    "gen_ai.completion.0.content": f"{i}!",
+                },
+            )
+        )
+    spans.append(_span(9, {"http.method": "POST"}))  # not a GenAI span
+    spans.append(_span(10, {**base, "gen_ai.operation.name": "embeddings"}))
+    spans.append(_span(11, {**base, "error.type": "500"}))
+    export = {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [_attr("service.name", "api"), _attr("app.task", "spelling")]
+                },
+                "scopeSpans": [{"scope": {"name": "openllmetry"}, "spans": spans}],
+            }
+        ]
+    }
+    log = tmp_path / "traces.json"
+    log.write_text(json.dumps(export) + "\n")
+    code, out, err = run(log, "-o", tmp_path / "s", "--offline", "--task-field", "app.task")
+    assert code == 0, err
+    assert "traces.json (otlp)" in out
+    assert "9 calls used, 3 skipped" in out
+    assert "not a GenAI span 1" in out and "not a chat call 1" in out and "error response 1" in out
+    docs = cases_of(tmp_path / "s")
+    assert set(docs) == {"triage", "summary", "spelling"}
+    assert docs["triage"]["messages"][0]["content"] == "Route it."
+    assert {c["expected"] for c in docs["summary"]["cases"]} == {"Sum 3", "Sum 4", "Sum 5"}
+    assert {c["expected"] for c in docs["spelling"]["cases"]} == {"6!", "7!", "8!"}
+    spelling = [r for r in replay_of(tmp_path / "s") if r["output"] == "6!"]
+    assert spelling[0]["usage"] == {"input_tokens": 9, "output_tokens": 2}
+    assert spelling[0]["latency_s"] == 1.5
+    config = (tmp_path / "s" / "modelroute.yaml").read_text()
+    assert "(0.06 days)" in config  # first span start to last: 8 spans x 10 minutes apart
+
+
+def test_mapped_jsonl_and_csv(tmp_path: Path) -> None:
+    rows = [
+        {
+            "q": f"What is {i} plus {i}?",
+            "a": str(2 * i),
+            "llm": "gpt-4o",
+            "when": f"2025-01-0{i + 1}T10:00:00Z",
+        }
+        for i in range(4)
+    ]
+    jsonl = write_jsonl(tmp_path / "plain.jsonl", rows)
+    csv_path = tmp_path / "plain.csv"
+    with csv_path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["q", "a", "llm", "when"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "q": row["q"] + "\nShow your work."})  # multi-line cells
+    mapping = "prompt=q,output=a,model=llm,timestamp=when"
+    code, out, err = run(jsonl, "-o", tmp_path / "s1", "--offline", "--map", mapping)
+    assert code == 0, err
+    assert "plain.jsonl (mapped)" in out and "4 calls used" in out
+    assert "(3.00 days)" in out
+    code, out, err = run(csv_path, "-o", tmp_path / "s2", "--offline", "--map", mapping)
+    assert code == 0, err
+    assert "plain.csv (csv)" in out and "4 calls used" in out
+    doc = next(iter(cases_of(tmp_path / "s2").values()))
+    assert all(c["vars"] for c in doc["cases"])
+    assert doc["prompt"].endswith("\nShow your work.")
+
+
+def test_a_log_of_unknown_shape_asks_for_a_mapping(tmp_path: Path) -> None:
+    log = write_jsonl(tmp_path / "plain.jsonl", [{"question": "hi", "answer": "yo"}])
+    code, _, err = run(log, "-o", tmp_path / "s")
+    assert code == 1
+    assert "plain.jsonl: not a known log format" in err
+    assert "--map prompt=FIELD,output=FIELD" in err and "question, answer" in err
+
+
+def test_format_comes_from_the_content_not_the_name(tmp_path: Path) -> None:
+    """An OpenAI log gzipped under a misleading name is still read as one."""
+    records = [openai_record("gpt-4o", "", f"Say {i}", f"{i}", T0 + i * 60) for i in range(3)]
+    log = tmp_path / "export.csv"
+    with gzip.open(log, "wt") as f:
+        f.write("\n".join(json.dumps(r) for r in records) + "\n")
+    code, out, err = run(log, "-o", tmp_path / "s", "--offline")
+    assert code == 0, err
+    assert "export.csv (openai)" in out and "3 calls used" in out
+
+
+def test_the_modelroute_command_dispatches_to_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest_modelroute.cli", "import-logs", "--help"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0
+    assert "LOGFILE" in proc.stdout and "--task-field" in proc.stdout and "--offline" in proc.stdout
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest_modelroute.cli", "import-logs", "x.jsonl"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "-o/--out" in proc.stderr  # argparse's usage error

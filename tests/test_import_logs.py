@@ -1,0 +1,461 @@
+"""``modelroute import-logs``: grouping, volumes, sampling, redaction, malformed lines,
+and the written suite run by ``pytest --model-route=bench``."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from logsamples import CLASSIFY, START, generate, openai_record, write_jsonl
+from test_import_formats import cases_of, run
+
+from pytest_modelroute.importers.redact import Redactor, luhn_ok
+from pytest_modelroute.importers.templates import Template, escape_fixed, to_jinja
+from pytest_modelroute.importers.volumes import DAYS_PER_MONTH
+from pytest_modelroute.templating import render
+
+
+def _truth(n: int, **kwargs: object) -> Counter[str]:
+    """How many calls of each task the generator wrote (it knows, the importer infers)."""
+    counts: Counter[str] = Counter()
+    for record in generate(n, task_field=True, **kwargs):  # type: ignore[arg-type]
+        meta = record.get("metadata") or record["request"]["body"]["metadata"]
+        counts[meta["task"]] += 1
+    return counts
+
+
+def _traffic(suite: Path) -> dict[str, float]:
+    config = yaml.safe_load((suite / "modelroute.yaml").read_text(encoding="utf-8"))
+    return config.get("traffic") or {}
+
+
+def test_grouping_by_template_recovers_the_tasks(tmp_path: Path) -> None:
+    log = write_jsonl(tmp_path / "prod.jsonl", generate(600, cheap_model="gpt-4o-mini"))
+    code, out, err = run(log, "-o", tmp_path / "s", "--offline", "--per-level", "4")
+    assert code == 0, err
+    docs = cases_of(tmp_path / "s")
+    truth = _truth(600, cheap_model="gpt-4o-mini")
+    sizes = {
+        "classify": "billing-question-feature-request",
+        "summarize": "summarize-contract-three-bullet",
+        "extract": "pull-all-dates-dollar",
+        "codegen": "write-migration-script-schema",
+    }
+    assert set(docs) == set(sizes.values())
+    for task, name in sizes.items():
+        assert f"{name}" in out
+        line = next(ln for ln in out.splitlines() if ln.strip().startswith(name))
+        assert f"{truth[task]:>10,}" in line, (line, truth[task])
+    classify = docs["billing-question-feature-request"]
+    assert classify["messages"][1]["content"] == CLASSIFY.format(x="#{{ ticket }}.")
+    # a label task: an exact check on the label, the labels as choices, a cascade check
+    assert classify["choices"] == ["billing", "feature"]
+    assert classify["checks"][0]["type"] == "equals"
+    assert classify["cascade_accept"][0]["type"] == "regex"
+    extract = docs["pull-all-dates-dollar"]
+    assert [c["type"] for c in extract["checks"]] == ["is-json", "factuality"]
+    assert [c["type"] for c in docs["summarize-contract-three-bullet"]["checks"]] == ["factuality"]
+
+
+def test_grouping_by_field_and_renaming(tmp_path: Path) -> None:
+    log = write_jsonl(tmp_path / "prod.jsonl", generate(300, task_field=True, fmt="anthropic"))
+    code, out, err = run(
+        log,
+        "-o",
+        tmp_path / "s",
+        "--offline",
+        "--task-field",
+        "metadata.task",
+        "--rename",
+        "codegen=code-generation",
+        "--per-level",
+        "3",
+    )
+    assert code == 0, err
+    truth = _truth(300, fmt="anthropic")
+    assert set(cases_of(tmp_path / "s")) == {"classify", "summarize", "extract", "code-generation"}
+    assert "names inferred" not in out  # every task came from the field
+    traffic = _traffic(tmp_path / "s")
+    assert traffic["code-generation"] == round(truth["codegen"] * DAYS_PER_MONTH / 14)
+    assert (tmp_path / "s" / "cases" / "code-generation.yaml").exists()
+
+
+def test_a_tag_list_names_the_task(tmp_path: Path) -> None:
+    records = []
+    for i in range(12):
+        record = openai_record("gpt-4o", "", f"Anything at all {i * 7919 % 101}", "ok", START + i)
+        record["tags"] = ["env:prod", f"task:{'alpha' if i % 3 else 'beta'}"]
+        records.append(record)
+    code, _, err = run(
+        write_jsonl(tmp_path / "t.jsonl", records),
+        "-o",
+        tmp_path / "s",
+        "--offline",
+        "--task-field",
+        "tags[task]",
+    )
+    assert code == 0, err
+    docs = cases_of(tmp_path / "s")
+    assert {t: len(d["cases"]) for t, d in docs.items()} == {"alpha": 8, "beta": 4}
+
+
+def test_volumes_scale_to_calls_per_month(tmp_path: Path) -> None:
+    log = write_jsonl(tmp_path / "prod.jsonl", generate(400, days=10, task_field=True))
+    truth = _truth(400, days=10)
+    code, out, err = run(log, "-o", tmp_path / "s", "--offline", "--task-field", "metadata.task")
+    assert code == 0, err
+    assert "(10.00 days); x3.044 to calls per month" in out
+    traffic = _traffic(tmp_path / "s")
+    assert traffic == {t: round(n * DAYS_PER_MONTH / 10) for t, n in truth.items()}
+    assert sum(traffic.values()) == pytest.approx(400 * DAYS_PER_MONTH / 10, abs=2)
+    # a window given by the user, and logs that hold one call in ten
+    code, out, err = run(
+        log,
+        "-o",
+        tmp_path / "s2",
+        "--offline",
+        "--task-field",
+        "metadata.task",
+        "--window",
+        "4w",
+        "--logged-share",
+        "0.1",
+    )
+    assert code == 0, err
+    traffic = _traffic(tmp_path / "s2")
+    assert traffic["classify"] == round(truth["classify"] * DAYS_PER_MONTH / 28 / 0.1)
+
+
+def test_logs_without_timestamps_leave_traffic_to_the_user(tmp_path: Path) -> None:
+    records = [openai_record("gpt-4o", "", f"Echo {w}", w, START) for w in "abcdefg"]
+    for r in records:
+        del r["timestamp"], r["response"]["body"]["created"]
+    code, out, err = run(
+        write_jsonl(tmp_path / "p.jsonl", records), "-o", tmp_path / "s", "--offline"
+    )
+    assert code == 0, err
+    assert "window: unknown (the logs hold no usable timestamps; give --window" in out
+    text = (tmp_path / "s" / "modelroute.yaml").read_text()
+    assert "# traffic:" in text and "\ntraffic:" not in text
+    assert _traffic(tmp_path / "s") == {}
+
+
+def test_sampling_is_seeded_stratified_and_order_free(tmp_path: Path) -> None:
+    records = list(generate(500, task_field=True))
+    args = ("--offline", "--task-field", "metadata.task", "--per-level", "5")
+    log = write_jsonl(tmp_path / "a.jsonl", records)
+    shuffled = records[:]
+    random.Random(7).shuffle(shuffled)
+    log_b = write_jsonl(tmp_path / "b.jsonl", shuffled)
+    assert run(log, "-o", tmp_path / "s1", *args)[0] == 0
+    assert run(log, "-o", tmp_path / "s2", *args)[0] == 0
+    assert run(log_b, "-o", tmp_path / "s3", *args)[0] == 0
+    assert run(log, "-o", tmp_path / "s4", *args, "--seed", "1")[0] == 0
+
+    def ids(suite: str) -> dict[str, list[str]]:
+        return {t: [c["id"] for c in d["cases"]] for t, d in cases_of(tmp_path / suite).items()}
+
+    assert ids("s1") == ids("s2")  # same seed, same cases
+    assert ids("s1") == ids("s3")  # whatever the order of the lines
+    assert ids("s1") != ids("s4")  # another seed, another sample
+    for doc in cases_of(tmp_path / "s1").values():
+        per_level = Counter(c["complexity"] for c in doc["cases"])
+        assert max(per_level.values()) <= 5
+    assert cases_of(tmp_path / "s1") == cases_of(tmp_path / "s3")
+
+
+def test_repeated_prompts_become_one_case(tmp_path: Path) -> None:
+    records = [
+        openai_record("gpt-4o", "", f"Is {w} a fruit? yes or no", "yes", START + i * 60)
+        for i, w in enumerate(["apple"] * 30 + ["pear"] * 20 + ["plum"])
+    ]
+    code, out, err = run(
+        write_jsonl(tmp_path / "p.jsonl", records), "-o", tmp_path / "s", "--offline"
+    )
+    assert code == 0, err
+    (doc,) = cases_of(tmp_path / "s").values()
+    assert sorted(c["vars"]["input"] for c in doc["cases"]) == ["apple", "pear", "plum"]
+    assert "48 repeats of sampled prompts skipped" in out
+    assert _traffic(tmp_path / "s")  # the volume still counts every call
+    assert "51 calls in the logs" in (tmp_path / "s" / "modelroute.yaml").read_text()
+
+
+def test_redaction_of_personal_data_and_keys() -> None:
+    redactor = Redactor()
+    prompt, output = redactor.call(
+        [
+            "From bob@example.com (+44 20 7946 0958, 555-123-4567): card 4111 1111 1111 1111, "
+            "order 1234 5678 9012 3456, on 2025-01-15 10:30. Keys: "
+            "sk-ant-api03-abcdefghijklmnopqrst sk-proj-abcdefghijklmnopqrst "
+            "AKIAIOSFODNN7EXAMPLE, Authorization: Bearer abc.def-ghi_jkl123",
+            "Reply to bob@example.com, not alice@example.org.",
+        ]
+    )
+    assert prompt == (
+        "From [EMAIL_1] ([PHONE_1], [PHONE_2]): card [CARD_1], order 1234 5678 9012 3456, on "
+        "2025-01-15 10:30. Keys: [API_KEY_1] [API_KEY_2] [AWS_KEY_1], Authorization: [TOKEN_1]"
+    )
+    assert output == "Reply to [EMAIL_1], not [EMAIL_2]."  # the same value, the same placeholder
+    assert redactor.counts == {
+        "EMAIL": 3,
+        "PHONE": 2,
+        "CARD": 1,
+        "API_KEY": 2,
+        "AWS_KEY": 1,
+        "TOKEN": 1,
+    }
+    assert luhn_ok("4111111111111111") and not luhn_ok("1234567890123456")
+    # numbering restarts per call
+    assert redactor.call(["alice@example.org"]) == ["[EMAIL_1]"]
+
+
+def test_no_secret_reaches_the_written_suite(tmp_path: Path) -> None:
+    records = []
+    for i in range(8):
+        record = openai_record(
+            "gpt-4o",
+            "Support bot. Escalate to ops@acme.example.",
+            f"Customer {i}: my key sk-proj-LEAKEDLEAKEDLEAKED{i:04d} stopped working, call me "
+            f"on +1 415 555 {1000 + i}",
+            f"Rotate sk-proj-LEAKEDLEAKEDLEAKED{i:04d} and mail ops@acme.example.",
+            START + i * 3600,
+        )
+        record["request"]["body"]["api_key"] = "sk-proj-BODYKEYBODYKEYBODY"
+        record["request"]["headers"]["x-api-key"] = "sk-ant-HEADERKEYHEADERKEY01"
+        records.append(record)
+    log = write_jsonl(tmp_path / "p.jsonl", records)
+    code, out, err = run(log, "-o", tmp_path / "s", "--offline")
+    assert code == 0, err
+    written = "\n".join(p.read_text() for p in (tmp_path / "s").rglob("*") if p.is_file())
+    for secret in ("LEAKED", "BODYKEY", "HEADERKEY", "SECRETSECRET", "ops@acme", "415 555"):
+        assert secret not in written and secret not in out + err
+    assert "redacted: 16 API_KEY, 16 EMAIL, 8 PHONE" in out
+    (doc,) = cases_of(tmp_path / "s").values()
+    assert doc["messages"][0]["content"] == "Support bot. Escalate to [EMAIL_1]."
+    assert all(c["expected"] == "Rotate [API_KEY_1] and mail [EMAIL_1]." for c in doc["cases"])
+    # --no-redact keeps the texts (never headers or key fields); a custom redactor runs too
+    (tmp_path / "myredact.py").write_text(
+        "def scrub(text):\n    return text.replace('Customer', 'Client')\n"
+    )
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        code, out, err = run(
+            log, "-o", tmp_path / "s2", "--offline", "--no-redact", "--redactor", "myredact:scrub"
+        )
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert code == 0, err
+    written = "\n".join(p.read_text() for p in (tmp_path / "s2").rglob("*") if p.is_file())
+    assert "LEAKED" in written and "ops@acme.example" in written
+    assert "BODYKEY" not in written and "HEADERKEY" not in written
+    assert "Client 3" in written and "Customer" not in written
+    assert "redaction: off (--no-redact); your redactor changed 8 texts" in out
+
+
+def test_malformed_lines_are_reported_skipped_or_fatal(tmp_path: Path) -> None:
+    good = [
+        json.dumps(openai_record("gpt-4o", "", f"Hi {w}", "hello", START + i))
+        for i, w in enumerate("abcdef")
+    ]
+    lines = [
+        good[0],
+        "{not json",
+        good[1],
+        "[1, 2]",
+        json.dumps({"request": {"model": "gpt-4o"}, "response": {"choices": "nope"}}),
+        good[2],
+        "",
+        good[3],
+        json.dumps({"request": {}, "response": {"status_code": 429, "body": {"error": {}}}}),
+        good[4],
+        good[5],
+    ]
+    log = tmp_path / "p.jsonl"
+    log.write_text("\n".join(lines) + "\n")
+    code, out, err = run(log, "-o", tmp_path / "s", "--offline")
+    assert code == 0, err
+    assert f"skipped {log}:2: invalid JSON" in err
+    assert f"skipped {log}:4: expected a JSON object" in err
+    assert f"skipped {log}:5: expected response.choices to be a non-empty list" in err
+    assert "(11 lines" in out
+    assert "records: 6 calls used, 1 skipped (error response 1); 3 malformed lines (" in out
+    code, out, err = run(log, "-o", tmp_path / "s2", "--offline", "--strict")
+    assert code == 1
+    assert f"error: {log}:2: invalid JSON" in err and "(--strict)" in err
+    assert not (tmp_path / "s2" / "modelroute.yaml").exists()
+
+
+def test_refuses_to_overwrite_and_explains(tmp_path: Path) -> None:
+    log = write_jsonl(tmp_path / "p.jsonl", generate(40))
+    assert run(log, "-o", tmp_path / "s", "--offline")[0] == 0
+    code, _, err = run(log, "-o", tmp_path / "s", "--offline")
+    assert code == 1 and "exists; pass --force" in err
+    assert run(log, "-o", tmp_path / "s", "--offline", "--force")[0] == 0
+    code, _, err = run(log, "-o", tmp_path / "s3", "--rename", "nope=x")
+    assert code == 1 and "--rename nope=...: no task of that name" in err
+    code, _, err = run(tmp_path / "missing.jsonl", "-o", tmp_path / "s4")
+    assert code == 1 and "missing.jsonl: no such file" in err
+
+
+def test_unknown_prices_are_a_loud_todo(tmp_path: Path) -> None:
+    records = [
+        openai_record("acme-llm-7b", "", f"Ping {w}", "pong", START + i)
+        for i, w in enumerate("abcdef")
+    ]
+    code, out, err = run(write_jsonl(tmp_path / "p.jsonl", records), "-o", tmp_path / "s")
+    assert code == 0, err
+    text = (tmp_path / "s" / "modelroute.yaml").read_text()
+    assert "price: {input: TODO, output: TODO}" in text
+    assert "modelroute.yaml needs your edits before it runs:" in out
+    assert "modelroute.yaml:" in out and "price.input" in out
+
+
+def test_template_inference_round_trips() -> None:
+    t = Template.literal("Classify: {{ not a var }} apples\n\nText: one two")
+    for text in [
+        "Classify: {{ not a var }} apples\n\nText: three",
+        "Classify: {{ not a var }} apples\n\nText: ",
+    ]:
+        merged = t.merge(text)
+        assert merged is not None
+        t = merged
+    assert t.parts == ("Classify: {{ not a var }} apples\n\nText: ", None)
+    source = to_jinja(t, ["text"])
+    assert source is not None and "{% raw %}" in source
+    for value in ["x {{ y }} {% if %}", "", "plain"]:
+        assert render(source, {"text": value}) == t.render([value])
+    assert escape_fixed("a\r\nb") is None  # jinja2 rewrites newlines: kept as a variable
+    # unrelated prompts do not merge, and a shared phrase in the middle pins nothing
+    assert (
+        Template.literal("Summarize the report on apples.").merge("Translate to German: hi") is None
+    )
+    assert Template.literal("Alpha beta gamma delta").merge("Zeta beta gamma delta eta") is None
+
+
+def test_chat_behind_one_system_prompt_is_one_free_form_task(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima".split()
+    records = [
+        openai_record(
+            "gpt-4o",
+            "You are the helpful assistant of Acme.",
+            " ".join(rng.choice(words) for _ in range(rng.randint(3, 9))).capitalize() + "?",
+            "Sure.",
+            START + i * 60,
+        )
+        for i in range(80)
+    ]
+    # and twelve user-only templates, each its own task
+    verbs = (
+        "Translate Summarize Classify Rewrite Extract Explain Shorten Grade Tag Route Score Check"
+    )
+    for verb in verbs.split():
+        for i in range(6):
+            prompt = (
+                f"{verb} this message in the house style, then stop:\n\n{rng.choice(words)} {i}"
+            )
+            records.append(openai_record("gpt-4o", "", prompt, "ok", START + i))
+    code, out, err = run(
+        write_jsonl(tmp_path / "p.jsonl", records), "-o", tmp_path / "s", "--offline"
+    )
+    assert code == 0, err
+    docs = cases_of(tmp_path / "s")
+    chat = docs["helpful-assistant-acme-chat"]
+    assert chat["messages"] == [
+        {"role": "system", "content": "You are the helpful assistant of Acme."},
+        {"role": "user", "content": "{{ input }}"},
+    ]
+    assert "80" in next(ln for ln in out.splitlines() if "helpful-assistant-acme-chat" in ln)
+    templates = [d["prompt"] for d in docs.values() if "prompt" in d]
+    assert len(templates) == 12
+    assert all(
+        t.endswith(" this message in the house style, then stop:\n\n{{ stop }}") for t in templates
+    )
+
+
+def test_conversations_and_braces_in_prompts_render_back(tmp_path: Path) -> None:
+    records = []
+    for i in range(6):
+        record = openai_record(
+            "gpt-4o",
+            "Fill {{slots}} as asked.",
+            f"Fill the form {{{{name}}}} for user {i}",
+            f"Done {i}",
+            START + i,
+        )
+        if i % 2:  # a conversation: earlier turns, then the templated question
+            record["request"]["body"]["messages"][1:1] = [
+                {"role": "user", "content": "Hello"},
+                {
+                    "role": "assistant",
+                    "content": [{"type": "text", "text": f"Hi {i}, how can I help?"}],
+                },
+            ]
+        records.append(record)
+    code, out, err = run(
+        write_jsonl(tmp_path / "p.jsonl", records), "-o", tmp_path / "s", "--offline"
+    )
+    assert code == 0, err
+    assert "verified: 6 cases load and render to their logged prompts" in out
+    (doc,) = cases_of(tmp_path / "s").values()
+    assert "{% raw %}" in doc["messages"][0]["content"]
+    conversations = [c for c in doc["cases"] if "messages" in c]
+    assert len(conversations) == 3
+    assert [m["role"] for m in conversations[0]["messages"]] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+    ]
+
+
+def test_no_judge_compares_with_token_overlap(tmp_path: Path) -> None:
+    from pytest_modelroute.importers.similarity import f1, token_f1
+
+    log = write_jsonl(tmp_path / "p.jsonl", generate(120, task_field=True))
+    code, _, err = run(
+        log, "-o", tmp_path / "s", "--offline", "--no-judge", "--task-field", "metadata.task"
+    )
+    assert code == 0, err
+    docs = cases_of(tmp_path / "s")
+    check = docs["summarize"]["checks"][0]
+    assert check == {
+        "type": "python",
+        "value": "pytest_modelroute.importers.similarity:token_f1",
+        "threshold": 0.6,
+    }
+    assert "judge:" not in (tmp_path / "s" / "modelroute.yaml").read_text()
+    assert f1("The cat sat.", "the cat  sat") == 1.0
+    assert f1("a b c d", "a b x y") == pytest.approx(0.5)
+    assert f1("nothing shared", "at all") == 0.0
+    assert token_f1("cat", {"expected": "cat dog"}) == (
+        pytest.approx(2 / 3),
+        "token F1 0.67 against the production answer",
+    )
+
+
+def test_user_mistakes_are_errors_not_tracebacks(tmp_path: Path) -> None:
+    log = write_jsonl(tmp_path / "p.jsonl", generate(30))
+    (tmp_path / "badredact.py").write_text("def scrub(text):\n    raise ValueError('nope')\n")
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        code, _, err = run(log, "-o", tmp_path / "s", "--redactor", "badredact:scrub")
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert code == 1 and "your redactor raised ValueError: nope" in err
+    truncated = tmp_path / "cut.jsonl.gz"
+    import gzip
+
+    data = gzip.compress(log.read_bytes())
+    truncated.write_bytes(data[: len(data) // 2])
+    code, _, err = run(truncated, "-o", tmp_path / "s2")
+    assert code == 1 and "cut.jsonl.gz: cannot read past line" in err
+    assert "Traceback" not in err
