@@ -3,12 +3,29 @@ baseline, and was every case measured? Decided on the controller at session end.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
+
+import numpy as np
 
 from .analysis import Aggregate
 from .snapshot import SnapshotTask
-from .stats import FAIL, INCONCLUSIVE, PASS, Bounds, familywise, holm, mcnemar, mean_bounds, paired
+from .stats import (
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    Bounds,
+    column,
+    familywise,
+    holm,
+    mcnemar,
+    mean_bounds,
+    paired,
+    paired_columns,
+    weights_column,
+)
 
 ERROR = "error"
 VERDICTS = (PASS, FAIL, INCONCLUSIVE, ERROR)
@@ -249,12 +266,75 @@ def _quality_bar(v: TaskVerdict, agg: Aggregate, rules: GateRules) -> Bounds:
     return b
 
 
+@dataclass
+class _Columns:
+    """A route's cases now and in the snapshot, as columns aligned on the route's case ids
+    (NaN where a side has no value): built once, in C loops, for every snapshot rule."""
+
+    keys: list[str]
+    weights: np.ndarray
+    quality: np.ndarray
+    passed: np.ndarray
+    cost: np.ndarray
+    then_quality: np.ndarray
+    then_passed: np.ndarray
+    then_cost: np.ndarray
+
+    @classmethod
+    def build(cls, agg: Aggregate, snap: SnapshotTask) -> _Columns:
+        keys = list(agg.cases)
+        position = dict(zip(snap.cases, itertools.count()))
+        where = np.fromiter(map(position.get, keys, itertools.repeat(-1)), np.intp, len(keys))
+        found = where >= 0
+        cases = list(snap.cases.values())
+
+        def then(field: str) -> np.ndarray:
+            values = column(map(attrgetter(field), cases))
+            out = np.full(len(keys), np.nan)
+            out[found] = values[where[found]]
+            return out
+
+        return cls(
+            keys,
+            weights_column(agg.weights, keys),
+            column(agg.cases.values()),
+            column(map(agg.passed.get, keys)),
+            column(map(agg.costs.get, keys)),
+            then("quality"),
+            then("passed"),
+            then("cost"),
+        )
+
+    def flipped(self) -> tuple[list[str], list[str]]:
+        """Cases that passed in the snapshot and fail now, and those that went the other
+        way (each in sorted order)."""
+
+        def named(mask: np.ndarray) -> list[str]:
+            return sorted(self.keys[i] for i in np.flatnonzero(mask))
+
+        return (
+            named((self.then_passed == 1) & (self.passed == 0)),
+            named((self.then_passed == 0) & (self.passed == 1)),
+        )
+
+    def paired_costs(self, snap: SnapshotTask, agg: Aggregate) -> tuple[float, float, bool]:
+        """Mean cost per call in the snapshot and now on the cases both ran, and whether
+        they were paired (a snapshot written before per-case costs were kept: the runs'
+        means). Sums of sorted values: the same whatever the case ids."""
+        both = ~(np.isnan(self.cost) | np.isnan(self.then_cost))
+        shared = int(both.sum())
+        if not shared:
+            return snap.cost_per_call, agg.cost_per_call, False
+        then = float(np.sort(self.then_cost[both]).sum()) / shared
+        return then, float(np.sort(self.cost[both]).sum()) / shared, True
+
+
 def _against_snapshot(v: TaskVerdict, agg: Aggregate, snap: SnapshotTask, rules: GateRules) -> None:
-    snap_scores = {k: c.quality for k, c in snap.cases.items()}
-    cmp = paired(agg.cases, snap_scores, agg.weights, level=rules.level)
+    cols = _Columns.build(agg, snap)
+    cmp = paired_columns(cols.quality, cols.then_quality, cols.weights, level=rules.level)
     v.comparisons.append(("snapshot", cmp))
-    to_fail, to_pass = _flipped(agg, snap)
-    cost_then, cost_now, paired_costs = _paired_costs(agg, snap)
+    to_fail, to_pass = cols.flipped()
+    cost_then, cost_now, paired_costs = cols.paired_costs(snap, agg)
     cost_change = (cost_now / cost_then - 1) if cost_then else None
     outcome = cmp.decide(-rules.tolerance) if cmp.n else None
     v.snapshot = {
@@ -320,29 +400,6 @@ def _flips_text(to_fail: list[str], to_pass: list[str]) -> str:
         parts.append(f"{len(to_pass)} from failing to passing: {listed(to_pass)}")
     p = mcnemar(len(to_fail), len(to_pass))
     return "; ".join(parts) + f" (exact McNemar p={p:.2g})"
-
-
-def _paired_costs(agg: Aggregate, snap: SnapshotTask) -> tuple[float, float, bool]:
-    """Mean cost per call in the snapshot and now on the cases both ran, and whether they
-    were paired (a snapshot written before per-case costs were kept: the runs' means)."""
-    shared = sorted(k for k, c in snap.cases.items() if c.cost is not None and k in agg.costs)
-    if not shared:
-        return snap.cost_per_call, agg.cost_per_call, False
-    then = sum(snap.cases[k].cost or 0.0 for k in shared) / len(shared)
-    return then, sum(agg.costs[k] for k in shared) / len(shared), True
-
-
-def _flipped(agg: Aggregate, snap: SnapshotTask) -> tuple[list[str], list[str]]:
-    """Cases that passed in the snapshot and fail now, and those that went the other way."""
-    to_fail, to_pass = [], []
-    for case, c in sorted(snap.cases.items()):
-        if c.passed is None or case not in agg.passed:
-            continue
-        if c.passed and not agg.passed[case]:
-            to_fail.append(case)
-        elif not c.passed and agg.passed[case]:
-            to_pass.append(case)
-    return to_fail, to_pass
 
 
 def _against_baseline(v: TaskVerdict, agg: Aggregate, base: Aggregate, rules: GateRules) -> None:

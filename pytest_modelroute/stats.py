@@ -180,8 +180,10 @@ def bounds(
     if n == 0:
         return Bounds(0, None, None, None, level, "none", span=span)
     total = float(w.sum())
-    mean = float(np.dot(w, x) / total)
-    n_eff = total * total / float(np.dot(w, w))
+    # (w * x).sum(), not np.dot: BLAS's threads make a dot product of 100,000 values 50x
+    # slower on a busy machine, and numpy's pairwise sum is as exact
+    mean = float((w * x).sum() / total)
+    n_eff = total * total / float((w * w).sum())
     smallest, largest = float(x.min()), float(x.max())
     alpha = 1.0 - level
     if n_eff < 1.5:
@@ -202,9 +204,9 @@ def bounds(
             n, mean, low, high, level, "clopper-pearson", n_eff, sd, span, smallest, largest
         )
     d = x - mean
-    var = float(np.dot(w, d * d) / total)  # weighted, divided by the total weight
+    var = float((w * d * d).sum() / total)  # weighted, divided by the total weight
     sd = math.sqrt(var * n_eff / (n_eff - 1))
-    skew = float(np.dot(w, d * d * d) / total) / var**1.5 if var > 0 else 0.0
+    skew = float((w * d * d * d).sum() / total) / var**1.5 if var > 0 else 0.0
     se = sd / math.sqrt(n_eff)
     q = float(special.stdtrit(n_eff - 1, level))
     a = skew / math.sqrt(n_eff)
@@ -217,15 +219,17 @@ def bounds(
     return Bounds(n, mean, low, high, level, "hall-t", n_eff, sd, span, smallest, largest, skew)
 
 
-def _column(values: Iterable[float | None]) -> np.ndarray:
-    """Floats with None as NaN (a list first: numpy converts it in C)."""
+def column(values: Iterable[float | bool | None]) -> np.ndarray:
+    """Floats with None as NaN and booleans as 1.0 / 0.0 (a list first: numpy converts it
+    in C, and ``map`` over dict views or ``operator.attrgetter`` keeps the loop in C too)."""
     return np.array(list(values), dtype=float)
 
 
-def _weights(weights: Mapping[str, float] | None, keys: Iterable[str]) -> np.ndarray:
+def weights_column(weights: Mapping[str, float] | None, keys: Iterable[str]) -> np.ndarray:
+    """The weights of ``keys`` (1.0 where none is given)."""
     if not weights:
         return np.ones(len(keys) if isinstance(keys, Sized) else 0)
-    return _column(map(weights.get, keys, itertools.repeat(1.0)))
+    return column(map(weights.get, keys, itertools.repeat(1.0)))
 
 
 def mean_bounds(
@@ -235,8 +239,8 @@ def mean_bounds(
     level: float = 0.95,
 ) -> Bounds:
     """Bounds of a route's mean quality over its scored cases of positive weight."""
-    x = _column(values.values())
-    w = _weights(weights, values.keys())
+    x = column(values.values())
+    w = weights_column(weights, values.keys())
     keep = ~np.isnan(x)
     return bounds(x[keep], w[keep], level=level)
 
@@ -249,12 +253,18 @@ def paired(
     level: float = 0.95,
 ) -> Bounds:
     """Bounds of the mean of ``current - reference`` over the cases both scored."""
-    now = _column(current.values())
-    then = _column(map(reference.get, current.keys()))
-    w = _weights(weights, current.keys())
+    now = column(current.values())
+    then = column(map(reference.get, current.keys()))
+    return paired_columns(now, then, weights_column(weights, current.keys()), level=level)
+
+
+def paired_columns(
+    now: np.ndarray, then: np.ndarray, weights: np.ndarray, *, level: float = 0.95
+) -> Bounds:
+    """``paired`` on aligned columns (NaN: the case was not scored on that side)."""
     keep = ~(np.isnan(now) | np.isnan(then))
     width = SCALE[1] - SCALE[0]
-    return bounds(now[keep] - then[keep], w[keep], level=level, span=(-width, width))
+    return bounds(now[keep] - then[keep], weights[keep], level=level, span=(-width, width))
 
 
 def mcnemar(to_fail: int, to_pass: int) -> float:
