@@ -8,8 +8,10 @@ or fails against a known truth (threshold 4.0, tolerance 0.2, confidence 0.95, o
 bounds), paired runs (correlated: the same case is easy or hard for both, rho 0.7) and
 independent ones; the suite-level chance of a false failure across 12 tasks, with and
 without Holm; the chance of recommending one of 3 cheap candidates against the truth; and
-how many cases a margin needs. The Monte Carlo standard error of a share p over R runs is
-sqrt(p (1 - p) / R): about 0.006 at p = 0.05 and R = 1,200.
+how many cases a margin needs (the normal approximation, checked against the exact
+binomial power of the Clopper-Pearson rule for pass/fail scores and against simulated runs
+for graded ones). The Monte Carlo standard error of a share p over R runs is
+sqrt(p (1 - p) / R): about 0.006 at p = 0.05 and R = 1,200, 0.005 at R = 2,000.
 """
 
 from __future__ import annotations
@@ -23,8 +25,11 @@ from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from scipy import stats
 from simulate import (
     bar_rates,
     recommendation_rates,
@@ -59,6 +64,14 @@ def _call(f):  # type: ignore[no-untyped-def]
     return f()
 
 
+def exact_power(n: np.ndarray, share: float, bar: float = 0.75, alpha: float = 0.05):  # type: ignore[no-untyped-def]
+    """The exact chance that the Clopper-Pearson rule passes ``n`` pass/fail cases whose
+    true share of passes is ``share``, against a bar share ``bar``: it passes on ``k`` or
+    more passes, ``k`` the least with P(K >= k | bar) <= alpha (the bound's own test)."""
+    k = stats.binom.isf(alpha, n, bar) + 1
+    return stats.binom.sf(k - 1, n, share)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1200)
@@ -71,7 +84,12 @@ def main() -> None:
 
 def tables(pool: ProcessPoolExecutor, runs: int, seed: int) -> None:
     started = time.perf_counter()
+    load = os.getloadavg()[0]
+    mc = math.sqrt(0.05 * 0.95 / runs)
     print(f"{runs} simulated runs per cell; each cell: pass / inconclusive / fail")
+    worst = math.sqrt(0.25 / runs)
+    print(f"Monte Carlo standard error: {mc:.4f} at a share of 0.05, at most {worst:.4f}")
+    print(f"load average {load:.1f} on {os.cpu_count()} cores")
 
     for scores in SCORES:
         header(f"quality bar (threshold 4.0), {scores} scores")
@@ -125,16 +143,32 @@ def tables(pool: ProcessPoolExecutor, runs: int, seed: int) -> None:
 
     z = _z(0.95) + _z(POWER)
     print("\ncases a margin needs: to pass a route truly `margin` above the bar 4.0 with 80%")
-    print("power at 95% (one-sided), pass/fail scores; normal approximation\n")
-    print("| margin | pass/fail scores | graded (3 checks) |")
-    print("|---|---|---|")
+    print("power at 95% (one-sided). `normal`: the normal approximation (what the reports'")
+    print("'cases that would settle it' use); `gate`: what the gate's own rule needs, for")
+    print("pass/fail scores the least n from which its exact binomial power stays >= 80%, for")
+    print("graded scores the first n on a grid (x1, x1.1, x1.25... of the normal n) whose")
+    print("simulated power is >= 80%, with that power\n")
+    print("| margin | pass/fail: normal | pass/fail: gate | graded: normal | graded: gate |")
+    print("|---|---|---|---|---|")
+    sizes = np.arange(1, 6000)
     for margin in (0.1, 0.2, 0.3, 0.5):
         share = (4.0 + margin - 1) / 4
         sd_binary = 4 * math.sqrt(share * (1 - share))
         sd_graded = sd_binary / math.sqrt(3)
+        n_binary = math.ceil((z * sd_binary / margin) ** 2)
+        n_graded = math.ceil((z * sd_graded / margin) ** 2)
+        below = np.flatnonzero(exact_power(sizes, share) < POWER)
+        exact_n = int(sizes[below[-1] + 1]) if below.size else 1
+        grid = [math.ceil(n_graded * f) for f in (1, 1.1, 1.25, 1.5, 1.75, 2, 2.5, 3, 4)]
+        gate_n, power = grid[-1], 0.0
+        for n in grid:
+            power = bar_rates("graded", n, 4.0 + margin, runs, seed=seed + n).share("pass")
+            if power >= POWER:
+                gate_n = n
+                break
         print(
-            f"| {margin} | {math.ceil((z * sd_binary / margin) ** 2):,} | "
-            f"{math.ceil((z * sd_graded / margin) ** 2):,} |"
+            f"| {margin} | {n_binary:,} | {exact_n:,} | {n_graded:,} | "
+            f"{gate_n:,} (power {power:.2f}) |"
         )
     print(f"\n({time.perf_counter() - started:.0f} s)")
 
