@@ -34,6 +34,8 @@ SCALE = (1.0, 5.0)
 #: the power at which the detectable difference and the cases needed are stated
 POWER = 0.80
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+#: the most cases the exact count for pass/fail scores searches (beyond: the normal one)
+BINOMIAL_SEARCH = 200_000
 _EPS = 1e-9
 
 
@@ -57,6 +59,8 @@ class Bounds:
     smallest: float = 0.0
     largest: float = 0.0
     skew: float = 0.0
+    #: paired differences of pass/fail scores: the (weighted) share of cases that changed
+    discordant: float = 0.0
 
     @property
     def alpha(self) -> float:
@@ -93,13 +97,55 @@ class Bounds:
             return None
         z = _z(self.level) + _z(POWER)
         design = self.n / self.n_eff if self.n_eff else 1.0
-        normal = (z * self.sd / gap) ** 2 * design if self.sd > 0 else 0.0
+        normal = (z * self.sd / gap) ** 2 if self.sd > 0 else 0.0
         # the unseen-tail floor: n with (1 - alpha ** (1 / n)) * room <= gap
         room = (self.smallest - self.span[0]) if self.mean > bar else (self.span[1] - self.largest)
         tail = 0.0
         if room > gap:
-            tail = math.log(self.alpha) / math.log1p(-gap / room) * design
-        return max(self.n + 1, math.ceil(max(normal, tail)))
+            tail = math.log(self.alpha) / math.log1p(-gap / room)
+        effective = max(normal, tail)
+        if self.method == "clopper-pearson" and self.smallest != self.largest:
+            effective = self._binomial_needed(bar, normal) or effective
+        elif self.method == "tango":
+            # the score statistic grows as sqrt(n) at fixed shares of changed cases
+            score = abs(_tango(bar / self.span[1], *self._changed(), self.n_eff))
+            if not score > 0:
+                return None
+            z = z if self.discordant > 0 else _z(self.level)  # no spread: the bound itself
+            effective = self.n_eff * (z / score) ** 2
+        return max(self.n + 1, math.ceil(effective * design))
+
+    def _changed(self) -> tuple[float, float]:
+        """Paired pass/fail differences: the (effective) counts of cases that went up and
+        that went down."""
+        delta = (self.mean or 0.0) / self.span[1]
+        return (
+            self.n_eff * (self.discordant + delta) / 2,
+            self.n_eff * (self.discordant - delta) / 2,
+        )
+
+    def _binomial_needed(self, bar: float, normal: float) -> int | None:
+        """The exact count for pass/fail scores: the least n from which the Clopper-Pearson
+        rule's binomial power stays at 80 % or more (power saw-tooths with n), searched up
+        to twice the normal approximation, which it exceeds by 5-60 % at small margins;
+        None past ``BINOMIAL_SEARCH`` cases, where the approximation is close."""
+        lo, hi = self.span
+        p1, p0 = (self.mean - lo) / (hi - lo), (bar - lo) / (hi - lo)  # type: ignore[operator]
+        if self.mean < bar:  # proving "below": count the failing cases instead
+            p1, p0 = 1 - p1, 1 - p0
+        first, top = max(1, int(0.8 * normal)), int(min(BINOMIAL_SEARCH, 2 * normal + 200))
+        if top <= normal:
+            return None
+        # every n where that is cheap; else a grid, then every n of the bracket it finds
+        grid = np.unique(np.linspace(first, top, min(top - first + 1, 64)).round())
+        short = np.flatnonzero(_binomial_power(grid, p0, p1, self.level) < POWER)
+        if not short.size:
+            return int(grid[0])
+        if short[-1] == grid.size - 1:
+            return None
+        between = np.arange(grid[short[-1]], grid[short[-1] + 1] + 1)
+        low = np.flatnonzero(_binomial_power(between, p0, p1, self.level) < POWER)
+        return int(between[low[-1] + 1]) if low.size else int(between[0])
 
     def detectable(self) -> float | None:
         """The smallest true difference from a bar that this many cases would detect with
@@ -114,6 +160,9 @@ class Bounds:
         if self.mean is None or self.n_eff < 1.5 or self.method == "none":
             return 1.0
         lo, hi = self.span
+        if self.method == "tango":
+            score = _tango(bar / hi, *self._changed(), self.n_eff)
+            return float(special.ndtr(-score if above else score))
         if self.method == "clopper-pearson":
             share = (bar - lo) / (hi - lo)
             k = (self.mean - lo) / (hi - lo) * self.n_eff
@@ -147,11 +196,58 @@ def _z(level: float) -> float:
     return float(special.ndtri(level))
 
 
+def _binomial_power(sizes: np.ndarray, p0: float, p1: float, level: float) -> np.ndarray:
+    """The chance that ``sizes`` pass/fail cases with a true share ``p1`` of passes show,
+    by the exact one-sided test at ``level``, a share above ``p0``: the test passes on more
+    than j passes, j the least with P(K <= j | p0) >= level."""
+    z = _z(level)
+    sizes = sizes.astype(np.int64)  # bdtr wants whole counts
+    # from the Cornish-Fisher quantile, stepped to the exact one on the integers
+    guess = sizes * p0 + z * np.sqrt(sizes * p0 * (1 - p0)) + (z * z - 1) * (1 - 2 * p0) / 6
+    j = np.clip(np.round(guess - 0.5), 0, sizes).astype(np.int64)
+    for _ in range(64):
+        up = special.bdtr(j, sizes, p0) < level
+        down = (j > 0) & (special.bdtr(j - 1, sizes, p0) >= level)
+        if not (up.any() or down.any()):
+            break
+        j = j + up.astype(np.int64) - down.astype(np.int64)
+    return np.where(j < sizes, special.bdtrc(j, sizes, p1), 0.0)
+
+
 def _hall(t: float, a: float) -> float:
     """Hall's monotone transformation of the studentized mean, ``a`` = skewness / sqrt(n)."""
     if abs(a) < 1e-12:
         return t
     return ((1 + a * t / 3) ** 3 - 1) / a + a / 6
+
+
+def _tango(delta: float, up: float, down: float, n: float) -> float:
+    """Tango's (1998) score statistic for a difference ``delta`` of paired proportions,
+    ``up`` cases having gone from failing to passing and ``down`` the other way, of ``n``:
+    (up - down - n delta) / sqrt(n (2 q + delta (1 - delta))), q the constrained maximum
+    likelihood estimate of the share that went down. Decreasing in ``delta``."""
+    a = 2 * n
+    b = -up - down + (2 * n - up + down) * delta
+    c = -down * delta * (1 - delta)
+    q = (math.sqrt(max(b * b - 4 * a * c, 0.0)) - b) / (2 * a)
+    variance = n * (2 * q + delta * (1 - delta))
+    numerator = up - down - n * delta
+    if variance <= 0:
+        return math.copysign(math.inf, numerator) if numerator else 0.0
+    return numerator / math.sqrt(variance)
+
+
+def _tango_bound(up: float, down: float, n: float, score: float) -> float:
+    """The difference at which Tango's statistic equals ``score`` (its lower bound for a
+    positive ``score``, its upper for a negative one), by bisection on (-1, 1)."""
+    below, above = -1.0, 1.0
+    for _ in range(80):
+        middle = (below + above) / 2
+        if _tango(middle, up, down, n) > score:
+            below = middle
+        else:
+            above = middle
+    return (below + above) / 2
 
 
 def _hall_inverse(u: float, a: float) -> float:
@@ -189,8 +285,22 @@ def bounds(
     if n_eff < 1.5:
         # one case bounds nothing: the interval is the whole range
         return Bounds(n, mean, lo, hi, level, "none", n_eff, 0.0, span, smallest, largest)
-    two_valued = bool(np.all((np.abs(x - lo) < _EPS) | (np.abs(x - hi) < _EPS)))
-    if two_valued:
+    at_ends = (np.abs(x - lo) < _EPS) | (np.abs(x - hi) < _EPS)
+    if lo == -hi and bool(np.all(at_ends | (np.abs(x) < _EPS))):
+        # paired differences of pass/fail scores (-w, 0 or +w): Tango's score bound, which
+        # holds its level where a t bound on these three values does not
+        changed = float((w * (np.abs(x) > _EPS)).sum() / total)
+        delta = mean / hi
+        up, down = n_eff * (changed + delta) / 2, n_eff * (changed - delta) / 2
+        z = _z(level)
+        low = hi * _tango_bound(up, down, n_eff, z)
+        high = hi * _tango_bound(up, down, n_eff, -z)
+        sd = hi * math.sqrt(max(changed - delta * delta, 0.0))
+        return Bounds(
+            n, mean, low, high, level, "tango", n_eff, sd, span, smallest, largest,
+            discordant=changed,
+        )  # fmt: skip
+    if bool(np.all(at_ends)):
         share = (mean - lo) / (hi - lo)
         k = share * n_eff
         low = lo + (hi - lo) * (
