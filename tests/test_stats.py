@@ -34,10 +34,12 @@ def test_equal_scores_never_give_a_zero_width_interval() -> None:
     assert graded.low < 4.0 < 4.6 and graded.high > 4.6
     same = paired({f"c{i}": 4.0 for i in range(45)}, {f"c{i}": 4.0 for i in range(45)})
     assert (same.mean, same.decide(-0.2)) == (0.0, "inconclusive")  # 0 of 45 changed
-    # paired pass/fail differences, none changed: Tango's score bound solves
-    # n d / (1 - d) = z^2 for the share d, so it is 4 z^2 / (n + z^2) = 0.23 at n = 45
+    # paired pass/fail differences, none changed: the wider of Tango's score bound, which
+    # solves n d / (1 - d) = z^2 for the share d (4 z^2 / (n + z^2) = 0.23 at n = 45), and
+    # the unseen-tail floor 4 (1 - 0.05^(1/n)) = 0.26
     z2 = NormalDist().inv_cdf(0.95) ** 2
-    assert same.method == "tango" and same.low == pytest.approx(-4 * z2 / (45 + z2))
+    tango, floor = -4 * z2 / (45 + z2), -4 * (1 - 0.05 ** (1 / 45))
+    assert same.method == "tango+hall-t" and same.low == pytest.approx(min(tango, floor))
     big = paired({f"c{i}": 4.0 for i in range(200)}, {f"c{i}": 4.0 for i in range(200)})
     assert big.decide(-0.2) == "pass"
     assert bounds([4.0]).decide(3.0) == "inconclusive"  # one case bounds nothing
