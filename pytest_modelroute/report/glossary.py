@@ -92,7 +92,8 @@ TERMS: dict[str, tuple[str, Callable[[Doc], bool]]] = {
         "bound with that confidence, and at or below the upper one (together a two-sided "
         "interval at 90 %). Pass/fail scores get the exact Clopper-Pearson bound; graded "
         "scores and differences a skewness-corrected t bound, widened so that a few equal "
-        "scores never count as proof (three 5s bound the mean at 2.47, not 5.00).",
+        "scores never count as proof (three 5s bound the mean at 2.47, not 5.00); paired "
+        "differences of pass/fail scores the wider of that and Tango's score bound.",
         lambda doc: _bounded(doc),
     ),
     "diff": (
