@@ -143,8 +143,8 @@ def tables(pool: ProcessPoolExecutor, runs: int, seed: int) -> None:
 
     z = _z(0.95) + _z(POWER)
     print("\ncases a margin needs: to pass a route truly `margin` above the bar 4.0 with 80%")
-    print("power at 95% (one-sided). `normal`: the normal approximation (what the reports'")
-    print("'cases that would settle it' use); `gate`: what the gate's own rule needs, for")
+    print("power at 95% (one-sided). `normal`: the normal approximation (the reports' 'cases")
+    print("that would settle it' for graded scores); `gate`: what the gate's own rule needs, for")
     print("pass/fail scores the least n from which its exact binomial power stays >= 80%, for")
     print("graded scores the first n on a grid (x1, x1.1, x1.25... of the normal n) whose")
     print("simulated power is >= 80%, with that power\n")
