@@ -7,12 +7,16 @@ the scores, the same whatever the case ids, their order or the config's ``seed:`
   the exact Clopper-Pearson bound on the share of passing cases, with Kish's effective
   number of cases when cases carry weights (Korn and Graubard, 1998).
 - Graded scores and paired differences: Hall's (1992) skewness-corrected Student-t bound,
-  which holds its level where the plain t bound does not (quality scores pile up near
-  the top of the scale, so their mean's distribution is skewed), widened by an
-  unseen-tail floor: with ``n`` cases none of which fell below the smallest seen, up to
-  ``1 - alpha**(1/n)`` of the population may lie there, down to the end of the scale
-  (the rule of three). That floor is what stops a small sample of equal scores from
-  giving a zero-width interval.
+  near its level where the plain t bound is not (quality scores pile up near the top of
+  the scale, so their mean's distribution is skewed), widened by an unseen-tail floor:
+  with ``n`` cases none of which fell below the smallest seen, up to ``1 - alpha**(1/n)``
+  of the population may lie there, down to the end of the scale (the rule of three).
+  That floor is what stops a small sample of equal scores from giving a zero-width
+  interval.
+- Paired differences of pass/fail scores (each -4, 0 or +4): the wider of that bound and
+  Tango's (1998) score bound for a difference of paired proportions; each alone misses
+  more often than its level where the other does not (tests/test_figures.py enumerates
+  every sample to show the level each delivers).
 
 ``low`` and ``high`` are each a one-sided bound at ``level``: ``mean >= low`` holds with
 probability ``level``, and so does ``mean <= high`` (together, a two-sided interval at
