@@ -21,6 +21,8 @@ import diskcache
 
 CACHE_MODES: Final = ("readwrite", "replay", "refresh", "off")
 DEFAULT_CACHE_DIR: Final = ".modelroute_cache"
+#: how the error of a call that replay mode could not answer begins
+REPLAY_MISS: Final = "not in the cache (--model-route-cache=replay never calls a provider)"
 
 _MICRO = 1_000_000_000  # spend is counted in nano-dollars so that it can be an integer
 
@@ -81,6 +83,14 @@ class ResponseCache:
     def put(self, key: str, entry: dict[str, Any]) -> None:
         entry = dict(entry, run_id=self.run_id, stored_at=time.time())
         self._cache.set("r:" + key, json.dumps(entry, ensure_ascii=False))
+
+    def put_many(self, entries: list[tuple[str, dict[str, Any]]]) -> None:
+        """:meth:`put` for many answers at once (a batch's), a thousand per transaction
+        (other workers' writes wait for one transaction, not for the whole batch)."""
+        for start in range(0, len(entries), 1000):
+            with self._cache.transact():
+                for key, entry in entries[start : start + 1000]:
+                    self.put(key, entry)
 
     def add_output_stats(self, stats: dict[tuple[str, str, str], tuple[int, int]]) -> None:
         """Add (answers, output tokens) per (provider, model, purpose) to the running

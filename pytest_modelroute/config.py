@@ -34,6 +34,8 @@ Complexity = Literal["low", "medium", "high"]
 #: Generation parameters accepted at the top level of a model entry.
 GENERATION_KEYS = ("temperature", "max_tokens", "top_p", "top_k", "stop", "seed")
 DEFAULT_MAX_TOKENS = 1024
+#: Settings of the llama.cpp server a ``provider: local`` model runs on.
+LOCAL_KEYS = ("gguf", "chat_template", "threads", "slots", "ctx_size")
 #: the least max_tokens a judge call gets unless ``judge: {max_tokens: ...}`` says otherwise
 JUDGE_MAX_TOKENS = 1024
 
@@ -43,12 +45,31 @@ class _Strict(BaseModel):
 
 
 class Price(_Strict):
-    """USD per million tokens."""
+    """USD per million tokens. ``input`` and ``output`` go together; without them the
+    price database gives the list prices and only the batch keys apply."""
 
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
+    input: float | None = Field(default=None, ge=0)
+    output: float | None = Field(default=None, ge=0)
     cache_read: float | None = Field(default=None, ge=0)
     cache_write: float | None = Field(default=None, ge=0)
+    #: the share taken off list prices for calls made through a batch API (0.5: half price)
+    batch_discount: float | None = Field(default=None, ge=0, le=1)
+    #: explicit batch prices (USD per million tokens), instead of a discount
+    batch_input: float | None = Field(default=None, ge=0)
+    batch_output: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Price:
+        for a, b in (("input", "output"), ("batch_input", "batch_output")):
+            if (getattr(self, a) is None) != (getattr(self, b) is None):
+                raise ValueError(f"give both '{a}' and '{b}' (USD per 1M tokens), or neither")
+        if self.input is None and (self.cache_read is not None or self.cache_write is not None):
+            raise ValueError("cache prices need 'input' and 'output' too")
+        if self.batch_input is not None and self.batch_discount is not None:
+            raise ValueError("give 'batch_discount' or 'batch_input'/'batch_output', not both")
+        if all(v is None for v in self.__dict__.values()):
+            raise ValueError("give 'input' and 'output' (USD per 1M tokens)")
+        return self
 
 
 class ModelConfig(_Strict):
@@ -64,6 +85,12 @@ class ModelConfig(_Strict):
     max_retries: int = Field(default=2, ge=0, le=20)
     #: False for a model used only as a judge: bench mode does not run cases on it
     bench: bool = True
+    #: True: uncached calls go through the provider's batch API (False: never, even with
+    #: --model-route-batch)
+    batch: bool | None = None
+    #: price cached prompt tokens at the model's cache prices (else as input: a call's cost
+    #: then does not depend on what the server happened to have cached)
+    cache_prices: bool = False
     params: dict[str, Any] = Field(default_factory=dict)
     temperature: float | None = Field(default=None, ge=0)
     max_tokens: int | None = Field(default=None, ge=1)
@@ -76,8 +103,22 @@ class ModelConfig(_Strict):
     latency_ms: float = Field(default=0.0, ge=0)
     # replay provider
     file: str | None = None
+    # local provider (a llama.cpp server started for the run)
+    gguf: str | None = None
+    chat_template: str | None = None
+    threads: int | None = Field(default=None, ge=1)
+    slots: int | None = Field(default=None, ge=1)
+    ctx_size: int | None = Field(default=None, ge=256)
     # custom providers
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_from_gguf(cls, value: Any) -> Any:
+        # {provider: local, gguf: path} needs no model id: the file names it
+        if isinstance(value, dict) and "model" not in value and value.get("gguf"):
+            return {**value, "model": Path(str(value["gguf"])).stem}
+        return value
 
     def generation_params(self) -> dict[str, Any]:
         """Every generation parameter sent with a request (part of the cache key)."""
@@ -279,6 +320,12 @@ def _check_references(config: ModelRouteConfig) -> None:
                 "models",
                 name,
             )
+        if model.provider != "local":
+            for key in LOCAL_KEYS:
+                if getattr(model, key) is not None:
+                    raise config.error(
+                        f"{key!r} applies to 'provider: local' models only", "models", name, key
+                    )
 
 
 def load_config(path: Path) -> ModelRouteConfig:

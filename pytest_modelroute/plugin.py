@@ -22,7 +22,7 @@ import pytest
 import yaml  # noqa: F401  # isort: skip
 
 from .cache import CACHE_MODES, DEFAULT_CACHE_DIR
-from .errors import ModelRouteError
+from .errors import ModelRouteError, ProviderError
 from .nodes import (
     CaseFile,
     CaseItem,
@@ -104,6 +104,12 @@ SETTINGS: Final = {
         "write JUnit XML (a test case per task route and per case) to PATH",
         metavar="PATH",
     ),
+    "model_route_report_dir": _Setting(
+        "--model-route-report-dir",
+        "write results.json, report.html, comment.md and junit.xml into DIR (an explicit "
+        "--model-route-json/-html/-md/-junit PATH overrides its file)",
+        metavar="DIR",
+    ),
     "model_route_report_only": _Setting(
         "--model-route-report-only",
         "run nothing: rebuild the reports from a saved --model-route-json results file",
@@ -127,7 +133,27 @@ SETTINGS: Final = {
         metavar="PATH",
     ),
     "model_route_update_snapshot": _Setting(
-        "--model-route-update-snapshot", "accept this run: write the snapshot from it", is_flag=True
+        "--model-route-update-snapshot",
+        "accept this run: write the snapshot from it (refused when a task is below its "
+        "threshold or has errored cases)",
+        is_flag=True,
+    ),
+    "model_route_force_update_snapshot": _Setting(
+        "--model-route-force-update-snapshot",
+        "accept this run even when a task is below its threshold or has errored cases",
+        is_flag=True,
+    ),
+    "model_route_snapshot_ref": _Setting(
+        "--model-route-snapshot-ref",
+        "gate against the snapshot file as it is at git revision REV (a pull request's "
+        "base, e.g. origin/main) rather than in the working tree",
+        metavar="REV",
+    ),
+    "model_route_accept_changes": _Setting(
+        "--model-route-accept-changes",
+        "with --model-route-snapshot-ref: judge the tasks whose snapshot entry this change "
+        "modified against its own snapshot (accepted on purpose, listed in every report)",
+        is_flag=True,
     ),
     "model_route_repeat": _Setting(
         "--model-route-repeat",
@@ -156,6 +182,18 @@ SETTINGS: Final = {
         "--model-route-suggest",
         "bench: write the recommended routes: block to PATH",
         metavar="PATH",
+    ),
+    "model_route_batch": _Setting(
+        "--model-route-batch",
+        "send uncached calls of anthropic and openai models through their batch APIs "
+        "(half price, answers within 24 h; a model's batch: true/false overrides)",
+        is_flag=True,
+    ),
+    "model_route_batch_poll": _Setting(
+        "--model-route-batch-poll",
+        "seconds between polls of a batch's status (default 30)",
+        float,
+        "SECONDS",
     ),
 }
 
@@ -270,6 +308,9 @@ def _settings(config: pytest.Config) -> Settings:
         return tuple(n.strip() for n in raw.split(",") if n.strip())
 
     repeat = _setting(config, "model_route_repeat") or 1
+    batch_poll = _setting(config, "model_route_batch_poll")
+    if batch_poll is not None and not batch_poll > 0:
+        raise pytest.UsageError("--model-route-batch-poll must be more than 0 seconds")
     if repeat < 1:
         raise pytest.UsageError("--model-route-repeat must be at least 1")
 
@@ -280,6 +321,9 @@ def _settings(config: pytest.Config) -> Settings:
     # a flag given for the other mode is a mistake (as ini keys, one file may serve both)
     for name, needs in (
         ("model_route_update_snapshot", "gate"),
+        ("model_route_force_update_snapshot", "gate"),
+        ("model_route_snapshot_ref", "gate"),
+        ("model_route_accept_changes", "gate"),
         ("model_route_suggest", "bench"),
         ("model_route_repeat", "bench"),
         ("model_route_split", "bench"),
@@ -291,12 +335,18 @@ def _settings(config: pytest.Config) -> Settings:
                 f"(this run is in {mode} mode)"
             )
 
+    force_update_snapshot = bool(_setting(config, "model_route_force_update_snapshot"))
     return Settings(
         mode=mode,
         outputs=output_paths(config),
         repeat=repeat,
         snapshot=path("model_route_snapshot"),
-        update_snapshot=bool(_setting(config, "model_route_update_snapshot")),
+        update_snapshot=bool(
+            _setting(config, "model_route_update_snapshot") or force_update_snapshot
+        ),
+        force_update_snapshot=force_update_snapshot,
+        snapshot_ref=_setting(config, "model_route_snapshot_ref") or None,
+        accept_changes=bool(_setting(config, "model_route_accept_changes")),
         suggest=path("model_route_suggest"),
         cache_mode=_setting(config, "model_route_cache") or "readwrite",
         cache_dir=cache_path,
@@ -308,16 +358,22 @@ def _settings(config: pytest.Config) -> Settings:
         inconclusive=_setting(config, "model_route_inconclusive") or "pass",
         holm=bool(_setting(config, "model_route_holm")),
         split=bool(_setting(config, "model_route_split")),
+        batch=bool(_setting(config, "model_route_batch")),
+        batch_poll=batch_poll,
     )
 
 
 def output_paths(config: pytest.Config) -> dict[str, Path | None]:
-    """Where each report goes (None: not asked for)."""
-    from .report.outputs import OUTPUTS
+    """Where each report goes (None: not asked for): its own option, else its file in
+    --model-route-report-dir."""
+    from .report.outputs import OUTPUTS, REPORT_DIR_FILES
 
+    folder = _setting(config, "model_route_report_dir")
     paths: dict[str, Path | None] = {}
     for name in OUTPUTS:
         raw = _setting(config, f"model_route_{name}")
+        if not raw and folder:
+            raw = str(Path(folder) / REPORT_DIR_FILES[name])
         paths[name] = (config.invocation_params.dir / raw).resolve() if raw else None
     return paths
 
@@ -340,8 +396,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         paths["json"] = None  # the source is the results file
         if not any(paths.values()):
             raise ModelRouteError(
-                "nothing to write: give --model-route-html, "
-                "--model-route-md and/or --model-route-junit"
+                "nothing to write: give --model-route-report-dir DIR, or "
+                "--model-route-html, --model-route-md and/or --model-route-junit"
             )
         written = write_outputs(doc, paths)
     except ModelRouteError as exc:
@@ -404,8 +460,8 @@ def pytest_configure(config: pytest.Config) -> None:
             f"--model-route runs xdist workers on this machine only (-n N or --tx popen): "
             f"they share the response cache and its claims on disk; got --tx {remote[0]}"
         )
+    from .ci.reference import load_reference
     from .session import RunState, Settings
-    from .snapshot import load_snapshot
 
     settings = _settings(config)
     workerinput = _worker_input(config)
@@ -439,12 +495,29 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     state.scratch = scratch
     config.stash[state_key] = state
+    if workerinput is not None:
+        state.adopt_shared(workerinput.get("modelroute_shared") or {})
+    elif xdist_specs(config):
+        try:  # local servers: started once, here, for every worker
+            state.shared = state.start_shared()
+        except (ModelRouteError, ProviderError) as exc:
+            state.close()
+            raise pytest.UsageError(str(exc)) from None
     if workerinput is None:
         try:
-            snapshot = load_snapshot(state.snapshot_path) if settings.mode == "gate" else None
+            reference = (
+                load_reference(
+                    state.snapshot_path,
+                    settings.snapshot_ref,
+                    settings.accept_changes,
+                    state.config.root,
+                )
+                if settings.mode == "gate"
+                else None
+            )
         except ModelRouteError as exc:
             raise pytest.UsageError(str(exc)) from None
-        reporter = ModelRouteReporter(config, state, snapshot)
+        reporter = ModelRouteReporter(config, state, reference)
         config.stash[reporter_key] = reporter
         config.pluginmanager.register(reporter, "modelroute-reporter")
 
@@ -466,11 +539,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """xdist controller: hand the run id (and the off-mode scratch cache) to each worker."""
+    """xdist controller: hand the run id, the off-mode scratch cache and the local servers
+    to each worker."""
     state = node.config.stash.get(state_key, None)
     if state is not None:
         node.workerinput["modelroute_run_id"] = state.run_id
         node.workerinput["modelroute_scratch"] = state.scratch
+        node.workerinput["modelroute_shared"] = state.shared
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -694,7 +769,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash.get(state_key, None)
     workeroutput = getattr(session.config, "workeroutput", None)
     if state is not None and workeroutput is not None:
-        ledger = state._runner.ledger.to_json() if state._runner is not None else {}
+        ledger = state._runner.ledger_json() if state._runner is not None else {}
         workeroutput[WORKER_KEY] = {
             **ledger,
             "items": state.expected,
@@ -708,7 +783,12 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if state is None or _worker_input(config) is not None:
         return None
     s = state.settings
-    return [
+    lines = [
         f"modelroute: {s.mode} mode, config {state.config.path}, cache {s.cache_mode} "
         f"({s.cache_dir})"
     ]
+    if state.batched:
+        lines.append(f"modelroute: batch APIs for {', '.join(sorted(state.batched))}")
+    elif s.batch:
+        lines.append("modelroute: --model-route-batch: no anthropic or openai model to batch")
+    return lines

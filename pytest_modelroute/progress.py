@@ -28,6 +28,8 @@ class Progress:
     """Calls made and items evaluated so far, written at most every quarter second."""
 
     FIELDS = ("total", "done", "calls", "hits", "errors", "cost")
+    #: requests in batches: submitted, done, errored; and when the first went out (epoch s)
+    BATCH_FIELDS = ("batched", "batch_done", "batch_errors", "batch_since")
 
     def __init__(self, write: Write | None = None) -> None:
         self.write = write
@@ -37,15 +39,26 @@ class Progress:
         self.hits = 0
         self.errors = 0
         self.cost = 0.0
+        self.batched = 0
+        self.batch_done = 0
+        self.batch_errors = 0
+        self.batch_since = 0.0
         self._last = 0.0
 
     def line(self) -> str:
         from .report.fmt import money
 
-        return (
+        line = (
             f"modelroute: {self.done}/{self.total} done, {self.calls} calls, "
             f"{self.hits} cached, {self.errors} errors, {money(self.cost)}"
         )
+        if self.batched:
+            elapsed = time.time() - self.batch_since
+            line += (
+                f"; batches: {self.batched} submitted, {self.batch_done} done, "
+                f"{self.batch_errors} errored, {_duration(elapsed)}"
+            )
+        return line
 
     def tick(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -54,16 +67,31 @@ class Progress:
             self.write(self.line(), force)
 
     def snapshot(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.FIELDS}
+        fields = self.FIELDS + self.BATCH_FIELDS if self.batched else self.FIELDS
+        return {name: getattr(self, name) for name in fields}
 
     @classmethod
     def merged(cls, snapshots: list[dict[str, Any]]) -> Progress:
-        """The sum of several workers' snapshots."""
+        """The sum of several workers' snapshots (batches: since the first one's start)."""
         total = cls()
         for snap in snapshots:
-            for name in cls.FIELDS:
+            for name in cls.FIELDS + cls.BATCH_FIELDS[:-1]:
                 setattr(total, name, getattr(total, name) + snap.get(name, 0))
+            since = snap.get("batch_since") or 0.0
+            if since and (not total.batch_since or since < total.batch_since):
+                total.batch_since = since
         return total
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
 
 
 def is_tty(tr: Any) -> bool:

@@ -20,6 +20,8 @@ class TaskFigures:
     baseline_quality: float | None
     #: share of the task's calls that never reach the baseline model
     moved: float
+    #: both latencies known and obtained the same way (measured, simulated, recorded)
+    latency_comparable: bool = True
 
 
 def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> dict[str, Any]:
@@ -29,6 +31,7 @@ def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> d
     quality_diff = 0.0
     quality_calls = 0.0
     per_task: dict[str, Any] = {}
+    unlike: list[str] = []  # tasks whose latencies cannot be compared
     for task, volume in sorted(traffic.items()):
         f = tasks.get(task)
         if f is None or volume <= 0:
@@ -49,8 +52,11 @@ def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> d
         group["routed_monthly"] += after
         calls += volume
         moved += volume * f.moved
-        base_latency += volume * f.baseline_latency
-        route_latency += volume * f.route_latency
+        if f.latency_comparable:
+            base_latency += volume * f.baseline_latency
+            route_latency += volume * f.route_latency
+        else:
+            unlike.append(task)
         if f.route_quality is not None and f.baseline_quality is not None:
             quality_diff += volume * (f.route_quality - f.baseline_quality)
             quality_calls += volume
@@ -69,6 +75,8 @@ def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> d
         "savings_share": savings / baseline_monthly if baseline_monthly else 0.0,
         "calls_moved_share": moved / calls if calls else 0.0,
         "latency_ratio": base_latency / route_latency if route_latency else None,
+        #: left out of latency_ratio: a latency missing, or measured against simulated
+        "latency_not_compared": unlike,
         "quality_change": quality_diff / quality_calls if quality_calls else None,
         "by_complexity": {
             k: by_complexity[k] for k in ("low", "medium", "high") if k in by_complexity

@@ -16,7 +16,10 @@ import pytest
 
 from . import __version__
 from .analysis import Aggregate, aggregate
+from .cache import REPLAY_MISS
 from .calibration import calibrate, is_calibration
+from .ci.reference import Reference
+from .ci.summary import write_step_summary
 from .config import ModelRouteConfig
 from .gate import TaskVerdict, apply_holm, decide_task, suite_view
 from .nodes import result_of
@@ -28,7 +31,14 @@ from .report import terminal
 from .report.document import build_document, spend_json
 from .report.outputs import write_outputs
 from .session import RunState
-from .snapshot import Snapshot, merge_snapshot, snapshot_document, write_snapshot
+from .snapshot import (
+    Snapshot,
+    SnapshotTask,
+    diff_snapshots,
+    merge_snapshot,
+    snapshot_document,
+    write_snapshot,
+)
 from .stash import WORKER_KEY
 
 
@@ -95,13 +105,41 @@ def misspelt_tasks(config: ModelRouteConfig, files: dict[str, str]) -> list[str]
     return notes
 
 
+def replay_misses(results: list[CaseResult]) -> list[dict[str, Any]]:
+    """The cases that replay mode could not answer from the response cache, with the
+    models whose answers (or grades) were missing."""
+    misses = []
+    for r in results:
+        models = sorted({c.model for c in r.calls if (c.error or "").startswith(REPLAY_MISS)})
+        if models:
+            misses.append({"task": r.task, "case": r.case, "route": r.route, "models": models})
+    return misses
+
+
+def replay_note(misses: list[dict[str, Any]], shown: int = 10) -> str:
+    """One terminal line naming the cases that replay mode could not answer."""
+    names = [f"{m['task']}: {m['case']} on {m['route']}" for m in misses[:shown]]
+    more = f" and {len(misses) - shown} more" if len(misses) > shown else ""
+    return (
+        f"replay: {len(misses)} case(s) could not be answered from the response cache "
+        f"(replay mode calls no provider): {', '.join(names)}{more}; a run with the API "
+        "keys (readwrite) records them"
+    )
+
+
 class ModelRouteReporter:
     """Aggregates results, decides the gate and writes the outputs."""
 
-    def __init__(self, config: pytest.Config, state: RunState, snapshot: Snapshot | None) -> None:
+    def __init__(self, config: pytest.Config, state: RunState, reference: Reference | None) -> None:
         self.config = config
         self.state = state
-        self.snapshot = snapshot
+        #: what the gate judges against (None in bench mode)
+        self.reference = reference
+        #: the snapshot file in the working tree (the one an update replaces)
+        self.snapshot: Snapshot | None = reference.working if reference else None
+        #: --model-route-update-snapshot: what it accepted against the previous snapshot
+        self.accepted: list[dict[str, Any]] | None = None
+        self.update_refused = False
         self.results: dict[str, CaseResult] = {}
         self.ledgers: list[dict[str, Any]] = []
         self.verdicts: dict[str, TaskVerdict] = {}
@@ -116,6 +154,7 @@ class ModelRouteReporter:
         self.progress: WorkerProgress | None = None
         self.progress_total = 0
         self.collected_workers: list[str] = []
+        self.interrupted = False
 
     # -- collecting ------------------------------------------------------------------------
 
@@ -195,6 +234,8 @@ class ModelRouteReporter:
         self.finish()
         if self.state.settings.mode == "gate" and self.doc and not self.doc["gate"]["passed"]:
             session.testsfailed += 1  # the gate sets the exit status, as --cov-fail-under does
+        elif self.update_refused:
+            session.testsfailed += 1
         return outcome
 
     @property
@@ -210,23 +251,31 @@ class ModelRouteReporter:
     def decide(self, tasks: list[str]) -> dict[str, TaskVerdict]:
         state = self.state
         assert state.baseline is not None
+        baseline = state.baseline.label
         rules = state.rules()
-        snapshot = None if state.settings.update_snapshot else self.snapshot
-        verdicts = {}
-        for task in tasks:
-            route = state.route_for(task)
-            verdicts[task] = decide_task(
+
+        def against(task: str, snapshot: SnapshotTask | None) -> TaskVerdict:
+            route = state.route_for(task).label
+            return decide_task(
                 task,
-                route.label,
-                self.aggregates.get((task, route.label)),
-                self.aggregates.get((task, state.baseline.label)),
+                route,
+                self.aggregates.get((task, route)),
+                self.aggregates.get((task, baseline)),
                 state.config.threshold_for(task),
                 rules,
-                snapshot.tasks.get(task) if snapshot else None,
+                snapshot,
                 self._complexity(task),
             )
-        if rules.holm:
+
+        reference = None if state.settings.update_snapshot else self.reference
+        verdicts = {
+            task: against(task, reference.snapshot_for(task) if reference else None)
+            for task in tasks
+        }
+        if rules.holm:  # before the reference adds its reasons: Holm re-settles verdicts
             apply_holm(verdicts, rules)
+        if reference is not None and reference.ref is not None:
+            reference.judge(verdicts, against)
         return verdicts
 
     def _bench(self, tasks: list[str], results: list[CaseResult]) -> dict[str, Any]:
@@ -293,6 +342,7 @@ class ModelRouteReporter:
                 models = route.models
                 cost, latency, quality = agg.cost_per_call, agg.latency_s, agg.quality
                 share = agg.to_json().get("stage_share")  # type: ignore[assignment]
+            kinds = {state.providers[m].latency_kind for m in [*models, baseline]}
             figures[task] = TaskFigures(
                 complexity=self._complexity(task),
                 route_cost=cost,
@@ -302,6 +352,7 @@ class ModelRouteReporter:
                 route_quality=quality,
                 baseline_quality=base.quality,
                 moved=moved_share(list(models), baseline, share),  # type: ignore[arg-type]
+                latency_comparable=len(kinds) == 1 and latency > 0 and base.latency_s > 0,
             )
         return figures
 
@@ -314,8 +365,12 @@ class ModelRouteReporter:
         tasks = sorted({r.task for r in results if not is_calibration(r)})
         ledgers = list(self.ledgers)
         if state._runner is not None:
-            ledgers.append(state._runner.ledger.to_json())
+            ledgers.append(state._runner.ledger_json())
         self.partial = partial_run(state, ledgers)
+        # the workers' notes and this process's: batches resumed, expired, resubmitted;
+        # servers that queue our calls (workers repeat some)
+        for ledger in ledgers:
+            self.notes.extend(n for n in ledger.get("notes", ()) if n not in self.notes)
         if self.partial is None:  # a filtered run leaves out tasks on purpose
             files = {r.task: r.file for r in reversed(results)}  # a file of each task
             self.notes.extend(misspelt_tasks(state.config, files))
@@ -336,6 +391,15 @@ class ModelRouteReporter:
         if self.mode == "gate":
             self.verdicts = self.decide(tasks)
             extra["snapshot"] = self._snapshot_step(missing)
+            change = self.reference.to_json() if self.reference else None
+            if change is not None:
+                extra["snapshot_change"] = change
+                if not change["tasks"] and change["base_found"]:
+                    self.notes.append(
+                        f"snapshot: judged against {change['base']}; this change leaves "
+                        "the snapshot as it is there"
+                    )
+            self.notes.extend(self.reference.notes if self.reference else ())
         else:
             extra["recommendations"] = self._bench(tasks, results)
             calibration = calibrate(results)
@@ -350,9 +414,13 @@ class ModelRouteReporter:
                 "input": state.pricing[alias].input,
                 "output": state.pricing[alias].output,
                 "source": state.pricing[alias].source,
+                "cache_read": state.pricing[alias].cache_read,
+                "cache_write": state.pricing[alias].cache_write,
+                "cache_prices": m.cache_prices,
             }
             for alias, m in state.config.models.items()
         }
+        extra["latency"] = latency_block(state)
         self.doc = build_document(
             mode=self.mode,
             config_path=str(state.config.path),
@@ -368,6 +436,10 @@ class ModelRouteReporter:
             extra=extra,
         )
         self.doc["gate"]["missing"] = missing
+        misses = replay_misses(results)
+        if misses:
+            self.doc["replay_misses"] = misses
+            self.notes.append(replay_note(misses))
         self.doc["gate"]["rules"] = dataclasses.asdict(state.rules())
         if self.mode == "gate":
             self.doc["gate"]["suite"] = suite_view(self.verdicts, state.rules())
@@ -390,30 +462,51 @@ class ModelRouteReporter:
     def _snapshot_step(self, missing: list[str]) -> dict[str, Any]:
         state = self.state
         path = state.snapshot_path
+        settings = state.settings
+        ref = self.reference.ref if self.reference else None
         info: dict[str, Any] = {
             "path": str(path),
             "found": self.snapshot is not None,
             "created": self.snapshot.created if self.snapshot else None,
             "updated": False,
         }
-        if not state.settings.update_snapshot:
-            if self.snapshot is None:
+        if ref is not None:
+            info["ref"] = ref
+        if not settings.update_snapshot:
+            if self.snapshot is None and ref is None:
                 self.notes.append(
                     f"no snapshot at {path}: nothing to compare with; accept this "
                     "run with --model-route-update-snapshot"
                 )
             return info
-        errored = [t for t, v in self.verdicts.items() if v.route_agg and v.route_agg.errors]
-        if errored:
-            self.notes.append(f"snapshot NOT updated: cases errored in {', '.join(errored)}")
-            return info
         if missing:
-            self.notes.append(f"snapshot NOT updated: {len(missing)} case item(s) did not run")
+            self.update_refused = True
+            self.notes.append(
+                f"snapshot NOT updated: {len(missing)} case item(s) did not run; re-run them "
+                "(a run that did not measure every case cannot be accepted, even by force)"
+            )
             return info
         route_aggs = {t: v.route_agg for t, v in self.verdicts.items() if v.route_agg}
         if not route_aggs:
             self.notes.append("snapshot NOT updated: no task was measured")
             return info
+        refused = self._refusals()
+        if refused:
+            info["refused"] = refused
+            shown = "; ".join(f"{t}: {', '.join(why)}" for t, why in refused.items())
+            if not settings.force_update_snapshot:
+                self.update_refused = True
+                self.notes.append(
+                    f"snapshot NOT updated: {len(refused)} task(s) cannot be accepted: {shown}. "
+                    "Fix them, or accept this run as it is with "
+                    "--model-route-force-update-snapshot"
+                )
+                return info
+            info["forced"] = True
+            self.notes.append(
+                f"snapshot FORCE-updated (--model-route-force-update-snapshot) with "
+                f"{len(refused)} task(s) it would refuse: {shown}"
+            )
         bars = {(r.task, r.case): r.bar for r in self.results.values()}
         thresholds = {t: v.threshold for t, v in self.verdicts.items()}
         document = snapshot_document(route_aggs, thresholds, bars)
@@ -430,8 +523,24 @@ class ModelRouteReporter:
             info["merged"] = self.partial is not None
         write_snapshot(path, document)
         info["updated"] = True
+        self.accepted = info["accepted"] = diff_snapshots(
+            self.snapshot, Snapshot.model_validate(document)
+        )
         self.written.append(("snapshot file", path))
         return info
+
+    def _refusals(self) -> dict[str, list[str]]:
+        """Per task an update would accept in a state the gate rejects on its own rules
+        (below its threshold by the gate's bar rule, errored cases, max_drop), why."""
+        refused = {}
+        for task, v in sorted(self.verdicts.items()):
+            why = [] if v.passed else list(v.reasons)
+            agg = v.route_agg
+            if agg is not None and agg.errors and self.state.settings.allow_errors:
+                why.append(f"{agg.errors} of {agg.n + agg.errors} cases errored")
+            if why:
+                refused[task] = why
+        return refused
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -440,6 +549,13 @@ class ModelRouteReporter:
             return
         self.config.hook.pytest_modelroute_results(results=self.doc, config=self.config)
         self.written.extend(write_outputs(self.doc, self.state.settings.outputs))
+        try:
+            summary = write_step_summary(self.doc)
+        except OSError as exc:
+            self.notes.append(f"could not append to the GitHub job summary: {exc}")
+        else:
+            if summary is not None:
+                self.written.append(("github job summary", summary))
         suggest = self.state.settings.suggest
         if suggest is not None and self.mode == "bench":
             suggest.parent.mkdir(parents=True, exist_ok=True)
@@ -449,7 +565,15 @@ class ModelRouteReporter:
             )
             self.written.append(("routes file", suggest))
 
+    def pytest_keyboard_interrupt(self) -> None:
+        self.interrupted = True
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.interrupted and self.state._runner is not None:
+            from .batch.cli import pending_lines
+
+            for line in pending_lines(self.state._runner.cache.directory):
+                terminalreporter.write_line(line, yellow=True)
         if self.doc is None:
             return
         terminal.write_summary(
@@ -459,8 +583,37 @@ class ModelRouteReporter:
             self.notes,
             self.state._runner.cache.warning if self.state._runner else None,
         )
+        if self.accepted is not None:
+            previous = "the previous snapshot" if self.snapshot else "no snapshot (a new one)"
+            if self.accepted:
+                terminalreporter.write_line(f"snapshot: this run accepts, against {previous}:")
+                for line in terminal.snapshot_change_lines(self.accepted, with_verdicts=False):
+                    terminalreporter.write_line("  " + line)
+            else:
+                terminalreporter.write_line(f"snapshot: no change against {previous}")
         for kind, path in self.written:
             terminalreporter.write_sep("-", f"generated {kind}: {path}")
+
+
+LATENCY_MEASURED = (
+    "mean per call, from the moment its request is handed to the provider's client to its "
+    "answer: client start-up, SDK imports and calls waiting for a concurrency slot excluded"
+)
+
+
+def latency_block(state: RunState) -> dict[str, Any]:
+    """How the latencies were obtained, and at which concurrency, per model."""
+    runner = state.runner
+    return {
+        "measured": LATENCY_MEASURED,
+        "models": {
+            alias: {
+                "kind": provider.latency_kind,
+                "concurrency": runner.concurrency_total(alias),
+            }
+            for alias, provider in state.providers.items()
+        },
+    }
 
 
 def xdist_specs(config: pytest.Config) -> list[tuple[int, Any]]:

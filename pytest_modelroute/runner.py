@@ -10,19 +10,25 @@ retries, and stored the moment it arrives, so an interrupted run keeps what it p
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import dataclasses
 import math
+import statistics
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from .cache import ResponseCache
+from .cache import REPLAY_MISS, ResponseCache
 from .errors import ModelRouteError, ProviderError, SpendCapReached
 from .prices import ModelPricing
 from .progress import Progress
 from .providers import Provider
-from .records import NOT_CALLED, CallRecord, Request, Usage, request_key
+from .records import NOT_CALLED, CallRecord, Completion, Request, Usage, request_key
+
+if TYPE_CHECKING:
+    from .batch.engine import Batches
 
 T = TypeVar("T")
 
@@ -38,9 +44,44 @@ class Ledger:
     calls: dict[str, dict[str, Any]] = field(default_factory=dict)
     hits: set[str] = field(default_factory=set)
     errors: int = 0
+    #: what the run's summary should say (batches resumed, expired, resubmitted...)
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"calls": self.calls, "hits": sorted(self.hits), "errors": self.errors}
+        return {
+            "calls": self.calls,
+            "hits": sorted(self.hits),
+            "errors": self.errors,
+            "notes": self.notes,
+        }
+
+
+class _Job:
+    """The job a :meth:`Runner.gather` worker is running: it may park on a batch."""
+
+    __slots__ = ("parked", "spawn", "spawned")
+
+    def __init__(self, spawn: Callable[[], None]) -> None:
+        self.spawn = spawn
+        self.spawned = False
+        self.parked = 0
+
+
+#: set inside gather's workers only: their requests may wait for a batch
+_JOB: contextvars.ContextVar[_Job | None] = contextvars.ContextVar("modelroute_job", default=None)
+
+
+def queueing_slowdown(timings: list[tuple[int, float]]) -> tuple[float, int] | None:
+    """(how many times slower, most calls in flight) when calls that started with others
+    in flight took markedly longer (2x or more, median against median) than those that
+    started alone, the mark of a server queueing our calls; None otherwise or when there
+    are too few of either to tell."""
+    alone = sorted(t for n, t in timings if n == 1)
+    crowded = sorted(t for n, t in timings if n > 1)
+    if not alone or len(crowded) < 3:
+        return None
+    ratio = statistics.median(crowded) / max(statistics.median(alone), 1e-6)
+    return (ratio, max(n for n, _ in timings)) if ratio >= 2.0 else None
 
 
 class Runner:
@@ -55,6 +96,8 @@ class Runner:
         concurrency: int | None = None,
         max_cost: float | None = None,
         workers: int = 1,
+        batch: frozenset[str] = frozenset(),
+        batch_poll_s: float | None = None,
     ) -> None:
         self.providers = providers
         self.pricing = pricing
@@ -74,6 +117,14 @@ class Runner:
         self._inflight: dict[str, asyncio.Future[CallRecord]] = {}
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self._not_ready: dict[str, str | None] = {}
+        #: per model: the slots its server reports (None: it does not say)
+        self._slots: dict[str, int | None] = {}
+        self._slot_checks: dict[str, asyncio.Future[None]] = {}
+        #: per model: (calls in flight when a fresh call started, its latency)
+        self._timings: dict[str, list[tuple[int, float]]] = {}
+        self._in_flight: dict[str, int] = {}
+        #: per self-hosted model: set once its first call, made alone, has ended
+        self._first_alone: dict[str, asyncio.Event] = {}
         #: API keys a provider rejected in this run -> why (see _refuse)
         self._refusals: dict[str, str] = {}
         #: per alias, the other aliases whose calls are the same calls (same identity)
@@ -85,6 +136,13 @@ class Runner:
         for group in by_identity.values():
             for alias in group if len(group) > 1 else ():
                 self._twins[alias] = tuple(a for a in group if a != alias)
+        #: the models whose uncached calls go through their provider's batch API
+        self.batch_models = batch
+        self._batch_poll_s = batch_poll_s
+        self._batches: Batches | None = None
+        self._batch_pricing: dict[str, ModelPricing] = {}
+        #: gather's workers that are running a job and not waiting on a batch
+        self._active = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="modelroute-loop", daemon=True
@@ -104,6 +162,8 @@ class Runner:
 
     def close(self) -> None:
         async def _close() -> None:
+            if self._batches is not None:
+                self._batches.close()  # the batches go on at the provider
             for provider in self.providers.values():
                 try:
                     await provider.aclose()
@@ -152,16 +212,71 @@ class Runner:
     def cost_of(self, model: str, usage: Usage) -> float:
         return self.pricing[model].cost(usage)
 
-    def paid_for(self, record: CallRecord) -> float:
+    def batch_pricing(self, model: str) -> ModelPricing:
+        """How ``model``'s calls are priced when a batch makes them."""
+        pricing = self._batch_pricing.get(model)
+        if pricing is None:
+            from .prices import resolve_batch_pricing
+
+            standard = self.pricing[model]
+            pricing = resolve_batch_pricing(self.providers[model].model, standard)
+            self._batch_pricing[model] = pricing
+        return pricing
+
+    def paid_for(self, record: CallRecord, *, batch: bool = False) -> float:
         """What a call counts as spent: when several aliases name one model (a what-if
-        free copy), the highest of their prices, whichever alias asked first."""
-        twins = self._twins.get(record.model, ())
-        return max([record.cost, *(self.cost_of(a, record.usage) for a in twins)])
+        free copy), the highest of their prices, whichever alias asked first; ``batch``:
+        at their batch prices."""
+        aliases = (record.model, *self._twins.get(record.model, ()))
+        if batch:
+            return max(self.batch_pricing(a).cost(record.usage) for a in aliases)
+        return max([record.cost, *(self.cost_of(a, record.usage) for a in aliases[1:])])
+
+    def concurrency_total(self, model: str) -> int:
+        """The model's limit of calls at once for the whole run: its ``concurrency:``, else
+        what its provider suits (a local server's slots), else the run's default."""
+        provider = self.providers[model]
+        return (
+            provider.model.concurrency
+            or provider.default_concurrency()
+            or self._concurrency
+            or DEFAULT_CONCURRENCY
+        )
 
     def concurrency_for(self, model: str) -> int:
         """This process's share of the model's limit (workers split it between them)."""
-        total = self.providers[model].model.concurrency or self._concurrency or DEFAULT_CONCURRENCY
-        return max(1, math.ceil(total / self._workers))
+        return max(1, math.ceil(self.concurrency_total(model) / self._workers))
+
+    def ledger_json(self) -> dict[str, Any]:
+        """This process's ledger and its notes on latency, for the controller."""
+        return {**self.ledger.to_json(), "notes": [*self.ledger.notes, *self.notes()]}
+
+    def notes(self) -> list[str]:
+        """Warnings on how this process's latencies were measured (a server with fewer
+        slots than the calls sent at once, or one answering slower as calls pile up)."""
+        notes = [note for provider in self.providers.values() for note in provider.notes()]
+        for model, slots in sorted(self._slots.items()):
+            sent = self.concurrency_for(model) * self._workers
+            if slots is not None and sent > slots:
+                notes.append(
+                    f"model {model!r}: its server answers {slots} request(s) at once "
+                    f"(total_slots) but this run sent up to {sent}: its latencies include the "
+                    f"wait in the server's queue; set 'concurrency: {slots}' on it"
+                    + (" (and run it without -n)" if self._workers > slots else "")
+                )
+        for model, timings in sorted(self._timings.items()):
+            if any(model in n for n in notes):
+                continue
+            slowdown = queueing_slowdown(timings)
+            if slowdown is not None:
+                ratio, crowd = slowdown
+                suggest = max(1, round(crowd / ratio))
+                notes.append(
+                    f"model {model!r} answered {ratio:.1f}x slower with up to {crowd} calls in "
+                    "flight than with one: its server seems to queue them, so its latencies "
+                    f"include that wait; try 'concurrency: {suggest}' on it"
+                )
+        return notes
 
     def is_cached(self, request: Request) -> bool:
         """Whether ``request`` was answered before this run; a hit is kept for the call that
@@ -246,19 +361,48 @@ class Runner:
             return self._error(
                 key,
                 request,
-                (
-                    f"not in the cache (--model-route-cache=replay never calls a provider): "
-                    f"model {request.model!r}; run once without replay mode to record it"
-                ),
+                f"{REPLAY_MISS}: model {request.model!r}; run once without replay mode "
+                "to record it",
             )
         provider = self.providers[request.model]
         if request.model not in self._not_ready:
             self._not_ready[request.model] = provider.not_ready()
         if self._not_ready[request.model]:
             return self._error(key, request, self._not_ready[request.model] or "")
+        batches = self._batches_for_miss()
+        if batches is not None:
+            job = _JOB.get()
+            batchable = job is not None and request.model in self.batch_models
+            if batches.applies(key, request.model, batchable):
+                with self._parked(job):
+                    record = await batches.resolve(key, request, batchable)
+                if record is not None:
+                    return record
+        if request.model not in self._slot_checks:  # alongside the calls, once per model
+            self._slot_checks[request.model] = asyncio.ensure_future(
+                self._check_slots(request.model, provider)
+            )
         semaphore = self._semaphores.setdefault(
             request.model, asyncio.Semaphore(self.concurrency_for(request.model))
         )
+        alone = self._first_alone.get(request.model)
+        first = alone is None and provider.self_hosted() and self.concurrency_for(request.model) > 1
+        if first:
+            # a server of the user's may queue our calls: its first call, made alone, gives
+            # the latency the others are compared with (see notes())
+            alone = self._first_alone[request.model] = asyncio.Event()
+        elif alone is not None:
+            await alone.wait()
+        try:
+            return await self._call_once(key, request, provider, semaphore)
+        finally:
+            if first and alone is not None:
+                alone.set()
+
+    async def _call_once(
+        self, key: str, request: Request, provider: Provider, semaphore: asyncio.Semaphore
+    ) -> CallRecord:
+        """Under the model's limit: the call, unless another worker makes (made) it."""
         model = provider.model
         ttl = model.timeout_s * (model.max_retries + 1) + 30
         while True:
@@ -289,21 +433,73 @@ class Runner:
         """What this run has spent (across workers when they share the cache)."""
         return self.cache.spend() if self.shared else self._spent
 
+    def cap_reached(self, expected: float = 0.0) -> str | None:
+        """Why no new paid call may start (the spend cap), or None. ``expected``: what
+        calls already started (batches in flight) and this one are expected to cost."""
+        if self.max_cost is None:
+            return None
+        spent = self.spent()
+        if (spent + expected <= self.max_cost) if expected else (spent < self.max_cost):
+            return None
+        more = f", ${expected:.4f} more expected from batches in flight" if expected else ""
+        message = (
+            f"--model-route-max-cost ${self.max_cost:g} reached "
+            f"(${spent:.4f} spent this run{more}): no new calls are started"
+        )
+        return str(SpendCapReached(message))
+
+    def _batches_for_miss(self) -> Batches | None:
+        """The batch engine, when this miss may be its business: made on the first miss
+        (a fully cached run never gets here)."""
+        if self._batches is None:
+            from .batch import DEFAULT_POLL_S
+            from .batch.engine import Batches
+
+            poll = self._batch_poll_s if self._batch_poll_s is not None else DEFAULT_POLL_S
+            self._batches = Batches(self, self.batch_models, poll)
+        return self._batches if self._batches.active else None
+
+    @contextlib.contextmanager
+    def _parked(self, job: _Job | None) -> Iterator[None]:
+        """While a gather job waits on a batch: it no longer counts as active, and another
+        worker takes the lane's next job (so that a batch gathers the whole wave)."""
+        if job is None:
+            yield
+            return
+        if job.parked == 0:
+            self._active -= 1
+            if not job.spawned:
+                job.spawned = True
+                job.spawn()
+        job.parked += 1
+        try:
+            yield
+        finally:
+            job.parked -= 1
+            if job.parked == 0:
+                self._active += 1
+
+    def idle(self) -> bool:
+        """Whether every gather worker is waiting on a batch or done: nothing in this
+        process is about to ask for more."""
+        return self._active <= 0
+
     async def _call_provider(self, key: str, request: Request, provider: Provider) -> CallRecord:
         refused = self._refused(provider)  # checked here, after the wait for a slot
         if refused is not None:
             return self._error(key, request, refused)
-        capped = self.max_cost is not None and provider.spends
-        if capped and self.spent() >= self.max_cost:  # type: ignore[operator]
-            message = (
-                f"--model-route-max-cost ${self.max_cost:g} reached "
-                f"(${self.spent():.4f} spent this run): no new calls are started"
-            )
-            return self._error(key, request, str(SpendCapReached(message)))
+        if provider.spends:
+            capped = self.cap_reached()
+            if capped is not None:
+                return self._error(key, request, capped)
         model = provider.model
         # A provider that ignores its own timeout (a custom one, a hung socket) still ends.
         deadline = model.timeout_s * (model.max_retries + 1) + 5
+        crowd = 0
         try:
+            # its client (the SDK's import), its server: part of no call's deadline
+            await provider.prepare()
+            crowd = self._in_flight[request.model] = self._in_flight.get(request.model, 0) + 1
             completion = await asyncio.wait_for(provider.complete(request), deadline)
         except ProviderError as exc:
             if exc.rejected_key:
@@ -323,6 +519,18 @@ class Runner:
             return self._failed(
                 key, request, f"{provider.name} provider failed: {type(exc).__name__}: {exc}"
             )
+        finally:
+            if crowd:
+                self._in_flight[request.model] -= 1
+        self._timings.setdefault(request.model, []).append((crowd, completion.latency_s))
+        entry = self.entry(provider, completion)
+        # stored before anything else can go wrong; off the loop, so other calls go on
+        await asyncio.to_thread(self.cache.put, key, entry)
+        return self.account(key, request, provider, entry)
+
+    @staticmethod
+    def entry(provider: Provider, completion: Completion, batch: str | None = None) -> dict:
+        """The cache entry of an answer (``batch``: the id of the batch that gave it)."""
         entry = {
             "output": completion.text,
             "usage": completion.usage.__dict__,
@@ -330,26 +538,48 @@ class Runner:
             "model_version": completion.model_version,
             "truncated": completion.truncated,
             "provider": provider.name,
-            "model": model.model,
+            "model": provider.model.model,
         }
-        # stored before anything else can go wrong; off the loop, so other calls go on
-        await asyncio.to_thread(self.cache.put, key, entry)
+        if batch is not None:
+            entry["batch"] = batch
+        return entry
+
+    def account(
+        self,
+        key: str,
+        request: Request,
+        provider: Provider,
+        entry: dict[str, Any],
+        *,
+        batch: bool = False,
+    ) -> CallRecord:
+        """The record of an answer just stored, counted as paid (at batch prices when a
+        batch gave it)."""
         record = self._record(key, request, entry, cached=False)
         if not provider.spends:  # a recording: no API call, nothing paid, like a cache hit
             self.ledger.hits.add(key)
             self.progress.hits += 1
             return record
-        paid = self.paid_for(record)
+        paid = self.paid_for(record, batch=batch)
         self._spent += paid
         if self.shared and self.max_cost is not None:
             self.cache.add_spend(paid)
-        self.ledger.calls[key] = {"model": request.model, "cost": paid, "purpose": request.purpose}
+        call = {"model": request.model, "cost": paid, "purpose": request.purpose}
+        if batch:
+            call.update(batch=True, list_cost=self.paid_for(record))
+        self.ledger.calls[key] = call
         self.progress.calls += 1
         self.progress.cost += paid
-        stat = (provider.name, model.model, request.purpose)
+        stat = (provider.name, provider.model.model, request.purpose)
         n, tokens = self._output_stats.get(stat, (0, 0))
         self._output_stats[stat] = (n + 1, tokens + record.usage.output_tokens)
         return record
+
+    async def _check_slots(self, model: str, provider: Provider) -> None:
+        try:
+            self._slots[model] = await provider.server_slots()
+        except Exception:  # a server that cannot say is no error of the run
+            self._slots[model] = None
 
     @staticmethod
     def _key_of(provider: Provider) -> str:
@@ -394,7 +624,9 @@ class Runner:
         Each lane (the model a job calls first) has a fixed set of workers taking its jobs
         in order, rather than a task per job: a job answered from memory never suspends,
         and a task each would cost more than the job itself on a warm run of thousands of
-        items. Lanes keep a slow model's queue from holding up a fast one's.
+        items. Lanes keep a slow model's queue from holding up a fast one's. A job that
+        waits on a batch hands its place to a new worker, so that the batch gathers every
+        request of the wave (a warm run never waits on one).
         """
         self.progress.total = len(jobs)
         self.progress.done = 0
@@ -402,22 +634,37 @@ class Runner:
         lanes: dict[str, list[tuple[int, Callable[[], Awaitable[T]]]]] = {}
         for i, (lane, job) in enumerate(jobs):
             lanes.setdefault(lane, []).append((i, job))
+        tasks: list[asyncio.Future[None]] = []
+
+        def start(queue: Iterator[tuple[int, Callable[[], Awaitable[T]]]]) -> None:
+            self._active += 1
+            tasks.append(asyncio.ensure_future(worker(queue)))
+
+        batching = bool(self.batch_models)
 
         async def worker(queue: Iterator[tuple[int, Callable[[], Awaitable[T]]]]) -> None:
-            for i, job in queue:
-                try:
-                    results[i] = await job()
-                finally:
-                    self.progress.done += 1
-                    self.progress.tick()
+            try:
+                for i, job in queue:
+                    token = _JOB.set(_Job(lambda: start(queue))) if batching else None
+                    try:
+                        results[i] = await job()
+                    finally:
+                        if token is not None:
+                            _JOB.reset(token)
+                        self.progress.done += 1
+                        self.progress.tick()
+            finally:
+                self._active -= 1
 
-        tasks = []
         for lane, lane_jobs in lanes.items():
             queue = iter(lane_jobs)  # shared by the lane's workers
             for _ in range(min(len(lane_jobs), self.width(lane))):
-                tasks.append(asyncio.ensure_future(worker(queue)))
+                start(queue)
         try:
-            await asyncio.gather(*tasks)
+            i = 0
+            while i < len(tasks):  # parked jobs add workers meanwhile
+                await tasks[i]
+                i += 1
         finally:
             for task in tasks:
                 task.cancel()

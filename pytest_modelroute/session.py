@@ -38,6 +38,8 @@ class Estimate:
     """The calls a run has still to make, and their expected cost."""
 
     cap: float | None = None
+    #: replay mode: the calls will not be made, only counted
+    replay: bool = False
     calls: int = 0
     cost: float = 0.0
     #: calls whose answers the provider predicted (the simulator): counted exactly
@@ -49,6 +51,8 @@ class Estimate:
     cascades: int = 0
     #: uncached calls per model alias
     models: Counter[str] = field(default_factory=Counter)
+    #: the models priced at batch rates (their calls go through a batch API)
+    batched: frozenset[str] = frozenset()
 
     def assumptions(self) -> list[str]:
         """What the figure assumes, in words."""
@@ -66,9 +70,16 @@ class Estimate:
             out.append("input tokens ~ characters / 4")
         if self.cascades:
             out.append(f"escalations of {self.cascades} cascade case(s) not counted")
+        if self.batched:
+            out.append(f"batch prices for {', '.join(sorted(self.batched))}")
         return out
 
     def line(self) -> str:
+        if self.replay:
+            return (
+                f"modelroute: {self.calls} call{'s' * (self.calls != 1)} not in the cache; "
+                "replay mode will not make them (their cases error)"
+            )
         cap = f", cap ${self.cap:g}" if self.cap is not None else ""
         return (
             f"modelroute: {self.calls} uncached calls, estimated cost ~${self.cost:.4f}"
@@ -92,11 +103,17 @@ class Settings:
     outputs: dict[str, Path | None] = field(default_factory=dict)
     snapshot: Path | None = None
     update_snapshot: bool = False
+    force_update_snapshot: bool = False
+    snapshot_ref: str | None = None
+    accept_changes: bool = False
     suggest: Path | None = None
     #: how an inconclusive task sets the exit status ("pass" or "fail")
     inconclusive: str = "pass"
     holm: bool = False
     split: bool = False
+    #: --model-route-batch: every model whose provider has a batch API batches its misses
+    batch: bool = False
+    batch_poll: float | None = None
 
 
 @dataclass
@@ -119,12 +136,16 @@ class RunState:
     results: dict[str, CaseResult] = field(default_factory=dict)
     case_ids: dict[tuple[str, str], str] = field(default_factory=dict)
     scratch: str | None = None
+    #: xdist: what the controller started for the workers (see start_shared)
+    shared: dict[str, Any] = field(default_factory=dict)
     #: node ids of the model-route items this process collected (after deselection)
     expected: list[str] = field(default_factory=list)
     #: model-route items deselected (-k, -m, --lf, --sw, plugins...) in this process
     deselected: int = 0
     #: the YAML case files this process collected
     collected_files: set[str] = field(default_factory=set)
+    #: the models whose uncached calls go through their provider's batch API
+    batched: frozenset[str] = frozenset()
     _runner: Runner | None = None
     _env: Env | None = None
     _case_files: set[Path] | None = None
@@ -186,7 +207,11 @@ class RunState:
                     alias,
                     *(("params", name) if name in model.params else (name,)),
                 )
-            self.providers[alias] = cls(alias, model, root=config.root)
+            provider = self.providers[alias] = cls(alias, model, root=config.root)
+            problem = provider.setup_error() if self.settings.cache_mode != "replay" else None
+            if problem is not None:
+                message, key = problem
+                raise config.error(message, "models", alias, *((key,) if key else ()))
             pricing = resolve_pricing(model, billable=cls.billable)
             if pricing is None:
                 raise config.error(
@@ -197,6 +222,29 @@ class RunState:
                     alias,
                 )
             self.pricing[alias] = pricing
+        self.batched = self._batched_models()
+
+    def _batched_models(self) -> frozenset[str]:
+        """``batch: true`` models, and with --model-route-batch every model whose provider
+        has a batch API (but those set to ``batch: false``)."""
+        if not self.settings.batch and not any(m.batch for m in self.config.models.values()):
+            return frozenset()
+        from .batch import BATCH_PROVIDERS
+
+        chosen = set()
+        for alias, model in self.config.models.items():
+            if model.batch and model.provider not in BATCH_PROVIDERS:
+                raise self.config.error(
+                    f"the {model.provider} provider has no batch API (batch: true works with "
+                    f"{' and '.join(BATCH_PROVIDERS)} models)",
+                    "models",
+                    alias,
+                    "batch",
+                )
+            wanted = model.batch if model.batch is not None else self.settings.batch
+            if wanted and model.provider in BATCH_PROVIDERS:
+                chosen.add(alias)
+        return frozenset(chosen)
 
     def _build_routes(self) -> None:
         config = self.config
@@ -350,6 +398,8 @@ class RunState:
                 concurrency=self.settings.concurrency,
                 max_cost=self.settings.max_cost,
                 workers=self.workers,
+                batch=self.batched,
+                batch_poll_s=self.settings.batch_poll,
             )
         return self._runner
 
@@ -363,6 +413,27 @@ class RunState:
         if self._runner is not None:
             self._runner.close()
             self._runner = None
+        for provider in self.providers.values():
+            provider.shutdown()
+
+    def start_shared(self) -> dict[str, Any]:
+        """xdist controller: start what the workers' providers share (local servers);
+        per alias, how to reach it. Nothing in replay mode, which calls no model."""
+        if self.settings.cache_mode == "replay":
+            return {}
+        chosen = set(self.settings.models)
+        shared = {
+            alias: p.start_shared()
+            for alias, p in self.providers.items()
+            if not chosen or alias in chosen
+        }
+        return {alias: info for alias, info in shared.items() if info is not None}
+
+    def adopt_shared(self, shared: Mapping[str, Any]) -> None:
+        """xdist worker: use what the controller started (see :meth:`start_shared`)."""
+        for alias, info in shared.items():
+            if alias in self.providers:
+                self.providers[alias].adopt_shared(info)
 
     def work_from_ids(self, ids: Sequence[str], rootdir: Path) -> list[tuple[Case, Route]]:
         """(case, route) of the YAML case items among ``ids`` (node ids)."""
@@ -403,7 +474,11 @@ class RunState:
         from .routes import CalibrationRoute, CascadeRoute, SingleRoute, make_request
 
         runner = self.runner
-        est = Estimate(cap=self.settings.max_cost)
+        est = Estimate(
+            cap=self.settings.max_cost,
+            replay=self.settings.cache_mode == "replay",
+            batched=self.batched,
+        )
         seen: set[str] = set()
         means: dict[tuple[str, str], float | None] = {}
         panel = configured_panel(self.config)
@@ -424,7 +499,7 @@ class RunState:
             return min(max_tokens, mean)
 
         def add(alias: str, input_tokens: float, output: float) -> None:
-            pricing = self.pricing[alias]
+            pricing = runner.batch_pricing(alias) if alias in self.batched else self.pricing[alias]
             est.calls += 1
             est.models[alias] += 1
             est.cost += (input_tokens * pricing.input + output * pricing.output) / 1e6

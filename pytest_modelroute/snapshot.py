@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .analysis import Aggregate
 from .errors import ModelRouteError
 from .schema_errors import validation_error
-from .yamlio import SourceMap, load_json
+from .yamlio import SourceMap, load_json, parse_json
 
 SCHEMA = "modelroute/snapshot@1"
 DEFAULT_PATH = Path(".modelroute") / "snapshot.json"
@@ -49,7 +49,17 @@ def load_snapshot(path: Path) -> Snapshot | None:
     """The snapshot at ``path``, None when there is none; a broken one is a located error."""
     if not path.exists():
         return None
-    data = load_json(path, "snapshot file")
+    return parse_snapshot(load_json(path, "snapshot file"), path)
+
+
+def snapshot_from_text(text: str, name: str) -> Snapshot:
+    """A snapshot read from elsewhere than a file, named ``name`` in errors (git's
+    ``origin/main:.modelroute/snapshot.json``)."""
+    return parse_snapshot(parse_json(text, name, "snapshot file"), Path(name))
+
+
+def parse_snapshot(data: Any, path: Path) -> Snapshot:
+    """A loaded snapshot document, checked."""
     if not isinstance(data, dict):
         raise ModelRouteError("expected a JSON object with 'schema' and 'tasks'", path=path, line=1)
     if data.get("schema") != SCHEMA:
@@ -145,3 +155,42 @@ def merge_snapshot(
 def write_snapshot(path: Path, document: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def diff_snapshots(before: Snapshot | None, after: Snapshot | None) -> list[dict[str, Any]]:
+    """Per task whose entry differs (``created`` aside), what ``after`` accepts against
+    ``before``: route, n, quality and cost per call before and after, cases added and
+    removed, cases that flipped from passing to failing and back. Sorted by task."""
+    old = before.tasks if before else {}
+    new = after.tasks if after else {}
+    rows = []
+    for task in sorted(set(old) | set(new)):
+        b, a = old.get(task), new.get(task)
+        if b is not None and a is not None and b.model_dump() == a.model_dump():
+            continue
+        b_cases = b.cases if b else {}
+        a_cases = a.cases if a else {}
+        shared = sorted(set(b_cases) & set(a_cases))
+        rows.append(
+            {
+                "task": task,
+                "change": "added" if b is None else "removed" if a is None else "changed",
+                "route_before": b.route if b else None,
+                "route_after": a.route if a else None,
+                "n_before": b.n if b else None,
+                "n_after": a.n if a else None,
+                "quality_before": b.quality if b else None,
+                "quality_after": a.quality if a else None,
+                "cost_per_call_before": b.cost_per_call if b else None,
+                "cost_per_call_after": a.cost_per_call if a else None,
+                "cases_added": sorted(set(a_cases) - set(b_cases)),
+                "cases_removed": sorted(set(b_cases) - set(a_cases)),
+                "flipped_to_fail": [
+                    k for k in shared if b_cases[k].passed is True and a_cases[k].passed is False
+                ],
+                "flipped_to_pass": [
+                    k for k in shared if b_cases[k].passed is False and a_cases[k].passed is True
+                ],
+            }
+        )
+    return rows

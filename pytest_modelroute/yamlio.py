@@ -195,7 +195,11 @@ def load_yaml(path: Path, kind: str = "file") -> tuple[Any, SourceMap]:
 
 def load_json(path: Path, kind: str = "file") -> Any:
     """Load a JSON document with a located error."""
-    text = read_text(path, kind)
+    return parse_json(read_text(path, kind), path, kind)
+
+
+def parse_json(text: str, path: Path | str, kind: str = "file") -> Any:
+    """Parse JSON text read from ``path`` (a file, or a name such as ``REV:path``)."""
     if not text.strip():
         raise ModelRouteError(f"{kind} is empty", path=path, line=1)
     try:

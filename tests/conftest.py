@@ -45,3 +45,10 @@ def example_run(tmp_path_factory: pytest.TempPathFactory) -> ExampleRun:
         cwd=where, capture_output=True, text=True, check=False,
     )  # fmt: skip
     return ExampleRun(run.stdout, json.loads((where / "r.json").read_text()))
+
+
+@pytest.fixture(autouse=True)
+def _no_job_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The project's own CI runs under GitHub Actions: the plugin's runs inside the tests
+    must not append their reports to its job summary (a test that wants it sets it)."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)

@@ -260,7 +260,7 @@ def test_unknown_provider(pytester: pytest.Pytester) -> None:
     result.stderr.fnmatch_lines(
         [
             "*modelroute.yaml:2: models.weak.provider: unknown provider 'bedrock'; available: "
-            "anthropic, openai, replay, sim*"
+            "anthropic, local, openai, replay, sim*"
         ]
     )
 

@@ -4,6 +4,7 @@ generated log of mixed tasks, then ``pytest --model-route=bench`` on the written
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -12,14 +13,17 @@ from suite import run_json
 from test_import_formats import run
 
 from pytest_modelroute.importers.catalog import list_price
+from pytest_modelroute.importers.volumes import DAYS_PER_MONTH
 
 
 def test_imported_suite_benches_to_a_recommendation_and_a_projection(
     pytester: pytest.Pytester,
 ) -> None:
-    log = write_jsonl(pytester.path / "logs" / "prod.jsonl", generate(300, days=28))
-    # 30 cases per complexity level (116 in all): enough for a cheaper route's lower bound,
-    # corrected for the candidates, to clear 4.0 (three cases per level bound nothing)
+    log = write_jsonl(
+        pytester.path / "logs" / "prod.jsonl", generate(300, days=28, cheap_model="gpt-4o-mini")
+    )
+    # 30 cases per complexity level: enough for a cheaper route's lower bound, corrected
+    # for the candidates, to clear 4.0 (three cases per level bound nothing)
     code, out, err = run(log, "-o", pytester.path / "routing", "--offline", "--per-level", "30")
     assert code == 0, err
     config = yaml.safe_load((pytester.path / "routing" / "modelroute.yaml").read_text())
@@ -42,7 +46,8 @@ def test_imported_suite_benches_to_a_recommendation_and_a_projection(
     # recordings at the model's list price, averaged over each task's cases
     price = list_price("gpt-4o")
     assert price is not None
-    replay = (pytester.path / "routing" / "replay" / "production.jsonl").read_text()
+    (replay_file,) = (pytester.path / "routing" / "replay").glob("production-*.jsonl")
+    replay = replay_file.read_text()
     usages = {
         (u["input_tokens"], u["output_tokens"])
         for u in (json.loads(line)["usage"] for line in replay.splitlines())
@@ -56,3 +61,25 @@ def test_imported_suite_benches_to_a_recommendation_and_a_projection(
             assert r["cost"] == pytest.approx(costs[-1])
         per_call = sum(costs) / len(costs)
         assert figures["baseline_monthly"] == pytest.approx(traffic[task] * per_call)
+
+    # the import said what the bench would project, and what every logged call costs on
+    # the baseline (apart: the usage of each line at its list price, over the 28 days)
+    projected = re.search(r"the bench will project ~\$([\d.]+) per month", out)
+    assert projected and float(projected[1]) == pytest.approx(
+        projection["baseline_monthly"], abs=0.005
+    )
+    records = [json.loads(line) for line in log.open()]
+    on_baseline = at_list = 0.0
+    for r in records:
+        u = r["response"]["body"]["usage"]
+        tokens = (u["prompt_tokens"], u["completion_tokens"])
+        own = list_price(r["request"]["body"]["model"])
+        assert own is not None
+        on_baseline += price.cost(*tokens)
+        at_list += own.cost(*tokens)
+    assert at_list < on_baseline  # a third of the labels went to gpt-4o-mini
+    month = DAYS_PER_MONTH / 28
+    spend = re.search(r"logged spend at list prices: \$[\d.]+ in the logs, ~\$([\d.]+)", out)
+    assert spend and float(spend[1]) == pytest.approx(at_list * month, abs=0.005)
+    everything = re.search(r"the baseline \(gpt-4o\) on every logged call: ~\$([\d.]+)", out)
+    assert everything and float(everything[1]) == pytest.approx(on_baseline * month, abs=0.005)

@@ -39,7 +39,8 @@ def cases_of(suite: Path) -> dict[str, dict[str, Any]]:
 
 
 def replay_of(suite: Path) -> list[dict[str, Any]]:
-    lines = (suite / "replay" / "production.jsonl").read_text(encoding="utf-8").splitlines()
+    (replay,) = (suite / "replay").glob("production-*.jsonl")
+    lines = replay.read_text(encoding="utf-8").splitlines()
     return [json.loads(line) for line in lines if line.strip()]
 
 

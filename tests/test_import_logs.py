@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
-from logsamples import CLASSIFY, START, generate, openai_record, write_jsonl
+from logsamples import CLASSIFY, DAY, START, generate, openai_record, write_jsonl
 from test_import_formats import cases_of, run
 
 from pytest_modelroute.importers.redact import Redactor, luhn_ok
@@ -26,6 +27,19 @@ def _truth(n: int, **kwargs: object) -> Counter[str]:
         meta = record.get("metadata") or record["request"]["body"]["metadata"]
         counts[meta["task"]] += 1
     return counts
+
+
+def run_with_redactor(
+    tmp_path: Path, module: str, body: str, *args: str | Path
+) -> tuple[int, str, str]:
+    """Run with ``--redactor MODULE:redact``, ``def redact(text):`` + ``body`` written to
+    ``tmp_path/MODULE.py`` (an importable module, as a user's would be)."""
+    (tmp_path / f"{module}.py").write_text(f"def redact(text):\n    {body}\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        return run(*args, "--redactor", f"{module}:redact")
+    finally:
+        sys.path.remove(str(tmp_path))
 
 
 def _traffic(suite: Path) -> dict[str, float]:
@@ -52,9 +66,11 @@ def test_grouping_by_template_recovers_the_tasks(tmp_path: Path) -> None:
         assert f"{truth[task]:>10,}" in line, (line, truth[task])
     classify = docs["billing-question-feature-request"]
     assert classify["messages"][1]["content"] == CLASSIFY.format(x="#{{ ticket }}.")
-    # a label task: an exact check on the label, the labels as choices, a cascade check
+    # a label task: the same label as production's, the labels as choices, a cascade check
     assert classify["choices"] == ["billing", "feature"]
-    assert classify["checks"][0]["type"] == "equals"
+    assert classify["checks"] == [
+        {"type": "python", "value": "pytest_modelroute.importers.similarity:same_label"}
+    ]
     assert classify["cascade_accept"][0]["type"] == "regex"
     extract = docs["pull-all-dates-dollar"]
     assert [c["type"] for c in extract["checks"]] == ["is-json", "factuality"]
@@ -142,6 +158,17 @@ def test_logs_without_timestamps_leave_traffic_to_the_user(tmp_path: Path) -> No
     text = (tmp_path / "s" / "modelroute.yaml").read_text()
     assert "# traffic:" in text and "\ntraffic:" not in text
     assert _traffic(tmp_path / "s") == {}
+    # untimed calls beside timed ones (a batch results file holds no times) are scaled
+    # at the timed calls' rate, and the summary says so
+    timed = [
+        openai_record("gpt-4o", "", f"Echo {w}", w, START + i * DAY) for i, w in enumerate("hij")
+    ]
+    code, out, err = run(
+        write_jsonl(tmp_path / "q.jsonl", records + timed), "-o", tmp_path / "s2", "--offline"
+    )
+    assert code == 0, err
+    assert "(2.00 days); x15.219 to calls per month; 7 calls without a timestamp scaled" in out
+    assert sum(_traffic(tmp_path / "s2").values()) == pytest.approx(10 * DAYS_PER_MONTH / 2, abs=5)
 
 
 def test_sampling_is_seeded_stratified_and_order_free(tmp_path: Path) -> None:
@@ -238,24 +265,46 @@ def test_no_secret_reaches_the_written_suite(tmp_path: Path) -> None:
     assert doc["messages"][0]["content"] == "Support bot. Escalate to [EMAIL_1]."
     assert all(c["expected"] == "Rotate [API_KEY_1] and mail [EMAIL_1]." for c in doc["cases"])
     # --no-redact keeps the texts (never headers or key fields); a custom redactor runs too
-    (tmp_path / "myredact.py").write_text(
-        "def scrub(text):\n    return text.replace('Customer', 'Client')\n"
+    code, out, err = run_with_redactor(
+        tmp_path,
+        "myredact",
+        "return text.replace('Customer', 'Client')",
+        log,
+        "-o",
+        tmp_path / "s2",
+        "--offline",
+        "--no-redact",
     )
-    import sys
-
-    sys.path.insert(0, str(tmp_path))
-    try:
-        code, out, err = run(
-            log, "-o", tmp_path / "s2", "--offline", "--no-redact", "--redactor", "myredact:scrub"
-        )
-    finally:
-        sys.path.remove(str(tmp_path))
     assert code == 0, err
     written = "\n".join(p.read_text() for p in (tmp_path / "s2").rglob("*") if p.is_file())
     assert "LEAKED" in written and "ops@acme.example" in written
     assert "BODYKEY" not in written and "HEADERKEY" not in written
     assert "Client 3" in written and "Customer" not in written
     assert "redaction: off (--no-redact); your redactor changed 8 texts" in out
+
+
+def test_a_task_field_never_reads_headers_and_is_redacted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_modelroute.importers.cli import main
+
+    records = []
+    for i in range(6):
+        record = openai_record("gpt-4o", "", f"Say hi to user {i}", "hi", START + i)
+        record["metadata"] = {"owner": "ops@acme.example"}
+        records.append(record)
+    log = write_jsonl(tmp_path / "p.jsonl", records)
+    for field in ("request.headers.Authorization", "request.body.api_key", "x-api-key"):
+        with pytest.raises(SystemExit) as exc:
+            main([str(log), "-o", str(tmp_path / "s"), "--task-field", field])
+        assert exc.value.code == 2
+        assert "headers and key fields are never read" in capsys.readouterr().err
+    # a field's value is a task name, a file name and a traffic: key: redacted like a prompt
+    code, out, err = run(log, "-o", tmp_path / "s2", "--offline", "--task-field", "metadata.owner")
+    assert code == 0, err
+    assert set(_traffic(tmp_path / "s2")) == {"[EMAIL_1]"}
+    written = "\n".join(p.read_text() for p in (tmp_path / "s2").rglob("*") if p.is_file())
+    assert "ops@acme" not in written + out
 
 
 def test_malformed_lines_are_reported_skipped_or_fatal(tmp_path: Path) -> None:
@@ -280,11 +329,15 @@ def test_malformed_lines_are_reported_skipped_or_fatal(tmp_path: Path) -> None:
     log.write_text("\n".join(lines) + "\n")
     code, out, err = run(log, "-o", tmp_path / "s", "--offline")
     assert code == 0, err
-    assert f"skipped {log}:2: invalid JSON" in err
+    assert (
+        f"skipped {log}:2: invalid JSON: Expecting property name enclosed in double quotes at "
+        "column 2" in err
+    )
     assert f"skipped {log}:4: expected a JSON object" in err
     assert f"skipped {log}:5: expected response.choices to be a non-empty list" in err
-    assert "(11 lines" in out
+    assert "(11 lines" in out  # 6 + 1 + 3 + 1: each line in one count
     assert "records: 6 calls used, 1 skipped (error response 1); 3 malformed lines (" in out
+    assert "; 1 blank line\n" in out
     code, out, err = run(log, "-o", tmp_path / "s2", "--offline", "--strict")
     assert code == 1
     assert f"error: {log}:2: invalid JSON" in err and "(--strict)" in err
@@ -296,7 +349,18 @@ def test_refuses_to_overwrite_and_explains(tmp_path: Path) -> None:
     assert run(log, "-o", tmp_path / "s", "--offline")[0] == 0
     code, _, err = run(log, "-o", tmp_path / "s", "--offline")
     assert code == 1 and "exists; pass --force" in err
+    first = (tmp_path / "s" / "modelroute.yaml").read_text()
     assert run(log, "-o", tmp_path / "s", "--offline", "--force")[0] == 0
+    assert (tmp_path / "s" / "modelroute.yaml").read_text() == first  # the same file name
+    # production's answers differ (here: a redactor that edits them): the replay file gets
+    # another name, since the response cache keys replayed answers by that path
+    code, _, err = run_with_redactor(
+        tmp_path, "shout", "return text.upper()", log, "-o", tmp_path / "s", "--offline", "--force"
+    )
+    assert code == 0, err
+    (replay,) = (tmp_path / "s" / "replay").iterdir()  # the old one is gone
+    assert replay.name.startswith("production-") and replay.name not in first
+    assert f"file: replay/{replay.name}" in (tmp_path / "s" / "modelroute.yaml").read_text()
     code, _, err = run(log, "-o", tmp_path / "s3", "--rename", "nope=x")
     assert code == 1 and "--rename nope=...: no task of that name" in err
     code, _, err = run(tmp_path / "missing.jsonl", "-o", tmp_path / "s4")
@@ -442,14 +506,9 @@ def test_no_judge_compares_with_token_overlap(tmp_path: Path) -> None:
 
 def test_user_mistakes_are_errors_not_tracebacks(tmp_path: Path) -> None:
     log = write_jsonl(tmp_path / "p.jsonl", generate(30))
-    (tmp_path / "badredact.py").write_text("def scrub(text):\n    raise ValueError('nope')\n")
-    import sys
-
-    sys.path.insert(0, str(tmp_path))
-    try:
-        code, _, err = run(log, "-o", tmp_path / "s", "--redactor", "badredact:scrub")
-    finally:
-        sys.path.remove(str(tmp_path))
+    code, _, err = run_with_redactor(
+        tmp_path, "badredact", "raise ValueError('nope')", log, "-o", tmp_path / "s"
+    )
     assert code == 1 and "your redactor raised ValueError: nope" in err
     truncated = tmp_path / "cut.jsonl.gz"
     import gzip
@@ -459,3 +518,126 @@ def test_user_mistakes_are_errors_not_tracebacks(tmp_path: Path) -> None:
     code, _, err = run(truncated, "-o", tmp_path / "s2")
     assert code == 1 and "cut.jsonl.gz: cannot read past line" in err
     assert "Traceback" not in err
+
+
+def test_json_escaped_addresses_are_redacted_whole() -> None:
+    from pytest_modelroute.importers.redact import _find_cached, find
+
+    redactor = Redactor()
+    # a JSON answer escapes the address's non-ASCII letters: the whole address goes (not its
+    # tail after the last escape), as the same placeholder as the plain one in the prompt
+    prompt, answer = redactor.call(
+        [
+            "Extract the contact of Zoë: zoë.müller1@gmail.com",
+            '{"name": "Zo\\u00eb", "email": "zo\\u00eb.m\\u00fcller1@gmail.com"}',
+        ]
+    )
+    assert prompt == "Extract the contact of Zoë: [EMAIL_1]"
+    assert json.loads(answer) == {"name": "Zoë", "email": "[EMAIL_1]"}
+    assert redactor.call(["a@b.co, c@d.org and @@ x@y"]) == ["[EMAIL_1], [EMAIL_2] and @@ x@y"]
+    # short texts (system prompts) are remembered; a long document is not kept alive
+    _find_cached.cache_clear()
+    find("You are a support bot. Mail help@acme.io.")
+    find("word " * 5000 + "help@acme.io")
+    assert _find_cached.cache_info().currsize == 1
+
+
+def test_labels_are_compared_whatever_their_case_or_full_stop(tmp_path: Path) -> None:
+    from pytest_modelroute.importers.similarity import same_label
+
+    answers = ["billing", "Billing.", "feature", "FEATURE!", " billing ", "feature."]
+    records = [
+        openai_record("gpt-4o", "", CLASSIFY.format(x=f"#{i} refund please"), a, START + i)
+        for i, a in enumerate(answers * 3)
+    ]
+    code, _, err = run(
+        write_jsonl(tmp_path / "p.jsonl", records), "-o", tmp_path / "s", "--offline"
+    )
+    assert code == 0, err
+    (doc,) = cases_of(tmp_path / "s").values()
+    assert doc["choices"] == ["billing", "feature"]
+    assert same_label("billing", {"expected": "Billing."}) == (True, "")
+    assert same_label("**Feature**", {"expected": "feature"})[0]
+    assert same_label("bug", {"expected": "Billing."}) == (False, "label 'bug', expected 'billing'")
+
+
+def test_odd_bytes_are_replaced_or_refused_with_the_file_named(tmp_path: Path) -> None:
+    # a lone surrogate is valid JSON (a log cut inside an emoji) but cannot be written
+    records = [
+        openai_record("gpt-4o", "", f"Translate to French: mot {i} 😀\ud83d", f"r {i}", START + i)
+        for i in range(6)
+    ]
+    code, out, err = run(
+        write_jsonl(tmp_path / "p.jsonl", records), "-o", tmp_path / "s", "--offline"
+    )
+    assert code == 0, err
+    (doc,) = cases_of(tmp_path / "s").values()
+    assert doc["prompt"] == "Translate to French: mot {{ mot }} 😀\ufffd"
+    text = next((tmp_path / "s" / "cases").glob("*.yaml")).read_text(encoding="utf-8")
+    assert "\nprompt: 'Translate to French: mot {{ mot }} 😀\ufffd'\n" in text  # not \U0001F600
+    assert sorted(c["vars"]["mot"] for c in doc["cases"]) == [str(i) for i in range(6)]
+    # six different short answers are no label task: a label repeats
+    assert "choices" not in doc and doc["checks"] == [{"type": "factuality"}]
+    binary = tmp_path / "dump.jsonl"
+    binary.write_bytes(bytes(range(128, 256)) * 4)
+    code, _, err = run(binary, "-o", tmp_path / "s2")
+    assert code == 1 and f"error: {binary}:1: not a log file: not UTF-8 text" in err
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    code, _, err = run(empty, "-o", tmp_path / "s3")
+    assert code == 1 and "no usable call in 0 lines: the files hold no records" in err
+    assert "Traceback" not in err
+
+
+def test_the_case_file_header_counts_the_cases_it_holds(tmp_path: Path) -> None:
+    # one prompt logged under two task names is one case, in the first task only
+    prompts = {"alpha": ["p1", "p2", "p3", "p4"], "beta": ["p1", "p2", "p5"]}
+    records = []
+    for task, texts in prompts.items():
+        for text in texts * 2:
+            record = openai_record("gpt-4o", "", f"Say {text}", "ok", START + len(records))
+            record["metadata"] = {"task": task}
+            records.append(record)
+    code, out, err = run(
+        write_jsonl(tmp_path / "p.jsonl", records),
+        "-o",
+        tmp_path / "s",
+        "--offline",
+        "--task-field",
+        "metadata.task",
+    )
+    assert code == 0, err
+    assert "2 prompts found in two tasks kept in the first" in out
+    text = (tmp_path / "s" / "cases" / "beta.yaml").read_text()
+    assert "sampled 1 / 0 / 0" in text
+    assert len(yaml.safe_load(text)["cases"]) == 1
+
+
+def test_renaming_tasks_to_one_name_merges_them(tmp_path: Path) -> None:
+    questions = ["How do I rotate my keys?", "Do you support SAML?", "Can I export to CSV?"]
+    records = [
+        openai_record(
+            "gpt-4o",
+            "You are the assistant of Acme.",
+            questions[i % 3] + (" My email is x@y.org." if i % 5 == 0 else ""),
+            f"Answer {i}",
+            START + i * 60,
+        )
+        for i in range(60)
+    ]
+    log = write_jsonl(tmp_path / "p.jsonl", records)
+    code, out, err = run(log, "-o", tmp_path / "s", "--offline")
+    assert code == 0, err
+    names = set(_traffic(tmp_path / "s"))
+    # users who ask the same questions again make one template per question
+    assert names == {"how-do-rotate-keys", "do-support-saml", "can-export-csv"}
+    renames = [arg for name in sorted(names) for arg in ("--rename", f"{name}=support-chat")]
+    code, out, err = run(log, "-o", tmp_path / "s2", "--offline", *renames)
+    assert code == 0, err
+    assert _traffic(tmp_path / "s2") == {"support-chat": round(60 * DAYS_PER_MONTH / (59 / 1440))}
+    (doc,) = cases_of(tmp_path / "s2").values()
+    assert doc["task"] == "support-chat" and len(doc["cases"]) == 6  # distinct prompts
+    text = (tmp_path / "s2" / "cases" / "support-chat.yaml").read_text()
+    header = text.replace("\n#   ", " ")
+    assert "merged by --rename from can-export-csv, do-support-saml, how-do-rotate-keys" in header
+    assert "verified: 6 cases load and render to their logged prompts" in out

@@ -145,7 +145,7 @@ def test_report_only_needs_an_output(pytester: pytest.Pytester) -> None:
     pytester.runpytest("--model-route", "-p", "no:cacheprovider", "--model-route-json", "r.json")
     result = pytester.runpytest("--model-route-report-only", "r.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stdout.fnmatch_lines(["ERROR: nothing to write: give --model-route-html*"])
+    result.stdout.fnmatch_lines(["ERROR: nothing to write: give --model-route-report-dir DIR, *"])
 
 
 @pytest.mark.parametrize("mode", ["gate", "bench"])

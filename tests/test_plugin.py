@@ -554,3 +554,38 @@ def test_python_case_ids_keep_classes_and_fixture_params_apart(pytester: pytest.
     expected = {"test_reply[strong-reply]", "test_reply[plain]"}
     assert cases["u", "weak"] == cases["u", "strong"] == expected
     assert doc["tasks"]["u"]["baseline"]["n"] == 2
+
+
+def test_an_edited_recording_is_answered_anew(pytester: pytest.Pytester) -> None:
+    """A replay file is a model: change its content and the run answers from the new
+    content, not from what the cache kept of the old one."""
+
+    def recording(label: str) -> str:
+        return (
+            json.dumps(
+                {
+                    "model": "gpt-x",
+                    "prompt": "Billing or feature request? One word.\n\nI was charged twice",
+                    "output": label,
+                }
+            )
+            + "\n"
+        )
+
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": """
+            models:
+              rec: {provider: replay, model: gpt-x, file: recorded.jsonl}
+            baseline: rec
+            """,
+            "recorded.jsonl": recording("feature"),
+            "cases/classification.yaml": CLASSIFICATION.split("  - {id: feature-01")[0],
+        },
+    )
+    _, first = run_json(pytester, "--model-route")
+    assert [r["output"] for r in first["results"]] == ["feature"]
+    (pytester.path / "recorded.jsonl").write_text(recording("billing"), encoding="utf-8")
+    _, again = run_json(pytester, "--model-route")
+    assert [r["output"] for r in again["results"]] == ["billing"]

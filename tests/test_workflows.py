@@ -50,8 +50,8 @@ def actionlint(files: list[Path]) -> list[str]:
     return [f"{p.get('filepath', p.get('file'))}:{p['line']}: {p['message']}" for p in found]
 
 
-def test_both_workflows_exist() -> None:
-    assert [w.name for w in WORKFLOWS] == ["model-route.yml", "tests.yml"]
+def test_the_workflows_exist() -> None:
+    assert [w.name for w in WORKFLOWS] == ["model-route.yml", "release.yml", "tests.yml"]
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
@@ -62,26 +62,44 @@ def test_workflow_passes_actionlint(workflow: Path) -> None:
 def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yml"
     text = (ROOT / ".github" / "workflows" / "model-route.yml").read_text()
-    broken.write_text(
-        text.replace("steps.gate.outputs.status", "steps.gate.outputs.status ||").replace(
-            "runs-on: ubuntu-latest", "runs-on: ubuntu-latest\n    needs: nope"
-        )
-    )
+    job = "runs-on: ubuntu-latest"
+    broken.write_text(text.replace(job, job + "\n    needs: nope"))
     problems = actionlint([broken])
     assert any("nope" in p for p in problems), problems
 
 
-def test_gate_workflow_does_what_the_readme_says() -> None:
-    flow = yaml.safe_load((ROOT / ".github" / "workflows" / "model-route.yml").read_text())
+def load(name: str) -> dict:
+    flow = yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text())
+    flow["on"] = flow.pop(True)  # YAML 1.1 reads the "on" key as True
+    return flow
+
+
+def test_gate_workflow_gates_itself_with_its_own_action() -> None:
+    flow = load("model-route.yml")
+    # main fills the cache that pull requests restore; a label change re-runs the gate
+    assert flow["on"]["push"]["branches"] == ["main"]
+    assert {"labeled", "unlabeled", "synchronize"} <= set(flow["on"]["pull_request"]["types"])
+    assert flow["permissions"]["pull-requests"] == "write"
     steps = flow["jobs"]["gate"]["steps"]
-    uses = [s.get("uses", "").split("@")[0] for s in steps]
-    assert "actions/cache" in uses and "actions/upload-artifact" in uses
-    run = next(s["run"] for s in steps if s.get("id") == "gate")
-    assert '--model-route-cache "$mode"' in run and 'mode="$CACHE_WITHOUT_KEYS"' in run
-    assert flow["env"]["CACHE_WITHOUT_KEYS"] in ("replay", "readwrite")
-    assert "--model-route-md out/comment.md" in run
-    script = next(s["with"]["script"] for s in steps if "github-script" in s.get("uses", ""))
-    assert "updateComment" in script and "<!-- pytest-modelroute -->" in script
-    assert steps[-1]["if"] == "steps.gate.outputs.status != '0'"
-    paths = flow[True]["pull_request"]["paths"]  # YAML 1.1 reads the "on" key as True
-    assert "**/modelroute.yaml" in paths and "**/cases/**" in paths
+    assert steps[0]["uses"].startswith("actions/checkout@")
+    (gate,) = [s for s in steps if s.get("uses") == "./"]
+    assert gate["with"]["package"] == "."  # the checkout, not the published version
+    assert gate["with"]["suite"] == "example_suite"
+    assert "cache" not in gate["with"]  # auto: forks replay, the rest read and write
+    assert set(gate["env"]) == {"ANTHROPIC_API_KEY", "OPENAI_API_KEY"}
+
+
+def test_release_publishes_with_trusted_publishing() -> None:
+    flow = load("release.yml")
+    assert flow["on"]["push"]["tags"] == ["v[0-9]+.[0-9]+.[0-9]+*"]
+    assert flow["permissions"] == {"contents": "read"}  # id-token only where it is used
+    jobs = flow["jobs"]
+    build = [s.get("run", "") for s in jobs["build"]["steps"]]
+    assert any("python -m build" in r for r in build)
+    assert any("pytest tests/test_packaging.py" in r for r in build)
+    publish = jobs["publish"]
+    assert publish["needs"] == "build" and publish["permissions"] == {"id-token": "write"}
+    assert publish["environment"]["name"] == "pypi"
+    assert publish["steps"][-1]["uses"] == "pypa/gh-action-pypi-publish@release/v1"
+    assert "with" not in publish["steps"][-1]  # no password: trusted publishing
+    assert jobs["major-tag"]["needs"] == "publish"

@@ -8,7 +8,9 @@ pytest-httpx do not intercept). Behaviour is programmable:
   "ok"])`` or :class:`Fault` objects): HTTP errors in each provider's error shape, ``hang``,
   ``malformed``, ``wrong-shape``, ``disconnect``;
 * seeded random faults (``fault_rates={"429": 0.3}``) once the script is used up, and a
-  fixed latency per request, for load tests.
+  fixed latency per request, for load tests;
+* ``slots=N``: like a llama.cpp server, it works on N requests at once (the others wait
+  their turn) and says so at ``GET /props`` (``total_slots``).
 
 Every request runs in its own thread, so a hang or latency never blocks other requests.
 Only the standard library is used.
@@ -25,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 FaultKind = Literal["ok", "status", "hang", "malformed", "wrong-shape", "disconnect"]
 Flavor = Literal["anthropic", "openai"]
@@ -163,6 +165,9 @@ class WireServer:
     ``url`` is the Anthropic base URL (the host root); ``openai_url`` is ``url + "/v1"``.
     """
 
+    #: the request handler class (a subclass serves more endpoints: batch_server.py)
+    handler: ClassVar[type[BaseHTTPRequestHandler] | None] = None
+
     def __init__(
         self,
         *,
@@ -172,12 +177,15 @@ class WireServer:
         latency_s: float = 0.0,
         fault_rates: Mapping[str, float] | None = None,
         seed: int = 0,
+        slots: int | None = None,
     ) -> None:
         self.answer = answer
         #: The structured answer (tool input / JSON content); default ``{"answer": answer(body)}``.
         self.json_answer = json_answer
         self.usage = usage
         self.latency_s = latency_s
+        self.slots = slots
+        self._slots = threading.Semaphore(slots) if slots else None
         #: cut answers longer than the request's max_tokens (4 characters a token), as a
         #: real server does, reporting it in the finish / stop reason
         self.honour_max_tokens = False
@@ -205,7 +213,7 @@ class WireServer:
         if self._httpd is not None:
             return self
         self._stopping.clear()
-        httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+        httpd = _HTTPServer(("127.0.0.1", 0), self.handler or _Handler)
         httpd.wire = self
         self._httpd = httpd
         self._thread = threading.Thread(
@@ -437,6 +445,7 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # many clients connect at once under load (default 5)
     block_on_close = False  # stop() must not wait for hanging handlers
+    request_queue_size = 128  # a burst of concurrent connections is not turned away
     wire: WireServer
 
 
@@ -470,6 +479,10 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def do_GET(self) -> None:
+        wire = self.server.wire
+        if self.path == "/props" and wire.slots:
+            self._send_json(200, {"total_slots": wire.slots})
+            return
         self._send_json(404, error_body(self._flavor(), 404, f"no route for GET {self.path}"))
 
     def do_POST(self) -> None:
@@ -490,7 +503,11 @@ class _Handler(BaseHTTPRequestHandler):
             fault = wire._next_fault()
         headers = {k.lower(): v for k, v in self.headers.items()}
         wire._record(RecordedRequest(flavor, "POST", self.path, headers, body, fault.label))
-        if not wire._wait(wire.latency_s):
+        if wire._slots is not None:
+            with wire._slots:  # the other requests wait for a free slot
+                if not wire._wait(wire.latency_s):
+                    return
+        elif not wire._wait(wire.latency_s):
             return
         if fault.kind == "hang" and not wire._wait(fault.hang_s):
             return

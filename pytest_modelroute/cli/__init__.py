@@ -14,6 +14,10 @@ from typing import Final
 
 #: subcommand -> (module defining ``main(argv) -> int``, one line of help)
 COMMANDS: Final = {
+    "batch": (
+        "pytest_modelroute.batch.cli",
+        "list the batches a run left running at the providers, or --cancel them",
+    ),
     "comment": (
         "pytest_modelroute.ci.comment",
         "post or update the sticky PR comment (GitHub) or merge-request note (GitLab)",

@@ -13,7 +13,7 @@ import functools
 import math
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ParamSpec
 
@@ -62,7 +62,6 @@ class Call:
     task: str | None = None
     #: ``file:line`` of the record, set by the reading loop
     where: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def system(self) -> str:
@@ -168,6 +167,21 @@ def normalise_turns(raw: Iterable[tuple[str, Any]], system: str = "") -> list[tu
         raise Unsupported(NO_PROMPT)
     head = [("system", "\n\n".join(systems))] if systems else []
     return head + turns
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def well_formed(text: str) -> str:
+    """``text`` with lone surrogates (``"\\ud800"`` is valid JSON, but not text that can be
+    written as UTF-8: a log cut in the middle of an emoji) replaced by U+FFFD."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
 
 
 _PATH = re.compile(r"([^.\[\]]+)(?:\[([^\]]*)\])?")

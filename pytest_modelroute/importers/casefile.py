@@ -13,8 +13,9 @@ this form; one that does not render to the same text holds its turns as plain va
 Checks compare an answer with the production answer (``expected``):
 
 - a label task (a dozen short answers cover 95 % of the calls: classification,
-  routing): ``equals`` on the lower-cased label, the labels as ``choices``, and a
-  cascade acceptance check that the answer is one of them;
+  routing): the same label as production's (:func:`.similarity.same_label`: case and a
+  final full stop aside), the labels as ``choices``, and a cascade acceptance check that
+  the answer is one of them;
 - otherwise the ``factuality`` judge (consistent 1, subset/superset 0.75, contradicts
   0), or with ``--no-judge`` the token F1 (:mod:`.similarity`) passing at 0.6;
 - a JSON task (every logged answer is JSON) also checks ``is-json``, and a cascade may
@@ -35,6 +36,7 @@ from .sampling import Sampled
 from .templates import Template, common_template, to_jinja
 
 SIMILARITY_CHECK = "pytest_modelroute.importers.similarity:token_f1"
+LABEL_CHECK = "pytest_modelroute.importers.similarity:same_label"
 SIMILARITY_PASS = 0.6
 _ANY = Template((None,))
 
@@ -206,9 +208,7 @@ def case_id(s: Sampled) -> str:
 
 def checks_for(kind: str, *, judge: bool) -> list[dict[str, Any]]:
     if kind == "labels":
-        return [
-            {"type": "equals", "value": "{{ expected | lower | trim }}", "transform": "lower-strip"}
-        ]
+        return [{"type": "python", "value": LABEL_CHECK}]
     reference: dict[str, Any] = (
         {"type": "factuality"}
         if judge

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ModelRouteError
+from .pipeline import ImportProblem, run
+from .reading import LogProblem
+from .redact import RedactorProblem
+from .summary import summary_lines
+from .writer import WriteProblem
 
 SHOWN_PROBLEMS = 20
+#: a --task-field path into what the readers never read
+SECRET_FIELD = re.compile(r"(?i)(^|[.\[])(headers?|authorization|[\w-]*api[_-]?key|[\w-]*token)\b")
 
 DESCRIPTION = """\
 Read logged LLM calls (OpenAI or Anthropic request/response records and batch files,
@@ -17,8 +25,8 @@ OpenTelemetry GenAI spans as OTLP JSON, or any JSONL/CSV through --map; gzip is 
 sort them into tasks, sample up to --per-level cases per task and complexity, and write
 a ready-to-run suite to DIR: modelroute.yaml (models with prices, the baseline, traffic
 per month), cases/<task>.yaml (production answers as references) and
-replay/production.jsonl (the baseline's recorded answers). Emails, phone numbers, card
-numbers and keys are redacted unless --no-redact."""
+replay/production-<digest>.jsonl (the baseline's recorded answers). Emails, phone
+numbers, card numbers and keys are redacted unless --no-redact."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -131,6 +139,11 @@ def _options(args: argparse.Namespace, p: argparse.ArgumentParser):
         p.error("--logged-share must be in (0, 1]")
     if args.no_candidates and args.candidate:
         p.error("--candidate and --no-candidates contradict each other")
+    if args.task_field and SECRET_FIELD.search(args.task_field):
+        p.error(
+            f"--task-field {args.task_field}: headers and key fields are never read "
+            "(name a metadata field, a tag or a span attribute)"
+        )
     try:
         field_map = parse_map(args.map)
     except ValueError as exc:
@@ -177,12 +190,6 @@ def _options(args: argparse.Namespace, p: argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; returns the exit status (0 written, 1 a problem, 2 a usage error)."""
-    from .pipeline import ImportProblem, run
-    from .reading import LogProblem
-    from .redact import RedactorProblem
-    from .summary import summary_lines
-    from .writer import WriteProblem
-
     p = parser()
     args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
     options = _options(args, p)

@@ -14,9 +14,10 @@ The heuristic adds points, then cuts at 1 and 2:
 ``score < 1`` is low, ``score < 2`` medium, otherwise high. So a one-word
 classification is low, a summary of a long document or an extraction to JSON medium,
 code generation or a long multi-step answer high. Token counts come from the logged
-usage, else from the text (about four characters a token). The cut points are absolute,
-not per task, so that "low" means the same in every task and in the projection's
-savings by complexity; a task whose calls are all alike lands in one level.
+usage, else from the text (the plugin's estimate, about four characters a token). The
+cut points are absolute, not per task, so that "low" means the same in every task and
+in the projection's savings by complexity; a task whose calls are all alike lands in
+one level.
 """
 
 from __future__ import annotations
@@ -27,11 +28,6 @@ LONG_OUTPUT = 350
 LONG_INPUT = 2000
 HUGE_INPUT = 8000
 SMALL_TIER_OUTPUT = 5.0
-
-
-def tokens(text: str) -> int:
-    """About four characters a token (the plugin's own estimate for unlogged usage)."""
-    return max(1, -(-len(text) // 4))
 
 
 def score(

@@ -38,7 +38,9 @@ from dataclasses import dataclass, field
 
 from .calls import Call
 from .complexity import LEVELS
+from .redact import CACHED_CHARS
 from .sampling import Reservoir
+from .similarity import label_of
 from .templates import Template
 
 MAX_TEMPLATES_PER_KEY = 32
@@ -56,8 +58,14 @@ EXAMPLE_CHARS = 160
 _DIGIT_RUN = re.compile(r"[0-9]+")
 
 
-@functools.lru_cache(maxsize=4096)
 def system_key(system: str) -> str:
+    """The system prompt with its digit runs masked (remembered when short, as
+    :func:`.redact.find` does: a long one is nearly always unique)."""
+    return _system_key(system) if len(system) <= CACHED_CHARS else _DIGIT_RUN.sub("#", system)
+
+
+@functools.lru_cache(maxsize=4096)
+def _system_key(system: str) -> str:
     return _DIGIT_RUN.sub("#", system)
 
 
@@ -123,8 +131,8 @@ class GroupStats:
             self.cost += cost
             self.priced_calls += 1
         label = call.output.strip()
-        if len(label) <= LABEL_CHARS and "\n" not in label and label:
-            key = label.lower()
+        key = label_of(label)
+        if len(label) <= LABEL_CHARS and "\n" not in label and key:
             if key in self.labels or len(self.labels) < MAX_LABELS:
                 self.labels[key] += 1
             else:
@@ -153,11 +161,14 @@ class GroupStats:
             self.example, self.example_where = other.example, other.example_where
 
     def label_set(self, max_labels: int = 12, coverage: float = 0.95) -> list[str] | None:
-        """The labels when this is a label task: a few short answers cover nearly every
-        call (a classification, a routing decision); else None."""
+        """The labels when this is a label task: a few short answers, each given twice or
+        more on average, cover nearly every call (a classification, a routing decision);
+        else None."""
         top = self.labels.most_common(max_labels)
         covered = sum(n for _, n in top)
         if not top or len(self.labels) > max_labels * 2 or covered < coverage * self.calls:
+            return None
+        if 2 * len(top) > covered:  # answers that hardly repeat are not labels
             return None
         return sorted(label for label, _ in top)
 
@@ -183,13 +194,16 @@ class Group:
     """Calls that form one task: their statistics and their sample per complexity."""
 
     def __init__(self, kind: str, per_level: int, *, name: str | None = None) -> None:
-        #: "field" (named by the task field), "template", "free-form" or "other"
+        #: "field" (named by the task field), "template", "free-form", "other" or
+        #: "merged" (tasks renamed to one name)
         self.kind = kind
         self.name = name
         self.key = ""
         self.template: PromptTemplate | None = None
         self.stats = GroupStats()
         self.reservoirs = {level: Reservoir(per_level) for level in LEVELS}
+        #: the inferred names of the groups a ``--rename`` merged into this one
+        self.merged_from: list[str] = []
 
     def absorb(self, other: Group) -> None:
         self.stats.merge(other.stats)

@@ -18,12 +18,15 @@ RESERVED = frozenset(
     range dict expected""".split()
 )
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+_PLACEHOLDER = re.compile(r"\[[A-Z_]+_\d+\]")
 _TRAILING_WORD = re.compile(r"([A-Za-z][A-Za-z_]{1,30})[^A-Za-z0-9]*$")
 MAX_TASK_WORDS = 4
 
 
 def slug(text: str, default: str = "task") -> str:
-    words = [w.lower() for w in _WORD.findall(text)]
+    """A task name from a template's fixed text: its first words that say something (no
+    stopwords, no redaction placeholders such as ``[EMAIL_1]``, no word twice)."""
+    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(_PLACEHOLDER.sub(" ", text))))
     kept = [w for w in words if w not in STOPWORDS][:MAX_TASK_WORDS]
     return "-".join(kept or words[:MAX_TASK_WORDS]) or default
 
@@ -35,6 +38,11 @@ def unique(name: str, taken: set[str], sep: str = "-") -> str:
         candidate, n = f"{name}{sep}{n}", n + 1
     taken.add(candidate)
     return candidate
+
+
+def plural(n: int, word: str) -> str:
+    """``1 line``, ``2 lines``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def file_stem(task: str) -> str:

@@ -13,17 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..providers.base import estimate_tokens
 from . import complexity, writer
-from .calls import Call
+from .calls import Call, well_formed
 from .casefile import build_case_file
 from .catalog import Catalog, build, list_price
 from .complexity import LEVELS
 from .grouping import Group, Grouper
-from .naming import slug, unique
+from .naming import plural, slug, unique
 from .readers import ReaderOptions
 from .reading import LogReader, ReadStats
 from .redact import Hook, Redactor
 from .sampling import Sampled, input_key, priority
+from .spend import TaskSpend, task_spend
 from .volumes import Scale, Window, scale
 
 
@@ -74,12 +76,25 @@ class ImportResult:
     #: cases production answered with another model than the baseline (the baseline
     #: replays those answers all the same)
     stand_ins: int = 0
+    #: per task, in the order of ``tasks``: what the bench's projection will be made of
+    #: (empty when the baseline has no known price or the logs no window)
+    spend: list[TaskSpend] = field(default_factory=list)
+
+
+def _cleaned(call: Call) -> None:
+    call.messages = [(r, well_formed(t)) for r, t in call.messages]
+    call.output = well_formed(call.output)
+    call.model = well_formed(call.model)
+    if call.task is not None:
+        call.task = well_formed(call.task)
 
 
 def _redacted(call: Call, redactor: Redactor) -> None:
     texts = redactor.call([t for _, t in call.messages] + [call.output])
     call.messages = [(r, t) for (r, _), t in zip(call.messages, texts)]
     call.output = texts[-1]
+    if call.task is not None:  # a task field's value becomes a file name and a key
+        call.task = redactor.call([call.task])[0]
 
 
 def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None) -> ImportResult:
@@ -105,12 +120,13 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
     list_price("gpt-4o")  # loads the price database before the clock starts
     stream_started = time.perf_counter()
     for call in reader.read(options.files):
+        _cleaned(call)
         in_tok = call.input_tokens
         if in_tok is None:
-            in_tok = complexity.tokens("".join(t for _, t in call.messages))
+            in_tok = estimate_tokens("\n".join(t for _, t in call.messages))
         out_tok = call.output_tokens
         if out_tok is None:
-            out_tok = complexity.tokens(call.output)
+            out_tok = estimate_tokens(call.output)
         if redacting:
             _redacted(call, redactor)
         price = list_price(call.model, call.provider)
@@ -152,7 +168,7 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
     groups = grouper.finish(options.min_task_calls)
     total = sum(g.stats.calls for g in groups)
     groups.sort(key=lambda g: (-g.stats.calls, g.name or ""))
-    names = _names(groups, options.renames)
+    groups, names = _renamed(groups, _names(groups), options.renames)
     vol = scale(window, options.window_days, options.logged_share)
     seen_keys: set[bytes] = set()
     tasks: list[writer.TaskOut] = []
@@ -174,7 +190,7 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
             group,
             samples,
             judge=options.judge,
-            header=_header(name, group, total, vol, options),
+            header=_header(name, group, total, vol, options, samples),
         )
         tasks.append(
             writer.TaskOut(
@@ -202,13 +218,32 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
         raise ImportProblem(str(exc)) from None
     files = len(options.files)
     source = f"{files} log file{'s' if files != 1 else ''} ({stats.lines:,} lines)"
+    replay = writer.replay_file(tasks, catalog.baseline)
     config = writer.config_text(
-        tasks, catalog, vol, offline=options.offline, source=source, needs_judge=needs_judge
+        tasks,
+        catalog,
+        vol,
+        offline=options.offline,
+        source=source,
+        needs_judge=needs_judge,
+        replay=replay.path,
     )
-    written = writer.write(options.out, tasks, catalog, config)
+    written = writer.write(options.out, tasks, catalog, config, replay)
     stand_ins = sum(
         1 for t in tasks for s in t.case_file.cases if s.model != catalog.baseline.model
     )
+    price = catalog.baseline.price
+    spend = []
+    if price is not None and vol.factor is not None:
+        spend = [
+            task_spend(
+                round(t.monthly or 0),
+                (g.stats.input_tokens, g.stats.output_tokens),
+                t.case_file.cases,
+                price,
+            )
+            for t, g in zip(tasks, task_groups)
+        ]
     return ImportResult(
         stats,
         redactor,
@@ -224,6 +259,7 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
         calls_by_model,
         task_groups,
         stand_ins,
+        spend,
     )
 
 
@@ -231,10 +267,11 @@ def _no_calls(stats: ReadStats) -> str:
     reasons = [f"{n:,} {r}" for r, n in stats.skipped.most_common()]
     reasons += [f"{n:,} malformed ({r})" for r, n in stats.malformed.most_common()]
     detail = "; ".join(reasons) or "the files hold no records"
-    return f"no usable call in {stats.lines:,} lines: {detail}"
+    return f"no usable call in {plural(stats.lines, 'line')}: {detail}"
 
 
-def _names(groups: list[Group], renames: dict[str, str]) -> list[str]:
+def _names(groups: list[Group]) -> list[str]:
+    """Each group's inferred task name, unique."""
     taken: set[str] = set()
     names = []
     for group in groups:
@@ -250,18 +287,38 @@ def _names(groups: list[Group], renames: dict[str, str]) -> list[str]:
         else:  # free-form traffic behind one system prompt
             base = slug(group.key.replace("#", " ")) + "-chat" if group.key else "chat"
         names.append(unique(base, taken))
+    return names
+
+
+def _renamed(
+    groups: list[Group], names: list[str], renames: dict[str, str]
+) -> tuple[list[Group], list[str]]:
+    """The groups under their final names; tasks renamed to one name become one task
+    (its template is then what its sampled prompts share)."""
     unknown = sorted(set(renames) - set(names))
     if unknown:
         raise ImportProblem(
             f"--rename {unknown[0]}=...: no task of that name (tasks: {', '.join(sorted(names))})"
         )
-    renamed = [renames.get(n, n) for n in names]
-    if len(set(renamed)) != len(renamed):
-        raise ImportProblem("--rename gives two tasks the same name")
-    return renamed
+    by_name: dict[str, Group] = {}
+    for group, name in zip(groups, names):
+        final = renames.get(name, name)
+        target = by_name.get(final)
+        if target is None:
+            by_name[final] = group
+            group.merged_from = [name]
+            continue
+        target.absorb(group)
+        target.kind = "merged"
+        target.template = None
+        target.merged_from.append(name)
+    merged = sorted(by_name.items(), key=lambda kv: (-kv[1].stats.calls, kv[0]))
+    return [g for _, g in merged], [n for n, _ in merged]
 
 
-def _header(name: str, group: Group, total: int, vol: Scale, options: ImportOptions) -> str:
+def _header(
+    name: str, group: Group, total: int, vol: Scale, options: ImportOptions, samples: list[Sampled]
+) -> str:
     stats = group.stats
     monthly = vol.monthly(stats.calls)
     per_month = f", ~{monthly:,.0f} calls per month" if monthly is not None else ""
@@ -272,9 +329,10 @@ def _header(name: str, group: Group, total: int, vol: Scale, options: ImportOpti
         "free-form": "free-form traffic behind one system prompt (small template groups "
         "folded in); rename it here and in modelroute.yaml",
         "other": "calls that fit no task (small groups, or beyond the group limit)",
+        "merged": f"merged by --rename from {', '.join(group.merged_from)}",
     }[group.kind]
     levels = " / ".join(f"{lvl} {stats.levels.get(lvl, 0):,}" for lvl in LEVELS)
-    sampled = " / ".join(str(len(group.reservoirs[lvl])) for lvl in LEVELS)
+    sampled = " / ".join(str(sum(s.complexity == lvl for s in samples)) for lvl in LEVELS)
     served = ", ".join(f"{m} {n / stats.calls:.0%}" for m, n in stats.models.most_common(4))
     return "\n".join(
         [

@@ -4,8 +4,8 @@ Files are read line by line (gzip is decompressed on the fly), so memory does no
 with the file; a line longer than ``MAX_LINE_BYTES`` is reported, not loaded. Only a
 log written as one JSON document (not JSON lines) is loaded whole, up to
 ``MAX_DOCUMENT_BYTES``. Every line ends up counted: as used, skipped (with its reason),
-malformed (reported with its file and line, or fatal with ``--strict``), or as a batch
-request line joined with its output.
+malformed (reported with its file and line, or fatal with ``--strict``), blank, or as a
+batch request line joined with its output.
 """
 
 from __future__ import annotations
@@ -46,14 +46,13 @@ class ReadStats:
     files: list[tuple[str, str]] = field(default_factory=list)
     lines: int = 0
     bytes: int = 0
-    records: int = 0
     used: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     malformed: Counter[str] = field(default_factory=Counter)
     malformed_lines: int = 0
+    blank_lines: int = 0
     batch_requests: int = 0
     unanswered_requests: int = 0
-    waiting: int = 0
 
 
 def _open(path: Path) -> IO[bytes]:
@@ -170,14 +169,16 @@ class LogReader:
                 continue
             stats.bytes += len(raw)
             if not raw.strip():
+                stats.blank_lines += 1
                 continue
             try:
                 record = json.loads(raw)
             except UnicodeDecodeError:
                 self._problem(where, "not valid UTF-8", "not UTF-8")
                 continue
-            except ValueError as exc:
-                message = getattr(exc, "msg", str(exc))
+            except json.JSONDecodeError as exc:
+                at = " column" if exc.msg.endswith(" at") else " at column"
+                message = f"{exc.msg}{at} {exc.colno}"
                 self._problem(where, f"invalid JSON: {message}", "invalid JSON")
                 continue
             if not isinstance(record, dict):
@@ -202,19 +203,12 @@ class LogReader:
         calls = []
         for item in items:
             if item is REQUEST_LINE:
-                stats.records += 1
                 stats.batch_requests += 1
             elif item is WAITING:
-                stats.records += 1
-                stats.waiting += 1
+                pass  # counted once its request line is read, or at the end as NO_REQUEST
             elif isinstance(item, Skip):
-                stats.records += 1
                 stats.skipped[item.reason] += 1
             else:
-                if REQUEST_LINE in items:  # a waiting output line found its request
-                    stats.waiting -= 1
-                else:
-                    stats.records += 1
                 stats.used += 1
                 if not item.where:
                     item.where = where
@@ -270,7 +264,15 @@ class LogReader:
     def _csv(self, path: Path, stream: IO[bytes]) -> Iterator[Call]:
         csv.field_size_limit(MAX_LINE_BYTES)
         text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="", errors="strict")
-        head = text.readline()
+        try:
+            head = text.readline(MAX_LINE_BYTES)
+        except UnicodeDecodeError:
+            raise LogProblem(
+                f"{path}:1: not a log file: not UTF-8 text (expected JSON lines, a JSON "
+                "document or CSV, optionally gzip-compressed)"
+            ) from None
+        if not head:
+            return  # an empty file: no lines
         try:
             dialect = csv.Sniffer().sniff(head, delimiters=",;\t|")
         except csv.Error:
@@ -287,7 +289,11 @@ class LogReader:
                 break
             except UnicodeDecodeError:
                 self.stats.lines = base + reader.line_num + 1
-                self._problem(f"{path}:{reader.line_num + 2}", "not valid UTF-8", "not UTF-8")
+                self._problem(
+                    f"{path}:{reader.line_num + 2}",
+                    "not valid UTF-8: the rest of this CSV file is not read",
+                    "not UTF-8",
+                )
                 break
             except csv.Error as exc:
                 self.stats.lines = base + reader.line_num
@@ -296,6 +302,7 @@ class LogReader:
             self.stats.lines = base + reader.line_num
             where = f"{path}:{reader.line_num + 1}"
             if not row or not any(cell.strip() for cell in row):
+                self.stats.blank_lines += 1
                 continue
             if len(row) != len(header):
                 self._problem(
@@ -315,6 +322,5 @@ class LogReader:
         waiting = left.get("output", 0)
         if waiting:
             self.stats.skipped[NO_REQUEST] += waiting
-            self.stats.waiting -= waiting
         self.stats.unanswered_requests = left.get("request", 0)
         return iter(())

@@ -11,7 +11,8 @@ What is found:
 - ``AWS_KEY``: AWS access key ids (``AKIA...``/``ASIA...`` and 16 more characters);
 - ``TOKEN``: bearer tokens (``Bearer ...``), JSON Web Tokens, GitHub (``ghp_``,
   ``github_pat_``), Slack (``xox.-``) and Google (``AIza...``) keys;
-- ``EMAIL``: addresses;
+- ``EMAIL``: addresses, also where their non-ASCII letters are JSON escapes
+  (``zo\\u00eb@example.com`` in a JSON answer: the whole address, never its tail);
 - ``CARD``: 13 to 19 digits, optionally grouped by spaces or dashes, that pass the Luhn
   check (so order numbers rarely match);
 - ``PHONE``: 8 to 15 digits written with a ``+`` country code, as North American
@@ -51,7 +52,13 @@ _KEYS = [
     (("AIza",), "TOKEN", re.compile(r"\bAIza[\w-]{35}")),
 ]
 _LITERALS = tuple((literal, i) for i, (literals, _, _) in enumerate(_KEYS) for literal in literals)
-_EMAIL = re.compile(r"[\w.%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+_EMAIL = re.compile(
+    r"(?:[\w.%+\-]|\\u[0-9A-Fa-f]{4})+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
+)
+_JSON_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})")
+#: how far from its ``@`` an address is looked for (a local part is at most 64
+#: characters, six times that as JSON escapes; a domain at most 253)
+EMAIL_REACH = 512
 #: runs of digits and separators: where cards and phone numbers can hide
 _DIGITS = re.compile(r"[0-9][0-9 ().\-]{6,}[0-9]")
 _CARD = re.compile(r"[0-9](?:[ \-]?[0-9]){12,18}(?![0-9])")
@@ -79,6 +86,34 @@ def luhn_ok(digits: str) -> bool:
 
 def _digits(text: str) -> str:
     return "".join(c for c in text if c.isdigit())
+
+
+def _same(kind: str, value: str) -> str:
+    """What makes two found values the same one (one placeholder): a number's digits,
+    an address with its JSON escapes decoded."""
+    if kind in ("CARD", "PHONE"):
+        return _digits(value)
+    if kind == "EMAIL" and "\\u" in value:
+        return _JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value)
+    return value
+
+
+def _email_spans(text: str) -> list[tuple[int, int]]:
+    """The addresses around each ``@``. The pattern runs near each ``@`` only: run over a
+    whole text, it retries every position of every word (a long document took 10 ms)."""
+    spans: list[tuple[int, int]] = []
+    at = text.find("@")
+    while at >= 0:
+        end = at + 1
+        for m in _EMAIL.finditer(text, max(0, at - EMAIL_REACH), at + EMAIL_REACH):
+            if m.start() <= at < m.end():
+                spans.append((m.start(), m.end()))
+                end = m.end()
+                break
+            if m.start() > at:
+                break
+        at = text.find("@", end)
+    return spans
 
 
 def _card_spans(run: str, offset: int) -> list[tuple[int, int]]:
@@ -110,10 +145,18 @@ def _phone_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
     return spans
 
 
-@functools.lru_cache(maxsize=2048)  # system prompts and instructions repeat on every call
+#: texts up to this long are remembered (system prompts and instructions repeat on every
+#: call); a longer one is nearly always unique, and a cache of them would hold megabytes
+CACHED_CHARS = 8192
+
+
 def find(text: str) -> tuple[tuple[int, int, str], ...]:
     """Non-overlapping ``(start, end, kind)`` of what to redact, in text order; earlier
     kinds in KINDS win overlaps (a key's digits are not a phone number)."""
+    return _find_cached(text) if len(text) <= CACHED_CHARS else _find(text)
+
+
+def _find(text: str) -> tuple[tuple[int, int, str], ...]:
     found: list[tuple[int, int, str]] = []
     ran: set[int] = set()
     for literal, i in _LITERALS:
@@ -122,7 +165,7 @@ def find(text: str) -> tuple[tuple[int, int, str], ...]:
             _, kind, pattern = _KEYS[i]
             found.extend((m.start(), m.end(), kind) for m in pattern.finditer(text))
     if "@" in text:
-        found.extend((m.start(), m.end(), "EMAIL") for m in _EMAIL.finditer(text))
+        found.extend((a, b, "EMAIL") for a, b in _email_spans(text))
     for m in _DIGITS.finditer(text):
         cards = _card_spans(m.group(), m.start())
         found.extend((a, b, "CARD") for a, b in cards)
@@ -141,6 +184,9 @@ def find(text: str) -> tuple[tuple[int, int, str], ...]:
             kept.append(span)
     kept.sort()
     return tuple(kept)
+
+
+_find_cached = functools.lru_cache(maxsize=2048)(_find)
 
 
 class RedactorProblem(Exception):
@@ -169,7 +215,7 @@ class Redactor:
                     pos = 0
                     for start, end, kind in spans:
                         value = text[start:end]
-                        key = (kind, _digits(value) if kind in ("CARD", "PHONE") else value)
+                        key = (kind, _same(kind, value))
                         placeholder = seen.get(key)
                         if placeholder is None:
                             per_kind[kind] += 1

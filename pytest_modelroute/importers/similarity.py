@@ -1,4 +1,10 @@
-"""The cheap reference check of imported suites written with ``--no-judge``.
+"""The reference checks of imported suites that need no judge: ``same_label`` for label
+tasks, ``token_f1`` for the others with ``--no-judge``.
+
+``same_label`` compares the answer's label with the production answer's: case, surrounding
+whitespace, quotes, emphasis and a final full stop aside (``Billing.`` is ``billing``).
+
+The cheap check of free-text answers written with ``--no-judge``:
 
 Used as ``{type: python, value: "pytest_modelroute.importers.similarity:token_f1"}``:
 the token F1 between the answer and the production answer (``expected``), the overlap
@@ -40,3 +46,18 @@ def token_f1(output: str, context: dict[str, Any]) -> tuple[float, str]:
         return 0.0, "the case has no expected answer to compare with"
     score = f1(output, str(expected))
     return score, f"token F1 {score:.2f} against the production answer"
+
+
+def label_of(text: str) -> str:
+    """An answer as a label: lower-cased, without surrounding whitespace, quotes, emphasis
+    or a final full stop or exclamation mark."""
+    return text.strip().strip("\"'`*").strip().rstrip(".!").strip().lower()
+
+
+def same_label(output: str, context: dict[str, Any]) -> tuple[bool, str]:
+    """The python check of label tasks: the same label as the case's ``expected``."""
+    expected = context.get("expected")
+    if expected is None:
+        return False, "the case has no expected answer to compare with"
+    got, want = label_of(output), label_of(str(expected))
+    return got == want, "" if got == want else f"label {got!r}, expected {want!r}"

@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 from .complexity import LEVELS
+from .naming import plural
 from .pipeline import ImportResult
 from .reading import ReadStats
 from .redact import KINDS
+from .spend import projected_baseline
 
 EXAMPLE_WIDTH = 48
 
@@ -35,10 +37,9 @@ def peak_memory_mb() -> float | None:
 def read_lines(stats: ReadStats, seconds: float, total: float) -> list[str]:
     mb = stats.bytes / 2**20
     rate = stats.lines / seconds if seconds > 0 else 0.0
-    files = f"{len(stats.files)} file{'s' if len(stats.files) != 1 else ''}"
     lines = [
-        f"modelroute import-logs: read {files}"
-        f" ({stats.lines:,} lines, {mb:,.1f} MB) in {seconds:.1f} s: {rate:,.0f} lines/s, "
+        f"modelroute import-logs: read {plural(len(stats.files), 'file')}"
+        f" ({plural(stats.lines, 'line')}, {mb:,.1f} MB) in {seconds:.1f} s: {rate:,.0f} lines/s, "
         f"{mb / seconds if seconds > 0 else 0:,.1f} MB/s ({total:.1f} s in all"
         + (f", peak memory {peak:,.0f} MB)" if (peak := peak_memory_mb()) else ")"),
         "  formats: " + ", ".join(f"{Path(p).name} ({fmt})" for p, fmt in stats.files),
@@ -50,7 +51,9 @@ def read_lines(stats: ReadStats, seconds: float, total: float) -> list[str]:
         parts.append(f"{stats.batch_requests:,} batch request lines")
     line = "  records: " + ", ".join(parts)
     if stats.malformed_lines:
-        line += f"; {stats.malformed_lines:,} malformed lines ({_counts(stats.malformed)})"
+        line += f"; {plural(stats.malformed_lines, 'malformed line')} ({_counts(stats.malformed)})"
+    if stats.blank_lines:
+        line += f"; {plural(stats.blank_lines, 'blank line')}"
     lines.append(line)
     if stats.unanswered_requests:
         lines.append(f"  batch: {stats.unanswered_requests:,} request lines had no output line")
@@ -87,7 +90,7 @@ def summary_lines(result: ImportResult, out: Path) -> list[str]:
     cases_dir = out / "cases"
     lines.append(
         f"wrote {rel / 'modelroute.yaml'}, {cases_dir}/ ({len(result.tasks)} files, "
-        f"{written.cases:,} cases), {out / 'replay' / 'production.jsonl'}"
+        f"{written.cases:,} cases), {written.replay}"
     )
     lines.append(
         f"verified: {written.verified:,} cases load and render to their logged prompts, "
@@ -157,5 +160,23 @@ def _model_lines(result: ImportResult) -> list[str]:
         )
     factor = result.scale.factor
     monthly = f", ~${spend * factor:,.2f} per month" if factor is not None else ""
-    lines.append(f"  logged spend at list prices: ${spend:,.2f} in the logs{monthly}")
+    lines.append(
+        f"  logged spend at list prices: ${spend:,.2f} in the logs{monthly} (each call at its "
+        "model's price)"
+    )
+    if result.spend and factor is not None:
+        baseline = catalog.baseline.alias
+        everything = sum(t.on_baseline for t in result.spend) * factor
+        projected = projected_baseline(result.spend)
+        cases = sum(len(t.case_file.cases) for t in result.tasks)
+        gap = f" ({projected / everything - 1:+.1%})" if everything else ""
+        lines.append(
+            f"  the baseline ({baseline}) on every logged call: ~${everything:,.2f} per month "
+            "(the calls of other models priced as its own: it replays their answers)"
+        )
+        lines.append(
+            f"  the bench will project ~${projected:,.2f} per month for it{gap}: the mean cost of "
+            f"the {cases:,} sampled cases (up to --per-level per complexity level, whatever the "
+            "level's share of the calls) is a sample's, not the logs' mean"
+        )
     return lines

@@ -2,7 +2,9 @@
 
 The window is the span from the earliest to the latest timestamp of the calls used
 (``--window`` overrides it: logs without timestamps, or logs known to cover a longer
-period than their first and last call). A month is 365.25 / 12 days. ``--logged-share``
+period than their first and last call). Calls without a timestamp (a batch results file
+holds none) count at the same rate: the summary says how many. A month is 365.25 / 12
+days. ``--logged-share``
 scales up logs that hold a sample of the traffic (0.1 when one call in ten is logged).
 """
 
@@ -62,6 +64,8 @@ class Scale:
     logged_share: float = 1.0
     first: float | None = None
     last: float | None = None
+    #: calls without a timestamp, scaled at the rate of the window all the same
+    untimed: int = 0
 
     @property
     def factor(self) -> float | None:
@@ -85,14 +89,19 @@ class Scale:
         short = ""
         if self.days < SHORT_WINDOW_DAYS:
             short = " (less than a day of logs: a rough guess of a month; give --window if known)"
+        if self.untimed and self.source == "timestamps":
+            short += f"; {self.untimed:,} calls without a timestamp scaled as if in this window"
         return f"{span}{share}; x{self.factor:.3f} to calls per month{short}"
 
 
 def scale(window: Window, override_days: float | None, logged_share: float = 1.0) -> Scale:
     if override_days:
-        return Scale(override_days, "--window", logged_share, window.first, window.last)
+        return Scale(
+            override_days, "--window", logged_share, window.first, window.last, window.untimed
+        )
     days = window.days
-    return Scale(days, "timestamps" if days else "unknown", logged_share, window.first, window.last)
+    source = "timestamps" if days else "unknown"
+    return Scale(days, source, logged_share, window.first, window.last, window.untimed)
 
 
 def _iso(ts: float) -> str:

@@ -1,6 +1,11 @@
 """Writing the suite: ``modelroute.yaml``, ``cases/<task>.yaml`` and
-``replay/production.jsonl``, then loading them back the way ``pytest --model-route``
-will, to prove that every case renders to its logged prompt and finds its recording.
+``replay/production-<digest>.jsonl``, then loading them back the way
+``pytest --model-route`` will, to prove that every case renders to its logged prompt and
+finds its recording.
+
+The replay file is named by its content: the response cache keys a replay model's
+answers by the file's path (not its content), so a new import whose answers differ
+(another redactor, other logs with the same prompts) must not be served the old ones.
 
 The files are written to be read and edited: comments say where each figure comes from
 and what to review. Existing files are never overwritten without ``--force``, and then
@@ -9,6 +14,7 @@ only files this command wrote (they start with ``MARKER``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import textwrap
@@ -25,7 +31,7 @@ from .naming import file_stem
 from .volumes import Scale
 
 MARKER = "# Written by `modelroute import-logs`"
-REPLAY = "replay/production.jsonl"
+REPLAY_GLOB = "production*.jsonl"
 
 
 class WriteProblem(Exception):
@@ -49,12 +55,15 @@ class Written:
     files: list[Path] = field(default_factory=list)
     cases: int = 0
     verified: int = 0
+    replay: Path | None = None
     config_loads: bool = False
     config_problem: str = ""
 
 
-class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
-    """Safe YAML (libyaml's emitter when PyYAML has it), multi-line text as blocks."""
+class _Dumper(yaml.SafeDumper):
+    """Safe YAML, multi-line text as blocks. PyYAML's own emitter, not libyaml's: libyaml
+    escapes every character beyond the BMP (an emoji becomes ``"\\U0001F600"``), and a
+    suite is a few hundred cases, written once."""
 
 
 def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
@@ -88,7 +97,7 @@ def _price_comment(m: Model) -> str:
     )
 
 
-def _model_lines(m: Model, catalog: Catalog, offline: bool) -> list[str]:
+def _model_lines(m: Model, catalog: Catalog, offline: bool, replay: str) -> list[str]:
     lines: list[str] = []
     share = ""
     if m.calls:
@@ -97,13 +106,13 @@ def _model_lines(m: Model, catalog: Catalog, offline: bool) -> list[str]:
         lines += [
             f"  # baseline: the most-used expensive model ({share},",
             f"  # ${m.cost:,.2f} logged spend at list prices). It answers from production's",
-            f"  # recorded outputs ({REPLAY}), so it is scored without paying again.",
+            f"  # recorded outputs ({replay}), so it is scored without paying again.",
             f"  # To call it live once prompts change: provider: {m.provider or 'openai'}",
         ]
         body = [
             "    provider: replay",
             f"    model: {_q(m.model)}",
-            f"    file: {REPLAY}",
+            f"    file: {replay}",
         ]
         body.append(_price_line(m))
         return lines + [f"  {_q(m.alias)}:"] + body
@@ -156,6 +165,7 @@ def config_text(
     offline: bool,
     source: str,
     needs_judge: bool,
+    replay: str,
 ) -> str:
     out = [
         f"{MARKER} from {source}.",
@@ -165,7 +175,7 @@ def config_text(
         "models:",
     ]
     for m in catalog.models:
-        out += _model_lines(m, catalog, offline)
+        out += _model_lines(m, catalog, offline, replay)
     out += [
         "",
         f"baseline: {_q(catalog.baseline.alias)}",
@@ -216,6 +226,20 @@ def case_file_text(task: TaskOut) -> str:
     return "\n".join(head) + "\n" + dump_yaml(cf.document)
 
 
+@dataclass(frozen=True)
+class Replay:
+    """The replay file's path (relative to the suite) and text."""
+
+    path: str
+    text: str
+
+
+def replay_file(tasks: list[TaskOut], baseline: Model) -> Replay:
+    text = "\n".join(replay_lines(tasks, baseline)) + "\n"
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
+    return Replay(f"replay/production-{digest}.jsonl", text)
+
+
 def replay_lines(tasks: list[TaskOut], baseline: Model) -> list[str]:
     lines = []
     for task in tasks:
@@ -245,6 +269,8 @@ def prepare(out: Path, force: bool) -> None:
     for old in sorted((out / "cases").glob("*.yaml")) if force else []:
         if old.read_text(encoding="utf-8").startswith(MARKER):
             old.unlink()
+    for old in sorted((out / "replay").glob(REPLAY_GLOB)) if config.exists() else []:
+        old.unlink()  # the replay of the suite we wrote (its name changes with its content)
 
 
 def write(
@@ -252,6 +278,7 @@ def write(
     tasks: list[TaskOut],
     catalog: Catalog,
     config: str,
+    replay: Replay,
 ) -> Written:
     written = Written()
     (out / "cases").mkdir(parents=True, exist_ok=True)
@@ -268,9 +295,9 @@ def write(
         paths[task.name] = path
         written.files.append(path)
         written.cases += len(task.case_file.cases)
-    replay = out / REPLAY
-    replay.write_text("\n".join(replay_lines(tasks, catalog.baseline)) + "\n", encoding="utf-8")
-    written.files.append(replay)
+    written.replay = out / replay.path
+    written.replay.write_text(replay.text, encoding="utf-8")
+    written.files.append(written.replay)
     config_path = out / "modelroute.yaml"
     config_path.write_text(config, encoding="utf-8")
     written.files.insert(0, config_path)
@@ -289,7 +316,8 @@ def verify(
     from ..providers.replay import _match_key, load_replay
 
     registry = builtin_checks()
-    index = load_replay(out / REPLAY)
+    assert written.replay is not None
+    index = load_replay(written.replay)
     for task in tasks:
         path = paths[task.name]
         try:

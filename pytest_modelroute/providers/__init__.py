@@ -7,12 +7,14 @@ from .base import Provider, estimate_tokens
 
 def builtin_providers() -> dict[str, type[Provider]]:
     from .anthropic import AnthropicProvider
+    from .local import LocalProvider
     from .openai import OpenAIProvider
     from .replay import ReplayProvider
     from .sim import SimProvider
 
     return {
-        cls.name: cls for cls in (AnthropicProvider, OpenAIProvider, SimProvider, ReplayProvider)
+        cls.name: cls
+        for cls in (AnthropicProvider, OpenAIProvider, SimProvider, ReplayProvider, LocalProvider)
     }
 
 

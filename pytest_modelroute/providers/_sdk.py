@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import os
 import time
 from abc import abstractmethod
@@ -81,8 +83,11 @@ class SDKProvider(Provider):
     """
 
     path: ClassVar[str]
+    #: the SDK's package, imported off the event loop before the client is made
+    sdk_module: ClassVar[str]
 
     _client: Any = None
+    _warming: asyncio.Future[None] | None = None
 
     @abstractmethod
     def _new_client(self) -> Any:
@@ -97,12 +102,32 @@ class SDKProvider(Provider):
         """The completion in the JSON answer; raise ValueError (or ProviderError) on a
         body of the wrong shape."""
 
+    async def client(self) -> Any:
+        """The SDK's client, created (and its HTTP stack warmed up) on first use."""
+        if self._warming is None:
+            self._warming = asyncio.ensure_future(self._start_client())
+        # shielded: a call cancelled meanwhile must not cancel what the others wait for
+        await asyncio.shield(self._warming)
+        return self._client
+
+    async def _start_client(self) -> None:
+        # the SDK's import takes seconds on a loaded machine: off the event loop, where
+        # other calls' deadlines run; the client itself is made on the loop, as before
+        await asyncio.to_thread(importlib.import_module, self.sdk_module)
+        self._client = self._new_client()
+        await warm_up()
+
+    async def prepare(self) -> None:
+        await self.client()
+
     async def complete(self, request: Request) -> Completion:
-        started = time.perf_counter()
         try:
-            if self._client is None:
-                self._client = self._new_client()
-            data = await self._client.post(self.path, body=self.body(request), cast_to=object)
+            client = await self.client()
+            body = self.body(request)
+            # latency: from handing the request to the client to its answer (the SDK's
+            # import and the client's creation are not the model's latency)
+            started = time.perf_counter()
+            data = await client.post(self.path, body=body, cast_to=object)
             if not isinstance(data, dict):
                 raise ValueError(f"expected a JSON object, got {str(data)[:200]!r}")
             return self.parse(request, data, time.perf_counter() - started)
@@ -116,6 +141,17 @@ class SDKProvider(Provider):
         if self._client is not None:
             await self._client.close()
             self._client = None
+            self._warming = None
+
+
+async def warm_up() -> None:
+    """What the SDKs' HTTP stack (httpx over anyio) does on its first request only: import
+    anyio's event-loop backend and socket streams and start the thread that resolves
+    names (0.1-0.2 s on a loaded machine), done before any call's timer starts."""
+    import anyio
+
+    await anyio.getaddrinfo("127.0.0.1", 0)
+    importlib.import_module("anyio.streams.stapled")
 
 
 def field(data: Any, name: str, kind: type) -> Any:

@@ -14,6 +14,7 @@ class AnthropicProvider(SDKProvider):
     name: ClassVar[str] = "anthropic"
     default_key_env: ClassVar[str | None] = "ANTHROPIC_API_KEY"
     path: ClassVar[str] = "/v1/messages"
+    sdk_module: ClassVar[str] = "anthropic"
     unsupported: ClassVar[frozenset[str]] = frozenset({"seed"})  # the Messages API has none
 
     def _new_client(self) -> Any:

@@ -33,6 +33,9 @@ class Provider(ABC):
     uses_hints: ClassVar[bool] = False
     #: The environment variable holding the API key, when the provider needs one.
     default_key_env: ClassVar[str | None] = None
+    #: How its calls' latency comes about: "measured" (a real call, timed from the moment
+    #: its request is handed to the client), "simulated" or "recorded" (from a file).
+    latency_kind: ClassVar[str] = "measured"
     #: Generation settings the provider's API rejects: a config setting them is an error.
     unsupported: ClassVar[frozenset[str]] = frozenset()
 
@@ -69,6 +72,44 @@ class Provider(ABC):
     def cache_identity(self) -> dict[str, Any]:
         """What, besides the request, decides the answer (never secrets)."""
         return {"provider": self.name, "model": self.model.model, "base_url": self.model.base_url}
+
+    async def prepare(self) -> None:  # noqa: B027 - optional hook
+        """Get ready for calls (create a client, start a server): awaited before each call,
+        outside its deadline and its latency; cheap once ready."""
+
+    def setup_error(self) -> tuple[str, str | None] | None:
+        """Why this model cannot be used at all (a missing package or file): the message
+        and the config field it concerns, checked once before the run; None when fine."""
+        return None
+
+    def default_concurrency(self) -> int | None:
+        """Calls at once that suit this model when its config sets no ``concurrency:``
+        (a server's slots), or None for the run's default."""
+        return None
+
+    def notes(self) -> list[str]:
+        """What the reports should say about this model in this run (a server it started)."""
+        return []
+
+    async def server_slots(self) -> int | None:
+        """How many requests the model's server answers at once, when it says so."""
+        return None
+
+    def self_hosted(self) -> bool:
+        """Whether a server of the user's answers (one that may queue our calls): its
+        first call is then made alone, a latency to compare the others with."""
+        return False
+
+    def start_shared(self) -> dict[str, Any] | None:
+        """On the controller of an xdist run, before the workers start: start what they
+        will share (a local server) and return how to reach it (JSON); None: nothing."""
+        return None
+
+    def adopt_shared(self, info: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        """On an xdist worker: use what the controller's :meth:`start_shared` returned."""
+
+    def shutdown(self) -> None:  # noqa: B027 - optional hook
+        """The run is over: stop what this process started for it (once, every process)."""
 
     @abstractmethod
     async def complete(self, request: Request) -> Completion:

@@ -13,6 +13,7 @@ class OpenAIProvider(SDKProvider):
     name: ClassVar[str] = "openai"
     default_key_env: ClassVar[str | None] = "OPENAI_API_KEY"
     path: ClassVar[str] = "/chat/completions"
+    sdk_module: ClassVar[str] = "openai"
 
     def missing_key(self) -> str | None:
         # Local OpenAI-compatible servers (Ollama, vLLM) usually take any key.
@@ -20,19 +21,41 @@ class OpenAIProvider(SDKProvider):
             return None
         return super().missing_key()
 
+    def endpoint(self) -> str | None:
+        """The base URL of a compatible server (None: OpenAI's own API)."""
+        return self.model.base_url
+
     def _new_client(self) -> Any:
         import openai
 
         return openai.AsyncOpenAI(
             api_key=self.api_key() or "not-needed",
-            base_url=self.model.base_url,
+            base_url=self.endpoint(),
             timeout=self.model.timeout_s,
             max_retries=self.model.max_retries,
         )
 
+    def self_hosted(self) -> bool:
+        return self.endpoint() is not None
+
+    async def server_slots(self) -> int | None:
+        """A self-hosted server's slots, from llama.cpp's ``/props`` (``total_slots``)
+        beside its ``/v1``; None from servers that do not say (vLLM, Ollama, OpenAI)."""
+        endpoint = self.endpoint()
+        if endpoint is None:
+            return None
+        root = endpoint.rstrip("/").removesuffix("/v1")
+        client = (await self.client()).with_options(max_retries=0, timeout=5.0)
+        try:
+            props = await client.get(root + "/props", cast_to=object)
+        except Exception:  # 404 and the like: a server that does not say
+            return None
+        slots = props.get("total_slots") if isinstance(props, dict) else None
+        return slots if isinstance(slots, int) and slots > 0 else None
+
     def body(self, request: Request) -> dict[str, Any]:
         params = request.param_dict
-        if self.model.base_url is None and "max_tokens" in params:
+        if self.endpoint() is None and "max_tokens" in params:
             # OpenAI's own endpoint wants max_completion_tokens (its reasoning models reject
             # max_tokens); compatible servers (vLLM, Ollama) know max_tokens.
             params["max_completion_tokens"] = params.pop("max_tokens")

@@ -8,6 +8,7 @@ One object per line: ``{"model": id, "prompt": text | "messages": [...], "output
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import threading
 from pathlib import Path
@@ -21,6 +22,7 @@ from .base import Provider, estimate_tokens
 RECORD_KEYS = ("model", "prompt", "messages", "output", "usage", "latency_s")
 _lock = threading.Lock()
 _indexes: dict[tuple[Path, int, int], dict[tuple[str, str], dict[str, Any]]] = {}
+_digests: dict[tuple[Path, int, int], str] = {}
 
 
 def _match_key(model: str, prompt: str | None, messages: Any) -> tuple[str, str]:
@@ -98,17 +100,37 @@ def load_replay(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
         return index
 
 
+def file_digest(path: Path) -> str:
+    """The SHA-256 of ``path``'s bytes (re-read when the file changes; "" when absent)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return ""
+    version = (path, stat.st_mtime_ns, stat.st_size)
+    with _lock:
+        if version not in _digests:
+            with path.open("rb") as f:
+                _digests[version] = hashlib.file_digest(f, "sha256").hexdigest()
+        return _digests[version]
+
+
 class ReplayProvider(Provider):
     name: ClassVar[str] = "replay"
     billable: ClassVar[bool] = False
     spends: ClassVar[bool] = False
+    latency_kind: ClassVar[str] = "recorded"
 
     @property
     def path(self) -> Path:
         return (self.root / (self.model.file or "")).resolve()
 
     def cache_identity(self) -> dict[str, Any]:
-        return {**super().cache_identity(), "file": str(self.path)}
+        # the file's content, not only its name: an edited recording is a different model
+        return {
+            **super().cache_identity(),
+            "file": str(self.path),
+            "digest": file_digest(self.path),
+        }
 
     def _find(self, request: Request) -> dict[str, Any] | None:
         index = load_replay(self.path)

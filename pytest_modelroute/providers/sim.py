@@ -62,6 +62,7 @@ class SimProvider(Provider):
     name: ClassVar[str] = "sim"
     billable: ClassVar[bool] = False
     uses_hints: ClassVar[bool] = True
+    latency_kind: ClassVar[str] = "simulated"
 
     def cache_identity(self) -> dict[str, Any]:
         # the skill decides the answer: two aliases of one sim model id with different

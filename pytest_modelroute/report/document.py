@@ -30,6 +30,8 @@ def result_json(data: Mapping[str, Any]) -> dict[str, Any]:
             "cost": c["cost"],
             "input_tokens": c["usage"]["input_tokens"],
             "output_tokens": c["usage"]["output_tokens"],
+            "cache_read_tokens": c["usage"]["cache_read_tokens"],
+            "cache_write_tokens": c["usage"]["cache_write_tokens"],
             "estimated": c["usage"]["estimated"],
             "latency_s": c["latency_s"],
             "cached": c["cached"],
@@ -56,10 +58,13 @@ def spend_json(
     used: dict[tuple[str, str], tuple[float, str]] = {}
     estimated: set[str] = set()
     accept: set[str] = set()  # judge calls made by acceptance checks: route cost
+    cache_tokens: dict[str, tuple[int, int]] = {}  # per call: prompt cache read, written
     for result in results:
         for call in result.calls:
             if call.error is None:
                 used.setdefault((call.key, call.model), (call.cost, "judge"))
+                usage = call.usage
+                cache_tokens[call.key] = (usage.cache_read_tokens, usage.cache_write_tokens)
                 if call.usage.estimated:
                     estimated.add(call.key)
                 if call.purpose == "accept":
@@ -67,9 +72,14 @@ def spend_json(
         for call in result.route_calls():  # a cascade's acceptance checks are route cost
             if call.error is None:
                 used[call.key, call.model] = (call.cost, "route")
+    batched = [c for c in calls.values() if c.get("batch")]
     return {
         "api_calls": len(calls),
         "api_errors": errors,
+        #: the calls a provider's batch API answered, what they cost and would have at list
+        "batch_calls": len(batched),
+        "batch_cost_incurred": math.fsum(c["cost"] for c in batched),
+        "batch_list_cost": math.fsum(c.get("list_cost", c["cost"]) for c in batched),
         "cache_hits": len(hits - set(calls)),
         # fsum: exact, so the totals do not depend on the order xdist workers finished in
         "cost_incurred": math.fsum(c["cost"] for c in calls.values()),
@@ -80,6 +90,10 @@ def spend_json(
         "judge_cost": math.fsum(cost for cost, p in used.values() if p == "judge"),
         #: calls whose tokens (so cost) were estimated from the text, not reported
         "estimated_calls": len(estimated),
+        #: prompt tokens the servers read from (wrote to) their prompt caches, in the calls
+        #: the results used: priced as input unless a model sets cache_prices
+        "cache_read_tokens": sum(r for r, _ in cache_tokens.values()),
+        "cache_write_tokens": sum(w for _, w in cache_tokens.values()),
     }
 
 

@@ -73,3 +73,41 @@ def suite_sentence(doc: Mapping[str, Any]) -> str:
         f"chance of at least one false failure is {percent(s.get('familywise_false_failure'))} "
         f"(--model-route-holm holds it at {percent(1 - level)})"
     )
+
+
+def batch_note(spend: Mapping[str, Any]) -> str:
+    """``; N in batches $x, list price $y`` when batch APIs answered calls; else ``""``."""
+    n = spend.get("batch_calls") or 0
+    if not n:
+        return ""
+    return (
+        f"; {n:,} in batches {money(spend.get('batch_cost_incurred'))}, "
+        f"list price {money(spend.get('batch_list_cost'))}"
+    )
+
+
+def latency_note(doc: Mapping[str, Any]) -> str:
+    """``latency per call, request to answer: gemma at concurrency 1; big at 8 (simulated)``:
+    how the latencies were obtained (the JSON's ``latency``); ``""`` for older documents."""
+    models = (doc.get("latency") or {}).get("models") or {}
+    groups: dict[tuple[Any, Any], list[str]] = {}
+    for alias, m in models.items():
+        groups.setdefault((m.get("concurrency"), m.get("kind")), []).append(alias)
+    parts = [
+        f"{', '.join(aliases)} at {'concurrency ' if i == 0 else ''}{concurrency}"
+        + (f" ({kind})" if kind not in (None, "measured") else "")
+        for i, ((concurrency, kind), aliases) in enumerate(groups.items())
+    ]
+    return "latency per call, request to answer: " + "; ".join(parts) if parts else ""
+
+
+def cache_tokens_note(doc: Mapping[str, Any]) -> str:
+    """``prompt cache: N tokens read, M written (priced as input)`` when servers reported
+    prompt-cache tokens; else ``""``."""
+    spend = doc.get("spend") or {}
+    read, written = spend.get("cache_read_tokens") or 0, spend.get("cache_write_tokens") or 0
+    if not read and not written:
+        return ""
+    priced = sorted(a for a, p in (doc.get("prices") or {}).items() if p.get("cache_prices"))
+    how = f"at cache prices for {', '.join(priced)}, else as input" if priced else "as input"
+    return f"prompt cache: {read:,} tokens read, {written:,} written (priced {how})"

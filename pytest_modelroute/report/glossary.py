@@ -81,6 +81,12 @@ TERMS: dict[str, tuple[str, Callable[[Doc], bool]]] = {
         "call; per case: quality). A pull request is judged against it.",
         lambda doc: any(t.get("snapshot") for t in _tasks(doc)),
     ),
+    "snapshot change (vs base)": (
+        "What a pull request's own snapshot changes against its base branch's. The gate "
+        "judges every task against the base's snapshot unless the change is accepted on "
+        "purpose (the label modelroute: accept); vs base is a task's verdict against it.",
+        lambda doc: bool((doc.get("snapshot_change") or {}).get("tasks")),
+    ),
     "n": (
         "The number of cases a figure rests on (errored cases are not counted; they are "
         "shown as +NE).",
@@ -161,6 +167,13 @@ TERMS: dict[str, tuple[str, Callable[[Doc], bool]]] = {
         "What grading cost (an LLM judge scoring answers); kept apart from the routes' "
         "cost, since production does not pay it.",
         lambda doc: bool((doc.get("spend") or {}).get("judge_cost")),
+    ),
+    "in batches, list price": (
+        "Calls answered through a provider's batch API (Anthropic Message Batches, OpenAI "
+        "Batch API): paid at batch prices, half the list price unless the price database or "
+        "the config says otherwise; list price is what the same calls cost made one by one. "
+        "Costs per call and projections stay at list price: production is not batched.",
+        lambda doc: bool((doc.get("spend") or {}).get("batch_calls")),
     ),
     "priced from estimated tokens": (
         "The provider reported no token counts (the offline simulator, a recording "

@@ -20,8 +20,20 @@ from markupsafe import Markup
 
 from . import svg
 from .document import judge_panels
-from .fmt import clip, estimated_note, money, percent, quality, signed, suite_sentence
+from .fmt import (
+    batch_note,
+    cache_tokens_note,
+    clip,
+    estimated_note,
+    latency_note,
+    money,
+    percent,
+    quality,
+    signed,
+    suite_sentence,
+)
 from .glossary import glossary
+from .snapshot_change import change_cells, change_of, details, verdict_vs_base
 from .text import show_controls, truncate
 
 #: the whole page stays under this many bytes (the issue's budget is 5 MB)
@@ -61,6 +73,7 @@ def render_html(doc: Doc) -> str:
     page = env.get_template("report.html.j2")
     cases = cases_view(doc)
     context = {
+        "change": snapshot_change_view(doc),
         "header": header_view(doc),
         "verdict": verdict_view(doc),
         "outcome": outcome_view(doc),
@@ -803,6 +816,9 @@ def run_view(doc: Doc) -> dict[str, Any]:
         "cache_hits": f"{hits:,}",
         "api_errors": s.get("api_errors") or 0,
         "estimated": estimated_note(s),
+        "batches": batch_note(s).removeprefix("; "),
+        "latency": _text(latency_note(doc), 300),
+        "cache_tokens": _text(cache_tokens_note(doc), 200),
         "hit_rate": percent(hits / (calls + hits)) if calls + hits else "-",
         "prices": prices,
         "config": _text(doc.get("config") or "", 300),
@@ -813,6 +829,10 @@ def run_view(doc: Doc) -> dict[str, Any]:
         "snapshot_state": (
             "updated from this run"
             if snap.get("updated")
+            else f"compared as it is at {_text(snap['ref'], 100)}"
+            if snap.get("ref") and (doc.get("snapshot_change") or {}).get("base_found")
+            else f"none at {_text(snap['ref'], 100)}"
+            if snap.get("ref")
             else "compared"
             if snap.get("found")
             else "not found"
@@ -824,3 +844,28 @@ def run_view(doc: Doc) -> dict[str, Any]:
 
 def _per_million(value: Any) -> str:
     return f"${value:,.2f}" if isinstance(value, (int, float)) else "-"
+
+
+# -- the PR's own snapshot change ---------------------------------------------------------
+
+
+def snapshot_change_view(doc: Doc) -> dict[str, Any] | None:
+    """The first section when the PR's snapshot differs from its base's (None otherwise)."""
+    change = change_of(doc)
+    if change is None:
+        return None
+    return {
+        "base": _text(change["base"], 300),
+        "base_found": bool(change.get("base_found")),
+        "accepted": bool(change.get("accepted")),
+        "rows": [
+            {
+                "task": _text(row["task"], 80),
+                "change": _text(row["change"], 20),
+                **{k: _text(v, 120) for k, v in change_cells(row).items()},
+                "cases": [_text(c, 1_200) for c in details(row, bool(change.get("accepted")))],
+                "vs_base": verdict_vs_base(row),
+            }
+            for row in change["tasks"]
+        ],
+    }

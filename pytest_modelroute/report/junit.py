@@ -5,6 +5,10 @@ bench mode the recommended route, never failed), failed or errored as the gate d
 with the figures as properties; ``model-route-cases`` has one test case per case result
 (errored when it could not be measured; below its bar it passes, with the reason).
 junit-xml 1.9 has no per-test-case properties, so they are added to the XML afterwards.
+
+When a pull request's own snapshot differs from its base's, a suite
+``model-route-snapshot-change`` comes first, with one test case per changed task (its
+figures before and after in its output).
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ from typing import Any
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
 from .fmt import clip, quality
+from .snapshot_change import junit_cases
 from .text import strip_controls
 
 ROUTE_SUITE = "model-route"
 CASE_SUITE = "model-route-cases"
+CHANGE_SUITE = "model-route-snapshot-change"
 OUTPUT_CHARS = 2_000
 
 Doc = Mapping[str, Any]
@@ -45,6 +51,13 @@ def render_junit(doc: Doc) -> str:
         ),
         TestSuite(CASE_SUITE, case_results(doc), timestamp=doc.get("created")),
     ]
+    change = junit_cases(doc)
+    if change is not None:  # first: the reference this PR's own snapshot moves
+        props, changed = change
+        tests = [TestCase(_s(n), classname=CHANGE_SUITE, stdout=_s(t)) for n, t in changed]
+        suites.insert(
+            0, TestSuite(CHANGE_SUITE, tests, timestamp=doc.get("created"), properties=props)
+        )
     root = ET.fromstring(to_xml_report_string(suites, prettyprint=False))
     _add_case_properties(root, [props for _, props in routes])
     ET.indent(root)

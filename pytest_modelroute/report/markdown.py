@@ -4,6 +4,9 @@ The layout is the same on every run (marker, verdict, savings, tasks, savings by
 complexity, flipped cases, matrix, footer) so a bot can update one sticky comment in
 place, and the text always stays under GitHub's 65,536-character comment limit: every
 section has a character budget, lists and tables are capped with a count of the rest.
+
+When a pull request's own snapshot differs from its base's, a section saying so comes
+first, after the marker.
 """
 
 from __future__ import annotations
@@ -13,22 +16,35 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .document import judge_panels
-from .fmt import clip, estimated_note, money, percent, quality, signed, suite_sentence
+from .fmt import (
+    batch_note,
+    clip,
+    estimated_note,
+    latency_note,
+    money,
+    percent,
+    quality,
+    signed,
+    suite_sentence,
+)
 from .glossary import glossary
+from .snapshot_change import case_counts, change_cells, change_of, details
 from .text import strip_controls
 
 MARKER = "<!-- pytest-modelroute -->"
 LIMIT = 65_000
 #: characters per section; their sum plus the headings stays well under LIMIT
 BUDGETS = {
+    "snapshot_change": 4_000,
     "verdict": 3_000,
     "savings": 1_500,
     "tasks": 26_000,
     "complexity": 2_000,
     "flipped": 9_000,
-    "matrix": 18_000,
+    "matrix": 12_000,
     "glossary": 5_000,
     "footer": 1_000,
+    "replay": 2_500,
 }
 FLIPS_PER_TASK = 10
 
@@ -70,9 +86,12 @@ def escape_md_cell(value: Any, width: int | None = None) -> str:
 
 def render_markdown(doc: Doc) -> str:
     """The PR comment for a results document, under ``LIMIT`` characters."""
+    change = snapshot_change_section(doc, BUDGETS["snapshot_change"])
     sections = [
         MARKER,
+        *([change] if change else []),
         verdict_section(doc, BUDGETS["verdict"]),
+        *([replay_section(doc, BUDGETS["replay"])] if doc.get("replay_misses") else []),
         savings_line(doc, BUDGETS["savings"]),
         "### Tasks\n\n" + tasks_section(doc, BUDGETS["tasks"]),
         "### Savings by complexity\n\n" + complexity_section(doc, BUDGETS["complexity"]),
@@ -185,6 +204,30 @@ def verdict_section(doc: Doc, budget: int) -> str:
         else:
             line = f"**Model route**: no verdict ({n} task{plural})"
     return _limit(line, budget)
+
+
+def replay_section(doc: Doc, budget: int) -> str:
+    """The cases that replay mode could not answer from the cache (a fork's pull request
+    runs without API keys), per task."""
+    misses = doc.get("replay_misses") or []
+    by_task: dict[str, list[str]] = {}
+    for m in misses:
+        by_task.setdefault(str(m.get("task")), []).append(
+            f"{escape_md_cell(m.get('case'), 80)} on {escape_md_cell(m.get('route'), 50)}"
+        )
+    items = [
+        f"- **{escape_md_cell(task, 60)}** ({len(cases)}): {', '.join(cases[:FLIPS_PER_TASK])}"
+        + (f" and {len(cases) - FLIPS_PER_TASK} more" if len(cases) > FLIPS_PER_TASK else "")
+        for task, cases in sorted(by_task.items())
+    ]
+    head = (
+        f"⚠️ **{len(misses)} case{'s' * (len(misses) != 1)} could not be answered from the "
+        "response cache**: this run replayed cached responses only and called no provider "
+        "(as a pull request from a fork does, without API keys), so these cases count as "
+        "errors. A run with the keys (on a branch of this repository, or on main) records "
+        "them."
+    )
+    return _limit(head + "\n\n" + _lines(items, budget - len(head), "tasks"), budget)
 
 
 def savings_line(doc: Doc, budget: int) -> str:
@@ -432,11 +475,14 @@ def footer(doc: Doc, budget: int) -> str:
     parts = [f"{len(doc.get('results') or [])} case results"]
     if s:
         parts.append(
-            f"{s.get('api_calls', 0):,} API calls ({usd(s.get('cost_incurred'))}), "
+            f"{s.get('api_calls', 0):,} API calls ({usd(s.get('cost_incurred'))}"
+            f"{batch_note(s).replace('$', chr(92) + '$')}), "
             f"{s.get('cache_hits', 0):,} cache hits"
         )
         if estimated_note(s):
             parts.append(estimated_note(s))
+    if latency_note(doc):
+        parts.append(escape_md_cell(latency_note(doc), 160))
     if doc.get("threshold") is not None:
         parts.append(f"threshold {quality(doc['threshold'])}")
     if doc.get("run_id"):
@@ -444,3 +490,65 @@ def footer(doc: Doc, budget: int) -> str:
     if doc.get("created"):
         parts.append(escape_md_cell(doc["created"], 40))
     return _limit("<sub>" + " · ".join(parts) + " · pytest-modelroute</sub>", budget)
+
+
+def snapshot_change_section(doc: Doc, budget: int) -> str | None:
+    """First in the comment when the PR's own snapshot differs from its base's: per task,
+    what the change accepts, and whether the team accepted it on purpose."""
+    change = change_of(doc)
+    if change is None:
+        return None
+    rows = change["tasks"]
+    n = len(rows)
+    tasks = f"{n} task{'s' * (n != 1)}"
+    base = escape_md_cell(change["base"], 200)
+    lede = f"This PR's snapshot changes the reference of the tasks below against `{base}`."
+    if change.get("accepted"):
+        title = f"### ✅ Snapshot changed in this PR: {tasks}, accepted on purpose"
+        lede += (
+            " They were **accepted on purpose** (label `modelroute: accept`, "
+            "`--model-route-accept-changes`) and are judged against this PR's snapshot; "
+            "*vs base* is how they fare against the base's."
+        )
+    else:
+        title = f"### ⚠️ Snapshot changed in this PR: {tasks}, not accepted"
+        lede += (
+            " **Every task is judged against the base's snapshot**: a regression that the "
+            "PR's snapshot accepts still fails. To accept these changes on purpose, label the "
+            "PR `modelroute: accept` (the gate then runs with `--model-route-accept-changes`)."
+        )
+    if not change.get("base_found"):
+        lede += " The base has no snapshot file: against it only the absolute rules apply."
+
+    def row_cells(row: Mapping[str, Any]) -> list[str]:
+        c = change_cells(row)
+        verdict = row.get("verdict_vs_base")
+        return [
+            f"**{escape_md_cell(row['task'], 60)}**",
+            row["change"],
+            escape_md_cell(c["route"], 80),
+            c["quality"],
+            escape_md_cell(c["cost"]),
+            c["n"],
+            case_counts(row),
+            "not run" if verdict is None else _verdict_icon(verdict),
+        ]
+
+    text = f"{title}\n\n{lede}\n\n" + _table(
+        ["Task", "Change", "Route", "Quality", "Cost/call", "n", "Cases", "vs base"],
+        "<<<>>><<",
+        (row_cells(r) for r in rows),
+        int(budget * 0.6),
+        n,
+        "changed tasks",
+    )
+    accepted = bool(change.get("accepted"))
+    items = [
+        f"- **{escape_md_cell(r['task'], 60)}**: "
+        + "; ".join(escape_md_cell(item, 1_200) for item in details(r, accepted))
+        for r in rows
+        if details(r, accepted)
+    ]
+    if items:
+        text += "\n\n" + _lines(items, budget - len(text) - 2, "more changed tasks")
+    return _limit(text, budget)

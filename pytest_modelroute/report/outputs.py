@@ -61,6 +61,13 @@ OUTPUTS: dict[str, tuple[str, Renderer]] = {
     "md": ("markdown report", _markdown),
     "junit": ("junit xml report", _junit),
 }
+#: output name -> its file in --model-route-report-dir
+REPORT_DIR_FILES: dict[str, str] = {
+    "json": "results.json",
+    "html": "report.html",
+    "md": "comment.md",
+    "junit": "junit.xml",
+}
 
 
 def write_outputs(doc: dict[str, Any], paths: Mapping[str, Path | None]) -> list[tuple[str, Path]]:

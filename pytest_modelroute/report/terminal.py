@@ -7,7 +7,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from .document import judge_panels
-from .fmt import clip, clip_middle, estimated_note, money, percent, quality, suite_sentence
+from .fmt import (
+    batch_note,
+    cache_tokens_note,
+    clip,
+    clip_middle,
+    estimated_note,
+    latency_note,
+    money,
+    percent,
+    quality,
+    suite_sentence,
+)
+from .snapshot_change import case_lists, change_cells, change_of, headline, verdict_vs_base
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
@@ -69,7 +81,7 @@ def spend_line(doc: dict[str, Any]) -> str:
     s = doc["spend"]
     judge = f", judge {money(s['judge_cost'])}" if s.get("judge_cost") else ""
     return (
-        f"spend: {s['api_calls']} API calls ({money(s['cost_incurred'])}), "
+        f"spend: {s['api_calls']} API calls ({money(s['cost_incurred'])}{batch_note(s)}), "
         f"{s['cache_hits']} cache hits; results represent {money(s['cost_represented'])}{judge}"
     )
 
@@ -232,6 +244,12 @@ def write_summary(
     tr.write_sep("=", f"model route ({mode})")
     if warning:
         tr.write_line("warning: " + warning, yellow=True)
+    change = change_of(doc)
+    if change is not None:  # first: the reference this PR's own snapshot moves
+        tr.write_line(headline(change), yellow=True, bold=True)
+        for line in snapshot_change_lines(change["tasks"], with_verdicts=True):
+            tr.write_line(line)
+        tr.write_line("")
     if mode == "bench":
         tr.write_line("quality (1-5) and cost per call, by task and model:")
         for line in matrix_lines(doc):
@@ -302,9 +320,9 @@ def write_summary(
         for line in projection_lines(doc["projection"]):
             tr.write_line(line)
     tr.write_line(spend_line(doc))
-    note = estimated_note(doc["spend"])
-    if note:
-        tr.write_line(" " + note)
+    for note in (estimated_note(doc["spend"]), cache_tokens_note(doc), latency_note(doc)):
+        if note:
+            tr.write_line(" " + note)
     for note in notes:
         tr.write_line(note, yellow=True)
     for line in error_lines(doc.get("errors") or []):
@@ -369,3 +387,25 @@ def calibration_lines(calibration: dict[str, Any]) -> list[str]:
         for panel, c in calibration.items()
     ]
     return table(["judge", "n", "MAE", "Spearman", "exact", "cost/judgment"], rows, "<>>>>>")
+
+
+def snapshot_change_lines(rows: Sequence[dict[str, Any]], with_verdicts: bool) -> list[str]:
+    """Snapshot changes (this PR's against its base, or an update's against the previous
+    snapshot): a table, then per task its flipped, added and removed cases."""
+    headers = ["task", "change", "route", "quality", "cost/call", "n"]
+    if with_verdicts:
+        headers.append("vs base")
+    body = []
+    for row in rows:
+        c = change_cells(row, "->")
+        line = [clip_middle(row["task"], 20), row["change"], clip(c["route"], 22)]
+        line += [c["quality"], c["cost"], c["n"]]
+        if with_verdicts:
+            line.append(verdict_vs_base(row).upper())
+        body.append(line)
+    lines = table(headers, body, "<<<>>><")
+    for row in rows:
+        lists = case_lists(row, "->")
+        if lists:
+            lines.append(f"  {row['task']}: " + "; ".join(lists))
+    return lines

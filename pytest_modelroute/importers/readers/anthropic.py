@@ -39,8 +39,7 @@ from ..calls import (
     wrapper_latency,
     wrapper_time,
 )
-from . import REQUEST_LINE, WAITING, ReaderOptions
-from .openai import body_of, status_of
+from . import ReaderOptions, batch_output, batch_request, logged_pair
 
 SHAPES = (
     "an Anthropic record: {request, response}, a Message Batches result line "
@@ -55,11 +54,7 @@ def parse(record: dict[str, Any], opts: ReaderOptions) -> list[Item]:
         if "params" in record:
             return _batch_request(record, opts)
     if "request" in record and "response" in record:
-        response = record["response"]
-        body = body_of(response, "response")
-        if status_of(response) >= 400 or body.get("type") == "error":
-            return [Skip(ERROR_RESPONSE)]
-        return [build(body_of(record["request"], "request"), body, record, opts)]
+        return logged_pair(record, opts, build, lambda body: body.get("type") == "error")
     raise Malformed(f"expected {SHAPES}")
 
 
@@ -67,32 +62,17 @@ def _batch_result(record: dict[str, Any], opts: ReaderOptions) -> list[Item]:
     result = record["result"]
     if not isinstance(result, dict) or "type" not in result:
         raise Malformed("expected result to be an object with a 'type'")
-    ok = result["type"] == "succeeded" and isinstance(result.get("message"), dict)
-    payload = {"message": result["message"], "record": record} if ok else None
-    found = opts.join.output("anthropic", str(record["custom_id"]), payload, opts.where)
-    if not ok:
-        kind = result["type"]
-        return [Skip(ERROR_RESPONSE if kind == "errored" else f"batch request {kind}")]
-    if found is None:
-        return [WAITING]
-    request, _ = found
-    return [build(request, result["message"], record, opts)]
+    kind = result["type"]
+    ok = kind == "succeeded" and isinstance(result.get("message"), dict)
+    failed = ERROR_RESPONSE if kind in ("errored", "succeeded") else f"batch request {kind}"
+    return batch_output("anthropic", record, result["message"] if ok else None, opts, build, failed)
 
 
 def _batch_request(record: dict[str, Any], opts: ReaderOptions) -> list[Item]:
     params = record["params"]
     if not isinstance(params, dict):
         raise Malformed("expected params to be a Messages API request object")
-    found = opts.join.request("anthropic", str(record["custom_id"]), params, "")
-    if found is None:
-        return [REQUEST_LINE]
-    output, where = found
-    if output is None:
-        return [REQUEST_LINE]
-    call = build(params, output["message"], output["record"], opts)
-    if isinstance(call, Call):
-        call.where = where
-    return [REQUEST_LINE, call]
+    return batch_request("anthropic", record, params, opts, build)
 
 
 @skips_unsupported

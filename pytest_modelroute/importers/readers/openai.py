@@ -23,7 +23,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..calls import (
-    ERROR_RESPONSE,
     NO_MODEL,
     NO_OUTPUT,
     NOT_CHAT,
@@ -43,40 +42,13 @@ from ..calls import (
     wrapper_latency,
     wrapper_time,
 )
-from . import REQUEST_LINE, WAITING, ReaderOptions
+from . import ReaderOptions, batch_output, batch_request, body_of, logged_pair, status_of
 
 SHAPES = (
     "an OpenAI record: {request, response}, a Batch API output line {custom_id, response} "
     "or a Batch API input line {custom_id, body}"
 )
 CHAT_URLS = ("/v1/chat/completions", "/v1/responses", "/v1/completions")
-
-
-def body_of(side: Any, what: str) -> dict[str, Any]:
-    if not isinstance(side, dict):
-        raise Malformed(f"expected the {what} as a JSON object, got {type(side).__name__}")
-    body = side.get("body")
-    if isinstance(body, dict):
-        return body
-    if isinstance(body, str):  # some proxies log the body as its raw text
-        import json
-
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            raise Malformed(f"the {what} body is not JSON") from None
-        if isinstance(parsed, dict):
-            return parsed
-    return side
-
-
-def status_of(side: Any) -> int:
-    if isinstance(side, dict):
-        for key in ("status_code", "status", "statusCode"):
-            value = int_or_none(side.get(key))
-            if value is not None:
-                return value
-    return 200
 
 
 def is_response(obj: dict[str, Any]) -> bool:
@@ -90,12 +62,12 @@ def parse(record: dict[str, Any], opts: ReaderOptions) -> list[Item]:
         if "response" in record or "error" in record:
             return _batch_output(record, opts)
     if "request" in record and "response" in record:
-        response = record["response"]
-        body = body_of(response, "response")
-        if status_of(response) >= 400 or ("error" in body and not is_response(body)):
-            return [Skip(ERROR_RESPONSE)]
-        return [build(body_of(record["request"], "request"), body, record, opts)]
+        return logged_pair(record, opts, build, _is_error)
     raise Malformed(f"expected {SHAPES}")
+
+
+def _is_error(body: dict[str, Any]) -> bool:
+    return "error" in body and not is_response(body)
 
 
 def _batch_input(record: dict[str, Any], opts: ReaderOptions) -> list[Item]:
@@ -105,11 +77,7 @@ def _batch_input(record: dict[str, Any], opts: ReaderOptions) -> list[Item]:
     body = record["body"]
     if not isinstance(body, dict):
         raise Malformed("expected the batch request's body as a JSON object")
-    found = opts.join.request("openai", str(record["custom_id"]), body, "")
-    if found is None:
-        return [REQUEST_LINE]
-    output, where = found
-    return [REQUEST_LINE, *_joined(body, output, where, opts)]
+    return batch_request("openai", record, body, opts, build)
 
 
 def _batch_output(record: dict[str, Any], opts: ReaderOptions) -> list[Item]:
@@ -119,24 +87,8 @@ def _batch_output(record: dict[str, Any], opts: ReaderOptions) -> list[Item]:
         or not isinstance(response, dict)
         or status_of(response) >= 400
     )
-    payload = None if failed else {"body": body_of(response, "response"), "record": record}
-    found = opts.join.output("openai", str(record["custom_id"]), payload, opts.where)
-    if failed:
-        return [Skip(ERROR_RESPONSE)]
-    if found is None:
-        return [WAITING]
-    request, _ = found
-    assert payload is not None
-    return [build(request, payload["body"], record, opts)]
-
-
-def _joined(request: dict[str, Any], output: Any, where: str, opts: ReaderOptions) -> list[Item]:
-    if output is None:  # the output line was an error, already counted as skipped
-        return []
-    call = build(request, output["body"], output["record"], opts)
-    if isinstance(call, Call):
-        call.where = where
-    return [call]
+    body = None if failed else body_of(response, "response")
+    return batch_output("openai", record, body, opts, build)
 
 
 @skips_unsupported

@@ -1,0 +1,73 @@
+"""Anthropic's Message Batches API: ``POST /v1/messages/batches`` with ``requests:
+[{custom_id, params}]``, polled at ``GET /v1/messages/batches/{id}``, results as JSONL
+from the batch's ``results_url``, ``POST .../cancel``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+from .api import BatchAPI, BatchStatus, ItemResult
+
+#: errors worth submitting again (the Messages API's 429, 500 and 529)
+_TRANSIENT = frozenset({"rate_limit_error", "api_error", "overloaded_error", "timeout_error"})
+
+
+class AnthropicBatchAPI(BatchAPI):
+    title: ClassVar[str] = "Anthropic Message Batches"
+    path: ClassVar[str] = "/v1/messages/batches"
+    # the API's limits: 100,000 requests or 256 MB per batch, whichever comes first
+    max_requests: ClassVar[int] = 100_000
+    max_bytes: ClassVar[int] = 256 * 1024 * 1024
+
+    def line(self, custom_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return {"custom_id": custom_id, "params": body}
+
+    async def _create(self, lines: Sequence[bytes]) -> dict[str, Any]:
+        # the lines are already JSON: sent as they are rather than encoded once more
+        content = b'{"requests":[' + b",".join(lines) + b"]}"
+        return await (await self.client()).post(
+            self.path,
+            content=content,
+            options={"headers": {"content-type": "application/json"}},
+            cast_to=object,
+        )
+
+    def _status(self, data: dict[str, Any]) -> BatchStatus:
+        counts = data.get("request_counts") or {}
+        n = {k: int(counts.get(k) or 0) for k in _COUNTS}
+        total = sum(n.values())
+        state = str(data.get("processing_status"))
+        return BatchStatus(
+            id=data["id"],
+            state=state,
+            ended=state == "ended",
+            total=total,
+            done=total - n["processing"],
+            errored=n["errored"] + n["canceled"] + n["expired"],
+            raw=data,
+        )
+
+    async def _results(self, status: BatchStatus) -> Iterator[ItemResult]:
+        url = status.raw.get("results_url")
+        if not url:
+            raise ValueError(f"batch {status.id} ended without a results_url")
+        text = await (await self.client()).get(
+            url, cast_to=str, options={"headers": {"accept": "application/binary"}}
+        )
+        return self.items(text)
+
+    def _item(self, custom_id: str, line: dict[str, Any]) -> ItemResult:
+        result = line.get("result") or {}
+        kind = result.get("type")
+        if kind == "succeeded":
+            return ItemResult(custom_id, "ok", body=result.get("message"))
+        if kind == "errored":
+            error = (result.get("error") or {}).get("error") or {}
+            etype = str(error.get("type") or "error")
+            message = str(error.get("message") or "")
+            return self.refused(custom_id, etype, message, etype in _TRANSIENT)
+        return ItemResult(custom_id, "direct", message=f"the request was {kind}")  # never run
+
+
+_COUNTS = ("processing", "succeeded", "errored", "canceled", "expired")

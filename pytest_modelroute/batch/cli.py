@@ -1,0 +1,90 @@
+"""``modelroute batch``: the batches a run left at the providers, and cancelling them.
+
+A run interrupted while it waits on batches leaves them running (they are paid for
+either way, and the next run collects their answers without submitting them again).
+This command lists them; ``--cancel`` asks each provider to cancel them (a later run
+still collects what they answered, and makes the rest directly).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..cache import DEFAULT_CACHE_DIR
+from .store import BatchStore
+
+
+def describe(record: dict[str, Any]) -> str:
+    age = time.time() - float(record.get("submitted_at") or time.time())
+    return (
+        f"{record['provider']} batch {record['id']} ({record.get('alias', '?')}, "
+        f"{len(record['items'])} requests, submitted {age / 60:.0f} min ago)"
+    )
+
+
+def pending_lines(cache_dir: Path) -> list[str]:
+    """What a run interrupted while batches run says about them (nothing if none)."""
+    records = [r for r in BatchStore(cache_dir).records() if not r.get("ended")]
+    if not records:
+        return []
+    return [
+        f"modelroute: {len(records)} batch(es) still running at the provider (not cancelled):",
+        *(f"  {describe(r)}" for r in records),
+        "modelroute: rerun the same command to collect their answers (nothing is submitted "
+        f"again), or cancel them with: modelroute batch --cancel --cache-dir {cache_dir}",
+    ]
+
+
+async def _cancel(record: dict[str, Any]) -> str:
+    from ..config import ModelConfig
+    from ..providers import builtin_providers
+    from . import api_for
+
+    model = ModelConfig(**record["model"])
+    provider = builtin_providers()[model.provider](str(record.get("alias")), model, root=Path())
+    try:
+        status = await api_for(provider).cancel(record["id"])
+        return f"{describe(record)}: {status.state}"
+    finally:
+        await provider.aclose()
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="modelroute batch",
+        description="List the batches runs left running at the providers; --cancel them.",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(DEFAULT_CACHE_DIR),
+        help=f"the run's response cache directory (default ./{DEFAULT_CACHE_DIR})",
+    )
+    parser.add_argument(
+        "--cancel",
+        action="store_true",
+        help="cancel them (needs the models' API keys; the next run collects what they answered)",
+    )
+    args = parser.parse_args(list(argv))
+    from ..errors import ProviderError
+
+    records = [r for r in BatchStore(args.cache_dir).records() if not r.get("ended")]
+    if not records:
+        print(f"modelroute: no batch in flight in {args.cache_dir}")
+        return 0
+    status = 0
+    for record in records:
+        if not args.cancel:
+            print(describe(record))
+            continue
+        try:
+            print(asyncio.run(_cancel(record)))
+        except (ProviderError, ValueError, KeyError) as exc:
+            print(f"{describe(record)}: cannot cancel: {exc}")
+            status = 1
+    return status

@@ -1,0 +1,395 @@
+"""Uncached requests answered through the providers' batch APIs.
+
+The runner hands this engine the cache misses of batched models (and any miss an
+earlier run already submitted). A request is claimed (xdist), queued, submitted with
+the other requests of its model in chunks within the provider's limits, and recorded
+in the batch store; one poller per batch follows it, then puts every answer in the
+cache under the key a direct call would use, priced at batch rates. What a batch does
+not answer falls back: a refusal is the case's error, a transient failure goes into
+the next batch (``RETRIES`` times, then direct), an expired or cancelled request is
+made directly, each with a note in the run's summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ProviderError
+from ..providers import estimate_tokens
+from ..providers._sdk import SDKProvider
+from ..records import CallRecord, Request, Usage
+from . import api_for
+from .api import BatchAPI, BatchStatus, ItemResult, chunks
+from .queue import BatchQueue, Pending
+from .store import MODEL_FIELDS, BatchStore, request_from_json, request_json
+
+if TYPE_CHECKING:
+    from ..runner import Runner
+
+#: how many times a request that failed transiently in a batch is submitted again
+RETRIES = 2
+#: a claim on a batched request lasts as long as a batch may run (the providers' 24 h)
+BATCH_TTL = 25 * 3600
+#: output tokens assumed per request when checking a batch against the spend cap
+_ASSUMED_OUTPUT_TOKENS = 256
+
+Where = tuple[str, str]  # (provider name, batch id)
+
+
+class Batches:
+    """This process's batches: queues per model, pollers per batch, the store."""
+
+    def __init__(self, runner: Runner, models: frozenset[str], poll_s: float) -> None:
+        self.runner = runner
+        self.models = models
+        self.poll_s = poll_s
+        #: a wave's requests come in fast: a second without one means it is over
+        self.quiet_s = 1.0
+        self.store = BatchStore(runner.cache.directory)
+        #: request key -> the batch answering it (earlier runs' and this process's)
+        self._waiting: dict[str, Where] = {}
+        self._earlier: set[Where] = set()
+        for record in self.store.pending(runner.cache.run_id):
+            if record.get("run_id") == runner.cache.run_id:
+                continue  # another xdist worker's, which follows it (and holds its claims)
+            where = (record["provider"], record["id"])
+            self._earlier.add(where)
+            for key in record["items"]:
+                self._waiting[key] = where
+        self._queues: dict[str, BatchQueue] = {}
+        self._apis: dict[str, BatchAPI] = {}
+        self._polls: dict[Where, asyncio.Task[dict[str, Any]]] = {}
+        self._figures: dict[Where, tuple[int, int]] = {}  # (done, errored) per batch
+        #: estimated cost of submitted requests not collected yet (for the spend cap)
+        self._reserved: dict[str, float] = {}
+
+    @property
+    def active(self) -> bool:
+        """Whether any miss can be a batch's business in this process."""
+        return bool(self.models or self._waiting)
+
+    def applies(self, key: str, model: str, batchable: bool) -> bool:
+        return key in self._waiting or (batchable and model in self.models)
+
+    # -- one request -------------------------------------------------------------------
+
+    async def resolve(self, key: str, request: Request, batchable: bool) -> CallRecord | None:
+        """``request``'s record from a batch, or None: the runner calls directly (or waits
+        for the xdist worker that holds its claim)."""
+        runner = self.runner
+        if runner.shared:
+            if not runner.cache.claim(key, BATCH_TTL):
+                return None
+            try:
+                hit = runner._from_cache(key, request)
+                return hit if hit is not None else await self._resolve(key, request, batchable)
+            finally:
+                runner.cache.release(key)
+        return await self._resolve(key, request, batchable)
+
+    async def _resolve(self, key: str, request: Request, batchable: bool) -> CallRecord | None:
+        runner = self.runner
+        tries = 0
+        while True:
+            where = self._waiting.get(key)
+            if where is None:
+                if not (batchable and request.model in self.models):
+                    return None
+                placed = await self._queue(request.model).add(key, request)
+                if not isinstance(placed, tuple):
+                    return placed  # an error record (the spend cap), or None: go direct
+                where = placed
+            record = await self._collect(where)
+            hit = runner._from_cache(key, request)
+            if hit is not None:
+                return hit
+            outcome, message = (record.get("outcomes") or {}).get(key) or ("direct", "")
+            if outcome == "error":
+                return runner._failed(key, request, message)
+            if outcome == "retry" and batchable and request.model in self.models:
+                if tries < RETRIES:
+                    tries += 1
+                    continue
+                self._note(
+                    f"{request.model}: a request failed in {RETRIES + 1} batches ({message}); "
+                    "it was made directly"
+                )
+            return None
+
+    # -- submitting ----------------------------------------------------------------------
+
+    def _api(self, provider: Any) -> BatchAPI:
+        api = self._apis.get(provider.alias)
+        if api is None:
+            api = self._apis[provider.alias] = api_for(provider)
+        return api
+
+    def _queue(self, alias: str) -> BatchQueue:
+        queue = self._queues.get(alias)
+        if queue is None:
+            api = self._api(self.runner.providers[alias])
+
+            async def submit(items: list[Pending]) -> None:
+                await self._submit(alias, items)
+
+            queue = self._queues[alias] = BatchQueue(
+                submit, self.runner.idle, quiet_s=self.quiet_s, max_requests=api.max_requests
+            )
+        return queue
+
+    async def _submit(self, alias: str, items: list[Pending]) -> None:
+        provider = self.runner.providers[alias]
+        api = self._api(provider)
+        if self.runner._refused(provider) is not None:  # its API key was rejected: the
+            for item in items:  # direct path says so for each request
+                item.future.set_result(None)
+            return
+        items = self._within_cap(alias, items)
+        lines = [api.encode(item.key, provider.body(item.request)) for item in items]
+        for span in chunks(lines, api.max_requests, api.max_bytes):
+            part = items[span.start : span.stop]
+            try:
+                status = await api.create([lines[i] for i in span])
+            except ProviderError as exc:
+                if exc.rejected_key:
+                    self.runner._refuse(provider, str(exc))
+                self._note(
+                    f"{alias}: could not submit a batch of {len(part)} request(s) to the "
+                    f"{api.title} ({exc}); they were made directly"
+                )
+                for item in part:
+                    self._reserved.pop(item.key, None)
+                    item.future.set_result(None)
+                continue
+            record = {
+                "provider": provider.name,
+                "id": status.id,
+                "alias": alias,
+                "identity": provider.cache_identity(),
+                "model": provider.model.model_dump(include=set(MODEL_FIELDS)),
+                "submitted_at": time.time(),
+                "run_id": self.runner.cache.run_id,
+                "items": {item.key: request_json(item.request) for item in part},
+                "ended": False,
+            }
+            # kept before anything else: a run killed from here on resumes this batch
+            await asyncio.to_thread(self.store.save, record)
+            where = (provider.name, status.id)
+            for item in part:
+                self._waiting[item.key] = where
+                item.future.set_result(where)
+            self._started(len(part))
+
+    def _within_cap(self, alias: str, items: list[Pending]) -> list[Pending]:
+        """The requests the spend cap leaves room for, at their estimated batch cost;
+        the others fail as a direct call over the cap does."""
+        runner = self.runner
+        provider = runner.providers[alias]
+        if runner.max_cost is None or not provider.spends:
+            return items
+        pricing = runner.batch_pricing(alias)
+        mean = runner.cache.mean_output_tokens(provider.name, provider.model.model, "route")
+        kept = []
+        for item in items:
+            params = item.request.param_dict
+            out = min(int(params.get("max_tokens", 1024)), mean or _ASSUMED_OUTPUT_TOKENS)
+            prompt = "".join(c for _, c in item.request.messages)
+            cost = pricing.cost(Usage(estimate_tokens(prompt), int(out)))
+            expected = sum(self._reserved.values())
+            message = runner.cap_reached(expected + cost)
+            if message is not None:
+                item.future.set_result(runner._error(item.key, item.request, message))
+                continue
+            self._reserved[item.key] = cost
+            kept.append(item)
+        return kept
+
+    # -- following -----------------------------------------------------------------------
+
+    def _collect(self, where: Where) -> asyncio.Future[dict[str, Any]]:
+        task = self._polls.get(where)
+        if task is None:
+            task = self._polls[where] = asyncio.ensure_future(self._poll(*where))
+        return asyncio.shield(task)  # a waiter's cancellation leaves it to the others
+
+    async def _poll(self, provider_name: str, batch_id: str) -> dict[str, Any]:
+        runner = self.runner
+        record = self.store.load(provider_name, batch_id)
+        if record is None or record.get("ended"):
+            return self._forget(record or {"items": {}})
+        lock = f"poll:{provider_name}:{batch_id}"
+        if runner.shared and not runner.cache.claim(lock, BATCH_TTL):
+            while runner.cache.claimed(lock):  # another worker follows it
+                await asyncio.sleep(self.poll_s)
+            return self._forget(self.store.load(provider_name, batch_id) or record)
+        try:
+            return self._forget(await self._follow(record))
+        finally:
+            if runner.shared:
+                runner.cache.release(lock)
+
+    def _forget(self, record: dict[str, Any]) -> dict[str, Any]:
+        for key in record.get("items", ()):
+            self._waiting.pop(key, None)
+        return record
+
+    def _provider(self, record: dict[str, Any]) -> SDKProvider | None:
+        """The configured model the batch ran on (by what decides its answers; the alias
+        may have been renamed since)."""
+        providers = self.runner.providers
+        aliases = [record.get("alias"), *providers]
+        for alias in aliases:
+            provider = providers.get(alias)  # type: ignore[arg-type]
+            if provider is not None and provider.cache_identity() == record.get("identity"):
+                return provider if isinstance(provider, SDKProvider) else None
+        return None
+
+    async def _follow(self, record: dict[str, Any]) -> dict[str, Any]:
+        provider = self._provider(record)
+        where = (record["provider"], record["id"])
+        if provider is None:  # no model of this config can read it: leave it for another
+            return {"items": record["items"], "outcomes": {}}
+        api = self._api(provider)
+        if where in self._earlier:
+            self._earlier.discard(where)
+            self._started(len(record["items"]))
+            self._note(
+                f"{provider.alias}: resumed {api.title} batch {record['id']} "
+                f"({len(record['items'])} requests, submitted by an earlier run); "
+                "nothing was submitted again"
+            )
+        status = await self._wait(api, record)
+        if status is None:
+            return {"items": record["items"], "outcomes": {}}  # not reachable now: go direct
+        items: list[ItemResult] = []
+        if status.failure is None:
+            while True:
+                try:
+                    items = await api.results(status)
+                    break
+                except ProviderError as exc:
+                    if not exc.retryable:
+                        self._note(f"{provider.alias}: batch {status.id}: no results: {exc}")
+                        return {"items": record["items"], "outcomes": {}}
+                    await asyncio.sleep(self.poll_s)
+        outcomes = await self._ingest(record, provider, status, items)
+        await asyncio.to_thread(self.store.end, record, self.runner.cache.run_id, outcomes)
+        return record
+
+    async def _wait(self, api: BatchAPI, record: dict[str, Any]) -> BatchStatus | None:
+        """The batch once it has ended (None: the provider cannot tell us now)."""
+        where = (record["provider"], record["id"])
+        while True:
+            try:
+                status = await api.retrieve(record["id"])
+            except ProviderError as exc:
+                if exc.retryable:
+                    await asyncio.sleep(self.poll_s)
+                    continue
+                gone = getattr(exc.__cause__, "status_code", None) == 404
+                if gone:  # the provider no longer knows it: nothing left to collect
+                    await asyncio.to_thread(self.store.end, record, self.runner.cache.run_id, {})
+                self._note(
+                    f"{api.provider.alias}: cannot follow batch {record['id']} ({exc}); its "
+                    "requests were made directly" + ("" if gone else " (a later run tries again)")
+                )
+                return None
+            self._figures[where] = (status.done, status.errored)
+            self._tick()
+            if status.ended:
+                return status
+            await asyncio.sleep(self.poll_s)
+
+    async def _ingest(
+        self,
+        record: dict[str, Any],
+        provider: SDKProvider,
+        status: BatchStatus,
+        items: list[ItemResult],
+    ) -> dict[str, list[str]]:
+        """Store every answer of a finished batch; what became of the other requests."""
+        runner = self.runner
+        requests = record["items"]
+        outcomes: dict[str, list[str]] = {}
+        answers: list[tuple[str, Request, dict[str, Any]]] = []
+        for item in items:
+            data = requests.get(item.custom_id)
+            if data is None or item.custom_id in outcomes:
+                continue
+            if item.outcome != "ok":
+                outcomes[item.custom_id] = [item.outcome, item.message]
+                continue
+            request = dataclasses.replace(request_from_json(data), model=provider.alias)
+            try:
+                completion = provider.parse(request, item.body or {}, 0.0)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                message = f"malformed answer from {provider.name} in batch {status.id}: {exc}"
+                outcomes[item.custom_id] = ["error", message[:400]]
+                continue
+            answers.append((item.custom_id, request, runner.entry(provider, completion, status.id)))
+        answered = {key for key, _, _ in answers}
+        for key in requests:
+            if key not in answered and key not in outcomes:
+                outcomes[key] = ["direct", status.failure or "no result for it in the batch"]
+        # stored before anything else can go wrong, in one transaction, off the loop
+        await asyncio.to_thread(runner.cache.put_many, [(k, e) for k, _, e in answers])
+        for key, request, entry in answers:
+            self._reserved.pop(key, None)
+            runner.account(key, request, provider, entry, batch=True)
+        for key in outcomes:
+            self._reserved.pop(key, None)
+        self._explain(provider.alias, status, outcomes)
+        return outcomes
+
+    def _explain(self, alias: str, status: BatchStatus, outcomes: dict[str, list[str]]) -> None:
+        counts: dict[str, list[str]] = {}
+        for outcome, message in outcomes.values():
+            counts.setdefault(outcome, []).append(message)
+        if status.failure is not None:
+            self._note(
+                f"{alias}: batch {status.id} failed ({status.failure}); its "
+                f"{len(outcomes)} requests were made directly"
+            )
+        elif "direct" in counts:
+            self._note(
+                f"{alias}: batch {status.id} {status.state}: {len(counts['direct'])} "
+                "request(s) it did not run were made directly, at list price"
+            )
+        if "retry" in counts:
+            self._note(
+                f"{alias}: {len(counts['retry'])} request(s) failed transiently in batch "
+                f"{status.id} ({counts['retry'][0]}); submitted again"
+            )
+
+    # -- reporting ----------------------------------------------------------------------
+
+    def _started(self, n: int) -> None:
+        progress = self.runner.progress
+        progress.batched += n
+        if not progress.batch_since:
+            progress.batch_since = time.time()
+        self._tick()
+
+    def _tick(self) -> None:
+        progress = self.runner.progress
+        progress.batch_done = sum(done for done, _ in self._figures.values())
+        progress.batch_errors = sum(errored for _, errored in self._figures.values())
+        progress.tick()
+
+    def _note(self, text: str) -> None:
+        notes = self.runner.ledger.notes
+        if text not in notes:
+            notes.append(text)
+
+    def close(self) -> None:
+        """Stop following (Ctrl-C, the end of the run): the batches go on at the provider
+        and stay in the store for the next run."""
+        for queue in self._queues.values():
+            queue.cancel()
+        for task in self._polls.values():
+            task.cancel()
+        if self._polls and not self.runner.shared:  # xdist: the next run removes them
+            self.store.remove_ended(self.runner.cache.run_id)

@@ -1,0 +1,95 @@
+"""OpenAI's Batch API: a JSONL file of ``{custom_id, method, url, body}`` uploaded with
+purpose ``batch`` (``POST /v1/files``), ``POST /v1/batches`` on it for
+``/v1/chat/completions`` within ``24h``, polled at ``GET /v1/batches/{id}``; answers in
+the output file and failures in the error file (``GET /v1/files/{id}/content``);
+``POST /v1/batches/{id}/cancel``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+from .api import BatchAPI, BatchStatus, ItemResult
+
+ENDPOINT = "/v1/chat/completions"
+_ENDED = frozenset({"completed", "failed", "expired", "cancelled"})
+#: item errors that mean the request never ran
+_NOT_RUN = frozenset({"batch_expired", "batch_cancelled"})
+
+
+class OpenAIBatchAPI(BatchAPI):
+    title: ClassVar[str] = "OpenAI Batch API"
+    path: ClassVar[str] = "/batches"  # the client's base URL ends in /v1
+    # the API's limits: 50,000 requests or 200 MB per input file
+    max_requests: ClassVar[int] = 50_000
+    max_bytes: ClassVar[int] = 200 * 1024 * 1024
+
+    def line(self, custom_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return {"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": body}
+
+    async def _create(self, lines: Sequence[bytes]) -> dict[str, Any]:
+        data = b"\n".join(lines) + b"\n"
+        upload = await (await self.client()).files.create(
+            file=("modelroute-batch.jsonl", data, "application/jsonl"), purpose="batch"
+        )
+        return await (await self.client()).post(
+            self.path,
+            body={
+                "input_file_id": upload.id,
+                "endpoint": ENDPOINT,
+                "completion_window": "24h",
+                "metadata": {"created_by": "pytest-modelroute"},
+            },
+            cast_to=object,
+        )
+
+    def _status(self, data: dict[str, Any]) -> BatchStatus:
+        counts = data.get("request_counts") or {}
+        completed, failed = int(counts.get("completed") or 0), int(counts.get("failed") or 0)
+        state = str(data.get("status"))
+        failure = None
+        if state == "failed":
+            errors = (data.get("errors") or {}).get("data") or []
+            failure = (
+                "; ".join(
+                    f"{e.get('code') or 'error'}: {e.get('message') or ''}"
+                    + (f" (line {e['line']})" if e.get("line") else "")
+                    for e in errors
+                    if isinstance(e, dict)
+                )[:500]
+                or "the batch failed"
+            )
+        return BatchStatus(
+            id=data["id"],
+            state=state,
+            ended=state in _ENDED,
+            total=int(counts.get("total") or 0),
+            done=completed + failed,
+            errored=failed,
+            raw=data,
+            failure=failure,
+        )
+
+    async def _results(self, status: BatchStatus) -> Iterator[ItemResult]:
+        texts = []
+        for name in ("output_file_id", "error_file_id"):
+            file_id = status.raw.get(name)
+            if file_id:
+                texts.append((await (await self.client()).files.content(file_id)).text)
+        return (item for text in texts for item in self.items(text))
+
+    def _item(self, custom_id: str, line: dict[str, Any]) -> ItemResult:
+        response = line.get("response") or {}
+        error = line.get("error") or {}
+        code = response.get("status_code")
+        if code == 200 and isinstance(response.get("body"), dict):
+            return ItemResult(custom_id, "ok", body=response["body"])
+        if error.get("code") in _NOT_RUN:
+            return ItemResult(custom_id, "direct", message=str(error.get("message") or ""))
+        if code is not None:
+            body = response.get("body") or {}
+            detail = (body.get("error") or {}) if isinstance(body, dict) else {}
+            message = str(detail.get("message") or body)
+            return self.refused(custom_id, code, message, code == 429 or int(code) >= 500)
+        code_name = str(error.get("code") or "error")
+        return self.refused(custom_id, code_name, str(error.get("message") or ""), False)

@@ -1,0 +1,1 @@
+"""CI integration: the gate's reference from git, the PR comment and the job summary."""

@@ -1,0 +1,57 @@
+"""What the logs spent, and what the bench will project for the baseline.
+
+Three monthly figures, which differ for reasons the summary states:
+
+- the logged spend: every call at its own model's list price (production as it is);
+- the baseline alone: every call at the baseline's price (what the projection's
+  "before" stands for: a call production sent to a cheaper model is priced as the
+  baseline's, because the baseline replays its answer);
+- the bench's projection: ``traffic`` times the mean cost of each task's sampled cases,
+  priced from the usage the replay file gives them (or the plugin's estimate from the
+  text where the log had none). Sampling takes up to ``--per-level`` cases per
+  complexity level, whatever the level's share of the calls, so a task whose levels
+  differ in size and cost, or whose few cases happen to be long or short, projects
+  away from its logged mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..providers.base import estimate_tokens
+from .catalog import Price
+from .sampling import Sampled
+
+
+def replayed_tokens(s: Sampled) -> tuple[int, int]:
+    """The usage the baseline's replay reports for a case: the logged usage when the
+    log had both counts (the writer writes them), else the plugin's estimate."""
+    if s.input_tokens is not None and s.output_tokens is not None:
+        return s.input_tokens, s.output_tokens
+    prompt = "\n".join(text for _, text in s.messages)
+    return estimate_tokens(prompt), estimate_tokens(s.output)
+
+
+@dataclass(frozen=True)
+class TaskSpend:
+    """One task's figures for the comparison (per month where it says so)."""
+
+    #: the calls per month written under ``traffic:`` (rounded as written)
+    traffic: int
+    #: the task's calls in the logs priced at the baseline's price, in the logs' window
+    on_baseline: float
+    #: the mean cost of its cases at the baseline's price
+    case_mean: float
+
+
+def task_spend(
+    traffic: int, tokens: tuple[int, int], cases: list[Sampled], price: Price
+) -> TaskSpend:
+    """``tokens``: the input and output tokens of all the task's logged calls."""
+    costs = [price.cost(*replayed_tokens(s)) for s in cases]
+    return TaskSpend(traffic, price.cost(*tokens), sum(costs) / len(costs) if costs else 0.0)
+
+
+def projected_baseline(tasks: list[TaskSpend]) -> float:
+    """The monthly baseline cost ``pytest --model-route=bench`` will print."""
+    return sum(t.traffic * t.case_mean for t in tasks)

@@ -1,0 +1,78 @@
+"""The child process that runs llama.cpp's server for a run (``python -m`` this module).
+
+xllamacpp runs the server in threads of the process that creates it, and installs its own
+SIGINT/SIGTERM handlers there: inside pytest it would take Ctrl-C from pytest and die
+only with it. In a child of its own it cannot, and it dies with its parent whatever
+happens to the parent: when its standard input (a pipe only the parent holds) reaches
+end of file, which the kernel makes happen when the parent exits, even by SIGKILL; on
+Linux also through PR_SET_PDEATHSIG.
+
+Argument: the server spec as JSON (see ``server.ServerSpec``). Prints ``ready URL`` once
+the model is loaded; llama.cpp's own log goes to standard error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+
+def die_with_parent() -> None:
+    """Exit at once when the parent goes away (stdin EOF; on Linux PDEATHSIG too)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while sys.stdin.buffer.read(65536):
+            pass
+        os._exit(0)  # no clean-up: the process holds nothing that outlives it
+
+    if parent == 1:  # the parent died before we got here
+        os._exit(0)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def server_params(spec: dict[str, Any]) -> Any:
+    """xllamacpp's CommonParams for ``spec``."""
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = spec["gguf"]
+    params.port = int(spec["port"])
+    params.n_parallel = int(spec["slots"])
+    params.n_ctx = int(spec["ctx_size"]) * int(spec["slots"])
+    params.cpuparams.n_threads = int(spec["threads"])
+    params.cpuparams_batch.n_threads = int(spec["threads"])
+    params.chat_template = spec["chat_template"]
+    # a built-in template's name (chatml, llama3...) is taken as template text under Jinja
+    params.use_jinja = bool(spec["use_jinja"])
+    params.endpoint_props = True  # /props says total_slots
+    return params
+
+
+def main(argv: list[str]) -> int:
+    die_with_parent()
+    spec = json.loads(argv[0])
+    import xllamacpp
+
+    try:
+        server = xllamacpp.Server(server_params(spec))
+    except Exception as exc:
+        print(f"modelroute: the server did not start: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print("ready", server.listening_address, flush=True)
+    threading.Event().wait()  # serve until the parent goes (see die_with_parent)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

