@@ -531,10 +531,14 @@ class ModelRouteReporter:
 
     def _refusals(self) -> dict[str, list[str]]:
         """Per task an update would accept in a state the gate rejects on its own rules
-        (below its threshold by the gate's bar rule, errored cases, max_drop), why."""
+        (below its threshold by the gate's bar rule, errored cases, max_drop), why.
+
+        An inconclusive task is refused only when the policy makes it block the gate: by
+        default the data cannot settle it either way, and the snapshot records it as measured.
+        """
         refused = {}
         for task, v in sorted(self.verdicts.items()):
-            why = [] if v.passed else list(v.reasons)
+            why = list(v.reasons) if v.blocking else []
             agg = v.route_agg
             if agg is not None and agg.errors and self.state.settings.allow_errors:
                 why.append(f"{agg.errors} of {agg.n + agg.errors} cases errored")
