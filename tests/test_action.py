@@ -500,12 +500,12 @@ def test_the_action_end_to_end_sharded(tmp_path: Path) -> None:
     """Two shard jobs through the action's scripts with the real plugin (each its own
     cache and report dir, uploaded as the workflow's artifacts), then the merge job on
     the downloaded artifacts: one verdict for the whole suite, a comment to post."""
-    from suite import SIM_CONFIG, write
-    from test_shards import CASES_16
+    from suite import SIM_CONFIG, classification, write
 
     repo = tmp_path / "repo"
     # the weak tier is below the bar: the merged gate fails
-    write(repo, {"modelroute.yaml": SIM_CONFIG.replace("{route}", "weak"), **CASES_16})
+    config = SIM_CONFIG.replace("{route}", "weak")
+    write(repo, {"modelroute.yaml": config, "cases/classification.yaml": classification(16)})
     python_dir = str(Path(sys.executable).parent)
     env = event_env(PATH=f"{python_dir}{os.pathsep}{os.environ['PATH']}")
     common = {"SUITE": ".", "PYTEST_ARGS": "-p no:cacheprovider -p no:hypothesispytest",

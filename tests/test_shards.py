@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from suite import CLASSIFICATION, run_json, sim_suite, write
+from suite import run_json, sim_suite, write
 
 from pytest_modelroute.records import CallRecord, CaseResult, CheckOutcome, Usage
 from pytest_modelroute.report.document import lossless_result_json, result_from_json
@@ -308,6 +308,7 @@ def test_merged_run_is_the_unsharded_run(
     merged = run(
         pytester, str(suite), MERGE, *map(str, files), "--model-route-report-dir", "merged"
     )
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY")
     assert merged.ret == full.ret == 1, merged.stdout.str()[-3000:]  # ticket-team fails
     assert [f["task"] for f in load(pytester.path / "full/results.json")["gate"]["failures"]] == [
         "ticket-team"
@@ -334,6 +335,21 @@ def test_merged_run_is_the_unsharded_run(
         c["cost"] for p in parts for c in p["shard"]["ledger"]["calls"].values()
     )
     assert sum(len(p["results"]) for p in parts) == len(one["results"])
+
+    # the verdicts compared: a fail, and inconclusive ones (bounds over a task's few cases)
+    assert {"fail", "inconclusive"} <= {t["verdict"] for t in one["tasks"].values()}
+    # the suite-wide rules (Holm across every task's tests; inconclusive fails) decide from
+    # the union too: the same shard files, merged under them, are a cold unsharded run
+    strict = ("--model-route-holm", "--model-route-inconclusive=fail", "--model-route-json")
+    full_strict = run(pytester, str(suite), "--model-route-cache-dir", "cache-strict",
+                      *strict, "full-strict.json")  # fmt: skip
+    merged_strict = run(
+        pytester, str(suite), MERGE, ",".join(map(str, files)), *strict, "merged-strict.json"
+    )
+    assert merged_strict.ret == full_strict.ret == 1
+    one_strict = load(pytester.path / "full-strict.json")
+    assert_same_document(load(pytester.path / "merged-strict.json"), one_strict)
+    assert len(one_strict["gate"]["failures"]) > len(one["gate"]["failures"])  # they applied
 
     # the other reports: the same text, but for the run id and the time in HTML and JUnit
     def same(path: Path) -> str:
@@ -492,24 +508,12 @@ def test_missing_items_of_a_shard_fail_the_merged_gate(pytester: pytest.Pytester
     assert "6 case item(s) reported no result" in failure["reasons"][0]
 
 
-#: enough cases that the strong tier clears the bar under any interval the gate may use
-CASES_16 = {
-    "cases/classification.yaml": CLASSIFICATION.split("cases:")[0]
-    + "cases:\n"
-    + "".join(
-        f"  - {{id: {kind}-{i:02d}, vars: {{ticket: '{kind} ticket {i}'}}, expected: {kind}}}\n"
-        for i in range(8)
-        for kind in ("billing", "feature")
-    )
-}
-
-
 def test_the_merge_updates_the_snapshot_as_the_unsharded_run_does(
     pytester: pytest.Pytester,
 ) -> None:
     """--model-route-update-snapshot on the merge writes the snapshot file the unsharded
     run writes, and says what it accepts in the same words; refusals are the same too."""
-    sim_suite(pytester, route="weak", **CASES_16)
+    sim_suite(pytester, route="weak", cases=16)  # 16: enough to bound
     snapshot = pytester.path / ".modelroute" / "snapshot.json"
     run(pytester, "--model-route-force-update-snapshot")  # weak, by force (the gate fails)
     previous = snapshot.read_text()
@@ -518,7 +522,7 @@ def test_the_merge_updates_the_snapshot_as_the_unsharded_run_does(
         return [line for line in result.stdout.lines if line.startswith(("snapshot", "  "))]
 
     for route, status in (("weak", 1), ("strong", 0)):  # weak is refused, strong accepted
-        sim_suite(pytester, route=route, **CASES_16)
+        sim_suite(pytester, route=route, cases=16)
         snapshot.write_text(previous)
         full = run(pytester, "--model-route-update-snapshot", "--model-route-json", "full.json")
         written = snapshot.read_text()
