@@ -368,6 +368,26 @@ def test_merged_run_is_the_unsharded_run(
     merged.stdout.fnmatch_lines(["*merging the results of 3 shard(s)*nothing is collected*"])
 
 
+def test_a_sharded_re_benchmark_is_the_unsharded_one(pytester: pytest.Pytester) -> None:
+    """Bench mode, where sharding matters most (every case on every model, consensus
+    samples): the merge recommends what one run recommends, and writes the same routes."""
+    suite = example_suite(pytester)
+    bench = ("--model-route=bench", str(suite), "--model-route-repeat", "2")
+    decide = ("--model-route-split", "--model-route-suggest")
+    full = run(pytester, *bench, "--model-route-cache-dir", "cache-0", *decide, "full.yaml",
+               "--model-route-json", "full.json")  # fmt: skip
+    files = run_shards(pytester, 2, *bench)
+    merged = run(pytester, *bench, MERGE, ",".join(map(str, files)), *decide, "merged.yaml",
+                 "--model-route-json", "merged.json")  # fmt: skip
+    assert merged.ret == full.ret == 0, merged.stdout.str()[-3000:]
+    one = load(pytester.path / "full.json")
+    assert one["mode"] == "bench" and one["recommendations"]
+    assert any(len(r["candidates"]) > 3 for r in one["recommendations"].values())
+    assert_same_document(load(pytester.path / "merged.json"), one)
+    suggested = (pytester.path / "full.yaml").read_text()
+    assert "routes:" in suggested and (pytester.path / "merged.yaml").read_text() == suggested
+
+
 def test_the_shards_results_are_lossless(pytester: pytest.Pytester) -> None:
     """A shard's results give back each CaseResult: decoded and encoded again, every entry
     is what the shard wrote; the whole request key and each call's answer are there."""
