@@ -600,8 +600,13 @@ class ModelRouteReporter:
     # -- writing ---------------------------------------------------------------------------
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.merged is not None and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
-            session.exitstatus = pytest.ExitCode.OK  # a merge collects nothing: the gate decides
+        if session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and (
+            self.merged is not None  # a merge collects nothing: the gate decides
+            # a shard whose cases all belong to other shards (more shards than cases, or
+            # a narrow -k): it measured its part, nothing; the merge needs its results
+            or (self.doc is not None and (self.doc.get("shard") or {}).get("other_items"))
+        ):
+            session.exitstatus = pytest.ExitCode.OK
         if self.doc is None:
             return
         self.config.hook.pytest_modelroute_results(results=self.doc, config=self.config)

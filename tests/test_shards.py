@@ -244,6 +244,22 @@ def test_a_shard_says_which_and_deselects_without_being_a_partial_run(
     assert doc["shard"]["partial"] == "4 item(s) deselected"
 
 
+def test_a_shard_with_no_case_of_its_own_exits_0_and_writes_its_results(
+    pytester: pytest.Pytester,
+) -> None:
+    """More shards than cases: a shard of none measured its part (nothing), and the merge
+    needs its file; pytest's "no tests ran" status (5) would fail its CI job."""
+    sim_suite(pytester)
+    ids = ["billing-01", "feature-01", "billing-02", "feature-02"]
+    empty = next(i for i in range(1, 9) if all(shard_of("classification", c, 8) != i for c in ids))
+    result, doc = run_json(pytester, *ROUTE, SHARD, f"{empty}/8")
+    assert result.ret == 0 and doc["results"] == [] and doc["shard"]["other_items"] == 4
+    result.stdout.fnmatch_lines([f"model route shard {empty} of 8: 0 case(s), 0 result(s)*"])
+    (pytester.path / "cases" / "classification.yaml").unlink()
+    result, _ = run_json(pytester, *ROUTE, SHARD, f"{empty}/8")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED  # a suite of no case is not
+
+
 def test_a_shards_reports_say_it_is_a_shard_and_fail_no_route(pytester: pytest.Pytester) -> None:
     sim_suite(pytester, route="weak")
     result = run(pytester, SHARD, "2/2", "--model-route-report-dir", "out")
