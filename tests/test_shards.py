@@ -232,7 +232,9 @@ def test_a_shard_says_which_and_deselects_without_being_a_partial_run(
     sim_suite(pytester, route="weak")
     result, doc = run_json(pytester, *ROUTE, SHARD, "1/2")
     n = len(doc["results"])
-    result.stdout.fnmatch_lines(["*gate mode*shard 1 of 2*"])
+    result.stdout.fnmatch_lines(
+        ["*gate mode*shard 1 of 2*", "shard 1 of 2: every figure below is over this shard's*"]
+    )
     assert f"{8 - n} deselected" in result.stdout.str()
     assert doc["shard"]["partial"] is None and doc["shard"]["index"] == 1
     # its gate is the merge's: weak is below the threshold, and the shard still exits 0

@@ -242,6 +242,14 @@ def write_summary(
     """The model route section of pytest's terminal summary."""
     mode = doc["mode"]
     tr.write_sep("=", f"model route ({mode})")
+    shard = doc.get("shard")
+    if shard:  # its figures are a part's: only the merge of every part decides
+        tr.write_line(
+            f"shard {shard['index']} of {shard['count']}: every figure below is over this "
+            "shard's cases only and decides nothing; the merge of every shard's results "
+            "decides the gate",
+            yellow=True,
+        )
     if warning:
         tr.write_line("warning: " + warning, yellow=True)
     change = change_of(doc)
