@@ -13,6 +13,15 @@ from typing import Any
 import pytest
 from suite import run_json, sim_suite, write
 
+# The modules a --model-route run loads (with numpy, scipy, pydantic, jinja2 under them),
+# loaded here once: pytester drops what an in-process run imported, so each run imported
+# them all again, assert-rewriting the plugin's, about 2 s a run
+import pytest_modelroute.providers.sim
+import pytest_modelroute.report.html
+import pytest_modelroute.report.junit
+import pytest_modelroute.report.markdown
+import pytest_modelroute.reporter
+import pytest_modelroute.shard.merge  # noqa: F401
 from pytest_modelroute.records import CallRecord, CaseResult, CheckOutcome, Usage
 from pytest_modelroute.report.document import lossless_result_json, result_from_json
 from pytest_modelroute.shard import parse_shard, shard_of
