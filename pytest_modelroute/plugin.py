@@ -363,9 +363,15 @@ def _settings(config: pytest.Config) -> Settings:
             "--model-route-update-snapshot cannot accept one shard: give it to the "
             "--model-route-merge run of every shard's results"
         )
+    outputs = output_paths(config)
+    if shard is not None and outputs["json"] is None and not config.option.collectonly:
+        raise pytest.UsageError(
+            f"--model-route-shard {shard}: a shard's results are what the merge reads; "
+            "write them with --model-route-json PATH or --model-route-report-dir DIR"
+        )
     return Settings(
         mode=mode,
-        outputs=output_paths(config),
+        outputs=outputs,
         repeat=repeat,
         snapshot=path("model_route_snapshot"),
         update_snapshot=bool(

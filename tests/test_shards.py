@@ -296,6 +296,7 @@ def test_shard_usage_errors(pytester: pytest.Pytester) -> None:
         ((SHARD, "3"), "--model-route-shard: expected I/N*got '3'"),
         ((SHARD, "4/3"), "--model-route-shard: the shard must be between 1 and 3, got '4/3'"),
         ((SHARD, "1/2", "--model-route-update-snapshot"), "*cannot accept one shard*"),
+        ((SHARD, "1/2"), "*1/2: a shard's results are what the merge reads; write them with*"),
         ((SHARD, "1/2", MERGE, "x.json"), "*give one or the other*"),
         ((MERGE, "nothing-*.json"), "*no results file matches 'nothing-*.json'*"),
         ((MERGE, "x.json", "--model-route-report-only", "x.json"), "*give one or the other*"),
