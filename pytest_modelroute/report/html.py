@@ -21,6 +21,7 @@ from markupsafe import Markup
 from . import svg
 from .document import judge_panels
 from .fmt import (
+    acceptance_sentence,
     batch_note,
     cache_tokens_note,
     clip,
@@ -261,9 +262,21 @@ def _rec_chip(doc: Doc, task: str, rec: Mapping[str, Any]) -> dict[str, Any]:
         "task": _text(task, 60),
         "route": _text(rec.get("recommended") or "-", 60),
         "cleared": bool(rec.get("cleared")),
+        **_outcome(rec),
         "ratio": "the baseline"
         if rec.get("recommended") == doc.get("baseline")
         else _ratio(_baseline_cost(doc, task), chosen.get("cost_per_call")),
+    }
+
+
+def _outcome(rec: Mapping[str, Any]) -> dict[str, Any]:
+    """Bench: whether the recommendation changes the configured route, and why."""
+    return {
+        "outcome": str(rec.get("outcome") or ""),
+        "configured": _text(rec.get("configured") or "", 60),
+        "why": _text(rec.get("why") or "", REASON_CHARS),
+        "accept": _text(acceptance_sentence(rec), REASON_CHARS),
+        "warning": _text((rec.get("accept") or {}).get("warning") or "", REASON_CHARS),
     }
 
 
@@ -356,6 +369,9 @@ def _task_row(
         "task": _text(task, 60),
         "complexity": _text(t.get("complexity") or "", 20),
         "route": _text(route, 60),
+        # bench: the configured route a recommendation replaces, or that it keeps
+        "was": _text(t.get("configured"), 60) if t.get("outcome") == "change" else "",
+        "kept": bool(t.get("outcome")) and t.get("outcome") != "change",
         "n": t.get("n") or 0,
         "errors": t.get("errors") or 0,
         "quality": quality(t.get("quality")),
@@ -509,6 +525,7 @@ def _card(doc: Doc, task: str, rec: Mapping[str, Any]) -> dict[str, Any]:
         "threshold": quality(rec.get("threshold")),
         "recommended": _text(rec.get("recommended") or "-", 60),
         "cleared": bool(rec.get("cleared")),
+        **_outcome(rec),
         "chart": svg.scatter(
             points, rec.get("threshold"), title=f"{task}: quality against cost per call"
         )
