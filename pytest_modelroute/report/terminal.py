@@ -177,7 +177,7 @@ def recommendation_cell(rec: dict[str, Any]) -> str:
     if rec.get("outcome") is None:
         return clip(route, 34)
     if rec.get("changed"):
-        return clip(f"{clip(str(rec.get('configured')), 24)} -> {route}", 40)
+        return clip(f"{clip(str(rec.get('configured')), 28)} -> {route}", 58)
     return clip(f"keep {route}", 34)
 
 
@@ -227,24 +227,25 @@ def recommendation_summary(doc: dict[str, Any], width: int = 100) -> list[str]:
     n = len(recs)
     sentences = []
     if groups["change"]:
-        k = len(groups["change"])
         sentences.append(
-            f"{k} of {n} task{'s' * (n != 1)} change{'s' * (k == 1)} route (configured -> "
-            "recommended): the cheapest route shown to clear the threshold: "
-            + ", ".join(groups["change"])
+            f"{len(groups['change'])} of {n} change route (configured -> recommended: the "
+            "cheapest route shown to clear the threshold): " + ", ".join(groups["change"])
         )
     if groups["keep"]:
-        k = len(groups["keep"])
         sentences.append(
-            f"{k} keep{'s' * (k == 1)} the configured route: it is shown to clear the "
-            "threshold and no cheaper route is: " + ", ".join(groups["keep"])
+            f"{len(groups['keep'])} keep their route: it is shown to clear the threshold and no "
+            "cheaper route is: " + ", ".join(groups["keep"])
         )
     if groups["keep-unshown"]:
-        k = len(groups["keep-unshown"])
+        baseline = [
+            t for t in groups["keep-unshown"] if recs[t].get("configured_from") == "baseline"
+        ]
         sentences.append(
-            f"{k} keep{'s' * (k == 1)} the configured route (the baseline where routes: names "
-            "none) because no candidate was shown to clear the threshold: no lower bound "
-            "reaches it with this many cases (more cases narrow the bounds): "
+            f"{len(groups['keep-unshown'])} keep their route because no candidate was shown to "
+            "clear the threshold (no lower bound reaches it with this many cases; more cases "
+            "narrow the bounds)"
+            + (" and a task routes: names none keeps the baseline" if baseline else "")
+            + ": "
             + ", ".join(groups["keep-unshown"])
         )
     lines = []
