@@ -13,6 +13,8 @@ import yaml
 from suite import OUTPUT_ARGS, write
 from test_routes import CONFTEST, HAIKU, OPUS, SONNET, copies
 
+from pytest_modelroute.report.glossary import glossary
+
 # haiku solves level 1, sonnet levels 1-2, opus everything (tests/test_routes.py); every
 # call is 100 input and 10 output tokens
 MODELS = """\
@@ -228,6 +230,11 @@ def test_bench_judges_cascades_by_the_routes_own_accept(pytester: pytest.Pyteste
     )
     markdown = (pytester.path / "out" / "r.md").read_text(encoding="utf-8")
     html = (pytester.path / "out" / "r.html").read_text(encoding="utf-8")
-    for text in (markdown, html):
+    terms = dict(glossary(doc))
+    for text in (markdown, html.replace("&#39;", "'")):
         assert f"modelroute.yaml:{config_line}" in text and "differ from the case file" in text
-        assert "acceptance checks" in text  # the glossary explains the term
+        # the glossary explains the new terms
+        assert terms["acceptance checks"] in text
+        assert terms["configured route, keep, ->"].replace("->", "-&gt;") in text.replace(
+            "->", "-&gt;"
+        )
