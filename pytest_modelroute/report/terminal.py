@@ -405,6 +405,13 @@ def write_summary(
         tr.write_line("")
         for line in projection_lines(doc["projection"]):
             tr.write_line(line)
+        recs = (doc.get("recommendations") or {}).values()
+        unproven = [r for r in recs if r.get("outcome") == "keep-unshown"]
+        if unproven:
+            tr.write_line(
+                f"  routed counts {len(unproven)} task(s) on the route they keep, not shown to "
+                "clear the threshold"
+            )
     tr.write_line(spend_line(doc))
     for note in (estimated_note(doc["spend"]), cache_tokens_note(doc), latency_note(doc)):
         if note:
