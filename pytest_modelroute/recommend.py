@@ -370,7 +370,9 @@ class Choice:
         text = f"{self.configured} -> {self.label}: the cheapest route shown to clear {bar}{low}"
         if configured is not None and self.candidate is not None and self.candidate.cost_per_call:
             ratio = configured.cost_per_call / self.candidate.cost_per_call
-            if ratio >= 1:
+            if abs(ratio - 1) < 0.005:  # a tie broken by quality, then by name
+                text += f", at the same cost per call as {self.configured}"
+            elif ratio >= 1:
                 text += f", {ratio:.1f}x cheaper per call than {self.configured}"
             else:
                 text += f", {1 / ratio:.1f}x dearer per call than {self.configured}"
