@@ -281,12 +281,14 @@ def selection_line(doc: dict[str, Any]) -> str:
         return (
             "recommended routes: per task, the cheapest route shown to clear the threshold,\n"
             "selected on one half of the cases and confirmed on the other by its lower bound\n"
-            f"(the quality it reaches with {percent(how['level'])} confidence):"
+            f"(the quality it reaches with {percent(how['level'])} confidence); cheaper: how "
+            "many times cheaper\nper call than the baseline:"
         )
     return (
         "recommended routes: per task, the cheapest route shown to clear the threshold, that is\n"
         f"whose lower bound (the quality it reaches with {percent(how['level'], 1)} confidence, "
-        "raised for\nthe number of candidates compared) is at or above it:"
+        "raised for\nthe number of candidates compared) is at or above it; cheaper: how many "
+        "times cheaper\nper call than the baseline:"
     )
 
 
