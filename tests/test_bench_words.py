@@ -113,6 +113,7 @@ def test_every_report_marks_changed_and_kept_routes(routed: pytest.Pytester) -> 
     assert "**1 change route**, 2 keep their configured route" in markdown
     html = (routed.path / "out" / "r.html").read_text(encoding="utf-8")
     assert "no route shown to clear: keep sonnet" in html
+    assert "1 change route, 2 keep their configured route" in html
     assert "was opus" in html and "opus → cascade:haiku&gt;sonnet" in html
     junit = ET.parse(routed.path / "out" / "r.xml").getroot()
     outs = {c.get("name"): c.findtext("system-out") for c in junit.iter("testcase")}

@@ -214,11 +214,18 @@ def verdict_view(doc: Doc) -> dict[str, Any]:
     if doc.get("mode") == "bench":
         recs = doc.get("recommendations") or {}
         cleared = sum(1 for r in recs.values() if r.get("cleared"))
+        changed = sum(1 for r in recs.values() if r.get("changed"))
+        summary = (
+            f"{cleared} of {len(recs)} tasks have a route that clears the bar, "
+            f"measured on {len(doc.get('models') or {})} models"
+        )
+        if any(r.get("outcome") for r in recs.values()):
+            kept = len(recs) - changed
+            summary += f"; {changed} change route, {kept} keep their configured route"
         view.update(
             state="bench",
             title="Bench: recommended routes",
-            summary=f"{cleared} of {len(recs)} tasks have a route that clears the bar, "
-            f"measured on {len(doc.get('models') or {})} models",
+            summary=summary,
             recs=[_rec_chip(doc, task, rec) for task, rec in recs.items()],
             failures=[],
         )
