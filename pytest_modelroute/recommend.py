@@ -2,8 +2,9 @@
 
 Single models and consensus candidates come straight from the measured matrix; cascades
 are evaluated from the same cached single-model outputs (a cascade's answer for a case is
-the first stage whose output passed the task's ``cascade_accept`` checks), so they cost
-no new calls.
+the first stage whose output passed the task's acceptance checks: its configured cascade's
+``accept:``, else its case file's ``cascade_accept:``), so they cost no new calls. Each
+task's recommendation is stated against its configured route (see :class:`Choice`).
 """
 
 from __future__ import annotations
