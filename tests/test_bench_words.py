@@ -121,6 +121,13 @@ def test_every_report_marks_changed_and_kept_routes(routed: pytest.Pytester) -> 
         "opus -> cascade:haiku>sonnet: the cheapest route shown to clear 3.00"
     )
     assert "keeps its configured route sonnet" in outs["hard[sonnet]"]
+    props = {
+        c.get("name"): {p.get("name"): p.get("value") for p in c.iter("property")}
+        for c in junit.iter("testcase")
+    }
+    assert props["triage[cascade:haiku>sonnet]"]["configured_route"] == "opus"
+    assert props["triage[cascade:haiku>sonnet]"]["recommendation"] == "change"
+    assert props["hard[sonnet]"]["recommendation"] == "keep-unshown"
 
 
 def test_suggest_says_what_it_changed_and_keeps_unproven_routes(routed: pytest.Pytester) -> None:
