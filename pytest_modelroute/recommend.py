@@ -369,17 +369,24 @@ class Choice:
                 "and no cheaper route is"
             )
         text = f"{self.configured} -> {self.label}: the cheapest route shown to clear {bar}{low}"
-        if configured is not None and self.candidate is not None and self.candidate.cost_per_call:
-            ratio = configured.cost_per_call / self.candidate.cost_per_call
-            if abs(ratio - 1) < 0.005:  # a tie broken by quality, then by name
-                text += f", at the same cost per call as {self.configured}"
-            elif ratio >= 1:
-                text += f", {ratio:.1f}x cheaper per call than {self.configured}"
-            else:
-                text += f", {1 / ratio:.1f}x dearer per call than {self.configured}"
+        if configured is not None and self.candidate is not None:
+            text += self._cost_clause(configured.cost_per_call, self.candidate.cost_per_call)
         if configured is not None and not configured.clears(self.threshold):
             text += f" (not shown to clear {bar})"
         return text
+
+    def _cost_clause(self, configured: float, chosen: float) -> str:
+        """How the chosen route's cost per call compares with the configured route's; a
+        route at $0 (a local model) has no ratio, only dearer or free."""
+        than = f" per call than {self.configured}"
+        if configured == chosen or (chosen and abs(configured / chosen - 1) < 0.005):
+            return f", at the same cost per call as {self.configured}"  # a tie broken by quality
+        if not chosen:
+            return f", free where {self.configured} is not"
+        if not configured:
+            return f", dearer{than} (which costs $0)"
+        ratio = configured / chosen
+        return f", {ratio:.1f}x cheaper{than}" if ratio >= 1 else f", {1 / ratio:.1f}x dearer{than}"
 
     def to_json(self) -> dict[str, Any]:
         return {

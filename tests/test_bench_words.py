@@ -245,3 +245,25 @@ def test_bench_judges_cascades_by_the_routes_own_accept(pytester: pytest.Pyteste
         assert terms["configured route, keep, ->"].replace("->", "-&gt;") in text.replace(
             "->", "-&gt;"
         )
+
+
+def test_a_free_configured_route_replaced_by_a_priced_one_says_dearer(
+    pytester: pytest.Pytester,
+) -> None:
+    """A local model at $0 configured for a task it cannot do: bench moves the task to a
+    priced route and says it is dearer, with no ratio to a cost of $0 (was a crash)."""
+    config = MODELS.replace("price: {input: 1, output: 2}", "price: {input: 0, output: 0}")
+    write(
+        pytester.path,
+        {
+            "conftest.py": CONFTEST,
+            "modelroute.yaml": config + "routes:\n  hard: haiku\n",
+            "cases/hard.yaml": cases("hard", [2] * 16),
+        },
+    )
+    result, doc = bench(pytester)
+    assert result.ret == 0, result.stdout.str()[-2000:]
+    rec = doc["recommendations"]["hard"]
+    assert (rec["configured"], rec["recommended"], rec["outcome"]) == ("haiku", "sonnet", "change")
+    assert ", dearer per call than haiku (which costs $0) (not shown to clear 3.00)" in rec["why"]
+    assert "Traceback" not in result.stdout.str()
