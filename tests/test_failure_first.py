@@ -11,25 +11,21 @@ from typing import Any
 
 import pytest
 from suite import classification, run_json, write
+from test_reference import CONFIG as REFERENCE_CONFIG
 from test_reference import MISSES, ORACLE_CONFTEST
 
 #: triage fails (its cheap route misses eight of twenty: 3.40 < 4.50), classification
 #: passes (twenty right answers bound it above 4.0), extraction is inconclusive (four
 #: right answers bound nothing); triage sorts last, so "failing first" is visible
-CONFIG = """\
-models:
-  cheap: {provider: oracle, model: "misses:{misses}", price: {input: 1, output: 1}}
-  good:  {provider: oracle, model: "misses:", price: {input: 3, output: 3}}
-  dear:  {provider: oracle, model: "misses:,", price: {input: 30, output: 30}}
-baseline: dear
-threshold: 4.0
-thresholds: {triage: 4.5}
-routes:
-  classification: good
-  extraction: good
-  triage: cheap
-traffic: {classification: 100000, extraction: 5000, triage: 20000}
-""".replace("{misses}", ",".join(MISSES))
+CONFIG = (
+    REFERENCE_CONFIG.replace("{misses}", ",".join(MISSES))
+    .replace("{threshold}", "4.0\nthresholds: {triage: 4.5}")
+    .replace(
+        "  classification: {route}\n",
+        "  classification: good\n  extraction: good\n  triage: cheap\n"
+        "traffic: {classification: 100000, extraction: 5000, triage: 20000}\n",
+    )
+)
 
 
 def suite(pytester: pytest.Pytester) -> None:

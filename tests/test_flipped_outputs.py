@@ -198,6 +198,8 @@ def test_the_comment_shows_each_flipped_case_with_its_outputs_and_failed_check(
 
     page = (pytester.path / "out" / "report.html").read_text()
     assert "<script>alert" not in page and "<img src=x" not in page
+    # a failed gate: the flipped cases right after the verdict, before the savings
+    assert page.index('id="verdict"') < page.index('id="flips"') < page.index('id="outcome"')
     flipped = page[page.index('id="flips"') :]
     for f in shown:  # autoescaped: the page shows the same text
         assert html.escape(f["new"], quote=True) in flipped or html.escape(f["new"]) in flipped
