@@ -70,6 +70,15 @@ def check_names(flip: Flip) -> str:
     return ", ".join(str(c.get("type") or "check") for c in flip.get("failed_checks") or ())
 
 
+def has_evidence(flips: Sequence[Flip]) -> bool:
+    """Whether any flip carries an output or a failed check (documents written before flips
+    carried them list case ids only, which the reports show as such)."""
+    return any(
+        f.get("old_output") is not None or f.get("new_output") is not None or f.get("failed_checks")
+        for f in flips
+    )
+
+
 def listed(flips: Sequence[Flip], shown: int = SHOWN) -> tuple[list[Flip], int]:
     """The flips to show and how many more there are."""
     return list(flips[:shown]), max(0, len(flips) - shown)

@@ -361,8 +361,8 @@ def flips_view(doc: Doc) -> list[dict[str, Any]]:
     blocking = {f.get("task") for f in lead.failures(doc)} if lead.failed(doc) else set()
     out = []
     for task in lead.blocking_first(tasks):
-        if task not in flipped:
-            continue
+        if not flips.has_evidence(flipped.get(task, [])):
+            continue  # nothing to show beyond the count in the tasks table
         snap = tasks[task].get("snapshot") or {}
         shown, more = flips.listed(flipped[task])
         back = snap.get("flipped_to_pass") or []

@@ -510,7 +510,7 @@ def flipped_section(doc: Doc, budget: int) -> str:
         back = f"fail → pass ({len(to_pass)}): {_flip_list(to_pass)}" if to_pass else ""
         left = budget - used - 120 * (len(names) - i - 1) - 120  # room for the rest's lines
         block = None
-        if any(_recorded(f) or f.get("failed_checks") for f in to_fail):
+        if flips.has_evidence(to_fail):
             title = f"<b>{escape_html_inline(name, 60)}</b>: {', '.join(counts)}{stat}"
             block = flips_block(
                 title,
