@@ -20,10 +20,12 @@ from .yamlio import SourceMap, load_json, parse_json
 SCHEMA = "modelroute/snapshot@1"
 DEFAULT_PATH = Path(".modelroute") / "snapshot.json"
 #: characters of a case's output the snapshot keeps (whitespace collapsed): enough to see
-#: what an answer was when it flips, small enough for a file committed beside the code
+#: what an answer was when it flips, small enough for a file committed beside the code; a
+#: longer output keeps its beginning and its end (where a worked answer gives its result)
 EXCERPT_CHARS = 160
-#: ends an excerpt that was cut
-CUT = "…"
+EXCERPT_TAIL = 56
+#: stands between the beginning and the end of an output that was cut
+CUT = " … "
 _SPACE = re.compile(r"\s+")
 #: what a case entry holds for the reports, never compared as a figure
 EVIDENCE = ("output", "failed_checks")
@@ -31,12 +33,16 @@ EVIDENCE = ("output", "failed_checks")
 
 def excerpt(text: str | None) -> str | None:
     """A short one-line excerpt of a model output: control characters removed, whitespace
-    runs made one space, at most ``EXCERPT_CHARS`` characters, ending in ``CUT`` when cut.
-    None stays None (an errored case has no output)."""
+    runs made one space; longer than ``EXCERPT_CHARS``, its beginning and its last
+    ``EXCERPT_TAIL`` characters with ``CUT`` between (``EXCERPT_CHARS`` in all). None stays
+    None (an errored case has no output)."""
     if text is None:
         return None
     flat = _SPACE.sub(" ", strip_controls(text)).strip()
-    return flat if len(flat) <= EXCERPT_CHARS else flat[:EXCERPT_CHARS] + CUT
+    if len(flat) <= EXCERPT_CHARS:
+        return flat
+    head = EXCERPT_CHARS - EXCERPT_TAIL - len(CUT)
+    return flat[:head] + CUT + flat[-EXCERPT_TAIL:]
 
 
 class SnapshotCase(BaseModel):

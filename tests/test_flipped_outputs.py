@@ -99,9 +99,10 @@ def suite(root: Path, version: str, answers: dict[str, dict[str, str]], n: int) 
 
 
 def excerpt(text: str) -> str:
-    """The test's own excerpt rule: whitespace runs collapsed, 160 characters, then '…'."""
+    """The test's own excerpt rule: whitespace runs collapsed; past 160 characters the
+    first 101 and the last 56, with ' … ' between."""
     flat = " ".join(text.split())
-    return flat if len(flat) <= 160 else flat[:160] + "…"
+    return flat if len(flat) <= 160 else f"{flat[:101]} … {flat[-56:]}"
 
 
 def flips_between(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
@@ -165,7 +166,7 @@ def test_the_comment_shows_each_flipped_case_with_its_outputs_and_failed_check(
     # the snapshot keeps each case's output as an excerpt, cut and marked where long
     cases = before["tasks"]["classification"]["cases"]
     assert cases["case-004"]["output"] == excerpt(f"billing: {HOSTILE[4]}")
-    assert cases["case-004"]["output"].endswith("…") and len(cases["case-004"]["output"]) == 161
+    assert " … " in cases["case-004"]["output"] and len(cases["case-004"]["output"]) == 160
     assert cases["case-001"]["output"] == "feature: a | b | c second line with a tab"
     assert all(c["failed_checks"] == [] for c in cases.values())
 

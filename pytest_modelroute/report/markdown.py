@@ -51,7 +51,7 @@ BUDGETS = {
     "replay": 2_500,
 }
 FLIPS_PER_TASK = flips.SHOWN
-#: characters of an output excerpt shown in a cell (a snapshot keeps 160 and a mark)
+#: characters of an output excerpt shown in a cell (a snapshot keeps 160)
 OUTPUT_CELL = 170
 
 Doc = Mapping[str, Any]
