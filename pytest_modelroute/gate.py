@@ -345,6 +345,11 @@ def _against_snapshot(v: TaskVerdict, agg: Aggregate, snap: SnapshotTask, rules:
         "cost_change": cost_change,
         "flipped": to_fail,
         "flipped_to_pass": to_pass,
+        # what the snapshot recorded of each case that now fails (None: not recorded); the
+        # results document adds this run's output and failed checks
+        "flips": [
+            {"case": k, "old_output": getattr(snap.cases.get(k), "output", None)} for k in to_fail
+        ],
         "mcnemar_p": mcnemar(len(to_fail), len(to_pass)),
         **comparison_json(cmp, rules.tolerance, outcome),
     }

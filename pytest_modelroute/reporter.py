@@ -35,7 +35,7 @@ from .recommend import (
     task_acceptance,
 )
 from .records import CaseResult
-from .report import terminal
+from .report import lead, terminal
 from .report.document import build_document, spend_json
 from .report.outputs import write_outputs
 from .session import RunState
@@ -532,6 +532,10 @@ class ModelRouteReporter:
             self.doc["shard"] = self._shard_block(ledgers)
         if self.merged is not None:
             self.doc["merged"] = self.merged.to_json()
+        if self.mode == "gate":  # the outcome in one phrase, before the failures it sums up
+            said = lead.summary(self.doc)
+            gate = self.doc["gate"]
+            self.doc["gate"] = {"passed": gate.pop("passed"), "summary": said, **gate}
 
     def _shard_block(self, ledgers: list[dict[str, Any]]) -> dict[str, Any]:
         """--model-route-shard: what the merge needs besides the results."""
@@ -611,7 +615,13 @@ class ModelRouteReporter:
             )
         bars = {(r.task, r.case): r.bar for r in self.results.values()}
         thresholds = {t: v.threshold for t, v in self.verdicts.items()}
-        document = snapshot_document(route_aggs, thresholds, bars)
+        routes = {t: v.route for t, v in self.verdicts.items()}
+        outputs = {
+            (r.task, r.case): (r.output, [c.type for c in r.checks if not c.passed])
+            for r in self.results.values()
+            if routes.get(r.task) == r.route
+        }
+        document = snapshot_document(route_aggs, thresholds, bars, outputs)
         if self.snapshot is not None:
             # tasks this run did not measure keep their reference; on a partial run so do
             # the unmeasured cases of the tasks it measured

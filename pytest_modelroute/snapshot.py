@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,36 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .analysis import Aggregate
 from .errors import ModelRouteError
+from .report.text import strip_controls
 from .schema_errors import validation_error
 from .yamlio import SourceMap, load_json, parse_json
 
 SCHEMA = "modelroute/snapshot@1"
 DEFAULT_PATH = Path(".modelroute") / "snapshot.json"
+#: characters of a case's output the snapshot keeps (whitespace collapsed): enough to see
+#: what an answer was when it flips, small enough for a file committed beside the code; a
+#: longer output keeps its beginning and its end (where a worked answer gives its result)
+EXCERPT_CHARS = 160
+EXCERPT_TAIL = 56
+#: stands between the beginning and the end of an output that was cut
+CUT = " … "
+_SPACE = re.compile(r"\s+")
+#: what a case entry holds for the reports, never compared as a figure
+EVIDENCE = ("output", "failed_checks")
+
+
+def excerpt(text: str | None) -> str | None:
+    """A short one-line excerpt of a model output: control characters removed, whitespace
+    runs made one space; longer than ``EXCERPT_CHARS``, its beginning and its last
+    ``EXCERPT_TAIL`` characters with ``CUT`` between (``EXCERPT_CHARS`` in all). None stays
+    None (an errored case has no output)."""
+    if text is None:
+        return None
+    flat = _SPACE.sub(" ", strip_controls(text)).strip()
+    if len(flat) <= EXCERPT_CHARS:
+        return flat
+    head = EXCERPT_CHARS - EXCERPT_TAIL - len(CUT)
+    return flat[:head] + CUT + flat[-EXCERPT_TAIL:]
 
 
 class SnapshotCase(BaseModel):
@@ -26,6 +52,10 @@ class SnapshotCase(BaseModel):
     #: the route's cost for the case (absent in snapshots written before it was kept)
     cost: float | None = Field(default=None, ge=0)
     weight: float | None = Field(default=None, ge=0)
+    #: ``excerpt`` of the route's output (absent in snapshots written before it was kept)
+    output: str | None = None
+    #: the checks the output failed, by name (empty when it passed them all)
+    failed_checks: list[str] | None = None
 
 
 class SnapshotTask(BaseModel):
@@ -79,8 +109,12 @@ def snapshot_document(
     route_aggs: Mapping[str, Aggregate],
     thresholds: Mapping[str, float],
     bars: Mapping[tuple[str, str], float],
+    outputs: Mapping[tuple[str, str], tuple[str | None, Sequence[str]]] | None = None,
 ) -> dict[str, Any]:
-    """The snapshot of this run: per task its route's figures and per-case scores."""
+    """The snapshot of this run: per task its route's figures and per-case scores; with
+    ``outputs`` ((task, case) -> the route's output and the checks it failed) an excerpt
+    of each case's output, so that a later run can show what a flipped case answered."""
+    outputs = outputs or {}
     tasks: dict[str, Any] = {}
     for task, agg in sorted(route_aggs.items()):
         tasks[task] = {
@@ -95,6 +129,7 @@ def snapshot_document(
                     "passed": None if q is None else q >= bars.get((task, case), 0) - 1e-9,
                     "cost": agg.costs.get(case),
                     "weight": agg.weights.get(case, 1.0),
+                    **_evidence(outputs.get((task, case))),
                 }
                 for case, q in sorted(agg.cases.items())
             },
@@ -104,6 +139,13 @@ def snapshot_document(
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "tasks": tasks,
     }
+
+
+def _evidence(found: tuple[str | None, Sequence[str]] | None) -> dict[str, Any]:
+    if found is None:
+        return {}
+    output, failed = found
+    return {"output": excerpt(output), "failed_checks": list(failed)}
 
 
 def merge_snapshot(
@@ -158,19 +200,23 @@ def write_snapshot(path: Path, document: dict[str, Any]) -> None:
 
 
 def diff_snapshots(before: Snapshot | None, after: Snapshot | None) -> list[dict[str, Any]]:
-    """Per task whose entry differs (``created`` aside), what ``after`` accepts against
-    ``before``: route, n, quality and cost per call before and after, cases added and
-    removed, cases that flipped from passing to failing and back. Sorted by task."""
+    """Per task whose entry differs (``created`` and the output excerpts aside), what
+    ``after`` accepts against ``before``: route, n, quality and cost per call before and
+    after, cases added and removed, cases that flipped from passing to failing and back,
+    and for those that flipped to failing their ``flips`` (the output excerpts before and
+    after, ``None`` where a snapshot did not record one, and the checks that failed).
+    Sorted by task."""
     old = before.tasks if before else {}
     new = after.tasks if after else {}
     rows = []
     for task in sorted(set(old) | set(new)):
         b, a = old.get(task), new.get(task)
-        if b is not None and a is not None and b.model_dump() == a.model_dump():
+        if b is not None and a is not None and _figures(b) == _figures(a):
             continue
         b_cases = b.cases if b else {}
         a_cases = a.cases if a else {}
         shared = sorted(set(b_cases) & set(a_cases))
+        to_fail = [k for k in shared if b_cases[k].passed is True and a_cases[k].passed is False]
         rows.append(
             {
                 "task": task,
@@ -185,12 +231,27 @@ def diff_snapshots(before: Snapshot | None, after: Snapshot | None) -> list[dict
                 "cost_per_call_after": a.cost_per_call if a else None,
                 "cases_added": sorted(set(a_cases) - set(b_cases)),
                 "cases_removed": sorted(set(b_cases) - set(a_cases)),
-                "flipped_to_fail": [
-                    k for k in shared if b_cases[k].passed is True and a_cases[k].passed is False
-                ],
+                "flipped_to_fail": to_fail,
                 "flipped_to_pass": [
                     k for k in shared if b_cases[k].passed is False and a_cases[k].passed is True
+                ],
+                "flips": [
+                    {
+                        "case": k,
+                        "old_output": b_cases[k].output,
+                        "new_output": a_cases[k].output,
+                        "failed_checks": [
+                            {"type": name} for name in a_cases[k].failed_checks or ()
+                        ],
+                    }
+                    for k in to_fail
                 ],
             }
         )
     return rows
+
+
+def _figures(task: SnapshotTask) -> dict[str, Any]:
+    """A task's entry without the excerpts: outputs that changed while every figure stayed
+    the same (a model that words its answers differently) are no change of the reference."""
+    return task.model_dump(exclude={"cases": {"__all__": set(EVIDENCE)}})

@@ -43,11 +43,26 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     doc["tasks"][long_name] = next(iter(doc["tasks"].values()))
     (where / "stress.html").write_text(render_html(doc), encoding="utf-8")
     out["stress"] = where / "stress.html"
+    # a failed gate with flipped cases: long unbroken outputs in the flips tables
+    doc = make_doc(60, hostile=True)
+    for entry in doc["tasks"].values():
+        snap = entry.get("snapshot") or {}
+        snap["flips"] = [
+            {
+                "case": case,
+                "old_output": "billing " + "x" * 152 + "…",
+                "new_output": "y" * 160 + "…",
+                "failed_checks": [{"type": "equals", "reason": "expected 'billing'"}],
+            }
+            for case in snap.get("flipped") or []
+        ]
+    (where / "flips.html").write_text(render_html(doc), encoding="utf-8")
+    out["flips"] = where / "flips.html"
     return out
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-@pytest.mark.parametrize("report", ["gate", "bench", "stress"])
+@pytest.mark.parametrize("report", ["gate", "bench", "stress", "flips"])
 def test_nothing_is_clipped_or_overlapping(
     reports: dict[str, Path], report: str, width: int
 ) -> None:

@@ -46,7 +46,8 @@ def test_junit_sits_beside_pytests_own(pytester: pytest.Pytester) -> None:
     assert result.ret == 1  # the weak route fails the gate
     ours = ET.parse(pytester.path / "routes.xml").getroot()
     route_suite = ours.find("testsuite[@name='model-route']")
-    (case,) = route_suite.findall("testcase")
+    gate, case = route_suite.findall("testcase")  # the gate first, then each task route
+    assert gate.get("name") == "gate" and gate.find("failure") is not None
     assert case.get("name") == "classification[weak]"
     assert case.find("failure") is not None
     theirs = ET.parse(pytester.path / "pytest.xml").getroot()

@@ -145,7 +145,7 @@ def test_failing_route_fails_the_gate_with_reason(pytester: pytest.Pytester) -> 
         [
             f"FAILED classification [[]weak[]]: FAIL: quality {task['quality']:.2f} < threshold "
             "4.00: its 95% bounds [[]1.00, 3.11[]] lie below it (n=4)",
-            "model route gate: FAILED (1 of 1 tasks)",
+            "model route gate: FAILED (1 of 1 task)",
         ]
     )
     # the cases are measurements: none of the items failed

@@ -227,7 +227,10 @@ def test_a_pr_snapshot_that_accepts_a_regression_fails_against_its_base(
     assert "quality 5.00 -> 3.40" in changed.find("system-out").text
     props = {p.get("name"): p.get("value") for p in suites[0].iter("property")}
     assert (props["ref"], props["accepted"], props["tasks_changed"]) == ("main", "false", "1")
-    route = suites[1].find("testcase")
+    verdict, route = suites[1].findall("testcase")  # the gate first, with what failed it
+    assert verdict.find("failure").get("message") == "model route gate: FAILED (1 of 1 task): " + (
+        "classification"
+    )
     assert "this PR's snapshot accepts it" in route.find("failure").get("message")
 
     # the same under xdist

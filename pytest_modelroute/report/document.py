@@ -11,6 +11,8 @@ from typing import Any
 from ..analysis import Aggregate
 from ..gate import TaskVerdict
 from ..records import NOT_CALLED, CallRecord, CaseResult, CheckOutcome, Usage
+from ..snapshot import excerpt
+from .flips import REASON_CHARS
 
 SCHEMA = "modelroute/results@1"
 
@@ -197,6 +199,7 @@ def build_document(
         for (task, label), agg in aggregates.items():
             if label == alias:
                 models.setdefault(alias, {})[task] = agg.to_json()
+    by_case = {(r.task, r.route, r.case): r for r in results}
     tasks: dict[str, Any] = {}
     for task, verdict in sorted(verdicts.items()):
         route = verdict.route_agg
@@ -215,7 +218,7 @@ def build_document(
             "cost_per_quality_point": route.cost_per_quality_point if route else None,
             "latency_s": route.latency_s if route else None,
             "baseline": verdict.baseline,
-            "snapshot": verdict.snapshot,
+            "snapshot": with_flips(verdict.snapshot, task, verdict.route, by_case),
             "blocking": verdict.blocking,
             "tests": [t.to_json() for t in verdict.tests],
             "detectable": verdict.detectable,
@@ -257,12 +260,12 @@ def build_document(
     doc: dict[str, Any] = {
         "schema": SCHEMA,
         "mode": mode,
+        "gate": {"passed": not failures if mode == "gate" else None, "failures": failures},
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "run_id": run_id,
         "config": config_path,
         "threshold": threshold,
         "baseline": baseline,
-        "gate": {"passed": not failures if mode == "gate" else None, "failures": failures},
         "tasks": tasks,
         "models": models,
         "prices": prices,
@@ -272,7 +275,42 @@ def build_document(
     }
     if extra:
         doc.update(extra)
-    return doc
+    return lead_first(doc)
+
+
+def lead_first(doc: dict[str, Any]) -> dict[str, Any]:
+    """The document with what every report leads with first in key order: the schema and
+    mode, the PR's own snapshot change when there is one, then the gate (its verdict, the
+    failing tasks and their reasons); the figures and savings after."""
+    first = [k for k in ("schema", "mode", "snapshot_change", "gate") if k in doc]
+    return {**{k: doc[k] for k in first}, **{k: v for k, v in doc.items() if k not in first}}
+
+
+def with_flips(
+    snapshot: Mapping[str, Any] | None,
+    task: str,
+    route: str,
+    by_case: Mapping[tuple[str, str, str], CaseResult],
+) -> dict[str, Any] | None:
+    """A task's comparison with its snapshot, each case that flipped to failing completed
+    with this run's output excerpt and the checks it failed (type and reason)."""
+    if snapshot is None:
+        return None
+    flips = []
+    for flip in snapshot.get("flips") or ():
+        result = by_case.get((task, route, flip["case"]))
+        flips.append(
+            {
+                **flip,
+                "new_output": excerpt(result.output) if result else None,
+                "failed_checks": [
+                    {"type": c.type, "reason": c.reason[:REASON_CHARS]}
+                    for c in (result.checks if result else ())
+                    if not c.passed
+                ],
+            }
+        )
+    return {**snapshot, "flips": flips}
 
 
 def judge_panels(doc: Mapping[str, Any]) -> list[tuple[str, float, float]]:

@@ -18,7 +18,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from . import svg
+from . import flips, lead, svg
 from .document import judge_panels
 from .fmt import (
     acceptance_sentence,
@@ -79,6 +79,9 @@ def render_html(doc: Doc) -> str:
         "verdict": verdict_view(doc),
         "outcome": outcome_view(doc),
         "tasks": tasks_view(doc),
+        "flips": flips_view(doc) if doc.get("mode") != "bench" else None,
+        "failed": lead.failed(doc),
+        "flips_shown": flips.SHOWN,
         "level": percent(((doc.get("gate") or {}).get("rules") or {}).get("confidence") or 0.95),
         "suite": suite_sentence(doc),
         "bench": bench_view(doc) if doc.get("mode") == "bench" else None,
@@ -355,11 +358,62 @@ def outcome_view(doc: Doc) -> dict[str, Any] | None:
 
 
 def tasks_view(doc: Doc) -> list[dict[str, Any]]:
-    """One row per task: its route against threshold, baseline and snapshot."""
+    """One row per task: its route against threshold, baseline and snapshot; the tasks that
+    fail the gate first."""
     savings = ((doc.get("projection") or {}).get("by_task")) or {}
+    tasks = doc.get("tasks") or {}
     return [
-        _task_row(doc, task, t, savings.get(task)) for task, t in (doc.get("tasks") or {}).items()
+        _task_row(doc, task, tasks[task], savings.get(task)) for task in lead.blocking_first(tasks)
     ]
+
+
+# -- flipped cases ------------------------------------------------------------------------
+
+
+def flip_rows(flipped: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Flips as table rows: the case, its output before and after (``not recorded`` marked
+    as such), the checks it failed."""
+    return [
+        {
+            "case": _text(f.get("case"), 120),
+            "old": _text(flips.old_text(f), 200),
+            "old_missing": f.get("old_output") is None,
+            "new": _text(flips.new_text(f), 200),
+            "new_missing": f.get("new_output") is None,
+            "checks": _text(flips.checks_text(f), 300),
+        }
+        for f in flipped
+    ]
+
+
+def flips_view(doc: Doc) -> list[dict[str, Any]]:
+    """Per task with cases that flipped to failing since its snapshot (those failing the
+    gate first): the first ``flips.SHOWN`` with their outputs then and now and the checks
+    they failed, how many more, and the cases that went the other way."""
+    tasks = doc.get("tasks") or {}
+    flipped = dict(flips.task_flips(doc))
+    blocking = {f.get("task") for f in lead.failures(doc)} if lead.failed(doc) else set()
+    out = []
+    for task in lead.blocking_first(tasks):
+        if not flips.has_evidence(flipped.get(task, [])):
+            continue  # nothing to show beyond the count in the tasks table
+        snap = tasks[task].get("snapshot") or {}
+        shown, more = flips.listed(flipped[task])
+        back = snap.get("flipped_to_pass") or []
+        out.append(
+            {
+                "task": _text(task, 80),
+                "route": _text(tasks[task].get("route"), 60),
+                "failing": task in blocking,
+                "count": len(flipped[task]),
+                "rows": flip_rows(shown),
+                "more": more,
+                "back": ", ".join(_text(c, 80) for c in back[: flips.SHOWN])
+                + (f" and {len(back) - flips.SHOWN} more" if len(back) > flips.SHOWN else ""),
+                "mcnemar": _mcnemar(snap),
+            }
+        )
+    return out
 
 
 def _task_row(
@@ -903,7 +957,18 @@ def snapshot_change_view(doc: Doc) -> dict[str, Any] | None:
                 **{k: _text(v, 120) for k, v in change_cells(row).items()},
                 "cases": [_text(c, 1_200) for c in details(row, bool(change.get("accepted")))],
                 "vs_base": verdict_vs_base(row),
+                **_change_flips(row),
             }
             for row in change["tasks"]
         ],
     }
+
+
+def _change_flips(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The flips of a changed task with the outputs the two snapshots recorded (none when
+    neither recorded any: snapshots written before excerpts were kept)."""
+    flipped = row.get("flips") or []
+    if not any(f.get("old_output") is not None or f.get("new_output") is not None for f in flipped):
+        return {"flips": [], "more_flips": 0}
+    shown, more = flips.listed(flipped)
+    return {"flips": flip_rows(shown), "more_flips": more}

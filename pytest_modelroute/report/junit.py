@@ -1,10 +1,12 @@
 """JUnit XML made from the results document, through the ``junit-xml`` package.
 
-Two suites: ``model-route`` has one test case per task route (``<task>[<route>]``; in
-bench mode the recommended route, never failed), failed or errored as the gate decided,
-with the figures as properties; ``model-route-cases`` has one test case per case result
-(errored when it could not be measured; below its bar it passes, with the reason).
-junit-xml 1.9 has no per-test-case properties, so they are added to the XML afterwards.
+Two suites: ``model-route`` opens (gate mode) with a test case ``gate``, failed with the
+gate's outcome and every failure's reason when it failed, then has one test case per task
+route (``<task>[<route>]``, those failing the gate first; in bench mode the recommended
+route, never failed), failed or errored as the gate decided, with the figures as
+properties; ``model-route-cases`` has one test case per case result (errored when it could
+not be measured; below its bar it passes, with the reason). junit-xml 1.9 has no
+per-test-case properties, so they are added to the XML afterwards.
 
 When a pull request's own snapshot differs from its base's, a suite
 ``model-route-snapshot-change`` comes first, with one test case per changed task (its
@@ -20,6 +22,7 @@ from typing import Any
 
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
+from . import flips, lead
 from .fmt import clip, quality
 from .snapshot_change import junit_cases
 from .text import strip_controls
@@ -42,10 +45,11 @@ def write_junit(doc: Doc, path: Path) -> None:
 def render_junit(doc: Doc) -> str:
     """The JUnit XML document (``testsuites`` with the two suites) as text."""
     routes = route_cases(doc)
+    head = [gate_case(doc)] if doc.get("mode") != "bench" else []
     suites = [
         TestSuite(
             ROUTE_SUITE,
-            [case for case, _ in routes],
+            [*head, *(case for case, _ in routes)],
             timestamp=doc.get("created"),
             properties=suite_properties(doc),
         ),
@@ -59,7 +63,7 @@ def render_junit(doc: Doc) -> str:
             0, TestSuite(CHANGE_SUITE, tests, timestamp=doc.get("created"), properties=props)
         )
     root = ET.fromstring(to_xml_report_string(suites, prettyprint=False))
-    _add_case_properties(root, [props for _, props in routes])
+    _add_case_properties(root, [{} for _ in head] + [props for _, props in routes])
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
@@ -99,12 +103,47 @@ def suite_properties(doc: Doc) -> dict[str, str]:
     return {k: v for k, v in props.items() if v != ""}
 
 
+def gate_case(doc: Doc) -> TestCase:
+    """The gate as one test case: failed, when the gate failed, with its outcome as the
+    message and per failure a line with its reasons (and the cases that flipped to
+    failing); task-less failures (items that reported no result) are only here."""
+    case = TestCase("gate", classname=ROUTE_SUITE)
+    if not lead.failed(doc):
+        return case
+    flipped = dict(flips.task_flips(doc))
+    lines = []
+    for failure in lead.failures(doc):
+        task = failure.get("task")
+        reasons = "; ".join(_s(r) for r in failure.get("reasons") or ())
+        if task is None:
+            lines.append(reasons)
+            continue
+        verdict = _s(failure.get("verdict") or "fail")
+        lines.append(f"{_s(task)} [{_s(failure.get('route'))}]: {verdict}: {reasons}")
+        shown, more = flips.listed(flipped.get(task) or [])
+        for flip in shown:
+            lines.append(
+                f"  flipped pass -> fail: {_s(flip.get('case'))}: "
+                f"{_s(flips.old_text(flip))!r} -> {_s(flips.new_text(flip))!r} "
+                f"({_s(flips.checks_text(flip))})"
+            )
+        if more:
+            lines.append(f"  and {more} more flipped cases")
+    names = [_s(f.get("task")) for f in lead.failures(doc) if f.get("task") is not None]
+    message = f"model route gate: {lead.summary(doc)}" + (f": {', '.join(names)}" if names else "")
+    case.add_failure_info(message=_s(message, 500), output="\n".join(lines), failure_type="gate")
+    return case
+
+
 def route_cases(doc: Doc) -> list[tuple[TestCase, dict[str, str]]]:
-    """One test case per task route, with the properties to attach to it."""
+    """One test case per task route (those failing the gate first), with the properties
+    to attach to it."""
     out = []
     # bench recommends and a shard measures a part: neither fails a route
     gated = doc.get("mode") != "bench" and not doc.get("shard")
-    for task, t in (doc.get("tasks") or {}).items():
+    tasks = doc.get("tasks") or {}
+    for task in lead.blocking_first(tasks) if gated else tasks:
+        t = tasks[task]
         route = _s(t.get("route") or "-")
         case = TestCase(f"{_s(task)}[{route}]", classname=ROUTE_SUITE)
         reasons = [_s(r) for r in t.get("reasons") or []]

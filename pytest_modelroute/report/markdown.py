@@ -1,9 +1,11 @@
 """The PR comment: GitHub-flavoured Markdown made from the results document.
 
-The layout is the same on every run (marker, verdict, savings, tasks, savings by
-complexity, flipped cases, matrix, footer) so a bot can update one sticky comment in
-place, and the text always stays under GitHub's 65,536-character comment limit: every
-section has a character budget, lists and tables are capped with a count of the rest.
+The layout: marker, verdict, savings, tasks, savings by complexity, flipped cases, matrix,
+glossary, footer. A failed gate leads with the failure: the verdict names each failing task
+with its reasons, and the flipped cases (old and new output, the check that failed) come
+next, before the savings. The text always stays under GitHub's 65,536-character comment
+limit: every section has a character budget, lists and tables are capped with a count of
+the rest.
 
 When a pull request's own snapshot differs from its base's, a section saying so comes
 first, after the marker.
@@ -11,10 +13,12 @@ first, after the marker.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from . import flips, lead
 from .document import judge_panels
 from .fmt import (
     acceptance_sentence,
@@ -36,18 +40,20 @@ MARKER = "<!-- pytest-modelroute -->"
 LIMIT = 65_000
 #: characters per section; their sum plus the headings stays well under LIMIT
 BUDGETS = {
-    "snapshot_change": 4_000,
-    "verdict": 3_000,
+    "snapshot_change": 6_000,
+    "verdict": 6_000,
     "savings": 1_500,
-    "tasks": 26_000,
+    "tasks": 16_000,
     "complexity": 2_000,
-    "flipped": 9_000,
-    "matrix": 12_000,
+    "flipped": 13_000,
+    "matrix": 8_000,
     "glossary": 5_000,
     "footer": 1_000,
     "replay": 2_500,
 }
-FLIPS_PER_TASK = 10
+FLIPS_PER_TASK = flips.SHOWN
+#: characters of an output excerpt shown in a cell (a snapshot keeps 160)
+OUTPUT_CELL = 170
 
 Doc = Mapping[str, Any]
 
@@ -75,6 +81,15 @@ def usd(value: float | None) -> str:
     return money(value).replace("$", "\\$")
 
 
+def escape_html_inline(value: Any, width: int | None = None) -> str:
+    """Untrusted text inside raw HTML of the comment (a ``<summary>``, where Markdown's
+    backslash escapes are not read): one line, clipped, HTML-escaped, no @-mentions."""
+    text = _SPACE.sub(" ", strip_controls("" if value is None else str(value))).strip()
+    if width is not None:
+        text = clip(text, width)
+    return html.escape(text).replace("@", "@\u200b")
+
+
 def escape_md_cell(value: Any, width: int | None = None) -> str:
     """Untrusted text as one safe Markdown table cell (or inline text): control characters
     removed, whitespace runs (newlines too) made one space, clipped to ``width``, and
@@ -88,19 +103,23 @@ def escape_md_cell(value: Any, width: int | None = None) -> str:
 def render_markdown(doc: Doc) -> str:
     """The PR comment for a results document, under ``LIMIT`` characters."""
     change = snapshot_change_section(doc, BUDGETS["snapshot_change"])
+    # bench compares with no snapshot
+    flipped = (
+        ["### Flipped cases\n\n" + flipped_section(doc, BUDGETS["flipped"])]
+        if doc.get("mode") != "bench"
+        else []
+    )
+    failed = lead.failed(doc)  # the failure and its evidence first, the savings after
     sections = [
         MARKER,
         *([change] if change else []),
         verdict_section(doc, BUDGETS["verdict"]),
         *([replay_section(doc, BUDGETS["replay"])] if doc.get("replay_misses") else []),
+        *(flipped if failed else []),
         savings_line(doc, BUDGETS["savings"]),
         "### Tasks\n\n" + tasks_section(doc, BUDGETS["tasks"]),
         "### Savings by complexity\n\n" + complexity_section(doc, BUDGETS["complexity"]),
-        *(
-            ["### Flipped cases\n\n" + flipped_section(doc, BUDGETS["flipped"])]
-            if doc.get("mode") != "bench"  # bench compares with no snapshot
-            else []
-        ),
+        *([] if failed else flipped),
         matrix_section(doc, BUDGETS["matrix"]),
         glossary_section(doc, BUDGETS["glossary"]),
         footer(doc, BUDGETS["footer"]),
@@ -201,12 +220,15 @@ def verdict_section(doc: Doc, budget: int) -> str:
         elif gate.get("passed") is True:
             line = f"✅ **Model route gate passed**: {n} task{plural}, all clear their bar"
         elif gate.get("passed") is False:
-            names = ", ".join(escape_md_cell(f.get("task"), 60) for f in failures[:10])
-            more = f" and {len(failures) - 10} more" if len(failures) > 10 else ""
+            named = [f for f in failures if f.get("task") is not None]
+            names = ", ".join(escape_md_cell(f.get("task"), 60) for f in named[:10])
+            more = f" and {len(named) - 10} more" if len(named) > 10 else ""
             line = (
-                f"❌ **Model route gate failed**: {len(failures)} of {n} task{plural} "
+                f"❌ **Model route gate failed**: {len(named)} of {n} task{plural} "
                 f"failed ({names}{more})"
             )
+            why = [_failure_item(f) for f in failures]
+            return _limit(line + "\n\n" + _lines(why, budget - len(line) - 2, "failures"), budget)
         elif isinstance(doc.get("shard"), dict):
             shard = doc["shard"]
             line = (
@@ -217,6 +239,19 @@ def verdict_section(doc: Doc, budget: int) -> str:
         else:
             line = f"**Model route**: no verdict ({n} task{plural})"
     return _limit(line, budget)
+
+
+def _failure_item(failure: Mapping[str, Any]) -> str:
+    """``- **task** · route · ❌ fail: reason; reason`` (a task-less failure: its reasons)."""
+    reasons = "; ".join(escape_md_cell(r, 300) for r in failure.get("reasons") or ())
+    if failure.get("task") is None:
+        return f"- ⚠️ {reasons or 'no reason recorded'}"
+    return (
+        f"- **{escape_md_cell(failure['task'], 60)}** · "
+        f"{escape_md_cell(failure.get('route') or '-', 50)} · "
+        f"{_verdict_icon(str(failure.get('verdict') or 'fail'))}: "
+        + (reasons or "no reason recorded")
+    )
 
 
 def replay_section(doc: Doc, budget: int) -> str:
@@ -305,6 +340,8 @@ def tasks_section(doc: Doc, budget: int) -> str:
     suite = suite_text(doc)
     if suite:
         table += "\n\n" + suite
+    # a failed gate's failures lead the comment; the other tasks that did not pass here
+    shown = {f.get("task") for f in lead.failures(doc)} if lead.failed(doc) else set()
     # bench: why each task changes route or keeps it, and which acceptance checks its
     # cascade candidates used
     bench = doc.get("mode") == "bench"
@@ -319,7 +356,9 @@ def tasks_section(doc: Doc, budget: int) -> str:
             else ""
         )
         for t in order
-        if (tasks[t].get("verdict") != "pass" or bench) and tasks[t].get("reasons")
+        if (tasks[t].get("verdict") != "pass" or bench)
+        and tasks[t].get("reasons")
+        and t not in shown
     ]
     if not why:
         return table
@@ -424,31 +463,104 @@ def _flip_list(cases: Sequence[str]) -> str:
     return shown + more
 
 
+def flips_table(flipped: Sequence[Mapping[str, Any]], budget: int, before: str, after: str) -> str:
+    """The cases that flipped to failing as a table (case, the output before and after, the
+    checks that failed), at most ``FLIPS_PER_TASK`` rows within ``budget``, then a count."""
+    rows = [
+        [
+            escape_md_cell(f.get("case"), 80),
+            _output_cell(flips.old_text(f), f.get("old_output")),
+            _output_cell(flips.new_text(f), f.get("new_output")),
+            escape_md_cell(flips.checks_text(f), 160),
+        ]
+        for f in flipped[:FLIPS_PER_TASK]
+    ]
+    return _table(
+        ["Case", before, after, "Failed check"], "<<<<", rows, budget, len(flipped), "flipped cases"
+    )
+
+
+def _output_cell(text: str, recorded: Any) -> str:
+    """An output excerpt as a cell; ``not recorded`` and ``(empty)`` in italics."""
+    cell = escape_md_cell(text, OUTPUT_CELL)
+    return f"_{cell}_" if recorded is None or recorded == "" else cell
+
+
+def flips_block(
+    title: str,
+    flipped: Sequence[Mapping[str, Any]],
+    budget: int,
+    before: str,
+    after: str,
+    tail: str = "",
+    open_: bool = False,
+) -> str | None:
+    """A collapsible block (``<details>``) with the flips table of one task, under
+    ``budget`` characters; None when not even its first row fits."""
+    head = f"<details{' open' if open_ else ''}><summary>{title}</summary>\n\n"
+    end = (f"\n\n{tail}" if tail else "") + "\n\n</details>"
+    room = budget - len(head) - len(end)
+    if room < 400:
+        return None
+    table = flips_table(flipped, room, before, after)
+    if table.count("\n| ") < 2:  # the header alone: no row fitted
+        return None
+    return head + table + end
+
+
 def flipped_section(doc: Doc, budget: int) -> str:
-    """Cases that passed in the snapshot and fail now, and those that went the other way,
-    per task (capped), with the exact McNemar p-value of the imbalance."""
+    """Per task, the cases that passed in the snapshot and fail now, each with its output
+    then and now and the check that failed (a collapsible block per task, open for a task
+    that fails the gate), and those that went the other way, with the exact McNemar p-value
+    of the imbalance. Tasks that fail the gate first; when the budget runs short, later
+    tasks are one line of case ids."""
     tasks = doc.get("tasks") or {}
     compared = any(t.get("snapshot") for t in tasks.values())
-    items = []
-    for name in sorted(tasks):
+    flipped = dict(flips.task_flips(doc))
+    names = [
+        t
+        for t in lead.blocking_first(tasks)
+        if t in flipped or ((tasks[t].get("snapshot") or {}).get("flipped_to_pass"))
+    ]
+    if not names:
+        if compared:
+            return "None: no case changed between passing and failing since the snapshot."
+        return "_No snapshot to compare with (accept a run with `--model-route-update-snapshot`)._"
+    blocking = {f.get("task") for f in lead.failures(doc)} if lead.failed(doc) else set()
+    out: list[str] = []
+    used = 0
+    for i, name in enumerate(names):
         snap = tasks[name].get("snapshot") or {}
-        to_fail = snap.get("flipped") or []
+        to_fail = flipped.get(name, [])
         to_pass = snap.get("flipped_to_pass") or []
-        if not to_fail and not to_pass:
-            continue
-        parts = []
-        if to_fail:
-            parts.append(f"pass → fail ({len(to_fail)}): {_flip_list(to_fail)}")
-        if to_pass:
-            parts.append(f"fail → pass ({len(to_pass)}): {_flip_list(to_pass)}")
         p = snap.get("mcnemar_p")
-        tail = f" · exact McNemar p={p:.2g}" if p is not None else ""
-        items.append(f"- **{escape_md_cell(name, 60)}**: " + "; ".join(parts) + tail)
-    if items:
-        return _lines(items, budget, "tasks with flipped cases")
-    if compared:
-        return "None: no case changed between passing and failing since the snapshot."
-    return "_No snapshot to compare with (accept a run with `--model-route-update-snapshot`)._"
+        counts = [f"{len(to_fail)} pass → fail"] if to_fail else []
+        counts += [f"{len(to_pass)} fail → pass"] if to_pass else []
+        stat = f" · exact McNemar p={p:.2g}" if p is not None else ""
+        back = f"fail → pass ({len(to_pass)}): {_flip_list(to_pass)}" if to_pass else ""
+        left = budget - used - 120 * (len(names) - i - 1) - 120  # room for the rest's lines
+        block = None
+        if flips.has_evidence(to_fail):
+            title = f"<b>{escape_html_inline(name, 60)}</b>: {', '.join(counts)}{stat}"
+            block = flips_block(
+                title,
+                to_fail,
+                min(left, budget // 2),
+                "Before (snapshot)",
+                "Now",
+                back,
+                open_=name in blocking,
+            )
+        if block is None:  # no room for outputs (or none recorded): one line of case ids
+            parts = [f"pass → fail ({len(to_fail)}): {_flip_list([f['case'] for f in to_fail])}"]
+            parts = (parts if to_fail else []) + ([back] if back else [])
+            block = f"- **{escape_md_cell(name, 60)}**: " + "; ".join(parts) + stat
+            if used + len(block) + 2 > budget - 120:
+                out.append(f"- _… and {len(names) - i} more tasks with flipped cases_")
+                break
+        out.append(block)
+        used += len(block) + 2
+    return "\n\n".join(out)
 
 
 def matrix_section(doc: Doc, budget: int) -> str:
@@ -579,4 +691,20 @@ def snapshot_change_section(doc: Doc, budget: int) -> str | None:
     ]
     if items:
         text += "\n\n" + _lines(items, budget - len(text) - 2, "more changed tasks")
+    for r in rows:  # the outputs both snapshots recorded for the cases that flipped
+        recorded = [f for f in r.get("flips") or () if _recorded(f)]
+        if not recorded:
+            continue
+        title = (
+            f"<b>{escape_html_inline(r['task'], 60)}</b>: {len(r['flips'])} pass → fail "
+            "between the base's snapshot and this PR's"
+        )
+        block = flips_block(title, r["flips"], budget - len(text) - 2, "Base", "This PR")
+        if block is None:
+            break
+        text += "\n\n" + block
     return _limit(text, budget)
+
+
+def _recorded(flip: Mapping[str, Any]) -> bool:
+    return flip.get("old_output") is not None or flip.get("new_output") is not None

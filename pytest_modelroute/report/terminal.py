@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from . import flips, lead
 from .document import judge_panels
 from .fmt import (
     acceptance_sentence,
@@ -337,6 +338,10 @@ def write_summary(
         for line in snapshot_change_lines(change["tasks"], with_verdicts=True):
             tr.write_line(line)
         tr.write_line("")
+    if mode == "gate" and lead.failed(doc):  # then the failure and why, before the figures
+        for line, red in failure_lines(doc):
+            tr.write_line(line, red=red, bold=red)
+        tr.write_line("")
     if mode == "bench":
         tr.write_line("quality (1-5) and cost per call, by task and model:")
         for line in matrix_lines(doc):
@@ -431,7 +436,6 @@ def write_summary(
     for line in error_lines(doc.get("errors") or []):
         tr.write_line(line, red=True)
     if mode == "gate" and doc["gate"]["passed"] is not None:  # a shard decides nothing
-        n = len(doc["tasks"])
         sentence = suite_sentence(doc)
         for line in textwrap.wrap(f"suite: {sentence}", 100) if sentence else ():
             tr.write_line(line)
@@ -445,10 +449,7 @@ def write_summary(
                 yellow=True,
             )
         if doc["gate"]["passed"]:
-            settled = f"{n} task{'s' * (n != 1)}"
-            if open_:
-                settled += f": {n - len(open_)} pass, {len(open_)} inconclusive"
-            tr.write_line(f"model route gate: passed ({settled})", green=True)
+            tr.write_line(f"model route gate: {lead.summary(doc)}", green=True)
         else:
             for verdict in verdicts.values():
                 if verdict.blocking:
@@ -456,8 +457,41 @@ def write_summary(
             for failure in doc["gate"]["failures"]:
                 if failure["task"] is None:
                     tr.write_line("FAILED " + "; ".join(failure["reasons"]), red=True, bold=True)
-            failed = sum(1 for f in doc["gate"]["failures"] if f["task"] is not None)
-            tr.write_line(f"model route gate: FAILED ({failed} of {n} tasks)", red=True, bold=True)
+            tr.write_line(f"model route gate: {lead.summary(doc)}", red=True, bold=True)
+
+
+def failure_line(failure: Mapping[str, Any]) -> str:
+    """``FAILED task [route]: FAIL: reason; reason`` (a task-less failure: its reasons)."""
+    reasons = "; ".join(failure.get("reasons") or ())
+    if failure.get("task") is None:
+        return "FAILED " + reasons
+    verdict = str(failure.get("verdict") or "fail").upper()
+    return f"FAILED {failure['task']} [{failure.get('route')}]: {verdict}: {reasons}"
+
+
+def failure_lines(doc: Mapping[str, Any]) -> list[tuple[str, bool]]:
+    """What a failed gate leads with: its outcome, then per failing task why, and the cases
+    that flipped from passing to failing with the checks they failed; (line, red)."""
+    lines = [(f"model route gate: {lead.summary(doc)}; why (the figures follow):", True)]
+    flipped = dict(flips.task_flips(doc))
+    for failure in lead.failures(doc):
+        lines.append((failure_line(failure), True))
+        cases = flipped.get(failure.get("task"))  # type: ignore[arg-type]
+        if cases:
+            lines.append(
+                (f"  {len(cases)} case(s) flipped pass -> fail: {flip_list(cases)}", False)
+            )
+    return lines
+
+
+def flip_list(cases: Sequence[Mapping[str, Any]]) -> str:
+    """``billing-02 (equals), billing-03 (equals) and 6 more``."""
+    shown, more = flips.listed(cases)
+    names = [
+        f"{c['case']} ({flips.check_names(c)})" if flips.check_names(c) else str(c["case"])
+        for c in shown
+    ]
+    return ", ".join(names) + (f" and {more} more" if more else "")
 
 
 def error_lines(causes: Sequence[dict[str, Any]], most: int = 5) -> list[str]:

@@ -1,0 +1,68 @@
+"""What every report leads with: the gate's verdict and, when it failed, which tasks failed
+and why (savings come after).
+
+After the "snapshot changed in this PR" section, when there is one: that change is what the
+PR asks to accept, and the failure is judged with it in mind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+Doc = Mapping[str, Any]
+
+
+def failed(doc: Doc) -> bool:
+    """Whether this document is a gate run whose gate failed."""
+    return doc.get("mode") != "bench" and (doc.get("gate") or {}).get("passed") is False
+
+
+def failures(doc: Doc) -> list[Mapping[str, Any]]:
+    """What failed the gate: one entry per failing task (``task``, ``route``, ``verdict``,
+    ``reasons``), and task-less ones (``task`` None: case items that reported no result).
+    An inconclusive task is among them only when ``--model-route-inconclusive=fail``
+    makes it block. Documents without ``gate.failures`` (hand-made) fall back to every task
+    whose verdict is not a pass."""
+    gate = doc.get("gate") or {}
+    found = gate.get("failures")
+    if found is not None:
+        return list(found)
+    tasks = doc.get("tasks") or {}
+    return [
+        {
+            "task": t,
+            "route": e.get("route"),
+            "verdict": e.get("verdict"),
+            "reasons": e.get("reasons"),
+        }
+        for t, e in tasks.items()
+        if e.get("verdict") != "pass"
+    ]
+
+
+def summary(doc: Doc) -> str:
+    """``FAILED (1 of 3 tasks)``, ``passed (3 tasks: 2 pass, 1 inconclusive)`` or
+    ``not decided``: the gate's outcome in the words of the terminal's last line."""
+    tasks = doc.get("tasks") or {}
+    n = len(tasks)
+    plural = "s" * (n != 1)
+    passed = (doc.get("gate") or {}).get("passed")
+    if passed is True:
+        open_ = sum(1 for e in tasks.values() if e.get("verdict") == "inconclusive")
+        extra = f": {n - open_} pass, {open_} inconclusive" if open_ else ""
+        return f"passed ({n} task{plural}{extra})"
+    if passed is False:
+        count = sum(1 for f in failures(doc) if f.get("task") is not None)
+        return f"FAILED ({count} of {n} task{plural})"
+    return "not decided"
+
+
+def blocking_first(tasks: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Task names, those that fail the gate first, each group in its order: the order
+    in which the reports list tasks."""
+
+    def blocks(entry: Mapping[str, Any]) -> bool:
+        return bool(entry.get("blocking", entry.get("verdict") in ("fail", "error")))
+
+    return sorted(tasks, key=lambda t: not blocks(tasks[t]))
