@@ -3,6 +3,7 @@ concurrency and templates. The real llama.cpp server is in test_local_server.py.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -47,6 +48,10 @@ def usage_error(pytester: pytest.Pytester, *args: str) -> str:
     return out
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("xllamacpp") is None,
+    reason="the [local] extra (xllamacpp) is not installed: the missing-extra error comes first",
+)
 def test_a_missing_gguf_file_is_one_config_error(pytester: pytest.Pytester) -> None:
     local_suite(pytester, "{provider: local, gguf: models/tiny.gguf}")
     out = usage_error(pytester)
