@@ -22,6 +22,7 @@ import pytest
 import yaml  # noqa: F401  # isort: skip
 
 from .cache import CACHE_MODES, DEFAULT_CACHE_DIR
+from .ratelimit import MODES as RATE_LIMIT_MODES
 from .errors import ModelRouteError, ProviderError
 from .nodes import (
     CaseFile,
@@ -76,6 +77,13 @@ SETTINGS: Final = {
         "concurrent calls per model when the config sets none (default 8)",
         int,
         "N",
+    ),
+    "model_route_rate_limit": _Setting(
+        "--model-route-rate-limit",
+        "adapt (default): pace each model's calls by the rate-limit headers of its "
+        "provider and back off on 429s, up to its concurrency; fixed: always its "
+        "concurrency (the SDK retries 429s on its own)",
+        choices=RATE_LIMIT_MODES,
     ),
     "model_route_max_cost": _Setting(
         "--model-route-max-cost",
@@ -322,6 +330,7 @@ def _settings(config: pytest.Config) -> Settings:
         allow_errors=bool(_setting(config, "model_route_allow_errors")),
         batch=bool(_setting(config, "model_route_batch")),
         batch_poll=batch_poll,
+        rate_limit=_setting(config, "model_route_rate_limit") or "adapt",
     )
 
 

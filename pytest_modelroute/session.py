@@ -110,6 +110,8 @@ class Settings:
     #: --model-route-batch: every model whose provider has a batch API batches its misses
     batch: bool = False
     batch_poll: float | None = None
+    #: --model-route-rate-limit: "adapt" to each provider's rate limit, or "fixed"
+    rate_limit: str = "adapt"
 
 
 @dataclass
@@ -394,6 +396,7 @@ class RunState:
                 workers=self.workers,
                 batch=self.batched,
                 batch_poll_s=self.settings.batch_poll,
+                rate_limit=self.settings.rate_limit,
             )
         return self._runner
 
