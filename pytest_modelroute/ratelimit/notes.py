@@ -23,7 +23,7 @@ def merge(ledgers: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
         for model, stats in (ledger.get("rate_limits") or {}).items():
             into = merged.setdefault(model, {"workers": 0, "limits": {}})
             into["workers"] += 1
-            for name in ("ceiling", "calls", "requests", "limited", "paced", "calls_since"):
+            for name in ("ceiling", "calls", "requests", "limited", "paced", "answered_since"):
                 into[name] = into.get(name, 0) + int(stats.get(name) or 0)
             if stats.get("since") is not None:
                 into["since"] = min(into.get("since", stats["since"]), stats["since"])
@@ -54,10 +54,11 @@ def rate_limit_notes(ledgers: Iterable[Mapping[str, Any]], mode: str = "adapt") 
         share = s["limited"] / s["requests"] if s.get("requests") else 0.0
         parts.append(f"{s['limited']:,} of {s['requests']:,} requests answered 429 ({share:.1%})")
         span = (s.get("last_end") or 0) - (s.get("since") or 0)
-        if s.get("since") is not None and span > 0 and s.get("calls_since"):
-            rate = s["calls_since"] / span
+        if s.get("since") is not None and span > 0 and s.get("answered_since"):
+            rate = s["answered_since"] / span
             parts.append(
-                f"while limited it made {rate:.2f} calls/s ({rate * 60:,.0f}/min) over {span:.1f} s"
+                f"while limited it got {rate:.2f} answers/s ({rate * 60:,.0f}/min) over "
+                f"{span:.1f} s"
             )
         if mode == "adapt" and s.get("min_window") is not None:
             parts.append(f"its concurrency went down to {s['min_window']:.0f} of {s['ceiling']}")

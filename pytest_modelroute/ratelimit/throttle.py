@@ -153,10 +153,10 @@ class Stats:
     limited: int = 0
     #: calls that waited for a limit (a bucket or a retry-after)
     paced: int = 0
-    #: wall-clock time the limit first held a call back, calls started from then on, and
-    #: when the last call ended
+    #: wall-clock time the limit first held a call back, the calls answered from then on,
+    #: and when the last call ended
     since: float | None = None
-    calls_since: int = 0
+    answered_since: int = 0
     last_end: float | None = None
     min_window: float = math.inf
     #: the latest size per minute of each limit the headers reported
@@ -170,7 +170,7 @@ class Stats:
             "limited": self.limited,
             "paced": self.paced,
             "since": self.since,
-            "calls_since": self.calls_since,
+            "answered_since": self.answered_since,
             "last_end": self.last_end,
             "min_window": None if math.isinf(self.min_window) else self.min_window,
             "limits": dict(self.limits),
@@ -237,10 +237,13 @@ class Throttle:
     def release(self, ticket: Ticket, *, sent: bool = True) -> None:
         """The call ended (``sent=False``: it was never sent: its cost is refunded)."""
         self.in_flight -= 1
+        stats = self.stats
         if not sent:
             for i, amount in enumerate(ticket.cost):
                 self._used[i] -= amount
-        self.stats.last_end = self._wall()
+        elif stats.since is not None and (ticket.status is None or ticket.status < 300):
+            stats.answered_since += 1  # (None: a provider that shows no HTTP status)
+        stats.last_end = self._wall()
         self._pump()
 
     async def _enter(self, ticket: Ticket) -> None:
@@ -353,8 +356,6 @@ class Throttle:
         stats.calls += 1
         if ticket.paced:
             stats.paced += 1
-        if stats.since is not None:
-            stats.calls_since += 1
 
     def _pump(self) -> None:
         """Start the waiting calls that may start, in order; else wake up when the first
