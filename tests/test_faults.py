@@ -131,7 +131,9 @@ def _run_and_kill(path: Path, server: WireServer, sig: int, after: int) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
 @pytest.mark.usefixtures("keyed")
 def test_killed_run_keeps_every_paid_response(pytester: pytest.Pytester, sig: int) -> None:
-    with WireServer(latency_s=0.05) as server:
+    # slow enough that the second half of the calls takes seconds: the kill lands among
+    # them even when the machine is loaded
+    with WireServer(latency_s=0.4) as server:
         write(
             pytester.path,
             {"modelroute.yaml": config(server, concurrency=2), "cases/echo.yaml": cases()},

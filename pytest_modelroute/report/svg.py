@@ -215,6 +215,10 @@ def _log_range(costs: Sequence[float]) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
+#: the width of a character of a tick label (10.5 px digits), to keep labels apart
+TICK_CHAR_PX = 6.5
+
+
 def _cost_ticks(lo: float, hi: float, pixels: float, min_gap: float = 80) -> list[float]:
     """Tick values on a log axis from ``10**lo`` to ``10**hi``: 1-2-5, 1-3 or decades,
     the densest whose labels stay ``min_gap`` pixels apart."""
@@ -277,11 +281,16 @@ def scatter(
         )
     for t in _cost_ticks(lo, hi, pw):
         x = px(t)
+        label = money(t)
+        half = len(label) * TICK_CHAR_PX / 2
+        # a label centred on a tick near an edge would run into the quality axis's labels
+        # (or out of the chart): it is aligned to start, or end, at the tick instead
+        anchor = "start" if x - half < left else "end" if x + half > width else "middle"
         parts.append(
             Markup(
                 '<line x1="{0}" y1="{1}" x2="{0}" y2="{2}" stroke="#eaeef2"/>'
-                '<text x="{0}" y="{3}" text-anchor="middle" class="tick">{4}</text>'
-            ).format(_n(x), top, top + ph, top + ph + 14, money(t))
+                '<text x="{0}" y="{3}" text-anchor="{5}" class="tick">{4}</text>'
+            ).format(_n(x), top, top + ph, top + ph + 14, label, anchor)
         )
     parts.append(
         Markup(
