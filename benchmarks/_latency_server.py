@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from rate_limiter import Limiter, RateLimit  # noqa: E402
+from rate_limiter import Limiter, RateLimit
 
 _REASONS = {200: "OK", 404: "Not Found", 429: "Too Many Requests"}
 
@@ -94,7 +94,9 @@ def _rate_limited(anthropic: bool) -> bytes:
     if anthropic:
         error = {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}
     else:
-        error = {"error": {"message": "slow down", "type": "requests", "code": "rate_limit_exceeded"}}
+        error = {
+            "error": {"message": "slow down", "type": "requests", "code": "rate_limit_exceeded"}
+        }
     return json.dumps(error).encode()
 
 
@@ -168,7 +170,9 @@ class LatencyServer:
     """Runs this server in a subprocess: ``with LatencyServer(0.1) as server: server.url``
     (the OpenAI base URL; ``server.root`` is Anthropic's)."""
 
-    def __init__(self, latency_s: float, *, rpm: float | None = None, burst_s: float | None = None) -> None:
+    def __init__(
+        self, latency_s: float, *, rpm: float | None = None, burst_s: float | None = None
+    ) -> None:
         self.latency_s = latency_s
         self.rpm = rpm
         self.burst_s = burst_s

@@ -22,7 +22,6 @@ import pytest
 import yaml  # noqa: F401  # isort: skip
 
 from .cache import CACHE_MODES, DEFAULT_CACHE_DIR
-from .ratelimit import MODES as RATE_LIMIT_MODES
 from .errors import ModelRouteError, ProviderError
 from .nodes import (
     CaseFile,
@@ -32,6 +31,7 @@ from .nodes import (
     result_of,
     serialize_result,
 )
+from .ratelimit import MODES as RATE_LIMIT_MODES
 from .stash import WORKER_KEY, case_clash_key, case_id_key, reporter_key, state_key
 
 if TYPE_CHECKING:

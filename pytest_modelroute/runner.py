@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .cache import REPLAY_MISS, ResponseCache
+from .config import DEFAULT_MAX_TOKENS
 from .errors import ModelRouteError, ProviderError, SpendCapReached
 from .prices import ModelPricing
 from .progress import Progress
-from .config import DEFAULT_MAX_TOKENS
 from .providers import Provider
 from .ratelimit import CURRENT
 from .ratelimit.throttle import Throttle, Ticket, cost_of

@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -74,7 +74,12 @@ def request_cost(body: Any) -> dict[str, float]:
     prompt = max(1, math.ceil(len(text) / 4))
     max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or 0
     output = float(max_tokens) if isinstance(max_tokens, (int, float)) else 0.0
-    return {"requests": 1, "tokens": prompt + output, "input_tokens": prompt, "output_tokens": output}
+    return {
+        "requests": 1,
+        "tokens": prompt + output,
+        "input_tokens": prompt,
+        "output_tokens": output,
+    }
 
 
 class Limiter:
@@ -142,7 +147,7 @@ class Limiter:
             if flavor == "anthropic":
                 name = f"anthropic-ratelimit-{kind.replace('_', '-')}"
                 full = math.ceil(self._wall() + bucket.until_full())
-                reset = datetime.fromtimestamp(full, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+                reset = datetime.fromtimestamp(full, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                 headers.update(
                     {f"{name}-limit": limit, f"{name}-remaining": remaining, f"{name}-reset": reset}
                 )

@@ -27,6 +27,7 @@ import json
 import random
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -131,6 +132,8 @@ class RecordedRequest:
     headers: dict[str, str]
     body: Any
     fault: str
+    #: when it arrived (time.monotonic)
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def model(self) -> str | None:

@@ -153,9 +153,11 @@ class Stats:
     limited: int = 0
     #: calls that waited for a limit (a bucket or a retry-after)
     paced: int = 0
-    #: wall-clock time the limit first held a call back, the calls answered from then on,
-    #: and when the last call ended
+    #: wall-clock time the limit first held a call back, the calls started from then on
+    #: that were answered (those already in flight would inflate the pace), and when the
+    #: last call ended
     since: float | None = None
+    since_seq: int = 0
     answered_since: int = 0
     last_end: float | None = None
     min_window: float = math.inf
@@ -241,7 +243,11 @@ class Throttle:
         if not sent:
             for i, amount in enumerate(ticket.cost):
                 self._used[i] -= amount
-        elif stats.since is not None and (ticket.status is None or ticket.status < 300):
+        elif (
+            stats.since is not None
+            and ticket.seq > stats.since_seq
+            and (ticket.status is None or ticket.status < 300)
+        ):
             stats.answered_since += 1  # (None: a provider that shows no HTTP status)
         stats.last_end = self._wall()
         self._pump()
@@ -394,5 +400,7 @@ class Throttle:
         self._pump()
 
     def _limited_from_now(self) -> None:
-        if self.stats.since is None:
-            self.stats.since = self._wall()
+        stats = self.stats
+        if stats.since is None:
+            stats.since = self._wall()
+            stats.since_seq = self._seq
