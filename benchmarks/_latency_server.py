@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import time
@@ -35,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from rate_limiter import Limiter, RateLimit
 
+_SUM = re.compile(r"What is (-?\d+) \+ (-?\d+)\?")
 _REASONS = {200: "OK", 404: "Not Found", 429: "Too Many Requests"}
 
 
@@ -55,9 +57,20 @@ class _State:
         return {"requests": dict(self.counts), "refused": self.refused, "span_s": span}
 
 
+def _answer(prompt: str) -> str:
+    """An arithmetic question ("What is A + B?") is answered, one in ten of them wrongly
+    (by one), like a cheap model; anything else is echoed."""
+    asked = _SUM.search(prompt)
+    if asked is None:
+        return "echo: " + prompt
+    a, b = int(asked.group(1)), int(asked.group(2))
+    wrong = (a * 7 + b) % 10 == 0
+    return f"{a} + {b} = {a + b + wrong}"
+
+
 def _completion(n: int, body: dict, anthropic: bool) -> bytes:
     messages = body.get("messages") or [{}]
-    text = "echo: " + str(messages[-1].get("content", ""))
+    text = _answer(str(messages[-1].get("content", "")))
     model = body.get("model", "unknown")
     if anthropic:
         return json.dumps(

@@ -19,7 +19,13 @@ from rate_limiter import RateLimit, go_duration
 from suite import run_json, write
 from wire_server import Fault, WireServer
 
-from pytest_modelroute.ratelimit.headers import MAX_RETRY_AFTER_S, duration, read, retry_after
+from pytest_modelroute.ratelimit.headers import (
+    MAX_RETRY_AFTER_S,
+    duration,
+    read,
+    relevant,
+    retry_after,
+)
 from pytest_modelroute.ratelimit.notes import merge, rate_limit_notes
 from pytest_modelroute.ratelimit.throttle import Throttle, cost_of
 from pytest_modelroute.records import Request
@@ -91,6 +97,27 @@ def test_openai_headers_give_each_limit_with_its_reset_duration() -> None:
     assert (readings["tokens"].limit, readings["tokens"].remaining) == (30000, 29000)
     assert readings["tokens"].reset_s == pytest.approx(360)
     assert read({"x-ratelimit-remaining-requests": "many", "content-type": "x"}, NOW) == []
+
+
+def test_only_the_rate_limit_headers_are_kept_from_the_sdks_http_headers() -> None:
+    httpx = pytest.importorskip("httpx2")
+    headers = httpx.Headers(
+        [
+            ("Content-Type", "application/json"),
+            ("X-RateLimit-Remaining-Requests", "7"),
+            ("anthropic-ratelimit-tokens-remaining", "900"),
+            ("Retry-After", "3"),
+            ("retry-after-ms", "2500"),
+            ("x-request-id", "req_1"),
+        ]
+    )
+    assert relevant(headers) == {
+        "x-ratelimit-remaining-requests": "7",
+        "anthropic-ratelimit-tokens-remaining": "900",
+        "retry-after": "3",
+        "retry-after-ms": "2500",
+    }
+    assert relevant({"Retry-After": "1", "Server": "x"}) == {"retry-after": "1"}
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,25 @@ class Reading:
     reset_s: float | None
 
 
+def relevant(headers: Mapping[str, str]) -> dict[str, str]:
+    """The rate-limit and retry headers among ``headers``, names in lower case, in a plain
+    dict: an HTTP client's header mapping looks a name up by scanning all of them, and
+    :func:`read` looks up a dozen names."""
+    found = {}
+    raw = getattr(headers, "raw", None)  # httpx's: the bytes, decoded only when wanted
+    if raw is not None:
+        for key, value in raw:
+            key = key.lower()
+            if b"ratelimit" in key or key.startswith(b"retry-after"):
+                found[key.decode("latin-1")] = value.decode("latin-1")
+        return found
+    for name, text in headers.items():
+        name = name.lower()
+        if "ratelimit" in name or name.startswith("retry-after"):
+            found[name] = text
+    return found
+
+
 def read(headers: Mapping[str, str], now: float) -> list[Reading]:
     """Every limit ``headers`` report (``now``: the wall-clock time, for RFC 3339 resets)."""
     readings = []

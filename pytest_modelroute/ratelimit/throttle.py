@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..records import Request
-from .headers import KINDS, Reading, read, retry_after
+from .headers import KINDS, Reading, read, relevant, retry_after
 
 #: the answers that mean "slow down": rate limited, and Anthropic's "overloaded"
 SLOW_DOWN = frozenset({429, 529})
@@ -294,6 +294,7 @@ class Throttle:
             self._limited_from_now()
         if not self.adaptive:
             return
+        headers = relevant(headers)
         now = self._clock()
         wall = self._wall()
         if slow_down:
@@ -306,8 +307,9 @@ class Throttle:
                 self._hold_until = max(self._hold_until, now + wait)
         elif 200 <= status < 300 and self.window < self.ceiling:
             self.window = min(float(self.ceiling), self.window + 1 / self.window)
-        for reading in read(headers, wall):
-            self._anchor(reading, ticket)
+        if headers:
+            for reading in read(headers, wall):
+                self._anchor(reading, ticket)
         self._pump()
 
     def _anchor(self, reading: Reading, ticket: Ticket) -> None:
