@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -420,6 +421,46 @@ def answered_every_case(doc: dict[str, Any], n: int) -> None:
     assert doc["spend"]["api_calls"] == n
 
 
+@dataclass
+class LimitedRun:
+    """A run against a server that enforces ``limit``, and what the server counted."""
+
+    result: pytest.RunResult
+    doc: dict[str, Any]
+    admitted: int
+    refused: int
+
+
+def limited_run(
+    pytester: pytest.Pytester,
+    limit: RateLimit,
+    n: int,
+    *args: str,
+    flavor: str = "openai",
+    concurrency: int = 8,
+    **model: Any,
+) -> LimitedRun:
+    with WireServer(rate_limit=limit) as server:
+        write(
+            pytester.path,
+            {
+                "modelroute.yaml": config(flavor, server, concurrency, **model),
+                "cases/echo.yaml": cases(n),
+            },
+        )
+        result, doc = run(pytester, *args)
+        assert server.limiter is not None
+        return LimitedRun(result, doc, server.limiter.admitted, server.limiter.refused)
+
+
+def paced_without_loss(run: LimitedRun, n: int, most_429s: int) -> None:
+    """Every case answered, each request admitted once, few 429s."""
+    assert run.result.ret == 0, run.result.stdout.str()[-3000:]
+    answered_every_case(run.doc, n)
+    assert run.admitted == n  # each case once: nothing sent twice
+    assert run.refused <= most_429s, f"{run.refused} requests answered 429"
+
+
 @pytest.mark.parametrize("flavor", ["anthropic", "openai"])
 @pytest.mark.usefixtures("keyed")
 def test_a_run_paces_itself_to_the_requests_limit(pytester: pytest.Pytester, flavor: str) -> None:
@@ -427,22 +468,10 @@ def test_a_run_paces_itself_to_the_requests_limit(pytester: pytest.Pytester, fla
     calls after the first ten would meet dozens of 429s; paced by the headers, a handful
     at most, and none lost. (The first round goes out before any header is seen: the
     limits here leave room for it.)"""
-    n = 40
     limit = RateLimit(requests_per_minute=600, burst_s=1)
-    with WireServer(rate_limit=limit) as server:
-        write(
-            pytester.path,
-            {"modelroute.yaml": config(flavor, server, 8), "cases/echo.yaml": cases(n)},
-        )
-        result, doc = run(pytester)
-        limiter = server.limiter
-        assert limiter is not None
-        admitted, refused = limiter.admitted, limiter.refused
-    assert result.ret == 0, result.stdout.str()[-3000:]
-    answered_every_case(doc, n)
-    assert admitted == n  # each case once: nothing sent twice
-    assert refused <= 3, f"{refused} requests answered 429"
-    result.stdout.fnmatch_lines(
+    run = limited_run(pytester, limit, 40, flavor=flavor)
+    paced_without_loss(run, 40, most_429s=3)
+    run.result.stdout.fnmatch_lines(
         ["*model 'fast' was rate limited: its headers report 600 requests/min*calls waited*"]
     )
 
@@ -452,25 +481,10 @@ def test_a_run_paces_itself_to_the_requests_limit(pytester: pytest.Pytester, fla
 def test_a_run_paces_itself_to_the_tokens_limit(pytester: pytest.Pytester, flavor: str) -> None:
     """A tokens limit only: each call reserves its max_tokens (100) and its prompt, so the
     limit allows about five calls a second; the headers pace the calls to it."""
-    n = 30
     limit = RateLimit(tokens_per_minute=36_000, burst_s=2)  # 600 a second, 1,200 at once
-    with WireServer(rate_limit=limit) as server:
-        write(
-            pytester.path,
-            {
-                "modelroute.yaml": config(flavor, server, 8, params="{max_tokens: 100}"),
-                "cases/echo.yaml": cases(n),
-            },
-        )
-        result, doc = run(pytester)
-        limiter = server.limiter
-        assert limiter is not None
-        admitted, refused = limiter.admitted, limiter.refused
-    assert result.ret == 0, result.stdout.str()[-3000:]
-    answered_every_case(doc, n)
-    assert admitted == n
-    assert refused <= 3, f"{refused} requests answered 429"
-    result.stdout.fnmatch_lines(
+    run = limited_run(pytester, limit, 30, flavor=flavor, params="{max_tokens: 100}")
+    paced_without_loss(run, 30, most_429s=3)
+    run.result.stdout.fnmatch_lines(
         ["*model 'fast' was rate limited: its headers report 36,000 tokens/min*"]
     )
 
@@ -526,44 +540,22 @@ def test_the_requests_per_minute_cap_paces_calls_without_any_headers(
 @pytest.mark.usefixtures("keyed")
 def test_under_xdist_the_workers_share_the_limit(pytester: pytest.Pytester) -> None:
     """Each worker mirrors the same headers and takes half of what they allow."""
-    n = 40
     limit = RateLimit(requests_per_minute=600, burst_s=1)
-    with WireServer(rate_limit=limit) as server:
-        write(
-            pytester.path,
-            {"modelroute.yaml": config("openai", server, 8), "cases/echo.yaml": cases(n)},
-        )
-        result, doc = run(pytester, "-n", "2")
-        limiter = server.limiter
-        assert limiter is not None
-        admitted, refused = limiter.admitted, limiter.refused
-    assert result.ret == 0, result.stdout.str()[-3000:]
-    answered_every_case(doc, n)
-    assert admitted == n
-    assert refused <= 5, f"{refused} requests answered 429"
+    run = limited_run(pytester, limit, 40, "-n", "2")
+    paced_without_loss(run, 40, most_429s=5)
 
 
 @pytest.mark.usefixtures("keyed")
 def test_fixed_mode_leaves_429s_to_the_sdk(pytester: pytest.Pytester) -> None:
     """--model-route-rate-limit=fixed: every call at once, the SDK retrying its 429s; the
     note counts them and points to adapt."""
-    n = 20
     limit = RateLimit(requests_per_minute=600, burst_s=1)
-    with WireServer(rate_limit=limit) as server:
-        write(
-            pytester.path,
-            {
-                "modelroute.yaml": config("openai", server, max_retries=8),
-                "cases/echo.yaml": cases(n),
-            },
-        )
-        result, _ = run(pytester, "--model-route-rate-limit=fixed")
-        limiter = server.limiter
-        assert limiter is not None
-        refused = limiter.refused
+    run = limited_run(
+        pytester, limit, 20, "--model-route-rate-limit=fixed", concurrency=16, max_retries=8
+    )
     # 16 at once into a bucket of 10: at least six 429s in the first round alone
-    assert refused >= 6
-    result.stdout.fnmatch_lines(
+    assert run.refused >= 6
+    run.result.stdout.fnmatch_lines(
         ["*model 'fast' was rate limited: *requests answered 429*--model-route-rate-limit=adapt*"]
     )
 
