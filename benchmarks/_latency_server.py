@@ -58,8 +58,8 @@ class _State:
 
 
 def _answer(prompt: str) -> str:
-    """An arithmetic question ("What is A + B?") is answered, one in ten of them wrongly
-    (by one), like a cheap model; anything else is echoed."""
+    """An arithmetic question ("What is A + B?") is answered, off by one when 7A + B ends
+    in 0, like a cheap model; anything else is echoed."""
     asked = _SUM.search(prompt)
     if asked is None:
         return "echo: " + prompt

@@ -7,7 +7,7 @@ Prints, measured in this one run on this machine:
 - the per-item time at 10,000 items against 1,000 (target: <= 1.2x: no quadratic work);
 - a single-task suite of 10,000 arithmetic cases on an ``openai`` model with a
   ``last-number`` check (its cache filled first from the loopback server, which answers
-  nine in ten of them right), warm, against the same plain pytest (target: <= 1.5x): the
+  four in five of them right), warm, against the same plain pytest (target: <= 1.5x): the
   gate's statistics then run on one task of n = 10,000.
 
 Usage: python benchmarks/warm_run.py [--items 10000] [--small 1000] [--arithmetic 10000]
