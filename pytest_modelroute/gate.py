@@ -3,20 +3,40 @@ baseline, and was every case measured? Decided on the controller at session end.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
+
+import numpy as np
 
 from .analysis import Aggregate
 from .snapshot import SnapshotTask
-from .stats import Comparison, mean_interval, paired
+from .stats import (
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    Bounds,
+    column,
+    familywise,
+    holm,
+    mcnemar,
+    mean_bounds,
+    paired,
+    paired_columns,
+    weights_column,
+)
 
-PASS, FAIL, ERROR = "pass", "fail", "error"
+ERROR = "error"
+VERDICTS = (PASS, FAIL, INCONCLUSIVE, ERROR)
 MAX_FLIPS_LISTED = 10
+#: above this many, the cases needed are said as "more than"
+NEEDED_CAP = 1_000_000
 
 
 @dataclass(frozen=True)
 class GateRules:
-    """The config's gate settings."""
+    """The config's gate settings, and how inconclusive tasks and many tasks are treated."""
 
     tolerance: float = 0.2
     cost_tolerance: float = 0.10
@@ -24,10 +44,48 @@ class GateRules:
     confidence: float | None = None
     allow_errors: bool = False
     seed: int = 0
+    inconclusive: str = "pass"
+    holm: bool = False
 
     @property
     def level(self) -> float:
+        """The level of every one-sided bound (``confidence:``, default 0.95)."""
         return self.confidence or 0.95
+
+
+@dataclass
+class RuleTest:
+    """One statistical rule of a task: a mean (quality, or a paired difference) against a
+    bar (the threshold, ``-tolerance``, ``-max_drop``)."""
+
+    name: str  # "threshold", "snapshot" or "baseline"
+    bounds: Bounds
+    bar: float
+    outcome: str
+    reason: str = ""
+    #: Holm's correction turned a fail into inconclusive
+    demoted: bool = False
+
+    @property
+    def p_fail(self) -> float:
+        """The p-value of the evidence that the mean is below the bar."""
+        return self.bounds.p_below(self.bar)
+
+    def to_json(self) -> dict[str, object]:
+        b = self.bounds
+        return {
+            "rule": self.name,
+            "bar": self.bar,
+            "outcome": self.outcome,
+            "low": b.low,
+            "high": b.high,
+            "level": b.level,
+            "method": b.method,
+            "p_pass": b.p_above(self.bar),
+            "p_fail": self.p_fail,
+            "cases_needed": b.needed(self.bar) if self.outcome == INCONCLUSIVE else None,
+            "detectable": b.detectable(),
+        }
 
 
 @dataclass
@@ -44,19 +102,66 @@ class TaskVerdict:
     ci: tuple[float, float] | None = None
     snapshot: dict[str, Any] | None = None
     baseline: dict[str, Any] | None = None
-    comparisons: list[tuple[str, Comparison]] = field(default_factory=list)
+    comparisons: list[tuple[str, Bounds]] = field(default_factory=list)
+    tests: list[RuleTest] = field(default_factory=list)
+    #: how an inconclusive verdict sets the exit status ("pass" or "fail")
+    policy: str = "pass"
+    #: the smallest difference the task's main comparison could detect, and against what
+    detectable: dict[str, Any] | None = None
+    _failures: list[tuple[str, str]] = field(default_factory=list)
+    _warnings: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
         return self.verdict == PASS
 
+    @property
+    def blocking(self) -> bool:
+        """Whether this verdict fails the gate (an inconclusive one does per the policy)."""
+        return self.verdict in (FAIL, ERROR) or (
+            self.verdict == INCONCLUSIVE and self.policy == "fail"
+        )
+
     def fail(self, reason: str, verdict: str = FAIL) -> None:
-        if self.verdict == PASS or verdict == ERROR:
-            self.verdict = verdict
-        self.reasons.append(reason)
+        """A rule that is not statistical (errors, cost) failed."""
+        self._failures.append((verdict, reason))
+        self.settle()
+
+    def warn(self, text: str) -> None:
+        self._warnings.append(text)
+        self.settle()
+
+    def add(self, test: RuleTest) -> None:
+        self.tests.append(test)
+        self.settle()
+
+    def settle(self) -> None:
+        """The verdict and its reasons from the rules' outcomes: error, then fail, then
+        inconclusive, then pass. Inconclusive rules of a failed task become warnings."""
+        errors = [r for v, r in self._failures if v == ERROR]
+        fails = [r for v, r in self._failures if v != ERROR]
+        fails += [t.reason for t in self.tests if t.outcome == FAIL]
+        open_ = [t.reason for t in self.tests if t.outcome == INCONCLUSIVE]
+        if errors:
+            self.verdict = ERROR
+        elif fails:
+            self.verdict = FAIL
+        elif open_:
+            self.verdict = INCONCLUSIVE
+        else:
+            self.verdict = PASS
+        ordered = [r for _, r in self._failures] + [
+            t.reason for t in self.tests if t.outcome == FAIL
+        ]
+        if self.verdict == INCONCLUSIVE:
+            self.reasons = open_
+            self.warnings = list(self._warnings)
+        else:
+            self.reasons = ordered
+            self.warnings = list(self._warnings) + [f"inconclusive: {r}" for r in open_]
 
     def line(self) -> str:
-        """One line saying why the task failed."""
+        """One line saying why the task failed (or is inconclusive)."""
         return f"{self.task} [{self.route}]: {self.verdict.upper()}: " + "; ".join(self.reasons)
 
 
@@ -72,7 +177,14 @@ def decide_task(
 ) -> TaskVerdict:
     """Apply every gate rule to one task."""
     v = TaskVerdict(
-        task, route, complexity, threshold, PASS, route_agg=route_agg, baseline_agg=baseline_agg
+        task,
+        route,
+        complexity,
+        threshold,
+        PASS,
+        route_agg=route_agg,
+        baseline_agg=baseline_agg,
+        policy=rules.inconclusive,
     )
     if route_agg is None:
         v.fail("no results for the route (every case was deselected or missing)", ERROR)
@@ -83,55 +195,163 @@ def decide_task(
         v.fail("no case could be scored", ERROR)
         return v
 
-    _quality_bar(v, route_agg, rules)
+    quality = _quality_bar(v, route_agg, rules)
     if snapshot is not None:
         _against_snapshot(v, route_agg, snapshot, rules)
     if baseline_agg is not None and baseline_agg.route != route_agg.route:
         _against_baseline(v, route_agg, baseline_agg, rules)
+    _detectable(v, quality, rules)
     return v
 
 
-def _quality_bar(v: TaskVerdict, agg: Aggregate, rules: GateRules) -> None:
+def describe(b: Bounds) -> str:
+    """``n=45, diff -0.12, 95% bounds [-0.40, +0.15]`` for a paired difference."""
+    if b.mean is None:
+        return "n=0"
+    return f"n={b.n}, diff {b.mean:+.2f}, {b.level:.0%} bounds [{b.low:+.2f}, {b.high:+.2f}]"
+
+
+def comparison_json(b: Bounds, margin: float | None, outcome: str | None) -> dict[str, Any]:
+    """A paired comparison in the results document (``ci`` holds the two one-sided
+    bounds at ``confidence``)."""
+    detectable = b.detectable()
+    out: dict[str, Any] = {
+        "n": b.n,
+        "diff": b.mean,
+        "ci": [b.low, b.high],
+        "confidence": b.level,
+        "method": b.method,
+        "detectable": detectable,
+        "thin": bool(margin is not None and (detectable is None or detectable > margin + 1e-9)),
+    }
+    if outcome is not None:
+        out["outcome"] = outcome
+        settles = outcome == INCONCLUSIVE and margin is not None
+        out["cases_needed"] = b.needed(-margin) if settles and margin is not None else None
+    return out
+
+
+def settle_text(b: Bounds, bar: float) -> str:
+    """How many cases would settle a comparison with ``bar`` at the observed spread."""
+    if b.n_eff < 1.5:
+        return f"n={b.n} bounds nothing: add cases"
+    needed = b.needed(bar)
+    if needed is None:
+        return "the estimate sits on the bar: no number of cases would settle it"
+    if needed > NEEDED_CAP:
+        return f"more than {NEEDED_CAP:,} cases would be needed at this spread"
+    return f"about {needed:,} cases would settle it at this spread"
+
+
+def _quality_bar(v: TaskVerdict, agg: Aggregate, rules: GateRules) -> Bounds:
     assert agg.quality is not None
-    v.ci = mean_interval(agg.cases, agg.weights, confidence=rules.level, seed=rules.seed)
-    scored = sum(1 for k, q in agg.cases.items() if q is not None and agg.weights.get(k, 1.0) > 0)
-    if rules.confidence is not None and scored < 2:
-        # one case has no spread: its "interval" would be the point, proving nothing
-        v.fail(
-            f"quality {agg.quality:.2f}: n={scored} is too few cases to bound it at "
-            f"{rules.level:.0%} (confidence: needs at least 2; add cases or drop confidence:)"
+    b = mean_bounds(agg.cases, agg.weights, level=rules.level)
+    if b.low is not None and b.high is not None:
+        v.ci = (b.low, b.high)
+    outcome = b.decide(v.threshold)
+    bounds = f"{rules.level:.0%} bounds [{b.low:.2f}, {b.high:.2f}]"
+    if outcome == FAIL:
+        reason = (
+            f"quality {agg.quality:.2f} < threshold {v.threshold:.2f}: its {bounds} lie "
+            f"below it (n={b.n})"
         )
-    elif rules.confidence is not None and v.ci is not None:
-        low = v.ci[0]
-        if low < v.threshold - 1e-9:
-            v.fail(
-                f"quality {agg.quality:.2f}, {rules.level:.0%} CI lower bound {low:.2f} "
-                f"< threshold {v.threshold:.2f} (n={agg.n})"
-            )
-    elif agg.quality < v.threshold - 1e-9:
-        v.fail(f"quality {agg.quality:.2f} < threshold {v.threshold:.2f} (n={agg.n})")
+    elif outcome == INCONCLUSIVE:
+        reason = (
+            f"quality {agg.quality:.2f}, {bounds} contain the threshold {v.threshold:.2f} "
+            f"(n={b.n}): {settle_text(b, v.threshold)}"
+        )
+    else:
+        reason = ""
+    v.add(RuleTest("threshold", b, v.threshold, outcome, reason))
+    return b
+
+
+@dataclass
+class _Columns:
+    """A route's cases now and in the snapshot, as columns aligned on the route's case ids
+    (NaN where a side has no value): built once, in C loops, for every snapshot rule."""
+
+    keys: list[str]
+    weights: np.ndarray
+    quality: np.ndarray
+    passed: np.ndarray
+    cost: np.ndarray
+    then_quality: np.ndarray
+    then_passed: np.ndarray
+    then_cost: np.ndarray
+
+    @classmethod
+    def build(cls, agg: Aggregate, snap: SnapshotTask) -> _Columns:
+        keys = list(agg.cases)
+        position = dict(zip(snap.cases, itertools.count()))
+        where = np.fromiter(map(position.get, keys, itertools.repeat(-1)), np.intp, len(keys))
+        found = where >= 0
+        cases = list(snap.cases.values())
+
+        def then(field: str) -> np.ndarray:
+            values = column(map(attrgetter(field), cases))
+            out = np.full(len(keys), np.nan)
+            out[found] = values[where[found]]
+            return out
+
+        return cls(
+            keys,
+            weights_column(agg.weights, keys),
+            column(agg.cases.values()),
+            column(map(agg.passed.get, keys)),
+            column(map(agg.costs.get, keys)),
+            then("quality"),
+            then("passed"),
+            then("cost"),
+        )
+
+    def flipped(self) -> tuple[list[str], list[str]]:
+        """Cases that passed in the snapshot and fail now, and those that went the other
+        way (each in sorted order)."""
+
+        def named(mask: np.ndarray) -> list[str]:
+            return sorted(self.keys[i] for i in np.flatnonzero(mask))
+
+        return (
+            named((self.then_passed == 1) & (self.passed == 0)),
+            named((self.then_passed == 0) & (self.passed == 1)),
+        )
+
+    def paired_costs(self, snap: SnapshotTask, agg: Aggregate) -> tuple[float, float, bool]:
+        """Mean cost per call in the snapshot and now on the cases both ran, and whether
+        they were paired (a snapshot written before per-case costs were kept: the runs'
+        means). Sums of sorted values: the same whatever the case ids."""
+        both = ~(np.isnan(self.cost) | np.isnan(self.then_cost))
+        shared = int(both.sum())
+        if not shared:
+            return snap.cost_per_call, agg.cost_per_call, False
+        then = float(np.sort(self.then_cost[both]).sum()) / shared
+        return then, float(np.sort(self.cost[both]).sum()) / shared, True
 
 
 def _against_snapshot(v: TaskVerdict, agg: Aggregate, snap: SnapshotTask, rules: GateRules) -> None:
-    snap_scores = {k: c.quality for k, c in snap.cases.items()}
-    cmp = paired(agg.cases, snap_scores, agg.weights, confidence=rules.level, seed=rules.seed)
+    cols = _Columns.build(agg, snap)
+    cmp = paired_columns(cols.quality, cols.then_quality, cols.weights, level=rules.level)
     v.comparisons.append(("snapshot", cmp))
-    flipped = _flipped(agg, snap)
-    cost_then, cost_now, paired_costs = _paired_costs(agg, snap)
+    to_fail, to_pass = cols.flipped()
+    cost_then, cost_now, paired_costs = cols.paired_costs(snap, agg)
     cost_change = (cost_now / cost_then - 1) if cost_then else None
+    outcome = cmp.decide(-rules.tolerance) if cmp.n else None
     v.snapshot = {
         "route": snap.route,
         "quality": snap.quality,
         "n": snap.n,
         "cost_per_call": snap.cost_per_call,
         "cost_change": cost_change,
-        "flipped": flipped,
-        **cmp.to_json(),
+        "flipped": to_fail,
+        "flipped_to_pass": to_pass,
+        "mcnemar_p": mcnemar(len(to_fail), len(to_pass)),
+        **comparison_json(cmp, rules.tolerance, outcome),
     }
     if cmp.n == 0:
         # renamed case ids (or a run of new cases only) leave nothing to compare: said
         # loudly, not failed, since a -k run of new cases is legitimate
-        v.warnings.append(
+        v.warn(
             f"no scored case in common with the snapshot ({len(snap.cases)} case(s) there): "
             "the regression rule could not be checked; if the case ids changed, accept "
             "them with --model-route-update-snapshot"
@@ -146,12 +366,13 @@ def _against_snapshot(v: TaskVerdict, agg: Aggregate, snap: SnapshotTask, rules:
         f"quality fell vs snapshot {snap.quality:.2f}",
         "beyond tolerance",
     )
-    gained = cmp.diff is not None and cmp.diff > 1e-9
+    # a cost rise is excused only by a quality gain that clears its bound
+    gained = cmp.low is not None and cmp.low > 1e-9
     rose = cost_change > rules.cost_tolerance + 1e-9 if cost_change is not None else cost_now > 0
     if rose and not gained and not paired_costs:
         # a snapshot from before per-case costs were kept: its mean may count differently
         # (a cascade's acceptance judge was left out then), so it only warns
-        v.warnings.append(
+        v.warn(
             f"cost per call {cost_then:.6f} -> {cost_now:.6f} vs a snapshot without per-case "
             "costs: not judged; refresh it with --model-route-update-snapshot"
         )
@@ -159,46 +380,40 @@ def _against_snapshot(v: TaskVerdict, agg: Aggregate, snap: SnapshotTask, rules:
         change = f"{cost_change:+.0%}" if cost_change is not None else "from $0"
         v.fail(
             f"cost per call rose {change} vs snapshot (${cost_then:.6f} -> ${cost_now:.6f}, "
-            "on the cases both ran) without a quality gain"
+            f"on the cases both ran) without a quality gain that clears its bound "
+            f"({describe(cmp)})"
         )
-    if flipped:
-        shown = ", ".join(flipped[:MAX_FLIPS_LISTED])
-        more = (
-            f" and {len(flipped) - MAX_FLIPS_LISTED} more"
-            if len(flipped) > MAX_FLIPS_LISTED
-            else ""
-        )
-        v.warnings.append(f"{len(flipped)} case(s) flipped from passing to failing: {shown}{more}")
+    if to_fail or to_pass:
+        v.warn(_flips_text(to_fail, to_pass))
 
 
-def _paired_costs(agg: Aggregate, snap: SnapshotTask) -> tuple[float, float, bool]:
-    """Mean cost per call in the snapshot and now on the cases both ran, and whether they
-    were paired (a snapshot written before per-case costs were kept: the runs' means)."""
-    shared = sorted(k for k, c in snap.cases.items() if c.cost is not None and k in agg.costs)
-    if not shared:
-        return snap.cost_per_call, agg.cost_per_call, False
-    then = sum(snap.cases[k].cost or 0.0 for k in shared) / len(shared)
-    return then, sum(agg.costs[k] for k in shared) / len(shared), True
+def _flips_text(to_fail: list[str], to_pass: list[str]) -> str:
+    def listed(cases: list[str]) -> str:
+        shown = ", ".join(cases[:MAX_FLIPS_LISTED])
+        more = len(cases) - MAX_FLIPS_LISTED
+        return shown + (f" and {more} more" if more > 0 else "")
 
-
-def _flipped(agg: Aggregate, snap: SnapshotTask) -> list[str]:
-    return sorted(
-        case
-        for case, c in snap.cases.items()
-        if c.passed and case in agg.passed and not agg.passed[case]
-    )
+    parts = []
+    if to_fail:
+        parts.append(f"{len(to_fail)} case(s) flipped from passing to failing: {listed(to_fail)}")
+    if to_pass:
+        parts.append(f"{len(to_pass)} from failing to passing: {listed(to_pass)}")
+    p = mcnemar(len(to_fail), len(to_pass))
+    return "; ".join(parts) + f" (exact McNemar p={p:.2g})"
 
 
 def _against_baseline(v: TaskVerdict, agg: Aggregate, base: Aggregate, rules: GateRules) -> None:
-    cmp = paired(agg.cases, base.cases, agg.weights, confidence=rules.level, seed=rules.seed)
+    cmp = paired(agg.cases, base.cases, agg.weights, level=rules.level)
     v.comparisons.append(("baseline", cmp))
+    margin = rules.max_drop
+    outcome = cmp.decide(-margin) if margin is not None and cmp.n else None
     v.baseline = {
         "route": base.route,
         "quality": base.quality,
         "cost_per_call": base.cost_per_call,
-        **cmp.to_json(),
+        **comparison_json(cmp, margin if margin is not None else rules.tolerance, outcome),
     }
-    if rules.max_drop is None:
+    if margin is None:
         return
     if cmp.n == 0:
         v.fail(
@@ -211,7 +426,7 @@ def _against_baseline(v: TaskVerdict, agg: Aggregate, base: Aggregate, rules: Ga
         v,
         cmp,
         rules,
-        rules.max_drop,
+        margin,
         "baseline",
         f"quality vs baseline {base.route} {base.quality:.2f}",
         "below -max_drop",
@@ -220,27 +435,75 @@ def _against_baseline(v: TaskVerdict, agg: Aggregate, base: Aggregate, rules: Ga
 
 def _margin(
     v: TaskVerdict,
-    cmp: Comparison,
+    cmp: Bounds,
     rules: GateRules,
     margin: float,
     name: str,
     what: str,
     limit: str,
 ) -> None:
-    """Fail when the difference (or its bound, with ``confidence``) is below ``-margin``;
-    warn when the interval cannot decide it."""
-    if rules.confidence is not None and cmp.n < 2:
-        v.fail(
-            f"vs {name}: n={cmp.n} shared case is too few to bound the difference at "
-            f"{rules.level:.0%} (confidence: needs at least 2; add cases or drop confidence:)"
+    """Fail when the upper bound of the difference is below ``-margin`` (it fell by more,
+    beyond doubt), pass when the lower bound clears it, else inconclusive."""
+    outcome = cmp.decide(-margin)
+    if outcome == FAIL:
+        reason = f"{what} ({describe(cmp)}): upper bound {cmp.high:+.2f} {limit} {margin:.2f}"
+    elif outcome == INCONCLUSIVE:
+        reason = (
+            f"vs {name}: the {rules.level:.0%} bounds of the difference contain -{margin:.2f} "
+            f"({describe(cmp)}): {settle_text(cmp, -margin)}"
         )
-        return
-    bound = cmp.bound(rules.confidence is not None)
-    if bound is not None and bound < -margin - 1e-9:
-        where = "the CI lower bound " if rules.confidence is not None else ""
-        v.fail(f"{what} ({cmp.describe()}): {where}{bound:+.2f} {limit} {margin:.2f}")
-    if cmp.undecidable(margin):
-        v.warnings.append(
-            f"vs {name}: n={cmp.n} is too small to decide a margin of "
-            f"{margin:.2f} ({cmp.describe()})"
-        )
+    else:
+        reason = ""
+    v.add(RuleTest(name, cmp, -margin, outcome, reason))
+
+
+def _detectable(v: TaskVerdict, quality: Bounds, rules: GateRules) -> None:
+    """The task's main comparison (the snapshot's, else the baseline's, else its quality
+    alone): the smallest difference it could detect, and whether that is too coarse to
+    mean anything against the margin it is judged by."""
+    for name, cmp in v.comparisons:
+        if cmp.n:
+            margin = rules.tolerance if name == "snapshot" else rules.max_drop or rules.tolerance
+            source = cmp
+            break
+    else:
+        name, source, margin = "threshold", quality, rules.tolerance
+    difference = source.detectable()
+    thin = difference is None or difference > margin + 1e-9
+    v.detectable = {"against": name, "n": source.n, "difference": difference, "thin": thin}
+
+
+def apply_holm(verdicts: dict[str, TaskVerdict], rules: GateRules) -> None:
+    """Holm's correction across every statistical rule of every task: a rule fails only if
+    Holm's step-down rejects it, so the chance of any false failure in the suite stays at
+    ``1 - confidence``; the others become inconclusive, and say so."""
+    tests = [t for v in verdicts.values() for t in v.tests]
+    keep = holm([t.p_fail for t in tests], 1 - rules.level)
+    for test, kept in zip(tests, keep):
+        if test.outcome == FAIL and not kept:
+            test.outcome = INCONCLUSIVE
+            test.demoted = True
+            test.reason += (
+                f" (a fail at {rules.level:.0%} alone; not one after Holm's correction across "
+                f"{len(tests)} tests)"
+            )
+    for v in verdicts.values():
+        v.settle()
+
+
+def suite_view(verdicts: dict[str, TaskVerdict], rules: GateRules) -> dict[str, Any]:
+    """The suite-level figures: how many statistical tests, the chance of at least one
+    false failure among them when every route truly sits on its bar, and the counts."""
+    tests = sum(len(v.tests) for v in verdicts.values())
+    alpha = 1 - rules.level
+    counts = {k: sum(1 for v in verdicts.values() if v.verdict == k) for k in VERDICTS}
+    return {
+        "tests": tests,
+        "level": rules.level,
+        "holm": rules.holm,
+        "inconclusive_policy": rules.inconclusive,
+        "familywise_false_failure": alpha if rules.holm and tests else familywise(tests, alpha),
+        "familywise_bound": min(1.0, tests * alpha),
+        "counts": counts,
+        "inconclusive": sorted(t for t, v in verdicts.items() if v.verdict == INCONCLUSIVE),
+    }

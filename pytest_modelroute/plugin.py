@@ -54,6 +54,9 @@ class _Setting:
 
 
 #: Each setting is a command-line flag and an ini key of the same name; see _setting().
+#: how an inconclusive task sets the exit status: it passes the gate, or it fails it
+INCONCLUSIVE_POLICIES: Final = ("pass", "fail")
+
 SETTINGS: Final = {
     "model_route_config": _Setting(
         "--model-route-config",
@@ -166,6 +169,23 @@ SETTINGS: Final = {
         int,
         "N",
     ),
+    "model_route_inconclusive": _Setting(
+        "--model-route-inconclusive",
+        "how a task whose interval contains its bar sets the exit status: pass (default: "
+        "the gate fails on evidence only) or fail (a task must prove it clears its bar)",
+        choices=INCONCLUSIVE_POLICIES,
+    ),
+    "model_route_holm": _Setting(
+        "--model-route-holm",
+        "fail a task only when Holm's correction across all the suite's tests keeps the "
+        "failure (the chance of any false failure stays at 1 - confidence)",
+        is_flag=True,
+    ),
+    "model_route_split": _Setting(
+        "--model-route-split",
+        "bench: select each task's route on one half of its cases, confirm it on the other",
+        is_flag=True,
+    ),
     "model_route_suggest": _Setting(
         "--model-route-suggest",
         "bench: write the recommended routes: block to PATH",
@@ -184,6 +204,19 @@ SETTINGS: Final = {
         "SECONDS",
     ),
 }
+
+
+def pytest_plugin_registered(plugin: object) -> None:
+    """Where pytester runs suites in-process, load numpy and scipy before its first run.
+
+    pytester unloads the modules a run imported when the run ends, and numpy refuses to be
+    imported a second time in one process; importing them here, where they outlive those
+    runs, costs nothing to a process that does not use pytester (historic hook: called for
+    pytester whenever it was registered).
+    """
+    if getattr(plugin, "__name__", None) == "_pytest.pytester":
+        import numpy  # noqa: F401
+        import scipy.special  # noqa: F401
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -301,6 +334,8 @@ def _settings(config: pytest.Config) -> Settings:
         ("model_route_accept_changes", "gate"),
         ("model_route_suggest", "bench"),
         ("model_route_repeat", "bench"),
+        ("model_route_split", "bench"),
+        ("model_route_holm", "gate"),
     ):
         if config.getoption(name) and mode != needs:
             raise pytest.UsageError(
@@ -328,6 +363,9 @@ def _settings(config: pytest.Config) -> Settings:
         models=names("model_route_models"),
         tasks=names("model_route_tasks"),
         allow_errors=bool(_setting(config, "model_route_allow_errors")),
+        inconclusive=_setting(config, "model_route_inconclusive") or "pass",
+        holm=bool(_setting(config, "model_route_holm")),
+        split=bool(_setting(config, "model_route_split")),
         batch=bool(_setting(config, "model_route_batch")),
         batch_poll=batch_poll,
         rate_limit=_setting(config, "model_route_rate_limit") or "adapt",

@@ -9,6 +9,7 @@ no new calls.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import itertools
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,7 @@ import yaml
 
 from .analysis import Aggregate, weighted_mean
 from .records import CaseResult
+from .stats import Bounds, mean_bounds
 
 
 @dataclass
@@ -34,12 +36,20 @@ class Candidate:
     stage_share: dict[str, float] | None = None
     agreement: float | None = None
     cases: dict[str, float | None] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
+    #: the bounds the recommendation was decided on (set by ``recommend``)
+    bounds: Bounds | None = None
+    #: whether it clears the threshold by its corrected lower bound (set by ``recommend``)
+    cleared: bool | None = None
 
     @property
     def cost_per_quality_point(self) -> float | None:
         return self.cost_per_call / self.quality if self.quality else None
 
     def clears(self, threshold: float) -> bool:
+        """Cleared by its lower bound (once ``recommend`` has bounded it), else by its mean."""
+        if self.cleared is not None:
+            return self.cleared
         return self.errors == 0 and self.quality is not None and self.quality >= threshold - 1e-9
 
     def to_json(self, threshold: float) -> dict[str, Any]:
@@ -58,6 +68,8 @@ class Candidate:
             out["stage_share"] = self.stage_share
         if self.agreement is not None:
             out["agreement"] = self.agreement
+        if self.bounds is not None:
+            out.update(low=self.bounds.low, high=self.bounds.high, level=self.bounds.level)
         return out
 
 
@@ -80,6 +92,7 @@ def from_aggregate(agg: Aggregate, kind: str, spec: Any) -> Candidate:
         share,
         agg.agreement,
         dict(agg.cases),
+        dict(agg.weights),
     )
 
 
@@ -139,6 +152,7 @@ def cascade_candidate(
         latency_s=sum(latencies) / n if n else 0.0,
         stage_share={str(k): v / total for k, v in sorted(resolved.items())} if total else {},
         cases=qualities,
+        weights=weights,
     )
 
 
@@ -176,14 +190,95 @@ def candidates_for_task(
     return out
 
 
+@dataclass
+class Recommendation:
+    """How a task's route was chosen: the method, its level, and (split) the confirmation."""
+
+    method: str  # "bonferroni" or "split"
+    level: float
+    candidates: int
+    #: split: the candidate selected on the first half and its bounds on the second
+    confirm: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "method": self.method,
+            "level": self.level,
+            "candidates": self.candidates,
+        }
+        if self.confirm is not None:
+            out["confirm"] = self.confirm
+        return out
+
+
+def _cheapest(candidates: Sequence[Candidate]) -> Candidate:
+    return min(candidates, key=lambda c: (c.cost_per_call, -(c.quality or 0), c.label))
+
+
+def _half(case: str, seed: int) -> int:
+    """Which half a case falls in: a hash of its id and the seed (stable across runs)."""
+    return hashlib.sha256(f"{seed}:{case}".encode()).digest()[0] & 1
+
+
+def _subset(c: Candidate, keep: set[str]) -> dict[str, float | None]:
+    return {k: q for k, q in c.cases.items() if k in keep}
+
+
 def recommend(
-    candidates: Sequence[Candidate], threshold: float, baseline: str
-) -> tuple[Candidate | None, bool]:
-    """The cheapest candidate that clears ``threshold``; else the baseline (False)."""
-    clearing = [c for c in candidates if c.clears(threshold)]
-    if clearing:
-        return min(clearing, key=lambda c: (c.cost_per_call, -(c.quality or 0), c.label)), True
-    return next((c for c in candidates if c.label == baseline), None), False
+    candidates: Sequence[Candidate],
+    threshold: float,
+    baseline: str,
+    *,
+    level: float = 0.95,
+    split: bool = False,
+    seed: int = 0,
+) -> tuple[Candidate | None, bool, Recommendation]:
+    """The cheapest candidate whose lower bound clears ``threshold``; else the baseline
+    (False). The chance of recommending any candidate that is truly below the bar stays
+    at ``1 - level``: each bound is taken at ``1 - (1 - level) / m`` for ``m`` candidates
+    (Bonferroni, valid however the candidates are related: cascades share their stages'
+    outputs). With ``split``, the cheapest candidate whose bound clears on one half of
+    the cases is confirmed by its bound on the other half, at ``level``."""
+    alpha = 1 - level
+    base = next((c for c in candidates if c.label == baseline), None)
+    if not split:
+        m = max(1, len(candidates))
+        adjusted = 1 - alpha / m
+        for c in candidates:
+            c.bounds = mean_bounds(c.cases, c.weights, level=adjusted)
+            c.cleared = (
+                c.errors == 0 and c.bounds.low is not None and c.bounds.low >= threshold - 1e-9
+            )
+        how = Recommendation("bonferroni", adjusted, len(candidates))
+        clearing = [c for c in candidates if c.cleared]
+        if clearing:
+            return _cheapest(clearing), True, how
+        return base, False, how
+    cases = sorted({k for c in candidates for k in c.cases})
+    first = {k for k in cases if _half(k, seed) == 0}
+    second = set(cases) - first
+    for c in candidates:
+        c.bounds = mean_bounds(_subset(c, first), c.weights, level=level)
+        c.cleared = c.errors == 0 and c.bounds.low is not None and c.bounds.low >= threshold - 1e-9
+    how = Recommendation("split", level, len(candidates))
+    selected = [c for c in candidates if c.cleared]
+    if not selected:
+        return base, False, how
+    pick = _cheapest(selected)
+    check = mean_bounds(_subset(pick, second), pick.weights, level=level)
+    confirmed = check.low is not None and check.low >= threshold - 1e-9
+    how.confirm = {
+        "route": pick.label,
+        "n_select": len(first & set(pick.cases)),
+        "n": check.n,
+        "quality": check.mean,
+        "low": check.low,
+        "high": check.high,
+        "confirmed": confirmed,
+    }
+    if confirmed:
+        return pick, True, how
+    return base, False, how
 
 
 def suggest_yaml(
@@ -195,11 +290,13 @@ def suggest_yaml(
     for task, (candidate, cleared) in sorted(choices.items()):
         routes[task] = candidate.spec if candidate is not None else baseline
         if not cleared:
-            notes.append(f"# {task}: no route cleared the threshold; kept on the baseline")
+            notes.append(
+                f"# {task}: no route's lower bound cleared the threshold; kept on the baseline"
+            )
     header = [
         f"# Routes recommended by `pytest --model-route=bench` on {dt.date.today().isoformat()}:",
-        f"# the cheapest route per task whose mean quality clears its threshold "
-        f"(default {threshold:g}).",
+        f"# the cheapest route per task whose lower confidence bound clears its threshold "
+        f"(default {threshold:g}), corrected for the number of candidates.",
         *notes,
     ]
     lines = ["routes:", *(f"  {_flow(task)}: {_flow(spec)}" for task, spec in routes.items())]

@@ -21,7 +21,7 @@ from .calibration import calibrate, is_calibration
 from .ci.reference import Reference
 from .ci.summary import write_step_summary
 from .config import ModelRouteConfig
-from .gate import TaskVerdict, decide_task
+from .gate import TaskVerdict, apply_holm, decide_task, suite_view
 from .nodes import result_of
 from .progress import WorkerProgress, is_tty, terminal_writer
 from .projection import TaskFigures, project
@@ -273,6 +273,8 @@ class ModelRouteReporter:
             task: against(task, reference.snapshot_for(task) if reference else None)
             for task in tasks
         }
+        if rules.holm:  # before the reference adds its reasons: Holm re-settles verdicts
+            apply_holm(verdicts, rules)
         if reference is not None and reference.ref is not None:
             reference.judge(verdicts, against)
         return verdicts
@@ -291,12 +293,21 @@ class ModelRouteReporter:
                 task, self.aggregates, results, list(state.config.models), specs
             )
             threshold = state.config.threshold_for(task)
-            choice, cleared = recommend(candidates, threshold, state.config.baseline)
+            rules = state.rules()
+            choice, cleared, how = recommend(
+                candidates,
+                threshold,
+                state.config.baseline,
+                level=rules.level,
+                split=state.settings.split,
+                seed=rules.seed,
+            )
             self.choices[task] = (choice, cleared)
             out[task] = {
                 "threshold": threshold,
                 "recommended": choice.label if choice else None,
                 "cleared": cleared,
+                "selection": how.to_json(),
                 "candidates": [c.to_json(threshold) for c in candidates],
             }
         return out
@@ -432,6 +443,8 @@ class ModelRouteReporter:
             self.doc["replay_misses"] = misses
             self.notes.append(replay_note(misses))
         self.doc["gate"]["rules"] = dataclasses.asdict(state.rules())
+        if self.mode == "gate":
+            self.doc["gate"]["suite"] = suite_view(self.verdicts, state.rules())
         self.doc["plugin_version"] = __version__
         if missing:
             self.doc["gate"]["passed"] = False if self.mode == "gate" else None
@@ -520,10 +533,14 @@ class ModelRouteReporter:
 
     def _refusals(self) -> dict[str, list[str]]:
         """Per task an update would accept in a state the gate rejects on its own rules
-        (below its threshold by the gate's bar rule, errored cases, max_drop), why."""
+        (below its threshold by the gate's bar rule, errored cases, max_drop), why.
+
+        An inconclusive task is refused only when the policy makes it block the gate: by
+        default the data cannot settle it either way, and the snapshot records it as measured.
+        """
         refused = {}
         for task, v in sorted(self.verdicts.items()):
-            why = [] if v.passed else list(v.reasons)
+            why = list(v.reasons) if v.blocking else []
             agg = v.route_agg
             if agg is not None and agg.errors and self.state.settings.allow_errors:
                 why.append(f"{agg.errors} of {agg.n + agg.errors} cases errored")

@@ -107,6 +107,10 @@ class Settings:
     snapshot_ref: str | None = None
     accept_changes: bool = False
     suggest: Path | None = None
+    #: how an inconclusive task sets the exit status ("pass" or "fail")
+    inconclusive: str = "pass"
+    holm: bool = False
+    split: bool = False
     #: --model-route-batch: every model whose provider has a batch API batches its misses
     batch: bool = False
     batch_poll: float | None = None
@@ -381,6 +385,8 @@ class RunState:
             c.confidence,
             self.settings.allow_errors,
             c.seed,
+            self.settings.inconclusive,
+            self.settings.holm,
         )
 
     @property

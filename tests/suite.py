@@ -36,6 +36,22 @@ cases:
 """
 
 
+def classification(n: int) -> str:
+    """The classification case file with ``n`` cases (the first four are CLASSIFICATION's).
+
+    Four cases bound nothing at 95 % (four perfect pass/fail scores: quality >= 2.89), so a
+    test about a verdict that needs evidence (a pass, a fail) runs on more: twelve perfect
+    scores bound the quality at 4.12, twelve equal differences bound a drop at 0.88.
+    """
+    kinds = (("billing", "Charged twice for seat"), ("feature", "Please add export format"))
+    lines = [
+        f'  - {{id: {kind}-{i:02d}, vars: {{ticket: "{text} {i}"}}, expected: {kind}}}'
+        for i in range(3, n // 2 + 3)
+        for kind, text in kinds
+    ]
+    return CLASSIFICATION + "\n".join(lines[: n - 4]) + ("\n" if n > 4 else "")
+
+
 #: Every report of a run, written under out/.
 OUTPUT_ARGS = [
     "--model-route-json",
@@ -56,13 +72,15 @@ def write(root: Path, files: dict[str, str]) -> None:
         path.write_text(textwrap.dedent(text), encoding="utf-8")
 
 
-def sim_suite(pytester: pytest.Pytester, route: str = "strong", **extra: str) -> Path:
-    """A config with a weak and a strong sim tier and four classification cases."""
+def sim_suite(
+    pytester: pytest.Pytester, route: str = "strong", cases: int = 4, **extra: str
+) -> Path:
+    """A config with a weak and a strong sim tier and ``cases`` classification cases."""
     write(
         pytester.path,
         {
             "modelroute.yaml": SIM_CONFIG.replace("{route}", route),
-            "cases/classification.yaml": CLASSIFICATION,
+            "cases/classification.yaml": classification(cases),
             **extra,
         },
     )

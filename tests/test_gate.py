@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from suite import CLASSIFICATION, ECHO_CONFTEST, run_json, write
+from suite import CLASSIFICATION, ECHO_CONFTEST, classification, run_json, write
 
 CONFIG = """\
 models:
@@ -20,25 +20,25 @@ routes:
 """
 
 
-def suite(pytester: pytest.Pytester, route: str, extra: str = "") -> None:
+def suite(pytester: pytest.Pytester, route: str, extra: str = "", cases: int = 4) -> None:
     write(
         pytester.path,
         {
             "modelroute.yaml": CONFIG.replace("{route}", route).replace("{extra}", extra),
-            "cases/classification.yaml": CLASSIFICATION,
+            "cases/classification.yaml": classification(cases),
         },
     )
 
 
 def test_snapshot_round_trip_then_a_regression_fails(pytester: pytest.Pytester) -> None:
-    suite(pytester, "strong")
+    suite(pytester, "strong", cases=12)
     result, doc = run_json(pytester, "--model-route", "--model-route-update-snapshot")
     assert result.ret == 0
     snapshot_path = pytester.path / ".modelroute" / "snapshot.json"
     snap = json.loads(snapshot_path.read_text())
     assert snap["schema"] == "modelroute/snapshot@1"
     task = snap["tasks"]["classification"]
-    assert (task["route"], task["n"], task["quality"]) == ("strong", 4, 5.0)
+    assert (task["route"], task["n"], task["quality"]) == ("strong", 12, 5.0)
     case = task["cases"]["billing-01"]
     assert (case["quality"], case["passed"]) == (5.0, True)
     results = {r["case"]: r for r in doc["results"]}
@@ -48,10 +48,13 @@ def test_snapshot_round_trip_then_a_regression_fails(pytester: pytest.Pytester) 
     result, doc = run_json(pytester, "--model-route")
     assert result.ret == 0
     cmp = doc["tasks"]["classification"]["snapshot"]
-    assert (cmp["n"], cmp["diff"], cmp["ci"], cmp["flipped"]) == (4, 0.0, [0.0, 0.0], [])
+    assert (cmp["n"], cmp["diff"], cmp["flipped"], cmp["flipped_to_pass"]) == (12, 0.0, [], [])
+    # equal scores on 12 cases are no proof of "no drop": never a zero-width interval
+    assert cmp["ci"][0] < -0.2 < 0.2 < cmp["ci"][1] and cmp["outcome"] == "inconclusive"
+    assert cmp["thin"] and doc["tasks"]["classification"]["verdict"] == "inconclusive"
     assert doc["spend"]["api_calls"] == 0
 
-    suite(pytester, "weak")  # a cheaper route that regresses
+    suite(pytester, "weak", cases=12)  # a cheaper route that regresses
     result, doc = run_json(pytester, "--model-route")
     assert result.ret == 1
     t = doc["tasks"]["classification"]
@@ -60,12 +63,12 @@ def test_snapshot_round_trip_then_a_regression_fails(pytester: pytest.Pytester) 
     result.stdout.fnmatch_lines(
         [
             "*flipped from passing to failing: *",
-            f"FAILED classification [[]weak[]]: FAIL: *quality fell vs snapshot 5.00 (n=4, diff "
+            f"FAILED classification [[]weak[]]: FAIL: *quality fell vs snapshot 5.00 (n=12, diff "
             f"{t['snapshot']['diff']:+.2f}*beyond tolerance 0.20",
         ]
     )
 
-    suite(pytester, "strong")  # restored
+    suite(pytester, "strong", cases=12)  # restored
     result, doc = run_json(pytester, "--model-route")
     assert result.ret == 0
     assert doc["spend"]["api_calls"] == 0
@@ -82,13 +85,13 @@ def test_cost_rise_without_quality_gain_fails(pytester: pytest.Pytester) -> None
     result.stdout.fnmatch_lines(
         [
             "FAILED classification [[]pricey[]]: FAIL: cost per call rose +900% vs snapshot*"
-            "without a quality gain"
+            "without a quality gain that clears its bound (n=4, diff +0.00, 95% bounds [[]*])"
         ]
     )
 
 
 def test_baseline_parity_with_max_drop(pytester: pytest.Pytester) -> None:
-    suite(pytester, "weak", "max_drop: 0.5")
+    suite(pytester, "weak", "max_drop: 0.5", cases=12)
     result, doc = run_json(pytester, "--model-route")
     t = doc["tasks"]["classification"]
     base = t["baseline"]
@@ -96,13 +99,13 @@ def test_baseline_parity_with_max_drop(pytester: pytest.Pytester) -> None:
     assert base["diff"] == pytest.approx(t["quality"] - 5.0)
     assert t["verdict"] == "fail"
     result.stdout.fnmatch_lines(
-        ["*quality vs baseline pricey 5.00 (n=4, diff *): *below -max_drop 0.50*"]
+        ["*quality vs baseline pricey 5.00 (n=12, diff *): upper bound * below -max_drop 0.50*"]
     )
 
 
-def test_confidence_uses_the_interval_and_warns_when_undecidable(pytester: pytest.Pytester) -> None:
-    # qualities 5, 5, 1, 1: the point estimate 3.0 passes threshold 3.0, the 95 % lower
-    # bound does not
+def test_an_interval_that_contains_the_bar_is_inconclusive(pytester: pytest.Pytester) -> None:
+    # qualities 5, 5, 1, 1: the point estimate 3.0 sits on threshold 3.0; the interval
+    # contains it and the max_drop margin
     write(
         pytester.path,
         {
@@ -133,25 +136,33 @@ def test_confidence_uses_the_interval_and_warns_when_undecidable(pytester: pytes
     result, doc = run_json(pytester, "--model-route")
     t = doc["tasks"]["classification"]
     assert t["ci"][0] < t["quality"] < t["ci"][1]
-    assert t["verdict"] == "fail"
+    assert t["verdict"] == "inconclusive" and result.ret == 0  # the default lets it through
+    assert doc["gate"]["suite"]["inconclusive"] == ["classification"]
     result.stdout.fnmatch_lines(
         [
-            "warning: classification: vs baseline: n=4 is too small to decide a margin of 1.00*",
-            "*95% CI lower bound * < threshold 3.00*",
+            "*classification*INCONCLUSIVE",
+            "*what the data can tell*",
+            "INCONCLUSIVE classification [[]echo[]]: quality 3.00, 95% bounds [[]*] contain the "
+            "threshold 3.00 (n=4): the estimate sits on the bar*; vs baseline: the 95% bounds of "
+            "the difference contain -1.00*",
+            "model route gate: passed (1 task: 0 pass, 1 inconclusive*",
         ]
     )
+    result, doc = run_json(pytester, "--model-route", "--model-route-inconclusive=fail")
+    assert result.ret == 1 and doc["gate"]["failures"][0]["verdict"] == "inconclusive"
+    result.stdout.fnmatch_lines(["FAILED classification [[]echo[]]: INCONCLUSIVE: *"])
 
 
 def test_errored_cases_make_the_verdict_error(pytester: pytest.Pytester) -> None:
-    suite(pytester, "strong")
+    suite(pytester, "strong", cases=12)
     result, doc = run_json(pytester, "--model-route", "--model-route-cache=replay")
     assert doc["tasks"]["classification"]["verdict"] == "error"
     result.stdout.fnmatch_lines(
-        ["FAILED classification [[]strong[]]: ERROR: 4 of 4 cases errored*"]
+        ["FAILED classification [[]strong[]]: ERROR: 12 of 12 cases errored*"]
     )
     run_json(pytester, "--model-route", "--model-route-tasks", "classification")  # record
     (pytester.path / "cases" / "classification.yaml").write_text(
-        CLASSIFICATION + "  - {id: new-01, vars: {ticket: 'Add SSO'}, expected: feature}\n"
+        classification(12) + "  - {id: new-01, vars: {ticket: 'Add SSO'}, expected: feature}\n"
     )
     result, doc = run_json(pytester, "--model-route", "--model-route-cache=replay")
     assert doc["tasks"]["classification"]["verdict"] == "error"

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from pytest_modelroute.analysis import Aggregate
-from pytest_modelroute.gate import ERROR, FAIL, PASS, GateRules, decide_task
+from pytest_modelroute.gate import (
+    ERROR,
+    FAIL,
+    INCONCLUSIVE,
+    PASS,
+    GateRules,
+    apply_holm,
+    decide_task,
+    suite_view,
+)
 from pytest_modelroute.snapshot import Snapshot, SnapshotCase, SnapshotTask, merge_snapshot
 
 
@@ -39,27 +48,83 @@ def test_max_drop_with_a_baseline_that_scored_nothing_is_an_error_not_a_crash() 
     )
     assert v.verdict == ERROR
     assert "max_drop cannot be checked" in v.reasons[0] and "0 scored, 2 errored" in v.reasons[0]
-    # without max_drop the baseline only informs
-    assert decide_task("t", "cheap", route, base, 4.0, GateRules(), None).verdict == PASS
+    # without max_drop the baseline only informs: no rule is made of it
+    v = decide_task("t", "cheap", route, base, 4.0, GateRules(), None)
+    assert v.verdict != ERROR and [t.name for t in v.tests] == ["threshold"]
 
 
-def test_with_confidence_one_case_cannot_bound_anything() -> None:
+def test_one_case_bounds_nothing_and_is_inconclusive_not_a_pass() -> None:
     one = agg("cheap", {"a": 4.5})
     v = decide_task("t", "cheap", one, None, 4.0, GateRules(confidence=0.95), None)
-    assert v.verdict == FAIL and "n=1 is too few cases to bound it at 95%" in v.reasons[0]
-    # without confidence the point estimate decides, as configured
-    assert decide_task("t", "cheap", one, None, 4.0, GateRules(), None).verdict == PASS
+    assert v.verdict == INCONCLUSIVE and v.ci == (1.0, 5.0)
+    assert "n=1 bounds nothing: add cases" in v.reasons[0]
+    assert not v.blocking  # the default policy lets the undecided through, said loudly
+    strict = decide_task("t", "cheap", one, None, 4.0, GateRules(inconclusive="fail"), None)
+    assert strict.verdict == INCONCLUSIVE and strict.blocking
 
     two = agg("cheap", {"a": 4.5, "b": 4.5})
-    v = decide_task("t", "cheap", two, None, 4.0, GateRules(confidence=0.95), snap({"a": 4.6}))
-    assert v.verdict == FAIL
-    assert "vs snapshot: n=1 shared case is too few to bound the difference" in v.reasons[0]
+    v = decide_task("t", "cheap", two, None, 4.0, GateRules(), snap({"a": 4.6}))
+    assert v.snapshot is not None and v.snapshot["outcome"] == INCONCLUSIVE
+    assert any("vs snapshot: " in r and "n=1 bounds nothing" in r for r in v.reasons)
+
+
+def test_three_cases_all_scoring_five_are_no_proof_of_the_bar() -> None:
+    v = decide_task(
+        "t", "r", agg("r", {"a": 5.0, "b": 5.0, "c": 5.0}), None, 4.0, GateRules(), None
+    )
+    assert v.verdict == INCONCLUSIVE
+    assert v.ci is not None and v.ci[0] == pytest.approx(1 + 4 * 0.05 ** (1 / 3))
+    assert "about 11 cases would settle it" in v.reasons[0]
+    sixty = agg("r", {f"c{i}": 5.0 for i in range(60)})
+    assert decide_task("t", "r", sixty, None, 4.0, GateRules(), None).verdict == PASS
+    low = agg("r", {f"c{i}": 1.0 for i in range(10)})
+    v = decide_task("t", "r", low, None, 4.0, GateRules(), None)
+    assert v.verdict == FAIL and "lie below it (n=10)" in v.reasons[0] and v.blocking
+
+
+def test_flips_are_shown_both_ways_with_an_exact_mcnemar_test() -> None:
+    then = {f"c{i}": 5.0 if i < 30 else 1.0 for i in range(60)}
+    now = dict(then)
+    for i in range(6):  # six pass -> fail, one fail -> pass
+        now[f"c{i}"] = 1.0
+    now["c59"] = 5.0
+    v = decide_task("t", "r", agg("r", now), None, 2.0, GateRules(), snap(then))
+    assert v.snapshot is not None
+    assert v.snapshot["flipped"] == [f"c{i}" for i in range(6)]
+    assert v.snapshot["flipped_to_pass"] == ["c59"]
+    assert v.snapshot["mcnemar_p"] == pytest.approx(2 * 8 / 128)
+    assert any(
+        "6 case(s) flipped from passing to failing" in w
+        and "1 from failing to passing: c59" in w
+        and "exact McNemar p=0.12" in w
+        for w in v.warnings
+    )
+
+
+def test_holm_keeps_the_suite_wide_chance_of_a_false_failure_at_the_level() -> None:
+    # two tasks just below the bar: each fails alone at 95 %, not after Holm across both
+    tasks = {
+        f"t{j}": agg("r", {f"c{i}": 5.0 if i < 11 else 1.0 for i in range(20)}) for j in (0, 1)
+    }
+    rules = GateRules(holm=True)
+    verdicts = {t: decide_task(t, "r", a, None, 4.0, rules, None) for t, a in tasks.items()}
+    assert all(v.verdict == FAIL for v in verdicts.values())
+    p = verdicts["t0"].tests[0].p_fail
+    assert 0.025 < p < 0.05  # between the two Holm steps: alpha / 2 and alpha
+    apply_holm(verdicts, rules)
+    assert all(v.verdict == INCONCLUSIVE for v in verdicts.values())
+    assert "not one after Holm's correction across 2 tests" in verdicts["t0"].reasons[0]
+    view = suite_view(verdicts, rules)
+    assert view["familywise_false_failure"] == pytest.approx(0.05)
+    assert suite_view(verdicts, GateRules())["familywise_false_failure"] == pytest.approx(
+        1 - 0.95**2
+    )
 
 
 def test_no_case_in_common_with_the_snapshot_is_said_not_silent() -> None:
     renamed = agg("cheap", {"x": 4.0, "y": 4.0})
     v = decide_task("t", "cheap", renamed, None, 4.0, GateRules(), snap({"a": 5.0, "b": 5.0}))
-    assert v.verdict == PASS  # a -k run of new cases is legitimate
+    assert not v.blocking and v.snapshot is not None  # a -k run of new cases is legitimate
     assert "no scored case in common with the snapshot (2 case(s) there)" in v.warnings[0]
 
 
@@ -70,7 +135,7 @@ def test_cost_against_the_snapshot_is_paired_by_case() -> None:
     now.costs["new"] = 0.003
     now.cost_per_call = (0.001 + 0.001 + 0.003) / 3
     v = decide_task("t", "r", now, None, 4.0, rules, snap({"a": 4.0, "b": 4.0}))
-    assert v.verdict == PASS and v.snapshot is not None
+    assert not v.blocking and v.snapshot is not None
     assert v.snapshot["cost_change"] == pytest.approx(0.0)
 
     # the shared cases doubled; cheap new cases do not hide it
@@ -82,6 +147,16 @@ def test_cost_against_the_snapshot_is_paired_by_case() -> None:
     assert "rose +100% vs snapshot ($0.001000 -> $0.002000, on the cases both ran)" in v.reasons[0]
 
 
+def test_a_cost_rise_needs_a_gain_that_clears_its_bound() -> None:
+    then = {f"c{i}": 5.0 if i < 30 else 1.0 for i in range(40)}
+    better = dict(then, c30=5.0)  # one case better: a point gain, not a proven one
+    v = decide_task("t", "r", agg("r", better, cost=0.002), None, 2.0, GateRules(), snap(then))
+    assert v.verdict == FAIL and "without a quality gain that clears its bound" in v.reasons[0]
+    much = {k: 5.0 for k in then}  # ten cases better: proven
+    v = decide_task("t", "r", agg("r", much, cost=0.002), None, 2.0, GateRules(), snap(then))
+    assert not any("cost" in r for r in v.reasons)
+
+
 def test_a_cost_that_rises_from_zero_is_caught() -> None:
     now = agg("r", {"a": 4.0, "b": 4.0}, cost=0.01)
     v = decide_task("t", "r", now, None, 4.0, GateRules(), snap({"a": 4.0, "b": 4.0}, cost=0.0))
@@ -89,7 +164,7 @@ def test_a_cost_that_rises_from_zero_is_caught() -> None:
     assert "cost per call rose from $0 vs snapshot ($0.000000 -> $0.010000" in v.reasons[0]
     same = agg("r", {"a": 4.0, "b": 4.0}, cost=0.0)
     ok = decide_task("t", "r", same, None, 4.0, GateRules(), snap({"a": 4.0, "b": 4.0}, cost=0.0))
-    assert ok.verdict == PASS
+    assert not ok.blocking and not any("cost" in r for r in ok.reasons)
 
 
 def test_a_snapshot_without_per_case_costs_warns_rather_than_judging_cost() -> None:
@@ -97,7 +172,7 @@ def test_a_snapshot_without_per_case_costs_warns_rather_than_judging_cost() -> N
     old.cost_per_call = 0.001
     now = agg("r", {"a": 4.0, "b": 4.0}, cost=0.0015)
     v = decide_task("t", "r", now, None, 4.0, GateRules(cost_tolerance=0.10), old)
-    assert v.verdict == PASS
+    assert not v.blocking
     assert "vs a snapshot without per-case costs: not judged" in v.warnings[0]
 
 

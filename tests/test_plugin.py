@@ -89,14 +89,16 @@ def test_in_process_pytester_runs_can_repeat(pytester: pytest.Pytester) -> None:
 
 
 def test_gate_passes_and_prints_the_table(pytester: pytest.Pytester) -> None:
-    sim_suite(pytester, route="strong")
+    sim_suite(pytester, route="strong", cases=12)  # 12 of 12 correct: quality >= 4.12
     result, doc = run_json(pytester, "--model-route")
     assert result.ret == 0
     result.stdout.fnmatch_lines(
         [
             "*model route (gate)*",
             "task*route*n*quality*threshold*cost/call*verdict",
-            "classification*strong*4*5.00*4.00*PASS",
+            "classification*strong*12*5.00*4.00*PASS",
+            "*what the data can tell*",
+            "*classification*12*4.12-5.00*vs threshold*",
             "model route gate: passed (1 task)",
             "*generated json results file:*results.json*",
         ]
@@ -111,13 +113,13 @@ def test_gate_passes_and_prints_the_table(pytester: pytest.Pytester) -> None:
     task = doc["tasks"]["classification"]
     assert (task["route"], task["n"], task["quality"], task["verdict"]) == (
         "strong",
-        4,
+        12,
         5.0,
         "pass",
     )
     # route == baseline: one item per case
-    assert len(doc["results"]) == 4
-    assert doc["spend"]["api_calls"] == 4
+    assert len(doc["results"]) == 12
+    assert doc["spend"]["api_calls"] == 12
 
 
 def test_items_are_named_file_case_model(pytester: pytest.Pytester) -> None:
@@ -142,7 +144,7 @@ def test_failing_route_fails_the_gate_with_reason(pytester: pytest.Pytester) -> 
     result.stdout.fnmatch_lines(
         [
             f"FAILED classification [[]weak[]]: FAIL: quality {task['quality']:.2f} < threshold "
-            "4.00 (n=4)",
+            "4.00: its 95% bounds [[]1.00, 3.11[]] lie below it (n=4)",
             "model route gate: FAILED (1 of 1 tasks)",
         ]
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from suite import CLASSIFICATION, run_json, write
+from suite import classification, run_json, write
 
 from pytest_modelroute.report.fmt import money, quality
 from pytest_modelroute.report.markdown import MARKER, usd
@@ -41,9 +41,16 @@ ORACLE_CONFTEST = """
         return {"oracle": Oracle}
 """
 
+#: twenty cases: enough for a verdict either way (four perfect scores bound nothing at 95 %)
+CASES = classification(20)
+#: the cheap model misses eight of them: quality 5.00 -> 3.40, a drop the bounds can show
+MISSES = [f"billing-{i:02d}" for i in range(2, 10)]
+#: the reason the gate gives for the cheap route against a threshold of 4.5
+BELOW_4_5 = "quality 3.40 < threshold 4.50: its 95% bounds [2.57, 4.13] lie below it (n=20)"
+
 CONFIG = """\
 models:
-  cheap: {provider: oracle, model: "misses:billing-02", price: {input: 1, output: 1}}
+  cheap: {provider: oracle, model: "misses:{misses}", price: {input: 1, output: 1}}
   good:  {provider: oracle, model: "misses:", price: {input: 3, output: 3}}
   dear:  {provider: oracle, model: "misses:,", price: {input: 30, output: 30}}
 baseline: dear
@@ -62,10 +69,10 @@ def suite(root: pytest.Pytester | Path, route: str, threshold: float = 3.0) -> N
         root.path if isinstance(root, pytest.Pytester) else root,
         {
             "conftest.py": ORACLE_CONFTEST,
-            "modelroute.yaml": CONFIG.replace("{route}", route).replace(
-                "{threshold}", str(threshold)
-            ),
-            "cases/classification.yaml": CLASSIFICATION,
+            "modelroute.yaml": CONFIG.replace("{route}", route)
+            .replace("{threshold}", str(threshold))
+            .replace("{misses}", ",".join(MISSES)),
+            "cases/classification.yaml": CASES,
             ".gitignore": ".modelroute_cache/\n__pycache__/\nout/\nresults.json\n",
         },
     )
@@ -166,10 +173,10 @@ def test_a_pr_snapshot_that_accepts_a_regression_fails_against_its_base(
         snapshot_at(pytester, "main"), snapshot_at(pytester, None), "classification"
     )
     check_row(row, want)
-    # the figures this fixture was built for: one case flips, quality 5 -> 4, cost 3x less
-    assert want["to_fail"] == ["billing-02"] and want["quality"] == (5.0, 4.0)
+    # the figures this fixture was built for: eight cases flip, quality 5 -> 3.4, cost 3x less
+    assert want["to_fail"] == MISSES and want["quality"] == (5.0, 3.4)
     assert want["cost"] == pytest.approx((330e-6, 110e-6))
-    assert (row["verdict_vs_base"], row["verdict_vs_pr"]) == ("fail", "pass")
+    assert (row["verdict_vs_base"], row["verdict_vs_pr"]) == ("fail", "inconclusive")
 
     task = doc["tasks"]["classification"]
     assert task["verdict"] == "fail"
@@ -185,9 +192,9 @@ def test_a_pr_snapshot_that_accepts_a_regression_fails_against_its_base(
             "this PR's snapshot changes 1 task against main:.modelroute/snapshot.json: "
             "not accepted*",
             "task * change * route * quality * cost/call * n * vs base",
-            f"classification * changed * good -> cheap * 5.00 -> 4.00 * "
-            f"{money(want['cost'][0])} -> {money(want['cost'][1])} * 4 * FAIL",
-            "  classification: pass -> fail: billing-02",
+            f"classification * changed * good -> cheap * 5.00 -> 3.40 * "
+            f"{money(want['cost'][0])} -> {money(want['cost'][1])} * 20 * FAIL",
+            f"  classification: pass -> fail: {', '.join(MISSES)}",
             "",
             "task * route *",
         ]
@@ -198,10 +205,10 @@ def test_a_pr_snapshot_that_accepts_a_regression_fails_against_its_base(
     assert md.index("Snapshot changed in this PR") < md.index("Model route gate failed")
     assert (
         f"| **classification** | changed | good → cheap | {quality(want['quality'][0])} → "
-        f"{quality(want['quality'][1])} | {usd(want['cost'][0])} → {usd(want['cost'][1])} | 4 "
-        "| 1 pass → fail | ❌ fail |"
+        f"{quality(want['quality'][1])} | {usd(want['cost'][0])} → {usd(want['cost'][1])} | 20 "
+        "| 8 pass → fail | ❌ fail |"
     ) in md
-    assert "- **classification**: pass → fail: billing-02" in md
+    assert f"- **classification**: pass → fail: {', '.join(MISSES)}" in md
     assert "label the PR `modelroute: accept`" in md
 
     html = (out / "report.html").read_text()
@@ -217,7 +224,7 @@ def test_a_pr_snapshot_that_accepts_a_regression_fails_against_its_base(
     ]
     (changed,) = suites[0].findall("testcase")
     assert changed.get("name") == "classification[changed]"
-    assert "quality 5.00 -> 4.00" in changed.find("system-out").text
+    assert "quality 5.00 -> 3.40" in changed.find("system-out").text
     props = {p.get("name"): p.get("value") for p in suites[0].iter("property")}
     assert (props["ref"], props["accepted"], props["tasks_changed"]) == ("main", "false", "1")
     route = suites[1].find("testcase")
@@ -243,25 +250,27 @@ def test_accepting_the_change_on_purpose_passes_and_still_lists_it(
         expected_row(snapshot_at(pytester, "main"), snapshot_at(pytester, None), "classification"),
     )
     # accepted, and how it fares against the base is still said
-    assert (row["verdict_vs_base"], row["verdict_vs_pr"]) == ("fail", "pass")
+    assert (row["verdict_vs_base"], row["verdict_vs_pr"]) == ("fail", "inconclusive")
     assert row["reasons_vs_base"][0].startswith("quality fell vs snapshot 5.00")
     task = doc["tasks"]["classification"]
-    assert task["verdict"] == "pass"
-    assert task["snapshot"]["quality"] == 4.0  # judged against the PR's snapshot
+    assert (
+        task["verdict"] == "inconclusive"
+    )  # unchanged against its own snapshot: n=20 cannot show no drop
+    assert task["snapshot"]["quality"] == 3.4  # judged against the PR's snapshot
     (warning,) = [w for w in task["warnings"] if w.startswith("accepted change")]
     assert "not main" in warning and "against main it would fail: quality fell" in warning
     result.stdout.fnmatch_lines(
         [
             "this PR's snapshot changes 1 task against main:*: ACCEPTED on purpose*",
-            "classification * changed * good -> cheap * 5.00 -> 4.00 * FAIL",
-            "*model route gate: passed (1 task)",
+            "classification * changed * good -> cheap * 5.00 -> 3.40 * FAIL",
+            "*model route gate: passed (1 task*",
         ]
     )
     md = (pytester.path / "out" / "comment.md").read_text()
     assert md.startswith(
         MARKER + "\n\n### ✅ Snapshot changed in this PR: 1 task, accepted on purpose"
     )
-    assert "| **classification** | changed | good → cheap | 5.00 → 4.00 |" in md
+    assert "| **classification** | changed | good → cheap | 5.00 → 3.40 |" in md
     assert "against the base: quality fell vs snapshot 5.00" in md
     assert "Model route gate passed" in md
     html = (pytester.path / "out" / "report.html").read_text()
@@ -334,7 +343,9 @@ def test_no_snapshot_at_the_base_is_a_note_and_the_absolute_rules_apply(
     assert change["base_found"] is False
     (row,) = change["tasks"]
     assert (row["change"], row["route_before"], row["route_after"]) == ("added", None, "good")
-    assert row["cases_added"] == ["billing-01", "billing-02", "feature-01", "feature-02"]
+    assert row["cases_added"] == sorted(
+        f"{k}-{i:02d}" for k in ("billing", "feature") for i in range(1, 11)
+    )
     assert doc["tasks"]["classification"]["snapshot"] is None
     md = (pytester.path / "out" / "comment.md").read_text()
     assert "The base has no snapshot file" in md
@@ -342,7 +353,7 @@ def test_no_snapshot_at_the_base_is_a_note_and_the_absolute_rules_apply(
     suite(pytester, "cheap", threshold=4.5)  # below its threshold: fails all the same
     result, doc = gate(pytester, REF, "main", ACCEPT)
     assert result.ret == 1
-    assert doc["tasks"]["classification"]["reasons"][0] == "quality 4.00 < threshold 4.50 (n=4)"
+    assert doc["tasks"]["classification"]["reasons"][0] == BELOW_4_5
 
 
 def origin_with_a_feature_branch(pytester: pytest.Pytester) -> Path:
@@ -357,7 +368,7 @@ def origin_with_a_feature_branch(pytester: pytest.Pytester) -> Path:
     assert run.ret == 0
     commit_all(origin, "base")
     git(origin, "checkout", "-q", "-b", "feature")
-    (origin / "cases" / "classification.yaml").write_text(CLASSIFICATION.replace("twice", "2x"))
+    (origin / "cases" / "classification.yaml").write_text(CASES.replace("twice", "2x"))
     commit_all(origin, "feature")
     return origin
 
@@ -397,7 +408,7 @@ def test_a_revision_a_shallow_clone_lacks_says_what_to_fetch(
     git(clone, "-c", "advice.detachedHead=false", *fetch)  # the command it named
     result = gate_in_clone("origin/main")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*model route gate: passed (1 task)"])
+    result.stdout.fnmatch_lines(["*model route gate: passed (1 task*"])
     assert "no snapshot at" not in result.stdout.str()
 
 
@@ -474,15 +485,15 @@ def test_update_refuses_a_task_below_its_threshold(pytester: pytest.Pytester) ->
     assert path.read_bytes() == before
     result.stdout.fnmatch_lines(
         [
-            "snapshot NOT updated: 1 task(s) cannot be accepted: classification: quality 4.00 "
-            "< threshold 4.50 (n=4). Fix them, or accept this run as it is with "
+            "snapshot NOT updated: 1 task(s) cannot be accepted: classification: quality 3.40 "
+            "< threshold 4.50: * (n=20). Fix them, or accept this run as it is with "
             "--model-route-force-update-snapshot",
         ]
     )
     assert "generated snapshot file" not in result.stdout.str()
     snap = doc["snapshot"]
     assert snap["updated"] is False
-    assert snap["refused"] == {"classification": ["quality 4.00 < threshold 4.50 (n=4)"]}
+    assert snap["refused"] == {"classification": [BELOW_4_5]}
 
     result, doc = run_json(pytester, "--model-route", "--model-route-force-update-snapshot")
     assert result.ret == 1  # written on purpose; the gate's verdict stands
@@ -501,14 +512,14 @@ def test_update_refuses_errored_cases_even_when_the_gate_allows_them(
     path = pytester.path / SNAPSHOT
     before = path.read_bytes()
     (pytester.path / "cases" / "classification.yaml").write_text(
-        CLASSIFICATION + "  - {id: new-01, vars: {ticket: 'Add SSO'}, expected: feature}\n"
+        CASES + "  - {id: new-01, vars: {ticket: 'Add SSO'}, expected: feature}\n"
     )
     replay = ("--model-route-cache=replay", "--model-route-allow-errors")
     result, doc = run_json(pytester, "--model-route", *replay, UPDATE)
     assert doc["gate"]["passed"] is True
     assert result.ret == 1, "the gate passes, the update is refused"
     assert path.read_bytes() == before
-    assert doc["snapshot"]["refused"] == {"classification": ["1 of 5 cases errored"]}
+    assert doc["snapshot"]["refused"] == {"classification": ["1 of 21 cases errored"]}
 
 
 def test_update_prints_what_it_accepted(pytester: pytest.Pytester) -> None:
@@ -517,8 +528,8 @@ def test_update_prints_what_it_accepted(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "snapshot: this run accepts, against no snapshot (a new one):",
-            "  classification * added * good * 5.00 * $0.00033 * 4",
-            "    classification: added: billing-01, billing-02, feature-01, feature-02",
+            "  classification * added * good * 5.00 * $0.00033 * 20",
+            "    classification: added: billing-01, billing-02, billing-03, * and 10 more",
         ]
     )
     (row,) = doc["snapshot"]["accepted"]
@@ -535,9 +546,9 @@ def test_update_prints_what_it_accepted(pytester: pytest.Pytester) -> None:
         [
             "snapshot: this run accepts, against the previous snapshot:",
             "  task * change * route * quality * cost/call * n",
-            f"  classification * changed * good -> cheap * 5.00 -> 4.00 * "
-            f"{money(want['cost'][0])} -> {money(want['cost'][1])} * 4",
-            "    classification: pass -> fail: billing-02",
+            f"  classification * changed * good -> cheap * 5.00 -> 3.40 * "
+            f"{money(want['cost'][0])} -> {money(want['cost'][1])} * 20",
+            f"    classification: pass -> fail: {', '.join(MISSES)}",
             "*generated snapshot file: *snapshot.json*",
         ]
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import pytest
 import yaml
-from suite import CLASSIFICATION, SIM_CONFIG, run_json, write
+from suite import CLASSIFICATION, SIM_CONFIG, classification, run_json, write
 
 from pytest_modelroute.routes import majority
 
@@ -61,6 +63,21 @@ CASES = """
       - {{id: c, vars: {{level: 2, tag: c}}}}
       - {{id: d, vars: {{level: 3, tag: d}}}}
 """
+
+
+def copies(task: str, k: int) -> str:
+    """CASES with each of its four cases ``k`` times (ids a0, a1...): the same shares and
+    qualities, on enough cases for a lower bound to clear a bar."""
+    one = CASES.format(task=task)
+    head, _, body = one.partition("    cases:\n")
+    rows = body.splitlines()
+    out = [
+        row.replace(f"{{id: {c}, ", f"{{id: {c}{i}, ").replace(f"tag: {c}}}", f"tag: {c}{i}}}")
+        for i in range(k)
+        for row, c in zip(rows, "abcd")
+    ]
+    return textwrap.dedent(head + "    cases:\n" + "\n".join(out) + "\n")
+
 
 # USD per call: 100 input and 10 output tokens at the prices above
 HAIKU, SONNET, OPUS = 100e-6 * 1 + 10e-6 * 2, 100e-6 * 10 + 10e-6 * 20, 100e-6 * 100 + 10e-6 * 200
@@ -125,6 +142,11 @@ def test_cascade_after_bench_costs_nothing(levels: pytest.Pytester) -> None:
 
 
 def test_bench_evaluates_cascades_from_the_single_model_outputs(levels: pytest.Pytester) -> None:
+    # the four cases 8 times over (the same shares), against a bar of 3.0: enough for a
+    # lower bound corrected for 7 candidates to clear it
+    (levels.path / "cases" / "triage.yaml").write_text(copies("triage", 8))
+    config = dict(CONFIG, threshold=3.0)
+    (levels.path / "modelroute.yaml").write_text(yaml.safe_dump(config))
     result, doc = run_json(
         levels,
         "--model-route=bench",
@@ -152,9 +174,14 @@ def test_bench_evaluates_cascades_from_the_single_model_outputs(levels: pytest.P
     assert candidates["cascade:haiku>opus"]["cost_per_call"] == pytest.approx(
         (4 * HAIKU + 2 * OPUS) / 4
     )
-    # haiku>sonnet misses only level 3: quality (5 + 5 + 5 + 1) / 4 = 4.0 clears the bar,
-    # and it is the cheapest route that does
-    assert doc["recommendations"]["triage"]["recommended"] == "cascade:haiku>sonnet"
+    # haiku>sonnet misses only level 3: quality (5 + 5 + 5 + 1) / 4 = 4.0, whose lower bound
+    # at 1 - 0.05 / 7 on 32 cases (3.09) clears the bar, the cheapest route that does;
+    # haiku alone (3.0, on the bar) does not
+    rec = doc["recommendations"]["triage"]
+    assert rec["recommended"] == "cascade:haiku>sonnet"
+    assert rec["selection"] == {"method": "bonferroni", "level": 1 - 0.05 / 7, "candidates": 7}
+    assert candidates["cascade:haiku>sonnet"]["low"] == pytest.approx(3.088, abs=1e-3)
+    assert not candidates["haiku"]["clears"] and candidates["haiku"]["low"] < 3.0
     suggestion = yaml.safe_load((levels.path / "routes.yaml").read_text())
     assert suggestion == {
         "routes": {
@@ -164,7 +191,7 @@ def test_bench_evaluates_cascades_from_the_single_model_outputs(levels: pytest.P
             }
         }
     }
-    result.stdout.fnmatch_lines(["triage (threshold 4.00):", "*cascade:haiku>sonnet*yes"])
+    result.stdout.fnmatch_lines(["triage (threshold 3.00):", "*cascade:haiku>sonnet*yes"])
 
 
 def test_bench_repeat_adds_consensus_candidates(levels: pytest.Pytester) -> None:
@@ -240,13 +267,16 @@ def test_outputs_with_nothing_to_vote_never_win() -> None:
 
 
 def test_bench_recommends_a_consensus_over_several_models(levels: pytest.Pytester) -> None:
+    # bar 4.2 on 32 cases: sonnet (3 of 4 right, 4.0) cannot clear it, a route right on
+    # every case can (lower bound 4.2+ at 1 - 0.05 / m)
     config = dict(
         CONFIG,
-        threshold=5.0,
+        threshold=4.2,
         routes={"vote": {"consensus": {"models": ["haiku", "sonnet"], "n": 3}}},
         traffic={"vote": 1000},
     )
     (levels.path / "modelroute.yaml").write_text(yaml.safe_dump(config))
+    (levels.path / "cases" / "vote.yaml").write_text(copies("vote", 8))
     result, doc = run_json(levels, "--model-route=bench", "--model-route-tasks", "vote")
     assert result.ret == 0, result.stdout.str()[-2000:]
     rec = doc["recommendations"]["vote"]
@@ -295,9 +325,10 @@ def test_two_aliases_of_one_model_share_its_calls_at_their_own_prices(
 ) -> None:
     config = yaml.safe_load(SIM_CONFIG.replace("{route}", "strong"))
     config["models"]["free"] = {**config["models"]["strong"], "price": {"input": 0, "output": 0}}
+    # 20 cases: enough for free's 20 of 20 to clear 4.0 by a bound corrected for 3 candidates
     write(
         pytester.path,
-        {"modelroute.yaml": yaml.safe_dump(config), "cases/c.yaml": CLASSIFICATION},
+        {"modelroute.yaml": yaml.safe_dump(config), "cases/c.yaml": classification(20)},
     )
     docs = []
     for workers in ("0", "2"):
@@ -313,15 +344,15 @@ def test_two_aliases_of_one_model_share_its_calls_at_their_own_prices(
         )
         docs.append(doc)
         free = [r for r in doc["results"] if r["route"] == "free"]
-        assert len(free) == 4
+        assert len(free) == 20
         assert all(r["cost"] == 0 for r in free)
         assert {c["model"] for r in free for c in r["calls"]} == {"free"}
         strong = [r for r in doc["results"] if r["route"] == "strong"]
         assert all(r["cost"] > 0 for r in strong)
         assert doc["recommendations"]["classification"]["recommended"] == "free"
-        assert doc["spend"]["api_calls"] == 8  # weak and strong; free shares strong's calls
+        assert doc["spend"]["api_calls"] == 40  # weak and strong; free shares strong's calls
         # one call, paid at the dearer alias's price whichever asked first; counted once
-        assert doc["spend"]["estimated_calls"] == 8
+        assert doc["spend"]["estimated_calls"] == 40
         strong_paid = sum(r["cost"] for r in strong)
         weak_paid = sum(r["cost"] for r in doc["results"] if r["route"] == "weak")
         assert doc["spend"]["cost_incurred"] == pytest.approx(strong_paid + weak_paid)

@@ -1,88 +1,120 @@
-"""Paired bootstrap comparisons against known cases."""
+"""One-sided bounds, exact McNemar and Holm against known values and small simulations."""
 
 from __future__ import annotations
 
+import math
 import random
+from statistics import NormalDist
 
+import numpy as np
 import pytest
+from simulate import bar_rates, recommendation_rates, snapshot_rates
 
-from pytest_modelroute.stats import bootstrap_interval, mean_interval, paired
-
-
-def test_identical_runs_give_zero_difference_and_zero_width() -> None:
-    scores = {f"c{i}": 1 + (i % 5) for i in range(40)}
-    cmp = paired(scores, dict(scores))
-    assert (cmp.n, cmp.diff, cmp.low, cmp.high) == (40, 0.0, 0.0, 0.0)
-    assert not cmp.undecidable(0.2)
+from pytest_modelroute.stats import bounds, familywise, holm, mcnemar, mean_bounds, paired
 
 
-def test_only_shared_scored_cases_are_paired() -> None:
-    current = {"a": 5.0, "b": 3.0, "c": None, "d": 4.0}
-    reference = {"a": 4.0, "b": 3.0, "c": 2.0, "e": 1.0}
-    cmp = paired(current, reference)
-    assert cmp.n == 2
-    assert cmp.diff == pytest.approx(0.5)  # (5-4 + 3-3) / 2
+def test_pass_fail_scores_get_the_exact_clopper_pearson_bound() -> None:
+    # 14 of 15 correct: the lower bound p solves P(K >= 14 | p) = 0.05 (one-sided 95 %)
+    b = bounds([5.0] * 14 + [1.0])
+    assert b.method == "clopper-pearson"
+    share = (b.low - 1) / 4
+    assert share**15 + 15 * share**14 * (1 - share) == pytest.approx(0.05)
+    assert b.decide(4.0) == "inconclusive"  # 3.88 < 4.00: not proof of 4.0
+    # the bound's p-value is the binomial tail itself
+    p = sum(math.comb(15, k) * 0.75**k * 0.25 ** (15 - k) for k in (14, 15))
+    assert b.p_above(4.0) == pytest.approx(p)
+    assert bounds([5.0] * 15).decide(4.0) == "pass"  # 15 of 15: 1 + 4 * 0.05 ** (1/15)
 
 
-def test_weights_weigh_the_paired_difference() -> None:
-    cmp = paired({"a": 5.0, "b": 3.0}, {"a": 4.0, "b": 3.0}, {"a": 3.0, "b": 1.0})
-    assert cmp.diff == pytest.approx(0.75)  # (3 * 1 + 1 * 0) / 4
+def test_equal_scores_never_give_a_zero_width_interval() -> None:
+    three = bounds([5.0, 5.0, 5.0])
+    assert three.low == pytest.approx(1 + 4 * 0.05 ** (1 / 3))  # 2.47, not 5.00
+    assert three.decide(4.0) == "inconclusive"
+    graded = bounds([4.6] * 10)
+    assert graded.low < 4.0 < 4.6 and graded.high > 4.6
+    same = paired({f"c{i}": 4.0 for i in range(45)}, {f"c{i}": 4.0 for i in range(45)})
+    assert (same.mean, same.decide(-0.2)) == (0.0, "inconclusive")  # 0 of 45 changed
+    # paired pass/fail differences, none changed: the wider of Tango's score bound, which
+    # solves n d / (1 - d) = z^2 for the share d (4 z^2 / (n + z^2) = 0.23 at n = 45), and
+    # the unseen-tail floor 4 (1 - 0.05^(1/n)) = 0.26
+    z2 = NormalDist().inv_cdf(0.95) ** 2
+    tango, floor = -4 * z2 / (45 + z2), -4 * (1 - 0.05 ** (1 / 45))
+    assert same.method == "tango+hall-t" and same.low == pytest.approx(min(tango, floor))
+    big = paired({f"c{i}": 4.0 for i in range(200)}, {f"c{i}": 4.0 for i in range(200)})
+    assert big.decide(-0.2) == "pass"
+    assert bounds([4.0]).decide(3.0) == "inconclusive"  # one case bounds nothing
 
 
-#: paired differences with mean -0.5 and a spread of about 1.7
-PATTERN = [-2.5, 1.5, -2.5, 1.5, -1.0, 0.0]
+def test_bounds_and_p_values_agree() -> None:
+    rng = np.random.default_rng(4)
+    for values in (1 + 4 * rng.binomial(3, 0.8, 40) / 3, np.where(rng.random(30) < 0.8, 5, 1)):
+        b = bounds(values)
+        assert b.p_above(b.low) == pytest.approx(0.05, abs=1e-6)
+        assert b.p_below(b.high) == pytest.approx(0.05, abs=1e-6)
+        for bar in (3.5, 3.9, 4.1, 4.4):
+            assert (b.decide(bar) == "pass") == (b.p_above(bar) <= 0.05 + 1e-9)
+            assert (b.decide(bar) == "fail") == (b.p_below(bar) < 0.05)
 
 
-def _shifted(repeats: int) -> tuple[dict[str, float], dict[str, float]]:
-    diffs = PATTERN * repeats
-    reference = {f"c{i}": 3.0 for i in range(len(diffs))}
-    current = {f"c{i}": 3.0 + d for i, d in enumerate(diffs)}
-    return current, reference
-
-
-def test_known_shift_is_detected_at_large_n() -> None:
-    current, reference = _shifted(300)  # n = 1800
-    cmp = paired(current, reference, seed=7)
-    assert cmp.n == 1800
-    assert cmp.diff == pytest.approx(-0.5)
-    assert cmp.high < -0.2  # confidently beyond a 0.2 tolerance
-    assert not cmp.undecidable(0.2)
-    assert cmp.bound(use_interval=True) == cmp.low < -0.2
-
-
-def test_same_shift_is_undecidable_at_small_n() -> None:
-    current, reference = _shifted(1)  # n = 6
-    cmp = paired(current, reference, seed=7)
-    assert cmp.diff == pytest.approx(-0.5)
-    assert cmp.low < -0.2 < cmp.high
-    assert cmp.undecidable(0.2)
-
-
-def test_intervals_are_reproducible_and_seeded() -> None:
+def test_verdicts_do_not_depend_on_case_ids_their_order_or_weights_of_one() -> None:
     rng = random.Random(3)
-    values = [rng.uniform(1, 5) for _ in range(30)]
-    weights = [1.0] * len(values)
-    first = bootstrap_interval(values, weights, 0.95, seed=11)
-    assert bootstrap_interval(values, weights, 0.95, seed=11) == first
-    assert bootstrap_interval(values, weights, 0.95, seed=12) != first
-    low, high = first
-    mean = sum(values) / len(values)
-    assert low < mean < high
+    values = {f"c{i}": rng.choice([1.0, 2.33, 3.67, 5.0]) for i in range(60)}
+    first = mean_bounds(values)
+    renamed = {f"z-{rng.random()}": v for v in values.values()}
+    assert mean_bounds(renamed) == first
+    assert mean_bounds(dict(reversed(list(values.items()))), dict.fromkeys(values, 1.0)) == first
 
 
-def test_wider_confidence_gives_a_wider_interval() -> None:
-    values = {f"c{i}": float(1 + i % 5) for i in range(25)}
-    lo90, hi90 = mean_interval(values, confidence=0.90)
-    lo99, hi99 = mean_interval(values, confidence=0.99)
-    assert lo99 <= lo90 < hi90 <= hi99
-    assert (hi99 - lo99) > (hi90 - lo90)
+def test_weights_count_through_the_effective_number_of_cases() -> None:
+    values = {"a": 4.5, "b": 4.6, "z1": 1.0, "z2": 1.0}
+    weights = {"a": 1.0, "b": 1.0, "z1": 0.0, "z2": 0.0}
+    b = mean_bounds(values, weights)
+    assert b.n == 2 and b.mean == pytest.approx(4.55) and b.low >= 1.0
+    heavy = bounds([5.0] * 10 + [1.0], [1.0] * 10 + [10.0])
+    assert heavy.n_eff == pytest.approx(20**2 / 110)
+    assert heavy.mean == pytest.approx((50 + 10) / 20)
 
 
-def test_cases_of_weight_zero_do_not_pull_the_interval_off_the_scale() -> None:
-    values = {"a": 4.5, "b": 4.6, "z1": 1.0, "z2": 1.0, "z3": 1.0}
-    weights = {"a": 1.0, "b": 1.0, "z1": 0.0, "z2": 0.0, "z3": 0.0}
-    low, high = mean_interval(values, weights)
-    assert 4.5 <= low <= high <= 4.6
-    assert mean_interval({"z": 3.0}, {"z": 0.0}) is None
-    cmp = paired(values, {k: 4.0 for k in values}, weights)
-    assert cmp.n == 2 and cmp.diff == pytest.approx(0.55)
+def test_the_cases_needed_and_the_detectable_difference_follow_the_spread() -> None:
+    b = bounds(np.where(np.arange(45) % 20 < 17, 5.0, 1.0))  # 4.47 on 45 pass/fail cases
+    far = b.needed(4.1)
+    assert b.decide(4.1) == "inconclusive"
+    assert far is not None and far > 45 and b.needed(4.3) > far
+    assert bounds([4.0, 4.0]).needed(4.0) is None  # on the bar: nothing settles it
+    assert bounds(np.full(400, 4.4)).detectable() < b.detectable()
+
+
+def test_exact_mcnemar_and_holm() -> None:
+    assert mcnemar(0, 0) == 1.0
+    assert mcnemar(6, 0) == pytest.approx(2 * 0.5**6)
+    assert mcnemar(5, 1) == mcnemar(1, 5) == pytest.approx(2 * 7 / 64)
+    assert holm([0.01, 0.04, 0.03], 0.05) == [True, False, False]
+    assert holm([0.01, 0.02, 0.04], 0.05) == [True, True, True]
+    assert familywise(12, 0.05) == pytest.approx(1 - 0.95**12)
+
+
+# -- small seeded simulations through the gate's own rules (see benchmarks/verdict_rates.py)
+
+
+@pytest.mark.parametrize("scores", ["binary", "graded"])
+def test_on_the_bar_the_gate_passes_at_most_its_nominal_level(scores: str) -> None:
+    # 300 runs: the Monte Carlo standard error at 0.05 is 0.013
+    for n in (15, 45):
+        rates = bar_rates(scores, n, 4.0, 300, seed=n)
+        assert rates.share("pass") <= 0.05 + 2.5 * 0.013, (n, rates)
+        assert rates.share("fail") <= 0.05 + 2.5 * 0.013, (n, rates)
+    # a route well above the bar is shown to be with enough cases
+    assert bar_rates(scores, 200, 4.5, 100, seed=7).share("pass") > 0.9
+
+
+def test_on_the_tolerance_the_regression_rule_passes_at_most_its_level() -> None:
+    regression, _ = snapshot_rates("graded", 45, 4.1, 4.3, 0.7, 300, seed=3)
+    assert regression.share("pass") <= 0.05 + 2.5 * 0.013
+    _, cost = snapshot_rates("binary", 45, 4.3, 4.3, 0.7, 150, seed=4, cost_rise=0.5)
+    assert cost.share("pass") <= 0.05 + 2.5 * 0.018  # no gain: the rise is not excused
+
+
+def test_recommendations_with_three_cheap_candidates_below_the_bar() -> None:
+    assert recommendation_rates("binary", 45, 3.9, 150, seed=5, method="point") > 0.5
+    for method in ("bonferroni", "split"):
+        assert recommendation_rates("binary", 45, 4.0, 150, seed=6, method=method) <= 0.05

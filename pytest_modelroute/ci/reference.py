@@ -84,14 +84,14 @@ class Reference:
             if self.accept:
                 against = (
                     f"; against {self.ref} it would fail: {'; '.join(vs_base.reasons)}"
-                    if not vs_base.passed
+                    if vs_base.blocking  # an inconclusive verdict fails only by policy
                     else ""
                 )
                 verdict.warnings.append(
                     f"accepted change: judged against this PR's snapshot, not {self.ref} "
                     f"({moved}; --model-route-accept-changes){against}"
                 )
-            elif not vs_base.passed and vs_pr.passed:
+            elif vs_base.blocking and not vs_pr.blocking:
                 verdict.reasons.append(
                     f"this PR's snapshot accepts it ({moved} against {self.ref}); to accept "
                     f"it on purpose, {HOW_TO_ACCEPT}"

@@ -154,7 +154,13 @@ def build_document(
             "latency_s": route.latency_s if route else None,
             "baseline": verdict.baseline,
             "snapshot": verdict.snapshot,
+            "blocking": verdict.blocking,
+            "tests": [t.to_json() for t in verdict.tests],
+            "detectable": verdict.detectable,
         }
+        bar = next((t for t in verdict.tests if t.name == "threshold"), None)
+        if bar is not None:
+            entry["cases_needed"] = bar.to_json()["cases_needed"]
         if route is not None:
             entry.update({k: v for k, v in route.to_json().items() if k not in entry})
         tasks[task] = entry
@@ -193,7 +199,7 @@ def build_document(
     failures = [
         {"task": t, "route": e["route"], "verdict": e["verdict"], "reasons": e["reasons"]}
         for t, e in tasks.items()
-        if e["verdict"] != "pass"
+        if e.get("blocking", e["verdict"] != "pass")
     ]
     doc: dict[str, Any] = {
         "schema": SCHEMA,

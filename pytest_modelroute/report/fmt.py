@@ -55,6 +55,26 @@ def estimated_note(spend: Mapping[str, Any]) -> str:
     return f"{n:,} call{'s' if n != 1 else ''} used priced from estimated tokens" if n else ""
 
 
+def suite_sentence(doc: Mapping[str, Any]) -> str:
+    """The chance of at least one false failure across the suite's tests, as one sentence
+    (``""`` when there is one test or none: the chance is then its own level)."""
+    s = (doc.get("gate") or {}).get("suite") or {}
+    tests = s.get("tests") or 0
+    level = s.get("level") or 0.95
+    if s.get("holm") and tests:
+        return (
+            f"Holm's correction across {tests} tests holds the chance of any false failure "
+            f"at {percent(1 - level)}"
+        )
+    if tests < 2:
+        return ""
+    return (
+        f"{tests} tests at {percent(level)} each: if every route sat exactly on its bar, the "
+        f"chance of at least one false failure is {percent(s.get('familywise_false_failure'))} "
+        f"(--model-route-holm holds it at {percent(1 - level)})"
+    )
+
+
 def batch_note(spend: Mapping[str, Any]) -> str:
     """``; N in batches $x, list price $y`` when batch APIs answered calls; else ``""``."""
     n = spend.get("batch_calls") or 0

@@ -25,6 +25,30 @@ def _candidates(doc: Doc) -> list[Mapping[str, Any]]:
     return [c for rec in recs for c in rec.get("candidates", ())]
 
 
+def _suite(doc: Doc) -> Mapping[str, Any]:
+    return (doc.get("gate") or {}).get("suite") or {}
+
+
+def _bounded(doc: Doc) -> bool:
+    cmps = [t.get(k) or {} for t in _tasks(doc) for k in ("snapshot", "baseline")]
+    return (
+        any(t.get("ci") for t in _tasks(doc))
+        or any(c.get("ci") for c in cmps)
+        or any(c.get("low") is not None for c in _candidates(doc))
+    )
+
+
+def _inconclusive(t: Mapping[str, Any]) -> bool:
+    return t.get("verdict") == "inconclusive" or any(
+        r.get("outcome") == "inconclusive" for r in t.get("tests") or ()
+    )
+
+
+def _flips(t: Mapping[str, Any]) -> bool:
+    snap = t.get("snapshot") or {}
+    return bool(snap.get("flipped") or snap.get("flipped_to_pass"))
+
+
 #: term -> (plain explanation, whether a document uses it)
 TERMS: dict[str, tuple[str, Callable[[Doc], bool]]] = {
     "quality": (
@@ -68,11 +92,55 @@ TERMS: dict[str, tuple[str, Callable[[Doc], bool]]] = {
         "shown as +NE).",
         lambda doc: True,
     ),
-    "diff and interval": (
+    "bounds": (
+        "Where the true mean quality (or the true difference) lies, as two one-sided bounds "
+        "at the stated confidence (95 % by default): the truth is at or above the lower "
+        "bound with that confidence, and at or below the upper one (together a two-sided "
+        "interval at 90 %). Pass/fail scores get the exact Clopper-Pearson bound; graded "
+        "scores and differences a skewness-corrected t bound, widened so that a few equal "
+        "scores never count as proof (three 5s bound the mean at 2.47, not 5.00); paired "
+        "differences of pass/fail scores the wider of that and Tango's score bound.",
+        lambda doc: _bounded(doc),
+    ),
+    "diff": (
         "The mean difference in quality, case by case, between this run and what it is "
-        "compared with, and the range the true difference lies in at the stated "
-        "confidence. An interval that contains the limit cannot decide it: more cases can.",
+        "compared with (the snapshot, or the baseline on the same cases), with its bounds.",
         lambda doc: any(t.get("snapshot") or t.get("baseline") for t in _tasks(doc)),
+    ),
+    "inconclusive": (
+        "A verdict: the bounds contain the bar (or the tolerance), so the cases so far "
+        "cannot tell whether the route clears it. The report says how many cases would "
+        "settle it if the mean and spread stayed as observed. It passes the gate unless "
+        "--model-route-inconclusive=fail.",
+        lambda doc: any(_inconclusive(t) for t in _tasks(doc)),
+    ),
+    "detects, THIN": (
+        "The smallest true difference from the bar, the snapshot or the baseline that the "
+        "task's main comparison would detect with 80 % power at its n and observed spread. "
+        "THIN (thin): larger than the margin the task is judged by, so the comparison has "
+        "too few cases to mean much.",
+        lambda doc: any((t.get("detectable") or {}).get("difference") for t in _tasks(doc)),
+    ),
+    "chance of a false failure": (
+        "Each rule of each task is a test that fails a route on its bar with a chance of at "
+        "most 1 - confidence; over many tests some fail by chance. The report gives the "
+        "chance that at least one does when every route sits exactly on its bar: "
+        "1 - confidence^tests (46 % for 12 tests at 95 %).",
+        lambda doc: _suite(doc).get("tests", 0) > 1,
+    ),
+    "Holm's correction": (
+        "With --model-route-holm, a test fails only when Holm's step-down procedure across "
+        "all the suite's m tests keeps it (the smallest p-value against (1 - confidence) / m, "
+        "the next against (1 - confidence) / (m - 1)...), which holds the chance of any "
+        "false failure at 1 - confidence; a failure it does not keep becomes inconclusive.",
+        lambda doc: bool(_suite(doc).get("holm")) or _suite(doc).get("tests", 0) > 1,
+    ),
+    "corrected lower bound": (
+        "Bench recommends the cheapest candidate whose lower bound clears the bar, each bound "
+        "taken at 1 - (1 - confidence) / m for the task's m candidates (Bonferroni), so the "
+        "chance of recommending a route truly below the bar stays at 1 - confidence; with "
+        "--model-route-split, selected on one half of the cases and confirmed on the other.",
+        lambda doc: any(r.get("selection") for r in (doc.get("recommendations") or {}).values()),
     ),
     "cost per call": (
         "What one answer of the route costs on average: token usage times the model's "
@@ -145,8 +213,15 @@ TERMS: dict[str, tuple[str, Callable[[Doc], bool]]] = {
         lambda doc: bool(doc.get("projection")),
     ),
     "flipped": (
-        "A case that passed its bar in the snapshot and fails it now (or the reverse).",
-        lambda doc: any((t.get("snapshot") or {}).get("flipped") for t in _tasks(doc)),
+        "A case that passed its bar in the snapshot and fails it now (pass → fail), or the "
+        "reverse (fail → pass).",
+        lambda doc: any(_flips(t) for t in _tasks(doc)),
+    ),
+    "McNemar p": (
+        "For flipped cases: the exact McNemar test of whether flips one way outnumber flips "
+        "the other by more than chance (a binomial test on the flips); under 0.05, the "
+        "imbalance is unlikely to be noise.",
+        lambda doc: any(_flips(t) for t in _tasks(doc)),
     ),
 }
 

@@ -30,6 +30,7 @@ from .fmt import (
     percent,
     quality,
     signed,
+    suite_sentence,
 )
 from .glossary import glossary
 from .snapshot_change import change_cells, change_of, details, verdict_vs_base
@@ -77,6 +78,8 @@ def render_html(doc: Doc) -> str:
         "verdict": verdict_view(doc),
         "outcome": outcome_view(doc),
         "tasks": tasks_view(doc),
+        "level": percent(((doc.get("gate") or {}).get("rules") or {}).get("confidence") or 0.95),
+        "suite": suite_sentence(doc),
         "bench": bench_view(doc) if doc.get("mode") == "bench" else None,
         "routing": routing_view(doc),
         "cases": cases,
@@ -221,11 +224,26 @@ def verdict_view(doc: Doc) -> dict[str, Any]:
     elif gate.get("passed") is True:
         snap = doc.get("snapshot") or {}
         against = " and hold against the accepted snapshot" if snap.get("found") else ""
-        view.update(
-            state="pass",
-            title="Gate passed",
-            summary=f"All {n} task route{'s' * (n != 1)} clear their bar{against}",
-        )
+        open_ = [t for t, e in tasks.items() if e.get("verdict") == "inconclusive"]
+        summary = f"All {n} task route{'s' * (n != 1)} clear their bar{against}"
+        if open_:
+            summary = (
+                f"No task route is shown below its bar; {len(open_)} of {n} are inconclusive "
+                "(their intervals contain the bar: see the cases that would settle them)"
+            )
+            view["failures"] = [
+                {
+                    "task": _text(t, 80),
+                    "route": _text(tasks[t].get("route"), 60),
+                    "verdict": "inconclusive",
+                    "reasons": "; ".join(
+                        _text(r, REASON_CHARS) for r in tasks[t].get("reasons") or []
+                    ),
+                }
+                for t in open_[:FAILURES_SHOWN]
+            ]
+            view["more"] = max(0, len(open_) - FAILURES_SHOWN)
+        view.update(state="pass", title="Gate passed", summary=summary)
     elif gate.get("passed") is False:
         view.update(
             state="fail", title="Gate failed", summary=f"{len(failures)} of {n} task routes failed"
@@ -358,6 +376,10 @@ def _task_row(
         if snap.get("route") and snap.get("route") != route
         else "",
         "flipped": len(snap.get("flipped") or []),
+        "flipped_to_pass": len(snap.get("flipped_to_pass") or []),
+        "mcnemar": _mcnemar(snap),
+        "detects": _detects(t.get("detectable")),
+        "thin": bool((t.get("detectable") or {}).get("thin")),
         "cost": money(t.get("cost_per_call")),
         "cost_change": f"{cost_change:+.0%}"
         if cost_change is not None and abs(cost_change) >= 0.005
@@ -371,6 +393,18 @@ def _task_row(
         "stages": _stage_text(stages),
         "agreement": percent(t.get("agreement")) if t.get("agreement") is not None else "",
     }
+
+
+def _mcnemar(snap: Mapping[str, Any]) -> str:
+    """The exact McNemar p-value of the flips, when a case flipped either way."""
+    flips = snap.get("flipped") or snap.get("flipped_to_pass")
+    return f"{snap['mcnemar_p']:.2g}" if flips and snap.get("mcnemar_p") is not None else ""
+
+
+def _detects(seen: Mapping[str, Any] | None) -> str:
+    if not seen or seen.get("difference") is None:
+        return ""
+    return f"{seen['difference']:.2f} vs {_text(seen.get('against'), 20)}"
 
 
 def _base_diff(doc: Doc, task: str, t: Mapping[str, Any], route: str) -> str:
@@ -456,6 +490,9 @@ def _card(doc: Doc, task: str, rec: Mapping[str, Any]) -> dict[str, Any]:
                 "route": _text(route, 60),
                 "kind": _text(c.get("kind") or "", 20),
                 "quality": quality(c.get("quality")),
+                "bounds": f"{quality(c.get('low'))}–{quality(c.get('high'))}"
+                if c.get("low") is not None
+                else "",
                 "cost": money(c.get("cost_per_call")),
                 "cpqp": money(c.get("cost_per_quality_point")),
                 "ratio": _ratio(base_cost, c.get("cost_per_call"))

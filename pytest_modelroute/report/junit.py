@@ -87,6 +87,8 @@ def suite_properties(doc: Doc) -> dict[str, str]:
         "run_id": _s(doc.get("run_id")),
         "created": _s(doc.get("created")),
         "gate_passed": "" if gate.get("passed") is None else str(bool(gate["passed"])).lower(),
+        "confidence": _num((gate.get("rules") or {}).get("confidence")),
+        "familywise_false_failure": _num((gate.get("suite") or {}).get("familywise_false_failure")),
         "api_calls": _num(spend.get("api_calls")),
         "cache_hits": _num(spend.get("cache_hits")),
         "cost_incurred": _num(spend.get("cost_incurred")),
@@ -111,6 +113,10 @@ def route_cases(doc: Doc) -> list[tuple[TestCase, dict[str, str]]]:
             case.stdout = detail or None
         elif t.get("verdict") == "error":
             case.add_error_info(message=message, output=detail or None, error_type="error")
+        elif t.get("verdict") == "inconclusive" and not t.get("blocking"):
+            # the data cannot settle it and the gate lets it through: neither passed nor
+            # failed, as a skip is
+            case.add_skipped_info(message=f"inconclusive: {message}", output=detail or None)
         elif t.get("verdict") != "pass":
             case.add_failure_info(message=message, output=detail or None, failure_type="failure")
         elif t.get("warnings"):
@@ -132,6 +138,10 @@ def _route_properties(t: Mapping[str, Any]) -> dict[str, str]:
         "cost_per_quality_point": _num(t.get("cost_per_quality_point")),
         "ci_low": _num(ci[0]),
         "ci_high": _num(ci[1]),
+        "cases_needed": _num(t.get("cases_needed")),
+        "detectable": _num((t.get("detectable") or {}).get("difference")),
+        "detectable_against": _s((t.get("detectable") or {}).get("against")),
+        "thin": "" if not t.get("detectable") else str(bool(t["detectable"]["thin"])).lower(),
         "snapshot_quality": _num(snap.get("quality")),
         "snapshot_diff": _num(snap.get("diff")),
         "snapshot_cost_per_call": _num(snap.get("cost_per_call")),

@@ -16,7 +16,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .document import judge_panels
-from .fmt import batch_note, clip, estimated_note, latency_note, money, percent, quality, signed
+from .fmt import (
+    batch_note,
+    clip,
+    estimated_note,
+    latency_note,
+    money,
+    percent,
+    quality,
+    signed,
+    suite_sentence,
+)
 from .glossary import glossary
 from .snapshot_change import case_counts, change_cells, change_of, details
 from .text import strip_controls
@@ -133,9 +143,12 @@ def _table(
 
 
 def _verdict_icon(verdict: str) -> str:
-    return {"pass": "✅ pass", "fail": "❌ fail", "error": "⚠️ error"}.get(
-        verdict, escape_md_cell(verdict)
-    )
+    return {
+        "pass": "✅ pass",
+        "fail": "❌ fail",
+        "error": "⚠️ error",
+        "inconclusive": "❔ inconclusive",
+    }.get(verdict, escape_md_cell(verdict))
 
 
 def _limit(text: str, budget: int) -> str:
@@ -172,7 +185,14 @@ def verdict_section(doc: Doc, budget: int) -> str:
         failures = gate.get("failures")
         if failures is None:
             failures = [{"task": t} for t, e in tasks.items() if e.get("verdict") != "pass"]
-        if gate.get("passed") is True:
+        open_ = [t for t, e in tasks.items() if e.get("verdict") == "inconclusive"]
+        if gate.get("passed") is True and open_:
+            line = (
+                f"✅ **Model route gate passed**: {n} task{plural}, none shown below its bar; "
+                f"**{len(open_)} inconclusive** (their intervals contain the bar: the data "
+                "cannot settle them, see the cases needed below)"
+            )
+        elif gate.get("passed") is True:
             line = f"✅ **Model route gate passed**: {n} task{plural}, all clear their bar"
         elif gate.get("passed") is False:
             names = ", ".join(escape_md_cell(f.get("task"), 60) for f in failures[:10])
@@ -245,8 +265,18 @@ def tasks_section(doc: Doc, budget: int) -> str:
     order = _task_order(tasks)
     rows = (_task_cells(name, tasks[name]) for name in order)
     table = _table(
-        ["Task", "Route", "Quality", "Δ vs snapshot", "Cost/call", "Δ cost", "Verdict"],
-        "<<>>>><",
+        [
+            "Task",
+            "Route",
+            "n",
+            "Quality (bounds)",
+            "Δ vs snapshot",
+            "Detects",
+            "Cost/call",
+            "Δ cost",
+            "Verdict",
+        ],
+        "<<>>>>>><",
         rows,
         int(budget * 0.6),
         len(order),
@@ -259,6 +289,9 @@ def tasks_section(doc: Doc, budget: int) -> str:
             + "; ".join(f"**{escape_md_cell(t, 60)}** {s:.2f}, {percent(d)}" for t, s, d in panels),
             int(budget * 0.1),
         )
+    suite = suite_text(doc)
+    if suite:
+        table += "\n\n" + suite
     why = [
         f"- **{escape_md_cell(t, 60)}** · {escape_md_cell(tasks[t].get('route'), 50)}: "
         + "; ".join(escape_md_cell(r, 300) for r in tasks[t].get("reasons") or [])
@@ -277,15 +310,42 @@ def _task_cells(name: str, t: Mapping[str, Any]) -> list[str]:
     q = quality(t.get("quality"))
     if t.get("errors"):
         q += f" ({t['errors']} errored)"
+    ci = t.get("ci")
+    if ci and ci[0] is not None:
+        q += f" [{quality(ci[0])}, {quality(ci[1])}]"
+    seen = t.get("detectable") or {}
+    detect = "–"
+    if seen:
+        detect = "–" if seen.get("difference") is None else f"{seen['difference']:.2f}"
+        if seen.get("thin"):
+            detect += " ⚠️ thin"
     return [
         f"**{escape_md_cell(name, 60)}**",
         escape_md_cell(t.get("route") or "-", 50),
+        str(t.get("n") if t.get("n") is not None else "–"),
         q,
         signed(diff) if diff is not None else "–",
+        detect,
         usd(t.get("cost_per_call")),
         f"{change:+.0%}" if change is not None else "–",
         _verdict_icon(str(t.get("verdict") or "error")),
     ]
+
+
+def suite_text(doc: Doc) -> str:
+    """What the bounds mean and the suite-level chance of a false failure."""
+    s = (doc.get("gate") or {}).get("suite")
+    if not s:
+        return ""
+    level = s.get("level") or 0.95
+    sentence = suite_sentence(doc)
+    return (
+        f"<sub>Quality (bounds): the mean with one-sided {percent(level)} bounds. Detects: the "
+        "smallest difference the task's main comparison could find with 80% power at its n; "
+        "⚠️ thin: coarser than the margin it is judged by (too few cases to mean much)."
+        + (f" {sentence}." if sentence else "")
+        + "</sub>"
+    )
 
 
 def _lines(items: Sequence[str], budget: int, what: str) -> str:
@@ -330,22 +390,36 @@ def complexity_section(doc: Doc, budget: int) -> str:
     )
 
 
+def _flip_list(cases: Sequence[str]) -> str:
+    shown = ", ".join(escape_md_cell(c, 80) for c in cases[:FLIPS_PER_TASK])
+    more = f" and {len(cases) - FLIPS_PER_TASK} more" if len(cases) > FLIPS_PER_TASK else ""
+    return shown + more
+
+
 def flipped_section(doc: Doc, budget: int) -> str:
-    """Cases that passed in the snapshot and fail now, per task (capped)."""
+    """Cases that passed in the snapshot and fail now, and those that went the other way,
+    per task (capped), with the exact McNemar p-value of the imbalance."""
     tasks = doc.get("tasks") or {}
     compared = any(t.get("snapshot") for t in tasks.values())
     items = []
     for name in sorted(tasks):
-        flipped = (tasks[name].get("snapshot") or {}).get("flipped") or []
-        if not flipped:
+        snap = tasks[name].get("snapshot") or {}
+        to_fail = snap.get("flipped") or []
+        to_pass = snap.get("flipped_to_pass") or []
+        if not to_fail and not to_pass:
             continue
-        shown = ", ".join(escape_md_cell(c, 80) for c in flipped[:FLIPS_PER_TASK])
-        more = f" and {len(flipped) - FLIPS_PER_TASK} more" if len(flipped) > FLIPS_PER_TASK else ""
-        items.append(f"- **{escape_md_cell(name, 60)}** ({len(flipped)}): {shown}{more}")
+        parts = []
+        if to_fail:
+            parts.append(f"pass → fail ({len(to_fail)}): {_flip_list(to_fail)}")
+        if to_pass:
+            parts.append(f"fail → pass ({len(to_pass)}): {_flip_list(to_pass)}")
+        p = snap.get("mcnemar_p")
+        tail = f" · exact McNemar p={p:.2g}" if p is not None else ""
+        items.append(f"- **{escape_md_cell(name, 60)}**: " + "; ".join(parts) + tail)
     if items:
         return _lines(items, budget, "tasks with flipped cases")
     if compared:
-        return "None: no case that passed in the snapshot fails now."
+        return "None: no case changed between passing and failing since the snapshot."
     return "_No snapshot to compare with (accept a run with `--model-route-update-snapshot`)._"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from .fmt import (
     money,
     percent,
     quality,
+    suite_sentence,
 )
 from .snapshot_change import case_lists, change_cells, change_of, headline, verdict_vs_base
 
@@ -100,8 +102,39 @@ def comparison_rows(doc: dict[str, Any]) -> list[list[str]]:
                     str(cmp["n"]),
                     f"{cmp['diff']:+.2f}",
                     f"[{low:+.2f}, {high:+.2f}]",
+                    detects(cmp.get("detectable"), cmp.get("thin")),
                 ]
             )
+    return rows
+
+
+def detects(difference: float | None, thin: bool | None) -> str:
+    """The smallest difference a comparison could detect, marked when too coarse."""
+    text = "-" if difference is None else f"{difference:.2f}"
+    return text + (" THIN" if thin else "")
+
+
+def statistics_rows(doc: dict[str, Any]) -> list[list[str]]:
+    """Per task: n, the quality's bounds, the smallest difference its main comparison
+    could detect (THIN when coarser than its margin), the cases that would settle it."""
+    rows = []
+    for task, t in doc["tasks"].items():
+        ci = t.get("ci") or [None, None]
+        seen = t.get("detectable") or {}
+        needed = t.get("cases_needed")
+        for test in t.get("tests") or []:
+            if test.get("outcome") == "inconclusive" and test.get("cases_needed"):
+                needed = max(needed or 0, test["cases_needed"])
+        rows.append(
+            [
+                clip_middle(task, 24),
+                str(t["n"]),
+                f"{quality(ci[0])}-{quality(ci[1])}" if ci[0] is not None else "-",
+                f"vs {seen['against']}" if seen.get("against") else "-",
+                detects(seen.get("difference"), seen.get("thin")),
+                f"~{needed:,}" if needed else "-",
+            ]
+        )
     return rows
 
 
@@ -147,11 +180,14 @@ def recommendation_rows(doc: dict[str, Any]) -> list[list[str]]:
         ratio = "-"
         if base and chosen["cost_per_call"]:
             ratio = f"{base['cost_per_call'] / chosen['cost_per_call']:.1f}x"
+        confirm = (rec.get("selection") or {}).get("confirm") or {}
+        low = confirm.get("low") if confirm.get("route") == chosen["route"] else chosen.get("low")
         rows.append(
             [
                 clip_middle(task, 24),
                 clip(chosen["route"], 28),
                 quality(chosen["quality"]),
+                quality(low),
                 money(chosen["cost_per_call"]),
                 ratio,
                 "yes" if rec["cleared"] else "NO",
@@ -160,11 +196,29 @@ def recommendation_rows(doc: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def selection_line(doc: dict[str, Any]) -> str:
+    """How the recommendations were chosen (the correction for many candidates)."""
+    recs = doc.get("recommendations") or {}
+    how = next((r.get("selection") for r in recs.values() if r.get("selection")), None)
+    if not how:
+        return ""
+    if how["method"] == "split":
+        return (
+            "recommended routes (selected on one half of the cases, confirmed by a one-sided\n"
+            f"{percent(how['level'])} lower bound on the other):"
+        )
+    return (
+        "recommended routes (the cheapest whose lower bound clears the threshold; bounds at\n"
+        f"{percent(how['level'], 1)}, corrected for the number of candidates per task):"
+    )
+
+
 def candidate_lines(task: str, rec: dict[str, Any]) -> list[str]:
     rows = [
         [
             clip(c["route"], 34),
             quality(c["quality"]),
+            "-" if c.get("low") is None else f"{quality(c['low'])}-{quality(c.get('high'))}",
             money(c["cost_per_call"]),
             money(c["cost_per_quality_point"]),
             f"{c['latency_s']:.2f}s",
@@ -175,7 +229,9 @@ def candidate_lines(task: str, rec: dict[str, Any]) -> list[str]:
     return [f"{task} (threshold {rec['threshold']:.2f}):"] + [
         "  " + line
         for line in table(
-            ["candidate", "quality", "cost/call", "cost/q-pt", "latency", "clears"], rows, "<>>>><"
+            ["candidate", "quality", "bounds", "cost/call", "cost/q-pt", "latency", "clears"],
+            rows,
+            "<>>>>><",
         )
     ]
 
@@ -201,9 +257,12 @@ def write_summary(
         rows = recommendation_rows(doc)
         if rows:
             tr.write_line("")
-            tr.write_line("recommended routes (the cheapest that clears the threshold):")
+            for line in selection_line(doc).splitlines():
+                tr.write_line(line)
             for line in table(
-                ["task", "route", "quality", "cost/call", "cheaper", "clears"], rows, "<<>>><"
+                ["task", "route", "quality", "lower bound", "cost/call", "cheaper", "clears"],
+                rows,
+                "<<>>>><",
             ):
                 tr.write_line(line)
         if doc.get("calibration"):
@@ -220,13 +279,30 @@ def write_summary(
         headers, rows, align = task_rows(doc)
         for i, line in enumerate(table(headers, rows, align)):
             verdict = rows[i - 2][-1] if i >= 2 else ""
-            tr.write_line(line, green=verdict == "PASS", red=verdict in ("FAIL", "ERROR"))
+            tr.write_line(
+                line,
+                green=verdict == "PASS",
+                red=verdict in ("FAIL", "ERROR"),
+                yellow=verdict == "INCONCLUSIVE",
+            )
+        level = percent((doc["gate"].get("rules") or {}).get("confidence") or 0.95)
+        tr.write_line("")
+        tr.write_line(f"what the data can tell (one-sided {level} bounds; detects: the smallest")
+        tr.write_line("difference n cases find with 80% power, THIN when coarser than the margin):")
+        for line in table(
+            ["task", "n", "quality bounds", "main comparison", "detects", "cases to settle"],
+            statistics_rows(doc),
+            "<>><>>",
+        ):
+            tr.write_line("  " + line)
         comparisons = comparison_rows(doc)
         if comparisons:
             tr.write_line("")
-            tr.write_line("paired comparisons (mean difference in quality, 95% bootstrap CI):")
+            tr.write_line(
+                f"paired comparisons (mean difference in quality, one-sided {level} bounds):"
+            )
             for line in table(
-                ["task", "compared with", "n", "diff", "interval"], comparisons, "<<>><"
+                ["task", "compared with", "n", "diff", "bounds", "detects"], comparisons, "<<>><>"
             ):
                 tr.write_line("  " + line)
         panels = judge_panels(doc)
@@ -253,11 +329,26 @@ def write_summary(
         tr.write_line(line, red=True)
     if mode == "gate":
         n = len(doc["tasks"])
+        sentence = suite_sentence(doc)
+        for line in textwrap.wrap(f"suite: {sentence}", 100) if sentence else ():
+            tr.write_line(line)
+        open_ = [v for v in verdicts.values() if v.verdict == "inconclusive" and not v.blocking]
+        for verdict in open_:
+            line = f"{verdict.task} [{verdict.route}]: " + "; ".join(verdict.reasons)
+            tr.write_line("INCONCLUSIVE " + line, yellow=True)
+        if open_:
+            tr.write_line(
+                "(the data cannot settle these; they pass unless --model-route-inconclusive=fail)",
+                yellow=True,
+            )
         if doc["gate"]["passed"]:
-            tr.write_line(f"model route gate: passed ({n} task{'s' * (n != 1)})", green=True)
+            settled = f"{n} task{'s' * (n != 1)}"
+            if open_:
+                settled += f": {n - len(open_)} pass, {len(open_)} inconclusive"
+            tr.write_line(f"model route gate: passed ({settled})", green=True)
         else:
             for verdict in verdicts.values():
-                if not verdict.passed:
+                if verdict.blocking:
                     tr.write_line("FAILED " + verdict.line(), red=True, bold=True)
             for failure in doc["gate"]["failures"]:
                 if failure["task"] is None:
