@@ -92,6 +92,8 @@ class Case:
     weight: float = 1.0
     human_score: float | None = None
     cascade_accept: tuple[Check, ...] = ()
+    #: where ``cascade_accept:`` is written (``cases/x.yaml:14``)
+    cascade_accept_at: str = ""
     output: str | None = None
 
     @property
@@ -296,6 +298,7 @@ def load_case_file(path: Path, display: str, registry: Mapping[str, CheckType]) 
                 weight=entry.weight if "weight" in entry.model_fields_set else spec.weight,
                 human_score=entry.human_score,
                 cascade_accept=tuple(accept),
+                cascade_accept_at=f"{display}:{srcmap.line(('cascade_accept',)) or 1}",
                 output=entry.output,
             )
         )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,23 @@ from .routes import (
 from .runner import Runner
 
 
+@dataclass(frozen=True)
+class Acceptance:
+    """Acceptance checks that decide when a cascade escalates, and where they are written:
+    a cascade route's ``accept:`` (source "route") or a case file's ``cascade_accept:``
+    (source "case file"), at ``where`` (``modelroute.yaml:63``)."""
+
+    checks: tuple[Check, ...]
+    source: str
+    where: str
+
+    def specs(self) -> list[dict[str, Any]]:
+        return [dict(c.spec) for c in self.checks]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "where": self.where, "checks": self.specs()}
+
+
 @dataclass
 class Env:
     """What evaluation needs from the session."""
@@ -32,6 +49,26 @@ class Env:
     config: ModelRouteConfig
     runner: Runner
     root: Path
+    #: bench mode: per task routed on a cascade, its own acceptance checks
+    route_accept: Mapping[str, Acceptance] = field(default_factory=dict)
+
+    def acceptance(self, case: Case) -> tuple[Acceptance, dict[str, Any]] | None:
+        """The checks a single model's output is judged by for the cascades bench builds
+        of it: the task's configured cascade's own ``accept:`` (one concept with the case
+        file's ``cascade_accept:``, which they set aside), else the case file's; and where
+        they come from, as ``CaseResult.accept_from``."""
+        own = (
+            Acceptance(case.cascade_accept, "case file", case.cascade_accept_at)
+            if case.cascade_accept
+            else None
+        )
+        route = self.route_accept.get(case.task)
+        if route is None:
+            return None if own is None else (own, {"source": own.source, "where": own.where})
+        origin: dict[str, Any] = {"source": route.source, "where": route.where}
+        if own is not None:
+            origin.update(case_file=own.where, same=own.specs() == route.specs())
+        return route, origin
 
     def params(self, alias: str) -> dict[str, Any]:
         return self.runner.providers[alias].model.generation_params()
@@ -144,15 +181,19 @@ async def evaluate(case: Case, route: Route, env: Env, nodeid: str = "") -> Case
         result.calls.extend(accept_calls(accept_ctx))
         return result
     ctx = env.context(case)
+    acceptance = env.acceptance(case) if isinstance(route, SingleRoute) else None
     try:
-        if case.cascade_accept and isinstance(route, SingleRoute):
+        if acceptance is not None:
+            checks, origin = acceptance
             try:
-                result.accepted, _ = await accepted(
-                    case.cascade_accept, answer.output or "", accept_ctx
-                )
+                result.accepted, _ = await accepted(checks.checks, answer.output or "", accept_ctx)
             except Exception as exc:
-                raise CheckFailed(f"cascade_accept failed: {type(exc).__name__}: {exc}") from exc
-            result.cascade_accept = [dict(c.spec) for c in case.cascade_accept]
+                name = "accept" if checks.source == "route" else "cascade_accept"
+                raise CheckFailed(
+                    f"{name} ({checks.where}) failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            result.cascade_accept = checks.specs()
+            result.accept_from = origin
         outcomes = await score_output(case.checks, answer.output or "", ctx)
     except CheckFailed as exc:
         result.error = str(exc)

@@ -2,8 +2,9 @@
 
 Single models and consensus candidates come straight from the measured matrix; cascades
 are evaluated from the same cached single-model outputs (a cascade's answer for a case is
-the first stage whose output passed the task's ``cascade_accept`` checks), so they cost
-no new calls.
+the first stage whose output passed the task's acceptance checks: its configured cascade's
+``accept:``, else its case file's ``cascade_accept:``), so they cost no new calls. Each
+task's recommendation is stated against its configured route (see :class:`Choice`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
+import textwrap
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +43,8 @@ class Candidate:
     bounds: Bounds | None = None
     #: whether it clears the threshold by its corrected lower bound (set by ``recommend``)
     cleared: bool | None = None
+    #: a cascade: the acceptance checks it used and where they come from (see ``Acceptance``)
+    accept: dict[str, Any] | None = None
 
     @property
     def cost_per_quality_point(self) -> float | None:
@@ -70,6 +74,8 @@ class Candidate:
             out["agreement"] = self.agreement
         if self.bounds is not None:
             out.update(low=self.bounds.low, high=self.bounds.high, level=self.bounds.level)
+        if self.accept is not None:
+            out["accept"] = self.accept
         return out
 
 
@@ -99,9 +105,10 @@ def from_aggregate(agg: Aggregate, kind: str, spec: Any) -> Candidate:
 def cascade_candidate(
     stages: Sequence[str],
     by_model: Mapping[str, Mapping[str, CaseResult]],
-    accept: list[dict[str, Any]],
+    accept: Mapping[str, Any],
 ) -> Candidate:
-    """A cascade evaluated from single-model results (their ``accepted`` flags)."""
+    """A cascade evaluated from single-model results (their ``accepted`` flags), which
+    ``accept`` (its checks and where they come from) decided."""
     cases = sorted(set.intersection(*(set(by_model[m]) for m in stages)))
     qualities: dict[str, float | None] = {}
     weights: dict[str, float] = {}
@@ -144,7 +151,7 @@ def cascade_candidate(
     return Candidate(
         label="cascade:" + ">".join(stages),
         kind="cascade",
-        spec={"cascade": list(stages), "accept": accept},
+        spec={"cascade": list(stages), "accept": list(accept["checks"])},
         n=n,
         errors=errors,
         quality=weighted_mean(qualities, weights),
@@ -153,7 +160,20 @@ def cascade_candidate(
         stage_share={str(k): v / total for k, v in sorted(resolved.items())} if total else {},
         cases=qualities,
         weights=weights,
+        accept=dict(accept),
     )
+
+
+def task_acceptance(results: Sequence[CaseResult]) -> dict[str, Any] | None:
+    """The acceptance checks bench judged a task's single-model outputs by (for its
+    cascades), where they come from, and (when they are the route's) the case file's own
+    ``cascade_accept:`` they set aside: ``{"checks", "source", "where", "case_file",
+    "same"}``; None when the task has none."""
+    for r in results:
+        if r.cascade_accept is not None:
+            info = dict(r.accept_from or {"source": "case file", "where": r.file})
+            return {"checks": list(r.cascade_accept), **info}
+    return None
 
 
 def candidates_for_task(
@@ -162,8 +182,13 @@ def candidates_for_task(
     results: Sequence[CaseResult],
     models: Sequence[str],
     specs: Mapping[str, Any],
+    route_accept: Mapping[str, Any] | None = None,
 ) -> list[Candidate]:
-    """Every candidate route of ``task``: models, cascades in cost order, consensus, routes."""
+    """Every candidate route of ``task``: models, cascades in cost order, consensus, routes.
+
+    A configured cascade measured as such used ``route_accept`` (its own ``accept:``);
+    the cascades evaluated from single-model outputs used what those outputs were judged
+    by (see :func:`task_acceptance`)."""
     out: list[Candidate] = []
     singles = {m: aggregates[(task, m)] for m in models if (task, m) in aggregates}
     for model, agg in singles.items():
@@ -171,9 +196,12 @@ def candidates_for_task(
     for (t, label), agg in aggregates.items():
         if t == task and label not in singles and label in specs:
             kind = "cascade" if label.startswith("cascade:") else "consensus"
-            out.append(from_aggregate(agg, kind, specs[label]))
+            candidate = from_aggregate(agg, kind, specs[label])
+            if kind == "cascade" and route_accept is not None:
+                candidate.accept = {k: route_accept[k] for k in ("source", "where", "checks")}
+            out.append(candidate)
     task_results = [r for r in results if r.task == task]
-    accept = next((r.cascade_accept for r in task_results if r.cascade_accept), None)
+    accept = task_acceptance(task_results)
     if accept:
         by_model: dict[str, dict[str, CaseResult]] = {}
         for r in task_results:
@@ -181,9 +209,10 @@ def candidates_for_task(
                 by_model.setdefault(r.route, {})[r.case] = r
         order = sorted(by_model, key=lambda m: (singles[m].cost_per_call, m))
         seen = {c.label for c in out}
+        used = {k: accept[k] for k in ("source", "where", "checks")}
         for size in range(2, len(order) + 1):
             for stages in itertools.combinations(order, size):
-                candidate = cascade_candidate(stages, by_model, accept)
+                candidate = cascade_candidate(stages, by_model, used)
                 if candidate.label not in seen:
                     out.append(candidate)
     out.sort(key=lambda c: (c.cost_per_call, -(c.quality or 0), c.label))
@@ -281,26 +310,181 @@ def recommend(
     return base, False, how
 
 
-def suggest_yaml(
-    choices: Mapping[str, tuple[Candidate | None, bool]], threshold: float, baseline: str
-) -> str:
-    """A ready-to-commit ``routes:`` block."""
-    routes: dict[str, Any] = {}
-    notes: list[str] = []
-    for task, (candidate, cleared) in sorted(choices.items()):
-        routes[task] = candidate.spec if candidate is not None else baseline
-        if not cleared:
-            notes.append(
-                f"# {task}: no route's lower bound cleared the threshold; kept on the baseline"
+@dataclass
+class Choice:
+    """What bench recommends for one task, against the route the config gives it now.
+
+    The cheapest candidate shown to clear the threshold, when one is; else the task keeps
+    its configured route (the baseline when ``routes:`` names none): bench never swaps a
+    route for another that is not shown to clear either."""
+
+    task: str
+    threshold: float
+    #: the configured route's label and ``routes:`` value, and "routes" or "baseline"
+    configured: str
+    configured_spec: Any
+    configured_from: str
+    cleared: bool
+    #: the recommended route's candidate (the configured route's when none clears; None
+    #: when this run did not measure it)
+    candidate: Candidate | None
+    #: the lower bound the recommendation rests on (split: the confirming half's)
+    low: float | None = None
+    #: the configured route's candidate (None when this run did not measure it)
+    current: Candidate | None = None
+
+    @property
+    def label(self) -> str:
+        return self.candidate.label if self.cleared and self.candidate else self.configured
+
+    @property
+    def spec(self) -> Any:
+        return self.candidate.spec if self.cleared and self.candidate else self.configured_spec
+
+    @property
+    def changed(self) -> bool:
+        return self.label != self.configured
+
+    @property
+    def outcome(self) -> str:
+        """``change``, ``keep`` (it clears) or ``keep-unshown`` (no candidate clears)."""
+        if self.changed:
+            return "change"
+        return "keep" if self.cleared else "keep-unshown"
+
+    def why(self) -> str:
+        """The recommendation in one plain sentence."""
+        configured = self.current
+        bar = f"{self.threshold:.2f}"
+        low = "" if self.low is None else f" (lower bound {self.low:.2f})"
+        if self.outcome == "keep-unshown":
+            what = "the baseline" if self.configured_from == "baseline" else "its configured route"
+            return (
+                f"no candidate was shown to clear {bar} (none's lower bound reaches it with "
+                f"these cases), so the task keeps {what} {self.configured}"
             )
+        if self.outcome == "keep":
+            return (
+                f"keeps its configured route {self.configured}: it is shown to clear {bar}{low} "
+                "and no cheaper route is"
+            )
+        text = f"{self.configured} -> {self.label}: the cheapest route shown to clear {bar}{low}"
+        if configured is not None and self.candidate is not None:
+            text += self._cost_clause(configured.cost_per_call, self.candidate.cost_per_call)
+        if configured is not None and not configured.clears(self.threshold):
+            text += f" (not shown to clear {bar})"
+        return text
+
+    def _cost_clause(self, configured: float, chosen: float) -> str:
+        """How the chosen route's cost per call compares with the configured route's; a
+        route at $0 (a local model) has no ratio, only dearer or free."""
+        than = f" per call than {self.configured}"
+        if configured == chosen or (chosen and abs(configured / chosen - 1) < 0.005):
+            return f", at the same cost per call as {self.configured}"  # a tie broken by quality
+        if not chosen:
+            return f", free where {self.configured} is not"
+        if not configured:
+            return f", dearer{than} (which costs $0)"
+        ratio = configured / chosen
+        return f", {ratio:.1f}x cheaper{than}" if ratio >= 1 else f", {1 / ratio:.1f}x dearer{than}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "configured": self.configured,
+            "configured_from": self.configured_from,
+            "changed": self.changed,
+            "outcome": self.outcome,
+            "why": self.why(),
+        }
+
+
+def choose(
+    task: str,
+    candidates: Sequence[Candidate],
+    threshold: float,
+    configured: tuple[str, Any, str],
+    baseline: str,
+    *,
+    level: float = 0.95,
+    split: bool = False,
+    seed: int = 0,
+) -> tuple[Choice, Recommendation]:
+    """The task's recommendation against its ``configured`` route (label, ``routes:``
+    value, "routes" or "baseline"): see :func:`recommend` and :class:`Choice`."""
+    pick, cleared, how = recommend(
+        candidates, threshold, baseline, level=level, split=split, seed=seed
+    )
+    label, spec, origin = configured
+    current = next((c for c in candidates if c.label == label), None)
+    if not cleared:
+        pick = current
+    low = None
+    if pick is not None:
+        confirm = how.confirm or {}
+        if confirm.get("route") == pick.label:
+            low = confirm["low"]
+        elif pick.bounds is not None:
+            low = pick.bounds.low
+    choice = Choice(task, threshold, label, spec, origin, cleared, pick, low, current)
+    return choice, how
+
+
+def suggest_yaml(choices: Mapping[str, Choice], unmeasured: Mapping[str, Any]) -> str:
+    """A ready-to-commit ``routes:`` block: per measured task its recommendation (a
+    comment on each changed route says from what and why; tasks with no candidate shown
+    to clear keep their configured route), then the configured routes of tasks this run
+    did not measure, as they are."""
     header = [
         f"# Routes recommended by `pytest --model-route=bench` on {dt.date.today().isoformat()}:",
-        f"# the cheapest route per task whose lower confidence bound clears its threshold "
-        f"(default {threshold:g}), corrected for the number of candidates.",
-        *notes,
+        "# per task the cheapest route whose lower confidence bound clears its threshold",
+        "# (corrected for the number of candidates); a task with no such route keeps its",
+        "# configured route (the baseline where routes: named none).",
     ]
-    lines = ["routes:", *(f"  {_flow(task)}: {_flow(spec)}" for task, spec in routes.items())]
+    lines = ["routes:"]
+    for task, choice in sorted(choices.items()):
+        if choice.outcome != "keep":
+            for text in _comment(choice.why()):
+                lines.append(f"  # {text}")
+        lines.append(f"  {_flow(task)}: {_flow(choice.spec)}")
+    if unmeasured:
+        lines.append("  # not measured by this run: kept as configured")
+        lines.extend(f"  {_flow(task)}: {_flow(spec)}" for task, spec in sorted(unmeasured.items()))
     return "\n".join(header + lines) + "\n"
+
+
+def _comment(text: str, width: int = 96) -> list[str]:
+    """``text`` as comment lines (a task name or route label cannot end the comment: YAML
+    comments run to the end of the line, and the text has no newlines)."""
+    return textwrap.wrap(" ".join(text.split()), width) or [""]
+
+
+def suggest_lines(choices: Mapping[str, Choice], unmeasured: Mapping[str, Any]) -> list[str]:
+    """What the suggested routes file changes, for the terminal: one line per changed
+    task, then the count of the unchanged and why they are."""
+    changed = [c for _, c in sorted(choices.items()) if c.changed]
+    kept = [c for c in choices.values() if not c.changed]
+    clears = sum(1 for c in kept if c.cleared)
+    lines = [
+        f"routes file: {len(changed)} of {len(choices)} measured task"
+        f"{'s' * (len(choices) != 1)} changed" + (":" if changed else "")
+    ]
+    lines.extend(f"  {c.task}: {c.why()}" for c in changed)
+    if kept:
+        parts = []
+        if clears:
+            parts.append(f"{clears} whose route is shown to clear")
+        if len(kept) - clears:
+            parts.append(
+                f"{len(kept) - clears} with no candidate shown to clear, kept on their "
+                "configured route"
+            )
+        lines.append(f"  {len(kept)} unchanged: " + "; ".join(parts))
+    if unmeasured:
+        lines.append(
+            f"  {len(unmeasured)} not measured by this run, written as configured: "
+            + ", ".join(sorted(unmeasured))
+        )
+    return lines
 
 
 def _flow(value: Any) -> str:

@@ -165,6 +165,9 @@ class CaseResult:
     #: bench mode: whether the output passed the task's ``cascade_accept`` checks
     accepted: bool | None = None
     cascade_accept: list[dict[str, Any]] | None = None
+    #: bench mode: where those checks come from (``{"source": "route" or "case file",
+    #: "where": "file:line", "case_file": "file:line" or None, "same": bool or None}``)
+    accept_from: dict[str, Any] | None = None
     #: judge calibration: the human grade of the case's recorded output
     human_score: float | None = None
 

@@ -21,12 +21,20 @@ from .calibration import calibrate, is_calibration
 from .ci.reference import Reference
 from .ci.summary import write_step_summary
 from .config import ModelRouteConfig
+from .evaluation import Acceptance
 from .gate import TaskVerdict, apply_holm, decide_task, suite_view
 from .nodes import result_of
 from .progress import WorkerProgress, is_tty, terminal_writer
 from .projection import TaskFigures, project
 from .ratelimit.notes import rate_limit_notes
-from .recommend import Candidate, candidates_for_task, recommend, suggest_yaml
+from .recommend import (
+    Choice,
+    candidates_for_task,
+    choose,
+    suggest_lines,
+    suggest_yaml,
+    task_acceptance,
+)
 from .records import CaseResult
 from .report import terminal
 from .report.document import build_document, spend_json
@@ -145,7 +153,9 @@ class ModelRouteReporter:
         self.ledgers: list[dict[str, Any]] = []
         self.verdicts: dict[str, TaskVerdict] = {}
         self.aggregates: dict[tuple[str, str], Aggregate] = {}
-        self.choices: dict[str, tuple[Candidate | None, bool]] = {}
+        self.choices: dict[str, Choice] = {}
+        #: --model-route-suggest: what the routes file changes, for the terminal
+        self.suggested: list[str] = []
         self.doc: dict[str, Any] | None = None
         self.skipped: set[str] = set()
         self.partial: str | None = None
@@ -287,30 +297,70 @@ class ModelRouteReporter:
                 specs[f"consensus:{state.settings.repeat}x{alias}"] = {
                     "consensus": {"model": alias, "n": state.settings.repeat}
                 }
+        baseline = state.config.baseline
+        rules = state.rules()
         out: dict[str, Any] = {}
         for task in tasks:
+            route = state.routes.get(task)
+            configured = (
+                (route.label, state.route_specs[route.label], "routes")
+                if route is not None
+                else (baseline, baseline, "baseline")
+            )
+            own = state.route_accept.get(task)
             candidates = candidates_for_task(
-                task, self.aggregates, results, list(state.config.models), specs
+                task,
+                self.aggregates,
+                results,
+                list(state.config.models),
+                specs,
+                own.to_json() if own is not None else None,
             )
             threshold = state.config.threshold_for(task)
-            rules = state.rules()
-            choice, cleared, how = recommend(
+            choice, how = choose(
+                task,
                 candidates,
                 threshold,
-                state.config.baseline,
+                configured,
+                baseline,
                 level=rules.level,
                 split=state.settings.split,
                 seed=rules.seed,
             )
-            self.choices[task] = (choice, cleared)
+            self.choices[task] = choice
             out[task] = {
                 "threshold": threshold,
-                "recommended": choice.label if choice else None,
-                "cleared": cleared,
+                "recommended": choice.label,
+                "cleared": choice.cleared,
+                **choice.to_json(),
                 "selection": how.to_json(),
                 "candidates": [c.to_json(threshold) for c in candidates],
             }
+            accept = self._acceptance(task, results, own)
+            if accept is not None:
+                out[task]["accept"] = accept
         return out
+
+    def _acceptance(
+        self, task: str, results: list[CaseResult], own: Acceptance | None
+    ) -> dict[str, Any] | None:
+        """Which acceptance checks the task's cascade candidates used and where they come
+        from; a warning when the route's ``accept:`` and
+        the case file's ``cascade_accept:`` differ: one concept written twice."""
+        info = task_acceptance([r for r in results if r.task == task])
+        if info is None and own is not None:
+            info = own.to_json()
+        if info is None:
+            return None
+        if info.get("same") is False:
+            warning = (
+                f"the route's acceptance checks (accept: in {info['where']}) differ from the "
+                f"case file's (cascade_accept: in {info['case_file']}); bench used the "
+                "route's, which production runs: make them the same, or remove "
+                "cascade_accept:"
+            )
+            info["warning"] = warning  # the terminal shows it with the recommendations
+        return info
 
     def _figures(self, tasks: list[str]) -> dict[str, TaskFigures]:
         state = self.state
@@ -319,7 +369,8 @@ class ModelRouteReporter:
         for task in tasks:
             base = self.aggregates.get((task, baseline))
             if self.mode == "bench":
-                choice = self.choices.get(task, (None, False))[0]
+                picked = self.choices.get(task)
+                choice = picked.candidate if picked is not None else None
                 if choice is None or base is None:
                     continue
                 if choice.kind == "cascade":
@@ -564,11 +615,15 @@ class ModelRouteReporter:
                 self.written.append(("github job summary", summary))
         suggest = self.state.settings.suggest
         if suggest is not None and self.mode == "bench":
+            specs = self.state.route_specs
+            unmeasured = {
+                task: specs[route.label]
+                for task, route in self.state.routes.items()
+                if task not in self.choices
+            }
             suggest.parent.mkdir(parents=True, exist_ok=True)
-            suggest.write_text(
-                suggest_yaml(self.choices, self.state.config.threshold, self.state.config.baseline),
-                encoding="utf-8",
-            )
+            suggest.write_text(suggest_yaml(self.choices, unmeasured), encoding="utf-8")
+            self.suggested = suggest_lines(self.choices, unmeasured)
             self.written.append(("routes file", suggest))
 
     def pytest_keyboard_interrupt(self) -> None:
@@ -589,6 +644,8 @@ class ModelRouteReporter:
             self.notes,
             self.state._runner.cache.warning if self.state._runner else None,
         )
+        for line in self.suggested:
+            terminalreporter.write_line(line)
         if self.accepted is not None:
             previous = "the previous snapshot" if self.snapshot else "no snapshot (a new one)"
             if self.accepted:

@@ -15,7 +15,7 @@ from .cases import Case
 from .checks import Check, CheckType, builtin_checks, parse_check
 from .config import ModelRouteConfig
 from .errors import ConfigError
-from .evaluation import Env, evaluate
+from .evaluation import Acceptance, Env, evaluate
 from .gate import GateRules
 from .prices import ModelPricing, resolve_pricing
 from .providers import Provider, builtin_providers
@@ -134,6 +134,8 @@ class RunState:
     routes: dict[str, Route] = field(default_factory=dict)
     #: route label -> its ``routes:`` value (for suggestions)
     route_specs: dict[str, Any] = field(default_factory=dict)
+    #: task -> the acceptance checks of its cascade route and where they are written
+    route_accept: dict[str, Acceptance] = field(default_factory=dict)
     baseline: Route | None = None
     results: dict[str, CaseResult] = field(default_factory=dict)
     case_ids: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -269,6 +271,10 @@ class RunState:
                 accept.append(check)
             route = build_route(spec, config, accept)
             self.routes[task] = route
+            if accept:
+                line = config.srcmap.line(("routes", task, "accept"))
+                where = f"{shown_path(config.path)}:{line}" if line else shown_path(config.path)
+                self.route_accept[task] = Acceptance(tuple(accept), "route", where)
             self.route_specs[route.label] = (
                 spec if isinstance(spec, str) else spec.model_dump(exclude_defaults=True)
             )
@@ -409,8 +415,14 @@ class RunState:
     @property
     def env(self) -> Env:
         if self._env is None:
-            self._env = Env(self.config, self.runner, self.case_root)
+            self._env = self._make_env(self.runner)
         return self._env
+
+    def _make_env(self, runner: Any) -> Env:
+        """Bench judges single-model outputs for its cascades by a cascade route's own
+        acceptance checks (see :meth:`Env.acceptance`); the gate runs routes as configured."""
+        bench = self.settings.mode == "bench"
+        return Env(self.config, runner, self.case_root, self.route_accept if bench else {})
 
     def close(self) -> None:
         if self._runner is not None:
@@ -545,11 +557,11 @@ class RunState:
                     runner.cost_of(request.model, usage), predicted.latency_s, False,
                 )  # fmt: skip
 
-        env = Env(self.config, DryRunner(), self.case_root)  # type: ignore[arg-type]
+        env = self._make_env(DryRunner())
 
         def settled(case: Case, route: Route) -> bool:
             """Nothing left to find: a single model's cached answer and no judge to ask."""
-            if not isinstance(route, SingleRoute) or case.cascade_accept:
+            if not isinstance(route, SingleRoute) or env.acceptance(case):
                 return False
             if any(c.kind.name in JUDGE_CHECKS for c in case.checks):
                 return False
@@ -683,3 +695,11 @@ class RunState:
             return self.results[nodeid]
         self.results[nodeid] = self.runner.run(evaluate(case, route, self.env, nodeid))
         return self.results[nodeid]
+
+
+def shown_path(path: Path) -> str:
+    """``path`` as the reports show a file: relative to the working directory when under it."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)

@@ -299,13 +299,13 @@ def make_doc(
         },
     }
     if mode == "bench":
-        doc["recommendations"] = {t: _recommendation(t, entries[t]) for t in sorted(names)}
+        doc["recommendations"] = {t: _recommendation(t, entries[t], hostile) for t in sorted(names)}
         for t, rec in doc["recommendations"].items():
             entries[t].update(route=rec["recommended"], baseline=None, snapshot=None, ci=None)
     return doc
 
 
-def _recommendation(task: str, entry: dict[str, Any]) -> dict[str, Any]:
+def _recommendation(task: str, entry: dict[str, Any], hostile: bool = False) -> dict[str, Any]:
     candidates = [
         {
             "route": m,
@@ -350,9 +350,30 @@ def _recommendation(task: str, entry: dict[str, Any]) -> dict[str, Any]:
     )
     candidates.sort(key=lambda c: c["cost_per_call"])
     clearing = [c for c in candidates if c["clears"]]
+    # the configured route (hostile: text from the user's files in every field of it)
+    configured = HOSTILE if hostile else "opus"
+    where = f"modelroute.yaml:12 {HOSTILE}" if hostile else "modelroute.yaml:12"
+    candidates[-1 if clearing[0] is not candidates[-1] else 0]["accept"] = {
+        "source": "route",
+        "where": where,
+        "checks": [{"type": "is-json"}],
+    }
     return {
         "threshold": 4.0,
         "recommended": clearing[0]["route"],
         "cleared": True,
+        "configured": configured,
+        "configured_from": "routes",
+        "changed": True,
+        "outcome": "change",
+        "why": f"{configured} -> {clearing[0]['route']}: the cheapest route shown to clear 4.00",
+        "accept": {
+            "source": "route",
+            "where": where,
+            "checks": [{"type": "is-json"}],
+            "case_file": f"cases/{task}.yaml:3",
+            "same": False,
+            "warning": f"the route's acceptance checks (accept: in {where}) differ",
+        },
         "candidates": candidates,
     }

@@ -24,3 +24,28 @@ def test_the_readme_sample_is_what_the_example_suite_prints(example_run) -> None
             continue
         assert line.rstrip() in printed[at:], f"README line not printed (in order): {line!r}"
         at = printed.index(line.rstrip(), at) + 1
+
+
+def test_the_readme_bench_sample_is_what_bench_prints(tmp_path: Path) -> None:
+    """``pytest --model-route=bench example_suite``, as the README's bench section shows it."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(ROOT / "example_suite", tmp_path / "example_suite")
+    shutil.rmtree(tmp_path / "example_suite" / ".modelroute_cache", ignore_errors=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "--model-route=bench", "example_suite", "-p",
+         "no:cacheprovider"],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"<!-- example-suite-bench-output -->\n```\n(.*?)\n```", text, re.S)
+    assert found, "README.md has no example-suite-bench-output block"
+    printed = [line.rstrip() for line in run.stdout.splitlines()]
+    at = 0
+    for line in found.group(1).splitlines():
+        if line == "...":
+            continue
+        assert line.rstrip() in printed[at:], f"README line not printed (in order): {line!r}"
+        at = printed.index(line.rstrip(), at) + 1

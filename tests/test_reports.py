@@ -425,3 +425,21 @@ def test_the_gate_table_keeps_long_similar_task_names_apart(pytester: pytest.Pyt
         # four cases each: inconclusive (the verdict is not what this is about)
         ["OpenTDB_Ente…Board Games *INCONCLUSIVE", "OpenTDB_Ente…ment: Music *INCONCLUSIVE"]
     )
+
+
+def test_bench_words_from_the_users_files_are_escaped() -> None:
+    """The configured route, the reasons and the acceptance checks' file and line come
+    from the user's files: escaped in HTML and Markdown."""
+    doc = make_doc(30, mode="bench", hostile=True)
+    for task, rec in doc["recommendations"].items():
+        doc["tasks"][task].update(
+            configured=rec["configured"], outcome=rec["outcome"], reasons=[rec["why"]]
+        )
+    html = render_html(doc)
+    assert PWNED not in html and html.count("<script") == 1
+    assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in html
+    assert "modelroute.yaml:12 &lt;script&gt;" in html
+    markdown = render_markdown(doc)
+    assert PWNED not in markdown and "<script" not in markdown
+    assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in markdown
+    assert "modelroute.yaml:12 &lt;script&gt;" in markdown

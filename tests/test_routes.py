@@ -188,7 +188,9 @@ def test_bench_evaluates_cascades_from_the_single_model_outputs(levels: pytest.P
             "triage": {
                 "cascade": ["haiku", "sonnet"],
                 "accept": [{"type": "regex", "value": "^ok$"}],
-            }
+            },
+            # not measured by this run (--model-route-tasks): written as configured
+            "vote": CONFIG["routes"]["vote"],
         }
     }
     result.stdout.fnmatch_lines(["triage (threshold 3.00):", "*cascade:haiku>sonnet*yes"])

@@ -165,37 +165,28 @@ def build_document(
             entry.update({k: v for k, v in route.to_json().items() if k not in entry})
         tasks[task] = entry
     for task, rec in sorted((extra or {}).get("recommendations", {}).items()):
-        chosen = next((c for c in rec["candidates"] if c["route"] == rec["recommended"]), None)
-        tasks[task] = (
-            {
-                "route": rec["recommended"],
-                "complexity": next(
-                    (a.complexity for (t, _), a in aggregates.items() if t == task), "medium"
-                ),
-                "threshold": rec["threshold"],
-                "verdict": "pass" if rec["cleared"] else "fail",
-                "reasons": []
-                if rec["cleared"]
-                else [f"no candidate route reaches {rec['threshold']:.2f}; the baseline is kept"],
-                "warnings": [],
-                "ci": None,
-                "baseline": None,
-                "snapshot": None,
-                **{
-                    k: chosen.get(k)
-                    for k in (
-                        "n",
-                        "errors",
-                        "quality",
-                        "cost_per_call",
-                        "cost_per_quality_point",
-                        "latency_s",
-                    )
-                },
-            }
-            if chosen
-            else {"route": None, "verdict": "error", "reasons": ["no candidates"]}
-        )
+        # the recommended route's figures: a candidate, or (when none clears) the route the
+        # task keeps, which a filtered run may not have measured
+        chosen = next((c for c in rec["candidates"] if c["route"] == rec["recommended"]), {})
+        figures = ("n", "errors", "quality", "cost_per_call", "cost_per_quality_point")
+        tasks[task] = {
+            "route": rec["recommended"],
+            "complexity": next(
+                (a.complexity for (t, _), a in aggregates.items() if t == task), "medium"
+            ),
+            "threshold": rec["threshold"],
+            "verdict": "pass" if rec["cleared"] else "fail",
+            "reasons": [rec.get("why") or "no candidate was measured"],
+            "configured": rec.get("configured"),
+            "outcome": rec.get("outcome"),
+            "warnings": [w for w in [(rec.get("accept") or {}).get("warning")] if w],
+            "ci": None,
+            "baseline": None,
+            "snapshot": None,
+            **{k: chosen.get(k) for k in (*figures, "latency_s")},
+        }
+        if not chosen:
+            tasks[task]["n"] = 0
     failures = [
         {"task": t, "route": e["route"], "verdict": e["verdict"], "reasons": e["reasons"]}
         for t, e in tasks.items()

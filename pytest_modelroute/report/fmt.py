@@ -111,3 +111,28 @@ def cache_tokens_note(doc: Mapping[str, Any]) -> str:
     priced = sorted(a for a, p in (doc.get("prices") or {}).items() if p.get("cache_prices"))
     how = f"at cache prices for {', '.join(priced)}, else as input" if priced else "as input"
     return f"prompt cache: {read:,} tokens read, {written:,} written (priced {how})"
+
+
+def acceptance_sentence(rec: Mapping[str, Any]) -> str:
+    """Which acceptance checks a task's cascade candidates used and from where (``4
+    cascades used the route's accept: in modelroute.yaml:73 (is-json, json-schema); the
+    same as cascade_accept: in cases/x.yaml:15``); ``""`` when it has no cascades."""
+    accept = rec.get("accept") or {}
+    cascades = sum(1 for c in rec.get("candidates") or [] if c.get("kind") == "cascade")
+    if not accept or not cascades:
+        return ""
+    names = ", ".join(str(c.get("type")) for c in accept.get("checks") or [])
+    where = (
+        f"the route's accept: in {accept.get('where')}"
+        if accept.get("source") == "route"
+        else f"cascade_accept: in {accept.get('where')}"
+    )
+    text = f"{cascades} cascade{'s' * (cascades != 1)} used {where}"
+    if names:
+        text += f" ({names})"
+    if accept.get("case_file"):
+        if accept.get("same"):
+            text += f"; the same as cascade_accept: in {accept['case_file']}"
+        else:
+            text += f"; cascade_accept: in {accept['case_file']} differs and was set aside"
+    return text

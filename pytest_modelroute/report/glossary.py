@@ -142,6 +142,23 @@ TERMS: dict[str, tuple[str, Callable[[Doc], bool]]] = {
         "--model-route-split, selected on one half of the cases and confirmed on the other.",
         lambda doc: any(r.get("selection") for r in (doc.get("recommendations") or {}).values()),
     ),
+    "configured route, keep, ->": (
+        "Bench's recommendation for a task, against the route modelroute.yaml gives it now "
+        "(its configured route; the baseline where routes: names none). 'opus -> sonnet' "
+        "changes it to the cheapest route shown to clear the bar (its lower bound is at or "
+        "above it). 'keep' leaves it as it is: either it is that route, or no candidate was "
+        "shown to clear the bar with the cases so far, and bench does not swap one unproven "
+        "route for another.",
+        lambda doc: any(r.get("outcome") for r in (doc.get("recommendations") or {}).values()),
+    ),
+    "acceptance checks": (
+        "The checks that decide, from an output alone, whether a cascade keeps a model's "
+        "answer or asks the next model. They are written once per cascade route (accept: in "
+        "modelroute.yaml) or per case file (cascade_accept:); bench judges its cascade "
+        "candidates by the route's own when the task's configured route is a cascade, else "
+        "by the case file's, and says which it used.",
+        lambda doc: any(r.get("accept") for r in (doc.get("recommendations") or {}).values()),
+    ),
     "cost per call": (
         "What one answer of the route costs on average: token usage times the model's "
         "price per million tokens, summed over the calls the route makes (every stage a "

@@ -21,6 +21,7 @@ from markupsafe import Markup
 from . import svg
 from .document import judge_panels
 from .fmt import (
+    acceptance_sentence,
     batch_note,
     cache_tokens_note,
     clip,
@@ -213,11 +214,18 @@ def verdict_view(doc: Doc) -> dict[str, Any]:
     if doc.get("mode") == "bench":
         recs = doc.get("recommendations") or {}
         cleared = sum(1 for r in recs.values() if r.get("cleared"))
+        changed = sum(1 for r in recs.values() if r.get("changed"))
+        summary = (
+            f"{cleared} of {len(recs)} tasks have a route that clears the bar, "
+            f"measured on {len(doc.get('models') or {})} models"
+        )
+        if any(r.get("outcome") for r in recs.values()):
+            kept = len(recs) - changed
+            summary += f"; {changed} change route, {kept} keep their configured route"
         view.update(
             state="bench",
             title="Bench: recommended routes",
-            summary=f"{cleared} of {len(recs)} tasks have a route that clears the bar, "
-            f"measured on {len(doc.get('models') or {})} models",
+            summary=summary,
             recs=[_rec_chip(doc, task, rec) for task, rec in recs.items()],
             failures=[],
         )
@@ -261,9 +269,21 @@ def _rec_chip(doc: Doc, task: str, rec: Mapping[str, Any]) -> dict[str, Any]:
         "task": _text(task, 60),
         "route": _text(rec.get("recommended") or "-", 60),
         "cleared": bool(rec.get("cleared")),
+        **_outcome(rec),
         "ratio": "the baseline"
         if rec.get("recommended") == doc.get("baseline")
         else _ratio(_baseline_cost(doc, task), chosen.get("cost_per_call")),
+    }
+
+
+def _outcome(rec: Mapping[str, Any]) -> dict[str, Any]:
+    """Bench: whether the recommendation changes the configured route, and why."""
+    return {
+        "outcome": str(rec.get("outcome") or ""),
+        "configured": _text(rec.get("configured") or "", 60),
+        "why": _text(rec.get("why") or "", REASON_CHARS),
+        "accept": _text(acceptance_sentence(rec), REASON_CHARS),
+        "warning": _text((rec.get("accept") or {}).get("warning") or "", REASON_CHARS),
     }
 
 
@@ -356,6 +376,9 @@ def _task_row(
         "task": _text(task, 60),
         "complexity": _text(t.get("complexity") or "", 20),
         "route": _text(route, 60),
+        # bench: the configured route a recommendation replaces, or that it keeps
+        "was": _text(t.get("configured"), 60) if t.get("outcome") == "change" else "",
+        "kept": bool(t.get("outcome")) and t.get("outcome") != "change",
         "n": t.get("n") or 0,
         "errors": t.get("errors") or 0,
         "quality": quality(t.get("quality")),
@@ -509,6 +532,7 @@ def _card(doc: Doc, task: str, rec: Mapping[str, Any]) -> dict[str, Any]:
         "threshold": quality(rec.get("threshold")),
         "recommended": _text(rec.get("recommended") or "-", 60),
         "cleared": bool(rec.get("cleared")),
+        **_outcome(rec),
         "chart": svg.scatter(
             points, rec.get("threshold"), title=f"{task}: quality against cost per call"
         )

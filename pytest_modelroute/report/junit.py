@@ -150,6 +150,9 @@ def _route_properties(t: Mapping[str, Any]) -> dict[str, str]:
         "latency_s": _num(t.get("latency_s")),
         "complexity": _s(t.get("complexity")),
         "verdict": _s(t.get("verdict")),
+        # bench: the configured route and whether the recommendation changes or keeps it
+        "configured_route": _s(t.get("configured")),
+        "recommendation": _s(t.get("outcome")),
     }
     return {k: v for k, v in props.items() if v != ""}
 

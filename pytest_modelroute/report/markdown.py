@@ -17,6 +17,7 @@ from typing import Any
 
 from .document import judge_panels
 from .fmt import (
+    acceptance_sentence,
     batch_note,
     clip,
     estimated_note,
@@ -176,10 +177,15 @@ def verdict_section(doc: Doc, budget: int) -> str:
     if doc.get("mode") == "bench":
         recs = doc.get("recommendations") or {}
         cleared = sum(1 for r in recs.values() if r.get("cleared"))
+        changed = sum(1 for r in recs.values() if r.get("changed"))
         line = (
             f"📊 **Model route bench**: {cleared} of {len(recs)} tasks have a route that "
             f"clears the bar, measured on {len(doc.get('models') or {})} models"
         )
+        if any(r.get("outcome") for r in recs.values()):
+            line += (
+                f"; **{changed} change route**, {len(recs) - changed} keep their configured route"
+            )
     else:
         gate = doc.get("gate") or {}
         failures = gate.get("failures")
@@ -292,11 +298,21 @@ def tasks_section(doc: Doc, budget: int) -> str:
     suite = suite_text(doc)
     if suite:
         table += "\n\n" + suite
+    # bench: why each task changes route or keeps it, and which acceptance checks its
+    # cascade candidates used
+    bench = doc.get("mode") == "bench"
+    recs = doc.get("recommendations") or {}
     why = [
         f"- **{escape_md_cell(t, 60)}** · {escape_md_cell(tasks[t].get('route'), 50)}: "
         + "; ".join(escape_md_cell(r, 300) for r in tasks[t].get("reasons") or [])
+        + "".join(f" · ⚠️ {escape_md_cell(w, 400)}" for w in tasks[t].get("warnings") or [])
+        + (
+            f" · acceptance checks: {escape_md_cell(acceptance_sentence(recs[t]), 400)}"
+            if bench and acceptance_sentence(recs.get(t) or {})
+            else ""
+        )
         for t in order
-        if tasks[t].get("verdict") != "pass" and tasks[t].get("reasons")
+        if (tasks[t].get("verdict") != "pass" or bench) and tasks[t].get("reasons")
     ]
     if not why:
         return table
@@ -319,9 +335,14 @@ def _task_cells(name: str, t: Mapping[str, Any]) -> list[str]:
         detect = "–" if seen.get("difference") is None else f"{seen['difference']:.2f}"
         if seen.get("thin"):
             detect += " ⚠️ thin"
+    route = escape_md_cell(t.get("route") or "-", 50)
+    if t.get("outcome") == "change":  # bench: the configured route it replaces
+        route = f"{escape_md_cell(t.get('configured'), 50)} → **{route}**"
+    elif t.get("outcome"):
+        route = f"keep {route}"
     return [
         f"**{escape_md_cell(name, 60)}**",
-        escape_md_cell(t.get("route") or "-", 50),
+        route,
         str(t.get("n") if t.get("n") is not None else "–"),
         q,
         signed(diff) if diff is not None else "–",

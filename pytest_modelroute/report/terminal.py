@@ -8,6 +8,7 @@ from typing import Any
 
 from .document import judge_panels
 from .fmt import (
+    acceptance_sentence,
     batch_note,
     cache_tokens_note,
     clip,
@@ -169,31 +170,105 @@ def projection_lines(p: dict[str, Any]) -> list[str]:
     return lines
 
 
+def recommendation_cell(rec: dict[str, Any]) -> str:
+    """``opus -> sonnet`` when the recommendation changes the configured route, else
+    ``keep sonnet`` (older documents: the route)."""
+    route = str(rec.get("recommended") or "-")
+    if rec.get("outcome") is None:
+        return clip(route, 34)
+    if rec.get("changed"):
+        return clip(f"{clip(str(rec.get('configured')), 28)} -> {route}", 58)
+    return clip(f"keep {route}", 34)
+
+
+def versus_baseline(chosen: dict[str, Any], base: dict[str, Any] | None) -> str:
+    """How many times cheaper per call than the baseline (``12.3x``), ``baseline`` for it."""
+    if base is None or not chosen.get("cost_per_call"):
+        return "-"
+    if chosen["route"] == base["route"]:
+        return "baseline"
+    ratio = base["cost_per_call"] / chosen["cost_per_call"]
+    return f"{ratio:.1f}x"
+
+
 def recommendation_rows(doc: dict[str, Any]) -> list[list[str]]:
     rows = []
     baseline = doc["baseline"]
     for task, rec in doc.get("recommendations", {}).items():
         chosen = next((c for c in rec["candidates"] if c["route"] == rec["recommended"]), None)
         base = next((c for c in rec["candidates"] if c["route"] == baseline), None)
-        if chosen is None:
+        if chosen is None:  # kept on a route this run did not measure
+            rows.append([clip_middle(task, 24), recommendation_cell(rec), *["-"] * 4, "no"])
             continue
-        ratio = "-"
-        if base and chosen["cost_per_call"]:
-            ratio = f"{base['cost_per_call'] / chosen['cost_per_call']:.1f}x"
         confirm = (rec.get("selection") or {}).get("confirm") or {}
         low = confirm.get("low") if confirm.get("route") == chosen["route"] else chosen.get("low")
         rows.append(
             [
                 clip_middle(task, 24),
-                clip(chosen["route"], 28),
+                recommendation_cell(rec),
                 quality(chosen["quality"]),
                 quality(low),
                 money(chosen["cost_per_call"]),
-                ratio,
-                "yes" if rec["cleared"] else "NO",
+                versus_baseline(chosen, base),
+                "yes" if rec["cleared"] else "no",
             ]
         )
     return rows
+
+
+def recommendation_summary(doc: dict[str, Any], width: int = 100) -> list[str]:
+    """In words, under the table: which tasks change route, which keep theirs and why."""
+    recs = doc.get("recommendations") or {}
+    if not recs or any(r.get("outcome") is None for r in recs.values()):
+        return []
+    groups: dict[str, list[str]] = {"change": [], "keep": [], "keep-unshown": []}
+    for task, rec in recs.items():
+        groups[rec["outcome"]].append(task)
+    n = len(recs)
+    sentences = []
+    if groups["change"]:
+        sentences.append(
+            f"{len(groups['change'])} of {n} change route (configured -> recommended: the "
+            "cheapest route shown to clear the threshold): " + ", ".join(groups["change"])
+        )
+    if groups["keep"]:
+        sentences.append(
+            f"{len(groups['keep'])} keep their route: it is shown to clear the threshold and no "
+            "cheaper route is: " + ", ".join(groups["keep"])
+        )
+    if groups["keep-unshown"]:
+        baseline = [
+            t for t in groups["keep-unshown"] if recs[t].get("configured_from") == "baseline"
+        ]
+        sentences.append(
+            f"{len(groups['keep-unshown'])} keep their route because no candidate was shown to "
+            "clear the threshold (no lower bound reaches it with this many cases; more cases "
+            "narrow the bounds)"
+            + (" and a task routes: names none keeps the baseline" if baseline else "")
+            + ": "
+            + ", ".join(groups["keep-unshown"])
+        )
+    lines = []
+    for sentence in sentences:
+        lines.extend(textwrap.wrap(sentence, width, subsequent_indent="  ", break_on_hyphens=False))
+    return lines
+
+
+def acceptance_lines(doc: dict[str, Any], width: int = 100) -> list[str]:
+    """Per task with cascade candidates: the acceptance checks they used, and from where."""
+    lines = []
+    for task, rec in (doc.get("recommendations") or {}).items():
+        text = acceptance_sentence(rec)
+        if text:
+            lines.extend(
+                textwrap.wrap(
+                    f"{task}: {text}", width - 2, subsequent_indent="    ", break_on_hyphens=False
+                )
+            )
+    if not lines:
+        return []
+    head = "acceptance checks (they decide if a cascade keeps an answer or asks the next model):"
+    return [head, *("  " + line for line in lines)]
 
 
 def selection_line(doc: dict[str, Any]) -> str:
@@ -204,12 +279,16 @@ def selection_line(doc: dict[str, Any]) -> str:
         return ""
     if how["method"] == "split":
         return (
-            "recommended routes (selected on one half of the cases, confirmed by a one-sided\n"
-            f"{percent(how['level'])} lower bound on the other):"
+            "recommended routes: per task, the cheapest route shown to clear the threshold,\n"
+            "selected on one half of the cases and confirmed on the other by its lower bound\n"
+            f"(the quality it reaches with {percent(how['level'])} confidence); cheaper: how "
+            "many times cheaper\nper call than the baseline:"
         )
     return (
-        "recommended routes (the cheapest whose lower bound clears the threshold; bounds at\n"
-        f"{percent(how['level'], 1)}, corrected for the number of candidates per task):"
+        "recommended routes: per task, the cheapest route shown to clear the threshold, that is\n"
+        f"whose lower bound (the quality it reaches with {percent(how['level'], 1)} confidence, "
+        "raised for\nthe number of candidates compared) is at or above it; cheaper: how many "
+        "times cheaper\nper call than the baseline:"
     )
 
 
@@ -229,7 +308,7 @@ def candidate_lines(task: str, rec: dict[str, Any]) -> list[str]:
     return [f"{task} (threshold {rec['threshold']:.2f}):"] + [
         "  " + line
         for line in table(
-            ["candidate", "quality", "bounds", "cost/call", "cost/q-pt", "latency", "clears"],
+            ["candidate", "quality", "bounds", "cost/call", "per quality pt", "latency", "clears"],
             rows,
             "<>>>>><",
         )
@@ -260,11 +339,20 @@ def write_summary(
             for line in selection_line(doc).splitlines():
                 tr.write_line(line)
             for line in table(
-                ["task", "route", "quality", "lower bound", "cost/call", "cheaper", "clears"],
+                ["task", "recommendation", "quality", "lower bound", "cost/call", "cheaper"]
+                + ["clears"],
                 rows,
                 "<<>>>><",
             ):
                 tr.write_line(line)
+            for line in recommendation_summary(doc):
+                tr.write_line(line)
+            for line in acceptance_lines(doc):
+                tr.write_line(line)
+            for task, rec in doc.get("recommendations", {}).items():
+                warning = (rec.get("accept") or {}).get("warning")
+                if warning:
+                    tr.write_line(f"warning: {task}: {warning}", yellow=True)
         if doc.get("calibration"):
             tr.write_line("")
             tr.write_line("judge calibration (agreement with human grades):")
@@ -319,6 +407,13 @@ def write_summary(
         tr.write_line("")
         for line in projection_lines(doc["projection"]):
             tr.write_line(line)
+        recs = (doc.get("recommendations") or {}).values()
+        unproven = [r for r in recs if r.get("outcome") == "keep-unshown"]
+        if unproven:
+            tr.write_line(
+                f"  routed counts {len(unproven)} task(s) on the route they keep, not shown to "
+                "clear the threshold"
+            )
     tr.write_line(spend_line(doc))
     for note in (estimated_note(doc["spend"]), cache_tokens_note(doc), latency_note(doc)):
         if note:
