@@ -14,10 +14,17 @@ fi
 mapfile -t suite_args < <(printf '%s' "$suite_words")
 mapfile -t extra < <(printf '%s' "$extra_words")
 
-args=(--model-route "${suite_args[@]}"
-  --model-route-cache "$CACHE_MODE"
-  --model-route-cache-dir "$CACHE_DIR"
-  --model-route-report-dir "$REPORT_DIR")
+args=(--model-route "${suite_args[@]}")
+if [ -n "${MERGE:-}" ]; then
+  # one word: the plugin expands the globs itself (and names a pattern matching nothing)
+  args+=(--model-route-merge "$MERGE")
+else
+  args+=(--model-route-cache "$CACHE_MODE" --model-route-cache-dir "$CACHE_DIR")
+fi
+args+=(--model-route-report-dir "$REPORT_DIR")
+if [ -n "${SHARD:-}" ]; then
+  args+=(--model-route-shard "$SHARD")
+fi
 if [ -n "${BASE_REV:-}" ]; then
   args+=(--model-route-snapshot-ref "$BASE_REV")
 fi

@@ -46,9 +46,29 @@ else
   parent=$DEFAULT_BRANCH
 fi
 prefix="$CACHE_KEY-$RUNNER_OS"
+fallback=""
 save=true
+restore=true
 if [ "$mode" = replay ] || [ "$mode" = off ]; then
   save=false # nothing new to keep
+fi
+
+# Sharded runs: a shard job keeps the cache of its own cases (a case's shard is a hash of
+# its task and id, the same from run to run), else starts from any of the suite's; the
+# merge job calls nothing, so it needs no cache at all.
+shard=${SHARD:-}
+shard=${shard//[[:space:]]/}
+if [ -n "$shard" ] && [ -n "${MERGE:-}" ]; then
+  fail "shard measures one shard, merge merges them: give one or the other"
+fi
+if [ -n "$shard" ]; then
+  [[ $shard =~ ^[0-9]+/[0-9]+$ ]] || fail "shard: expected I/N (e.g. 2/3), got '$SHARD'"
+  fallback="$prefix-"
+  prefix="$prefix-shard${shard/\//of}"
+fi
+if [ -n "${MERGE:-}" ]; then
+  save=false
+  restore=false
 fi
 
 mkdir -p "$REPORT_DIR"
@@ -69,15 +89,21 @@ esac
   echo "report-dir=$report_path"
   echo "cache-dir=$cache_path"
   echo "save=$save"
+  echo "restore=$restore"
   echo "cache-key=$prefix-$scope-$GITHUB_RUN_ID-${GITHUB_RUN_ATTEMPT:-1}"
   echo "restore-keys<<MODELROUTE_EOF"
   echo "$prefix-$scope-"
   if [ "$parent" != "$scope" ]; then echo "$prefix-$parent-"; fi
   echo "$prefix-"
+  if [ -n "$fallback" ]; then echo "$fallback"; fi
   echo "MODELROUTE_EOF"
 } >>"$GITHUB_OUTPUT"
 
-echo "plugin: $package; cache: $mode; reference: ${base:-the snapshot in the checkout}"
+if [ -n "${MERGE:-}" ]; then
+  echo "plugin: $package; merging the shards' results ($MERGE), no cache; reference: ${base:-the snapshot in the checkout}"
+else
+  echo "plugin: $package; cache: $mode${shard:+, shard $shard}; reference: ${base:-the snapshot in the checkout}"
+fi
 if [ "$ACCEPT" = true ]; then
   echo "the pull request carries the accept label: its snapshot change is accepted on purpose"
 fi

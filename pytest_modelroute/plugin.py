@@ -35,7 +35,8 @@ from .ratelimit import MODES as RATE_LIMIT_MODES
 from .stash import WORKER_KEY, case_clash_key, case_id_key, reporter_key, state_key
 
 if TYPE_CHECKING:
-    from .session import Settings
+    from .session import RunState, Settings
+    from .shard import ShardSpec
 
 # The rest of the package (pydantic models, jinja, the SDKs) loads only once
 # --model-route is given: installed, the plugin costs other pytest runs next to nothing.
@@ -203,6 +204,18 @@ SETTINGS: Final = {
         float,
         "SECONDS",
     ),
+    "model_route_shard": _Setting(
+        "--model-route-shard",
+        "measure shard I of N: the cases whose task and id hash to it (every route of a "
+        "case in one shard); the gate is decided by --model-route-merge of all N",
+        metavar="I/N",
+    ),
+    "model_route_merge": _Setting(
+        "--model-route-merge",
+        "run nothing: decide the gate and write the reports from the shards' results files "
+        "(paths or globs, comma-separated) as one unsharded run would",
+        metavar="RESULTS.json",
+    ),
 }
 
 
@@ -344,9 +357,29 @@ def _settings(config: pytest.Config) -> Settings:
             )
 
     force_update_snapshot = bool(_setting(config, "model_route_force_update_snapshot"))
+    shard = _shard_spec(config)
+    merge = _merge_paths(config)
+    if shard is not None and merge:
+        raise pytest.UsageError(
+            "--model-route-shard measures one shard, --model-route-merge merges them: "
+            "give one or the other"
+        )
+    if shard is not None and (
+        _setting(config, "model_route_update_snapshot") or force_update_snapshot
+    ):
+        raise pytest.UsageError(
+            "--model-route-update-snapshot cannot accept one shard: give it to the "
+            "--model-route-merge run of every shard's results"
+        )
+    outputs = output_paths(config)
+    if shard is not None and outputs["json"] is None and not config.option.collectonly:
+        raise pytest.UsageError(
+            f"--model-route-shard {shard}: a shard's results are what the merge reads; "
+            "write them with --model-route-json PATH or --model-route-report-dir DIR"
+        )
     return Settings(
         mode=mode,
-        outputs=output_paths(config),
+        outputs=outputs,
         repeat=repeat,
         snapshot=path("model_route_snapshot"),
         update_snapshot=bool(
@@ -369,7 +402,48 @@ def _settings(config: pytest.Config) -> Settings:
         batch=bool(_setting(config, "model_route_batch")),
         batch_poll=batch_poll,
         rate_limit=_setting(config, "model_route_rate_limit") or "adapt",
+        shard=shard,
+        merge=merge,
     )
+
+
+def _shard_spec(config: pytest.Config) -> ShardSpec | None:
+    """--model-route-shard I/N, checked."""
+    from .shard import parse_shard
+
+    raw = _setting(config, "model_route_shard")
+    if not raw:
+        return None
+    try:
+        return parse_shard(str(raw))
+    except ValueError as exc:
+        where = (
+            "--model-route-shard"
+            if config.getoption("model_route_shard")
+            else ("ini option model_route_shard")
+        )
+        raise pytest.UsageError(f"{where}: {exc}") from None
+
+
+def _merge_paths(config: pytest.Config) -> tuple[Path, ...]:
+    """--model-route-merge's files. A shell expands an unquoted ``results-*.json`` into
+    several words, of which the option takes the first: the others, left as arguments,
+    are taken too (a merge collects nothing, so a .json argument can mean nothing else)."""
+    raw = _setting(config, "model_route_merge")
+    if not raw:
+        return ()
+    from .shard.merge import expand
+
+    patterns = [p.strip() for p in str(raw).split(",") if p.strip()]
+    patterns += [a for a in config.args if _is_results_arg(config, a)]
+    try:
+        return tuple(expand(patterns, config.invocation_params.dir))
+    except ModelRouteError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _is_results_arg(config: pytest.Config, arg: str) -> bool:
+    return arg.endswith(".json") and (config.invocation_params.dir / arg).is_file()
 
 
 def output_paths(config: pytest.Config) -> dict[str, Path | None]:
@@ -393,6 +467,11 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     source = _setting(config, "model_route_report_only")
     if not source:
         return None
+    if _setting(config, "model_route_merge"):
+        raise pytest.UsageError(
+            "--model-route-report-only rebuilds one run's reports, --model-route-merge "
+            "merges shards: give one or the other"
+        )
     from _pytest.config import create_terminal_writer
 
     from .report.outputs import load_results, write_outputs
@@ -428,7 +507,10 @@ def _config_path(config: pytest.Config) -> Path:
         path = Path(explicit)
         return path if path.is_absolute() else config.invocation_params.dir / path
     starts = []
+    merging = bool(_setting(config, "model_route_merge"))
     for arg in config.args:
+        if merging and _is_results_arg(config, arg):
+            continue  # a shard's results file (see _merge_paths)
         path = Path(arg.split("::")[0])
         if not path.is_absolute():
             path = config.invocation_params.dir / path
@@ -479,6 +561,18 @@ def pytest_configure(config: pytest.Config) -> None:
         route_config = load_config(config_path)
     except ModelRouteError as exc:
         raise pytest.UsageError(str(exc)) from None
+    merge = None
+    if settings.merge:
+        from . import __version__
+        from .shard.merge import read_shards
+
+        # a merge collects and calls nothing: xdist's workers would have nothing to do
+        config.option.dist, config.option.tx = "no", []
+        try:
+            merge = read_shards(settings.merge, __version__)
+            settings = merge.settings_for(settings)
+        except ModelRouteError as exc:
+            raise pytest.UsageError(str(exc)) from None
     if workerinput is not None:
         run_id = workerinput["modelroute_run_id"]
         workers = int(workerinput.get("workercount", 1))
@@ -527,6 +621,17 @@ def pytest_configure(config: pytest.Config) -> None:
         except ModelRouteError as exc:
             raise pytest.UsageError(str(exc)) from None
         reporter = ModelRouteReporter(config, state, reference)
+        if merge is not None:
+            from .shard.record import suite_files
+
+            folder = state.config.path.parent
+            modules = [folder / m for m in merge.first.block.modules]
+            here = suite_files(state.config.path, state.case_files(), filter(Path.is_file, modules))
+            try:
+                merge.check_checkout(here)
+            except ModelRouteError as exc:
+                raise pytest.UsageError(str(exc)) from None
+            reporter.take(merge)
         config.stash[reporter_key] = reporter
         config.pluginmanager.register(reporter, "modelroute-reporter")
 
@@ -555,6 +660,16 @@ def pytest_configure_node(node: Any) -> None:
         node.workerinput["modelroute_run_id"] = state.run_id
         node.workerinput["modelroute_scratch"] = state.scratch
         node.workerinput["modelroute_shared"] = state.shared
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: pytest.Session) -> bool | None:
+    """--model-route-merge: the shards measured the cases; nothing is collected."""
+    state = session.config.stash.get(state_key, None)
+    if state is None or not state.settings.merge:
+        return None
+    session.items = []
+    return True
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -738,6 +853,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     from .cases import python_case_info
 
+    if state.settings.shard is not None:
+        _keep_shard(config, state, items)
     expected = []
     first: dict[tuple[str, str], str] = {}
     for item in items:
@@ -762,10 +879,42 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     state.expected = expected
 
 
+def _keep_shard(config: pytest.Config, state: RunState, items: list[pytest.Item]) -> None:
+    """--model-route-shard: deselect the other shards' items (in one pass); they do not
+    make the run partial."""
+    from .cases import python_case_info
+    from .shard.select import split_items
+
+    def case_of(item: pytest.Item) -> tuple[str, str, Path | None] | None:
+        if isinstance(item, CaseItem):
+            return item.case.task, item.case.id, None
+        marker = item.get_closest_marker("model_route")
+        if marker is None or "llm" not in getattr(item, "fixturenames", ()):
+            return None
+        try:
+            task = python_case_info(marker.kwargs, item.nodeid).task
+        except ModelRouteError:
+            return None  # reported by its collection
+        return task, python_case_id(item), item.path
+
+    assert state.settings.shard is not None
+    mine, others, modules = split_items(items, state.settings.shard, case_of, lambda i: i.nodeid)
+    state.case_modules.update(str(m) for m in modules)
+    state.shard_deselected += len(others)
+    if others:
+        items[:] = mine
+        state.sharding = True
+        try:
+            config.hook.pytest_deselected(items=others)
+        finally:
+            state.sharding = False
+
+
 def pytest_deselected(items: list[pytest.Item]) -> None:
-    """Count the model-route items left out (a run that leaves some out is partial)."""
+    """Count the model-route items left out (a run that leaves some out is partial; the
+    other shards' items do not make a shard partial)."""
     state = items[0].config.stash.get(state_key, None) if items else None
-    if state is not None:
+    if state is not None and not state.sharding:
         state.deselected += sum(
             1
             for i in items
@@ -785,6 +934,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             "deselected": state.deselected,
             "case_files": sorted(state.collected_files),
         }
+        if state.settings.shard is not None:
+            workeroutput[WORKER_KEY].update(
+                shard_deselected=state.shard_deselected, case_modules=sorted(state.case_modules)
+            )
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -792,9 +945,15 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if state is None or _worker_input(config) is not None:
         return None
     s = state.settings
+    if s.merge:
+        names = ", ".join(str(p) for p in s.merge)
+        return [
+            f"modelroute: {s.mode} mode, config {state.config.path}, merging the results of "
+            f"{len(s.merge)} shard(s): {names} (nothing is collected or called)"
+        ]
     lines = [
         f"modelroute: {s.mode} mode, config {state.config.path}, cache {s.cache_mode} "
-        f"({s.cache_dir})"
+        f"({s.cache_dir})" + (f", {s.shard.words}" if s.shard is not None else "")
     ]
     if state.batched:
         lines.append(f"modelroute: batch APIs for {', '.join(sorted(state.batched))}")

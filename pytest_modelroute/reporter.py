@@ -10,7 +10,7 @@ import dataclasses
 import difflib
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -40,6 +40,7 @@ from .report import terminal
 from .report.document import build_document, spend_json
 from .report.outputs import write_outputs
 from .session import RunState
+from .shard.record import file_name, shard_block, shard_lines, suite_files
 from .snapshot import (
     Snapshot,
     SnapshotTask,
@@ -49,6 +50,9 @@ from .snapshot import (
     write_snapshot,
 )
 from .stash import WORKER_KEY
+
+if TYPE_CHECKING:
+    from .shard.merge import Merge
 
 
 def moved_share(models: list[str], baseline: str, stage_share: dict[str, float] | None) -> float:
@@ -166,6 +170,16 @@ class ModelRouteReporter:
         self.progress_total = 0
         self.collected_workers: list[str] = []
         self.interrupted = False
+        #: --model-route-merge: the shards whose results this run decides on
+        self.merged: Merge | None = None
+
+    def take(self, merge: Merge) -> None:
+        """--model-route-merge: the shards' results, ledgers and missing items, as if this
+        run had measured them (it collects and calls nothing)."""
+        self.merged = merge
+        self.results = dict(merge.results)
+        self.ledgers = list(merge.ledgers)
+        self.state.expected = list(merge.missing)  # items that reported no result
 
     # -- collecting ------------------------------------------------------------------------
 
@@ -243,7 +257,10 @@ class ModelRouteReporter:
         ):
             return outcome  # nothing ran: no verdict to give
         self.finish()
-        if self.state.settings.mode == "gate" and self.doc and not self.doc["gate"]["passed"]:
+        if self.state.settings.shard is not None:
+            if self.doc and self.doc["gate"]["missing"]:
+                session.testsfailed += 1  # a shard fails on its own missing items only
+        elif self.state.settings.mode == "gate" and self.doc and not self.doc["gate"]["passed"]:
             session.testsfailed += 1  # the gate sets the exit status, as --cov-fail-under does
         elif self.update_refused:
             session.testsfailed += 1
@@ -418,7 +435,7 @@ class ModelRouteReporter:
         ledgers = list(self.ledgers)
         if state._runner is not None:
             ledgers.append(state._runner.ledger_json())
-        self.partial = partial_run(state, ledgers)
+        self.partial = self.merged.partial if self.merged else partial_run(state, ledgers)
         # the workers' notes and this process's: batches resumed, expired, resubmitted;
         # servers that queue our calls (workers repeat some)
         for ledger in ledgers:
@@ -487,6 +504,7 @@ class ModelRouteReporter:
             spend=spend_json(results, ledgers),
             prices=prices,
             extra=extra,
+            lossless=state.settings.shard is not None,
         )
         self.doc["gate"]["missing"] = missing
         misses = replay_misses(results)
@@ -511,6 +529,39 @@ class ModelRouteReporter:
                     ],
                 }
             )
+        if state.settings.shard is not None:
+            self.doc["gate"]["passed"] = None  # decided by the merge of every shard
+            self.doc["shard"] = self._shard_block(ledgers)
+        if self.merged is not None:
+            self.doc["merged"] = self.merged.to_json()
+
+    def _shard_block(self, ledgers: list[dict[str, Any]]) -> dict[str, Any]:
+        """--model-route-shard: what the merge needs besides the results."""
+        state = self.state
+        settings = state.settings
+        assert settings.shard is not None
+        modules = set(state.case_modules)
+        other = state.shard_deselected
+        items = set(state.expected)
+        for ledger in self.ledgers:  # xdist workers: each collected the whole suite
+            modules.update(ledger.get("case_modules", ()))
+            other = max(other, int(ledger.get("shard_deselected", 0)))
+            items.update(ledger.get("items", ()))
+        paths = [Path(m) for m in modules]
+        return shard_block(
+            settings.shard,
+            files=suite_files(state.config.path, state.case_files(), paths),
+            modules=[file_name(m, state.config.path) for m in paths],
+            measured={
+                "tasks": list(settings.tasks),
+                "models": list(settings.models),
+                "repeat": settings.repeat,
+            },
+            partial=self.partial,
+            items=len(items),
+            other_items=other,
+            ledgers=ledgers,
+        )
 
     def _snapshot_step(self, missing: list[str]) -> dict[str, Any]:
         state = self.state
@@ -602,6 +653,13 @@ class ModelRouteReporter:
     # -- writing ---------------------------------------------------------------------------
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and (
+            self.merged is not None  # a merge collects nothing: the gate decides
+            # a shard whose cases all belong to other shards (more shards than cases, or
+            # a narrow -k): it measured its part, nothing; the merge needs its results
+            or (self.doc is not None and (self.doc.get("shard") or {}).get("other_items"))
+        ):
+            session.exitstatus = pytest.ExitCode.OK
         if self.doc is None:
             return
         self.config.hook.pytest_modelroute_results(results=self.doc, config=self.config)
@@ -654,6 +712,12 @@ class ModelRouteReporter:
                     terminalreporter.write_line("  " + line)
             else:
                 terminalreporter.write_line(f"snapshot: no change against {previous}")
+        if self.merged is not None:
+            for line in self.merged.lines():
+                terminalreporter.write_line(line)
+        if "shard" in self.doc:
+            for line in shard_lines(self.doc):
+                terminalreporter.write_line(line, bold=True)
         for kind, path in self.written:
             terminalreporter.write_sep("-", f"generated {kind}: {path}")
 

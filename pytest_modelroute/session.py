@@ -22,6 +22,7 @@ from .providers import Provider, builtin_providers
 from .records import CallRecord, CaseResult, Request
 from .routes import ConsensusRoute, Route, SingleRoute, build_route
 from .runner import Runner
+from .shard.spec import ShardSpec
 from .yamlio import format_loc
 
 #: Before a model has answered in this cache, the estimate assumes answers of this many
@@ -116,6 +117,10 @@ class Settings:
     batch_poll: float | None = None
     #: --model-route-rate-limit: "adapt" to each provider's rate limit, or "fixed"
     rate_limit: str = "adapt"
+    #: --model-route-shard I/N: this run measures shard I of N
+    shard: ShardSpec | None = None
+    #: --model-route-merge: the shards' results files this run merges (it measures nothing)
+    merge: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -148,6 +153,11 @@ class RunState:
     deselected: int = 0
     #: the YAML case files this process collected
     collected_files: set[str] = field(default_factory=set)
+    #: --model-route-shard: the items left to the other shards, the Python files that
+    #: define cases (of every shard), and whether their deselection is under way
+    shard_deselected: int = 0
+    case_modules: set[str] = field(default_factory=set)
+    sharding: bool = False
     #: the models whose uncached calls go through their provider's batch API
     batched: frozenset[str] = frozenset()
     _runner: Runner | None = None

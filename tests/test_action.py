@@ -9,6 +9,7 @@ environment in, ``$GITHUB_OUTPUT`` out, with git repositories made on the spot.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import shutil
@@ -438,3 +439,113 @@ def test_the_action_end_to_end_on_a_pull_request(
         assert proc.returncode == 0, proc.stdout + proc.stderr
         (posted,) = gh.comments("octo/app", 5)
         assert posted["body"] == (report / "comment.md").read_text()
+
+
+# -- sharded runs: a matrix of shard jobs, one merge job ------------------------------------
+
+
+def test_prepare_for_a_shard_keeps_the_cache_of_its_own_cases(tmp_path: Path) -> None:
+    proc, out = run_script("prepare.sh", pull_request(SHARD="2/3", MERGE=""), tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert out["cache-key"] == "modelroute-Linux-shard2of3-pr-5-777-2"  # not the others'
+    assert out["restore-keys"].splitlines() == [
+        "modelroute-Linux-shard2of3-pr-5-",
+        "modelroute-Linux-shard2of3-main-",
+        "modelroute-Linux-shard2of3-",
+        "modelroute-Linux-",  # else any of the suite's (an unsharded run's has them all)
+    ]
+    assert out["save"] == "true" and out["restore"] == "true"
+    assert "shard 2/3" in proc.stdout
+    for shard, merge, says in [
+        ("2", "", "shard: expected I/N (e.g. 2/3), got '2'"),
+        ("1/2", "shards/*/results.json", "give one or the other"),
+    ]:
+        proc, _ = run_script("prepare.sh", pull_request(SHARD=shard, MERGE=merge), tmp_path)
+        assert proc.returncode == 1 and says in proc.stdout
+
+
+def test_prepare_for_a_merge_needs_no_cache(tmp_path: Path) -> None:
+    env = pull_request(SHARD="", MERGE="shards/*/results.json")
+    proc, out = run_script("prepare.sh", env, tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert out["save"] == "false" and out["restore"] == "false"  # it calls nothing
+    assert out["base"] == "origin/main"  # it gates against the base as any gate does
+    assert "merging the shards' results (shards/*/results.json)" in proc.stdout
+
+
+def test_gate_passes_the_shard_or_the_merge_to_pytest(stub_python: Path, tmp_path: Path) -> None:
+    report = str(tmp_path / "report")
+    proc, out = run_script("gate.sh", gate_env(stub_python, tmp_path, SHARD="2/3"), tmp_path)
+    assert proc.returncode == 0 and out["status"] == "pass", proc.stderr
+    assert (tmp_path / "args").read_text().splitlines() == [
+        "--model-route", "evals",
+        "--model-route-cache", "readwrite", "--model-route-cache-dir", ".modelroute_cache",
+        "--model-route-report-dir", report,
+        "--model-route-shard", "2/3",
+    ]  # fmt: skip
+    (tmp_path / "shards" / "a").mkdir(parents=True)
+    (tmp_path / "shards" / "a" / "results.json").write_text("{}")  # the shell must not glob
+    env = gate_env(stub_python, tmp_path, MERGE="shards/*/results.json", BASE_REV="origin/main")
+    proc, out = run_script("gate.sh", env, tmp_path)
+    assert proc.returncode == 0 and out["status"] == "pass", proc.stderr
+    assert (tmp_path / "args").read_text().splitlines() == [
+        "--model-route", "evals",
+        "--model-route-merge", "shards/*/results.json",
+        "--model-route-report-dir", report,
+        "--model-route-snapshot-ref", "origin/main",
+    ]  # fmt: skip
+
+
+def test_the_action_end_to_end_sharded(tmp_path: Path) -> None:
+    """Two shard jobs through the action's scripts with the real plugin (each its own
+    cache and report dir, uploaded as the workflow's artifacts), then the merge job on
+    the downloaded artifacts: one verdict for the whole suite, a comment to post."""
+    from suite import SIM_CONFIG, classification, write
+
+    repo = tmp_path / "repo"
+    # the weak tier is below the bar: the merged gate fails
+    config = SIM_CONFIG.replace("{route}", "weak")
+    write(repo, {"modelroute.yaml": config, "cases/classification.yaml": classification(16)})
+    python_dir = str(Path(sys.executable).parent)
+    env = event_env(PATH=f"{python_dir}{os.pathsep}{os.environ['PATH']}")
+    common = {"SUITE": ".", "PYTEST_ARGS": "-p no:cacheprovider -p no:hypothesispytest",
+              "BASE_REV": "", "ACCEPT": "false"}  # fmt: skip
+    statuses = []
+    for i in (1, 2):
+        job = tmp_path / f"job-{i}"
+        job.mkdir()
+        shard = {**env, "SHARD": f"{i}/2", "MERGE": ""}
+        proc, prepared = run_script("prepare.sh", shard, job, repo)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        prepared["report-dir"] = str(repo / f"report-{i}")  # the jobs' runners are apart
+        run_env = {
+            **shard,
+            **common,
+            "CACHE_MODE": prepared["cache-mode"],
+            "CACHE_DIR": str(job / "cache"),
+            "REPORT_DIR": prepared["report-dir"],
+        }
+        proc, gate = run_script("gate.sh", run_env, job, repo)
+        statuses.append(gate["status"])
+        artifact = repo / "shards" / f"model-route-shard-{i}"  # actions/download-artifact
+        shutil.copytree(prepared["report-dir"], artifact)
+        assert (artifact / "results.json").is_file(), proc.stdout[-3000:]
+    assert statuses == ["pass", "pass"]  # a shard decides no gate
+    merge = {**env, "SHARD": "", "MERGE": "shards/*/results.json"}
+    proc, prepared = run_script("prepare.sh", merge, tmp_path, repo)
+    assert prepared["restore"] == "false"
+    run_env = {
+        **merge,
+        **common,
+        "CACHE_MODE": prepared["cache-mode"],
+        "CACHE_DIR": str(tmp_path / "no-cache"),
+        "REPORT_DIR": prepared["report-dir"],
+    }
+    proc, gate = run_script("gate.sh", run_env, tmp_path, repo)
+    assert gate == {"status": "fail", "exit-code": "1"}, proc.stdout[-3000:]
+    assert "merged the results of 2 shard(s)" in proc.stdout
+    assert not (tmp_path / "no-cache").exists()  # nothing called, nothing cached
+    doc = json.loads((Path(prepared["report-dir"]) / "results.json").read_text())
+    assert doc["merged"]["shards"] == 2 and len(doc["results"]) == 32  # 16 cases, 2 routes
+    assert [f["task"] for f in doc["gate"]["failures"]] == ["classification"]
+    assert "gate failed" in (Path(prepared["report-dir"]) / "comment.md").read_text()

@@ -80,13 +80,42 @@ def test_gate_workflow_gates_itself_with_its_own_action() -> None:
     assert flow["on"]["push"]["branches"] == ["main"]
     assert {"labeled", "unlabeled", "synchronize"} <= set(flow["on"]["pull_request"]["types"])
     assert flow["permissions"]["pull-requests"] == "write"
-    steps = flow["jobs"]["gate"]["steps"]
-    assert steps[0]["uses"].startswith("actions/checkout@")
-    (gate,) = [s for s in steps if s.get("uses") == "./"]
-    assert gate["with"]["package"] == "."  # the checkout, not the published version
-    assert gate["with"]["suite"] == "example_suite"
-    assert "cache" not in gate["with"]  # auto: forks replay, the rest read and write
-    assert set(gate["env"]) == {"ANTHROPIC_API_KEY", "OPENAI_API_KEY"}
+    for job in flow["jobs"].values():
+        steps = job["steps"]
+        assert steps[0]["uses"].startswith("actions/checkout@")
+        (action,) = [s for s in steps if s.get("uses") == "./"]
+        assert action["with"]["package"] == "."  # the checkout, not the published version
+        assert action["with"]["suite"] == "example_suite"
+        assert "cache" not in action["with"]  # auto: forks replay, the rest read and write
+
+
+def test_gate_workflow_shards_the_suite_and_merges_the_shards() -> None:
+    """A job matrix of shards, each uploading its results; one merge job that downloads
+    them all, decides the gate with no API key, comments, and saves the snapshot when run
+    by hand."""
+    flow = load("model-route.yml")
+    shard, gate = flow["jobs"]["shard"], flow["jobs"]["gate"]
+    assert shard["strategy"]["fail-fast"] is False
+    count = len(shard["strategy"]["matrix"]["shard"])
+    assert shard["strategy"]["matrix"]["shard"] == list(range(1, count + 1)) and count > 1
+    (measure,) = [s for s in shard["steps"] if s.get("uses") == "./"]
+    assert measure["with"]["shard"] == "${{ matrix.shard }}/${{ strategy.job-total }}"
+    assert measure["with"]["artifact-name"] == "model-route-shard-${{ matrix.shard }}"
+    assert set(measure["env"]) == {"ANTHROPIC_API_KEY", "OPENAI_API_KEY"}
+
+    assert gate["needs"] == "shard" and "!cancelled()" in gate["if"]
+    names = [s.get("uses", "").split("@")[0] for s in gate["steps"]]
+    download = gate["steps"][names.index("actions/download-artifact")]
+    assert download["with"] == {"pattern": "model-route-shard-*", "path": "shards"}
+    merge = gate["steps"][names.index("./")]
+    assert names.index("actions/download-artifact") < names.index("./")
+    # the action uploads a shard's report dir, results.json in it, into shards/<artifact>/
+    assert merge["with"]["merge"] == "shards/*/results.json"
+    assert "env" not in merge  # a merge calls nothing: no API key
+    assert "--model-route-update-snapshot" in merge["with"]["pytest-args"]
+    (save,) = [s for s in gate["steps"] if s.get("name") == "Save the snapshot"]
+    assert "workflow_dispatch" in save["if"] and "workflow_dispatch" in flow["on"]
+    assert save["with"]["path"] == "example_suite/.modelroute/snapshot.json"
 
 
 def test_release_publishes_with_trusted_publishing() -> None:

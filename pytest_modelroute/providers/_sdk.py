@@ -114,6 +114,9 @@ class SDKProvider(Provider):
         """The SDK's client, created (and its HTTP stack warmed up) on first use."""
         if self._warming is None:
             self._warming = asyncio.ensure_future(self._start_client())
+            # every waiter sees its exception; when a run stops before any waiter looks
+            # (xdist's controller stopping its workers), asyncio must not print it
+            self._warming.add_done_callback(_retrieve)
         # shielded: a call cancelled meanwhile must not cancel what the others wait for
         await asyncio.shield(self._warming)
         return self._client
@@ -150,6 +153,11 @@ class SDKProvider(Provider):
             await self._client.close()
             self._client = None
             self._warming = None
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 async def warm_up() -> None:

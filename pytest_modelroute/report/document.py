@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Iterable, Mapping
@@ -9,7 +10,7 @@ from typing import Any
 
 from ..analysis import Aggregate
 from ..gate import TaskVerdict
-from ..records import NOT_CALLED, CaseResult
+from ..records import NOT_CALLED, CallRecord, CaseResult, CheckOutcome, Usage
 
 SCHEMA = "modelroute/results@1"
 
@@ -43,6 +44,57 @@ def result_json(data: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def lossless_result_json(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A result as a shard's results file carries it: ``result_json`` with what that
+    leaves out of each call (the whole request key, the answer, its cut-off flag and
+    prompt-cache tokens), so that :func:`result_from_json` gives back the CaseResult."""
+    out = result_json(data)
+    for call, raw in zip(out["calls"], data["calls"], strict=True):
+        usage = raw["usage"]
+        call.update(
+            key=raw["key"],
+            output=raw["output"],
+            truncated=raw["truncated"],
+            cache_read_tokens=usage["cache_read_tokens"],
+            cache_write_tokens=usage["cache_write_tokens"],
+        )
+    return out
+
+
+_RESULT_FIELDS = frozenset(f.name for f in dataclasses.fields(CaseResult))
+
+
+def result_from_json(entry: Mapping[str, Any]) -> CaseResult:
+    """The CaseResult of a ``lossless_result_json`` entry (KeyError or TypeError when the
+    entry lacks what that writes)."""
+    data = {k: v for k, v in entry.items() if k in _RESULT_FIELDS}
+    data["checks"] = [CheckOutcome(**{"judge": None, **c}) for c in entry["checks"]]
+    data["calls"] = [
+        CallRecord(
+            c["key"],
+            c["model"],
+            c["sample"],
+            c["purpose"],
+            c["output"],
+            Usage(
+                c["input_tokens"],
+                c["output_tokens"],
+                c["cache_read_tokens"],
+                c["cache_write_tokens"],
+                c["estimated"],
+            ),
+            c["cost"],
+            c["latency_s"],
+            c["cached"],
+            c["error"],
+            c["model_version"],
+            c["truncated"],
+        )  # fmt: skip
+        for c in entry["calls"]
+    ]
+    return CaseResult(**data)
+
+
 def spend_json(
     results: Iterable[CaseResult], ledgers: Iterable[Mapping[str, Any]]
 ) -> dict[str, Any]:
@@ -50,9 +102,15 @@ def spend_json(
     calls: dict[str, dict[str, Any]] = {}
     hits: set[str] = set()
     errors = 0
+    shard_hits = 0
     for ledger in ledgers:
-        calls.update(ledger.get("calls", {}))
-        hits.update(ledger.get("hits", []))
+        scope = ledger.get("scope")
+        if scope is None:
+            calls.update(ledger.get("calls", {}))
+            hits.update(ledger.get("hits", []))
+        else:  # a shard's (a merge): its own job and cache, so what it paid is its own
+            calls.update({f"{key}@{scope}": c for key, c in ledger["calls"].items()})
+            shard_hits += int(ledger["cache_hits"])
         errors += int(ledger.get("errors", 0))
     # by key and alias: two aliases of one model share a call at their own prices
     used: dict[tuple[str, str], tuple[float, str]] = {}
@@ -80,11 +138,13 @@ def spend_json(
         "batch_calls": len(batched),
         "batch_cost_incurred": math.fsum(c["cost"] for c in batched),
         "batch_list_cost": math.fsum(c.get("list_cost", c["cost"]) for c in batched),
-        "cache_hits": len(hits - set(calls)),
+        "cache_hits": len(hits - set(calls)) + shard_hits,
         # fsum: exact, so the totals do not depend on the order xdist workers finished in
         "cost_incurred": math.fsum(c["cost"] for c in calls.values()),
         "judge_cost_incurred": math.fsum(
-            c["cost"] for k, c in calls.items() if c["purpose"] == "judge" and k not in accept
+            c["cost"]
+            for k, c in calls.items()
+            if c["purpose"] == "judge" and k.partition("@")[0] not in accept
         ),
         "cost_represented": math.fsum(cost for cost, p in used.values() if p == "route"),
         "judge_cost": math.fsum(cost for cost, p in used.values() if p == "judge"),
@@ -129,7 +189,9 @@ def build_document(
     spend: dict[str, Any],
     prices: dict[str, Any],
     extra: Mapping[str, Any] | None = None,
+    lossless: bool = False,
 ) -> dict[str, Any]:
+    """The results document; ``lossless``: results as a shard's file carries them."""
     models: dict[str, dict[str, Any]] = {}
     for alias in prices:  # config order
         for (task, label), agg in aggregates.items():
@@ -206,7 +268,7 @@ def build_document(
         "prices": prices,
         "spend": spend,
         "errors": error_causes(results),
-        "results": [result_json(r) for r in raw_results],
+        "results": list(map(lossless_result_json if lossless else result_json, raw_results)),
     }
     if extra:
         doc.update(extra)

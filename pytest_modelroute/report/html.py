@@ -256,9 +256,23 @@ def verdict_view(doc: Doc) -> dict[str, Any]:
         view.update(
             state="fail", title="Gate failed", summary=f"{len(failures)} of {n} task routes failed"
         )
+    elif doc.get("shard"):
+        view.update(state="none", title=f"Shard {_shard(doc)}", summary=SHARD_SUMMARY)
     else:
         view.update(state="none", title="No verdict", summary="the gate was not decided")
     return view
+
+
+#: what a shard's report says instead of a verdict
+SHARD_SUMMARY = (
+    "this run measured one shard of the suite; the gate is decided by merging every "
+    "shard's results (--model-route-merge)"
+)
+
+
+def _shard(doc: Doc) -> str:
+    shard = doc.get("shard") or {}
+    return f"{_text(shard.get('index'), 10)} of {_text(shard.get('count'), 10)}"
 
 
 def _rec_chip(doc: Doc, task: str, rec: Mapping[str, Any]) -> dict[str, Any]:

@@ -102,7 +102,8 @@ def suite_properties(doc: Doc) -> dict[str, str]:
 def route_cases(doc: Doc) -> list[tuple[TestCase, dict[str, str]]]:
     """One test case per task route, with the properties to attach to it."""
     out = []
-    gated = doc.get("mode") != "bench"  # bench recommends; it fails nothing
+    # bench recommends and a shard measures a part: neither fails a route
+    gated = doc.get("mode") != "bench" and not doc.get("shard")
     for task, t in (doc.get("tasks") or {}).items():
         route = _s(t.get("route") or "-")
         case = TestCase(f"{_s(task)}[{route}]", classname=ROUTE_SUITE)

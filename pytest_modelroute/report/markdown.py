@@ -207,6 +207,13 @@ def verdict_section(doc: Doc, budget: int) -> str:
                 f"❌ **Model route gate failed**: {len(failures)} of {n} task{plural} "
                 f"failed ({names}{more})"
             )
+        elif isinstance(doc.get("shard"), dict):
+            shard = doc["shard"]
+            line = (
+                f"**Model route, shard {escape_md_cell(shard.get('index'), 10)} of "
+                f"{escape_md_cell(shard.get('count'), 10)}**: {n} task{plural} measured in "
+                "part; the gate is decided by merging every shard's results"
+            )
         else:
             line = f"**Model route**: no verdict ({n} task{plural})"
     return _limit(line, budget)

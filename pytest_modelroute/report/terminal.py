@@ -321,6 +321,14 @@ def write_summary(
     """The model route section of pytest's terminal summary."""
     mode = doc["mode"]
     tr.write_sep("=", f"model route ({mode})")
+    shard = doc.get("shard")
+    if shard:  # its figures are a part's: only the merge of every part decides
+        tr.write_line(
+            f"shard {shard['index']} of {shard['count']}: every figure below is over this "
+            "shard's cases only and decides nothing; the merge of every shard's results "
+            "decides the gate",
+            yellow=True,
+        )
     if warning:
         tr.write_line("warning: " + warning, yellow=True)
     change = change_of(doc)
@@ -422,7 +430,7 @@ def write_summary(
         tr.write_line(note, yellow=True)
     for line in error_lines(doc.get("errors") or []):
         tr.write_line(line, red=True)
-    if mode == "gate":
+    if mode == "gate" and doc["gate"]["passed"] is not None:  # a shard decides nothing
         n = len(doc["tasks"])
         sentence = suite_sentence(doc)
         for line in textwrap.wrap(f"suite: {sentence}", 100) if sentence else ():
