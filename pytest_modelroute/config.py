@@ -81,6 +81,9 @@ class ModelConfig(_Strict):
     api_key_env: str | None = None
     price: Price | None = None
     concurrency: int | None = Field(default=None, ge=1)
+    #: the user's own caps on this model's pace (e.g. to leave room on a shared API key)
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    tokens_per_minute: float | None = Field(default=None, gt=0)
     timeout_s: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=20)
     #: False for a model used only as a judge: bench mode does not run cases on it

@@ -31,6 +31,7 @@ from .nodes import (
     result_of,
     serialize_result,
 )
+from .ratelimit import MODES as RATE_LIMIT_MODES
 from .stash import WORKER_KEY, case_clash_key, case_id_key, reporter_key, state_key
 
 if TYPE_CHECKING:
@@ -80,6 +81,13 @@ SETTINGS: Final = {
         "concurrent calls per model when the config sets none (default 8)",
         int,
         "N",
+    ),
+    "model_route_rate_limit": _Setting(
+        "--model-route-rate-limit",
+        "adapt (default): pace each model's calls by the rate-limit headers of its "
+        "provider and back off on 429s, up to its concurrency; fixed: always its "
+        "concurrency (the SDK retries 429s on its own)",
+        choices=RATE_LIMIT_MODES,
     ),
     "model_route_max_cost": _Setting(
         "--model-route-max-cost",
@@ -393,6 +401,7 @@ def _settings(config: pytest.Config) -> Settings:
         split=bool(_setting(config, "model_route_split")),
         batch=bool(_setting(config, "model_route_batch")),
         batch_poll=batch_poll,
+        rate_limit=_setting(config, "model_route_rate_limit") or "adapt",
         shard=shard,
         merge=merge,
     )

@@ -26,6 +26,7 @@ from .gate import TaskVerdict, apply_holm, decide_task, suite_view
 from .nodes import result_of
 from .progress import WorkerProgress, is_tty, terminal_writer
 from .projection import TaskFigures, project
+from .ratelimit.notes import rate_limit_notes
 from .recommend import (
     Choice,
     candidates_for_task,
@@ -439,6 +440,7 @@ class ModelRouteReporter:
         # servers that queue our calls (workers repeat some)
         for ledger in ledgers:
             self.notes.extend(n for n in ledger.get("notes", ()) if n not in self.notes)
+        self.notes.extend(rate_limit_notes(ledgers, state.settings.rate_limit))
         if self.partial is None:  # a filtered run leaves out tasks on purpose
             files = {r.task: r.file for r in reversed(results)}  # a file of each task
             self.notes.extend(misspelt_tasks(state.config, files))

@@ -21,10 +21,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .cache import REPLAY_MISS, ResponseCache
+from .config import DEFAULT_MAX_TOKENS
 from .errors import ModelRouteError, ProviderError, SpendCapReached
 from .prices import ModelPricing
 from .progress import Progress
 from .providers import Provider
+from .ratelimit import CURRENT
+from .ratelimit.throttle import Throttle, Ticket, cost_of
 from .records import NOT_CALLED, CallRecord, Completion, Request, Usage, request_key
 
 if TYPE_CHECKING:
@@ -33,6 +36,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 DEFAULT_CONCURRENCY = 8
+#: how many more times a call that ran out of the SDK's retries on 429s waits for its
+#: model's (slower) pace and is sent again, when the pace adapts
+RATE_LIMIT_ROUNDS = 4
 _POLL_S = 0.02
 _MAX_POLL_S = 0.25
 
@@ -98,6 +104,7 @@ class Runner:
         workers: int = 1,
         batch: frozenset[str] = frozenset(),
         batch_poll_s: float | None = None,
+        rate_limit: str = "adapt",
     ) -> None:
         self.providers = providers
         self.pricing = pricing
@@ -115,7 +122,9 @@ class Runner:
         self._output_stats: dict[tuple[str, str, str], tuple[int, int]] = {}
         self._keys: dict[Request, str] = {}
         self._inflight: dict[str, asyncio.Future[CallRecord]] = {}
-        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        #: per model: when its calls may start (see ratelimit.Throttle)
+        self._throttles: dict[str, Throttle] = {}
+        self._adaptive = rate_limit == "adapt"
         self._not_ready: dict[str, str | None] = {}
         #: per model: the slots its server reports (None: it does not say)
         self._slots: dict[str, int | None] = {}
@@ -249,7 +258,12 @@ class Runner:
 
     def ledger_json(self) -> dict[str, Any]:
         """This process's ledger and its notes on latency, for the controller."""
-        return {**self.ledger.to_json(), "notes": [*self.ledger.notes, *self.notes()]}
+        limits = {model: t.stats.to_json() for model, t in sorted(self._throttles.items())}
+        return {
+            **self.ledger.to_json(),
+            "notes": [*self.ledger.notes, *self.notes()],
+            "rate_limits": limits,
+        }
 
     def notes(self) -> list[str]:
         """Warnings on how this process's latencies were measured (a server with fewer
@@ -382,9 +396,7 @@ class Runner:
             self._slot_checks[request.model] = asyncio.ensure_future(
                 self._check_slots(request.model, provider)
             )
-        semaphore = self._semaphores.setdefault(
-            request.model, asyncio.Semaphore(self.concurrency_for(request.model))
-        )
+        throttle = self.throttle(request.model)
         alone = self._first_alone.get(request.model)
         first = alone is None and provider.self_hosted() and self.concurrency_for(request.model) > 1
         if first:
@@ -394,29 +406,59 @@ class Runner:
         elif alone is not None:
             await alone.wait()
         try:
-            return await self._call_once(key, request, provider, semaphore)
+            return await self._call_once(key, request, provider, throttle)
         finally:
             if first and alone is not None:
                 alone.set()
 
+    def throttle(self, model: str) -> Throttle:
+        """When ``model``'s calls may start: its concurrency, adapted to the rate limit its
+        provider reports (``--model-route-rate-limit=adapt``), and the user's own caps."""
+        throttle = self._throttles.get(model)
+        if throttle is None:
+            provider = self.providers[model]
+            config = provider.model
+            caps = {
+                kind: per_minute
+                for kind, per_minute in (
+                    ("requests", config.requests_per_minute),
+                    ("tokens", config.tokens_per_minute),
+                )
+                if per_minute is not None
+            }
+            throttle = self._throttles[model] = Throttle(
+                self.concurrency_for(model),
+                adaptive=self._adaptive and provider.reports_rate_limits,
+                share=1 / self._workers,
+                caps=caps,
+            )
+        return throttle
+
     async def _call_once(
-        self, key: str, request: Request, provider: Provider, semaphore: asyncio.Semaphore
+        self, key: str, request: Request, provider: Provider, throttle: Throttle
     ) -> CallRecord:
         """Under the model's limit: the call, unless another worker makes (made) it."""
         model = provider.model
         ttl = model.timeout_s * (model.max_retries + 1) + 30
+        cost = cost_of(request, DEFAULT_MAX_TOKENS)
         while True:
-            async with semaphore:
+            ticket = await throttle.acquire(cost)
+            sent = True
+            try:
                 if not self.shared:  # one process: in-memory deduplication is enough
-                    return await self._call_provider(key, request, provider)
+                    return await self._call_provider(key, request, provider, ticket)
                 hit = self._from_cache(key, request)
                 if hit is not None:
+                    sent = False
                     return hit
                 if self.cache.claim(key, ttl):
                     try:
-                        return await self._call_provider(key, request, provider)
+                        return await self._call_provider(key, request, provider, ticket)
                     finally:
                         self.cache.release(key)
+                sent = False
+            finally:
+                throttle.release(ticket, sent=sent)
             # Another worker holds the claim: wait for its answer (or for the claim to lapse).
             poll = _POLL_S
             while self.cache.claimed(key):
@@ -484,7 +526,9 @@ class Runner:
         process is about to ask for more."""
         return self._active <= 0
 
-    async def _call_provider(self, key: str, request: Request, provider: Provider) -> CallRecord:
+    async def _call_provider(
+        self, key: str, request: Request, provider: Provider, ticket: Ticket
+    ) -> CallRecord:
         refused = self._refused(provider)  # checked here, after the wait for a slot
         if refused is not None:
             return self._error(key, request, refused)
@@ -500,7 +544,7 @@ class Runner:
             # its client (the SDK's import), its server: part of no call's deadline
             await provider.prepare()
             crowd = self._in_flight[request.model] = self._in_flight.get(request.model, 0) + 1
-            completion = await asyncio.wait_for(provider.complete(request), deadline)
+            completion = await self._complete(provider, request, ticket, deadline)
         except ProviderError as exc:
             if exc.rejected_key:
                 self._refuse(provider, str(exc))
@@ -527,6 +571,26 @@ class Runner:
         # stored before anything else can go wrong; off the loop, so other calls go on
         await asyncio.to_thread(self.cache.put, key, entry)
         return self.account(key, request, provider, entry)
+
+    async def _complete(
+        self, provider: Provider, request: Request, ticket: Ticket, deadline: float
+    ) -> Completion:
+        """The provider's answer; the HTTP client's hooks report each attempt to
+        ``ticket``. A call that ran out of the SDK's retries on 429s goes back under its
+        model's (now slower) pace, up to RATE_LIMIT_ROUNDS times, rather than failing."""
+        rounds = 0
+        while True:
+            token = CURRENT.set(ticket)  # copied into wait_for's task, where the hooks run
+            try:
+                return await asyncio.wait_for(provider.complete(request), deadline)
+            except ProviderError:
+                throttle = ticket.throttle
+                if not (ticket.rate_limited and throttle.adaptive) or rounds >= RATE_LIMIT_ROUNDS:
+                    raise
+            finally:
+                CURRENT.reset(token)
+            rounds += 1
+            await throttle.again(ticket)
 
     @staticmethod
     def entry(provider: Provider, completion: Completion, batch: str | None = None) -> dict:

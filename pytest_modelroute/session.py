@@ -115,6 +115,8 @@ class Settings:
     #: --model-route-batch: every model whose provider has a batch API batches its misses
     batch: bool = False
     batch_poll: float | None = None
+    #: --model-route-rate-limit: "adapt" to each provider's rate limit, or "fixed"
+    rate_limit: str = "adapt"
     #: --model-route-shard I/N: this run measures shard I of N
     shard: ShardSpec | None = None
     #: --model-route-merge: the shards' results files this run merges (it measures nothing)
@@ -416,6 +418,7 @@ class RunState:
                 workers=self.workers,
                 batch=self.batched,
                 batch_poll_s=self.settings.batch_poll,
+                rate_limit=self.settings.rate_limit,
             )
         return self._runner
 

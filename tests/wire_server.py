@@ -10,7 +10,10 @@ pytest-httpx do not intercept). Behaviour is programmable:
 * seeded random faults (``fault_rates={"429": 0.3}``) once the script is used up, and a
   fixed latency per request, for load tests;
 * ``slots=N``: like a llama.cpp server, it works on N requests at once (the others wait
-  their turn) and says so at ``GET /props`` (``total_slots``).
+  their turn) and says so at ``GET /props`` (``total_slots``);
+* ``rate_limit=RateLimit(requests_per_minute=600, ...)``: the provider's rate limit, with
+  the headers and 429s each provider sends (see ``rate_limiter.py``), checked before the
+  script's faults.
 
 Every request runs in its own thread, so a hang or latency never blocks other requests.
 Only the standard library is used.
@@ -18,16 +21,20 @@ Only the standard library is used.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import random
 import socket
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Literal
+
+from rate_limiter import Limiter, RateLimit
 
 FaultKind = Literal["ok", "status", "hang", "malformed", "wrong-shape", "disconnect"]
 Flavor = Literal["anthropic", "openai"]
@@ -125,6 +132,8 @@ class RecordedRequest:
     headers: dict[str, str]
     body: Any
     fault: str
+    #: when it arrived (time.monotonic)
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def model(self) -> str | None:
@@ -178,6 +187,7 @@ class WireServer:
         fault_rates: Mapping[str, float] | None = None,
         seed: int = 0,
         slots: int | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         self.answer = answer
         #: The structured answer (tool input / JSON content); default ``{"answer": answer(body)}``.
@@ -186,6 +196,8 @@ class WireServer:
         self.latency_s = latency_s
         self.slots = slots
         self._slots = threading.Semaphore(slots) if slots else None
+        #: the rate limit's buckets and counts (None: no limit)
+        self.limiter = Limiter(rate_limit) if rate_limit is not None else None
         #: cut answers longer than the request's max_tokens (4 characters a token), as a
         #: real server does, reporting it in the finish / stop reason
         self.honour_max_tokens = False
@@ -488,6 +500,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         wire = self.server.wire
         flavor = self._flavor()
+        refused = False
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
         try:
@@ -500,14 +513,24 @@ class _Handler(BaseHTTPRequestHandler):
         elif not valid:
             fault = Fault("status", status=400, message="the body needs a 'messages' list")
         else:
-            fault = wire._next_fault()
+            admitted, limit_headers = (
+                wire.limiter.admit(flavor, body) if wire.limiter else (True, {})
+            )
+            if admitted:
+                fault = wire._next_fault()
+                fault = dataclasses.replace(fault, headers={**limit_headers, **fault.headers})
+            else:  # answered at once, as the providers do; the headers carry retry-after
+                refused = True
+                fault = Fault(
+                    "status",
+                    status=429,
+                    retry_after_ms=None,
+                    message="rate limit exceeded: slow down",
+                    headers=limit_headers,
+                )
         headers = {k.lower(): v for k, v in self.headers.items()}
         wire._record(RecordedRequest(flavor, "POST", self.path, headers, body, fault.label))
-        if wire._slots is not None:
-            with wire._slots:  # the other requests wait for a free slot
-                if not wire._wait(wire.latency_s):
-                    return
-        elif not wire._wait(wire.latency_s):
+        if not refused and not self._take_latency(wire):
             return
         if fault.kind == "hang" and not wire._wait(fault.hang_s):
             return
@@ -525,6 +548,14 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_json(200, wire.reply(flavor, body, fault), fault.headers)
             wire._answered(body.get("model"))
+
+    def _take_latency(self, wire: WireServer) -> bool:
+        """Wait the server's latency (for a slot first, when it has slots); False if the
+        server stopped meanwhile."""
+        if wire._slots is None:
+            return wire._wait(wire.latency_s)
+        with wire._slots:  # the other requests wait for a free slot
+            return wire._wait(wire.latency_s)
 
     def _flavor(self) -> Flavor | None:
         path = self.path.split("?", 1)[0].rstrip("/")

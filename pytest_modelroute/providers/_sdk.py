@@ -85,6 +85,7 @@ class SDKProvider(Provider):
     path: ClassVar[str]
     #: the SDK's package, imported off the event loop before the client is made
     sdk_module: ClassVar[str]
+    reports_rate_limits: ClassVar[bool] = True
 
     _client: Any = None
     _warming: asyncio.Future[None] | None = None
@@ -101,6 +102,13 @@ class SDKProvider(Provider):
     def parse(self, request: Request, data: dict[str, Any], latency_s: float) -> Completion:
         """The completion in the JSON answer; raise ValueError (or ProviderError) on a
         body of the wrong shape."""
+
+    def http_client(self, sdk: Any) -> Any:
+        """The SDK's own default HTTP client, with hooks that show every attempt (the
+        SDK's retries included) to the rate-limit throttle of the call being made."""
+        from ..ratelimit import EVENT_HOOKS
+
+        return sdk.DefaultAsyncHttpxClient(event_hooks=EVENT_HOOKS)
 
     async def client(self) -> Any:
         """The SDK's client, created (and its HTTP stack warmed up) on first use."""

@@ -25,6 +25,7 @@ class AnthropicProvider(SDKProvider):
             base_url=self.model.base_url,
             timeout=self.model.timeout_s,
             max_retries=self.model.max_retries,
+            http_client=self.http_client(anthropic),
         )
 
     def body(self, request: Request) -> dict[str, Any]:

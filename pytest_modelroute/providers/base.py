@@ -38,6 +38,9 @@ class Provider(ABC):
     latency_kind: ClassVar[str] = "measured"
     #: Generation settings the provider's API rejects: a config setting them is an error.
     unsupported: ClassVar[frozenset[str]] = frozenset()
+    #: Whether its calls' HTTP answers reach the runner's throttle (see ratelimit/), so
+    #: that their pace follows the rate limit the provider reports.
+    reports_rate_limits: ClassVar[bool] = False
 
     def __init__(self, alias: str, model: ModelConfig, *, root: Path) -> None:
         self.alias = alias

@@ -33,6 +33,7 @@ class OpenAIProvider(SDKProvider):
             base_url=self.endpoint(),
             timeout=self.model.timeout_s,
             max_retries=self.model.max_retries,
+            http_client=self.http_client(openai),
         )
 
     def self_hosted(self) -> bool:

@@ -1,0 +1,89 @@
+"""xdist: many uncached calls at a slow model's latency, ``-n 2`` against ``-n 0``.
+
+Prints, measured in this one run on this machine (each timing the fastest of
+``--repeats``): the wall time of ``pytest --model-route`` making every call uncached under
+``-n 0`` and under ``-n 2`` (target: ``-n 2`` no slower), each against the ideal
+``calls x latency / concurrency``, and the calls the loopback server answered in each run
+(target: exactly the same number, the suite's calls, under both); and xdist's own cost on
+this machine, plain pytest running as many trivial tests under ``-n 2`` and ``-n 0``.
+
+Under ``-n 2`` each worker takes half of each model's concurrency, so the two together
+keep the same number of calls in flight as one process; what a second worker saves is the
+CPU of the calls and items beyond one core, what it costs is xdist's own start-up.
+
+Usage: python benchmarks/xdist_run.py [--calls 2000] [--latency 0.2] [--concurrency 16]
+       [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+from _common import plain_suite, run, write_suite
+from _latency_server import LatencyServer
+from cold_run import config
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    env = {"OPENAI_API_KEY": "sk-bench"}
+    ideal = args.calls * args.latency / args.concurrency
+    walls: dict[str, list[float]] = {"0": [], "2": []}
+    plain_walls: dict[str, list[float]] = {"0": [], "2": []}
+    served: dict[str, set[int]] = {"0": set(), "2": set()}
+    paid: dict[str, set[int]] = {"0": set(), "2": set()}
+    with (
+        tempfile.TemporaryDirectory(prefix="modelroute-xdist-") as tmp,
+        LatencyServer(args.latency) as server,
+    ):
+        suite = Path(tmp) / "suite"
+        write_suite(suite, config(server.url, args.concurrency), args.calls)
+        plain = Path(tmp) / "plain"
+        plain_suite(plain, args.calls)
+        cold = ["--model-route", "--model-route-cache=off", "--model-route-json"]
+        # alternate the two so that the machine's load falls on both alike
+        for _ in range(args.repeats):
+            for workers in ("0", "2"):
+                server.reset()
+                result = run([*cold, "bench-results.json", "-n", workers], suite, env)
+                walls[workers].append(result["wall"])
+                served[workers].add(server.requests())
+                paid[workers].add(result["doc"]["spend"]["api_calls"])
+                plain_walls[workers].append(run(["-n", workers], plain)["wall"])
+    wall0, wall2 = min(walls["0"]), min(walls["2"])
+    print(
+        f"{args.calls} uncached calls at {args.latency * 1000:.0f} ms, concurrency "
+        f"{args.concurrency}: ideal {ideal:.2f} s (calls x latency / concurrency)"
+    )
+    for workers, wall in (("0", wall0), ("2", wall2)):
+        print(
+            f"  -n {workers}: {wall:.2f} s (fastest of {args.repeats}: "
+            f"{', '.join(f'{w:.2f}' for w in walls[workers])}), {wall / ideal:.2f}x the ideal; "
+            f"calls the server answered per run {sorted(served[workers])}, paid "
+            f"{sorted(paid[workers])}"
+        )
+    same = served["0"] == served["2"] == paid["0"] == paid["2"] == {args.calls}
+    print(
+        f"-n 2 against -n 0: {wall2 / wall0:.2f}x the time (target <= 1.0x); the same "
+        f"{args.calls} calls in every run: {same}"
+    )
+    plain0, plain2 = min(plain_walls["0"]), min(plain_walls["2"])
+    print(
+        f"  xdist's own cost, plain pytest with {args.calls} trivial tests: -n 2 {plain2:.2f} s "
+        f"vs -n 0 {plain0:.2f} s ({plain2 - plain0:+.2f} s); the plugin's -n 2 less that: "
+        f"{(wall2 - (plain2 - plain0)) / wall0:.2f}x of -n 0"
+    )
+    if os.environ.get("MODELROUTE_BENCH_STRICT"):
+        assert same
+
+
+if __name__ == "__main__":
+    main()
