@@ -799,6 +799,12 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     workerinput = _worker_input(session.config)
     write: Write | None = None
     if workerinput is not None:
+        if any(p.missing_key() for p in state.providers.values()):
+            missing = state.missing_keys(state.estimate([(c, r) for _, c, r in work]))
+            if missing:
+                # the controller stops the run with this error once collection is reported;
+                # calling the models whose keys are set meanwhile would break "none made"
+                return
         # the controller shows the workers' summed progress (see WorkerProgress)
         write = publisher(state.runner.cache, workerinput["workerid"], state.runner.progress)
     else:
