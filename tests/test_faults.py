@@ -131,25 +131,28 @@ def _run_and_kill(path: Path, server: WireServer, sig: int, after: int) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
 @pytest.mark.usefixtures("keyed")
 def test_killed_run_keeps_every_paid_response(pytester: pytest.Pytester, sig: int) -> None:
-    # slow enough that the second half of the calls takes seconds: the kill lands among
-    # them even when the machine is loaded
-    with WireServer(latency_s=0.4) as server:
+    # the server answers half the calls and holds the rest unanswered: the kill lands
+    # among the calls however loaded the machine is
+    with WireServer(latency_s=0.05) as server:
         write(
             pytester.path,
             {"modelroute.yaml": config(server, concurrency=2), "cases/echo.yaml": cases()},
         )
+        server.hold_after = N_CASES // 2
         _run_and_kill(pytester.path, server, sig, after=N_CASES // 2)
-        time.sleep(0.3)  # let in-flight requests finish on the server side
-        paid_first = {r.body["messages"][-1]["content"] for r in server.requests if r.fault == "ok"}
-        assert 0 < len(paid_first) < N_CASES
+        answered = sum(server.answered_per_model.values())
+        server.drop_held()  # the requests in flight at the kill never get an answer
+        assert answered == N_CASES // 2
         server.reset()
         result, doc = run_json(pytester, "--model-route")
         paid_again = {r.body["messages"][-1]["content"] for r in server.requests}
     assert result.ret == 0, result.stdout.str()
     assert len(doc["results"]) == N_CASES
-    # the re-run paid only for what had not arrived; answers received before the kill
-    # were cached (a request still in flight at the kill may be paid again)
-    assert len(paid_again) <= N_CASES - len(paid_first) + 2
+    # the re-run paid only for what had not been answered: the answers received before
+    # the kill were cached (under SIGKILL, an answer on its way in may be lost and paid
+    # again: at most one per lane)
+    slack = 0 if sig == signal.SIGINT else 2
+    assert N_CASES - answered <= len(paid_again) <= N_CASES - answered + slack
     assert doc["spend"]["api_calls"] == len(paid_again)
     assert doc["spend"]["cache_hits"] == N_CASES - len(paid_again)
 

@@ -214,6 +214,11 @@ class WireServer:
         self._ok_per_model: Counter[str] = Counter()
         self._ids = itertools.count(1)
         self._stopping = threading.Event()
+        #: answer this many requests, then hold every later one unanswered until
+        #: ``drop_held()`` (None: no hold): a kill that lands "among the calls" by an event
+        self.hold_after: int | None = None
+        self._admitted = 0
+        self._dropped = threading.Event()
         self._connections: set[socket.socket] = set()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -362,6 +367,22 @@ class WireServer:
         if self.json_answer is not None:
             return self.json_answer(body)
         return {"answer": self.answer(body)}
+
+    def drop_held(self) -> None:
+        """Close the held requests unanswered and stop holding later ones."""
+        self.hold_after = None
+        self._dropped.set()
+
+    def _admit(self) -> bool:
+        """False for a request past ``hold_after``: it waits, unanswered, until the held
+        requests are dropped or the server stops."""
+        with self._lock:
+            if self.hold_after is None or self._admitted < self.hold_after:
+                self._admitted += 1
+                return True
+        while not (self._dropped.wait(0.05) or self._stopping.is_set()):
+            pass
+        return False
 
     def _wait(self, seconds: float) -> bool:
         """Sleep without blocking other requests; False if the server stopped meanwhile."""
@@ -530,7 +551,7 @@ class _Handler(BaseHTTPRequestHandler):
                 )
         headers = {k.lower(): v for k, v in self.headers.items()}
         wire._record(RecordedRequest(flavor, "POST", self.path, headers, body, fault.label))
-        if not refused and not self._take_latency(wire):
+        if not refused and not (self._take_latency(wire) and wire._admit()):
             return
         if fault.kind == "hang" and not wire._wait(fault.hang_s):
             return
