@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -115,3 +116,10 @@ ECHO_CONFTEST = """
     def pytest_modelroute_providers():
         return {"echo": Echo}
 """
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` of a run a test stops with SIGINT: Ctrl-C's default action, which a
+    shell's background job (``cmd &`` without job control, as CI scripts run) inherits as
+    ignored; Python then installs no KeyboardInterrupt handler and the signal is lost."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -26,7 +26,7 @@ import hypothesis  # noqa: F401
 import openai  # noqa: F401
 import pytest
 from batch_server import BatchServer
-from suite import run_json, write
+from suite import default_sigint, run_json, write
 
 from pytest_modelroute.batch import cli
 from pytest_modelroute.batch.anthropic import AnthropicBatchAPI
@@ -321,6 +321,7 @@ def _spawn(path: Path, *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=default_sigint,
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from suite import run_json, write
+from suite import default_sigint, run_json, write
 from wire_server import Fault, WireServer, WireUsage
 
 KEY = "sk-fault-test-1234"
@@ -114,6 +114,7 @@ def _run_and_kill(path: Path, server: WireServer, sig: int, after: int) -> None:
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        preexec_fn=default_sigint,
     )
     deadline = time.monotonic() + 60
     while sum(server.answered_per_model.values()) < after:
