@@ -6,12 +6,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from browser import CHROMIUM, FLAGS
 from markdown_it import MarkdownIt
 from reportdocs import HOSTILE, HOSTILE_TASK, make_doc
 from suite import CLASSIFICATION, run_json, sim_suite
@@ -340,7 +340,7 @@ def test_reports_from_a_real_run(pytester: pytest.Pytester) -> None:
 # -- in a browser ---------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="headless chromium not installed")
+@pytest.mark.skipif(CHROMIUM is None, reason="headless chromium not installed")
 def test_html_in_a_browser_runs_no_injected_script(tmp_path: Path) -> None:
     doc = make_doc(20, hostile=True)
     payload = (
@@ -352,14 +352,8 @@ def test_html_in_a_browser_runs_no_injected_script(tmp_path: Path) -> None:
     page.write_text(render_html(doc), encoding="utf-8")
     dom = subprocess.run(
         [
-            "chromium",
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            str(CHROMIUM),
+            *FLAGS,
             f"--user-data-dir={tmp_path / 'profile'}",
             "--dump-dom",
             page.as_uri(),
