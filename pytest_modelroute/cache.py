@@ -123,8 +123,19 @@ class ResponseCache:
         """Atomically reserve the right to call ``key`` in this run."""
         return bool(self._cache.add(f"claim:{self.run_id}:{key}", os.getpid(), expire=ttl))
 
+    def claim_many(self, keys: list[str], ttl: float) -> list[bool]:
+        """:meth:`claim` for many keys in one transaction: which of them this process got."""
+        with self._cache.transact():
+            return [self.claim(key, ttl) for key in keys]
+
     def release(self, key: str) -> None:
         self._cache.delete(f"claim:{self.run_id}:{key}")
+
+    def release_many(self, keys: list[str]) -> None:
+        """:meth:`release` for many keys in one transaction."""
+        with self._cache.transact():
+            for key in keys:
+                self.release(key)
 
     def claimed(self, key: str) -> bool:
         """Whether a live process holds the claim on ``key`` (a dead one's is dropped)."""

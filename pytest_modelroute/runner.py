@@ -10,6 +10,7 @@ retries, and stored the moment it arrives, so an interrupted run keeps what it p
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import contextvars
 import dataclasses
@@ -162,12 +163,16 @@ class Runner:
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the runner's loop and wait for it (Ctrl-C cancels it)."""
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        future = self.start(coro)
         try:
             return future.result()
         except BaseException:
             future.cancel()
             raise
+
+    def start(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Start ``coro`` on the runner's loop; its future (cancelling it cancels ``coro``)."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     def close(self) -> None:
         async def _close() -> None:
@@ -681,9 +686,14 @@ class Runner:
             return max(16, 4 * self.concurrency_for(lane))
         return 64
 
-    async def gather(self, jobs: list[tuple[str, Callable[[], Awaitable[T]]]]) -> list[T]:
+    async def gather(
+        self,
+        jobs: list[tuple[str, Callable[[], Awaitable[T]]]],
+        settle: Callable[[int, T], Awaitable[None]] | None = None,
+    ) -> list[T]:
         """Run ``(lane, job)`` pairs concurrently (the per-model semaphores bound the
-        calls); results in the order of ``jobs``.
+        calls); results in the order of ``jobs``. ``settle(i, result)``, when given, is
+        awaited for each job once the progress line has counted it.
 
         Each lane (the model a job calls first) has a fixed set of workers taking its jobs
         in order, rather than a task per job: a job answered from memory never suspends,
@@ -717,6 +727,8 @@ class Runner:
                             _JOB.reset(token)
                         self.progress.done += 1
                         self.progress.tick()
+                    if settle is not None:
+                        await settle(i, results[i])
             finally:
                 self._active -= 1
 
