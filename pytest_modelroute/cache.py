@@ -132,10 +132,14 @@ class ResponseCache:
         self._cache.delete(f"claim:{self.run_id}:{key}")
 
     def release_many(self, keys: list[str]) -> None:
-        """:meth:`release` for many keys in one transaction."""
-        with self._cache.transact():
-            for key in keys:
-                self.release(key)
+        """:meth:`release` for many keys in one transaction; best effort (a claim left
+        behind lapses with its process or its ttl)."""
+        try:
+            with self._cache.transact():
+                for key in keys:
+                    self.release(key)
+        except (sqlite3.Error, OSError, diskcache.Timeout):
+            pass
 
     def claimed(self, key: str) -> bool:
         """Whether a live process holds the claim on ``key`` (a dead one's is dropped)."""

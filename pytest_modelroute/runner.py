@@ -123,6 +123,8 @@ class Runner:
         self._output_stats: dict[tuple[str, str, str], tuple[int, int]] = {}
         self._keys: dict[Request, str] = {}
         self._inflight: dict[str, asyncio.Future[CallRecord]] = {}
+        #: xdist: the claims of calls this process answered (released at close)
+        self._answered_claims: list[str] = []
         #: per model: when its calls may start (see ratelimit.Throttle)
         self._throttles: dict[str, Throttle] = {}
         self._adaptive = rate_limit == "adapt"
@@ -196,6 +198,8 @@ class Runner:
             self._loop.close()
         if self._output_stats:
             self.cache.add_output_stats(self._output_stats)
+        if self._answered_claims:
+            self.cache.release_many(self._answered_claims)
         self.cache.close()
 
     # -- calls -------------------------------------------------------------------------
@@ -457,24 +461,34 @@ class Runner:
                     sent = False
                     return hit
                 if self.cache.claim(key, ttl):
+                    record = None
                     try:
-                        return await self._call_provider(key, request, provider, ticket)
+                        record = await self._call_provider(key, request, provider, ticket)
+                        return record
                     finally:
-                        self.cache.release(key)
+                        if record is not None and record.error is None:
+                            # the answer is in the cache, where a waiting worker looks
+                            # first: its claim is released at close, with the others
+                            self._answered_claims.append(key)
+                        else:
+                            self.cache.release(key)
                 sent = False
             finally:
                 throttle.release(ticket, sent=sent)
-            # Another worker holds the claim: wait for its answer (or for the claim to lapse).
+            # Another worker holds the claim: wait for its answer or error (or for the claim
+            # to lapse: then try again).
             poll = _POLL_S
-            while self.cache.claimed(key):
+            while True:
+                hit = self._from_cache(key, request)
+                if hit is not None:
+                    return hit
+                shared_error = self.cache.get_error(key)
+                if shared_error is not None:
+                    return self._error(key, request, shared_error)
+                if not self.cache.claimed(key):
+                    break
                 await asyncio.sleep(poll)
                 poll = min(poll * 1.5, _MAX_POLL_S)
-            hit = self._from_cache(key, request)
-            if hit is not None:
-                return hit
-            shared_error = self.cache.get_error(key)
-            if shared_error is not None:
-                return self._error(key, request, shared_error)
 
     def spent(self) -> float:
         """What this run has spent (across workers when they share the cache)."""
