@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from suite import default_sigint, run_json, write
+from suite import default_sigint, echo_cases, run_json, write
 from wire_server import Fault, WireServer, WireUsage
 
 KEY = "sk-fault-test-1234"
@@ -32,14 +32,7 @@ def config(
 
 
 def cases(n: int = N_CASES) -> str:
-    rows = "".join(f"      - {{id: c{i:03d}, vars: {{n: {i}}}}}\n" for i in range(n))
-    return f"""
-    task: echo
-    complexity: low
-    prompt: "number {{{{ n }}}}"
-    checks: [{{type: regex, value: "number (1|2|3)\\\\d*$"}}]
-    cases:
-{rows}"""
+    return echo_cases(n, r'"number (1|2|3)\\d*$"')
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from suite import run_json, write
+from suite import echo_cases, run_json, write
 from wire_server import WireServer, WireUsage, last_user_text
 
 KEY = "sk-workers-test-1234"
@@ -29,14 +29,15 @@ def closed_url() -> str:
 
 
 def cases(n: int = N_CASES) -> str:
-    rows = "".join(f"      - {{id: c{i:03d}, vars: {{n: {i}}}}}\n" for i in range(n))
-    return f"""
-    task: echo
-    complexity: low
-    prompt: "number {{{{ n }}}}"
-    checks: [{{type: regex, value: "number [0-9]*[0-4]$"}}]
-    cases:
-{rows}"""
+    return echo_cases(n, '"number [0-9]*[0-4]$"')
+
+
+def fast(server: WireServer) -> str:
+    """The ``fast`` model's line of a config: served by ``server``, $1 per million tokens."""
+    return (
+        f'fast: {{provider: openai, model: fast-1, base_url: "{server.openai_url}", '
+        "price: {input: 1, output: 1}, max_retries: 0, concurrency: 4}"
+    )
 
 
 def outcomes(doc: dict[str, Any]) -> dict[str, Any]:
@@ -64,8 +65,7 @@ def test_failing_calls_while_items_run_match_one_process(pytester: pytest.Pytest
                 {
                     "modelroute.yaml": f"""
                     models:
-                      fast: {{provider: openai, model: fast-1, base_url: "{server.openai_url}",
-                             price: {{input: 1, output: 1}}, max_retries: 0, concurrency: 4}}
+                      {fast(server)}
                       down: {{provider: openai, model: down-1, base_url: "{down}",
                              price: {{input: 2, output: 2}}, max_retries: 0, timeout_s: 5}}
                     baseline: fast
@@ -109,8 +109,7 @@ def test_the_spend_cap_holds_across_workers_while_items_run(pytester: pytest.Pyt
             {
                 "modelroute.yaml": f"""
                 models:
-                  fast: {{provider: openai, model: fast-1, base_url: "{server.openai_url}",
-                         price: {{input: 1, output: 1}}, max_retries: 0, concurrency: 4}}
+                  {fast(server)}
                 baseline: fast
                 threshold: 1.0
                 """,
