@@ -185,8 +185,8 @@ class ModelRouteReporter:
 
     @pytest.hookimpl(tryfirst=True)  # before the terminal reporter writes the outcome
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if self.progress is not None:
-            self.progress.stop()  # pytest's own output takes over the terminal
+        if self.progress is not None and (report.when == "call" or not report.passed):
+            self.progress.stop()  # pytest's own output (its first letter) takes over
         if report.skipped:  # a skip is an outcome: the item is not missing
             self.skipped.add(report.nodeid)
         if report.when != "call":

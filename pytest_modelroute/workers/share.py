@@ -81,7 +81,8 @@ class Share:
             # after the progress line counted it: an item's result never runs ahead of
             # the figures the controller shows
             nodeid = work[i][0]
-            await asyncio.to_thread(self.cache.put_result, nodeid, result.to_dict())
+            # its claim goes with it: a worker that dies later holds none of its results
+            await asyncio.to_thread(self.cache.put_result, nodeid, result.to_dict(), _claim(nodeid))
             self._owned[nodeid].set_result(result)
 
         try:
@@ -92,8 +93,10 @@ class Share:
                 if not owned.done():
                     owned.set_exception(exc)
             raise
-        finally:
-            self.cache.release_many([_claim(n) for n, _, _ in work])
+        finally:  # the claims of the items left undone (an error, Ctrl-C)
+            owned = [(n, self._owned[n]) for n, _, _ in work]
+            undone = [n for n, f in owned if not f.done() or f.exception() is not None]
+            self.cache.release_many([_claim(n) for n in undone])
 
     def result(self, nodeid: str, case: Case, route: Route) -> CaseResult:
         """The item's result: from this worker's share, another worker's, or evaluated now."""
