@@ -543,19 +543,21 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     from .cache import make_run_scratch
     from .config import load_config
-    from .reporter import ModelRouteReporter, xdist_specs
-
-    remote = [spec for _, spec in xdist_specs(config) if not spec.popen or spec.via]
-    if remote and _worker_input(config) is None:
-        raise pytest.UsageError(
-            f"--model-route runs xdist workers on this machine only (-n N or --tx popen): "
-            f"they share the response cache and its claims on disk; got --tx {remote[0]}"
-        )
-    from .ci.reference import load_reference
     from .session import RunState, Settings
 
-    settings = _settings(config)
     workerinput = _worker_input(config)
+    if workerinput is None:
+        # the controller's alone: a worker never loads the reports or the statistics
+        from .ci.reference import load_reference
+        from .reporter import ModelRouteReporter, xdist_specs
+
+        remote = [spec for _, spec in xdist_specs(config) if not spec.popen or spec.via]
+        if remote:
+            raise pytest.UsageError(
+                f"--model-route runs xdist workers on this machine only (-n N or --tx popen): "
+                f"they share the response cache and its claims on disk; got --tx {remote[0]}"
+            )
+    settings = _settings(config)
     try:
         config_path = _config_path(config)
         route_config = load_config(config_path)

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cache import ResponseCache
 from .cases import Case
@@ -16,7 +16,6 @@ from .checks import Check, CheckType, builtin_checks, parse_check
 from .config import ModelRouteConfig
 from .errors import ConfigError
 from .evaluation import Acceptance, Env, evaluate
-from .gate import GateRules
 from .prices import ModelPricing, resolve_pricing
 from .providers import Provider, builtin_providers
 from .records import CallRecord, CaseResult, Request
@@ -24,6 +23,9 @@ from .routes import ConsensusRoute, Route, SingleRoute, build_route
 from .runner import Runner
 from .shard.spec import ShardSpec
 from .yamlio import format_loc
+
+if TYPE_CHECKING:
+    from .gate import GateRules
 
 #: Before a model has answered in this cache, the estimate assumes answers of this many
 #: output tokens (a short answer with a sentence of explanation) and judge verdicts of
@@ -393,6 +395,8 @@ class RunState:
         return self.settings.snapshot or self.config.root / DEFAULT_PATH
 
     def rules(self) -> GateRules:
+        from .gate import GateRules  # the controller's: workers never load the statistics
+
         c = self.config
         return GateRules(
             c.tolerance,
