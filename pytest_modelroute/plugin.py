@@ -550,7 +550,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     workerinput = _worker_input(config)
     if workerinput is None:
-        # the reporter, the gate and their numpy and scipy: the controller's alone
+        # the controller's alone: a worker never loads the reports or the statistics
         from .ci.reference import load_reference
         from .reporter import ModelRouteReporter, xdist_specs
 
@@ -560,7 +560,6 @@ def pytest_configure(config: pytest.Config) -> None:
                 f"--model-route runs xdist workers on this machine only (-n N or --tx popen): "
                 f"they share the response cache and its claims on disk; got --tx {remote[0]}"
             )
-
     settings = _settings(config)
     try:
         config_path = _config_path(config)

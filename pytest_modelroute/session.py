@@ -24,7 +24,6 @@ from .workers import Share, split
 from .yamlio import format_loc
 
 if TYPE_CHECKING:
-    # numpy and scipy: the controller's (the gate's), never an xdist worker's import
     from .gate import GateRules
 
 #: Before a model has answered in this cache, the estimate assumes answers of this many
@@ -397,7 +396,7 @@ class RunState:
         return self.settings.snapshot or self.config.root / DEFAULT_PATH
 
     def rules(self) -> GateRules:
-        from .gate import GateRules
+        from .gate import GateRules  # the controller's: workers never load the statistics
 
         c = self.config
         return GateRules(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
+import pkgutil
 import shutil
 import subprocess
 import sys
@@ -15,6 +18,38 @@ import pytest
 from wire_server import WireServer
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _preload() -> None:
+    """Import, once per test process, what the plugin's runs import.
+
+    pytester's in-process runs drop every module a run imported when it ends, so each run
+    paid again for the plugin's own modules, the SDKs (anthropic alone is about 2.5 s of
+    CPU) and hypothesis's summary: imported here, before any run, they outlive the runs.
+    """
+    import pytest_modelroute
+
+    for module in pkgutil.walk_packages(pytest_modelroute.__path__, "pytest_modelroute."):
+        if not module.name.endswith("__main__"):
+            _try_import(module.name)
+    for name in ("anthropic", "openai", "hypothesis", "xdist.plugin"):
+        _try_import(name)
+
+
+def _try_import(name: str) -> None:
+    with contextlib.suppress(ImportError):  # an optional extra: its tests skip
+        importlib.import_module(name)
+
+
+_preload()
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytester, its runs without hypothesis's plugin: in a run in a fresh interpreter it
+    imports all of hypothesis (about 1 s of CPU) for a summary these runs never show."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:hypothesispytest")
+    return pytester
 
 
 @pytest.fixture

@@ -58,15 +58,22 @@ def case_counts(row: Row, arrow: str = "→") -> str:
 
 
 def case_lists(row: Row, arrow: str = "→") -> list[str]:
-    """``pass → fail: a, b`` per kind of case change, each capped with a count."""
+    """``pass → fail: a (contains), b`` per kind of case change, each capped with a count;
+    a case that flipped to failing names the checks it failed, where the snapshot has them."""
+    failed = {
+        flip["case"]: ", ".join(c["type"] for c in flip.get("failed_checks") or ())
+        for flip in row.get("flips") or ()
+    }
     out = []
     for key, label in CASE_KINDS:
         ids = row[key]
         if ids:
             more = f" and {len(ids) - CASES_LISTED} more" if len(ids) > CASES_LISTED else ""
-            out.append(
-                f"{label.replace('→', arrow)}: {', '.join(map(str, ids[:CASES_LISTED]))}{more}"
-            )
+            named = [
+                f"{i} ({failed[i]})" if key == "flipped_to_fail" and failed.get(i) else str(i)
+                for i in ids[:CASES_LISTED]
+            ]
+            out.append(f"{label.replace('→', arrow)}: {', '.join(named)}{more}")
     return out
 
 
