@@ -123,8 +123,23 @@ class ResponseCache:
         """Atomically reserve the right to call ``key`` in this run."""
         return bool(self._cache.add(f"claim:{self.run_id}:{key}", os.getpid(), expire=ttl))
 
+    def claim_many(self, keys: list[str], ttl: float) -> list[bool]:
+        """:meth:`claim` for many keys in one transaction: which of them this process got."""
+        with self._cache.transact():
+            return [self.claim(key, ttl) for key in keys]
+
     def release(self, key: str) -> None:
         self._cache.delete(f"claim:{self.run_id}:{key}")
+
+    def release_many(self, keys: list[str]) -> None:
+        """:meth:`release` for many keys in one transaction; best effort (a claim left
+        behind lapses with its process or its ttl)."""
+        try:
+            with self._cache.transact():
+                for key in keys:
+                    self.release(key)
+        except (sqlite3.Error, OSError, diskcache.Timeout):
+            pass
 
     def claimed(self, key: str) -> bool:
         """Whether a live process holds the claim on ``key`` (a dead one's is dropped)."""
@@ -136,9 +151,13 @@ class ResponseCache:
             return False
         return True
 
-    def put_result(self, nodeid: str, data: dict[str, Any]) -> None:
-        """A case result for the other workers of this run."""
-        self._cache.set(f"result:{self.run_id}:{nodeid}", json.dumps(data), expire=24 * 3600)
+    def put_result(self, nodeid: str, data: dict[str, Any], release: str | None = None) -> None:
+        """A case result for the other workers of this run (and, in the same transaction,
+        the release of the claim ``release``)."""
+        with self._cache.transact():
+            self._cache.set(f"result:{self.run_id}:{nodeid}", json.dumps(data), expire=24 * 3600)
+            if release is not None:
+                self.release(release)
 
     def get_result(self, nodeid: str) -> dict[str, Any] | None:
         raw = self._cache.get(f"result:{self.run_id}:{nodeid}")
@@ -183,13 +202,19 @@ class ResponseCache:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs: a worker that died is a zombie until xdist's
+    controller reaps it, at the end of the run, and must not hold its claims till then."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True  # no /proc: os.kill's answer
 
 
 def make_run_scratch() -> Path:

@@ -35,8 +35,11 @@ from .ratelimit import MODES as RATE_LIMIT_MODES
 from .stash import WORKER_KEY, case_clash_key, case_id_key, reporter_key, state_key
 
 if TYPE_CHECKING:
+    from .cases import Case
+    from .routes import Route
     from .session import RunState, Settings
     from .shard import ShardSpec
+    from .workers import Share
 
 # The rest of the package (pydantic models, jinja, the SDKs) loads only once
 # --model-route is given: installed, the plugin costs other pytest runs next to nothing.
@@ -783,43 +786,78 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, o
     return outcome
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtestloop(session: pytest.Session) -> None:
-    """Make every call known at collection, concurrently, before the items run."""
+def _work(session: pytest.Session) -> tuple[RunState, list[tuple[str, Case, Route]]] | None:
+    """The run's state and its YAML case items' work, when there is work to do."""
     state = session.config.stash.get(state_key, None)
     if state is None or session.config.option.collectonly:
-        return
+        return None
     if session.testsfailed and not session.config.option.continue_on_collection_errors:
-        return
-    items = [i for i in session.items if isinstance(i, CaseItem)]
-    if not items:
-        return
-    from .progress import Write, publisher, terminal_writer
+        return None
+    work = [(i.nodeid, i.case, i.route) for i in session.items if isinstance(i, CaseItem)]
+    return (state, work) if work else None
 
-    work = [(i.nodeid, i.case, i.route) for i in items]
-    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """xdist worker: claim this worker's share of the work before the controller hears
+    of its collection, so before any worker's items run (see ``workers.share``)."""
     workerinput = _worker_input(session.config)
-    write: Write | None = None
+    found = _work(session) if workerinput is not None else None
+    if found is None:
+        return
+    state, work = found
+    if any(p.missing_key() for p in state.providers.values()):
+        if state.missing_keys(state.estimate([(c, r) for _, c, r in work])):
+            # the controller stops the run with this error once collection is reported;
+            # calling the models whose keys are set meanwhile would break "none made"
+            return
+    worker = int(str(workerinput.get("workerid", "gw0"))[2:] or 0)
+    state.claim_share(work, worker)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
+    """Make every call known at collection, concurrently: before the items run, or under
+    xdist while they run (each worker then waits, after its items, for the rest of its
+    share, which the other workers' items may need)."""
+    share = _prefetch(session)
+    try:
+        outcome = yield
+    except BaseException:
+        if share is not None:
+            share.cancel()
+        raise
+    if share is not None:
+        share.finish()
+    return outcome
+
+
+def _prefetch(session: pytest.Session) -> Share | None:
+    """Make the calls known at collection; an xdist worker starts its share of them in
+    the background and returns it."""
+    found = _work(session)
+    if found is None:
+        return None
+    state, work = found
+    from .progress import publisher, terminal_writer
+
+    workerinput = _worker_input(session.config)
     if workerinput is not None:
-        if any(p.missing_key() for p in state.providers.values()):
-            missing = state.missing_keys(state.estimate([(c, r) for _, c, r in work]))
-            if missing:
-                # the controller stops the run with this error once collection is reported;
-                # calling the models whose keys are set meanwhile would break "none made"
-                return
-        # the controller shows the workers' summed progress (see WorkerProgress)
-        write = publisher(state.runner.cache, workerinput["workerid"], state.runner.progress)
-    else:
-        estimate = state.estimate([(c, r) for _, c, r in work])
-        missing = state.missing_keys(estimate)
-        if missing:
-            raise pytest.UsageError(missing)
-        if tr is not None:
-            if estimate.calls:
-                tr.write_line(estimate.line())
-            write = terminal_writer(tr)
-    worker = int(str(workerinput.get("workerid", "gw0"))[2:] or 0) if workerinput else 0
-    state.prefetch(work, write, worker)
+        share = state.share
+        if share is not None:  # claimed at collection (none when keys are missing)
+            # the controller shows the workers' summed progress (see WorkerProgress)
+            progress = state.runner.progress
+            share.start(publisher(state.runner.cache, workerinput["workerid"], progress))
+        return share
+    estimate = state.estimate([(c, r) for _, c, r in work])
+    missing = state.missing_keys(estimate)
+    if missing:
+        raise pytest.UsageError(missing)
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None and estimate.calls:
+        tr.write_line(estimate.line())
+    state.prefetch(work, terminal_writer(tr) if tr is not None else None)
+    return None
 
 
 def pytest_report_teststatus(

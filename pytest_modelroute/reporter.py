@@ -183,7 +183,10 @@ class ModelRouteReporter:
 
     # -- collecting ------------------------------------------------------------------------
 
+    @pytest.hookimpl(tryfirst=True)  # before the terminal reporter writes the outcome
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.progress is not None and (report.when == "call" or not report.passed):
+            self.progress.stop()  # pytest's own output (its first letter) takes over
         if report.skipped:  # a skip is an outcome: the item is not missing
             self.skipped.add(report.nodeid)
         if report.when != "call":
@@ -231,8 +234,11 @@ class ModelRouteReporter:
 
     @pytest.hookimpl(tryfirst=True)  # before the terminal reporter writes the item's name
     def pytest_runtest_logstart(self) -> None:
-        """The first item started: pytest's own output takes over the terminal."""
-        if self.progress is not None:
+        """The first item started: with -v, pytest's own output takes over the terminal
+        (without, at the first outcome: a worker's items wait for their calls, and the
+        progress line shows them until then)."""
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if self.progress is not None and (tr is None or tr.showlongtestinfo or tr.showfspath):
             self.progress.stop()
 
     @pytest.hookimpl(optionalhook=True)

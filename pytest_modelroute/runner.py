@@ -10,6 +10,7 @@ retries, and stored the moment it arrives, so an interrupted run keeps what it p
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import contextvars
 import dataclasses
@@ -122,6 +123,8 @@ class Runner:
         self._output_stats: dict[tuple[str, str, str], tuple[int, int]] = {}
         self._keys: dict[Request, str] = {}
         self._inflight: dict[str, asyncio.Future[CallRecord]] = {}
+        #: xdist: the claims of calls this process answered (released at close)
+        self._answered_claims: list[str] = []
         #: per model: when its calls may start (see ratelimit.Throttle)
         self._throttles: dict[str, Throttle] = {}
         self._adaptive = rate_limit == "adapt"
@@ -162,12 +165,16 @@ class Runner:
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the runner's loop and wait for it (Ctrl-C cancels it)."""
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        future = self.start(coro)
         try:
             return future.result()
         except BaseException:
             future.cancel()
             raise
+
+    def start(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Start ``coro`` on the runner's loop; its future (cancelling it cancels ``coro``)."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     def close(self) -> None:
         async def _close() -> None:
@@ -191,6 +198,8 @@ class Runner:
             self._loop.close()
         if self._output_stats:
             self.cache.add_output_stats(self._output_stats)
+        if self._answered_claims:
+            self.cache.release_many(self._answered_claims)
         self.cache.close()
 
     # -- calls -------------------------------------------------------------------------
@@ -452,24 +461,34 @@ class Runner:
                     sent = False
                     return hit
                 if self.cache.claim(key, ttl):
+                    record = None
                     try:
-                        return await self._call_provider(key, request, provider, ticket)
+                        record = await self._call_provider(key, request, provider, ticket)
+                        return record
                     finally:
-                        self.cache.release(key)
+                        if record is not None and record.error is None:
+                            # the answer is in the cache, where a waiting worker looks
+                            # first: its claim is released at close, with the others
+                            self._answered_claims.append(key)
+                        else:
+                            self.cache.release(key)
                 sent = False
             finally:
                 throttle.release(ticket, sent=sent)
-            # Another worker holds the claim: wait for its answer (or for the claim to lapse).
+            # Another worker holds the claim: wait for its answer or error (or for the claim
+            # to lapse: then try again).
             poll = _POLL_S
-            while self.cache.claimed(key):
+            while True:
+                hit = self._from_cache(key, request)
+                if hit is not None:
+                    return hit
+                shared_error = self.cache.get_error(key)
+                if shared_error is not None:
+                    return self._error(key, request, shared_error)
+                if not self.cache.claimed(key):
+                    break
                 await asyncio.sleep(poll)
                 poll = min(poll * 1.5, _MAX_POLL_S)
-            hit = self._from_cache(key, request)
-            if hit is not None:
-                return hit
-            shared_error = self.cache.get_error(key)
-            if shared_error is not None:
-                return self._error(key, request, shared_error)
 
     def spent(self) -> float:
         """What this run has spent (across workers when they share the cache)."""
@@ -681,9 +700,14 @@ class Runner:
             return max(16, 4 * self.concurrency_for(lane))
         return 64
 
-    async def gather(self, jobs: list[tuple[str, Callable[[], Awaitable[T]]]]) -> list[T]:
+    async def gather(
+        self,
+        jobs: list[tuple[str, Callable[[], Awaitable[T]]]],
+        settle: Callable[[int, T], Awaitable[None]] | None = None,
+    ) -> list[T]:
         """Run ``(lane, job)`` pairs concurrently (the per-model semaphores bound the
-        calls); results in the order of ``jobs``.
+        calls); results in the order of ``jobs``. ``settle(i, result)``, when given, is
+        awaited for each job once the progress line has counted it.
 
         Each lane (the model a job calls first) has a fixed set of workers taking its jobs
         in order, rather than a task per job: a job answered from memory never suspends,
@@ -717,6 +741,8 @@ class Runner:
                             _JOB.reset(token)
                         self.progress.done += 1
                         self.progress.tick()
+                    if settle is not None:
+                        await settle(i, results[i])
             finally:
                 self._active -= 1
 

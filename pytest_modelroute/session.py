@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ from .records import CallRecord, CaseResult, Request
 from .routes import ConsensusRoute, Route, SingleRoute, build_route
 from .runner import Runner
 from .shard.spec import ShardSpec
+from .workers import Share, split
 from .yamlio import format_loc
 
 if TYPE_CHECKING:
@@ -164,6 +163,8 @@ class RunState:
     batched: frozenset[str] = frozenset()
     _runner: Runner | None = None
     _env: Env | None = None
+    #: xdist: this worker's share of the work (see ``workers.share``)
+    share: Share | None = None
     _case_files: set[Path] | None = None
 
     @classmethod
@@ -646,67 +647,44 @@ class RunState:
         )
 
     def prefetch(
-        self,
-        work: Sequence[tuple[str, Case, Route]],
-        write: Callable[[str, bool], None] | None,
-        worker: int = 0,
+        self, work: Sequence[tuple[str, Case, Route]], write: Callable[[str, bool], None] | None
     ) -> None:
-        """Evaluate every (nodeid, case, route) concurrently before the items run.
-
-        xdist workers split the work (worker ``i`` of ``n`` takes every ``n``-th item in
-        node id order) and share results through the cache, whichever worker runs an item.
-        """
+        """One process: evaluate every (nodeid, case, route) concurrently before the items
+        run. (xdist workers evaluate their shares while the items run: see ``share``.)"""
         runner = self.runner
         runner.progress.write = write
-        if self.workers > 1:
-            ordered = sorted(work, key=lambda w: w[0])
-            work = ordered[worker % self.workers :: self.workers]
 
         def job(nodeid: str, case: Case, route: Route) -> Callable[[], Any]:
             async def run() -> None:
-                await self._evaluate(nodeid, case, route)
+                self.results[nodeid] = await evaluate(case, route, self.env, nodeid)
 
             return run
 
         # a job's lane: the model it calls first (a judge panel for calibration routes)
         runner.run(runner.gather([(r.models[0], job(n, c, r)) for n, c, r in work]))
 
-    async def _evaluate(self, nodeid: str, case: Case, route: Route) -> CaseResult | None:
-        """Evaluate one item, sharing the result with the other workers when there are any."""
-        if self.workers == 1:
-            self.results[nodeid] = await evaluate(case, route, self.env, nodeid)
-            return self.results[nodeid]
-        cache = self.runner.cache
-        item = f"item:{nodeid}"
-        if cache.get_result(nodeid) is not None or not cache.claim(item, ttl=24 * 3600):
-            return None  # done, or being done, by another worker
-        try:
-            result = await evaluate(case, route, self.env, nodeid)
-            self.results[nodeid] = result
-            await asyncio.to_thread(cache.put_result, nodeid, result.to_dict())
-            return result
-        finally:
-            cache.release(item)
+    def claim_share(self, work: Sequence[tuple[str, Case, Route]], worker: int) -> Share:
+        """xdist worker ``worker``: claim its share of ``work``, to be evaluated in the
+        background while the items run (see ``workers.share``)."""
+        share = self._sharing()
+        share.claim(split(work, worker, self.workers))
+        return share
+
+    def _sharing(self) -> Share:
+        if self.share is None:
+
+            def evaluate_item(nodeid: str, case: Case, route: Route) -> Any:
+                return evaluate(case, route, self.env, nodeid)
+
+            self.share = Share(self.runner, evaluate_item, self.results)
+        return self.share
 
     def result_for(self, nodeid: str, case: Case, route: Route) -> CaseResult:
         """The item's result: evaluated here, by another worker, or now."""
         if nodeid in self.results:
             return self.results[nodeid]
         if self.workers > 1:
-            cache = self.runner.cache
-            poll = 0.01
-            while True:
-                shared = cache.get_result(nodeid)
-                if shared is not None:
-                    self.results[nodeid] = CaseResult.from_dict(shared)
-                    break
-                if not cache.claimed(f"item:{nodeid}"):
-                    found = self.runner.run(self._evaluate(nodeid, case, route))
-                    if found is not None:
-                        break
-                time.sleep(poll)
-                poll = min(poll * 1.5, 0.25)
-            return self.results[nodeid]
+            return self._sharing().result(nodeid, case, route)
         self.results[nodeid] = self.runner.run(evaluate(case, route, self.env, nodeid))
         return self.results[nodeid]
 

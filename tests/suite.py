@@ -53,6 +53,19 @@ def classification(n: int) -> str:
     return CLASSIFICATION + "\n".join(lines[: n - 4]) + ("\n" if n > 4 else "")
 
 
+def echo_cases(n: int, check: str) -> str:
+    """An ``echo`` task of ``n`` cases (ids c000, c001...) prompting ``number {i}``, scored
+    by the regex ``check`` (as written in YAML)."""
+    rows = "".join(f"      - {{id: c{i:03d}, vars: {{n: {i}}}}}\n" for i in range(n))
+    return f"""
+    task: echo
+    complexity: low
+    prompt: "number {{{{ n }}}}"
+    checks: [{{type: regex, value: {check}}}]
+    cases:
+{rows}"""
+
+
 #: Every report of a run, written under out/.
 OUTPUT_ARGS = [
     "--model-route-json",

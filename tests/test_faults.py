@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from suite import default_sigint, run_json, write
+from suite import default_sigint, echo_cases, run_json, write
 from wire_server import Fault, WireServer, WireUsage
 
 KEY = "sk-fault-test-1234"
@@ -32,14 +32,7 @@ def config(
 
 
 def cases(n: int = N_CASES) -> str:
-    rows = "".join(f"      - {{id: c{i:03d}, vars: {{n: {i}}}}}\n" for i in range(n))
-    return f"""
-    task: echo
-    complexity: low
-    prompt: "number {{{{ n }}}}"
-    checks: [{{type: regex, value: "number (1|2|3)\\\\d*$"}}]
-    cases:
-{rows}"""
+    return echo_cases(n, r'"number (1|2|3)\\d*$"')
 
 
 @pytest.fixture
@@ -106,44 +99,60 @@ def test_a_hanging_server_times_out_errors_the_gate_and_caches_nothing(
     assert len(replay_errors) == 1 and "not in the cache" in replay_errors[0]
 
 
-def _run_and_kill(path: Path, server: WireServer, sig: int, after: int) -> None:
+def _run_and_kill(path: Path, server: WireServer, sig: int, after: int, *args: str) -> bool:
+    """Run the suite, and send ``sig`` once ``after`` calls were answered: to the run's
+    process group when it has xdist workers (as Ctrl-C on a terminal reaches them all).
+    Whether the run stopped within 30 s (else it is killed)."""
     env = dict(os.environ, OPENAI_API_KEY=KEY)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--model-route", "-p", "no:cacheprovider", "-q"],
+        [sys.executable, "-m", "pytest", "--model-route", "-p", "no:cacheprovider", "-q", *args],
         cwd=path,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         preexec_fn=default_sigint,
+        start_new_session=bool(args),
     )
     deadline = time.monotonic() + 60
     while sum(server.answered_per_model.values()) < after:
         assert time.monotonic() < deadline, "the run never got going"
         assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
         time.sleep(0.02)
-    proc.send_signal(sig)
+    if args:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+        return False
+    return True
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
+@pytest.mark.parametrize(
+    ("sig", "workers"),
+    [(signal.SIGINT, ()), (signal.SIGKILL, ()), (signal.SIGINT, ("-n", "2"))],
+    ids=["sigint", "sigkill", "sigint-n2"],
+)
 @pytest.mark.usefixtures("keyed")
-def test_killed_run_keeps_every_paid_response(pytester: pytest.Pytester, sig: int) -> None:
+def test_killed_run_keeps_every_paid_response(
+    pytester: pytest.Pytester, sig: int, workers: tuple[str, ...]
+) -> None:
     # the server answers half the calls and holds the rest unanswered: the kill lands
-    # among the calls however loaded the machine is
+    # among the calls however loaded the machine is (under xdist, while items run)
     with WireServer(latency_s=0.05) as server:
         write(
             pytester.path,
             {"modelroute.yaml": config(server, concurrency=2), "cases/echo.yaml": cases()},
         )
         server.hold_after = N_CASES // 2
-        _run_and_kill(pytester.path, server, sig, after=N_CASES // 2)
+        stopped = _run_and_kill(pytester.path, server, sig, N_CASES // 2, *workers)
         answered = sum(server.answered_per_model.values())
         server.drop_held()  # the requests in flight at the kill never get an answer
         assert answered == N_CASES // 2
+        assert stopped, "the run went on after the signal"
         server.reset()
         result, doc = run_json(pytester, "--model-route")
         paid_again = {r.body["messages"][-1]["content"] for r in server.requests}
@@ -152,7 +161,7 @@ def test_killed_run_keeps_every_paid_response(pytester: pytest.Pytester, sig: in
     # the re-run paid only for what had not been answered: the answers received before
     # the kill were cached (under SIGKILL, an answer on its way in may be lost and paid
     # again: at most one per lane)
-    slack = 0 if sig == signal.SIGINT else 2
+    slack = 0 if sig == signal.SIGINT and not workers else 2
     assert N_CASES - answered <= len(paid_again) <= N_CASES - answered + slack
     assert doc["spend"]["api_calls"] == len(paid_again)
     assert doc["spend"]["cache_hits"] == N_CASES - len(paid_again)

@@ -6,13 +6,15 @@ import dataclasses
 import datetime as dt
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..analysis import Aggregate
-from ..gate import TaskVerdict
 from ..records import NOT_CALLED, CallRecord, CaseResult, CheckOutcome, Usage
 from ..snapshot import excerpt
 from .flips import REASON_CHARS
+
+if TYPE_CHECKING:
+    from ..gate import TaskVerdict  # numpy and scipy: not for an xdist worker's options
 
 SCHEMA = "modelroute/results@1"
 

@@ -1,0 +1,148 @@
+"""An xdist worker's share of the run, evaluated while the items run.
+
+Worker ``i`` of ``n`` evaluates every ``n``-th YAML case item in collection order (the
+order in which xdist hands items out), claimed in the shared cache in one transaction,
+on the runner's event loop in the background; its items meanwhile run, each waiting for
+its own result: from this worker's background work, or from the other worker through
+the cache. An item nobody has claimed (its worker died, or has not started yet) is
+evaluated by the worker that runs it. Calls are claimed one by one as before (see
+``Runner``), so however the items fall, no call is made twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
+
+from ..records import CaseResult
+
+if TYPE_CHECKING:
+    from ..cases import Case
+    from ..progress import Write
+    from ..routes import Route
+    from ..runner import Runner
+
+W = TypeVar("W")
+
+#: evaluates one item: (node id, case, route) -> its result
+Evaluate = Callable[[str, "Case", "Route"], Awaitable[CaseResult]]
+
+#: an item claim lasts the run (a dead worker's claims are dropped, see ResponseCache)
+ITEM_TTL_S = 24 * 3600
+_POLL_S = 0.01
+_MAX_POLL_S = 0.1
+
+
+def split(work: Sequence[W], worker: int, workers: int) -> list[W]:
+    """Worker ``worker``'s share of ``work`` (in collection order): every ``workers``-th
+    item, so that each worker's share runs through the collection at the same pace."""
+    return list(work[worker % workers :: workers])
+
+
+def _claim(nodeid: str) -> str:
+    return f"item:{nodeid}"
+
+
+class Share:
+    """This worker's share of the items, evaluated in the background, and the way to
+    every item's result."""
+
+    def __init__(self, runner: Runner, evaluate: Evaluate, results: dict[str, CaseResult]) -> None:
+        self.runner = runner
+        self.cache = runner.cache
+        self._evaluate = evaluate
+        #: node id -> result, of the items run (or evaluated) in this process
+        self.results = results
+        self._work: list[tuple[str, Case, Route]] = []
+        self._owned: dict[str, concurrent.futures.Future[CaseResult]] = {}
+        self._background: concurrent.futures.Future[None] | None = None
+
+    def claim(self, work: Sequence[tuple[str, Case, Route]]) -> None:
+        """Claim ``work`` (this worker's share) in one transaction, before any item runs
+        on any worker; items another worker holds are its business."""
+        claimed = self.cache.claim_many([_claim(n) for n, _, _ in work], ITEM_TTL_S)
+        self._work = [w for w, ok in zip(work, claimed, strict=True) if ok]
+        self._owned = {nodeid: concurrent.futures.Future() for nodeid, _, _ in self._work}
+
+    def start(self, write: Write | None) -> None:
+        """Evaluate the claimed work on the runner's loop (``write``: its progress
+        line); returns at once."""
+        self.runner.progress.write = write
+        self._background = self.runner.start(self._run(self._work))
+
+    async def _run(self, work: list[tuple[str, Case, Route]]) -> None:
+        def job(nodeid: str, case: Case, route: Route) -> Callable[[], Awaitable[CaseResult]]:
+            return lambda: self._evaluate(nodeid, case, route)
+
+        async def settle(i: int, result: CaseResult) -> None:
+            # after the progress line counted it: an item's result never runs ahead of
+            # the figures the controller shows
+            nodeid = work[i][0]
+            # its claim goes with it: a worker that dies later holds none of its results
+            await asyncio.to_thread(self.cache.put_result, nodeid, result.to_dict(), _claim(nodeid))
+            self._owned[nodeid].set_result(result)
+
+        try:
+            # a job's lane: the model it calls first (a judge panel for calibration routes)
+            await self.runner.gather([(r.models[0], job(n, c, r)) for n, c, r in work], settle)
+        except BaseException as exc:
+            for owned in self._owned.values():
+                if not owned.done():
+                    owned.set_exception(exc)
+            raise
+        finally:  # the claims of the items left undone (an error, Ctrl-C)
+            owned = [(n, self._owned[n]) for n, _, _ in work]
+            undone = [n for n, f in owned if not f.done() or f.exception() is not None]
+            self.cache.release_many([_claim(n) for n in undone])
+
+    def result(self, nodeid: str, case: Case, route: Route) -> CaseResult:
+        """The item's result: from this worker's share, another worker's, or evaluated now."""
+        owned = self._owned.get(nodeid)
+        if owned is not None:
+            result = owned.result()
+        else:
+            result = self._elsewhere(nodeid, case, route)
+        self.results[nodeid] = result
+        return result
+
+    def _elsewhere(self, nodeid: str, case: Case, route: Route) -> CaseResult:
+        poll = _POLL_S
+        while True:
+            shared = self.cache.get_result(nodeid)
+            if shared is not None:
+                return CaseResult.from_dict(shared)
+            if not self.cache.claimed(_claim(nodeid)):
+                found = self.runner.run(self._take(nodeid, case, route))
+                if found is not None:
+                    return found
+            time.sleep(poll)
+            poll = min(poll * 1.5, _MAX_POLL_S)
+
+    async def _take(self, nodeid: str, case: Case, route: Route) -> CaseResult | None:
+        """Evaluate an item nobody holds, unless another worker claims it first."""
+        item = _claim(nodeid)
+        if self.cache.get_result(nodeid) is not None or not self.cache.claim(item, ITEM_TTL_S):
+            return None
+        try:
+            result = await self._evaluate(nodeid, case, route)
+            await asyncio.to_thread(self.cache.put_result, nodeid, result.to_dict())
+        finally:
+            self.cache.release(item)
+        progress = self.runner.progress
+        progress.done += 1
+        progress.tick(force=True)
+        return result
+
+    def finish(self) -> None:
+        """After this worker's items: wait for the rest of its share (other workers' items
+        may wait for it); its error, if it failed."""
+        if self._background is not None:
+            self._background.result()
+
+    def cancel(self) -> None:
+        """The run stops (Ctrl-C): calls in flight are abandoned, answers kept."""
+        if self._background is not None:
+            self._background.cancel()
