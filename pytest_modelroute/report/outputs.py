@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..errors import ModelRouteError
 from ..schema_errors import validation_error
 from ..yamlio import SourceMap, load_json
+from .document import SCHEMA
 
 #: renders a document as text, whole or in chunks
 Renderer = Callable[[dict[str, Any]], str | Iterator[str]]
@@ -135,8 +136,6 @@ class _Document(_Open):
 
 def load_results(path: Path) -> dict[str, Any]:
     """A saved results document, checked enough that every renderer can read it."""
-    from .document import SCHEMA  # here: its module loads the statistics, which workers skip
-
     data = load_json(path, "results file")
     if not isinstance(data, dict):
         raise ModelRouteError(
