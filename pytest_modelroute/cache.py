@@ -170,6 +170,14 @@ class ResponseCache:
         value = self._cache.get(f"error:{self.run_id}:{key}")
         return value if isinstance(value, str) else None
 
+    def hand_over(self) -> None:
+        """xdist controller: its early calls are over; the workers may call (see
+        ``workers.early``)."""
+        self._cache.set(f"handover:{self.run_id}", 1, expire=24 * 3600)
+
+    def handed_over(self) -> bool:
+        return self._cache.get(f"handover:{self.run_id}") is not None
+
     def put_progress(self, worker: str, snapshot: dict[str, Any]) -> None:
         """An xdist worker's progress figures, for the controller's progress line."""
         try:

@@ -39,7 +39,7 @@ from .records import CaseResult
 from .report import lead, terminal
 from .report.document import build_document, spend_json
 from .report.outputs import write_outputs
-from .session import RunState
+from .session import Estimate, RunState
 from .shard.record import file_name, shard_block, shard_lines, suite_files
 from .snapshot import (
     Snapshot,
@@ -50,6 +50,7 @@ from .snapshot import (
     write_snapshot,
 )
 from .stash import WORKER_KEY
+from .workers.early import PROGRESS_ID
 
 if TYPE_CHECKING:
     from .shard.merge import Merge
@@ -169,6 +170,8 @@ class ModelRouteReporter:
         self.progress: WorkerProgress | None = None
         self.progress_total = 0
         self.collected_workers: list[str] = []
+        #: xdist: the controller started the calls, with this estimate (see estimated_early)
+        self.early: Estimate | None = None
         self.interrupted = False
         #: --model-route-merge: the shards whose results this run decides on
         self.merged: Merge | None = None
@@ -207,11 +210,14 @@ class ModelRouteReporter:
             return
         if not self.estimated:
             self.estimated = True
-            try:
-                work = self.state.work_from_ids(ids, self.config.rootpath)
-            except Exception:  # a broken case file is reported by the workers' collection
-                work = []
-            estimate = self.state.estimate(work) if work else None
+            estimate = self.early
+            if estimate is None:
+                try:
+                    work = self.state.work_from_ids(ids, self.config.rootpath)
+                except Exception:  # a broken case file is reported by the workers' collection
+                    work = []
+                estimate = self.state.estimate(work) if work else None
+                self.progress_total = len(work)
             missing = self.state.missing_keys(estimate) if estimate else None
             if missing:
                 raise pytest.UsageError(missing)
@@ -222,15 +228,22 @@ class ModelRouteReporter:
                     tr.write_line("")
                 else:
                     tr.write_line(line)
-            self.progress_total = len(work)
         workers = sum(n for n, _ in xdist_specs(self.config))
         if self.progress_total and len(self.collected_workers) == workers:
             self.progress = WorkerProgress(
                 self.state.runner.cache,
                 terminal_writer(tr),
                 self.progress_total,
-                self.collected_workers,
+                [*self.collected_workers, *([PROGRESS_ID] if self.early else [])],
+                exact_total=self.early is not None,
             )
+
+    def estimated_early(self, estimate: Estimate, items: int) -> None:
+        """xdist: the controller started the calls itself (see ``workers.early``), its
+        estimate made from the items it foresaw: printed when the first worker has
+        collected, as when the workers' items are estimated."""
+        self.early = estimate
+        self.progress_total = items
 
     @pytest.hookimpl(tryfirst=True)  # before the terminal reporter writes the item's name
     def pytest_runtest_logstart(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,7 @@ from .yamlio import format_loc
 
 if TYPE_CHECKING:
     from .gate import GateRules
+    from .workers.early import EarlyStart
 
 #: Before a model has answered in this cache, the estimate assumes answers of this many
 #: output tokens (a short answer with a sentence of explanation) and judge verdicts of
@@ -165,6 +166,11 @@ class RunState:
     _env: Env | None = None
     #: xdist: this worker's share of the work (see ``workers.share``)
     share: Share | None = None
+    #: xdist controller: it starts the calls while the workers start (``workers.early``);
+    #: worker: it makes none before the controller hands over
+    early: bool = False
+    hold: bool = False
+    early_start: EarlyStart | None = None
     _case_files: set[Path] | None = None
 
     @classmethod
@@ -424,7 +430,10 @@ class RunState:
                 batch=self.batched,
                 batch_poll_s=self.settings.batch_poll,
                 rate_limit=self.settings.rate_limit,
+                shared=self.early,
             )
+            if self.hold:
+                self._runner.hold()
         return self._runner
 
     @property
@@ -672,12 +681,22 @@ class RunState:
 
     def _sharing(self) -> Share:
         if self.share is None:
-
-            def evaluate_item(nodeid: str, case: Case, route: Route) -> Any:
-                return evaluate(case, route, self.env, nodeid)
-
-            self.share = Share(self.runner, evaluate_item, self.results)
+            self.share = Share(self.runner, self.evaluate_item, self.results)
         return self.share
+
+    def evaluate_item(self, nodeid: str, case: Case, route: Route) -> Awaitable[CaseResult]:
+        """Evaluate one item on the runner's loop (a coroutine)."""
+        return evaluate(case, route, self.env, nodeid)
+
+    def start_early(self, work: Sequence[tuple[str, Case, Route]], write: Any) -> EarlyStart:
+        """xdist controller: evaluate ``work`` (the items the workers will collect) while
+        the workers start, until they hold the rest (see ``workers.early``)."""
+        from .workers.early import EarlyStart
+
+        self.runner.shared = True
+        self.early_start = EarlyStart(self, work, self.evaluate_item)
+        self.early_start.start(write)
+        return self.early_start
 
     def result_for(self, nodeid: str, case: Case, route: Route) -> CaseResult:
         """The item's result: evaluated here, by another worker, or now."""

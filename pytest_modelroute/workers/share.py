@@ -42,7 +42,8 @@ def split(work: Sequence[W], worker: int, workers: int) -> list[W]:
     return list(work[worker % workers :: workers])
 
 
-def _claim(nodeid: str) -> str:
+def item_claim(nodeid: str) -> str:
+    """The claim of an item: held by the process that evaluates it."""
     return f"item:{nodeid}"
 
 
@@ -63,7 +64,7 @@ class Share:
     def claim(self, work: Sequence[tuple[str, Case, Route]]) -> None:
         """Claim ``work`` (this worker's share) in one transaction, before any item runs
         on any worker; items another worker holds are its business."""
-        claimed = self.cache.claim_many([_claim(n) for n, _, _ in work], ITEM_TTL_S)
+        claimed = self.cache.claim_many([item_claim(n) for n, _, _ in work], ITEM_TTL_S)
         self._work = [w for w, ok in zip(work, claimed, strict=True) if ok]
         self._owned = {nodeid: concurrent.futures.Future() for nodeid, _, _ in self._work}
 
@@ -82,7 +83,9 @@ class Share:
             # the figures the controller shows
             nodeid = work[i][0]
             # its claim goes with it: a worker that dies later holds none of its results
-            await asyncio.to_thread(self.cache.put_result, nodeid, result.to_dict(), _claim(nodeid))
+            await asyncio.to_thread(
+                self.cache.put_result, nodeid, result.to_dict(), item_claim(nodeid)
+            )
             self._owned[nodeid].set_result(result)
 
         try:
@@ -96,7 +99,7 @@ class Share:
         finally:  # the claims of the items left undone (an error, Ctrl-C)
             owned = [(n, self._owned[n]) for n, _, _ in work]
             undone = [n for n, f in owned if not f.done() or f.exception() is not None]
-            self.cache.release_many([_claim(n) for n in undone])
+            self.cache.release_many([item_claim(n) for n in undone])
 
     def result(self, nodeid: str, case: Case, route: Route) -> CaseResult:
         """The item's result: from this worker's share, another worker's, or evaluated now."""
@@ -114,7 +117,7 @@ class Share:
             shared = self.cache.get_result(nodeid)
             if shared is not None:
                 return CaseResult.from_dict(shared)
-            if not self.cache.claimed(_claim(nodeid)):
+            if not self.cache.claimed(item_claim(nodeid)):
                 found = self.runner.run(self._take(nodeid, case, route))
                 if found is not None:
                     return found
@@ -123,7 +126,7 @@ class Share:
 
     async def _take(self, nodeid: str, case: Case, route: Route) -> CaseResult | None:
         """Evaluate an item nobody holds, unless another worker claims it first."""
-        item = _claim(nodeid)
+        item = item_claim(nodeid)
         if self.cache.get_result(nodeid) is not None or not self.cache.claim(item, ITEM_TTL_S):
             return None
         try:
