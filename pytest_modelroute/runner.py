@@ -432,7 +432,10 @@ class Runner:
             alone = self._first_alone[request.model] = asyncio.Event()
         elif alone is not None:
             await alone.wait()
-        if self._held is not None:
+        if self._held is not None and not self._held.done():
+            # the client (the SDK's import) gets ready meanwhile
+            waiting = asyncio.ensure_future(provider.prepare())
+            waiting.add_done_callback(lambda f: f.cancelled() or f.exception())
             await asyncio.shield(self._held)
         try:
             return await self._call_once(key, request, provider, throttle)

@@ -174,6 +174,10 @@ class EarlyStart:
         self._evaluate = evaluate
         self._claimed: set[str] = set()
         self._done: set[str] = set()
+        #: every worker has collected, so claimed its share: the items not started here
+        #: are theirs (and the controller's concurrency is theirs as soon as it drains)
+        self._over = False
+        self._collected = 0
         self._future: concurrent.futures.Future[None] | None = None
 
     def start(self, write: Write | None) -> None:
@@ -185,7 +189,7 @@ class EarlyStart:
 
         def job(nodeid: str, case: Case, route: Route) -> Callable[[], Any]:
             async def run() -> CaseResult | None:
-                if not self.cache.claim(item_claim(nodeid), ITEM_TTL_S):
+                if self._over or not self.cache.claim(item_claim(nodeid), ITEM_TTL_S):
                     progress.total -= 1  # a worker's: not counted here
                     progress.done -= 1
                     return None
@@ -212,9 +216,13 @@ class EarlyStart:
             finally:
                 self.cache.hand_over()
 
-    def check(self, ids: Sequence[str]) -> None:
-        """A worker's collection (node ids): had the controller foreseen an item it did
-        not collect, no more items start here, and the run's notes say so."""
+    def check(self, ids: Sequence[str], workers: int) -> None:
+        """A worker's collection (node ids), one of ``workers``: once all have collected,
+        no more items start here; and at once, with a note in the run's summary, if it
+        did not collect an item the controller foresaw."""
+        self._collected += 1
+        if self._collected >= workers:
+            self._over = True  # read by the loop's thread: a plain flag is enough
         collected = set(ids)
         unforeseen = [n for n, _, _ in self.work if n not in collected]
         if unforeseen and self._future is not None and not self._future.done():
