@@ -1077,6 +1077,11 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         f"modelroute: {s.mode} mode, config {state.config.path}, cache {s.cache_mode} "
         f"({s.cache_dir})" + (f", {s.shard.words}" if s.shard is not None else "")
     ]
+    if state.early_start is not None:
+        lines.append(
+            f"modelroute: xdist: the controller starts the calls of "
+            f"{len(state.early_start.work)} items while the workers start"
+        )
     if state.batched:
         lines.append(f"modelroute: batch APIs for {', '.join(sorted(state.batched))}")
     elif s.batch:
