@@ -696,11 +696,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     work = early_work(session, state)
     if not work:  # a broken case file: the workers' collection reports it
         return
-    estimate = None
     if any(p.missing_key() for p in state.providers.values()):
         # none made: the error a single-process run gives, before any call
-        estimate = state.estimate([(c, r) for _, c, r in work])
-        missing = state.missing_keys(estimate)
+        missing = state.missing_keys(state.estimate([(c, r) for _, c, r in work]))
         if missing:
             raise pytest.UsageError(missing)
     state.early = True
@@ -712,11 +710,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # the first calls go out before the workers start: their start-up needs the CPU too
     models = {m for _, _, r in work for m in r.models if m in runner.providers}
     runner.run(_prepared([runner.providers[m] for m in sorted(models)]))
-    if estimate is None:
-        estimate = state.estimate([(c, r) for _, c, r in work])
-    reporter = session.config.stash.get(reporter_key, None)
-    if reporter is not None:
-        reporter.estimated_early(estimate, len(work))
 
 
 async def _prepared(providers: list[Provider]) -> None:

@@ -39,7 +39,7 @@ from .records import CaseResult
 from .report import lead, terminal
 from .report.document import build_document, spend_json
 from .report.outputs import write_outputs
-from .session import Estimate, RunState
+from .session import RunState
 from .shard.record import file_name, shard_block, shard_lines, suite_files
 from .snapshot import (
     Snapshot,
@@ -170,8 +170,6 @@ class ModelRouteReporter:
         self.progress: WorkerProgress | None = None
         self.progress_total = 0
         self.collected_workers: list[str] = []
-        #: xdist: the controller started the calls, with this estimate (see estimated_early)
-        self.early: Estimate | None = None
         self.interrupted = False
         #: --model-route-merge: the shards whose results this run decides on
         self.merged: Merge | None = None
@@ -210,14 +208,17 @@ class ModelRouteReporter:
             return
         if not self.estimated:
             self.estimated = True
-            estimate = self.early
-            if estimate is None:
+            early = self.state.early_start
+            if early is not None:  # the items it foresaw (and is making the calls of)
+                work = [(c, r) for _, c, r in early.work]
+            else:
                 try:
                     work = self.state.work_from_ids(ids, self.config.rootpath)
                 except Exception:  # a broken case file is reported by the workers' collection
                     work = []
-                estimate = self.state.estimate(work) if work else None
-                self.progress_total = len(work)
+            # the same figures once calls are made: an answer paid in this run is no hit
+            estimate = self.state.estimate(work) if work else None
+            self.progress_total = len(work)
             missing = self.state.missing_keys(estimate) if estimate else None
             if missing:
                 raise pytest.UsageError(missing)
@@ -229,21 +230,15 @@ class ModelRouteReporter:
                 else:
                     tr.write_line(line)
         workers = sum(n for n, _ in xdist_specs(self.config))
+        early = self.state.early_start
         if self.progress_total and len(self.collected_workers) == workers:
             self.progress = WorkerProgress(
                 self.state.runner.cache,
                 terminal_writer(tr),
                 self.progress_total,
-                [*self.collected_workers, *([PROGRESS_ID] if self.early else [])],
-                exact_total=self.early is not None,
+                [*self.collected_workers, *([PROGRESS_ID] if early else [])],
+                exact_total=early is not None,
             )
-
-    def estimated_early(self, estimate: Estimate, items: int) -> None:
-        """xdist: the controller started the calls itself (see ``workers.early``), its
-        estimate made from the items it foresaw: printed when the first worker has
-        collected, as when the workers' items are estimated."""
-        self.early = estimate
-        self.progress_total = items
 
     @pytest.hookimpl(tryfirst=True)  # before the terminal reporter writes the item's name
     def pytest_runtest_logstart(self) -> None:
