@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from _common import plain_suite, run, write_suite
@@ -40,6 +41,9 @@ def main() -> None:
     plain_walls: dict[str, list[float]] = {"0": [], "2": []}
     served: dict[str, set[int]] = {"0": set(), "2": set()}
     paid: dict[str, set[int]] = {"0": set(), "2": set()}
+    #: per run: (wall, seconds to the first answer, to the last answer)
+    spans: dict[str, list[tuple[float, float, float]]] = {"0": [], "2": []}
+    loads: list[float] = []
     with (
         tempfile.TemporaryDirectory(prefix="modelroute-xdist-") as tmp,
         LatencyServer(args.latency) as server,
@@ -53,9 +57,15 @@ def main() -> None:
         for _ in range(args.repeats):
             for workers in ("0", "2"):
                 server.reset()
+                loads.append(os.getloadavg()[0])
+                started = time.time()
                 result = run([*cold, "bench-results.json", "-n", workers], suite, env)
                 walls[workers].append(result["wall"])
                 served[workers].add(server.requests())
+                answered = server.stats()["answered_at"]
+                spans[workers].append(
+                    (result["wall"], min(answered) - started, max(answered) - started)
+                )
                 paid[workers].add(result["doc"]["spend"]["api_calls"])
                 plain_walls[workers].append(run(["-n", workers], plain)["wall"])
     wall0, wall2 = min(walls["0"]), min(walls["2"])
@@ -70,11 +80,18 @@ def main() -> None:
             f"calls the server answered per run {sorted(served[workers])}, paid "
             f"{sorted(paid[workers])}"
         )
+        total, first, last = min(spans[workers])
+        print(
+            f"    where the fastest run's time went: first answer at {first:.2f} s, the calls "
+            f"{last - first:.2f} s ({args.calls / max(last - first, 1e-9):.0f} a second), "
+            f"then {total - last:.2f} s to the end"
+        )
     same = served["0"] == served["2"] == paid["0"] == paid["2"] == {args.calls}
     print(
         f"-n 2 against -n 0: {wall2 / wall0:.2f}x the time (target <= 1.0x); the same "
         f"{args.calls} calls in every run: {same}"
     )
+    print(f"  load average (1 min) at the start of each run: {min(loads):.1f}-{max(loads):.1f}")
     plain0, plain2 = min(plain_walls["0"]), min(plain_walls["2"])
     print(
         f"  xdist's own cost, plain pytest with {args.calls} trivial tests: -n 2 {plain2:.2f} s "

@@ -216,7 +216,7 @@ class Runner:
             poll = _POLL_S
             while not self.cache.handed_over():
                 await asyncio.sleep(poll)
-                poll = min(poll * 1.5, _MAX_POLL_S / 2)
+                poll = min(poll * 1.5, _POLL_S * 2)
 
         return asyncio.ensure_future(wait())
 
@@ -727,10 +727,12 @@ class Runner:
         self,
         jobs: list[tuple[str, Callable[[], Awaitable[T]]]],
         settle: Callable[[int, T], Awaitable[None]] | None = None,
+        width: Callable[[str], int] | None = None,
     ) -> list[T]:
         """Run ``(lane, job)`` pairs concurrently (the per-model semaphores bound the
         calls); results in the order of ``jobs``. ``settle(i, result)``, when given, is
-        awaited for each job once the progress line has counted it.
+        awaited for each job once the progress line has counted it; ``width(lane)``: how
+        many of a lane's jobs run at once (default :meth:`width`).
 
         Each lane (the model a job calls first) has a fixed set of workers taking its jobs
         in order, rather than a task per job: a job answered from memory never suspends,
@@ -771,7 +773,7 @@ class Runner:
 
         for lane, lane_jobs in lanes.items():
             queue = iter(lane_jobs)  # shared by the lane's workers
-            for _ in range(min(len(lane_jobs), self.width(lane))):
+            for _ in range(min(len(lane_jobs), (width or self.width)(lane))):
                 start(queue)
         try:
             i = 0

@@ -206,8 +206,17 @@ class EarlyStart:
                 await asyncio.to_thread(self.cache.put_result, nodeid, result.to_dict())
                 self._done.add(nodeid)
 
+        def width(lane: str) -> int:
+            # few items beyond the calls in flight: each is claimed when it starts, and
+            # the items claimed here that wait for a slot hold up the handover
+            if lane not in self.runner.providers:
+                return self.runner.width(lane)
+            slots = self.runner.concurrency_for(lane)
+            return slots + (slots + 3) // 4
+
+        jobs = [(r.models[0], job(n, c, r)) for n, c, r in self.work]
         try:
-            await self.runner.gather([(r.models[0], job(n, c, r)) for n, c, r in self.work], settle)
+            await self.runner.gather(jobs, settle, width)
         finally:
             # the claims of the items left undone (Ctrl-C, an error), then the workers' turn
             undone = [item_claim(n) for n in self._claimed - self._done]
