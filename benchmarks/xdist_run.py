@@ -7,9 +7,13 @@ Prints, measured in this one run on this machine (each timing the fastest of
 (target: exactly the same number, the suite's calls, under both); and xdist's own cost on
 this machine, plain pytest running as many trivial tests under ``-n 2`` and ``-n 0``.
 
-Under ``-n 2`` each worker takes half of each model's concurrency, so the two together
-keep the same number of calls in flight as one process; what a second worker saves is the
-CPU of the calls and items beyond one core, what it costs is xdist's own start-up.
+Under ``-n 2`` the controller starts the calls at the model's whole concurrency before it
+makes the workers (this suite is YAML cases only: see ``pytest_modelroute/workers/
+early.py``); once both have collected, each worker takes half of the concurrency for the
+items left, so the calls in flight never exceed one process's. What the workers save is
+the items' run after the calls (they run while the calls are made) and the CPU beyond one
+core; what they cost is xdist's own start and end. For the fastest run of each it prints
+when the first and the last answer came and how long the run went on after the last.
 
 Usage: python benchmarks/xdist_run.py [--calls 2000] [--latency 0.2] [--concurrency 16]
        [--repeats 3]

@@ -720,12 +720,17 @@ async def _prepared(providers: list[Provider]) -> None:
 
 def _early_start(session: pytest.Session) -> EarlyStart | None:
     """xdist controller: its early calls (see ``pytest_sessionstart``), to wait for or
-    cancel with the run."""
+    cancel with the run; their estimate is made now, while the workers start (made when
+    the first has collected, it would hold up the others' collection and the handover)."""
     state = session.config.stash.get(state_key, None)
-    return state.early_start if state is not None else None
+    early = state.early_start if state is not None else None
+    reporter = session.config.stash.get(reporter_key, None)
+    if early is not None and reporter is not None:
+        reporter.early_estimate = state.estimate([(c, r) for _, c, r in early.work])
+    return early
 
 
-@pytest.hookimpl(optionalhook=True)
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
 def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
     """xdist controller: the early calls stop at once if a worker did not collect an
     item foreseen (a safety net: see ``workers.early.refusal``)."""
@@ -869,7 +874,8 @@ def _work(session: pytest.Session) -> tuple[RunState, list[tuple[str, Case, Rout
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
     """xdist worker: claim this worker's share of the work before the controller hears
-    of its collection, so before any worker's items run (see ``workers.share``)."""
+    of its collection, so before any worker's items run (see ``workers.share``); or,
+    when the controller started the calls, once it hands over (``workers.early``)."""
     workerinput = _worker_input(session.config)
     found = _work(session) if workerinput is not None else None
     if found is None:

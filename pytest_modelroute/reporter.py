@@ -39,7 +39,7 @@ from .records import CaseResult
 from .report import lead, terminal
 from .report.document import build_document, spend_json
 from .report.outputs import write_outputs
-from .session import RunState
+from .session import Estimate, RunState
 from .shard.record import file_name, shard_block, shard_lines, suite_files
 from .snapshot import (
     Snapshot,
@@ -170,6 +170,8 @@ class ModelRouteReporter:
         self.progress: WorkerProgress | None = None
         self.progress_total = 0
         self.collected_workers: list[str] = []
+        #: xdist: the estimate of the items whose calls the controller started itself
+        self.early_estimate: Estimate | None = None
         self.interrupted = False
         #: --model-route-merge: the shards whose results this run decides on
         self.merged: Merge | None = None
@@ -203,6 +205,7 @@ class ModelRouteReporter:
         the workers' progress once every worker has collected (xdist's own status lines
         come first)."""
         self.collected_workers.append(node.workerinput["workerid"])
+
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
         if tr is None:
             return
@@ -217,7 +220,9 @@ class ModelRouteReporter:
                 except Exception:  # a broken case file is reported by the workers' collection
                     work = []
             # the same figures once calls are made: an answer paid in this run is no hit
-            estimate = self.state.estimate(work) if work else None
+            estimate = self.early_estimate
+            if estimate is None:
+                estimate = self.state.estimate(work) if work else None
             self.progress_total = len(work)
             missing = self.state.missing_keys(estimate) if estimate else None
             if missing:

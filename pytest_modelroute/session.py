@@ -676,7 +676,10 @@ class RunState:
         """xdist worker ``worker``: claim its share of ``work``, to be evaluated in the
         background while the items run (see ``workers.share``)."""
         share = self._sharing()
-        share.claim(split(work, worker, self.workers))
+        if self.hold:  # the controller started the calls: the split waits for its handover
+            share.defer(work, worker, self.workers)
+        else:
+            share.claim(split(work, worker, self.workers))
         return share
 
     def _sharing(self) -> Share:

@@ -87,7 +87,12 @@ def test_controller_calls_are_not_paid_again_by_workers(pytester: pytest.Pyteste
                 "-p", "early_counter", subprocess=True,
             )  # fmt: skip
             asked = Counter((r.model, last_user_text(r.body)) for r in server.requests)
+            peak = server.peak_in_flight
         runs[workers] = result, doc, asked
+        # each model's concurrency (4) holds across the handover: the controller's calls
+        # are over before a worker makes one
+        assert set(peak) == {"fast-1", "big-1"}
+        assert max(peak.values()) <= 4
     (serial, serial_doc, serial_asked), (parallel, parallel_doc, parallel_asked) = runs.values()
     # each of the 24 fast calls and of the escalations reached the server once, as in one
     # process, though the controller made some and the workers the rest

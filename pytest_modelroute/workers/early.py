@@ -223,7 +223,7 @@ class EarlyStart:
             try:
                 self.cache.release_many(undone)
             finally:
-                self.cache.hand_over()
+                self.cache.hand_over(sorted(self._done))
 
     def check(self, ids: Sequence[str], workers: int) -> None:
         """A worker's collection (node ids), one of ``workers``: once all have collected,

@@ -60,6 +60,8 @@ class Share:
         self._work: list[tuple[str, Case, Route]] = []
         self._owned: dict[str, concurrent.futures.Future[CaseResult]] = {}
         self._background: concurrent.futures.Future[None] | None = None
+        #: claimed once the controller hands over: (every item, this worker, workers)
+        self._deferred: tuple[list[tuple[str, Case, Route]], int, int] | None = None
 
     def claim(self, work: Sequence[tuple[str, Case, Route]]) -> None:
         """Claim ``work`` (this worker's share) in one transaction, before any item runs
@@ -68,11 +70,35 @@ class Share:
         self._work = [w for w, ok in zip(work, claimed, strict=True) if ok]
         self._owned = {nodeid: concurrent.futures.Future() for nodeid, _, _ in self._work}
 
+    def defer(self, work: Sequence[tuple[str, Case, Route]], worker: int, workers: int) -> None:
+        """The controller started the calls (see ``early``): this worker claims its share
+        of the items it did not evaluate once it hands over, every worker splitting the
+        same items left, so that the shares are even however long each worker took to
+        collect."""
+        self._deferred = (list(work), worker, workers)
+
     def start(self, write: Write | None) -> None:
         """Evaluate the claimed work on the runner's loop (``write``: its progress
         line); returns at once."""
         self.runner.progress.write = write
-        self._background = self.runner.start(self._run(self._work))
+        if self._deferred is None:
+            self._background = self.runner.start(self._run(self._work))
+        else:
+            self._background = self.runner.start(self._claim_then_run(*self._deferred))
+
+    async def _claim_then_run(
+        self, work: list[tuple[str, Case, Route]], worker: int, workers: int
+    ) -> None:
+        await self.runner.handover()
+        done = await asyncio.to_thread(self.cache.early_done)
+        mine = split([w for w in work if w[0] not in done], worker, workers)
+        claimed = await asyncio.to_thread(
+            self.cache.claim_many, [item_claim(n) for n, _, _ in mine], ITEM_TTL_S
+        )
+        self._work = [w for w, ok in zip(mine, claimed, strict=True) if ok]
+        owned = {nodeid: concurrent.futures.Future() for nodeid, _, _ in self._work}
+        self._owned = owned  # whole: the items' thread reads it meanwhile
+        await self._run(self._work)
 
     async def _run(self, work: list[tuple[str, Case, Route]]) -> None:
         def job(nodeid: str, case: Case, route: Route) -> Callable[[], Awaitable[CaseResult]]:
@@ -117,6 +143,9 @@ class Share:
             shared = self.cache.get_result(nodeid)
             if shared is not None:
                 return CaseResult.from_dict(shared)
+            owned = self._owned.get(nodeid)  # claimed since (a deferred share)
+            if owned is not None:
+                return owned.result()
             if not self.cache.claimed(item_claim(nodeid)):
                 found = self.runner.run(self._take(nodeid, case, route))
                 if found is not None:
