@@ -449,6 +449,8 @@ class RunState:
         return Env(self.config, runner, self.case_root, self.route_accept if bench else {})
 
     def close(self) -> None:
+        if self.early_start is not None:  # a run stopped before its loop (Ctrl-C)
+            self.early_start.cancel()
         if self._runner is not None:
             self._runner.close()
             self._runner = None

@@ -88,7 +88,7 @@ def refusal(session: pytest.Session, state: RunState) -> str | None:
     root = config.rootpath
     starts = []
     for arg in config.args:
-        path = Path(arg)
+        path = config.invocation_params.dir / arg
         if "::" in arg or not path.exists() or path.suffix == ".py" or _ignored(config, path):
             return f"argument {arg}"
         starts.append(path.resolve())
@@ -135,7 +135,7 @@ def early_work(session: pytest.Session, state: RunState) -> list[tuple[str, Case
     from ..cases import load_case_file
 
     config = session.config
-    files = _walk(config, [Path(a).resolve() for a in config.args])
+    files = _walk(config, [(config.invocation_params.dir / a).resolve() for a in config.args])
     if isinstance(files, str):
         return None
     work: list[tuple[str, Case, Route]] = []
