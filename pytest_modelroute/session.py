@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -598,7 +599,11 @@ class RunState:
 
         async def dry() -> None:
             nonlocal stopped
-            for case, route in work:
+            for i, (case, route) in enumerate(work):
+                if i % 50 == 49:
+                    # rarely suspends otherwise: calls in flight on this loop (the xdist
+                    # controller's early ones) are answered meanwhile
+                    await asyncio.sleep(0)
                 if settled(case, route):
                     continue
                 stopped = False
