@@ -100,6 +100,28 @@ def test_grouping_by_field_and_renaming(tmp_path: Path) -> None:
     assert (tmp_path / "s" / "cases" / "code-generation.yaml").exists()
 
 
+def test_rename_takes_pairs_separated_by_commas(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--rename a=x,b=x`` renames (and merges) both, as ``--map`` takes its pairs; it made
+    one task named ``x,b=x``."""
+    from pytest_modelroute.importers.cli import main
+
+    log = write_jsonl(tmp_path / "prod.jsonl", generate(200, task_field=True))
+    field = ("--task-field", "metadata.task", "--per-level", "2", "--offline")
+    code, _, err = run(log, "-o", tmp_path / "s", *field, "--rename", "classify=a,extract=a")
+    assert code == 0, err
+    assert set(cases_of(tmp_path / "s")) == {"a", "summarize", "codegen"}
+    truth = _truth(200)
+    monthly = round((truth["classify"] + truth["extract"]) * DAYS_PER_MONTH / 14)
+    assert _traffic(tmp_path / "s")["a"] == monthly
+    for bad in ("classify=a=b", "classify=a,", "=a"):
+        with pytest.raises(SystemExit) as exc:
+            main([str(log), "-o", str(tmp_path / "s2"), *field, "--rename", bad])
+        assert exc.value.code == 2
+        assert "--rename: expected OLD=NEW (or OLD=NEW,OLD2=NEW2)" in capsys.readouterr().err
+
+
 def test_a_tag_list_names_the_task(tmp_path: Path) -> None:
     records = []
     for i in range(12):

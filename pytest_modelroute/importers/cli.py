@@ -85,7 +85,12 @@ def parser() -> argparse.ArgumentParser:
         help="the share of calls the logs hold (0.1: one call in ten is logged)",
     )
     g.add_argument(
-        "--rename", action="append", default=[], metavar="OLD=NEW", help="rename an inferred task"
+        "--rename",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="rename an inferred task (repeatable, or OLD=NEW,OLD2=NEW2); tasks renamed to "
+        "one name become one task",
     )
     g = p.add_argument_group("privacy")
     g.add_argument(
@@ -154,10 +159,11 @@ def _options(args: argparse.Namespace, p: argparse.ArgumentParser):
         p.error(f"--window: {exc}")
     renames = {}
     for item in args.rename:
-        old, sep, new = item.partition("=")
-        if not sep or not old.strip() or not new.strip():
-            p.error(f"--rename: expected OLD=NEW, got {item!r}")
-        renames[old.strip()] = new.strip()
+        for pair in item.split(","):  # OLD=NEW,OLD2=NEW2 as --map takes its pairs
+            old, sep, new = pair.partition("=")
+            if not sep or not old.strip() or not new.strip() or "=" in new:
+                p.error(f"--rename: expected OLD=NEW (or OLD=NEW,OLD2=NEW2), got {pair!r}")
+            renames[old.strip()] = new.strip()
     hook = None
     if args.redactor:
         try:
