@@ -366,6 +366,19 @@ def test_malformed_lines_are_reported_skipped_or_fatal(tmp_path: Path) -> None:
     assert not (tmp_path / "s2" / "modelroute.yaml").exists()
 
 
+def test_a_line_cut_short_says_so(tmp_path: Path) -> None:
+    """A log truncated mid-write: the line ends inside a string. json blames the newline
+    ("Invalid control character"); the report names the string left open."""
+    whole = json.dumps(openai_record("gpt-4o", "", "Hi there", "hello", START))
+    log = tmp_path / "p.jsonl"
+    log.write_text(f"{whole}\n{whole[:60]}\r\n{whole}\n" + '{"a": "tab\there"}\n')
+    code, _, err = run(log, "-o", tmp_path / "s", "--offline")
+    assert code == 0, err
+    assert f"skipped {log}:2: invalid JSON: Unterminated string starting at column " in err
+    # a control character inside the line is still named as one
+    assert f"skipped {log}:4: invalid JSON: Invalid control character at column 11" in err
+
+
 def test_refuses_to_overwrite_and_explains(tmp_path: Path) -> None:
     log = write_jsonl(tmp_path / "p.jsonl", generate(40))
     assert run(log, "-o", tmp_path / "s", "--offline")[0] == 0
