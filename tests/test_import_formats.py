@@ -449,6 +449,23 @@ def test_task_pattern_names_tasks_from_part_of_a_field(
         assert exc.value.code == 2 and said in capsys.readouterr().err
 
 
+def test_task_values_beyond_the_task_limit_are_said_to_be_other(tmp_path: Path) -> None:
+    """A task field that is really an id makes more tasks than the limit: the calls beyond
+    it go to ``other``, and the summary says why and what to do."""
+    from pytest_modelroute.importers.grouping import MAX_TASKS
+
+    rows = [{"id": f"q{i}", "question": f"Question {i}?", "answer": "yes"} for i in range(310)]
+    log = write_jsonl(tmp_path / "ids.jsonl", rows)
+    mapping = "prompt=question,output=answer,task=id"
+    code, out, err = run(
+        log, "-o", tmp_path / "s", "--offline", "--model", "gpt-4o", "--map", mapping
+    )
+    assert code == 0, err
+    beyond = 310 - MAX_TASKS
+    assert f"  other: {beyond} calls whose task field named a task beyond the first 300" in out
+    assert "--task-pattern REGEX" in out
+
+
 def test_a_log_of_unknown_shape_asks_for_a_mapping(tmp_path: Path) -> None:
     log = write_jsonl(tmp_path / "plain.jsonl", [{"question": "hi", "answer": "yo"}])
     code, _, err = run(log, "-o", tmp_path / "s")

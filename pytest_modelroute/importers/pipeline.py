@@ -82,6 +82,8 @@ class ImportResult:
     #: per task, in the order of ``tasks``: what the bench's projection will be made of
     #: (empty when the baseline has no known price or the logs no window)
     spend: list[TaskSpend] = field(default_factory=list)
+    #: calls whose task field named a task beyond the first MAX_TASKS (put in "other")
+    overflow_calls: int = 0
 
 
 def _cleaned(call: Call) -> None:
@@ -275,6 +277,7 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
         task_groups,
         stand_ins,
         spend,
+        grouper.overflow_tasks,
     )
 
 
