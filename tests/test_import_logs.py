@@ -402,6 +402,21 @@ def test_refuses_to_overwrite_and_explains(tmp_path: Path) -> None:
     assert code == 1 and "missing.jsonl: no such file" in err
 
 
+def test_a_folder_with_a_config_of_ones_own_is_never_replaced(tmp_path: Path) -> None:
+    """``-o`` naming the folder of a hand-written suite: refused, with or without --force,
+    and without suggesting --force."""
+    log = write_jsonl(tmp_path / "p.jsonl", generate(40))
+    mine = tmp_path / "evals" / "modelroute.yaml"
+    mine.parent.mkdir()
+    mine.write_text("models: {}\n")
+    for force in ((), ("--force",)):
+        code, _, err = run(log, "-o", tmp_path / "evals", "--offline", *force)
+        assert code == 1
+        assert "evals/modelroute.yaml was not written by modelroute import-logs" in err
+        assert "pass --force" not in err
+    assert mine.read_text() == "models: {}\n" and not (tmp_path / "evals" / "cases").exists()
+
+
 def test_unknown_prices_are_a_loud_todo(tmp_path: Path) -> None:
     records = [
         openai_record("acme-llm-7b", "", f"Ping {w}", "pong", START + i)
