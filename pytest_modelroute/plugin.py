@@ -378,6 +378,11 @@ def _settings(config: pytest.Config) -> Settings:
     suggest = path("model_route_suggest")
     if suggest is not None:
         _check_writable(SETTINGS["model_route_suggest"].flag, suggest)
+    snapshot = path("model_route_snapshot")
+    if snapshot is not None and (
+        _setting(config, "model_route_update_snapshot") or force_update_snapshot
+    ):
+        _check_writable(SETTINGS["model_route_snapshot"].flag, snapshot)
     if shard is not None and outputs["json"] is None and not config.option.collectonly:
         raise pytest.UsageError(
             f"--model-route-shard {shard}: a shard's results are what the merge reads; "
@@ -387,7 +392,7 @@ def _settings(config: pytest.Config) -> Settings:
         mode=mode,
         outputs=outputs,
         repeat=repeat,
-        snapshot=path("model_route_snapshot"),
+        snapshot=snapshot,
         update_snapshot=bool(
             _setting(config, "model_route_update_snapshot") or force_update_snapshot
         ),

@@ -643,7 +643,12 @@ class ModelRouteReporter:
                     f"{len(route_aggs)} task(s) updated, the cases it did not run kept"
                 )
             info["merged"] = self.partial is not None
-        write_snapshot(path, document)
+        try:
+            write_snapshot(path, document)
+        except OSError as exc:
+            self.update_refused = True
+            self.notes.append(f"snapshot NOT updated: cannot write {path}: {exc.strerror or exc}")
+            return info
         info["updated"] = True
         self.accepted = info["accepted"] = diff_snapshots(
             self.snapshot, Snapshot.model_validate(document)
