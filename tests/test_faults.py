@@ -143,6 +143,7 @@ def _run_and_kill(path: Path, server: WireServer, sig: int, after: int, *args: s
     return True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("sig", "workers"),
     [(signal.SIGINT, ()), (signal.SIGKILL, ()), (signal.SIGINT, ("-n", "2"))],

@@ -461,6 +461,7 @@ def paced_without_loss(run: LimitedRun, n: int, most_429s: int) -> None:
     assert run.refused <= most_429s, f"{run.refused} requests answered 429"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flavor", ["anthropic", "openai"])
 @pytest.mark.usefixtures("keyed")
 def test_a_run_paces_itself_to_the_providers_limits(pytester: pytest.Pytester, flavor: str) -> None:
@@ -528,6 +529,7 @@ def test_the_requests_per_minute_cap_paces_calls_without_any_headers(
     assert arrivals[-1] - arrivals[0] >= 1.4
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("keyed")
 def test_under_xdist_the_workers_share_the_limit(pytester: pytest.Pytester) -> None:
     """Each worker mirrors the same headers and takes half of what they allow."""
