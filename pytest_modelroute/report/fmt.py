@@ -49,10 +49,10 @@ def clip_middle(text: str, width: int) -> str:
 
 
 def estimated_note(spend: Mapping[str, Any]) -> str:
-    """``N calls used priced from estimated tokens`` when providers reported no usage (the
+    """``N calls priced from estimated tokens`` when providers reported no usage (the
     calls the results used, cache hits included); else ``""``."""
     n = spend.get("estimated_calls") or 0
-    return f"{n:,} call{'s' if n != 1 else ''} used priced from estimated tokens" if n else ""
+    return f"{n:,} call{'s' if n != 1 else ''} priced from estimated tokens" if n else ""
 
 
 def suite_sentence(doc: Mapping[str, Any]) -> str:
