@@ -330,6 +330,10 @@ class LogReader:
                 self._check_mapping(path, record)
                 first = False
             yield from self._record(record, mapped.parse, where)
+        if first:  # a line of text alone reads as a CSV header: say so, not "no records"
+            self.stats.skipped[
+                f"line of {path.name}, not JSON, read as a CSV header with no rows after it"
+            ] += 1
 
     def _finish(self) -> Iterator[Call]:
         left = self.options.join.leftovers()
