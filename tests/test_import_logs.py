@@ -640,10 +640,14 @@ def test_odd_bytes_are_replaced_or_refused_with_the_file_named(tmp_path: Path) -
     text = tmp_path / "notes.txt"
     text.write_text("hello, this is not a log\n")
     code, _, err = run(text, "-o", tmp_path / "s4")
-    assert code == 1 and (
-        "no usable call in 1 line: 1 line of notes.txt, not JSON, read as a CSV header with "
-        "no rows after it"
-    ) in err
+    assert (
+        code == 1
+        and (
+            "no usable call in 1 line: 1 line of notes.txt, not JSON, read as a CSV header with "
+            "no rows after it"
+        )
+        in err
+    )
 
 
 def test_the_case_file_header_counts_the_cases_it_holds(tmp_path: Path) -> None:
