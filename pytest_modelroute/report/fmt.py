@@ -36,6 +36,12 @@ def percent(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value * 100:.{digits}f}%"
 
 
+def speed(ratio: float, times: str = "×") -> str:
+    """A latency ratio (baseline over routed) in words: ``2.8× faster`` or, below 1,
+    ``1.2× slower`` (never "0.9x faster")."""
+    return f"{ratio:.1f}{times} faster" if ratio >= 1 else f"{1 / ratio:.1f}{times} slower"
+
+
 def clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 

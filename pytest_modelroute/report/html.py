@@ -31,6 +31,7 @@ from .fmt import (
     percent,
     quality,
     signed,
+    speed,
     suite_sentence,
 )
 from .glossary import glossary
@@ -314,9 +315,9 @@ def outcome_view(doc: Doc) -> dict[str, Any] | None:
         return None
     latency = p.get("latency_ratio")
     if latency:
-        speed = f"{latency:.1f}× faster" if latency >= 1 else f"{1 / latency:.1f}× slower"
+        pace = speed(latency)
     else:
-        speed = "-"
+        pace = "-"
     groups = p.get("by_complexity") or {}
     scale = max(
         [g.get("baseline_monthly") or 0 for g in groups.values()]
@@ -346,7 +347,7 @@ def outcome_view(doc: Doc) -> dict[str, Any] | None:
         "routed_monthly": money(p.get("routed_monthly")),
         "calls_monthly": f"{p.get('calls_monthly') or 0:,.0f}",
         "moved": percent(p.get("calls_moved_share")),
-        "latency": speed,
+        "latency": pace,
         "quality_change": signed(change),
         "quality_bad": change is not None and change < 0,
         "rows": rows,
@@ -738,7 +739,7 @@ def _result(r: Mapping[str, Any], primary: str | None, baseline: str | None) -> 
     meta = [
         f"quality {quality(r.get('quality'))} / bar {quality(r.get('bar'))}",
         money(r.get("cost")),
-        f"{r.get('input_tokens') or 0:,}→{r.get('output_tokens') or 0:,} tokens",
+        _tokens(r),
         f"{r.get('latency_s') or 0:.2f}s",
     ]
     if r.get("cached"):
@@ -761,6 +762,23 @@ def _result(r: Mapping[str, Any], primary: str | None, baseline: str | None) -> 
         + sum(CHECK_BYTES + _bytes(c["text"]) for c in checks)
     )
     return view
+
+
+def _tokens(r: Mapping[str, Any]) -> str:
+    """``in→out tokens``, with the prompt tokens a server read from (or wrote to) its
+    prompt cache shown apart: the result's ``input_tokens`` leaves them out, and its cost
+    counts them."""
+    # the calls ``input_tokens`` sums (records.CaseResult.route_calls)
+    route_only = r.get("cascade_accept") is not None
+    cached = sum(
+        (c.get("cache_read_tokens") or 0) + (c.get("cache_write_tokens") or 0)
+        for c in r.get("calls") or []
+        if (c.get("purpose") == "route" if route_only else c.get("purpose") != "judge")
+    )
+    prompt = f"{r.get('input_tokens') or 0:,}"
+    if cached:
+        prompt += f" + {cached:,} from the prompt cache "
+    return f"{prompt}→{r.get('output_tokens') or 0:,} tokens"
 
 
 def _route_detail(route: str, r: Mapping[str, Any]) -> list[str]:

@@ -30,6 +30,7 @@ from .fmt import (
     percent,
     quality,
     signed,
+    speed,
     suite_sentence,
 )
 from .glossary import glossary
@@ -294,7 +295,7 @@ def savings_line(doc: Doc, budget: int) -> str:
     ]
     ratio = p.get("latency_ratio")
     if ratio:
-        parts.append(f"{ratio:.1f}× faster" if ratio >= 1 else f"{1 / ratio:.1f}× slower")
+        parts.append(speed(ratio))
     if p.get("quality_change") is not None:
         parts.append(f"quality {signed(p['quality_change'])}")
     return _limit(" · ".join(parts), budget)

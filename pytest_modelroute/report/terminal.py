@@ -141,9 +141,9 @@ def statistics_rows(doc: dict[str, Any]) -> list[list[str]]:
 
 
 def projection_lines(p: dict[str, Any]) -> list[str]:
-    from .fmt import percent, signed
+    from .fmt import percent, signed, speed
 
-    latency = f"; latency {p['latency_ratio']:.1f}x faster" if p.get("latency_ratio") else ""
+    latency = f"; latency {speed(p['latency_ratio'], 'x')}" if p.get("latency_ratio") else ""
     lines = [
         f"projection ({p['calls_monthly']:,.0f} calls/month): baseline "
         f"{money(p['baseline_monthly'])}/mo -> routed {money(p['routed_monthly'])}/mo, saves "
@@ -275,9 +275,15 @@ def acceptance_lines(doc: dict[str, Any], width: int = 100) -> list[str]:
 def selection_line(doc: dict[str, Any]) -> str:
     """How the recommendations were chosen (the correction for many candidates)."""
     recs = doc.get("recommendations") or {}
-    how = next((r.get("selection") for r in recs.values() if r.get("selection")), None)
-    if not how:
+    hows = [r["selection"] for r in recs.values() if r.get("selection")]
+    if not hows:
         return ""
+    how = hows[0]
+    # each task's bound is at 1 - alpha / m for its own m candidates: a range when they differ
+    levels = sorted({round(h["level"], 6) for h in hows})
+    level = percent(levels[0], 1)
+    if len(levels) > 1:
+        level = f"{level} to {percent(levels[-1], 1)}"
     if how["method"] == "split":
         return (
             "recommended routes: per task, the cheapest route shown to clear the threshold,\n"
@@ -287,7 +293,7 @@ def selection_line(doc: dict[str, Any]) -> str:
         )
     return (
         "recommended routes: per task, the cheapest route shown to clear the threshold, that is\n"
-        f"whose lower bound (the quality it reaches with {percent(how['level'], 1)} confidence, "
+        f"whose lower bound (the quality it reaches with {level} confidence, "
         "raised for\nthe number of candidates compared) is at or above it; cheaper: how many "
         "times cheaper\nper call than the baseline:"
     )
