@@ -10,9 +10,10 @@ import pytest
 from reportdocs import make_doc
 from suite import run_json, sim_suite
 
+from pytest_modelroute.report.fmt import cache_tokens_note
 from pytest_modelroute.report.html import render_html
 from pytest_modelroute.report.markdown import render_markdown
-from pytest_modelroute.report.terminal import projection_lines, selection_line
+from pytest_modelroute.report.terminal import projection_lines, selection_line, spend_line
 
 
 def test_a_routed_latency_above_the_baselines_reads_slower_in_every_report() -> None:
@@ -83,3 +84,24 @@ def test_a_tasks_cases_needed_counts_its_open_comparison_in_json_and_junit(
     case = next(c for c in junit.iter("testcase") if c.get("name", "").startswith("classif"))
     props = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert props["cases_needed"] == str(needed)
+
+
+def test_the_pr_comment_shows_every_comparison_with_its_bounds() -> None:
+    """The comment's task table gave the difference against the snapshot without its
+    bounds and nothing against the baseline; a passing task's comparisons appeared
+    nowhere else in it."""
+    doc = make_doc(20)
+    task = next(iter(doc["tasks"].values()))
+    task["snapshot"] = {**(task.get("snapshot") or {}), "diff": -0.04, "ci": [-0.2525, 0.1716]}
+    task["baseline"] = {**(task.get("baseline") or {}), "diff": -0.48, "ci": [-0.672, -0.318]}
+    markdown = render_markdown(doc)
+    assert "| Δ vs snapshot | Δ vs baseline |" in markdown
+    assert "| -0.04 [-0.25, +0.17] | -0.48 [-0.67, -0.32] |" in markdown
+
+
+def test_the_spend_line_says_what_results_represent_in_plain_words() -> None:
+    doc = make_doc(20)
+    doc["spend"].update(cache_read_tokens=3888, cache_write_tokens=0)
+    line = spend_line(doc)
+    assert "results represent" in line and "cached ones included" in line
+    assert cache_tokens_note(doc).endswith("in the answers shown")

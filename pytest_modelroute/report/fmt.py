@@ -116,7 +116,11 @@ def cache_tokens_note(doc: Mapping[str, Any]) -> str:
         return ""
     priced = sorted(a for a, p in (doc.get("prices") or {}).items() if p.get("cache_prices"))
     how = f"at cache prices for {', '.join(priced)}, else as input" if priced else "as input"
-    return f"prompt cache: {read:,} tokens read, {written:,} written (priced {how})"
+    # counted over the answers the results show (cached ones too), as "results represent"
+    return (
+        f"prompt cache: {read:,} tokens read, {written:,} written (priced {how}), in the "
+        "answers shown"
+    )
 
 
 def acceptance_sentence(rec: Mapping[str, Any]) -> str:

@@ -320,12 +320,13 @@ def tasks_section(doc: Doc, budget: int) -> str:
             "n",
             "Quality (bounds)",
             "Δ vs snapshot",
+            "Δ vs baseline",
             "Detects",
             "Cost/call",
             "Δ cost",
             "Verdict",
         ],
-        "<<>>>>>><",
+        "<<>>>>>>><",
         rows,
         int(budget * 0.6),
         len(order),
@@ -366,9 +367,20 @@ def tasks_section(doc: Doc, budget: int) -> str:
     return table + "\n\n" + _lines(why, budget - len(table) - 2, "failing tasks")
 
 
+def _diff_cell(comparison: Mapping[str, Any] | None) -> str:
+    """A paired comparison's mean difference with its one-sided bounds, ``-0.60 [-0.95,
+    -0.29]`` (every comparison shows its interval, not only a failing one's reason)."""
+    comparison = comparison or {}
+    diff, ci = comparison.get("diff"), comparison.get("ci")
+    if diff is None:
+        return "–"
+    if ci and ci[0] is not None and ci[1] is not None:
+        return f"{signed(diff)} [{ci[0]:+.2f}, {ci[1]:+.2f}]"
+    return signed(diff)
+
+
 def _task_cells(name: str, t: Mapping[str, Any]) -> list[str]:
     snap = t.get("snapshot") or {}
-    diff = snap.get("diff")
     change = snap.get("cost_change")
     q = quality(t.get("quality"))
     if t.get("errors"):
@@ -392,7 +404,8 @@ def _task_cells(name: str, t: Mapping[str, Any]) -> list[str]:
         route,
         str(t.get("n") if t.get("n") is not None else "–"),
         q,
-        signed(diff) if diff is not None else "–",
+        _diff_cell(snap),
+        _diff_cell(t.get("baseline") if isinstance(t.get("baseline"), dict) else None),
         detect,
         usd(t.get("cost_per_call")),
         f"{change:+.0%}" if change is not None else "–",
