@@ -57,7 +57,7 @@ def test_cached_prompt_tokens_are_shown_beside_a_cases_input_tokens_in_html() ->
         {**call, "purpose": "route", "cache_read_tokens": 16, "cache_write_tokens": 0},
         {**call, "purpose": "judge", "cache_read_tokens": 900, "cache_write_tokens": 0},
     ]
-    assert "15 + 16 from the prompt cache →2 tokens" in render_html(doc)
+    assert "15 + 16 from the prompt cache → 2 tokens" in render_html(doc)
 
 
 def test_a_tasks_cases_needed_counts_its_open_comparison_in_json_and_junit(

@@ -775,10 +775,10 @@ def _tokens(r: Mapping[str, Any]) -> str:
         for c in r.get("calls") or []
         if (c.get("purpose") == "route" if route_only else c.get("purpose") != "judge")
     )
-    prompt = f"{r.get('input_tokens') or 0:,}"
+    prompt, output = f"{r.get('input_tokens') or 0:,}", f"{r.get('output_tokens') or 0:,}"
     if cached:
-        prompt += f" + {cached:,} from the prompt cache "
-    return f"{prompt}→{r.get('output_tokens') or 0:,} tokens"
+        return f"{prompt} + {cached:,} from the prompt cache → {output} tokens"
+    return f"{prompt}→{output} tokens"
 
 
 def _route_detail(route: str, r: Mapping[str, Any]) -> list[str]:
