@@ -105,3 +105,15 @@ def test_the_spend_line_says_what_results_represent_in_plain_words() -> None:
     line = spend_line(doc)
     assert "results represent" in line and "cached ones included" in line
     assert cache_tokens_note(doc).endswith("in the answers shown")
+
+
+def test_the_terminal_says_what_below_means(pytester: pytest.Pytester) -> None:
+    """pytest's count ends '... 59 below' and its progress shows 'b': the terminal said
+    nowhere what they were (the Markdown and HTML glossaries do)."""
+    sim_suite(pytester, route="weak", cases=12)
+    result, doc = run_json(pytester, "--model-route")
+    below = sum(1 for r in doc["results"] if r["status"] == "below")
+    assert below > 0
+    result.stdout.fnmatch_lines(
+        [f"{below} case results scored below the case's bar ('b', 'below'): measured, not *"]
+    )

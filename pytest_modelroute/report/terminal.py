@@ -434,6 +434,12 @@ def write_summary(
                 f"  routed counts {len(unproven)} task(s) on the route they keep, not shown to "
                 "clear the threshold"
             )
+    below = sum(1 for r in doc.get("results") or () if r.get("status") == "below")
+    if below:  # pytest's own count says "below" and its progress "b": say what they are
+        tr.write_line(
+            f"{below:,} case result{'s' * (below != 1)} scored below the case's bar ('b', "
+            "'below'): measured, not failed; each counts in its task's quality"
+        )
     tr.write_line(spend_line(doc))
     for note in (estimated_note(doc["spend"]), cache_tokens_note(doc), latency_note(doc)):
         if note:
