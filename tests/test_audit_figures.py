@@ -117,3 +117,15 @@ def test_the_terminal_says_what_below_means(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [f"{below} case results scored below the case's bar ('b', 'below'): measured, not *"]
     )
+
+
+def test_the_pr_comment_shows_the_stage_share_its_glossary_explains() -> None:
+    """The comment explained "stage share" in its glossary and showed none: a cascade's
+    row now says where its cases were resolved, as the HTML does."""
+    doc = make_doc(20)
+    task = next(iter(doc["tasks"].values()))
+    task["route"] = "cascade:small>mid>big"
+    task["stage_share"] = {"1": 0.85, "2": 0.15}
+    markdown = render_markdown(doc)
+    assert "| cascade:small&gt;mid&gt;big (small 85% · mid 15%) |" in markdown
+    assert "**stage share**" in markdown

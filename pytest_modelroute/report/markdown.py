@@ -31,6 +31,8 @@ from .fmt import (
     quality,
     signed,
     speed,
+    stage_shares,
+    stage_text,
     suite_sentence,
 )
 from .glossary import glossary
@@ -395,6 +397,9 @@ def _task_cells(name: str, t: Mapping[str, Any]) -> list[str]:
         if seen.get("thin"):
             detect += " ⚠️ thin"
     route = escape_md_cell(t.get("route") or "-", 50)
+    shares = stage_text(stage_shares(str(t.get("route") or ""), t.get("stage_share")))
+    if shares:  # a cascade: where its cases were resolved (the glossary's stage share)
+        route += f" ({escape_md_cell(shares, 80)})"
     if t.get("outcome") == "change":  # bench: the configured route it replaces
         route = f"{escape_md_cell(t.get('configured'), 50)} → **{route}**"
     elif t.get("outcome"):
