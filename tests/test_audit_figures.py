@@ -99,11 +99,10 @@ def test_the_pr_comment_shows_every_comparison_with_its_bounds() -> None:
     assert "| -0.04 [-0.25, +0.17] | -0.48 [-0.67, -0.32] |" in markdown
 
 
-def test_the_spend_line_says_what_results_represent_in_plain_words() -> None:
+def test_the_prompt_cache_note_says_it_counts_the_answers_shown() -> None:
     doc = make_doc(20)
     doc["spend"].update(cache_read_tokens=3888, cache_write_tokens=0)
-    line = spend_line(doc)
-    assert "results represent" in line and "cached ones included" in line
+    assert "results represent" in spend_line(doc)
     assert cache_tokens_note(doc).endswith("in the answers shown")
 
 
@@ -117,6 +116,7 @@ def test_the_terminal_says_what_below_means(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [f"{below} case results scored below the case's bar ('b', 'below'): measured, not *"]
     )
+    result.stdout.fnmatch_lines(["spend: *results represent $*", " results represent: what *"])
 
 
 def test_the_pr_comment_shows_the_stage_share_its_glossary_explains() -> None:

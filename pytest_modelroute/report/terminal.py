@@ -84,8 +84,7 @@ def spend_line(doc: dict[str, Any]) -> str:
     judge = f", judge {money(s['judge_cost'])}" if s.get("judge_cost") else ""
     return (
         f"spend: {s['api_calls']} API calls ({money(s['cost_incurred'])}{batch_note(s)}), "
-        f"{s['cache_hits']} cache hits; results represent {money(s['cost_represented'])}{judge} "
-        "(what every answer shown costs, cached ones included)"
+        f"{s['cache_hits']} cache hits; results represent {money(s['cost_represented'])}{judge}"
     )
 
 
@@ -436,14 +435,22 @@ def write_summary(
             )
     below = sum(1 for r in doc.get("results") or () if r.get("status") == "below")
     if below:  # pytest's own count says "below" and its progress "b": say what they are
-        tr.write_line(
+        sentence = (
             f"{below:,} case result{'s' * (below != 1)} scored below the case's bar ('b', "
             "'below'): measured, not failed; each counts in its task's quality"
         )
+        for line in textwrap.wrap(sentence, 100, subsequent_indent="  "):
+            tr.write_line(line)
     tr.write_line(spend_line(doc))
-    for note in (estimated_note(doc["spend"]), cache_tokens_note(doc), latency_note(doc)):
-        if note:
-            tr.write_line(" " + note)
+    represent = "results represent: what every answer shown costs, cached ones included"
+    for note in (
+        represent,
+        estimated_note(doc["spend"]),
+        cache_tokens_note(doc),
+        latency_note(doc),
+    ):
+        for line in textwrap.wrap(note, 99, subsequent_indent="  ", break_on_hyphens=False):
+            tr.write_line(" " + line)
     for note in notes:
         tr.write_line(note, yellow=True)
     for line in error_lines(doc.get("errors") or []):
