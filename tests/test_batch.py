@@ -402,6 +402,7 @@ def test_ctrl_c_leaves_the_batches_running_and_says_how_to_resume_or_cancel(
     result.stdout.fnmatch_lines(["*: batch * request(s) it did not run were made directly*"])
 
 
+@pytest.mark.slow
 def test_two_workers_submit_each_request_once(suite: pytest.Pytester, server: BatchServer) -> None:
     reference = direct_reference(suite)
     server.reset()

@@ -279,11 +279,6 @@ def selection_line(doc: dict[str, Any]) -> str:
     if not hows:
         return ""
     how = hows[0]
-    # each task's bound is at 1 - alpha / m for its own m candidates: a range when they differ
-    levels = sorted({round(h["level"], 6) for h in hows})
-    level = percent(levels[0], 1)
-    if len(levels) > 1:
-        level = f"{level} to {percent(levels[-1], 1)}"
     if how["method"] == "split":
         return (
             "recommended routes: per task, the cheapest route shown to clear the threshold,\n"
@@ -291,10 +286,18 @@ def selection_line(doc: dict[str, Any]) -> str:
             f"(the quality it reaches with {percent(how['level'])} confidence); cheaper: how "
             "many times cheaper\nper call than the baseline:"
         )
+    # each task's bound is raised for its own number of candidates (a task whose cases
+    # allow cascades compares many more): name the range, not the first task's level
+    low, high = min(h["level"] for h in hows), max(h["level"] for h in hows)
+    level = (
+        percent(low, 1)
+        if percent(low, 1) == percent(high, 1)
+        else (f"{percent(low, 1)} to {percent(high, 1)}")
+    )
     return (
         "recommended routes: per task, the cheapest route shown to clear the threshold, that is\n"
-        f"whose lower bound (the quality it reaches with {level} confidence, "
-        "raised for\nthe number of candidates compared) is at or above it; cheaper: how many "
+        f"whose lower bound (the quality it reaches with {level} confidence, raised for\n"
+        "the number of candidates the task compares) is at or above it; cheaper: how many "
         "times cheaper\nper call than the baseline:"
     )
 
