@@ -880,6 +880,10 @@ def _prefetch(session: pytest.Session) -> Share | None:
     missing = state.missing_keys(estimate)
     if missing:
         raise pytest.UsageError(missing)
+    if estimate.assumed:  # learn each model's answer lengths per task from a few answers
+        first = state.pilot(estimate)
+        if first:
+            estimate = state.estimate([(c, r) for _, c, r in work], first)
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None and estimate.calls:
         tr.write_line(estimate.line())

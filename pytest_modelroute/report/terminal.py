@@ -141,9 +141,9 @@ def statistics_rows(doc: dict[str, Any]) -> list[list[str]]:
 
 
 def projection_lines(p: dict[str, Any]) -> list[str]:
-    from .fmt import percent, signed
+    from .fmt import percent, signed, speed
 
-    latency = f"; latency {p['latency_ratio']:.1f}x faster" if p.get("latency_ratio") else ""
+    latency = f"; latency {speed(p['latency_ratio'], 'x')}" if p.get("latency_ratio") else ""
     lines = [
         f"projection ({p['calls_monthly']:,.0f} calls/month): baseline "
         f"{money(p['baseline_monthly'])}/mo -> routed {money(p['routed_monthly'])}/mo, saves "
@@ -436,10 +436,24 @@ def write_summary(
                 f"  routed counts {len(unproven)} task(s) on the route they keep, not shown to "
                 "clear the threshold"
             )
+    below = sum(1 for r in doc.get("results") or () if r.get("status") == "below")
+    if below:  # pytest's own count says "below" and its progress "b": say what they are
+        sentence = (
+            f"{below:,} case result{'s' * (below != 1)} scored below the case's bar ('b', "
+            "'below'): measured, not failed; each counts in its task's quality"
+        )
+        for line in textwrap.wrap(sentence, 100, subsequent_indent="  "):
+            tr.write_line(line)
     tr.write_line(spend_line(doc))
-    for note in (estimated_note(doc["spend"]), cache_tokens_note(doc), latency_note(doc)):
-        if note:
-            tr.write_line(" " + note)
+    represent = "results represent: what every answer shown costs, cached ones included"
+    for note in (
+        represent,
+        estimated_note(doc["spend"]),
+        cache_tokens_note(doc),
+        latency_note(doc),
+    ):
+        for line in textwrap.wrap(note, 99, subsequent_indent="  ", break_on_hyphens=False):
+            tr.write_line(" " + line)
     for note in notes:
         tr.write_line(note, yellow=True)
     for line in error_lines(doc.get("errors") or []):
