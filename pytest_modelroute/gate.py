@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .analysis import Aggregate
+from .report.fmt import money
 from .snapshot import SnapshotTask
 from .stats import (
     FAIL,
@@ -378,13 +379,13 @@ def _against_snapshot(v: TaskVerdict, agg: Aggregate, snap: SnapshotTask, rules:
         # a snapshot from before per-case costs were kept: its mean may count differently
         # (a cascade's acceptance judge was left out then), so it only warns
         v.warn(
-            f"cost per call {cost_then:.6f} -> {cost_now:.6f} vs a snapshot without per-case "
+            f"cost per call {money(cost_then)} -> {money(cost_now)} vs a snapshot without per-case "
             "costs: not judged; refresh it with --model-route-update-snapshot"
         )
     elif rose and not gained:
         change = f"{cost_change:+.0%}" if cost_change is not None else "from $0"
         v.fail(
-            f"cost per call rose {change} vs snapshot (${cost_then:.6f} -> ${cost_now:.6f}, "
+            f"cost per call rose {change} vs snapshot ({money(cost_then)} -> {money(cost_now)}, "
             f"on the cases both ran) without a quality gain that clears its bound "
             f"({describe(cmp)})"
         )

@@ -379,6 +379,14 @@ def _settings(config: pytest.Config) -> Settings:
             "--model-route-merge run of every shard's results"
         )
     outputs = output_paths(config)
+    suggest = path("model_route_suggest")
+    if suggest is not None:
+        _check_writable(SETTINGS["model_route_suggest"].flag, suggest)
+    snapshot = path("model_route_snapshot")
+    if snapshot is not None and (
+        _setting(config, "model_route_update_snapshot") or force_update_snapshot
+    ):
+        _check_writable(SETTINGS["model_route_snapshot"].flag, snapshot)
     if shard is not None and outputs["json"] is None and not config.option.collectonly:
         raise pytest.UsageError(
             f"--model-route-shard {shard}: a shard's results are what the merge reads; "
@@ -388,14 +396,14 @@ def _settings(config: pytest.Config) -> Settings:
         mode=mode,
         outputs=outputs,
         repeat=repeat,
-        snapshot=path("model_route_snapshot"),
+        snapshot=snapshot,
         update_snapshot=bool(
             _setting(config, "model_route_update_snapshot") or force_update_snapshot
         ),
         force_update_snapshot=force_update_snapshot,
         snapshot_ref=_setting(config, "model_route_snapshot_ref") or None,
         accept_changes=bool(_setting(config, "model_route_accept_changes")),
-        suggest=path("model_route_suggest"),
+        suggest=suggest,
         cache_mode=_setting(config, "model_route_cache") or "readwrite",
         cache_dir=cache_path,
         concurrency=concurrency,
@@ -462,10 +470,29 @@ def output_paths(config: pytest.Config) -> dict[str, Path | None]:
     paths: dict[str, Path | None] = {}
     for name in OUTPUTS:
         raw = _setting(config, f"model_route_{name}")
+        flag = SETTINGS[f"model_route_{name}"].flag
         if not raw and folder:
             raw = str(Path(folder) / REPORT_DIR_FILES[name])
+            flag = SETTINGS["model_route_report_dir"].flag
         paths[name] = (config.invocation_params.dir / raw).resolve() if raw else None
+        if paths[name] is not None:
+            _check_writable(flag, paths[name])
     return paths
+
+
+def _check_writable(flag: str, path: Path) -> None:
+    """A report path that cannot become a file is a usage error before any call, not a
+    traceback once the run is over."""
+    if path.is_dir():
+        raise pytest.UsageError(f"{flag}: {path} is a folder; give a file's path")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise pytest.UsageError(
+                    f"{flag}: {parent} is a file, not a folder ({path.name} cannot be "
+                    "written in it)"
+                )
+            return
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -928,6 +955,10 @@ def _prefetch(session: pytest.Session) -> Share | None:
     missing = state.missing_keys(estimate)
     if missing:
         raise pytest.UsageError(missing)
+    if estimate.assumed:  # learn each model's answer lengths per task from a few answers
+        first = state.pilot(estimate)
+        if first:
+            estimate = state.estimate([(c, r) for _, c, r in work], first)
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None and estimate.calls:
         tr.write_line(estimate.line())

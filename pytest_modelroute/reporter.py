@@ -38,7 +38,7 @@ from .recommend import (
 from .records import CaseResult
 from .report import lead, terminal
 from .report.document import build_document, spend_json
-from .report.outputs import write_outputs
+from .report.outputs import ReportWriteError, write_outputs
 from .session import Estimate, RunState
 from .shard.record import file_name, shard_block, shard_lines, suite_files
 from .snapshot import (
@@ -161,6 +161,8 @@ class ModelRouteReporter:
         self.choices: dict[str, Choice] = {}
         #: --model-route-suggest: what the routes file changes, for the terminal
         self.suggested: list[str] = []
+        #: report files that could not be written (the run then exits 4)
+        self.write_problems: list[str] = []
         self.doc: dict[str, Any] | None = None
         self.skipped: set[str] = set()
         self.partial: str | None = None
@@ -654,7 +656,12 @@ class ModelRouteReporter:
                     f"{len(route_aggs)} task(s) updated, the cases it did not run kept"
                 )
             info["merged"] = self.partial is not None
-        write_snapshot(path, document)
+        try:
+            write_snapshot(path, document)
+        except OSError as exc:
+            self.update_refused = True
+            self.notes.append(f"snapshot NOT updated: cannot write {path}: {exc.strerror or exc}")
+            return info
         info["updated"] = True
         self.accepted = info["accepted"] = diff_snapshots(
             self.snapshot, Snapshot.model_validate(document)
@@ -692,7 +699,12 @@ class ModelRouteReporter:
         if self.doc is None:
             return
         self.config.hook.pytest_modelroute_results(results=self.doc, config=self.config)
-        self.written.extend(write_outputs(self.doc, self.state.settings.outputs))
+        try:
+            self.written.extend(write_outputs(self.doc, self.state.settings.outputs))
+        except ReportWriteError as exc:
+            self.written.extend(exc.written)
+            self.write_problems = exc.problems
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR  # the reports CI posts are missing
         try:
             summary = write_step_summary(self.doc)
         except OSError as exc:
@@ -749,6 +761,8 @@ class ModelRouteReporter:
                 terminalreporter.write_line(line, bold=True)
         for kind, path in self.written:
             terminalreporter.write_sep("-", f"generated {kind}: {path}")
+        for problem in self.write_problems:
+            terminalreporter.write_line(f"ERROR: {problem}", red=True)
 
 
 LATENCY_MEASURED = (

@@ -37,6 +37,19 @@ ASSUMED_VERDICT_TOKENS = 96
 JUDGE_TEMPLATE_TOKENS = 250
 
 
+#: answers made before the estimate, per model and task whose answer lengths it would
+#: otherwise assume: spread over the task's cases (a task's answers can vary 100-fold in
+#: length, and one of them says little)
+PILOT_CALLS = 5
+
+
+def spread(items: Sequence[Request], k: int) -> list[Request]:
+    """``k`` of ``items``, evenly spaced (all of them when there are no more)."""
+    if len(items) <= k:
+        return list(items)
+    return [items[int((i + 0.5) * len(items) / k)] for i in range(k)]
+
+
 @dataclass
 class Estimate:
     """The calls a run has still to make, and their expected cost."""
@@ -57,12 +70,25 @@ class Estimate:
     models: Counter[str] = field(default_factory=Counter)
     #: the models priced at batch rates (their calls go through a batch API)
     batched: frozenset[str] = frozenset()
+    #: per (model alias, task): the route requests no one could predict or find cached,
+    #: a sample of which the estimate learns from (see ``Session.pilot``)
+    unknown: dict[tuple[str, str], list[Request]] = field(default_factory=dict)
+    #: the first answers made before the estimate: their count, models and cost (USD)
+    piloted: int = 0
+    piloted_models: set[str] = field(default_factory=set)
+    piloted_cost: float = 0.0
 
     def assumptions(self) -> list[str]:
         """What the figure assumes, in words."""
         out = []
         if self.predicted:
             out.append(f"{self.predicted} simulated answers known exactly")
+        if self.piloted:
+            out.append(
+                f"answer and prompt lengths per task of {', '.join(sorted(self.piloted_models))} "
+                f"from up to {PILOT_CALLS} answers each, {self.piloted} calls made first "
+                f"(${self.piloted_cost:.4f}, counted here)"
+            )
         if self.learnt:
             out.append(f"answer lengths of {', '.join(sorted(self.learnt))} as cached so far")
         if self.assumed:
@@ -71,7 +97,9 @@ class Estimate:
                 f"judge verdicts from {', '.join(sorted(self.assumed))} (none cached yet)"
             )
         if self.learnt or self.assumed:
-            out.append("input tokens ~ characters / 4")
+            out.append(
+                "input tokens ~ characters / 4" + (" for the others" if self.piloted_models else "")
+            )
         if self.cascades:
             out.append(f"escalations of {self.cascades} cascade case(s) not counted")
         if self.batched:
@@ -499,7 +527,11 @@ class RunState:
                 work.append(found)
         return work
 
-    def estimate(self, work: Sequence[tuple[Case, Route]]) -> Estimate:
+    def estimate(
+        self,
+        work: Sequence[tuple[Case, Route]],
+        first: Mapping[tuple[str, str], list[tuple[Request, CallRecord]]] | None = None,
+    ) -> Estimate:
         """The uncached calls ``work`` will make, and what they will cost (USD).
 
         Every item is evaluated dry, with the checks and routes themselves: cached calls
@@ -508,7 +540,10 @@ class RunState:
         calls that follow it (judges, cascade escalations) are counted exactly too. A call
         no provider can predict stops its item there: its judge calls are counted with
         assumed sizes, its cascade escalations not at all (they depend on the answer).
-        Output lengths come from this model's answers so far, else from the assumption.
+        Output lengths come from this model's answers so far, else from the assumption;
+        ``first`` (a model's first answer per task, see ``pilot``) sets both the answer
+        length and the prompt's tokens per character of that model's other calls of the
+        task, and is counted in the figure.
         """
         from .checks.judge import CHECKS as JUDGE_CHECKS
         from .checks.judge import Panel, configured_panel
@@ -524,6 +559,31 @@ class RunState:
         seen: set[str] = set()
         means: dict[tuple[str, str], float | None] = {}
         panel = configured_panel(self.config)
+        first = first or {}
+        made_first = set()
+        sizes: dict[tuple[str, str], tuple[float, float]] = {}  # tokens per char, output
+        for key, made in first.items():
+            sent = shown = output = 0.0
+            for request, record in made:
+                made_first.add(runner.key(request))
+                est.calls += 1
+                est.piloted += 1
+                est.piloted_models.add(record.model)
+                est.piloted_cost += record.cost
+                usage = record.usage
+                sent += usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
+                shown += estimate_tokens("".join(c for _, c in request.messages))
+                output += usage.output_tokens
+            sizes[key] = (sent / max(shown, 1.0), output / len(made))
+        est.cost += est.piloted_cost
+        task = ""  # the task of the item being evaluated dry
+
+        def learnt(alias: str, purpose: str, prompt: str) -> tuple[float, float] | None:
+            """(input, output) tokens from this model's first answers of the task."""
+            known = sizes.get((alias, task)) if purpose == "route" else None
+            if known is None:
+                return None
+            return estimate_tokens(prompt) * known[0], known[1]
 
         def output_tokens(alias: str, purpose: str, max_tokens: int) -> float:
             """This model's mean answer length so far, else the assumed one."""
@@ -556,9 +616,10 @@ class RunState:
             @staticmethod
             async def call(request: Request) -> CallRecord:
                 nonlocal stopped
-                if runner.is_cached(request):
-                    return await runner.call(request)
                 key = runner.key(request)
+                if key in made_first or runner.is_cached(request):
+                    # a first answer (counted above) is known now, as is what follows it
+                    return await runner.call(request)
                 provider = runner.providers[request.model]
                 predicted = provider.predict(request)
                 if key not in seen and provider.spends:
@@ -572,9 +633,15 @@ class RunState:
                         )
                     else:
                         prompt = "".join(c for _, c in request.messages)
-                        max_tokens = int(request.param_dict.get("max_tokens", 1024))
-                        out = output_tokens(request.model, request.purpose, max_tokens)
-                        add(request.model, estimate_tokens(prompt), out)
+                        if request.purpose == "route":
+                            est.unknown.setdefault((request.model, task), []).append(request)
+                        sizes = learnt(request.model, request.purpose, prompt)
+                        if sizes is not None:
+                            add(request.model, *sizes)
+                        else:
+                            max_tokens = int(request.param_dict.get("max_tokens", 1024))
+                            out = output_tokens(request.model, request.purpose, max_tokens)
+                            add(request.model, estimate_tokens(prompt), out)
                 if predicted is None:
                     stopped = stopped or request.purpose == "route"
                     return CallRecord.failed(key, request, "not known before the call")
@@ -598,7 +665,7 @@ class RunState:
             return runner.is_cached(request)
 
         async def dry() -> None:
-            nonlocal stopped
+            nonlocal stopped, task
             for i, (case, route) in enumerate(work):
                 if i % 50 == 49:
                     # rarely suspends otherwise: calls in flight on this loop (the xdist
@@ -606,6 +673,7 @@ class RunState:
                     await asyncio.sleep(0)
                 if settled(case, route):
                     continue
+                task = case.task
                 stopped = False
                 await evaluate(case, route, env)
                 if not stopped or isinstance(route, CalibrationRoute):
@@ -636,6 +704,39 @@ class RunState:
 
         runner.run(dry())
         return est
+
+    def pilot(self, estimate: Estimate) -> dict[tuple[str, str], list[tuple[Request, CallRecord]]]:
+        """Make a few calls of each priced model and task whose answer lengths the
+        estimate would otherwise assume (no answer of the model cached, none predicted),
+        ``PILOT_CALLS`` spread over the task's cases, all at once, before the estimate is
+        printed: they learn what no fixed assumption can (a label and a worked answer
+        differ 100-fold), and the rest of the run's calls are estimated from them. They
+        are the run's own calls (cached, under the cap, counted once), made early."""
+        wanted = [
+            (key, request)
+            for key, requests in estimate.unknown.items()
+            if key[0] in estimate.assumed
+            and key[0] not in estimate.batched  # a batched call is not made alone
+            and self.runner.providers[key[0]].spends
+            and self._priced(key[0])  # a free model's calls cost nothing to estimate
+            for request in spread(requests, PILOT_CALLS)
+        ]
+        if not wanted or estimate.replay:
+            return {}
+        runner = self.runner
+
+        async def make() -> list[CallRecord]:
+            return list(await asyncio.gather(*(runner.call(r) for _, r in wanted)))
+
+        first: dict[tuple[str, str], list[tuple[Request, CallRecord]]] = {}
+        for (key, request), record in zip(wanted, runner.run(make()), strict=True):
+            if record.error is None and not record.cached and not record.usage.estimated:
+                first.setdefault(key, []).append((request, record))
+        return first
+
+    def _priced(self, alias: str) -> bool:
+        pricing = self.pricing.get(alias)
+        return pricing is not None and (pricing.input > 0 or pricing.output > 0)
 
     def missing_keys(self, estimate: Estimate) -> str | None:
         """One message for the API keys the uncached calls need and the environment lacks

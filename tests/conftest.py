@@ -44,6 +44,13 @@ def _try_import(name: str) -> None:
 _preload()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked ``slow`` first, the rest in their order: xdist hands the first
+    quarter out round robin and the rest as workers free up, so a long test handed out
+    last would keep one worker busy while the other idles."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """pytester, its runs without hypothesis's plugin: in a run in a fresh interpreter it

@@ -309,6 +309,7 @@ documents = st.recursive(
 CHECKS = builtin_checks()
 
 
+@pytest.mark.slow
 @settings(
     max_examples=300,
     deadline=None,

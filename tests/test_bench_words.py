@@ -267,3 +267,20 @@ def test_a_free_configured_route_replaced_by_a_priced_one_says_dearer(
     assert (rec["configured"], rec["recommended"], rec["outcome"]) == ("haiku", "sonnet", "change")
     assert ", dearer per call than haiku (which costs $0) (not shown to clear 3.00)" in rec["why"]
     assert "Traceback" not in result.stdout.str()
+
+
+def test_the_confidence_named_above_the_table_spans_every_tasks_level(
+    routed: pytest.Pytester,
+) -> None:
+    """Each task's bounds are raised for its own number of candidates (triage's cascades
+    make it compare more than hard's three models): the header names the range, not the
+    first task's level alone."""
+    result, doc = bench(routed)
+    levels = {t: r["selection"]["level"] for t, r in doc["recommendations"].items()}
+    assert len({round(v, 3) for v in levels.values()}) > 1, levels
+    low, high = min(levels.values()), max(levels.values())
+    said = " ".join(result.stdout.str().split())
+    assert (
+        f"the quality it reaches with {low * 100:.1f}% to {high * 100:.1f}% confidence, raised "
+        "for the number of candidates the task compares" in said
+    )

@@ -359,3 +359,18 @@ def test_the_modelroute_command_dispatches_to_it() -> None:
     )
     assert proc.returncode == 0
     assert "usage: modelroute comment" in proc.stdout and "--job-summary" in proc.stdout
+
+
+def test_outside_github_actions_pr_and_repo_name_the_thread(
+    gh: FakeGitHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README "By hand, or elsewhere": any CI (or a terminal) with a token, --pr and --repo."""
+    gh.comments(REPO, 5)  # the pull request exists
+    env = {"GITHUB_TOKEN": TOKEN}
+    argv = [str(report(tmp_path)), "--pr", "5", "--repo", REPO, "--api-url", gh.url]
+    status, out = run(argv, env, capsys)
+    assert status == 0, out
+    assert "created the comment on octo/app#5" in out and writes(gh) == ["POST"]
+
+    status, out = run([str(report(tmp_path))], env, capsys)  # no PR given, none to find
+    assert status == 0 and "no pull request to comment on" in out and "pass --pr N" in out

@@ -186,6 +186,33 @@ def test_a_broken_snapshot_is_a_located_error(pytester: pytest.Pytester) -> None
     result.stderr.fnmatch_lines(["*snapshot.json:1: invalid JSON: *"])
 
 
+def test_a_snapshot_that_cannot_be_written_is_said_not_raised(pytester: pytest.Pytester) -> None:
+    """An explicit --model-route-snapshot inside a file: a usage error before any call; the
+    default path beside the config where .modelroute is a file: the run says the snapshot
+    was not updated and why, and exits 1 as a refused update does. No traceback."""
+    suite(pytester, "strong")
+    (pytester.path / "taken").write_text("a file")
+    result = pytester.runpytest(
+        "--model-route",
+        "-p",
+        "no:cacheprovider",
+        "--model-route-update-snapshot",
+        "--model-route-snapshot",
+        "taken/s.json",
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --model-route-snapshot: */taken is a file, not a folder*"])
+    (pytester.path / ".modelroute").write_text("a file where the snapshot's folder goes")
+    result = pytester.runpytest(
+        "--model-route", "-p", "no:cacheprovider", "--model-route-update-snapshot"
+    )
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        ["*snapshot NOT updated: cannot write */.modelroute/snapshot.json: *"]
+    )
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
 def test_updating_the_snapshot_from_part_of_the_suite_keeps_the_rest(
     pytester: pytest.Pytester,
 ) -> None:

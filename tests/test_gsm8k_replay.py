@@ -14,6 +14,7 @@ def accuracy(doc: dict, model: str, task: str) -> float:
     return sum(r["score"] for r in rows) / len(rows)
 
 
+@pytest.mark.slow
 def test_gsm8k_reproduces_the_published_accuracies(pytester: pytest.Pytester) -> None:
     rows = gsm8k_rows()
     write_gsm8k_suite(
@@ -53,6 +54,7 @@ def test_gsm8k_reproduces_the_published_accuracies(pytester: pytest.Pytester) ->
     assert quality == pytest.approx(1 + 4 * accuracy(doc, "gpt4", "gsm8k-source-rule"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("threshold", "recommended"), [(3.4, "mixtral"), (3.5, "gpt4")])
 def test_gsm8k_recommendation_follows_the_threshold(
     pytester: pytest.Pytester, threshold: float, recommended: str

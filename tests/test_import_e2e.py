@@ -16,6 +16,7 @@ from pytest_modelroute.importers.catalog import list_price
 from pytest_modelroute.importers.volumes import DAYS_PER_MONTH
 
 
+@pytest.mark.slow
 def test_imported_suite_benches_to_a_recommendation_and_a_projection(
     pytester: pytest.Pytester,
 ) -> None:

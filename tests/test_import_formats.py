@@ -412,6 +412,60 @@ def test_mapped_jsonl_and_csv(tmp_path: Path) -> None:
     assert doc["prompt"].endswith("\nShow your work.")
 
 
+def test_task_pattern_names_tasks_from_part_of_a_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """RouterArena's shape: the task is the dataset prefix of an id (``AIME_112``)."""
+    rows = [
+        {"global_index": f"{name}_{i}", "question": f"{name} question {i}?", "answer": f"a{i}"}
+        for name, n in (("AIME", 6), ("MMLUPro_law", 7))
+        for i in range(n)
+    ] + [{"global_index": "loose", "question": "No id here?", "answer": "x"}]
+    log = write_jsonl(tmp_path / "arena.jsonl", rows)
+    mapping = "prompt=question,output=answer,task=global_index"
+    common = ("--offline", "--model", "gpt-4o", "--window", "7d", "--map", mapping)
+    code, out, err = run(log, "-o", tmp_path / "s", *common, "--task-pattern", "^(.+)_[0-9]+$")
+    assert code == 0, err
+    traffic = yaml.safe_load((tmp_path / "s" / "modelroute.yaml").read_text())["traffic"]
+    assert set(traffic) == {"AIME", "MMLUPro_law", "loose"}  # no match: the value itself
+    assert {len(d["cases"]) for t, d in cases_of(tmp_path / "s").items() if t != "loose"} == {
+        6,
+        7,
+    }
+    # without a group, the whole match names the task
+    code, _, err = run(log, "-o", tmp_path / "s2", *common, "--task-pattern", "^[A-Z]+")
+    assert code == 0, err
+    assert set(yaml.safe_load((tmp_path / "s2" / "modelroute.yaml").read_text())["traffic"]) == {
+        "AIME",
+        "MMLUP",
+        "loose",
+    }
+    for bad, said in (
+        (("--map", mapping, "--task-pattern", "(unclosed"), "--task-pattern '(unclosed': "),
+        (("--map", "prompt=question,output=answer", "--task-pattern", "^(.+)_"), "give --task"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            main([str(log), "-o", str(tmp_path / "s3"), *bad])
+        assert exc.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_task_values_beyond_the_task_limit_are_said_to_be_other(tmp_path: Path) -> None:
+    """A task field that is really an id makes more tasks than the limit: the calls beyond
+    it go to ``other``, and the summary says why and what to do."""
+    from pytest_modelroute.importers.grouping import MAX_TASKS
+
+    rows = [{"id": f"q{i}", "question": f"Question {i}?", "answer": "yes"} for i in range(310)]
+    log = write_jsonl(tmp_path / "ids.jsonl", rows)
+    mapping = "prompt=question,output=answer,task=id"
+    code, out, err = run(
+        log, "-o", tmp_path / "s", "--offline", "--model", "gpt-4o", "--map", mapping
+    )
+    assert code == 0, err
+    beyond = 310 - MAX_TASKS
+    assert f"  other: {beyond} calls whose task field named a task beyond the first 300" in out
+    assert "--task-pattern REGEX" in out
+
+
 def test_a_log_of_unknown_shape_asks_for_a_mapping(tmp_path: Path) -> None:
     log = write_jsonl(tmp_path / "plain.jsonl", [{"question": "hi", "answer": "yo"}])
     code, _, err = run(log, "-o", tmp_path / "s")

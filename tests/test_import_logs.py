@@ -100,6 +100,28 @@ def test_grouping_by_field_and_renaming(tmp_path: Path) -> None:
     assert (tmp_path / "s" / "cases" / "code-generation.yaml").exists()
 
 
+def test_rename_takes_pairs_separated_by_commas(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--rename a=x,b=x`` renames (and merges) both, as ``--map`` takes its pairs; it made
+    one task named ``x,b=x``."""
+    from pytest_modelroute.importers.cli import main
+
+    log = write_jsonl(tmp_path / "prod.jsonl", generate(200, task_field=True))
+    field = ("--task-field", "metadata.task", "--per-level", "2", "--offline")
+    code, _, err = run(log, "-o", tmp_path / "s", *field, "--rename", "classify=a,extract=a")
+    assert code == 0, err
+    assert set(cases_of(tmp_path / "s")) == {"a", "summarize", "codegen"}
+    truth = _truth(200)
+    monthly = round((truth["classify"] + truth["extract"]) * DAYS_PER_MONTH / 14)
+    assert _traffic(tmp_path / "s")["a"] == monthly
+    for bad in ("classify=a=b", "classify=a,", "=a"):
+        with pytest.raises(SystemExit) as exc:
+            main([str(log), "-o", str(tmp_path / "s2"), *field, "--rename", bad])
+        assert exc.value.code == 2
+        assert "--rename: expected OLD=NEW (or OLD=NEW,OLD2=NEW2)" in capsys.readouterr().err
+
+
 def test_a_tag_list_names_the_task(tmp_path: Path) -> None:
     records = []
     for i in range(12):
@@ -344,6 +366,19 @@ def test_malformed_lines_are_reported_skipped_or_fatal(tmp_path: Path) -> None:
     assert not (tmp_path / "s2" / "modelroute.yaml").exists()
 
 
+def test_a_line_cut_short_says_so(tmp_path: Path) -> None:
+    """A log truncated mid-write: the line ends inside a string. json blames the newline
+    ("Invalid control character"); the report names the string left open."""
+    whole = json.dumps(openai_record("gpt-4o", "", "Hi there", "hello", START))
+    log = tmp_path / "p.jsonl"
+    log.write_text(f"{whole}\n{whole[:60]}\r\n{whole}\n" + '{"a": "tab\there"}\n')
+    code, _, err = run(log, "-o", tmp_path / "s", "--offline")
+    assert code == 0, err
+    assert f"skipped {log}:2: invalid JSON: Unterminated string starting at column " in err
+    # a control character inside the line is still named as one
+    assert f"skipped {log}:4: invalid JSON: Invalid control character at column 11" in err
+
+
 def test_refuses_to_overwrite_and_explains(tmp_path: Path) -> None:
     log = write_jsonl(tmp_path / "p.jsonl", generate(40))
     assert run(log, "-o", tmp_path / "s", "--offline")[0] == 0
@@ -365,6 +400,21 @@ def test_refuses_to_overwrite_and_explains(tmp_path: Path) -> None:
     assert code == 1 and "--rename nope=...: no task of that name" in err
     code, _, err = run(tmp_path / "missing.jsonl", "-o", tmp_path / "s4")
     assert code == 1 and "missing.jsonl: no such file" in err
+
+
+def test_a_folder_with_a_config_of_ones_own_is_never_replaced(tmp_path: Path) -> None:
+    """``-o`` naming the folder of a hand-written suite: refused, with or without --force,
+    and without suggesting --force."""
+    log = write_jsonl(tmp_path / "p.jsonl", generate(40))
+    mine = tmp_path / "evals" / "modelroute.yaml"
+    mine.parent.mkdir()
+    mine.write_text("models: {}\n")
+    for force in ((), ("--force",)):
+        code, _, err = run(log, "-o", tmp_path / "evals", "--offline", *force)
+        assert code == 1
+        assert "evals/modelroute.yaml was not written by modelroute import-logs" in err
+        assert "pass --force" not in err
+    assert mine.read_text() == "models: {}\n" and not (tmp_path / "evals" / "cases").exists()
 
 
 def test_unknown_prices_are_a_loud_todo(tmp_path: Path) -> None:
@@ -587,6 +637,17 @@ def test_odd_bytes_are_replaced_or_refused_with_the_file_named(tmp_path: Path) -
     code, _, err = run(empty, "-o", tmp_path / "s3")
     assert code == 1 and "no usable call in 0 lines: the files hold no records" in err
     assert "Traceback" not in err
+    text = tmp_path / "notes.txt"
+    text.write_text("hello, this is not a log\n")
+    code, _, err = run(text, "-o", tmp_path / "s4")
+    assert (
+        code == 1
+        and (
+            "no usable call in 1 line: 1 line of notes.txt, not JSON, read as a CSV header with "
+            "no rows after it"
+        )
+        in err
+    )
 
 
 def test_the_case_file_header_counts_the_cases_it_holds(tmp_path: Path) -> None:

@@ -120,6 +120,7 @@ def healthy(url: str) -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_the_real_example_gate_cache_determinism_and_bench(tmp_path: Path) -> None:
     """Gate verdicts on Gemma 3 270M; a second run makes no call and starts no server; a
@@ -170,6 +171,7 @@ def test_the_real_example_gate_cache_determinism_and_bench(tmp_path: Path) -> No
     assert chosen == {"arithmetic": "big", "copy-word": "gemma", "sentiment": "big"}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_server_killed_mid_run_errors_its_cases_and_fails_the_gate(tmp_path: Path) -> None:
     suite = example(tmp_path / "local")

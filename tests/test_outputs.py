@@ -177,3 +177,72 @@ def test_a_report_that_fails_to_render_leaves_the_previous_file_whole(tmp_path: 
         write_outputs(broken, {"json": target})
     assert target.read_text() == before
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no partial file left
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--model-route-report-dir", "taken"),
+            "--model-route-report-dir: */taken is a file, not a folder (results.json cannot*",
+        ),
+        (
+            ("--model-route-html", "taken/r.html"),
+            "--model-route-html: */taken is a file, not a folder (r.html cannot*",
+        ),
+        (("--model-route-json", "cases"), "--model-route-json: */cases is a folder; give a file*"),
+        (
+            ("--model-route=bench", "--model-route-suggest", "taken/routes.yaml"),
+            "--model-route-suggest: */taken is a file, not a folder*",
+        ),
+    ],
+)
+def test_a_report_path_that_cannot_be_written_is_a_usage_error(
+    pytester: pytest.Pytester, args: tuple[str, ...], message: str
+) -> None:
+    """Said before any call, not a FileExistsError traceback once the run is over."""
+    sim_suite(pytester, route="weak")
+    (pytester.path / "taken").write_text("a file where a folder was meant")
+    mode = () if args[0].startswith("--model-route=") else ("--model-route",)
+    result = pytester.runpytest(*mode, "-p", "no:cacheprovider", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert not (pytester.path / ".modelroute_cache").exists()  # nothing was called
+
+
+def test_a_report_that_cannot_be_written_at_the_end_is_an_error_not_a_traceback(
+    pytester: pytest.Pytester,
+) -> None:
+    """The folder became a file after the options were checked (here: at session start):
+    the other reports are written, the run names the one it could not write and exits 4
+    (CI would post no comment), with no traceback."""
+    sim_suite(
+        pytester,
+        route="weak",
+        **{
+            "conftest.py": (
+                "from pathlib import Path\n\n\n"
+                "def pytest_sessionstart(session):\n"
+                "    Path('late').write_text('a file where a folder was meant')\n"
+            )
+        },
+    )
+    result = pytester.runpytest(
+        "--model-route",
+        "-p",
+        "no:cacheprovider",
+        "--model-route-json",
+        "late/r.json",
+        "--model-route-md",
+        "out/r.md",
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stdout.fnmatch_lines(
+        [
+            "*generated markdown report: */out/r.md*",
+            "ERROR: cannot write the json results file to */late/r.json: *",
+        ]
+    )
+    assert (pytester.path / "out" / "r.md").exists()
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()

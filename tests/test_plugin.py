@@ -300,6 +300,7 @@ def test_model_route_path_argument_is_not_taken_as_the_mode(pytester: pytest.Pyt
     result.stdout.fnmatch_lines(["*gate mode*", "*4 passed*"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", ["0", "2"])
 def test_estimate_and_progress_come_before_the_items(
     pytester: pytest.Pytester, workers: str
@@ -374,6 +375,7 @@ def test_parametrized_python_cases_are_cases_of_their_own(pytester: pytest.Pytes
     assert doc["tasks"]["t"]["quality"] == pytest.approx((5 + 1 + 1) / 3)
 
 
+@pytest.mark.slow
 def test_a_python_case_id_defined_twice_fails_its_items(pytester: pytest.Pytester) -> None:
     sim_suite(pytester)
     case = """

@@ -461,6 +461,7 @@ def paced_without_loss(run: LimitedRun, n: int, most_429s: int) -> None:
     assert run.refused <= most_429s, f"{run.refused} requests answered 429"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flavor", ["anthropic", "openai"])
 @pytest.mark.usefixtures("keyed")
 def test_a_run_paces_itself_to_the_providers_limits(pytester: pytest.Pytester, flavor: str) -> None:
@@ -528,6 +529,7 @@ def test_the_requests_per_minute_cap_paces_calls_without_any_headers(
     assert arrivals[-1] - arrivals[0] >= 1.4
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("keyed")
 def test_under_xdist_the_workers_share_the_limit(pytester: pytest.Pytester) -> None:
     """Each worker mirrors the same headers and takes half of what they allow."""
@@ -540,14 +542,23 @@ def test_under_xdist_the_workers_share_the_limit(pytester: pytest.Pytester) -> N
 def test_fixed_mode_leaves_429s_to_the_sdk(pytester: pytest.Pytester) -> None:
     """--model-route-rate-limit=fixed: every call at once, the SDK retrying its 429s; the
     note counts them and points to adapt."""
-    limit = RateLimit(requests_per_minute=600, burst_s=1)
+    # a bucket of five, refilled ten a second: sixteen sent at once meet at least three
+    # 429s unless the machine takes most of a second to send them (a loaded 2-core machine
+    # runs this beside other tests; a bucket of ten refilled as fast raced that)
+    limit = RateLimit(requests_per_minute=600, burst_s=0.5)
     run = limited_run(
         pytester, limit, 20, "--model-route-rate-limit=fixed", concurrency=16, max_retries=8
     )
-    # 16 at once into a bucket of 10: at least six 429s in the first round alone
-    assert run.refused >= 6
+    # (the SDK retries each after the retry-after it is given, all at once: some cases can
+    # run out of retries, which is why adapt is the default)
+    assert run.refused >= 3
+    # the note counts every 429 the server sent, the SDK's retries included
+    attempts = run.admitted + run.refused
     run.result.stdout.fnmatch_lines(
-        ["*model 'fast' was rate limited: *requests answered 429*--model-route-rate-limit=adapt*"]
+        [
+            f"*model 'fast' was rate limited: *{run.refused} of {attempts} requests answered "
+            "429*--model-route-rate-limit=adapt*"
+        ]
     )
 
 

@@ -185,7 +185,7 @@ def test_a_pr_snapshot_that_accepts_a_regression_fails_against_its_base(
     assert task["snapshot"]["quality"] == 5.0  # judged against main's snapshot
     assert any(r.startswith("quality fell vs snapshot 5.00") for r in task["reasons"])
     assert any(
-        "this PR's snapshot accepts it" in r and "`modelroute: accept`" in r and ACCEPT in r
+        "this PR's snapshot accepts it" in r and "'modelroute: accept'" in r and ACCEPT in r
         for r in task["reasons"]
     )
     result.stdout.fnmatch_lines(
@@ -212,6 +212,8 @@ def test_a_pr_snapshot_that_accepts_a_regression_fails_against_its_base(
     ) in md
     assert f"- **classification**: pass → fail: {MISSES_FAILED}" in md
     assert "label the PR `modelroute: accept`" in md
+    # the reasons are plain text, escaped in Markdown: no backtick of theirs shows as one
+    assert "\\`" not in md
 
     html = (out / "report.html").read_text()
     assert html.index('id="snapshot-change"') < html.index('id="verdict"')

@@ -191,8 +191,9 @@ def test_markdown_has_verdict_tasks_savings_and_matrix(hostile: dict) -> None:
     assert "<details><summary>" in md and "\n</details>" in md
     tables = _tables(md)
     assert len(tables) == 3  # tasks, savings by complexity, matrix
-    # task, route, n, quality (bounds), Δ vs snapshot, detects, cost, Δ cost, verdict
-    assert tables[0][0] == 9 and len(tables[0]) == len(hostile["tasks"]) + 1
+    # task, route, n, quality (bounds), Δ vs snapshot, Δ vs baseline, detects, cost, Δ cost,
+    # verdict
+    assert tables[0][0] == 10 and len(tables[0]) == len(hostile["tasks"]) + 1
     assert "case-00008" in md  # flipped cases are listed, ids escaped
     assert "case&lt;/details&gt;\\|1&#96;x&#96;" in md
 
@@ -395,11 +396,9 @@ def test_costs_from_estimated_tokens_are_marked_in_every_report(
     result, doc = run_json(pytester, "--model-route")
     spend = doc["spend"]
     assert spend["estimated_calls"] == spend["api_calls"] == 4
-    result.stdout.fnmatch_lines(
-        ["spend: 4 API calls*", " 4 calls used priced from estimated tokens"]
-    )
-    assert "4 calls used priced from estimated tokens" in render_markdown(doc)
-    assert "4 calls used priced from estimated tokens" in render_html(doc)
+    result.stdout.fnmatch_lines(["spend: 4 API calls*", " 4 calls priced from estimated tokens"])
+    assert "4 calls priced from estimated tokens" in render_markdown(doc)
+    assert "4 calls priced from estimated tokens" in render_html(doc)
     doc["spend"]["estimated_calls"] = 0  # providers that report usage: no mark
     assert "estimated tokens" not in render_markdown(doc)
     assert "estimated tokens" not in render_html(doc)

@@ -239,6 +239,7 @@ def test_acceptance_checks_may_not_use_the_reference(pytester: pytest.Pytester) 
     )
 
 
+@pytest.mark.slow
 def test_routes_and_recommendations_are_the_same_under_xdist(levels: pytest.Pytester) -> None:
     _, serial = run_json(levels, "--model-route", "--model-route-cache=off")
     _, parallel = run_json(

@@ -315,6 +315,7 @@ def test_shard_usage_errors(pytester: pytest.Pytester) -> None:
 # -- the merge is the unsharded run --------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_merged_run_is_the_unsharded_run(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -396,6 +397,7 @@ def test_merged_run_is_the_unsharded_run(
     merged.stdout.fnmatch_lines(["*merging the results of 3 shard(s)*nothing is collected*"])
 
 
+@pytest.mark.slow
 def test_a_sharded_re_benchmark_is_the_unsharded_one(pytester: pytest.Pytester) -> None:
     """Bench mode, where sharding matters most (every case on every model, consensus
     samples): the merge recommends what one run recommends, and writes the same routes."""

@@ -156,9 +156,6 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         )
         return 1
     platform = resolve_platform(args.platform, env)
-    if platform is None:
-        log.error("cannot tell which CI this is: pass --platform github or --platform gitlab")
-        return 1
     target = (github_target if platform == "github" else gitlab_target)(args, env)
     if target.token:
         log.secrets.append(target.token)
@@ -184,7 +181,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     return 0
 
 
-def resolve_platform(choice: str, env: Mapping[str, str]) -> str | None:
+def resolve_platform(choice: str, env: Mapping[str, str]) -> str:
+    """``auto``: GitLab under GitLab CI, else GitHub (any other CI, or a terminal)."""
     if choice != "auto":
         return choice
     if env.get("GITLAB_CI") == "true":
@@ -193,7 +191,7 @@ def resolve_platform(choice: str, env: Mapping[str, str]) -> str | None:
         return "github"
     if env.get("CI_PROJECT_ID"):
         return "gitlab"
-    return None
+    return "github"
 
 
 def github_target(args: argparse.Namespace, env: Mapping[str, str]) -> Target:

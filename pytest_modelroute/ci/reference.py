@@ -22,7 +22,7 @@ from .gitref import show_at
 
 #: the label the CI action turns into --model-route-accept-changes
 ACCEPT_LABEL = "modelroute: accept"
-HOW_TO_ACCEPT = f"label the PR `{ACCEPT_LABEL}` (--model-route-accept-changes)"
+HOW_TO_ACCEPT = f"label the PR '{ACCEPT_LABEL}' (--model-route-accept-changes)"
 
 
 @dataclass

@@ -46,6 +46,13 @@ def parser() -> argparse.ArgumentParser:
         "tags[task] (a tag task:NAME); calls without it are grouped by prompt template",
     )
     g.add_argument(
+        "--task-pattern",
+        metavar="REGEX",
+        help="keep the part of each task field's value (--task-field, or --map task=) that "
+        "the regular expression's first group matches: '^(.+)_[0-9]+$' makes AIME_112 the "
+        "task AIME; a value it does not match keeps its name",
+    )
+    g.add_argument(
         "--map",
         default="",
         metavar="SPEC",
@@ -85,7 +92,12 @@ def parser() -> argparse.ArgumentParser:
         help="the share of calls the logs hold (0.1: one call in ten is logged)",
     )
     g.add_argument(
-        "--rename", action="append", default=[], metavar="OLD=NEW", help="rename an inferred task"
+        "--rename",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="rename an inferred task (repeatable, or OLD=NEW,OLD2=NEW2); tasks renamed to "
+        "one name become one task",
     )
     g = p.add_argument_group("privacy")
     g.add_argument(
@@ -148,16 +160,28 @@ def _options(args: argparse.Namespace, p: argparse.ArgumentParser):
         field_map = parse_map(args.map)
     except ValueError as exc:
         p.error(f"--map: {exc}")
+    task_pattern = None
+    if args.task_pattern is not None:
+        if not (args.task_field or "task" in field_map):
+            p.error(
+                "--task-pattern applies to a task field's value: give --task-field PATH "
+                "(or --map task=FIELD)"
+            )
+        try:
+            task_pattern = re.compile(args.task_pattern)
+        except re.error as exc:
+            p.error(f"--task-pattern {args.task_pattern!r}: {exc}")
     try:
         window = parse_window(args.window) if args.window else None
     except ValueError as exc:
         p.error(f"--window: {exc}")
     renames = {}
     for item in args.rename:
-        old, sep, new = item.partition("=")
-        if not sep or not old.strip() or not new.strip():
-            p.error(f"--rename: expected OLD=NEW, got {item!r}")
-        renames[old.strip()] = new.strip()
+        for pair in item.split(","):  # OLD=NEW,OLD2=NEW2 as --map takes its pairs
+            old, sep, new = pair.partition("=")
+            if not sep or not old.strip() or not new.strip() or "=" in new:
+                p.error(f"--rename: expected OLD=NEW (or OLD=NEW,OLD2=NEW2), got {pair!r}")
+            renames[old.strip()] = new.strip()
     hook = None
     if args.redactor:
         try:
@@ -169,6 +193,7 @@ def _options(args: argparse.Namespace, p: argparse.ArgumentParser):
         files=list(args.logs),
         out=args.out,
         task_field=args.task_field,
+        task_pattern=task_pattern,
         field_map=field_map,
         default_model=args.model,
         per_level=args.per_level,

@@ -7,6 +7,7 @@ of the logs.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -38,6 +39,8 @@ class ImportOptions:
     files: list[Path]
     out: Path
     task_field: str | None = None
+    #: --task-pattern: the part of a task field's value that names the task
+    task_pattern: re.Pattern[str] | None = None
     field_map: dict[str, str] = field(default_factory=dict)
     default_model: str | None = None
     per_level: int = 15
@@ -79,6 +82,8 @@ class ImportResult:
     #: per task, in the order of ``tasks``: what the bench's projection will be made of
     #: (empty when the baseline has no known price or the logs no window)
     spend: list[TaskSpend] = field(default_factory=list)
+    #: calls whose task field named a task beyond the first MAX_TASKS (put in "other")
+    overflow_calls: int = 0
 
 
 def _cleaned(call: Call) -> None:
@@ -87,6 +92,16 @@ def _cleaned(call: Call) -> None:
     call.model = well_formed(call.model)
     if call.task is not None:
         call.task = well_formed(call.task)
+
+
+def task_named(value: str, pattern: re.Pattern[str]) -> str:
+    """The part of a task field's value that ``pattern`` picks: its first group, else
+    the whole match; the value itself where it does not match (or picks nothing)."""
+    found = pattern.search(value)
+    if found is None:
+        return value
+    picked = found.group(1) if pattern.groups else found.group(0)
+    return picked.strip() or value
 
 
 def _redacted(call: Call, redactor: Redactor) -> None:
@@ -121,6 +136,8 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
     stream_started = time.perf_counter()
     for call in reader.read(options.files):
         _cleaned(call)
+        if options.task_pattern is not None and call.task is not None:
+            call.task = task_named(call.task, options.task_pattern)
         in_tok = call.input_tokens
         if in_tok is None:
             in_tok = estimate_tokens("\n".join(t for _, t in call.messages))
@@ -260,6 +277,7 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
         task_groups,
         stand_ins,
         spend,
+        grouper.overflow_tasks,
     )
 
 

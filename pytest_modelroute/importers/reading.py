@@ -102,6 +102,22 @@ def _lines(stream: IO[bytes]) -> Iterator[bytes | None]:
             yield line
 
 
+def _json_problem(raw: bytes, exc: json.JSONDecodeError) -> str:
+    """What is wrong with a JSON line, with its column. A line cut short inside a string
+    (a log truncated mid-write) ends at its newline, which json calls an "Invalid control
+    character": parsed without it, it says "Unterminated string" as it is."""
+    body = raw.rstrip(b"\r\n")
+    if exc.pos >= len(body) and len(body) < len(raw):
+        try:
+            json.loads(body)
+        except json.JSONDecodeError as inner:
+            exc = inner
+        except UnicodeDecodeError:
+            pass
+    at = " column" if exc.msg.endswith(" at") else " at column"
+    return f"{exc.msg}{at} {exc.colno}"
+
+
 class LogReader:
     """Reads log files into calls; ``on_problem`` hears of each malformed line."""
 
@@ -177,9 +193,7 @@ class LogReader:
                 self._problem(where, "not valid UTF-8", "not UTF-8")
                 continue
             except json.JSONDecodeError as exc:
-                at = " column" if exc.msg.endswith(" at") else " at column"
-                message = f"{exc.msg}{at} {exc.colno}"
-                self._problem(where, f"invalid JSON: {message}", "invalid JSON")
+                self._problem(where, f"invalid JSON: {_json_problem(raw, exc)}", "invalid JSON")
                 continue
             if not isinstance(record, dict):
                 self._problem(where, "expected a JSON object", "not a JSON object")
@@ -316,6 +330,10 @@ class LogReader:
                 self._check_mapping(path, record)
                 first = False
             yield from self._record(record, mapped.parse, where)
+        if first:  # a line of text alone reads as a CSV header: say so, not "no records"
+            self.stats.skipped[
+                f"line of {path.name}, not JSON, read as a CSV header with no rows after it"
+            ] += 1
 
     def _finish(self) -> Iterator[Call]:
         left = self.options.join.leftovers()

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .complexity import LEVELS
+from .grouping import MAX_TASKS
 from .naming import plural
 from .pipeline import ImportResult
 from .reading import ReadStats
@@ -75,6 +76,12 @@ def summary_lines(result: ImportResult, out: Path) -> list[str]:
     lines.append(text)
     lines.append(f"  window: {result.scale.describe()}")
     lines += _task_lines(result)
+    if result.overflow_calls:
+        lines.append(
+            f"  other: {result.overflow_calls:,} calls whose task field named a task beyond the "
+            f"first {MAX_TASKS:,} (is the field an id? --task-pattern REGEX keeps the part of it "
+            "that names the task)"
+        )
     lines.append(
         f"  sampling: up to the --per-level count per task and complexity; "
         f"{result.duplicates:,} repeats of sampled prompts skipped"

@@ -260,12 +260,16 @@ def replay_lines(tasks: list[TaskOut], baseline: Model) -> list[str]:
 def prepare(out: Path, force: bool) -> None:
     """Refuse to overwrite a suite without ``force``; with it, remove what we wrote."""
     config = out / "modelroute.yaml"
+    # a config of one's own first: --force would not replace it either, so never suggest it
+    if config.exists() and not config.read_text(encoding="utf-8").startswith(MARKER):
+        raise WriteProblem(
+            f"{config} was not written by modelroute import-logs; not replacing it (write "
+            "the suite to another folder with -o)"
+        )
     if config.exists() and not force:
         raise WriteProblem(
             f"{config} exists; pass --force to replace the suite this command wrote there"
         )
-    if config.exists() and not config.read_text(encoding="utf-8").startswith(MARKER):
-        raise WriteProblem(f"{config} was not written by modelroute import-logs; not replacing it")
     for old in sorted((out / "cases").glob("*.yaml")) if force else []:
         if old.read_text(encoding="utf-8").startswith(MARKER):
             old.unlink()

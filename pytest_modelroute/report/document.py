@@ -225,9 +225,11 @@ def build_document(
             "tests": [t.to_json() for t in verdict.tests],
             "detectable": verdict.detectable,
         }
-        bar = next((t for t in verdict.tests if t.name == "threshold"), None)
-        if bar is not None:
-            entry["cases_needed"] = bar.to_json()["cases_needed"]
+        # the cases that would settle every rule the data leaves open (the threshold's and
+        # the comparisons'), as the terminal, the JUnit property and the reasons say
+        needed = [t["cases_needed"] for t in entry["tests"] if t.get("cases_needed")]
+        if verdict.tests:
+            entry["cases_needed"] = max(needed) if needed else None
         if route is not None:
             entry.update({k: v for k, v in route.to_json().items() if k not in entry})
         tasks[task] = entry

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 
@@ -36,6 +36,12 @@ def percent(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value * 100:.{digits}f}%"
 
 
+def speed(ratio: float, times: str = "×") -> str:
+    """A latency ratio (baseline over routed) in words: ``2.8× faster`` or, below 1,
+    ``1.2× slower`` (never "0.9x faster")."""
+    return f"{ratio:.1f}{times} faster" if ratio >= 1 else f"{1 / ratio:.1f}{times} slower"
+
+
 def clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
@@ -49,10 +55,10 @@ def clip_middle(text: str, width: int) -> str:
 
 
 def estimated_note(spend: Mapping[str, Any]) -> str:
-    """``N calls used priced from estimated tokens`` when providers reported no usage (the
+    """``N calls priced from estimated tokens`` when providers reported no usage (the
     calls the results used, cache hits included); else ``""``."""
     n = spend.get("estimated_calls") or 0
-    return f"{n:,} call{'s' if n != 1 else ''} used priced from estimated tokens" if n else ""
+    return f"{n:,} call{'s' if n != 1 else ''} priced from estimated tokens" if n else ""
 
 
 def suite_sentence(doc: Mapping[str, Any]) -> str:
@@ -110,7 +116,11 @@ def cache_tokens_note(doc: Mapping[str, Any]) -> str:
         return ""
     priced = sorted(a for a, p in (doc.get("prices") or {}).items() if p.get("cache_prices"))
     how = f"at cache prices for {', '.join(priced)}, else as input" if priced else "as input"
-    return f"prompt cache: {read:,} tokens read, {written:,} written (priced {how})"
+    # counted over the answers the results show (cached ones too), as "results represent"
+    return (
+        f"prompt cache: {read:,} tokens read, {written:,} written (priced {how}), in the "
+        "answers shown"
+    )
 
 
 def acceptance_sentence(rec: Mapping[str, Any]) -> str:
@@ -136,3 +146,29 @@ def acceptance_sentence(rec: Mapping[str, Any]) -> str:
         else:
             text += f"; cascade_accept: in {accept['case_file']} differs and was set aside"
     return text
+
+
+def stage_names(route: str, count: int) -> list[str]:
+    if route.startswith("cascade:"):
+        names = route.split(":", 1)[1].split(">")
+        if len(names) >= count:
+            return names
+    return [f"stage {i}" for i in range(1, count + 1)]
+
+
+def stage_shares(route: str, share: Mapping[str, float] | None) -> list[tuple[str, float]]:
+    """A cascade's share of cases resolved at each stage, named by its models."""
+    if not share:
+        return []
+    keys = sorted(share, key=lambda k: int(k) if str(k).isdigit() else 0)
+    names = stage_names(route, max((int(k) for k in keys if str(k).isdigit()), default=0))
+    out = []
+    for k in keys:
+        i = int(k) if str(k).isdigit() else 0
+        out.append((names[i - 1] if 0 < i <= len(names) else f"stage {k}", share[k]))
+    return out
+
+
+def stage_text(stages: Iterable[tuple[str, float]]) -> str:
+    """``haiku 85% · sonnet 15%``."""
+    return " · ".join(f"{name} {share:.0%}" for name, share in stages)

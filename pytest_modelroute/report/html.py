@@ -31,6 +31,10 @@ from .fmt import (
     percent,
     quality,
     signed,
+    speed,
+    stage_names,
+    stage_shares,
+    stage_text,
     suite_sentence,
 )
 from .glossary import glossary
@@ -136,30 +140,6 @@ def _baseline_quality(doc: Doc, task: str) -> float | None:
         return t["baseline"]["quality"]
     cell = ((doc.get("models") or {}).get(doc.get("baseline")) or {}).get(task) or {}
     return cell.get("quality")
-
-
-def _stage_names(route: str, count: int) -> list[str]:
-    if route.startswith("cascade:"):
-        names = route.split(":", 1)[1].split(">")
-        if len(names) >= count:
-            return names
-    return [f"stage {i}" for i in range(1, count + 1)]
-
-
-def _stages(route: str, share: Mapping[str, float] | None) -> list[tuple[str, float]]:
-    if not share:
-        return []
-    keys = sorted(share, key=lambda k: int(k) if str(k).isdigit() else 0)
-    names = _stage_names(route, max((int(k) for k in keys if str(k).isdigit()), default=0))
-    out = []
-    for k in keys:
-        i = int(k) if str(k).isdigit() else 0
-        out.append((names[i - 1] if 0 < i <= len(names) else f"stage {k}", share[k]))
-    return out
-
-
-def _stage_text(stages: Iterable[tuple[str, float]]) -> str:
-    return " · ".join(f"{name} {share:.0%}" for name, share in stages)
 
 
 # -- header and verdict -------------------------------------------------------------------
@@ -314,9 +294,9 @@ def outcome_view(doc: Doc) -> dict[str, Any] | None:
         return None
     latency = p.get("latency_ratio")
     if latency:
-        speed = f"{latency:.1f}× faster" if latency >= 1 else f"{1 / latency:.1f}× slower"
+        pace = speed(latency)
     else:
-        speed = "-"
+        pace = "-"
     groups = p.get("by_complexity") or {}
     scale = max(
         [g.get("baseline_monthly") or 0 for g in groups.values()]
@@ -346,7 +326,7 @@ def outcome_view(doc: Doc) -> dict[str, Any] | None:
         "routed_monthly": money(p.get("routed_monthly")),
         "calls_monthly": f"{p.get('calls_monthly') or 0:,.0f}",
         "moved": percent(p.get("calls_moved_share")),
-        "latency": speed,
+        "latency": pace,
         "quality_change": signed(change),
         "quality_bad": change is not None and change < 0,
         "rows": rows,
@@ -439,7 +419,7 @@ def _task_row(
     )
     cost_change = snap.get("cost_change")
     route = str(t.get("route") or "-")
-    stages = _stages(route, t.get("stage_share"))
+    stages = stage_shares(route, t.get("stage_share"))
     return {
         "task": _text(task, 60),
         "complexity": _text(t.get("complexity") or "", 20),
@@ -481,7 +461,7 @@ def _task_row(
         "verdict": verdict,
         "reasons": [_text(r, REASON_CHARS) for r in t.get("reasons") or []],
         "warnings": [_text(w, REASON_CHARS) for w in t.get("warnings") or []],
-        "stages": _stage_text(stages),
+        "stages": stage_text(stages),
         "agreement": percent(t.get("agreement")) if t.get("agreement") is not None else "",
     }
 
@@ -573,7 +553,7 @@ def _card(doc: Doc, task: str, rec: Mapping[str, Any]) -> dict[str, Any]:
     rows = []
     for c in candidates:
         route = str(c.get("route") or "")
-        extra = _stage_text(_stages(route, c.get("stage_share")))
+        extra = stage_text(stage_shares(route, c.get("stage_share")))
         if c.get("agreement") is not None:
             extra = f"agreement {c['agreement']:.0%}"
         rows.append(
@@ -626,7 +606,7 @@ def routing_view(doc: Doc) -> list[dict[str, Any]]:
             source = next(
                 (c for c in recs[task].get("candidates") or [] if c.get("route") == route), t
             )
-        stages = _stages(route, source.get("stage_share"))
+        stages = stage_shares(route, source.get("stage_share"))
         agreement = source.get("agreement")
         if not stages and agreement is None and task not in panels:
             continue
@@ -639,7 +619,7 @@ def routing_view(doc: Doc) -> list[dict[str, Any]]:
                 if spread is not None
                 else "",
                 "bar": svg.stage_bar(stages) if stages else None,
-                "stages": _stage_text(stages),
+                "stages": stage_text(stages),
                 "agreement": percent(agreement) if agreement is not None else "",
             }
         )
@@ -738,7 +718,7 @@ def _result(r: Mapping[str, Any], primary: str | None, baseline: str | None) -> 
     meta = [
         f"quality {quality(r.get('quality'))} / bar {quality(r.get('bar'))}",
         money(r.get("cost")),
-        f"{r.get('input_tokens') or 0:,}→{r.get('output_tokens') or 0:,} tokens",
+        _tokens(r),
         f"{r.get('latency_s') or 0:.2f}s",
     ]
     if r.get("cached"):
@@ -763,6 +743,23 @@ def _result(r: Mapping[str, Any], primary: str | None, baseline: str | None) -> 
     return view
 
 
+def _tokens(r: Mapping[str, Any]) -> str:
+    """``in→out tokens``, with the prompt tokens a server read from (or wrote to) its
+    prompt cache shown apart: the result's ``input_tokens`` leaves them out, and its cost
+    counts them."""
+    # the calls ``input_tokens`` sums (records.CaseResult.route_calls)
+    route_only = r.get("cascade_accept") is not None
+    cached = sum(
+        (c.get("cache_read_tokens") or 0) + (c.get("cache_write_tokens") or 0)
+        for c in r.get("calls") or []
+        if (c.get("purpose") == "route" if route_only else c.get("purpose") != "judge")
+    )
+    prompt, output = f"{r.get('input_tokens') or 0:,}", f"{r.get('output_tokens') or 0:,}"
+    if cached:
+        return f"{prompt} + {cached:,} from the prompt cache → {output} tokens"
+    return f"{prompt}→{output} tokens"
+
+
 def _route_detail(route: str, r: Mapping[str, Any]) -> list[str]:
     votes = r.get("votes") or {}
     stage = r.get("stage")
@@ -770,7 +767,7 @@ def _route_detail(route: str, r: Mapping[str, Any]) -> list[str]:
         top = sorted(votes.items(), key=lambda kv: -kv[1])[:5]
         return ["votes " + ", ".join(f"{_text(k or '(no answer)', 40)} {v}" for k, v in top)]
     if isinstance(stage, int):
-        names = _stage_names(route, stage)
+        names = stage_names(route, stage)
         return [
             f"resolved at stage {stage} ({names[stage - 1]})"
             if 0 < stage <= len(names)

@@ -30,6 +30,9 @@ from .fmt import (
     percent,
     quality,
     signed,
+    speed,
+    stage_shares,
+    stage_text,
     suite_sentence,
 )
 from .glossary import glossary
@@ -294,7 +297,7 @@ def savings_line(doc: Doc, budget: int) -> str:
     ]
     ratio = p.get("latency_ratio")
     if ratio:
-        parts.append(f"{ratio:.1f}× faster" if ratio >= 1 else f"{1 / ratio:.1f}× slower")
+        parts.append(speed(ratio))
     if p.get("quality_change") is not None:
         parts.append(f"quality {signed(p['quality_change'])}")
     return _limit(" · ".join(parts), budget)
@@ -319,12 +322,13 @@ def tasks_section(doc: Doc, budget: int) -> str:
             "n",
             "Quality (bounds)",
             "Δ vs snapshot",
+            "Δ vs baseline",
             "Detects",
             "Cost/call",
             "Δ cost",
             "Verdict",
         ],
-        "<<>>>>>><",
+        "<<>>>>>>><",
         rows,
         int(budget * 0.6),
         len(order),
@@ -365,9 +369,20 @@ def tasks_section(doc: Doc, budget: int) -> str:
     return table + "\n\n" + _lines(why, budget - len(table) - 2, "failing tasks")
 
 
+def _diff_cell(comparison: Mapping[str, Any] | None) -> str:
+    """A paired comparison's mean difference with its one-sided bounds, ``-0.60 [-0.95,
+    -0.29]`` (every comparison shows its interval, not only a failing one's reason)."""
+    comparison = comparison or {}
+    diff, ci = comparison.get("diff"), comparison.get("ci")
+    if diff is None:
+        return "–"
+    if ci and ci[0] is not None and ci[1] is not None:
+        return f"{signed(diff)} [{ci[0]:+.2f}, {ci[1]:+.2f}]"
+    return signed(diff)
+
+
 def _task_cells(name: str, t: Mapping[str, Any]) -> list[str]:
     snap = t.get("snapshot") or {}
-    diff = snap.get("diff")
     change = snap.get("cost_change")
     q = quality(t.get("quality"))
     if t.get("errors"):
@@ -382,6 +397,9 @@ def _task_cells(name: str, t: Mapping[str, Any]) -> list[str]:
         if seen.get("thin"):
             detect += " ⚠️ thin"
     route = escape_md_cell(t.get("route") or "-", 50)
+    shares = stage_text(stage_shares(str(t.get("route") or ""), t.get("stage_share")))
+    if shares:  # a cascade: where its cases were resolved (the glossary's stage share)
+        route += f" ({escape_md_cell(shares, 80)})"
     if t.get("outcome") == "change":  # bench: the configured route it replaces
         route = f"{escape_md_cell(t.get('configured'), 50)} → **{route}**"
     elif t.get("outcome"):
@@ -391,7 +409,8 @@ def _task_cells(name: str, t: Mapping[str, Any]) -> list[str]:
         route,
         str(t.get("n") if t.get("n") is not None else "–"),
         q,
-        signed(diff) if diff is not None else "–",
+        _diff_cell(snap),
+        _diff_cell(t.get("baseline") if isinstance(t.get("baseline"), dict) else None),
         detect,
         usd(t.get("cost_per_call")),
         f"{change:+.0%}" if change is not None else "–",

@@ -70,27 +70,47 @@ REPORT_DIR_FILES: dict[str, str] = {
 }
 
 
+class ReportWriteError(ModelRouteError):
+    """Some report files could not be written (the others were)."""
+
+    def __init__(self, problems: list[str], written: list[tuple[str, Path]]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+        self.written = written
+
+
 def write_outputs(doc: dict[str, Any], paths: Mapping[str, Path | None]) -> list[tuple[str, Path]]:
-    """Render and write every output that has a path; returns (kind, path) written."""
-    written = []
+    """Render and write every output that has a path; returns (kind, path) written. A file
+    that cannot be written (a folder it cannot create, a full disk) does not stop the
+    others: :class:`ReportWriteError` names each, after the rest are written."""
+    written: list[tuple[str, Path]] = []
+    problems: list[str] = []
     for name, (kind, render) in OUTPUTS.items():
         path = paths.get(name)
         if path is None:
             continue
         text = render(doc)
-        path.parent.mkdir(parents=True, exist_ok=True)
         # rendered beside it, then moved in place: a failure never leaves half a report
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             with partial.open("w", encoding="utf-8") as out:
                 if isinstance(text, str):
                     out.write(text)
                 else:
                     out.writelines(text)
             os.replace(partial, path)
+        except OSError as exc:
+            problems.append(f"cannot write the {kind} to {path}: {exc.strerror or exc}")
+            continue
         finally:
-            partial.unlink(missing_ok=True)
+            try:
+                partial.unlink(missing_ok=True)
+            except OSError:
+                pass
         written.append((kind, path))
+    if problems:
+        raise ReportWriteError(problems, written)
     return written
 
 

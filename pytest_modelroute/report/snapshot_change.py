@@ -104,7 +104,7 @@ def headline(change: Mapping[str, Any]) -> str:
         )
     return (
         f"{what}: not accepted: every task is judged against the base; to accept on "
-        "purpose, label the PR `modelroute: accept` (--model-route-accept-changes)"
+        "purpose, label the PR 'modelroute: accept' (--model-route-accept-changes)"
     )
 
 

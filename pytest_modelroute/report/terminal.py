@@ -141,9 +141,9 @@ def statistics_rows(doc: dict[str, Any]) -> list[list[str]]:
 
 
 def projection_lines(p: dict[str, Any]) -> list[str]:
-    from .fmt import percent, signed
+    from .fmt import percent, signed, speed
 
-    latency = f"; latency {p['latency_ratio']:.1f}x faster" if p.get("latency_ratio") else ""
+    latency = f"; latency {speed(p['latency_ratio'], 'x')}" if p.get("latency_ratio") else ""
     lines = [
         f"projection ({p['calls_monthly']:,.0f} calls/month): baseline "
         f"{money(p['baseline_monthly'])}/mo -> routed {money(p['routed_monthly'])}/mo, saves "
@@ -275,9 +275,10 @@ def acceptance_lines(doc: dict[str, Any], width: int = 100) -> list[str]:
 def selection_line(doc: dict[str, Any]) -> str:
     """How the recommendations were chosen (the correction for many candidates)."""
     recs = doc.get("recommendations") or {}
-    how = next((r.get("selection") for r in recs.values() if r.get("selection")), None)
-    if not how:
+    hows = [r["selection"] for r in recs.values() if r.get("selection")]
+    if not hows:
         return ""
+    how = hows[0]
     if how["method"] == "split":
         return (
             "recommended routes: per task, the cheapest route shown to clear the threshold,\n"
@@ -285,10 +286,18 @@ def selection_line(doc: dict[str, Any]) -> str:
             f"(the quality it reaches with {percent(how['level'])} confidence); cheaper: how "
             "many times cheaper\nper call than the baseline:"
         )
+    # each task's bound is raised for its own number of candidates (a task whose cases
+    # allow cascades compares many more): name the range, not the first task's level
+    low, high = min(h["level"] for h in hows), max(h["level"] for h in hows)
+    level = (
+        percent(low, 1)
+        if percent(low, 1) == percent(high, 1)
+        else (f"{percent(low, 1)} to {percent(high, 1)}")
+    )
     return (
         "recommended routes: per task, the cheapest route shown to clear the threshold, that is\n"
-        f"whose lower bound (the quality it reaches with {percent(how['level'], 1)} confidence, "
-        "raised for\nthe number of candidates compared) is at or above it; cheaper: how many "
+        f"whose lower bound (the quality it reaches with {level} confidence, raised for\n"
+        "the number of candidates the task compares) is at or above it; cheaper: how many "
         "times cheaper\nper call than the baseline:"
     )
 
@@ -427,10 +436,24 @@ def write_summary(
                 f"  routed counts {len(unproven)} task(s) on the route they keep, not shown to "
                 "clear the threshold"
             )
+    below = sum(1 for r in doc.get("results") or () if r.get("status") == "below")
+    if below:  # pytest's own count says "below" and its progress "b": say what they are
+        sentence = (
+            f"{below:,} case result{'s' * (below != 1)} scored below the case's bar ('b', "
+            "'below'): measured, not failed; each counts in its task's quality"
+        )
+        for line in textwrap.wrap(sentence, 100, subsequent_indent="  "):
+            tr.write_line(line)
     tr.write_line(spend_line(doc))
-    for note in (estimated_note(doc["spend"]), cache_tokens_note(doc), latency_note(doc)):
-        if note:
-            tr.write_line(" " + note)
+    represent = "results represent: what every answer shown costs, cached ones included"
+    for note in (
+        represent,
+        estimated_note(doc["spend"]),
+        cache_tokens_note(doc),
+        latency_note(doc),
+    ):
+        for line in textwrap.wrap(note, 99, subsequent_indent="  ", break_on_hyphens=False):
+            tr.write_line(" " + line)
     for note in notes:
         tr.write_line(note, yellow=True)
     for line in error_lines(doc.get("errors") or []):
