@@ -22,8 +22,8 @@ from pytest_modelroute.stash import state_key
 
 def pytest_terminal_summary(terminalreporter, config):
     state = config.stash.get(state_key, None)
-    if state is not None and not hasattr(config, "workerinput") and state._runner:
-        calls = len(state._runner.ledger.calls)
+    if state is not None and not hasattr(config, "workerinput"):
+        calls = len(state._runner.ledger.calls) if state._runner is not None else 0
         terminalreporter.write_line(f"controller paid {calls} calls")
 """
 
