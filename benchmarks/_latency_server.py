@@ -50,11 +50,18 @@ class _State:
         self.refused = 0
         self.first: float | None = None
         self.last: float | None = None
+        #: when each completion was answered (epoch seconds)
+        self.answered: list[float] = []
         self.limiter = Limiter(self.limit) if self.limit else None
 
     def stats(self) -> dict[str, Any]:
         span = (self.last - self.first) if self.first and self.last else 0.0
-        return {"requests": dict(self.counts), "refused": self.refused, "span_s": span}
+        return {
+            "requests": dict(self.counts),
+            "refused": self.refused,
+            "span_s": span,
+            "answered_at": self.answered,
+        }
 
 
 def _answer(prompt: str) -> str:
@@ -160,6 +167,7 @@ async def _serve(latency_s: float, limit: RateLimit | None) -> None:
                         await asyncio.sleep(latency_s)
                         served += 1
                         state.counts[body.get("model", "unknown")] += 1
+                        state.answered.append(time.time())
                         data = _completion(served, body, anthropic)
                     else:
                         state.refused += 1

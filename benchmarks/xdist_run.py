@@ -7,9 +7,13 @@ Prints, measured in this one run on this machine (each timing the fastest of
 (target: exactly the same number, the suite's calls, under both); and xdist's own cost on
 this machine, plain pytest running as many trivial tests under ``-n 2`` and ``-n 0``.
 
-Under ``-n 2`` each worker takes half of each model's concurrency, so the two together
-keep the same number of calls in flight as one process; what a second worker saves is the
-CPU of the calls and items beyond one core, what it costs is xdist's own start-up.
+Under ``-n 2`` the controller starts the calls at the model's whole concurrency before it
+makes the workers (this suite is YAML cases only: see ``pytest_modelroute/workers/
+early.py``); once both have collected, each worker takes half of the concurrency for the
+items left, so the calls in flight never exceed one process's. What the workers save is
+the items' run after the calls (they run while the calls are made) and the CPU beyond one
+core; what they cost is xdist's own start and end. For the fastest run of each it prints
+when the first and the last answer came and how long the run went on after the last.
 
 Usage: python benchmarks/xdist_run.py [--calls 2000] [--latency 0.2] [--concurrency 16]
        [--repeats 3]
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from _common import plain_suite, run, write_suite
@@ -40,6 +45,9 @@ def main() -> None:
     plain_walls: dict[str, list[float]] = {"0": [], "2": []}
     served: dict[str, set[int]] = {"0": set(), "2": set()}
     paid: dict[str, set[int]] = {"0": set(), "2": set()}
+    #: per run: (wall, seconds to the first answer, to the last answer)
+    spans: dict[str, list[tuple[float, float, float]]] = {"0": [], "2": []}
+    loads: list[float] = []
     with (
         tempfile.TemporaryDirectory(prefix="modelroute-xdist-") as tmp,
         LatencyServer(args.latency) as server,
@@ -53,9 +61,15 @@ def main() -> None:
         for _ in range(args.repeats):
             for workers in ("0", "2"):
                 server.reset()
+                loads.append(os.getloadavg()[0])
+                started = time.time()
                 result = run([*cold, "bench-results.json", "-n", workers], suite, env)
                 walls[workers].append(result["wall"])
                 served[workers].add(server.requests())
+                answered = server.stats()["answered_at"]
+                spans[workers].append(
+                    (result["wall"], min(answered) - started, max(answered) - started)
+                )
                 paid[workers].add(result["doc"]["spend"]["api_calls"])
                 plain_walls[workers].append(run(["-n", workers], plain)["wall"])
     wall0, wall2 = min(walls["0"]), min(walls["2"])
@@ -70,11 +84,18 @@ def main() -> None:
             f"calls the server answered per run {sorted(served[workers])}, paid "
             f"{sorted(paid[workers])}"
         )
+        total, first, last = min(spans[workers])
+        print(
+            f"    where the fastest run's time went: first answer at {first:.2f} s, the calls "
+            f"{last - first:.2f} s ({args.calls / max(last - first, 1e-9):.0f} a second), "
+            f"then {total - last:.2f} s to the end"
+        )
     same = served["0"] == served["2"] == paid["0"] == paid["2"] == {args.calls}
     print(
         f"-n 2 against -n 0: {wall2 / wall0:.2f}x the time (target <= 1.0x); the same "
         f"{args.calls} calls in every run: {same}"
     )
+    print(f"  load average (1 min) at the start of each run: {min(loads):.1f}-{max(loads):.1f}")
     plain0, plain2 = min(plain_walls["0"]), min(plain_walls["2"])
     print(
         f"  xdist's own cost, plain pytest with {args.calls} trivial tests: -n 2 {plain2:.2f} s "

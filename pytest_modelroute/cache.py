@@ -170,6 +170,19 @@ class ResponseCache:
         value = self._cache.get(f"error:{self.run_id}:{key}")
         return value if isinstance(value, str) else None
 
+    def hand_over(self, done: list[str]) -> None:
+        """xdist controller: its early calls are over, ``done`` the node ids of the items
+        it evaluated; the workers may call (see ``workers.early``)."""
+        self._cache.set(f"handover:{self.run_id}", json.dumps(done), expire=24 * 3600)
+
+    def handed_over(self) -> bool:
+        return self._cache.get(f"handover:{self.run_id}") is not None
+
+    def early_done(self) -> set[str]:
+        """The items the controller evaluated before it handed over (none before)."""
+        raw = self._cache.get(f"handover:{self.run_id}")
+        return set(json.loads(raw)) if isinstance(raw, str) else set()
+
     def put_progress(self, worker: str, snapshot: dict[str, Any]) -> None:
         """An xdist worker's progress figures, for the controller's progress line."""
         try:

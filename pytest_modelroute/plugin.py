@@ -8,7 +8,9 @@ the plugin collects nothing and changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import gc
 import uuid
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -36,10 +38,12 @@ from .stash import WORKER_KEY, case_clash_key, case_id_key, reporter_key, state_
 
 if TYPE_CHECKING:
     from .cases import Case
+    from .providers import Provider
     from .routes import Route
     from .session import RunState, Settings
     from .shard import ShardSpec
     from .workers import Share
+    from .workers.early import EarlyStart
 
 # The rest of the package (pydantic models, jinja, the SDKs) loads only once
 # --model-route is given: installed, the plugin costs other pytest runs next to nothing.
@@ -632,6 +636,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[state_key] = state
     if workerinput is not None:
         state.adopt_shared(workerinput.get("modelroute_shared") or {})
+        state.hold = bool(workerinput.get("modelroute_early"))
     elif xdist_specs(config):
         try:  # local servers: started once, here, for every worker
             state.shared = state.start_shared()
@@ -681,6 +686,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             from .cache import remove_scratch
 
             remove_scratch(Path(state.scratch))
+        if _worker_input(config) is not None:
+            # An xdist worker exits next, and the controller waits for it: the collector
+            # would spend seconds of that wait on a run's worth of objects (2,000 items:
+            # 2.5 s on a loaded 2-core machine) that the process's end frees anyway.
+            gc.freeze()
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -692,6 +702,70 @@ def pytest_configure_node(node: Any) -> None:
         node.workerinput["modelroute_run_id"] = state.run_id
         node.workerinput["modelroute_scratch"] = state.scratch
         node.workerinput["modelroute_shared"] = state.shared
+        node.workerinput["modelroute_early"] = state.early
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which makes the workers
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """xdist controller: when it can tell the items the workers will collect, it starts
+    their calls itself before making the workers, which are told (see ``workers.early``)."""
+    state = session.config.stash.get(state_key, None)
+    if state is None or _worker_input(session.config) is not None:
+        return
+    from .reporter import xdist_specs
+
+    if not xdist_specs(session.config):
+        return
+    from .workers.early import early_work, refusal
+
+    if refusal(session, state) is not None:
+        return
+    work = early_work(session, state)
+    if not work:  # a broken case file: the workers' collection reports it
+        return
+    if any(p.missing_key() for p in state.providers.values()):
+        # none made: the error a single-process run gives, before any call
+        missing = state.missing_keys(state.estimate([(c, r) for _, c, r in work]))
+        if missing:
+            raise pytest.UsageError(missing)
+    state.early = True
+    from .progress import publisher
+    from .workers.early import PROGRESS_ID
+
+    runner = state.runner
+    state.start_early(work, publisher(runner.cache, PROGRESS_ID, runner.progress))
+    # the first calls go out before the workers start: their start-up needs the CPU too
+    models = {m for _, _, r in work for m in r.models if m in runner.providers}
+    runner.run(_prepared([runner.providers[m] for m in sorted(models)]))
+
+
+async def _prepared(providers: list[Provider]) -> None:
+    """Wait until ``providers`` are ready for calls (their SDKs imported); an error is
+    for their calls to report."""
+    await asyncio.gather(*(p.prepare() for p in providers), return_exceptions=True)
+
+
+def _early_start(session: pytest.Session) -> EarlyStart | None:
+    """xdist controller: its early calls (see ``pytest_sessionstart``), to wait for or
+    cancel with the run; their estimate is made now, while the workers start (made when
+    the first has collected, it would hold up the others' collection and the handover)."""
+    state = session.config.stash.get(state_key, None)
+    early = state.early_start if state is not None else None
+    reporter = session.config.stash.get(reporter_key, None)
+    if early is not None and reporter is not None:
+        reporter.early_estimate = state.estimate([(c, r) for _, c, r in early.work])
+    return early
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """xdist controller: the early calls stop at once if a worker did not collect an
+    item foreseen (a safety net: see ``workers.early.refusal``)."""
+    state = node.config.stash.get(state_key, None)
+    if state is not None and state.early_start is not None:
+        from .reporter import xdist_specs
+
+        state.early_start.check(ids, sum(n for n, _ in xdist_specs(node.config)))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -827,7 +901,8 @@ def _work(session: pytest.Session) -> tuple[RunState, list[tuple[str, Case, Rout
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
     """xdist worker: claim this worker's share of the work before the controller hears
-    of its collection, so before any worker's items run (see ``workers.share``)."""
+    of its collection, so before any worker's items run (see ``workers.share``); or,
+    when the controller started the calls, once it hands over (``workers.early``)."""
     workerinput = _worker_input(session.config)
     found = _work(session) if workerinput is not None else None
     if found is None:
@@ -847,7 +922,7 @@ def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, objec
     """Make every call known at collection, concurrently: before the items run, or under
     xdist while they run (each worker then waits, after its items, for the rest of its
     share, which the other workers' items may need)."""
-    share = _prefetch(session)
+    share = _prefetch(session) or _early_start(session)
     try:
         outcome = yield
     except BaseException:
@@ -1032,6 +1107,11 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         f"modelroute: {s.mode} mode, config {state.config.path}, cache {s.cache_mode} "
         f"({s.cache_dir})" + (f", {s.shard.words}" if s.shard is not None else "")
     ]
+    if state.early_start is not None:
+        lines.append(
+            f"modelroute: xdist: the controller starts the calls of "
+            f"{len(state.early_start.work)} items while the workers start"
+        )
     if state.batched:
         lines.append(f"modelroute: batch APIs for {', '.join(sorted(state.batched))}")
     elif s.batch:

@@ -134,11 +134,20 @@ class WorkerProgress:
     """
 
     def __init__(
-        self, cache: ResponseCache, write: Write, total: int, workers: Sequence[str]
+        self,
+        cache: ResponseCache,
+        write: Write,
+        total: int,
+        workers: Sequence[str],
+        *,
+        exact_total: bool = False,
     ) -> None:
         self.cache = cache
         self.write = write
         self.total = total
+        #: ``total`` is every item's count (the controller's early calls claim items as
+        #: they go, so the shares' totals overlap until the workers claim theirs)
+        self.exact_total = exact_total
         self.workers = sorted(workers)
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="modelroute-progress", daemon=True)
@@ -149,7 +158,7 @@ class WorkerProgress:
         if not snapshots:
             return None
         merged = Progress.merged(snapshots)
-        merged.total = max(merged.total, self.total)
+        merged.total = self.total if self.exact_total else max(merged.total, self.total)
         return merged
 
     def _run(self) -> None:

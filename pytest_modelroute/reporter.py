@@ -39,7 +39,7 @@ from .records import CaseResult
 from .report import lead, terminal
 from .report.document import build_document, spend_json
 from .report.outputs import ReportWriteError, write_outputs
-from .session import RunState
+from .session import Estimate, RunState
 from .shard.record import file_name, shard_block, shard_lines, suite_files
 from .snapshot import (
     Snapshot,
@@ -50,6 +50,7 @@ from .snapshot import (
     write_snapshot,
 )
 from .stash import WORKER_KEY
+from .workers.early import PROGRESS_ID
 
 if TYPE_CHECKING:
     from .shard.merge import Merge
@@ -171,6 +172,8 @@ class ModelRouteReporter:
         self.progress: WorkerProgress | None = None
         self.progress_total = 0
         self.collected_workers: list[str] = []
+        #: xdist: the estimate of the items whose calls the controller started itself
+        self.early_estimate: Estimate | None = None
         self.interrupted = False
         #: --model-route-merge: the shards whose results this run decides on
         self.merged: Merge | None = None
@@ -204,16 +207,25 @@ class ModelRouteReporter:
         the workers' progress once every worker has collected (xdist's own status lines
         come first)."""
         self.collected_workers.append(node.workerinput["workerid"])
+
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
         if tr is None:
             return
         if not self.estimated:
             self.estimated = True
-            try:
-                work = self.state.work_from_ids(ids, self.config.rootpath)
-            except Exception:  # a broken case file is reported by the workers' collection
-                work = []
-            estimate = self.state.estimate(work) if work else None
+            early = self.state.early_start
+            if early is not None:  # the items it foresaw (and is making the calls of)
+                work = [(c, r) for _, c, r in early.work]
+            else:
+                try:
+                    work = self.state.work_from_ids(ids, self.config.rootpath)
+                except Exception:  # a broken case file is reported by the workers' collection
+                    work = []
+            # the same figures once calls are made: an answer paid in this run is no hit
+            estimate = self.early_estimate
+            if estimate is None:
+                estimate = self.state.estimate(work) if work else None
+            self.progress_total = len(work)
             missing = self.state.missing_keys(estimate) if estimate else None
             if missing:
                 raise pytest.UsageError(missing)
@@ -224,14 +236,15 @@ class ModelRouteReporter:
                     tr.write_line("")
                 else:
                     tr.write_line(line)
-            self.progress_total = len(work)
         workers = sum(n for n, _ in xdist_specs(self.config))
+        early = self.state.early_start
         if self.progress_total and len(self.collected_workers) == workers:
             self.progress = WorkerProgress(
                 self.state.runner.cache,
                 terminal_writer(tr),
                 self.progress_total,
-                self.collected_workers,
+                [*self.collected_workers, *([PROGRESS_ID] if early else [])],
+                exact_total=early is not None,
             )
 
     @pytest.hookimpl(tryfirst=True)  # before the terminal reporter writes the item's name

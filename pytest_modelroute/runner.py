@@ -106,6 +106,7 @@ class Runner:
         batch: frozenset[str] = frozenset(),
         batch_poll_s: float | None = None,
         rate_limit: str = "adapt",
+        shared: bool = False,
     ) -> None:
         self.providers = providers
         self.pricing = pricing
@@ -114,8 +115,11 @@ class Runner:
         self.ledger = Ledger()
         self.progress = Progress(None)
         self._workers = max(1, workers)
-        #: xdist workers share the cache: claims keep them from paying twice
-        self.shared = self._workers > 1
+        #: xdist workers (and a controller that starts early) share the cache: claims keep
+        #: them from paying twice
+        self.shared = self._workers > 1 or shared
+        #: xdist worker: no call before the controller's early calls end (see hold())
+        self._held: asyncio.Future[None] | None = None
         self._spent = 0.0
         self._concurrency = concurrency
         self._memo: dict[str, CallRecord] = {}
@@ -201,6 +205,25 @@ class Runner:
         if self._answered_claims:
             self.cache.release_many(self._answered_claims)
         self.cache.close()
+
+    def hold(self) -> None:
+        """xdist worker: make no call until the controller hands over (its early calls,
+        at the models' whole concurrency, are over: see ``workers.early``)."""
+        self._held = asyncio.run_coroutine_threadsafe(self._handover(), self._loop).result()
+
+    async def handover(self) -> None:
+        """Until the controller hands over (at once when it started no calls)."""
+        if self._held is not None:
+            await asyncio.shield(self._held)
+
+    async def _handover(self) -> asyncio.Future[None]:
+        async def wait() -> None:
+            poll = _POLL_S
+            while not self.cache.handed_over():
+                await asyncio.sleep(poll)
+                poll = min(poll * 1.5, _POLL_S * 2)
+
+        return asyncio.ensure_future(wait())
 
     # -- calls -------------------------------------------------------------------------
 
@@ -414,6 +437,11 @@ class Runner:
             alone = self._first_alone[request.model] = asyncio.Event()
         elif alone is not None:
             await alone.wait()
+        if self._held is not None and not self._held.done():
+            # the client (the SDK's import) gets ready meanwhile
+            waiting = asyncio.ensure_future(provider.prepare())
+            waiting.add_done_callback(lambda f: f.cancelled() or f.exception())
+            await asyncio.shield(self._held)
         try:
             return await self._call_once(key, request, provider, throttle)
         finally:
@@ -704,10 +732,12 @@ class Runner:
         self,
         jobs: list[tuple[str, Callable[[], Awaitable[T]]]],
         settle: Callable[[int, T], Awaitable[None]] | None = None,
+        width: Callable[[str], int] | None = None,
     ) -> list[T]:
         """Run ``(lane, job)`` pairs concurrently (the per-model semaphores bound the
         calls); results in the order of ``jobs``. ``settle(i, result)``, when given, is
-        awaited for each job once the progress line has counted it.
+        awaited for each job once the progress line has counted it; ``width(lane)``: how
+        many of a lane's jobs run at once (default :meth:`width`).
 
         Each lane (the model a job calls first) has a fixed set of workers taking its jobs
         in order, rather than a task per job: a job answered from memory never suspends,
@@ -748,7 +778,7 @@ class Runner:
 
         for lane, lane_jobs in lanes.items():
             queue = iter(lane_jobs)  # shared by the lane's workers
-            for _ in range(min(len(lane_jobs), self.width(lane))):
+            for _ in range(min(len(lane_jobs), (width or self.width)(lane))):
                 start(queue)
         try:
             i = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,7 @@ from .yamlio import format_loc
 
 if TYPE_CHECKING:
     from .gate import GateRules
+    from .workers.early import EarlyStart
 
 #: Before a model has answered in this cache, the estimate assumes answers of this many
 #: output tokens (a short answer with a sentence of explanation) and judge verdicts of
@@ -194,6 +195,11 @@ class RunState:
     _env: Env | None = None
     #: xdist: this worker's share of the work (see ``workers.share``)
     share: Share | None = None
+    #: xdist controller: it starts the calls while the workers start (``workers.early``);
+    #: worker: it makes none before the controller hands over
+    early: bool = False
+    hold: bool = False
+    early_start: EarlyStart | None = None
     _case_files: set[Path] | None = None
 
     @classmethod
@@ -453,7 +459,10 @@ class RunState:
                 batch=self.batched,
                 batch_poll_s=self.settings.batch_poll,
                 rate_limit=self.settings.rate_limit,
+                shared=self.early,
             )
+            if self.hold:
+                self._runner.hold()
         return self._runner
 
     @property
@@ -469,6 +478,8 @@ class RunState:
         return Env(self.config, runner, self.case_root, self.route_accept if bench else {})
 
     def close(self) -> None:
+        if self.early_start is not None:  # a run stopped before its loop (Ctrl-C)
+            self.early_start.cancel()
         if self._runner is not None:
             self._runner.close()
             self._runner = None
@@ -655,7 +666,11 @@ class RunState:
 
         async def dry() -> None:
             nonlocal stopped, task
-            for case, route in work:
+            for i, (case, route) in enumerate(work):
+                if i % 50 == 49:
+                    # rarely suspends otherwise: calls in flight on this loop (the xdist
+                    # controller's early ones) are answered meanwhile
+                    await asyncio.sleep(0)
                 if settled(case, route):
                     continue
                 task = case.task
@@ -769,17 +784,30 @@ class RunState:
         """xdist worker ``worker``: claim its share of ``work``, to be evaluated in the
         background while the items run (see ``workers.share``)."""
         share = self._sharing()
-        share.claim(split(work, worker, self.workers))
+        if self.hold:  # the controller started the calls: the split waits for its handover
+            share.defer(work, worker, self.workers)
+        else:
+            share.claim(split(work, worker, self.workers))
         return share
 
     def _sharing(self) -> Share:
         if self.share is None:
-
-            def evaluate_item(nodeid: str, case: Case, route: Route) -> Any:
-                return evaluate(case, route, self.env, nodeid)
-
-            self.share = Share(self.runner, evaluate_item, self.results)
+            self.share = Share(self.runner, self.evaluate_item, self.results)
         return self.share
+
+    def evaluate_item(self, nodeid: str, case: Case, route: Route) -> Awaitable[CaseResult]:
+        """Evaluate one item on the runner's loop (a coroutine)."""
+        return evaluate(case, route, self.env, nodeid)
+
+    def start_early(self, work: Sequence[tuple[str, Case, Route]], write: Any) -> EarlyStart:
+        """xdist controller: evaluate ``work`` (the items the workers will collect) while
+        the workers start, until they hold the rest (see ``workers.early``)."""
+        from .workers.early import EarlyStart
+
+        self.runner.shared = True
+        self.early_start = EarlyStart(self, work, self.evaluate_item)
+        self.early_start.start(write)
+        return self.early_start
 
     def result_for(self, nodeid: str, case: Case, route: Route) -> CaseResult:
         """The item's result: evaluated here, by another worker, or now."""

@@ -21,6 +21,7 @@ Only the standard library is used.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -29,7 +30,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Literal
@@ -212,6 +213,9 @@ class WireServer:
         self._requests: list[RecordedRequest] = []
         self._per_model: Counter[str] = Counter()
         self._ok_per_model: Counter[str] = Counter()
+        #: per model: requests waiting out their latency now, and the most there were
+        self._in_flight: Counter[str] = Counter()
+        self._peak: Counter[str] = Counter()
         self._ids = itertools.count(1)
         self._stopping = threading.Event()
         #: answer this many requests, then hold every later one unanswered until
@@ -384,6 +388,23 @@ class WireServer:
             pass
         return False
 
+    @contextlib.contextmanager
+    def _counted(self, model: str) -> Iterator[None]:
+        with self._lock:
+            self._in_flight[model] += 1
+            self._peak[model] = max(self._peak[model], self._in_flight[model])
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight[model] -= 1
+
+    @property
+    def peak_in_flight(self) -> dict[str, int]:
+        """Per model: the most requests the server held at once (waiting out its latency)."""
+        with self._lock:
+            return dict(self._peak)
+
     def _wait(self, seconds: float) -> bool:
         """Sleep without blocking other requests; False if the server stopped meanwhile."""
         return not (seconds > 0 and self._stopping.wait(seconds))
@@ -551,7 +572,8 @@ class _Handler(BaseHTTPRequestHandler):
                 )
         headers = {k.lower(): v for k, v in self.headers.items()}
         wire._record(RecordedRequest(flavor, "POST", self.path, headers, body, fault.label))
-        if not refused and not (self._take_latency(wire) and wire._admit()):
+        model = str(body.get("model")) if isinstance(body, dict) else ""
+        if not refused and not (self._take_latency(wire, model) and wire._admit()):
             return
         if fault.kind == "hang" and not wire._wait(fault.hang_s):
             return
@@ -570,13 +592,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, wire.reply(flavor, body, fault), fault.headers)
             wire._answered(body.get("model"))
 
-    def _take_latency(self, wire: WireServer) -> bool:
+    def _take_latency(self, wire: WireServer, model: str) -> bool:
         """Wait the server's latency (for a slot first, when it has slots); False if the
         server stopped meanwhile."""
         if wire._slots is None:
-            return wire._wait(wire.latency_s)
+            with wire._counted(model):
+                return wire._wait(wire.latency_s)
         with wire._slots:  # the other requests wait for a free slot
-            return wire._wait(wire.latency_s)
+            with wire._counted(model):
+                return wire._wait(wire.latency_s)
 
     def _flavor(self) -> Flavor | None:
         path = self.path.split("?", 1)[0].rstrip("/")

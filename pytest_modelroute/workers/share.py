@@ -42,7 +42,8 @@ def split(work: Sequence[W], worker: int, workers: int) -> list[W]:
     return list(work[worker % workers :: workers])
 
 
-def _claim(nodeid: str) -> str:
+def item_claim(nodeid: str) -> str:
+    """The claim of an item: held by the process that evaluates it."""
     return f"item:{nodeid}"
 
 
@@ -59,19 +60,45 @@ class Share:
         self._work: list[tuple[str, Case, Route]] = []
         self._owned: dict[str, concurrent.futures.Future[CaseResult]] = {}
         self._background: concurrent.futures.Future[None] | None = None
+        #: claimed once the controller hands over: (every item, this worker, workers)
+        self._deferred: tuple[list[tuple[str, Case, Route]], int, int] | None = None
 
     def claim(self, work: Sequence[tuple[str, Case, Route]]) -> None:
         """Claim ``work`` (this worker's share) in one transaction, before any item runs
         on any worker; items another worker holds are its business."""
-        claimed = self.cache.claim_many([_claim(n) for n, _, _ in work], ITEM_TTL_S)
+        claimed = self.cache.claim_many([item_claim(n) for n, _, _ in work], ITEM_TTL_S)
         self._work = [w for w, ok in zip(work, claimed, strict=True) if ok]
         self._owned = {nodeid: concurrent.futures.Future() for nodeid, _, _ in self._work}
+
+    def defer(self, work: Sequence[tuple[str, Case, Route]], worker: int, workers: int) -> None:
+        """The controller started the calls (see ``early``): this worker claims its share
+        of the items it did not evaluate once it hands over, every worker splitting the
+        same items left, so that the shares are even however long each worker took to
+        collect."""
+        self._deferred = (list(work), worker, workers)
 
     def start(self, write: Write | None) -> None:
         """Evaluate the claimed work on the runner's loop (``write``: its progress
         line); returns at once."""
         self.runner.progress.write = write
-        self._background = self.runner.start(self._run(self._work))
+        if self._deferred is None:
+            self._background = self.runner.start(self._run(self._work))
+        else:
+            self._background = self.runner.start(self._claim_then_run(*self._deferred))
+
+    async def _claim_then_run(
+        self, work: list[tuple[str, Case, Route]], worker: int, workers: int
+    ) -> None:
+        await self.runner.handover()
+        done = await asyncio.to_thread(self.cache.early_done)
+        mine = split([w for w in work if w[0] not in done], worker, workers)
+        claimed = await asyncio.to_thread(
+            self.cache.claim_many, [item_claim(n) for n, _, _ in mine], ITEM_TTL_S
+        )
+        self._work = [w for w, ok in zip(mine, claimed, strict=True) if ok]
+        owned = {nodeid: concurrent.futures.Future() for nodeid, _, _ in self._work}
+        self._owned = owned  # whole: the items' thread reads it meanwhile
+        await self._run(self._work)
 
     async def _run(self, work: list[tuple[str, Case, Route]]) -> None:
         def job(nodeid: str, case: Case, route: Route) -> Callable[[], Awaitable[CaseResult]]:
@@ -82,7 +109,9 @@ class Share:
             # the figures the controller shows
             nodeid = work[i][0]
             # its claim goes with it: a worker that dies later holds none of its results
-            await asyncio.to_thread(self.cache.put_result, nodeid, result.to_dict(), _claim(nodeid))
+            await asyncio.to_thread(
+                self.cache.put_result, nodeid, result.to_dict(), item_claim(nodeid)
+            )
             self._owned[nodeid].set_result(result)
 
         try:
@@ -96,7 +125,7 @@ class Share:
         finally:  # the claims of the items left undone (an error, Ctrl-C)
             owned = [(n, self._owned[n]) for n, _, _ in work]
             undone = [n for n, f in owned if not f.done() or f.exception() is not None]
-            self.cache.release_many([_claim(n) for n in undone])
+            self.cache.release_many([item_claim(n) for n in undone])
 
     def result(self, nodeid: str, case: Case, route: Route) -> CaseResult:
         """The item's result: from this worker's share, another worker's, or evaluated now."""
@@ -114,7 +143,10 @@ class Share:
             shared = self.cache.get_result(nodeid)
             if shared is not None:
                 return CaseResult.from_dict(shared)
-            if not self.cache.claimed(_claim(nodeid)):
+            owned = self._owned.get(nodeid)  # claimed since (a deferred share)
+            if owned is not None:
+                return owned.result()
+            if not self.cache.claimed(item_claim(nodeid)):
                 found = self.runner.run(self._take(nodeid, case, route))
                 if found is not None:
                     return found
@@ -123,7 +155,7 @@ class Share:
 
     async def _take(self, nodeid: str, case: Case, route: Route) -> CaseResult | None:
         """Evaluate an item nobody holds, unless another worker claims it first."""
-        item = _claim(nodeid)
+        item = item_claim(nodeid)
         if self.cache.get_result(nodeid) is not None or not self.cache.claim(item, ITEM_TTL_S):
             return None
         try:

@@ -1,0 +1,165 @@
+"""Under xdist the controller starts a YAML suite's calls while the workers start: each
+call is still made once, the results are those of one process, and a suite the
+controller cannot foresee (a selection option, a Python module) is left to the workers."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from suite import echo_cases, run_json, write
+from wire_server import WireServer, last_user_text
+
+KEY = "sk-early-test-1234"
+N_CASES = 24
+
+#: a plugin (loaded with -p, from outside the suite) that prints how many calls the
+#: controller paid for itself
+COUNTER = """
+from pytest_modelroute.stash import state_key
+
+def pytest_terminal_summary(terminalreporter, config):
+    state = config.stash.get(state_key, None)
+    if state is not None and not hasattr(config, "workerinput"):
+        calls = len(state._runner.ledger.calls) if state._runner is not None else 0
+        terminalreporter.write_line(f"controller paid {calls} calls")
+"""
+
+
+@pytest.fixture(autouse=True)
+def keyed(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    plugins = tmp_path_factory.mktemp("plugins")
+    (plugins / "early_counter.py").write_text(COUNTER)
+    path = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(plugins), path])))
+
+
+def suite(pytester: pytest.Pytester, server: WireServer, n: int = N_CASES, key: str = "") -> None:
+    # a cascade whose first call is the baseline item's call: two items share each call,
+    # and the controller and the workers evaluate items of both
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": f"""
+            models:
+              fast: {{provider: openai, model: fast-1, base_url: "{server.openai_url}",
+                     price: {{input: 1, output: 1}}, max_retries: 0, concurrency: 4{key}}}
+              big: {{provider: openai, model: big-1, base_url: "{server.openai_url}",
+                    price: {{input: 3, output: 3}}, max_retries: 0, concurrency: 4{key}}}
+            baseline: fast
+            threshold: 1.0
+            routes:
+              echo: {{cascade: [fast, big],
+                     accept: [{{type: regex, value: "number [0-9]*[05]$"}}]}}
+            """,
+            "cases/echo.yaml": echo_cases(n, '"number [0-9]*[0-4]$"'),
+        },
+    )
+
+
+def outcomes(doc: dict) -> dict:
+    return {
+        "results": sorted(
+            (r["case"], r["route"], r["score"], r["error"], r["cost"]) for r in doc["results"]
+        ),
+        "verdict": doc["tasks"]["echo"]["verdict"],
+        "calls": doc["spend"]["api_calls"],
+        "cost": doc["spend"]["cost_incurred"],
+    }
+
+
+def paid_by_controller(result: pytest.RunResult) -> int:
+    lines = [ln for ln in result.outlines if ln.startswith("controller paid ")]
+    assert len(lines) == 1, result.stdout.str()
+    return int(lines[0].split()[2])
+
+
+def test_controller_calls_are_not_paid_again_by_workers(pytester: pytest.Pytester) -> None:
+    runs = {}
+    for workers in ("0", "2"):
+        with WireServer(latency_s=0.05) as server:
+            suite(pytester, server)
+            result, doc = run_json(
+                pytester, "--model-route", "--model-route-cache=off", "-n", workers,
+                "-p", "early_counter", subprocess=True,
+            )  # fmt: skip
+            asked = Counter((r.model, last_user_text(r.body)) for r in server.requests)
+            peak = server.peak_in_flight
+        runs[workers] = result, doc, asked
+        # each model's concurrency (4) holds across the handover: the controller's calls
+        # are over before a worker makes one
+        assert set(peak) == {"fast-1", "big-1"}
+        assert max(peak.values()) <= 4
+    (serial, serial_doc, serial_asked), (parallel, parallel_doc, parallel_asked) = runs.values()
+    # each of the 24 fast calls and of the escalations reached the server once, as in one
+    # process, though the controller made some and the workers the rest
+    assert parallel_asked == serial_asked
+    assert set(parallel_asked.values()) == {1}
+    escalated = [i for i in range(N_CASES) if i % 5]
+    assert len(parallel_asked) == N_CASES + len(escalated)
+    assert outcomes(parallel_doc) == outcomes(serial_doc)
+    assert parallel_doc["spend"]["api_calls"] == len(parallel_asked)
+    parallel.stdout.fnmatch_lines(
+        [
+            "modelroute: xdist: the controller starts the calls of 48 items while the "
+            "workers start",
+            "modelroute: * uncached calls, estimated cost*",
+        ]
+    )
+    # it claims its first items before it makes the workers: it paid for some calls (as
+    # its own ledger says), the workers for the others
+    assert 1 <= paid_by_controller(parallel) <= len(parallel_asked)
+    assert paid_by_controller(serial) == len(serial_asked)
+    assert serial.ret == parallel.ret == pytest.ExitCode.OK
+    parallel.stdout.fnmatch_lines(["*48 passed*"])
+
+
+@pytest.mark.parametrize(
+    "setup, args",
+    [
+        ("keyword", ("-k", "c00")),
+        ("python module", ()),
+        ("conftest", ()),
+    ],
+)
+def test_a_suite_it_cannot_foresee_is_left_to_the_workers(
+    pytester: pytest.Pytester, setup: str, args: tuple[str, ...]
+) -> None:
+    with WireServer() as server:
+        suite(pytester, server, n=10)
+        if setup == "python module":
+            pytester.makepyfile(test_other="def test_other():\n    assert True\n")
+        if setup == "conftest":
+            Path(pytester.path, "cases", "conftest.py").write_text(
+                "def pytest_collection_modifyitems(items):\n    items[:] = items[:4]\n"
+            )
+        result, doc = run_json(
+            pytester, "--model-route", "--model-route-cache=off", "-n", "2", "-p",
+            "early_counter", *args, subprocess=True,
+        )  # fmt: skip
+        asked = Counter((r.model, last_user_text(r.body)) for r in server.requests)
+    assert "the controller starts the calls" not in result.stdout.str()
+    assert paid_by_controller(result) == 0
+    # only the calls of the items the workers collected (and each once)
+    assert set(asked.values()) == {1}
+    items = {r["case"] for r in doc["results"]}
+    assert {f"number {int(c[1:])}" for c in items} == {text for _, text in asked}
+    expected = {"keyword": 10, "python module": 10, "conftest": 2}[setup]
+    assert len(items) == expected
+
+
+def test_a_missing_key_stops_the_run_before_any_call(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EARLY_TEST_KEY", raising=False)
+    with WireServer() as server:
+        suite(pytester, server, n=4, key=", api_key_env: EARLY_TEST_KEY")
+        result, _ = run_json(
+            pytester, "--model-route", "--model-route-cache=off", "-n", "2", subprocess=True
+        )
+        assert server.requests == []
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*EARLY_TEST_KEY is not set*none made*"])
