@@ -716,11 +716,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
     if not xdist_specs(session.config):
         return
-    from .workers.early import early_work, refusal
+    from .workers.early import early_work, foreseen
 
-    if refusal(session, state) is not None:
+    files = foreseen(session, state)
+    if isinstance(files, str):  # the reason it cannot tell the workers' items
         return
-    work = early_work(session, state)
+    work = early_work(session, state, files)
     if not work:  # a broken case file: the workers' collection reports it
         return
     if any(p.missing_key() for p in state.providers.values()):
@@ -760,7 +761,7 @@ def _early_start(session: pytest.Session) -> EarlyStart | None:
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
 def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
     """xdist controller: the early calls stop at once if a worker did not collect an
-    item foreseen (a safety net: see ``workers.early.refusal``)."""
+    item foreseen (a safety net: see ``workers.early.foreseen``)."""
     state = node.config.stash.get(state_key, None)
     if state is not None and state.early_start is not None:
         from .reporter import xdist_specs

@@ -635,9 +635,9 @@ class RunState:
                         prompt = "".join(c for _, c in request.messages)
                         if request.purpose == "route":
                             est.unknown.setdefault((request.model, task), []).append(request)
-                        sizes = learnt(request.model, request.purpose, prompt)
-                        if sizes is not None:
-                            add(request.model, *sizes)
+                        known = learnt(request.model, request.purpose, prompt)
+                        if known is not None:
+                            add(request.model, *known)
                         else:
                             max_tokens = int(request.param_dict.get("max_tokens", 1024))
                             out = output_tokens(request.model, request.purpose, max_tokens)

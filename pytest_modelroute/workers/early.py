@@ -3,7 +3,7 @@
 Under xdist the controller collects nothing, so no call would start before the workers
 have started and collected the suite: seconds of an idle network, many on a loaded
 machine. When the controller can tell exactly which YAML case items the workers will
-collect (:func:`refusal` says why not otherwise: a Python module or an unknown plugin
+collect (:func:`foreseen` says why not otherwise: a Python module or an unknown plugin
 that could add, ignore or deselect items, a selection option...), it loads them itself
 and evaluates them in collection order at each model's whole concurrency, claiming each
 item as it starts it. At collection each worker claims its share of the items left (see
@@ -66,10 +66,11 @@ _KNOWN = ("_pytest.", "xdist.", "pytest_modelroute.", "_hypothesis_pytestplugin"
 _MAX_ENTRIES = 5000
 
 
-def refusal(session: pytest.Session, state: RunState) -> str | None:
-    """Why the controller cannot start the calls itself (None: it can). It must know the
-    workers' items exactly: an item it evaluated and they did not collect would be a
-    call a single-process run does not make."""
+def foreseen(session: pytest.Session, state: RunState) -> list[Path] | str:
+    """The YAML files the workers will collect, or why the controller cannot tell, so
+    cannot start the calls itself. It must know the workers' items exactly: an item it
+    evaluated and they did not collect would be a call a single-process run does not
+    make."""
     config = session.config
     s = state.settings
     if s.cache_mode == "replay" or s.shard is not None or s.merge or state.batched:
@@ -97,7 +98,7 @@ def refusal(session: pytest.Session, state: RunState) -> str | None:
         return found
     if any(not f.is_relative_to(root) for f in state.case_files() & set(found)):
         return "a case file outside the rootdir"
-    return None
+    return found
 
 
 def _ignored(config: pytest.Config, path: Path) -> bool:
@@ -110,7 +111,7 @@ def _walk(config: pytest.Config, starts: Iterable[Path]) -> list[Path] | str:
     doctest_globs = config.getoption("doctestglob", None) or ["test*.txt"]
     found: set[Path] = set()
     entries = 0
-    stack = [p for p in starts]
+    stack = list(starts)
     while stack:
         path = stack.pop()
         if path.is_dir():
@@ -128,19 +129,19 @@ def _walk(config: pytest.Config, starts: Iterable[Path]) -> list[Path] | str:
     return sorted(found)
 
 
-def early_work(session: pytest.Session, state: RunState) -> list[tuple[str, Case, Route]] | None:
-    """The YAML case items the workers will collect, as (node id, case, route) in
-    collection order; None when a case file would fail their collection (they report
-    it)."""
+def early_work(
+    session: pytest.Session, state: RunState, files: Iterable[Path]
+) -> list[tuple[str, Case, Route]] | None:
+    """The case items the workers will collect from ``files`` (see :func:`foreseen`), as
+    (node id, case, route) in collection order; None when a case file would fail their
+    collection (they report it)."""
     from ..cases import load_case_file
 
     config = session.config
-    files = _walk(config, [(config.invocation_params.dir / a).resolve() for a in config.args])
-    if isinstance(files, str):
-        return None
     work: list[tuple[str, Case, Route]] = []
     seen: dict[tuple[str, str], str] = {}
-    for path in sorted(set(files) & state.case_files(), key=_collection_order):
+    # pytest collects a folder's entries sorted by name, files and folders alike
+    for path in sorted(set(files) & state.case_files(), key=lambda p: p.parts):
         display = path.relative_to(config.rootpath).as_posix()
         try:
             cases = load_case_file(path, display, state.checks)
@@ -152,10 +153,6 @@ def early_work(session: pytest.Session, state: RunState) -> list[tuple[str, Case
             for route in state.routes_of(case):
                 work.append((f"{display}::{case.id}[{route.label}]", case, route))
     return work
-
-
-def _collection_order(path: Path) -> tuple[str, ...]:
-    return path.parts
 
 
 class EarlyStart:
