@@ -26,7 +26,9 @@ def _preload() -> None:
 
     pytester's in-process runs drop every module a run imported when it ends, so each run
     paid again for the plugin's own modules, the SDKs (anthropic alone is about 2.5 s of
-    CPU), jsonschema (the example suite's json-schema check: 0.15-0.3 s a run) and
+    CPU), the HTTP stack the SDKs import at their first request (httpcore2, h11,
+    truststore: each run imported a fresh copy beside the one the SDKs had already seen),
+    jsonschema (the example suite's json-schema check: 0.15-0.3 s a run) and
     hypothesis's summary: imported here, before any run, they outlive the runs.
     """
     import pytest_modelroute
@@ -35,6 +37,8 @@ def _preload() -> None:
         if not module.name.endswith("__main__"):
             _try_import(module.name)
     for name in ("anthropic", "openai", "jsonschema", "hypothesis", "xdist.plugin"):
+        _try_import(name)
+    for name in ("httpcore2", "h11", "truststore", "concurrent.futures.thread"):
         _try_import(name)
 
 
