@@ -21,6 +21,7 @@ from .calibration import calibrate, is_calibration
 from .ci.reference import Reference
 from .ci.summary import write_step_summary
 from .config import ModelRouteConfig
+from .estimate import Estimate
 from .evaluation import Acceptance
 from .gate import TaskVerdict, apply_holm, decide_task, suite_view
 from .nodes import result_of
@@ -39,7 +40,6 @@ from .records import CaseResult
 from .report import lead, terminal
 from .report.document import build_document, spend_json
 from .report.outputs import ReportWriteError, write_outputs
-from .estimate import Estimate
 from .session import RunState
 from .shard.record import file_name, shard_block, shard_lines, suite_files
 from .snapshot import (

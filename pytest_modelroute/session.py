@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ if TYPE_CHECKING:
     from .estimate import Estimate
     from .gate import GateRules
     from .workers.early import EarlyStart
+
 
 @dataclass(frozen=True)
 class Settings:

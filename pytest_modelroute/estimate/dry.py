@@ -116,7 +116,9 @@ class _Pass:
                     self.est.unknown.setdefault((request.model, self.task), []).append(request)
                 max_tokens = int(request.param_dict.get("max_tokens", 1024))
                 shown = estimate_tokens(prompt_of(request))
-                self.calls.append(Call(request.model, self.task, request.purpose, shown, max_tokens))
+                self.calls.append(
+                    Call(request.model, self.task, request.purpose, shown, max_tokens)
+                )
         if predicted is None:
             self.halted = self.halted or request.purpose == "route"
             return CallRecord.failed(key, request, NOT_KNOWN)
