@@ -201,6 +201,7 @@ class _Pass:
         call weighted by the chance of getting there (the known escalation rates of the
         stages before), unless counted already (another route's same call)."""
         outcomes = self.escalations
+        used: set[tuple[str, str, int]] = set()  # the stages whose rates were used
         for case, route, stage in self.stopped:
             weight = 1.0
             for number in range(stage + 1, len(route.stages) + 1):
@@ -209,6 +210,7 @@ class _Pass:
                     self.est.cascades += 1
                     break
                 weight *= known.rate
+                used.add((case.task, route.label, number - 1))
                 if weight <= 0:
                     break
                 alias = route.stages[number - 1]
@@ -223,7 +225,7 @@ class _Pass:
                 shown = estimate_tokens(prompt_of(request))
                 self.calls.append(Call(alias, case.task, "route", shown, max_tokens, weight))
                 self.est.escalations += weight
-        self.est.outcomes = sum(o.known for o in outcomes.stages.values())
+        self.est.outcomes = sum(outcomes.stages[k].known for k in used)
 
     # -- pricing ---------------------------------------------------------------------------
 
