@@ -377,10 +377,10 @@ class RunState:
     @property
     def env(self) -> Env:
         if self._env is None:
-            self._env = self._make_env(self.runner)
+            self._env = self.make_env(self.runner)
         return self._env
 
-    def _make_env(self, runner: Any) -> Env:
+    def make_env(self, runner: Any) -> Env:
         """Bench judges single-model outputs for its cascades by a cascade route's own
         acceptance checks (see :meth:`Env.acceptance`); the gate runs routes as configured."""
         bench = self.settings.mode == "bench"

@@ -91,7 +91,7 @@ class _Pass:
                 self.est.piloted_models.add(record.model)
                 self.est.piloted_cost += record.cost
         self.est.cost += self.est.piloted_cost
-        self.env = state._make_env(_DryRunner(self))
+        self.env = state.make_env(_DryRunner(self))
 
     # -- the dry evaluation ----------------------------------------------------------------
 
