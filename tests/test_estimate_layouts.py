@@ -166,7 +166,7 @@ def test_the_first_run_prints_the_same_estimate_under_xdist(pytester: pytest.Pyt
     assert len(lines) == 1, lines
     (line,) = lines
     assert "calls made first" in line
-    assert "cascade escalations at each stage's rate" in line
+    assert "cascade escalations, at each stage's rate" in line
     for _, usd, spent in runs.values():
         assert 0.7 <= usd / spent <= 1.3, (usd, spent)
 
@@ -192,6 +192,6 @@ def test_a_half_warm_run_learns_from_the_cache_and_counts_escalations(
         )
     assert serial[0] == parallel[0]
     line, usd, spent = serial
-    assert "as cached" in line and "cascade escalations at each stage's rate" in line
+    assert "as cached" in line and "cascade escalations, at each stage's rate" in line
     assert "characters / 4" not in line
     assert 0.7 <= usd / spent <= 1.3, (usd, spent)

@@ -217,14 +217,14 @@ class _Pass:
                 request = make_request(
                     alias, case.messages, self.state.env.params(alias), 0, case.hints()
                 )
+                self.est.escalations += weight
                 key = self.runner.key(request)
                 provider = self.runner.providers[alias]
                 if key in self.seen or self.runner.is_cached(request) or not provider.spends:
-                    continue
+                    continue  # another route's call (counted), or one that costs nothing
                 max_tokens = int(request.param_dict.get("max_tokens", 1024))
                 shown = estimate_tokens(prompt_of(request))
                 self.calls.append(Call(alias, case.task, "route", shown, max_tokens, weight))
-                self.est.escalations += weight
         self.est.outcomes = sum(outcomes.stages[k].known for k in used)
 
     # -- pricing ---------------------------------------------------------------------------

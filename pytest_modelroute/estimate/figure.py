@@ -44,9 +44,9 @@ class Estimate:
     assumed: set[str] = field(default_factory=set)
     #: judge models whose verdicts' lengths were assumed
     verdicts_assumed: set[str] = field(default_factory=set)
-    #: cascade escalations expected (each at the known escalation rate of its stage), from
-    #: how many known outcomes; and the cascade items whose escalations are not counted
-    #: (no outcome of their stage known)
+    #: cascade escalations expected (each at the known escalation rate of its stage; a call
+    #: another route makes too is counted once), from how many known outcomes; and the
+    #: cascade items whose escalations are not counted (no outcome of their stage known)
     escalations: float = 0.0
     outcomes: int = 0
     cascades: int = 0
@@ -90,7 +90,7 @@ class Estimate:
             out.append("their input tokens ~ characters / 4")
         if self.outcomes:
             out.append(
-                f"~{self.escalations:.0f} cascade escalations at each stage's rate in "
+                f"~{self.escalations:.0f} cascade escalations, at each stage's rate in "
                 f"{self.outcomes} known outcomes"
             )
         if self.cascades:
