@@ -758,7 +758,9 @@ def _early_start(session: pytest.Session) -> EarlyStart | None:
     early = state.early_start if state is not None else None
     reporter = session.config.stash.get(reporter_key, None)
     if early is not None and reporter is not None:
-        reporter.early_estimate = state.estimate([(c, r) for _, c, r in early.work])
+        from .estimate.pilot import estimate_run
+
+        reporter.early_estimate = estimate_run(state, [(c, r) for _, c, r in early.work])
     return early
 
 
@@ -946,6 +948,7 @@ def _prefetch(session: pytest.Session) -> Share | None:
     if found is None:
         return None
     state, work = found
+    from .estimate.pilot import estimate_run
     from .progress import publisher, terminal_writer
 
     workerinput = _worker_input(session.config)
@@ -960,10 +963,8 @@ def _prefetch(session: pytest.Session) -> Share | None:
     missing = state.missing_keys(estimate)
     if missing:
         raise pytest.UsageError(missing)
-    if estimate.assumed:  # learn each model's answer lengths per task from a few answers
-        first = state.pilot(estimate)
-        if first:
-            estimate = state.estimate([(c, r) for _, c, r in work], first)
+    # learn each model's answer and prompt lengths per task from a few answers
+    estimate = estimate_run(state, [(c, r) for _, c, r in work], estimate)
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None and estimate.calls:
         tr.write_line(estimate.line())

@@ -21,6 +21,7 @@ from .calibration import calibrate, is_calibration
 from .ci.reference import Reference
 from .ci.summary import write_step_summary
 from .config import ModelRouteConfig
+from .estimate import Estimate
 from .evaluation import Acceptance
 from .gate import TaskVerdict, apply_holm, decide_task, suite_view
 from .nodes import result_of
@@ -39,7 +40,7 @@ from .records import CaseResult
 from .report import lead, terminal
 from .report.document import build_document, spend_json
 from .report.outputs import ReportWriteError, write_outputs
-from .session import Estimate, RunState
+from .session import RunState
 from .shard.record import file_name, shard_block, shard_lines, suite_files
 from .snapshot import (
     Snapshot,
@@ -225,10 +226,15 @@ class ModelRouteReporter:
             estimate = self.early_estimate
             if estimate is None:
                 estimate = self.state.estimate(work) if work else None
+                missing = self.state.missing_keys(estimate) if estimate else None
+                if missing:
+                    raise pytest.UsageError(missing)
+                if estimate is not None:  # the first answers one process makes: see pilot
+                    from .estimate.pilot import estimate_run
+
+                    self.state.runner.shared = True  # the workers may be making them too
+                    estimate = estimate_run(self.state, work, estimate)
             self.progress_total = len(work)
-            missing = self.state.missing_keys(estimate) if estimate else None
-            if missing:
-                raise pytest.UsageError(missing)
             if estimate is not None and estimate.calls:
                 line = estimate.line()
                 if is_tty(tr):  # xdist's status line is being rewritten: take its place

@@ -337,6 +337,10 @@ class Runner:
             return True
         return False
 
+    def cached(self, request: Request) -> CallRecord | None:
+        """``request``'s answer from before this run, if any (see :meth:`is_cached`)."""
+        return self._memo[self.key(request)] if self.is_cached(request) else None
+
     async def call(self, request: Request) -> CallRecord:
         """The outcome of ``request``: from memory, the cache, another worker, or the API."""
         key = self.key(request)

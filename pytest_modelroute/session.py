@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,98 +23,9 @@ from .workers import Share, split
 from .yamlio import format_loc
 
 if TYPE_CHECKING:
+    from .estimate import Estimate
     from .gate import GateRules
     from .workers.early import EarlyStart
-
-#: Before a model has answered in this cache, the estimate assumes answers of this many
-#: output tokens (a short answer with a sentence of explanation) and judge verdicts of
-#: this many (JSON scores and a one-sentence reason); the judge's prompt template
-#: around the case's prompt, answer and reference is about this many tokens.
-ASSUMED_ANSWER_TOKENS = 64
-ASSUMED_VERDICT_TOKENS = 96
-JUDGE_TEMPLATE_TOKENS = 250
-
-
-#: answers made before the estimate, per model and task whose answer lengths it would
-#: otherwise assume: spread over the task's cases (a task's answers can vary 100-fold in
-#: length, and one of them says little)
-PILOT_CALLS = 5
-
-
-def spread(items: Sequence[Request], k: int) -> list[Request]:
-    """``k`` of ``items``, evenly spaced (all of them when there are no more)."""
-    if len(items) <= k:
-        return list(items)
-    return [items[int((i + 0.5) * len(items) / k)] for i in range(k)]
-
-
-@dataclass
-class Estimate:
-    """The calls a run has still to make, and their expected cost."""
-
-    cap: float | None = None
-    #: replay mode: the calls will not be made, only counted
-    replay: bool = False
-    calls: int = 0
-    cost: float = 0.0
-    #: calls whose answers the provider predicted (the simulator): counted exactly
-    predicted: int = 0
-    #: models whose answer lengths came from this cache's earlier answers, or were assumed
-    learnt: set[str] = field(default_factory=set)
-    assumed: set[str] = field(default_factory=set)
-    #: cascade items whose escalations cannot be known before their first answer
-    cascades: int = 0
-    #: uncached calls per model alias
-    models: Counter[str] = field(default_factory=Counter)
-    #: the models priced at batch rates (their calls go through a batch API)
-    batched: frozenset[str] = frozenset()
-    #: per (model alias, task): the route requests no one could predict or find cached,
-    #: a sample of which the estimate learns from (see ``Session.pilot``)
-    unknown: dict[tuple[str, str], list[Request]] = field(default_factory=dict)
-    #: the first answers made before the estimate: their count, models and cost (USD)
-    piloted: int = 0
-    piloted_models: set[str] = field(default_factory=set)
-    piloted_cost: float = 0.0
-
-    def assumptions(self) -> list[str]:
-        """What the figure assumes, in words."""
-        out = []
-        if self.predicted:
-            out.append(f"{self.predicted} simulated answers known exactly")
-        if self.piloted:
-            out.append(
-                f"answer and prompt lengths per task of {', '.join(sorted(self.piloted_models))} "
-                f"from up to {PILOT_CALLS} answers each, {self.piloted} calls made first "
-                f"(${self.piloted_cost:.4f}, counted here)"
-            )
-        if self.learnt:
-            out.append(f"answer lengths of {', '.join(sorted(self.learnt))} as cached so far")
-        if self.assumed:
-            out.append(
-                f"~{ASSUMED_ANSWER_TOKENS}-token answers and ~{ASSUMED_VERDICT_TOKENS}-token "
-                f"judge verdicts from {', '.join(sorted(self.assumed))} (none cached yet)"
-            )
-        if self.learnt or self.assumed:
-            out.append(
-                "input tokens ~ characters / 4" + (" for the others" if self.piloted_models else "")
-            )
-        if self.cascades:
-            out.append(f"escalations of {self.cascades} cascade case(s) not counted")
-        if self.batched:
-            out.append(f"batch prices for {', '.join(sorted(self.batched))}")
-        return out
-
-    def line(self) -> str:
-        if self.replay:
-            return (
-                f"modelroute: {self.calls} call{'s' * (self.calls != 1)} not in the cache; "
-                "replay mode will not make them (their cases error)"
-            )
-        cap = f", cap ${self.cap:g}" if self.cap is not None else ""
-        return (
-            f"modelroute: {self.calls} uncached calls, estimated cost ~${self.cost:.4f}"
-            f"{cap} (assumes {'; '.join(self.assumptions())})"
-        )
 
 
 @dataclass(frozen=True)
@@ -468,10 +377,10 @@ class RunState:
     @property
     def env(self) -> Env:
         if self._env is None:
-            self._env = self._make_env(self.runner)
+            self._env = self.make_env(self.runner)
         return self._env
 
-    def _make_env(self, runner: Any) -> Env:
+    def make_env(self, runner: Any) -> Env:
         """Bench judges single-model outputs for its cascades by a cascade route's own
         acceptance checks (see :meth:`Env.acceptance`); the gate runs routes as configured."""
         bench = self.settings.mode == "bench"
@@ -532,211 +441,11 @@ class RunState:
         work: Sequence[tuple[Case, Route]],
         first: Mapping[tuple[str, str], list[tuple[Request, CallRecord]]] | None = None,
     ) -> Estimate:
-        """The uncached calls ``work`` will make, and what they will cost (USD).
+        """The uncached calls ``work`` will make, and what they will cost (USD), counting
+        ``first`` (the answers made for it: see ``estimate.pilot``)."""
+        from .estimate.dry import estimate
 
-        Every item is evaluated dry, with the checks and routes themselves: cached calls
-        answer from the cache, and an uncached one is counted once per distinct request,
-        answered by its provider's prediction when it has one (the simulator), so that the
-        calls that follow it (judges, cascade escalations) are counted exactly too. A call
-        no provider can predict stops its item there: its judge calls are counted with
-        assumed sizes, its cascade escalations not at all (they depend on the answer).
-        Output lengths come from this model's answers so far, else from the assumption;
-        ``first`` (a model's first answer per task, see ``pilot``) sets both the answer
-        length and the prompt's tokens per character of that model's other calls of the
-        task, and is counted in the figure.
-        """
-        from .checks.judge import CHECKS as JUDGE_CHECKS
-        from .checks.judge import Panel, configured_panel
-        from .providers import estimate_tokens
-        from .routes import CalibrationRoute, CascadeRoute, SingleRoute, make_request
-
-        runner = self.runner
-        est = Estimate(
-            cap=self.settings.max_cost,
-            replay=self.settings.cache_mode == "replay",
-            batched=self.batched,
-        )
-        seen: set[str] = set()
-        means: dict[tuple[str, str], float | None] = {}
-        panel = configured_panel(self.config)
-        first = first or {}
-        made_first = set()
-        sizes: dict[tuple[str, str], tuple[float, float]] = {}  # tokens per char, output
-        for key, made in first.items():
-            sent = shown = output = 0.0
-            for request, record in made:
-                made_first.add(runner.key(request))
-                est.calls += 1
-                est.piloted += 1
-                est.piloted_models.add(record.model)
-                est.piloted_cost += record.cost
-                usage = record.usage
-                sent += usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
-                shown += estimate_tokens("".join(c for _, c in request.messages))
-                output += usage.output_tokens
-            sizes[key] = (sent / max(shown, 1.0), output / len(made))
-        est.cost += est.piloted_cost
-        task = ""  # the task of the item being evaluated dry
-
-        def learnt(alias: str, purpose: str, prompt: str) -> tuple[float, float] | None:
-            """(input, output) tokens from this model's first answers of the task."""
-            known = sizes.get((alias, task)) if purpose == "route" else None
-            if known is None:
-                return None
-            return estimate_tokens(prompt) * known[0], known[1]
-
-        def output_tokens(alias: str, purpose: str, max_tokens: int) -> float:
-            """This model's mean answer length so far, else the assumed one."""
-            if (alias, purpose) not in means:
-                provider = runner.providers[alias]
-                means[alias, purpose] = runner.cache.mean_output_tokens(
-                    provider.name, provider.model.model, purpose
-                )
-            mean = means[alias, purpose]
-            if mean is None:
-                est.assumed.add(alias)
-                mean = ASSUMED_VERDICT_TOKENS if purpose == "judge" else ASSUMED_ANSWER_TOKENS
-            else:
-                est.learnt.add(alias)
-            return min(max_tokens, mean)
-
-        def add(alias: str, input_tokens: float, output: float) -> None:
-            pricing = runner.batch_pricing(alias) if alias in self.batched else self.pricing[alias]
-            est.calls += 1
-            est.models[alias] += 1
-            est.cost += (input_tokens * pricing.input + output * pricing.output) / 1e6
-
-        stopped = False  # the item's evaluation met a call nobody can predict
-
-        class DryRunner:
-            """What evaluation needs of a runner: cached answers and predictions, no calls."""
-
-            providers = runner.providers
-
-            @staticmethod
-            async def call(request: Request) -> CallRecord:
-                nonlocal stopped
-                key = runner.key(request)
-                if key in made_first or runner.is_cached(request):
-                    # a first answer (counted above) is known now, as is what follows it
-                    return await runner.call(request)
-                provider = runner.providers[request.model]
-                predicted = provider.predict(request)
-                if key not in seen and provider.spends:
-                    seen.add(key)
-                    if predicted is not None:
-                        est.predicted += 1
-                        add(
-                            request.model,
-                            predicted.usage.input_tokens,
-                            predicted.usage.output_tokens,
-                        )
-                    else:
-                        prompt = "".join(c for _, c in request.messages)
-                        if request.purpose == "route":
-                            est.unknown.setdefault((request.model, task), []).append(request)
-                        known = learnt(request.model, request.purpose, prompt)
-                        if known is not None:
-                            add(request.model, *known)
-                        else:
-                            max_tokens = int(request.param_dict.get("max_tokens", 1024))
-                            out = output_tokens(request.model, request.purpose, max_tokens)
-                            add(request.model, estimate_tokens(prompt), out)
-                if predicted is None:
-                    stopped = stopped or request.purpose == "route"
-                    return CallRecord.failed(key, request, "not known before the call")
-                usage = predicted.usage
-                return CallRecord(
-                    key, request.model, request.sample, request.purpose, predicted.text, usage,
-                    runner.cost_of(request.model, usage), predicted.latency_s, False,
-                )  # fmt: skip
-
-        env = self._make_env(DryRunner())
-
-        def settled(case: Case, route: Route) -> bool:
-            """Nothing left to find: a single model's cached answer and no judge to ask."""
-            if not isinstance(route, SingleRoute) or env.acceptance(case):
-                return False
-            if any(c.kind.name in JUDGE_CHECKS for c in case.checks):
-                return False
-            request = make_request(
-                route.alias, case.messages, self.env.params(route.alias), 0, case.hints()
-            )
-            return runner.is_cached(request)
-
-        async def dry() -> None:
-            nonlocal stopped, task
-            for i, (case, route) in enumerate(work):
-                if i % 50 == 49:
-                    # rarely suspends otherwise: calls in flight on this loop (the xdist
-                    # controller's early ones) are answered meanwhile
-                    await asyncio.sleep(0)
-                if settled(case, route):
-                    continue
-                task = case.task
-                stopped = False
-                await evaluate(case, route, env)
-                if not stopped or isinstance(route, CalibrationRoute):
-                    continue
-                if isinstance(route, CascadeRoute):
-                    est.cascades += 1
-                if runner.cache.mode == "replay":
-                    continue
-                # the answer is unknown, so are the judge prompts: sized from the case
-                answer = ASSUMED_ANSWER_TOKENS
-                prompt = "".join(c for _, c in case.messages)
-                expected = "" if case.expected is None else str(case.expected)
-                size = (
-                    JUDGE_TEMPLATE_TOKENS
-                    + estimate_tokens(prompt)
-                    + answer
-                    + (estimate_tokens(expected) if expected else 0)
-                )
-                for check in case.checks:
-                    if check.kind.name not in JUDGE_CHECKS:
-                        continue
-                    model = check.spec.get("model")
-                    judges = Panel((str(model),)) if model else panel
-                    for alias, _ in judges.samples() if judges is not None else ():
-                        if runner.providers[alias].spends:
-                            max_tokens = int(self.env.judge_params(alias)["max_tokens"])
-                            add(alias, size, output_tokens(alias, "judge", max_tokens))
-
-        runner.run(dry())
-        return est
-
-    def pilot(self, estimate: Estimate) -> dict[tuple[str, str], list[tuple[Request, CallRecord]]]:
-        """Make a few calls of each priced model and task whose answer lengths the
-        estimate would otherwise assume (no answer of the model cached, none predicted),
-        ``PILOT_CALLS`` spread over the task's cases, all at once, before the estimate is
-        printed: they learn what no fixed assumption can (a label and a worked answer
-        differ 100-fold), and the rest of the run's calls are estimated from them. They
-        are the run's own calls (cached, under the cap, counted once), made early."""
-        wanted = [
-            (key, request)
-            for key, requests in estimate.unknown.items()
-            if key[0] in estimate.assumed
-            and key[0] not in estimate.batched  # a batched call is not made alone
-            and self.runner.providers[key[0]].spends
-            and self._priced(key[0])  # a free model's calls cost nothing to estimate
-            for request in spread(requests, PILOT_CALLS)
-        ]
-        if not wanted or estimate.replay:
-            return {}
-        runner = self.runner
-
-        async def make() -> list[CallRecord]:
-            return list(await asyncio.gather(*(runner.call(r) for _, r in wanted)))
-
-        first: dict[tuple[str, str], list[tuple[Request, CallRecord]]] = {}
-        for (key, request), record in zip(wanted, runner.run(make()), strict=True):
-            if record.error is None and not record.cached and not record.usage.estimated:
-                first.setdefault(key, []).append((request, record))
-        return first
-
-    def _priced(self, alias: str) -> bool:
-        pricing = self.pricing.get(alias)
-        return pricing is not None and (pricing.input > 0 or pricing.output > 0)
+        return estimate(self, work, first or {})
 
     def missing_keys(self, estimate: Estimate) -> str | None:
         """One message for the API keys the uncached calls need and the environment lacks

@@ -1,0 +1,293 @@
+"""Evaluate a run's items without calling a model: the calls they will make, priced.
+
+Every item is evaluated with its own checks and route: cached calls answer from the
+cache, an uncached one is counted once per distinct request, answered by its provider's
+prediction when it has one (the simulator), so that what follows it (judges, cascade
+escalations) is counted exactly too. A call no provider can predict stops its item
+there. The calls nobody can predict are priced once every item is through, from what the
+known answers (cached, or made first: see ``pilot``) say about the same model and task;
+a cascade item stopped before its last stage adds each later stage's call weighted by
+the chance of getting there, from the known outcomes of the stages before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..cases import Case
+from ..evaluation import evaluate
+from ..providers import estimate_tokens
+from ..records import CallRecord, Request
+from ..routes import CalibrationRoute, CascadeRoute, Route, SingleRoute, make_request
+from .figure import (
+    ASSUMED_ANSWER_TOKENS,
+    ASSUMED_VERDICT_TOKENS,
+    JUDGE_TEMPLATE_TOKENS,
+    Estimate,
+)
+from .sizes import Escalations, Sizes, prompt_of
+
+if TYPE_CHECKING:
+    from ..runner import Runner
+    from ..session import RunState
+
+#: per (model alias, task): the answers made first, with their requests (see ``pilot``)
+First = Mapping[tuple[str, str], list[tuple[Request, CallRecord]]]
+
+NOT_KNOWN = "not known before the call"
+
+
+@dataclass
+class Call:
+    """A call nobody can predict: priced once every item is through."""
+
+    alias: str
+    task: str
+    purpose: str
+    #: ``estimate_tokens`` of its prompt; for a judge of an answer not known yet, of the
+    #: case's prompt, reference and the judge's template, the answer's size to be added
+    shown: float
+    max_tokens: int
+    #: its chance of being made (a cascade's later stage), 1 otherwise
+    weight: float = 1.0
+    #: a judge of an answer not known yet: the (model alias) that gives that answer
+    answer_of: str | None = None
+
+
+def estimate(state: RunState, work: Sequence[tuple[Case, Route]], first: First) -> Estimate:
+    """The uncached calls ``work`` will make, and what they will cost (USD); ``first``
+    (answers made for the estimate, see ``pilot``) are counted in it."""
+    return _Pass(state, first).run(work)
+
+
+class _Pass:
+    def __init__(self, state: RunState, first: First) -> None:
+        self.state = state
+        self.runner: Runner = state.runner
+        self.est = Estimate(
+            cap=state.settings.max_cost,
+            replay=state.settings.cache_mode == "replay",
+            batched=state.batched,
+        )
+        self.sizes = Sizes()
+        self.escalations = Escalations()
+        self.calls: list[Call] = []
+        self.seen: set[str] = set()
+        self.made_first: set[str] = set()
+        self.means: dict[tuple[str, str], float | None] = {}
+        #: cascade items whose later stages are unknown: (case, route, from which stage)
+        self.stopped: list[tuple[Case, CascadeRoute, int]] = []
+        self.task = ""  # the task of the item being evaluated
+        self.halted = False  # the item met a route call nobody can predict
+        self.expected = 0.0  # the calls counted so far, likely escalations in part
+        for made in first.values():
+            for request, record in made:
+                self.made_first.add(self.runner.key(request))
+                self.est.calls += 1
+                self.est.piloted += 1
+                self.est.piloted_models.add(record.model)
+                self.est.piloted_cost += record.cost
+        self.est.cost += self.est.piloted_cost
+        self.env = state.make_env(_DryRunner(self))
+
+    # -- the dry evaluation ----------------------------------------------------------------
+
+    async def call(self, request: Request) -> CallRecord:
+        runner = self.runner
+        key = runner.key(request)
+        if key in self.made_first or runner.is_cached(request):
+            # a first answer (counted above) is known now, as is what follows it
+            record = await runner.call(request)
+            self.sizes.learn(self.task, request, record, first=key in self.made_first)
+            return record
+        provider = runner.providers[request.model]
+        predicted = provider.predict(request)
+        if key not in self.seen and provider.spends:
+            self.seen.add(key)
+            if predicted is not None:
+                self.est.predicted += 1
+                usage = predicted.usage
+                self.add(request.model, usage.input_tokens, usage.output_tokens)
+            else:
+                if request.purpose == "route":
+                    self.est.unknown.setdefault((request.model, self.task), []).append(request)
+                max_tokens = int(request.param_dict.get("max_tokens", 1024))
+                shown = estimate_tokens(prompt_of(request))
+                self.calls.append(
+                    Call(request.model, self.task, request.purpose, shown, max_tokens)
+                )
+        if predicted is None:
+            self.halted = self.halted or request.purpose == "route"
+            return CallRecord.failed(key, request, NOT_KNOWN)
+        usage = predicted.usage
+        return CallRecord(
+            key, request.model, request.sample, request.purpose, predicted.text, usage,
+            runner.cost_of(request.model, usage), predicted.latency_s, False,
+        )  # fmt: skip
+
+    def settled(self, case: Case, route: Route) -> bool:
+        """Nothing left to find: a single model's cached answer and no judge to ask (the
+        answer's sizes are learnt all the same)."""
+        from ..checks.judge import CHECKS as JUDGE_CHECKS
+
+        if not isinstance(route, SingleRoute) or self.env.acceptance(case):
+            return False
+        if any(c.kind.name in JUDGE_CHECKS for c in case.checks):
+            return False
+        request = make_request(
+            route.alias, case.messages, self.state.env.params(route.alias), 0, case.hints()
+        )
+        record = self.runner.cached(request)
+        if record is None:
+            return False
+        self.sizes.learn(case.task, request, record, first=False)
+        return True
+
+    async def evaluate_all(self, work: Sequence[tuple[Case, Route]]) -> None:
+        for i, (case, route) in enumerate(work):
+            if i % 50 == 49:
+                # rarely suspends otherwise: calls in flight on this loop (the xdist
+                # controller's early ones) are answered meanwhile
+                await asyncio.sleep(0)
+            if self.settled(case, route):
+                continue
+            self.task = case.task
+            self.halted = False
+            result = await evaluate(case, route, self.env)
+            if isinstance(route, CalibrationRoute):
+                continue
+            if isinstance(route, CascadeRoute):
+                answered = [c for c in result.calls if c.purpose == "route"]
+                decided = result.stage is not None
+                stage = self.escalations.record(
+                    case.task, route.label, answered, len(route.stages), decided
+                )
+                if stage is not None:
+                    self.stopped.append((case, route, stage))
+                    self.halted = True
+            if self.halted and not self.est.replay:
+                self.judges_of_unknown_answer(case, route)
+
+    def judges_of_unknown_answer(self, case: Case, route: Route) -> None:
+        """The judge calls of an item whose answer is not known yet: sized from the case."""
+        from ..checks.judge import CHECKS as JUDGE_CHECKS
+        from ..checks.judge import Panel, configured_panel
+
+        prompt = "".join(c for _, c in case.messages)
+        expected = "" if case.expected is None else str(case.expected)
+        shown = (
+            JUDGE_TEMPLATE_TOKENS
+            + estimate_tokens(prompt)
+            + (estimate_tokens(expected) if expected else 0)
+        )
+        panel = configured_panel(self.state.config)
+        for check in case.checks:
+            if check.kind.name not in JUDGE_CHECKS:
+                continue
+            model = check.spec.get("model")
+            judges = Panel((str(model),)) if model else panel
+            for alias, _ in judges.samples() if judges is not None else ():
+                if self.runner.providers[alias].spends:
+                    max_tokens = int(self.state.env.judge_params(alias)["max_tokens"])
+                    self.calls.append(
+                        Call(alias, case.task, "judge", shown, max_tokens, 1.0, route.models[-1])
+                    )
+
+    def escalate(self) -> None:
+        """The later stages of the cascade items stopped before their last: each stage's
+        call weighted by the chance of getting there (the known escalation rates of the
+        stages before), unless counted already (another route's same call)."""
+        outcomes = self.escalations
+        used: set[tuple[str, str, int]] = set()  # the stages whose rates were used
+        for case, route, stage in self.stopped:
+            weight = 1.0
+            for number in range(stage + 1, len(route.stages) + 1):
+                known = outcomes.rate(case.task, route.label, number - 1)
+                if known is None:
+                    self.est.cascades += 1
+                    break
+                weight *= known.rate
+                used.add((case.task, route.label, number - 1))
+                if weight <= 0:
+                    break
+                alias = route.stages[number - 1]
+                request = make_request(
+                    alias, case.messages, self.state.env.params(alias), 0, case.hints()
+                )
+                self.est.escalations += weight
+                key = self.runner.key(request)
+                provider = self.runner.providers[alias]
+                if key in self.seen or self.runner.is_cached(request) or not provider.spends:
+                    continue  # another route's call (counted), or one that costs nothing
+                max_tokens = int(request.param_dict.get("max_tokens", 1024))
+                shown = estimate_tokens(prompt_of(request))
+                self.calls.append(Call(alias, case.task, "route", shown, max_tokens, weight))
+        self.est.outcomes = sum(outcomes.stages[k].known for k in used)
+
+    # -- pricing ---------------------------------------------------------------------------
+
+    def run(self, work: Sequence[tuple[Case, Route]]) -> Estimate:
+        self.runner.run(self.evaluate_all(work))
+        if not self.est.replay:
+            self.escalate()
+        for call in self.calls:
+            self.price(call)
+        est = self.est
+        est.unlearnt = {key for key in est.unknown if not self.sizes.known_route(*key)}
+        est.calls += round(self.expected)
+        return est
+
+    def price(self, call: Call) -> None:
+        tally = self.sizes.of(call.alias, call.task, call.purpose)
+        if tally is not None:
+            if tally.first < tally.calls:
+                self.est.cached.add(call.alias)
+            if call.answer_of is not None:  # the judge's prompt holds an unknown answer
+                input_tokens = tally.mean_input
+            else:
+                input_tokens = call.shown * tally.per_shown
+            output = tally.mean_output
+        else:
+            input_tokens = call.shown
+            if call.answer_of is not None:
+                answer = self.sizes.of(call.answer_of, call.task, "route")
+                input_tokens += answer.mean_output if answer else ASSUMED_ANSWER_TOKENS
+            output = self.mean_output(call.alias, call.purpose)
+        self.add(call.alias, input_tokens, min(call.max_tokens, output), call.weight)
+
+    def mean_output(self, alias: str, purpose: str) -> float:
+        """This model's mean answer length in the cache over every task, else the assumed."""
+        if (alias, purpose) not in self.means:
+            provider = self.runner.providers[alias]
+            self.means[alias, purpose] = self.runner.cache.mean_output_tokens(
+                provider.name, provider.model.model, purpose
+            )
+        mean = self.means[alias, purpose]
+        if mean is not None:
+            self.est.learnt.add(alias)
+            return mean
+        if purpose == "judge":
+            self.est.verdicts_assumed.add(alias)
+            return ASSUMED_VERDICT_TOKENS
+        self.est.assumed.add(alias)
+        return ASSUMED_ANSWER_TOKENS
+
+    def add(self, alias: str, input_tokens: float, output: float, weight: float = 1.0) -> None:
+        state = self.state
+        pricing = (
+            self.runner.batch_pricing(alias) if alias in state.batched else state.pricing[alias]
+        )
+        self.expected += weight
+        self.est.models[alias] += weight >= 1  # a likely escalation: named, not counted
+        self.est.cost += weight * (input_tokens * pricing.input + output * pricing.output) / 1e6
+
+
+class _DryRunner:
+    """What evaluation needs of a runner: cached answers and predictions, no calls."""
+
+    def __init__(self, dry: _Pass) -> None:
+        self.providers = dry.runner.providers
+        self.call = dry.call
