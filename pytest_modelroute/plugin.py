@@ -308,9 +308,13 @@ def pytest_load_initial_conftests(
             break
         if arg == "--model-route" and args[i + 1] not in MODES:
             args[i] = "--model-route=gate"
-            early_config.known_args_namespace = parser.parse_known_args(
-                args, namespace=copy.copy(early_config.option)
-            )
+            known = parser.parse_known_args(args, namespace=copy.copy(early_config.option))
+            # pytest set the default confcutdir (the ini file's folder or the rootdir) on
+            # the namespace this replaces: without it, conftest.py files above the rootdir
+            # load and collection lists every folder from / down.
+            if known.confcutdir is None:
+                known.confcutdir = early_config.known_args_namespace.confcutdir
+            early_config.known_args_namespace = known
             break
 
 

@@ -23,10 +23,17 @@ pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not 
 #: answers each case with the text ``answers.json`` gives for the model id and case id,
 #: else with its expected answer; 100 input and 10 output tokens a call
 SCRIPTED_CONFTEST = """
+    import functools
     import json
     import pathlib
 
     from pytest_modelroute import Completion, Provider, Usage
+
+    ANSWERS = pathlib.Path(__file__).parent / "answers.json"
+
+    @functools.lru_cache(maxsize=1)
+    def parsed(version):  # read again when the file changes, not on every call
+        return json.loads(ANSWERS.read_text())
 
     class Scripted(Provider):
         name = "scripted"
@@ -34,7 +41,8 @@ SCRIPTED_CONFTEST = """
         uses_hints = True
 
         async def complete(self, request):
-            answers = json.loads((pathlib.Path(__file__).parent / "answers.json").read_text())
+            stat = ANSWERS.stat()
+            answers = parsed((stat.st_mtime_ns, stat.st_size))
             hints = request.hint_dict
             case = hints["case"].rpartition("::")[2]
             text = answers.get(self.model.model, {}).get(case, hints["expected"])

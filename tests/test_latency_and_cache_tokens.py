@@ -69,7 +69,7 @@ def test_a_server_with_fewer_slots_than_our_concurrency_is_named_once(
 ) -> None:
     with WireServer(latency_s=0.05, slots=1) as server:
         suite(pytester, server, 6, price="{input: 1, output: 1}", concurrency=3)
-        result, _ = run_json(pytester, "--model-route", subprocess=True)
+        result, _ = run_json(pytester, "--model-route")
     out = result.stdout.str()
     note = (
         "model 'm': its server answers 1 request(s) at once (total_slots) but this run "
@@ -85,7 +85,7 @@ def test_a_server_that_slows_down_as_calls_pile_up_is_named(pytester: pytest.Pyt
     with WireServer(latency_s=0.5, slots=1) as server:
         server.slots = None  # it works one at a time but does not say so
         suite(pytester, server, 12, price="{input: 1, output: 1}", concurrency=4)
-        result, _ = run_json(pytester, "--model-route", subprocess=True)
+        result, _ = run_json(pytester, "--model-route")
     out = result.stdout.str()
     found = re.search(
         r"model 'm' answered ([\d.]+)x slower with up to 4 calls in flight than with one: its "
@@ -100,7 +100,7 @@ def test_a_server_that_slows_down_as_calls_pile_up_is_named(pytester: pytest.Pyt
 def test_the_same_slots_at_our_concurrency_give_no_note(pytester: pytest.Pytester) -> None:
     with WireServer(latency_s=0.05, slots=4) as server:
         suite(pytester, server, 8, price="{input: 1, output: 1}", concurrency=4)
-        result, _ = run_json(pytester, "--model-route", subprocess=True)
+        result, _ = run_json(pytester, "--model-route")
     assert "slower with up to" not in result.stdout.str()
     assert "total_slots" not in result.stdout.str()
 
@@ -167,7 +167,7 @@ def test_cache_tokens_are_shown_apart(pytester: pytest.Pytester) -> None:
     usage = WireUsage(input_tokens=5, output_tokens=2, cache_read=57)
     with WireServer(usage=usage) as server:
         suite(pytester, server, 2, price="{input: 10, output: 10, cache_read: 1}")
-        result, doc = run_json(pytester, "--model-route", subprocess=True)
+        result, doc = run_json(pytester, "--model-route")
     calls = [c for r in doc["results"] for c in r["calls"]]
     assert [(c["input_tokens"], c["cache_read_tokens"]) for c in calls] == [(5, 57), (5, 57)]
     assert doc["spend"]["cache_read_tokens"] == 114

@@ -300,6 +300,33 @@ def test_model_route_path_argument_is_not_taken_as_the_mode(pytester: pytest.Pyt
     result.stdout.fnmatch_lines(["*gate mode*", "*4 passed*"])
 
 
+def test_model_route_path_argument_keeps_conftests_above_the_rootdir_out(
+    pytester: pytest.Pytester,
+) -> None:
+    """Reading ``--model-route PATH`` as gate mode keeps pytest's confcutdir (the rootdir):
+    a conftest.py above it is not loaded, as in a run without the plugin."""
+    write(
+        pytester.path,
+        {
+            "conftest.py": """
+        def pytest_report_header():
+            return "the conftest above the rootdir was loaded"
+        """,
+            "suite/pytest.ini": "[pytest]\n",
+            "suite/modelroute.yaml": SIM_CONFIG.replace("{route}", "strong"),
+            "suite/cases/classification.yaml": CLASSIFICATION,
+        },
+    )
+    for args, status in (
+        (["suite"], pytest.ExitCode.NO_TESTS_COLLECTED),
+        (["--model-route", "suite"], pytest.ExitCode.OK),
+    ):
+        result = pytester.runpytest(*args, "-p", "no:cacheprovider")
+        assert result.ret == status, result.stdout.str()
+        assert "rootdir: " + str(pytester.path / "suite") in result.stdout.str()
+        assert "the conftest above the rootdir was loaded" not in result.stdout.str()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", ["0", "2"])
 def test_estimate_and_progress_come_before_the_items(

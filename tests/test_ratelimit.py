@@ -411,8 +411,11 @@ def keyed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict[str, Any]]:
-    # a subprocess: the SDK stack an in-process run imports is unloaded after it
-    return run_json(pytester, "--model-route", "--model-route-cache=off", *args, subprocess=True)
+    # in-process (conftest preloads the SDKs, so a run no longer imports them again) but
+    # under xdist, whose controller and workers are the processes a user's run has
+    return run_json(
+        pytester, "--model-route", "--model-route-cache=off", *args, subprocess="-n" in args
+    )
 
 
 def answered_every_case(doc: dict[str, Any], n: int) -> None:

@@ -369,7 +369,7 @@ def origin_with_a_feature_branch(pytester: pytest.Pytester) -> Path:
     origin.mkdir()
     git(origin, "init", "-q", "-b", "main")
     suite(origin, "good")
-    run = pytester.runpytest_subprocess(
+    run = pytester.runpytest(
         "--model-route", UPDATE, "-p", "no:cacheprovider", "--rootdir", str(origin), str(origin)
     )
     assert run.ret == 0
@@ -398,7 +398,7 @@ def test_a_revision_a_shallow_clone_lacks_says_what_to_fetch(
         fetch = ["fetch", "origin", "+main:refs/remotes/origin/main", "--depth=1"]
 
     def gate_in_clone(ref: str) -> pytest.RunResult:
-        return pytester.runpytest_subprocess(
+        return pytester.runpytest(
             "--model-route", REF, ref, "-p", "no:cacheprovider", "--rootdir", str(clone), str(clone)
         )
 

@@ -8,6 +8,7 @@ One object per line: ``{"model": id, "prompt": text | "messages": [...], "output
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import threading
@@ -120,8 +121,10 @@ class ReplayProvider(Provider):
     spends: ClassVar[bool] = False
     latency_kind: ClassVar[str] = "recorded"
 
-    @property
+    @functools.cached_property
     def path(self) -> Path:
+        # resolved once: every request's cache key names it, and resolving costs a few
+        # system calls per folder (0.8 of 9 s in a profile of a 2,638-call replayed bench)
         return (self.root / (self.model.file or "")).resolve()
 
     def cache_identity(self) -> dict[str, Any]:
