@@ -47,9 +47,6 @@ def _try_import(name: str) -> None:
         importlib.import_module(name)
 
 
-_preload()
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tests marked ``slow`` first, the rest in their order: xdist hands the first
     quarter out round robin and the rest as workers free up, so a long test handed out
@@ -60,7 +57,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """What is loaded by now (the preloaded modules, the collected tests) lives until the
     end: frozen, the garbage collector stops scanning it after every few runs (in a
-    worker, about a sixth of the CPU time of pytester's in-process runs went to that)."""
+    worker, about a sixth of the CPU time of pytester's in-process runs went to that).
+    The preload happens here, in the processes that run tests: an xdist controller
+    collects nothing and runs nothing."""
+    _preload()
     gc.collect()
     gc.freeze()
 

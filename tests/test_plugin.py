@@ -349,8 +349,9 @@ def test_estimate_and_progress_come_before_the_items(
     assert 0 < done <= 8 and 0 < calls <= 8
     if workers == "0":
         assert (done, calls) == (8, 8)
-    again = pytester.runpytest_subprocess("--model-route", "-n", "2", "-p", "no:cacheprovider")
+    again = pytester.runpytest("--model-route", "-p", "no:cacheprovider")  # one process
     assert "uncached calls" not in again.stdout.str()
+    again.stdout.fnmatch_lines(["spend: 0 API calls*, 8 cache hits*"])
 
 
 def test_judge_only_models_stay_out_of_bench(pytester: pytest.Pytester) -> None:
