@@ -29,6 +29,20 @@ def estimate_of(result: pytest.RunResult) -> tuple[int, float, str]:
     raise AssertionError("no estimate line in:\n" + result.stdout.str())
 
 
+def add_task(count: int) -> dict[str, Any]:
+    """A case file of ``count`` one-number sums (``a00``, ``a01``, ...)."""
+    return {
+        "task": "add",
+        "complexity": "low",
+        "prompt": "Add {{ a }} and {{ b }}. The number only.",
+        "checks": [{"type": "last-number", "value": "{{ expected }}"}],
+        "cases": [
+            {"id": f"a{i:02d}", "vars": {"a": 7 * i, "b": 300 + i}, "expected": str(8 * i + 300)}
+            for i in range(count)
+        ],
+    }
+
+
 def test_example_suite_estimate_is_the_spend(pytester: pytest.Pytester) -> None:
     """The simulator predicts its answers, so the estimate of the example suite's first
     run counts every call, judges and escalations included, at their real sizes."""
@@ -154,16 +168,7 @@ def test_one_word_and_one_number_answers_first_run_within_30_percent(
     config = {"models": models, "baseline": "big", "routes": {"add": "small", "sum": "small"}}
     (pytester.path / "modelroute.yaml").write_text(yaml.safe_dump(config))
     (pytester.path / "cases").mkdir()
-    add = {
-        "task": "add",
-        "complexity": "low",
-        "prompt": "Add {{ a }} and {{ b }}. The number only.",
-        "checks": [{"type": "last-number", "value": "{{ expected }}"}],
-        "cases": [
-            {"id": f"a{i:02d}", "vars": {"a": 7 * i, "b": 300 + i}, "expected": str(8 * i + 300)}
-            for i in range(40)
-        ],
-    }
+    add = add_task(40)
     words = ["amber", "basalt", "cedar", "delta", "ember", "fjord"]
     summary = {
         "task": "sum",

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from suite import run_json
-from test_estimate import estimate_of
+from test_estimate import add_task, estimate_of
 from wire_server import RecordedRequest, WireServer, WireUsage, last_user_text
 
 #: USD per million input and output tokens, by the server's model id
@@ -88,16 +88,7 @@ def write_suite(root: Path, server: WireServer, share: float = 1.0) -> None:
     def cases(n: int) -> range:
         return range(int(n * share))
 
-    add = {
-        "task": "add",
-        "complexity": "low",
-        "prompt": "Add {{ a }} and {{ b }}. The number only.",
-        "checks": [{"type": "last-number", "value": "{{ expected }}"}],
-        "cases": [
-            {"id": f"a{i:02d}", "vars": {"a": 7 * i, "b": 300 + i}, "expected": str(8 * i + 300)}
-            for i in cases(30)
-        ],
-    }
+    add = add_task(len(cases(30)))
     label = {
         "task": "label",
         "complexity": "low",

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..cases import Case
+from ..config import DEFAULT_MAX_TOKENS
 from ..evaluation import evaluate
 from ..providers import estimate_tokens
 from ..records import CallRecord, Request
@@ -55,6 +56,13 @@ class Call:
     weight: float = 1.0
     #: a judge of an answer not known yet: the (model alias) that gives that answer
     answer_of: str | None = None
+
+    @classmethod
+    def of(cls, request: Request, task: str, weight: float = 1.0) -> Call:
+        """``request``'s call, sized from its own prompt."""
+        max_tokens = int(request.param_dict.get("max_tokens", DEFAULT_MAX_TOKENS))
+        shown = estimate_tokens(prompt_of(request))
+        return cls(request.model, task, request.purpose, shown, max_tokens, weight)
 
 
 def estimate(state: RunState, work: Sequence[tuple[Case, Route]], first: First) -> Estimate:
@@ -114,11 +122,7 @@ class _Pass:
             else:
                 if request.purpose == "route":
                     self.est.unknown.setdefault((request.model, self.task), []).append(request)
-                max_tokens = int(request.param_dict.get("max_tokens", 1024))
-                shown = estimate_tokens(prompt_of(request))
-                self.calls.append(
-                    Call(request.model, self.task, request.purpose, shown, max_tokens)
-                )
+                self.calls.append(Call.of(request, self.task))
         if predicted is None:
             self.halted = self.halted or request.purpose == "route"
             return CallRecord.failed(key, request, NOT_KNOWN)
@@ -222,9 +226,7 @@ class _Pass:
                 provider = self.runner.providers[alias]
                 if key in self.seen or self.runner.is_cached(request) or not provider.spends:
                     continue  # another route's call (counted), or one that costs nothing
-                max_tokens = int(request.param_dict.get("max_tokens", 1024))
-                shown = estimate_tokens(prompt_of(request))
-                self.calls.append(Call(alias, case.task, "route", shown, max_tokens, weight))
+                self.calls.append(Call.of(request, case.task, weight))
         self.est.outcomes = sum(outcomes.stages[k].known for k in used)
 
     # -- pricing ---------------------------------------------------------------------------
