@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,14 +103,21 @@ def sim_suite(
 
 
 def run_json(
-    pytester: pytest.Pytester, *args: str, subprocess: bool = False
+    pytester: pytest.Pytester,
+    *args: str,
+    subprocess: bool = False,
+    plugins: Sequence[object] = (),
 ) -> tuple[pytest.RunResult, dict[str, Any]]:
-    """Run pytest with --model-route-json and return the result and the document."""
+    """Run pytest with --model-route-json and return the result and the document
+    (``plugins``: objects registered in an in-process run, as ``pytester.runpytest``'s)."""
     out = pytester.path / "results.json"
     if out.exists():
         out.unlink()
-    run = pytester.runpytest_subprocess if subprocess else pytester.runpytest
-    result = run(*args, "--model-route-json", str(out), "-p", "no:cacheprovider")
+    args = (*args, "--model-route-json", str(out), "-p", "no:cacheprovider")
+    if subprocess:
+        result = pytester.runpytest_subprocess(*args)
+    else:
+        result = pytester.runpytest(*args, plugins=list(plugins))
     doc = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
     return result, doc
 

@@ -406,9 +406,7 @@ def test_ctrl_c_leaves_the_batches_running_and_says_how_to_resume_or_cancel(
 def test_two_workers_submit_each_request_once(suite: pytest.Pytester, server: BatchServer) -> None:
     reference = direct_reference(suite)
     server.reset()
-    result, doc = run_json(
-        suite, "--model-route", "--model-route-batch", *FAST, "-n", "2", subprocess=True
-    )
+    result, doc = run_json(suite, "--model-route", "--model-route-batch", *FAST, "-n", "2")
     assert result.ret == 0, result.stdout.str()
     assert max(server.submitted.values()) == 1
     assert len(server.submitted) == reference["spend"]["api_calls"]

@@ -5,7 +5,6 @@ controller cannot foresee (a selection option, a Python module) is left to the w
 
 from __future__ import annotations
 
-import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -14,29 +13,27 @@ import pytest
 from suite import echo_cases, run_json, write
 from wire_server import WireServer, last_user_text
 
+from pytest_modelroute.stash import state_key
+
 KEY = "sk-early-test-1234"
 N_CASES = 24
 
-#: a plugin (loaded with -p, from outside the suite) that prints how many calls the
-#: controller paid for itself
-COUNTER = """
-from pytest_modelroute.stash import state_key
 
-def pytest_terminal_summary(terminalreporter, config):
-    state = config.stash.get(state_key, None)
-    if state is not None and not hasattr(config, "workerinput"):
-        calls = len(state._runner.ledger.calls) if state._runner is not None else 0
-        terminalreporter.write_line(f"controller paid {calls} calls")
-"""
+class ControllerPaid:
+    """Registered in the (in-process) controller: prints how many calls it paid for."""
+
+    def pytest_terminal_summary(
+        self, terminalreporter: pytest.TerminalReporter, config: pytest.Config
+    ) -> None:
+        state = config.stash.get(state_key, None)
+        if state is not None and not hasattr(config, "workerinput"):
+            calls = len(state._runner.ledger.calls) if state._runner is not None else 0
+            terminalreporter.write_line(f"controller paid {calls} calls")
 
 
 @pytest.fixture(autouse=True)
-def keyed(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def keyed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    plugins = tmp_path_factory.mktemp("plugins")
-    (plugins / "early_counter.py").write_text(COUNTER)
-    path = os.environ.get("PYTHONPATH")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(plugins), path])))
 
 
 def suite(pytester: pytest.Pytester, server: WireServer, n: int = N_CASES, key: str = "") -> None:
@@ -86,7 +83,7 @@ def test_controller_calls_are_not_paid_again_by_workers(pytester: pytest.Pyteste
             suite(pytester, server)
             result, doc = run_json(
                 pytester, "--model-route", "--model-route-cache=off", "-n", workers,
-                "-p", "early_counter", subprocess=True,
+                plugins=[ControllerPaid()],
             )  # fmt: skip
             asked = Counter((r.model, last_user_text(r.body)) for r in server.requests)
             peak = server.peak_in_flight
@@ -139,8 +136,8 @@ def test_a_suite_it_cannot_foresee_is_left_to_the_workers(
                 "def pytest_collection_modifyitems(items):\n    items[:] = items[:4]\n"
             )
         result, doc = run_json(
-            pytester, "--model-route", "--model-route-cache=off", "-n", "2", "-p",
-            "early_counter", *args, subprocess=True,
+            pytester, "--model-route", "--model-route-cache=off", "-n", "2", *args,
+            plugins=[ControllerPaid()],
         )  # fmt: skip
         asked = Counter((r.model, last_user_text(r.body)) for r in server.requests)
     assert "the controller starts the calls" not in result.stdout.str()
@@ -163,9 +160,7 @@ def test_a_missing_key_stops_the_run_before_any_call(
     monkeypatch.delenv("EARLY_TEST_KEY", raising=False)
     with WireServer() as server:
         suite(pytester, server, n=4, key=", api_key_env: EARLY_TEST_KEY")
-        result, _ = run_json(
-            pytester, "--model-route", "--model-route-cache=off", "-n", "2", subprocess=True
-        )
+        result, _ = run_json(pytester, "--model-route", "--model-route-cache=off", "-n", "2")
         assert server.requests == []
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*EARLY_TEST_KEY is not set*none made*"])

@@ -240,9 +240,7 @@ def test_a_dead_xdist_worker_fails_the_gate(pytester: pytest.Pytester) -> None:
             """,
         },
     )
-    result, doc = run_json(
-        pytester, "--model-route", "-n", "2", "--max-worker-restart=0", subprocess=True
-    )
+    result, doc = run_json(pytester, "--model-route", "-n", "2", "--max-worker-restart=0")
     assert result.ret != 0
     assert doc["gate"]["passed"] is False
     assert doc["gate"]["missing"] == ["test_crash.py::test_crashes[s]"]

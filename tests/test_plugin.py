@@ -226,9 +226,7 @@ def test_max_cost_stops_new_calls(pytester: pytest.Pytester) -> None:
 def test_xdist_matches_serial(pytester: pytest.Pytester) -> None:
     sim_suite(pytester, route="weak")
     _, serial = run_json(pytester, "--model-route", "--model-route-cache=off")
-    _, parallel = run_json(
-        pytester, "--model-route", "--model-route-cache=off", "-n", "2", subprocess=True
-    )
+    _, parallel = run_json(pytester, "--model-route", "--model-route-cache=off", "-n", "2")
     assert parallel["tasks"] == serial["tasks"]
     assert parallel["spend"]["api_calls"] == serial["spend"]["api_calls"] == 8
     key = lambda r: (r["case"], r["route"])  # noqa: E731

@@ -238,7 +238,7 @@ def test_a_pr_snapshot_that_accepts_a_regression_fails_against_its_base(
     assert "this PR's snapshot accepts it" in route.find("failure").get("message")
 
     # the same under xdist
-    result, xdist = gate(pytester, REF, "main", "-n", "2", subprocess=True)
+    result, xdist = gate(pytester, REF, "main", "-n", "2")
     assert result.ret == 1
     same_verdicts(doc, xdist)
 
@@ -286,7 +286,7 @@ def test_accepting_the_change_on_purpose_passes_and_still_lists_it(
     props = {p.get("name"): p.get("value") for p in suites[0].iter("property")}
     assert props["accepted"] == "true"
 
-    result, xdist = gate(pytester, REF, "main", ACCEPT, "-n", "2", subprocess=True)
+    result, xdist = gate(pytester, REF, "main", ACCEPT, "-n", "2")
     assert result.ret == 0
     same_verdicts(doc, xdist)
 

@@ -242,9 +242,7 @@ def test_acceptance_checks_may_not_use_the_reference(pytester: pytest.Pytester) 
 @pytest.mark.slow
 def test_routes_and_recommendations_are_the_same_under_xdist(levels: pytest.Pytester) -> None:
     _, serial = run_json(levels, "--model-route", "--model-route-cache=off")
-    _, parallel = run_json(
-        levels, "--model-route", "--model-route-cache=off", "-n", "2", subprocess=True
-    )
+    _, parallel = run_json(levels, "--model-route", "--model-route-cache=off", "-n", "2")
     keep = ("route", "n", "quality", "cost_per_call", "stage_share", "agreement", "verdict")
     for task in ("triage", "vote"):
         assert {k: parallel["tasks"][task].get(k) for k in keep} == {
@@ -253,7 +251,7 @@ def test_routes_and_recommendations_are_the_same_under_xdist(levels: pytest.Pyte
     assert parallel["spend"]["api_calls"] == serial["spend"]["api_calls"]
     _, bench_serial = run_json(levels, "--model-route=bench", "--model-route-cache=off")
     _, bench_parallel = run_json(
-        levels, "--model-route=bench", "--model-route-cache=off", "-n", "2", subprocess=True
+        levels, "--model-route=bench", "--model-route-cache=off", "-n", "2"
     )
     assert bench_parallel["recommendations"] == bench_serial["recommendations"]
 

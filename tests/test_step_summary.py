@@ -35,7 +35,7 @@ def test_written_once_by_the_controller_under_xdist(
     sim_suite(pytester)
     summary = pytester.path / "step_summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    result = pytester.runpytest_subprocess("--model-route", "-n", "2", "-p", "no:cacheprovider")
+    result = pytester.runpytest("--model-route", "-n", "2", "-p", "no:cacheprovider")
     assert result.ret == 0
     text = summary.read_text()
     assert text.count(MARKER) == 1 and "✅ **Model route gate passed**" in text

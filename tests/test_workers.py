@@ -118,9 +118,8 @@ def test_the_spend_cap_holds_across_workers_while_items_run(pytester: pytest.Pyt
         )
         cap = 6 * 0.002
         result, doc = run_json(
-            pytester, "--model-route", "--model-route-max-cost", str(cap), "-n", "2",
-            subprocess=True,
-        )  # fmt: skip
+            pytester, "--model-route", "--model-route-max-cost", str(cap), "-n", "2"
+        )
         answered = sum(server.answered_per_model.values())
         prompts = Counter(last_user_text(r.body) for r in server.requests)
     in_flight = 4  # both workers' calls under way when the cap was reached
