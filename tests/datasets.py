@@ -51,11 +51,13 @@ def write_gsm8k_suite(
     tasks: dict[str, dict[str, object]],
     *,
     threshold: float = 4.0,
+    thresholds: dict[str, float] | None = None,
     routes: dict[str, str] | None = None,
 ) -> Path:
     """A suite replaying both models on every question, one case file per task.
 
-    ``tasks`` maps a task name to the ``last-number`` check options it grades with.
+    ``tasks`` maps a task name to the ``last-number`` check options it grades with;
+    ``thresholds`` gives some tasks their own bar.
     """
     dest.mkdir(parents=True, exist_ok=True)
     with open(dest / "gsm8k.jsonl", "w", encoding="utf-8") as fh:
@@ -88,6 +90,7 @@ def write_gsm8k_suite(
         },
         "baseline": "gpt4",
         "threshold": threshold,
+        "thresholds": thresholds or {},
         "routes": routes or {},
     }
     (dest / "modelroute.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
