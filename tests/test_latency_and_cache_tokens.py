@@ -81,20 +81,24 @@ def test_a_server_with_fewer_slots_than_our_concurrency_is_named_once(
 
 
 def test_a_server_that_slows_down_as_calls_pile_up_is_named(pytester: pytest.Pytester) -> None:
-    """No /props: the latencies themselves show the queue (one slot, four calls at once)."""
-    with WireServer(latency_s=0.5, slots=1) as server:
+    """No /props: the latencies themselves show the queue (one slot, eight calls at once).
+
+    Only the run's first call starts alone; on a loaded machine its request can reach the
+    server behind a few of the others, so the crowd is large enough (eight) that it still
+    shows a queue unless it came fifth or later."""
+    with WireServer(latency_s=0.25, slots=1) as server:
         server.slots = None  # it works one at a time but does not say so
-        suite(pytester, server, 12, price="{input: 1, output: 1}", concurrency=4)
+        suite(pytester, server, 16, price="{input: 1, output: 1}", concurrency=8)
         result, _ = run_json(pytester, "--model-route")
     out = result.stdout.str()
     found = re.search(
-        r"model 'm' answered ([\d.]+)x slower with up to 4 calls in flight than with one: its "
+        r"model 'm' answered ([\d.]+)x slower with up to 8 calls in flight than with one: its "
         r"server seems to queue them, so its latencies include that wait; try "
         r"'concurrency: (\d)' on it",
         out,
     )
     assert found, out
-    assert float(found.group(1)) >= 2 and int(found.group(2)) <= 2  # not the 4 it was sent
+    assert float(found.group(1)) >= 2 and int(found.group(2)) <= 4  # not the 8 it was sent
 
 
 def test_the_same_slots_at_our_concurrency_give_no_note(pytester: pytest.Pytester) -> None:

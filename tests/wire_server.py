@@ -37,6 +37,29 @@ from typing import Any, ClassVar, Literal
 
 from rate_limiter import Limiter, RateLimit
 
+
+class _Slots:
+    """N slots taken in the order requests ask for them, as a llama.cpp server queues its
+    tasks (a ``threading.Semaphore`` lets a late request barge past one that waited)."""
+
+    def __init__(self, n: int) -> None:
+        self._n = n
+        self._cond = threading.Condition()
+        self._issued = 0
+        self._done = 0
+
+    def __enter__(self) -> None:
+        with self._cond:
+            ticket = self._issued
+            self._issued += 1
+            self._cond.wait_for(lambda: ticket < self._done + self._n)
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._done += 1
+            self._cond.notify_all()
+
+
 FaultKind = Literal["ok", "status", "hang", "malformed", "wrong-shape", "disconnect"]
 Flavor = Literal["anthropic", "openai"]
 
@@ -196,7 +219,7 @@ class WireServer:
         self.usage = usage
         self.latency_s = latency_s
         self.slots = slots
-        self._slots = threading.Semaphore(slots) if slots else None
+        self._slots = _Slots(slots) if slots else None
         #: the rate limit's buckets and counts (None: no limit)
         self.limiter = Limiter(rate_limit) if rate_limit is not None else None
         #: cut answers longer than the request's max_tokens (4 characters a token), as a
