@@ -253,5 +253,11 @@ def diff_snapshots(before: Snapshot | None, after: Snapshot | None) -> list[dict
 
 def _figures(task: SnapshotTask) -> dict[str, Any]:
     """A task's entry without the excerpts: outputs that changed while every figure stayed
-    the same (a model that words its answers differently) are no change of the reference."""
-    return task.model_dump(exclude={"cases": {"__all__": set(EVIDENCE)}})
+    the same (a model that words its answers differently) are no change of the reference.
+    A case's missing weight (a snapshot written before weights were kept) is its weight 1,
+    as the gate counts it."""
+    figures = task.model_dump(exclude={"cases": {"__all__": set(EVIDENCE)}})
+    for case in figures["cases"].values():
+        if case["weight"] is None:
+            case["weight"] = 1.0
+    return figures

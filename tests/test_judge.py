@@ -313,6 +313,38 @@ def test_bench_calibrates_each_judge_against_human_grades(
     )
 
 
+def test_a_bench_of_graded_cases_only_prints_no_empty_matrix(pytester: pytest.Pytester) -> None:
+    """Graded cases calibrate judges and no route answers them: with no other case, bench
+    has no task x model matrix to show, so it prints no title over an empty one."""
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": """
+            models:
+              writer: {provider: sim, model: w, skill: {medium: 0.5}, price: {input: 1, output: 1}}
+              j1: {provider: sim, model: j1, skill: {medium: 0.9}, price: {input: 1, output: 1}}
+            baseline: writer
+            judge: {model: j1}
+            """,
+            "cases/summ.yaml": """
+            task: summarization
+            complexity: medium
+            prompt: "Summarise: {{ text }}"
+            checks:
+              - {type: llm-rubric, rubric: "A faithful one-line summary"}
+            cases:
+              - {id: g1, vars: {text: a}, expected: "A.", output: "A.", human_score: 5}
+              - {id: g2, vars: {text: b}, expected: "B.", output: "C.", human_score: 2}
+            """,
+        },
+    )
+    result, doc = run_json(pytester, "--model-route=bench")
+    assert doc["calibration"]["j1"]["n"] == 2
+    assert not any(doc["models"].values())  # no route measured any case
+    result.stdout.fnmatch_lines(["judge calibration (agreement with human grades):"])
+    result.stdout.no_fnmatch_line("quality (1-5) and cost per call*")
+
+
 def test_estimate_counts_route_and_judge_calls_and_nothing_once_cached(
     pytester: pytest.Pytester,
 ) -> None:

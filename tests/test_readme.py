@@ -49,3 +49,25 @@ def test_the_readme_bench_sample_is_what_bench_prints(tmp_path: Path) -> None:
             continue
         assert line.rstrip() in printed[at:], f"README line not printed (in order): {line!r}"
         at = printed.index(line.rstrip(), at) + 1
+
+
+def test_the_readme_names_the_options_that_exist() -> None:
+    """Every option of the plugin is in the README's Options table (``--model-route-json/
+    -html/-md/-junit`` counts for the four), and every ``--model-route-...`` flag or
+    ``model_route_...`` ini key the README names anywhere exists."""
+    from pytest_modelroute.plugin import SETTINGS
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text[text.index("\n## Options\n") : text.index("\n## Outputs\n")]
+    short = {m.group(1) for m in re.finditer(r"/-([a-z]+)", table)}
+    missing = [
+        s.flag
+        for s in SETTINGS.values()
+        if s.flag not in table and s.flag.removeprefix("--model-route-") not in short
+    ]
+    assert not missing, f"options the README's Options section leaves out: {missing}"
+    flags = {s.flag for s in SETTINGS.values()}
+    named = set(re.findall(r"--model-route-[a-z][a-z-]*[a-z]", text))
+    assert named <= flags, f"flags the README names that do not exist: {sorted(named - flags)}"
+    keys = set(re.findall(r"\bmodel_route_[a-z_]*[a-z]", text))
+    assert keys <= set(SETTINGS), f"unknown ini keys in the README: {sorted(keys - set(SETTINGS))}"

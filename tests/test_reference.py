@@ -635,6 +635,25 @@ def changed_doc(n_tasks: int, n_cases: int, name: str = "task") -> dict[str, Any
     return doc
 
 
+def test_a_snapshot_written_before_weights_and_excerpts_is_no_change() -> None:
+    """A base snapshot from before per-case weights and output excerpts were kept, against
+    the same figures written today: no task changed (a missing weight counts as 1, as the
+    gate counts it); a real weight change still is one."""
+    from pytest_modelroute.snapshot import Snapshot, diff_snapshots
+
+    def snap(**case: Any) -> Snapshot:
+        cases = {"c1": {"quality": 5.0, "passed": True, "cost": 0.01} | case}
+        task = {"route": "r", "n": 1, "quality": 5.0, "cost_per_call": 0.01, "cases": cases}
+        return Snapshot.model_validate({"schema": "modelroute/snapshot@1", "tasks": {"t": task}})
+
+    older = snap()
+    today = snap(weight=1.0, output="billing", failed_checks=[])
+    assert diff_snapshots(older, today) == []
+    assert diff_snapshots(today, older) == []
+    (row,) = diff_snapshots(older, snap(weight=2.0, output="billing", failed_checks=[]))
+    assert row["task"] == "t" and row["change"] == "changed"
+
+
 HOSTILE = "<script>window.pwned=1</script>|`x`"
 
 

@@ -60,6 +60,8 @@ def matrix_lines(doc: dict[str, Any], per_block: int = 4) -> list[str]:
     """Tasks x models: quality and cost per call, in blocks that fit the width."""
     models = list(doc["models"])
     tasks = sorted({t for m in doc["models"].values() for t in m})
+    if not tasks:
+        return []
     lines: list[str] = []
     for start in range(0, len(models), per_block):
         block = models[start : start + per_block]
@@ -352,8 +354,10 @@ def write_summary(
             tr.write_line(line, red=red, bold=red)
         tr.write_line("")
     if mode == "bench":
-        tr.write_line("quality (1-5) and cost per call, by task and model:")
-        for line in matrix_lines(doc):
+        matrix = matrix_lines(doc)
+        if matrix:  # none when every case is a graded one, for judge calibration only
+            tr.write_line("quality (1-5) and cost per call, by task and model:")
+        for line in matrix:
             tr.write_line(line)
         rows = recommendation_rows(doc)
         if rows:
