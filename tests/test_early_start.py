@@ -154,6 +154,29 @@ def test_a_suite_it_cannot_foresee_is_left_to_the_workers(
     assert len(items) == expected
 
 
+@pytest.mark.parametrize(
+    "script, python_files, foreseen",
+    [
+        ("verify.py", None, True),  # a helper beside the cases is no test module
+        ("verify.py", "verify*.py", False),  # ...unless python_files says it is
+    ],
+)
+def test_a_helper_script_beside_the_cases_is_no_test_module(
+    pytester: pytest.Pytester, script: str, python_files: str | None, foreseen: bool
+) -> None:
+    with WireServer() as server:
+        suite(pytester, server, n=4)
+        Path(pytester.path, "cases", script).write_text("print('checks the cases by hand')\n")
+        if python_files:
+            pytester.makeini(f"[pytest]\npython_files = {python_files}\n")
+        result, doc = run_json(pytester, "--model-route", "--model-route-cache=off", "-n", "2")
+        asked = Counter((r.model, last_user_text(r.body)) for r in server.requests)
+    started = "the controller starts the calls of 8 items" in result.stdout.str()
+    assert started is foreseen, result.stdout.str()
+    assert set(asked.values()) == {1}
+    assert len({r["case"] for r in doc["results"]}) == 4
+
+
 def test_a_missing_key_stops_the_run_before_any_call(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -60,7 +60,7 @@ def test_a_missing_key_is_one_error_before_any_call(
     monkeypatch.delenv("MR_TEST_KEY", raising=False)
     monkeypatch.setenv("MR_OTHER_KEY", "sk-other-0000000")
     keyed_suite(pytester, wire_server)
-    result = pytester.runpytest_subprocess("--model-route", "-p", "no:cacheprovider", *workers)
+    result = pytester.runpytest("--model-route", "-p", "no:cacheprovider", *workers)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     errors = [line for line in result.errlines if line.startswith("ERROR:")]
     assert errors == [

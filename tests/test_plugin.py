@@ -413,9 +413,7 @@ def test_a_python_case_id_defined_twice_fails_its_items(pytester: pytest.Pyteste
         """
     write(pytester.path, {"test_one.py": case, "test_two.py": case})
     for workers in ("0", "2"):
-        result = pytester.runpytest_subprocess(
-            "--model-route", "-p", "no:cacheprovider", "-n", workers
-        )
+        result = pytester.runpytest("--model-route", "-p", "no:cacheprovider", "-n", workers)
         assert result.ret == pytest.ExitCode.TESTS_FAILED
         result.stdout.fnmatch_lines(
             ["*test_two.py: Python case 'test_same' of task 't' is also defined in test_one.py*"]

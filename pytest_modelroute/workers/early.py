@@ -107,8 +107,11 @@ def _ignored(config: pytest.Config, path: Path) -> bool:
 
 def _walk(config: pytest.Config, starts: Iterable[Path]) -> list[Path] | str:
     """The files pytest would collect under ``starts`` that a plugin may collect: the
-    YAML files; or why the controller cannot tell (a Python file, a doctest text file)."""
+    YAML files; or why the controller cannot tell (a test module, a conftest, whose hooks
+    the controller has not loaded, or a doctest text file). Other Python files (a helper
+    script beside the cases) are no items."""
     doctest_globs = config.getoption("doctestglob", None) or ["test*.txt"]
+    python_globs = [*config.getini("python_files"), "conftest.py"]
     found: set[Path] = set()
     entries = 0
     stack = list(starts)
@@ -122,11 +125,21 @@ def _walk(config: pytest.Config, starts: Iterable[Path]) -> list[Path] | str:
                 if not _ignored(config, child):
                     stack.append(child)
             continue
-        if path.suffix == ".py" or any(fnmatch.fnmatch(path.name, g) for g in doctest_globs):
-            return f"a Python or doctest file ({path})"
+        if path.suffix == ".py" and _may_collect(path, python_globs):
+            return f"a Python test module or conftest ({path})"
+        if any(fnmatch.fnmatch(path.name, g) for g in doctest_globs):
+            return f"a doctest file ({path})"
         if path.suffix in (".yaml", ".yml"):
             found.add(path)
     return sorted(found)
+
+
+def _may_collect(path: Path, globs: Sequence[str]) -> bool:
+    """Whether ``path`` matches one of ``globs`` (pytest matches a glob holding a path
+    separator against the whole path: any such glob counts as a match here)."""
+    if any("/" in g or "\\" in g for g in globs):
+        return True
+    return any(fnmatch.fnmatch(path.name, g) for g in globs)
 
 
 def early_work(
