@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from suite import CLASSIFICATION, SIM_CONFIG, run_json, sim_suite, write
 
@@ -440,21 +442,65 @@ def test_cases_without_ids_are_named_by_content_not_position(pytester: pytest.Py
     assert all(after[prompt] == case for prompt, case in before.items())
 
 
-def test_two_different_recordings_of_one_prompt_are_an_error(pytester: pytest.Pytester) -> None:
-    line = '{"model": "gpt-x", "prompt": "a", "output": "%s"}\n'
+def test_two_different_recordings_of_one_prompt_error_only_the_cases_that_need_it(
+    pytester: pytest.Pytester,
+) -> None:
+    """One replay file, two models: gpt-x has three different outputs for one prompt.
+    Only gpt-x's case with that prompt errors, naming the file, the lines, the model and
+    the prompt; gpt-x's other prompts and every case of gpt-y are answered from the file
+    (an identical repeat is no conflict)."""
+    tickets = {
+        "billing-01": "I was charged twice",
+        "feature-01": "Please add dark mode",
+        "billing-02": "Refund my last invoice",
+        "feature-02": "Export to CSV please",
+    }
+    prompt = "Billing or feature request? One word.\n\n"
+    records = [
+        {"model": model, "prompt": prompt + ticket, "output": case.split("-")[0]}
+        for model in ("gpt-x", "gpt-y")
+        for case, ticket in tickets.items()
+    ]  # lines 1-8
+    records += [
+        {"model": "gpt-y", "prompt": prompt + tickets["billing-01"], "output": "billing"},
+        {"model": "gpt-x", "prompt": prompt + tickets["billing-01"], "output": "feature"},
+        {"model": "gpt-x", "prompt": prompt + tickets["billing-01"], "output": "Billing!"},
+    ]  # 9: a repeat, 10 and 11: conflicts with line 1
     write(
         pytester.path,
         {
-            "modelroute.yaml": REPLAY_CONFIG,
-            "recorded.jsonl": line % "b" + line % "b" + line % "DIFFERENT",
+            "modelroute.yaml": """
+            models:
+              rec: {provider: replay, model: gpt-x, file: recorded.jsonl}
+              other: {provider: replay, model: gpt-y, file: recorded.jsonl}
+            baseline: rec
+            """,
+            "recorded.jsonl": "".join(json.dumps(r) + "\n" for r in records),
             "cases/classification.yaml": CLASSIFICATION,
         },
     )
-    result = run(pytester)
+    result, doc = run_json(pytester, "--model-route=bench")
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    message = (
+        "recorded.jsonl:10: a second, different output for model 'gpt-x' and the prompt "
+        "'Billing or feature request? One word.  I was charged twice' (the first is at "
+        "line 1; more at line 11); a replay needs one answer per model and prompt"
+    )
+    by_status: dict[str, set[tuple[str, str]]] = {}
+    for r in doc["results"]:
+        by_status.setdefault(r["status"], set()).add((r["case"], r["model"]))
+    assert by_status.pop("error") == {("billing-01", "rec")}
+    assert set(by_status) == {"pass"} and len(by_status["pass"]) == 7
+    (errored,) = (r for r in doc["results"] if r["status"] == "error")
+    assert errored["error"] == str(pytester.path / message)
+    outputs = {(r["case"], r["model"]): r["output"] for r in doc["results"]}
+    assert outputs[("billing-01", "other")] == "billing"
+    assert outputs[("feature-02", "rec")] == "feature"
     result.stdout.fnmatch_lines(
         [
-            "*recorded.jsonl:3: a second, different output for model 'gpt-x' and this prompt "
-            "(the first is at line 1)*"
+            "errored cases by cause (1 in all):",
+            "*1 x *recorded.jsonl:10: a second, different output for model 'gpt-x'*"
+            "(e.g. cases/classification.yaml::billing-01?rec?)",  # [ ] are fnmatch classes
         ]
     )
 

@@ -32,8 +32,17 @@ def _match_key(model: str, prompt: str | None, messages: Any) -> tuple[str, str]
     return model, "prompt:" + (prompt or "")
 
 
+def _shown(prompt: str) -> str:
+    """``prompt`` on one line, clipped to 80 characters, for a message."""
+    line = prompt.replace("\n", " ")
+    return repr(line[:80]) + ("..." if len(line) > 80 else "")
+
+
 def load_replay(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    """Index a replay file; errors name the file, the line and the field."""
+    """Index a replay file; errors name the file, the line and the field.
+
+    Two different outputs for one model and prompt are no error here: the first record
+    keeps the later ones' lines (``_conflicts``) and only a call that needs it fails."""
     with _lock:
         try:
             stat = path.stat()
@@ -90,13 +99,9 @@ def load_replay(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
             key = _match_key(record["model"], record.get("prompt"), record.get("messages"))
             first = index.setdefault(key, {**record, "_line": lineno})
             if first["_line"] != lineno and first["output"] != record["output"]:
-                raise ModelRouteError(
-                    f"a second, different output for model {record['model']!r} and this "
-                    f"prompt (the first is at line {first['_line']}); a replay needs one "
-                    "answer per model and prompt",
-                    path=path,
-                    line=lineno,
-                )
+                # an error for the calls that need this answer only (see _find): the
+                # file's other models and prompts are still answered
+                first.setdefault("_conflicts", []).append(lineno)
         _indexes[version] = index
         return index
 
@@ -141,6 +146,18 @@ class ReplayProvider(Provider):
         record = index.get(_match_key(self.model.model, None, request.message_dicts))
         if record is None and only_user:
             record = index.get(_match_key(self.model.model, request.user_prompt, None))
+        if record is not None and "_conflicts" in record:
+            second, *more = record["_conflicts"]
+            also = ""
+            if more:
+                also = f"; more at line{'s' if len(more) > 1 else ''} {', '.join(map(str, more))}"
+            raise ModelRouteError(
+                f"a second, different output for model {self.model.model!r} and the prompt "
+                f"{_shown(request.user_prompt)} (the first is at line {record['_line']}{also}); "
+                "a replay needs one answer per model and prompt",
+                path=self.path,
+                line=second,
+            )
         return record
 
     def _usage(self, request: Request, record: dict[str, Any]) -> Usage:
@@ -153,10 +170,9 @@ class ReplayProvider(Provider):
     async def complete(self, request: Request) -> Completion:
         record = self._find(request)
         if record is None:
-            shown = request.user_prompt[:80].replace("\n", " ")
             raise ProviderError(
                 f"replay miss: {self.path.name} has no output for model {self.model.model!r} "
-                f"and the prompt {shown!r}..."
+                f"and the prompt {_shown(request.user_prompt)}"
             )
         return Completion(
             record["output"],
