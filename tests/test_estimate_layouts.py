@@ -123,8 +123,7 @@ def measured(pytester: pytest.Pytester, server: WireServer, *args: str) -> tuple
     """Run the suite: its estimate line, the estimate (USD) and the spend (USD), the
     spend checked against the server's own token counts and its calls against the line's."""
     start = len(server.requests)
-    xdist = "-n" in args and args[args.index("-n") + 1] != "0"
-    result, doc = run_json(pytester, "--model-route", *args, subprocess=xdist)
+    result, doc = run_json(pytester, "--model-route", *args)
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     calls, usd, _ = estimate_of(result)
     line = next(m.group(0) for ln in result.outlines if (m := LINE.search(ln)))
