@@ -89,9 +89,8 @@ def example_suite(pytester: pytest.Pytester) -> Path:
     return suite
 
 
-def run(pytester: pytest.Pytester, *args: str, subprocess: bool = False) -> pytest.RunResult:
-    runner = pytester.runpytest_subprocess if subprocess else pytester.runpytest
-    return runner("--model-route", *QUIET, *args)
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest("--model-route", *QUIET, *args)
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -122,7 +121,6 @@ def run_shards(
             "--model-route-json",
             str(out),
             *workers,
-            subprocess=i == xdist,
         )
         assert result.ret in (0, 1), result.stdout.str()[-3000:]
         files.append(out)
