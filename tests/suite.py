@@ -114,6 +114,8 @@ def run_json(
     if out.exists():
         out.unlink()
     args = (*args, "--model-route-json", str(out), "-p", "no:cacheprovider")
+    if subprocess and plugins:
+        raise ValueError("plugins= registers objects in an in-process run only")
     if subprocess:
         result = pytester.runpytest_subprocess(*args)
     else:

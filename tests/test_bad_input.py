@@ -515,3 +515,35 @@ def test_pyargs_module_names_are_not_taken_for_missing_paths(pytester: pytest.Py
     result = pytester.runpytest("--model-route", "--pyargs", "rvpkg", "-p", "no:cacheprovider")
     assert "file or directory not found" not in result.stderr.str()
     result.stdout.fnmatch_lines(["*1 passed*"])
+
+
+def test_a_messages_record_and_a_prompt_record_that_disagree_are_a_conflict(
+    pytester: pytest.Pytester,
+) -> None:
+    """A call of one user message matches both record forms: when both are in the file
+    with different outputs, its answer is not the file's to choose."""
+    prompt = "Billing or feature request? One word.\n\nI was charged twice"
+    records = [
+        {"model": "gpt-x", "prompt": prompt, "output": "billing"},
+        {"model": "gpt-x", "messages": [{"role": "user", "content": prompt}], "output": "feature"},
+    ]
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": """
+            models:
+              rec: {provider: replay, model: gpt-x, file: recorded.jsonl}
+            baseline: rec
+            """,
+            "recorded.jsonl": "".join(json.dumps(r) + "\n" for r in records),
+            "cases/classification.yaml": CLASSIFICATION,
+        },
+    )
+    _, doc = run_json(pytester, "--model-route=bench")
+    (billing,) = (r for r in doc["results"] if r["case"] == "billing-01")
+    assert billing["status"] == "error"
+    assert billing["error"].endswith(
+        "recorded.jsonl:2: a second, different output for model 'gpt-x' and the prompt "
+        "'Billing or feature request? One word.  I was charged twice' (the first is at "
+        "line 1); a replay needs one answer per model and prompt"
+    )

@@ -26,7 +26,7 @@ class ControllerPaid:
         self, terminalreporter: pytest.TerminalReporter, config: pytest.Config
     ) -> None:
         state = config.stash.get(state_key, None)
-        if state is not None and not hasattr(config, "workerinput"):
+        if state is not None:
             calls = len(state._runner.ledger.calls) if state._runner is not None else 0
             terminalreporter.write_line(f"controller paid {calls} calls")
 
@@ -155,18 +155,18 @@ def test_a_suite_it_cannot_foresee_is_left_to_the_workers(
 
 
 @pytest.mark.parametrize(
-    "script, python_files, foreseen",
+    "python_files, foreseen",
     [
-        ("verify.py", None, True),  # a helper beside the cases is no test module
-        ("verify.py", "verify*.py", False),  # ...unless python_files says it is
+        (None, True),  # a helper script beside the cases is no test module
+        ("verify*.py", False),  # ...unless python_files says it is
     ],
 )
 def test_a_helper_script_beside_the_cases_is_no_test_module(
-    pytester: pytest.Pytester, script: str, python_files: str | None, foreseen: bool
+    pytester: pytest.Pytester, python_files: str | None, foreseen: bool
 ) -> None:
     with WireServer() as server:
         suite(pytester, server, n=4)
-        Path(pytester.path, "cases", script).write_text("print('checks the cases by hand')\n")
+        Path(pytester.path, "cases", "verify.py").write_text("print('checks the cases by hand')\n")
         if python_files:
             pytester.makeini(f"[pytest]\npython_files = {python_files}\n")
         result, doc = run_json(pytester, "--model-route", "--model-route-cache=off", "-n", "2")

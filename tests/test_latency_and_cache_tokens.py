@@ -91,14 +91,13 @@ def test_a_server_that_slows_down_as_calls_pile_up_is_named(pytester: pytest.Pyt
         suite(pytester, server, 16, price="{input: 1, output: 1}", concurrency=8)
         result, _ = run_json(pytester, "--model-route")
     out = result.stdout.str()
-    found = re.search(
-        r"model 'm' answered ([\d.]+)x slower with up to 8 calls in flight than with one: its "
+    # (the note comes only at a slowdown of 2x or more, and so suggests at most 4)
+    assert re.search(
+        r"model 'm' answered [\d.]+x slower with up to 8 calls in flight than with one: its "
         r"server seems to queue them, so its latencies include that wait; try "
-        r"'concurrency: (\d)' on it",
+        r"'concurrency: [1-4]' on it",
         out,
-    )
-    assert found, out
-    assert float(found.group(1)) >= 2 and int(found.group(2)) <= 4  # not the 8 it was sent
+    ), out
 
 
 def test_the_same_slots_at_our_concurrency_give_no_note(pytester: pytest.Pytester) -> None:

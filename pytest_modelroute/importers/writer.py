@@ -339,8 +339,14 @@ def verify(
                     f"logged prompt ({s.where}); please report this"
                 )
             messages = [{"role": r, "content": c} for r, c in case.messages]
-            if _match_key(catalog.baseline.model, None, messages) not in index:
+            record = index.get(_match_key(catalog.baseline.model, None, messages))
+            if record is None:
                 raise WriteProblem(f"internal error: case {case_id(s)} has no recording")
+            if "_conflicts" in record:
+                raise WriteProblem(
+                    f"internal error: case {case_id(s)} has two different recordings; "
+                    "please report this"
+                )
             written.verified += 1
     try:
         load_config(out / "modelroute.yaml")

@@ -143,22 +143,31 @@ class ReplayProvider(Provider):
     def _find(self, request: Request) -> dict[str, Any] | None:
         index = load_replay(self.path)
         only_user = [r for r, _ in request.messages] == ["user"]
-        record = index.get(_match_key(self.model.model, None, request.message_dicts))
-        if record is None and only_user:
-            record = index.get(_match_key(self.model.model, request.user_prompt, None))
-        if record is not None and "_conflicts" in record:
-            second, *more = record["_conflicts"]
+        # a call of one user message matches a 'messages' record or a 'prompt' record
+        found = [index.get(_match_key(self.model.model, None, request.message_dicts))]
+        if only_user:
+            found.append(index.get(_match_key(self.model.model, request.user_prompt, None)))
+        records = [r for r in found if r is not None]
+        if not records:
+            return None
+        first = min(records, key=lambda r: r["_line"])
+        lines = sorted(
+            {line for r in records for line in r.get("_conflicts", [])}
+            | {r["_line"] for r in records if r["output"] != first["output"]}
+        )
+        if lines:
+            second, *more = lines
             also = ""
             if more:
                 also = f"; more at line{'s' if len(more) > 1 else ''} {', '.join(map(str, more))}"
             raise ModelRouteError(
                 f"a second, different output for model {self.model.model!r} and the prompt "
-                f"{_shown(request.user_prompt)} (the first is at line {record['_line']}{also}); "
+                f"{_shown(request.user_prompt)} (the first is at line {first['_line']}{also}); "
                 "a replay needs one answer per model and prompt",
                 path=self.path,
                 line=second,
             )
-        return record
+        return records[0]
 
     def _usage(self, request: Request, record: dict[str, Any]) -> Usage:
         usage = record.get("usage")
