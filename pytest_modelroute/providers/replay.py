@@ -27,7 +27,12 @@ _digests: dict[tuple[Path, int, int], str] = {}
 
 
 def _match_key(model: str, prompt: str | None, messages: Any) -> tuple[str, str]:
+    """What a record answers: a conversation of one user message is that prompt, in
+    either form, so two records of it that disagree are one conflict (see load_replay)."""
     if messages is not None:
+        match messages:
+            case [{"role": "user", "content": str(text), **rest}] if not rest:
+                return model, "prompt:" + text
         return model, "messages:" + canonical_json(messages)
     return model, "prompt:" + (prompt or "")
 
@@ -142,32 +147,20 @@ class ReplayProvider(Provider):
 
     def _find(self, request: Request) -> dict[str, Any] | None:
         index = load_replay(self.path)
-        only_user = [r for r, _ in request.messages] == ["user"]
-        # a call of one user message matches a 'messages' record or a 'prompt' record
-        found = [index.get(_match_key(self.model.model, None, request.message_dicts))]
-        if only_user:
-            found.append(index.get(_match_key(self.model.model, request.user_prompt, None)))
-        records = [r for r in found if r is not None]
-        if not records:
-            return None
-        first = min(records, key=lambda r: r["_line"])
-        lines = sorted(
-            {line for r in records for line in r.get("_conflicts", [])}
-            | {r["_line"] for r in records if r["output"] != first["output"]}
-        )
-        if lines:
-            second, *more = lines
+        record = index.get(_match_key(self.model.model, None, request.message_dicts))
+        if record is not None and "_conflicts" in record:
+            second, *more = record["_conflicts"]
             also = ""
             if more:
                 also = f"; more at line{'s' if len(more) > 1 else ''} {', '.join(map(str, more))}"
             raise ModelRouteError(
                 f"a second, different output for model {self.model.model!r} and the prompt "
-                f"{_shown(request.user_prompt)} (the first is at line {first['_line']}{also}); "
+                f"{_shown(request.user_prompt)} (the first is at line {record['_line']}{also}); "
                 "a replay needs one answer per model and prompt",
                 path=self.path,
                 line=second,
             )
-        return records[0]
+        return record
 
     def _usage(self, request: Request, record: dict[str, Any]) -> Usage:
         usage = record.get("usage")
