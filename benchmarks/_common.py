@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import subprocess
@@ -12,6 +13,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+# An installed package has its bytecode (pip compiles a wheel's modules); a checkout run
+# with PYTHONDONTWRITEBYTECODE would compile the plugin in every pytest process instead,
+# a cost that no user pays and that grows with the number of processes (-n 2: three).
+compileall.compile_dir(ROOT / "pytest_modelroute", quiet=1)
 
 
 def write_suite(dest: Path, config: str, n_cases: int, *, task: str = "bench") -> None:

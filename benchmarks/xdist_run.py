@@ -9,7 +9,7 @@ this machine, plain pytest running as many trivial tests under ``-n 2`` and ``-n
 
 Under ``-n 2`` the controller starts the calls at the model's whole concurrency before it
 makes the workers (this suite is YAML cases only: see ``pytest_modelroute/workers/
-early.py``); once both have collected, each worker takes half of the concurrency for the
+early.py``); once both are ready to call, each worker takes half of the concurrency for the
 items left, so the calls in flight never exceed one process's. What the workers save is
 the items' run after the calls (they run while the calls are made) and the CPU beyond one
 core; what they cost is xdist's own start and end. For the fastest run of each it prints
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -91,8 +92,10 @@ def main() -> None:
             f"then {total - last:.2f} s to the end"
         )
     same = served["0"] == served["2"] == paid["0"] == paid["2"] == {args.calls}
+    middle0, middle2 = statistics.median(walls["0"]), statistics.median(walls["2"])
     print(
-        f"-n 2 against -n 0: {wall2 / wall0:.2f}x the time (target <= 1.0x); the same "
+        f"-n 2 against -n 0: {wall2 / wall0:.2f}x the time (target <= 1.0x), the medians "
+        f"{middle2 / middle0:.2f}x ({middle2:.2f} s against {middle0:.2f} s); the same "
         f"{args.calls} calls in every run: {same}"
     )
     print(f"  load average (1 min) at the start of each run: {min(loads):.1f}-{max(loads):.1f}")

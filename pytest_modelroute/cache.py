@@ -170,18 +170,34 @@ class ResponseCache:
         value = self._cache.get(f"error:{self.run_id}:{key}")
         return value if isinstance(value, str) else None
 
-    def hand_over(self, done: list[str]) -> None:
-        """xdist controller: its early calls are over, ``done`` the node ids of the items
-        it evaluated; the workers may call (see ``workers.early``)."""
-        self._cache.set(f"handover:{self.run_id}", json.dumps(done), expire=24 * 3600)
+    def hand_over(self) -> None:
+        """xdist controller: its early calls are over; the workers may call (see
+        ``workers.early``)."""
+        self._cache.set(f"handover:{self.run_id}", 1, expire=24 * 3600)
 
     def handed_over(self) -> bool:
         return self._cache.get(f"handover:{self.run_id}") is not None
 
-    def early_done(self) -> set[str]:
-        """The items the controller evaluated before it handed over (none before)."""
-        raw = self._cache.get(f"handover:{self.run_id}")
-        return set(json.loads(raw)) if isinstance(raw, str) else set()
+    def worker_ready(self) -> None:
+        """xdist worker: ready to call (its models' SDKs imported, its items collected);
+        the controller hands over once every worker is (see ``workers.early``)."""
+        key = f"ready:{self.run_id}"
+        with self._cache.transact():
+            self._cache.set(key, int(self._cache.get(key, 0)) + 1, expire=24 * 3600)
+
+    def workers_ready(self) -> int:
+        """How many xdist workers are ready to call."""
+        return int(self._cache.get(f"ready:{self.run_id}", 0))
+
+    def keep_early(self, kept: list[str]) -> None:
+        """xdist controller: ``kept``, the node ids of the items it evaluated or is
+        evaluating, are all it will evaluate: the workers split the others."""
+        self._cache.set(f"kept:{self.run_id}", json.dumps(kept), expire=24 * 3600)
+
+    def early_kept(self) -> set[str] | None:
+        """The items the controller keeps (see :meth:`keep_early`); None until it says."""
+        raw = self._cache.get(f"kept:{self.run_id}")
+        return set(json.loads(raw)) if isinstance(raw, str) else None
 
     def put_progress(self, worker: str, snapshot: dict[str, Any]) -> None:
         """An xdist worker's progress figures, for the controller's progress line."""

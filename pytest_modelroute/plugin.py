@@ -738,7 +738,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     from .workers.early import PROGRESS_ID
 
     runner = state.runner
-    state.start_early(work, publisher(runner.cache, PROGRESS_ID, runner.progress))
+    workers = sum(n for n, _ in xdist_specs(session.config))
+    state.start_early(work, publisher(runner.cache, PROGRESS_ID, runner.progress), workers)
     # the first calls go out before the workers start: their start-up needs the CPU too
     models = {m for _, _, r in work for m in r.models if m in runner.providers}
     runner.run(_prepared([runner.providers[m] for m in sorted(models)]))
@@ -770,9 +771,7 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
     item foreseen (a safety net: see ``workers.early.foreseen``)."""
     state = node.config.stash.get(state_key, None)
     if state is not None and state.early_start is not None:
-        from .reporter import xdist_specs
-
-        state.early_start.check(ids, sum(n for n, _ in xdist_specs(node.config)))
+        state.early_start.check(ids)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -909,7 +908,8 @@ def _work(session: pytest.Session) -> tuple[RunState, list[tuple[str, Case, Rout
 def pytest_collection_finish(session: pytest.Session) -> None:
     """xdist worker: claim this worker's share of the work before the controller hears
     of its collection, so before any worker's items run (see ``workers.share``); or,
-    when the controller started the calls, once it hands over (``workers.early``)."""
+    when the controller started the calls, once this worker is ready to call
+    (``workers.early``)."""
     workerinput = _worker_input(session.config)
     found = _work(session) if workerinput is not None else None
     if found is None:

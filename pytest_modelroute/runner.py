@@ -211,11 +211,6 @@ class Runner:
         at the models' whole concurrency, are over: see ``workers.early``)."""
         self._held = asyncio.run_coroutine_threadsafe(self._handover(), self._loop).result()
 
-    async def handover(self) -> None:
-        """Until the controller hands over (at once when it started no calls)."""
-        if self._held is not None:
-            await asyncio.shield(self._held)
-
     async def _handover(self) -> asyncio.Future[None]:
         async def wait() -> None:
             poll = _POLL_S

@@ -508,13 +508,15 @@ class RunState:
         """Evaluate one item on the runner's loop (a coroutine)."""
         return evaluate(case, route, self.env, nodeid)
 
-    def start_early(self, work: Sequence[tuple[str, Case, Route]], write: Any) -> EarlyStart:
-        """xdist controller: evaluate ``work`` (the items the workers will collect) while
-        the workers start, until they hold the rest (see ``workers.early``)."""
+    def start_early(
+        self, work: Sequence[tuple[str, Case, Route]], write: Any, workers: int
+    ) -> EarlyStart:
+        """xdist controller: evaluate ``work`` (the items the ``workers`` will collect)
+        while they start, until they are ready to call (see ``workers.early``)."""
         from .workers.early import EarlyStart
 
         self.runner.shared = True
-        self.early_start = EarlyStart(self, work, self.evaluate_item)
+        self.early_start = EarlyStart(self, work, self.evaluate_item, workers)
         self.early_start.start(write)
         return self.early_start
 

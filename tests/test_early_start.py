@@ -6,10 +6,13 @@ controller cannot foresee (a selection option, a Python module) is left to the w
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+import xdist.workermanage
 from suite import echo_cases, run_json, write
 from wire_server import WireServer, last_user_text
 
@@ -187,3 +190,101 @@ def test_a_missing_key_stops_the_run_before_any_call(
         assert server.requests == []
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*EARLY_TEST_KEY is not set*none made*"])
+
+
+#: A plugin module (not a conftest, which the controller cannot foresee) whose model's
+#: client takes, in a worker, until every call of the run is answered to get ready (a
+#: worker's SDK import, slowed down to the extreme), and which says when each worker
+#: has collected.
+SLOW_READY = """
+    import asyncio
+    import time
+    from pathlib import Path
+
+    from pytest_modelroute.providers.openai import OpenAIProvider
+
+    ANSWERED = Path(__file__).with_name("all-answered")
+    GAVE_UP = Path(__file__).with_name("worker-gave-up")
+    WORKER = []  # this process's xdist worker id (this test may itself run in one)
+
+
+    def pytest_configure(config):
+        WORKER[:] = [config.workerinput["workerid"]] if hasattr(config, "workerinput") else []
+
+
+    class SlowReady(OpenAIProvider):
+        async def prepare(self):
+            if WORKER:
+                deadline = time.monotonic() + 30
+                while not ANSWERED.exists():
+                    if time.monotonic() > deadline:
+                        GAVE_UP.touch()
+                        break
+                    await asyncio.sleep(0.02)
+            await super().prepare()
+
+
+    def pytest_modelroute_providers():
+        return {"slowready": SlowReady}
+
+
+    def pytest_collection_finish(session):
+        if WORKER:
+            Path(__file__).with_name(f"collected-{WORKER[0]}").touch()
+"""
+
+
+def test_the_controller_calls_on_until_the_workers_are_ready_to_call(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server answers the first calls only once both workers have collected, so that
+    # calls are left then. Were the controller to stop at the workers' collection, those
+    # calls would wait for the workers' clients (here: for ever; they give up after 30 s).
+    answered = pytester.path / "all-answered"
+    collected = [pytester.path / f"collected-gw{i}" for i in range(2)]
+    lock = threading.Lock()
+    seen: list[str] = []
+
+    def answer(body: object) -> str:
+        deadline = time.monotonic() + 30
+        while not all(p.exists() for p in collected) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with lock:
+            seen.append(last_user_text(body))
+            if len(seen) == N_CASES:
+                answered.touch()
+        return last_user_text(body)
+
+    with WireServer(answer=answer, latency_s=0.02) as server:
+        write(
+            pytester.path,
+            {
+                "slowready.py": SLOW_READY,
+                "modelroute.yaml": f"""
+                models:
+                  fast: {{provider: slowready, model: fast-1, base_url: "{server.openai_url}",
+                         price: {{input: 1, output: 1}}, max_retries: 0, concurrency: 4}}
+                baseline: fast
+                threshold: 1.0
+                routes: {{echo: fast}}
+                """,
+                "cases/echo.yaml": echo_cases(N_CASES, '"number"'),
+            },
+        )
+        # the plugin module, here and in the workers (xdist gives a local worker the
+        # sys.path that the controller's interpreter started with)
+        pytester.syspathinsert()
+        monkeypatch.setattr(
+            xdist.workermanage, "_sys_path", [str(pytester.path), *xdist.workermanage._sys_path]
+        )
+        result, doc = run_json(
+            pytester, "-p", "slowready", "--model-route", "--model-route-cache=off", "-n", "2",
+            plugins=[ControllerPaid()],
+        )  # fmt: skip
+    assert not (pytester.path / "worker-gave-up").exists(), result.stdout.str()
+    result.stdout.fnmatch_lines(["*the controller starts the calls of 24 items*"])
+    # every call made once, all by the controller, while the workers got ready
+    assert sorted(seen) == sorted(f"number {i}" for i in range(N_CASES))
+    assert paid_by_controller(result) == N_CASES == doc["spend"]["api_calls"]
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*24 passed*"])

@@ -6,11 +6,12 @@ machine. When the controller can tell exactly which YAML case items the workers 
 collect (:func:`foreseen` says why not otherwise: a Python module or an unknown plugin
 that could add, ignore or deselect items, a selection option...), it loads them itself
 and evaluates them in collection order at each model's whole concurrency, claiming each
-item as it starts it. At collection each worker claims its share of the items left (see
-``share``); once every item is claimed or done, the controller's calls end and it hands
-over. A worker makes no call before that (``Runner.hold``), so the model's concurrency
-holds across the handover; calls are claimed one by one as in every process, so none
-is paid twice.
+item as it starts it. It goes on until every worker is ready to call (collected, its
+models' SDKs imported: a second or more while the workers start), so that no slot idles
+meanwhile; then it starts no more items, says which it keeps, and the workers split and
+claim the others (see ``share``) while its calls in flight end. A worker makes no call
+before those end (``Runner.hold``), so the model's concurrency holds across the
+handover; calls are claimed one by one as in every process, so none is paid twice.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ _COLLECTING = (
 _KNOWN = ("_pytest.", "xdist.", "pytest_modelroute.", "_hypothesis_pytestplugin")
 #: the directory walk gives up past this many entries (a large tree is no YAML suite)
 _MAX_ENTRIES = 5000
+#: how often the controller looks whether every worker is ready to call
+_WATCH_S = 0.02
 
 
 def foreseen(session: pytest.Session, state: RunState) -> list[Path] | str:
@@ -177,6 +180,7 @@ class EarlyStart:
         state: RunState,
         work: Sequence[tuple[str, Case, Route]],
         evaluate: Callable[[str, Case, Route], Any],
+        workers: int,
     ) -> None:
         self.runner = state.runner
         self.cache = self.runner.cache
@@ -184,10 +188,10 @@ class EarlyStart:
         self._evaluate = evaluate
         self._claimed: set[str] = set()
         self._done: set[str] = set()
-        #: every worker has collected, so claimed its share: the items not started here
-        #: are theirs (and the controller's concurrency is theirs as soon as it drains)
+        self.workers = workers
+        #: every worker is ready to call: the items not started here are theirs (and the
+        #: controller's concurrency is theirs as soon as it drains)
         self._over = False
-        self._collected = 0
         self._future: concurrent.futures.Future[None] | None = None
 
     def start(self, write: Write | None) -> None:
@@ -208,40 +212,61 @@ class EarlyStart:
 
             return run
 
+        storing: set[asyncio.Future[None]] = set()
+
+        async def store(nodeid: str, result: CaseResult) -> None:
+            # the claim stays with the result: a worker claiming its share must not take
+            # (and evaluate again) an item done here
+            await asyncio.to_thread(self.cache.put_result, nodeid, result.to_dict())
+            self._done.add(nodeid)
+
         async def settle(i: int, result: CaseResult | None) -> None:
-            if result is not None:
-                nodeid = self.work[i][0]
-                # the claim stays with the result: a worker claiming its share at
-                # collection must not take (and evaluate again) an item done here
-                await asyncio.to_thread(self.cache.put_result, nodeid, result.to_dict())
-                self._done.add(nodeid)
+            if result is not None:  # stored meanwhile: the item's slot takes the next one
+                task = asyncio.ensure_future(store(self.work[i][0], result))
+                storing.add(task)
+                task.add_done_callback(storing.discard)
 
         def width(lane: str) -> int:
-            # few items beyond the calls in flight: each is claimed when it starts, and
-            # the items claimed here that wait for a slot hold up the handover
+            # no items beyond the calls in flight: each is claimed when it starts, and an
+            # item claimed here that waits for a slot would hold up the handover
             if lane not in self.runner.providers:
                 return self.runner.width(lane)
-            slots = self.runner.concurrency_for(lane)
-            return slots + (slots + 3) // 4
+            return self.runner.concurrency_for(lane)
+
+        async def watch() -> None:
+            # on this loop, not in the hook that hears of the workers' collection: the
+            # controller's main thread may be busy (the estimate) when they are ready
+            while self.cache.workers_ready() < self.workers:
+                await asyncio.sleep(_WATCH_S)
+            # no item starts here from now on (this loop's thread alone claims them): the
+            # workers split the others while the calls in flight here end
+            self._over = True
+            self.cache.keep_early(sorted(self._claimed))
 
         jobs = [(r.models[0], job(n, c, r)) for n, c, r in self.work]
+        watching = asyncio.ensure_future(watch())
         try:
             await self.runner.gather(jobs, settle, width)
         finally:
-            # the claims of the items left undone (Ctrl-C, an error), then the workers' turn
-            undone = [item_claim(n) for n in self._claimed - self._done]
+            watching.cancel()
             try:
-                self.cache.release_many(undone)
+                await asyncio.gather(*storing)
             finally:
-                self.cache.hand_over(sorted(self._done))
+                self._hand_over()
 
-    def check(self, ids: Sequence[str], workers: int) -> None:
-        """A worker's collection (node ids), one of ``workers``: once all have collected,
-        no more items start here; and at once, with a note in the run's summary, if it
-        did not collect an item the controller foresaw."""
-        self._collected += 1
-        if self._collected >= workers:
-            self._over = True  # read by the loop's thread: a plain flag is enough
+    def _hand_over(self) -> None:
+        # the claims of the items left undone (Ctrl-C, an error), then the workers' turn
+        undone = [item_claim(n) for n in self._claimed - self._done]
+        try:
+            self.cache.release_many(undone)
+        finally:
+            if not self._over:  # ended before the workers were ready: they split the rest
+                self.cache.keep_early(sorted(self._done))
+            self.cache.hand_over()
+
+    def check(self, ids: Sequence[str]) -> None:
+        """A worker's collection (node ids): the early calls stop at once, with a note in
+        the run's summary, if it did not collect an item the controller foresaw."""
         collected = set(ids)
         unforeseen = [n for n, _, _ in self.work if n not in collected]
         if unforeseen and self._future is not None and not self._future.done():

@@ -60,7 +60,7 @@ class Share:
         self._work: list[tuple[str, Case, Route]] = []
         self._owned: dict[str, concurrent.futures.Future[CaseResult]] = {}
         self._background: concurrent.futures.Future[None] | None = None
-        #: claimed once the controller hands over: (every item, this worker, workers)
+        #: claimed once this worker is ready to call: (every item, this worker, workers)
         self._deferred: tuple[list[tuple[str, Case, Route]], int, int] | None = None
 
     def claim(self, work: Sequence[tuple[str, Case, Route]]) -> None:
@@ -71,10 +71,10 @@ class Share:
         self._owned = {nodeid: concurrent.futures.Future() for nodeid, _, _ in self._work}
 
     def defer(self, work: Sequence[tuple[str, Case, Route]], worker: int, workers: int) -> None:
-        """The controller started the calls (see ``early``): this worker claims its share
-        of the items it did not evaluate once it hands over, every worker splitting the
-        same items left, so that the shares are even however long each worker took to
-        collect."""
+        """The controller started the calls (see ``early``): once this worker is ready to
+        call, it claims its share of the items the controller does not keep, every worker
+        splitting the same items left, so that the shares are even however long each
+        worker took to get ready."""
         self._deferred = (list(work), worker, workers)
 
     def start(self, write: Write | None) -> None:
@@ -89,9 +89,20 @@ class Share:
     async def _claim_then_run(
         self, work: list[tuple[str, Case, Route]], worker: int, workers: int
     ) -> None:
-        await self.runner.handover()
-        done = await asyncio.to_thread(self.cache.early_done)
-        mine = split([w for w in work if w[0] not in done], worker, workers)
+        # the controller calls on until this worker's clients are made (the SDK's import:
+        # a second or more while the workers start), so that no slot idles meanwhile; an
+        # error is for the calls to report
+        providers = self.runner.providers
+        models = sorted({m for _, _, r in work for m in r.models} & set(providers))
+        await asyncio.gather(*(providers[m].prepare() for m in models), return_exceptions=True)
+        await asyncio.to_thread(self.cache.worker_ready)
+        poll = _POLL_S
+        while (kept := self.cache.early_kept()) is None:
+            await asyncio.sleep(poll)
+            poll = min(poll * 1.5, _POLL_S * 2)
+        # this worker's calls wait for the controller's to end (Runner.hold): claimed and
+        # lined up meanwhile, they start as its last answers come
+        mine = split([w for w in work if w[0] not in kept], worker, workers)
         claimed = await asyncio.to_thread(
             self.cache.claim_many, [item_claim(n) for n, _, _ in mine], ITEM_TTL_S
         )
