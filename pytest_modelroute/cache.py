@@ -199,6 +199,14 @@ class ResponseCache:
         raw = self._cache.get(f"kept:{self.run_id}")
         return set(json.loads(raw)) if isinstance(raw, str) else None
 
+    def put_python_items(self, count: int) -> None:
+        """xdist worker: how many Python case items it collected (every worker collects
+        the same), for the controller's estimate line."""
+        self._cache.set(f"python-items:{self.run_id}", count, expire=24 * 3600)
+
+    def python_items(self) -> int:
+        return int(self._cache.get(f"python-items:{self.run_id}", 0))
+
     def put_progress(self, worker: str, snapshot: dict[str, Any]) -> None:
         """An xdist worker's progress figures, for the controller's progress line."""
         try:

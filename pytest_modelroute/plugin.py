@@ -911,7 +911,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     when the controller started the calls, once this worker is ready to call
     (``workers.early``)."""
     workerinput = _worker_input(session.config)
-    found = _work(session) if workerinput is not None else None
+    state = session.config.stash.get(state_key, None)
+    if workerinput is None or state is None:
+        return
+    if not session.config.option.collectonly:
+        # for the controller's estimate line, which cannot count Python case items' calls
+        state.runner.cache.put_python_items(state.python_items)
+    found = _work(session)
     if found is None:
         return
     state, work = found
@@ -965,6 +971,7 @@ def _prefetch(session: pytest.Session) -> Share | None:
         raise pytest.UsageError(missing)
     # learn each model's answer and prompt lengths per task from a few answers
     estimate = estimate_run(state, [(c, r) for _, c, r in work], estimate)
+    estimate.python_items = state.python_items
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None and estimate.calls:
         tr.write_line(estimate.line())
@@ -1014,6 +1021,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if state.settings.shard is not None:
         _keep_shard(config, state, items)
     expected = []
+    python_items = 0
     first: dict[tuple[str, str], str] = {}
     for item in items:
         if isinstance(item, CaseItem):
@@ -1023,6 +1031,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if marker is None or "llm" not in getattr(item, "fixturenames", ()):
             continue
         expected.append(item.nodeid)
+        python_items += 1
         case_id = item.stash[case_id_key] = python_case_id(item)
         task = python_case_info(marker.kwargs, item.nodeid).task
         file = item.nodeid.split("::", 1)[0]
@@ -1035,6 +1044,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 "(rename one of the functions)"
             )
     state.expected = expected
+    state.python_items = python_items
 
 
 def _keep_shard(config: pytest.Config, state: RunState, items: list[pytest.Item]) -> None:

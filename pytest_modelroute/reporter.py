@@ -235,6 +235,9 @@ class ModelRouteReporter:
                     self.state.runner.shared = True  # the workers may be making them too
                     estimate = estimate_run(self.state, work, estimate)
             self.progress_total = len(work)
+            if estimate is not None:
+                # written by the worker before it reported its collection
+                estimate.python_items = self.state.runner.cache.python_items()
             if estimate is not None and estimate.calls:
                 line = estimate.line()
                 if is_tty(tr):  # xdist's status line is being rewritten: take its place

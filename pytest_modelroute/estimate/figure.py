@@ -63,6 +63,8 @@ class Estimate:
     piloted: int = 0
     piloted_models: set[str] = field(default_factory=set)
     piloted_cost: float = 0.0
+    #: Python case items of the run: their llm() calls are known only as they run
+    python_items: int = 0
 
     def assumptions(self) -> list[str]:
         """What the figure assumes, in words."""
@@ -100,6 +102,11 @@ class Estimate:
             )
         if self.batched:
             out.append(f"batch prices for {names(set(self.batched))}")
+        if self.python_items:
+            out.append(
+                f"YAML cases only: the llm() calls of {self.python_items} Python case "
+                f"item{'s' * (self.python_items != 1)} are not counted (known as they run)"
+            )
         return out
 
     def line(self) -> str:
