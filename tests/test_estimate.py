@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 from datasets import routerarena_rows
-from suite import run_json, write
+from suite import run_json
 from wire_server import WireServer, WireUsage, last_user_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,52 +188,3 @@ def test_one_word_and_one_number_answers_first_run_within_30_percent(
     assert 0.7 <= usd / spent <= 1.3, (usd, spent)
     assert "20 calls made first" in assumes  # 5 per model and task
     assert len(wire_server.requests) == 120  # the first answers were not paid again
-
-
-def test_the_line_says_python_cases_calls_are_not_counted(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A Python case's llm() calls are known only as its test runs: the figure counts the
-    YAML cases' calls, and the line says how many Python case items it leaves out, under
-    -n 2 (where the workers collect them, not the controller) as under -n 0."""
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-estimate-python")
-    with WireServer(answer=lambda body: "7") as server:
-        write(
-            pytester.path,
-            {
-                "modelroute.yaml": f"""
-                models:
-                  small: {{provider: openai, model: small-1, base_url: "{server.openai_url}",
-                          price: {{input: 1, output: 1}}, max_retries: 0}}
-                baseline: small
-                threshold: 1.0
-                """,
-                "cases/add.yaml": yaml.safe_dump(add_task(4)),
-                "test_python_cases.py": """
-                import pytest
-
-                @pytest.mark.model_route(task="py", complexity="low")
-                @pytest.mark.parametrize("n", [1, 2, 3])
-                def test_asks_twice(llm, n):
-                    assert llm(f"first {n}") and llm(f"second {n}")
-                """,
-            },
-        )
-        lines, spent = set(), set()
-        for workers in ("0", "2"):
-            server.reset()
-            result, doc = run_json(
-                pytester, "--model-route", "--model-route-cache=off", "-n", workers
-            )
-            assert result.ret == pytest.ExitCode.OK, result.stdout.str()
-            calls, _, assumes = estimate_of(result)
-            lines.add((calls, assumes))
-            spent.add((doc["spend"]["api_calls"], len(server.requests)))
-    (calls, assumes), *others = lines
-    assert not others, lines
-    assert calls == 4
-    assert assumes.endswith(
-        "; YAML cases only: the llm() calls of 3 Python case items are not counted (known "
-        "as they run)"
-    )
-    assert spent == {(4 + 3 * 2, 4 + 3 * 2)}

@@ -224,11 +224,43 @@ def test_max_cost_stops_new_calls(pytester: pytest.Pytester) -> None:
 
 
 def test_xdist_matches_serial(pytester: pytest.Pytester) -> None:
+    """The same results under -n 2 as in one process, and the same estimate line: it
+    counts the YAML cases' calls and says how many Python case items it leaves out (their
+    llm() calls are known as they run; under -n 2 the workers collect them, and tell)."""
     sim_suite(pytester, route="weak")
-    _, serial = run_json(pytester, "--model-route", "--model-route-cache=off")
-    _, parallel = run_json(pytester, "--model-route", "--model-route-cache=off", "-n", "2")
+    write(
+        pytester.path,
+        {
+            "test_python_cases.py": """
+            import pytest
+
+            @pytest.mark.model_route(task="classification", complexity="low")
+            @pytest.mark.parametrize("n", [1, 2, 3])
+            def test_asks_twice(llm, n):
+                assert llm(f"first {n}") and llm(f"second {n}")
+            """
+        },
+    )
+    serial_run, serial = run_json(pytester, "--model-route", "--model-route-cache=off")
+    parallel_run, parallel = run_json(
+        pytester, "--model-route", "--model-route-cache=off", "-n", "2"
+    )
     assert parallel["tasks"] == serial["tasks"]
-    assert parallel["spend"]["api_calls"] == serial["spend"]["api_calls"] == 8
+    # 4 YAML cases and 3 Python cases asking twice, each on both routes
+    assert parallel["spend"]["api_calls"] == serial["spend"]["api_calls"] == 8 + 12
+    lines = {
+        ln
+        for run in (serial_run, parallel_run)
+        for ln in run.outlines
+        if ln.startswith("modelroute: ") and "uncached calls" in ln
+    }
+    assert len(lines) == 1, lines
+    assert re.fullmatch(
+        r"modelroute: 8 uncached calls, estimated cost ~\$[0-9.]+ \(assumes 8 simulated "
+        r"answers known exactly; YAML cases only: the llm\(\) calls of 6 Python case items "
+        r"are not counted \(known as they run\)\)",
+        lines.pop(),
+    )
     key = lambda r: (r["case"], r["route"])  # noqa: E731
     assert sorted((key(r), r["score"]) for r in parallel["results"]) == sorted(
         (key(r), r["score"]) for r in serial["results"]
