@@ -202,10 +202,16 @@ class ResponseCache:
     def put_python_items(self, count: int) -> None:
         """xdist worker: how many Python case items it collected (every worker collects
         the same), for the controller's estimate line."""
-        self._cache.set(f"python-items:{self.run_id}", count, expire=24 * 3600)
+        try:
+            self._cache.set(f"python-items:{self.run_id}", count, expire=24 * 3600)
+        except (sqlite3.Error, OSError, diskcache.Timeout):
+            pass  # a figure in a line: never let it fail a run
 
     def python_items(self) -> int:
-        return int(self._cache.get(f"python-items:{self.run_id}", 0))
+        try:
+            return int(self._cache.get(f"python-items:{self.run_id}", 0))
+        except (sqlite3.Error, OSError, diskcache.Timeout):
+            return 0
 
     def put_progress(self, worker: str, snapshot: dict[str, Any]) -> None:
         """An xdist worker's progress figures, for the controller's progress line."""

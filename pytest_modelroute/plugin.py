@@ -758,10 +758,15 @@ def _early_start(session: pytest.Session) -> EarlyStart | None:
     state = session.config.stash.get(state_key, None)
     early = state.early_start if state is not None else None
     reporter = session.config.stash.get(reporter_key, None)
-    if early is not None and reporter is not None:
-        from .estimate.pilot import estimate_run
+    if early is None:
+        return None
+    try:
+        if reporter is not None:
+            from .estimate.pilot import estimate_run
 
-        reporter.early_estimate = estimate_run(state, [(c, r) for _, c, r in early.work])
+            reporter.early_estimate = estimate_run(state, [(c, r) for _, c, r in early.work])
+    finally:
+        early.estimated.set()
     return early
 
 
@@ -904,6 +909,19 @@ def _work(session: pytest.Session) -> tuple[RunState, list[tuple[str, Case, Rout
     return (state, work) if work else None
 
 
+def _python_items(items: list[pytest.Item]) -> int:
+    """How many of ``items`` are Python cases that will run on a route (not those of a
+    task no route runs, skipped): their llm() calls are known only as they run."""
+    count = 0
+    for item in items:
+        if isinstance(item, CaseItem) or item.get_closest_marker("model_route") is None:
+            continue
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("llm") is not None:
+            count += 1
+    return count
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
     """xdist worker: claim this worker's share of the work before the controller hears
@@ -914,9 +932,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     state = session.config.stash.get(state_key, None)
     if workerinput is None or state is None:
         return
-    if not session.config.option.collectonly:
-        # for the controller's estimate line, which cannot count Python case items' calls
-        state.runner.cache.put_python_items(state.python_items)
+    python_items = _python_items(session.items)
+    if python_items and not session.config.option.collectonly:
+        # for the controller's estimate line, which cannot count their llm() calls
+        state.runner.cache.put_python_items(python_items)
     found = _work(session)
     if found is None:
         return
@@ -971,7 +990,7 @@ def _prefetch(session: pytest.Session) -> Share | None:
         raise pytest.UsageError(missing)
     # learn each model's answer and prompt lengths per task from a few answers
     estimate = estimate_run(state, [(c, r) for _, c, r in work], estimate)
-    estimate.python_items = state.python_items
+    estimate.python_items = _python_items(session.items)
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None and estimate.calls:
         tr.write_line(estimate.line())
@@ -1021,7 +1040,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if state.settings.shard is not None:
         _keep_shard(config, state, items)
     expected = []
-    python_items = 0
     first: dict[tuple[str, str], str] = {}
     for item in items:
         if isinstance(item, CaseItem):
@@ -1031,7 +1049,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if marker is None or "llm" not in getattr(item, "fixturenames", ()):
             continue
         expected.append(item.nodeid)
-        python_items += 1
         case_id = item.stash[case_id_key] = python_case_id(item)
         task = python_case_info(marker.kwargs, item.nodeid).task
         file = item.nodeid.split("::", 1)[0]
@@ -1044,7 +1061,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 "(rename one of the functions)"
             )
     state.expected = expected
-    state.python_items = python_items
 
 
 def _keep_shard(config: pytest.Config, state: RunState, items: list[pytest.Item]) -> None:

@@ -89,8 +89,6 @@ class RunState:
     shared: dict[str, Any] = field(default_factory=dict)
     #: node ids of the model-route items this process collected (after deselection)
     expected: list[str] = field(default_factory=list)
-    #: how many of them are Python cases (their llm() calls are known as they run)
-    python_items: int = 0
     #: model-route items deselected (-k, -m, --lf, --sw, plugins...) in this process
     deselected: int = 0
     #: the YAML case files this process collected

@@ -224,9 +224,25 @@ def test_max_cost_stops_new_calls(pytester: pytest.Pytester) -> None:
 
 
 def test_xdist_matches_serial(pytester: pytest.Pytester) -> None:
-    """The same results under -n 2 as in one process, and the same estimate line: it
-    counts the YAML cases' calls and says how many Python case items it leaves out (their
-    llm() calls are known as they run; under -n 2 the workers collect them, and tell)."""
+    sim_suite(pytester, route="weak")
+    _, serial = run_json(pytester, "--model-route", "--model-route-cache=off")
+    _, parallel = run_json(pytester, "--model-route", "--model-route-cache=off", "-n", "2")
+    assert parallel["tasks"] == serial["tasks"]
+    assert parallel["spend"]["api_calls"] == serial["spend"]["api_calls"] == 8
+    key = lambda r: (r["case"], r["route"])  # noqa: E731
+    assert sorted((key(r), r["score"]) for r in parallel["results"]) == sorted(
+        (key(r), r["score"]) for r in serial["results"]
+    )
+
+
+def test_the_estimate_line_names_the_python_case_items_it_leaves_out(
+    pytester: pytest.Pytester,
+) -> None:
+    """The estimate counts the YAML cases' calls and says how many Python case items it
+    leaves out (their llm() calls are known as they run): the same line under -n 2, where
+    the workers collect them and tell the controller. An item of a task no route runs
+    (skipped, no calls: not among --model-route-tasks) and those deselected are not among
+    them."""
     sim_suite(pytester, route="weak")
     write(
         pytester.path,
@@ -238,33 +254,42 @@ def test_xdist_matches_serial(pytester: pytest.Pytester) -> None:
             @pytest.mark.parametrize("n", [1, 2, 3])
             def test_asks_twice(llm, n):
                 assert llm(f"first {n}") and llm(f"second {n}")
+
+            @pytest.mark.model_route(task="other")
+            def test_not_selected(llm):
+                assert llm("never asked")
             """
         },
     )
-    serial_run, serial = run_json(pytester, "--model-route", "--model-route-cache=off")
-    parallel_run, parallel = run_json(
-        pytester, "--model-route", "--model-route-cache=off", "-n", "2"
-    )
-    assert parallel["tasks"] == serial["tasks"]
-    # 4 YAML cases and 3 Python cases asking twice, each on both routes
-    assert parallel["spend"]["api_calls"] == serial["spend"]["api_calls"] == 8 + 12
+    runs = [
+        run_json(
+            pytester,
+            "--model-route",
+            "--model-route-cache=off",
+            "-n",
+            n,
+            "-k",
+            "not 3",
+            "--model-route-tasks",
+            "classification",
+        )  # fmt: skip
+        for n in ("0", "2")
+    ]
     lines = {
         ln
-        for run in (serial_run, parallel_run)
-        for ln in run.outlines
+        for result, _ in runs
+        for ln in result.outlines
         if ln.startswith("modelroute: ") and "uncached calls" in ln
     }
     assert len(lines) == 1, lines
+    # 4 YAML cases and the 2 Python cases left ask on both routes (weak, strong)
     assert re.fullmatch(
         r"modelroute: 8 uncached calls, estimated cost ~\$[0-9.]+ \(assumes 8 simulated "
-        r"answers known exactly; YAML cases only: the llm\(\) calls of 6 Python case items "
+        r"answers known exactly; YAML cases only: the llm\(\) calls of 4 Python case items "
         r"are not counted \(known as they run\)\)",
         lines.pop(),
     )
-    key = lambda r: (r["case"], r["route"])  # noqa: E731
-    assert sorted((key(r), r["score"]) for r in parallel["results"]) == sorted(
-        (key(r), r["score"]) for r in serial["results"]
-    )
+    assert {doc["spend"]["api_calls"] for _, doc in runs} == {8 + 2 * 2 * 2}
 
 
 def test_python_case_scores_assertions_and_llm_score(pytester: pytest.Pytester) -> None:

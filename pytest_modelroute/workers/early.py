@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import fnmatch
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -189,6 +190,8 @@ class EarlyStart:
         self._claimed: set[str] = set()
         self._done: set[str] = set()
         self.workers = workers
+        #: set once the estimate's first answers are in (see ``plugin._early_start``)
+        self.estimated = threading.Event()
         #: every worker is ready to call: the items not started here are theirs (and the
         #: controller's concurrency is theirs as soon as it drains)
         self._over = False
@@ -235,13 +238,16 @@ class EarlyStart:
 
         async def watch() -> None:
             # on this loop, not in the hook that hears of the workers' collection: the
-            # controller's main thread may be busy (the estimate) when they are ready
-            while self.cache.workers_ready() < self.workers:
+            # controller's main thread may be busy (the estimate) when they are ready;
+            # and not before the estimate's first answers are in, whose calls would
+            # otherwise be in flight beside the workers'
+            while not self.estimated.is_set() or self.cache.workers_ready() < self.workers:
                 await asyncio.sleep(_WATCH_S)
-            # no item starts here from now on (this loop's thread alone claims them): the
-            # workers split the others while the calls in flight here end
-            self._over = True
+            # no item starts here from now on (this loop's thread alone claims them, and
+            # nothing suspends between the two): the workers split the others while the
+            # calls in flight here end
             self.cache.keep_early(sorted(self._claimed))
+            self._over = True
 
         jobs = [(r.models[0], job(n, c, r)) for n, c, r in self.work]
         watching = asyncio.ensure_future(watch())
@@ -249,10 +255,11 @@ class EarlyStart:
             await self.runner.gather(jobs, settle, width)
         finally:
             watching.cancel()
-            try:
-                await asyncio.gather(*storing)
-            finally:
-                self._hand_over()
+            stored = await asyncio.gather(*storing, return_exceptions=True)
+            self._hand_over()
+        for outcome in stored:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     def _hand_over(self) -> None:
         # the claims of the items left undone (Ctrl-C, an error), then the workers' turn
