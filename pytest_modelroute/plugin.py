@@ -909,17 +909,19 @@ def _work(session: pytest.Session) -> tuple[RunState, list[tuple[str, Case, Rout
     return (state, work) if work else None
 
 
+def _python_case(item: pytest.Item) -> pytest.Mark | None:
+    """The ``model_route`` marker of a Python case item (one taking the llm fixture)."""
+    marker = item.get_closest_marker("model_route")
+    if marker is None or "llm" not in getattr(item, "fixturenames", ()):
+        return None
+    return marker
+
+
 def _python_items(items: list[pytest.Item]) -> int:
     """How many of ``items`` are Python cases that will run on a route (not those of a
     task no route runs, skipped): their llm() calls are known only as they run."""
-    count = 0
-    for item in items:
-        if isinstance(item, CaseItem) or item.get_closest_marker("model_route") is None:
-            continue
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and callspec.params.get("llm") is not None:
-            count += 1
-    return count
+    routed = (getattr(i, "callspec", None) for i in items if _python_case(i) is not None)
+    return sum(1 for spec in routed if spec is not None and spec.params.get("llm") is not None)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -1045,8 +1047,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if isinstance(item, CaseItem):
             expected.append(item.nodeid)
             continue
-        marker = item.get_closest_marker("model_route")
-        if marker is None or "llm" not in getattr(item, "fixturenames", ()):
+        marker = _python_case(item)
+        if marker is None:
             continue
         expected.append(item.nodeid)
         case_id = item.stash[case_id_key] = python_case_id(item)
@@ -1072,8 +1074,8 @@ def _keep_shard(config: pytest.Config, state: RunState, items: list[pytest.Item]
     def case_of(item: pytest.Item) -> tuple[str, str, Path | None] | None:
         if isinstance(item, CaseItem):
             return item.case.task, item.case.id, None
-        marker = item.get_closest_marker("model_route")
-        if marker is None or "llm" not in getattr(item, "fixturenames", ()):
+        marker = _python_case(item)
+        if marker is None:
             return None
         try:
             task = python_case_info(marker.kwargs, item.nodeid).task

@@ -44,6 +44,16 @@ _POLL_S = 0.02
 _MAX_POLL_S = 0.25
 
 
+async def polled(read: Callable[[], T | None], first_s: float = _POLL_S) -> T:
+    """``read()``'s first answer other than None, asked again at growing intervals (from
+    ``first_s`` up to twice that): what another process of the run says in the cache."""
+    poll = first_s
+    while (value := read()) is None:
+        await asyncio.sleep(poll)
+        poll = min(poll * 1.5, first_s * 2)
+    return value
+
+
 @dataclass
 class Ledger:
     """The calls this process made (paid for) and the cache hits it served."""
@@ -212,13 +222,7 @@ class Runner:
         self._held = asyncio.run_coroutine_threadsafe(self._handover(), self._loop).result()
 
     async def _handover(self) -> asyncio.Future[None]:
-        async def wait() -> None:
-            poll = _POLL_S
-            while not self.cache.handed_over():
-                await asyncio.sleep(poll)
-                poll = min(poll * 1.5, _POLL_S * 2)
-
-        return asyncio.ensure_future(wait())
+        return asyncio.ensure_future(polled(lambda: self.cache.handed_over() or None))
 
     # -- calls -------------------------------------------------------------------------
 

@@ -23,6 +23,13 @@ routes:
   classification: {route}
 """
 
+#: One model answered from ``recorded.jsonl`` (records of model ``gpt-x``).
+REPLAY_CONFIG = """\
+models:
+  rec: {provider: replay, model: gpt-x, file: recorded.jsonl}
+baseline: rec
+"""
+
 CLASSIFICATION = """\
 task: classification
 complexity: low

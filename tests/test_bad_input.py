@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from suite import CLASSIFICATION, SIM_CONFIG, run_json, sim_suite, write
+from suite import CLASSIFICATION, REPLAY_CONFIG, SIM_CONFIG, run_json, sim_suite, write
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -206,13 +206,6 @@ def test_unknown_price_is_a_config_error(pytester: pytest.Pytester) -> None:
             "add 'price: {input: <USD per 1M input tokens>*"
         ]
     )
-
-
-REPLAY_CONFIG = """
-models:
-  rec: {provider: replay, model: gpt-x, file: recorded.jsonl}
-baseline: rec
-"""
 
 
 def test_replay_provider_miss(pytester: pytest.Pytester) -> None:
@@ -530,11 +523,7 @@ def test_a_messages_record_and_a_prompt_record_that_disagree_are_a_conflict(
     write(
         pytester.path,
         {
-            "modelroute.yaml": """
-            models:
-              rec: {provider: replay, model: gpt-x, file: recorded.jsonl}
-            baseline: rec
-            """,
+            "modelroute.yaml": REPLAY_CONFIG,
             "recorded.jsonl": "".join(json.dumps(r) + "\n" for r in records),
             "cases/classification.yaml": CLASSIFICATION,
         },

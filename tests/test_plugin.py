@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from suite import CLASSIFICATION, SIM_CONFIG, run_json, sim_suite, write
+from suite import CLASSIFICATION, REPLAY_CONFIG, SIM_CONFIG, run_json, sim_suite, write
 
 
 def test_without_the_flag_nothing_is_collected(pytester: pytest.Pytester) -> None:
@@ -658,11 +658,7 @@ def test_an_edited_recording_is_answered_anew(pytester: pytest.Pytester) -> None
     write(
         pytester.path,
         {
-            "modelroute.yaml": """
-            models:
-              rec: {provider: replay, model: gpt-x, file: recorded.jsonl}
-            baseline: rec
-            """,
+            "modelroute.yaml": REPLAY_CONFIG,
             "recorded.jsonl": recording("feature"),
             "cases/classification.yaml": CLASSIFICATION.split("  - {id: feature-01")[0],
         },

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from ..records import CaseResult
+from ..runner import polled
 
 if TYPE_CHECKING:
     from ..cases import Case
@@ -96,10 +97,7 @@ class Share:
         models = sorted({m for _, _, r in work for m in r.models} & set(providers))
         await asyncio.gather(*(providers[m].prepare() for m in models), return_exceptions=True)
         await asyncio.to_thread(self.cache.worker_ready)
-        poll = _POLL_S
-        while (kept := self.cache.early_kept()) is None:
-            await asyncio.sleep(poll)
-            poll = min(poll * 1.5, _POLL_S * 2)
+        kept = await polled(self.cache.early_kept, _POLL_S)
         # this worker's calls wait for the controller's to end (Runner.hold): claimed and
         # lined up meanwhile, they start as its last answers come
         mine = split([w for w in work if w[0] not in kept], worker, workers)
