@@ -200,13 +200,21 @@ def test_a_server_killed_mid_run_errors_its_cases_and_fails_the_gate(tmp_path: P
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_no_server_outlives_a_sigkilled_pytest(tmp_path: Path) -> None:
     suite = example(tmp_path / "local")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
     with subprocess.Popen(
-        pytest_args(suite), cwd=suite, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        pytest_args(suite),
+        cwd=suite,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "TMPDIR": str(temp)},
     ) as pytest_run:
         [server] = wait_for(lambda: servers_of(pytest_run.pid), 60, "no server started")
         pytest_run.kill()  # no clean-up of ours runs
         pytest_run.wait()
     wait_for(lambda: gone(server), 15, f"the server {server} outlived its pytest")
+    # nor its log: the temporary directory has nothing of the server's
+    assert not [p.name for p in temp.iterdir() if p.name.startswith("modelroute-llama-")]
 
 
 def test_the_openai_provider_learns_from_the_real_server(tmp_path: Path) -> None:

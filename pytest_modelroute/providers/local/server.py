@@ -24,7 +24,7 @@ import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ...errors import ProviderError
 
@@ -65,7 +65,7 @@ class LocalServer:
         url: str,
         pid: int,
         process: subprocess.Popen[bytes] | None = None,
-        log: Path | None = None,
+        log: BinaryIO | None = None,
     ) -> None:
         self.spec = spec
         self.url = url
@@ -81,17 +81,18 @@ class LocalServer:
     def start(cls, spec: ServerSpec) -> LocalServer:
         """Start a server in a child process; returns at once (see :meth:`wait_ready`)."""
         port = free_port()
-        fd, log_name = tempfile.mkstemp(prefix="modelroute-llama-", suffix=".log")
+        # An unnamed file: it goes with the last process holding it, even one killed by
+        # SIGKILL, so no run leaves a log behind in the temporary directory.
+        log = tempfile.TemporaryFile(prefix="modelroute-llama-")
         payload = json.dumps({**asdict(spec), "port": port})
-        with os.fdopen(fd, "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "pytest_modelroute.providers.local.serve", payload],
-                stdin=subprocess.PIPE,  # its end of file tells the child we are gone
-                stdout=log,
-                stderr=log,
-                start_new_session=True,  # Ctrl-C is pytest's to handle, not the server's
-            )
-        return cls(spec, f"http://127.0.0.1:{port}", process.pid, process, Path(log_name))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pytest_modelroute.providers.local.serve", payload],
+            stdin=subprocess.PIPE,  # its end of file tells the child we are gone
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # Ctrl-C is pytest's to handle, not the server's
+        )
+        return cls(spec, f"http://127.0.0.1:{port}", process.pid, process, log)
 
     def handoff(self) -> dict[str, Any]:
         """What a worker needs to use this server."""
@@ -119,9 +120,12 @@ class LocalServer:
 
     def log_tail(self, lines: int = 3) -> str:
         """The last lines of the server's log (its own error messages)."""
-        if self.log is None or not self.log.exists():
+        if self.log is None or self.log.closed:
             return ""
-        text = self.log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        # pread: the child writes through the same file offset, which a seek would move
+        fd = self.log.fileno()
+        data = os.pread(fd, os.fstat(fd).st_size, 0)
+        text = data.decode("utf-8", errors="replace").strip().splitlines()
         useful = [line for line in text if line.strip()][-lines:]
         return " | ".join(useful)
 
@@ -218,7 +222,7 @@ class LocalServer:
         elif process.stdin is not None:
             process.stdin.close()
         if self.log is not None:
-            self.log.unlink(missing_ok=True)
+            self.log.close()
         for path in self._slot_paths():
             path.unlink(missing_ok=True)
 
