@@ -288,3 +288,75 @@ def test_the_controller_calls_on_until_the_workers_are_ready_to_call(
     assert paid_by_controller(result) == N_CASES == doc["spend"]["api_calls"]
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["*24 passed*"])
+
+
+#: A plugin module whose model's client, in a worker, says when it is ready to call.
+READY_MARK = """
+    from pathlib import Path
+
+    from pytest_modelroute.providers.openai import OpenAIProvider
+
+    WORKER = []
+
+
+    def pytest_configure(config):
+        WORKER[:] = [config.workerinput["workerid"]] if hasattr(config, "workerinput") else []
+
+
+    class ReadyMark(OpenAIProvider):
+        async def prepare(self):
+            await super().prepare()
+            if WORKER:
+                Path(__file__).with_name(f"ready-{WORKER[0]}").touch()
+
+
+    def pytest_modelroute_providers():
+        return {"readymark": ReadyMark}
+"""
+
+
+def test_the_workers_call_only_once_the_estimates_first_answers_are_in(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server holds every call until both workers are ready to call, so that the
+    # estimate's first answers are still to come when they are: were the controller to
+    # hand over then, its estimate's calls would be in flight beside the workers' and the
+    # model's concurrency (4) would not hold.
+    ready = [pytester.path / f"ready-gw{i}" for i in range(2)]
+
+    def answer(body: object) -> str:
+        deadline = time.monotonic() + 30
+        while not all(p.exists() for p in ready) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return last_user_text(body)
+
+    with WireServer(answer=answer, latency_s=0.2) as server:
+        write(
+            pytester.path,
+            {
+                "readymark.py": READY_MARK,
+                "modelroute.yaml": f"""
+                models:
+                  fast: {{provider: readymark, model: fast-1, base_url: "{server.openai_url}",
+                         price: {{input: 1, output: 1}}, max_retries: 0, concurrency: 4}}
+                baseline: fast
+                threshold: 1.0
+                routes: {{echo: fast}}
+                """,
+                "cases/echo.yaml": echo_cases(N_CASES, '"number"'),
+            },
+        )
+        pytester.syspathinsert()
+        monkeypatch.setattr(
+            xdist.workermanage, "_sys_path", [str(pytester.path), *xdist.workermanage._sys_path]
+        )
+        result, doc = run_json(
+            pytester, "-p", "readymark", "--model-route", "--model-route-cache=off", "-n", "2"
+        )
+        peak = server.peak_in_flight
+        asked = Counter(last_user_text(r.body) for r in server.requests)
+    assert all(p.exists() for p in ready), result.stdout.str()
+    result.stdout.fnmatch_lines(["*uncached calls, estimated cost*"])
+    assert peak == {"fast-1": 4}, result.stdout.str()
+    assert set(asked.values()) == {1} and len(asked) == N_CASES == doc["spend"]["api_calls"]
+    assert result.ret == pytest.ExitCode.OK
