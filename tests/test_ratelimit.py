@@ -74,13 +74,50 @@ def test_anthropic_headers_give_each_limit_with_its_reset() -> None:
         "anthropic-ratelimit-output-tokens-reset": "not a time",
     }
     readings = {r.kind: r for r in read(headers, NOW)}
-    assert list(readings) == ["requests", "tokens", "input_tokens", "output_tokens"]
+    # tokens-*: the most restrictive of the input and output limits read here, no limit of
+    # its own
+    assert list(readings) == ["requests", "input_tokens", "output_tokens"]
     assert (readings["requests"].limit, readings["requests"].remaining) == (50, 12)
     assert readings["requests"].reset_s == pytest.approx(6)
-    assert readings["tokens"].reset_s == pytest.approx(2)
     # a limit not sent, a reset not understood: None, the rest still read
     assert readings["input_tokens"].limit is None and readings["input_tokens"].remaining == 20000
     assert readings["output_tokens"].reset_s is None and readings["output_tokens"].limit == 8000
+    # sent alone (a compatible server, an older API), tokens-* is the limit there is
+    alone = {k: v for k, v in headers.items() if "put-tokens" not in k}
+    tokens = {r.kind: r for r in read(alone, NOW)}["tokens"]
+    assert (tokens.limit, tokens.remaining, tokens.reset_s) == (40000, 39000, pytest.approx(2))
+
+
+def test_anthropics_tokens_headers_do_not_hold_back_what_its_limits_allow() -> None:
+    """Anthropic's tokens-* headers show its most restrictive limit: here the output tokens
+    (8,000 a minute, 100 left). A call of 500 input and 50 output tokens fits both limits
+    (with a call's worth in reserve); read as a bucket of its own, charged 550 tokens,
+    tokens-* would hold it back for seconds."""
+    clock = Clock()
+    throttle = Throttle(16, clock=clock, wall=clock.wall)
+    headers = {
+        "anthropic-ratelimit-tokens-limit": "8000",
+        "anthropic-ratelimit-tokens-remaining": "100",
+        "anthropic-ratelimit-tokens-reset": rfc3339(59),
+        "anthropic-ratelimit-input-tokens-limit": "80000",
+        "anthropic-ratelimit-input-tokens-remaining": "79000",
+        "anthropic-ratelimit-input-tokens-reset": rfc3339(1),
+        "anthropic-ratelimit-output-tokens-limit": "8000",
+        "anthropic-ratelimit-output-tokens-remaining": "100",
+        "anthropic-ratelimit-output-tokens-reset": rfc3339(59),
+    }
+    call = (1.0, 550.0, 500.0, 50.0)
+
+    async def scenario() -> None:
+        ticket = await throttle.acquire(call)
+        throttle.sending(ticket)
+        throttle.observe(ticket, 200, headers)
+        throttle.release(ticket)
+        assert throttle.delay(call) == 0
+        assert throttle.delay((1.0, 600.0, 500.0, 100.0)) > 0  # the output limit still holds
+
+    asyncio.run(scenario())
+    assert throttle.stats.limits == {"input_tokens": 80000, "output_tokens": 8000}
 
 
 def test_openai_headers_give_each_limit_with_its_reset_duration() -> None:
@@ -465,21 +502,35 @@ def paced_without_loss(run: LimitedRun, n: int, most_429s: int) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("flavor", ["anthropic", "openai"])
+@pytest.mark.parametrize(
+    ("flavor", "tokens", "reported"),
+    [
+        # Anthropic counts input and output tokens apart (its tokens-* headers summarise
+        # them: no limit of their own, none in the note)
+        (
+            "anthropic",
+            {"input_tokens_per_minute": 60_000, "output_tokens_per_minute": 30_000},
+            "60,000 input tokens/min, 30,000 output tokens/min",
+        ),
+        ("openai", {"tokens_per_minute": 36_000}, "36,000 tokens/min"),
+    ],
+)
 @pytest.mark.usefixtures("keyed")
-def test_a_run_paces_itself_to_the_providers_limits(pytester: pytest.Pytester, flavor: str) -> None:
-    """600 requests and 36,000 tokens a minute, two seconds' worth at once; each call
-    reserves its max_tokens (100) and its prompt, so the tokens allow about five calls a
-    second. Unpaced, eight calls at once would meet dozens of 429s after the first ten;
-    paced by the headers, a handful at most, and no case lost. (The first round goes out
-    before any header is seen: the limits here leave room for it.)"""
-    limit = RateLimit(requests_per_minute=600, tokens_per_minute=36_000, burst_s=2)
+def test_a_run_paces_itself_to_the_providers_limits(
+    pytester: pytest.Pytester, flavor: str, tokens: dict[str, float], reported: str
+) -> None:
+    """600 requests a minute and the provider's token limits, two seconds' worth at once;
+    each call reserves its max_tokens (100) and its prompt, so the tokens allow about five
+    calls a second. Unpaced, eight calls at once would meet dozens of 429s after the first
+    ten; paced by the headers, a handful at most, and no case lost. (The first round goes
+    out before any header is seen: the limits here leave room for it.)"""
+    limit = RateLimit(requests_per_minute=600, burst_s=2, **tokens)
     run = limited_run(pytester, limit, 40, flavor=flavor, params="{max_tokens: 100}")
     paced_without_loss(run, 40, most_429s=3)
     run.result.stdout.fnmatch_lines(
         [
-            "*model 'fast' was rate limited: its headers report 600 requests/min, 36,000 "
-            "tokens/min; * of 40 calls waited for the limit*"
+            f"*model 'fast' was rate limited: its headers report 600 requests/min, {reported}; "
+            "* of 40 calls waited for the limit*"
         ]
     )
 
