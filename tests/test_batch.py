@@ -3,12 +3,15 @@ through the loopback fake of both batch APIs (tests/batch_server.py), via the SD
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -347,6 +350,38 @@ def _stopped_while_waiting(suite: pytest.Pytester, server: BatchServer, sig: int
     output = proc.communicate(timeout=120)[0]
     assert len(server.submitted) == 2 * N and set(server.submitted.values()) == {1}
     return output
+
+
+def test_a_log_shows_the_batches_while_the_run_waits_for_them(
+    suite: pytest.Pytester, server: BatchServer
+) -> None:
+    """Output to a pipe (a CI log, no tty): while the provider holds the batches, the log
+    already shows them submitted (a CI service ends a job silent for too long)."""
+    write(suite.path, {"modelroute.yaml": config(server, judge=False)})
+    (suite.path / "cases/summary.yaml").unlink()
+    server.hold.set()
+    proc = _spawn(suite.path, "--model-route-batch", *FAST)
+    assert proc.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True)
+    reader.start()
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        while not any("; batches: 16 submitted, 0 done" in line for line in seen):
+            assert time.monotonic() < deadline, "".join(seen)
+            assert proc.poll() is None or not lines.empty(), "".join(seen)
+            with contextlib.suppress(queue.Empty):
+                seen.append(lines.get(timeout=0.5))
+        assert server.hold.is_set() and all(not b.ended for b in server.created)
+    finally:
+        server.release()
+    assert proc.wait(timeout=120) == 0, "".join(seen)
+    reader.join(timeout=30)
+    while not lines.empty():
+        seen.append(lines.get())
+    ended = [line for line in seen if "; batches: 16 submitted, 16 done" in line]
+    assert ended, "".join(seen)
 
 
 def test_a_run_killed_while_waiting_resumes_its_batches(
