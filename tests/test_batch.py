@@ -341,15 +341,52 @@ def _wait_for_polls(server: BatchServer, batches: int, proc: subprocess.Popen[st
         time.sleep(0.05)
 
 
+class _Spawned:
+    """A run in a subprocess whose output (a pipe: no tty) is read as it comes."""
+
+    def __init__(self, path: Path, *args: str) -> None:
+        self.proc = _spawn(path, *args)
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._seen: list[str] = []
+        stdout = self.proc.stdout
+        assert stdout is not None
+        self._reader = threading.Thread(
+            target=lambda: [self._lines.put(line) for line in stdout], daemon=True
+        )
+        self._reader.start()
+
+    def _drain(self, timeout: float) -> None:
+        with contextlib.suppress(queue.Empty):
+            self._seen.append(self._lines.get(timeout=timeout))
+        while not self._lines.empty():
+            self._seen.append(self._lines.get())
+
+    def wait_for(self, text: str, timeout: float = 120) -> None:
+        """Until the output shows ``text`` (while the run goes on)."""
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self._seen):
+            assert time.monotonic() < deadline, f"no {text!r} in:\n{self.output()}"
+            assert self.proc.poll() is None or not self._lines.empty(), self.output()
+            self._drain(0.5)
+
+    def output(self) -> str:
+        if self.proc.poll() is not None:
+            self._reader.join(timeout=30)
+        self._drain(0)
+        return "".join(self._seen)
+
+
 def _stopped_while_waiting(suite: pytest.Pytester, server: BatchServer, sig: int) -> str:
-    """A run with batches held at the provider, stopped by ``sig`` once it polls them."""
+    """A run with batches held at the provider, stopped by ``sig`` once it polls them (and
+    its log shows them)."""
     server.hold.set()
-    proc = _spawn(suite.path, "--model-route-batch", *FAST)
-    _wait_for_polls(server, 2, proc)
-    proc.send_signal(sig)
-    output = proc.communicate(timeout=120)[0]
+    run = _Spawned(suite.path, "--model-route-batch", *FAST)
+    _wait_for_polls(server, 2, run.proc)
+    run.wait_for(f"; batches: {len(server.submitted)} submitted")
+    run.proc.send_signal(sig)
+    run.proc.wait(timeout=120)
     assert len(server.submitted) == 2 * N and set(server.submitted.values()) == {1}
-    return output
+    return run.output()
 
 
 def test_a_log_shows_the_batches_while_the_run_waits_for_them(
@@ -360,28 +397,14 @@ def test_a_log_shows_the_batches_while_the_run_waits_for_them(
     write(suite.path, {"modelroute.yaml": config(server, judge=False)})
     (suite.path / "cases/summary.yaml").unlink()
     server.hold.set()
-    proc = _spawn(suite.path, "--model-route-batch", *FAST)
-    assert proc.stdout is not None
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True)
-    reader.start()
-    seen: list[str] = []
+    run = _Spawned(suite.path, "--model-route-batch", *FAST)
     try:
-        deadline = time.monotonic() + 120
-        while not any("; batches: 16 submitted, 0 done" in line for line in seen):
-            assert time.monotonic() < deadline, "".join(seen)
-            assert proc.poll() is None or not lines.empty(), "".join(seen)
-            with contextlib.suppress(queue.Empty):
-                seen.append(lines.get(timeout=0.5))
+        run.wait_for("; batches: 16 submitted, 0 done")
         assert server.hold.is_set() and all(not b.ended for b in server.created)
     finally:
         server.release()
-    assert proc.wait(timeout=120) == 0, "".join(seen)
-    reader.join(timeout=30)
-    while not lines.empty():
-        seen.append(lines.get())
-    ended = [line for line in seen if "; batches: 16 submitted, 16 done" in line]
-    assert ended, "".join(seen)
+    assert run.proc.wait(timeout=120) == 0, run.output()
+    assert "; batches: 16 submitted, 16 done" in run.output()
 
 
 def test_a_run_killed_while_waiting_resumes_its_batches(
@@ -391,12 +414,18 @@ def test_a_run_killed_while_waiting_resumes_its_batches(
     (suite.path / "cases/summary.yaml").unlink()
     reference = direct_reference(suite)
     server.reset()
-    _stopped_while_waiting(suite, server, signal.SIGKILL)
+    killed = _stopped_while_waiting(suite, server, signal.SIGKILL)
     submitted, ids = dict(server.submitted), sorted(b.id for b in server.created)
     server.release()
     # the next run (without the flag even) follows the same batches: nothing twice
     result, doc = run_json(suite, "--model-route", *FAST)
     assert result.ret == 0, result.stdout.str()
+    # its estimate prices them as the killed run did, at batch rates (not as 16 new
+    # calls at list price, with first answers made for it)
+    assert estimate_of(result.stdout.str()) == estimate_of(killed) > 0
+    result.stdout.fnmatch_lines(
+        ["*16 uncached calls*16 of them already in batches an earlier run submitted*"]
+    )
     assert dict(server.submitted) == submitted
     assert sorted(b.id for b in server.created) == ids
     assert sum(server.requests_per_model.values()) == 0
