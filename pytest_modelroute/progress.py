@@ -32,8 +32,16 @@ class Progress:
     """Calls made and items evaluated so far, written at most every quarter second."""
 
     FIELDS = ("total", "done", "calls", "hits", "errors", "cost")
-    #: requests in batches: submitted, done, errored; and when the first went out (epoch s)
-    BATCH_FIELDS = ("batched", "batch_done", "batch_errors", "batch_since")
+    #: requests in batches: submitted, done, errored, cancelled and expired (not run); and
+    #: when the first went out (epoch s, last)
+    BATCH_FIELDS = (
+        "batched",
+        "batch_done",
+        "batch_errors",
+        "batch_cancelled",
+        "batch_expired",
+        "batch_since",
+    )
 
     def __init__(self, write: Write | None = None) -> None:
         self.write = write
@@ -46,6 +54,8 @@ class Progress:
         self.batched = 0
         self.batch_done = 0
         self.batch_errors = 0
+        self.batch_cancelled = 0
+        self.batch_expired = 0
         self.batch_since = 0.0
         self._last = 0.0
 
@@ -58,9 +68,17 @@ class Progress:
         )
         if self.batched:
             elapsed = time.time() - self.batch_since
+            not_run = "".join(
+                f", {n} {what}"
+                for n, what in (
+                    (self.batch_cancelled, "cancelled"),
+                    (self.batch_expired, "expired"),
+                )
+                if n
+            )
             line += (
                 f"; batches: {self.batched} submitted, {self.batch_done} done, "
-                f"{self.batch_errors} errored, {_duration(elapsed)}"
+                f"{self.batch_errors} errored{not_run}, {_duration(elapsed)}"
             )
         return line
 

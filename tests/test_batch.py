@@ -254,10 +254,15 @@ def test_expired_batches_fall_back_to_direct_calls_with_a_note(
     assert verdicts(doc) == verdicts(reference)
     assert doc["spend"]["batch_calls"] == 0
     assert sum(server.requests_per_model.values()) == doc["spend"]["api_calls"]
+    # expired, not errored: said so by both providers' notes and by the progress line
     result.stdout.fnmatch_lines(
-        ["*: batch msgbatch_* ended: * request(s) it did not run were made directly, at list*"]
+        ["*: batch msgbatch_* expired: * request(s) it did not run were made directly, at list*"]
     )
     result.stdout.fnmatch_lines(["*: batch batch_* expired: * request(s) it did not run*"])
+    submitted = len(server.submitted)
+    result.stdout.fnmatch_lines(
+        [f"*; batches: {submitted} submitted, {submitted} done, 0 errored, {submitted} expired, *"]
+    )
 
 
 def test_chunks_stay_within_the_provider_limit(
@@ -463,7 +468,16 @@ def test_ctrl_c_leaves_the_batches_running_and_says_how_to_resume_or_cancel(
     assert not [r for r in doc["results"] if r["error"]]
     assert sum(server.requests_per_model.values()) == 2 * N
     assert max(server.submitted.values()) == 1
-    result.stdout.fnmatch_lines(["*: batch * request(s) it did not run were made directly*"])
+    # cancelled, not errored (nor Anthropic's "ended")
+    result.stdout.fnmatch_lines(
+        [
+            "claude: batch msgbatch_* was cancelled: 8 request(s) it did not run were made "
+            "directly, at list price",
+            "gpt: batch batch_* was cancelled: 8 request(s) it did not run were made directly*",
+        ],
+        consecutive=False,
+    )
+    result.stdout.fnmatch_lines(["*; batches: 16 submitted, 16 done, 0 errored, 16 cancelled, *"])
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
-from .api import BatchAPI, BatchStatus, ItemResult
+from .api import CANCELLED, EXPIRED, BatchAPI, BatchStatus, ItemResult
 
 #: errors worth submitting again (the Messages API's 429, 500 and 529)
 _TRANSIENT = frozenset({"rate_limit_error", "api_error", "overloaded_error", "timeout_error"})
@@ -44,7 +44,9 @@ class AnthropicBatchAPI(BatchAPI):
             ended=state == "ended",
             total=total,
             done=total - n["processing"],
-            errored=n["errored"] + n["canceled"] + n["expired"],
+            errored=n["errored"],
+            cancelled=n["canceled"],
+            expired=n["expired"],
             raw=data,
         )
 
@@ -67,7 +69,8 @@ class AnthropicBatchAPI(BatchAPI):
             etype = str(error.get("type") or "error")
             message = str(error.get("message") or "")
             return self.refused(custom_id, etype, message, etype in _TRANSIENT)
-        return ItemResult(custom_id, "direct", message=f"the request was {kind}")  # never run
+        why = {"canceled": CANCELLED, "expired": EXPIRED}.get(str(kind), f"{kind}")
+        return ItemResult(custom_id, "direct", message=why)  # never run
 
 
 _COUNTS = ("processing", "succeeded", "errored", "canceled", "expired")

@@ -22,6 +22,8 @@ from ..providers._sdk import SDKProvider, translate_error
 #: report it), ``retry`` (a transient failure: submit it again), ``direct`` (never run:
 #: the batch expired or was cancelled; make the call directly)
 Outcome = Literal["ok", "error", "retry", "direct"]
+#: the message of a ``direct`` item the batch never ran: why, as both providers' words map
+CANCELLED, EXPIRED = "cancelled", "expired"
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,11 @@ class BatchStatus:
     ended: bool
     total: int
     done: int
+    #: requests that failed; those the batch never ran, cancelled or expired, apart (when
+    #: the provider counts them apart: OpenAI's are known from the results)
     errored: int
+    cancelled: int = 0
+    expired: int = 0
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     #: why the whole batch failed (OpenAI's validation errors), if it did
     failure: str | None = None

@@ -22,7 +22,7 @@ from ..providers import estimate_tokens
 from ..providers._sdk import SDKProvider
 from ..records import CallRecord, Request, Usage
 from . import api_for
-from .api import BatchAPI, BatchStatus, ItemResult, chunks
+from .api import CANCELLED, EXPIRED, BatchAPI, BatchStatus, ItemResult, chunks
 from .queue import BatchQueue, Pending
 from .store import MODEL_FIELDS, BatchStore, request_from_json, request_json
 
@@ -62,7 +62,8 @@ class Batches:
         self._queues: dict[str, BatchQueue] = {}
         self._apis: dict[str, BatchAPI] = {}
         self._polls: dict[Where, asyncio.Task[dict[str, Any]]] = {}
-        self._figures: dict[Where, tuple[int, int]] = {}  # (done, errored) per batch
+        #: per batch: requests done, errored, cancelled, expired
+        self._figures: dict[Where, tuple[int, int, int, int]] = {}
         #: estimated cost of submitted requests not collected yet (for the spend cap)
         self._reserved: dict[str, float] = {}
 
@@ -297,7 +298,7 @@ class Batches:
                     "requests were made directly" + ("" if gone else " (a later run tries again)")
                 )
                 return None
-            self._figures[where] = (status.done, status.errored)
+            self._figures[where] = (status.done, status.errored, status.cancelled, status.expired)
             self._tick()
             if status.ended:
                 return status
@@ -341,6 +342,16 @@ class Batches:
             runner.account(key, request, provider, entry, batch=True)
         for key in outcomes:
             self._reserved.pop(key, None)
+        # what became of each request, as the results say (OpenAI's counts do not tell
+        # cancelled and expired requests from failed ones)
+        kinds = [o if o != "direct" else m for o, m in outcomes.values()]
+        self._figures[(record["provider"], record["id"])] = (
+            len(requests),
+            sum(k in ("error", "retry") for k in kinds),
+            kinds.count(CANCELLED),
+            kinds.count(EXPIRED),
+        )
+        self._tick()
         self._explain(provider.alias, status, outcomes)
         return outcomes
 
@@ -354,9 +365,18 @@ class Batches:
                 f"{len(outcomes)} requests were made directly"
             )
         elif "direct" in counts:
+            why = counts["direct"]
+            how = (
+                "was cancelled"
+                if set(why) == {CANCELLED}
+                else "expired"
+                if set(why) == {EXPIRED}
+                else f"{status.state} ({why.count(CANCELLED)} cancelled, "
+                f"{why.count(EXPIRED)} expired)"
+            )
             self._note(
-                f"{alias}: batch {status.id} {status.state}: {len(counts['direct'])} "
-                "request(s) it did not run were made directly, at list price"
+                f"{alias}: batch {status.id} {how}: {len(why)} request(s) it did not run "
+                "were made directly, at list price"
             )
         if "retry" in counts:
             self._note(
@@ -375,8 +395,10 @@ class Batches:
 
     def _tick(self) -> None:
         progress = self.runner.progress
-        progress.batch_done = sum(done for done, _ in self._figures.values())
-        progress.batch_errors = sum(errored for _, errored in self._figures.values())
+        figures = list(zip(*self._figures.values(), strict=True)) or [(), (), (), ()]
+        done, errored, cancelled, expired = (sum(column) for column in figures)
+        progress.batch_done, progress.batch_errors = done, errored
+        progress.batch_cancelled, progress.batch_expired = cancelled, expired
         progress.tick()
 
     def _note(self, text: str) -> None:

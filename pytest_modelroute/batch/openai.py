@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
-from .api import BatchAPI, BatchStatus, ItemResult
+from .api import CANCELLED, EXPIRED, BatchAPI, BatchStatus, ItemResult
 
 ENDPOINT = "/v1/chat/completions"
 _ENDED = frozenset({"completed", "failed", "expired", "cancelled"})
 #: item errors that mean the request never ran
-_NOT_RUN = frozenset({"batch_expired", "batch_cancelled"})
+_NOT_RUN = {"batch_expired": EXPIRED, "batch_cancelled": CANCELLED}
 
 
 class OpenAIBatchAPI(BatchAPI):
@@ -85,7 +85,7 @@ class OpenAIBatchAPI(BatchAPI):
         if code == 200 and isinstance(response.get("body"), dict):
             return ItemResult(custom_id, "ok", body=response["body"])
         if error.get("code") in _NOT_RUN:
-            return ItemResult(custom_id, "direct", message=str(error.get("message") or ""))
+            return ItemResult(custom_id, "direct", message=_NOT_RUN[error["code"]])
         if code is not None:
             body = response.get("body") or {}
             detail = (body.get("error") or {}) if isinstance(body, dict) else {}
