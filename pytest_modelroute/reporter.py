@@ -25,6 +25,7 @@ from .estimate import Estimate
 from .evaluation import Acceptance
 from .gate import TaskVerdict, apply_holm, decide_task, suite_view
 from .nodes import result_of
+from .prices import resolve_batch_pricing
 from .progress import WorkerProgress, is_tty, terminal_writer
 from .projection import TaskFigures, project
 from .ratelimit.notes import rate_limit_notes
@@ -520,6 +521,13 @@ class ModelRouteReporter:
             }
             for alias, m in state.config.models.items()
         }
+        for alias in sorted(batch_priced(state, ledgers)):
+            batch = resolve_batch_pricing(state.config.models[alias], state.pricing[alias])
+            prices[alias]["batch"] = {
+                "input": batch.input,
+                "output": batch.output,
+                "source": batch.source,
+            }
         extra["latency"] = latency_block(state)
         self.doc = build_document(
             mode=self.mode,
@@ -778,6 +786,15 @@ LATENCY_MEASURED = (
     "mean per call, from the moment its request is handed to the provider's client to its "
     "answer: client start-up, SDK imports and calls waiting for a concurrency slot excluded"
 )
+
+
+def batch_priced(state: RunState, ledgers: list[dict[str, Any]]) -> set[str]:
+    """The models whose calls this run prices at batch rates: those it batches, and those
+    a batch answered (a resumed run's)."""
+    aliases = set(state.batched)
+    for ledger in ledgers:
+        aliases.update(c["model"] for c in (ledger.get("calls") or {}).values() if c.get("batch"))
+    return {a for a in aliases if a in state.config.models and a in state.pricing}
 
 
 def latency_block(state: RunState) -> dict[str, Any]:

@@ -396,6 +396,7 @@ class Runner:
             cached=cached,
             model_version=entry.get("model_version"),
             truncated=bool(entry.get("truncated", False)),
+            batch=entry.get("batch"),
         )
 
     def _error(self, key: str, request: Request, message: str) -> CallRecord:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import queue
 import re
@@ -285,6 +286,41 @@ def test_batch_true_on_one_model_and_false_opts_out(
         assert {b.flavor for b in server.created} == {"anthropic"}
         assert set(server.requests_per_model) == {"gpt-4o-mini"}
         assert doc["spend"]["batch_calls"] == len(server.submitted)
+
+
+def test_a_mixed_runs_spend_is_rechecked_from_its_json_alone(
+    suite: pytest.Pytester, server: BatchServer
+) -> None:
+    """claude batched, gpt direct: each call says which batch answered it, the prices say
+    which batch rates were used and where from; the spend is their sum, recomputed here."""
+    write(suite.path, {"modelroute.yaml": config(server, claude="true")})
+    _, doc = run_json(suite, "--model-route", *FAST)
+    prices = doc["prices"]
+    assert prices["claude"]["batch"] == {
+        "input": 0.5,
+        "output": 2.5,
+        "source": "genai-prices batch (claude-haiku-4-5)",
+    }
+    assert "batch" not in prices["gpt"]  # not batched: list prices only
+    calls = {
+        (c["key"], c["model"]): c
+        for r in doc["results"]
+        for c in r["calls"]
+        if c["error"] is None and not c["cached"]
+    }
+    batch_ids = {b.id for b in server.created}
+    assert {c["batch"] for c in calls.values() if c["model"] == "claude"} <= batch_ids
+    assert {c["batch"] for c in calls.values() if c["model"] == "gpt"} == {None}
+
+    def priced(c: dict[str, Any]) -> float:
+        rates = prices[c["model"]]["batch"] if c["batch"] else prices[c["model"]]
+        return (c["input_tokens"] * rates["input"] + c["output_tokens"] * rates["output"]) / 1e6
+
+    spend = doc["spend"]
+    batched = [c for c in calls.values() if c["batch"]]
+    assert len(batched) == spend["batch_calls"] == len(server.submitted) > 0
+    assert spend["batch_cost_incurred"] == pytest.approx(math.fsum(map(priced, batched)))
+    assert spend["cost_incurred"] == pytest.approx(math.fsum(map(priced, calls.values())))
 
 
 def test_the_spend_cap_holds_for_batches(suite: pytest.Pytester, server: BatchServer) -> None:
