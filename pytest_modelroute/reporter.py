@@ -472,6 +472,8 @@ class ModelRouteReporter:
         for ledger in ledgers:
             self.notes.extend(n for n in ledger.get("notes", ()) if n not in self.notes)
         self.notes.extend(rate_limit_notes(ledgers, state.settings.rate_limit))
+        if state.batch_note is not None:
+            self.notes.append(state.batch_note)
         if self.partial is None:  # a filtered run leaves out tasks on purpose
             files = {r.task: r.file for r in reversed(results)}  # a file of each task
             self.notes.extend(misspelt_tasks(state.config, files))

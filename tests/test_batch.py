@@ -30,7 +30,7 @@ import hypothesis  # noqa: F401
 import openai  # noqa: F401
 import pytest
 from batch_server import BatchServer
-from suite import default_sigint, run_json, write
+from suite import CLASSIFICATION, SIM_CONFIG, default_sigint, run_json, write
 
 from pytest_modelroute.batch import cli
 from pytest_modelroute.batch.anthropic import AnthropicBatchAPI
@@ -321,6 +321,26 @@ def test_a_mixed_runs_spend_is_rechecked_from_its_json_alone(
     assert len(batched) == spend["batch_calls"] == len(server.submitted) > 0
     assert spend["batch_cost_incurred"] == pytest.approx(math.fsum(map(priced, batched)))
     assert spend["cost_incurred"] == pytest.approx(math.fsum(map(priced, calls.values())))
+
+
+def test_the_flag_names_the_models_it_cannot_batch(pytester: pytest.Pytester) -> None:
+    """The simulated tiers (the example suite's) have no batch API: the run says so once,
+    naming them, rather than ignoring the flag in silence."""
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": SIM_CONFIG.replace("{route}", "strong"),
+            "cases/c.yaml": CLASSIFICATION,
+        },
+    )
+    result, doc = run_json(pytester, "--model-route", "--model-route-batch")
+    assert result.ret == 0, result.stdout.str()
+    assert doc["spend"]["batch_calls"] == 0 and doc["spend"]["api_calls"] > 0
+    note = (
+        "--model-route-batch: strong (sim), weak (sim): no batch API (only anthropic and "
+        "openai models have one), so no call of this run was batched"
+    )
+    assert result.stdout.str().count(note) == 1, result.stdout.str()
 
 
 def test_the_spend_cap_holds_for_batches(suite: pytest.Pytester, server: BatchServer) -> None:
