@@ -115,6 +115,7 @@ class Runner:
         workers: int = 1,
         batch: frozenset[str] = frozenset(),
         batch_poll_s: float | None = None,
+        batch_keep: bool = False,
         rate_limit: str = "adapt",
         shared: bool = False,
     ) -> None:
@@ -171,6 +172,8 @@ class Runner:
         #: the models whose uncached calls go through their provider's batch API
         self.batch_models = batch
         self._batch_poll_s = batch_poll_s
+        #: leave what a batch leaves at the provider (files, results) once it is collected
+        self.batch_keep = batch_keep
         self._batches: Batches | None = None
         self._batch_pricing: dict[str, ModelPricing] = {}
         #: gather's workers that are running a job and not waiting on a batch

@@ -55,6 +55,8 @@ class Settings:
     #: --model-route-batch: every model whose provider has a batch API batches its misses
     batch: bool = False
     batch_poll: float | None = None
+    #: --model-route-batch-keep: leave the batches' files and results at the provider
+    batch_keep: bool = False
     #: --model-route-rate-limit: "adapt" to each provider's rate limit, or "fixed"
     rate_limit: str = "adapt"
     #: --model-route-shard I/N: this run measures shard I of N
@@ -381,6 +383,7 @@ class RunState:
                 workers=self.workers,
                 batch=self.batched,
                 batch_poll_s=self.settings.batch_poll,
+                batch_keep=self.settings.batch_keep,
                 rate_limit=self.settings.rate_limit,
                 shared=self.early,
             )

@@ -343,6 +343,31 @@ def test_the_flag_names_the_models_it_cannot_batch(pytester: pytest.Pytester) ->
     assert result.stdout.str().count(note) == 1, result.stdout.str()
 
 
+def test_collected_batches_leave_nothing_at_the_provider_unless_kept(
+    suite: pytest.Pytester, server: BatchServer
+) -> None:
+    """Once a batch's answers are cached, what it left at the provider goes: OpenAI's
+    uploaded, output and error files, Anthropic's batch and results (--model-route-batch-keep
+    keeps them)."""
+    write(suite.path, {"modelroute.yaml": config(server, judge=False)})
+    (suite.path / "cases/summary.yaml").unlink()
+    args = ("--model-route", "--model-route-batch", *FAST, "--model-route-cache=off")
+    _, doc = run_json(suite, *args)
+    assert doc["spend"]["batch_calls"] == 2 * N
+    left = [
+        f
+        for b in server.created
+        for f in ([b.id] if b.flavor == "anthropic" else [b.input_file_id, b.output_file_id])
+    ]
+    assert len(left) == 3 and all(left)
+    assert sorted(server.deleted) == sorted(left)
+    assert server.files == {}
+    server.reset()
+    result, doc = run_json(suite, *args, "--model-route-batch-keep")
+    assert doc["spend"]["batch_calls"] == 2 * N
+    assert server.deleted == [] and len(server.files) == 2, result.stdout.str()
+
+
 def test_the_spend_cap_holds_for_batches(suite: pytest.Pytester, server: BatchServer) -> None:
     # the openai model is dear: its batch would exceed the cap, the anthropic one fits
     result, doc = run_json(
@@ -525,14 +550,14 @@ def test_ctrl_c_leaves_the_batches_running_and_says_how_to_resume_or_cancel(
     assert sum(server.requests_per_model.values()) == 2 * N
     assert max(server.submitted.values()) == 1
     # cancelled, not errored (nor Anthropic's "ended")
-    result.stdout.fnmatch_lines(
-        [
-            "claude: batch msgbatch_* was cancelled: 8 request(s) it did not run were made "
-            "directly, at list price",
-            "gpt: batch batch_* was cancelled: 8 request(s) it did not run were made directly*",
-        ],
-        consecutive=False,
-    )
+    for line in (  # (in the order the batches ended)
+        "claude: batch msgbatch_* was cancelled: 8 request(s) it did not run were made "
+        "directly, at list price",
+        "gpt: batch batch_* was cancelled: 8 request(s) it did not run were made directly*",
+    ):
+        result.stdout.fnmatch_lines([line])
+    assert " errored, " in result.stdout.str()
+    assert not re.search(r"batches: 16 submitted, \d+ done, [1-9]\d* errored", result.stdout.str())
     result.stdout.fnmatch_lines(["*; batches: 16 submitted, 16 done, 0 errored, 16 cancelled, *"])
 
 

@@ -50,6 +50,9 @@ class AnthropicBatchAPI(BatchAPI):
             raw=data,
         )
 
+    def _leftovers(self, status: BatchStatus) -> list[str]:
+        return [f"{self.path}/{status.id}"]  # the batch and its results (kept 29 days)
+
     async def _results(self, status: BatchStatus) -> Iterator[ItemResult]:
         url = status.raw.get("results_url")
         if not url:

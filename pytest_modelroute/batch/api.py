@@ -105,6 +105,21 @@ class BatchAPI(ABC):
     async def _retrieve(self, batch_id: str) -> dict[str, Any]:
         return await (await self.client()).get(f"{self.path}/{batch_id}", cast_to=object)
 
+    def _leftovers(self, status: BatchStatus) -> list[str]:
+        """What the provider keeps of an ended batch: the paths to delete."""
+        return []
+
+    async def delete_leftovers(self, status: BatchStatus) -> list[str]:
+        """Delete what the provider keeps of ``status``'s batch, whose answers are cached;
+        what could not be deleted, and why."""
+        failed = []
+        for path in self._leftovers(status):
+            try:
+                await self._guard((await self.client()).delete(path, cast_to=object))
+            except ProviderError as exc:
+                failed.append(f"{path.rsplit('/', 1)[-1]} ({exc})")
+        return failed
+
     async def _cancel(self, batch_id: str) -> dict[str, Any]:
         return await (await self.client()).post(f"{self.path}/{batch_id}/cancel", cast_to=object)
 

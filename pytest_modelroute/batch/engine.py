@@ -278,6 +278,14 @@ class Batches:
                     await asyncio.sleep(self.poll_s)
         outcomes = await self._ingest(record, provider, status, items)
         await asyncio.to_thread(self.store.end, record, self.runner.cache.run_id, outcomes)
+        if not self.runner.batch_keep:  # the answers are cached: nothing there is needed
+            failed = await api.delete_leftovers(status)
+            if failed:
+                self._note(
+                    f"{provider.alias}: could not delete {', '.join(failed)} at the provider "
+                    "(the answers are cached; delete them there, or keep them with "
+                    "--model-route-batch-keep)"
+                )
         return record
 
     async def _wait(self, api: BatchAPI, record: dict[str, Any]) -> BatchStatus | None:

@@ -59,16 +59,27 @@ class OpenAIBatchAPI(BatchAPI):
                 )[:500]
                 or "the batch failed"
             )
+        total = int(counts.get("total") or 0)
+        # its counts do not tell requests a cancelled or expired batch never ran from
+        # failed ones: counted as not run until the results tell (see Batches._ingest)
+        not_run = total - completed if state in ("cancelled", "expired") else 0
         return BatchStatus(
             id=data["id"],
             state=state,
             ended=state in _ENDED,
-            total=int(counts.get("total") or 0),
+            total=total,
             done=completed + failed,
-            errored=failed,
+            errored=0 if not_run else failed,
+            cancelled=not_run if state == "cancelled" else 0,
+            expired=not_run if state == "expired" else 0,
             raw=data,
             failure=failure,
         )
+
+    def _leftovers(self, status: BatchStatus) -> list[str]:
+        # the uploaded requests, the answers and the failures (files stay until deleted)
+        names = ("input_file_id", "output_file_id", "error_file_id")
+        return [f"/files/{status.raw[n]}" for n in names if status.raw.get(n)]
 
     async def _results(self, status: BatchStatus) -> Iterator[ItemResult]:
         texts = []
