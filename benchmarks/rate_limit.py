@@ -48,12 +48,15 @@ def config(flavor: str, url: str, concurrency: int) -> str:
 
 
 def rate_figure(ideal_s: float, span_s: float, lost: int, cases: int) -> str:
-    """The share of the allowed rate a run reached (the ideal span for its calls over its
-    span), or "n/a" when it lost cases: a ratio over the calls it answered would praise
+    """The share of the allowed rate a run reached (the ideal span for all its calls over
+    its span), or n/a when it lost cases: a ratio over the calls it answered would praise
     a run for dropping the rest."""
     if lost:
-        return f"n/a ({lost:,} of {cases:,} cases lost)"
-    return f"{ideal_s / span_s:.1%}"
+        return f"allowed rate n/a: {lost:,} of {cases:,} cases lost"
+    return (
+        f"at {ideal_s / span_s:.1%} of the allowed rate (the ideal for the {cases:,} calls / "
+        "the span; target >= 90%)"
+    )
 
 
 def measure(suite: Path, server: LatencyServer, mode: str, workers: str) -> dict[str, Any]:
@@ -126,9 +129,8 @@ def main() -> None:
                 shown = rate_figure(ideal, m["span"], m["lost"], m["cases"])
                 print(
                     f"{mode}: {m['span']:.2f} s first request to last answer (whole run "
-                    f"{m['wall']:.2f} s); at {shown} of the allowed rate (the ideal for the "
-                    f"{args.calls} calls / the span; target >= 90%); beyond the bucket "
-                    f"{effective:.2f} answers/s of the {rate:g} allowed"
+                    f"{m['wall']:.2f} s); {shown}; beyond the bucket {effective:.2f} answers/s "
+                    f"of the {rate:g} allowed"
                 )
                 print(
                     f"  {requests} requests, {m['refused']} answered 429: {share:.2%} "

@@ -697,5 +697,7 @@ def test_the_benchmark_gives_no_rate_for_a_run_that_lost_cases() -> None:
         spec.loader.exec_module(bench)
     finally:
         sys.path.remove(str(path.parent))
-    assert bench.rate_figure(40.10, 17.04, 233, 1000) == "n/a (233 of 1,000 cases lost)"
-    assert bench.rate_figure(40.10, 40.67, 0, 1000) == "98.6%"
+    assert bench.rate_figure(40.10, 17.04, 233, 1000) == (
+        "allowed rate n/a: 233 of 1,000 cases lost"
+    )
+    assert bench.rate_figure(40.10, 40.67, 0, 1000).startswith("at 98.6% of the allowed rate")
