@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from suite import run_json, write
-from wire_server import WireServer, WireUsage
+from wire_server import WireServer, WireUsage, last_user_text
 
 from pytest_modelroute.config import ModelConfig, Price
 from pytest_modelroute.prices import resolve_pricing
 from pytest_modelroute.providers.openai import OpenAIProvider
 from pytest_modelroute.records import Usage
-from pytest_modelroute.runner import queueing_slowdown
+from pytest_modelroute.runner import Timing, queueing_slowdown
 
 CASES = """\
 task: echo
@@ -108,12 +110,74 @@ def test_the_same_slots_at_our_concurrency_give_no_note(pytester: pytest.Pyteste
     assert "total_slots" not in result.stdout.str()
 
 
+def timings(group: str, *rows: tuple[int, float]) -> list[Timing]:
+    return [Timing((group, "route"), crowd, latency) for crowd, latency in rows]
+
+
 def test_queueing_slowdown() -> None:
-    one_slot = [(1, 0.1), (2, 0.2), (3, 0.3), (4, 0.4), (4, 0.4), (4, 0.4)]
+    alone = [(1, 0.5)] * 3
+    one_slot = timings("t", *alone, (2, 1.0), (3, 1.5), (4, 2.0), (4, 2.0), (4, 2.0))
     assert queueing_slowdown(one_slot) == (4.0, 4)
-    many_slots = [(1, 0.1), (2, 0.11), (3, 0.1), (4, 0.12), (4, 0.1)]
+    many_slots = timings("t", *alone, (2, 0.55), (3, 0.5), (4, 0.6), (4, 0.5))
     assert queueing_slowdown(many_slots) is None
-    assert queueing_slowdown([(2, 0.5), (3, 0.5), (4, 0.5)]) is None  # nothing to compare
+    assert queueing_slowdown(timings("t", (2, 0.5), (3, 0.5), (4, 0.5))) is None  # no alone
+    # two alone calls are too few to compare with
+    assert queueing_slowdown(timings("t", (1, 0.5), (1, 0.5), (4, 2.0), (4, 2.0), (4, 2.0))) is None
+    # short answers alone, long ones with others: the lengths differ, not the wait
+    mixed = timings("label", *[(1, 0.1)] * 3, *[(8, 0.1)] * 9) + timings(
+        "summary", *[(8, 0.8)] * 12
+    )
+    assert queueing_slowdown(mixed) is None
+    # 8x slower but only 0.14 s longer: our own client's work on a loaded machine
+    fast = timings("t", *[(1, 0.02)] * 3, *[(8, 0.16)] * 9)
+    assert queueing_slowdown(fast) is None
+
+
+def test_answers_of_different_lengths_on_a_server_that_does_not_queue_give_no_note(
+    pytester: pytest.Pytester,
+) -> None:
+    """A server that works on any number of calls at once, short labels (0.05 s) and long
+    summaries (0.6 s): the first calls, labels made alone, are compared with the labels
+    made with others in flight, not with the summaries (the audit's run warned
+    'answered 4.9x slower ... try concurrency: 1' on such a server in 3 runs of 3)."""
+
+    lock, now, peak = threading.Lock(), [0], [0]
+
+    def answer(body: Any) -> str:
+        label = last_user_text(body).startswith("Label")
+        with lock:
+            now[0] += 1
+            peak[0] = max(peak[0], now[0])
+        time.sleep(0.05 if label else 0.6)
+        with lock:
+            now[0] -= 1
+        return "billing" if label else "A long summary. " * 40
+
+    rows = "".join(f"  - {{id: c{i:02d}, vars: {{n: {i}}}}}\n" for i in range(12))
+    with WireServer(answer=answer) as server:
+        url = server.openai_url
+        write(
+            pytester.path,
+            {
+                "modelroute.yaml": (
+                    f'models:\n  m: {{provider: openai, model: m-1, base_url: "{url}", '
+                    "price: {input: 1, output: 1}}\nbaseline: m\nthreshold: 1.0\n"
+                ),
+                "cases/a-label.yaml": (
+                    'task: label\ncomplexity: low\nprompt: "Label ticket {{ n }}"\n'
+                    "checks: [{type: contains, value: billing}]\ncases:\n" + rows
+                ),
+                "cases/b-summary.yaml": (
+                    'task: summary\ncomplexity: medium\nprompt: "Summarise report {{ n }}"\n'
+                    "checks: [{type: contains, value: summary}]\ncases:\n" + rows
+                ),
+            },
+        )
+        result, doc = run_json(pytester, "--model-route")
+    assert result.ret == 0, result.stdout.str()
+    assert peak[0] > 1  # calls were made at once
+    assert "slower with up to" not in result.stdout.str()
+    assert "slowdown" not in doc["latency"]["models"]["m"]
 
 
 def test_server_slots_from_props(tmp_path: Path) -> None:

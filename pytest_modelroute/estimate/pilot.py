@@ -17,6 +17,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ..runner import TASK
 from .dry import First
 from .figure import PILOT_CALLS, Estimate
 
@@ -55,8 +56,12 @@ def pilot(state: RunState, estimate: Estimate, done: set[tuple[str, str]] = froz
     if not wanted or estimate.replay:
         return {}
 
+    async def made(task: str, request: Request) -> CallRecord:
+        TASK.set(task)  # in gather's task of its own
+        return await runner.call(request)
+
     async def make() -> list[CallRecord]:
-        return list(await asyncio.gather(*(runner.call(r) for _, r in wanted)))
+        return list(await asyncio.gather(*(made(key[1], r) for key, r in wanted)))
 
     first: dict[tuple[str, str], list[tuple[Request, CallRecord]]] = {}
     for (key, request), record in zip(wanted, runner.run(make()), strict=True):
