@@ -340,6 +340,7 @@ class Runner:
         return {
             **self.ledger.to_json(),
             "notes": [*self.ledger.notes, *self.notes()],
+            "queues": self.queues(),
             "rate_limits": limits,
         }
 

@@ -102,6 +102,47 @@ def test_a_server_that_slows_down_as_calls_pile_up_is_named(pytester: pytest.Pyt
     ), out
 
 
+def test_a_queued_model_is_named_in_every_report_and_left_out_of_the_latency_ratio(
+    pytester: pytest.Pytester,
+) -> None:
+    """The route's model on a one-slot server, the baseline's on one without a limit, both
+    answering in 0.05 s: the route's latencies hold the queue's wait, so the projection
+    does not call the route slower, and the JSON, the PR comment and the HTML say why (the
+    audit's run: 'latency 2.4x slower' in the projection and the comment's headline, the
+    slots named in the terminal only)."""
+    rows = "".join(f"  - {{id: c{i:02d}, vars: {{n: {i}}}}}\n" for i in range(8))
+    with WireServer(latency_s=0.05, slots=1) as one, WireServer(latency_s=0.05) as many:
+        write(
+            pytester.path,
+            {
+                "modelroute.yaml": (
+                    "models:\n"
+                    f'  m: {{provider: openai, model: m-1, base_url: "{one.openai_url}", '
+                    "price: {input: 1, output: 1}}\n"
+                    f'  b: {{provider: openai, model: b-1, base_url: "{many.openai_url}", '
+                    "price: {input: 10, output: 10}}\n"
+                    "baseline: b\nthreshold: 1.0\nroutes: {echo: m}\ntraffic: {echo: 1000}\n"
+                ),
+                "cases/echo.yaml": CASES + rows,
+            },
+        )
+        result, doc = run_json(pytester, "--model-route", "--model-route-report-dir", "out")
+    assert result.ret == 0, result.stdout.str()
+    m = doc["latency"]["models"]["m"]
+    assert (m["queued"], m["slots"], m["suggestion"]) == (True, 1, 1), m
+    assert "queued" not in doc["latency"]["models"]["b"]
+    projection = doc["projection"]
+    assert projection["latency_ratio"] is None
+    assert projection["latency_not_compared"] == ["echo"]
+    assert projection["latency_queued"] == ["m"]
+    said = "m's server queued our calls (1 slot(s)): its latencies include the wait"
+    comment = (pytester.path / "out" / "comment.md").read_text(encoding="utf-8")
+    html = (pytester.path / "out" / "report.html").read_text(encoding="utf-8")
+    assert said in comment and "slower" not in comment, comment
+    assert said.replace("'", "&#39;") in html
+    assert "latency" not in result.stdout.str().split("projection (")[1].split("\n")[1]
+
+
 def test_the_same_slots_at_our_concurrency_give_no_note(pytester: pytest.Pytester) -> None:
     with WireServer(latency_s=0.05, slots=4) as server:
         suite(pytester, server, 8, price="{input: 1, output: 1}", concurrency=4)
