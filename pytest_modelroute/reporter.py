@@ -738,7 +738,6 @@ class ModelRouteReporter:
                 for task, route in self.state.routes.items()
                 if task not in self.choices
             }
-            suggest.parent.mkdir(parents=True, exist_ok=True)
             suggest.write_text(suggest_yaml(self.choices, unmeasured), encoding="utf-8")
             self.suggested = suggest_lines(self.choices, unmeasured)
             self.written.append(("routes file", suggest))
