@@ -275,11 +275,28 @@ def build_document(
         "prices": prices,
         "spend": spend,
         "errors": error_causes(results),
-        "results": list(map(lossless_result_json if lossless else result_json, raw_results)),
+        "results": mark_shared(
+            list(map(lossless_result_json if lossless else result_json, raw_results))
+        ),
     }
     if extra:
         doc.update(extra)
     return lead_first(doc)
+
+
+def mark_shared(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``results`` with each call row marked ``shared`` when an earlier row holds the same
+    call (a judge's verdict on the same answer of a route and of the baseline, a cascade's
+    stage another route asks too): made, and paid, once, so that a sum over the rows not
+    cached and not shared is what the run spent."""
+    seen: set[str] = set()
+    for result in results:
+        for call in result["calls"]:
+            made = call["error"] is None and not call["cached"]
+            call["shared"] = made and call["key"] in seen
+            if made:
+                seen.add(call["key"])
+    return results
 
 
 def lead_first(doc: dict[str, Any]) -> dict[str, Any]:

@@ -104,6 +104,17 @@ def latency_note(doc: Mapping[str, Any]) -> str:
         + (f" ({kind})" if kind not in (None, "measured") else "")
         for i, ((concurrency, kind), aliases) in enumerate(groups.items())
     ]
+    for alias, m in models.items():
+        if m.get("queued"):
+            why = (
+                f"{m['slots']} slot(s)"
+                if m.get("slots")
+                else f"{m.get('slowdown') or 0:.1f}x slower with others in flight"
+            )
+            parts.append(
+                f"{alias}'s server queued our calls ({why}): its latencies include the wait, "
+                f"left out of the latency comparison; set 'concurrency: {m.get('suggestion')}'"
+            )
     return "latency per call, request to answer: " + "; ".join(parts) if parts else ""
 
 

@@ -906,7 +906,7 @@ def run_view(doc: Doc) -> dict[str, Any]:
         "api_errors": s.get("api_errors") or 0,
         "estimated": estimated_note(s),
         "batches": batch_note(s).removeprefix("; "),
-        "latency": _text(latency_note(doc), 300),
+        "latency": _text(latency_note(doc), 600),
         "cache_tokens": _text(cache_tokens_note(doc), 200),
         "hit_rate": percent(hits / (calls + hits)) if calls + hits else "-",
         "prices": prices,

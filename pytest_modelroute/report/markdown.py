@@ -641,7 +641,7 @@ def footer(doc: Doc, budget: int) -> str:
         if estimated_note(s):
             parts.append(estimated_note(s))
     if latency_note(doc):
-        parts.append(escape_md_cell(latency_note(doc), 160))
+        parts.append(escape_md_cell(latency_note(doc), 400))
     if doc.get("threshold") is not None:
         parts.append(f"threshold {quality(doc['threshold'])}")
     if doc.get("run_id"):
