@@ -36,6 +36,20 @@ def percent(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value * 100:.{digits}f}%"
 
 
+def level_text(level: float) -> str:
+    """A confidence level as a percentage with the digits it needs (``95%``, ``97.5%``,
+    ``98.3%`` for 1 - 0.05 / 3, ``99.9999%``): two significant digits of what it leaves
+    out, trailing zeros dropped, never rounded up to 100%."""
+    left = (1.0 - level) * 100
+    if left <= 0:
+        return "100%"
+    digits = max(0, 1 - math.floor(math.log10(left)))
+    text = f"{level * 100:.{digits}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text + "%"
+
+
 def speed(ratio: float, times: str = "×") -> str:
     """A latency ratio (baseline over routed) in words: ``2.8× faster`` or, below 1,
     ``1.2× slower`` (never "0.9x faster")."""
