@@ -328,3 +328,18 @@ def test_the_confidence_named_above_the_table_spans_every_tasks_level(
         f"the quality it reaches with {level_text(low)} to {level_text(high)} confidence, raised "
         "for the number of candidates the task compares" in said
     )
+
+
+def test_a_split_recommendation_names_its_seed_and_halves(routed: pytest.Pytester) -> None:
+    """--model-route-split draws its halves from the case ids and seed:, so another seed
+    can change the recommendation: the report says which seed and how many cases each half
+    had, so that a result can be reproduced."""
+    config = routed.path / "modelroute.yaml"
+    config.write_text(config.read_text(encoding="utf-8") + "seed: 7\n", encoding="utf-8")
+    result, doc = bench(routed, "--model-route-split")
+    selection = doc["recommendations"]["easy"]["selection"]
+    assert selection["method"] == "split" and selection["seed"] == 7
+    first, second = selection["halves"]
+    assert first + second == 16 and first and second
+    said = " ".join(result.stdout.str().split())
+    assert f"ids and seed: 7 ({first} and {second} cases; another seed or other ids" in said

@@ -426,7 +426,7 @@ def write_summary(
                 red=verdict in ("FAIL", "ERROR"),
                 yellow=verdict == "INCONCLUSIVE",
             )
-        level = percent((doc["gate"].get("rules") or {}).get("confidence") or 0.95)
+        level = level_text((doc["gate"].get("rules") or {}).get("confidence") or 0.95)
         tr.write_line("")
         tr.write_line(f"what the data can tell (one-sided {level} bounds; detects: the smallest")
         tr.write_line("difference n cases find with 80% power, THIN when coarser than the margin):")
