@@ -131,7 +131,8 @@ class Bounds:
     def _binomial_needed(self, bar: float, normal: float) -> int | None:
         """The exact count for pass/fail scores: the least n from which the Clopper-Pearson
         rule's binomial power stays at 80 % or more (power saw-tooths with n), searched up
-        to twice the normal approximation, which it exceeds by 5-60 % at small margins;
+        to twice the normal approximation, which it exceeds by 5-60 % at small margins
+        (a grid, the bracket it finds, then every n for half as many again past it);
         None past ``BINOMIAL_SEARCH`` cases, where the approximation is close."""
         lo, hi = self.span
         p1, p0 = (self.mean - lo) / (hi - lo), (bar - lo) / (hi - lo)  # type: ignore[operator]
@@ -149,7 +150,18 @@ class Bounds:
             return None
         between = np.arange(grid[short[-1]], grid[short[-1] + 1] + 1)
         low = np.flatnonzero(_binomial_power(between, p0, p1, self.level) < POWER)
-        return int(between[low[-1] + 1]) if low.size else int(between[0])
+        found = int(between[low[-1] + 1]) if low.size else int(between[0])
+        # the grid sees only its own points: a dip below 80 % may follow the bracket, so
+        # scan every n forward from there (the saw-tooth's dips shrink as n grows) until
+        # a window of half the count has none
+        while True:
+            ahead = np.arange(found, min(top, found + max(200, found // 2)) + 1)
+            dips = np.flatnonzero(_binomial_power(ahead, p0, p1, self.level) < POWER)
+            if not dips.size:
+                return found
+            found = int(ahead[dips[-1]]) + 1
+            if found > top:
+                return None
 
     def detectable(self) -> float | None:
         """The smallest true difference from a bar that this many cases would detect with
