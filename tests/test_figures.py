@@ -155,7 +155,7 @@ def test_the_cases_that_would_settle_it_have_the_power_they_promise() -> None:
 
         assert power(needed) >= POWER
         # and it stays there: scipy's power at every n up to half as many again
-        ahead = np.arange(needed, needed + needed // 2 + 200)
+        ahead = np.arange(needed, needed + min(needed // 2, 2_000) + 200)
         k = stats.binom.isf(1 - LEVEL, ahead, p0) + 1
         assert stats.binom.sf(k - 1, ahead, p1).min() >= POWER
         # and it is the least such n: the n just before it falls short
