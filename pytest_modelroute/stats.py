@@ -132,7 +132,7 @@ class Bounds:
         estimate's skewed distribution has them; searched by doubling and bisection (the
         normal approximation falls 10-80 % short at small n)."""
         changed = self.df / (self.n_eff - 1) if self.df and self.n_eff > 1 else 1.0
-        differences = self.span[0] == -self.span[1]
+        differences = self.method == "hall-t" and self.span[0] == -self.span[1]
 
         def clears(n: float) -> bool:
             df = max(1.0, changed * n - 1) if differences else max(1.0, n - 1)
@@ -232,7 +232,7 @@ class Bounds:
             g = _hall(t, self.skew / math.sqrt(n))
             df = max(self.df or n - 1, 1.0)
             p_t = float(special.stdtr(df, -g if above else g))
-            if self.span[0] == -self.span[1]:  # differences: also the plain t (see bounds)
+            if self.method == "hall-t" and self.span[0] == -self.span[1]:  # see bounds
                 p_t = max(p_t, float(special.stdtr(df, -t if above else t)))
         else:
             p_t = 0.0 if (self.mean > bar + _EPS if above else self.mean < bar - _EPS) else 1.0
@@ -362,7 +362,7 @@ def bounds(
     skew = float((w * d * d * d).sum() / total) / var**1.5 if var > 0 else 0.0
     se = sd / math.sqrt(n_eff)
     df = n_eff - 1
-    if lo == -hi:
+    if lo == -hi and not three_point:
         # paired differences: the spread is estimated from the cases that changed only, so
         # when most did not (a cached re-run), the studentized mean has the tails of a t
         # with as many degrees of freedom as changed cases, not as cases: Hall's t at
@@ -373,7 +373,7 @@ def bounds(
     a = skew / math.sqrt(n_eff)
     low = mean - se * float(_hall_inverse(q, a))
     high = mean - se * float(_hall_inverse(-q, a))
-    if lo == -hi:
+    if lo == -hi and not three_point:
         # and the wider of Hall's bound and the plain t bound: where the differences are
         # truly skewed (a drop) the plain t misses (6.7 % at rho 0.97), where they are
         # symmetric but sparse (no real change) the noise of the estimated skewness makes
