@@ -428,7 +428,8 @@ def suite_text(doc: Doc) -> str:
     return (
         f"<sub>Quality (bounds): the mean with one-sided {percent(level)} bounds. Detects: the "
         "smallest difference the task's main comparison could find with 80% power at its n; "
-        "⚠️ thin: coarser than the margin it is judged by (too few cases to mean much)."
+        "⚠️ thin: unsettled, and coarser than the margin it is judged by (too few cases to mean "
+        "much); a comparison that settled is never thin."
         + (f" {sentence}." if sentence else "")
         + "</sub>"
     )
