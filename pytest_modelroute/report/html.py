@@ -192,6 +192,7 @@ def verdict_view(doc: Doc) -> dict[str, Any]:
         "facts": facts,
         "failures": shown,
         "more": max(0, len(failures) - FAILURES_SHOWN),
+        "more_word": "failing",
         "recs": [],
     }
     if doc.get("mode") == "bench":
@@ -234,6 +235,7 @@ def verdict_view(doc: Doc) -> dict[str, Any]:
                 for t in open_[:FAILURES_SHOWN]
             ]
             view["more"] = max(0, len(open_) - FAILURES_SHOWN)
+            view["more_word"] = "inconclusive"
         view.update(state="pass", title="Gate passed", summary=summary)
     elif gate.get("passed") is False:
         view.update(
