@@ -185,6 +185,7 @@ def verdict_view(doc: Doc) -> dict[str, Any]:
             "verdict": str(f.get("verdict") or "fail"),
             "reasons": "; ".join(_text(r, REASON_CHARS) for r in f.get("reasons") or [])
             or "no reason recorded",
+            "causes": [_text(c, REASON_CHARS) for c in lead.error_causes(doc, f)],
         }
         for f in failures[:FAILURES_SHOWN]
     ]

@@ -230,7 +230,7 @@ def verdict_section(doc: Doc, budget: int) -> str:
                 f"❌ **Model route gate failed**: {len(named)} of {n} task{plural} "
                 f"failed ({names}{more})"
             )
-            why = [_failure_item(f) for f in failures]
+            why = [_failure_item(doc, f) for f in failures]
             return _limit(line + "\n\n" + _lines(why, budget - len(line) - 2, "failures"), budget)
         elif isinstance(doc.get("shard"), dict):
             shard = doc["shard"]
@@ -244,16 +244,22 @@ def verdict_section(doc: Doc, budget: int) -> str:
     return _limit(line, budget)
 
 
-def _failure_item(failure: Mapping[str, Any]) -> str:
-    """``- **task** · route · ❌ fail: reason; reason`` (a task-less failure: its reasons)."""
+def _failure_item(doc: Doc, failure: Mapping[str, Any]) -> str:
+    """``- **task** · route · ❌ fail: reason; reason`` (a task-less failure: its reasons),
+    then the causes of its errored cases, one sub-item each (``25 × cause``)."""
     reasons = "; ".join(escape_md_cell(r, 300) for r in failure.get("reasons") or ())
     if failure.get("task") is None:
         return f"- ⚠️ {reasons or 'no reason recorded'}"
+    causes = "".join(
+        "\n  - " + escape_md_cell(line, 300).replace(" x ", " × ", 1)
+        for line in lead.error_causes(doc, failure)
+    )
     return (
         f"- **{escape_md_cell(failure['task'], 60)}** · "
         f"{escape_md_cell(failure.get('route') or '-', 50)} · "
         f"{_verdict_icon(str(failure.get('verdict') or 'fail'))}: "
         + (reasons or "no reason recorded")
+        + causes
     )
 
 
