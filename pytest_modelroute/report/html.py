@@ -232,6 +232,7 @@ def verdict_view(doc: Doc) -> dict[str, Any]:
                     "reasons": "; ".join(
                         _text(r, REASON_CHARS) for r in tasks[t].get("reasons") or []
                     ),
+                    "causes": [],
                 }
                 for t in open_[:FAILURES_SHOWN]
             ]
