@@ -422,7 +422,13 @@ def test_costs_from_estimated_tokens_are_marked_in_every_report(
     result, doc = run_json(pytester, "--model-route")
     spend = doc["spend"]
     assert spend["estimated_calls"] == spend["api_calls"] == 4
-    result.stdout.fnmatch_lines(["spend: 4 API calls*", " 4 calls priced from estimated tokens"])
+    result.stdout.fnmatch_lines(
+        [
+            "spend: 4 API calls*",
+            " 4 calls priced from estimated tokens (no token counts reported; ~4 characters a "
+            "token)",
+        ]
+    )
     assert "4 calls priced from estimated tokens" in render_markdown(doc)
     assert "4 calls priced from estimated tokens" in render_html(doc)
     doc["spend"]["estimated_calls"] = 0  # providers that report usage: no mark

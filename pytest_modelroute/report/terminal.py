@@ -453,9 +453,12 @@ def write_summary(
             tr.write_line(line)
     tr.write_line(spend_line(doc))
     represent = "results represent: what every answer shown costs, cached ones included"
+    estimated = estimated_note(doc["spend"])
+    if estimated:  # the terminal has no glossary: say it plainly where it appears
+        estimated += " (no token counts reported; ~4 characters a token)"
     for note in (
         represent,
-        estimated_note(doc["spend"]),
+        estimated,
         cache_tokens_note(doc),
         latency_note(doc),
     ):
