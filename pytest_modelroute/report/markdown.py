@@ -23,6 +23,7 @@ from .document import judge_panels
 from .fmt import (
     acceptance_sentence,
     batch_note,
+    cache_tokens_note,
     clip,
     estimated_note,
     latency_note,
@@ -647,6 +648,8 @@ def footer(doc: Doc, budget: int) -> str:
         )
         if estimated_note(s):
             parts.append(estimated_note(s))
+    if cache_tokens_note(doc):
+        parts.append(escape_md_cell(cache_tokens_note(doc), 200))
     if latency_note(doc):
         parts.append(escape_md_cell(latency_note(doc), 160))
     if doc.get("threshold") is not None:
