@@ -16,7 +16,7 @@ from pathlib import PurePath
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from . import flips, lead, svg
 from .document import judge_panels
@@ -58,6 +58,13 @@ Doc = Mapping[str, Any]
 
 
 @functools.cache
+def route_breaks(route: object) -> Markup:
+    """A route name, escaped, that may wrap after its ``:`` and each ``>`` only
+    (``cascade:<wbr>haiku><wbr>sonnet``), never inside a model's name."""
+    text = str(escape(route))
+    return Markup(text.replace(":", ":<wbr>").replace("&gt;", "&gt;<wbr>"))
+
+
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("pytest_modelroute", "report/templates"),
@@ -66,7 +73,9 @@ def _env() -> jinja2.Environment:
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters.update(money=money, quality=quality, percent=percent, signed=signed)
+    env.filters.update(
+        money=money, quality=quality, percent=percent, signed=signed, breaks=route_breaks
+    )
     return env
 
 
