@@ -121,7 +121,8 @@ def detects(difference: float | None, thin: bool | None) -> str:
 
 def statistics_rows(doc: dict[str, Any]) -> list[list[str]]:
     """Per task: n, the quality's bounds, the smallest difference its main comparison
-    could detect (THIN when coarser than its margin), the cases that would settle it."""
+    could detect (THIN when unsettled and coarser than its margin), the cases that would
+    settle it."""
     rows = []
     for task, t in doc["tasks"].items():
         ci = t.get("ci") or [None, None]
@@ -429,11 +430,13 @@ def write_summary(
         level = level_text((doc["gate"].get("rules") or {}).get("confidence") or 0.95)
         tr.write_line("")
         tr.write_line(f"what the data can tell (one-sided {level} bounds; detects: the smallest")
-        tr.write_line("difference n cases find with 80% power, THIN when coarser than the margin):")
+        tr.write_line(
+            "difference n cases find with 80% power; THIN: unsettled, and coarser than its margin):"
+        )
         for line in table(
             ["task", "n", "quality bounds", "main comparison", "detects", "cases to settle"],
             statistics_rows(doc),
-            "<>><>>",
+            "<>><<>",
         ):
             tr.write_line("  " + line)
         comparisons = comparison_rows(doc)
@@ -443,7 +446,7 @@ def write_summary(
                 f"paired comparisons (mean difference in quality, one-sided {level} bounds):"
             )
             for line in table(
-                ["task", "compared with", "n", "diff", "bounds", "detects"], comparisons, "<<>><>"
+                ["task", "compared with", "n", "diff", "bounds", "detects"], comparisons, "<<>><<"
             ):
                 tr.write_line("  " + line)
         panels = judge_panels(doc)
@@ -477,9 +480,12 @@ def write_summary(
             tr.write_line(line)
     tr.write_line(spend_line(doc))
     represent = "results represent: what every answer shown costs, cached ones included"
+    estimated = estimated_note(doc["spend"])
+    if estimated:  # the terminal has no glossary: say it plainly where it appears
+        estimated += " (no token counts reported; ~4 characters a token)"
     for note in (
         represent,
-        estimated_note(doc["spend"]),
+        estimated,
         cache_tokens_note(doc),
         latency_note(doc),
     ):
