@@ -209,10 +209,10 @@ def recommendation_rows(doc: dict[str, Any]) -> list[list[str]]:
         base = next((c for c in rec["candidates"] if c["route"] == baseline), None)
         verdict = str(rec.get("verdict") or ("pass" if rec["cleared"] else "inconclusive"))
         settle = settle_cell(tasks.get(task) or rec)
+        # one cell, so that the table fits 100 columns: `INCONCLUSIVE ~15`
+        cell = verdict.upper() + (f" {settle}" if settle != "-" else "")
         if chosen is None:  # kept on a route this run did not measure
-            rows.append(
-                [clip_middle(task, 24), recommendation_cell(rec), *["-"] * 4, verdict.upper(), "-"]
-            )
+            rows.append([clip_middle(task, 24), recommendation_cell(rec), *["-"] * 4, cell])
             continue
         ci = rec.get("ci") or [None, None]
         rows.append(
@@ -223,8 +223,7 @@ def recommendation_rows(doc: dict[str, Any]) -> list[list[str]]:
                 f"{quality(ci[0])}-{quality(ci[1])}" if ci[0] is not None else "-",
                 money(chosen["cost_per_call"]),
                 versus_baseline(chosen, base),
-                verdict.upper(),
-                settle,
+                cell,
             ]
         )
     return rows
@@ -387,17 +386,22 @@ def write_summary(
             for i, line in enumerate(
                 table(
                     ["task", "recommendation", "quality", "bounds", "cost/call", "cheaper"]
-                    + ["verdict", "cases to settle"],
+                    + ["verdict"],
                     rows,
-                    "<<>>>><>",
+                    "<<>>>><",
                 )
             ):
-                verdict = rows[i - 2][-2] if i >= 2 else ""
+                verdict = rows[i - 2][-1].split()[0] if i >= 2 else ""
                 tr.write_line(
                     line,
                     green=verdict == "PASS",
                     red=verdict in ("FAIL", "ERROR"),
                     yellow=verdict == "INCONCLUSIVE",
+                )
+            if any(len(row[-1].split()) > 1 for row in rows):
+                tr.write_line(
+                    "(INCONCLUSIVE ~N: about N cases would settle it at this spread; never: its "
+                    "estimate is on its bar)"
                 )
             for line in recommendation_summary(doc):
                 tr.write_line(line)
