@@ -4,7 +4,8 @@
 Anthropic Message Batches: ``POST /v1/messages/batches``, ``GET /v1/messages/batches/{id}``,
 ``GET .../{id}/results`` (JSONL), ``POST .../{id}/cancel``. OpenAI Batch API: ``POST
 /v1/files`` (multipart, purpose ``batch``), ``POST /v1/batches``, ``GET /v1/batches/{id}``,
-``GET /v1/files/{id}/content``, ``POST /v1/batches/{id}/cancel``. ``DELETE
+``GET /v1/files/{id}/content``, ``POST /v1/batches/{id}/cancel``; both lists (``GET
+/v1/messages/batches``, ``GET /v1/batches``, newest first). ``DELETE
 /v1/messages/batches/{id}`` (an ended batch only, as Anthropic allows) and ``DELETE
 /v1/files/{id}``: what was deleted is in ``deleted``.
 
@@ -48,6 +49,7 @@ class FakeBatch:
     expire: bool = False
     cancel: bool = False
     deleted: bool = False
+    metadata: dict[str, Any] | None = None
     input_file_id: str | None = None
     output_file_id: str | None = None
     error_file_id: str | None = None
@@ -247,7 +249,7 @@ class BatchServer(WireServer):
                 "completed": ok,
                 "failed": len(batch.results) - ok,
             },
-            "metadata": None,
+            "metadata": batch.metadata,
         }
 
 
@@ -281,6 +283,14 @@ class _BatchHandler(_Handler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
         wire = self.wire
+        if path in ("/v1/messages/batches", "/v1/batches"):  # the list, newest first
+            flavor: Flavor = "anthropic" if "messages" in path else "openai"
+            self._log(flavor, "GET")
+            shown = wire.anthropic_json if flavor == "anthropic" else wire.openai_json
+            listed = [
+                shown(b) for b in reversed(wire.created) if b.flavor == flavor and not b.deleted
+            ]
+            return self._send_json(200, {"object": "list", "data": listed, "has_more": False})
         m = re.fullmatch(r"/v1/messages/batches/([^/]+)(/results)?", path)
         if m:
             batch = self._batch("anthropic", m.group(1), "GET")
@@ -360,6 +370,7 @@ class _BatchHandler(_Handler):
                 return self._send_json(400, error_body("openai", 400, problem))
             batch = wire.create("openai", items)
             batch.input_file_id = body["input_file_id"]
+            batch.metadata = body.get("metadata")
             return self._send_json(200, wire.openai_json(batch))
         super().do_POST()
 

@@ -526,6 +526,61 @@ def test_a_run_killed_while_waiting_resumes_its_batches(
     assert list((suite.path / ".modelroute_cache/batches").glob("*.json")) == []
 
 
+#: a run killed once the provider took a batch, before the batch's id was kept
+KILLED_WHILE_SUBMITTING = """
+import os
+from pytest_modelroute.batch import store
+
+_save = store.BatchStore.save
+
+def save(self, record):
+    if record["provider"] == {provider!r} and not record.get("submitting"):
+        os._exit(9)  # the provider took the batch; its id is not kept
+    _save(self, record)
+
+store.BatchStore.save = save
+"""
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+def test_a_run_killed_while_submitting_finds_its_batch_again(
+    suite: pytest.Pytester,
+    server: BatchServer,
+    provider: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The narrow window: the provider took the batch, the run died before keeping its id.
+    The next run finds it at the provider (OpenAI: by the mark in its metadata; Anthropic:
+    by its time and size) and follows it: nothing submitted twice, nothing made directly."""
+    write(suite.path, {"modelroute.yaml": config(server, judge=False)})
+    (suite.path / "cases/summary.yaml").unlink()
+    write(
+        suite.path, {"conftest.py": KILLED_WHILE_SUBMITTING.replace("{provider!r}", repr(provider))}
+    )
+    server.hold.set()
+    proc = _spawn(suite.path, "--model-route-batch", *FAST)
+    output = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 9, output
+    assert len(server.created) >= 1
+    (suite.path / "conftest.py").unlink()
+    cache = str(suite.path / ".modelroute_cache")
+    assert cli.main(["--cache-dir", cache]) == 0
+    assert "batch being submitted when its run was killed" in capsys.readouterr().out
+    server.release()
+    result, doc = run_json(suite, "--model-route", "--model-route-batch", *FAST)
+    assert result.ret == 0, result.stdout.str()
+    assert len(server.submitted) == 2 * N, (output, result.stdout.str())
+    assert set(server.submitted.values()) == {1}
+    assert sum(server.requests_per_model.values()) == 0
+    assert doc["spend"]["batch_calls"] == 2 * N
+    # (the other model's batch, if the run got that far, is resumed or submitted now)
+    alias = "claude" if provider == "anthropic" else "gpt"
+    result.stdout.fnmatch_lines(
+        [f"{alias}: found * batch *, which a run killed while submitting it left unrecorded; *"]
+    )
+    assert list((suite.path / ".modelroute_cache/batches").glob("*.json")) == []
+
+
 def test_ctrl_c_leaves_the_batches_running_and_says_how_to_resume_or_cancel(
     suite: pytest.Pytester, server: BatchServer, capsys: pytest.CaptureFixture[str]
 ) -> None:

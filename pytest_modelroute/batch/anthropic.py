@@ -5,6 +5,7 @@ from the batch's ``results_url``, ``POST .../cancel``."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any, ClassVar
 
 from .api import CANCELLED, EXPIRED, BatchAPI, BatchStatus, ItemResult
@@ -23,7 +24,7 @@ class AnthropicBatchAPI(BatchAPI):
     def line(self, custom_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return {"custom_id": custom_id, "params": body}
 
-    async def _create(self, lines: Sequence[bytes]) -> dict[str, Any]:
+    async def _create(self, lines: Sequence[bytes], token: str) -> dict[str, Any]:
         # the lines are already JSON: sent as they are rather than encoded once more
         content = b'{"requests":[' + b",".join(lines) + b"]}"
         return await (await self.client()).post(
@@ -49,6 +50,18 @@ class AnthropicBatchAPI(BatchAPI):
             expired=n["expired"],
             raw=data,
         )
+
+    def _submitted(self, data: dict[str, Any], record: dict[str, Any]) -> bool:
+        # a batch keeps no mark of ours: the one created in the minutes after the
+        # submission began with as many requests (find() wants exactly one such)
+        try:
+            created = datetime.fromisoformat(str(data.get("created_at"))).timestamp()
+        except ValueError:
+            return False
+        counts = data.get("request_counts") or {}
+        size = sum(int(counts.get(k) or 0) for k in _COUNTS)
+        began = float(record.get("submitted_at") or 0)
+        return size == len(record["items"]) and began - 60 <= created <= began + 600
 
     def _leftovers(self, status: BatchStatus) -> list[str]:
         return [f"{self.path}/{status.id}"]  # the batch and its results (kept 29 days)

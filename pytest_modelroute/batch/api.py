@@ -82,8 +82,13 @@ class BatchAPI(ABC):
         """One request as the batch carries it."""
 
     @abstractmethod
-    async def _create(self, lines: Sequence[bytes]) -> dict[str, Any]:
-        """Submit serialized ``line()``s; the new batch's JSON."""
+    async def _create(self, lines: Sequence[bytes], token: str) -> dict[str, Any]:
+        """Submit serialized ``line()``s (``token``: the submission's mark, where the
+        provider keeps one); the new batch's JSON."""
+
+    @abstractmethod
+    def _submitted(self, data: dict[str, Any], record: dict[str, Any]) -> bool:
+        """Whether the listed batch ``data`` is the submission ``record`` stands for."""
 
     @abstractmethod
     async def _results(self, status: BatchStatus) -> Iterator[ItemResult]: ...
@@ -132,8 +137,24 @@ class BatchAPI(ABC):
     def encode(self, custom_id: str, body: dict[str, Any]) -> bytes:
         return json.dumps(self.line(custom_id, body), ensure_ascii=False).encode()
 
-    async def create(self, lines: Sequence[bytes]) -> BatchStatus:
-        return self.status(await self._guard(self._create(lines)))
+    async def create(self, lines: Sequence[bytes], token: str = "") -> BatchStatus:
+        return self.status(await self._guard(self._create(lines, token)))
+
+    async def find(self, record: dict[str, Any], known: set[str]) -> BatchStatus | None:
+        """The batch a run killed while submitting ``record`` (a ``submitting`` record)
+        may have had accepted, from the provider's list of its latest batches (but the
+        ``known`` ids); None when it is not there (the provider never took it)."""
+
+        async def listed() -> list[Any]:
+            page = await (await self.client()).get(f"{self.path}?limit=100", cast_to=object)
+            return list((page or {}).get("data") or []) if isinstance(page, dict) else []
+
+        found = [
+            d
+            for d in await self._guard(listed())
+            if isinstance(d, dict) and d.get("id") not in known and self._submitted(d, record)
+        ]
+        return self.status(found[0]) if len(found) == 1 else None
 
     async def retrieve(self, batch_id: str) -> BatchStatus:
         return self.status(await self._guard(self._retrieve(batch_id)))

@@ -27,7 +27,7 @@ class OpenAIBatchAPI(BatchAPI):
     def line(self, custom_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return {"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": body}
 
-    async def _create(self, lines: Sequence[bytes]) -> dict[str, Any]:
+    async def _create(self, lines: Sequence[bytes], token: str) -> dict[str, Any]:
         data = b"\n".join(lines) + b"\n"
         upload = await (await self.client()).files.create(
             file=("modelroute-batch.jsonl", data, "application/jsonl"), purpose="batch"
@@ -38,7 +38,7 @@ class OpenAIBatchAPI(BatchAPI):
                 "input_file_id": upload.id,
                 "endpoint": ENDPOINT,
                 "completion_window": "24h",
-                "metadata": {"created_by": "pytest-modelroute"},
+                "metadata": {"created_by": "pytest-modelroute", "modelroute_submission": token},
             },
             cast_to=object,
         )
@@ -75,6 +75,9 @@ class OpenAIBatchAPI(BatchAPI):
             raw=data,
             failure=failure,
         )
+
+    def _submitted(self, data: dict[str, Any], record: dict[str, Any]) -> bool:
+        return (data.get("metadata") or {}).get("modelroute_submission") == record["submitting"]
 
     def _leftovers(self, status: BatchStatus) -> list[str]:
         # the uploaded requests, the answers and the failures (files stay until deleted)
