@@ -276,3 +276,22 @@ def test_concurrency_follows_the_slots(tmp_path: Path) -> None:
         assert runner.concurrency_total("pinned") == 2  # the model's own setting wins
     finally:
         runner._loop.call_soon_threadsafe(runner._loop.stop)
+
+
+@pytest.mark.parametrize("required", ["", "1"])
+def test_ci_turns_the_local_server_skips_into_failures(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, required: str
+) -> None:
+    """Without the extra, the real-server tests skip, saying what to install; under
+    MODELROUTE_REQUIRE_LOCAL=1 (.ci/run, which installs it) they fail."""
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)
+    monkeypatch.setenv("MODELROUTE_REQUIRE_LOCAL", required)
+    here = Path(__file__).parent
+    pytester.makepyfile(test_local_server=(here / "test_local_server.py").read_text())
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rs")
+    if required:
+        result.stdout.fnmatch_lines(["*MODELROUTE_REQUIRE_LOCAL=1 and the local tier needs*"])
+        assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error
+    else:
+        result.stdout.fnmatch_lines(["SKIPPED*needs the local extra: pip install*"])
+        assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
