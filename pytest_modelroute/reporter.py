@@ -23,7 +23,7 @@ from .ci.summary import write_step_summary
 from .config import ModelRouteConfig
 from .estimate import Estimate
 from .evaluation import Acceptance
-from .gate import TaskVerdict, apply_holm, decide_task, suite_view
+from .gate import GateRules, TaskVerdict, apply_holm, decide_task, suite_view
 from .nodes import result_of
 from .progress import WorkerProgress, is_tty, terminal_writer
 from .projection import TaskFigures, project
@@ -306,20 +306,28 @@ class ModelRouteReporter:
                 return agg.complexity
         return "medium"
 
+    def rules(self) -> GateRules:
+        """The gate's rules: the config's and settings', or with a base revision the
+        stricter of the base's and this change's (see ``ci.base_gate``)."""
+        rules = self.state.rules()
+        return self.reference.settings.rules(rules) if self.reference else rules
+
     def decide(self, tasks: list[str]) -> dict[str, TaskVerdict]:
         state = self.state
         assert state.baseline is not None
         baseline = state.baseline.label
-        rules = state.rules()
+        rules = self.rules()
+        settings = self.reference.settings if self.reference else None
 
         def against(task: str, snapshot: SnapshotTask | None) -> TaskVerdict:
             route = state.route_for(task).label
+            threshold = state.config.threshold_for(task)
             return decide_task(
                 task,
                 route,
                 self.aggregates.get((task, route)),
                 self.aggregates.get((task, baseline)),
-                state.config.threshold_for(task),
+                settings.threshold_for(task, threshold) if settings else threshold,
                 rules,
                 snapshot,
                 self._complexity(task),
@@ -541,10 +549,16 @@ class ModelRouteReporter:
         if misses:
             self.doc["replay_misses"] = misses
             self.notes.append(replay_note(misses))
-        self.doc["gate"]["rules"] = dataclasses.asdict(state.rules())
+        self.doc["gate"]["rules"] = dataclasses.asdict(self.rules())
         if self.mode == "gate":
-            self.doc["gate"]["suite"] = suite_view(self.verdicts, state.rules())
+            self.doc["gate"]["suite"] = suite_view(self.verdicts, self.rules())
         self.doc["plugin_version"] = __version__
+        unresolved = self.reference.unresolved if self.reference else None
+        if unresolved and self.mode == "gate":
+            self.doc["gate"]["passed"] = False
+            self.doc["gate"]["failures"].append(
+                {"task": None, "route": None, "verdict": "error", "reasons": [unresolved]}
+            )
         if missing:
             self.doc["gate"]["passed"] = False if self.mode == "gate" else None
             self.doc["gate"]["failures"].append(

@@ -251,7 +251,9 @@ def stub_python(tmp_path: Path) -> Path:
     stub.write_text(
         "#!/usr/bin/env bash\n"
         'if [ "$1" = -m ] && [ "$2" = pytest ]; then\n'
-        '  shift 2; printf "%s\\n" "$@" > "$ARGS_FILE"; exit "${STUB_EXIT:-0}"\n'
+        '  shift 2; printf "%s\\n" "$@" > "$ARGS_FILE"\n'
+        '  [ -z "${MODELROUTE_ACCEPTED_BY:-}" ] || echo "accepted by $MODELROUTE_ACCEPTED_BY"\n'
+        '  exit "${STUB_EXIT:-0}"\n'
         "fi\n"
         f'exec "{sys.executable}" "$@"\n'
     )
@@ -299,6 +301,8 @@ def test_gate_passes_the_settings_to_pytest(stub_python: Path, tmp_path: Path) -
         "-n", "2", "-k", "billing and not slow",
     ]  # fmt: skip
     assert out == {"status": "pass", "exit-code": "0"}
+    # the stub records where the plugin will say the acceptance came from
+    assert "accepted by the pull request's label 'modelroute: accept'" in proc.stdout
     assert not (report / "comment.md").exists()  # never posted as this run's
 
 
@@ -312,6 +316,8 @@ def test_gate_status_from_pytests_exit(
     assert out == {"status": status, "exit-code": str(code)}
     args = (tmp_path / "args").read_text().splitlines()
     assert "--model-route-snapshot-ref" not in args and "--model-route-accept-changes" not in args
+    # no label: the checkout's own files (ini key, addopts) cannot accept either
+    assert args[args.index("-o") + 1] == "model_route_accept_changes=false"
 
 
 def test_gate_refuses_an_unsplittable_input(stub_python: Path, tmp_path: Path) -> None:
@@ -482,6 +488,7 @@ def test_gate_passes_the_shard_or_the_merge_to_pytest(stub_python: Path, tmp_pat
         "--model-route-cache", "readwrite", "--model-route-cache-dir", ".modelroute_cache",
         "--model-route-report-dir", report,
         "--model-route-shard", "2/3",
+        "-o", "model_route_accept_changes=false",
     ]  # fmt: skip
     (tmp_path / "shards" / "a").mkdir(parents=True)
     (tmp_path / "shards" / "a" / "results.json").write_text("{}")  # the shell must not glob
@@ -493,6 +500,7 @@ def test_gate_passes_the_shard_or_the_merge_to_pytest(stub_python: Path, tmp_pat
         "--model-route-merge", "shards/*/results.json",
         "--model-route-report-dir", report,
         "--model-route-snapshot-ref", "origin/main",
+        "-o", "model_route_accept_changes=false",
     ]  # fmt: skip
 
 

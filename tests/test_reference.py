@@ -286,18 +286,64 @@ def test_accepting_the_change_on_purpose_passes_and_still_lists_it(
     props = {p.get("name"): p.get("value") for p in suites[0].iter("property")}
     assert props["accepted"] == "true"
 
+    assert change["accepted_by"] == f"the command line ({ACCEPT})"
+    assert f"accepted on purpose** by the command line ({ACCEPT})" in md
+
     result, xdist = gate(pytester, REF, "main", ACCEPT, "-n", "2")
     assert result.ret == 0
     same_verdicts(doc, xdist)
 
-    # the same settings as ini keys
-    pytester.makeini(
-        "[pytest]\nmodel_route_snapshot_ref = main\nmodel_route_accept_changes = true\n"
-        "model_route_report_dir = ini-out\n"
-    )
-    result = pytester.runpytest("--model-route", "-p", "no:cacheprovider")
+
+def test_where_an_acceptance_comes_from_is_said_and_the_command_line_can_refuse_a_files(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PR's own ini line accepts nothing in CI: the action passes ``-o
+    model_route_accept_changes=false`` without the label, which overrides the ini key and
+    addopts alike; every report names where an acceptance came from."""
+    base_then_pr(pytester)
+    ini = "[pytest]\nmodel_route_snapshot_ref = main\nmodel_route_report_dir = ini-out\n"
+
+    def run(*args: str) -> tuple[pytest.RunResult, dict[str, Any]]:
+        result = pytester.runpytest("--model-route", "-p", "no:cacheprovider", *args)
+        return result, json.loads((pytester.path / "ini-out" / "results.json").read_text())
+
+    for line, source in (
+        ("model_route_accept_changes = true", "model_route_accept_changes in tox.ini"),
+        (f"addopts = {ACCEPT}", "addopts in tox.ini"),
+    ):
+        pytester.makeini(ini + line + "\n")
+        result, doc = run()
+        assert result.ret == 0
+        change = doc["snapshot_change"]
+        assert change["accepted"] is True and change["accepted_by"] == source
+        result.stdout.fnmatch_lines(
+            [
+                f"*ACCEPTED on purpose by {source}:*",
+                f"the change is accepted by {source}, a file the change itself can edit*",
+            ]
+        )
+        md = (pytester.path / "ini-out" / "comment.md").read_text()
+        assert "accepted on purpose** by " + source.replace("_", "\\_") in md
+        assert "label `modelroute: accept`" not in md.split("\n\n")[2]  # no label was applied
+        suites = ET.parse(pytester.path / "ini-out" / "junit.xml").getroot()
+        props = {p.get("name"): p.get("value") for p in suites[0].iter("property")}
+        assert props["accepted_by"] == source
+        # what the action passes for a PR without the label: the file accepts nothing
+        result, doc = run("-o", "model_route_accept_changes=false")
+        assert result.ret == 1
+        assert doc["snapshot_change"]["accepted"] is False
+        assert doc["snapshot_change"]["accepted_by"] is None
+
+    # with the label, the action passes the flag and names the label
+    pytester.makeini(ini)
+    monkeypatch.setenv("MODELROUTE_ACCEPTED_BY", "the pull request's label 'modelroute: accept'")
+    result, doc = run(ACCEPT)
     assert result.ret == 0
-    same_verdicts(doc, json.loads((pytester.path / "ini-out" / "results.json").read_text()))
+    assert doc["snapshot_change"]["accepted_by"] == (
+        "the pull request's label 'modelroute: accept'"
+    )
+    html = (pytester.path / "ini-out" / "report.html").read_text()
+    assert "by the pull request&#39;s label &#39;modelroute: accept&#39;" in html
 
 
 def test_a_pr_that_deletes_the_snapshot_is_still_judged_by_the_base(
