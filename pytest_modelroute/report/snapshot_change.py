@@ -48,11 +48,12 @@ def setting_lines(change: Mapping[str, Any], arrow: str = "→") -> list[str]:
     lines = []
     for row in change.get("settings") or ():
         applied = _value(row["applied"])
+        # confidence is neither stricter nor looser: the base's stands
         why = (
             "accepted"
             if accepted
             else "the base's"
-            if row["applied"] == row["base"]
+            if row["setting"] == "confidence"
             else "the stricter"
         )
         lines.append(
