@@ -47,6 +47,7 @@ from .snapshot import (
     SnapshotTask,
     diff_snapshots,
     merge_snapshot,
+    same_snapshot,
     snapshot_document,
     write_snapshot,
 )
@@ -679,6 +680,18 @@ class ModelRouteReporter:
                     f"{len(route_aggs)} task(s) updated, the cases it did not run kept"
                 )
             info["merged"] = self.partial is not None
+        accepted = diff_snapshots(self.snapshot, Snapshot.model_validate(document))
+        if self.snapshot is not None and same_snapshot(path, document):
+            # nothing to accept: the file (and its date) stays as it is, no diff to commit
+            self.accepted = info["accepted"] = []
+            info["unchanged"] = True
+            return info
+        if self.snapshot is not None and not accepted:
+            self.notes.append(
+                f"snapshot: no figure changed, but {path.name} was rewritten for what it "
+                "records besides them (output excerpts, case weights, failed checks, the "
+                "file's layout): commit it once"
+            )
         try:
             write_snapshot(path, document)
         except OSError as exc:
@@ -686,9 +699,10 @@ class ModelRouteReporter:
             self.notes.append(f"snapshot NOT updated: cannot write {path}: {exc.strerror or exc}")
             return info
         info["updated"] = True
-        self.accepted = info["accepted"] = diff_snapshots(
-            self.snapshot, Snapshot.model_validate(document)
-        )
+        self.accepted = info["accepted"] = accepted
+        for row in self.accepted:  # what a forced update accepted that it would refuse
+            if row["task"] in refused:
+                row["forced"] = refused[row["task"]]
         self.written.append(("snapshot file", path))
         return info
 
@@ -703,6 +717,18 @@ class ModelRouteReporter:
         for task, v in sorted(self.verdicts.items()):
             why = list(v.reasons) if v.blocking else []
             agg = v.route_agg
+            if (
+                not why
+                and agg is not None
+                and agg.quality is not None
+                and agg.quality < v.threshold - 1e-9
+            ):
+                # the data cannot show it below its bar, but its point estimate is: the
+                # snapshot would record a route below its threshold as the reference
+                why.append(
+                    f"quality {agg.quality:.2f} < threshold {v.threshold:.2f} (its point "
+                    f"estimate; the gate calls it {v.verdict})"
+                )
             if agg is not None and agg.errors and self.state.settings.allow_errors:
                 why.append(f"{agg.errors} of {agg.n + agg.errors} cases errored")
             if why:
@@ -774,6 +800,16 @@ class ModelRouteReporter:
                 terminalreporter.write_line(f"snapshot: this run accepts, against {previous}:")
                 for line in terminal.snapshot_change_lines(self.accepted, with_verdicts=False):
                     terminalreporter.write_line("  " + line)
+                for row in self.accepted:
+                    if row.get("forced"):
+                        terminalreporter.write_line(
+                            f"  {row['task']}: FORCED, accepted though: {'; '.join(row['forced'])}",
+                            red=True,
+                        )
+            elif self.doc and self.doc.get("snapshot", {}).get("unchanged"):
+                terminalreporter.write_line(
+                    f"snapshot: no change against {previous}; the file is left as it is"
+                )
             else:
                 terminalreporter.write_line(f"snapshot: no change against {previous}")
         if self.merged is not None:
