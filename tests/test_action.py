@@ -232,6 +232,20 @@ def test_prepare_on_a_fork_replays_and_saves_nothing(tmp_path: Path) -> None:
     assert out["cache-mode"] == "readwrite"  # said explicitly: as told
 
 
+@pytest.mark.parametrize(
+    "who", [{"GITHUB_ACTOR": "dependabot[bot]"}, {"PR_AUTHOR": "dependabot[bot]"}]
+)
+def test_prepare_on_a_dependabot_pull_request_replays(tmp_path: Path, who: dict[str, str]) -> None:
+    """Dependabot's PRs come from the repository itself but get no Actions secrets: with
+    cache auto they replay instead of calling providers without a key."""
+    proc, out = run_script("prepare.sh", pull_request(**who), tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert out["fork"] == "false"
+    assert out["cache-mode"] == "replay" and out["save"] == "false"
+    proc, out = run_script("prepare.sh", pull_request(GITHUB_ACTOR="octocat"), tmp_path)
+    assert out["cache-mode"] == "readwrite"
+
+
 def test_prepare_takes_a_package_and_base_and_refuses_a_bad_cache_mode(tmp_path: Path) -> None:
     env = pull_request(PACKAGE=".", BASE="v1.2.0")
     proc, out = run_script("prepare.sh", env, tmp_path)
