@@ -234,3 +234,25 @@ def test_pinned_actions_get_only_inputs_they_have() -> None:
         "x.yml: actions/cache/restore@v4: needs input 'path'",
         "x.yml: actions/checkout@v5: not in KNOWN_INPUTS (add its inputs)",
     ]
+
+
+#: what a job's ``if:`` says so that a label event re-runs the gate for the accept label only
+LABEL_ONLY = (
+    "github.event.action != 'labeled' && github.event.action != 'unlabeled' || "
+    "github.event.label.name == 'modelroute: accept'"
+)
+
+
+def test_label_events_rerun_the_gate_for_the_accept_label_only() -> None:
+    """Every label added or removed re-ran the whole gate: the jobs run on a label event
+    only when the label is the accept label; the merge job skips with its shards."""
+    flow = load("model-route.yml")
+    shard, gate = flow["jobs"]["shard"], flow["jobs"]["gate"]
+    assert shard["if"] == LABEL_ONLY
+    assert "needs.shard.result != 'skipped'" in gate["if"] and "!cancelled()" in gate["if"]
+    # the README's workflow, the one users copy, says the same
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Set up the gate in your repository", 1)[1]
+    example = yaml.safe_load(section.split("```yaml", 1)[1].split("```", 1)[0])
+    assert example["jobs"]["gate"]["if"] == LABEL_ONLY
+    assert {"labeled", "unlabeled"} <= set(example[True]["pull_request"]["types"])
