@@ -4,7 +4,9 @@ The wheel goes into a fresh venv (no pip, no checkout on its path; the dependenc
 from this environment's site-packages through a plain path line, which does not run the
 editable install's hook), and the example suite runs from a folder outside the repository:
 the HTML template and CSS, the judge templates and the console script must all come from
-the wheel.
+the wheel. Because the dependencies come from this environment, that run cannot see an
+undeclared one: a separate test checks every module the wheel imports against its
+Requires-Dist.
 """
 
 from __future__ import annotations
