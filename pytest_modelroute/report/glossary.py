@@ -125,7 +125,9 @@ TERMS: dict[str, tuple[str, Callable[[Doc], bool]]] = {
         "Each rule of each task is a test that fails a route on its bar with a chance of at "
         "most 1 - confidence; over many tests some fail by chance. The report gives the "
         "chance that at least one does when every route sits exactly on its bar: "
-        "1 - confidence^tests (46 % for 12 tests at 95 %).",
+        "1 - confidence^tests (46 % for 12 tests at 95 %). It holds only while an "
+        "inconclusive task passes the gate: with --model-route-inconclusive=fail a route on "
+        "its bar fails whenever its bounds contain the bar, and no such figure applies.",
         lambda doc: _suite(doc).get("tests", 0) > 1,
     ),
     "Holm's correction": (

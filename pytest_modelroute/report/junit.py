@@ -179,6 +179,8 @@ def _route_properties(t: Mapping[str, Any]) -> dict[str, str]:
         "ci_low": _num(ci[0]),
         "ci_high": _num(ci[1]),
         "cases_needed": _num(t.get("cases_needed")),
+        # an open rule whose estimate sits on its bar: no number of cases settles it
+        "never_settles": "true" if t.get("never_settles") else "",
         "detectable": _num((t.get("detectable") or {}).get("difference")),
         "detectable_against": _s((t.get("detectable") or {}).get("against")),
         "thin": "" if not t.get("detectable") else str(bool(t["detectable"]["thin"])).lower(),

@@ -26,6 +26,7 @@ from .fmt import (
     clip,
     estimated_note,
     latency_note,
+    level_text,
     money,
     percent,
     quality,
@@ -434,7 +435,7 @@ def suite_text(doc: Doc) -> str:
     level = s.get("level") or 0.95
     sentence = suite_sentence(doc)
     return (
-        f"<sub>Quality (bounds): the mean with one-sided {percent(level)} bounds. Detects: the "
+        f"<sub>Quality (bounds): the mean with one-sided {level_text(level)} bounds. Detects: the "
         "smallest difference the task's main comparison could find with 80% power at its n; "
         "⚠️ thin: coarser than the margin it is judged by (too few cases to mean much)."
         + (f" {sentence}." if sentence else "")
@@ -649,7 +650,7 @@ def footer(doc: Doc, budget: int) -> str:
         if estimated_note(s):
             parts.append(estimated_note(s))
     if latency_note(doc):
-        parts.append(escape_md_cell(latency_note(doc), 160))
+        parts.append(escape_md_cell(latency_note(doc), 400))
     if doc.get("threshold") is not None:
         parts.append(f"threshold {quality(doc['threshold'])}")
     if doc.get("run_id"):
