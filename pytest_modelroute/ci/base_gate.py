@@ -66,6 +66,8 @@ class BaseSetup:
     #: the snapshot file's path in the repository at the base, as its own setup puts it
     snapshot_rel: str
     notes: list[str] = field(default_factory=list)
+    #: this run's config file in the repository (None: outside it)
+    config_rel: str | None = None
 
 
 def read_ini(name: str, text: str) -> dict[str, str] | None:
@@ -102,10 +104,17 @@ def find_base(at: Revision, local: LocalSetup, snapshot_rel: str) -> BaseSetup:
     """The base's config (same path, else the path git sees it renamed from, else the one
     ``modelroute.yaml`` of the base), ini file and snapshot location."""
     notes: list[str] = []
-    config_rel = at.relative(local.config.path, "the config file")
+    try:
+        config_rel: str | None = at.relative(local.config.path, "the config file")
+    except GitRefError:  # a config outside the repository: the base has none to compare
+        config_rel = None
+        notes.append(
+            f"the config file {local.config.path} is outside the git repository: the base's "
+            "gate settings are not compared"
+        )
     base_config_rel: str | None = config_rel
-    text = at.show(config_rel)
-    if text is None:
+    text = at.show(config_rel) if config_rel else None
+    if text is None and config_rel is not None:
         base_config_rel = at.renamed_from(config_rel)
         if base_config_rel is None:
             found = at.files_named(CONFIG_NAME)
@@ -133,7 +142,7 @@ def find_base(at: Revision, local: LocalSetup, snapshot_rel: str) -> BaseSetup:
             snapshot = (Path(base_config_rel).parent / DEFAULT_PATH).as_posix()
     if at.show(snapshot) is None and snapshot == snapshot_rel:
         snapshot = at.renamed_from(snapshot_rel) or snapshot
-    return BaseSetup(base_config, base_config_rel, ini, ini_rel, snapshot, notes)
+    return BaseSetup(base_config, base_config_rel, ini, ini_rel, snapshot, notes, config_rel)
 
 
 def _parse_config(text: str, path: Path) -> ModelRouteConfig | None:

@@ -165,7 +165,7 @@ def load_reference(
         notes += found.notes
         base_rel = found.snapshot_rel
         settings = compare(found, local, accept)
-        config_rel = at.relative(local.config.path, "the config file")
+        config_rel = found.config_rel
         if found.config_name is not None and found.config_name != config_rel:
             moved.append({"what": "config file", "base": found.config_name, "pr": config_rel})
     text = at.show(base_rel)
