@@ -217,21 +217,30 @@ def describe(b: Bounds) -> str:
 def comparison_json(b: Bounds, margin: float | None, outcome: str | None) -> dict[str, Any]:
     """A paired comparison in the results document (``ci`` holds the two one-sided
     bounds at ``confidence``)."""
-    detectable = b.detectable()
     out: dict[str, Any] = {
         "n": b.n,
         "diff": b.mean,
         "ci": [b.low, b.high],
         "confidence": b.level,
         "method": b.method,
-        "detectable": detectable,
-        "thin": bool(margin is not None and (detectable is None or detectable > margin + 1e-9)),
+        "detectable": b.detectable(),
+        "thin": margin is not None and thin(b, -margin, margin),
     }
     if outcome is not None:
         out["outcome"] = outcome
         settles = outcome == INCONCLUSIVE and margin is not None
         out["cases_needed"] = b.needed(-margin) if settles and margin is not None else None
     return out
+
+
+def thin(b: Bounds, bar: float, margin: float) -> bool:
+    """Too few cases to mean anything: the bounds contain the rule's ``bar`` and the spread
+    could not detect a difference as large as its ``margin``. A settled comparison (its
+    bounds clear the bar or lie beyond it) is never thin, however few its cases."""
+    if b.decide(bar) != INCONCLUSIVE:
+        return False
+    difference = b.detectable()
+    return difference is None or difference > margin + 1e-9
 
 
 def settle_text(b: Bounds, bar: float) -> str:
@@ -419,7 +428,8 @@ def _against_baseline(v: TaskVerdict, agg: Aggregate, base: Aggregate, rules: Ga
         "route": base.route,
         "quality": base.quality,
         "cost_per_call": base.cost_per_call,
-        **comparison_json(cmp, margin if margin is not None else rules.tolerance, outcome),
+        # no max_drop: a comparison shown, no rule of the gate, so never marked thin
+        **comparison_json(cmp, margin, outcome),
     }
     if margin is None:
         return
@@ -469,17 +479,22 @@ def _margin(
 def _detectable(v: TaskVerdict, quality: Bounds, rules: GateRules) -> None:
     """The task's main comparison (the snapshot's, else the baseline's, else its quality
     alone): the smallest difference it could detect, and whether that is too coarse to
-    mean anything against the margin it is judged by."""
+    mean anything against the margin it is judged by (thin: only while it is unsettled;
+    a baseline comparison without ``max_drop`` decides nothing and is never thin)."""
+    margin: float | None
     for name, cmp in v.comparisons:
         if cmp.n:
-            margin = rules.tolerance if name == "snapshot" else rules.max_drop or rules.tolerance
-            source = cmp
+            margin = rules.tolerance if name == "snapshot" else rules.max_drop
+            source, bar = cmp, None if margin is None else -margin
             break
     else:
-        name, source, margin = "threshold", quality, rules.tolerance
-    difference = source.detectable()
-    thin = difference is None or difference > margin + 1e-9
-    v.detectable = {"against": name, "n": source.n, "difference": difference, "thin": thin}
+        name, source, margin, bar = "threshold", quality, rules.tolerance, v.threshold
+    v.detectable = {
+        "against": name,
+        "n": source.n,
+        "difference": source.detectable(),
+        "thin": bar is not None and margin is not None and thin(source, bar, margin),
+    }
 
 
 def apply_holm(verdicts: dict[str, TaskVerdict], rules: GateRules) -> None:

@@ -88,11 +88,11 @@ def test_every_report_marks_changed_and_kept_routes(routed: pytest.Pytester) -> 
     assert chosen["cost_per_call"] == pytest.approx(cost)
     result.stdout.fnmatch_lines(
         [
-            "task*recommendation*quality*bounds*cost/call*cheaper*verdict*cases to settle",
-            "easy *keep haiku *5.00 *$0.00012 *100.0x *PASS *-",
+            "task*recommendation*quality*bounds*cost/call*cheaper*verdict",
+            "easy *keep haiku *5.00 *$0.00012 *100.0x *PASS",
             "hard *keep sonnet *INCONCLUSIVE *~*",
             f"triage *opus -> cascade:haiku>sonnet *4.00 *{chosen['low']:.2f}-{chosen['high']:.2f} "
-            f"*$0.00072 *{OPUS / cost:.1f}x *PASS *-",
+            f"*$0.00072 *{OPUS / cost:.1f}x *PASS",
         ]
     )
     said = " ".join(result.stdout.str().split())

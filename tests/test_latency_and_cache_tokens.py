@@ -19,6 +19,8 @@ from pytest_modelroute.config import ModelConfig, Price
 from pytest_modelroute.prices import resolve_pricing
 from pytest_modelroute.providers.openai import OpenAIProvider
 from pytest_modelroute.records import Usage
+from pytest_modelroute.report.html import render_html
+from pytest_modelroute.report.markdown import render_markdown
 from pytest_modelroute.runner import Timing, queueing_slowdown
 
 CASES = """\
@@ -291,4 +293,7 @@ def test_cache_tokens_are_shown_apart(pytester: pytest.Pytester) -> None:
     assert doc["spend"]["cache_read_tokens"] == 114
     # priced as input: 62 prompt tokens at $10/M, not 5 at $10 and 57 at $1
     assert doc["spend"]["cost_incurred"] == pytest.approx(2 * (62 * 10 + 2 * 10) / 1e6)
-    result.stdout.fnmatch_lines(["*prompt cache: 114 tokens read, 0 written (priced as input)*"])
+    note = "prompt cache: 114 tokens read, 0 written (priced as input), in the answers shown"
+    result.stdout.fnmatch_lines([f"*{note}*"])
+    footer = render_markdown(doc).rsplit("<sub>", 1)[1]  # the PR comment's footer
+    assert note in footer and note in render_html(doc)

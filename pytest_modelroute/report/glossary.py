@@ -117,8 +117,10 @@ TERMS: dict[str, tuple[str, Callable[[Doc], bool]]] = {
     "detects, THIN": (
         "The smallest true difference from the bar, the snapshot or the baseline that the "
         "task's main comparison would detect with 80 % power at its n and observed spread. "
-        "THIN (thin): larger than the margin the task is judged by, so the comparison has "
-        "too few cases to mean much.",
+        "THIN (thin): the comparison is unsettled (its bounds contain the margin the task is "
+        "judged by) and that difference is larger than the margin, so it has too few cases "
+        "to mean much. A comparison that settled, or one no rule judges (the baseline "
+        "without max_drop), is never thin.",
         lambda doc: any((t.get("detectable") or {}).get("difference") for t in _tasks(doc)),
     ),
     "chance of a false failure": (

@@ -16,7 +16,7 @@ from pathlib import PurePath
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from . import flips, lead, svg
 from .document import judge_panels
@@ -67,6 +67,13 @@ Doc = Mapping[str, Any]
 
 
 @functools.cache
+def route_breaks(route: object) -> Markup:
+    """A route name, escaped, that may wrap after its ``:`` and each ``>`` only
+    (``cascade:<wbr>haiku><wbr>sonnet``), never inside a model's name."""
+    text = str(escape(route))
+    return Markup(text.replace(":", ":<wbr>").replace("&gt;", "&gt;<wbr>"))
+
+
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("pytest_modelroute", "report/templates"),
@@ -75,7 +82,9 @@ def _env() -> jinja2.Environment:
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters.update(money=money, quality=quality, percent=percent, signed=signed)
+    env.filters.update(
+        money=money, quality=quality, percent=percent, signed=signed, breaks=route_breaks
+    )
     return env
 
 
@@ -194,6 +203,7 @@ def verdict_view(doc: Doc) -> dict[str, Any]:
             "verdict": str(f.get("verdict") or "fail"),
             "reasons": "; ".join(_text(r, REASON_CHARS) for r in f.get("reasons") or [])
             or "no reason recorded",
+            "causes": [_text(c, REASON_CHARS) for c in lead.error_causes(doc, f)],
         }
         for f in failures[:FAILURES_SHOWN]
     ]
@@ -201,6 +211,7 @@ def verdict_view(doc: Doc) -> dict[str, Any]:
         "facts": facts,
         "failures": shown,
         "more": max(0, len(failures) - FAILURES_SHOWN),
+        "more_word": "failing",
         "recs": [],
     }
     if doc.get("mode") == "bench":
@@ -239,10 +250,12 @@ def verdict_view(doc: Doc) -> dict[str, Any]:
                     "reasons": "; ".join(
                         _text(r, REASON_CHARS) for r in tasks[t].get("reasons") or []
                     ),
+                    "causes": [],
                 }
                 for t in open_[:FAILURES_SHOWN]
             ]
             view["more"] = max(0, len(open_) - FAILURES_SHOWN)
+            view["more_word"] = "inconclusive"
         view.update(state="pass", title="Gate passed", summary=summary)
     elif gate.get("passed") is False:
         view.update(

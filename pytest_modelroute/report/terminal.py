@@ -128,7 +128,8 @@ def detects(difference: float | None, thin: bool | None) -> str:
 
 def statistics_rows(doc: dict[str, Any]) -> list[list[str]]:
     """Per task: n, the quality's bounds, the smallest difference its main comparison
-    could detect (THIN when coarser than its margin), the cases that would settle it."""
+    could detect (THIN when unsettled and coarser than its margin), the cases that would
+    settle it."""
     rows = []
     for task, t in doc["tasks"].items():
         ci = t.get("ci") or [None, None]
@@ -215,10 +216,10 @@ def recommendation_rows(doc: dict[str, Any]) -> list[list[str]]:
         base = next((c for c in rec["candidates"] if c["route"] == baseline), None)
         verdict = str(rec.get("verdict") or ("pass" if rec["cleared"] else "inconclusive"))
         settle = settle_cell(tasks.get(task) or rec)
+        # one cell, so that the table fits 100 columns: `INCONCLUSIVE ~15`
+        cell = verdict.upper() + (f" {settle}" if settle != "-" else "")
         if chosen is None:  # kept on a route this run did not measure
-            rows.append(
-                [clip_middle(task, 24), recommendation_cell(rec), *["-"] * 4, verdict.upper(), "-"]
-            )
+            rows.append([clip_middle(task, 24), recommendation_cell(rec), *["-"] * 4, cell])
             continue
         ci = rec.get("ci") or [None, None]
         rows.append(
@@ -229,8 +230,7 @@ def recommendation_rows(doc: dict[str, Any]) -> list[list[str]]:
                 f"{quality(ci[0])}-{quality(ci[1])}" if ci[0] is not None else "-",
                 money(chosen["cost_per_call"]),
                 versus_baseline(chosen, base),
-                verdict.upper(),
-                settle,
+                cell,
             ]
         )
     return rows
@@ -396,17 +396,22 @@ def write_summary(
             for i, line in enumerate(
                 table(
                     ["task", "recommendation", "quality", "bounds", "cost/call", "cheaper"]
-                    + ["verdict", "cases to settle"],
+                    + ["verdict"],
                     rows,
-                    "<<>>>><>",
+                    "<<>>>><",
                 )
             ):
-                verdict = rows[i - 2][-2] if i >= 2 else ""
+                verdict = rows[i - 2][-1].split()[0] if i >= 2 else ""
                 tr.write_line(
                     line,
                     green=verdict == "PASS",
                     red=verdict in ("FAIL", "ERROR"),
                     yellow=verdict == "INCONCLUSIVE",
+                )
+            if any(len(row[-1].split()) > 1 for row in rows):
+                tr.write_line(
+                    "(INCONCLUSIVE ~N: about N cases would settle it at this spread; never: its "
+                    "estimate is on its bar)"
                 )
             for line in recommendation_summary(doc):
                 tr.write_line(line)
@@ -439,11 +444,13 @@ def write_summary(
         level = level_text((doc["gate"].get("rules") or {}).get("confidence") or 0.95)
         tr.write_line("")
         tr.write_line(f"what the data can tell (one-sided {level} bounds; detects: the smallest")
-        tr.write_line("difference n cases find with 80% power, THIN when coarser than the margin):")
+        tr.write_line(
+            "difference n cases find with 80% power; THIN: unsettled, and coarser than its margin):"
+        )
         for line in table(
             ["task", "n", "quality bounds", "main comparison", "detects", "cases to settle"],
             statistics_rows(doc),
-            "<>><>>",
+            "<>><<>",
         ):
             tr.write_line("  " + line)
         comparisons = comparison_rows(doc)
@@ -453,7 +460,7 @@ def write_summary(
                 f"paired comparisons (mean difference in quality, one-sided {level} bounds):"
             )
             for line in table(
-                ["task", "compared with", "n", "diff", "bounds", "detects"], comparisons, "<<>><>"
+                ["task", "compared with", "n", "diff", "bounds", "detects"], comparisons, "<<>><<"
             ):
                 tr.write_line("  " + line)
         panels = judge_panels(doc)
@@ -487,9 +494,12 @@ def write_summary(
             tr.write_line(line)
     tr.write_line(spend_line(doc))
     represent = "results represent: what every answer shown costs, cached ones included"
+    estimated = estimated_note(doc["spend"])
+    if estimated:  # the terminal has no glossary: say it plainly where it appears
+        estimated += " (no token counts reported; ~4 characters a token)"
     for note in (
         represent,
-        estimated_note(doc["spend"]),
+        estimated,
         cache_tokens_note(doc),
         latency_note(doc),
     ):
