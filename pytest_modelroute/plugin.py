@@ -38,6 +38,7 @@ from .stash import WORKER_KEY, case_clash_key, case_id_key, reporter_key, state_
 
 if TYPE_CHECKING:
     from .cases import Case
+    from .ci.base_gate import LocalSetup
     from .providers import Provider
     from .routes import Route
     from .session import RunState, Settings
@@ -319,6 +320,7 @@ def pytest_load_initial_conftests(
 
 
 def _settings(config: pytest.Config) -> Settings:
+    from .ci.provenance import accepted_by
     from .session import Settings
 
     mode = config.getoption("model_route")
@@ -412,7 +414,7 @@ def _settings(config: pytest.Config) -> Settings:
         ),
         force_update_snapshot=force_update_snapshot,
         snapshot_ref=_setting(config, "model_route_snapshot_ref") or None,
-        accept_changes=bool(_setting(config, "model_route_accept_changes")),
+        accepted_by=accepted_by(config),
         suggest=suggest,
         cache_mode=_setting(config, "model_route_cache") or "readwrite",
         cache_dir=cache_path,
@@ -654,8 +656,9 @@ def pytest_configure(config: pytest.Config) -> None:
                 load_reference(
                     state.snapshot_path,
                     settings.snapshot_ref,
-                    settings.accept_changes,
+                    settings.accepted_by,
                     state.config.root,
+                    _local_setup(config, state) if settings.snapshot_ref else None,
                 )
                 if settings.mode == "gate"
                 else None
@@ -676,6 +679,26 @@ def pytest_configure(config: pytest.Config) -> None:
             reporter.take(merge)
         config.stash[reporter_key] = reporter
         config.pluginmanager.register(reporter, "modelroute-reporter")
+
+
+def _local_setup(config: pytest.Config, state: RunState) -> LocalSetup:
+    """This run's settings and where they came from, to find the base's counterparts."""
+    from .ci.base_gate import INI_KEYS, LocalSetup
+    from .ci.provenance import command_line, given
+
+    words = command_line(config)
+    return LocalSetup(
+        config=state.config,
+        snapshot=state.snapshot_path,
+        snapshot_on_command_line=given(
+            words, SETTINGS["model_route_snapshot"].flag, "model_route_snapshot"
+        ),
+        inipath=config.inipath,
+        rootpath=config.rootpath,
+        invocation_dir=config.invocation_params.dir,
+        rules=state.rules(),
+        on_command_line=frozenset(k for k in INI_KEYS if given(words, SETTINGS[k].flag, k)),
+    )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

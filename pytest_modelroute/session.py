@@ -46,7 +46,8 @@ class Settings:
     update_snapshot: bool = False
     force_update_snapshot: bool = False
     snapshot_ref: str | None = None
-    accept_changes: bool = False
+    #: where the acceptance of the change's own snapshot came from (None: not accepted)
+    accepted_by: str | None = None
     suggest: Path | None = None
     #: how an inconclusive task sets the exit status ("pass" or "fail")
     inconclusive: str = "pass"
