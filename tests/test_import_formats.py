@@ -412,6 +412,31 @@ def test_mapped_jsonl_and_csv(tmp_path: Path) -> None:
     assert doc["prompt"].endswith("\nShow your work.")
 
 
+def test_csv_cells_with_doubled_quotes(tmp_path: Path) -> None:
+    """Standard CSV quoting: a quote inside a quoted cell is doubled (``""``), as Python's
+    csv, spreadsheets and pandas write it. Sniffed from the header alone, the dialect
+    had ``doublequote=False``: such rows split into the wrong number of fields."""
+    rows = [
+        {"q": f'Translate "{w}", please', "a": f'"{w.upper()}", he said, "done"'}
+        for w in ("cat", "dog", "bread")
+    ] + [{"q": "Plain question?", "a": "Plain answer."}]
+    for delimiter, name in ((",", "quoted.csv"), (";", "semicolons.csv")):
+        path = tmp_path / name
+        with path.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["q", "a"], delimiter=delimiter)
+            w.writeheader()
+            w.writerows(rows)
+        assert '""' in path.read_text()
+        suite = tmp_path / name.replace(".", "_")
+        code, out, err = run(
+            path, "-o", suite, "--offline", "--model", "gpt-4o", "--map", "prompt=q,output=a"
+        )
+        assert code == 0, err
+        assert "4 calls used" in out and "malformed" not in out, out
+        expected = {c["expected"] for d in cases_of(suite).values() for c in d["cases"]}
+        assert expected == {r["a"] for r in rows}
+
+
 def test_task_pattern_names_tasks_from_part_of_a_field(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

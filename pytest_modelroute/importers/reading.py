@@ -118,6 +118,18 @@ def _json_problem(raw: bytes, exc: json.JSONDecodeError) -> str:
     return f"{exc.msg}{at} {exc.colno}"
 
 
+def _dialect(head: str) -> type[csv.Dialect]:
+    """Standard CSV quoting (RFC 4180, as spreadsheets and pandas write it: a quote in a
+    quoted cell is doubled) with the header's delimiter. Only
+    the delimiter is taken from the sniffer: from one header line it cannot see how quotes
+    are escaped, and guessed ``doublequote=False`` split every cell holding ``""``."""
+    try:
+        delimiter = csv.Sniffer().sniff(head, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return csv.excel
+    return type("Sniffed", (csv.excel,), {"delimiter": delimiter})
+
+
 class LogReader:
     """Reads log files into calls; ``on_problem`` hears of each malformed line."""
 
@@ -287,10 +299,7 @@ class LogReader:
             ) from None
         if not head:
             return  # an empty file: no lines
-        try:
-            dialect = csv.Sniffer().sniff(head, delimiters=",;\t|")
-        except csv.Error:
-            dialect = csv.excel  # type: ignore[assignment]
+        dialect = _dialect(head)
         header = next(csv.reader([head], dialect))
         base = self.stats.lines + 1
         self.stats.lines = base
