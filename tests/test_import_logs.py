@@ -286,7 +286,8 @@ def test_no_secret_reaches_the_written_suite(tmp_path: Path) -> None:
     (doc,) = cases_of(tmp_path / "s").values()
     assert doc["messages"][0]["content"] == "Support bot. Escalate to [EMAIL_1]."
     assert all(c["expected"] == "Rotate [API_KEY_1] and mail [EMAIL_1]." for c in doc["cases"])
-    # --no-redact keeps the texts (never headers or key fields); a custom redactor runs too
+    # --no-redact keeps personal data, never keys (in texts, headers or key fields); a
+    # custom redactor runs too
     code, out, err = run_with_redactor(
         tmp_path,
         "myredact",
@@ -299,10 +300,15 @@ def test_no_secret_reaches_the_written_suite(tmp_path: Path) -> None:
     )
     assert code == 0, err
     written = "\n".join(p.read_text() for p in (tmp_path / "s2").rglob("*") if p.is_file())
-    assert "LEAKED" in written and "ops@acme.example" in written
-    assert "BODYKEY" not in written and "HEADERKEY" not in written
+    assert "ops@acme.example" in written and "+1 415 555 1003" in written
+    for secret in ("LEAKED", "BODYKEY", "HEADERKEY"):
+        assert secret not in written and secret not in out + err
+    assert "Rotate [API_KEY_1] and mail ops@acme.example." in written
     assert "Client 3" in written and "Customer" not in written
-    assert "redaction: off (--no-redact); your redactor changed 8 texts" in out
+    assert (
+        "redacted: 16 API_KEY (--no-redact: personal data kept; keys and tokens are always "
+        "redacted); your redactor changed 8 texts" in out
+    )
 
 
 def test_a_task_field_never_reads_headers_and_is_redacted(

@@ -26,7 +26,7 @@ sort them into tasks, sample up to --per-level cases per task and complexity, an
 a ready-to-run suite to DIR: modelroute.yaml (models with prices, the baseline, traffic
 per month), cases/<task>.yaml (production answers as references) and
 replay/production-<digest>.jsonl (the baseline's recorded answers). Emails, phone
-numbers, card numbers and keys are redacted unless --no-redact."""
+numbers and card numbers are redacted unless --no-redact; keys and tokens always are."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -103,8 +103,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--no-redact",
         action="store_true",
-        help="keep emails, phone numbers, card numbers and keys in the suite (headers and "
-        "API key fields are never read)",
+        help="keep emails, phone numbers and card numbers in the suite (keys and tokens in "
+        "texts are still redacted; headers and API key fields are never read)",
     )
     g.add_argument(
         "--redactor",

@@ -125,7 +125,6 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
         on_problem=on_problem,
     )
     redactor = Redactor(builtin=options.redact, hook=options.redactor)
-    redacting = options.redact or options.redactor is not None
     grouper = Grouper(options.per_level, None)
     window = Window()
     calls_by_model: Counter[str] = Counter()
@@ -144,8 +143,7 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
         out_tok = call.output_tokens
         if out_tok is None:
             out_tok = estimate_tokens(call.output)
-        if redacting:
-            _redacted(call, redactor)
+        _redacted(call, redactor)  # keys and tokens even under --no-redact
         price = list_price(call.model, call.provider)
         level = complexity.level(
             in_tok, out_tok, call.user_turns, price.output if price is not None else None

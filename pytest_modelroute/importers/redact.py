@@ -22,6 +22,7 @@ What is found:
 Each detector runs only on texts holding its tell-tale (an ``@``, a run of digits, a
 key prefix), which keeps redaction cheap on the bulk of a log. A user's own redactor
 (``--redactor module:function``, ``function(text) -> text``) runs after these.
+``--no-redact`` keeps personal data, never keys and tokens.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ _PHONE = re.compile(
     r"(?![\w])"
 )
 KINDS = ("API_KEY", "AWS_KEY", "TOKEN", "EMAIL", "CARD", "PHONE")
+#: what ``--no-redact`` still redacts: a credential in a prompt is never test data
+SECRET_KINDS = frozenset({"API_KEY", "AWS_KEY", "TOKEN"})
 
 
 def luhn_ok(digits: str) -> bool:
@@ -194,7 +197,10 @@ class RedactorProblem(Exception):
 
 
 class Redactor:
-    """Redacts the texts of one call at a time; counts what it replaced by type."""
+    """Redacts the texts of one call at a time; counts what it replaced by type.
+
+    ``builtin=False`` (``--no-redact``) keeps personal data (emails, phone and card
+    numbers) but still redacts keys and tokens (``SECRET_KINDS``)."""
 
     def __init__(self, *, builtin: bool = True, hook: Hook | None = None) -> None:
         self.builtin = builtin
@@ -208,24 +214,25 @@ class Redactor:
         per_kind: Counter[str] = Counter()
         out = []
         for text in texts:
-            if self.builtin:
-                spans = find(text)
-                if spans:
-                    pieces = []
-                    pos = 0
-                    for start, end, kind in spans:
-                        value = text[start:end]
-                        key = (kind, _same(kind, value))
-                        placeholder = seen.get(key)
-                        if placeholder is None:
-                            per_kind[kind] += 1
-                            placeholder = seen[key] = f"[{kind}_{per_kind[kind]}]"
-                        self.counts[kind] += 1
-                        pieces.append(text[pos:start])
-                        pieces.append(placeholder)
-                        pos = end
-                    pieces.append(text[pos:])
-                    text = "".join(pieces)
+            spans = find(text)
+            if spans and not self.builtin:
+                spans = tuple(span for span in spans if span[2] in SECRET_KINDS)
+            if spans:
+                pieces = []
+                pos = 0
+                for start, end, kind in spans:
+                    value = text[start:end]
+                    key = (kind, _same(kind, value))
+                    placeholder = seen.get(key)
+                    if placeholder is None:
+                        per_kind[kind] += 1
+                        placeholder = seen[key] = f"[{kind}_{per_kind[kind]}]"
+                    self.counts[kind] += 1
+                    pieces.append(text[pos:start])
+                    pieces.append(placeholder)
+                    pos = end
+                pieces.append(text[pos:])
+                text = "".join(pieces)
             if self.hook is not None:
                 try:
                     changed = self.hook(text)

@@ -64,13 +64,10 @@ def read_lines(stats: ReadStats, seconds: float, total: float) -> list[str]:
 def summary_lines(result: ImportResult, out: Path) -> list[str]:
     lines = read_lines(result.stats, result.read_seconds, result.seconds)
     red = result.redactor
-    if red.builtin:
-        found = (
-            ", ".join(f"{red.counts[k]:,} {k}" for k in KINDS if red.counts[k]) or "nothing found"
-        )
-        text = f"  redacted: {found}"
-    else:
-        text = "  redaction: off (--no-redact)"
+    found = ", ".join(f"{red.counts[k]:,} {k}" for k in KINDS if red.counts[k]) or "nothing found"
+    text = f"  redacted: {found}"
+    if not red.builtin:
+        text += " (--no-redact: personal data kept; keys and tokens are always redacted)"
     if red.hook is not None:
         text += f"; your redactor changed {red.hook_changed:,} texts"
     lines.append(text)
