@@ -576,6 +576,40 @@ def test_user_mistakes_are_errors_not_tracebacks(tmp_path: Path) -> None:
     assert "Traceback" not in err
 
 
+def test_ctrl_c_says_nothing_was_written_and_keeps_the_old_suite(tmp_path: Path) -> None:
+    """SIGINT while reading (sent by a redactor at its third text, so no race): no
+    traceback, status 130, and with --force the suite written before is left whole (the
+    old files are removed only once the new ones are ready to be written)."""
+    import subprocess
+
+    log = write_jsonl(tmp_path / "p.jsonl", generate(40))
+    assert run(log, "-o", tmp_path / "s", "--offline")[0] == 0
+    before = {p: p.read_bytes() for p in (tmp_path / "s").rglob("*") if p.is_file()}
+    (tmp_path / "ctrlc.py").write_text(
+        "import itertools, os, signal\n"
+        "seen = itertools.count()\n"
+        "def redact(text):\n"
+        "    if next(seen) == 2:\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return text\n"
+    )
+    command = [sys.executable, "-m", "pytest_modelroute.cli", "import-logs", str(log)]
+    for out, force in ((tmp_path / "s2", ()), (tmp_path / "s", ("--force",))):
+        proc = subprocess.run(
+            [*command, "-o", str(out), "--offline", "--redactor", "ctrlc:redact", *force],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+        )
+        assert proc.returncode == 130, proc.stderr
+        assert "modelroute import-logs: interrupted; nothing written" in proc.stderr
+        assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert not (tmp_path / "s2").exists()
+    after = {p: p.read_bytes() for p in (tmp_path / "s").rglob("*") if p.is_file()}
+    assert after == before
+
+
 def test_json_escaped_addresses_are_redacted_whole() -> None:
     from pytest_modelroute.importers.redact import _find_cached, find
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ModelRouteError
-from .pipeline import ImportProblem, run
+from .pipeline import ImportProblem, Interrupted, run
 from .reading import LogProblem
 from .redact import RedactorProblem
 from .summary import summary_lines
@@ -214,7 +214,8 @@ def _options(args: argparse.Namespace, p: argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; returns the exit status (0 written, 1 a problem, 2 a usage error)."""
+    """Run the command; returns the exit status (0 written, 1 a problem, 2 a usage error,
+    130 interrupted)."""
     p = parser()
     args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
     options = _options(args, p)
@@ -231,6 +232,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (LogProblem, ImportProblem, WriteProblem, RedactorProblem, ModelRouteError) as exc:
         print(f"modelroute import-logs: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C while reading: the output folder is untouched
+        print("\nmodelroute import-logs: interrupted; nothing written", file=sys.stderr)
+        return 130
+    except Interrupted as exc:
+        print(f"\nmodelroute import-logs: {exc}", file=sys.stderr)
+        return 130
     except OSError as exc:  # the output folder cannot be written
         where = f" {exc.filename}" if exc.filename else ""
         print(

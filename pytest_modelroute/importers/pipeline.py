@@ -34,6 +34,10 @@ class ImportProblem(Exception):
     """A user mistake found once the logs are read (no calls, an unknown --rename)."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C while the suite was being written (before that, nothing is written)."""
+
+
 @dataclass
 class ImportOptions:
     files: list[Path]
@@ -114,7 +118,7 @@ def _redacted(call: Call, redactor: Redactor) -> None:
 
 def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None) -> ImportResult:
     started = time.perf_counter()
-    writer.prepare(options.out, options.force)
+    writer.check_out(options.out, options.force)
     reader = LogReader(
         ReaderOptions(
             task_field=options.task_field,
@@ -243,7 +247,13 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
         needs_judge=needs_judge,
         replay=replay.path,
     )
-    written = writer.write(options.out, tasks, catalog, config, replay)
+    try:
+        written = writer.write(options.out, tasks, catalog, config, replay, force=options.force)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted while writing {options.out}: the suite there is incomplete "
+            "(import again with --force)"
+        ) from None
     stand_ins = sum(
         1 for t in tasks for s in t.case_file.cases if s.model != catalog.baseline.model
     )

@@ -257,8 +257,8 @@ def replay_lines(tasks: list[TaskOut], baseline: Model) -> list[str]:
     return lines
 
 
-def prepare(out: Path, force: bool) -> None:
-    """Refuse to overwrite a suite without ``force``; with it, remove what we wrote."""
+def check_out(out: Path, force: bool) -> None:
+    """Refuse to overwrite a suite without ``force`` (before the logs are read)."""
     config = out / "modelroute.yaml"
     # a config of one's own first: --force would not replace it either, so never suggest it
     if config.exists() and not config.read_text(encoding="utf-8").startswith(MARKER):
@@ -270,6 +270,12 @@ def prepare(out: Path, force: bool) -> None:
         raise WriteProblem(
             f"{config} exists; pass --force to replace the suite this command wrote there"
         )
+
+
+def clear(out: Path, force: bool) -> None:
+    """Remove the suite this command wrote in ``out`` (just before writing the new one:
+    an import that fails or is interrupted leaves the old one whole)."""
+    config = out / "modelroute.yaml"
     for old in sorted((out / "cases").glob("*.yaml")) if force else []:
         if old.read_text(encoding="utf-8").startswith(MARKER):
             old.unlink()
@@ -283,8 +289,11 @@ def write(
     catalog: Catalog,
     config: str,
     replay: Replay,
+    *,
+    force: bool = False,
 ) -> Written:
     written = Written()
+    clear(out, force)
     (out / "cases").mkdir(parents=True, exist_ok=True)
     (out / "replay").mkdir(parents=True, exist_ok=True)
     stems: set[str] = set()
