@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from logsamples import CLASSIFY, DAY, START, generate, openai_record, write_jsonl
-from test_import_formats import cases_of, run
+from test_import_formats import cases_of, replay_of, run
 
 from pytest_modelroute.importers.redact import Redactor, luhn_ok
 from pytest_modelroute.importers.templates import Template, escape_fixed, to_jinja
@@ -215,6 +215,74 @@ def test_sampling_is_seeded_stratified_and_order_free(tmp_path: Path) -> None:
         per_level = Counter(c["complexity"] for c in doc["cases"])
         assert max(per_level.values()) <= 5
     assert cases_of(tmp_path / "s1") == cases_of(tmp_path / "s3")
+
+
+def _files(suite: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(suite)): p.read_bytes() for p in suite.rglob("*") if p.is_file()}
+
+
+def test_written_files_do_not_depend_on_the_order_of_the_lines(tmp_path: Path) -> None:
+    """Each prompt answered by gpt-4o and by gpt-4o-mini (some twice, differently): the
+    case keeps the baseline's answer, and every written file is the same byte for byte
+    whatever the order of the lines (the first record of a prompt was kept before)."""
+    records = []
+    for i, record in enumerate(generate(240, task_field=True)):
+        body = record["request"]["body"]
+        answer = record["response"]["body"]["choices"][0]["message"]["content"]
+        mini = openai_record(
+            "gpt-4o-mini",
+            "",
+            "",
+            answer + " (mini)",
+            record["timestamp"] + 1,
+            metadata=body["metadata"],
+        )
+        mini["request"]["body"]["messages"] = body["messages"]
+        records += [record, mini]
+        if i % 4 == 0:  # gpt-4o answered it again, otherwise
+            again = json.loads(json.dumps(record))
+            again["response"]["body"]["choices"][0]["message"]["content"] = answer + " again"
+            records.append(again)
+    args = ("--offline", "--task-field", "metadata.task", "--per-level", "4")
+    shuffled = records[:]
+    random.Random(3).shuffle(shuffled)
+    suites = []
+    for name, lines in (("a", records), ("b", shuffled), ("c", records[::-1])):
+        log = write_jsonl(tmp_path / name / "prod.jsonl", lines)
+        code, out, err = run(log, "-o", tmp_path / name / "s", *args)
+        assert code == 0, err
+        assert "answered in production by another model" not in out
+        suites.append(_files(tmp_path / name / "s"))
+    assert suites[0] == suites[1] == suites[2]
+    for doc in cases_of(tmp_path / "a" / "s").values():
+        assert not any(str(c["expected"]).endswith(" (mini)") for c in doc["cases"])
+    assert all(r["model"] == "gpt-4o" for r in replay_of(tmp_path / "a" / "s"))
+
+
+def test_a_task_whose_prompts_all_repeat_another_tasks_keeps_its_cases(tmp_path: Path) -> None:
+    """``faq-premium`` asks the questions ``faq`` asks: both tasks keep a case per prompt
+    (one recording serves both) and their traffic; ``faq-premium`` vanished before."""
+    questions = [f"How do I do thing {i}?" for i in range(6)]
+    records = [
+        openai_record(
+            "gpt-4o",
+            "You are the help-center assistant.",
+            q,
+            f"Open settings, then thing {q[-2]}.",
+            START + n * 600,
+            metadata={"task": "faq-premium" if n // 6 % 3 == 0 else "faq"},
+        )
+        for n, q in enumerate(questions * 10)
+    ]
+    log = write_jsonl(tmp_path / "p.jsonl", records)
+    code, out, err = run(log, "-o", tmp_path / "s", "--offline", "--task-field", "metadata.task")
+    assert code == 0, err
+    docs = cases_of(tmp_path / "s")
+    assert set(docs) == {"faq", "faq-premium"}
+    assert len(docs["faq-premium"]["cases"]) == 6 and len(docs["faq"]["cases"]) == 6
+    assert set(_traffic(tmp_path / "s")) == {"faq", "faq-premium"}
+    assert "6 prompts sampled in two tasks: a case in each, with the same answer" in out
+    assert len(replay_of(tmp_path / "s")) == 6  # one recording per prompt
 
 
 def test_repeated_prompts_become_one_case(tmp_path: Path) -> None:
@@ -691,7 +759,8 @@ def test_odd_bytes_are_replaced_or_refused_with_the_file_named(tmp_path: Path) -
 
 
 def test_the_case_file_header_counts_the_cases_it_holds(tmp_path: Path) -> None:
-    # one prompt logged under two task names is one case, in the first task only
+    # a prompt logged under two task names is a case of each; a prompt whose answers
+    # fall in two complexity levels (a word, then an essay) is one case of its task
     prompts = {"alpha": ["p1", "p2", "p3", "p4"], "beta": ["p1", "p2", "p5"]}
     records = []
     for task, texts in prompts.items():
@@ -699,6 +768,9 @@ def test_the_case_file_header_counts_the_cases_it_holds(tmp_path: Path) -> None:
             record = openai_record("gpt-4o", "", f"Say {text}", "ok", START + len(records))
             record["metadata"] = {"task": task}
             records.append(record)
+    essay = openai_record("gpt-4o", "", "Say p3", "word " * 2000, START + len(records))
+    essay["metadata"] = {"task": "alpha"}
+    records.append(essay)
     code, out, err = run(
         write_jsonl(tmp_path / "p.jsonl", records),
         "-o",
@@ -708,10 +780,16 @@ def test_the_case_file_header_counts_the_cases_it_holds(tmp_path: Path) -> None:
         "metadata.task",
     )
     assert code == 0, err
-    assert "2 prompts found in two tasks kept in the first" in out
+    assert (
+        "1 prompt sampled at two complexity levels of a task kept once, 2 prompts sampled in "
+        "two tasks: a case in each, with the same answer" in out
+    )
     text = (tmp_path / "s" / "cases" / "beta.yaml").read_text()
-    assert "sampled 1 / 0 / 0" in text
-    assert len(yaml.safe_load(text)["cases"]) == 1
+    assert "sampled 3 / 0 / 0" in text
+    assert len(yaml.safe_load(text)["cases"]) == 3
+    alpha = cases_of(tmp_path / "s")["alpha"]["cases"]
+    assert len(alpha) == 4 and [c["expected"] for c in alpha].count("ok") == 3
+    assert len(replay_of(tmp_path / "s")) == 5  # p1 and p2 once for both tasks
 
 
 def test_renaming_tasks_to_one_name_merges_them(tmp_path: Path) -> None:

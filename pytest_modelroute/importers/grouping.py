@@ -118,10 +118,14 @@ class GroupStats:
     labels: Counter[str] = field(default_factory=Counter)
     unlabelled: int = 0
     json_all: bool = True
+    #: the request of the call of the lowest sampling priority (the same whatever the
+    #: order of the lines), clipped
     example: str = ""
-    example_where: str = ""
+    example_priority: int = -1
 
-    def add(self, call: Call, level: str, cost: float | None, tokens: tuple[int, int]) -> None:
+    def add(
+        self, call: Call, level: str, cost: float | None, tokens: tuple[int, int], prio: int
+    ) -> None:
         self.calls += 1
         self.levels[level] += 1
         self.models[call.model] += 1
@@ -141,10 +145,10 @@ class GroupStats:
             self.unlabelled += 1
         if self.json_all and not _is_json(call.output):
             self.json_all = False
-        if not self.example:
+        if self.example_priority < 0 or prio < self.example_priority:
+            self.example_priority = prio
             text = call.last_user.strip().replace("\n", " ")
             self.example = text[:EXAMPLE_CHARS] + ("..." if len(text) > EXAMPLE_CHARS else "")
-            self.example_where = call.where
 
     def merge(self, other: GroupStats) -> None:
         self.calls += other.calls
@@ -157,14 +161,14 @@ class GroupStats:
         self.labels.update(other.labels)
         self.unlabelled += other.unlabelled
         self.json_all = self.json_all and other.json_all
-        if not self.example:
-            self.example, self.example_where = other.example, other.example_where
+        if self.example_priority < 0 or 0 <= other.example_priority < self.example_priority:
+            self.example, self.example_priority = other.example, other.example_priority
 
     def label_set(self, max_labels: int = 12, coverage: float = 0.95) -> list[str] | None:
         """The labels when this is a label task: a few short answers, each given twice or
         more on average, cover nearly every call (a classification, a routing decision);
         else None."""
-        top = self.labels.most_common(max_labels)
+        top = sorted(self.labels.items(), key=lambda kv: (-kv[1], kv[0]))[:max_labels]
         covered = sum(n for _, n in top)
         if not top or len(self.labels) > max_labels * 2 or covered < coverage * self.calls:
             return None

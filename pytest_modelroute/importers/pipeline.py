@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..providers.base import estimate_tokens
 from . import complexity, writer
@@ -25,7 +26,7 @@ from .naming import plural, slug, unique
 from .readers import ReaderOptions
 from .reading import LogReader, ReadStats
 from .redact import Hook, Redactor
-from .sampling import Sampled, input_key, priority
+from .sampling import Answer, Sampled, input_key, priority
 from .spend import TaskSpend, task_spend
 from .volumes import Scale, Window, scale
 
@@ -76,7 +77,11 @@ class ImportResult:
     #: the streaming pass alone (reading, redacting, grouping, sampling)
     read_seconds: float = 0.0
     duplicates: int = 0
-    cross_task_duplicates: int = 0
+    #: prompts sampled at two complexity levels of one task (one case, at the level of
+    #: the answer it keeps)
+    cross_level: int = 0
+    #: prompts sampled in two tasks (a case in each, with the same answer)
+    cross_task: int = 0
     calls_by_model: Counter[str] = field(default_factory=Counter)
     #: the group of each task, in the order of ``tasks``
     task_groups: list[Group] = field(default_factory=list)
@@ -132,7 +137,9 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
     grouper = Grouper(options.per_level, None)
     window = Window()
     calls_by_model: Counter[str] = Counter()
-    cost_by_model: dict[str, float] = defaultdict(float)
+    #: input and output tokens per model: priced once at the end, so that the logged spend
+    #: does not depend on the order in which floats were added
+    tokens_by_model: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0])
     providers: dict[str, str] = {}
     seed = options.seed
     list_price("gpt-4o")  # loads the price database before the clock starts
@@ -153,33 +160,35 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
             in_tok, out_tok, call.user_turns, price.output if price is not None else None
         )
         cost = price.cost(in_tok, out_tok) if price is not None else None
-        group = grouper.assign(call)
-        group.stats.add(call, level, cost, (in_tok, out_tok))
-        window.add(call.timestamp)
-        calls_by_model[call.model] += 1
-        if cost is not None:
-            cost_by_model[call.model] += cost
-        providers.setdefault(call.model, call.provider)
         key = input_key(call.messages)
         prio = priority(seed, key)
+        group = grouper.assign(call)
+        group.stats.add(call, level, cost, (in_tok, out_tok), prio)
+        window.add(call.timestamp)
+        calls_by_model[call.model] += 1
+        tokens = tokens_by_model[call.model]
+        tokens[0] += in_tok
+        tokens[1] += out_tok
+        if call.provider and providers.get(call.model, "~") > call.provider:
+            providers[call.model] = call.provider  # the same whatever the order of the lines
         reservoir = group.reservoirs[level]
+        answer = Answer(
+            call.model,
+            call.output,
+            level,
+            call.input_tokens,
+            call.output_tokens,
+            call.latency_s,
+            call.timestamp,
+            call.where,
+        )
+        kept = reservoir.kept(key)
+        if kept is not None:  # a repeat of a sampled prompt: one case, each model's answer
+            reservoir.duplicates += 1
+            kept.offer(answer)
+            continue
         if reservoir.would_keep(prio, key):
-            reservoir.add(
-                prio,
-                key,
-                Sampled(
-                    call.messages,
-                    call.output,
-                    call.model,
-                    level,
-                    key,
-                    call.input_tokens,
-                    call.output_tokens,
-                    call.latency_s,
-                    call.timestamp,
-                    call.where,
-                ),
-            )
+            reservoir.add(prio, key, Sampled.of(call.messages, key, answer))
     read_seconds = time.perf_counter() - stream_started
     stats = reader.stats
     if not calls_by_model:
@@ -189,21 +198,32 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
     groups.sort(key=lambda g: (-g.stats.calls, g.name or ""))
     groups, names = _renamed(groups, _names(groups), options.renames)
     vol = scale(window, options.window_days, options.logged_share)
-    seen_keys: set[bytes] = set()
+    # the catalog first: its baseline decides which logged answer each case keeps
+    needs_judge = options.judge and any(g.stats.label_set() is None for g in groups)
+    cost_by_model = {}
+    for model, (in_tok, out_tok) in tokens_by_model.items():
+        price = list_price(model, providers.get(model, ""))
+        if price is not None:
+            cost_by_model[model] = price.cost(in_tok, out_tok)
+    try:
+        catalog = build(
+            calls_by_model,
+            cost_by_model,
+            providers,
+            baseline=options.baseline,
+            candidates=options.candidates,
+            offline=options.offline,
+            judge=needs_judge,
+        )
+    except ValueError as exc:
+        raise ImportProblem(str(exc)) from None
+    samples_of, cross_level, cross_task = _cases(groups)
+    rank = _answer_rank(catalog.baseline.model, providers)
+    for samples in samples_of:
+        for s in samples:
+            s.choose(rank)
     tasks: list[writer.TaskOut] = []
-    task_groups: list[Group] = []
-    cross = 0
-    for group, name in zip(groups, names):
-        samples: list[Sampled] = []
-        for level in LEVELS:
-            for s in group.reservoirs[level].items():
-                if s.key in seen_keys:
-                    cross += 1  # the same prompt in two tasks: one recording, one case
-                    continue
-                seen_keys.add(s.key)
-                samples.append(s)
-        if not samples:
-            continue
+    for group, name, samples in zip(groups, names, samples_of):
         case_file = build_case_file(
             name,
             group,
@@ -221,20 +241,7 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
                 group.stats.cost,
             )
         )
-        task_groups.append(group)
-    needs_judge = options.judge and any(t.case_file.kind != "labels" for t in tasks)
-    try:
-        catalog = build(
-            calls_by_model,
-            cost_by_model,
-            providers,
-            baseline=options.baseline,
-            candidates=options.candidates,
-            offline=options.offline,
-            judge=needs_judge,
-        )
-    except ValueError as exc:
-        raise ImportProblem(str(exc)) from None
+    task_groups = groups
     files = len(options.files)
     source = f"{files} log file{'s' if files != 1 else ''} ({stats.lines:,} lines)"
     replay = writer.replay_file(tasks, catalog.baseline)
@@ -280,13 +287,50 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
         time.perf_counter() - started,
         read_seconds,
         sum(g.duplicates for g in groups),
-        cross,
+        cross_level,
+        cross_task,
         calls_by_model,
         task_groups,
         stand_ins,
         spend,
         grouper.overflow_tasks,
     )
+
+
+def _cases(groups: list[Group]) -> tuple[list[list[Sampled]], int, int]:
+    """Each group's distinct sampled prompts, one :class:`Sampled` per prompt across all
+    groups and levels (holding every answer kept for it, so that every task that has it
+    expects and replays the same answer); and how many prompts were sampled at two
+    levels of one task, and in two tasks."""
+    by_key: dict[bytes, Sampled] = {}
+    out: list[list[Sampled]] = []
+    cross_level = cross_task = 0
+    for group in groups:
+        mine: dict[bytes, Sampled] = {}
+        for level in LEVELS:
+            for s in group.reservoirs[level].items():
+                if s.key in mine:
+                    cross_level += 1
+                elif s.key in by_key:
+                    cross_task += 1
+                canonical = by_key.setdefault(s.key, s)
+                if canonical is not s:
+                    canonical.merge(s)
+                mine[s.key] = canonical
+        out.append(list(mine.values()))
+    return out, cross_level, cross_task
+
+
+def _answer_rank(baseline: str, providers: dict[str, str]) -> Callable[[Answer], Any]:
+    """Which logged answer a case keeps when several models answered its prompt: the
+    baseline's (it replays it as its own), else the dearest model's (at list price)."""
+
+    def rank(answer: Answer) -> tuple[bool, float, float, str]:
+        price = list_price(answer.model, providers.get(answer.model, ""))
+        dear = (price.output, price.input) if price is not None else (0.0, 0.0)
+        return (answer.model != baseline, -dear[0], -dear[1], answer.model)
+
+    return rank
 
 
 def _no_calls(stats: ReadStats) -> str:
@@ -359,14 +403,15 @@ def _header(
     }[group.kind]
     levels = " / ".join(f"{lvl} {stats.levels.get(lvl, 0):,}" for lvl in LEVELS)
     sampled = " / ".join(str(sum(s.complexity == lvl for s in samples)) for lvl in LEVELS)
-    served = ", ".join(f"{m} {n / stats.calls:.0%}" for m, n in stats.models.most_common(4))
+    top = sorted(stats.models.items(), key=lambda kv: (-kv[1], kv[0]))[:4]
+    served = ", ".join(f"{m} {n / stats.calls:.0%}" for m, n in top)
     return "\n".join(
         [
             f"Task {name!r}: {stats.calls:,} calls in the logs ({stats.calls / total:.1%} of the "
             f"calls used){per_month}; {origin}.",
             f"Complexity of its calls (low / medium / high): {levels}; sampled {sampled} "
             f"(--per-level {options.per_level}, --seed {options.seed}).",
-            f"Served by: {served}. Example ({stats.example_where}): {stats.example}",
+            f"Served by: {served}. Example: {stats.example}",
             "Each case's expected is the production answer; the checks compare with it.",
             "Review: the task name, the redacted placeholders ([EMAIL_1]...), the checks.",
         ]

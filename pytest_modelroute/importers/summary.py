@@ -79,15 +79,21 @@ def summary_lines(result: ImportResult, out: Path) -> list[str]:
             f"first {MAX_TASKS:,} (is the field an id? --task-pattern REGEX keeps the part of it "
             "that names the task)"
         )
-    lines.append(
-        f"  sampling: up to the --per-level count per task and complexity; "
-        f"{result.duplicates:,} repeats of sampled prompts skipped"
-        + (
-            f", {result.cross_task_duplicates:,} prompts found in two tasks kept in the first"
-            if result.cross_task_duplicates
-            else ""
-        )
+    text = (
+        "  sampling: up to the --per-level count per task and complexity; "
+        f"{plural(result.duplicates, 'repeat')} of sampled prompts skipped"
     )
+    if result.cross_level:
+        text += (
+            f", {plural(result.cross_level, 'prompt')} sampled at two complexity levels of a "
+            "task kept once"
+        )
+    if result.cross_task:
+        text += (
+            f", {plural(result.cross_task, 'prompt')} sampled in two tasks: a case in each, "
+            "with the same answer"
+        )
+    lines.append(text)
     lines += _model_lines(result)
     written = result.written
     rel = out

@@ -242,8 +242,12 @@ def replay_file(tasks: list[TaskOut], baseline: Model) -> Replay:
 
 def replay_lines(tasks: list[TaskOut], baseline: Model) -> list[str]:
     lines = []
+    done: set[bytes] = set()
     for task in tasks:
         for s in task.case_file.cases:
+            if s.key in done:
+                continue  # a prompt of two tasks: one recording serves both
+            done.add(s.key)
             record: dict[str, Any] = {
                 "model": baseline.model,
                 "messages": [{"role": r, "content": c} for r, c in s.messages],
