@@ -100,6 +100,29 @@ def test_grouping_by_field_and_renaming(tmp_path: Path) -> None:
     assert (tmp_path / "s" / "cases" / "code-generation.yaml").exists()
 
 
+def test_a_task_field_found_in_some_or_no_calls_says_so(tmp_path: Path) -> None:
+    """A task field that names no call (a typo) is an error, not a silent fall back to
+    template grouping; one that names some calls says how many, and where the rest went."""
+    records = list(generate(200, task_field=True))
+    for record in records[::4]:
+        del record["request"]["body"]["metadata"]
+    log = write_jsonl(tmp_path / "prod.jsonl", records)
+    code, out, err = run(log, "-o", tmp_path / "s", "--offline", "--task-field", "metadata.tsk")
+    assert code == 1 and not (tmp_path / "s").exists()
+    assert "error: task field metadata.tsk: found in none of the 200 calls used" in err
+    code, out, err = run(log, "-o", tmp_path / "s", "--offline", "--task-field", "metadata.task")
+    assert code == 0, err
+    assert (
+        "  task field metadata.task: found in 150 of the 200 calls; the other 50 are grouped "
+        "by prompt template\n" in out
+    )
+    code, out, err = run(
+        log, "-o", tmp_path / "s2", "--offline", "--task-field", "request.body.model"
+    )
+    assert code == 0, err
+    assert "  task field request.body.model: found in all 200 calls\n" in out
+
+
 def test_rename_takes_pairs_separated_by_commas(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -93,6 +93,9 @@ class ImportResult:
     spend: list[TaskSpend] = field(default_factory=list)
     #: calls whose task field named a task beyond the first MAX_TASKS (put in "other")
     overflow_calls: int = 0
+    #: the task field (--task-field, --map task=), and how many calls it named a task for
+    task_field: str | None = None
+    named: int = 0
 
 
 def _cleaned(call: Call) -> None:
@@ -142,10 +145,12 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
     tokens_by_model: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0])
     providers: dict[str, str] = {}
     seed = options.seed
+    named = 0  # calls whose task field (--task-field, --map task=) gave a value
     list_price("gpt-4o")  # loads the price database before the clock starts
     stream_started = time.perf_counter()
     for call in reader.read(options.files):
         _cleaned(call)
+        named += call.task is not None
         if options.task_pattern is not None and call.task is not None:
             call.task = task_named(call.task, options.task_pattern)
         in_tok = call.input_tokens
@@ -193,6 +198,14 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
     stats = reader.stats
     if not calls_by_model:
         raise ImportProblem(_no_calls(stats))
+    used = sum(calls_by_model.values())
+    task_field = options.task_field or options.field_map.get("task")
+    if task_field and not named:
+        raise ImportProblem(
+            f"task field {task_field}: found in none of the {plural(used, 'call')} used; check "
+            "its path (metadata.task, a span attribute, tags[task]), or leave it out to "
+            "group the calls by prompt template"
+        )
     groups = grouper.finish(options.min_task_calls)
     total = sum(g.stats.calls for g in groups)
     groups.sort(key=lambda g: (-g.stats.calls, g.name or ""))
@@ -294,6 +307,8 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
         stand_ins,
         spend,
         grouper.overflow_tasks,
+        task_field,
+        named,
     )
 
 

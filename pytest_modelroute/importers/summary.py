@@ -72,6 +72,13 @@ def summary_lines(result: ImportResult, out: Path) -> list[str]:
         text += f"; your redactor changed {red.hook_changed:,} texts"
     lines.append(text)
     lines.append(f"  window: {result.scale.describe()}")
+    if result.task_field:
+        used = result.stats.used
+        found = "all" if result.named == used else f"{result.named:,} of the"
+        text = f"  task field {result.task_field}: found in {found} {plural(used, 'call')}"
+        if result.named < used:
+            text += f"; the other {used - result.named:,} are grouped by prompt template"
+        lines.append(text)
     lines += _task_lines(result)
     if result.overflow_calls:
         lines.append(
