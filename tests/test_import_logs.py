@@ -214,6 +214,26 @@ def test_logs_without_timestamps_leave_traffic_to_the_user(tmp_path: Path) -> No
     assert code == 0, err
     assert "(2.00 days); x15.219 to calls per month; 7 calls without a timestamp scaled" in out
     assert sum(_traffic(tmp_path / "s2").values()) == pytest.approx(10 * DAYS_PER_MONTH / 2, abs=5)
+    # all at one time: no span, and the summary says that rather than "no timestamps"
+    same = [openai_record("gpt-4o", "", f"Echo {w}", w, START) for w in "abc"]
+    code, out, err = run(write_jsonl(tmp_path / "r.jsonl", same), "-o", tmp_path / "s3")
+    assert code == 0, err
+    said = "every timestamp of the logs is 2025-01-01 00:00 UTC: they span no time"
+    assert f"window: unknown ({said}; give --window" in out
+    assert f"could not be computed: {said}." in (tmp_path / "s3" / "modelroute.yaml").read_text()
+    # a timestamp that is not a time is counted and shown, not silently untimed
+    rows = [{"q": f"Q{i}?", "a": "A", "t": f"2025-01-0{i + 1}T00:00:00Z"} for i in range(4)]
+    rows[2]["t"] = "yesterday"
+    log = write_jsonl(tmp_path / "m.jsonl", rows)
+    mapping = ("--map", "prompt=q,output=a,timestamp=t", "--model", "gpt-4o")
+    code, out, err = run(log, "-o", tmp_path / "s4", "--offline", *mapping)
+    assert code == 0, err
+    assert (
+        f"  timestamps: 1 call with a timestamp that is not a time ('yesterday' at {log}:3; "
+        "expected epoch seconds or milliseconds, or ISO 8601): counted as calls without a "
+        "timestamp\n" in out
+    )
+    assert "; 1 call without a timestamp scaled as if in this window" in out
 
 
 def test_sampling_is_seeded_stratified_and_order_free(tmp_path: Path) -> None:
@@ -525,6 +545,12 @@ def test_unknown_prices_are_a_loud_todo(tmp_path: Path) -> None:
     assert "price: {input: TODO, output: TODO}" in text
     assert "modelroute.yaml needs your edits before it runs:" in out
     assert "modelroute.yaml:" in out and "price.input" in out
+    # the logged spend says which calls it leaves out
+    records += [openai_record("gpt-4o", "", f"Pong {w}", "ping", START + 9) for w in "ab"]
+    code, out, err = run(write_jsonl(tmp_path / "q.jsonl", records), "-o", tmp_path / "s2")
+    assert code == 0, err
+    assert "(each call at its model's price; leaves out the 6 calls of acme-llm-7b" in out
+    assert "records: 8 calls used" in out and "(no known price: TODO))" in out
 
 
 def test_template_inference_round_trips() -> None:
@@ -699,6 +725,48 @@ def test_ctrl_c_says_nothing_was_written_and_keeps_the_old_suite(tmp_path: Path)
     assert not (tmp_path / "s2").exists()
     after = {p: p.read_bytes() for p in (tmp_path / "s").rglob("*") if p.is_file()}
     assert after == before
+
+
+def test_stripe_keys_and_phone_numbers_said_to_be_phones_are_redacted() -> None:
+    text = (
+        "Call me on 4155550123 or text: 07700900123. Order 4155550123 shipped; invoice "
+        "1234567890. Keys sk_live_51HxYzABCDEFGHIJKLMNOP, rk_test_abcdefghijklmnopqrstu."
+    )
+    (redacted,) = Redactor().call([text])
+    assert redacted == (
+        "Call me on [PHONE_1] or text: [PHONE_2]. Order 4155550123 shipped; invoice "
+        "1234567890. Keys [API_KEY_1], [API_KEY_2]."
+    )
+    (kept,) = Redactor(builtin=False).call([text])  # --no-redact: keys all the same
+    assert "4155550123" in kept and "sk_live" not in kept and "rk_test" not in kept
+
+
+def test_a_redactor_reference_is_checked_in_its_own_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_modelroute.importers.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for ref, said in (
+        ("myred", "--redactor myred: expected MODULE:FUNCTION or FILE.py:FUNCTION"),
+        ("myred.py:f", f"--redactor myred.py:f: no file myred.py in {tmp_path}"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            main(["p.jsonl", "-o", "s", "--redactor", ref])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and said in err and "python check" not in err
+
+
+def test_counts_of_one_are_singular(tmp_path: Path) -> None:
+    log = write_jsonl(
+        tmp_path / "p.jsonl", [openai_record("gpt-4o", "", "Say hi", "hi", START + 60)]
+    )
+    code, out, err = run(log, "-o", tmp_path / "s", "--offline", "--window", "1d")
+    assert code == 0, err
+    assert "records: 1 call used" in out and "(1 file, 1 case)" in out
+    assert "verified: 1 case loads and renders to its logged prompt" in out
+    config = (tmp_path / "s" / "modelroute.yaml").read_text()
+    assert "from 1 log file (1 line)" in config and "# 1 call in the logs" in config
 
 
 def test_json_escaped_addresses_are_redacted_whole() -> None:

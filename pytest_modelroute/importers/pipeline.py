@@ -256,7 +256,7 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
         )
     task_groups = groups
     files = len(options.files)
-    source = f"{files} log file{'s' if files != 1 else ''} ({stats.lines:,} lines)"
+    source = f"{plural(files, 'log file')} ({plural(stats.lines, 'line')})"
     replay = writer.replay_file(tasks, catalog.baseline)
     config = writer.config_text(
         tasks,
@@ -422,8 +422,8 @@ def _header(
     served = ", ".join(f"{m} {n / stats.calls:.0%}" for m, n in top)
     return "\n".join(
         [
-            f"Task {name!r}: {stats.calls:,} calls in the logs ({stats.calls / total:.1%} of the "
-            f"calls used){per_month}; {origin}.",
+            f"Task {name!r}: {plural(stats.calls, 'call')} in the logs ({stats.calls / total:.1%} "
+            f"of the calls used){per_month}; {origin}.",
             f"Complexity of its calls (low / medium / high): {levels}; sampled {sampled} "
             f"(--per-level {options.per_level}, --seed {options.seed}).",
             f"Served by: {served}. Example: {stats.example}",

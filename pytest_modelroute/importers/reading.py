@@ -53,6 +53,9 @@ class ReadStats:
     blank_lines: int = 0
     batch_requests: int = 0
     unanswered_requests: int = 0
+    #: calls whose timestamp is there but unreadable, and the first of them
+    unreadable_times: int = 0
+    unreadable_time: str = ""
 
 
 def _open(path: Path) -> IO[bytes]:
@@ -350,4 +353,6 @@ class LogReader:
         if waiting:
             self.stats.skipped[NO_REQUEST] += waiting
         self.stats.unanswered_requests = left.get("request", 0)
+        self.stats.unreadable_times = self.options.unreadable_times
+        self.stats.unreadable_time = self.options.unreadable_time
         return iter(())

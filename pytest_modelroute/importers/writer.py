@@ -27,7 +27,7 @@ import yaml
 from ..errors import ModelRouteError
 from .casefile import CaseFile, case_id
 from .catalog import Catalog, Model
-from .naming import file_stem
+from .naming import file_stem, plural
 from .volumes import Scale
 
 MARKER = "# Written by `modelroute import-logs`"
@@ -101,7 +101,7 @@ def _model_lines(m: Model, catalog: Catalog, offline: bool, replay: str) -> list
     lines: list[str] = []
     share = ""
     if m.calls:
-        share = f"{m.calls:,} calls in the logs"
+        share = f"{plural(m.calls, 'call')} in the logs"
     if m is catalog.baseline:
         lines += [
             f"  # baseline: the most-used expensive model ({share},",
@@ -197,8 +197,8 @@ def config_text(
 def _traffic_lines(tasks: list[TaskOut], scale: Scale) -> list[str]:
     if scale.factor is None:
         lines = [
-            "# traffic: calls per month could not be computed: the logs hold no usable",
-            "# timestamps. Import again with --window (e.g. --window 14d), or fill in calls",
+            f"# traffic: calls per month could not be computed: {scale.unknown_because}.",
+            "# Import again with --window (e.g. --window 14d), or fill in calls",
             "# per month and uncomment (the figures below are the calls in the logs):",
             "# traffic:",
         ]
@@ -212,8 +212,8 @@ def _traffic_lines(tasks: list[TaskOut], scale: Scale) -> list[str]:
     for t in tasks:
         monthly = round(t.monthly or 0)
         lines.append(
-            f"  {_q(t.name) + ':':<{width + 1}} {monthly:>10}   # {t.calls:,} calls in the logs, "
-            f"{t.share:.1%}"
+            f"  {_q(t.name) + ':':<{width + 1}} {monthly:>10}   # {plural(t.calls, 'call')} in the "
+            f"logs, {t.share:.1%}"
         )
     return lines
 

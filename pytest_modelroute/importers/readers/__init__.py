@@ -14,7 +14,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..calls import ERROR_RESPONSE, Call, Item, Malformed, Skip, int_or_none, lookup, task_value
+from ..calls import (
+    ERROR_RESPONSE,
+    TIME_KEYS,
+    Call,
+    Item,
+    Malformed,
+    Skip,
+    first_present,
+    int_or_none,
+    lookup,
+    parse_timestamp,
+    task_value,
+)
 from .join import BatchJoin
 
 
@@ -31,6 +43,23 @@ class ReaderOptions:
     join: BatchJoin = field(default_factory=BatchJoin)
     #: ``file:line`` of the record being parsed (set by the reading loop)
     where: str = ""
+    #: timestamps present but unreadable ("yesterday"): how many, and the first one
+    unreadable_times: int = 0
+    unreadable_time: str = ""
+
+    def time_of(self, value: Any) -> float | None:
+        """Unix seconds from a timestamp field's value; one that is there but cannot be
+        read is counted (the summary says so), not silently taken for no time."""
+        seconds = parse_timestamp(value)
+        if seconds is None and value not in (None, "") and not isinstance(value, bool):
+            self.unreadable_times += 1
+            if not self.unreadable_time:
+                self.unreadable_time = f"{str(value)[:40]!r} at {self.where}"
+        return seconds
+
+    def wrapper_time(self, record: dict[str, Any]) -> float | None:
+        """The time of a record from its wrapper's usual fields (``TIME_KEYS``)."""
+        return self.time_of(first_present(record, *TIME_KEYS))
 
     def task_in(self, *records: Any) -> str | None:
         if not self.task_field:
