@@ -27,6 +27,7 @@ from ..calls import (
     parse_timestamp,
     task_value,
 )
+from . import stream
 from .join import BatchJoin
 
 
@@ -84,7 +85,10 @@ Build = Callable[[dict[str, Any], dict[str, Any], dict[str, Any], ReaderOptions]
 
 def body_of(side: Any, what: str) -> dict[str, Any]:
     """The JSON body of a request or response, unwrapped from an HTTP envelope
-    (``{body, headers, status_code}``; headers are never read)."""
+    (``{body, headers, status_code}``; headers are never read). A streamed response,
+    logged as its chunks or its server-sent events text, is joined (:mod:`.stream`)."""
+    if isinstance(side, list | str):
+        side = {"body": side}
     if not isinstance(side, dict):
         raise Malformed(f"expected the {what} as a JSON object, got {type(side).__name__}")
     body = side.get("body")
@@ -93,12 +97,25 @@ def body_of(side: Any, what: str) -> dict[str, Any]:
     if isinstance(body, str):  # some proxies log the body as its raw text
         import json
 
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            raise Malformed(f"the {what} body is not JSON") from None
-        if isinstance(parsed, dict):
-            return parsed
+        events = stream.events_of(body)
+        if events is not None:
+            body = events
+        else:
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                raise Malformed(f"the {what} body is not JSON") from None
+            if isinstance(parsed, dict):
+                return parsed
+            body = parsed
+    if isinstance(body, list):
+        response = stream.joined(body)
+        if response is None:
+            raise Malformed(
+                f"the {what} body is a list but not a stream of chunks or events of a known "
+                "shape (OpenAI chat.completion.chunk, Responses events, Anthropic events)"
+            )
+        return response
     return side
 
 
