@@ -286,6 +286,7 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
                 (g.stats.input_tokens, g.stats.output_tokens),
                 t.case_file.cases,
                 price,
+                t.case_file.weights,
             )
             for t, g in zip(tasks, task_groups)
         ]

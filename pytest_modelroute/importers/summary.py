@@ -211,7 +211,7 @@ def _model_lines(result: ImportResult) -> list[str]:
         )
         lines.append(
             f"  the bench will project ~${projected:,.2f} per month for it{gap}: the mean cost of "
-            f"the {cases:,} sampled cases (up to --per-level per complexity level, whatever the "
-            "level's share of the calls) is a sample's, not the logs' mean"
+            f"the {plural(cases, 'sampled case')} (each weighted by its complexity level's share "
+            "of its task's calls) is a sample's, not the logs' mean"
         )
     return lines
