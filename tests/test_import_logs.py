@@ -575,6 +575,35 @@ def test_template_inference_round_trips() -> None:
     assert Template.literal("Alpha beta gamma delta").merge("Zeta beta gamma delta eta") is None
 
 
+def test_template_groups_do_not_depend_on_the_order_of_the_lines(tmp_path: Path) -> None:
+    """A triage template whose request is free text: calls read before the template had
+    widened to fit them started small groups of their own, folded into a spurious
+    "...-chat" task of a handful of calls whose size changed with the order of the lines.
+    Small groups that the final template fits join it."""
+    rng = random.Random(4)
+    system = "You are a support triage assistant. Reply with the label only."
+    openers = ["please add dark mode.", "I cannot reset my password.", "how do I change my plan?"]
+    records = []
+    for i in range(400):
+        words = " ".join(rng.choice(["help", "team", "our", "asap", "it", "is"]) for _ in range(12))
+        request = f"Ticket #{rng.randint(10000, 99999)} from user{i}@example.com:\n"
+        request += f"{rng.choice(openers)} {words}"
+        label = rng.choice(["billing", "bug", "feature", "account"])
+        records.append(openai_record("gpt-4o", system, request, label, START + i * 600))
+    orders = [records, records[::-1]]
+    for seed in range(4):
+        orders.append(records[:])
+        random.Random(seed).shuffle(orders[-1])
+    tables = []
+    for n, order in enumerate(orders):
+        log = write_jsonl(tmp_path / f"p{n}.jsonl", order)
+        code, out, err = run(log, "-o", tmp_path / f"s{n}", "--offline", "--per-level", "3")
+        assert code == 0, err
+        tables.append(_traffic(tmp_path / f"s{n}"))
+    assert all(t == tables[0] for t in tables), tables
+    assert len(tables[0]) == 1 and not any(name.endswith("-chat") for name in tables[0])
+
+
 def test_chat_behind_one_system_prompt_is_one_free_form_task(tmp_path: Path) -> None:
     rng = random.Random(3)
     words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima".split()
