@@ -14,9 +14,9 @@ Template grouping, in one pass with bounded state:
    group.
 4. After the stream, a small template group (below) whose prompts the final template of
    a bigger group of its key fits joins that group: its calls came before that template
-   had widened to fit them. Other template groups with fewer than ``min_calls`` calls are folded into
-   their key's free-form group (or ``other``) when that key overflowed or they hold
-   under 1 % of all calls: a handful of calls is not a task worth routing, and one-off
+   had widened to fit them. Other template groups with fewer than ``min_calls`` calls
+   are folded into their key's free-form group (or ``other``) when that key overflowed
+   or they hold under 1 % of all calls: a handful of calls is not a task worth routing, and one-off
    prompts would otherwise each become a task (a tiny log keeps its small groups). In a
    key that overflowed, templates with under ``MIN_TEMPLATE_CHARS`` of fixed user text
    are folded too, whatever their size: free text that happens to open alike ("Can you
