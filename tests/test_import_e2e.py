@@ -123,3 +123,50 @@ def test_cases_weighted_by_their_levels_share_of_the_calls(pytester: pytest.Pyte
     assert list(doc["projection"]["by_complexity"]) == ["low"]
     projected = re.search(r"the bench will project ~\$([\d.]+) per month", out)
     assert projected and float(projected[1]) == pytest.approx(task["baseline_monthly"], abs=0.005)
+
+
+def test_a_task_production_serves_with_another_model_keeps_it_as_its_route(
+    pytester: pytest.Pytester,
+) -> None:
+    """gpt-4o (the larger spend: the baseline) answers the summaries; claude-sonnet-4-5
+    answers every SQL question: the SQL task's route is claude-sonnet-4-5, what
+    production runs, so bench compares the candidates with it (it was benched as if
+    production ran gpt-4o, and kept gpt-4o)."""
+    from logsamples import START, openai_record
+
+    summaries = [
+        openai_record(
+            "gpt-4o",
+            "",
+            f"Summarize report {i} in one line.",
+            "Sales rose. " * 30,
+            START + i * 3600,
+        )
+        for i in range(12)
+    ]
+    sql = []
+    for i in range(10):
+        record = openai_record(
+            "", "", f"Write SQL: total revenue in region {i}", "SELECT 1;", START + i * 3600 + 60
+        )
+        record["request"]["body"]["model"] = "claude-sonnet-4-5"
+        record["response"]["body"]["model"] = "claude-sonnet-4-5"
+        sql.append(record)
+    log = write_jsonl(pytester.path / "logs" / "prod.jsonl", summaries + sql)
+    code, out, err = run(
+        log, "-o", pytester.path / "routing", "--offline", "--per-level", "4", "--no-candidates"
+    )
+    assert code == 0, err
+    config = yaml.safe_load((pytester.path / "routing" / "modelroute.yaml").read_text())
+    assert config["baseline"] == "gpt-4o"
+    (sql_task,) = [t for t in config["traffic"] if "sql" in t]
+    assert config["routes"] == {sql_task: "claude-sonnet-4-5"}
+    result, doc = run_json(pytester, "--model-route=bench", "routing", "-p", "no:randomly")
+    assert not [r for r in doc["results"] if r["error"]]
+    recommendation = doc["recommendations"][sql_task]
+    assert (recommendation["configured"], recommendation["configured_from"]) == (
+        "claude-sonnet-4-5",
+        "routes",
+    )
+    (summary_task,) = set(config["traffic"]) - {sql_task}
+    assert doc["recommendations"][summary_task]["configured"] == "gpt-4o"

@@ -252,6 +252,7 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
                 group.stats.calls / total,
                 vol.monthly(group.stats.calls),
                 group.stats.cost,
+                *_served_by(group, catalog.baseline.model),
             )
         )
     task_groups = groups
@@ -335,6 +336,17 @@ def _cases(groups: list[Group]) -> tuple[list[list[Sampled]], int, int]:
                 mine[s.key] = canonical
         out.append(list(mine.values()))
     return out, cross_level, cross_task
+
+
+def _served_by(group: Group, baseline: str) -> tuple[str | None, float]:
+    """The model that served most (over half) of a group's calls and its share, when that
+    is not the baseline (it is then what production runs for the task today); else
+    (None, 0)."""
+    models = group.stats.models
+    model, calls = min(models.items(), key=lambda kv: (-kv[1], kv[0]))
+    if model == baseline or 2 * calls <= group.stats.calls:
+        return None, 0.0
+    return model, calls / group.stats.calls
 
 
 def _answer_rank(baseline: str, providers: dict[str, str]) -> Callable[[Answer], Any]:

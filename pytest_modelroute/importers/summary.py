@@ -109,6 +109,13 @@ def summary_lines(result: ImportResult, out: Path) -> list[str]:
         )
     lines.append(text)
     lines += _model_lines(result)
+    routed = [t for t in result.tasks if t.served_by is not None]
+    if routed:
+        served = ", ".join(f"{t.name} ({t.served_by} {t.served_share:.0%})" for t in routed)
+        lines.append(
+            f"  routes: {plural(len(routed), 'task')} that production serves mostly with another "
+            f"model than the baseline keep it as their route: {served}"
+        )
     written = result.written
     rel = out
     cases_dir = out / "cases"

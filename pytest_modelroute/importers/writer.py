@@ -48,6 +48,10 @@ class TaskOut:
     share: float
     monthly: float | None
     logged_cost: float
+    #: the model that served most of the task's calls, when not the baseline's: its route
+    served_by: str | None = None
+    #: its share of the task's calls
+    served_share: float = 0.0
 
 
 @dataclass
@@ -186,12 +190,32 @@ def config_text(
             f"judge: {{model: {_q(catalog.judge.alias)}}}   # grades the factuality checks "
             "(answer against production's)"
         )
-    out += [
-        "routes: {}            # left for the bench: --model-route-suggest writes them",
-        "",
-    ]
+    out += _route_lines(tasks, catalog)
     out += _traffic_lines(tasks, scale)
     return "\n".join(out) + "\n"
+
+
+def _route_lines(tasks: list[TaskOut], catalog: Catalog) -> list[str]:
+    """``routes:``: each task that production serves mostly with another model than the
+    baseline keeps that model as its route (what it runs today); the rest are left to the
+    bench (the baseline where routes: names none)."""
+    aliases = {m.model: m.alias for m in catalog.models if m.role != "judge"}
+    served = [t for t in tasks if t.served_by is not None and t.served_by in aliases]
+    if not served:
+        return ["routes: {}            # left for the bench: --model-route-suggest writes them", ""]
+    lines = [
+        "# Routes production runs today where it is not the baseline (the task's most-used",
+        "# model); the other tasks are left for the bench (--model-route-suggest writes them).",
+        "routes:",
+    ]
+    width = max(len(_q(t.name)) for t in served)
+    for t in served:
+        assert t.served_by is not None
+        lines.append(
+            f"  {_q(t.name) + ':':<{width + 1}} {_q(aliases[t.served_by])}   # "
+            f"{t.served_share:.0%} of its calls in the logs"
+        )
+    return lines + [""]
 
 
 def _traffic_lines(tasks: list[TaskOut], scale: Scale) -> list[str]:
