@@ -17,6 +17,7 @@ sqrt(p (1 - p) / R): about 0.006 at p = 0.05 and R = 1,200, 0.005 at R = 2,000.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import sys
@@ -37,7 +38,7 @@ from simulate import (
     suite_false_failures,
 )
 
-from pytest_modelroute.stats import POWER, _z
+from pytest_modelroute.stats import POWER, _z, bounds
 
 SIZES = (15, 45, 200)
 SCORES = ("binary", "graded")
@@ -62,6 +63,42 @@ def across(pool, fn, scores, *args, seed, **kw):  # type: ignore[no-untyped-def]
 
 def _call(f):  # type: ignore[no-untyped-def]
     return f()
+
+
+def exact_bar(n: int, mu: float, level: float = 0.95) -> tuple[float, float, float]:
+    """Pass / inconclusive / fail shares of the quality bar (4.0) for pass/fail scores,
+    exactly: every count of passing cases through the gate's own bound, weighted by its
+    binomial probability."""
+    out = {"pass": 0.0, "inconclusive": 0.0, "fail": 0.0}
+    pmf = stats.binom.pmf(np.arange(n + 1), n, (mu - 1) / 4)
+    for k in range(n + 1):
+        b = bounds([5.0] * k + [1.0] * (n - k), level=level)
+        out[b.decide(4.0)] += float(pmf[k])
+    return out["pass"], out["inconclusive"], out["fail"]
+
+
+def exact_recommendation(n: int, mu: float, cheap: int = 3, level: float = 0.95) -> float:
+    """The chance that the Bonferroni rule recommends one of ``cheap`` independent
+    pass/fail candidates of true quality ``mu`` (each bound at 1 - (1 - level) / m, m the
+    candidates with the baseline), exactly: 1 - (1 - P(one clears)) ** cheap."""
+    adjusted = 1 - (1 - level) / (cheap + 1)
+    pmf = stats.binom.pmf(np.arange(n + 1), n, (mu - 1) / 4)
+    clears = sum(
+        float(pmf[k])
+        for k in range(n + 1)
+        if bounds([5.0] * k + [1.0] * (n - k), level=adjusted).low >= 4.0 - 1e-9
+    )
+    return 1 - (1 - clears) ** cheap
+
+
+def graded_needed(share: float, n: int) -> int:
+    """The cases the reports print for ``n`` graded cases (three checks) whose scores are
+    spread exactly as a truth with a share ``share`` of checks passing spreads them."""
+    values = 1 + 4 * np.arange(4) / 3
+    counts = np.round(stats.binom.pmf(np.arange(4), 3, share) * 100_000).astype(int)
+    b = bounds(np.repeat(values, counts))  # the population's mean, spread and skewness
+    b = dataclasses.replace(b, n=n, n_eff=float(n), df=0.0)
+    return int(b.needed(4.0) or 0)
 
 
 def exact_power(n: np.ndarray, share: float, bar: float = 0.75, alpha: float = 0.05):  # type: ignore[no-untyped-def]
@@ -92,8 +129,14 @@ def tables(pool: ProcessPoolExecutor, runs: int, seed: int) -> None:
     print(f"load average {load:.1f} on {os.cpu_count()} cores")
 
     for scores in SCORES:
-        header(f"quality bar (threshold 4.0), {scores} scores")
+        exact = scores == "binary"
+        header(f"quality bar (threshold 4.0), {scores} scores" + (" (exact)" if exact else ""))
         for label, mu in (("bar - 0.1 (3.9)", 3.9), ("on the bar (4.0)", 4.0), ("bar + 0.3", 4.3)):
+            if exact:  # every count of passes, weighted by its probability: no MC error
+                cells = [exact_bar(n, mu) for n in SIZES]
+                text = [f"{p:.3f} / {i:.2f} / {f:.3f}" for p, i, f in cells]
+                print(f"| {label} | " + " | ".join(text) + " |")
+                continue
             rates = across(pool, bar_rates, scores, mu, runs, seed=seed)
             print(f"| {label} | " + " | ".join(cell(r) for r in rates) + " |")
 
@@ -130,25 +173,35 @@ def tables(pool: ProcessPoolExecutor, runs: int, seed: int) -> None:
         label = "Holm" if holm else "each task at 95%"
         print(f"| {label} | " + " | ".join(f"{s:.3f}" for s in shares) + " |")
 
-    print("\nbench: 3 cheap candidates and a baseline (true quality 4.6, the dearest), binary")
-    print("scores; share of runs that recommend a cheap candidate\n")
-    print("| cheap candidates' truth | rule | " + " | ".join(f"n={n}" for n in SIZES) + " |")
-    print("|---|---|" + "---|" * len(SIZES))
-    for mu in (3.9, 4.0, 4.3):
-        for method in ("point", "bonferroni", "split"):
-            shares = across(
-                pool, recommendation_rates, "binary", mu, runs, seed=seed, method=method
-            )
-            print(f"| {mu} | {method} | " + " | ".join(f"{s:.3f}" for s in shares) + " |")
+    print("\nbench: 3 cheap candidates and a baseline (true quality 4.6, the dearest); share")
+    print("of runs that recommend a cheap candidate (pass/fail bonferroni: exact)\n")
+    print(
+        "| scores | cheap candidates' truth | rule | " + " | ".join(f"n={n}" for n in SIZES) + " |"
+    )
+    print("|---|---|---|" + "---|" * len(SIZES))
+    for scores in SCORES:
+        for mu in (3.9, 4.0, 4.3):
+            for method in ("point", "bonferroni", "split"):
+                if scores == "binary" and method == "bonferroni":
+                    shares = [exact_recommendation(n, mu) for n in SIZES]
+                else:
+                    shares = across(
+                        pool, recommendation_rates, scores, mu, runs, seed=seed, method=method
+                    )
+                print(
+                    f"| {scores} | {mu} | {method} | "
+                    + " | ".join(f"{s:.3f}" for s in shares)
+                    + " |"
+                )
 
     z = _z(0.95) + _z(POWER)
     print("\ncases a margin needs: to pass a route truly `margin` above the bar 4.0 with 80%")
-    print("power at 95% (one-sided). `normal`: the normal approximation (the reports' 'cases")
-    print("that would settle it' for graded scores); `gate`: what the gate's own rule needs, for")
-    print("pass/fail scores the least n from which its exact binomial power stays >= 80%, for")
-    print("graded scores the first n on a grid (x1, x1.1, x1.25... of the normal n) whose")
-    print("simulated power is >= 80%, with that power\n")
-    print("| margin | pass/fail: normal | pass/fail: gate | graded: normal | graded: gate |")
+    print("power at 95% (one-sided). `normal`: the normal approximation; pass/fail `gate`: the")
+    print("least n from which the exact binomial power of the gate's rule stays >= 80% (what")
+    print("the reports print); graded `reports`: what the reports print (the gate's own bound")
+    print("searched over n, for 15 cases spread as the truth spreads them), with the power")
+    print("the gate's rule has at that n in simulated runs\n")
+    print("| margin | pass/fail: normal | pass/fail: gate | graded: normal | graded: reports |")
     print("|---|---|---|---|---|")
     sizes = np.arange(1, 6000)
     for margin in (0.1, 0.2, 0.3, 0.5):
@@ -159,16 +212,11 @@ def tables(pool: ProcessPoolExecutor, runs: int, seed: int) -> None:
         n_graded = math.ceil((z * sd_graded / margin) ** 2)
         below = np.flatnonzero(exact_power(sizes, share) < POWER)
         exact_n = int(sizes[below[-1] + 1]) if below.size else 1
-        grid = [math.ceil(n_graded * f) for f in (1, 1.1, 1.25, 1.5, 1.75, 2, 2.5, 3, 4)]
-        gate_n, power = grid[-1], 0.0
-        for n in grid:
-            power = bar_rates("graded", n, 4.0 + margin, runs, seed=seed + n).share("pass")
-            if power >= POWER:
-                gate_n = n
-                break
+        reports = graded_needed(share, 15)
+        power = bar_rates("graded", reports, 4.0 + margin, runs, seed=seed + reports).share("pass")
         print(
             f"| {margin} | {n_binary:,} | {exact_n:,} | {n_graded:,} | "
-            f"{gate_n:,} (power {power:.2f}) |"
+            f"{reports:,} (power {power:.2f}) |"
         )
     print(f"\n({time.perf_counter() - started:.0f} s)")
 

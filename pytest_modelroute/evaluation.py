@@ -22,7 +22,7 @@ from .routes import (
     consensus_params,
     make_request,
 )
-from .runner import Runner
+from .runner import TASK, Runner
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,14 @@ def task_bar(config: ModelRouteConfig, task: str, case_bar: float | None) -> flo
 
 async def evaluate(case: Case, route: Route, env: Env, nodeid: str = "") -> CaseResult:
     """The CaseResult of ``case`` on ``route`` (errors are recorded, never raised)."""
+    token = TASK.set(case.task)  # its calls' latencies are compared within the task
+    try:
+        return await _evaluate(case, route, env, nodeid)
+    finally:
+        TASK.reset(token)
+
+
+async def _evaluate(case: Case, route: Route, env: Env, nodeid: str) -> CaseResult:
     bar = task_bar(env.config, case.task, case.bar)
     result = CaseResult(
         case=case.id,

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .analysis import Aggregate
-from .report.fmt import money
+from .report.fmt import level_text, money
 from .snapshot import SnapshotTask
 from .stats import (
     FAIL,
@@ -209,27 +209,38 @@ def describe(b: Bounds) -> str:
     """``n=45, diff -0.12, 95% bounds [-0.40, +0.15]`` for a paired difference."""
     if b.mean is None:
         return "n=0"
-    return f"n={b.n}, diff {b.mean:+.2f}, {b.level:.0%} bounds [{b.low:+.2f}, {b.high:+.2f}]"
+    return (
+        f"n={b.n}, diff {b.mean:+.2f}, {level_text(b.level)} bounds [{b.low:+.2f}, {b.high:+.2f}]"
+    )
 
 
 def comparison_json(b: Bounds, margin: float | None, outcome: str | None) -> dict[str, Any]:
     """A paired comparison in the results document (``ci`` holds the two one-sided
     bounds at ``confidence``)."""
-    detectable = b.detectable()
     out: dict[str, Any] = {
         "n": b.n,
         "diff": b.mean,
         "ci": [b.low, b.high],
         "confidence": b.level,
         "method": b.method,
-        "detectable": detectable,
-        "thin": bool(margin is not None and (detectable is None or detectable > margin + 1e-9)),
+        "detectable": b.detectable(),
+        "thin": margin is not None and thin(b, -margin, margin),
     }
     if outcome is not None:
         out["outcome"] = outcome
         settles = outcome == INCONCLUSIVE and margin is not None
         out["cases_needed"] = b.needed(-margin) if settles and margin is not None else None
     return out
+
+
+def thin(b: Bounds, bar: float, margin: float) -> bool:
+    """Too few cases to mean anything: the bounds contain the rule's ``bar`` and the spread
+    could not detect a difference as large as its ``margin``. A settled comparison (its
+    bounds clear the bar or lie beyond it) is never thin, however few its cases."""
+    if b.decide(bar) != INCONCLUSIVE:
+        return False
+    difference = b.detectable()
+    return difference is None or difference > margin + 1e-9
 
 
 def settle_text(b: Bounds, bar: float) -> str:
@@ -250,7 +261,7 @@ def _quality_bar(v: TaskVerdict, agg: Aggregate, rules: GateRules) -> Bounds:
     if b.low is not None and b.high is not None:
         v.ci = (b.low, b.high)
     outcome = b.decide(v.threshold)
-    bounds = f"{rules.level:.0%} bounds [{b.low:.2f}, {b.high:.2f}]"
+    bounds = f"{level_text(rules.level)} bounds [{b.low:.2f}, {b.high:.2f}]"
     if outcome == FAIL:
         reason = (
             f"quality {agg.quality:.2f} < threshold {v.threshold:.2f}: its {bounds} lie "
@@ -417,7 +428,8 @@ def _against_baseline(v: TaskVerdict, agg: Aggregate, base: Aggregate, rules: Ga
         "route": base.route,
         "quality": base.quality,
         "cost_per_call": base.cost_per_call,
-        **comparison_json(cmp, margin if margin is not None else rules.tolerance, outcome),
+        # no max_drop: a comparison shown, no rule of the gate, so never marked thin
+        **comparison_json(cmp, margin, outcome),
     }
     if margin is None:
         return
@@ -455,7 +467,8 @@ def _margin(
         reason = f"{what} ({describe(cmp)}): upper bound {cmp.high:+.2f} {limit} {margin:.2f}"
     elif outcome == INCONCLUSIVE:
         reason = (
-            f"vs {name}: the {rules.level:.0%} bounds of the difference contain -{margin:.2f} "
+            f"vs {name}: the {level_text(rules.level)} bounds of the difference contain "
+            f"-{margin:.2f} "
             f"({describe(cmp)}): {settle_text(cmp, -margin)}"
         )
     else:
@@ -466,17 +479,22 @@ def _margin(
 def _detectable(v: TaskVerdict, quality: Bounds, rules: GateRules) -> None:
     """The task's main comparison (the snapshot's, else the baseline's, else its quality
     alone): the smallest difference it could detect, and whether that is too coarse to
-    mean anything against the margin it is judged by."""
+    mean anything against the margin it is judged by (thin: only while it is unsettled;
+    a baseline comparison without ``max_drop`` decides nothing and is never thin)."""
+    margin: float | None
     for name, cmp in v.comparisons:
         if cmp.n:
-            margin = rules.tolerance if name == "snapshot" else rules.max_drop or rules.tolerance
-            source = cmp
+            margin = rules.tolerance if name == "snapshot" else rules.max_drop
+            source, bar = cmp, None if margin is None else -margin
             break
     else:
-        name, source, margin = "threshold", quality, rules.tolerance
-    difference = source.detectable()
-    thin = difference is None or difference > margin + 1e-9
-    v.detectable = {"against": name, "n": source.n, "difference": difference, "thin": thin}
+        name, source, margin, bar = "threshold", quality, rules.tolerance, v.threshold
+    v.detectable = {
+        "against": name,
+        "n": source.n,
+        "difference": source.detectable(),
+        "thin": bar is not None and margin is not None and thin(source, bar, margin),
+    }
 
 
 def apply_holm(verdicts: dict[str, TaskVerdict], rules: GateRules) -> None:
@@ -490,8 +508,8 @@ def apply_holm(verdicts: dict[str, TaskVerdict], rules: GateRules) -> None:
             test.outcome = INCONCLUSIVE
             test.demoted = True
             test.reason += (
-                f" (a fail at {rules.level:.0%} alone; not one after Holm's correction across "
-                f"{len(tests)} tests)"
+                f" (a fail at {level_text(rules.level)} alone; not one after Holm's correction "
+                f"across {len(tests)} tests)"
             )
     for v in verdicts.values():
         v.settle()
@@ -503,13 +521,20 @@ def suite_view(verdicts: dict[str, TaskVerdict], rules: GateRules) -> dict[str, 
     tests = sum(len(v.tests) for v in verdicts.values())
     alpha = 1 - rules.level
     counts = {k: sum(1 for v in verdicts.values() if v.verdict == k) for k in VERDICTS}
+    # with inconclusive tasks failing the gate, a route on its bar fails whenever its
+    # bounds contain the bar (most runs): the chance of a false failure is no longer the
+    # tests' level, and Holm's correction (which only turns fails into inconclusive) no
+    # longer holds it
+    applies = rules.inconclusive != "fail"
+    familywise_chance = alpha if rules.holm and tests else familywise(tests, alpha)
     return {
         "tests": tests,
         "level": rules.level,
         "holm": rules.holm,
         "inconclusive_policy": rules.inconclusive,
-        "familywise_false_failure": alpha if rules.holm and tests else familywise(tests, alpha),
-        "familywise_bound": min(1.0, tests * alpha),
+        "familywise_applies": applies,
+        "familywise_false_failure": familywise_chance if applies else None,
+        "familywise_bound": min(1.0, tests * alpha) if applies else None,
         "counts": counts,
         "inconclusive": sorted(t for t, v in verdicts.items() if v.verdict == INCONCLUSIVE),
     }

@@ -385,7 +385,13 @@ def _settings(config: pytest.Config) -> Settings:
     outputs = output_paths(config)
     suggest = path("model_route_suggest")
     if suggest is not None:
-        _check_writable(SETTINGS["model_route_suggest"].flag, suggest)
+        flag = SETTINGS["model_route_suggest"].flag
+        _check_writable(flag, suggest)
+        if not suggest.parent.is_dir():  # a routes file beside the config: no folder made
+            raise pytest.UsageError(
+                f"{flag}: the folder {suggest.parent} does not exist; create it, or give a "
+                "path in an existing folder"
+            )
     snapshot = path("model_route_snapshot")
     if snapshot is not None and (
         _setting(config, "model_route_update_snapshot") or force_update_snapshot

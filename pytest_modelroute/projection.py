@@ -21,7 +21,10 @@ class TaskFigures:
     #: share of the task's calls that never reach the baseline model
     moved: float
     #: both latencies known and obtained the same way (measured, simulated, recorded)
+    #: with no server queueing our calls
     latency_comparable: bool = True
+    #: the task's models (route's or baseline) whose server queued our calls
+    queued: tuple[str, ...] = ()
 
 
 def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> dict[str, Any]:
@@ -32,6 +35,7 @@ def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> d
     quality_calls = 0.0
     per_task: dict[str, Any] = {}
     unlike: list[str] = []  # tasks whose latencies cannot be compared
+    queued: set[str] = set()
     for task, volume in sorted(traffic.items()):
         f = tasks.get(task)
         if f is None or volume <= 0:
@@ -57,6 +61,7 @@ def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> d
             route_latency += volume * f.route_latency
         else:
             unlike.append(task)
+            queued.update(f.queued)
         if f.route_quality is not None and f.baseline_quality is not None:
             quality_diff += volume * (f.route_quality - f.baseline_quality)
             quality_calls += volume
@@ -75,8 +80,10 @@ def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> d
         "savings_share": savings / baseline_monthly if baseline_monthly else 0.0,
         "calls_moved_share": moved / calls if calls else 0.0,
         "latency_ratio": base_latency / route_latency if route_latency else None,
-        #: left out of latency_ratio: a latency missing, or measured against simulated
+        #: tasks left out of latency_ratio: a latency missing, measured against simulated,
+        #: or a model whose server queued our calls (those models: latency_queued)
         "latency_not_compared": unlike,
+        "latency_queued": sorted(queued),
         "quality_change": quality_diff / quality_calls if quality_calls else None,
         "by_complexity": {
             k: by_complexity[k] for k in ("low", "medium", "high") if k in by_complexity

@@ -21,8 +21,10 @@ from typing import Any
 import yaml
 
 from .analysis import Aggregate, per_call, weighted_mean
+from .gate import ERROR, settle_text
 from .records import CaseResult
-from .stats import Bounds, mean_bounds
+from .report.fmt import level_text
+from .stats import FAIL, INCONCLUSIVE, PASS, Bounds, mean_bounds
 
 
 @dataclass
@@ -230,6 +232,11 @@ class Recommendation:
     candidates: int
     #: split: the candidate selected on the first half and its bounds on the second
     confirm: dict[str, Any] | None = None
+    #: split: those bounds on the second half (the ones the recommendation rests on)
+    check: Bounds | None = None
+    #: split: the seed the halves were drawn with, and the cases in each half
+    seed: int | None = None
+    halves: tuple[int, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -237,6 +244,10 @@ class Recommendation:
             "level": self.level,
             "candidates": self.candidates,
         }
+        if self.seed is not None:
+            out["seed"] = self.seed
+        if self.halves is not None:
+            out["halves"] = list(self.halves)
         if self.confirm is not None:
             out["confirm"] = self.confirm
         return out
@@ -291,13 +302,16 @@ def recommend(
     for c in candidates:
         c.bounds = mean_bounds(_subset(c, first), c.weights, level=level)
         c.cleared = c.errors == 0 and c.bounds.low is not None and c.bounds.low >= threshold - 1e-9
-    how = Recommendation("split", level, len(candidates))
+    how = Recommendation(
+        "split", level, len(candidates), seed=seed, halves=(len(first), len(second))
+    )
     selected = [c for c in candidates if c.cleared]
     if not selected:
         return base, False, how
     pick = _cheapest(selected)
     check = mean_bounds(_subset(pick, second), pick.weights, level=level)
     confirmed = check.low is not None and check.low >= threshold - 1e-9
+    how.check = check
     how.confirm = {
         "route": pick.label,
         "n_select": len(first & set(pick.cases)),
@@ -334,6 +348,51 @@ class Choice:
     low: float | None = None
     #: the configured route's candidate (None when this run did not measure it)
     current: Candidate | None = None
+    #: the bounds the verdict rests on: the recommended route's at the corrected level
+    #: (split: the confirming half's when it was confirmed)
+    bounds: Bounds | None = None
+
+    @property
+    def verdict(self) -> str:
+        """The recommended route against the threshold, in the gate's words: ``pass``
+        (shown to clear), ``fail`` (its upper bound is below the threshold), ``error``
+        (cases errored), ``inconclusive`` (its bounds contain the threshold, or this run
+        did not measure it)."""
+        if self.cleared:
+            return PASS
+        if self.candidate is None or self.bounds is None or self.bounds.mean is None:
+            return INCONCLUSIVE
+        if self.candidate.errors:
+            return ERROR
+        # a bound at or above the bar that did not clear: a split's unconfirmed half
+        return FAIL if self.bounds.decide(self.threshold) == FAIL else INCONCLUSIVE
+
+    @property
+    def cases_needed(self) -> int | None:
+        """Cases that would settle an inconclusive verdict at the observed spread."""
+        if self.verdict != INCONCLUSIVE or self.bounds is None:
+            return None
+        return self.bounds.needed(self.threshold)
+
+    def verdict_reason(self) -> str:
+        """Why the verdict is what it is, with the bounds it rests on."""
+        b = self.bounds
+        verdict = self.verdict
+        if b is None or b.low is None or b.high is None or b.mean is None:
+            return "the route was not measured by this run: nothing settles it"
+        if verdict == ERROR:
+            assert self.candidate is not None
+            return f"{self.candidate.errors} case(s) of {self.label} errored"
+        bar = f"{self.threshold:.2f}"
+        bounds = f"{level_text(b.level)} bounds [{b.low:.2f}, {b.high:.2f}] (n={b.n})"
+        if verdict == PASS:
+            return f"quality {b.mean:.2f}, {bounds} clear the threshold {bar}"
+        if verdict == FAIL:
+            return f"quality {b.mean:.2f} < threshold {bar}: its {bounds} lie below it"
+        return (
+            f"quality {b.mean:.2f}, {bounds} contain the threshold {bar}: "
+            f"{settle_text(b, self.threshold)}"
+        )
 
     @property
     def label(self) -> str:
@@ -391,12 +450,18 @@ class Choice:
         return f", {ratio:.1f}x cheaper{than}" if ratio >= 1 else f", {1 / ratio:.1f}x dearer{than}"
 
     def to_json(self) -> dict[str, Any]:
+        b = self.bounds
         return {
             "configured": self.configured,
             "configured_from": self.configured_from,
             "changed": self.changed,
             "outcome": self.outcome,
             "why": self.why(),
+            "verdict": self.verdict,
+            "verdict_reason": self.verdict_reason(),
+            "ci": [b.low, b.high] if b is not None and b.low is not None else None,
+            "level": b.level if b is not None else None,
+            "cases_needed": self.cases_needed,
         }
 
 
@@ -421,13 +486,12 @@ def choose(
     if not cleared:
         pick = current
     low = None
+    rests: Bounds | None = None
     if pick is not None:
         confirm = how.confirm or {}
-        if confirm.get("route") == pick.label:
-            low = confirm["low"]
-        elif pick.bounds is not None:
-            low = pick.bounds.low
-    choice = Choice(task, threshold, label, spec, origin, cleared, pick, low, current)
+        rests = how.check if confirm.get("route") == pick.label else pick.bounds
+        low = rests.low if rests is not None else None
+    choice = Choice(task, threshold, label, spec, origin, cleared, pick, low, current, rests)
     return choice, how
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,7 @@ from .records import CaseResult
 from .report import lead, terminal
 from .report.document import build_document, spend_json
 from .report.outputs import ReportWriteError, write_outputs
+from .runner import queue_note
 from .session import RunState
 from .shard.record import file_name, shard_block, shard_lines, suite_files
 from .snapshot import (
@@ -168,6 +169,8 @@ class ModelRouteReporter:
         self.skipped: set[str] = set()
         self.partial: str | None = None
         self.notes: list[str] = []
+        #: per model whose server queued our calls: what each process saw (Runner.queues)
+        self.queues: dict[str, dict[str, Any]] = {}
         self.written: list[tuple[str, Path]] = []
         self.estimated = False
         self.progress: WorkerProgress | None = None
@@ -442,6 +445,7 @@ class ModelRouteReporter:
                 cost, latency, quality = agg.cost_per_call, agg.latency_s, agg.quality
                 share = agg.to_json().get("stage_share")  # type: ignore[assignment]
             kinds = {state.providers[m].latency_kind for m in [*models, baseline]}
+            queued = tuple(sorted({m for m in [*models, baseline] if m in self.queues}))
             figures[task] = TaskFigures(
                 complexity=self._complexity(task),
                 route_cost=cost,
@@ -451,7 +455,10 @@ class ModelRouteReporter:
                 route_quality=quality,
                 baseline_quality=base.quality,
                 moved=moved_share(list(models), baseline, share),  # type: ignore[arg-type]
-                latency_comparable=len(kinds) == 1 and latency > 0 and base.latency_s > 0,
+                latency_comparable=(
+                    len(kinds) == 1 and latency > 0 and base.latency_s > 0 and not queued
+                ),
+                queued=queued,
             )
         return figures
 
@@ -470,6 +477,8 @@ class ModelRouteReporter:
         # servers that queue our calls (workers repeat some)
         for ledger in ledgers:
             self.notes.extend(n for n in ledger.get("notes", ()) if n not in self.notes)
+            for model, queue in (ledger.get("queues") or {}).items():
+                self.queues.setdefault(model, queue)  # the workers measured alike
         self.notes.extend(rate_limit_notes(ledgers, state.settings.rate_limit))
         if self.partial is None:  # a filtered run leaves out tasks on purpose
             files = {r.task: r.file for r in reversed(results)}  # a file of each task
@@ -520,7 +529,7 @@ class ModelRouteReporter:
             }
             for alias, m in state.config.models.items()
         }
-        extra["latency"] = latency_block(state)
+        extra["latency"] = latency_block(state, self.queues)
         self.doc = build_document(
             mode=self.mode,
             config_path=str(state.config.path),
@@ -729,7 +738,6 @@ class ModelRouteReporter:
                 for task, route in self.state.routes.items()
                 if task not in self.choices
             }
-            suggest.parent.mkdir(parents=True, exist_ok=True)
             suggest.write_text(suggest_yaml(self.choices, unmeasured), encoding="utf-8")
             self.suggested = suggest_lines(self.choices, unmeasured)
             self.written.append(("routes file", suggest))
@@ -780,19 +788,27 @@ LATENCY_MEASURED = (
 )
 
 
-def latency_block(state: RunState) -> dict[str, Any]:
-    """How the latencies were obtained, and at which concurrency, per model."""
+def latency_block(state: RunState, queues: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """How the latencies were obtained, and at which concurrency, per model; for a model
+    whose server queued our calls (``queues``, see ``Runner.queues``), the slots it reports
+    or the slowdown seen, the ``concurrency:`` to set, and its note."""
     runner = state.runner
-    return {
-        "measured": LATENCY_MEASURED,
-        "models": {
-            alias: {
-                "kind": provider.latency_kind,
-                "concurrency": runner.concurrency_total(alias),
-            }
-            for alias, provider in state.providers.items()
-        },
-    }
+    models: dict[str, Any] = {}
+    for alias, provider in state.providers.items():
+        models[alias] = {
+            "kind": provider.latency_kind,
+            "concurrency": runner.concurrency_total(alias),
+        }
+        if alias in queues:
+            queue = queues[alias]
+            models[alias].update(
+                queued=True,
+                slots=queue.get("slots"),
+                slowdown=queue.get("slowdown"),
+                suggestion=queue["suggestion"],
+                note=queue_note(alias, queue),
+            )
+    return {"measured": LATENCY_MEASURED, "models": models}
 
 
 def xdist_specs(config: pytest.Config) -> list[tuple[int, Any]]:

@@ -88,17 +88,64 @@ class _Job:
 _JOB: contextvars.ContextVar[_Job | None] = contextvars.ContextVar("modelroute_job", default=None)
 
 
-def queueing_slowdown(timings: list[tuple[int, float]]) -> tuple[float, int] | None:
+#: a self-hosted model's first calls, made one at a time: the latencies the others are
+#: compared with (see queueing_slowdown)
+ALONE_CALLS = 3
+#: a queue shows as calls with others in flight taking this many times as long as those
+#: made alone, and this much longer (s): our own client's work on eight calls at once, on
+#: a loaded machine, made a 5 ms answer take 0.2 s (a server queueing eight calls of under
+#: 0.15 s each is not worth a warning)
+QUEUE_RATIO = 2.0
+QUEUE_GAP_S = 0.5
+
+#: the task a call is made for (set by the evaluation of a case): latencies are compared
+#: within one task and purpose, as answers of different tasks differ 100-fold in length
+TASK: contextvars.ContextVar[str] = contextvars.ContextVar("modelroute_task", default="")
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One answered call: what it was for, the calls in flight when it started (itself
+    included), its latency."""
+
+    group: tuple[str, str]
+    crowd: int
+    latency_s: float
+
+
+def queueing_slowdown(timings: list[Timing]) -> tuple[float, int] | None:
     """(how many times slower, most calls in flight) when calls that started with others
-    in flight took markedly longer (2x or more, median against median) than those that
-    started alone, the mark of a server queueing our calls; None otherwise or when there
-    are too few of either to tell."""
-    alone = sorted(t for n, t in timings if n == 1)
-    crowded = sorted(t for n, t in timings if n > 1)
-    if not alone or len(crowded) < 3:
+    in flight took markedly longer than those of the same task and purpose that started
+    alone (QUEUE_RATIO times, median against median, and QUEUE_GAP_S longer), the mark of
+    a server queueing our calls; None otherwise, or when no task and purpose has at least
+    ALONE_CALLS calls made alone and as many made with others to tell."""
+    alone: dict[tuple[str, str], list[float]] = {}
+    crowded: dict[tuple[str, str], list[float]] = {}
+    for t in timings:
+        (alone if t.crowd == 1 else crowded).setdefault(t.group, []).append(t.latency_s)
+    ratios: list[float] = []
+    gaps: list[float] = []
+    for group, times in crowded.items():
+        before = alone.get(group, [])
+        if len(before) < ALONE_CALLS or len(times) < ALONE_CALLS:
+            continue
+        base = statistics.median(before)
+        ratios.extend(t / max(base, 1e-6) for t in times)
+        gaps.extend(t - base for t in times)
+    if not ratios:
         return None
-    ratio = statistics.median(crowded) / max(statistics.median(alone), 1e-6)
-    return (ratio, max(n for n, _ in timings)) if ratio >= 2.0 else None
+    ratio, gap = statistics.median(ratios), statistics.median(gaps)
+    if ratio < QUEUE_RATIO or gap < QUEUE_GAP_S:
+        return None
+    return ratio, max(t.crowd for t in timings)
+
+
+@dataclass
+class _Lead:
+    """A self-hosted model's first ALONE_CALLS calls, made one at a time."""
+
+    left: int = ALONE_CALLS
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class Runner:
@@ -146,11 +193,11 @@ class Runner:
         #: per model: the slots its server reports (None: it does not say)
         self._slots: dict[str, int | None] = {}
         self._slot_checks: dict[str, asyncio.Future[None]] = {}
-        #: per model: (calls in flight when a fresh call started, its latency)
-        self._timings: dict[str, list[tuple[int, float]]] = {}
+        #: per model: its answered calls' latencies, and the calls in flight now
+        self._timings: dict[str, list[Timing]] = {}
         self._in_flight: dict[str, int] = {}
-        #: per self-hosted model: set once its first call, made alone, has ended
-        self._first_alone: dict[str, asyncio.Event] = {}
+        #: per self-hosted model: its first calls, made alone (see queueing_slowdown)
+        self._leads: dict[str, _Lead] = {}
         #: API keys a provider rejected in this run -> why (see _refuse)
         self._refusals: dict[str, str] = {}
         #: per alias, the other aliases whose calls are the same calls (same identity)
@@ -293,34 +340,35 @@ class Runner:
         return {
             **self.ledger.to_json(),
             "notes": [*self.ledger.notes, *self.notes()],
+            "queues": self.queues(),
             "rate_limits": limits,
         }
+
+    def queues(self) -> dict[str, dict[str, Any]]:
+        """Per model whose server queued (or may queue) this process's calls: the slots it
+        reports (``slots``, when more calls than that were sent at once: ``sent``), how
+        much slower its calls were with others in flight (``slowdown``, up to ``crowd``
+        calls), and the ``concurrency:`` to set on it (``suggestion``)."""
+        out: dict[str, dict[str, Any]] = {}
+        for model, slots in sorted(self._slots.items()):
+            sent = self.concurrency_for(model) * self._workers
+            if slots is not None and sent > slots:
+                out[model] = {"slots": slots, "sent": sent, "suggestion": slots}
+                if self._workers > slots:  # fewer slots than xdist workers
+                    out[model]["workers"] = self._workers
+        for model, timings in sorted(self._timings.items()):
+            slowdown = queueing_slowdown(timings) if model not in out else None
+            if slowdown is not None:
+                ratio, crowd = slowdown
+                suggestion = max(1, round(crowd / ratio))
+                out[model] = {"slowdown": round(ratio, 2), "crowd": crowd, "suggestion": suggestion}
+        return out
 
     def notes(self) -> list[str]:
         """Warnings on how this process's latencies were measured (a server with fewer
         slots than the calls sent at once, or one answering slower as calls pile up)."""
         notes = [note for provider in self.providers.values() for note in provider.notes()]
-        for model, slots in sorted(self._slots.items()):
-            sent = self.concurrency_for(model) * self._workers
-            if slots is not None and sent > slots:
-                notes.append(
-                    f"model {model!r}: its server answers {slots} request(s) at once "
-                    f"(total_slots) but this run sent up to {sent}: its latencies include the "
-                    f"wait in the server's queue; set 'concurrency: {slots}' on it"
-                    + (" (and run it without -n)" if self._workers > slots else "")
-                )
-        for model, timings in sorted(self._timings.items()):
-            if any(model in n for n in notes):
-                continue
-            slowdown = queueing_slowdown(timings)
-            if slowdown is not None:
-                ratio, crowd = slowdown
-                suggest = max(1, round(crowd / ratio))
-                notes.append(
-                    f"model {model!r} answered {ratio:.1f}x slower with up to {crowd} calls in "
-                    "flight than with one: its server seems to queue them, so its latencies "
-                    f"include that wait; try 'concurrency: {suggest}' on it"
-                )
+        notes.extend(queue_note(model, queue) for model, queue in self.queues().items())
         return notes
 
     def is_cached(self, request: Request) -> bool:
@@ -432,24 +480,27 @@ class Runner:
                 self._check_slots(request.model, provider)
             )
         throttle = self.throttle(request.model)
-        alone = self._first_alone.get(request.model)
-        first = alone is None and provider.self_hosted() and self.concurrency_for(request.model) > 1
-        if first:
-            # a server of the user's may queue our calls: its first call, made alone, gives
-            # the latency the others are compared with (see notes())
-            alone = self._first_alone[request.model] = asyncio.Event()
-        elif alone is not None:
-            await alone.wait()
+        lead = self._leads.get(request.model)
+        if lead is None and provider.self_hosted() and self.concurrency_for(request.model) > 1:
+            # a server of the user's may queue our calls: its first calls, made one at a
+            # time, give the latencies the others are compared with (see queues())
+            lead = self._leads[request.model] = _Lead()
+        if lead is not None and lead.left > 0:
+            async with lead.lock:
+                if lead.left > 0:
+                    lead.left -= 1
+                    return await self._when_handed_over(key, request, provider, throttle)
+        return await self._when_handed_over(key, request, provider, throttle)
+
+    async def _when_handed_over(
+        self, key: str, request: Request, provider: Provider, throttle: Throttle
+    ) -> CallRecord:
         if self._held is not None and not self._held.done():
             # the client (the SDK's import) gets ready meanwhile
             waiting = asyncio.ensure_future(provider.prepare())
             waiting.add_done_callback(lambda f: f.cancelled() or f.exception())
             await asyncio.shield(self._held)
-        try:
-            return await self._call_once(key, request, provider, throttle)
-        finally:
-            if first and alone is not None:
-                alone.set()
+        return await self._call_once(key, request, provider, throttle)
 
     def throttle(self, model: str) -> Throttle:
         """When ``model``'s calls may start: its concurrency, adapted to the rate limit its
@@ -616,7 +667,8 @@ class Runner:
         finally:
             if crowd:
                 self._in_flight[request.model] -= 1
-        self._timings.setdefault(request.model, []).append((crowd, completion.latency_s))
+        timing = Timing((TASK.get(), request.purpose), crowd, completion.latency_s)
+        self._timings.setdefault(request.model, []).append(timing)
         entry = self.entry(provider, completion)
         # stored before anything else can go wrong; off the loop, so other calls go on
         await asyncio.to_thread(self.cache.put, key, entry)
@@ -793,3 +845,19 @@ class Runner:
                 task.cancel()
             self.progress.tick(force=True)
         return results
+
+
+def queue_note(model: str, queue: dict[str, Any]) -> str:
+    """The warning on a model whose server queued our calls (see :meth:`Runner.queues`)."""
+    if "slots" in queue:
+        return (
+            f"model {model!r}: its server answers {queue['slots']} request(s) at once "
+            f"(total_slots) but this run sent up to {queue['sent']}: its latencies include "
+            f"the wait in the server's queue; set 'concurrency: {queue['suggestion']}' on it"
+            + (" (and run it without -n)" if queue.get("workers", 0) > queue["slots"] else "")
+        )
+    return (
+        f"model {model!r} answered {queue['slowdown']:.1f}x slower with up to "
+        f"{queue['crowd']} calls in flight than with one: its server seems to queue them, "
+        f"so its latencies include that wait; try 'concurrency: {queue['suggestion']}' on it"
+    )

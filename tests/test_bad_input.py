@@ -414,6 +414,22 @@ def test_a_flag_of_the_other_mode_is_a_usage_error(
     assert not (pytester.path / "routes.yaml").exists()
 
 
+def test_a_suggested_routes_file_in_a_missing_folder_is_a_usage_error(
+    pytester: pytest.Pytester,
+) -> None:
+    """The audit's ``--model-route-suggest /nonexistent/dir/r.yaml`` made /nonexistent."""
+    sim_suite(pytester)
+    where = pytester.path / "no-such" / "dir" / "routes.yaml"
+    result = pytester.runpytest(
+        "--model-route=bench", "--model-route-suggest", str(where), "-p", "no:cacheprovider"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"ERROR: --model-route-suggest: the folder {where.parent} does not exist; create it*"]
+    )
+    assert not (pytester.path / "no-such").exists()
+
+
 def test_cases_without_ids_are_named_by_content_not_position(pytester: pytest.Pytester) -> None:
     sim_suite(pytester)
     no_ids = CLASSIFICATION.replace("{id: billing-01, ", "{").replace("{id: feature-01, ", "{")

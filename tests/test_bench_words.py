@@ -13,6 +13,7 @@ import yaml
 from suite import OUTPUT_ARGS, write
 from test_routes import CONFTEST, HAIKU, OPUS, SONNET, copies
 
+from pytest_modelroute.report.fmt import level_text
 from pytest_modelroute.report.glossary import glossary
 
 # haiku solves level 1, sonnet levels 1-2, opus everything (tests/test_routes.py); every
@@ -87,11 +88,11 @@ def test_every_report_marks_changed_and_kept_routes(routed: pytest.Pytester) -> 
     assert chosen["cost_per_call"] == pytest.approx(cost)
     result.stdout.fnmatch_lines(
         [
-            "task*recommendation*quality*lower bound*cost/call*cheaper*clears",
-            "easy *keep haiku *5.00 *$0.00012 *100.0x *yes",
-            "hard *keep sonnet *no",
-            f"triage *opus -> cascade:haiku>sonnet *4.00 *{chosen['low']:.2f} *$0.00072 "
-            f"*{OPUS / cost:.1f}x *yes",
+            "task*recommendation*quality*bounds*cost/call*cheaper*verdict",
+            "easy *keep haiku *5.00 *$0.00012 *100.0x *PASS",
+            "hard *keep sonnet *INCONCLUSIVE *~*",
+            f"triage *opus -> cascade:haiku>sonnet *4.00 *{chosen['low']:.2f}-{chosen['high']:.2f} "
+            f"*$0.00072 *{OPUS / cost:.1f}x *PASS",
         ]
     )
     said = " ".join(result.stdout.str().split())
@@ -103,10 +104,10 @@ def test_every_report_marks_changed_and_kept_routes(routed: pytest.Pytester) -> 
         "bound reaches it with this many cases; more cases narrow the bounds): hard",
     ):
         assert sentence in said
-    assert doc["tasks"]["hard"]["reasons"] == [
+    assert doc["tasks"]["hard"]["reasons"][0] == (
         "no candidate was shown to clear 3.00 (none's lower bound reaches it with these "
         "cases), so the task keeps its configured route sonnet"
-    ]
+    )
     markdown = (routed.path / "out" / "r.md").read_text(encoding="utf-8")
     assert "opus → **cascade:haiku>sonnet**" in markdown.replace("&gt;", ">")
     assert "| keep haiku |" in markdown and "| keep sonnet |" in markdown
@@ -128,6 +129,49 @@ def test_every_report_marks_changed_and_kept_routes(routed: pytest.Pytester) -> 
     assert props["triage[cascade:haiku>sonnet]"]["configured_route"] == "opus"
     assert props["triage[cascade:haiku>sonnet]"]["recommendation"] == "change"
     assert props["hard[sonnet]"]["recommendation"] == "keep-unshown"
+
+
+def test_a_task_whose_bounds_contain_the_bar_is_inconclusive_in_every_report(
+    routed: pytest.Pytester,
+) -> None:
+    """hard keeps sonnet, whose corrected bounds contain the bar: not shown to clear, not
+    shown below it. Every report says inconclusive, with the interval the recommendation
+    rests on and the cases that would settle it; none says fail, and nothing blocks."""
+    result, doc = bench(routed)
+    rec, task = doc["recommendations"]["hard"], doc["tasks"]["hard"]
+    sonnet = next(c for c in rec["candidates"] if c["route"] == "sonnet")
+    low, high = sonnet["low"], sonnet["high"]
+    assert low < rec["threshold"] <= high  # the case this test is about
+    assert rec["verdict"] == task["verdict"] == "inconclusive"
+    assert task["ci"] == rec["ci"] == [low, high]
+    assert task["level"] == sonnet["level"] == rec["selection"]["level"]
+    needed = task["cases_needed"]
+    assert isinstance(needed, int) and needed > task["n"]
+    assert doc["gate"]["failures"] == []
+    # easy and triage clear by their lower bounds: pass
+    assert doc["tasks"]["easy"]["verdict"] == doc["tasks"]["triage"]["verdict"] == "pass"
+    level = f"{rec['selection']['level']:.1%}"
+    said = f"{level} bounds [{low:.2f}, {high:.2f}] (n=4) contain the threshold 3.00"
+    assert f"quality {task['quality']:.2f}, {said}: about {needed:,} cases" in task["reasons"][1]
+    result.stdout.fnmatch_lines(
+        [f"hard *keep sonnet *{low:.2f}-{high:.2f} *INCONCLUSIVE *~{needed:,}"]
+    )
+    markdown = (routed.path / "out" / "r.md").read_text(encoding="utf-8")
+    row = next(line for line in markdown.splitlines() if line.startswith("| **hard**"))
+    assert f"[{low:.2f}, {high:.2f}]" in row and "inconclusive" in row and "fail" not in row
+    assert f"about {needed:,} cases would settle it" in markdown
+    html = (routed.path / "out" / "r.html").read_text(encoding="utf-8")
+    assert ">fail<" not in html and f"{low:.2f}–{high:.2f}" in html
+    assert f"about {needed:,} cases would settle it" in html
+    junit = ET.parse(routed.path / "out" / "r.xml").getroot()
+    props = {
+        c.get("name"): {p.get("name"): p.get("value") for p in c.iter("property")}
+        for c in junit.iter("testcase")
+    }
+    assert props["hard[sonnet]"]["verdict"] == "inconclusive"
+    assert props["hard[sonnet]"]["cases_needed"] == str(needed)
+    assert float(props["hard[sonnet]"]["ci_low"]) == pytest.approx(low, abs=1e-5)
+    assert not any(c.find("failure") is not None for c in junit.iter("testcase"))
 
 
 def test_suggest_says_what_it_changed_and_keeps_unproven_routes(routed: pytest.Pytester) -> None:
@@ -281,6 +325,21 @@ def test_the_confidence_named_above_the_table_spans_every_tasks_level(
     low, high = min(levels.values()), max(levels.values())
     said = " ".join(result.stdout.str().split())
     assert (
-        f"the quality it reaches with {low * 100:.1f}% to {high * 100:.1f}% confidence, raised "
+        f"the quality it reaches with {level_text(low)} to {level_text(high)} confidence, raised "
         "for the number of candidates the task compares" in said
     )
+
+
+def test_a_split_recommendation_names_its_seed_and_halves(routed: pytest.Pytester) -> None:
+    """--model-route-split draws its halves from the case ids and seed:, so another seed
+    can change the recommendation: the report says which seed and how many cases each half
+    had, so that a result can be reproduced."""
+    config = routed.path / "modelroute.yaml"
+    config.write_text(config.read_text(encoding="utf-8") + "seed: 7\n", encoding="utf-8")
+    result, doc = bench(routed, "--model-route-split")
+    selection = doc["recommendations"]["easy"]["selection"]
+    assert selection["method"] == "split" and selection["seed"] == 7
+    first, second = selection["halves"]
+    assert first + second == 16 and first and second
+    said = " ".join(result.stdout.str().split())
+    assert f"ids and seed: 7 ({first} and {second} cases; another seed or other ids" in said

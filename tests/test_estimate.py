@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shutil
@@ -188,3 +189,57 @@ def test_one_word_and_one_number_answers_first_run_within_30_percent(
     assert 0.7 <= usd / spent <= 1.3, (usd, spent)
     assert "20 calls made first" in assumes  # 5 per model and task
     assert len(wire_server.requests) == 120  # the first answers were not paid again
+
+
+def test_a_judged_short_answer_suite_first_run_within_30_percent(
+    pytester: pytest.Pytester, wire_server: WireServer
+) -> None:
+    """One-word capitals judged by an llm-rubric on the mid model, the route (mid) and the
+    baseline (big) giving the same answers, so one judge call serves both: the estimate
+    learns the verdicts' length from the judge's verdicts on the first answers and counts
+    one judge call a case, not two (the audit's suite: ~$0.0447 against $0.031 spent,
+    ~96-token verdicts assumed against 53, 35 judge calls counted against 20 made)."""
+    verdict = {
+        "scores": {"correctness": 4, "completeness": 5, "format": 5},
+        "reason": "Right city, but the spelling is off by a letter or two here.",
+    }
+    wire_server.answer = lambda body: last_user_text(body).split("Capital of ")[1][:4] + "ville"
+    wire_server.json_answer = lambda body: verdict
+    wire_server.usage = lambda body, text: WireUsage(
+        14 + len(json.dumps(body["messages"])) // 3, 1 + len(text) // 3
+    )
+    models = {
+        name: {
+            "provider": "openai",
+            "model": f"{name}-x",
+            "base_url": wire_server.openai_url,
+            "price": {"input": i, "output": o},
+        }
+        for name, i, o in (("mid", 1.0, 4.0), ("big", 5.0, 25.0))
+    }
+    config = {
+        "models": models,
+        "baseline": "big",
+        "routes": {"capitals": "mid"},
+        "judge": {"model": "mid"},
+    }
+    countries = ["France", "Japan", "Peru", "Kenya", "Chile", "Egypt", "Spain", "Italy"]
+    capitals = {
+        "task": "capitals",
+        "complexity": "low",
+        "prompt": "Capital of {{ c }}? One word.",
+        "checks": [{"type": "llm-rubric", "rubric": "Names the capital city correctly"}],
+        "cases": [{"id": f"c{i:02d}", "vars": {"c": f"{countries[i % 8]} {i}"}} for i in range(20)],
+    }
+    (pytester.path / "modelroute.yaml").write_text(yaml.safe_dump(config))
+    (pytester.path / "cases").mkdir()
+    (pytester.path / "cases" / "capitals.yaml").write_text(yaml.safe_dump(capitals))
+
+    result, doc = run_json(pytester, "--model-route")
+    calls, usd, assumes = estimate_of(result)
+    spent = doc["spend"]["cost_incurred"]
+    assert doc["spend"]["api_calls"] == 60  # 20 cases twice, one judge call each
+    assert calls == 60, assumes
+    assert 0.7 <= usd / spent <= 1.3, (usd, spent)
+    assert "judge verdicts of mid from up to 5 answers each" in assumes
+    assert "96-token judge verdicts" not in assumes

@@ -140,7 +140,8 @@ def test_an_unchanged_rerun_bound_in_closed_form() -> None:
 def test_the_cases_that_would_settle_it_have_the_power_they_promise() -> None:
     """For pass/fail scores, the count the reports print is where the exact binomial power
     of the Clopper-Pearson rule (scipy.stats.binom) reaches 80 %."""
-    for passes, n, bar in ((14, 15, 4.0), (170, 200, 4.2), (33, 45, 4.0), (20, 45, 3.5)):
+    cases = ((14, 15, 4.0), (170, 200, 4.2), (33, 45, 4.0), (20, 45, 3.5), (146, 200, 4.0))
+    for passes, n, bar in cases:
         b = bounds(quality_sample(passes, n))
         needed = b.needed(bar)
         assert needed is not None and needed > n
@@ -153,7 +154,12 @@ def test_the_cases_that_would_settle_it_have_the_power_they_promise() -> None:
             return float(stats.binom.sf(k - 1, m, p1))
 
         assert power(needed) >= POWER
-        assert min(power(m) for m in range(needed, needed + 50)) >= POWER - 0.015
+        # and it stays there: scipy's power at every n up to half as many again
+        ahead = np.arange(needed, needed + min(needed // 2, 2_000) + 200)
+        k = stats.binom.isf(1 - LEVEL, ahead, p0) + 1
+        assert stats.binom.sf(k - 1, ahead, p1).min() >= POWER
+        # and it is the least such n: the n just before it falls short
+        assert power(needed - 1) < POWER
 
 
 def test_the_detectable_difference_is_the_textbook_one_for_many_cases() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from suite import CLASSIFICATION, ECHO_CONFTEST, classification, run_json, write
@@ -72,6 +73,36 @@ def test_snapshot_round_trip_then_a_regression_fails(pytester: pytest.Pytester) 
     result, doc = run_json(pytester, "--model-route")
     assert result.ret == 0
     assert doc["spend"]["api_calls"] == 0
+
+
+def test_a_comparison_that_settled_is_never_thin(pytester: pytest.Pytester) -> None:
+    """THIN marks a comparison too small to mean anything: a drop beyond doubt at 12 cases
+    is not one, though its detectable difference is coarser than the tolerance; nor is
+    the baseline comparison when no max_drop rule judges it."""
+    suite(pytester, "strong", cases=12)
+    run_json(pytester, "--model-route", "--model-route-update-snapshot")
+    suite(pytester, "weak", cases=12)
+    result, doc = run_json(pytester, "--model-route", "--model-route-report-dir", "out")
+    t = doc["tasks"]["classification"]
+    snap, seen = t["snapshot"], t["detectable"]
+    assert snap["outcome"] == "fail" and snap["ci"][1] < -0.2, "the drop is beyond doubt"
+    assert seen["against"] == "snapshot" and seen["difference"] > 0.2
+    assert (snap["thin"], seen["thin"], t["baseline"]["thin"]) == (False, False, False)
+    assert not [line for line in result.stdout.lines if re.search(r"\d THIN", line)]
+    assert "thin" not in (pytester.path / "out" / "comment.md").read_text().split("<sub>")[0]
+    assert "· thin" not in (pytester.path / "out" / "report.html").read_text()
+
+    suite(pytester, "weak", "max_drop: 0.5", cases=12)  # now a rule: settled, still not thin
+    _, doc = run_json(pytester, "--model-route")
+    base = doc["tasks"]["classification"]["baseline"]
+    assert base["outcome"] == "fail" and base["thin"] is False
+
+    suite(pytester, "strong", cases=12)  # unsettled at 12 cases and coarse: thin everywhere
+    result, doc = run_json(pytester, "--model-route", "--model-route-report-dir", "out")
+    assert doc["tasks"]["classification"]["detectable"]["thin"] is True
+    result.stdout.fnmatch_lines(["  classification  12 * vs snapshot  * THIN *"])
+    assert "⚠️ thin" in (pytester.path / "out" / "comment.md").read_text()
+    assert "· thin" in (pytester.path / "out" / "report.html").read_text()
 
 
 def test_cost_rise_without_quality_gain_fails(pytester: pytest.Pytester) -> None:

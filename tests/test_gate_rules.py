@@ -229,3 +229,42 @@ def test_a_partial_merge_recomputes_the_task_over_kept_and_new_cases() -> None:
     merged, notes = merge_snapshot(older, run, keep_cases=True)
     assert merged["tasks"]["t"]["quality"] == pytest.approx((2.0 + 4.0) / 2)
     assert any("without their weights" in n for n in notes)
+
+
+def test_the_suite_wide_chance_does_not_apply_when_inconclusive_fails() -> None:
+    """Under --model-route-inconclusive=fail a route on its bar fails whenever its bounds
+    contain the bar: no family-wise figure is claimed, with or without Holm."""
+    from pytest_modelroute.report.fmt import suite_sentence
+
+    routes = {
+        f"t{i}": agg("r", {f"c{j}": 5.0 if j % 4 else 1.0 for j in range(20)}) for i in range(3)
+    }
+    for holm in (False, True):
+        rules = GateRules(inconclusive="fail", holm=holm)
+        verdicts = {t: decide_task(t, "r", a, None, 4.0, rules, None) for t, a in routes.items()}
+        assert all(v.verdict == INCONCLUSIVE and v.blocking for v in verdicts.values())
+        view = suite_view(verdicts, rules)
+        assert view["familywise_applies"] is False and view["familywise_false_failure"] is None
+        said = suite_sentence({"gate": {"suite": view}})
+        assert "no family-wise chance of a false failure applies" in said
+        assert "holds" not in said.replace("cannot hold", "")
+    rules = GateRules(inconclusive="pass")
+    verdicts = {t: decide_task(t, "r", a, None, 4.0, rules, None) for t, a in routes.items()}
+    view = suite_view(verdicts, rules)
+    assert view["familywise_false_failure"] == pytest.approx(1 - 0.95**3)
+
+
+def test_levels_are_printed_with_the_digits_they_need() -> None:
+    """confidence 0.975 is 97.5 %, not 98 %; 0.999999 is not 100 %."""
+    from pytest_modelroute.report.fmt import level_text, suite_sentence
+
+    assert [level_text(v) for v in (0.95, 0.975, 0.999999, 0.99, 1 - 0.05 / 3)] == [
+        "95%", "97.5%", "99.9999%", "99%", "98.3%",
+    ]  # fmt: skip
+    route = agg("r", {f"c{j}": 5.0 if j % 3 else 1.0 for j in range(12)})
+    rules = GateRules(confidence=0.975)
+    v = decide_task("t", "r", route, None, 4.0, rules, None)
+    assert "97.5% bounds" in v.reasons[0]
+    verdicts = {"a": v, "b": decide_task("b", "r", route, None, 4.0, rules, None)}
+    said = suite_sentence({"gate": {"suite": suite_view(verdicts, rules)}})
+    assert "2 tests at 97.5% each" in said and "holds it at 2.5%" in said

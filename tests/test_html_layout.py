@@ -1,6 +1,8 @@
 """The HTML report in a real browser at a laptop's and a phone's width: no text clipped,
-no chart labels on top of each other, no page wider than the window. Screenshots go to
-$MODELROUTE_SCREENSHOTS when it is set."""
+no column or figure pushed out of sight into a box that scrolls sideways, nothing across
+its card's border, no route name broken inside a model's name, no chart labels on top of
+each other, no page wider than the window (tests/layout.js measures them). Screenshots go
+to $MODELROUTE_SCREENSHOTS when it is set."""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from suite import run_json, write
 from wire_server import WireServer
@@ -108,3 +110,45 @@ def test_a_rejected_key_stops_its_calls_after_the_first(
     assert len(causes) == sent and sum(c["count"] for c in causes) == 6
     result.stdout.fnmatch_lines(["errored cases by cause (6 in all):", "   * x 401 from openai*"])
     assert doc["spend"]["api_errors"] == sent
+
+
+def test_an_errored_gate_says_why_in_every_report(
+    pytester: pytest.Pytester, wire_server: WireServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gate that failed because cases errored leads with their causes (count x cause)
+    under the failure in the PR comment, the HTML banner and the JUnit gate message, not
+    only "3 of 3 cases errored"."""
+    import xml.etree.ElementTree as ET
+
+    monkeypatch.setenv("MR_TEST_KEY", "sk-rejected-0000000")
+    keyed_suite(pytester, wire_server, concurrency=1, sim_baseline=True)
+    wire_server.fault_rates = {"401": 1.0}
+    result, doc = run_json(pytester, "--model-route", "--model-route-report-dir", "out")
+    assert result.ret == 1
+    # the two models share the key: a case not called may carry either model's refusal
+    cause = r"401 from openai model '[sm]-1' \(alias '(?:small|medium)'\): the API key was "
+    cause += r"rejected\. Set MR\\?_TEST\\?_KEY to a valid key"  # Markdown escapes the _
+    out = pytester.path / "out"
+    lead_part = (out / "comment.md").read_text().split("### ")[0]  # what the comment leads with
+    for task, route in (("classification", "small"), ("tagging", "medium")):
+        found = re.search(
+            rf"- \*\*{task}\*\* · {route} · ⚠️ error: 3 of 3 cases errored; no case could be "
+            rf"scored\n((?:  - \d × {cause}\n){{1,2}})",
+            lead_part,
+        )
+        assert found, lead_part
+        assert sum(int(n) for n in re.findall(r"- (\d) ×", found.group(1))) == 3
+    html = (out / "report.html").read_text()
+    banner = html.split('id="verdict"')[1].split("</section>")[0]
+    lists = re.findall(r'<ul class="causes">(.*?)</ul>', banner)
+    assert len(lists) == 2, banner
+    escaped = cause.replace("'", "&#39;")
+    for items in lists:
+        counts = re.findall(rf"<li>(\d) x {escaped}</li>", items)
+        assert sum(map(int, counts)) == 3, items
+    junit = ET.parse(out / "junit.xml")
+    gate = next(tc for tc in junit.iter("testcase") if tc.get("name") == "gate")
+    failure = gate.find("failure")
+    assert failure is not None
+    assert re.search(rf"\(classification: \d x {cause}\)$", failure.get("message", ""))
+    assert len(re.findall(rf"  errored: \d x {cause}", failure.text or "")) in (2, 3, 4)

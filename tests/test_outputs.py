@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -59,6 +60,7 @@ def test_junit_sits_beside_pytests_own(pytester: pytest.Pytester) -> None:
 
 SERIALIZING_CONFTEST = """
 import json
+import math
 
 def pytest_configure(config):
     global CONFIG
@@ -246,3 +248,21 @@ def test_a_report_that_cannot_be_written_at_the_end_is_an_error_not_a_traceback(
     )
     assert (pytester.path / "out" / "r.md").exists()
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_sum_over_the_jsons_call_rows_is_the_spend(example_run) -> None:  # type: ignore[no-untyped-def]
+    """The example suite's judge answers the route's and the baseline's same output once:
+    that call's second row is marked shared, so the rows made in this run and not shared
+    add up to the spend (the audit's sum over every uncached row: $0.3137 against $0.2938),
+    and count its API calls."""
+    doc = example_run.doc
+    rows = [c for r in doc["results"] for c in r["calls"]]
+    made = [c for c in rows if not c["cached"] and c["error"] is None]
+    paid = [c for c in made if not c["shared"]]
+    assert len(paid) < len(made)  # some calls are shared
+    assert len(paid) == doc["spend"]["api_calls"]
+    assert math.fsum(c["cost"] for c in paid) == pytest.approx(
+        doc["spend"]["cost_incurred"], rel=1e-9
+    )
+    judge = math.fsum(c["cost"] for c in paid if c["purpose"] == "judge")
+    assert judge == pytest.approx(doc["spend"]["judge_cost_incurred"], rel=1e-9)

@@ -16,6 +16,7 @@ from markdown_it import MarkdownIt
 from reportdocs import HOSTILE, HOSTILE_TASK, make_doc
 from suite import CLASSIFICATION, run_json, sim_suite
 
+from pytest_modelroute import report as report_pkg
 from pytest_modelroute.report.fmt import clip_middle, money
 from pytest_modelroute.report.html import render_html
 from pytest_modelroute.report.junit import CASE_SUITE, ROUTE_SUITE, render_junit, write_junit
@@ -84,6 +85,31 @@ def test_html_passed_gate_says_so() -> None:
     doc["gate"] = {"passed": True, "failures": []}
     html = render_html(doc)
     assert "Gate passed" in html and "Gate failed" not in html
+
+
+def test_html_passed_gate_words_inconclusive_tasks_as_such() -> None:
+    """A passed gate whose tasks are inconclusive calls them inconclusive, not failing,
+    and draws their reasons amber with a question mark, not a red cross."""
+    doc = make_doc(20)
+    for i in range(9):
+        doc["tasks"][f"open-{i}"] = dict(
+            next(iter(doc["tasks"].values())),
+            verdict="inconclusive",
+            reasons=[f"quality 4.10, 95% bounds [3.2, 4.9] contain the threshold 4.00 ({i})"],
+        )
+    for entry in doc["tasks"].values():
+        if entry["verdict"] != "inconclusive":
+            entry.update(verdict="pass", reasons=[])
+    doc["gate"] = {"passed": True, "failures": []}
+    html = render_html(doc)
+    banner = html.split('id="verdict"')[1].split("</section>")[0]
+    assert "Gate passed" in banner and "failing" not in banner
+    assert re.search(r"and \d+ more inconclusive tasks: see the tasks table", banner)
+    assert '<span class="why inconclusive">' in banner
+    assert html.count('<div class="reason inconclusive">') == 9
+    css = (Path(report_pkg.__file__).parent / "templates" / "report.css").read_text()
+    assert re.search(r"\.reason\.inconclusive::before \{ content: \"\? \"", css)
+    assert ".reason.inconclusive { color: var(--warn); }" in css
 
 
 def test_html_makes_no_network_references(hostile: dict) -> None:
@@ -396,7 +422,13 @@ def test_costs_from_estimated_tokens_are_marked_in_every_report(
     result, doc = run_json(pytester, "--model-route")
     spend = doc["spend"]
     assert spend["estimated_calls"] == spend["api_calls"] == 4
-    result.stdout.fnmatch_lines(["spend: 4 API calls*", " 4 calls priced from estimated tokens"])
+    result.stdout.fnmatch_lines(
+        [
+            "spend: 4 API calls*",
+            " 4 calls priced from estimated tokens (no token counts reported; ~4 characters a "
+            "token)",
+        ]
+    )
     assert "4 calls priced from estimated tokens" in render_markdown(doc)
     assert "4 calls priced from estimated tokens" in render_html(doc)
     doc["spend"]["estimated_calls"] = 0  # providers that report usage: no mark

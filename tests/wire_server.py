@@ -234,6 +234,9 @@ class WireServer:
         self._lock = threading.Lock()
         self._script: list[Fault] = []
         self._requests: list[RecordedRequest] = []
+        #: per answered request: its body and the server's own time on it (s), from its
+        #: headers read to its answer written
+        self._handled: list[tuple[Any, float]] = []
         self._per_model: Counter[str] = Counter()
         self._ok_per_model: Counter[str] = Counter()
         #: per model: requests waiting out their latency now, and the most there were
@@ -423,6 +426,12 @@ class WireServer:
                 self._in_flight[model] -= 1
 
     @property
+    def handled(self) -> list[tuple[Any, float]]:
+        """Per answered request: its body and the server's own time on it (s)."""
+        with self._lock:
+            return list(self._handled)
+
+    @property
     def peak_in_flight(self) -> dict[str, int]:
         """Per model: the most requests the server held at once (waiting out its latency)."""
         with self._lock:
@@ -564,6 +573,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         wire = self.server.wire
+        arrived = time.perf_counter()
         flavor = self._flavor()
         refused = False
         length = int(self.headers.get("content-length") or 0)
@@ -614,6 +624,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_json(200, wire.reply(flavor, body, fault), fault.headers)
             wire._answered(body.get("model"))
+            with wire._lock:
+                wire._handled.append((body, time.perf_counter() - arrived))
 
     def _take_latency(self, wire: WireServer, model: str) -> bool:
         """Wait the server's latency (for a slot first, when it has slots); False if the

@@ -35,8 +35,9 @@ if TYPE_CHECKING:
     from ..runner import Runner
     from ..session import RunState
 
-#: per (model alias, task): the answers made first, with their requests (see ``pilot``)
-First = Mapping[tuple[str, str], list[tuple[Request, CallRecord]]]
+#: per (model alias, task, purpose): the answers (judge verdicts) made first, with their
+#: requests (see ``pilot``)
+First = Mapping[tuple[str, str, str], list[tuple[Request, CallRecord]]]
 
 NOT_KNOWN = "not known before the call"
 
@@ -56,6 +57,9 @@ class Call:
     weight: float = 1.0
     #: a judge of an answer not known yet: the (model alias) that gives that answer
     answer_of: str | None = None
+    #: a judge of an answer not known yet whose case has another item judged: the same
+    #: call when their answers are the same (weighted by how often they are, see run())
+    repeat: bool = False
 
     @classmethod
     def of(cls, request: Request, task: str, weight: float = 1.0) -> Call:
@@ -89,14 +93,21 @@ class _Pass:
         #: cascade items whose later stages are unknown: (case, route, from which stage)
         self.stopped: list[tuple[Case, CascadeRoute, int]] = []
         self.task = ""  # the task of the item being evaluated
+        #: per (task, case file, case id): the known answers of its items, and how many
+        #: of its items' judge calls are counted
+        self.outputs: dict[tuple[str, str, str], list[str]] = {}
+        self.judged: dict[tuple[str, str, str], int] = {}
         self.halted = False  # the item met a route call nobody can predict
         self.expected = 0.0  # the calls counted so far, likely escalations in part
-        for made in first.values():
+        for (_, _, purpose), made in first.items():
             for request, record in made:
                 self.made_first.add(self.runner.key(request))
                 self.est.calls += 1
                 self.est.piloted += 1
-                self.est.piloted_models.add(record.model)
+                if purpose == "judge":
+                    self.est.piloted_judges.add(record.model)
+                else:
+                    self.est.piloted_models.add(record.model)
                 self.est.piloted_cost += record.cost
         self.est.cost += self.est.piloted_cost
         self.env = state.make_env(_DryRunner(self))
@@ -120,8 +131,9 @@ class _Pass:
                 usage = predicted.usage
                 self.add(request.model, usage.input_tokens, usage.output_tokens)
             else:
-                if request.purpose == "route":
-                    self.est.unknown.setdefault((request.model, self.task), []).append(request)
+                if request.purpose in ("route", "judge"):  # the pilot learns from these
+                    which = (request.model, self.task, request.purpose)
+                    self.est.unknown.setdefault(which, []).append(request)
                 self.calls.append(Call.of(request, self.task))
         if predicted is None:
             self.halted = self.halted or request.purpose == "route"
@@ -172,8 +184,12 @@ class _Pass:
                 if stage is not None:
                     self.stopped.append((case, route, stage))
                     self.halted = True
+            which = (case.task, case.file, case.id)
             if self.halted and not self.est.replay:
                 self.judges_of_unknown_answer(case, route)
+            elif result.output is not None and result.error is None:
+                self.outputs.setdefault(which, []).append(result.output)
+            self.judged[which] = self.judged.get(which, 0) + 1
 
     def judges_of_unknown_answer(self, case: Case, route: Route) -> None:
         """The judge calls of an item whose answer is not known yet: sized from the case."""
@@ -188,6 +204,7 @@ class _Pass:
             + (estimate_tokens(expected) if expected else 0)
         )
         panel = configured_panel(self.state.config)
+        repeat = self.judged.get((case.task, case.file, case.id), 0) > 0
         for check in case.checks:
             if check.kind.name not in JUDGE_CHECKS:
                 continue
@@ -197,7 +214,16 @@ class _Pass:
                 if self.runner.providers[alias].spends:
                     max_tokens = int(self.state.env.judge_params(alias)["max_tokens"])
                     self.calls.append(
-                        Call(alias, case.task, "judge", shown, max_tokens, 1.0, route.models[-1])
+                        Call(
+                            alias,
+                            case.task,
+                            "judge",
+                            shown,
+                            max_tokens,
+                            1.0,
+                            route.models[-1],
+                            repeat,
+                        )  # fmt: skip
                     )
 
     def escalate(self) -> None:
@@ -235,12 +261,28 @@ class _Pass:
         self.runner.run(self.evaluate_all(work))
         if not self.est.replay:
             self.escalate()
+        same = self.same_answers()
         for call in self.calls:
+            if call.repeat:
+                call.weight *= 1 - same.get(call.task, 0.0)
             self.price(call)
         est = self.est
-        est.unlearnt = {key for key in est.unknown if not self.sizes.known_route(*key)}
+        est.unlearnt = {key for key in est.unknown if self.sizes.of(*key) is None}
         est.calls += round(self.expected)
         return est
+
+    def same_answers(self) -> dict[str, float]:
+        """Per task: of the pairs of known answers to one case (the route's and the
+        baseline's, say), the share that are the same text, so that a judge asked about
+        one asks the same call about the other; tasks with no such pair are left out."""
+        pairs: dict[str, list[int]] = {}
+        for (task, _, _), outputs in self.outputs.items():
+            tally = pairs.setdefault(task, [0, 0])
+            for i, output in enumerate(outputs):
+                for other in outputs[i + 1 :]:
+                    tally[0] += output == other
+                    tally[1] += 1
+        return {task: same / n for task, (same, n) in pairs.items() if n}
 
     def price(self, call: Call) -> None:
         tally = self.sizes.of(call.alias, call.task, call.purpose)

@@ -54,14 +54,15 @@ class Estimate:
     models: Counter[str] = field(default_factory=Counter)
     #: the models priced at batch rates (their calls go through a batch API)
     batched: frozenset[str] = frozenset()
-    #: per (model alias, task): the route requests no one could predict or find cached,
-    #: a sample of which the estimate learns from (see ``pilot``)
-    unknown: dict[tuple[str, str], list[Request]] = field(default_factory=dict)
-    #: the (model alias, task) pairs of ``unknown`` with no known answer to learn from
-    unlearnt: set[tuple[str, str]] = field(default_factory=set)
+    #: per (model alias, task, purpose): the route and judge requests no one could predict
+    #: or find cached, a sample of which the estimate learns from (see ``pilot``)
+    unknown: dict[tuple[str, str, str], list[Request]] = field(default_factory=dict)
+    #: the keys of ``unknown`` with no known answer to learn from
+    unlearnt: set[tuple[str, str, str]] = field(default_factory=set)
     #: the first answers made before the estimate: their count, models and cost (USD)
     piloted: int = 0
     piloted_models: set[str] = field(default_factory=set)
+    piloted_judges: set[str] = field(default_factory=set)
     piloted_cost: float = 0.0
     #: Python case items of the run: their llm() calls are known only as they run
     python_items: int = 0
@@ -72,10 +73,15 @@ class Estimate:
         if self.predicted:
             out.append(f"{self.predicted} simulated answers known exactly")
         if self.piloted:
+            verdicts = (
+                f" and judge verdicts of {names(self.piloted_judges)}"
+                if self.piloted_judges
+                else ""
+            )
             out.append(
-                f"answer and prompt lengths per task of {names(self.piloted_models)} "
-                f"from up to {PILOT_CALLS} answers each, {self.piloted} calls made first "
-                f"(${self.piloted_cost:.4f}, counted here)"
+                f"answer and prompt lengths per task of {names(self.piloted_models)}"
+                f"{verdicts} from up to {PILOT_CALLS} answers each, {self.piloted} calls "
+                f"made first (${self.piloted_cost:.4f}, counted here)"
             )
         if self.cached:
             out.append(f"answer and prompt lengths per task of {names(self.cached)} as cached")

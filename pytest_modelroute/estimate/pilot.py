@@ -4,7 +4,9 @@ A model none of whose answers of a task is known (cached, or predicted) answers 
 ``PILOT_CALLS`` of the task's cases first, spread over them, all at once: they learn
 what no fixed assumption can (a label and a worked answer differ 100-fold in length; a
 chat template adds tokens to every prompt; a cascade's first stage escalates some share
-of its cases), and the rest of the run's calls are estimated from them. They are the
+of its cases), and the rest of the run's calls are estimated from them. The judge's
+verdicts on those first answers are asked next, up to ``PILOT_CALLS`` a judge and task
+too, so verdicts are not assumed 96 tokens long. They are the
 run's own calls (cached, under the cap, counted once), made early. Every process layout
 makes the same ones before it prints the line: one process before its calls, the xdist
 controller while the workers start (or, when it cannot foresee their items, once the
@@ -17,11 +19,13 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ..runner import TASK
 from .dry import First
 from .figure import PILOT_CALLS, Estimate
 
-#: rounds of first answers at most: a cascade's stages, one after the other
-PILOT_ROUNDS = 3
+#: rounds of first answers at most: a cascade's stages, one after the other, and the
+#: judge's verdicts on the answers of the round before
+PILOT_ROUNDS = 4
 
 if TYPE_CHECKING:
     from ..cases import Case
@@ -37,7 +41,9 @@ def spread(items: Sequence[Request], k: int) -> list[Request]:
     return [items[int((i + 0.5) * len(items) / k)] for i in range(k)]
 
 
-def pilot(state: RunState, estimate: Estimate, done: set[tuple[str, str]] = frozenset()) -> First:
+def pilot(
+    state: RunState, estimate: Estimate, done: set[tuple[str, str, str]] = frozenset()
+) -> First:
     """Make the first answers of each priced model and task with nothing to learn from
     (see the module's docstring) but those in ``done``; per (model alias, task), the
     requests and answers."""
@@ -55,10 +61,14 @@ def pilot(state: RunState, estimate: Estimate, done: set[tuple[str, str]] = froz
     if not wanted or estimate.replay:
         return {}
 
-    async def make() -> list[CallRecord]:
-        return list(await asyncio.gather(*(runner.call(r) for _, r in wanted)))
+    async def made(task: str, request: Request) -> CallRecord:
+        TASK.set(task)  # in gather's task of its own
+        return await runner.call(request)
 
-    first: dict[tuple[str, str], list[tuple[Request, CallRecord]]] = {}
+    async def make() -> list[CallRecord]:
+        return list(await asyncio.gather(*(made(key[1], r) for key, r in wanted)))
+
+    first: dict[tuple[str, str, str], list[tuple[Request, CallRecord]]] = {}
     for (key, request), record in zip(wanted, runner.run(make()), strict=True):
         if record.error is None and not record.cached and not record.usage.estimated:
             first.setdefault(key, []).append((request, record))
@@ -79,7 +89,7 @@ def estimate_run(
     later stage's model is learnt from too, in a round of its own."""
     if estimate is None:
         estimate = state.estimate(work)
-    first: dict[tuple[str, str], list[tuple[Request, CallRecord]]] = {}
+    first: dict[tuple[str, str, str], list[tuple[Request, CallRecord]]] = {}
     for _ in range(PILOT_ROUNDS):
         if not estimate.unlearnt or estimate.replay:
             break

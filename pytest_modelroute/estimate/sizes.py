@@ -65,9 +65,6 @@ class Sizes:
         tally = self.tallies.get((alias, task, purpose))
         return tally if tally is not None and tally.calls else None
 
-    def known_route(self, alias: str, task: str) -> bool:
-        return self.of(alias, task, "route") is not None
-
 
 @dataclass
 class Outcomes:

@@ -227,9 +227,14 @@ def build_document(
         }
         # the cases that would settle every rule the data leaves open (the threshold's and
         # the comparisons'), as the terminal, the JUnit property and the reasons say
-        needed = [t["cases_needed"] for t in entry["tests"] if t.get("cases_needed")]
+        open_ = [t for t in entry["tests"] if t["outcome"] == "inconclusive"]
+        needed = [t["cases_needed"] for t in open_ if t.get("cases_needed")]
+        # a rule whose estimate sits on its bar is settled by no number of cases, and
+        # then neither is the task, whatever the other rules need
+        never = any(t.get("cases_needed") is None for t in open_)
         if verdict.tests:
-            entry["cases_needed"] = max(needed) if needed else None
+            entry["cases_needed"] = max(needed) if needed and not never else None
+            entry["never_settles"] = never
         if route is not None:
             entry.update({k: v for k, v in route.to_json().items() if k not in entry})
         tasks[task] = entry
@@ -244,14 +249,22 @@ def build_document(
                 (a.complexity for (t, _), a in aggregates.items() if t == task), "medium"
             ),
             "threshold": rec["threshold"],
-            "verdict": "pass" if rec["cleared"] else "fail",
-            "reasons": [rec.get("why") or "no candidate was measured"],
+            # the recommended route against the bar in the gate's words, on the bounds
+            # the recommendation rests on (corrected for the candidates compared)
+            "verdict": rec.get("verdict") or ("pass" if rec["cleared"] else "inconclusive"),
+            "reasons": [rec.get("why") or "no candidate was measured"]
+            + [r for r in [rec.get("verdict_reason")] if r],
             "configured": rec.get("configured"),
             "outcome": rec.get("outcome"),
             "warnings": [w for w in [(rec.get("accept") or {}).get("warning")] if w],
-            "ci": None,
+            "ci": rec.get("ci"),
+            "level": rec.get("level"),
+            "cases_needed": rec.get("cases_needed"),
+            "never_settles": rec.get("verdict") == "inconclusive" and not rec.get("cases_needed"),
             "baseline": None,
             "snapshot": None,
+            # bench gates nothing: a task blocks nothing, whatever its verdict
+            "blocking": False,
             **{k: chosen.get(k) for k in (*figures, "latency_s")},
         }
         if not chosen:
@@ -275,11 +288,28 @@ def build_document(
         "prices": prices,
         "spend": spend,
         "errors": error_causes(results),
-        "results": list(map(lossless_result_json if lossless else result_json, raw_results)),
+        "results": mark_shared(
+            list(map(lossless_result_json if lossless else result_json, raw_results))
+        ),
     }
     if extra:
         doc.update(extra)
     return lead_first(doc)
+
+
+def mark_shared(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``results`` with each call row marked ``shared`` when an earlier row holds the same
+    call (a judge's verdict on the same answer of a route and of the baseline, a cascade's
+    stage another route asks too): made, and paid, once, so that a sum over the rows not
+    cached and not shared is what the run spent."""
+    seen: set[str] = set()
+    for result in results:
+        for call in result["calls"]:
+            made = call["error"] is None and not call["cached"]
+            call["shared"] = made and call["key"] in seen
+            if made:
+                seen.add(call["key"])
+    return results
 
 
 def lead_first(doc: dict[str, Any]) -> dict[str, Any]:

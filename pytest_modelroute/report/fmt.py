@@ -36,6 +36,31 @@ def percent(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value * 100:.{digits}f}%"
 
 
+def level_text(level: float) -> str:
+    """A confidence level as a percentage with the digits it needs (``95%``, ``97.5%``,
+    ``98.3%`` for 1 - 0.05 / 3, ``99.9999%``): two significant digits of what it leaves
+    out, trailing zeros dropped, never rounded up to 100%."""
+    left = (1.0 - level) * 100
+    if left <= 0:
+        return "100%"
+    digits = max(0, 1 - math.floor(math.log10(left)))
+    text = f"{level * 100:.{digits}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text + "%"
+
+
+def alpha_text(alpha: float) -> str:
+    """A small chance (``1 - confidence``) as a percentage with two significant digits,
+    trailing zeros dropped: ``5%``, ``2.5%``, ``0.0001%``."""
+    pct = alpha * 100
+    if pct <= 0:
+        return "0%"
+    digits = max(0, 1 - math.floor(math.log10(pct)))
+    text = f"{pct:.{digits}f}"
+    return (text.rstrip("0").rstrip(".") if "." in text else text) + "%"
+
+
 def speed(ratio: float, times: str = "×") -> str:
     """A latency ratio (baseline over routed) in words: ``2.8× faster`` or, below 1,
     ``1.2× slower`` (never "0.9x faster")."""
@@ -67,17 +92,25 @@ def suite_sentence(doc: Mapping[str, Any]) -> str:
     s = (doc.get("gate") or {}).get("suite") or {}
     tests = s.get("tests") or 0
     level = s.get("level") or 0.95
+    if s.get("familywise_applies") is False and tests:
+        return (
+            f"{tests} tests at {level_text(level)} each, and inconclusive tasks fail the gate "
+            "(--model-route-inconclusive=fail): a route on its bar is inconclusive, so fails, "
+            "in most runs, and no family-wise chance of a false failure applies"
+            + (" (Holm's correction cannot hold it: it only turns fails into inconclusive)"
+               if s.get("holm") else "")
+        )  # fmt: skip
     if s.get("holm") and tests:
         return (
             f"Holm's correction across {tests} tests holds the chance of any false failure "
-            f"at {percent(1 - level)}"
+            f"at {alpha_text(1 - level)}"
         )
     if tests < 2:
         return ""
     return (
-        f"{tests} tests at {percent(level)} each: if every route sat exactly on its bar, the "
+        f"{tests} tests at {level_text(level)} each: if every route sat exactly on its bar, the "
         f"chance of at least one false failure is {percent(s.get('familywise_false_failure'))} "
-        f"(--model-route-holm holds it at {percent(1 - level)})"
+        f"(--model-route-holm holds it at {alpha_text(1 - level)})"
     )
 
 
@@ -104,6 +137,17 @@ def latency_note(doc: Mapping[str, Any]) -> str:
         + (f" ({kind})" if kind not in (None, "measured") else "")
         for i, ((concurrency, kind), aliases) in enumerate(groups.items())
     ]
+    for alias, m in models.items():
+        if m.get("queued"):
+            why = (
+                f"{m['slots']} slot(s)"
+                if m.get("slots")
+                else f"{m.get('slowdown') or 0:.1f}x slower with others in flight"
+            )
+            parts.append(
+                f"{alias}'s server queued our calls ({why}): its latencies include the wait, "
+                f"left out of the latency comparison; set 'concurrency: {m.get('suggestion')}'"
+            )
     return "latency per call, request to answer: " + "; ".join(parts) if parts else ""
 
 

@@ -117,15 +117,19 @@ TERMS: dict[str, tuple[str, Callable[[Doc], bool]]] = {
     "detects, THIN": (
         "The smallest true difference from the bar, the snapshot or the baseline that the "
         "task's main comparison would detect with 80 % power at its n and observed spread. "
-        "THIN (thin): larger than the margin the task is judged by, so the comparison has "
-        "too few cases to mean much.",
+        "THIN (thin): the comparison is unsettled (its bounds contain the margin the task is "
+        "judged by) and that difference is larger than the margin, so it has too few cases "
+        "to mean much. A comparison that settled, or one no rule judges (the baseline "
+        "without max_drop), is never thin.",
         lambda doc: any((t.get("detectable") or {}).get("difference") for t in _tasks(doc)),
     ),
     "chance of a false failure": (
         "Each rule of each task is a test that fails a route on its bar with a chance of at "
         "most 1 - confidence; over many tests some fail by chance. The report gives the "
         "chance that at least one does when every route sits exactly on its bar: "
-        "1 - confidence^tests (46 % for 12 tests at 95 %).",
+        "1 - confidence^tests (46 % for 12 tests at 95 %). It holds only while an "
+        "inconclusive task passes the gate: with --model-route-inconclusive=fail a route on "
+        "its bar fails whenever its bounds contain the bar, and no such figure applies.",
         lambda doc: _suite(doc).get("tests", 0) > 1,
     ),
     "Holm's correction": (

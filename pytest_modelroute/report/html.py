@@ -16,7 +16,7 @@ from pathlib import PurePath
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from . import flips, lead, svg
 from .document import judge_panels
@@ -27,6 +27,7 @@ from .fmt import (
     clip,
     estimated_note,
     latency_note,
+    level_text,
     money,
     percent,
     quality,
@@ -58,6 +59,13 @@ Doc = Mapping[str, Any]
 
 
 @functools.cache
+def route_breaks(route: object) -> Markup:
+    """A route name, escaped, that may wrap after its ``:`` and each ``>`` only
+    (``cascade:<wbr>haiku><wbr>sonnet``), never inside a model's name."""
+    text = str(escape(route))
+    return Markup(text.replace(":", ":<wbr>").replace("&gt;", "&gt;<wbr>"))
+
+
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("pytest_modelroute", "report/templates"),
@@ -66,7 +74,9 @@ def _env() -> jinja2.Environment:
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters.update(money=money, quality=quality, percent=percent, signed=signed)
+    env.filters.update(
+        money=money, quality=quality, percent=percent, signed=signed, breaks=route_breaks
+    )
     return env
 
 
@@ -86,7 +96,7 @@ def render_html(doc: Doc) -> str:
         "flips": flips_view(doc) if doc.get("mode") != "bench" else None,
         "failed": lead.failed(doc),
         "flips_shown": flips.SHOWN,
-        "level": percent(((doc.get("gate") or {}).get("rules") or {}).get("confidence") or 0.95),
+        "level": level_text(((doc.get("gate") or {}).get("rules") or {}).get("confidence") or 0.95),
         "suite": suite_sentence(doc),
         "bench": bench_view(doc) if doc.get("mode") == "bench" else None,
         "routing": routing_view(doc),
@@ -185,6 +195,7 @@ def verdict_view(doc: Doc) -> dict[str, Any]:
             "verdict": str(f.get("verdict") or "fail"),
             "reasons": "; ".join(_text(r, REASON_CHARS) for r in f.get("reasons") or [])
             or "no reason recorded",
+            "causes": [_text(c, REASON_CHARS) for c in lead.error_causes(doc, f)],
         }
         for f in failures[:FAILURES_SHOWN]
     ]
@@ -192,6 +203,7 @@ def verdict_view(doc: Doc) -> dict[str, Any]:
         "facts": facts,
         "failures": shown,
         "more": max(0, len(failures) - FAILURES_SHOWN),
+        "more_word": "failing",
         "recs": [],
     }
     if doc.get("mode") == "bench":
@@ -230,10 +242,12 @@ def verdict_view(doc: Doc) -> dict[str, Any]:
                     "reasons": "; ".join(
                         _text(r, REASON_CHARS) for r in tasks[t].get("reasons") or []
                     ),
+                    "causes": [],
                 }
                 for t in open_[:FAILURES_SHOWN]
             ]
             view["more"] = max(0, len(open_) - FAILURES_SHOWN)
+            view["more_word"] = "inconclusive"
         view.update(state="pass", title="Gate passed", summary=summary)
     elif gate.get("passed") is False:
         view.update(
@@ -906,7 +920,7 @@ def run_view(doc: Doc) -> dict[str, Any]:
         "api_errors": s.get("api_errors") or 0,
         "estimated": estimated_note(s),
         "batches": batch_note(s).removeprefix("; "),
-        "latency": _text(latency_note(doc), 300),
+        "latency": _text(latency_note(doc), 600),
         "cache_tokens": _text(cache_tokens_note(doc), 200),
         "hit_rate": percent(hits / (calls + hits)) if calls + hits else "-",
         "prices": prices,

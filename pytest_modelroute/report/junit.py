@@ -112,6 +112,7 @@ def gate_case(doc: Doc) -> TestCase:
         return case
     flipped = dict(flips.task_flips(doc))
     lines = []
+    first_cause: str | None = None  # what a CI page shows first: why cases errored
     for failure in lead.failures(doc):
         task = failure.get("task")
         reasons = "; ".join(_s(r) for r in failure.get("reasons") or ())
@@ -120,6 +121,10 @@ def gate_case(doc: Doc) -> TestCase:
             continue
         verdict = _s(failure.get("verdict") or "fail")
         lines.append(f"{_s(task)} [{_s(failure.get('route'))}]: {verdict}: {reasons}")
+        causes = lead.error_causes(doc, failure)
+        lines.extend(f"  errored: {_s(c)}" for c in causes)
+        if causes and first_cause is None:
+            first_cause = f"{_s(task)}: {_s(causes[0])}"
         shown, more = flips.listed(flipped.get(task) or [])
         for flip in shown:
             lines.append(
@@ -131,6 +136,8 @@ def gate_case(doc: Doc) -> TestCase:
             lines.append(f"  and {more} more flipped cases")
     names = [_s(f.get("task")) for f in lead.failures(doc) if f.get("task") is not None]
     message = f"model route gate: {lead.summary(doc)}" + (f": {', '.join(names)}" if names else "")
+    if first_cause:
+        message += f" ({first_cause})"
     case.add_failure_info(message=_s(message, 500), output="\n".join(lines), failure_type="gate")
     return case
 
@@ -152,6 +159,10 @@ def route_cases(doc: Doc) -> list[tuple[TestCase, dict[str, str]]]:
         if not gated:
             case.stdout = detail or None
         elif t.get("verdict") == "error":
+            causes = lead.error_causes(doc, {"task": task, "route": t.get("route")})
+            if causes:
+                message += f" ({causes[0]})"
+                detail = "\n".join([detail, *(f"errored: {_s(c)}" for c in causes)])
             case.add_error_info(message=message, output=detail or None, error_type="error")
         elif t.get("verdict") == "inconclusive" and not t.get("blocking"):
             # the data cannot settle it and the gate lets it through: neither passed nor
@@ -179,6 +190,8 @@ def _route_properties(t: Mapping[str, Any]) -> dict[str, str]:
         "ci_low": _num(ci[0]),
         "ci_high": _num(ci[1]),
         "cases_needed": _num(t.get("cases_needed")),
+        # an open rule whose estimate sits on its bar: no number of cases settles it
+        "never_settles": "true" if t.get("never_settles") else "",
         "detectable": _num((t.get("detectable") or {}).get("difference")),
         "detectable_against": _s((t.get("detectable") or {}).get("against")),
         "thin": "" if not t.get("detectable") else str(bool(t["detectable"]["thin"])).lower(),

@@ -10,7 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ..records import NOT_CALLED
+
 Doc = Mapping[str, Any]
+
+#: causes shown under an errored failure; the rest are counted
+CAUSES_SHOWN = 3
 
 
 def failed(doc: Doc) -> bool:
@@ -66,3 +71,23 @@ def blocking_first(tasks: Mapping[str, Mapping[str, Any]]) -> list[str]:
         return bool(entry.get("blocking", entry.get("verdict") in ("fail", "error")))
 
     return sorted(tasks, key=lambda t: not blocks(tasks[t]))
+
+
+def error_causes(doc: Doc, failure: Mapping[str, Any]) -> list[str]:
+    """Why a failing task's route errored, as the terminal says it: ``25 x <cause>`` per
+    cause of its errored cases (a refused key is one cause however many cases it stopped),
+    the most frequent first, then ``and N more causes``; empty when none errored."""
+    task, route = failure.get("task"), failure.get("route")
+    if task is None:
+        return []
+    counts: dict[str, int] = {}
+    for r in doc.get("results") or []:
+        if r.get("task") == task and r.get("route") == route and r.get("error"):
+            cause = str(r["error"]).removeprefix(NOT_CALLED)
+            counts[cause] = counts.get(cause, 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    lines = [f"{n} x {cause}" for cause, n in ranked[:CAUSES_SHOWN]]
+    if len(ranked) > CAUSES_SHOWN:
+        rest = sum(n for _, n in ranked[CAUSES_SHOWN:])
+        lines.append(f"and {rest} more in {len(ranked) - CAUSES_SHOWN} other causes")
+    return lines

@@ -23,9 +23,11 @@ from .document import judge_panels
 from .fmt import (
     acceptance_sentence,
     batch_note,
+    cache_tokens_note,
     clip,
     estimated_note,
     latency_note,
+    level_text,
     money,
     percent,
     quality,
@@ -230,7 +232,7 @@ def verdict_section(doc: Doc, budget: int) -> str:
                 f"❌ **Model route gate failed**: {len(named)} of {n} task{plural} "
                 f"failed ({names}{more})"
             )
-            why = [_failure_item(f) for f in failures]
+            why = [_failure_item(doc, f) for f in failures]
             return _limit(line + "\n\n" + _lines(why, budget - len(line) - 2, "failures"), budget)
         elif isinstance(doc.get("shard"), dict):
             shard = doc["shard"]
@@ -244,16 +246,22 @@ def verdict_section(doc: Doc, budget: int) -> str:
     return _limit(line, budget)
 
 
-def _failure_item(failure: Mapping[str, Any]) -> str:
-    """``- **task** · route · ❌ fail: reason; reason`` (a task-less failure: its reasons)."""
+def _failure_item(doc: Doc, failure: Mapping[str, Any]) -> str:
+    """``- **task** · route · ❌ fail: reason; reason`` (a task-less failure: its reasons),
+    then the causes of its errored cases, one sub-item each (``25 × cause``)."""
     reasons = "; ".join(escape_md_cell(r, 300) for r in failure.get("reasons") or ())
     if failure.get("task") is None:
         return f"- ⚠️ {reasons or 'no reason recorded'}"
+    causes = "".join(
+        "\n  - " + escape_md_cell(line, 300).replace(" x ", " × ", 1)
+        for line in lead.error_causes(doc, failure)
+    )
     return (
         f"- **{escape_md_cell(failure['task'], 60)}** · "
         f"{escape_md_cell(failure.get('route') or '-', 50)} · "
         f"{_verdict_icon(str(failure.get('verdict') or 'fail'))}: "
         + (reasons or "no reason recorded")
+        + causes
     )
 
 
@@ -426,9 +434,10 @@ def suite_text(doc: Doc) -> str:
     level = s.get("level") or 0.95
     sentence = suite_sentence(doc)
     return (
-        f"<sub>Quality (bounds): the mean with one-sided {percent(level)} bounds. Detects: the "
+        f"<sub>Quality (bounds): the mean with one-sided {level_text(level)} bounds. Detects: the "
         "smallest difference the task's main comparison could find with 80% power at its n; "
-        "⚠️ thin: coarser than the margin it is judged by (too few cases to mean much)."
+        "⚠️ thin: unsettled, and coarser than the margin it is judged by (too few cases to mean "
+        "much); a comparison that settled is never thin."
         + (f" {sentence}." if sentence else "")
         + "</sub>"
     )
@@ -640,8 +649,10 @@ def footer(doc: Doc, budget: int) -> str:
         )
         if estimated_note(s):
             parts.append(estimated_note(s))
+    if cache_tokens_note(doc):
+        parts.append(escape_md_cell(cache_tokens_note(doc), 200))
     if latency_note(doc):
-        parts.append(escape_md_cell(latency_note(doc), 160))
+        parts.append(escape_md_cell(latency_note(doc), 400))
     if doc.get("threshold") is not None:
         parts.append(f"threshold {quality(doc['threshold'])}")
     if doc.get("run_id"):

@@ -16,6 +16,7 @@ from .fmt import (
     clip_middle,
     estimated_note,
     latency_note,
+    level_text,
     money,
     percent,
     quality,
@@ -120,15 +121,12 @@ def detects(difference: float | None, thin: bool | None) -> str:
 
 def statistics_rows(doc: dict[str, Any]) -> list[list[str]]:
     """Per task: n, the quality's bounds, the smallest difference its main comparison
-    could detect (THIN when coarser than its margin), the cases that would settle it."""
+    could detect (THIN when unsettled and coarser than its margin), the cases that would
+    settle it."""
     rows = []
     for task, t in doc["tasks"].items():
         ci = t.get("ci") or [None, None]
         seen = t.get("detectable") or {}
-        needed = t.get("cases_needed")
-        for test in t.get("tests") or []:
-            if test.get("outcome") == "inconclusive" and test.get("cases_needed"):
-                needed = max(needed or 0, test["cases_needed"])
         rows.append(
             [
                 clip_middle(task, 24),
@@ -136,7 +134,7 @@ def statistics_rows(doc: dict[str, Any]) -> list[list[str]]:
                 f"{quality(ci[0])}-{quality(ci[1])}" if ci[0] is not None else "-",
                 f"vs {seen['against']}" if seen.get("against") else "-",
                 detects(seen.get("difference"), seen.get("thin")),
-                f"~{needed:,}" if needed else "-",
+                settle_cell(t),
             ]
         )
     return rows
@@ -194,26 +192,38 @@ def versus_baseline(chosen: dict[str, Any], base: dict[str, Any] | None) -> str:
     return f"{ratio:.1f}x"
 
 
+def settle_cell(entry: dict[str, Any]) -> str:
+    """The cases that would settle a task (``never`` when its estimate sits on a bar)."""
+    needed = entry.get("cases_needed")
+    if entry.get("never_settles"):
+        return "never"
+    return f"~{needed:,}" if needed else "-"
+
+
 def recommendation_rows(doc: dict[str, Any]) -> list[list[str]]:
     rows = []
+    tasks = doc.get("tasks") or {}
     baseline = doc["baseline"]
     for task, rec in doc.get("recommendations", {}).items():
         chosen = next((c for c in rec["candidates"] if c["route"] == rec["recommended"]), None)
         base = next((c for c in rec["candidates"] if c["route"] == baseline), None)
+        verdict = str(rec.get("verdict") or ("pass" if rec["cleared"] else "inconclusive"))
+        settle = settle_cell(tasks.get(task) or rec)
+        # one cell, so that the table fits 100 columns: `INCONCLUSIVE ~15`
+        cell = verdict.upper() + (f" {settle}" if settle != "-" else "")
         if chosen is None:  # kept on a route this run did not measure
-            rows.append([clip_middle(task, 24), recommendation_cell(rec), *["-"] * 4, "no"])
+            rows.append([clip_middle(task, 24), recommendation_cell(rec), *["-"] * 4, cell])
             continue
-        confirm = (rec.get("selection") or {}).get("confirm") or {}
-        low = confirm.get("low") if confirm.get("route") == chosen["route"] else chosen.get("low")
+        ci = rec.get("ci") or [None, None]
         rows.append(
             [
                 clip_middle(task, 24),
                 recommendation_cell(rec),
                 quality(chosen["quality"]),
-                quality(low),
+                f"{quality(ci[0])}-{quality(ci[1])}" if ci[0] is not None else "-",
                 money(chosen["cost_per_call"]),
                 versus_baseline(chosen, base),
-                "yes" if rec["cleared"] else "no",
+                cell,
             ]
         )
     return rows
@@ -275,32 +285,41 @@ def acceptance_lines(doc: dict[str, Any], width: int = 100) -> list[str]:
 
 
 def selection_line(doc: dict[str, Any]) -> str:
-    """How the recommendations were chosen (the correction for many candidates)."""
+    """How the recommendations were chosen (the correction for many candidates), and what
+    the bounds and the verdict columns mean."""
     recs = doc.get("recommendations") or {}
     hows = [r["selection"] for r in recs.values() if r.get("selection")]
     if not hows:
         return ""
     how = hows[0]
+    columns = (
+        "bounds: the recommended route's, which the verdict rests on; verdict: PASS shown\n"
+        "to clear, FAIL shown below (its upper bound is), INCONCLUSIVE the bounds contain the\n"
+        "threshold; cheaper: how many times cheaper per call than the baseline:"
+    )
     if how["method"] == "split":
+        sizes = how.get("halves") or []
+        halves = " and ".join(str(k) for k in sizes) + " cases" if sizes else "halves"
         return (
             "recommended routes: per task, the cheapest route shown to clear the threshold,\n"
             "selected on one half of the cases and confirmed on the other by its lower bound\n"
-            f"(the quality it reaches with {percent(how['level'])} confidence); cheaper: how "
-            "many times cheaper\nper call than the baseline:"
+            f"(the quality it reaches with {level_text(how['level'])} confidence); the halves "
+            "are drawn from the case\n"
+            f"ids and seed: {how.get('seed', 0)} ({halves}; another seed or "
+            "other ids draw other halves);\n" + columns
         )
     # each task's bound is raised for its own number of candidates (a task whose cases
     # allow cascades compares many more): name the range, not the first task's level
     low, high = min(h["level"] for h in hows), max(h["level"] for h in hows)
     level = (
-        percent(low, 1)
-        if percent(low, 1) == percent(high, 1)
-        else (f"{percent(low, 1)} to {percent(high, 1)}")
+        level_text(low)
+        if level_text(low) == level_text(high)
+        else (f"{level_text(low)} to {level_text(high)}")
     )
     return (
         "recommended routes: per task, the cheapest route shown to clear the threshold, that is\n"
         f"whose lower bound (the quality it reaches with {level} confidence, raised for\n"
-        "the number of candidates the task compares) is at or above it; cheaper: how many "
-        "times cheaper\nper call than the baseline:"
+        "the number of candidates the task compares) is at or above it;\n" + columns
     )
 
 
@@ -364,13 +383,26 @@ def write_summary(
             tr.write_line("")
             for line in selection_line(doc).splitlines():
                 tr.write_line(line)
-            for line in table(
-                ["task", "recommendation", "quality", "lower bound", "cost/call", "cheaper"]
-                + ["clears"],
-                rows,
-                "<<>>>><",
+            for i, line in enumerate(
+                table(
+                    ["task", "recommendation", "quality", "bounds", "cost/call", "cheaper"]
+                    + ["verdict"],
+                    rows,
+                    "<<>>>><",
+                )
             ):
-                tr.write_line(line)
+                verdict = rows[i - 2][-1].split()[0] if i >= 2 else ""
+                tr.write_line(
+                    line,
+                    green=verdict == "PASS",
+                    red=verdict in ("FAIL", "ERROR"),
+                    yellow=verdict == "INCONCLUSIVE",
+                )
+            if any(len(row[-1].split()) > 1 for row in rows):
+                tr.write_line(
+                    "(INCONCLUSIVE ~N: about N cases would settle it at this spread; never: its "
+                    "estimate is on its bar)"
+                )
             for line in recommendation_summary(doc):
                 tr.write_line(line)
             for line in acceptance_lines(doc):
@@ -399,14 +431,16 @@ def write_summary(
                 red=verdict in ("FAIL", "ERROR"),
                 yellow=verdict == "INCONCLUSIVE",
             )
-        level = percent((doc["gate"].get("rules") or {}).get("confidence") or 0.95)
+        level = level_text((doc["gate"].get("rules") or {}).get("confidence") or 0.95)
         tr.write_line("")
         tr.write_line(f"what the data can tell (one-sided {level} bounds; detects: the smallest")
-        tr.write_line("difference n cases find with 80% power, THIN when coarser than the margin):")
+        tr.write_line(
+            "difference n cases find with 80% power; THIN: unsettled, and coarser than its margin):"
+        )
         for line in table(
             ["task", "n", "quality bounds", "main comparison", "detects", "cases to settle"],
             statistics_rows(doc),
-            "<>><>>",
+            "<>><<>",
         ):
             tr.write_line("  " + line)
         comparisons = comparison_rows(doc)
@@ -416,7 +450,7 @@ def write_summary(
                 f"paired comparisons (mean difference in quality, one-sided {level} bounds):"
             )
             for line in table(
-                ["task", "compared with", "n", "diff", "bounds", "detects"], comparisons, "<<>><>"
+                ["task", "compared with", "n", "diff", "bounds", "detects"], comparisons, "<<>><<"
             ):
                 tr.write_line("  " + line)
         panels = judge_panels(doc)
@@ -450,9 +484,12 @@ def write_summary(
             tr.write_line(line)
     tr.write_line(spend_line(doc))
     represent = "results represent: what every answer shown costs, cached ones included"
+    estimated = estimated_note(doc["spend"])
+    if estimated:  # the terminal has no glossary: say it plainly where it appears
+        estimated += " (no token counts reported; ~4 characters a token)"
     for note in (
         represent,
-        estimated_note(doc["spend"]),
+        estimated,
         cache_tokens_note(doc),
         latency_note(doc),
     ):

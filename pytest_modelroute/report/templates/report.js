@@ -1,5 +1,25 @@
 (function () {
   "use strict";
+  // on a phone a table's rows are cards: label each cell with its column's header
+  var tables = document.querySelectorAll("table");
+  for (var t = 0; t < tables.length; t++) {
+    var heads = tables[t].querySelectorAll("thead th");
+    if (!heads.length) { continue; }
+    var rows = tables[t].querySelectorAll("tbody tr");
+    for (var r = 0; r < rows.length; r++) {
+      var cells = rows[r].children;
+      for (var c = 0; c < cells.length && c < heads.length; c++) {
+        var label = heads[c].getAttribute("data-label") ||
+          heads[c].textContent.replace(/\s+/g, " ").trim();
+        if (label && cells[c].colSpan === 1 && cells[c].textContent.trim()) {
+          cells[c].setAttribute("data-label", label);
+        }
+      }
+    }
+  }
+}());
+(function () {
+  "use strict";
   var bar = document.getElementById("filters");
   var list = document.getElementById("case-list");
   if (!bar || !list) { return; }
