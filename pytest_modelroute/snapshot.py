@@ -198,6 +198,20 @@ def merge_snapshot(
     return {**document, "tasks": dict(sorted(tasks.items()))}, notes
 
 
+def same_snapshot(path: Path, document: Mapping[str, Any]) -> bool:
+    """Whether the file at ``path`` holds ``document`` already, its ``created`` aside."""
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(old, dict):
+        return False
+    old.pop("created", None)
+    new = json.loads(json.dumps(document))  # tuples as lists, as the file has them
+    new.pop("created", None)
+    return bool(old == new)
+
+
 def write_snapshot(path: Path, document: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n", encoding="utf-8")
