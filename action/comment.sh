@@ -7,4 +7,9 @@ if [ ! -f "$report" ]; then
   echo "no $report: the gate wrote no report, so there is nothing to post"
   exit 0
 fi
-modelroute comment "$report"
+# one comment per suite when the repository gates several
+if [ -n "${SUITE_ID:-}" ]; then
+  modelroute comment "$report" --suite-id "$SUITE_ID"
+else
+  modelroute comment "$report"
+fi

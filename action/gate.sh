@@ -28,8 +28,13 @@ fi
 if [ -n "${BASE_REV:-}" ]; then
   args+=(--model-route-snapshot-ref "$BASE_REV")
 fi
+# Acceptance comes from the label alone: without it, -o turns off whatever the checkout's
+# own files (an ini key, addopts) say, so a PR cannot accept its own change with one line.
 if [ "$ACCEPT" = true ]; then
   args+=(--model-route-accept-changes)
+  export MODELROUTE_ACCEPTED_BY="the pull request's label '${ACCEPT_LABEL:-modelroute: accept}'"
+else
+  args+=(-o model_route_accept_changes=false)
 fi
 args+=("${extra[@]}")
 

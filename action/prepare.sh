@@ -20,9 +20,15 @@ fork=false
 if [ -n "${HEAD_REPO:-}" ] && [ "$HEAD_REPO" != "$GITHUB_REPOSITORY" ]; then
   fork=true
 fi
+# Dependabot's pull requests get no Actions secrets either (only Dependabot secrets),
+# and a re-run by someone else keeps them: judged by the PR's author as well as the actor.
+nokeys=$fork
+if [ "${GITHUB_ACTOR:-}" = "dependabot[bot]" ] || [ "${PR_AUTHOR:-}" = "dependabot[bot]" ]; then
+  nokeys=true
+fi
 mode=$CACHE
 if [ "$mode" = auto ]; then
-  if [ "$fork" = true ]; then mode=replay; else mode=readwrite; fi
+  if [ "$nokeys" = true ]; then mode=replay; else mode=readwrite; fi
 fi
 case $mode in
   readwrite | replay | refresh | off) ;;

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .records import CaseResult
@@ -73,6 +73,16 @@ def _agreement(votes: dict[str, int]) -> float:
     return max((c for k, c in votes.items() if k), default=0) / sum(votes.values())
 
 
+def per_call(values: Sequence[float], weights: Sequence[float]) -> float:
+    """The mean of a cost or a latency over cases, each counted by its weight (as in the
+    task's quality: an imported suite weighs each case by its complexity level's share of
+    production's calls); the plain mean when the weights add up to nothing."""
+    total = sum(weights)
+    if total > 0:
+        return sum(v * w for v, w in zip(values, weights)) / total
+    return sum(values) / len(values) if values else 0.0
+
+
 def weighted_mean(values: dict[str, float | None], weights: dict[str, float]) -> float | None:
     pairs = [(q, weights.get(k, 1.0)) for k, q in values.items() if q is not None]
     total = sum(w for _, w in pairs)
@@ -90,7 +100,13 @@ def aggregate(results: Iterable[CaseResult]) -> dict[tuple[str, str], Aggregate]
     out: dict[tuple[str, str], Aggregate] = {}
     for (task, route), members in sorted(groups.items()):
         members.sort(key=lambda r: (r.file, r.case))
-        complexity = Counter(r.complexity for r in members).most_common(1)[0][0]
+        # the level of the most weight (of the most cases when weights are all 0)
+        levels: Counter[str] = Counter()
+        for r in members:
+            levels[r.complexity] += r.weight
+        if not any(levels.values()):
+            levels = Counter(r.complexity for r in members)
+        complexity = levels.most_common(1)[0][0]
         agg = Aggregate(task, route, complexity)
         ok = [r for r in members if r.error is None]
         agg.n = len(ok)
@@ -110,8 +126,9 @@ def aggregate(results: Iterable[CaseResult]) -> dict[tuple[str, str], Aggregate]
         agg.quality = weighted_mean(agg.cases, agg.weights)
         agg.judge_cost = sum(r.judge_cost for r in members)
         if ok:
-            agg.cost_per_call = sum(r.cost for r in ok) / len(ok)
-            agg.latency_s = sum(r.latency_s for r in ok) / len(ok)
+            weights = [r.weight for r in ok]
+            agg.cost_per_call = per_call([r.cost for r in ok], weights)
+            agg.latency_s = per_call([r.latency_s for r in ok], weights)
             votes = [r.votes for r in ok if r.votes]
             if votes:
                 agg.agreement = sum(_agreement(v) for v in votes) / len(votes)

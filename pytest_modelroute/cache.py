@@ -178,6 +178,16 @@ class ResponseCache:
     def handed_over(self) -> bool:
         return self._cache.get(f"handover:{self.run_id}") is not None
 
+    def put_servers(self, shared: dict[str, Any]) -> None:
+        """xdist controller: the local servers it started for the workers, per model
+        (see ``RunState.start_servers``); said once, {} when it started none."""
+        self._cache.set(f"servers:{self.run_id}", json.dumps(shared), expire=24 * 3600)
+
+    def servers(self) -> dict[str, Any] | None:
+        """What :meth:`put_servers` said; None until the controller has said."""
+        raw = self._cache.get(f"servers:{self.run_id}")
+        return json.loads(raw) if isinstance(raw, str) else None
+
     def worker_ready(self) -> None:
         """xdist worker: ready to call (its models' SDKs imported, its items collected);
         the controller hands over once every worker is (see ``workers.early``)."""

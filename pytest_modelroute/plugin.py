@@ -24,7 +24,7 @@ import pytest
 import yaml  # noqa: F401  # isort: skip
 
 from .cache import CACHE_MODES, DEFAULT_CACHE_DIR
-from .errors import ModelRouteError, ProviderError
+from .errors import ModelRouteError
 from .nodes import (
     CaseFile,
     CaseItem,
@@ -38,6 +38,7 @@ from .stash import WORKER_KEY, case_clash_key, case_id_key, reporter_key, state_
 
 if TYPE_CHECKING:
     from .cases import Case
+    from .ci.base_gate import LocalSetup
     from .providers import Provider
     from .routes import Route
     from .session import RunState, Settings
@@ -326,6 +327,7 @@ def pytest_load_initial_conftests(
 
 
 def _settings(config: pytest.Config) -> Settings:
+    from .ci.provenance import accepted_by
     from .session import Settings
 
     mode = config.getoption("model_route")
@@ -419,7 +421,7 @@ def _settings(config: pytest.Config) -> Settings:
         ),
         force_update_snapshot=force_update_snapshot,
         snapshot_ref=_setting(config, "model_route_snapshot_ref") or None,
-        accept_changes=bool(_setting(config, "model_route_accept_changes")),
+        accepted_by=accepted_by(config),
         suggest=suggest,
         cache_mode=_setting(config, "model_route_cache") or "readwrite",
         cache_dir=cache_path,
@@ -653,22 +655,18 @@ def pytest_configure(config: pytest.Config) -> None:
     state.scratch = scratch
     config.stash[state_key] = state
     if workerinput is not None:
-        state.adopt_shared(workerinput.get("modelroute_shared") or {})
+        # local servers: the controller's, once it has seen the items (see _start_servers)
+        state.adopt_shared(lambda: state.runner.cache.servers())
         state.hold = bool(workerinput.get("modelroute_early"))
-    elif xdist_specs(config):
-        try:  # local servers: started once, here, for every worker
-            state.shared = state.start_shared()
-        except (ModelRouteError, ProviderError) as exc:
-            state.close()
-            raise pytest.UsageError(str(exc)) from None
     if workerinput is None:
         try:
             reference = (
                 load_reference(
                     state.snapshot_path,
                     settings.snapshot_ref,
-                    settings.accept_changes,
+                    settings.accepted_by,
                     state.config.root,
+                    _local_setup(config, state) if settings.snapshot_ref else None,
                 )
                 if settings.mode == "gate"
                 else None
@@ -689,6 +687,26 @@ def pytest_configure(config: pytest.Config) -> None:
             reporter.take(merge)
         config.stash[reporter_key] = reporter
         config.pluginmanager.register(reporter, "modelroute-reporter")
+
+
+def _local_setup(config: pytest.Config, state: RunState) -> LocalSetup:
+    """This run's settings and where they came from, to find the base's counterparts."""
+    from .ci.base_gate import INI_KEYS, LocalSetup
+    from .ci.provenance import command_line, given
+
+    words = command_line(config)
+    return LocalSetup(
+        config=state.config,
+        snapshot=state.snapshot_path,
+        snapshot_on_command_line=given(
+            words, SETTINGS["model_route_snapshot"].flag, "model_route_snapshot"
+        ),
+        inipath=config.inipath,
+        rootpath=config.rootpath,
+        invocation_dir=config.invocation_params.dir,
+        rules=state.rules(),
+        on_command_line=frozenset(k for k in INI_KEYS if given(words, SETTINGS[k].flag, k)),
+    )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -713,13 +731,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """xdist controller: hand the run id, the off-mode scratch cache and the local servers
-    to each worker."""
+    """xdist controller: hand the run id and the off-mode scratch cache to each worker."""
     state = node.config.stash.get(state_key, None)
     if state is not None:
         node.workerinput["modelroute_run_id"] = state.run_id
         node.workerinput["modelroute_scratch"] = state.scratch
-        node.workerinput["modelroute_shared"] = state.shared
         node.workerinput["modelroute_early"] = state.early
 
 
@@ -791,6 +807,30 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
     state = node.config.stash.get(state_key, None)
     if state is not None and state.early_start is not None:
         state.early_start.check(ids)
+    if state is not None and not state.servers_decided:
+        state.servers_decided = True
+        _start_servers(node.config, state, ids)
+
+
+def _start_servers(config: pytest.Config, state: RunState, ids: list[str]) -> None:
+    """xdist controller, at the first worker's collection: start the local servers its
+    items have uncached calls of (none in a fully cached run), and hand them to the
+    workers through the run's cache; one that does not start stops the run, one error."""
+    cache = state.runner.cache
+    needed: list[str] = []
+    if state.serving() and not config.option.collectonly:
+        try:
+            work = state.work_from_ids(ids, config.rootpath)
+        except Exception:  # a broken case file is reported by the workers' collection
+            work = []
+        estimate = state.estimate(work) if work else None
+        python_items = cache.python_items()
+        if estimate is None or not state.missing_keys(estimate):  # else: that error first
+            needed = state.servers_needed(estimate, work, python_items)
+    try:
+        state.start_servers(needed, publish=cache.put_servers)
+    except ModelRouteError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -1004,9 +1044,15 @@ def _prefetch(session: pytest.Session) -> Share | None:
     missing = state.missing_keys(estimate)
     if missing:
         raise pytest.UsageError(missing)
+    python_items = _python_items(session.items)
+    needed = state.servers_needed(estimate, [(c, r) for _, c, r in work], python_items)
+    try:  # local servers: started only for uncached calls, and waited for here
+        state.start_servers(needed)
+    except ModelRouteError as exc:
+        raise pytest.UsageError(str(exc)) from None
     # learn each model's answer and prompt lengths per task from a few answers
     estimate = estimate_run(state, [(c, r) for _, c, r in work], estimate)
-    estimate.python_items = _python_items(session.items)
+    estimate.python_items = python_items
     tr = session.config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None and estimate.calls:
         tr.write_line(estimate.line())

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from .analysis import Aggregate, weighted_mean
+from .analysis import Aggregate, per_call, weighted_mean
 from .gate import ERROR, settle_text
 from .records import CaseResult
 from .report.fmt import level_text
@@ -116,6 +116,7 @@ def cascade_candidate(
     weights: dict[str, float] = {}
     costs: list[float] = []
     latencies: list[float] = []
+    counted: list[float] = []  # the weights of the cases in costs and latencies
     resolved: Counter[int] = Counter()
     errors = 0
     for case in cases:
@@ -148,6 +149,7 @@ def cascade_candidate(
         qualities[case] = final.quality
         costs.append(cost)
         latencies.append(latency)
+        counted.append(weights[case])
     n = len(costs)
     total = sum(resolved.values())
     return Candidate(
@@ -157,8 +159,8 @@ def cascade_candidate(
         n=n,
         errors=errors,
         quality=weighted_mean(qualities, weights),
-        cost_per_call=sum(costs) / n if n else 0.0,
-        latency_s=sum(latencies) / n if n else 0.0,
+        cost_per_call=per_call(costs, counted),
+        latency_s=per_call(latencies, counted),
         stage_share={str(k): v / total for k, v in sorted(resolved.items())} if total else {},
         cases=qualities,
         weights=weights,

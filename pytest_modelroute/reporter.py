@@ -23,7 +23,7 @@ from .ci.summary import write_step_summary
 from .config import ModelRouteConfig
 from .estimate import Estimate
 from .evaluation import Acceptance
-from .gate import TaskVerdict, apply_holm, decide_task, suite_view
+from .gate import GateRules, TaskVerdict, apply_holm, decide_task, suite_view
 from .nodes import result_of
 from .prices import resolve_batch_pricing
 from .progress import WorkerProgress, is_tty, terminal_writer
@@ -49,6 +49,7 @@ from .snapshot import (
     SnapshotTask,
     diff_snapshots,
     merge_snapshot,
+    same_snapshot,
     snapshot_document,
     write_snapshot,
 )
@@ -310,20 +311,28 @@ class ModelRouteReporter:
                 return agg.complexity
         return "medium"
 
+    def rules(self) -> GateRules:
+        """The gate's rules: the config's and settings', or with a base revision the
+        stricter of the base's and this change's (see ``ci.base_gate``)."""
+        rules = self.state.rules()
+        return self.reference.settings.rules(rules) if self.reference else rules
+
     def decide(self, tasks: list[str]) -> dict[str, TaskVerdict]:
         state = self.state
         assert state.baseline is not None
         baseline = state.baseline.label
-        rules = state.rules()
+        rules = self.rules()
+        settings = self.reference.settings if self.reference else None
 
         def against(task: str, snapshot: SnapshotTask | None) -> TaskVerdict:
             route = state.route_for(task).label
+            threshold = state.config.threshold_for(task)
             return decide_task(
                 task,
                 route,
                 self.aggregates.get((task, route)),
                 self.aggregates.get((task, baseline)),
-                state.config.threshold_for(task),
+                settings.threshold_for(task, threshold) if settings else threshold,
                 rules,
                 snapshot,
                 self._complexity(task),
@@ -560,10 +569,16 @@ class ModelRouteReporter:
         if misses:
             self.doc["replay_misses"] = misses
             self.notes.append(replay_note(misses))
-        self.doc["gate"]["rules"] = dataclasses.asdict(state.rules())
+        self.doc["gate"]["rules"] = dataclasses.asdict(self.rules())
         if self.mode == "gate":
-            self.doc["gate"]["suite"] = suite_view(self.verdicts, state.rules())
+            self.doc["gate"]["suite"] = suite_view(self.verdicts, self.rules())
         self.doc["plugin_version"] = __version__
+        unresolved = self.reference.unresolved if self.reference else None
+        if unresolved and self.mode == "gate":
+            self.doc["gate"]["passed"] = False
+            self.doc["gate"]["failures"].append(
+                {"task": None, "route": None, "verdict": "error", "reasons": [unresolved]}
+            )
         if missing:
             self.doc["gate"]["passed"] = False if self.mode == "gate" else None
             self.doc["gate"]["failures"].append(
@@ -684,6 +699,18 @@ class ModelRouteReporter:
                     f"{len(route_aggs)} task(s) updated, the cases it did not run kept"
                 )
             info["merged"] = self.partial is not None
+        accepted = diff_snapshots(self.snapshot, Snapshot.model_validate(document))
+        if self.snapshot is not None and same_snapshot(path, document):
+            # nothing to accept: the file (and its date) stays as it is, no diff to commit
+            self.accepted = info["accepted"] = []
+            info["unchanged"] = True
+            return info
+        if self.snapshot is not None and not accepted:
+            self.notes.append(
+                f"snapshot: no figure changed, but {path.name} was rewritten for what it "
+                "records besides them (output excerpts, case weights, failed checks, the "
+                "file's layout): commit it once"
+            )
         try:
             write_snapshot(path, document)
         except OSError as exc:
@@ -691,9 +718,10 @@ class ModelRouteReporter:
             self.notes.append(f"snapshot NOT updated: cannot write {path}: {exc.strerror or exc}")
             return info
         info["updated"] = True
-        self.accepted = info["accepted"] = diff_snapshots(
-            self.snapshot, Snapshot.model_validate(document)
-        )
+        self.accepted = info["accepted"] = accepted
+        for row in self.accepted:  # what a forced update accepted that it would refuse
+            if row["task"] in refused:
+                row["forced"] = refused[row["task"]]
         self.written.append(("snapshot file", path))
         return info
 
@@ -708,6 +736,18 @@ class ModelRouteReporter:
         for task, v in sorted(self.verdicts.items()):
             why = list(v.reasons) if v.blocking else []
             agg = v.route_agg
+            if (
+                not why
+                and agg is not None
+                and agg.quality is not None
+                and agg.quality < v.threshold - 1e-9
+            ):
+                # the data cannot show it below its bar, but its point estimate is: the
+                # snapshot would record a route below its threshold as the reference
+                why.append(
+                    f"quality {agg.quality:.2f} < threshold {v.threshold:.2f} (its point "
+                    f"estimate; the gate calls it {v.verdict})"
+                )
             if agg is not None and agg.errors and self.state.settings.allow_errors:
                 why.append(f"{agg.errors} of {agg.n + agg.errors} cases errored")
             if why:
@@ -778,6 +818,16 @@ class ModelRouteReporter:
                 terminalreporter.write_line(f"snapshot: this run accepts, against {previous}:")
                 for line in terminal.snapshot_change_lines(self.accepted, with_verdicts=False):
                     terminalreporter.write_line("  " + line)
+                for row in self.accepted:
+                    if row.get("forced"):
+                        terminalreporter.write_line(
+                            f"  {row['task']}: FORCED, accepted though: {'; '.join(row['forced'])}",
+                            red=True,
+                        )
+            elif self.doc and self.doc.get("snapshot", {}).get("unchanged"):
+                terminalreporter.write_line(
+                    f"snapshot: no change against {previous}; the file is left as it is"
+                )
             else:
                 terminalreporter.write_line(f"snapshot: no change against {previous}")
         if self.merged is not None:

@@ -46,7 +46,8 @@ class Settings:
     update_snapshot: bool = False
     force_update_snapshot: bool = False
     snapshot_ref: str | None = None
-    accept_changes: bool = False
+    #: where the acceptance of the change's own snapshot came from (None: not accepted)
+    accepted_by: str | None = None
     suggest: Path | None = None
     #: how an inconclusive task sets the exit status ("pass" or "fail")
     inconclusive: str = "pass"
@@ -87,8 +88,10 @@ class RunState:
     results: dict[str, CaseResult] = field(default_factory=dict)
     case_ids: dict[tuple[str, str], str] = field(default_factory=dict)
     scratch: str | None = None
-    #: xdist: what the controller started for the workers (see start_shared)
+    #: the local servers this process started for the run (see start_servers), and
+    #: xdist's controller: whether it has decided which
     shared: dict[str, Any] = field(default_factory=dict)
+    servers_decided: bool = False
     #: node ids of the model-route items this process collected (after deselection)
     expected: list[str] = field(default_factory=list)
     #: model-route items deselected (-k, -m, --lf, --sw, plugins...) in this process
@@ -412,24 +415,66 @@ class RunState:
         for provider in self.providers.values():
             provider.shutdown()
 
-    def start_shared(self) -> dict[str, Any]:
-        """xdist controller: start what the workers' providers share (local servers);
-        per alias, how to reach it. Nothing in replay mode, which calls no model."""
-        if self.settings.cache_mode == "replay":
-            return {}
+    def serving(self) -> list[str]:
+        """The run's models that serve themselves (local servers), sorted."""
         chosen = set(self.settings.models)
-        shared = {
-            alias: p.start_shared()
-            for alias, p in self.providers.items()
-            if not chosen or alias in chosen
-        }
-        return {alias: info for alias, info in shared.items() if info is not None}
+        return [
+            alias
+            for alias, p in sorted(self.providers.items())
+            if p.serves and (not chosen or alias in chosen)
+        ]
 
-    def adopt_shared(self, shared: Mapping[str, Any]) -> None:
-        """xdist worker: use what the controller started (see :meth:`start_shared`)."""
-        for alias, info in shared.items():
-            if alias in self.providers:
-                self.providers[alias].adopt_shared(info)
+    def servers_needed(
+        self, estimate: Estimate | None, work: Sequence[tuple[Case, Route]], python_items: int
+    ) -> list[str]:
+        """The models whose server the run starts: those the estimate counts uncached
+        calls of; when any call is uncached, those a cascade may escalate to or a judge
+        check may ask; every one when Python cases (whose calls are known only as they
+        run) may call them. None in replay mode, which calls no model."""
+        serving = self.serving()
+        if not serving or self.settings.cache_mode == "replay":
+            return []
+        if python_items:
+            return serving
+        if estimate is None:
+            return []
+        from .checks.judge import configured_panel
+
+        later = {m for _, route in work for m in route.models[1:]}
+        judges = [c.spec["model"] for case, _ in work for c in case.checks if "model" in c.spec]
+        later |= set(map(str, judges))
+        panel = configured_panel(self.config)
+        later |= set(panel.models) if panel is not None else set()
+        uncached = estimate.calls > 0 or estimate.cascades > 0
+        return [a for a in serving if estimate.models[a] > 0 or (uncached and a in later)]
+
+    def start_servers(
+        self, aliases: Sequence[str], publish: Callable[[dict[str, Any]], None] | None = None
+    ) -> None:
+        """Start the servers of ``aliases`` (see :meth:`servers_needed`), tell the xdist
+        workers how to reach them (``publish``), and wait for them: a server that does not
+        start is one error naming the config field at fault (ModelRouteError)."""
+        scratch = self.settings.cache_dir
+        started = {alias: self.providers[alias].start_shared(scratch) for alias in aliases}
+        self.shared = {alias: info for alias, info in started.items() if info is not None}
+        if publish is not None:
+            publish(self.shared)
+        for alias in self.shared:
+            problem = self.providers[alias].started()
+            if problem is not None:
+                message, key = problem
+                raise self.config.error(message, "models", alias, *((key,) if key else ()))
+
+    def adopt_shared(self, read: Callable[[], dict[str, Any] | None]) -> None:
+        """xdist worker: its models that serve use the controller's servers, which
+        ``read()`` says once it has decided (see :meth:`start_servers`)."""
+        for alias in self.serving():
+
+            def handed(alias: str = alias) -> dict[str, Any] | None:
+                shared = read()
+                return None if shared is None else shared.get(alias, {})
+
+            self.providers[alias].adopt_shared(handed)
 
     def work_from_ids(self, ids: Sequence[str], rootdir: Path) -> list[tuple[Case, Route]]:
         """(case, route) of the YAML case items among ``ids`` (node ids)."""

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .analysis import Aggregate
+from .analysis import Aggregate, per_call
 from .errors import ModelRouteError
 from .report.text import strip_controls
 from .schema_errors import validation_error
@@ -181,17 +181,35 @@ def merge_snapshot(
             )
         weights = {k: 1.0 if c.get("weight") is None else c["weight"] for k, c in scored.items()}
         total = sum(weights.values())
-        costs = [c["cost"] for c in scored.values() if c.get("cost") is not None]
+        costed = [(c["cost"], weights[k]) for k, c in scored.items() if c.get("cost") is not None]
         tasks[task] = {
             **new,
             "n": len(scored),
             "quality": (
                 sum(c["quality"] * weights[k] for k, c in scored.items()) / total if total else None
             ),
-            "cost_per_call": sum(costs) / len(costs) if costs else new["cost_per_call"],
+            "cost_per_call": (
+                per_call([c for c, _ in costed], [w for _, w in costed])
+                if costed
+                else new["cost_per_call"]
+            ),
             "cases": dict(sorted(cases.items())),
         }
     return {**document, "tasks": dict(sorted(tasks.items()))}, notes
+
+
+def same_snapshot(path: Path, document: Mapping[str, Any]) -> bool:
+    """Whether the file at ``path`` holds ``document`` already, its ``created`` aside."""
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(old, dict):
+        return False
+    old.pop("created", None)
+    new = json.loads(json.dumps(document))  # tuples as lists, as the file has them
+    new.pop("created", None)
+    return bool(old == new)
 
 
 def write_snapshot(path: Path, document: dict[str, Any]) -> None:

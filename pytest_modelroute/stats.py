@@ -344,7 +344,8 @@ def bounds(
     at_ends = (np.abs(x - lo) < _EPS) | (np.abs(x - hi) < _EPS)
     three_point = lo == -hi and bool(np.all(at_ends | (np.abs(x) < _EPS)))
     if not three_point and bool(np.all(at_ends)):
-        share = (mean - lo) / (hi - lo)
+        # clamped: a weighted mean of equal values can land a rounding error outside them
+        share = min(1.0, max(0.0, (mean - lo) / (hi - lo)))
         k = share * n_eff
         low = lo + (hi - lo) * (
             float(special.betaincinv(k, n_eff - k + 1, alpha)) if k > 0 else 0.0

@@ -126,10 +126,13 @@ class FakeGitHub(_Fake):
     forbidden = "Resource not accessible by integration"
     unauthorized = "Bad credentials"
 
-    def __init__(self, token: str, **kw: Any) -> None:
+    def __init__(self, token: str, login: str | None = None, **kw: Any) -> None:
         super().__init__(token, **kw)
         #: repository -> pull request number -> comments
         self.threads: dict[str, dict[int, list[dict[str, Any]]]] = {}
+        #: the token's user (a personal token's); None: a workflow token, which may not
+        #: ask ``GET /user`` (403) and comments as github-actions[bot]
+        self.login = login
 
     def comments(self, repo: str, number: int) -> list[dict[str, Any]]:
         return self.threads.setdefault(repo, {}).setdefault(number, [])
@@ -152,6 +155,10 @@ class FakeGitHub(_Fake):
             return denied
         path = urllib.parse.urlsplit(req.path).path.removeprefix(self.prefix)
         not_found = 404, {"message": "Not Found"}, {}
+        if path == "/user" and req.command == "GET":
+            if self.login is None:
+                return 403, {"message": self.forbidden}, {}
+            return 200, {"login": self.login}, {}
         if m := re.fullmatch(r"/repos/([^/]+/[^/]+)/issues/(\d+)/comments", path):
             repo, number = urllib.parse.unquote(m[1]), int(m[2])
             if repo not in self.threads or number not in self.threads[repo]:
@@ -159,7 +166,8 @@ class FakeGitHub(_Fake):
             if req.command == "GET":
                 return self.page(req, self.comments(repo, number))
             if req.command == "POST":
-                return 201, self.add(repo, number, body["body"], "github-actions[bot]"), {}
+                author = self.login or "github-actions[bot]"
+                return 201, self.add(repo, number, body["body"], author), {}
         if m := re.fullmatch(r"/repos/([^/]+/[^/]+)/issues/comments/(\d+)", path):
             repo = urllib.parse.unquote(m[1])
             for comment in (c for cs in self.threads.get(repo, {}).values() for c in cs):

@@ -232,6 +232,20 @@ def test_prepare_on_a_fork_replays_and_saves_nothing(tmp_path: Path) -> None:
     assert out["cache-mode"] == "readwrite"  # said explicitly: as told
 
 
+@pytest.mark.parametrize(
+    "who", [{"GITHUB_ACTOR": "dependabot[bot]"}, {"PR_AUTHOR": "dependabot[bot]"}]
+)
+def test_prepare_on_a_dependabot_pull_request_replays(tmp_path: Path, who: dict[str, str]) -> None:
+    """Dependabot's PRs come from the repository itself but get no Actions secrets: with
+    cache auto they replay instead of calling providers without a key."""
+    proc, out = run_script("prepare.sh", pull_request(**who), tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert out["fork"] == "false"
+    assert out["cache-mode"] == "replay" and out["save"] == "false"
+    proc, out = run_script("prepare.sh", pull_request(GITHUB_ACTOR="octocat"), tmp_path)
+    assert out["cache-mode"] == "readwrite"
+
+
 def test_prepare_takes_a_package_and_base_and_refuses_a_bad_cache_mode(tmp_path: Path) -> None:
     env = pull_request(PACKAGE=".", BASE="v1.2.0")
     proc, out = run_script("prepare.sh", env, tmp_path)
@@ -251,7 +265,9 @@ def stub_python(tmp_path: Path) -> Path:
     stub.write_text(
         "#!/usr/bin/env bash\n"
         'if [ "$1" = -m ] && [ "$2" = pytest ]; then\n'
-        '  shift 2; printf "%s\\n" "$@" > "$ARGS_FILE"; exit "${STUB_EXIT:-0}"\n'
+        '  shift 2; printf "%s\\n" "$@" > "$ARGS_FILE"\n'
+        '  [ -z "${MODELROUTE_ACCEPTED_BY:-}" ] || echo "accepted by $MODELROUTE_ACCEPTED_BY"\n'
+        '  exit "${STUB_EXIT:-0}"\n'
         "fi\n"
         f'exec "{sys.executable}" "$@"\n'
     )
@@ -299,6 +315,8 @@ def test_gate_passes_the_settings_to_pytest(stub_python: Path, tmp_path: Path) -
         "-n", "2", "-k", "billing and not slow",
     ]  # fmt: skip
     assert out == {"status": "pass", "exit-code": "0"}
+    # the stub records where the plugin will say the acceptance came from
+    assert "accepted by the pull request's label 'modelroute: accept'" in proc.stdout
     assert not (report / "comment.md").exists()  # never posted as this run's
 
 
@@ -312,6 +330,8 @@ def test_gate_status_from_pytests_exit(
     assert out == {"status": status, "exit-code": str(code)}
     args = (tmp_path / "args").read_text().splitlines()
     assert "--model-route-snapshot-ref" not in args and "--model-route-accept-changes" not in args
+    # no label: the checkout's own files (ini key, addopts) cannot accept either
+    assert args[args.index("-o") + 1] == "model_route_accept_changes=false"
 
 
 def test_gate_refuses_an_unsplittable_input(stub_python: Path, tmp_path: Path) -> None:
@@ -482,6 +502,7 @@ def test_gate_passes_the_shard_or_the_merge_to_pytest(stub_python: Path, tmp_pat
         "--model-route-cache", "readwrite", "--model-route-cache-dir", ".modelroute_cache",
         "--model-route-report-dir", report,
         "--model-route-shard", "2/3",
+        "-o", "model_route_accept_changes=false",
     ]  # fmt: skip
     (tmp_path / "shards" / "a").mkdir(parents=True)
     (tmp_path / "shards" / "a" / "results.json").write_text("{}")  # the shell must not glob
@@ -493,6 +514,7 @@ def test_gate_passes_the_shard_or_the_merge_to_pytest(stub_python: Path, tmp_pat
         "--model-route-merge", "shards/*/results.json",
         "--model-route-report-dir", report,
         "--model-route-snapshot-ref", "origin/main",
+        "-o", "model_route_accept_changes=false",
     ]  # fmt: skip
 
 

@@ -40,7 +40,7 @@ def test_the_bench_header_gives_each_tasks_corrected_level_not_the_first_ones() 
     for rec, m in zip(recs.values(), (7, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4), strict=False):
         rec["selection"] = {"method": "bonferroni", "level": 1 - 0.05 / m, "candidates": m}
     line = selection_line(doc)
-    assert "98.3% to 99.3% confidence" in line, line
+    assert "98.3% to 99.29% confidence" in line, line
     for rec in recs.values():
         rec["selection"] = {"method": "bonferroni", "level": 1 - 0.05 / 4, "candidates": 4}
     assert "98.8% confidence" in selection_line(doc)

@@ -117,11 +117,69 @@ def test_github_creates_once_then_updates_in_place(
     assert status == 0 and "left unchanged" in out and writes(gh) == []
 
 
+def test_a_reviewers_comment_that_quotes_the_marker_and_another_suites_are_left_alone(
+    gh: FakeGitHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The audit's case: 150 comments, then a reviewer's that starts with the marker; two
+    suites post from one pull request. Each suite keeps one comment of its own, and the
+    reviewer's is never written to."""
+    for i in range(150):
+        gh.add(REPO, 5, f"chatter {i}")
+    human = gh.add(REPO, 5, f"{MARKER}\nI pasted the report here to discuss it", "reviewer")
+    env = github_env(gh, tmp_path)
+    for suite in ("a", "b", "a", "b"):
+        status, out = run(
+            [str(report(tmp_path, f"suite {suite}")), "--suite-id", suite], env, capsys
+        )
+        assert status == 0, out
+    assert human["body"] == f"{MARKER}\nI pasted the report here to discuss it"
+    ours = [c for c in gh.comments(REPO, 5) if c["user"]["login"] == "github-actions[bot]"]
+    assert [c["body"].split("\n")[0] for c in ours] == [
+        "<!-- pytest-modelroute:a -->",
+        "<!-- pytest-modelroute:b -->",
+    ]
+    assert [c["body"].rstrip().rsplit(" ", 1)[-1] for c in ours] == ["a", "b"]
+    assert writes(gh) == ["POST", "POST"]  # the second round: the same text, no write
+
+    # without a suite id: not the reviewer's either, a comment of its own, then updated
+    gh.requests.clear()
+    for text in ("one", "two"):
+        status, out = run([str(report(tmp_path, text))], env, capsys)
+        assert status == 0, out
+    assert writes(gh) == ["POST", "PATCH"]
+    assert human["body"].endswith("to discuss it")
+    with pytest.raises(SystemExit) as exited:
+        comment.main([str(report(tmp_path)), "--suite-id", "a -->"], env)
+    assert exited.value.code == 2
+    assert "--suite-id: expected letters, digits" in capsys.readouterr().err
+
+
+def test_a_personal_tokens_own_comment_is_found_by_its_user(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with FakeGitHub(TOKEN, login="release-bot") as gh:
+        gh.add(REPO, 5, f"{MARKER}\nquoted by a reviewer", "reviewer")
+        env = github_env(gh, tmp_path)
+        for text in ("one", "two"):
+            assert comment.main([str(report(tmp_path, text))], env) == 0
+        assert writes(gh) == ["POST", "PATCH"]
+        assert [c["user"]["login"] for c in gh.comments(REPO, 5)] == ["reviewer", "release-bot"]
+        # --author names it without asking the API
+        gh.requests.clear()
+        argv = [str(report(tmp_path, "three")), "--author", "release-bot"]
+        assert comment.main(argv, env) == 0
+        assert ("GET", "/api/v3/user") not in gh.requests and writes(gh) == ["PATCH"]
+    capsys.readouterr()
+
+
 def test_github_finds_the_comment_on_the_third_page(
     gh: FakeGitHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for i in range(250):
-        gh.add(REPO, 5, f"{MARKER}\nold report" if i == 230 else f"comment {i}")
+        if i == 230:  # an earlier run's, by the workflow's token
+            gh.add(REPO, 5, f"{MARKER}\nold report", "github-actions[bot]")
+        else:
+            gh.add(REPO, 5, f"comment {i}")
     sticky_id = gh.comments(REPO, 5)[230]["id"]
     status, out = run([str(report(tmp_path, "new"))], github_env(gh, tmp_path), capsys)
     assert status == 0, out

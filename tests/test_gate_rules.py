@@ -216,7 +216,8 @@ def test_a_partial_merge_recomputes_the_task_over_kept_and_new_cases() -> None:
     merged, notes = merge_snapshot(old, run, keep_cases=True)
     t = merged["tasks"]["t"]
     assert (t["n"], t["quality"]) == (2, pytest.approx((2.0 * 1 + 4.0 * 3) / 4))
-    assert t["cost_per_call"] == pytest.approx((0.003 + 0.001) / 2)
+    # cost per call weighs the cases as quality does
+    assert t["cost_per_call"] == pytest.approx((0.003 * 1 + 0.001 * 3) / 4)
     assert merged["tasks"]["gone"] == old.tasks["gone"].model_dump(mode="json")
     assert "1 task(s) this run did not measure keep their reference (gone)" in notes[0]
     # a full run: the task holds what it measured

@@ -88,12 +88,37 @@ def test_a_merge_request_gates_against_its_target_and_comments(stubs: Path, tmp_
     ]
 
 
+def test_a_fork_merge_request_gates_against_the_target_projects_branch(
+    stubs: Path, tmp_path: Path
+) -> None:
+    """A fork's pipeline clones the fork: its origin/main is the fork's own main, so the
+    target branch comes from the target project's URL."""
+    status, calls = run_job(
+        stubs,
+        tmp_path,
+        CI_MERGE_REQUEST_IID="7",
+        CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main",
+        CI_MERGE_REQUEST_PROJECT_ID="42",
+        CI_MERGE_REQUEST_SOURCE_PROJECT_ID="99",
+        CI_MERGE_REQUEST_PROJECT_URL="https://gitlab.example/group/app",
+        CI_MERGE_REQUEST_LABELS="modelroute: acceptx",
+    )
+    assert status == 0
+    assert calls[1:4] == [
+        "git [remote] [add] [target] [https://gitlab.example/group/app.git]",
+        "git [fetch] [--no-tags] [--depth=1] [target] [+refs/heads/main:refs/remotes/target/main]",
+        "python [-m] [pytest] [--model-route] [example_suite] [--model-route-cache] [readwrite] "
+        "[--model-route-report-dir] [modelroute-report] [--model-route-snapshot-ref] "
+        "[target/main] [-o] [model_route_accept_changes=false]",
+    ]
+
+
 def test_a_default_branch_pipeline_gates_on_its_own_snapshot(stubs: Path, tmp_path: Path) -> None:
     status, calls = run_job(stubs, tmp_path, CI_MERGE_REQUEST_LABELS="")
     assert status == 0
     assert calls[1:] == [
         "python [-m] [pytest] [--model-route] [example_suite] [--model-route-cache] [readwrite] "
-        "[--model-route-report-dir] [modelroute-report]"
+        "[--model-route-report-dir] [modelroute-report] [-o] [model_route_accept_changes=false]"
     ]
 
 

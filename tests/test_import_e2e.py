@@ -84,3 +84,89 @@ def test_imported_suite_benches_to_a_recommendation_and_a_projection(
     assert spend and float(spend[1]) == pytest.approx(at_list * month, abs=0.005)
     everything = re.search(r"the baseline \(gpt-4o\) on every logged call: ~\$([\d.]+)", out)
     assert everything and float(everything[1]) == pytest.approx(on_baseline * month, abs=0.005)
+
+
+def test_cases_weighted_by_their_levels_share_of_the_calls(pytester: pytest.Pytester) -> None:
+    """90 short answers to three questions and 10 long ones to ten: 3 and 5 cases, each
+    level's weighing its share of the calls over its share of the cases (0.9/(3/8) and
+    0.1/(5/8)); the bench's cost per call for the baseline is that weighted mean of its
+    cases' costs (the plain mean counted the 10 long calls as 5/8 of the traffic), and
+    the task's volume is projected as low, its level of most weight (medium has the most
+    cases)."""
+    from logsamples import START, openai_record
+
+    records = [
+        openai_record("gpt-4o", "", f"Answer question {i % 3}", "Yes.", START + i * 3600)
+        for i in range(90)
+    ] + [
+        openai_record("gpt-4o", "", f"Answer question {i}", "Long. " * 200, START + i * 3600 + 60)
+        for i in range(90, 100)
+    ]
+    log = write_jsonl(pytester.path / "logs" / "prod.jsonl", records)
+    code, out, err = run(
+        log, "-o", pytester.path / "routing", "--offline", "--per-level", "5", "--no-candidates"
+    )
+    assert code == 0, err
+    (case_file,) = (pytester.path / "routing" / "cases").glob("*.yaml")
+    cases = yaml.safe_load(case_file.read_text())["cases"]
+    weights = {c["id"]: c["weight"] for c in cases}
+    levels = {c["complexity"]: c["weight"] for c in cases}
+    assert levels == {"low": 2.4, "medium": 0.16}
+    result, doc = run_json(pytester, "--model-route=bench", "routing", "-p", "no:randomly")
+    rows = [r for r in doc["results"] if r["route"] == "gpt-4o"]
+    assert len(rows) == 8 and not [r for r in rows if r["error"]]
+    weighted = sum(r["cost"] * weights[r["case"]] for r in rows) / sum(weights.values())
+    plain = sum(r["cost"] for r in rows) / len(rows)
+    assert weighted < plain / 2
+    (task,) = doc["projection"]["by_task"].values()
+    assert task["baseline_monthly"] == pytest.approx(task["calls"] * weighted)
+    assert list(doc["projection"]["by_complexity"]) == ["low"]
+    projected = re.search(r"the bench will project ~\$([\d.]+) per month", out)
+    assert projected and float(projected[1]) == pytest.approx(task["baseline_monthly"], abs=0.005)
+
+
+def test_a_task_production_serves_with_another_model_keeps_it_as_its_route(
+    pytester: pytest.Pytester,
+) -> None:
+    """gpt-4o (the larger spend: the baseline) answers the summaries; claude-sonnet-4-5
+    answers every SQL question: the SQL task's route is claude-sonnet-4-5, what
+    production runs, so bench compares the candidates with it (it was benched as if
+    production ran gpt-4o, and kept gpt-4o)."""
+    from logsamples import START, openai_record
+
+    summaries = [
+        openai_record(
+            "gpt-4o",
+            "",
+            f"Summarize report {i} in one line.",
+            "Sales rose. " * 30,
+            START + i * 3600,
+        )
+        for i in range(12)
+    ]
+    sql = []
+    for i in range(10):
+        record = openai_record(
+            "", "", f"Write SQL: total revenue in region {i}", "SELECT 1;", START + i * 3600 + 60
+        )
+        record["request"]["body"]["model"] = "claude-sonnet-4-5"
+        record["response"]["body"]["model"] = "claude-sonnet-4-5"
+        sql.append(record)
+    log = write_jsonl(pytester.path / "logs" / "prod.jsonl", summaries + sql)
+    code, out, err = run(
+        log, "-o", pytester.path / "routing", "--offline", "--per-level", "4", "--no-candidates"
+    )
+    assert code == 0, err
+    config = yaml.safe_load((pytester.path / "routing" / "modelroute.yaml").read_text())
+    assert config["baseline"] == "gpt-4o"
+    (sql_task,) = [t for t in config["traffic"] if "sql" in t]
+    assert config["routes"] == {sql_task: "claude-sonnet-4-5"}
+    result, doc = run_json(pytester, "--model-route=bench", "routing", "-p", "no:randomly")
+    assert not [r for r in doc["results"] if r["error"]]
+    recommendation = doc["recommendations"][sql_task]
+    assert (recommendation["configured"], recommendation["configured_from"]) == (
+        "claude-sonnet-4-5",
+        "routes",
+    )
+    (summary_task,) = set(config["traffic"]) - {sql_task}
+    assert doc["recommendations"][summary_task]["configured"] == "gpt-4o"

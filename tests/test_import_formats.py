@@ -412,6 +412,136 @@ def test_mapped_jsonl_and_csv(tmp_path: Path) -> None:
     assert doc["prompt"].endswith("\nShow your work.")
 
 
+def _openai_chunks(text: str, *, usage: tuple[int, int] | None = None) -> list[dict[str, Any]]:
+    pieces = [text[i : i + 3] for i in range(0, len(text), 3)]
+    chunks: list[dict[str, Any]] = [
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "created": T0,
+            "model": "gpt-4o-2024-08-06",
+            "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}],
+        }
+        for p in pieces
+    ]
+    chunks[-1]["choices"][0]["finish_reason"] = "stop"
+    if usage:  # stream_options.include_usage: a last chunk with no choices
+        chunks.append(
+            {
+                "object": "chat.completion.chunk",
+                "choices": [],
+                "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1]},
+            }
+        )
+    return chunks
+
+
+def _anthropic_events(text: str, usage: tuple[int, int]) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "message_start",
+            "message": {
+                "id": "msg_1",
+                "type": "message",
+                "role": "assistant",
+                "model": "claude-sonnet-4-5",
+                "content": [],
+                "usage": {"input_tokens": usage[0], "output_tokens": 1},
+            },
+        },
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "ping"},
+        *(
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}}
+            for w in text.split(" ")[:1] + [" " + w for w in text.split(" ")[1:]]
+        ),
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn"},
+            "usage": {"output_tokens": usage[1]},
+        },
+        {"type": "message_stop"},
+    ]
+
+
+def test_streamed_responses_are_joined(tmp_path: Path) -> None:
+    """A streamed call logged as its chunks (a list, or the server-sent events text) is
+    read as the response they add up to: OpenAI chunks, Anthropic events."""
+    records = []
+    for i in range(4):
+        request = {
+            "model": "gpt-4o",
+            "stream": True,
+            "messages": [{"role": "user", "content": f"Greet {i}"}],
+        }
+        chunks = _openai_chunks(f"Hello number {i}!", usage=(11, 5) if i % 2 else None)
+        body: Any = chunks
+        if i == 3:  # the raw text of the stream, as some proxies log it
+            body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+        records.append({"timestamp": T0 + i * 3600, "request": request, "response": {"body": body}})
+    tool = _openai_chunks("x")
+    tool[0]["choices"][0]["delta"] = {"tool_calls": [{"index": 0, "function": {"name": "f"}}]}
+    records.append({"timestamp": T0, "request": records[0]["request"], "response": {"body": tool}})
+    log = write_jsonl(tmp_path / "openai.jsonl", records)
+    code, out, err = run(log, "-o", tmp_path / "s1", "--offline")
+    assert code == 0, err
+    assert "openai.jsonl (openai)" in out
+    assert "4 calls used, 1 skipped (tool calls (case files hold text turns only) 1)" in out
+    replay = {r["messages"][0]["content"]: r for r in replay_of(tmp_path / "s1")}
+    assert {k: r["output"] for k, r in replay.items()} == {
+        f"Greet {i}": f"Hello number {i}!" for i in range(4)
+    }
+    assert replay["Greet 1"]["usage"] == {"input_tokens": 11, "output_tokens": 5}
+    assert replay["Greet 3"]["usage"] == {"input_tokens": 11, "output_tokens": 5}
+
+    anthropic = [
+        {
+            "created_at": T0 + i * 3600,
+            "request": {
+                "model": "claude-sonnet-4-5",
+                "max_tokens": 64,
+                "stream": True,
+                "messages": [{"role": "user", "content": f"Spell {w}"}],
+            },
+            "response": _anthropic_events(" ".join(w.upper()), (9, 4)),
+        }
+        for i, w in enumerate(["cat", "dog", "owl"])
+    ]
+    log = write_jsonl(tmp_path / "anthropic.jsonl", anthropic)
+    code, out, err = run(log, "-o", tmp_path / "s2", "--offline")
+    assert code == 0, err
+    assert "anthropic.jsonl (anthropic)" in out and "3 calls used, 0 skipped" in out
+    replay = {r["messages"][0]["content"]: r for r in replay_of(tmp_path / "s2")}
+    assert replay["Spell owl"]["output"] == "O W L"
+    assert replay["Spell cat"]["usage"] == {"input_tokens": 9, "output_tokens": 4}
+
+
+def test_csv_cells_with_doubled_quotes(tmp_path: Path) -> None:
+    """Standard CSV quoting: a quote inside a quoted cell is doubled (``""``), as Python's
+    csv, spreadsheets and pandas write it. Sniffed from the header alone, the dialect
+    had ``doublequote=False``: such rows split into the wrong number of fields."""
+    rows = [
+        {"q": f'Translate "{w}", please', "a": f'"{w.upper()}", he said, "done"'}
+        for w in ("cat", "dog", "bread")
+    ] + [{"q": "Plain question?", "a": "Plain answer."}]
+    for delimiter, name in ((",", "quoted.csv"), (";", "semicolons.csv")):
+        path = tmp_path / name
+        with path.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["q", "a"], delimiter=delimiter)
+            w.writeheader()
+            w.writerows(rows)
+        assert '""' in path.read_text()
+        suite = tmp_path / name.replace(".", "_")
+        code, out, err = run(
+            path, "-o", suite, "--offline", "--model", "gpt-4o", "--map", "prompt=q,output=a"
+        )
+        assert code == 0, err
+        assert "4 calls used" in out and "malformed" not in out, out
+        expected = {c["expected"] for d in cases_of(suite).values() for c in d["cases"]}
+        assert expected == {r["a"] for r in rows}
+
+
 def test_task_pattern_names_tasks_from_part_of_a_field(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from logsamples import CLASSIFY, DAY, START, generate, openai_record, write_jsonl
-from test_import_formats import cases_of, run
+from test_import_formats import cases_of, replay_of, run
 
 from pytest_modelroute.importers.redact import Redactor, luhn_ok
 from pytest_modelroute.importers.templates import Template, escape_fixed, to_jinja
@@ -98,6 +98,29 @@ def test_grouping_by_field_and_renaming(tmp_path: Path) -> None:
     traffic = _traffic(tmp_path / "s")
     assert traffic["code-generation"] == round(truth["codegen"] * DAYS_PER_MONTH / 14)
     assert (tmp_path / "s" / "cases" / "code-generation.yaml").exists()
+
+
+def test_a_task_field_found_in_some_or_no_calls_says_so(tmp_path: Path) -> None:
+    """A task field that names no call (a typo) is an error, not a silent fall back to
+    template grouping; one that names some calls says how many, and where the rest went."""
+    records = list(generate(200, task_field=True))
+    for record in records[::4]:
+        del record["request"]["body"]["metadata"]
+    log = write_jsonl(tmp_path / "prod.jsonl", records)
+    code, out, err = run(log, "-o", tmp_path / "s", "--offline", "--task-field", "metadata.tsk")
+    assert code == 1 and not (tmp_path / "s").exists()
+    assert "error: task field metadata.tsk: found in none of the 200 calls used" in err
+    code, out, err = run(log, "-o", tmp_path / "s", "--offline", "--task-field", "metadata.task")
+    assert code == 0, err
+    assert (
+        "  task field metadata.task: found in 150 of the 200 calls; the other 50 are grouped "
+        "by prompt template\n" in out
+    )
+    code, out, err = run(
+        log, "-o", tmp_path / "s2", "--offline", "--task-field", "request.body.model"
+    )
+    assert code == 0, err
+    assert "  task field request.body.model: found in all 200 calls\n" in out
 
 
 def test_rename_takes_pairs_separated_by_commas(
@@ -191,6 +214,26 @@ def test_logs_without_timestamps_leave_traffic_to_the_user(tmp_path: Path) -> No
     assert code == 0, err
     assert "(2.00 days); x15.219 to calls per month; 7 calls without a timestamp scaled" in out
     assert sum(_traffic(tmp_path / "s2").values()) == pytest.approx(10 * DAYS_PER_MONTH / 2, abs=5)
+    # all at one time: no span, and the summary says that rather than "no timestamps"
+    same = [openai_record("gpt-4o", "", f"Echo {w}", w, START) for w in "abc"]
+    code, out, err = run(write_jsonl(tmp_path / "r.jsonl", same), "-o", tmp_path / "s3")
+    assert code == 0, err
+    said = "every timestamp of the logs is 2025-01-01 00:00 UTC: they span no time"
+    assert f"window: unknown ({said}; give --window" in out
+    assert f"could not be computed: {said}." in (tmp_path / "s3" / "modelroute.yaml").read_text()
+    # a timestamp that is not a time is counted and shown, not silently untimed
+    rows = [{"q": f"Q{i}?", "a": "A", "t": f"2025-01-0{i + 1}T00:00:00Z"} for i in range(4)]
+    rows[2]["t"] = "yesterday"
+    log = write_jsonl(tmp_path / "m.jsonl", rows)
+    mapping = ("--map", "prompt=q,output=a,timestamp=t", "--model", "gpt-4o")
+    code, out, err = run(log, "-o", tmp_path / "s4", "--offline", *mapping)
+    assert code == 0, err
+    assert (
+        f"  timestamps: 1 call with a timestamp that is not a time ('yesterday' at {log}:3; "
+        "expected epoch seconds or milliseconds, or ISO 8601): counted as calls without a "
+        "timestamp\n" in out
+    )
+    assert "; 1 call without a timestamp scaled as if in this window" in out
 
 
 def test_sampling_is_seeded_stratified_and_order_free(tmp_path: Path) -> None:
@@ -215,6 +258,74 @@ def test_sampling_is_seeded_stratified_and_order_free(tmp_path: Path) -> None:
         per_level = Counter(c["complexity"] for c in doc["cases"])
         assert max(per_level.values()) <= 5
     assert cases_of(tmp_path / "s1") == cases_of(tmp_path / "s3")
+
+
+def _files(suite: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(suite)): p.read_bytes() for p in suite.rglob("*") if p.is_file()}
+
+
+def test_written_files_do_not_depend_on_the_order_of_the_lines(tmp_path: Path) -> None:
+    """Each prompt answered by gpt-4o and by gpt-4o-mini (some twice, differently): the
+    case keeps the baseline's answer, and every written file is the same byte for byte
+    whatever the order of the lines (the first record of a prompt was kept before)."""
+    records = []
+    for i, record in enumerate(generate(240, task_field=True)):
+        body = record["request"]["body"]
+        answer = record["response"]["body"]["choices"][0]["message"]["content"]
+        mini = openai_record(
+            "gpt-4o-mini",
+            "",
+            "",
+            answer + " (mini)",
+            record["timestamp"] + 1,
+            metadata=body["metadata"],
+        )
+        mini["request"]["body"]["messages"] = body["messages"]
+        records += [record, mini]
+        if i % 4 == 0:  # gpt-4o answered it again, otherwise
+            again = json.loads(json.dumps(record))
+            again["response"]["body"]["choices"][0]["message"]["content"] = answer + " again"
+            records.append(again)
+    args = ("--offline", "--task-field", "metadata.task", "--per-level", "4")
+    shuffled = records[:]
+    random.Random(3).shuffle(shuffled)
+    suites = []
+    for name, lines in (("a", records), ("b", shuffled), ("c", records[::-1])):
+        log = write_jsonl(tmp_path / name / "prod.jsonl", lines)
+        code, out, err = run(log, "-o", tmp_path / name / "s", *args)
+        assert code == 0, err
+        assert "answered in production by another model" not in out
+        suites.append(_files(tmp_path / name / "s"))
+    assert suites[0] == suites[1] == suites[2]
+    for doc in cases_of(tmp_path / "a" / "s").values():
+        assert not any(str(c["expected"]).endswith(" (mini)") for c in doc["cases"])
+    assert all(r["model"] == "gpt-4o" for r in replay_of(tmp_path / "a" / "s"))
+
+
+def test_a_task_whose_prompts_all_repeat_another_tasks_keeps_its_cases(tmp_path: Path) -> None:
+    """``faq-premium`` asks the questions ``faq`` asks: both tasks keep a case per prompt
+    (one recording serves both) and their traffic; ``faq-premium`` vanished before."""
+    questions = [f"How do I do thing {i}?" for i in range(6)]
+    records = [
+        openai_record(
+            "gpt-4o",
+            "You are the help-center assistant.",
+            q,
+            f"Open settings, then thing {q[-2]}.",
+            START + n * 600,
+            metadata={"task": "faq-premium" if n // 6 % 3 == 0 else "faq"},
+        )
+        for n, q in enumerate(questions * 10)
+    ]
+    log = write_jsonl(tmp_path / "p.jsonl", records)
+    code, out, err = run(log, "-o", tmp_path / "s", "--offline", "--task-field", "metadata.task")
+    assert code == 0, err
+    docs = cases_of(tmp_path / "s")
+    assert set(docs) == {"faq", "faq-premium"}
+    assert len(docs["faq-premium"]["cases"]) == 6 and len(docs["faq"]["cases"]) == 6
+    assert set(_traffic(tmp_path / "s")) == {"faq", "faq-premium"}
+    assert "6 prompts sampled in two tasks: a case in each, with the same answer" in out
+    assert len(replay_of(tmp_path / "s")) == 6  # one recording per prompt
 
 
 def test_repeated_prompts_become_one_case(tmp_path: Path) -> None:
@@ -286,7 +397,8 @@ def test_no_secret_reaches_the_written_suite(tmp_path: Path) -> None:
     (doc,) = cases_of(tmp_path / "s").values()
     assert doc["messages"][0]["content"] == "Support bot. Escalate to [EMAIL_1]."
     assert all(c["expected"] == "Rotate [API_KEY_1] and mail [EMAIL_1]." for c in doc["cases"])
-    # --no-redact keeps the texts (never headers or key fields); a custom redactor runs too
+    # --no-redact keeps personal data, never keys (in texts, headers or key fields); a
+    # custom redactor runs too
     code, out, err = run_with_redactor(
         tmp_path,
         "myredact",
@@ -299,10 +411,15 @@ def test_no_secret_reaches_the_written_suite(tmp_path: Path) -> None:
     )
     assert code == 0, err
     written = "\n".join(p.read_text() for p in (tmp_path / "s2").rglob("*") if p.is_file())
-    assert "LEAKED" in written and "ops@acme.example" in written
-    assert "BODYKEY" not in written and "HEADERKEY" not in written
+    assert "ops@acme.example" in written and "+1 415 555 1003" in written
+    for secret in ("LEAKED", "BODYKEY", "HEADERKEY"):
+        assert secret not in written and secret not in out + err
+    assert "Rotate [API_KEY_1] and mail ops@acme.example." in written
     assert "Client 3" in written and "Customer" not in written
-    assert "redaction: off (--no-redact); your redactor changed 8 texts" in out
+    assert (
+        "redacted: 16 API_KEY (--no-redact: personal data kept; keys and tokens are always "
+        "redacted); your redactor changed 8 texts" in out
+    )
 
 
 def test_a_task_field_never_reads_headers_and_is_redacted(
@@ -428,6 +545,12 @@ def test_unknown_prices_are_a_loud_todo(tmp_path: Path) -> None:
     assert "price: {input: TODO, output: TODO}" in text
     assert "modelroute.yaml needs your edits before it runs:" in out
     assert "modelroute.yaml:" in out and "price.input" in out
+    # the logged spend says which calls it leaves out
+    records += [openai_record("gpt-4o", "", f"Pong {w}", "ping", START + 9) for w in "ab"]
+    code, out, err = run(write_jsonl(tmp_path / "q.jsonl", records), "-o", tmp_path / "s2")
+    assert code == 0, err
+    assert "(each call at its model's price; leaves out the 6 calls of acme-llm-7b" in out
+    assert "records: 8 calls used" in out and "(no known price: TODO))" in out
 
 
 def test_template_inference_round_trips() -> None:
@@ -450,6 +573,35 @@ def test_template_inference_round_trips() -> None:
         Template.literal("Summarize the report on apples.").merge("Translate to German: hi") is None
     )
     assert Template.literal("Alpha beta gamma delta").merge("Zeta beta gamma delta eta") is None
+
+
+def test_template_groups_do_not_depend_on_the_order_of_the_lines(tmp_path: Path) -> None:
+    """A triage template whose request is free text: calls read before the template had
+    widened to fit them started small groups of their own, folded into a spurious
+    "...-chat" task of a handful of calls whose size changed with the order of the lines.
+    Small groups that the final template fits join it."""
+    rng = random.Random(4)
+    system = "You are a support triage assistant. Reply with the label only."
+    openers = ["please add dark mode.", "I cannot reset my password.", "how do I change my plan?"]
+    records = []
+    for i in range(400):
+        words = " ".join(rng.choice(["help", "team", "our", "asap", "it", "is"]) for _ in range(12))
+        request = f"Ticket #{rng.randint(10000, 99999)} from user{i}@example.com:\n"
+        request += f"{rng.choice(openers)} {words}"
+        label = rng.choice(["billing", "bug", "feature", "account"])
+        records.append(openai_record("gpt-4o", system, request, label, START + i * 600))
+    orders = [records, records[::-1]]
+    for seed in range(4):
+        orders.append(records[:])
+        random.Random(seed).shuffle(orders[-1])
+    tables = []
+    for n, order in enumerate(orders):
+        log = write_jsonl(tmp_path / f"p{n}.jsonl", order)
+        code, out, err = run(log, "-o", tmp_path / f"s{n}", "--offline", "--per-level", "3")
+        assert code == 0, err
+        tables.append(_traffic(tmp_path / f"s{n}"))
+    assert all(t == tables[0] for t in tables), tables
+    assert len(tables[0]) == 1 and not any(name.endswith("-chat") for name in tables[0])
 
 
 def test_chat_behind_one_system_prompt_is_one_free_form_task(tmp_path: Path) -> None:
@@ -570,6 +722,82 @@ def test_user_mistakes_are_errors_not_tracebacks(tmp_path: Path) -> None:
     assert "Traceback" not in err
 
 
+def test_ctrl_c_says_nothing_was_written_and_keeps_the_old_suite(tmp_path: Path) -> None:
+    """SIGINT while reading (sent by a redactor at its third text, so no race): no
+    traceback, status 130, and with --force the suite written before is left whole (the
+    old files are removed only once the new ones are ready to be written)."""
+    import subprocess
+
+    log = write_jsonl(tmp_path / "p.jsonl", generate(40))
+    assert run(log, "-o", tmp_path / "s", "--offline")[0] == 0
+    before = {p: p.read_bytes() for p in (tmp_path / "s").rglob("*") if p.is_file()}
+    (tmp_path / "ctrlc.py").write_text(
+        "import itertools, os, signal\n"
+        "seen = itertools.count()\n"
+        "def redact(text):\n"
+        "    if next(seen) == 2:\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return text\n"
+    )
+    command = [sys.executable, "-m", "pytest_modelroute.cli", "import-logs", str(log)]
+    for out, force in ((tmp_path / "s2", ()), (tmp_path / "s", ("--force",))):
+        proc = subprocess.run(
+            [*command, "-o", str(out), "--offline", "--redactor", "ctrlc:redact", *force],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+        )
+        assert proc.returncode == 130, proc.stderr
+        assert "modelroute import-logs: interrupted; nothing written" in proc.stderr
+        assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert not (tmp_path / "s2").exists()
+    after = {p: p.read_bytes() for p in (tmp_path / "s").rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_stripe_keys_and_phone_numbers_said_to_be_phones_are_redacted() -> None:
+    text = (
+        "Call me on 4155550123 or text: 07700900123. Order 4155550123 shipped; invoice "
+        "1234567890. Keys sk_live_51HxYzABCDEFGHIJKLMNOP, rk_test_abcdefghijklmnopqrstu."
+    )
+    (redacted,) = Redactor().call([text])
+    assert redacted == (
+        "Call me on [PHONE_1] or text: [PHONE_2]. Order 4155550123 shipped; invoice "
+        "1234567890. Keys [API_KEY_1], [API_KEY_2]."
+    )
+    (kept,) = Redactor(builtin=False).call([text])  # --no-redact: keys all the same
+    assert "4155550123" in kept and "sk_live" not in kept and "rk_test" not in kept
+
+
+def test_a_redactor_reference_is_checked_in_its_own_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_modelroute.importers.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for ref, said in (
+        ("myred", "--redactor myred: expected MODULE:FUNCTION or FILE.py:FUNCTION"),
+        ("myred.py:f", f"--redactor myred.py:f: no file myred.py in {tmp_path}"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            main(["p.jsonl", "-o", "s", "--redactor", ref])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and said in err and "python check" not in err
+
+
+def test_counts_of_one_are_singular(tmp_path: Path) -> None:
+    log = write_jsonl(
+        tmp_path / "p.jsonl", [openai_record("gpt-4o", "", "Say hi", "hi", START + 60)]
+    )
+    code, out, err = run(log, "-o", tmp_path / "s", "--offline", "--window", "1d")
+    assert code == 0, err
+    assert "records: 1 call used" in out and "(1 file, 1 case)" in out
+    assert "verified: 1 case loads and renders to its logged prompt" in out
+    config = (tmp_path / "s" / "modelroute.yaml").read_text()
+    assert "from 1 log file (1 line)" in config and "# 1 call in the logs" in config
+
+
 def test_json_escaped_addresses_are_redacted_whole() -> None:
     from pytest_modelroute.importers.redact import _find_cached, find
 
@@ -651,7 +879,8 @@ def test_odd_bytes_are_replaced_or_refused_with_the_file_named(tmp_path: Path) -
 
 
 def test_the_case_file_header_counts_the_cases_it_holds(tmp_path: Path) -> None:
-    # one prompt logged under two task names is one case, in the first task only
+    # a prompt logged under two task names is a case of each; a prompt whose answers
+    # fall in two complexity levels (a word, then an essay) is one case of its task
     prompts = {"alpha": ["p1", "p2", "p3", "p4"], "beta": ["p1", "p2", "p5"]}
     records = []
     for task, texts in prompts.items():
@@ -659,6 +888,9 @@ def test_the_case_file_header_counts_the_cases_it_holds(tmp_path: Path) -> None:
             record = openai_record("gpt-4o", "", f"Say {text}", "ok", START + len(records))
             record["metadata"] = {"task": task}
             records.append(record)
+    essay = openai_record("gpt-4o", "", "Say p3", "word " * 2000, START + len(records))
+    essay["metadata"] = {"task": "alpha"}
+    records.append(essay)
     code, out, err = run(
         write_jsonl(tmp_path / "p.jsonl", records),
         "-o",
@@ -668,10 +900,16 @@ def test_the_case_file_header_counts_the_cases_it_holds(tmp_path: Path) -> None:
         "metadata.task",
     )
     assert code == 0, err
-    assert "2 prompts found in two tasks kept in the first" in out
+    assert (
+        "1 prompt sampled at two complexity levels of a task kept once, 2 prompts sampled in "
+        "two tasks: a case in each, with the same answer" in out
+    )
     text = (tmp_path / "s" / "cases" / "beta.yaml").read_text()
-    assert "sampled 1 / 0 / 0" in text
-    assert len(yaml.safe_load(text)["cases"]) == 1
+    assert "sampled 3 / 0 / 0" in text
+    assert len(yaml.safe_load(text)["cases"]) == 3
+    alpha = cases_of(tmp_path / "s")["alpha"]["cases"]
+    assert len(alpha) == 4 and [c["expected"] for c in alpha].count("ok") == 3
+    assert len(replay_of(tmp_path / "s")) == 5  # p1 and p2 once for both tasks
 
 
 def test_renaming_tasks_to_one_name_merges_them(tmp_path: Path) -> None:

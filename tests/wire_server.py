@@ -569,6 +569,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path == "/props" and wire.slots:
             self._send_json(200, {"total_slots": wire.slots})
             return
+        if self.path == "/health":  # as llama.cpp's server, once its model is loaded
+            self._send_json(200, {"status": "ok"})
+            return
         self._send_json(404, error_body(self._flavor(), 404, f"no route for GET {self.path}"))
 
     def do_POST(self) -> None:

@@ -1,6 +1,8 @@
 """``modelroute comment``: the run's Markdown as one sticky comment on the pull request
 (GitHub) or note on the merge request (GitLab): created on the first run, updated in
-place after, found again by the marker the Markdown report starts with.
+place after, found again by the marker the Markdown report starts with and by its
+author (the token's user), so that a reviewer's comment that quotes the marker is never
+overwritten; ``--suite-id`` gives each suite of a repository a comment of its own.
 
 Exit status: 0 when the comment is posted (or already says the same), and when it cannot
 be posted for a reason that is not the repository's to fix (a fork's read-only token, a
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +47,10 @@ class Thread(Protocol):
     def create(self, body: str) -> dict[str, Any]: ...
 
     def update(self, note_id: int, body: str) -> dict[str, Any]: ...
+
+    def author(self, note: Mapping[str, Any]) -> str | None: ...
+
+    def own(self, login: str) -> bool: ...
 
 
 @dataclass
@@ -134,6 +141,19 @@ def parser() -> argparse.ArgumentParser:
         f"GH_TOKEN; {gitlab.TOKEN_VARIABLE} on GitLab)",
     )
     p.add_argument(
+        "--suite-id",
+        metavar="ID",
+        type=_suite_id,
+        help="one comment per suite: the marker becomes <!-- pytest-modelroute:ID --> "
+        "(two suites gated in one pull request need two ids)",
+    )
+    p.add_argument(
+        "--author",
+        metavar="LOGIN",
+        help="the user whose comment is updated (default: the token's user; on GitHub "
+        "Actions github-actions[bot])",
+    )
+    p.add_argument(
         "--job-summary",
         action="store_true",
         help="when no comment can be posted, append the Markdown to GitHub's job summary "
@@ -166,9 +186,10 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         log.warning(f"{target.skip}; {fallback(args, body, env, platform)}")
         return 0
     thread = target.thread
-    body = sticky_body(body, BODY_LIMITS[thread.platform])
+    marker = marker_for(args.suite_id)
+    body = sticky_body(body, BODY_LIMITS[thread.platform], marker)
     try:
-        action, note = upsert(thread, body)
+        action, note = upsert(thread, body, marker, args.author)
     except HttpError as exc:
         level, message = explain(thread, target, exc)
         if level == "warning":
@@ -259,24 +280,49 @@ def token_in(env: Mapping[str, str], variable: str) -> tuple[str, str] | None:
     return (variable, env[variable]) if env.get(variable) else None
 
 
-def sticky_body(text: str, limit: int) -> str:
-    """The text starting with the marker (prepended if missing), cut to ``limit``."""
-    if not text.lstrip().startswith(MARKER):
-        text = f"{MARKER}\n{text}"
+def _suite_id(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", text):
+        raise argparse.ArgumentTypeError(
+            f"expected letters, digits, '.', '_' or '-' (up to 64), got {text!r}"
+        )
+    return text
+
+
+def marker_for(suite_id: str | None) -> str:
+    """``<!-- pytest-modelroute -->``, or ``<!-- pytest-modelroute:ID -->`` for a suite."""
+    return MARKER if not suite_id else MARKER.replace(" -->", f":{suite_id} -->")
+
+
+def sticky_body(text: str, limit: int, marker: str = MARKER) -> str:
+    """The text starting with ``marker`` (in place of the report's own, or prepended),
+    cut to ``limit``."""
+    stripped = text.lstrip()
+    if stripped.startswith(MARKER):
+        text = marker + stripped[len(MARKER) :]
+    elif not stripped.startswith(marker):
+        text = f"{marker}\n{text}"
     if len(text) > limit:
         cut = text[: limit - len(_CUT)]
         text = cut[: cut.rfind("\n")] + _CUT
     return text
 
 
-def upsert(thread: Thread, body: str) -> tuple[str, dict[str, Any]]:
-    """Update the first comment that starts with the marker, else create one; returns
-    ("created" | "updated" | "left unchanged", the comment)."""
+def upsert(
+    thread: Thread, body: str, marker: str = MARKER, author: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Update the first comment whose first line is ``marker`` and whose author is this
+    token's user (``author`` when given), else create one; returns ("created" |
+    "updated" | "left unchanged", the comment)."""
     for note in thread.notes():
-        if str(note.get("body") or "").lstrip().startswith(MARKER):
-            if note.get("body") == body:
-                return "left unchanged", note
-            return "updated", thread.update(int(note["id"]), body)
+        text = str(note.get("body") or "").lstrip()
+        if text.split("\n", 1)[0].strip() != marker:
+            continue
+        login = thread.author(note)
+        if login is not None and not (login == author if author else thread.own(login)):
+            continue  # someone else's comment that quotes the marker: never overwritten
+        if note.get("body") == body:
+            return "left unchanged", note
+        return "updated", thread.update(int(note["id"]), body)
     return "created", thread.create(body)
 
 

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from .http import next_link, request
+from .http import next_link, request, user_name
 
 API_URL: Final = "https://api.github.com"
 API_VERSION: Final = "2022-11-28"
 #: the token variables a workflow sets, in order of preference
 TOKEN_VARIABLES: Final = ("GITHUB_TOKEN", "GH_TOKEN")
+#: who comments with a workflow's own token
+ACTIONS_BOT: Final = "github-actions[bot]"
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class GitHubThread:
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": API_VERSION,
         }
+        self._login: str | None | bool = False  # False: not asked yet
 
     @property
     def where(self) -> str:
@@ -99,6 +102,18 @@ class GitHubThread:
     def update(self, note_id: int, body: str) -> dict[str, Any]:
         url = self._url(f"/issues/comments/{note_id}")
         return request("PATCH", url, self._headers, {"body": body}).data
+
+    def author(self, note: Mapping[str, Any]) -> str | None:
+        return ((note.get("user") or {}).get("login")) or None
+
+    def own(self, login: str) -> bool:
+        """Whether ``login`` is this token's user: the Actions bot for a workflow's
+        token, else the user ``GET /user`` names (asked once; a workflow token may not)."""
+        if login == ACTIONS_BOT:
+            return True
+        if self._login is False:
+            self._login = user_name(f"{self.api_url}/user", self._headers, "login")
+        return login == self._login
 
 
 def token_from(env: Mapping[str, str]) -> tuple[str, str] | None:

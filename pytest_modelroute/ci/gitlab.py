@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .http import next_link, request
+from .http import next_link, request, user_name
 
 TOKEN_VARIABLE: Final = "MODELROUTE_GITLAB_TOKEN"
 
@@ -55,6 +55,7 @@ class GitLabThread:
         self.project = project
         self.iid = iid
         self._headers = {"PRIVATE-TOKEN": token}
+        self._login: str | None | bool = False  # False: not asked yet
 
     @property
     def where(self) -> str:
@@ -86,6 +87,16 @@ class GitLabThread:
 
     def update(self, note_id: int, body: str) -> dict[str, Any]:
         return request("PUT", self._url(f"/{note_id}"), self._headers, {"body": body}).data
+
+    def author(self, note: Mapping[str, Any]) -> str | None:
+        return ((note.get("author") or {}).get("username")) or None
+
+    def own(self, login: str) -> bool:
+        """Whether ``login`` is the token's user (``GET /user``, asked once); when GitLab
+        will not say, the note is taken as ours (GitLab lets no one edit another's note)."""
+        if self._login is False:
+            self._login = user_name(f"{self.api_url}/user", self._headers, "username")
+        return self._login is None or login == self._login
 
 
 def token_from(env: Mapping[str, str], variable: str = TOKEN_VARIABLE) -> str | None:

@@ -64,40 +64,84 @@ def fetch_hint(root: Path, rev: str) -> str:
     return f"fetch it first, e.g. `{command}` (or check out with actions/checkout's fetch-depth: 0)"
 
 
+class Revision:
+    """A git revision of the repository that holds a folder: the files as they are there.
+
+    ``REV`` is resolved once (a clear error when this clone lacks it); every read names
+    the file ``REV:path/in/repo`` in messages.
+    """
+
+    def __init__(self, rev: str, cwd: Path) -> None:
+        self.rev = rev
+        self.root = root = repository_root(cwd)
+        commit = _git(
+            root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"
+        )
+        if commit.returncode != 0:
+            shallow = _git(root, "rev-parse", "--is-shallow-repository").stdout.strip() == b"true"
+            why = "this clone is shallow and does not have it" if shallow else "no such commit"
+            raise GitRefError(
+                f"--model-route-snapshot-ref: unknown revision {rev!r} in {root} ({why}); "
+                + fetch_hint(root, rev)
+            )
+        self.sha = commit.stdout.decode().strip()
+
+    def relative(self, path: Path, what: str = "the snapshot file") -> str:
+        """``path`` (in the work tree, existing or not) relative to the repository's top."""
+        try:
+            return path.resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            raise GitRefError(
+                f"--model-route-snapshot-ref: {what} {path} is outside the git repository "
+                f"{self.root}"
+            ) from None
+
+    def name(self, rel: str) -> str:
+        return f"{self.rev}:{rel}"
+
+    def show(self, rel: str) -> str | None:
+        """The text of ``rel`` at the revision, None when there is no such path there."""
+        kind = _git(self.root, "cat-file", "-t", f"{self.sha}:{rel}")
+        if kind.returncode != 0:
+            return None
+        if kind.stdout.strip() != b"blob":
+            raise GitRefError(
+                f"--model-route-snapshot-ref: {rel} is a {kind.stdout.decode().strip()} at "
+                f"{self.rev}, not a file"
+            )
+        shown = _git(self.root, "show", f"{self.sha}:{rel}")
+        if shown.returncode != 0:
+            raise GitRefError(f"git show {self.name(rel)} failed: {_said(shown)}")
+        try:
+            return shown.stdout.decode("utf-8")
+        except UnicodeDecodeError:
+            raise GitRefError(f"{self.name(rel)} is not UTF-8 text") from None
+
+    def renamed_from(self, rel: str) -> str | None:
+        """The path at the revision that the work tree's ``rel`` was moved from (git's
+        rename detection between the revision and the work tree), None when it was not."""
+        proc = _git(self.root, "diff", "-M", "--name-status", "-z", "--diff-filter=R", self.sha)
+        if proc.returncode != 0:
+            return None
+        fields = proc.stdout.decode("utf-8", "replace").split("\0")
+        for i in range(0, len(fields) - 2, 3):  # R<score>, old, new
+            if fields[i].startswith("R") and fields[i + 2] == rel:
+                return fields[i + 1]
+        return None
+
+    def files_named(self, name: str) -> list[str]:
+        """Every path at the revision whose file name is ``name``, sorted."""
+        proc = _git(self.root, "ls-tree", "-r", "-z", "--name-only", self.sha)
+        if proc.returncode != 0:
+            raise GitRefError(f"git ls-tree {self.rev} failed: {_said(proc)}")
+        paths = proc.stdout.decode("utf-8", "replace").split("\0")
+        return sorted(p for p in paths if p == name or p.endswith("/" + name))
+
+
 def show_at(path: Path, rev: str, cwd: Path) -> tuple[str | None, str]:
     """The text of ``path`` (a path in the work tree, existing or not) at revision ``rev``
     of the repository that holds the folder ``cwd`` (None when the file does not exist
     there), and ``REV:path/in/repo`` to name it in messages."""
-    root = repository_root(cwd)
-    try:
-        rel = path.resolve().relative_to(root).as_posix()
-    except ValueError:
-        raise GitRefError(
-            f"--model-route-snapshot-ref: the snapshot file {path} is outside the git "
-            f"repository {root}"
-        ) from None
-    commit = _git(root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
-    if commit.returncode != 0:
-        shallow = _git(root, "rev-parse", "--is-shallow-repository").stdout.strip() == b"true"
-        why = "this clone is shallow and does not have it" if shallow else "no such commit"
-        raise GitRefError(
-            f"--model-route-snapshot-ref: unknown revision {rev!r} in {root} ({why}); "
-            + fetch_hint(root, rev)
-        )
-    sha = commit.stdout.decode().strip()
-    name = f"{rev}:{rel}"
-    kind = _git(root, "cat-file", "-t", f"{sha}:{rel}")
-    if kind.returncode != 0:
-        return None, name  # no such path at that revision
-    if kind.stdout.strip() != b"blob":
-        raise GitRefError(
-            f"--model-route-snapshot-ref: {rel} is a {kind.stdout.decode().strip()} at "
-            f"{rev}, not a file"
-        )
-    shown = _git(root, "show", f"{sha}:{rel}")
-    if shown.returncode != 0:
-        raise GitRefError(f"git show {rev}:{rel} failed: {_said(shown)}")
-    try:
-        return shown.stdout.decode("utf-8"), name
-    except UnicodeDecodeError:
-        raise GitRefError(f"{name} is not UTF-8 text") from None
+    at = Revision(rev, cwd)
+    rel = at.relative(path)
+    return at.show(rel), at.name(rel)

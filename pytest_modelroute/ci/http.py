@@ -106,3 +106,13 @@ def _message(exc: urllib.error.HTTPError) -> str:
 def _origin(url: str) -> str:
     parsed = urllib.parse.urlparse(url)
     return f"{parsed.scheme}://{parsed.netloc}"
+
+
+def user_name(url: str, headers: dict[str, str], key: str) -> str | None:
+    """The token's user as ``GET url`` names it (``key`` of the answer), None when the API
+    will not say (a GitHub workflow token may not ask)."""
+    try:
+        found = request("GET", url, headers).data
+    except HttpError:
+        return None
+    return (found or {}).get(key) or None

@@ -5,7 +5,9 @@ tree, as it always was. With it, the reference is that file as it is at the base
 a PR that commits a new snapshot does not move its own goalposts. The tasks whose entry
 the PR's snapshot changed are listed in every report; they are judged against the base
 unless the team accepts the changes on purpose (``--model-route-accept-changes``, which
-the CI action passes for the PR label ``modelroute: accept``).
+the CI action passes for the PR label ``modelroute: accept``). The base's own config and
+ini file say where its snapshot is (a PR that moves the file is still judged against it)
+and which gate settings it had: see ``base_gate``.
 """
 
 from __future__ import annotations
@@ -17,8 +19,16 @@ from typing import Any
 
 from ..gate import TaskVerdict
 from ..report.snapshot_change import change_cells
-from ..snapshot import Snapshot, SnapshotTask, diff_snapshots, load_snapshot, snapshot_from_text
-from .gitref import show_at
+from ..snapshot import (
+    SCHEMA,
+    Snapshot,
+    SnapshotTask,
+    diff_snapshots,
+    load_snapshot,
+    snapshot_from_text,
+)
+from .base_gate import LocalSetup, SettingsChange, compare, find_base
+from .gitref import Revision
 
 #: the label the CI action turns into --model-route-accept-changes
 ACCEPT_LABEL = "modelroute: accept"
@@ -37,9 +47,18 @@ class Reference:
     name: str | None = None
     base: Snapshot | None = None
     accept: bool = False
+    #: where the acceptance came from (the command line, a PR label, an ini file)
+    accepted_by: str | None = None
     #: per task whose entry the PR's snapshot changed: see ``diff_snapshots``
     changes: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: the gate settings the change alters, and the rules applied
+    settings: SettingsChange = field(default_factory=SettingsChange)
+    #: the snapshot or config file at another path than at the base
+    moved: list[dict[str, str]] = field(default_factory=list)
+    #: why the reference cannot be told (the base has a snapshot where this run's setup
+    #: does not look): fails the gate unless the change is accepted
+    unresolved: str | None = None
 
     @property
     def changed(self) -> dict[str, dict[str, Any]]:
@@ -89,7 +108,7 @@ class Reference:
                 )
                 verdict.warnings.append(
                     f"accepted change: judged against this PR's snapshot, not {self.ref} "
-                    f"({moved}; --model-route-accept-changes){against}"
+                    f"({moved}; accepted by {self.accepted_by}){against}"
                 )
             elif vs_base.blocking and not vs_pr.blocking:
                 verdict.reasons.append(
@@ -106,13 +125,26 @@ class Reference:
             "base": self.name,
             "base_found": self.base is not None,
             "accepted": self.accept,
+            "accepted_by": self.accepted_by,
             "tasks": self.changes,
+            "settings": self.settings.rows,
+            "moved": self.moved,
+            "unresolved": self.unresolved,
         }
 
 
-def load_reference(path: Path, ref: str | None, accept: bool, cwd: Path) -> Reference:
-    """The working tree's snapshot at ``path`` and, with ``ref``, the same file at that
-    git revision of the repository that holds ``cwd``. Errors are ModelRouteErrors."""
+def load_reference(
+    path: Path,
+    ref: str | None,
+    accepted_by: str | None,
+    cwd: Path,
+    local: LocalSetup | None = None,
+) -> Reference:
+    """The working tree's snapshot at ``path`` and, with ``ref``, the base's snapshot (where
+    the base's own setup puts it) and gate settings at that git revision of the repository
+    that holds ``cwd``. ``accepted_by`` says where an acceptance came from (None: none).
+    Errors are ModelRouteErrors."""
+    accept = accepted_by is not None
     working = load_snapshot(path)
     if ref is None:
         notes = []
@@ -122,22 +154,72 @@ def load_reference(path: Path, ref: str | None, accept: bool, cwd: Path) -> Refe
                 "(the working tree's snapshot is the reference)"
             )
         return Reference(working, accept=accept, notes=notes)
-    text, name = show_at(path, ref, cwd)
+    at = Revision(ref, cwd)
+    rel = at.relative(path)
+    notes: list[str] = []
+    moved: list[dict[str, str]] = []
+    settings = SettingsChange(accepted=accept)
+    base_rel = rel
+    if local is not None:
+        found = find_base(at, local, rel)
+        notes += found.notes
+        base_rel = found.snapshot_rel
+        settings = compare(found, local, accept)
+        config_rel = found.config_rel
+        if found.config_name is not None and found.config_name != config_rel:
+            moved.append({"what": "config file", "base": found.config_name, "pr": config_rel})
+    text = at.show(base_rel)
+    name = at.name(base_rel)
     base = snapshot_from_text(text, name) if text is not None else None
-    notes = []
+    if base is not None and base_rel != rel:
+        moved.append({"what": "snapshot file", "base": base_rel, "pr": rel})
+    unresolved = None
     if base is None:
+        elsewhere = [
+            p
+            for p in at.files_named(Path(rel).name)
+            if p != base_rel and SCHEMA in (at.show(p) or "")[:200]
+        ]
+        if elsewhere:
+            unresolved = (
+                f"the reference moved: the base has no snapshot at {name}, where its own setup "
+                f"puts it, but has {', '.join(elsewhere[:3])}; judged by the absolute rules "
+                "only, the gate fails unless the change is accepted on purpose"
+            )
+            notes.append(unresolved)
+        else:
+            notes.append(
+                f"no snapshot at {name}: the base has no reference (a PR that adds the gate "
+                "has none), so only the absolute rules apply"
+                + (" and this PR's snapshot is listed as a change" if working else "")
+            )
+    if accept and accepted_by and accepted_by.startswith(_FILE_SOURCES):
         notes.append(
-            f"no snapshot at {name}: the base has no reference (a PR that adds the gate has "
-            "none), so only the absolute rules apply"
-            + (" and this PR's snapshot is listed as a change" if working else "")
+            f"the change is accepted by {accepted_by}, a file the change itself can edit: in "
+            "CI the action overrides it (-o model_route_accept_changes=false) unless the PR "
+            "carries its accept label"
         )
     changes = [
         {**row, "verdict_vs_base": None, "verdict_vs_pr": None, "reasons_vs_base": []}
         for row in diff_snapshots(base, working)
     ]
     return Reference(
-        working, ref=ref, name=name, base=base, accept=accept, changes=changes, notes=notes
+        working,
+        ref=ref,
+        name=name,
+        base=base,
+        accept=accept,
+        accepted_by=accepted_by,
+        changes=changes,
+        notes=notes,
+        settings=settings,
+        moved=moved,
+        unresolved=None if accept else unresolved,
     )
+
+
+#: how ``accepted_by`` names an acceptance that comes from a file in the checkout
+_FILE_SOURCES = ("model_route_accept_changes in ", "addopts in ")
 
 
 def change_summary(row: Mapping[str, Any]) -> str:

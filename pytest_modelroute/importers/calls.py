@@ -275,10 +275,6 @@ def first_present(record: dict[str, Any], *keys: str) -> Any:
 TIME_KEYS = ("timestamp", "created_at", "start_time", "startTime", "time", "ts", "created")
 
 
-def wrapper_time(record: dict[str, Any]) -> float | None:
-    return parse_timestamp(first_present(record, *TIME_KEYS))
-
-
 def wrapper_latency(record: dict[str, Any]) -> float | None:
     for key, scale in (("latency_s", 1.0), ("latency", 1.0), ("latency_ms", 1e-3)):
         value = record.get(key)

@@ -25,7 +25,9 @@ Checks compare an answer with the production answer (``expected``):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..templating import TemplateProblem, render
@@ -51,6 +53,8 @@ class CaseFile:
     template_source: str  # how the prompt template was found
     fallbacks: int  # cases kept as plain turns because their template did not render back
     header: str = ""
+    #: each complexity level's case weight (empty: every case weighs 1)
+    weights: dict[str, float] = field(default_factory=dict)
 
 
 def _template_for(group: Group, samples: list[Sampled]) -> tuple[Template | None, Template, str]:
@@ -186,19 +190,44 @@ def build_case_file(
     elif kind == "json":
         doc["cascade_accept"] = [{"type": "is-json", "transform": "json-extract"}]
     ordered = sorted(samples, key=lambda s: (LEVELS.index(s.complexity), s.key))
+    weights = level_weights(stats.levels, [s.complexity for s in ordered])
     entries = []
     fallbacks = 0
     for s in ordered:
         entry, fell_back = _case(s, system, user)
         fallbacks += fell_back
+        weight = {"weight": weights[s.complexity]} if weights else {}
         entries.append(
-            {"id": case_id(s), "complexity": s.complexity, **entry, "expected": s.output}
+            {"id": case_id(s), "complexity": s.complexity, **weight, **entry, "expected": s.output}
         )
     doc["cases"] = entries
     note = f"Prompt template: {source}."
     if fallbacks:
         note += f" {fallbacks} case(s) keep their turns as variables (they fit no template)."
-    return CaseFile(doc, ordered, kind, source, fallbacks, f"{header}\n{note}")
+    if weights:
+        shown = ", ".join(f"{level} {w:g}" for level, w in weights.items())
+        note += (
+            f" Case weights ({shown}): each level's share of the task's calls over its share "
+            "of the cases, so that the bench's quality and cost are production's mix."
+        )
+    return CaseFile(doc, ordered, kind, source, fallbacks, f"{header}\n{note}", weights)
+
+
+def level_weights(calls: Mapping[str, int], levels: list[str]) -> dict[str, float]:
+    """Each level's case weight: its share of the task's calls over its share of the
+    sampled cases, so that the task's quality, cost and latency in the bench are
+    production's mix of levels, not the sample's (up to ``--per-level`` cases a level,
+    whatever its share). Empty when every weight would be 1, or when a level of the cases
+    has no calls of this task (a prompt it shares with another task): unweighted then."""
+    cases = Counter(levels)
+    total_calls = sum(calls.get(level, 0) for level in cases)
+    if any(not calls.get(level) for level in cases) or not total_calls:
+        return {}
+    weights = {
+        level: round(calls[level] / total_calls / (n / len(levels)), 4)
+        for level, n in cases.items()
+    }
+    return {} if all(w == 1 for w in weights.values()) else weights
 
 
 def case_id(s: Sampled) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ModelRouteError
-from .pipeline import ImportProblem, run
+from .pipeline import ImportProblem, Interrupted, run
 from .reading import LogProblem
 from .redact import RedactorProblem
 from .summary import summary_lines
@@ -26,7 +26,7 @@ sort them into tasks, sample up to --per-level cases per task and complexity, an
 a ready-to-run suite to DIR: modelroute.yaml (models with prices, the baseline, traffic
 per month), cases/<task>.yaml (production answers as references) and
 replay/production-<digest>.jsonl (the baseline's recorded answers). Emails, phone
-numbers, card numbers and keys are redacted unless --no-redact."""
+numbers and card numbers are redacted unless --no-redact; keys and tokens always are."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -103,8 +103,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--no-redact",
         action="store_true",
-        help="keep emails, phone numbers, card numbers and keys in the suite (headers and "
-        "API key fields are never read)",
+        help="keep emails, phone numbers and card numbers in the suite (keys and tokens in "
+        "texts are still redacted; headers and API key fields are never read)",
     )
     g.add_argument(
         "--redactor",
@@ -214,7 +214,8 @@ def _options(args: argparse.Namespace, p: argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; returns the exit status (0 written, 1 a problem, 2 a usage error)."""
+    """Run the command; returns the exit status (0 written, 1 a problem, 2 a usage error,
+    130 interrupted)."""
     p = parser()
     args = p.parse_args(list(sys.argv[1:] if argv is None else argv))
     options = _options(args, p)
@@ -231,6 +232,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (LogProblem, ImportProblem, WriteProblem, RedactorProblem, ModelRouteError) as exc:
         print(f"modelroute import-logs: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C while reading: the output folder is untouched
+        print("\nmodelroute import-logs: interrupted; nothing written", file=sys.stderr)
+        return 130
+    except Interrupted as exc:
+        print(f"\nmodelroute import-logs: {exc}", file=sys.stderr)
+        return 130
     except OSError as exc:  # the output folder cannot be written
         where = f" {exc.filename}" if exc.filename else ""
         print(

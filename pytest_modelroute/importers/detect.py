@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .calls import Malformed
+from .readers.stream import ANTHROPIC_EVENTS, events_of
+
 JSONL, JSON_DOC, CSV = "jsonl", "json", "csv"
 OPENAI, ANTHROPIC, OTLP, MAPPED = "openai", "anthropic", "otlp", "mapped"
 SNIFF_RECORDS = 50
@@ -21,6 +24,26 @@ def _side(value: Any) -> dict[str, Any]:
         body = value.get("body")
         return body if isinstance(body, dict) else value
     return {}
+
+
+def _streamed(response: Any) -> str | None:
+    """The format of a streamed response logged as its chunks (see readers.stream)."""
+    body = response.get("body", response) if isinstance(response, dict) else response
+    if isinstance(body, str):
+        try:  # its first whole events are enough to tell
+            body = events_of(body[:4096].rsplit("\n", 1)[0]) or []
+        except Malformed:
+            return None
+    if not isinstance(body, list) or not body or not isinstance(body[0], dict):
+        return None
+    first = body[0]
+    if first.get("object") == "chat.completion.chunk" or str(first.get("type", "")).startswith(
+        "response."
+    ):
+        return OPENAI
+    if first.get("type") in ANTHROPIC_EVENTS:
+        return ANTHROPIC
+    return None
 
 
 def classify(obj: Any) -> tuple[str, bool] | None:
@@ -36,6 +59,9 @@ def classify(obj: Any) -> tuple[str, bool] | None:
         if "response" in obj or "body" in obj or "error" in obj:
             return OPENAI, True
     if "request" in obj and "response" in obj:
+        streamed = _streamed(obj["response"])
+        if streamed is not None:
+            return streamed, True
         request, response = _side(obj["request"]), _side(obj["response"])
         if "choices" in response or "output" in response or response.get("object"):
             return OPENAI, True

@@ -12,9 +12,11 @@ Template grouping, in one pass with bounded state:
    user turn as its variable): that is what chat traffic behind one system prompt looks
    like. At most ``MAX_GROUPS`` groups exist in all; beyond, calls go to one ``other``
    group.
-4. After the stream, template groups with fewer than ``min_calls`` calls are folded into
-   their key's free-form group (or ``other``) when that key overflowed or they hold
-   under 1 % of all calls: a handful of calls is not a task worth routing, and one-off
+4. After the stream, a small template group (below) whose prompts the final template of
+   a bigger group of its key fits joins that group: its calls came before that template
+   had widened to fit them. Other template groups with fewer than ``min_calls`` calls
+   are folded into their key's free-form group (or ``other``) when that key overflowed
+   or they hold under 1 % of all calls: a handful of calls is not a task worth routing, and one-off
    prompts would otherwise each become a task (a tiny log keeps its small groups). In a
    key that overflowed, templates with under ``MIN_TEMPLATE_CHARS`` of fixed user text
    are folded too, whatever their size: free text that happens to open alike ("Can you
@@ -39,7 +41,7 @@ from dataclasses import dataclass, field
 from .calls import Call
 from .complexity import LEVELS
 from .redact import CACHED_CHARS
-from .sampling import Reservoir
+from .sampling import Reservoir, Sampled
 from .similarity import label_of
 from .templates import Template
 
@@ -118,10 +120,14 @@ class GroupStats:
     labels: Counter[str] = field(default_factory=Counter)
     unlabelled: int = 0
     json_all: bool = True
+    #: the request of the call of the lowest sampling priority (the same whatever the
+    #: order of the lines), clipped
     example: str = ""
-    example_where: str = ""
+    example_priority: int = -1
 
-    def add(self, call: Call, level: str, cost: float | None, tokens: tuple[int, int]) -> None:
+    def add(
+        self, call: Call, level: str, cost: float | None, tokens: tuple[int, int], prio: int
+    ) -> None:
         self.calls += 1
         self.levels[level] += 1
         self.models[call.model] += 1
@@ -141,10 +147,10 @@ class GroupStats:
             self.unlabelled += 1
         if self.json_all and not _is_json(call.output):
             self.json_all = False
-        if not self.example:
+        if self.example_priority < 0 or prio < self.example_priority:
+            self.example_priority = prio
             text = call.last_user.strip().replace("\n", " ")
             self.example = text[:EXAMPLE_CHARS] + ("..." if len(text) > EXAMPLE_CHARS else "")
-            self.example_where = call.where
 
     def merge(self, other: GroupStats) -> None:
         self.calls += other.calls
@@ -157,14 +163,14 @@ class GroupStats:
         self.labels.update(other.labels)
         self.unlabelled += other.unlabelled
         self.json_all = self.json_all and other.json_all
-        if not self.example:
-            self.example, self.example_where = other.example, other.example_where
+        if self.example_priority < 0 or 0 <= other.example_priority < self.example_priority:
+            self.example, self.example_priority = other.example, other.example_priority
 
     def label_set(self, max_labels: int = 12, coverage: float = 0.95) -> list[str] | None:
         """The labels when this is a label task: a few short answers, each given twice or
         more on average, cover nearly every call (a classification, a routing decision);
         else None."""
-        top = self.labels.most_common(max_labels)
+        top = sorted(self.labels.items(), key=lambda kv: (-kv[1], kv[0]))[:max_labels]
         covered = sum(n for _, n in top)
         if not top or len(self.labels) > max_labels * 2 or covered < coverage * self.calls:
             return None
@@ -295,6 +301,8 @@ class Grouper:
         for key, groups in self.by_key.items():
             overflowed = key in self.free_form
             small = [g for g in groups if _foldable(g, overflowed, min_calls, total)]
+            small = [g for g in small if not _joined_bigger(g, groups, small)]
+            groups = [g for g in groups if g.stats.calls]
             out.extend(g for g in groups if g not in small)
             free = self.free_form.pop(key, None)
             if not small and free is None:
@@ -321,6 +329,35 @@ class Grouper:
         yield from self.free_form.values()
         if self.other is not None:
             yield self.other
+
+
+def _joined_bigger(group: Group, groups: list[Group], small: list[Group]) -> bool:
+    """Whether a small template group joined the biggest group of its key whose (final)
+    template fits all its calls: calls that came before that template widened to fit
+    them started a group of their own, which depended on the order of the lines. Its
+    sampled prompts are checked (a group under --min-task-calls has them all)."""
+    prompts = [(_system_of(s.messages), _last_user_of(s.messages)) for s in _sampled(group)]
+    for bigger in sorted(groups, key=lambda g: (-g.stats.calls, g.stats.example)):
+        if bigger is group or bigger in small or bigger.template is None:
+            continue
+        template = bigger.template
+        if prompts and all(template.matches(system, user) for system, user in prompts):
+            bigger.absorb(group)
+            group.stats = GroupStats()  # emptied: dropped from the groups
+            return True
+    return False
+
+
+def _sampled(group: Group) -> list[Sampled]:
+    return [s for level in LEVELS for s in group.reservoirs[level].items()]
+
+
+def _system_of(messages: list[tuple[str, str]]) -> str:
+    return messages[0][1] if messages and messages[0][0] == "system" else ""
+
+
+def _last_user_of(messages: list[tuple[str, str]]) -> str:
+    return next((text for role, text in reversed(messages) if role == "user"), "")
 
 
 def _foldable(group: Group, overflowed: bool, min_calls: int, total: int) -> bool:

@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..providers.base import estimate_tokens
 from . import complexity, writer
@@ -25,13 +26,17 @@ from .naming import plural, slug, unique
 from .readers import ReaderOptions
 from .reading import LogReader, ReadStats
 from .redact import Hook, Redactor
-from .sampling import Sampled, input_key, priority
+from .sampling import Answer, Sampled, input_key, priority
 from .spend import TaskSpend, task_spend
 from .volumes import Scale, Window, scale
 
 
 class ImportProblem(Exception):
     """A user mistake found once the logs are read (no calls, an unknown --rename)."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C while the suite was being written (before that, nothing is written)."""
 
 
 @dataclass
@@ -72,7 +77,11 @@ class ImportResult:
     #: the streaming pass alone (reading, redacting, grouping, sampling)
     read_seconds: float = 0.0
     duplicates: int = 0
-    cross_task_duplicates: int = 0
+    #: prompts sampled at two complexity levels of one task (one case, at the level of
+    #: the answer it keeps)
+    cross_level: int = 0
+    #: prompts sampled in two tasks (a case in each, with the same answer)
+    cross_task: int = 0
     calls_by_model: Counter[str] = field(default_factory=Counter)
     #: the group of each task, in the order of ``tasks``
     task_groups: list[Group] = field(default_factory=list)
@@ -84,6 +93,9 @@ class ImportResult:
     spend: list[TaskSpend] = field(default_factory=list)
     #: calls whose task field named a task beyond the first MAX_TASKS (put in "other")
     overflow_calls: int = 0
+    #: the task field (--task-field, --map task=), and how many calls it named a task for
+    task_field: str | None = None
+    named: int = 0
 
 
 def _cleaned(call: Call) -> None:
@@ -114,7 +126,7 @@ def _redacted(call: Call, redactor: Redactor) -> None:
 
 def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None) -> ImportResult:
     started = time.perf_counter()
-    writer.prepare(options.out, options.force)
+    writer.check_out(options.out, options.force)
     reader = LogReader(
         ReaderOptions(
             task_field=options.task_field,
@@ -125,17 +137,20 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
         on_problem=on_problem,
     )
     redactor = Redactor(builtin=options.redact, hook=options.redactor)
-    redacting = options.redact or options.redactor is not None
     grouper = Grouper(options.per_level, None)
     window = Window()
     calls_by_model: Counter[str] = Counter()
-    cost_by_model: dict[str, float] = defaultdict(float)
+    #: input and output tokens per model: priced once at the end, so that the logged spend
+    #: does not depend on the order in which floats were added
+    tokens_by_model: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0])
     providers: dict[str, str] = {}
     seed = options.seed
+    named = 0  # calls whose task field (--task-field, --map task=) gave a value
     list_price("gpt-4o")  # loads the price database before the clock starts
     stream_started = time.perf_counter()
     for call in reader.read(options.files):
         _cleaned(call)
+        named += call.task is not None
         if options.task_pattern is not None and call.task is not None:
             call.task = task_named(call.task, options.task_pattern)
         in_tok = call.input_tokens
@@ -144,64 +159,84 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
         out_tok = call.output_tokens
         if out_tok is None:
             out_tok = estimate_tokens(call.output)
-        if redacting:
-            _redacted(call, redactor)
+        _redacted(call, redactor)  # keys and tokens even under --no-redact
         price = list_price(call.model, call.provider)
         level = complexity.level(
             in_tok, out_tok, call.user_turns, price.output if price is not None else None
         )
         cost = price.cost(in_tok, out_tok) if price is not None else None
-        group = grouper.assign(call)
-        group.stats.add(call, level, cost, (in_tok, out_tok))
-        window.add(call.timestamp)
-        calls_by_model[call.model] += 1
-        if cost is not None:
-            cost_by_model[call.model] += cost
-        providers.setdefault(call.model, call.provider)
         key = input_key(call.messages)
         prio = priority(seed, key)
+        group = grouper.assign(call)
+        group.stats.add(call, level, cost, (in_tok, out_tok), prio)
+        window.add(call.timestamp)
+        calls_by_model[call.model] += 1
+        tokens = tokens_by_model[call.model]
+        tokens[0] += in_tok
+        tokens[1] += out_tok
+        if call.provider and providers.get(call.model, "~") > call.provider:
+            providers[call.model] = call.provider  # the same whatever the order of the lines
         reservoir = group.reservoirs[level]
+        answer = Answer(
+            call.model,
+            call.output,
+            level,
+            call.input_tokens,
+            call.output_tokens,
+            call.latency_s,
+            call.timestamp,
+            call.where,
+        )
+        kept = reservoir.kept(key)
+        if kept is not None:  # a repeat of a sampled prompt: one case, each model's answer
+            reservoir.duplicates += 1
+            kept.offer(answer)
+            continue
         if reservoir.would_keep(prio, key):
-            reservoir.add(
-                prio,
-                key,
-                Sampled(
-                    call.messages,
-                    call.output,
-                    call.model,
-                    level,
-                    key,
-                    call.input_tokens,
-                    call.output_tokens,
-                    call.latency_s,
-                    call.timestamp,
-                    call.where,
-                ),
-            )
+            reservoir.add(prio, key, Sampled.of(call.messages, key, answer))
     read_seconds = time.perf_counter() - stream_started
     stats = reader.stats
     if not calls_by_model:
         raise ImportProblem(_no_calls(stats))
+    used = sum(calls_by_model.values())
+    task_field = options.task_field or options.field_map.get("task")
+    if task_field and not named:
+        raise ImportProblem(
+            f"task field {task_field}: found in none of the {plural(used, 'call')} used; check "
+            "its path (metadata.task, a span attribute, tags[task]), or leave it out to "
+            "group the calls by prompt template"
+        )
     groups = grouper.finish(options.min_task_calls)
     total = sum(g.stats.calls for g in groups)
     groups.sort(key=lambda g: (-g.stats.calls, g.name or ""))
     groups, names = _renamed(groups, _names(groups), options.renames)
     vol = scale(window, options.window_days, options.logged_share)
-    seen_keys: set[bytes] = set()
+    # the catalog first: its baseline decides which logged answer each case keeps
+    needs_judge = options.judge and any(g.stats.label_set() is None for g in groups)
+    cost_by_model = {}
+    for model, (in_tok, out_tok) in tokens_by_model.items():
+        price = list_price(model, providers.get(model, ""))
+        if price is not None:
+            cost_by_model[model] = price.cost(in_tok, out_tok)
+    try:
+        catalog = build(
+            calls_by_model,
+            cost_by_model,
+            providers,
+            baseline=options.baseline,
+            candidates=options.candidates,
+            offline=options.offline,
+            judge=needs_judge,
+        )
+    except ValueError as exc:
+        raise ImportProblem(str(exc)) from None
+    samples_of, cross_level, cross_task = _cases(groups)
+    rank = _answer_rank(catalog.baseline.model, providers)
+    for samples in samples_of:
+        for s in samples:
+            s.choose(rank)
     tasks: list[writer.TaskOut] = []
-    task_groups: list[Group] = []
-    cross = 0
-    for group, name in zip(groups, names):
-        samples: list[Sampled] = []
-        for level in LEVELS:
-            for s in group.reservoirs[level].items():
-                if s.key in seen_keys:
-                    cross += 1  # the same prompt in two tasks: one recording, one case
-                    continue
-                seen_keys.add(s.key)
-                samples.append(s)
-        if not samples:
-            continue
+    for group, name, samples in zip(groups, names, samples_of):
         case_file = build_case_file(
             name,
             group,
@@ -217,24 +252,12 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
                 group.stats.calls / total,
                 vol.monthly(group.stats.calls),
                 group.stats.cost,
+                *_served_by(group, catalog.baseline.model),
             )
         )
-        task_groups.append(group)
-    needs_judge = options.judge and any(t.case_file.kind != "labels" for t in tasks)
-    try:
-        catalog = build(
-            calls_by_model,
-            cost_by_model,
-            providers,
-            baseline=options.baseline,
-            candidates=options.candidates,
-            offline=options.offline,
-            judge=needs_judge,
-        )
-    except ValueError as exc:
-        raise ImportProblem(str(exc)) from None
+    task_groups = groups
     files = len(options.files)
-    source = f"{files} log file{'s' if files != 1 else ''} ({stats.lines:,} lines)"
+    source = f"{plural(files, 'log file')} ({plural(stats.lines, 'line')})"
     replay = writer.replay_file(tasks, catalog.baseline)
     config = writer.config_text(
         tasks,
@@ -245,7 +268,13 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
         needs_judge=needs_judge,
         replay=replay.path,
     )
-    written = writer.write(options.out, tasks, catalog, config, replay)
+    try:
+        written = writer.write(options.out, tasks, catalog, config, replay, force=options.force)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted while writing {options.out}: the suite there is incomplete "
+            "(import again with --force)"
+        ) from None
     stand_ins = sum(
         1 for t in tasks for s in t.case_file.cases if s.model != catalog.baseline.model
     )
@@ -258,6 +287,7 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
                 (g.stats.input_tokens, g.stats.output_tokens),
                 t.case_file.cases,
                 price,
+                t.case_file.weights,
             )
             for t, g in zip(tasks, task_groups)
         ]
@@ -272,13 +302,63 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
         time.perf_counter() - started,
         read_seconds,
         sum(g.duplicates for g in groups),
-        cross,
+        cross_level,
+        cross_task,
         calls_by_model,
         task_groups,
         stand_ins,
         spend,
         grouper.overflow_tasks,
+        task_field,
+        named,
     )
+
+
+def _cases(groups: list[Group]) -> tuple[list[list[Sampled]], int, int]:
+    """Each group's distinct sampled prompts, one :class:`Sampled` per prompt across all
+    groups and levels (holding every answer kept for it, so that every task that has it
+    expects and replays the same answer); and how many prompts were sampled at two
+    levels of one task, and in two tasks."""
+    by_key: dict[bytes, Sampled] = {}
+    out: list[list[Sampled]] = []
+    cross_level = cross_task = 0
+    for group in groups:
+        mine: dict[bytes, Sampled] = {}
+        for level in LEVELS:
+            for s in group.reservoirs[level].items():
+                if s.key in mine:
+                    cross_level += 1
+                elif s.key in by_key:
+                    cross_task += 1
+                canonical = by_key.setdefault(s.key, s)
+                if canonical is not s:
+                    canonical.merge(s)
+                mine[s.key] = canonical
+        out.append(list(mine.values()))
+    return out, cross_level, cross_task
+
+
+def _served_by(group: Group, baseline: str) -> tuple[str | None, float]:
+    """The model that served most (over half) of a group's calls and its share, when that
+    is not the baseline (it is then what production runs for the task today); else
+    (None, 0)."""
+    models = group.stats.models
+    model, calls = min(models.items(), key=lambda kv: (-kv[1], kv[0]))
+    if model == baseline or 2 * calls <= group.stats.calls:
+        return None, 0.0
+    return model, calls / group.stats.calls
+
+
+def _answer_rank(baseline: str, providers: dict[str, str]) -> Callable[[Answer], Any]:
+    """Which logged answer a case keeps when several models answered its prompt: the
+    baseline's (it replays it as its own), else the dearest model's (at list price)."""
+
+    def rank(answer: Answer) -> tuple[bool, float, float, str]:
+        price = list_price(answer.model, providers.get(answer.model, ""))
+        dear = (price.output, price.input) if price is not None else (0.0, 0.0)
+        return (answer.model != baseline, -dear[0], -dear[1], answer.model)
+
+    return rank
 
 
 def _no_calls(stats: ReadStats) -> str:
@@ -351,14 +431,15 @@ def _header(
     }[group.kind]
     levels = " / ".join(f"{lvl} {stats.levels.get(lvl, 0):,}" for lvl in LEVELS)
     sampled = " / ".join(str(sum(s.complexity == lvl for s in samples)) for lvl in LEVELS)
-    served = ", ".join(f"{m} {n / stats.calls:.0%}" for m, n in stats.models.most_common(4))
+    top = sorted(stats.models.items(), key=lambda kv: (-kv[1], kv[0]))[:4]
+    served = ", ".join(f"{m} {n / stats.calls:.0%}" for m, n in top)
     return "\n".join(
         [
-            f"Task {name!r}: {stats.calls:,} calls in the logs ({stats.calls / total:.1%} of the "
-            f"calls used){per_month}; {origin}.",
+            f"Task {name!r}: {plural(stats.calls, 'call')} in the logs ({stats.calls / total:.1%} "
+            f"of the calls used){per_month}; {origin}.",
             f"Complexity of its calls (low / medium / high): {levels}; sampled {sampled} "
             f"(--per-level {options.per_level}, --seed {options.seed}).",
-            f"Served by: {served}. Example ({stats.example_where}): {stats.example}",
+            f"Served by: {served}. Example: {stats.example}",
             "Each case's expected is the production answer; the checks compare with it.",
             "Review: the task name, the redacted placeholders ([EMAIL_1]...), the checks.",
         ]

@@ -53,6 +53,9 @@ class ReadStats:
     blank_lines: int = 0
     batch_requests: int = 0
     unanswered_requests: int = 0
+    #: calls whose timestamp is there but unreadable, and the first of them
+    unreadable_times: int = 0
+    unreadable_time: str = ""
 
 
 def _open(path: Path) -> IO[bytes]:
@@ -116,6 +119,18 @@ def _json_problem(raw: bytes, exc: json.JSONDecodeError) -> str:
             pass
     at = " column" if exc.msg.endswith(" at") else " at column"
     return f"{exc.msg}{at} {exc.colno}"
+
+
+def _dialect(head: str) -> type[csv.Dialect]:
+    """Standard CSV quoting (RFC 4180, as spreadsheets and pandas write it: a quote in a
+    quoted cell is doubled) with the header's delimiter. Only
+    the delimiter is taken from the sniffer: from one header line it cannot see how quotes
+    are escaped, and guessed ``doublequote=False`` split every cell holding ``""``."""
+    try:
+        delimiter = csv.Sniffer().sniff(head, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return csv.excel
+    return type("Sniffed", (csv.excel,), {"delimiter": delimiter})
 
 
 class LogReader:
@@ -287,10 +302,7 @@ class LogReader:
             ) from None
         if not head:
             return  # an empty file: no lines
-        try:
-            dialect = csv.Sniffer().sniff(head, delimiters=",;\t|")
-        except csv.Error:
-            dialect = csv.excel  # type: ignore[assignment]
+        dialect = _dialect(head)
         header = next(csv.reader([head], dialect))
         base = self.stats.lines + 1
         self.stats.lines = base
@@ -341,4 +353,6 @@ class LogReader:
         if waiting:
             self.stats.skipped[NO_REQUEST] += waiting
         self.stats.unanswered_requests = left.get("request", 0)
+        self.stats.unreadable_times = self.options.unreadable_times
+        self.stats.unreadable_time = self.options.unreadable_time
         return iter(())

@@ -7,7 +7,8 @@ so a reference answer that quotes the prompt's email still quotes ``[EMAIL_1]``.
 
 What is found:
 
-- ``API_KEY``: OpenAI (``sk-...``, ``sk-proj-...``) and Anthropic (``sk-ant-...``) keys;
+- ``API_KEY``: OpenAI (``sk-...``, ``sk-proj-...``), Anthropic (``sk-ant-...``) and
+  Stripe (``sk_live_...``, ``rk_test_...``) keys;
 - ``AWS_KEY``: AWS access key ids (``AKIA...``/``ASIA...`` and 16 more characters);
 - ``TOKEN``: bearer tokens (``Bearer ...``), JSON Web Tokens, GitHub (``ghp_``,
   ``github_pat_``), Slack (``xox.-``) and Google (``AIza...``) keys;
@@ -17,11 +18,14 @@ What is found:
   check (so order numbers rarely match);
 - ``PHONE``: 8 to 15 digits written with a ``+`` country code, as North American
   ``(555) 123-4567`` / ``555-123-4567``, or as a national number with a leading 0 in
-  groups (``020 7946 0958``); a bare run of digits is not taken for a phone number.
+  groups (``020 7946 0958``); a bare run of digits is a phone number only when it has
+  10 or 11 digits right after a word that says so (``call me on 4155550123``), so order
+  numbers are left alone.
 
 Each detector runs only on texts holding its tell-tale (an ``@``, a run of digits, a
 key prefix), which keeps redaction cheap on the bulk of a log. A user's own redactor
 (``--redactor module:function``, ``function(text) -> text``) runs after these.
+``--no-redact`` keeps personal data, never keys and tokens.
 """
 
 from __future__ import annotations
@@ -36,6 +40,11 @@ Hook = Callable[[str], str]
 #: (literals one of which every match contains, kind, pattern)
 _KEYS = [
     (("sk-",), "API_KEY", re.compile(r"(?<![\w-])sk-(?:ant-|proj-|svcacct-|admin-)?[\w-]{16,}")),
+    (
+        ("sk_live_", "sk_test_", "rk_live_", "rk_test_"),
+        "API_KEY",
+        re.compile(r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"),
+    ),
     (
         ("AKIA", "ASIA"),
         "AWS_KEY",
@@ -69,7 +78,13 @@ _PHONE = re.compile(
     r"|0\d{1,4}(?:[\s.\-]\d{2,4}){2,4})"  # 020 7946 0958, 01 23 45 67 89
     r"(?![\w])"
 )
+#: a bare run of 10 or 11 digits is a phone number only right after a word that says so
+_PHONE_CUE = re.compile(
+    r"(?i)\b(?:phone|tel|telephone|mobile|cell|call|text|sms|whatsapp|fax)\b[^0-9\n]{0,20}$"
+)
 KINDS = ("API_KEY", "AWS_KEY", "TOKEN", "EMAIL", "CARD", "PHONE")
+#: what ``--no-redact`` still redacts: a credential in a prompt is never test data
+SECRET_KINDS = frozenset({"API_KEY", "AWS_KEY", "TOKEN"})
 
 
 def luhn_ok(digits: str) -> bool:
@@ -136,6 +151,13 @@ def _phone_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
         start -= 1
     if start > 0 and (text[start - 1].isalnum() or text[start - 1] in "+_"):
         return []
+    if (
+        text[start:end].isdigit()
+        and 10 <= end - start <= 11
+        and (end == len(text) or not text[end].isalnum())
+        and _PHONE_CUE.search(text, max(0, start - 40), start)
+    ):
+        return [(start, end)]
     spans = []
     for m in _PHONE.finditer(text, start, end):
         if m.start() > 0 and (text[m.start() - 1].isalnum() or text[m.start() - 1] in "+_"):
@@ -194,7 +216,10 @@ class RedactorProblem(Exception):
 
 
 class Redactor:
-    """Redacts the texts of one call at a time; counts what it replaced by type."""
+    """Redacts the texts of one call at a time; counts what it replaced by type.
+
+    ``builtin=False`` (``--no-redact``) keeps personal data (emails, phone and card
+    numbers) but still redacts keys and tokens (``SECRET_KINDS``)."""
 
     def __init__(self, *, builtin: bool = True, hook: Hook | None = None) -> None:
         self.builtin = builtin
@@ -208,24 +233,25 @@ class Redactor:
         per_kind: Counter[str] = Counter()
         out = []
         for text in texts:
-            if self.builtin:
-                spans = find(text)
-                if spans:
-                    pieces = []
-                    pos = 0
-                    for start, end, kind in spans:
-                        value = text[start:end]
-                        key = (kind, _same(kind, value))
-                        placeholder = seen.get(key)
-                        if placeholder is None:
-                            per_kind[kind] += 1
-                            placeholder = seen[key] = f"[{kind}_{per_kind[kind]}]"
-                        self.counts[kind] += 1
-                        pieces.append(text[pos:start])
-                        pieces.append(placeholder)
-                        pos = end
-                    pieces.append(text[pos:])
-                    text = "".join(pieces)
+            spans = find(text)
+            if spans and not self.builtin:
+                spans = tuple(span for span in spans if span[2] in SECRET_KINDS)
+            if spans:
+                pieces = []
+                pos = 0
+                for start, end, kind in spans:
+                    value = text[start:end]
+                    key = (kind, _same(kind, value))
+                    placeholder = seen.get(key)
+                    if placeholder is None:
+                        per_kind[kind] += 1
+                        placeholder = seen[key] = f"[{kind}_{per_kind[kind]}]"
+                    self.counts[kind] += 1
+                    pieces.append(text[pos:start])
+                    pieces.append(placeholder)
+                    pos = end
+                pieces.append(text[pos:])
+                text = "".join(pieces)
             if self.hook is not None:
                 try:
                     changed = self.hook(text)
@@ -250,4 +276,9 @@ def load_hook(ref: str) -> Hook:
 
     from ..checks.deterministic import load_function
 
+    if ":" not in ref:  # load_function's own message speaks of python checks
+        raise ValueError("expected MODULE:FUNCTION or FILE.py:FUNCTION")
+    target = ref.rsplit(":", 1)[0]
+    if target.endswith(".py") and not (Path.cwd() / target).is_file():
+        raise FileNotFoundError(f"no file {target} in {Path.cwd()}")
     return load_function(ref, Path.cwd())

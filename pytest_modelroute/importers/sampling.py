@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,19 +35,86 @@ def priority(seed: int, key: bytes) -> int:
 
 
 @dataclass(slots=True)
-class Sampled:
-    """A call kept for the suite (texts already redacted)."""
+class Answer:
+    """One logged answer to a sampled input (texts already redacted)."""
 
-    messages: list[tuple[str, str]]
-    output: str
     model: str
+    output: str
     complexity: str
-    key: bytes
     input_tokens: int | None = None
     output_tokens: int | None = None
     latency_s: float | None = None
     timestamp: float | None = None
     where: str = ""
+
+    def digest(self) -> bytes:
+        """What breaks ties between answers, from their content (never their order)."""
+        h = hashlib.blake2b(digest_size=16)
+        for part in (self.model, self.output, self.input_tokens, self.output_tokens):
+            h.update(repr(part).encode("utf-8", "surrogatepass"))
+            h.update(b"\x00")
+        return h.digest()
+
+
+@dataclass(slots=True)
+class Sampled:
+    """An input kept for the suite, with one logged answer per model that gave it.
+
+    When a prompt was answered several times, each model keeps the answer with the
+    lowest :meth:`Answer.digest`, and :meth:`choose` picks the one that becomes the
+    case's ``expected``: both depend on the logs' content, not on the order of their
+    lines."""
+
+    messages: list[tuple[str, str]]
+    key: bytes
+    answers: dict[str, Answer]
+    chosen: Answer
+
+    @classmethod
+    def of(cls, messages: list[tuple[str, str]], key: bytes, answer: Answer) -> Sampled:
+        return cls(messages, key, {answer.model: answer}, answer)
+
+    def offer(self, answer: Answer) -> None:
+        """Another logged answer to this input."""
+        held = self.answers.get(answer.model)
+        if held is None or answer.digest() < held.digest():
+            self.answers[answer.model] = answer
+
+    def merge(self, other: Sampled) -> None:
+        for answer in other.answers.values():
+            self.offer(answer)
+
+    def choose(self, rank: Callable[[Answer], Any]) -> None:
+        """Make the answer of the lowest ``rank`` (then digest) the chosen one."""
+        self.chosen = min(self.answers.values(), key=lambda a: (rank(a), a.digest()))
+
+    @property
+    def output(self) -> str:
+        return self.chosen.output
+
+    @property
+    def model(self) -> str:
+        return self.chosen.model
+
+    @property
+    def complexity(self) -> str:
+        return self.chosen.complexity
+
+    @property
+    def input_tokens(self) -> int | None:
+        return self.chosen.input_tokens
+
+    @property
+    def output_tokens(self) -> int | None:
+        return self.chosen.output_tokens
+
+    @property
+    def latency_s(self) -> float | None:
+        return self.chosen.latency_s
+
+    @property
+    def where(self) -> str:
+        return self.chosen.where
 
 
 class Reservoir:
@@ -58,8 +125,12 @@ class Reservoir:
     def __init__(self, k: int) -> None:
         self.k = k
         self._heap: list[tuple[int, bytes, Any]] = []  # (-priority, key, item): a max-heap
-        self._keys: set[bytes] = set()
+        self._keys: dict[bytes, Any] = {}  # key -> item
         self.duplicates = 0
+
+    def kept(self, key: bytes) -> Any:
+        """The item kept for ``key``, or None."""
+        return self._keys.get(key)
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -74,10 +145,10 @@ class Reservoir:
     def add(self, prio: int, key: bytes, item: Any) -> None:
         """Add an item that :meth:`would_keep` accepted."""
         heapq.heappush(self._heap, (-prio, key, item))
-        self._keys.add(key)
+        self._keys[key] = item
         if len(self._heap) > self.k:
             _, dropped, _ = heapq.heappop(self._heap)
-            self._keys.discard(dropped)
+            del self._keys[dropped]
 
     def offer(self, prio: int, key: bytes, item: Any) -> bool:
         if not self.would_keep(prio, key):
@@ -87,8 +158,11 @@ class Reservoir:
 
     def merge(self, other: Reservoir) -> None:
         for neg, key, item in other._heap:
-            if key in self._keys:
+            held = self._keys.get(key)
+            if held is not None:
                 self.duplicates += 1
+                if isinstance(held, Sampled):
+                    held.merge(item)
             elif len(self._heap) < self.k or -neg < -self._heap[0][0]:
                 self.add(-neg, key, item)
         self.duplicates += other.duplicates

@@ -8,16 +8,18 @@ Three monthly figures, which differ for reasons the summary states:
   baseline's, because the baseline replays its answer);
 - the bench's projection: ``traffic`` times the mean cost of each task's sampled cases,
   priced from the usage the replay file gives them (or the plugin's estimate from the
-  text where the log had none). Sampling takes up to ``--per-level`` cases per
-  complexity level, whatever the level's share of the calls, so a task whose levels
-  differ in size and cost, or whose few cases happen to be long or short, projects
-  away from its logged mean.
+  text where the log had none), each case weighted by its complexity level's share of
+  the task's calls (sampling takes up to ``--per-level`` cases a level, whatever that
+  share). A task whose few cases happen to be long or short still projects away from
+  its logged mean.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..analysis import per_call
 from ..providers.base import estimate_tokens
 from .catalog import Price
 from .sampling import Sampled
@@ -45,11 +47,17 @@ class TaskSpend:
 
 
 def task_spend(
-    traffic: int, tokens: tuple[int, int], cases: list[Sampled], price: Price
+    traffic: int,
+    tokens: tuple[int, int],
+    cases: list[Sampled],
+    price: Price,
+    weights: Mapping[str, float] | None = None,
 ) -> TaskSpend:
-    """``tokens``: the input and output tokens of all the task's logged calls."""
+    """``tokens``: the input and output tokens of all the task's logged calls;
+    ``weights``: each complexity level's case weight (as the bench weighs the cases)."""
     costs = [price.cost(*replayed_tokens(s)) for s in cases]
-    return TaskSpend(traffic, price.cost(*tokens), sum(costs) / len(costs) if costs else 0.0)
+    counted = [(weights or {}).get(s.complexity, 1.0) for s in cases]
+    return TaskSpend(traffic, price.cost(*tokens), per_call(costs, counted))
 
 
 def projected_baseline(tasks: list[TaskSpend]) -> float:

@@ -46,7 +46,7 @@ def read_lines(stats: ReadStats, seconds: float, total: float) -> list[str]:
         "  formats: " + ", ".join(f"{Path(p).name} ({fmt})" for p, fmt in stats.files),
     ]
     skipped = sum(stats.skipped.values())
-    parts = [f"{stats.used:,} calls used"]
+    parts = [f"{plural(stats.used, 'call')} used"]
     parts.append(f"{skipped:,} skipped" + (f" ({_counts(stats.skipped)})" if skipped else ""))
     if stats.batch_requests:
         parts.append(f"{stats.batch_requests:,} batch request lines")
@@ -64,44 +64,73 @@ def read_lines(stats: ReadStats, seconds: float, total: float) -> list[str]:
 def summary_lines(result: ImportResult, out: Path) -> list[str]:
     lines = read_lines(result.stats, result.read_seconds, result.seconds)
     red = result.redactor
-    if red.builtin:
-        found = (
-            ", ".join(f"{red.counts[k]:,} {k}" for k in KINDS if red.counts[k]) or "nothing found"
-        )
-        text = f"  redacted: {found}"
-    else:
-        text = "  redaction: off (--no-redact)"
+    found = ", ".join(f"{red.counts[k]:,} {k}" for k in KINDS if red.counts[k]) or "nothing found"
+    text = f"  redacted: {found}"
+    if not red.builtin:
+        text += " (--no-redact: personal data kept; keys and tokens are always redacted)"
     if red.hook is not None:
-        text += f"; your redactor changed {red.hook_changed:,} texts"
+        text += f"; your redactor changed {plural(red.hook_changed, 'text')}"
     lines.append(text)
     lines.append(f"  window: {result.scale.describe()}")
+    stats = result.stats
+    if stats.unreadable_times:
+        lines.append(
+            f"  timestamps: {plural(stats.unreadable_times, 'call')} with a timestamp that is not "
+            f"a time ({stats.unreadable_time}; expected epoch seconds or milliseconds, or ISO "
+            "8601): counted as calls without a timestamp"
+        )
+    if result.task_field:
+        used = result.stats.used
+        found = "all" if result.named == used else f"{result.named:,} of the"
+        text = f"  task field {result.task_field}: found in {found} {plural(used, 'call')}"
+        if result.named < used:
+            text += f"; the other {used - result.named:,} are grouped by prompt template"
+        lines.append(text)
     lines += _task_lines(result)
     if result.overflow_calls:
         lines.append(
-            f"  other: {result.overflow_calls:,} calls whose task field named a task beyond the "
-            f"first {MAX_TASKS:,} (is the field an id? --task-pattern REGEX keeps the part of it "
-            "that names the task)"
+            f"  other: {plural(result.overflow_calls, 'call')} whose task field named a task "
+            f"beyond the first {MAX_TASKS:,} (is the field an id? --task-pattern REGEX keeps the "
+            "part of it that names the task)"
         )
-    lines.append(
-        f"  sampling: up to the --per-level count per task and complexity; "
-        f"{result.duplicates:,} repeats of sampled prompts skipped"
-        + (
-            f", {result.cross_task_duplicates:,} prompts found in two tasks kept in the first"
-            if result.cross_task_duplicates
-            else ""
-        )
+    text = (
+        "  sampling: up to the --per-level count per task and complexity; "
+        f"{plural(result.duplicates, 'repeat')} of sampled prompts skipped"
     )
+    if result.cross_level:
+        text += (
+            f", {plural(result.cross_level, 'prompt')} sampled at two complexity levels of a "
+            "task kept once"
+        )
+    if result.cross_task:
+        text += (
+            f", {plural(result.cross_task, 'prompt')} sampled in two tasks: a case in each, "
+            "with the same answer"
+        )
+    lines.append(text)
     lines += _model_lines(result)
+    routed = [t for t in result.tasks if t.served_by is not None]
+    if routed:
+        served = ", ".join(f"{t.name} ({t.served_by} {t.served_share:.0%})" for t in routed)
+        lines.append(
+            f"  routes: {plural(len(routed), 'task')} that production serves mostly with another "
+            f"model than the baseline keep it as their route: {served}"
+        )
     written = result.written
     rel = out
     cases_dir = out / "cases"
     lines.append(
-        f"wrote {rel / 'modelroute.yaml'}, {cases_dir}/ ({len(result.tasks)} files, "
-        f"{written.cases:,} cases), {written.replay}"
+        f"wrote {rel / 'modelroute.yaml'}, {cases_dir}/ ({plural(len(result.tasks), 'file')}, "
+        f"{plural(written.cases, 'case')}), {written.replay}"
     )
     lines.append(
-        f"verified: {written.verified:,} cases load and render to their logged prompts, "
-        "each with its production recording"
+        f"verified: {plural(written.verified, 'case')} "
+        + (
+            "load and render to their logged prompts"
+            if written.verified != 1
+            else "loads and renders to its logged prompt"
+        )
+        + ", each with its production recording"
     )
     if not written.config_loads:
         lines.append(f"modelroute.yaml needs your edits before it runs: {written.config_problem}")
@@ -162,14 +191,20 @@ def _model_lines(result: ImportResult) -> list[str]:
     if result.stand_ins:
         cases = sum(len(t.case_file.cases) for t in result.tasks)
         lines.append(
-            f"    {result.stand_ins:,} of the {cases:,} cases were answered in production by "
-            f"another model: the baseline replays those answers as its own"
+            f"    {result.stand_ins:,} of the {plural(cases, 'case')} were answered in production "
+            "by another model only: the baseline replays those answers as its own"
         )
     factor = result.scale.factor
     monthly = f", ~${spend * factor:,.2f} per month" if factor is not None else ""
+    unpriced = [m for m in catalog.models if m.price is None and m.calls]
+    left_out = ""
+    if unpriced:
+        n = sum(m.calls for m in unpriced)
+        names = ", ".join(m.model for m in unpriced)
+        left_out = f"; leaves out the {plural(n, 'call')} of {names} (no known price: TODO)"
     lines.append(
         f"  logged spend at list prices: ${spend:,.2f} in the logs{monthly} (each call at its "
-        "model's price)"
+        f"model's price{left_out})"
     )
     if result.spend and factor is not None:
         baseline = catalog.baseline.alias
@@ -183,7 +218,7 @@ def _model_lines(result: ImportResult) -> list[str]:
         )
         lines.append(
             f"  the bench will project ~${projected:,.2f} per month for it{gap}: the mean cost of "
-            f"the {cases:,} sampled cases (up to --per-level per complexity level, whatever the "
-            "level's share of the calls) is a sample's, not the logs' mean"
+            f"the {plural(cases, 'sampled case')} (each weighted by its complexity level's share "
+            "of its task's calls) is a sample's, not the logs' mean"
         )
     return lines

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from .naming import plural
+
 DAYS_PER_MONTH = 365.25 / 12
 SHORT_WINDOW_DAYS = 1.0
 _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(h|d|w|m)?\s*$")
@@ -77,9 +79,16 @@ class Scale:
         factor = self.factor
         return None if factor is None else calls * factor
 
+    @property
+    def unknown_because(self) -> str:
+        """Why the window is unknown: no timestamps, or all of them the same."""
+        if self.first is not None and self.first == self.last:
+            return f"every timestamp of the logs is {_iso(self.first)}: they span no time"
+        return "the logs hold no usable timestamps"
+
     def describe(self) -> str:
         if self.days is None:
-            return "unknown (the logs hold no usable timestamps; give --window, e.g. --window 14d)"
+            return f"unknown ({self.unknown_because}; give --window, e.g. --window 14d)"
         span = f"{self.days:.2f} days"
         if self.source == "timestamps" and self.first is not None and self.last is not None:
             span = f"{_iso(self.first)} .. {_iso(self.last)} ({span})"
@@ -90,7 +99,9 @@ class Scale:
         if self.days < SHORT_WINDOW_DAYS:
             short = " (less than a day of logs: a rough guess of a month; give --window if known)"
         if self.untimed and self.source == "timestamps":
-            short += f"; {self.untimed:,} calls without a timestamp scaled as if in this window"
+            short += (
+                f"; {plural(self.untimed, 'call')} without a timestamp scaled as if in this window"
+            )
         return f"{span}{share}; x{self.factor:.3f} to calls per month{short}"
 
 

@@ -27,7 +27,7 @@ import yaml
 from ..errors import ModelRouteError
 from .casefile import CaseFile, case_id
 from .catalog import Catalog, Model
-from .naming import file_stem
+from .naming import file_stem, plural
 from .volumes import Scale
 
 MARKER = "# Written by `modelroute import-logs`"
@@ -48,6 +48,10 @@ class TaskOut:
     share: float
     monthly: float | None
     logged_cost: float
+    #: the model that served most of the task's calls, when not the baseline's: its route
+    served_by: str | None = None
+    #: its share of the task's calls
+    served_share: float = 0.0
 
 
 @dataclass
@@ -101,7 +105,7 @@ def _model_lines(m: Model, catalog: Catalog, offline: bool, replay: str) -> list
     lines: list[str] = []
     share = ""
     if m.calls:
-        share = f"{m.calls:,} calls in the logs"
+        share = f"{plural(m.calls, 'call')} in the logs"
     if m is catalog.baseline:
         lines += [
             f"  # baseline: the most-used expensive model ({share},",
@@ -186,19 +190,39 @@ def config_text(
             f"judge: {{model: {_q(catalog.judge.alias)}}}   # grades the factuality checks "
             "(answer against production's)"
         )
-    out += [
-        "routes: {}            # left for the bench: --model-route-suggest writes them",
-        "",
-    ]
+    out += _route_lines(tasks, catalog)
     out += _traffic_lines(tasks, scale)
     return "\n".join(out) + "\n"
+
+
+def _route_lines(tasks: list[TaskOut], catalog: Catalog) -> list[str]:
+    """``routes:``: each task that production serves mostly with another model than the
+    baseline keeps that model as its route (what it runs today); the rest are left to the
+    bench (the baseline where routes: names none)."""
+    aliases = {m.model: m.alias for m in catalog.models if m.role != "judge"}
+    served = [t for t in tasks if t.served_by is not None and t.served_by in aliases]
+    if not served:
+        return ["routes: {}            # left for the bench: --model-route-suggest writes them", ""]
+    lines = [
+        "# Routes production runs today where it is not the baseline (the task's most-used",
+        "# model); the other tasks are left for the bench (--model-route-suggest writes them).",
+        "routes:",
+    ]
+    width = max(len(_q(t.name)) for t in served)
+    for t in served:
+        assert t.served_by is not None
+        lines.append(
+            f"  {_q(t.name) + ':':<{width + 1}} {_q(aliases[t.served_by])}   # "
+            f"{t.served_share:.0%} of its calls in the logs"
+        )
+    return lines + [""]
 
 
 def _traffic_lines(tasks: list[TaskOut], scale: Scale) -> list[str]:
     if scale.factor is None:
         lines = [
-            "# traffic: calls per month could not be computed: the logs hold no usable",
-            "# timestamps. Import again with --window (e.g. --window 14d), or fill in calls",
+            f"# traffic: calls per month could not be computed: {scale.unknown_because}.",
+            "# Import again with --window (e.g. --window 14d), or fill in calls",
             "# per month and uncomment (the figures below are the calls in the logs):",
             "# traffic:",
         ]
@@ -212,8 +236,8 @@ def _traffic_lines(tasks: list[TaskOut], scale: Scale) -> list[str]:
     for t in tasks:
         monthly = round(t.monthly or 0)
         lines.append(
-            f"  {_q(t.name) + ':':<{width + 1}} {monthly:>10}   # {t.calls:,} calls in the logs, "
-            f"{t.share:.1%}"
+            f"  {_q(t.name) + ':':<{width + 1}} {monthly:>10}   # {plural(t.calls, 'call')} in the "
+            f"logs, {t.share:.1%}"
         )
     return lines
 
@@ -242,8 +266,12 @@ def replay_file(tasks: list[TaskOut], baseline: Model) -> Replay:
 
 def replay_lines(tasks: list[TaskOut], baseline: Model) -> list[str]:
     lines = []
+    done: set[bytes] = set()
     for task in tasks:
         for s in task.case_file.cases:
+            if s.key in done:
+                continue  # a prompt of two tasks: one recording serves both
+            done.add(s.key)
             record: dict[str, Any] = {
                 "model": baseline.model,
                 "messages": [{"role": r, "content": c} for r, c in s.messages],
@@ -257,8 +285,8 @@ def replay_lines(tasks: list[TaskOut], baseline: Model) -> list[str]:
     return lines
 
 
-def prepare(out: Path, force: bool) -> None:
-    """Refuse to overwrite a suite without ``force``; with it, remove what we wrote."""
+def check_out(out: Path, force: bool) -> None:
+    """Refuse to overwrite a suite without ``force`` (before the logs are read)."""
     config = out / "modelroute.yaml"
     # a config of one's own first: --force would not replace it either, so never suggest it
     if config.exists() and not config.read_text(encoding="utf-8").startswith(MARKER):
@@ -270,6 +298,12 @@ def prepare(out: Path, force: bool) -> None:
         raise WriteProblem(
             f"{config} exists; pass --force to replace the suite this command wrote there"
         )
+
+
+def clear(out: Path, force: bool) -> None:
+    """Remove the suite this command wrote in ``out`` (just before writing the new one:
+    an import that fails or is interrupted leaves the old one whole)."""
+    config = out / "modelroute.yaml"
     for old in sorted((out / "cases").glob("*.yaml")) if force else []:
         if old.read_text(encoding="utf-8").startswith(MARKER):
             old.unlink()
@@ -283,8 +317,11 @@ def write(
     catalog: Catalog,
     config: str,
     replay: Replay,
+    *,
+    force: bool = False,
 ) -> Written:
     written = Written()
+    clear(out, force)
     (out / "cases").mkdir(parents=True, exist_ok=True)
     (out / "replay").mkdir(parents=True, exist_ok=True)
     stems: set[str] = set()

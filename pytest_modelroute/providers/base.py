@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,6 +39,8 @@ class Provider(ABC):
     latency_kind: ClassVar[str] = "measured"
     #: Generation settings the provider's API rejects: a config setting them is an error.
     unsupported: ClassVar[frozenset[str]] = frozenset()
+    #: It serves its model itself (a local server): see :meth:`start_shared`.
+    serves: ClassVar[bool] = False
     #: Whether its calls' HTTP answers reach the runner's throttle (see ratelimit/), so
     #: that their pace follows the rate limit the provider reports.
     reports_rate_limits: ClassVar[bool] = False
@@ -103,13 +106,20 @@ class Provider(ABC):
         first call is then made alone, a latency to compare the others with."""
         return False
 
-    def start_shared(self) -> dict[str, Any] | None:
-        """On the controller of an xdist run, before the workers start: start what they
-        will share (a local server) and return how to reach it (JSON); None: nothing."""
+    def start_shared(self, scratch: Path) -> dict[str, Any] | None:
+        """A model that ``serves`` (a local server), once the run has uncached calls of it:
+        start its server for this process and the xdist workers (files they share go in
+        ``scratch``); how to reach it (JSON), or None: nothing to start."""
         return None
 
-    def adopt_shared(self, info: dict[str, Any]) -> None:  # noqa: B027 - optional hook
-        """On an xdist worker: use what the controller's :meth:`start_shared` returned."""
+    def started(self) -> tuple[str, str | None] | None:
+        """Wait for what :meth:`start_shared` started: None once ready, else why it did
+        not start and the config field at fault (as :meth:`setup_error`)."""
+        return None
+
+    def adopt_shared(self, read: Callable[[], dict[str, Any] | None]) -> None:  # noqa: B027
+        """On an xdist worker: ``read()`` says what the controller's :meth:`start_shared`
+        returned for this model (None until it decides, {} when it started nothing)."""
 
     def shutdown(self) -> None:  # noqa: B027 - optional hook
         """The run is over: stop what this process started for it (once, every process)."""

@@ -39,7 +39,15 @@ from .fmt import (
     suite_sentence,
 )
 from .glossary import glossary
-from .snapshot_change import change_cells, change_of, details, verdict_vs_base
+from .snapshot_change import (
+    accepted_by,
+    change_cells,
+    change_of,
+    details,
+    setting_lines,
+    title,
+    verdict_vs_base,
+)
 from .text import show_controls, truncate
 
 #: the whole page stays under this many bytes (the issue's budget is 5 MB)
@@ -961,6 +969,9 @@ def snapshot_change_view(doc: Doc) -> dict[str, Any] | None:
         "base": _text(change["base"], 300),
         "base_found": bool(change.get("base_found")),
         "accepted": bool(change.get("accepted")),
+        "accepted_by": _text(accepted_by(change), 300),
+        "title": _text(title(change), 200),
+        "settings": [_text(line, 400) for line in setting_lines(change)],
         "rows": [
             {
                 "task": _text(row["task"], 80),

@@ -38,7 +38,15 @@ from .fmt import (
     suite_sentence,
 )
 from .glossary import glossary
-from .snapshot_change import case_counts, change_cells, change_of, details
+from .snapshot_change import (
+    accepted_by,
+    case_counts,
+    change_cells,
+    change_of,
+    details,
+    setting_lines,
+)
+from .snapshot_change import title as change_title
 from .text import strip_controls
 
 MARKER = "<!-- pytest-modelroute -->"
@@ -670,22 +678,25 @@ def snapshot_change_section(doc: Doc, budget: int) -> str | None:
         return None
     rows = change["tasks"]
     n = len(rows)
-    tasks = f"{n} task{'s' * (n != 1)}"
     base = escape_md_cell(change["base"], 200)
-    lede = f"This PR's snapshot changes the reference of the tasks below against `{base}`."
+    what = "This PR's snapshot changes the reference of the tasks below"
+    if change.get("settings") or change.get("moved") or change.get("unresolved"):
+        what = "This PR changes the gate's reference or settings"
+    lede = f"{what} against `{base}`."
+    by = escape_md_cell(accepted_by(change), 200)
     if change.get("accepted"):
-        title = f"### ✅ Snapshot changed in this PR: {tasks}, accepted on purpose"
+        title = f"### ✅ {change_title(change)}"
         lede += (
-            " They were **accepted on purpose** (label `modelroute: accept`, "
-            "`--model-route-accept-changes`) and are judged against this PR's snapshot; "
-            "*vs base* is how they fare against the base's."
+            f" They were **accepted on purpose** by {by} and are judged against this PR's "
+            "snapshot and settings; *vs base* is how they fare against the base's."
         )
     else:
-        title = f"### ⚠️ Snapshot changed in this PR: {tasks}, not accepted"
+        title = f"### ⚠️ {change_title(change)}"
         lede += (
-            " **Every task is judged against the base's snapshot**: a regression that the "
-            "PR's snapshot accepts still fails. To accept these changes on purpose, label the "
-            "PR `modelroute: accept` (the gate then runs with `--model-route-accept-changes`)."
+            " **Every task is judged against the base's snapshot**, with the stricter of the "
+            "base's and this PR's gate settings: a regression that the PR's snapshot accepts "
+            "still fails. To accept these changes on purpose, label the PR `modelroute: "
+            "accept` (the gate then runs with `--model-route-accept-changes`)."
         )
     if not change.get("base_found"):
         lede += " The base has no snapshot file: against it only the absolute rules apply."
@@ -704,14 +715,19 @@ def snapshot_change_section(doc: Doc, budget: int) -> str | None:
             "not run" if verdict is None else _verdict_icon(verdict),
         ]
 
-    text = f"{title}\n\n{lede}\n\n" + _table(
-        ["Task", "Change", "Route", "Quality", "Cost/call", "n", "Cases", "vs base"],
-        "<<<>>><<",
-        (row_cells(r) for r in rows),
-        int(budget * 0.6),
-        n,
-        "changed tasks",
-    )
+    text = f"{title}\n\n{lede}"
+    settings = [f"- {escape_md_cell(line, 400)}" for line in setting_lines(change)]
+    if settings:
+        text += "\n\n" + _lines(settings, int(budget * 0.2), "more settings")
+    if rows:
+        text += "\n\n" + _table(
+            ["Task", "Change", "Route", "Quality", "Cost/call", "n", "Cases", "vs base"],
+            "<<<>>><<",
+            (row_cells(r) for r in rows),
+            int(budget * 0.6),
+            n,
+            "changed tasks",
+        )
     accepted = bool(change.get("accepted"))
     items = [
         f"- **{escape_md_cell(r['task'], 60)}**: "

@@ -24,9 +24,69 @@ CASE_KINDS = (
 
 
 def change_of(doc: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The document's ``snapshot_change`` when the PR's snapshot differs from the base's."""
+    """The document's ``snapshot_change`` when the PR's snapshot differs from the base's,
+    alters a gate setting or moves the reference."""
     change = doc.get("snapshot_change") or None
-    return change if change and change.get("tasks") else None
+    if not change:
+        return None
+    keys = ("tasks", "settings", "moved", "unresolved")
+    return change if any(change.get(k) for k in keys) else None
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def setting_lines(change: Mapping[str, Any], arrow: str = "→") -> list[str]:
+    """One line per gate setting the change alters and per file it moves: the base's
+    value, this change's, and the one the gate applies."""
+    accepted = bool(change.get("accepted"))
+    lines = []
+    for row in change.get("settings") or ():
+        applied = _value(row["applied"])
+        # confidence is neither stricter nor looser: the base's stands
+        why = (
+            "accepted"
+            if accepted
+            else "the base's"
+            if row["setting"] == "confidence"
+            else "the stricter"
+        )
+        lines.append(
+            f"gate setting {row['setting']} ({row['where']}): {_value(row['base'])} {arrow} "
+            f"{_value(row['pr'])}; judged with {applied} ({why})"
+        )
+    for move in change.get("moved") or ():
+        lines.append(
+            f"the {move['what']} moved: {move['base']} {arrow} {move['pr']}; the base's is "
+            "the reference"
+        )
+    if change.get("unresolved"):
+        lines.append(str(change["unresolved"]))
+    return lines
+
+
+def title(change: Mapping[str, Any]) -> str:
+    """``Snapshot changed in this PR: 1 task, not accepted`` (``Changed in this PR: 1
+    task, 2 gate settings, ...`` when more than the snapshot changed)."""
+    n, m = len(change.get("tasks") or ()), len(change.get("settings") or ())
+    parts = [f"{n} task{'s' * (n != 1)}"] if n else []
+    if m:
+        parts.append(f"{m} gate setting{'s' * (m != 1)}")
+    if change.get("moved") or change.get("unresolved"):
+        parts.append("reference moved")
+    what = "Snapshot changed" if parts == [f"{n} task{'s' * (n != 1)}"] else "Changed"
+    state = "accepted on purpose" if change.get("accepted") else "not accepted"
+    return f"{what} in this PR: {', '.join(parts)}, {state}"
+
+
+def accepted_by(change: Mapping[str, Any]) -> str:
+    """Where the acceptance came from."""
+    return str(change.get("accepted_by") or "--model-route-accept-changes")
 
 
 def change_cells(row: Row, arrow: str = "→") -> dict[str, str]:
@@ -93,18 +153,26 @@ def verdict_vs_base(row: Row) -> str:
 
 def headline(change: Mapping[str, Any]) -> str:
     """One sentence: what changed, against which base, and whether it is accepted."""
-    n = len(change["tasks"])
+    n, m = len(change["tasks"]), len(change.get("settings") or ())
+    said = [f"{n} task{'s' * (n != 1)}"] if n else []
+    if m:
+        said.append(f"{m} gate setting{'s' * (m != 1)}")
+    if change.get("moved") or change.get("unresolved"):
+        said.append("where the reference is")
     what = f"this PR's snapshot changes {n} task{'s' * (n != 1)} against {change['base']}"
+    if said != [f"{n} task{'s' * (n != 1)}"]:
+        what = f"this PR changes {', '.join(said)} against {change['base']}"
     if not change.get("base_found"):
         what += " (the base has no snapshot)"
     if change.get("accepted"):
         return (
-            f"{what}: ACCEPTED on purpose (--model-route-accept-changes): those tasks are "
-            "judged against this PR's snapshot"
+            f"{what}: ACCEPTED on purpose by {accepted_by(change)}: those tasks are judged "
+            "against this PR's snapshot and settings"
         )
     return (
-        f"{what}: not accepted: every task is judged against the base; to accept on "
-        "purpose, label the PR 'modelroute: accept' (--model-route-accept-changes)"
+        f"{what}: not accepted: every task is judged against the base (with the stricter "
+        "settings); to accept on purpose, label the PR 'modelroute: accept' "
+        "(--model-route-accept-changes)"
     )
 
 
@@ -121,9 +189,13 @@ def junit_cases(doc: Mapping[str, Any]) -> tuple[dict[str, str], list[tuple[str,
         "base": str(change["base"]),
         "base_found": str(bool(change.get("base_found"))).lower(),
         "accepted": str(bool(change.get("accepted"))).lower(),
+        "accepted_by": str(change.get("accepted_by") or ""),
         "tasks_changed": str(len(change["tasks"])),
+        "settings_changed": str(len(change.get("settings") or ())),
     }
-    cases = []
+    settings, lines = change.get("settings") or (), setting_lines(change, "->")
+    cases = [(f"{row['setting']}[setting]", line) for row, line in zip(settings, lines)]
+    cases += [("reference[moved]", line) for line in lines[len(settings) :]]
     for row in change["tasks"]:
         c = change_cells(row, "->")
         lines = [

@@ -22,7 +22,14 @@ from .fmt import (
     quality,
     suite_sentence,
 )
-from .snapshot_change import case_lists, change_cells, change_of, headline, verdict_vs_base
+from .snapshot_change import (
+    case_lists,
+    change_cells,
+    change_of,
+    headline,
+    setting_lines,
+    verdict_vs_base,
+)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
@@ -365,8 +372,11 @@ def write_summary(
     change = change_of(doc)
     if change is not None:  # first: the reference this PR's own snapshot moves
         tr.write_line(headline(change), yellow=True, bold=True)
-        for line in snapshot_change_lines(change["tasks"], with_verdicts=True):
-            tr.write_line(line)
+        for line in setting_lines(change, "->"):
+            tr.write_line("  " + line, yellow=True)
+        if change["tasks"]:
+            for line in snapshot_change_lines(change["tasks"], with_verdicts=True):
+                tr.write_line(line)
         tr.write_line("")
     if mode == "gate" and lead.failed(doc):  # then the failure and why, before the figures
         for line, red in failure_lines(doc):

@@ -79,8 +79,8 @@ def foreseen(session: pytest.Session, state: RunState) -> list[Path] | str:
     s = state.settings
     if s.cache_mode == "replay" or s.shard is not None or s.merge or state.batched:
         return "replay, shard, merge or batch run"
-    if state.shared:
-        return "local servers started for the workers"
+    if state.serving():
+        return "a local server, started once the workers' items are known"
     for name in _SELECTING:
         if getattr(config.option, name, None):
             return f"option {name}"

@@ -14,7 +14,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..calls import ERROR_RESPONSE, Call, Item, Malformed, Skip, int_or_none, lookup, task_value
+from ..calls import (
+    ERROR_RESPONSE,
+    TIME_KEYS,
+    Call,
+    Item,
+    Malformed,
+    Skip,
+    first_present,
+    int_or_none,
+    lookup,
+    parse_timestamp,
+    task_value,
+)
+from . import stream
 from .join import BatchJoin
 
 
@@ -31,6 +44,23 @@ class ReaderOptions:
     join: BatchJoin = field(default_factory=BatchJoin)
     #: ``file:line`` of the record being parsed (set by the reading loop)
     where: str = ""
+    #: timestamps present but unreadable ("yesterday"): how many, and the first one
+    unreadable_times: int = 0
+    unreadable_time: str = ""
+
+    def time_of(self, value: Any) -> float | None:
+        """Unix seconds from a timestamp field's value; one that is there but cannot be
+        read is counted (the summary says so), not silently taken for no time."""
+        seconds = parse_timestamp(value)
+        if seconds is None and value not in (None, "") and not isinstance(value, bool):
+            self.unreadable_times += 1
+            if not self.unreadable_time:
+                self.unreadable_time = f"{str(value)[:40]!r} at {self.where}"
+        return seconds
+
+    def wrapper_time(self, record: dict[str, Any]) -> float | None:
+        """The time of a record from its wrapper's usual fields (``TIME_KEYS``)."""
+        return self.time_of(first_present(record, *TIME_KEYS))
 
     def task_in(self, *records: Any) -> str | None:
         if not self.task_field:
@@ -55,7 +85,10 @@ Build = Callable[[dict[str, Any], dict[str, Any], dict[str, Any], ReaderOptions]
 
 def body_of(side: Any, what: str) -> dict[str, Any]:
     """The JSON body of a request or response, unwrapped from an HTTP envelope
-    (``{body, headers, status_code}``; headers are never read)."""
+    (``{body, headers, status_code}``; headers are never read). A streamed response,
+    logged as its chunks or its server-sent events text, is joined (:mod:`.stream`)."""
+    if isinstance(side, list | str):
+        side = {"body": side}
     if not isinstance(side, dict):
         raise Malformed(f"expected the {what} as a JSON object, got {type(side).__name__}")
     body = side.get("body")
@@ -64,12 +97,25 @@ def body_of(side: Any, what: str) -> dict[str, Any]:
     if isinstance(body, str):  # some proxies log the body as its raw text
         import json
 
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            raise Malformed(f"the {what} body is not JSON") from None
-        if isinstance(parsed, dict):
-            return parsed
+        events = stream.events_of(body)
+        if events is not None:
+            body = events
+        else:
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                raise Malformed(f"the {what} body is not JSON") from None
+            if isinstance(parsed, dict):
+                return parsed
+            body = parsed
+    if isinstance(body, list):
+        response = stream.joined(body)
+        if response is None:
+            raise Malformed(
+                f"the {what} body is a list but not a stream of chunks or events of a known "
+                "shape (OpenAI chat.completion.chunk, Responses events, Anthropic events)"
+            )
+        return response
     return side
 
 

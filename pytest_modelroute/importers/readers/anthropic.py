@@ -37,7 +37,6 @@ from ..calls import (
     skips_unsupported,
     text_of,
     wrapper_latency,
-    wrapper_time,
 )
 from . import ReaderOptions, batch_output, batch_request, logged_pair
 
@@ -111,7 +110,7 @@ def build(
         provider="anthropic",
         input_tokens=input_tokens,
         output_tokens=int_or_none(usage.get("output_tokens")),
-        timestamp=wrapper_time(wrapper),
+        timestamp=opts.wrapper_time(wrapper),
         latency_s=wrapper_latency(wrapper),
         task=opts.task_in(wrapper, request, request.get("metadata")),
     )

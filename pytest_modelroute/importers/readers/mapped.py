@@ -27,7 +27,6 @@ from ..calls import (
     int_or_none,
     lookup,
     normalise_turns,
-    parse_timestamp,
     role_content,
     skips_unsupported,
     task_value,
@@ -122,7 +121,7 @@ def _build(record: dict[str, Any], opts: ReaderOptions) -> Item:
         output=output,
         input_tokens=int_or_none(_get(record, opts, "input_tokens")),
         output_tokens=int_or_none(_get(record, opts, "output_tokens")),
-        timestamp=parse_timestamp(_get(record, opts, "timestamp")),
+        timestamp=opts.time_of(_get(record, opts, "timestamp")),
         latency_s=latency_s,
         task=task,
     )

@@ -40,7 +40,6 @@ from ..calls import (
     skips_unsupported,
     text_of,
     wrapper_latency,
-    wrapper_time,
 )
 from . import ReaderOptions, batch_output, batch_request, body_of, logged_pair, status_of
 
@@ -152,7 +151,7 @@ def build(
         provider="openai",
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        timestamp=wrapper_time(wrapper) or parse_timestamp(created),
+        timestamp=opts.wrapper_time(wrapper) or parse_timestamp(created),
         latency_s=wrapper_latency(wrapper),
         task=opts.task_in(wrapper, request),
     )

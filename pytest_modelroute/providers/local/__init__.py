@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,11 +23,23 @@ from ...config import ModelConfig
 from ...errors import ProviderError
 from ...records import Completion, Request
 from ..openai import OpenAIProvider
-from .models import PACKAGED, RAW_TEMPLATE, ModelSource, identity, resolve, server_missing
-from .server import LocalServer, ServerSpec, adopt, server_for, stop_all
+from .models import (
+    PACKAGED,
+    RAW_TEMPLATE,
+    ModelSource,
+    identity,
+    resolve,
+    server_missing,
+    template_error,
+)
+from .server import LocalServer, ServerSpec, adopt, errors_in, server_for, stop_all
 
 #: per slot: the prompt and the answer of one call
 DEFAULT_CTX_SIZE = 2048
+#: the file of the servers' slot locks, in the run's cache folder (see server.SlotLocks)
+SLOT_LOCKS = "local-slots.lock"
+#: how long an xdist worker waits for the controller to say which server it started
+HANDOVER_S = 600.0
 
 
 def default_threads() -> int:
@@ -48,14 +62,22 @@ def template_settings(template: str | None) -> tuple[str, bool]:
 
 class LocalProvider(OpenAIProvider):
     name: ClassVar[str] = "local"
+    serves: ClassVar[bool] = True
     billable: ClassVar[bool] = False
     default_key_env: ClassVar[str | None] = None
 
     def __init__(self, alias: str, model: ModelConfig, *, root: Path) -> None:
+        if "max_retries" not in model.model_fields_set:
+            # its errors are its own and deterministic (a template it cannot apply, a
+            # prompt over its context): asking again gets the same 500
+            model = model.model_copy(update={"max_retries": 0})
         super().__init__(alias, model, root=root)
         self._resolved: tuple[ModelSource | None, str, str] | None = None
         self._server: LocalServer | None = None
         self._starting: asyncio.Lock | None = None
+        #: an xdist worker: reads the controller's hand-over of its server (see
+        #: ``RunState.adopt_shared``): None until it says, {} when it started none
+        self._handover: Callable[[], dict[str, Any] | None] | None = None
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -73,10 +95,14 @@ class LocalProvider(OpenAIProvider):
 
     def setup_error(self) -> tuple[str, str | None] | None:
         missing = server_missing()
-        if missing:
-            return missing, "provider"
         source, message, field = self._found()
-        return None if source is not None else (message, field)
+        if missing:  # and the model too, when it is missing as well: one install
+            return (missing + (f"; and {message}" if source is None else "")), "provider"
+        if source is None:
+            return message, field
+        template, jinja = template_settings(self.model.chat_template)
+        problem = template_error(template) if template and not jinja else None
+        return (problem, "chat_template") if problem else None
 
     def spec(self) -> ServerSpec:
         source = self.source
@@ -96,7 +122,7 @@ class LocalProvider(OpenAIProvider):
     def cache_identity(self) -> dict[str, Any]:
         known = PACKAGED.get(self.model.model) if not self.model.gguf else None
         weights = identity(self.model)
-        if weights is None:  # a file: its name and size
+        if weights is None:  # a file: its sha256
             found = self._found()[0]
             weights = found.identity if found else self.model.gguf
         template = self.model.chat_template or (known.chat_template if known else None)
@@ -110,14 +136,33 @@ class LocalProvider(OpenAIProvider):
 
     # -- the server ------------------------------------------------------------------------
 
-    def start_shared(self) -> dict[str, Any] | None:
-        """The controller of an xdist run: start the server now for the workers."""
+    def start_shared(self, scratch: Path) -> dict[str, Any] | None:
+        """Start the server now (its slots' locks in ``scratch``, for the xdist workers);
+        how to reach it. :meth:`started` waits for it."""
         spec = self.spec()
-        self._server = server_for(spec)
+        self._server = server_for(spec, scratch / SLOT_LOCKS)
         return {"spec": spec.__dict__, **self._server.handoff()}
 
-    def adopt_shared(self, info: dict[str, Any]) -> None:
-        adopt(ServerSpec(**info["spec"]), info)
+    def started(self) -> tuple[str, str | None] | None:
+        """Wait for the server :meth:`start_shared` started: None once ready, else why it
+        did not start (llama.cpp's own reason) and the config field at fault."""
+        server = self._server
+        if server is None:
+            return None
+        try:
+            server.wait_started(self.model.timeout_s)
+        except ProviderError as exc:
+            if server.exit_reason() is None or not errors_in(server.log_lines()):
+                return str(exc), None  # not ready in time, or killed: no cause of ours
+            kind, cause = server.start_failure()
+            if kind == "template":
+                return f"llama.cpp could not use this chat template: {cause}", "chat_template"
+            field = "gguf" if self.model.gguf else "model"
+            return f"llama.cpp could not load {server.spec.gguf}: {cause}", field
+        return None
+
+    def adopt_shared(self, read: Callable[[], dict[str, Any] | None]) -> None:
+        self._handover = read
 
     def endpoint(self) -> str | None:
         assert self._server is not None, "the server is started before the first call"
@@ -128,13 +173,40 @@ class LocalProvider(OpenAIProvider):
             self._starting = asyncio.Lock()
         async with self._starting:
             if self._server is None:
-                self._server = server_for(self.spec())
+                self._server = (
+                    server_for(self.spec()) if self._handover is None else await self._adopted()
+                )
             await self._server.wait_ready(self.model.timeout_s)
         return self._server
+
+    async def _adopted(self) -> LocalServer:
+        """An xdist worker: the controller's server, once it says which (it starts one
+        when it finds uncached calls of this model among the workers' items)."""
+        assert self._handover is not None
+        deadline = asyncio.get_running_loop().time() + HANDOVER_S
+        while (info := self._handover()) is None:
+            if asyncio.get_running_loop().time() > deadline:
+                raise ProviderError(
+                    f"local model {self.alias!r}: the xdist controller did not hand over its "
+                    f"llama.cpp server within {HANDOVER_S:g} s"
+                )
+            await asyncio.sleep(0.05)
+        if not info:
+            raise ProviderError(
+                f"local model {self.alias!r}: no llama.cpp server was started in this run (the "
+                "xdist controller found no uncached call of it among the items)"
+            )
+        return adopt(ServerSpec(**info["spec"]), info)
 
     async def prepare(self) -> None:
         await self._ensure_server()
         await super().prepare()
+
+    def parse(self, request: Request, data: dict[str, Any], latency_s: float) -> Completion:
+        completion = super().parse(request, data, latency_s)
+        # llama.cpp says the model's path: its file name is the version (not the folder)
+        version = completion.model_version
+        return replace(completion, model_version=Path(version).name if version else None)
 
     async def server_slots(self) -> int | None:
         return None  # its slots are never oversubscribed: see complete()

@@ -8,6 +8,10 @@ assembles the file when the server is about to start.
 
 from __future__ import annotations
 
+import ctypes
+import difflib
+import functools
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -79,6 +83,54 @@ class ModelSource:
             return Path(importlib.import_module(self.module).assemble())
 
 
+#: (path, size, mtime_ns) -> the file's sha256: a run hashes each model file once
+_digests: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    """The file's sha256 (hex), memoised while its size and modification time stay."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _digests:
+        with open(path, "rb") as f:
+            _digests[key] = hashlib.file_digest(f, "sha256").hexdigest()
+    return _digests[key]
+
+
+@functools.cache
+def builtin_templates() -> frozenset[str] | None:
+    """The names of llama.cpp's built-in chat templates (``llama_chat_builtin_templates``
+    of the installed server), or None when it cannot say."""
+    spec = importlib.util.find_spec("xllamacpp")
+    if spec is None or spec.origin is None:
+        return None
+    try:
+        library = ctypes.CDLL(str(next(Path(spec.origin).parent.glob("xllamacpp*.so"))))
+        names = library.llama_chat_builtin_templates
+    except (OSError, StopIteration, AttributeError):
+        return None
+    names.restype = ctypes.c_int32
+    names.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_size_t]
+    count = names(None, 0)
+    found = (ctypes.c_char_p * count)()
+    names(found, count)
+    return frozenset(name.decode() for name in found if name)
+
+
+def template_error(name: str) -> str | None:
+    """What is wrong with ``name`` as a built-in template's name (None: nothing, or
+    nothing llama.cpp can tell us)."""
+    known = builtin_templates()
+    if known is None or name in known:
+        return None
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return (
+        f"llama.cpp has no built-in chat template {name!r}{hint}: give raw, a Jinja "
+        f"template's text, or one of its {len(known)} names: {', '.join(sorted(known))}"
+    )
+
+
 def server_missing() -> str | None:
     """What to install when llama.cpp's server is missing, else None."""
     if importlib.util.find_spec("xllamacpp") is None:
@@ -100,8 +152,7 @@ def resolve(model: ModelConfig, root: Path) -> tuple[ModelSource | None, str, st
         path = path if path.is_absolute() else root / path
         if not path.is_file():
             return None, f"no model file at {path} (a path relative to {root})", "gguf"
-        stat = path.stat()
-        return ModelSource(path, None, f"{path.name}:{stat.st_size}", None), "", ""
+        return ModelSource(path, None, f"sha256:{file_sha256(path)}", None), "", ""
     known = PACKAGED.get(model.model)
     module = known.module if known else model.model.replace("-", "_")
     spec = importlib.util.find_spec(module) if module.isidentifier() else None

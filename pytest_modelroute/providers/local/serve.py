@@ -8,7 +8,9 @@ end of file, which the kernel makes happen when the parent exits, even by SIGKIL
 Linux also through PR_SET_PDEATHSIG.
 
 Argument: the server spec as JSON (see ``server.ServerSpec``). Prints ``ready URL`` once
-the model is loaded; llama.cpp's own log goes to standard error.
+the model is loaded; llama.cpp's own log goes to standard error. When llama.cpp cannot
+start (a file that is no GGUF, a template it cannot parse), its ``E`` lines say why, then
+``modelroute: the server did not start: ...``, and the process exits with status 1.
 """
 
 from __future__ import annotations
@@ -68,7 +70,10 @@ def main(argv: list[str]) -> int:
         server = xllamacpp.Server(server_params(spec))
     except Exception as exc:
         print(f"modelroute: the server did not start: {exc}", file=sys.stderr, flush=True)
-        return 1
+        sys.stdout.flush()
+        # not a normal exit: the interpreter's shutdown would wait for the lock on stdin,
+        # which the watcher thread holds while it reads, and abort (signal 6)
+        os._exit(1)
     print("ready", server.listening_address, flush=True)
     threading.Event().wait()  # serve until the parent goes (see die_with_parent)
     return 0

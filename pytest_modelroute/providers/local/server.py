@@ -13,6 +13,7 @@ import atexit
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -49,11 +50,67 @@ class ServerSpec:
     ctx_size: int
 
 
+#: a llama.cpp log line at level E: "0.00.026.142 E gguf_init_from_reader: invalid magic..."
+_ERROR_LINE = re.compile(r"^\d[\d.]* E (.+)$")
+
+
+def errors_in(lines: list[str]) -> list[str]:
+    """llama.cpp's error lines among ``lines``, without their time and level, each once."""
+    found: dict[str, None] = {}
+    for line in lines:
+        match = _ERROR_LINE.match(line)
+        if match:
+            found.setdefault(" ".join(match.group(1).split()), None)
+    return list(found)
+
+
 def free_port() -> int:
     """A port on 127.0.0.1 that nothing listens on now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class SlotLocks:
+    """A server's slots as byte-range locks on one file: byte ``port * 2**16 + i`` is
+    slot ``i``. The locks go with the process holding them, even one killed by SIGKILL,
+    and the file is one per cache folder, whatever the run or its end.
+
+    POSIX record locks belong to the process, not to the descriptor: the slots this
+    process holds are kept here too (its calls never share one), and its one descriptor
+    stays open (closing any would release them all)."""
+
+    def __init__(self, path: Path, port: int, slots: int) -> None:
+        self.path = path
+        self.base = port << 16
+        self.slots = slots
+        self._fd: int | None = None
+        self._held: set[int] = set()
+        self._guard = threading.Lock()
+
+    def acquire(self) -> int | None:
+        """A free slot, now held; None when every slot is held."""
+        assert fcntl is not None
+        with self._guard:
+            if self._fd is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+            for slot in range(self.slots):
+                if slot in self._held:
+                    continue
+                try:
+                    fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, self.base + slot)
+                except OSError:
+                    continue
+                self._held.add(slot)
+                return slot
+        return None
+
+    def release(self, slot: int) -> None:
+        assert fcntl is not None and self._fd is not None
+        with self._guard:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, self.base + slot)
+            self._held.discard(slot)
 
 
 class LocalServer:
@@ -66,6 +123,7 @@ class LocalServer:
         pid: int,
         process: subprocess.Popen[bytes] | None = None,
         log: BinaryIO | None = None,
+        locks: Path | None = None,
     ) -> None:
         self.spec = spec
         self.url = url
@@ -76,9 +134,13 @@ class LocalServer:
         #: seconds from the start to the model loaded, when this process started it
         self.load_s: float | None = None
         self._ready = False
+        #: the file of its slots' locks (see SlotLocks), when other processes share it
+        self.lock_file = locks if fcntl is not None else None
+        port = int(url.rsplit(":", 1)[-1])
+        self.locks = SlotLocks(locks, port, spec.slots) if self.lock_file else None
 
     @classmethod
-    def start(cls, spec: ServerSpec) -> LocalServer:
+    def start(cls, spec: ServerSpec, locks: Path | None = None) -> LocalServer:
         """Start a server in a child process; returns at once (see :meth:`wait_ready`)."""
         port = free_port()
         # An unnamed file: it goes with the last process holding it, even one killed by
@@ -92,11 +154,12 @@ class LocalServer:
             stderr=log,
             start_new_session=True,  # Ctrl-C is pytest's to handle, not the server's
         )
-        return cls(spec, f"http://127.0.0.1:{port}", process.pid, process, log)
+        return cls(spec, f"http://127.0.0.1:{port}", process.pid, process, log, locks)
 
     def handoff(self) -> dict[str, Any]:
         """What a worker needs to use this server."""
-        return {"url": self.url, "pid": self.pid}
+        locks = str(self.lock_file) if self.lock_file else None
+        return {"url": self.url, "pid": self.pid, "locks": locks}
 
     @property
     def owned(self) -> bool:
@@ -118,16 +181,33 @@ class LocalServer:
             pass
         return None
 
-    def log_tail(self, lines: int = 3) -> str:
-        """The last lines of the server's log (its own error messages)."""
+    def log_lines(self) -> list[str]:
+        """The server's log so far, its non-empty lines."""
         if self.log is None or self.log.closed:
-            return ""
+            return []
         # pread: the child writes through the same file offset, which a seek would move
         fd = self.log.fileno()
         data = os.pread(fd, os.fstat(fd).st_size, 0)
-        text = data.decode("utf-8", errors="replace").strip().splitlines()
-        useful = [line for line in text if line.strip()][-lines:]
-        return " | ".join(useful)
+        text = data.decode("utf-8", errors="replace").splitlines()
+        return [line.strip() for line in text if line.strip()]
+
+    def log_tail(self, lines: int = 3) -> str:
+        """What the server's log says went wrong: llama.cpp's first error lines (the
+        cause comes first, its consequences after) and ours; else its last lines."""
+        logged = self.log_lines()
+        errors = errors_in(logged)
+        ours = [line for line in logged if line.startswith("modelroute:")]
+        picked = [*errors[: lines - len(ours[-1:])], *ours[-1:]] if errors or ours else []
+        return " | ".join(picked or logged[-lines:])
+
+    def start_failure(self) -> tuple[str, str]:
+        """Why a server that exited while starting did not start: ('template' or 'model',
+        llama.cpp's own first error line)."""
+        errors = errors_in(self.log_lines())
+        template = [e for e in errors if "chat template" in e or "chat_template" in e]
+        if template:
+            return "template", template[0]
+        return "model", errors[0] if errors else self.log_tail()
 
     def describe_exit(self, reason: str) -> str:
         tail = self.log_tail()
@@ -138,25 +218,37 @@ class LocalServer:
     async def wait_ready(self, timeout_s: float) -> float:
         """Wait for ``/health`` to answer 200 (the model loaded); the seconds waited.
         Raises ProviderError when the server exits or does not get ready in time."""
-        if self._ready:
-            return 0.0
         waited = time.monotonic()
         deadline = waited + timeout_s
-        while True:
-            reason = self.exit_reason()
-            if reason is not None:
-                raise ProviderError(self.describe_exit(reason))
-            if await asyncio.to_thread(self._healthy):
-                self._ready = True
-                if self.owned:
-                    self.load_s = time.monotonic() - self.started
-                return time.monotonic() - waited
-            if time.monotonic() > deadline:
-                raise ProviderError(
-                    f"the local llama.cpp server at {self.url} was not ready after "
-                    f"{timeout_s:g} s (loading {Path(self.spec.gguf).name})"
-                )
+        while not await asyncio.to_thread(self._ready_by, deadline, timeout_s):
             await asyncio.sleep(_POLL_S)
+        return time.monotonic() - waited
+
+    def wait_started(self, timeout_s: float) -> None:
+        """:meth:`wait_ready`, blocking: the process that started it, before the calls."""
+        deadline = time.monotonic() + timeout_s
+        while not self._ready_by(deadline, timeout_s):
+            time.sleep(_POLL_S)
+
+    def _ready_by(self, deadline: float, timeout_s: float) -> bool:
+        """One look: whether it is ready; raises ProviderError when it exited, or is not
+        ready by ``deadline``."""
+        if self._ready:
+            return True
+        reason = self.exit_reason()
+        if reason is not None:
+            raise ProviderError(self.describe_exit(reason))
+        if self._healthy():
+            self._ready = True
+            if self.owned:
+                self.load_s = time.monotonic() - self.started
+            return True
+        if time.monotonic() > deadline:
+            raise ProviderError(
+                f"the local llama.cpp server at {self.url} was not ready after "
+                f"{timeout_s:g} s (loading {Path(self.spec.gguf).name})"
+            )
+        return False
 
     def _healthy(self) -> bool:
         try:
@@ -167,16 +259,14 @@ class LocalServer:
 
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
-        """Hold one of the server's slots (a file lock per slot, so xdist workers share
-        them; without ``fcntl`` the per-process limit alone applies)."""
-        if fcntl is None:
+        """Hold one of the server's slots, shared with the other processes of the run
+        (xdist workers) through :class:`SlotLocks`; with none, this process's limit alone
+        applies (it is the only one calling)."""
+        if self.locks is None:
             yield
             return
         delay = 0.002
-        while True:
-            fd = self._try_slot()
-            if fd is not None:
-                break
+        while (slot := self.locks.acquire()) is None:
             reason = self.exit_reason()
             if reason is not None:
                 raise ProviderError(self.describe_exit(reason))
@@ -185,26 +275,7 @@ class LocalServer:
         try:
             yield
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-    def _slot_paths(self) -> list[Path]:
-        port = self.url.rsplit(":", 1)[-1]
-        return [
-            Path(tempfile.gettempdir()) / f"modelroute-llama-{port}-slot{i}.lock"
-            for i in range(self.spec.slots)
-        ]
-
-    def _try_slot(self) -> int | None:
-        assert fcntl is not None
-        for path in self._slot_paths():
-            fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return fd
-            except OSError:
-                os.close(fd)
-        return None
+            self.locks.release(slot)
 
     def stop(self) -> None:
         """Stop an owned server (closing its stdin ends it; then SIGTERM, then SIGKILL)."""
@@ -223,8 +294,6 @@ class LocalServer:
             process.stdin.close()
         if self.log is not None:
             self.log.close()
-        for path in self._slot_paths():
-            path.unlink(missing_ok=True)
 
 
 _lock = threading.Lock()
@@ -232,19 +301,22 @@ _lock = threading.Lock()
 _servers: dict[ServerSpec, LocalServer] = {}
 
 
-def server_for(spec: ServerSpec) -> LocalServer:
-    """This run's server for ``spec``: adopted from the controller, or started now."""
+def server_for(spec: ServerSpec, locks: Path | None = None) -> LocalServer:
+    """This run's server for ``spec``: adopted from the controller, or started now (its
+    slots' locks in ``locks``, when processes share it)."""
     with _lock:
         server = _servers.get(spec)
         if server is None:
-            server = _servers[spec] = LocalServer.start(spec)
+            server = _servers[spec] = LocalServer.start(spec, locks)
         return server
 
 
-def adopt(spec: ServerSpec, info: dict[str, Any]) -> None:
+def adopt(spec: ServerSpec, info: dict[str, Any]) -> LocalServer:
     """An xdist worker: use the controller's server for ``spec``."""
     with _lock:
-        _servers.setdefault(spec, LocalServer(spec, str(info["url"]), int(info["pid"])))
+        locks = Path(info["locks"]) if info.get("locks") else None
+        server = LocalServer(spec, str(info["url"]), int(info["pid"]), locks=locks)
+        return _servers.setdefault(spec, server)
 
 
 def stop_all() -> None:
