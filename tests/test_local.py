@@ -287,7 +287,8 @@ def test_ci_turns_the_local_server_skips_into_failures(
     monkeypatch.setitem(sys.modules, "xllamacpp", None)
     monkeypatch.setenv("MODELROUTE_REQUIRE_LOCAL", required)
     here = Path(__file__).parent
-    pytester.makepyfile(test_local_server=(here / "test_local_server.py").read_text())
+    # another basename: the worker that ran the real tests has imported theirs already
+    pytester.makepyfile(test_local_server_copy=(here / "test_local_server.py").read_text())
     result = pytester.runpytest("-p", "no:cacheprovider", "-rs")
     if required:
         result.stdout.fnmatch_lines(["*MODELROUTE_REQUIRE_LOCAL=1 and the local tier needs*"])
