@@ -206,6 +206,13 @@ SETTINGS: Final = {
         "(half price, answers within 24 h; a model's batch: true/false overrides)",
         is_flag=True,
     ),
+    "model_route_batch_keep": _Setting(
+        "--model-route-batch-keep",
+        "keep what a batch leaves at the provider once its answers are cached (OpenAI: the "
+        "uploaded, output and error files; Anthropic: the batch and its results); default: "
+        "deleted",
+        is_flag=True,
+    ),
     "model_route_batch_poll": _Setting(
         "--model-route-batch-poll",
         "seconds between polls of a batch's status (default 30)",
@@ -428,6 +435,7 @@ def _settings(config: pytest.Config) -> Settings:
         split=bool(_setting(config, "model_route_split")),
         batch=bool(_setting(config, "model_route_batch")),
         batch_poll=batch_poll,
+        batch_keep=bool(_setting(config, "model_route_batch_keep")),
         rate_limit=_setting(config, "model_route_rate_limit") or "adapt",
         shard=shard,
         merge=merge,

@@ -9,6 +9,7 @@ item starts.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,14 +23,25 @@ Write = Callable[[str, bool], None]
 
 _TICK_S = 0.25
 _POLL_S = 0.5
+#: how often a log (no terminal) gets the progress line while batches are pending: CI
+#: services end a job that prints nothing for a while (10 min on some)
+LOG_EVERY_S = 60.0
 
 
 class Progress:
     """Calls made and items evaluated so far, written at most every quarter second."""
 
     FIELDS = ("total", "done", "calls", "hits", "errors", "cost")
-    #: requests in batches: submitted, done, errored; and when the first went out (epoch s)
-    BATCH_FIELDS = ("batched", "batch_done", "batch_errors", "batch_since")
+    #: requests in batches: submitted, done, errored, cancelled and expired (not run); and
+    #: when the first went out (epoch s, last)
+    BATCH_FIELDS = (
+        "batched",
+        "batch_done",
+        "batch_errors",
+        "batch_cancelled",
+        "batch_expired",
+        "batch_since",
+    )
 
     def __init__(self, write: Write | None = None) -> None:
         self.write = write
@@ -42,6 +54,8 @@ class Progress:
         self.batched = 0
         self.batch_done = 0
         self.batch_errors = 0
+        self.batch_cancelled = 0
+        self.batch_expired = 0
         self.batch_since = 0.0
         self._last = 0.0
 
@@ -54,9 +68,17 @@ class Progress:
         )
         if self.batched:
             elapsed = time.time() - self.batch_since
+            not_run = "".join(
+                f", {n} {what}"
+                for n, what in (
+                    (self.batch_cancelled, "cancelled"),
+                    (self.batch_expired, "expired"),
+                )
+                if n
+            )
             line += (
                 f"; batches: {self.batched} submitted, {self.batch_done} done, "
-                f"{self.batch_errors} errored, {_duration(elapsed)}"
+                f"{self.batch_errors} errored{not_run}, {_duration(elapsed)}"
             )
         return line
 
@@ -101,19 +123,42 @@ def is_tty(tr: Any) -> bool:
     return bool(value() if callable(value) else value)
 
 
-def terminal_writer(tr: Any) -> Write:
-    """Rewrites one line on a tty; elsewhere (CI logs) writes only the final line."""
+def terminal_writer(tr: Any, clock: Callable[[], float] = time.monotonic) -> Write:
+    """Rewrites one line on a tty; elsewhere (CI logs) writes the final line, and while
+    batches are pending the line with their figures: when their state changes (requests
+    submitted, every one of them ended) and at least every LOG_EVERY_S seconds, flushed
+    at once, so that a log shows the run is alive."""
     tty = is_tty(tr)
+    last: list[Any] = [None, -math.inf]  # the batches' state last written, and when
 
     def write(line: str, final: bool) -> None:
         if tty:
             tr.rewrite(line, erase=True)
             if final:
                 tr.write_line("")
-        elif final:
-            tr.write_line(line)
+            return
+        if not final:
+            state = _batch_state(line)
+            now = clock()
+            if state is None or (state == last[0] and now - last[1] < LOG_EVERY_S):
+                return
+            last[:] = [state, now]
+        tr.write_line(line)
+        flush = getattr(tr, "flush", None)
+        if callable(flush):
+            flush()
 
     return write
+
+
+def _batch_state(line: str) -> tuple[int, bool] | None:
+    """(requests submitted, whether all have ended) from a progress line that shows
+    batches; None when it shows none."""
+    _, shown, batches = line.partition("; batches: ")
+    if not shown:
+        return None
+    submitted, done, errored = (int(part.split()[0]) for part in batches.split(", ")[:3])
+    return submitted, done + errored >= submitted
 
 
 def publisher(cache: ResponseCache, worker: str, progress: Progress) -> Write:

@@ -109,6 +109,8 @@ class CallRecord:
     error: str | None = None
     model_version: str | None = None
     truncated: bool = False
+    #: the id of the provider batch that answered it (None: a direct call)
+    batch: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)

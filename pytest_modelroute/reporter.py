@@ -25,6 +25,7 @@ from .estimate import Estimate
 from .evaluation import Acceptance
 from .gate import GateRules, TaskVerdict, apply_holm, decide_task, suite_view
 from .nodes import result_of
+from .prices import resolve_batch_pricing
 from .progress import WorkerProgress, is_tty, terminal_writer
 from .projection import TaskFigures, project
 from .ratelimit.notes import rate_limit_notes
@@ -489,6 +490,8 @@ class ModelRouteReporter:
             for model, queue in (ledger.get("queues") or {}).items():
                 self.queues.setdefault(model, queue)  # the workers measured alike
         self.notes.extend(rate_limit_notes(ledgers, state.settings.rate_limit))
+        if state.batch_note is not None:
+            self.notes.append(state.batch_note)
         if self.partial is None:  # a filtered run leaves out tasks on purpose
             files = {r.task: r.file for r in reversed(results)}  # a file of each task
             self.notes.extend(misspelt_tasks(state.config, files))
@@ -538,6 +541,13 @@ class ModelRouteReporter:
             }
             for alias, m in state.config.models.items()
         }
+        for alias in sorted(batch_priced(state, ledgers)):
+            batch = resolve_batch_pricing(state.config.models[alias], state.pricing[alias])
+            prices[alias]["batch"] = {
+                "input": batch.input,
+                "output": batch.output,
+                "source": batch.source,
+            }
         extra["latency"] = latency_block(state, self.queues)
         self.doc = build_document(
             mode=self.mode,
@@ -836,6 +846,15 @@ LATENCY_MEASURED = (
     "mean per call, from the moment its request is handed to the provider's client to its "
     "answer: client start-up, SDK imports and calls waiting for a concurrency slot excluded"
 )
+
+
+def batch_priced(state: RunState, ledgers: list[dict[str, Any]]) -> set[str]:
+    """The models whose calls this run prices at batch rates: those it batches, and those
+    a batch answered (a resumed run's)."""
+    aliases = set(state.batched)
+    for ledger in ledgers:
+        aliases.update(c["model"] for c in (ledger.get("calls") or {}).values() if c.get("batch"))
+    return {a for a in aliases if a in state.config.models and a in state.pricing}
 
 
 def latency_block(state: RunState, queues: Mapping[str, dict[str, Any]]) -> dict[str, Any]:

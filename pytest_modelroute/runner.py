@@ -162,6 +162,7 @@ class Runner:
         workers: int = 1,
         batch: frozenset[str] = frozenset(),
         batch_poll_s: float | None = None,
+        batch_keep: bool = False,
         rate_limit: str = "adapt",
         shared: bool = False,
     ) -> None:
@@ -186,8 +187,14 @@ class Runner:
         self._inflight: dict[str, asyncio.Future[CallRecord]] = {}
         #: xdist: the claims of calls this process answered (released at close)
         self._answered_claims: list[str] = []
-        #: per model: when its calls may start (see ratelimit.Throttle)
-        self._throttles: dict[str, Throttle] = {}
+        #: per rate limit at a provider (see _limit_of): when its calls may start (see
+        #: ratelimit.Throttle); the aliases that share it; each alias's own concurrency
+        #: when it shares one
+        self._throttles: dict[tuple[str, ...], Throttle] = {}
+        self._sharing: dict[tuple[str, ...], list[str]] = {}
+        for alias in sorted(providers):
+            self._sharing.setdefault(self._limit_of(alias), []).append(alias)
+        self._lanes: dict[str, asyncio.Semaphore] = {}
         self._adaptive = rate_limit == "adapt"
         self._not_ready: dict[str, str | None] = {}
         #: per model: the slots its server reports (None: it does not say)
@@ -212,6 +219,8 @@ class Runner:
         #: the models whose uncached calls go through their provider's batch API
         self.batch_models = batch
         self._batch_poll_s = batch_poll_s
+        #: leave what a batch leaves at the provider (files, results) once it is collected
+        self.batch_keep = batch_keep
         self._batches: Batches | None = None
         self._batch_pricing: dict[str, ModelPricing] = {}
         #: gather's workers that are running a job and not waiting on a batch
@@ -336,7 +345,11 @@ class Runner:
 
     def ledger_json(self) -> dict[str, Any]:
         """This process's ledger and its notes on latency, for the controller."""
-        limits = {model: t.stats.to_json() for model, t in sorted(self._throttles.items())}
+        limits = {}
+        for limit, throttle in sorted(self._throttles.items()):
+            aliases = self._sharing[limit]
+            of = f"{limit[0]} {limit[-1]}"  # the provider and its model
+            limits[aliases[0]] = {**throttle.stats.to_json(), "aliases": aliases, "of": of}
         return {
             **self.ledger.to_json(),
             "notes": [*self.ledger.notes, *self.notes()],
@@ -434,6 +447,7 @@ class Runner:
             cached=cached,
             model_version=entry.get("model_version"),
             truncated=bool(entry.get("truncated", False)),
+            batch=entry.get("batch"),
         )
 
     def _error(self, key: str, request: Request, message: str) -> CallRecord:
@@ -500,30 +514,49 @@ class Runner:
             waiting = asyncio.ensure_future(provider.prepare())
             waiting.add_done_callback(lambda f: f.cancelled() or f.exception())
             await asyncio.shield(self._held)
-        return await self._call_once(key, request, provider, throttle)
+        async with self._lane(request.model):
+            return await self._call_once(key, request, provider, throttle)
+
+    def _limit_of(self, model: str) -> tuple[str, ...]:
+        """The rate limit ``model``'s calls count against: a provider's limits are per API
+        key and provider model, so aliases of one model (other params, a free copy) share
+        theirs."""
+        provider = self.providers[model]
+        config = provider.model
+        return (provider.name, str(config.base_url), str(provider.key_env), config.model)
 
     def throttle(self, model: str) -> Throttle:
         """When ``model``'s calls may start: its concurrency, adapted to the rate limit its
-        provider reports (``--model-route-rate-limit=adapt``), and the user's own caps."""
-        throttle = self._throttles.get(model)
+        provider reports (``--model-route-rate-limit=adapt``), and the user's own caps. The
+        aliases that share one limit share one throttle: the sum of their concurrency, the
+        lowest of their caps (each alias keeps its own concurrency, see _lane)."""
+        limit = self._limit_of(model)
+        throttle = self._throttles.get(limit)
         if throttle is None:
-            provider = self.providers[model]
-            config = provider.model
-            caps = {
-                kind: per_minute
-                for kind, per_minute in (
-                    ("requests", config.requests_per_minute),
-                    ("tokens", config.tokens_per_minute),
-                )
-                if per_minute is not None
-            }
-            throttle = self._throttles[model] = Throttle(
-                self.concurrency_for(model),
-                adaptive=self._adaptive and provider.reports_rate_limits,
+            aliases = self._sharing[limit]
+            configs = [self.providers[alias].model for alias in aliases]
+            caps = {}
+            for kind in ("requests", "tokens"):
+                given = [v for c in configs if (v := getattr(c, f"{kind}_per_minute"))]
+                if given:
+                    caps[kind] = min(given)
+            throttle = self._throttles[limit] = Throttle(
+                sum(self.concurrency_for(alias) for alias in aliases),
+                adaptive=self._adaptive and self.providers[model].reports_rate_limits,
                 share=1 / self._workers,
                 caps=caps,
             )
         return throttle
+
+    def _lane(self, model: str) -> contextlib.AbstractAsyncContextManager[Any]:
+        """Holds ``model``'s own concurrency when its throttle is shared with other aliases
+        (a throttle of its own holds it already)."""
+        if len(self._sharing[self._limit_of(model)]) == 1:
+            return contextlib.nullcontext()
+        lane = self._lanes.get(model)
+        if lane is None:
+            lane = self._lanes[model] = asyncio.Semaphore(self.concurrency_for(model))
+        return lane
 
     async def _call_once(
         self, key: str, request: Request, provider: Provider, throttle: Throttle

@@ -56,6 +56,8 @@ class Settings:
     #: --model-route-batch: every model whose provider has a batch API batches its misses
     batch: bool = False
     batch_poll: float | None = None
+    #: --model-route-batch-keep: leave the batches' files and results at the provider
+    batch_keep: bool = False
     #: --model-route-rate-limit: "adapt" to each provider's rate limit, or "fixed"
     rate_limit: str = "adapt"
     #: --model-route-shard I/N: this run measures shard I of N
@@ -103,6 +105,8 @@ class RunState:
     sharding: bool = False
     #: the models whose uncached calls go through their provider's batch API
     batched: frozenset[str] = frozenset()
+    #: --model-route-batch's word on the models it could not batch (None: it batched all)
+    batch_note: str | None = None
     _runner: Runner | None = None
     _env: Env | None = None
     #: xdist: this worker's share of the work (see ``workers.share``)
@@ -208,6 +212,18 @@ class RunState:
             wanted = model.batch if model.batch is not None else self.settings.batch
             if wanted and model.provider in BATCH_PROVIDERS:
                 chosen.add(alias)
+        direct = {
+            alias: model.provider
+            for alias, model in self.config.models.items()
+            if self.settings.batch and model.batch is None and model.provider not in BATCH_PROVIDERS
+        }
+        if direct:
+            names = ", ".join(f"{a} ({p})" for a, p in sorted(direct.items()))
+            self.batch_note = (
+                f"--model-route-batch: {names}: no batch API (only "
+                f"{' and '.join(BATCH_PROVIDERS)} models have one), so "
+                + ("no call of this run was batched" if not chosen else "their calls were direct")
+            )
         return frozenset(chosen)
 
     def _build_routes(self) -> None:
@@ -370,6 +386,7 @@ class RunState:
                 workers=self.workers,
                 batch=self.batched,
                 batch_poll_s=self.settings.batch_poll,
+                batch_keep=self.settings.batch_keep,
                 rate_limit=self.settings.rate_limit,
                 shared=self.early,
             )

@@ -4,7 +4,10 @@
 Anthropic Message Batches: ``POST /v1/messages/batches``, ``GET /v1/messages/batches/{id}``,
 ``GET .../{id}/results`` (JSONL), ``POST .../{id}/cancel``. OpenAI Batch API: ``POST
 /v1/files`` (multipart, purpose ``batch``), ``POST /v1/batches``, ``GET /v1/batches/{id}``,
-``GET /v1/files/{id}/content``, ``POST /v1/batches/{id}/cancel``.
+``GET /v1/files/{id}/content``, ``POST /v1/batches/{id}/cancel``; both lists (``GET
+/v1/messages/batches``, ``GET /v1/batches``, newest first). ``DELETE
+/v1/messages/batches/{id}`` (an ended batch only, as Anthropic allows) and ``DELETE
+/v1/files/{id}``: what was deleted is in ``deleted``.
 
 A batch ends after ``polls_to_end`` status polls (never while ``hold`` is set), and each
 item is answered exactly as a direct call with the same body would be (``reply``), unless
@@ -45,6 +48,8 @@ class FakeBatch:
     ended: bool = False
     expire: bool = False
     cancel: bool = False
+    deleted: bool = False
+    metadata: dict[str, Any] | None = None
     input_file_id: str | None = None
     output_file_id: str | None = None
     error_file_id: str | None = None
@@ -79,7 +84,10 @@ class BatchServer(WireServer):
         #: status polls per batch id
         self.polls: Counter[str] = Counter()
         self.cancelled: list[str] = []
+        #: batch and file ids deleted, in order
+        self.deleted: list[str] = []
         self._batch_ids = itertools.count(1)
+        self._file_ids = itertools.count(1)
 
     # -- what tests read -----------------------------------------------------------------
 
@@ -97,6 +105,7 @@ class BatchServer(WireServer):
             self.submitted.clear()
             self.polls.clear()
             self.cancelled.clear()
+            self.deleted.clear()
 
     def release(self) -> None:
         """Let held batches end at their next poll."""
@@ -240,7 +249,7 @@ class BatchServer(WireServer):
                 "completed": ok,
                 "failed": len(batch.results) - ok,
             },
-            "metadata": None,
+            "metadata": batch.metadata,
         }
 
 
@@ -266,7 +275,7 @@ class _BatchHandler(_Handler):
         """The batch ``batch_id`` of ``flavor`` (None: a 404 was sent)."""
         self._log(flavor, method)
         batch = self.wire.batches.get(batch_id)
-        if batch is None or batch.flavor != flavor:
+        if batch is None or batch.flavor != flavor or batch.deleted:
             self._missing(flavor, "batch")
             return None
         return batch
@@ -274,6 +283,14 @@ class _BatchHandler(_Handler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
         wire = self.wire
+        if path in ("/v1/messages/batches", "/v1/batches"):  # the list, newest first
+            flavor: Flavor = "anthropic" if "messages" in path else "openai"
+            self._log(flavor, "GET")
+            shown = wire.anthropic_json if flavor == "anthropic" else wire.openai_json
+            listed = [
+                shown(b) for b in reversed(wire.created) if b.flavor == flavor and not b.deleted
+            ]
+            return self._send_json(200, {"object": "list", "data": listed, "has_more": False})
         m = re.fullmatch(r"/v1/messages/batches/([^/]+)(/results)?", path)
         if m:
             batch = self._batch("anthropic", m.group(1), "GET")
@@ -331,7 +348,7 @@ class _BatchHandler(_Handler):
             fields = _multipart(self.headers.get("content-type", ""), raw)
             if fields.get("purpose") != b"batch" or "file" not in fields:
                 return self._send_json(400, error_body("openai", 400, "purpose must be batch"))
-            file_id = f"file-in-{len(wire.files) + 1:04d}"
+            file_id = f"file-in-{next(wire._file_ids):04d}"
             wire.files[file_id] = fields["file"]
             return self._send_json(
                 200,
@@ -353,8 +370,36 @@ class _BatchHandler(_Handler):
                 return self._send_json(400, error_body("openai", 400, problem))
             batch = wire.create("openai", items)
             batch.input_file_id = body["input_file_id"]
+            batch.metadata = body.get("metadata")
             return self._send_json(200, wire.openai_json(batch))
         super().do_POST()
+
+    def do_DELETE(self) -> None:
+        path = self.path.split("?", 1)[0].rstrip("/")
+        wire = self.wire
+        m = re.fullmatch(r"/v1/messages/batches/([^/]+)", path)
+        if m:
+            batch = self._batch("anthropic", m.group(1), "DELETE")
+            if batch is None:
+                return None
+            if not batch.ended:
+                problem = "a batch can only be deleted once it has ended"
+                return self._send_json(400, error_body("anthropic", 400, problem))
+            with wire._lock:
+                batch.deleted = True  # kept in ``created`` for the tests; gone for clients
+                wire.deleted.append(batch.id)
+            return self._send_json(200, {"id": batch.id, "type": "message_batch_deleted"})
+        m = re.fullmatch(r"/v1/files/([^/]+)", path)
+        if m:
+            self._log("openai", "DELETE")
+            with wire._lock:
+                found = wire.files.pop(m.group(1), None) is not None
+                if found:
+                    wire.deleted.append(m.group(1))
+            if not found:
+                return self._missing("openai", "file")
+            return self._send_json(200, {"id": m.group(1), "object": "file", "deleted": True})
+        self._missing("openai", "endpoint")
 
 
 BatchServer.handler = _BatchHandler

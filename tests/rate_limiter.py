@@ -11,9 +11,13 @@ its ``max_tokens`` as output tokens.
 
 Headers, as the providers send them:
 
-* anthropic: ``anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-{limit,
-  remaining,reset}``, the reset an RFC 3339 time to the second (when the bucket is full
-  again); ``retry-after`` in whole seconds;
+* anthropic: ``anthropic-ratelimit-{requests,input-tokens,output-tokens}-{limit,remaining,
+  reset}``, the reset an RFC 3339 time to the second (when the bucket is full again);
+  ``retry-after`` in whole seconds. Anthropic limits input and output tokens apart: its
+  ``anthropic-ratelimit-tokens-*`` headers show "the most restrictive limit currently in
+  effect" (its rate-limit documentation): a combined limit when one applies (here
+  ``tokens_per_minute``, a workspace's say), else the sum of the input and output limits
+  (limit and remaining summed, the later reset), which is no limit of its own;
 * openai: ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}``, the reset a duration
   (``1s``, ``6m0s``, ``120ms``); ``retry-after`` and ``retry-after-ms`` on a 429.
 
@@ -141,17 +145,33 @@ class Limiter:
 
     def _headers(self, flavor: str) -> dict[str, str]:
         headers = {}
+        if flavor == "anthropic":
+            shown = [(k, b.limit, b.level, b.until_full()) for k, b in self.buckets.items()]
+            split = [b for k, b in self.buckets.items() if k in ("input_tokens", "output_tokens")]
+            if "tokens" not in self.buckets and split:  # their sum (see the module's docstring)
+                total = (
+                    sum(b.limit for b in split),
+                    sum(max(0, math.floor(b.level)) for b in split),
+                    max(b.until_full() for b in split),
+                )
+                shown.append(("tokens", *total))
+            for kind, per_minute, level, until_full in shown:
+                name = f"anthropic-ratelimit-{kind.replace('_', '-')}"
+                full = math.ceil(self._wall() + until_full)
+                headers.update(
+                    {
+                        f"{name}-limit": f"{per_minute:.0f}",
+                        f"{name}-remaining": str(max(0, math.floor(level))),
+                        f"{name}-reset": datetime.fromtimestamp(full, UTC).strftime(
+                            "%Y-%m-%dT%H:%M:%SZ"
+                        ),
+                    }
+                )
+            return headers
         for kind, bucket in self.buckets.items():
             remaining = str(max(0, math.floor(bucket.level)))
             limit = f"{bucket.limit:.0f}"
-            if flavor == "anthropic":
-                name = f"anthropic-ratelimit-{kind.replace('_', '-')}"
-                full = math.ceil(self._wall() + bucket.until_full())
-                reset = datetime.fromtimestamp(full, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-                headers.update(
-                    {f"{name}-limit": limit, f"{name}-remaining": remaining, f"{name}-reset": reset}
-                )
-            elif kind in ("requests", "tokens"):
+            if kind in ("requests", "tokens"):
                 headers.update(
                     {
                         f"x-ratelimit-limit-{kind}": limit,

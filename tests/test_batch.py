@@ -3,12 +3,16 @@ through the loopback fake of both batch APIs (tests/batch_server.py), via the SD
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +30,7 @@ import hypothesis  # noqa: F401
 import openai  # noqa: F401
 import pytest
 from batch_server import BatchServer
-from suite import default_sigint, run_json, write
+from suite import CLASSIFICATION, SIM_CONFIG, default_sigint, run_json, write
 
 from pytest_modelroute.batch import cli
 from pytest_modelroute.batch.anthropic import AnthropicBatchAPI
@@ -251,10 +255,15 @@ def test_expired_batches_fall_back_to_direct_calls_with_a_note(
     assert verdicts(doc) == verdicts(reference)
     assert doc["spend"]["batch_calls"] == 0
     assert sum(server.requests_per_model.values()) == doc["spend"]["api_calls"]
+    # expired, not errored: said so by both providers' notes and by the progress line
     result.stdout.fnmatch_lines(
-        ["*: batch msgbatch_* ended: * request(s) it did not run were made directly, at list*"]
+        ["*: batch msgbatch_* expired: * request(s) it did not run were made directly, at list*"]
     )
     result.stdout.fnmatch_lines(["*: batch batch_* expired: * request(s) it did not run*"])
+    submitted = len(server.submitted)
+    result.stdout.fnmatch_lines(
+        [f"*; batches: {submitted} submitted, {submitted} done, 0 errored, {submitted} expired, *"]
+    )
 
 
 def test_chunks_stay_within_the_provider_limit(
@@ -277,6 +286,86 @@ def test_batch_true_on_one_model_and_false_opts_out(
         assert {b.flavor for b in server.created} == {"anthropic"}
         assert set(server.requests_per_model) == {"gpt-4o-mini"}
         assert doc["spend"]["batch_calls"] == len(server.submitted)
+
+
+def test_a_mixed_runs_spend_is_rechecked_from_its_json_alone(
+    suite: pytest.Pytester, server: BatchServer
+) -> None:
+    """claude batched, gpt direct: each call says which batch answered it, the prices say
+    which batch rates were used and where from; the spend is their sum, recomputed here."""
+    write(suite.path, {"modelroute.yaml": config(server, claude="true")})
+    _, doc = run_json(suite, "--model-route", *FAST)
+    prices = doc["prices"]
+    assert prices["claude"]["batch"] == {
+        "input": 0.5,
+        "output": 2.5,
+        "source": "genai-prices batch (claude-haiku-4-5)",
+    }
+    assert "batch" not in prices["gpt"]  # not batched: list prices only
+    calls = {
+        (c["key"], c["model"]): c
+        for r in doc["results"]
+        for c in r["calls"]
+        if c["error"] is None and not c["cached"]
+    }
+    batch_ids = {b.id for b in server.created}
+    assert {c["batch"] for c in calls.values() if c["model"] == "claude"} <= batch_ids
+    assert {c["batch"] for c in calls.values() if c["model"] == "gpt"} == {None}
+
+    def priced(c: dict[str, Any]) -> float:
+        rates = prices[c["model"]]["batch"] if c["batch"] else prices[c["model"]]
+        return (c["input_tokens"] * rates["input"] + c["output_tokens"] * rates["output"]) / 1e6
+
+    spend = doc["spend"]
+    batched = [c for c in calls.values() if c["batch"]]
+    assert len(batched) == spend["batch_calls"] == len(server.submitted) > 0
+    assert spend["batch_cost_incurred"] == pytest.approx(math.fsum(map(priced, batched)))
+    assert spend["cost_incurred"] == pytest.approx(math.fsum(map(priced, calls.values())))
+
+
+def test_the_flag_names_the_models_it_cannot_batch(pytester: pytest.Pytester) -> None:
+    """The simulated tiers (the example suite's) have no batch API: the run says so once,
+    naming them, rather than ignoring the flag in silence."""
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": SIM_CONFIG.replace("{route}", "strong"),
+            "cases/c.yaml": CLASSIFICATION,
+        },
+    )
+    result, doc = run_json(pytester, "--model-route", "--model-route-batch")
+    assert result.ret == 0, result.stdout.str()
+    assert doc["spend"]["batch_calls"] == 0 and doc["spend"]["api_calls"] > 0
+    note = (
+        "--model-route-batch: strong (sim), weak (sim): no batch API (only anthropic and "
+        "openai models have one), so no call of this run was batched"
+    )
+    assert result.stdout.str().count(note) == 1, result.stdout.str()
+
+
+def test_collected_batches_leave_nothing_at_the_provider_unless_kept(
+    suite: pytest.Pytester, server: BatchServer
+) -> None:
+    """Once a batch's answers are cached, what it left at the provider goes: OpenAI's
+    uploaded, output and error files, Anthropic's batch and results (--model-route-batch-keep
+    keeps them)."""
+    write(suite.path, {"modelroute.yaml": config(server, judge=False)})
+    (suite.path / "cases/summary.yaml").unlink()
+    args = ("--model-route", "--model-route-batch", *FAST, "--model-route-cache=off")
+    _, doc = run_json(suite, *args)
+    assert doc["spend"]["batch_calls"] == 2 * N
+    left = [
+        f
+        for b in server.created
+        for f in ([b.id] if b.flavor == "anthropic" else [b.input_file_id, b.output_file_id])
+    ]
+    assert len(left) == 3 and all(left)
+    assert sorted(server.deleted) == sorted(left)
+    assert server.files == {}
+    server.reset()
+    result, doc = run_json(suite, *args, "--model-route-batch-keep")
+    assert doc["spend"]["batch_calls"] == 2 * N
+    assert server.deleted == [] and len(server.files) == 2, result.stdout.str()
 
 
 def test_the_spend_cap_holds_for_batches(suite: pytest.Pytester, server: BatchServer) -> None:
@@ -338,15 +427,70 @@ def _wait_for_polls(server: BatchServer, batches: int, proc: subprocess.Popen[st
         time.sleep(0.05)
 
 
+class _Spawned:
+    """A run in a subprocess whose output (a pipe: no tty) is read as it comes."""
+
+    def __init__(self, path: Path, *args: str) -> None:
+        self.proc = _spawn(path, *args)
+        self._lines: queue.Queue[str] = queue.Queue()
+        self._seen: list[str] = []
+        stdout = self.proc.stdout
+        assert stdout is not None
+        self._reader = threading.Thread(
+            target=lambda: [self._lines.put(line) for line in stdout], daemon=True
+        )
+        self._reader.start()
+
+    def _drain(self, timeout: float) -> None:
+        with contextlib.suppress(queue.Empty):
+            self._seen.append(self._lines.get(timeout=timeout))
+        while not self._lines.empty():
+            self._seen.append(self._lines.get())
+
+    def wait_for(self, text: str, timeout: float = 120) -> None:
+        """Until the output shows ``text`` (while the run goes on)."""
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self._seen):
+            assert time.monotonic() < deadline, f"no {text!r} in:\n{self.output()}"
+            assert self.proc.poll() is None or not self._lines.empty(), self.output()
+            self._drain(0.5)
+
+    def output(self) -> str:
+        if self.proc.poll() is not None:
+            self._reader.join(timeout=30)
+        self._drain(0)
+        return "".join(self._seen)
+
+
 def _stopped_while_waiting(suite: pytest.Pytester, server: BatchServer, sig: int) -> str:
-    """A run with batches held at the provider, stopped by ``sig`` once it polls them."""
+    """A run with batches held at the provider, stopped by ``sig`` once it polls them (and
+    its log shows them)."""
     server.hold.set()
-    proc = _spawn(suite.path, "--model-route-batch", *FAST)
-    _wait_for_polls(server, 2, proc)
-    proc.send_signal(sig)
-    output = proc.communicate(timeout=120)[0]
+    run = _Spawned(suite.path, "--model-route-batch", *FAST)
+    _wait_for_polls(server, 2, run.proc)
+    run.wait_for(f"; batches: {len(server.submitted)} submitted")
+    run.proc.send_signal(sig)
+    run.proc.wait(timeout=120)
     assert len(server.submitted) == 2 * N and set(server.submitted.values()) == {1}
-    return output
+    return run.output()
+
+
+def test_a_log_shows_the_batches_while_the_run_waits_for_them(
+    suite: pytest.Pytester, server: BatchServer
+) -> None:
+    """Output to a pipe (a CI log, no tty): while the provider holds the batches, the log
+    already shows them submitted (a CI service ends a job silent for too long)."""
+    write(suite.path, {"modelroute.yaml": config(server, judge=False)})
+    (suite.path / "cases/summary.yaml").unlink()
+    server.hold.set()
+    run = _Spawned(suite.path, "--model-route-batch", *FAST)
+    try:
+        run.wait_for("; batches: 16 submitted, 0 done")
+        assert server.hold.is_set() and all(not b.ended for b in server.created)
+    finally:
+        server.release()
+    assert run.proc.wait(timeout=120) == 0, run.output()
+    assert "; batches: 16 submitted, 16 done" in run.output()
 
 
 def test_a_run_killed_while_waiting_resumes_its_batches(
@@ -356,12 +500,18 @@ def test_a_run_killed_while_waiting_resumes_its_batches(
     (suite.path / "cases/summary.yaml").unlink()
     reference = direct_reference(suite)
     server.reset()
-    _stopped_while_waiting(suite, server, signal.SIGKILL)
+    killed = _stopped_while_waiting(suite, server, signal.SIGKILL)
     submitted, ids = dict(server.submitted), sorted(b.id for b in server.created)
     server.release()
     # the next run (without the flag even) follows the same batches: nothing twice
     result, doc = run_json(suite, "--model-route", *FAST)
     assert result.ret == 0, result.stdout.str()
+    # its estimate prices them as the killed run did, at batch rates (not as 16 new
+    # calls at list price, with first answers made for it)
+    assert estimate_of(result.stdout.str()) == estimate_of(killed) > 0
+    result.stdout.fnmatch_lines(
+        ["*16 uncached calls*16 of them already in batches an earlier run submitted*"]
+    )
     assert dict(server.submitted) == submitted
     assert sorted(b.id for b in server.created) == ids
     assert sum(server.requests_per_model.values()) == 0
@@ -373,6 +523,61 @@ def test_a_run_killed_while_waiting_resumes_its_batches(
     # the answers are cached for good, and the run cleared its records
     _, warm = run_json(suite, "--model-route", "--model-route-cache=replay")
     assert verdicts(warm) == verdicts(reference)
+    assert list((suite.path / ".modelroute_cache/batches").glob("*.json")) == []
+
+
+#: a run killed once the provider took a batch, before the batch's id was kept
+KILLED_WHILE_SUBMITTING = """
+import os
+from pytest_modelroute.batch import store
+
+_save = store.BatchStore.save
+
+def save(self, record):
+    if record["provider"] == {provider!r} and not record.get("submitting"):
+        os._exit(9)  # the provider took the batch; its id is not kept
+    _save(self, record)
+
+store.BatchStore.save = save
+"""
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+def test_a_run_killed_while_submitting_finds_its_batch_again(
+    suite: pytest.Pytester,
+    server: BatchServer,
+    provider: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The narrow window: the provider took the batch, the run died before keeping its id.
+    The next run finds it at the provider (OpenAI: by the mark in its metadata; Anthropic:
+    by its time and size) and follows it: nothing submitted twice, nothing made directly."""
+    write(suite.path, {"modelroute.yaml": config(server, judge=False)})
+    (suite.path / "cases/summary.yaml").unlink()
+    write(
+        suite.path, {"conftest.py": KILLED_WHILE_SUBMITTING.replace("{provider!r}", repr(provider))}
+    )
+    server.hold.set()
+    proc = _spawn(suite.path, "--model-route-batch", *FAST)
+    output = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 9, output
+    assert len(server.created) >= 1
+    (suite.path / "conftest.py").unlink()
+    cache = str(suite.path / ".modelroute_cache")
+    assert cli.main(["--cache-dir", cache]) == 0
+    assert "batch being submitted when its run was killed" in capsys.readouterr().out
+    server.release()
+    result, doc = run_json(suite, "--model-route", "--model-route-batch", *FAST)
+    assert result.ret == 0, result.stdout.str()
+    assert len(server.submitted) == 2 * N, (output, result.stdout.str())
+    assert set(server.submitted.values()) == {1}
+    assert sum(server.requests_per_model.values()) == 0
+    assert doc["spend"]["batch_calls"] == 2 * N
+    # (the other model's batch, if the run got that far, is resumed or submitted now)
+    alias = "claude" if provider == "anthropic" else "gpt"
+    result.stdout.fnmatch_lines(
+        [f"{alias}: found * batch *, which a run killed while submitting it left unrecorded; *"]
+    )
     assert list((suite.path / ".modelroute_cache/batches").glob("*.json")) == []
 
 
@@ -399,7 +604,16 @@ def test_ctrl_c_leaves_the_batches_running_and_says_how_to_resume_or_cancel(
     assert not [r for r in doc["results"] if r["error"]]
     assert sum(server.requests_per_model.values()) == 2 * N
     assert max(server.submitted.values()) == 1
-    result.stdout.fnmatch_lines(["*: batch * request(s) it did not run were made directly*"])
+    # cancelled, not errored (nor Anthropic's "ended")
+    for line in (  # (in the order the batches ended)
+        "claude: batch msgbatch_* was cancelled: 8 request(s) it did not run were made "
+        "directly, at list price",
+        "gpt: batch batch_* was cancelled: 8 request(s) it did not run were made directly*",
+    ):
+        result.stdout.fnmatch_lines([line])
+    assert " errored, " in result.stdout.str()
+    assert not re.search(r"batches: 16 submitted, \d+ done, [1-9]\d* errored", result.stdout.str())
+    result.stdout.fnmatch_lines(["*; batches: 16 submitted, 16 done, 0 errored, 16 cancelled, *"])
 
 
 @pytest.mark.slow

@@ -109,7 +109,9 @@ def test_expired_and_cancelled_items_are_to_be_made_directly(
     server.expire = True
     seen, items = run_batch(api, ["a", "b"])
     assert seen[-1].state == ("ended" if flavor.name == "anthropic" else "expired")
-    assert [i.outcome for i in items] == ["direct", "direct"]
+    assert [(i.outcome, i.message) for i in items] == [("direct", "expired")] * 2
+    if flavor.name == "anthropic":  # its counts tell expired requests from failed ones
+        assert (seen[-1].errored, seen[-1].expired, seen[-1].cancelled) == (0, 2, 0)
     server.expire = False
     server.polls_to_end = 100
 
@@ -125,7 +127,7 @@ def test_expired_and_cancelled_items_are_to_be_made_directly(
 
     cancelling, ended, results = asyncio.run(cancel())
     assert not cancelling.ended and cancelling.state in ("canceling", "cancelling")
-    assert ended.ended and [r.outcome for r in results] == ["direct"]
+    assert ended.ended and [(r.outcome, r.message) for r in results] == [("direct", "cancelled")]
     assert server.cancelled == [ended.id]
 
 

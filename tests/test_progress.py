@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from pytest_modelroute.cache import ResponseCache
-from pytest_modelroute.progress import Progress, WorkerProgress, publisher
+from pytest_modelroute.progress import Progress, WorkerProgress, publisher, terminal_writer
 
 
 def test_progress_ticks_at_most_every_quarter_second_and_always_when_forced() -> None:
@@ -80,3 +80,50 @@ def test_a_final_line_before_every_worker_finished_says_so(tmp_path: Path) -> No
     assert final and line.startswith("modelroute: 7/10 done")
     assert line.endswith("so far (the other workers go on; the spend line has the totals)")
     cache.close()
+
+
+class _Log:
+    """A terminal reporter writing to a file (a CI log): no tty."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.flushed = 0
+
+    def isatty(self) -> bool:
+        return False
+
+    def write_line(self, line: str) -> None:
+        self.lines.append(line)
+
+    def flush(self) -> None:
+        self.flushed = len(self.lines)
+
+
+def test_a_log_gets_the_batch_line_at_state_changes_and_every_minute() -> None:
+    """A batched run waits for minutes with nothing else to print: a log (no tty) gets the
+    line when requests are submitted and when they have all ended, and once a minute in
+    between; never the plain progress ticks of direct calls."""
+    log, now = _Log(), [0.0]
+    write = terminal_writer(log, clock=lambda: now[0])
+    progress = Progress(write)
+    progress.total = 8
+    progress.calls = 2
+    progress.tick(force=False)
+    assert log.lines == []  # direct calls only: the final line says it all
+    progress.batched, progress.batch_since = 8, time.time()
+    for _ in range(12):  # a poll every 10 s for two minutes, nothing done yet
+        progress._last = -1.0  # past the quarter second between ticks
+        progress.tick()
+        now[0] += 10
+    progress.batch_done = 8
+    progress._last = -1.0
+    progress.tick()
+    progress.tick(force=True)
+    # submitted (t=0), a minute on (t=60), all ended (t=120), then the final line
+    assert [line.split("; batches: ")[1].rsplit(", ", 1)[0] for line in log.lines] == [
+        "8 submitted, 0 done, 0 errored",
+        "8 submitted, 0 done, 0 errored",
+        "8 submitted, 8 done, 0 errored",
+        "8 submitted, 8 done, 0 errored",
+    ]
+    assert log.flushed == 4  # each flushed as written: a log file is block-buffered

@@ -5,9 +5,10 @@ from the batch's ``results_url``, ``POST .../cancel``."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any, ClassVar
 
-from .api import BatchAPI, BatchStatus, ItemResult
+from .api import CANCELLED, EXPIRED, BatchAPI, BatchStatus, ItemResult
 
 #: errors worth submitting again (the Messages API's 429, 500 and 529)
 _TRANSIENT = frozenset({"rate_limit_error", "api_error", "overloaded_error", "timeout_error"})
@@ -23,7 +24,7 @@ class AnthropicBatchAPI(BatchAPI):
     def line(self, custom_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return {"custom_id": custom_id, "params": body}
 
-    async def _create(self, lines: Sequence[bytes]) -> dict[str, Any]:
+    async def _create(self, lines: Sequence[bytes], token: str) -> dict[str, Any]:
         # the lines are already JSON: sent as they are rather than encoded once more
         content = b'{"requests":[' + b",".join(lines) + b"]}"
         return await (await self.client()).post(
@@ -44,9 +45,26 @@ class AnthropicBatchAPI(BatchAPI):
             ended=state == "ended",
             total=total,
             done=total - n["processing"],
-            errored=n["errored"] + n["canceled"] + n["expired"],
+            errored=n["errored"],
+            cancelled=n["canceled"],
+            expired=n["expired"],
             raw=data,
         )
+
+    def _submitted(self, data: dict[str, Any], record: dict[str, Any]) -> bool:
+        # a batch keeps no mark of ours: the one created in the minutes after the
+        # submission began with as many requests (find() wants exactly one such)
+        try:
+            created = datetime.fromisoformat(str(data.get("created_at"))).timestamp()
+        except ValueError:
+            return False
+        counts = data.get("request_counts") or {}
+        size = sum(int(counts.get(k) or 0) for k in _COUNTS)
+        began = float(record.get("submitted_at") or 0)
+        return size == len(record["items"]) and began - 60 <= created <= began + 600
+
+    def _leftovers(self, status: BatchStatus) -> list[str]:
+        return [f"{self.path}/{status.id}"]  # the batch and its results (kept 29 days)
 
     async def _results(self, status: BatchStatus) -> Iterator[ItemResult]:
         url = status.raw.get("results_url")
@@ -67,7 +85,8 @@ class AnthropicBatchAPI(BatchAPI):
             etype = str(error.get("type") or "error")
             message = str(error.get("message") or "")
             return self.refused(custom_id, etype, message, etype in _TRANSIENT)
-        return ItemResult(custom_id, "direct", message=f"the request was {kind}")  # never run
+        why = {"canceled": CANCELLED, "expired": EXPIRED}.get(str(kind), f"{kind}")
+        return ItemResult(custom_id, "direct", message=why)  # never run
 
 
 _COUNTS = ("processing", "succeeded", "errored", "canceled", "expired")

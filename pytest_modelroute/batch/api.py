@@ -22,6 +22,8 @@ from ..providers._sdk import SDKProvider, translate_error
 #: report it), ``retry`` (a transient failure: submit it again), ``direct`` (never run:
 #: the batch expired or was cancelled; make the call directly)
 Outcome = Literal["ok", "error", "retry", "direct"]
+#: the message of a ``direct`` item the batch never ran: why, as both providers' words map
+CANCELLED, EXPIRED = "cancelled", "expired"
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,11 @@ class BatchStatus:
     ended: bool
     total: int
     done: int
+    #: requests that failed; those the batch never ran, cancelled or expired, apart (when
+    #: the provider counts them apart: OpenAI's are known from the results)
     errored: int
+    cancelled: int = 0
+    expired: int = 0
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     #: why the whole batch failed (OpenAI's validation errors), if it did
     failure: str | None = None
@@ -76,8 +82,13 @@ class BatchAPI(ABC):
         """One request as the batch carries it."""
 
     @abstractmethod
-    async def _create(self, lines: Sequence[bytes]) -> dict[str, Any]:
-        """Submit serialized ``line()``s; the new batch's JSON."""
+    async def _create(self, lines: Sequence[bytes], token: str) -> dict[str, Any]:
+        """Submit serialized ``line()``s (``token``: the submission's mark, where the
+        provider keeps one); the new batch's JSON."""
+
+    @abstractmethod
+    def _submitted(self, data: dict[str, Any], record: dict[str, Any]) -> bool:
+        """Whether the listed batch ``data`` is the submission ``record`` stands for."""
 
     @abstractmethod
     async def _results(self, status: BatchStatus) -> Iterator[ItemResult]: ...
@@ -99,6 +110,21 @@ class BatchAPI(ABC):
     async def _retrieve(self, batch_id: str) -> dict[str, Any]:
         return await (await self.client()).get(f"{self.path}/{batch_id}", cast_to=object)
 
+    def _leftovers(self, status: BatchStatus) -> list[str]:
+        """What the provider keeps of an ended batch: the paths to delete."""
+        return []
+
+    async def delete_leftovers(self, status: BatchStatus) -> list[str]:
+        """Delete what the provider keeps of ``status``'s batch, whose answers are cached;
+        what could not be deleted, and why."""
+        failed = []
+        for path in self._leftovers(status):
+            try:
+                await self._guard((await self.client()).delete(path, cast_to=object))
+            except ProviderError as exc:
+                failed.append(f"{path.rsplit('/', 1)[-1]} ({exc})")
+        return failed
+
     async def _cancel(self, batch_id: str) -> dict[str, Any]:
         return await (await self.client()).post(f"{self.path}/{batch_id}/cancel", cast_to=object)
 
@@ -111,8 +137,24 @@ class BatchAPI(ABC):
     def encode(self, custom_id: str, body: dict[str, Any]) -> bytes:
         return json.dumps(self.line(custom_id, body), ensure_ascii=False).encode()
 
-    async def create(self, lines: Sequence[bytes]) -> BatchStatus:
-        return self.status(await self._guard(self._create(lines)))
+    async def create(self, lines: Sequence[bytes], token: str = "") -> BatchStatus:
+        return self.status(await self._guard(self._create(lines, token)))
+
+    async def find(self, record: dict[str, Any], known: set[str]) -> BatchStatus | None:
+        """The batch a run killed while submitting ``record`` (a ``submitting`` record)
+        may have had accepted, from the provider's list of its latest batches (but the
+        ``known`` ids); None when it is not there (the provider never took it)."""
+
+        async def listed() -> list[Any]:
+            page = await (await self.client()).get(f"{self.path}?limit=100", cast_to=object)
+            return list((page or {}).get("data") or []) if isinstance(page, dict) else []
+
+        found = [
+            d
+            for d in await self._guard(listed())
+            if isinstance(d, dict) and d.get("id") not in known and self._submitted(d, record)
+        ]
+        return self.status(found[0]) if len(found) == 1 else None
 
     async def retrieve(self, batch_id: str) -> BatchStatus:
         return self.status(await self._guard(self._retrieve(batch_id)))

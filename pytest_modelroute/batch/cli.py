@@ -21,8 +21,13 @@ from .store import BatchStore
 
 def describe(record: dict[str, Any]) -> str:
     age = time.time() - float(record.get("submitted_at") or time.time())
+    which = (
+        "batch being submitted when its run was killed (the next run looks it up)"
+        if record.get("submitting")
+        else f"batch {record['id']}"
+    )
     return (
-        f"{record['provider']} batch {record['id']} ({record.get('alias', '?')}, "
+        f"{record['provider']} {which} ({record.get('alias', '?')}, "
         f"{len(record['items'])} requests, submitted {age / 60:.0f} min ago)"
     )
 
@@ -48,7 +53,14 @@ async def _cancel(record: dict[str, Any]) -> str:
     model = ModelConfig(**record["model"])
     provider = builtin_providers()[model.provider](str(record.get("alias")), model, root=Path())
     try:
-        status = await api_for(provider).cancel(record["id"])
+        api = api_for(provider)
+        batch_id = record["id"]
+        if record.get("submitting"):
+            found = await api.find(record, set())
+            if found is None:
+                return f"{describe(record)}: not at the provider, nothing to cancel"
+            batch_id = found.id
+        status = await api.cancel(batch_id)
         return f"{describe(record)}: {status.state}"
     finally:
         await provider.aclose()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ProviderError
@@ -22,9 +23,9 @@ from ..providers import estimate_tokens
 from ..providers._sdk import SDKProvider
 from ..records import CallRecord, Request, Usage
 from . import api_for
-from .api import BatchAPI, BatchStatus, ItemResult, chunks
+from .api import CANCELLED, EXPIRED, BatchAPI, BatchStatus, ItemResult, chunks
 from .queue import BatchQueue, Pending
-from .store import MODEL_FIELDS, BatchStore, request_from_json, request_json
+from .store import MODEL_FIELDS, SUBMITTING, BatchStore, request_from_json, request_json
 
 if TYPE_CHECKING:
     from ..runner import Runner
@@ -62,7 +63,8 @@ class Batches:
         self._queues: dict[str, BatchQueue] = {}
         self._apis: dict[str, BatchAPI] = {}
         self._polls: dict[Where, asyncio.Task[dict[str, Any]]] = {}
-        self._figures: dict[Where, tuple[int, int]] = {}  # (done, errored) per batch
+        #: per batch: requests done, errored, cancelled, expired
+        self._figures: dict[Where, tuple[int, int, int, int]] = {}
         #: estimated cost of submitted requests not collected yet (for the spend cap)
         self._reserved: dict[str, float] = {}
 
@@ -151,9 +153,25 @@ class Batches:
         lines = [api.encode(item.key, provider.body(item.request)) for item in items]
         for span in chunks(lines, api.max_requests, api.max_bytes):
             part = items[span.start : span.stop]
+            record = {
+                "provider": provider.name,
+                "alias": alias,
+                "identity": provider.cache_identity(),
+                "model": provider.model.model_dump(include=set(MODEL_FIELDS)),
+                "submitted_at": time.time(),
+                "run_id": self.runner.cache.run_id,
+                "items": {item.key: request_json(item.request) for item in part},
+                "ended": False,
+            }
+            # kept before the provider hears of it: a run killed once the provider took the
+            # batch but before its id is kept finds it again by this mark (see _adopt)
+            token = uuid.uuid4().hex
+            submitting = {**record, "id": f"{SUBMITTING}{token}", "submitting": token}
+            await asyncio.to_thread(self.store.save, submitting)
             try:
-                status = await api.create([lines[i] for i in span])
+                status = await api.create([lines[i] for i in span], token)
             except ProviderError as exc:
+                await asyncio.to_thread(self.store.remove, submitting)
                 if exc.rejected_key:
                     self.runner._refuse(provider, str(exc))
                 self._note(
@@ -164,19 +182,10 @@ class Batches:
                     self._reserved.pop(item.key, None)
                     item.future.set_result(None)
                 continue
-            record = {
-                "provider": provider.name,
-                "id": status.id,
-                "alias": alias,
-                "identity": provider.cache_identity(),
-                "model": provider.model.model_dump(include=set(MODEL_FIELDS)),
-                "submitted_at": time.time(),
-                "run_id": self.runner.cache.run_id,
-                "items": {item.key: request_json(item.request) for item in part},
-                "ended": False,
-            }
+            record["id"] = status.id
             # kept before anything else: a run killed from here on resumes this batch
             await asyncio.to_thread(self.store.save, record)
+            await asyncio.to_thread(self.store.remove, submitting)
             where = (provider.name, status.id)
             for item in part:
                 self._waiting[item.key] = where
@@ -253,14 +262,22 @@ class Batches:
         if provider is None:  # no model of this config can read it: leave it for another
             return {"items": record["items"], "outcomes": {}}
         api = self._api(provider)
+        found = bool(record.get("submitting"))
+        if found:
+            adopted = await self._adopt(api, record)
+            if adopted is None:  # never taken: into a batch again (direct without the flag)
+                never = ["retry", "its batch was never submitted"]
+                return {"items": record["items"], "outcomes": dict.fromkeys(record["items"], never)}
+            record = adopted
         if where in self._earlier:
             self._earlier.discard(where)
             self._started(len(record["items"]))
-            self._note(
-                f"{provider.alias}: resumed {api.title} batch {record['id']} "
-                f"({len(record['items'])} requests, submitted by an earlier run); "
-                "nothing was submitted again"
-            )
+            if not found:  # (_adopt said it)
+                self._note(
+                    f"{provider.alias}: resumed {api.title} batch {record['id']} "
+                    f"({len(record['items'])} requests, submitted by an earlier run); "
+                    "nothing was submitted again"
+                )
         status = await self._wait(api, record)
         if status is None:
             return {"items": record["items"], "outcomes": {}}  # not reachable now: go direct
@@ -277,7 +294,42 @@ class Batches:
                     await asyncio.sleep(self.poll_s)
         outcomes = await self._ingest(record, provider, status, items)
         await asyncio.to_thread(self.store.end, record, self.runner.cache.run_id, outcomes)
+        if not self.runner.batch_keep:  # the answers are cached: nothing there is needed
+            failed = await api.delete_leftovers(status)
+            if failed:
+                self._note(
+                    f"{provider.alias}: could not delete {', '.join(failed)} at the provider "
+                    "(the answers are cached; delete them there, or keep them with "
+                    "--model-route-batch-keep)"
+                )
         return record
+
+    async def _adopt(self, api: BatchAPI, record: dict[str, Any]) -> dict[str, Any] | None:
+        """The record of the batch an earlier run was killed while submitting: found at
+        the provider by its mark, kept under its id; None when the provider never took it
+        (its requests are then made directly)."""
+        known = {r["id"] for r in self.store.records()}
+        try:
+            status = await api.find(record, known)
+        except ProviderError as exc:
+            self._note(f"{api.provider.alias}: cannot look up a batch being submitted ({exc})")
+            return None  # the record stays: a later run looks again
+        await asyncio.to_thread(self.store.remove, record)
+        if status is None:
+            self._note(
+                f"{api.provider.alias}: a run killed while submitting a batch of "
+                f"{len(record['items'])} request(s) left none at the {api.title}; they are "
+                "made now"
+            )
+            return None
+        adopted = {k: v for k, v in record.items() if k != "submitting"}
+        adopted["id"] = status.id
+        await asyncio.to_thread(self.store.save, adopted)
+        self._note(
+            f"{api.provider.alias}: found {api.title} batch {status.id}, which a run killed "
+            "while submitting it left unrecorded; nothing was submitted again"
+        )
+        return adopted
 
     async def _wait(self, api: BatchAPI, record: dict[str, Any]) -> BatchStatus | None:
         """The batch once it has ended (None: the provider cannot tell us now)."""
@@ -297,7 +349,7 @@ class Batches:
                     "requests were made directly" + ("" if gone else " (a later run tries again)")
                 )
                 return None
-            self._figures[where] = (status.done, status.errored)
+            self._figures[where] = (status.done, status.errored, status.cancelled, status.expired)
             self._tick()
             if status.ended:
                 return status
@@ -341,6 +393,16 @@ class Batches:
             runner.account(key, request, provider, entry, batch=True)
         for key in outcomes:
             self._reserved.pop(key, None)
+        # what became of each request, as the results say (OpenAI's counts do not tell
+        # cancelled and expired requests from failed ones)
+        kinds = [o if o != "direct" else m for o, m in outcomes.values()]
+        self._figures[(record["provider"], record["id"])] = (
+            len(requests),
+            sum(k in ("error", "retry") for k in kinds),
+            kinds.count(CANCELLED),
+            kinds.count(EXPIRED),
+        )
+        self._tick()
         self._explain(provider.alias, status, outcomes)
         return outcomes
 
@@ -354,9 +416,18 @@ class Batches:
                 f"{len(outcomes)} requests were made directly"
             )
         elif "direct" in counts:
+            why = counts["direct"]
+            how = (
+                "was cancelled"
+                if set(why) == {CANCELLED}
+                else "expired"
+                if set(why) == {EXPIRED}
+                else f"{status.state} ({why.count(CANCELLED)} cancelled, "
+                f"{why.count(EXPIRED)} expired)"
+            )
             self._note(
-                f"{alias}: batch {status.id} {status.state}: {len(counts['direct'])} "
-                "request(s) it did not run were made directly, at list price"
+                f"{alias}: batch {status.id} {how}: {len(why)} request(s) it did not run "
+                "were made directly, at list price"
             )
         if "retry" in counts:
             self._note(
@@ -375,8 +446,10 @@ class Batches:
 
     def _tick(self) -> None:
         progress = self.runner.progress
-        progress.batch_done = sum(done for done, _ in self._figures.values())
-        progress.batch_errors = sum(errored for _, errored in self._figures.values())
+        figures = list(zip(*self._figures.values(), strict=True)) or [(), (), (), ()]
+        done, errored, cancelled, expired = (sum(column) for column in figures)
+        progress.batch_done, progress.batch_errors = done, errored
+        progress.batch_cancelled, progress.batch_expired = cancelled, expired
         progress.tick()
 
     def _note(self, text: str) -> None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
-from .api import BatchAPI, BatchStatus, ItemResult
+from .api import CANCELLED, EXPIRED, BatchAPI, BatchStatus, ItemResult
 
 ENDPOINT = "/v1/chat/completions"
 _ENDED = frozenset({"completed", "failed", "expired", "cancelled"})
 #: item errors that mean the request never ran
-_NOT_RUN = frozenset({"batch_expired", "batch_cancelled"})
+_NOT_RUN = {"batch_expired": EXPIRED, "batch_cancelled": CANCELLED}
 
 
 class OpenAIBatchAPI(BatchAPI):
@@ -27,7 +27,7 @@ class OpenAIBatchAPI(BatchAPI):
     def line(self, custom_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return {"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": body}
 
-    async def _create(self, lines: Sequence[bytes]) -> dict[str, Any]:
+    async def _create(self, lines: Sequence[bytes], token: str) -> dict[str, Any]:
         data = b"\n".join(lines) + b"\n"
         upload = await (await self.client()).files.create(
             file=("modelroute-batch.jsonl", data, "application/jsonl"), purpose="batch"
@@ -38,7 +38,7 @@ class OpenAIBatchAPI(BatchAPI):
                 "input_file_id": upload.id,
                 "endpoint": ENDPOINT,
                 "completion_window": "24h",
-                "metadata": {"created_by": "pytest-modelroute"},
+                "metadata": {"created_by": "pytest-modelroute", "modelroute_submission": token},
             },
             cast_to=object,
         )
@@ -59,16 +59,30 @@ class OpenAIBatchAPI(BatchAPI):
                 )[:500]
                 or "the batch failed"
             )
+        total = int(counts.get("total") or 0)
+        # its counts do not tell requests a cancelled or expired batch never ran from
+        # failed ones: counted as not run until the results tell (see Batches._ingest)
+        not_run = total - completed if state in ("cancelled", "expired") else 0
         return BatchStatus(
             id=data["id"],
             state=state,
             ended=state in _ENDED,
-            total=int(counts.get("total") or 0),
+            total=total,
             done=completed + failed,
-            errored=failed,
+            errored=0 if not_run else failed,
+            cancelled=not_run if state == "cancelled" else 0,
+            expired=not_run if state == "expired" else 0,
             raw=data,
             failure=failure,
         )
+
+    def _submitted(self, data: dict[str, Any], record: dict[str, Any]) -> bool:
+        return (data.get("metadata") or {}).get("modelroute_submission") == record["submitting"]
+
+    def _leftovers(self, status: BatchStatus) -> list[str]:
+        # the uploaded requests, the answers and the failures (files stay until deleted)
+        names = ("input_file_id", "output_file_id", "error_file_id")
+        return [f"/files/{status.raw[n]}" for n in names if status.raw.get(n)]
 
     async def _results(self, status: BatchStatus) -> Iterator[ItemResult]:
         texts = []
@@ -85,7 +99,7 @@ class OpenAIBatchAPI(BatchAPI):
         if code == 200 and isinstance(response.get("body"), dict):
             return ItemResult(custom_id, "ok", body=response["body"])
         if error.get("code") in _NOT_RUN:
-            return ItemResult(custom_id, "direct", message=str(error.get("message") or ""))
+            return ItemResult(custom_id, "direct", message=_NOT_RUN[error["code"]])
         if code is not None:
             body = response.get("body") or {}
             detail = (body.get("error") or {}) if isinstance(body, dict) else {}

@@ -23,6 +23,8 @@ from typing import Any
 from ..records import Request
 
 DIRECTORY = "batches"
+#: the id of a record kept while its batch is being submitted (the provider's id unknown)
+SUBMITTING = "submitting-"
 #: the model settings a later run or ``modelroute batch --cancel`` needs to reach the batch
 MODEL_FIELDS = ("provider", "model", "base_url", "api_key_env", "timeout_s", "max_retries")
 
@@ -73,6 +75,9 @@ class BatchStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def remove(self, record: dict[str, Any]) -> None:
+        self.path(record["provider"], record["id"]).unlink(missing_ok=True)
 
     def load(self, provider: str, batch_id: str) -> dict[str, Any] | None:
         return _read(self.path(provider, batch_id))

@@ -13,6 +13,7 @@ the chance of getting there, from the known outcomes of the stages before.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -60,6 +61,8 @@ class Call:
     #: a judge of an answer not known yet whose case has another item judged: the same
     #: call when their answers are the same (weighted by how often they are, see run())
     repeat: bool = False
+    #: already in a batch an earlier run submitted: collected at batch prices
+    in_batch: bool = False
 
     @classmethod
     def of(cls, request: Request, task: str, weight: float = 1.0) -> Call:
@@ -99,6 +102,7 @@ class _Pass:
         self.judged: dict[tuple[str, str, str], int] = {}
         self.halted = False  # the item met a route call nobody can predict
         self.expected = 0.0  # the calls counted so far, likely escalations in part
+        self._in_batches: set[str] | None = None
         for (_, _, purpose), made in first.items():
             for request, record in made:
                 self.made_first.add(self.runner.key(request))
@@ -130,6 +134,11 @@ class _Pass:
                 self.est.predicted += 1
                 usage = predicted.usage
                 self.add(request.model, usage.input_tokens, usage.output_tokens)
+            elif key in self.in_batches():
+                # an earlier run's batch answers it (a resumed run follows it): priced at
+                # batch rates, and never one of the first answers made for the estimate
+                self.est.in_batches += 1
+                self.calls.append(dataclasses.replace(Call.of(request, self.task), in_batch=True))
             else:
                 if request.purpose in ("route", "judge"):  # the pilot learns from these
                     which = (request.model, self.task, request.purpose)
@@ -143,6 +152,21 @@ class _Pass:
             key, request.model, request.sample, request.purpose, predicted.text, usage,
             runner.cost_of(request.model, usage), predicted.latency_s, False,
         )  # fmt: skip
+
+    def in_batches(self) -> set[str]:
+        """The keys of the requests in batches earlier runs submitted and nobody has
+        collected yet (read once, on the first uncached call)."""
+        if self._in_batches is None:
+            from ..batch.store import BatchStore
+
+            store = BatchStore(self.runner.cache.directory)
+            self._in_batches = {
+                key
+                for record in store.records()
+                if not record.get("ended")
+                for key in record["items"]
+            }
+        return self._in_batches
 
     def settled(self, case: Case, route: Route) -> bool:
         """Nothing left to find: a single model's cached answer and no judge to ask (the
@@ -300,7 +324,8 @@ class _Pass:
                 answer = self.sizes.of(call.answer_of, call.task, "route")
                 input_tokens += answer.mean_output if answer else ASSUMED_ANSWER_TOKENS
             output = self.mean_output(call.alias, call.purpose)
-        self.add(call.alias, input_tokens, min(call.max_tokens, output), call.weight)
+        output = min(call.max_tokens, output)
+        self.add(call.alias, input_tokens, output, call.weight, batch=call.in_batch)
 
     def mean_output(self, alias: str, purpose: str) -> float:
         """This model's mean answer length in the cache over every task, else the assumed."""
@@ -319,11 +344,18 @@ class _Pass:
         self.est.assumed.add(alias)
         return ASSUMED_ANSWER_TOKENS
 
-    def add(self, alias: str, input_tokens: float, output: float, weight: float = 1.0) -> None:
+    def add(
+        self,
+        alias: str,
+        input_tokens: float,
+        output: float,
+        weight: float = 1.0,
+        *,
+        batch: bool = False,
+    ) -> None:
         state = self.state
-        pricing = (
-            self.runner.batch_pricing(alias) if alias in state.batched else state.pricing[alias]
-        )
+        batched = batch or alias in state.batched
+        pricing = self.runner.batch_pricing(alias) if batched else state.pricing[alias]
         self.expected += weight
         self.est.models[alias] += weight >= 1  # a likely escalation: named, not counted
         self.est.cost += weight * (input_tokens * pricing.input + output * pricing.output) / 1e6

@@ -54,6 +54,8 @@ class Estimate:
     models: Counter[str] = field(default_factory=Counter)
     #: the models priced at batch rates (their calls go through a batch API)
     batched: frozenset[str] = frozenset()
+    #: calls already in batches an earlier run submitted (a resumed run collects them)
+    in_batches: int = 0
     #: per (model alias, task, purpose): the route and judge requests no one could predict
     #: or find cached, a sample of which the estimate learns from (see ``pilot``)
     unknown: dict[tuple[str, str, str], list[Request]] = field(default_factory=dict)
@@ -108,6 +110,11 @@ class Estimate:
             )
         if self.batched:
             out.append(f"batch prices for {names(set(self.batched))}")
+        if self.in_batches:
+            out.append(
+                f"{self.in_batches} of them already in batches an earlier run submitted, "
+                "at batch prices (followed, not submitted again)"
+            )
         if self.python_items:
             out.append(
                 f"YAML cases only: the llm() calls of {self.python_items} Python case "

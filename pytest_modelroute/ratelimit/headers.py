@@ -4,8 +4,18 @@ Anthropic sends ``anthropic-ratelimit-{requests,tokens,input-tokens,output-token
 remaining,reset}`` (the reset as an RFC 3339 time); OpenAI sends
 ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` (the reset as a duration such as
 ``1s``, ``6m0s`` or ``20ms``). Both answer a 429 with ``retry-after`` (seconds or an HTTP
-date), some with ``retry-after-ms``. A header that does not parse is ignored: what the
-headers say only steers the pace, it never fails a call.
+date), some with ``retry-after-ms``.
+
+Anthropic limits input and output tokens apart; its ``tokens-*`` headers are no limit of
+their own but, as its rate-limit documentation says, "the most restrictive limit currently
+in effect" (a workspace's limit when one applies, else the sum of the input and output
+tokens). When the ``input-tokens-*`` / ``output-tokens-*`` headers are sent, ``tokens-*``
+is left out: mirrored as a bucket of its own and charged a call's input and output
+together, it would hold calls back that both real limits let through (or count a limit
+twice in the notes). Sent alone (an older or a compatible server), it is read as a limit.
+
+A header that does not parse is ignored: what the headers say only steers the pace, it
+never fails a call.
 """
 
 from __future__ import annotations
@@ -59,9 +69,14 @@ def relevant(headers: Mapping[str, str]) -> dict[str, str]:
 def read(headers: Mapping[str, str], now: float) -> list[Reading]:
     """Every limit ``headers`` report (``now``: the wall-clock time, for RFC 3339 resets)."""
     readings = []
+    split = any(
+        f"anthropic-ratelimit-{name}-tokens-remaining" in headers for name in ("input", "output")
+    )
     for kind in KINDS:
         name = kind.replace("_", "-")
         remaining = _number(headers.get(f"anthropic-ratelimit-{name}-remaining"))
+        if remaining is not None and kind == "tokens" and split:
+            continue  # Anthropic's summary of the two limits read below (see above)
         if remaining is not None:
             limit = _number(headers.get(f"anthropic-ratelimit-{name}-limit"))
             reset = _until(headers.get(f"anthropic-ratelimit-{name}-reset"), now)

@@ -1,5 +1,6 @@
-"""The run's notes on rate limits: one line per model its provider held back, from every
-process's ledger (xdist workers each report their own share)."""
+"""The run's notes on rate limits: one line per limit its provider held back (the aliases
+of one provider model share one), from every process's ledger (xdist workers each report
+their own share)."""
 
 from __future__ import annotations
 
@@ -33,12 +34,15 @@ def merge(ledgers: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
                 # each worker's window is its share: summed, the calls the run had in flight
                 into["min_window"] = into.get("min_window", 0) + stats["min_window"]
             into["limits"].update(stats.get("limits") or {})
+            into["aliases"] = stats.get("aliases") or [model]
+            into["of"] = stats.get("of")
     return merged
 
 
 def rate_limit_notes(ledgers: Iterable[Mapping[str, Any]], mode: str = "adapt") -> list[str]:
-    """A note per model that was rate limited: what its headers reported, how many calls
-    waited for the limit, the share of 429s, and the pace it got while limited."""
+    """A note per limit that held calls back (a model's, or the one its aliases share): what
+    its headers reported, how many calls waited for the limit, the share of 429s, and the
+    pace it got while limited."""
     notes = []
     for model, s in sorted(merge(ledgers).items()):
         if not s.get("limited") and not s.get("paced"):
@@ -67,5 +71,12 @@ def rate_limit_notes(ledgers: Iterable[Mapping[str, Any]], mode: str = "adapt") 
             if mode == "fixed"
             else "cap it with requests_per_minute: / tokens_per_minute: on the model"
         )
-        notes.append(f"model {model!r} was rate limited: {'; '.join(parts)} ({how})")
+        aliases = s["aliases"]
+        who = (
+            f"model {model!r} was"
+            if len(aliases) == 1
+            else f"models {', '.join(map(repr, aliases[:-1]))} and {aliases[-1]!r} share one "
+            f"rate limit ({s['of']}) and were"
+        )
+        notes.append(f"{who} rate limited: {'; '.join(parts)} ({how})")
     return notes

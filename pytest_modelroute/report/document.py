@@ -42,6 +42,7 @@ def result_json(data: Mapping[str, Any]) -> dict[str, Any]:
             "cached": c["cached"],
             "error": c["error"],
             "model_version": c["model_version"],
+            "batch": c.get("batch"),
         }
         for c in data["calls"]
     ]
@@ -93,6 +94,7 @@ def result_from_json(entry: Mapping[str, Any]) -> CaseResult:
             c["error"],
             c["model_version"],
             c["truncated"],
+            c.get("batch"),
         )  # fmt: skip
         for c in entry["calls"]
     ]
