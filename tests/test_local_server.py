@@ -147,7 +147,7 @@ def started_servers(out: str) -> list[int]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_the_real_example_gate_cache_determinism_and_bench(tmp_path: Path) -> None:
     """Gate verdicts on Gemma 3 270M; a second cold run, under xdist (one server for both
-    workers), gives the same 90 outputs; a warm run under xdist makes no call and starts
+    workers), gives the same outputs (60 of them); a warm run under xdist makes no call and starts
     no server, nor does bench; no server is left behind; bench recommends the local model
     where it clears the bar."""
     suite = example(tmp_path / "local")
@@ -170,13 +170,18 @@ def test_the_real_example_gate_cache_determinism_and_bench(tmp_path: Path) -> No
     [pid] = started_servers(cold.stdout)
     assert gone(pid), f"the server {pid} outlived the run"
 
-    # temperature 0, one slot: a cold run under xdist answers every case the same
+    # temperature 0, one slot: a cold run under xdist answers every case the same (the
+    # tasks whose answers vary, right and wrong; arithmetic's are all wrong, and its 15
+    # slowest local answers would add a third to the suite's longest test)
     fresh = shutil.copytree(suite, tmp_path / "fresh", ignore=shutil.ignore_patterns(".model*"))
-    cold2, doc2 = run(fresh, "-n", "2")
+    cold2, doc2 = run(fresh, "-n", "2", "-k", "not arithmetic")
     assert cold2.returncode == 0, cold2.stdout[-3000:]
-    assert doc2["spend"]["api_calls"] == 90
+    assert doc2["spend"]["api_calls"] == 60  # 30 local
     assert len(outputs(doc)) == 90 and None not in outputs(doc).values()
-    assert outputs(doc2) == outputs(doc)
+    again = {
+        (r["case"], r["route"]): r["output"] for r in doc["results"] if r["task"] != "arithmetic"
+    }
+    assert len(again) == 60 and outputs(doc2) == again
     [pid2] = started_servers(cold2.stdout)  # once, on the controller, for both workers
     assert "ready in " in cold2.stdout
     assert gone(pid2)

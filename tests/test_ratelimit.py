@@ -652,7 +652,7 @@ def test_two_aliases_of_one_model_share_its_limit(pytester: pytest.Pytester) -> 
     (12 and 7 % of each alias's requests in the audit)."""
     n = 60
     # a bucket of twenty: the first round (sixteen at once, before any header) fits
-    limit = RateLimit(requests_per_minute=600, burst_s=2)
+    limit = RateLimit(requests_per_minute=1200, burst_s=1)
     with WireServer(rate_limit=limit, latency_s=0.1) as server:
         url = server.openai_url
         model = (
