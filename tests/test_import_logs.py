@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from logsamples import CLASSIFY, DAY, START, generate, openai_record, write_jsonl
+from suite import default_sigint
 from test_import_formats import cases_of, replay_of, run
 
 from pytest_modelroute.importers.redact import Redactor, luhn_ok
@@ -747,6 +748,7 @@ def test_ctrl_c_says_nothing_was_written_and_keeps_the_old_suite(tmp_path: Path)
             text=True,
             cwd=tmp_path,
             timeout=120,
+            preexec_fn=default_sigint,  # Ctrl-C's own action, even in a background job
         )
         assert proc.returncode == 130, proc.stderr
         assert "modelroute import-logs: interrupted; nothing written" in proc.stderr

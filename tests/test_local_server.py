@@ -204,6 +204,8 @@ def stopped_mid_call(
 ) -> tuple[subprocess.Popen[str], str, int]:
     """Run the example until calls are under way, then ``stop(pytest's pid, the server's
     pid)``; the finished pytest process, its output and the server's pid."""
+    from suite import default_sigint  # here: this module is also run as a copy, alone
+
     with subprocess.Popen(
         pytest_args(suite),
         cwd=suite,
@@ -211,6 +213,7 @@ def stopped_mid_call(
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "TMPDIR": str(temp)},
+        preexec_fn=default_sigint,  # Ctrl-C's own action, even in a background job
     ) as pytest_run:
         [server] = wait_for(partial(servers_of, pytest_run.pid), 60, "no server started")
         wait_for(partial(healthy, server_url(server)), 60, "the server was not ready")
