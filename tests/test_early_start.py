@@ -192,6 +192,40 @@ def test_a_missing_key_stops_the_run_before_any_call(
     result.stderr.fnmatch_lines(["*EARLY_TEST_KEY is not set*none made*"])
 
 
+def plugin_suite(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, name: str, source: str, url: str
+) -> None:
+    """The echo suite on one model of the provider that the plugin module ``name`` (its
+    ``source``) registers under that name, importable here and in the workers (xdist gives
+    a local worker the sys.path that the controller's interpreter started with)."""
+    write(
+        pytester.path,
+        {
+            f"{name}.py": source,
+            "modelroute.yaml": f"""
+            models:
+              fast: {{provider: {name}, model: fast-1, base_url: "{url}",
+                     price: {{input: 1, output: 1}}, max_retries: 0, concurrency: 4}}
+            baseline: fast
+            threshold: 1.0
+            routes: {{echo: fast}}
+            """,
+            "cases/echo.yaml": echo_cases(N_CASES, '"number"'),
+        },
+    )
+    pytester.syspathinsert()
+    monkeypatch.setattr(
+        xdist.workermanage, "_sys_path", [str(pytester.path), *xdist.workermanage._sys_path]
+    )
+
+
+def wait_for_files(paths: list[Path], timeout_s: float = 30) -> None:
+    """Until every one of ``paths`` exists (a server's answer held meanwhile)."""
+    deadline = time.monotonic() + timeout_s
+    while not all(p.exists() for p in paths) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 #: A plugin module (not a conftest, which the controller cannot foresee) whose model's
 #: client takes, in a worker, until every call of the run is answered to get ready (a
 #: worker's SDK import, slowed down to the extreme), and which says when each worker
@@ -246,9 +280,7 @@ def test_the_controller_calls_on_until_the_workers_are_ready_to_call(
     seen: list[str] = []
 
     def answer(body: object) -> str:
-        deadline = time.monotonic() + 30
-        while not all(p.exists() for p in collected) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for_files(collected)
         with lock:
             seen.append(last_user_text(body))
             if len(seen) == N_CASES:
@@ -256,27 +288,7 @@ def test_the_controller_calls_on_until_the_workers_are_ready_to_call(
         return last_user_text(body)
 
     with WireServer(answer=answer, latency_s=0.02) as server:
-        write(
-            pytester.path,
-            {
-                "slowready.py": SLOW_READY,
-                "modelroute.yaml": f"""
-                models:
-                  fast: {{provider: slowready, model: fast-1, base_url: "{server.openai_url}",
-                         price: {{input: 1, output: 1}}, max_retries: 0, concurrency: 4}}
-                baseline: fast
-                threshold: 1.0
-                routes: {{echo: fast}}
-                """,
-                "cases/echo.yaml": echo_cases(N_CASES, '"number"'),
-            },
-        )
-        # the plugin module, here and in the workers (xdist gives a local worker the
-        # sys.path that the controller's interpreter started with)
-        pytester.syspathinsert()
-        monkeypatch.setattr(
-            xdist.workermanage, "_sys_path", [str(pytester.path), *xdist.workermanage._sys_path]
-        )
+        plugin_suite(pytester, monkeypatch, "slowready", SLOW_READY, server.openai_url)
         result, doc = run_json(
             pytester, "-p", "slowready", "--model-route", "--model-route-cache=off", "-n", "2",
             plugins=[ControllerPaid()],
@@ -325,31 +337,11 @@ def test_the_workers_call_only_once_the_estimates_first_answers_are_in(
     ready = [pytester.path / f"ready-gw{i}" for i in range(2)]
 
     def answer(body: object) -> str:
-        deadline = time.monotonic() + 30
-        while not all(p.exists() for p in ready) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for_files(ready)
         return last_user_text(body)
 
     with WireServer(answer=answer, latency_s=0.2) as server:
-        write(
-            pytester.path,
-            {
-                "readymark.py": READY_MARK,
-                "modelroute.yaml": f"""
-                models:
-                  fast: {{provider: readymark, model: fast-1, base_url: "{server.openai_url}",
-                         price: {{input: 1, output: 1}}, max_retries: 0, concurrency: 4}}
-                baseline: fast
-                threshold: 1.0
-                routes: {{echo: fast}}
-                """,
-                "cases/echo.yaml": echo_cases(N_CASES, '"number"'),
-            },
-        )
-        pytester.syspathinsert()
-        monkeypatch.setattr(
-            xdist.workermanage, "_sys_path", [str(pytester.path), *xdist.workermanage._sys_path]
-        )
+        plugin_suite(pytester, monkeypatch, "readymark", READY_MARK, server.openai_url)
         result, doc = run_json(
             pytester, "-p", "readymark", "--model-route", "--model-route-cache=off", "-n", "2"
         )
