@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+
 import pytest
 from datasets import GPT4, MIXTRAL, gsm8k_rows, write_gsm8k_suite
+from markdown_it import MarkdownIt
 from suite import run_json
+
+from pytest_modelroute.report.html import render_html
+from pytest_modelroute.report.junit import CASE_SUITE, render_junit
+from pytest_modelroute.report.markdown import LIMIT, render_markdown
 
 
 def accuracy(doc: dict, model: str, task: str) -> float:
@@ -79,3 +86,13 @@ def test_gsm8k_reproduces_the_published_accuracies_and_bench_follows_the_bar(
         assert mixtral["quality"] > 3.5 and 3.4 < mixtral["low"] < 3.5
         assert mixtral["clears"] is (threshold == 3.4)
         assert f"  {task}: {recommended}" in suggested
+
+    # The reports of a real run this size (4 x 1,319 results) stay within their limits:
+    # the comment under GitHub's cap with its tables whole, the HTML under 5 MB, and JUnit
+    # with every case.
+    md = render_markdown(doc)
+    tokens = MarkdownIt("commonmark", {"html": True}).enable("table").parse(md)
+    assert len(md) < LIMIT and any(t.type == "table_open" for t in tokens)
+    assert len(render_html(doc).encode()) < 5 * 1024 * 1024
+    cases = ET.fromstring(render_junit(doc)).find(f"testsuite[@name='{CASE_SUITE}']")
+    assert cases is not None and len(cases.findall("testcase")) == 4 * 1319

@@ -397,24 +397,6 @@ def test_html_in_a_browser_runs_no_injected_script(tmp_path: Path) -> None:
     assert HOSTILE_TASK.replace("<", "&lt;").replace(">", "&gt;") in dom
 
 
-# -- real data: the 1,319-case GSM8K replay -------------------------------------------------
-
-
-def test_reports_of_the_gsm8k_replay(pytester: pytest.Pytester) -> None:
-    from datasets import gsm8k_rows, write_gsm8k_suite
-
-    write_gsm8k_suite(pytester.path, gsm8k_rows(), {"gsm8k": {}}, routes={"gsm8k": "mixtral"})
-    _, doc = run_json(pytester, "--model-route", "-q")
-    assert len(doc["results"]) == 2 * 1319
-    md = render_markdown(doc)
-    assert len(md) < LIMIT and _tables(md)
-    assert "❌ **Model route gate failed**" in md  # mixtral's 63.6% is below 4.0
-    html = render_html(doc)
-    assert len(html.encode()) < FIVE_MB and "Gate failed" in html
-    xml = render_junit(doc)
-    assert len(_suites(xml)[CASE_SUITE].findall("testcase")) == 2 * 1319
-
-
 def test_costs_from_estimated_tokens_are_marked_in_every_report(
     pytester: pytest.Pytester,
 ) -> None:
