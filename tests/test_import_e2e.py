@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -170,3 +171,63 @@ def test_a_task_production_serves_with_another_model_keeps_it_as_its_route(
     )
     (summary_task,) = set(config["traffic"]) - {sql_task}
     assert doc["recommendations"][summary_task]["configured"] == "gpt-4o"
+
+
+def test_each_logged_model_replays_its_own_answers(pytester: pytest.Pytester) -> None:
+    """gpt-4o answers 12 summaries and 3 of the 10 SQL questions, gpt-4o-mini all 10 SQL
+    questions: the bench scores each model on its own logged answers (gpt-4o-mini was
+    simulated, and gpt-4o replayed gpt-4o-mini's answers as its own); where a model
+    answered nothing, its fallback (the simulator, --offline) answers."""
+    from logsamples import START, openai_record
+
+    records = [
+        openai_record("gpt-4o", "", f"Summarize report {i} in one line.", f"Sales rose {i}.", START)
+        for i in range(12)
+    ]
+    for i in range(10):
+        prompt = f"Write SQL: total revenue in region {i}"
+        records.append(openai_record("gpt-4o-mini", "", prompt, f"SELECT {i};", START + 60 * i))
+        if i < 3:
+            records.append(openai_record("gpt-4o", "", prompt, f"SELECT {i} -- 4o;", START + 9))
+    log = write_jsonl(pytester.path / "logs" / "prod.jsonl", records)
+    code, out, err = run(
+        log, "-o", pytester.path / "routing", "--offline", "--per-level", "12", "--no-candidates"
+    )
+    assert code == 0, err
+    assert "7 of the 22 cases were answered in production by another model only" in out
+    (replay_file,) = (pytester.path / "routing" / "replay").glob("production-*.jsonl")
+    replayed = [json.loads(line) for line in replay_file.read_text().splitlines()]
+    own = {(r["model"], r["messages"][-1]["content"]): r["output"] for r in replayed}
+    assert len(own) == 12 + 10 + 3
+    config = yaml.safe_load((pytester.path / "routing" / "modelroute.yaml").read_text())
+    for alias in ("gpt-4o", "gpt-4o-mini"):
+        assert config["models"][alias]["provider"] == "replay"
+        assert config["models"][alias]["fallback"]["provider"] == "sim"
+
+    result, doc = run_json(pytester, "--model-route=bench", "routing", "-p", "no:randomly")
+    assert not [r for r in doc["results"] if r["error"]]
+    seen = {"replayed": 0, "simulated": 0}
+    for r in doc["results"]:
+        if r["route"] not in ("gpt-4o", "gpt-4o-mini"):
+            continue
+        (call,) = [c for c in r["calls"] if c["purpose"] != "judge"]
+        logged = own.get((r["route"], r["prompt"]))
+        if logged is not None:  # its own answer, never another model's
+            assert (r["output"], call["model_version"]) == (logged, r["route"])
+            seen["replayed"] += 1
+        else:
+            assert call["model_version"] == f"sim:{r['route']}"
+            seen["simulated"] += 1
+    # gpt-4o: 12 + 3 replayed, 7 simulated; gpt-4o-mini: 10 replayed, 12 simulated
+    assert seen == {"replayed": 25, "simulated": 19}
+
+
+def test_a_replay_fallback_is_for_replay_models_only(tmp_path: Path) -> None:
+    from pytest_modelroute.config import load_config
+    from pytest_modelroute.errors import ConfigError
+
+    (tmp_path / "modelroute.yaml").write_text(
+        "models:\n  a: {provider: sim, model: m, fallback: {provider: sim}}\nbaseline: a\n"
+    )
+    with pytest.raises(ConfigError, match="'fallback' applies to 'provider: replay' models only"):
+        load_config(tmp_path / "modelroute.yaml")

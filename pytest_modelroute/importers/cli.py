@@ -25,7 +25,7 @@ OpenTelemetry GenAI spans as OTLP JSON, or any JSONL/CSV through --map; gzip is 
 sort them into tasks, sample up to --per-level cases per task and complexity, and write
 a ready-to-run suite to DIR: modelroute.yaml (models with prices, the baseline, traffic
 per month), cases/<task>.yaml (production answers as references) and
-replay/production-<digest>.jsonl (the baseline's recorded answers). Emails, phone
+replay/production-<digest>.jsonl (each logged model's recorded answers). Emails, phone
 numbers and card numbers are redacted unless --no-redact; keys and tokens always are."""
 
 
@@ -131,8 +131,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--offline",
         action="store_true",
-        help="no API keys needed: the baseline replays production, the other models are "
-        "simulated (invented quality, real prices): try the loop before paying for it",
+        help="no API keys needed: each logged model replays its own answers, and every "
+        "answer production did not give is simulated (invented quality, real prices): try "
+        "the loop before paying for it",
     )
     return p
 

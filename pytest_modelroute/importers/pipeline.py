@@ -85,8 +85,8 @@ class ImportResult:
     calls_by_model: Counter[str] = field(default_factory=Counter)
     #: the group of each task, in the order of ``tasks``
     task_groups: list[Group] = field(default_factory=list)
-    #: cases production answered with another model than the baseline (the baseline
-    #: replays those answers all the same)
+    #: cases production answered with another model only (the baseline's fallback,
+    #: simulated or live, answers them)
     stand_ins: int = 0
     #: per task, in the order of ``tasks``: what the bench's projection will be made of
     #: (empty when the baseline has no known price or the logs no window)
@@ -258,7 +258,7 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
     task_groups = groups
     files = len(options.files)
     source = f"{plural(files, 'log file')} ({plural(stats.lines, 'line')})"
-    replay = writer.replay_file(tasks, catalog.baseline)
+    replay = writer.replay_file(tasks)
     config = writer.config_text(
         tasks,
         catalog,
@@ -267,6 +267,7 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
         source=source,
         needs_judge=needs_judge,
         replay=replay.path,
+        answered=writer.answered_cases(tasks),
     )
     try:
         written = writer.write(options.out, tasks, catalog, config, replay, force=options.force)
@@ -276,7 +277,7 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
             "(import again with --force)"
         ) from None
     stand_ins = sum(
-        1 for t in tasks for s in t.case_file.cases if s.model != catalog.baseline.model
+        1 for t in tasks for s in t.case_file.cases if catalog.baseline.model not in s.answers
     )
     price = catalog.baseline.price
     spend = []
@@ -288,6 +289,7 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
                 t.case_file.cases,
                 price,
                 t.case_file.weights,
+                catalog.baseline.model,
             )
             for t, g in zip(tasks, task_groups)
         ]

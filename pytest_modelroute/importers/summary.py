@@ -176,23 +176,30 @@ def _model_lines(result: ImportResult) -> list[str]:
     for m in catalog.models:
         price = f"${m.price.input:g}/${m.price.output:g} per 1M" if m.price else "price TODO"
         role = {
-            "baseline": "baseline: replays production's answers",
-            "logged": "in the logs",
+            "baseline": "baseline: replays its own answers",
+            "logged": "in the logs: replays its own answers",
             "candidate": "cheaper candidate",
             "judge": "judge",
         }[m.role]
         if catalog.judge is m and m.role != "judge":
             role += ", judge"
         share = f", {m.calls / total:.0%} of calls" if m.calls else ""
-        sim = ", simulated (--offline)" if m.sim_skill is not None else ""
+        sim = ""
+        if m.sim_skill is not None:
+            sim = ", simulated (--offline)"
+            if m.role in ("baseline", "logged"):
+                sim = ", simulated (--offline) where it did not answer"
         if not m.provider and m.sim_skill is None:
             sim += ", provider unknown: set its base_url in modelroute.yaml"
         lines.append(f"    {m.alias}: {m.model} ({role}{share}; {price}{sim})")
     if result.stand_ins:
         cases = sum(len(t.case_file.cases) for t in result.tasks)
+        offline = catalog.baseline.sim_skill is not None
+        fallback = "simulated, --offline" if offline else "called live, paid"
         lines.append(
             f"    {result.stand_ins:,} of the {plural(cases, 'case')} were answered in production "
-            "by another model only: the baseline replays those answers as its own"
+            f"by another model only: the baseline does not replay another model's answer as its "
+            f"own; its fallback answers them ({fallback})"
         )
     factor = result.scale.factor
     monthly = f", ~${spend * factor:,.2f} per month" if factor is not None else ""
@@ -214,7 +221,7 @@ def _model_lines(result: ImportResult) -> list[str]:
         gap = f" ({projected / everything - 1:+.1%})" if everything else ""
         lines.append(
             f"  the baseline ({baseline}) on every logged call: ~${everything:,.2f} per month "
-            "(the calls of other models priced as its own: it replays their answers)"
+            "(the calls production sent to other models priced at its price)"
         )
         lines.append(
             f"  the bench will project ~${projected:,.2f} per month for it{gap}: the mean cost of "
