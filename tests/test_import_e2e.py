@@ -92,8 +92,8 @@ def test_cases_weighted_by_their_levels_share_of_the_calls(pytester: pytest.Pyte
     level's weighing its share of the calls over its share of the cases (0.9/(3/8) and
     0.1/(5/8)); the bench's cost per call for the baseline is that weighted mean of its
     cases' costs (the plain mean counted the 10 long calls as 5/8 of the traffic), and
-    the task's volume is projected as low, its level of most weight (medium has the most
-    cases)."""
+    the projection splits the task's volume by its levels' shares of the calls (it put
+    it all under low, its level of most weight)."""
     from logsamples import START, openai_record
 
     records = [
@@ -121,7 +121,19 @@ def test_cases_weighted_by_their_levels_share_of_the_calls(pytester: pytest.Pyte
     assert weighted < plain / 2
     (task,) = doc["projection"]["by_task"].values()
     assert task["baseline_monthly"] == pytest.approx(task["calls"] * weighted)
-    assert list(doc["projection"]["by_complexity"]) == ["low"]
+    # the task's traffic split by its levels' shares (0.9 / 0.1), each part costed at its
+    # level's mean (it all went under low, the level of most weight)
+    split = doc["projection"]["by_complexity"]
+    assert list(split) == ["low", "medium"]
+    for level, share in (("low", 0.9), ("medium", 0.1)):
+        costs = [r["cost"] for r in rows if r["complexity"] == level]
+        assert split[level]["share"] == pytest.approx(share)
+        assert split[level]["calls"] == pytest.approx(task["calls"] * share)
+        mean = sum(costs) / len(costs)  # one weight per level: the plain mean
+        assert split[level]["baseline_monthly"] == pytest.approx(task["calls"] * share * mean)
+    assert sum(g["baseline_monthly"] for g in split.values()) == pytest.approx(
+        task["baseline_monthly"]
+    )
     projected = re.search(r"the bench will project ~\$([\d.]+) per month", out)
     assert projected and float(projected[1]) == pytest.approx(task["baseline_monthly"], abs=0.005)
 
