@@ -44,21 +44,27 @@ def test_imported_suite_benches_to_a_recommendation_and_a_projection(
     projection = doc["projection"]
     assert projection["calls_monthly"] == pytest.approx(sum(traffic.values()))
     assert {t: p["calls"] for t, p in projection["by_task"].items()} == traffic
-    # the baseline's cost per call, computed apart: the logged usage of its replayed
-    # recordings at the model's list price, averaged over each task's cases
+    # the baseline's cost per call, computed apart: the logged usage of its own replayed
+    # recordings (its simulated fallback's estimate where gpt-4o-mini alone answered) at
+    # the model's list price, averaged over each task's cases
     price = list_price("gpt-4o")
     assert price is not None
     (replay_file,) = (pytester.path / "routing" / "replay").glob("production-*.jsonl")
-    replay = replay_file.read_text()
+    replay = [json.loads(line) for line in replay_file.read_text().splitlines()]
     usages = {
-        (u["input_tokens"], u["output_tokens"])
-        for u in (json.loads(line)["usage"] for line in replay.splitlines())
+        (r["usage"]["input_tokens"], r["usage"]["output_tokens"])
+        for r in replay
+        if r["model"] == "gpt-4o"
     }
     for task, figures in projection["by_task"].items():
         rows = [r for r in doc["results"] if r["task"] == task and r["route"] == config["baseline"]]
         costs = []
         for r in rows:
-            assert (r["input_tokens"], r["output_tokens"]) in usages
+            (call,) = [c for c in r["calls"] if c["purpose"] != "judge"]
+            if call["model_version"] == "gpt-4o":  # replayed
+                assert (r["input_tokens"], r["output_tokens"]) in usages
+            else:
+                assert call["model_version"] == "sim:gpt-4o" and call["estimated"]
             costs.append(price.cost(r["input_tokens"], r["output_tokens"]))
             assert r["cost"] == pytest.approx(costs[-1])
         per_call = sum(costs) / len(costs)
@@ -88,10 +94,11 @@ def test_imported_suite_benches_to_a_recommendation_and_a_projection(
 
 
 def test_cases_weighted_by_their_levels_share_of_the_calls(pytester: pytest.Pytester) -> None:
-    """90 short answers to three questions and 10 long ones to ten: 3 and 5 cases, each
-    level's weighing its share of the calls over its share of the cases (0.9/(3/8) and
-    0.1/(5/8)); the bench's cost per call for the baseline is that weighted mean of its
-    cases' costs (the plain mean counted the 10 long calls as 5/8 of the traffic), and
+    """90 short answers to three questions and 10 long ones to ten: 3 and 10 cases (the
+    low level's unused share of 3 x 5 goes to medium), each level's weighing its share of
+    the calls over its share of the cases (0.9/(3/13) and 0.1/(10/13)); the bench's cost
+    per call for the baseline is that weighted mean of its cases' costs (the plain mean
+    counted the 10 long calls as 10/13 of the traffic), and
     the projection splits the task's volume by its levels' shares of the calls (it put
     it all under low, its level of most weight)."""
     from logsamples import START, openai_record
@@ -112,10 +119,10 @@ def test_cases_weighted_by_their_levels_share_of_the_calls(pytester: pytest.Pyte
     cases = yaml.safe_load(case_file.read_text())["cases"]
     weights = {c["id"]: c["weight"] for c in cases}
     levels = {c["complexity"]: c["weight"] for c in cases}
-    assert levels == {"low": 2.4, "medium": 0.16}
+    assert levels == {"low": 3.9, "medium": 0.13}
     result, doc = run_json(pytester, "--model-route=bench", "routing", "-p", "no:randomly")
     rows = [r for r in doc["results"] if r["route"] == "gpt-4o"]
-    assert len(rows) == 8 and not [r for r in rows if r["error"]]
+    assert len(rows) == 13 and not [r for r in rows if r["error"]]
     weighted = sum(r["cost"] * weights[r["case"]] for r in rows) / sum(weights.values())
     plain = sum(r["cost"] for r in rows) / len(rows)
     assert weighted < plain / 2

@@ -230,6 +230,8 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
         )
     except ValueError as exc:
         raise ImportProblem(str(exc)) from None
+    for group in groups:
+        group.trim()
     samples_of, cross_level, cross_task = _cases(groups)
     rank = _answer_rank(catalog.baseline.model, providers)
     for samples in samples_of:
@@ -440,7 +442,8 @@ def _header(
             f"Task {name!r}: {plural(stats.calls, 'call')} in the logs ({stats.calls / total:.1%} "
             f"of the calls used){per_month}; {origin}.",
             f"Complexity of its calls (low / medium / high): {levels}; sampled {sampled} "
-            f"(--per-level {options.per_level}, --seed {options.seed}).",
+            f"(--per-level {options.per_level}: up to {options.per_level * len(LEVELS)} cases, "
+            f"a level short of prompts leaving its share to the others; --seed {options.seed}).",
             f"Served by: {served}. Example: {stats.example}",
             "Each case's expected is the production answer; the checks compare with it.",
             "Review: the task name, the redacted placeholders ([EMAIL_1]...), the checks.",

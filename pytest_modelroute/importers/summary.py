@@ -94,7 +94,8 @@ def summary_lines(result: ImportResult, out: Path) -> list[str]:
             "part of it that names the task)"
         )
     text = (
-        "  sampling: up to the --per-level count per task and complexity; "
+        "  sampling: the --per-level count per task and complexity, up to 3 x it from the "
+        "levels a task's calls fill when they fill fewer; "
         f"{plural(result.duplicates, 'repeat')} of sampled prompts skipped"
     )
     if result.cross_level:
