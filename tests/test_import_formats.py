@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,29 @@ def test_openai_batch_output_joined_with_its_input_file(tmp_path: Path, order: s
     assert "batch: 1 request lines had no output line" in out  # req-4 never answered
     cases = next(iter(cases_of(tmp_path / "suite").values()))["cases"]
     assert sorted(c["vars"]["sentiment"] for c in cases) == sorted(REVIEWS[:3])
+
+
+def test_each_batch_line_has_one_fate(tmp_path: Path) -> None:
+    """A failed output line whose request line is absent is an error response, once (it
+    was also counted as an output without its request: 12 fates for 11 lines); a batch
+    input file alone says that its results are missing."""
+    inp, outp = _batch_files(tmp_path)
+    failed = {"id": "b98", "custom_id": "req-98", "response": None, "error": {"code": "x"}}
+    with outp.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(failed) + "\n")
+    code, out, err = run(inp, outp, "-o", tmp_path / "suite", "--offline", "--window", "1d")
+    assert code == 0, err
+    fates = re.search(
+        r"records: (\d+) calls used, (\d+) skipped \((.*)\), (\d+) batch request", out
+    )
+    assert fates, out
+    used, skipped, reasons, requests = int(fates[1]), int(fates[2]), fates[3], int(fates[4])
+    assert "error response 2" in reasons and "batch output without its request line" in reasons
+    lines = len(inp.read_text().splitlines()) + len(outp.read_text().splitlines())
+    assert (used, skipped, requests) == (3, 3, 5) and used + skipped + requests == lines
+    code, out, err = run(inp, "-o", tmp_path / "alone", "--offline")
+    assert code != 0
+    assert "5 batch request lines without their results (pass the batch output file too)" in err
 
 
 def test_openai_responses_api_bodies(tmp_path: Path) -> None:

@@ -368,6 +368,11 @@ def _answer_rank(baseline: str, providers: dict[str, str]) -> Callable[[Answer],
 def _no_calls(stats: ReadStats) -> str:
     reasons = [f"{n:,} {r}" for r, n in stats.skipped.most_common()]
     reasons += [f"{n:,} malformed ({r})" for r, n in stats.malformed.most_common()]
+    if stats.unanswered_requests:
+        reasons.append(
+            f"{plural(stats.unanswered_requests, 'batch request line')} without their results "
+            "(pass the batch output file too)"
+        )
     detail = "; ".join(reasons) or "the files hold no records"
     return f"no usable call in {plural(stats.lines, 'line')}: {detail}"
 
