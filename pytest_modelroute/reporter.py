@@ -484,6 +484,40 @@ class ModelRouteReporter:
             )
         return figures
 
+    def _against_routes(
+        self, projection: dict[str, Any], figures: Mapping[str, TaskFigures]
+    ) -> dict[str, Any] | None:
+        """Bench: the projection's "before" puts every call on the baseline; where
+        ``routes:`` sends tasks elsewhere (an imported suite: what production runs), the
+        cost of those routes today against the routed cost too. None when no task's
+        configured route is other than the baseline."""
+        if self.mode != "bench":
+            return None
+        baseline = self.state.config.baseline
+        before = 0.0
+        routed: list[str] = []
+        for task, row in projection["by_task"].items():
+            picked = self.choices.get(task)
+            cost = figures[task].baseline_cost
+            if (
+                picked is not None
+                and picked.configured_from == "routes"
+                and picked.configured != baseline
+                and picked.current is not None
+            ):
+                cost = picked.current.cost_per_call
+                routed.append(task)
+            before += row["calls"] * cost
+        if not routed:
+            return None
+        after = projection["routed_monthly"]
+        return {
+            "before_monthly": before,
+            "routed_monthly": after,
+            "savings_monthly": before - after,
+            "tasks": routed,
+        }
+
     def finish(self) -> None:
         state = self.state
         by = self.results
@@ -539,7 +573,11 @@ class ModelRouteReporter:
             if calibration:
                 extra["calibration"] = calibration
         if state.config.traffic:
-            extra["projection"] = project(state.config.traffic, self._figures(tasks))
+            figures = self._figures(tasks)
+            extra["projection"] = project(state.config.traffic, figures)
+            today = self._against_routes(extra["projection"], figures)
+            if today is not None:
+                extra["projection"]["vs_configured"] = today
         prices = {
             alias: {
                 "provider": m.provider,

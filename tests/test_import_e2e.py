@@ -190,6 +190,22 @@ def test_a_task_production_serves_with_another_model_keeps_it_as_its_route(
     )
     (summary_task,) = set(config["traffic"]) - {sql_task}
     assert doc["recommendations"][summary_task]["configured"] == "gpt-4o"
+    # "before" is every call on the baseline; the bench says so and also projects against
+    # the routes production runs today (recomputed from the results)
+    today = doc["projection"]["vs_configured"]
+    assert today["tasks"] == [sql_task]
+    before = 0.0
+    for task, row in doc["projection"]["by_task"].items():
+        route = "claude-sonnet-4-5" if task == sql_task else "gpt-4o"
+        rows = [r for r in doc["results"] if r["task"] == task and r["route"] == route]
+        weight = sum(r["weight"] for r in rows)
+        before += row["calls"] * sum(r["cost"] * r["weight"] for r in rows) / weight
+    assert today["before_monthly"] == pytest.approx(before)
+    # claude-sonnet-4-5 ($3/$15) is dearer than gpt-4o: production pays more than "before"
+    assert before > doc["projection"]["baseline_monthly"]
+    result.stdout.fnmatch_lines(
+        ["*before: every call on the baseline, also for the 1 task(s) whose routes:*"]
+    )
 
 
 def test_each_logged_model_replays_its_own_answers(pytester: pytest.Pytester) -> None:
