@@ -656,3 +656,26 @@ def test_the_modelroute_command_dispatches_to_it(tmp_path: Path) -> None:
         text=True,
     )
     assert proc.returncode == 2 and "-o/--out" in proc.stderr  # argparse's usage error
+
+
+@pytest.mark.parametrize("first", ["openai", "anthropic"])
+def test_a_gateway_log_mixing_openai_and_anthropic_records(tmp_path: Path, first: str) -> None:
+    """One file of interleaved OpenAI and Anthropic records (a gateway's log): every record
+    is read by its own provider's reader (the file's format was its first record's, and
+    the other provider's 10 records were malformed lines)."""
+    records = []
+    for i in range(10):
+        pair = [
+            openai_record("gpt-4o", "", f"Question {i}?", f"Answer {i}.", T0 + i),
+            anthropic_record("claude-sonnet-4-5", "", f"Query {i}?", f"Reply {i}.", T0 + i),
+        ]
+        records += pair if first == "openai" else pair[::-1]
+    log = write_jsonl(tmp_path / "gateway.jsonl", records)
+    code, out, err = run(log, "-o", tmp_path / "s", "--offline")
+    assert code == 0, err
+    assert "records: 20 calls used, 0 skipped" in out
+    other = "anthropic" if first == "openai" else "openai"
+    assert f"gateway.jsonl ({first}+{other})" in out
+    assert "malformed" not in out
+    expected = {c["expected"] for doc in cases_of(tmp_path / "s").values() for c in doc["cases"]}
+    assert expected == {f"Answer {i}." for i in range(10)} | {f"Reply {i}." for i in range(10)}
