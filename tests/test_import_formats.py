@@ -679,3 +679,29 @@ def test_a_gateway_log_mixing_openai_and_anthropic_records(tmp_path: Path, first
     assert "malformed" not in out
     expected = {c["expected"] for doc in cases_of(tmp_path / "s").values() for c in doc["cases"]}
     assert expected == {f"Answer {i}." for i in range(10)} | {f"Reply {i}." for i in range(10)}
+
+
+def test_map_is_named_where_it_is_used_and_where_it_is_not(tmp_path: Path) -> None:
+    """A --map task field is named in each case file's header (it said 'task field
+    (None)'); a --map given for a file of a known format says it is not used (it was
+    ignored silently), also when its task= then names no task."""
+    plain = [
+        {"q": f"Question {i}?", "a": f"Answer {i}.", "meta": {"kind": "qa"}, "m": "gpt-4o"}
+        for i in range(6)
+    ]
+    log = write_jsonl(tmp_path / "plain.jsonl", plain)
+    mapping = "prompt=q,output=a,model=m,task=meta.kind"
+    code, out, err = run(log, "-o", tmp_path / "s", "--offline", "--map", mapping)
+    assert code == 0, err
+    header = (tmp_path / "s" / "cases" / "qa.yaml").read_text(encoding="utf-8")
+    assert "named by its task field (meta.kind)" in " ".join(header.replace("#", "").split())
+    known = write_jsonl(
+        tmp_path / "openai.jsonl",
+        [openai_record("gpt-4o", "", f"Hi {i}", "Hello.", T0 + i) for i in range(6)],
+    )
+    code, out, err = run(known, "-o", tmp_path / "k", "--offline", "--map", "prompt=q")
+    assert code == 0, err
+    assert "--map not used for openai.jsonl (openai): a known format is read as such" in out
+    code, out, err = run(known, "-o", tmp_path / "k2", "--offline", "--map", "task=meta.kind")
+    assert code != 0
+    assert "--map is not used for openai.jsonl (openai): a known format; give --task-field" in err

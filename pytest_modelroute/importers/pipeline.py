@@ -201,10 +201,16 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
     used = sum(calls_by_model.values())
     task_field = options.task_field or options.field_map.get("task")
     if task_field and not named:
+        unmapped = ""
+        if not options.task_field and stats.unmapped:
+            unmapped = (
+                f" (--map is not used for {', '.join(stats.unmapped)}: a known format; give "
+                "--task-field PATH)"
+            )
         raise ImportProblem(
-            f"task field {task_field}: found in none of the {plural(used, 'call')} used; check "
-            "its path (metadata.task, a span attribute, tags[task]), or leave it out to "
-            "group the calls by prompt template"
+            f"task field {task_field}: found in none of the {plural(used, 'call')} used"
+            f"{unmapped}; check its path (metadata.task, a span attribute, tags[task]), or "
+            "leave it out to group the calls by prompt template"
         )
     groups = grouper.finish(options.min_task_calls)
     total = sum(g.stats.calls for g in groups)
@@ -430,7 +436,7 @@ def _header(
     monthly = vol.monthly(stats.calls)
     per_month = f", ~{monthly:,.0f} calls per month" if monthly is not None else ""
     origin = {
-        "field": f"named by its task field ({options.task_field})",
+        "field": f"named by its task field ({options.task_field or options.field_map.get('task')})",
         "template": "named from its prompt template: rename it here and under traffic: in "
         "modelroute.yaml (or import again with --rename OLD=NEW)",
         "free-form": "free-form traffic behind one system prompt (small template groups "

@@ -56,6 +56,8 @@ class ReadStats:
     #: calls whose timestamp is there but unreadable, and the first of them
     unreadable_times: int = 0
     unreadable_time: str = ""
+    #: files of a known format, read without the --map given (it is for other shapes)
+    unmapped: list[str] = field(default_factory=list)
 
 
 def _open(path: Path) -> IO[bytes]:
@@ -184,6 +186,8 @@ class LogReader:
             else:
                 assert fmt is not None
                 self.stats.files.append((str(path), fmt))
+                if self.options.field_map and fmt != detect.MAPPED:
+                    self.stats.unmapped.append(f"{path.name} ({fmt})")
                 yield from self._jsonl(path, stream, fmt)
 
     def _jsonl(self, path: Path, stream: IO[bytes], fmt: str) -> Iterator[Call]:

@@ -45,6 +45,11 @@ def read_lines(stats: ReadStats, seconds: float, total: float) -> list[str]:
         + (f", peak memory {peak:,.0f} MB)" if (peak := peak_memory_mb()) else ")"),
         "  formats: " + ", ".join(f"{Path(p).name} ({fmt})" for p, fmt in stats.files),
     ]
+    if stats.unmapped:
+        lines.append(
+            f"  --map not used for {', '.join(stats.unmapped)}: a known format is read as "
+            "such (--map is for other shapes; --task-field names a task field)"
+        )
     skipped = sum(stats.skipped.values())
     parts = [f"{plural(stats.used, 'call')} used"]
     parts.append(f"{skipped:,} skipped" + (f" ({_counts(stats.skipped)})" if skipped else ""))
