@@ -620,3 +620,22 @@ def test_a_replay_answers_what_it_recorded_and_its_fallback_the_rest(
     assert complete(provider, miss).text == "echo: Not recorded?"
     assert complete(provider, hit).text == "From the file."
     assert [last_user_text(r.body) for r in wire_server.requests] == ["Not recorded?"]
+
+
+def test_a_replay_conflict_is_the_calls_error_even_with_a_fallback(tmp_path: Path) -> None:
+    """Two different recordings of one prompt: the call fails naming them (the fallback
+    does not paper over it), and neither the estimate's prediction nor the spend check
+    raises before the call."""
+    from pytest_modelroute.errors import ModelRouteError
+    from pytest_modelroute.providers.replay import ReplayProvider
+
+    lines = [{"model": "m", "prompt": "Twice?", "output": out} for out in ("One.", "Two.")]
+    (tmp_path / "rec.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    config = ModelConfig(
+        provider="replay", model="m", file="rec.jsonl", fallback={"provider": "sim"}
+    )
+    provider = ReplayProvider("under-test", config, root=tmp_path)
+    request = make_request(provider, "Twice?")
+    assert provider.predict(request) is None and not provider.spends_on(request)
+    with pytest.raises(ModelRouteError, match="a second, different output"):
+        complete(provider, request)

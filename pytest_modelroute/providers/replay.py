@@ -152,9 +152,17 @@ class ReplayProvider(Provider):
         return self.fallback is not None and self.fallback.uses_hints
 
     def spends_on(self, request: Request) -> bool:
-        if self.fallback is None or self._find(request) is not None:
+        if self.fallback is None or self._recorded(request) is not None:
             return False
         return self.fallback.spends
+
+    def _recorded(self, request: Request) -> dict[str, Any] | None:
+        """The record of ``request``: None when the file has none, ``{}`` when it holds
+        two different ones (the call itself reports that conflict)."""
+        try:
+            return self._find(request)
+        except ModelRouteError:
+            return {}
 
     @functools.cached_property
     def path(self) -> Path:
@@ -202,7 +210,9 @@ class ReplayProvider(Provider):
             await self.fallback.aclose()
 
     def predict(self, request: Request) -> Completion | None:
-        record = self._find(request)
+        record = self._recorded(request)
+        if record == {}:
+            return None  # a conflict: the call says so
         if record is not None:
             return self._completion(request, record)
         return self.fallback.predict(request) if self.fallback is not None else None
