@@ -24,9 +24,10 @@ def test_imported_suite_benches_to_a_recommendation_and_a_projection(
     log = write_jsonl(
         pytester.path / "logs" / "prod.jsonl", generate(300, days=28, cheap_model="gpt-4o-mini")
     )
-    # 30 cases per complexity level: enough for a cheaper route's lower bound, corrected
-    # for the candidates, to clear 4.0 (three cases per level bound nothing)
-    code, out, err = run(log, "-o", pytester.path / "routing", "--offline", "--per-level", "30")
+    # the defaults: a task whose calls sit in one complexity level gets 45 cases, enough
+    # for a cheaper route's lower bound, corrected for the candidates, to clear 4.0 (15
+    # bound nothing; the test needed --per-level 30)
+    code, out, err = run(log, "-o", pytester.path / "routing", "--offline")
     assert code == 0, err
     config = yaml.safe_load((pytester.path / "routing" / "modelroute.yaml").read_text())
     traffic = config["traffic"]
