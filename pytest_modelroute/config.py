@@ -36,6 +36,8 @@ GENERATION_KEYS = ("temperature", "max_tokens", "top_p", "top_k", "stop", "seed"
 DEFAULT_MAX_TOKENS = 1024
 #: Settings of the llama.cpp server a ``provider: local`` model runs on.
 LOCAL_KEYS = ("gguf", "chat_template", "threads", "slots", "ctx_size")
+#: Providers that answer a replay model's prompts its file does not hold.
+FALLBACK_PROVIDERS = ("sim", "openai", "anthropic")
 #: the least max_tokens a judge call gets unless ``judge: {max_tokens: ...}`` says otherwise
 JUDGE_MAX_TOKENS = 1024
 
@@ -106,6 +108,9 @@ class ModelConfig(_Strict):
     latency_ms: float = Field(default=0.0, ge=0)
     # replay provider
     file: str | None = None
+    #: what answers a prompt the replay file holds no output for (the model's id and
+    #: price are the replay model's unless it says otherwise): sim, openai or anthropic
+    fallback: ModelConfig | None = None
     # local provider (a llama.cpp server started for the run)
     gguf: str | None = None
     chat_template: str | None = None
@@ -121,6 +126,11 @@ class ModelConfig(_Strict):
         # {provider: local, gguf: path} needs no model id: the file names it
         if isinstance(value, dict) and "model" not in value and value.get("gguf"):
             return {**value, "model": Path(str(value["gguf"])).stem}
+        fallback = value.get("fallback") if isinstance(value, dict) else None
+        if isinstance(fallback, dict) and "model" in value:
+            # the replay model's id and price, unless the fallback names its own
+            inherited = {k: value[k] for k in ("model", "price") if k in value}
+            return {**value, "fallback": {**inherited, **fallback}}
         return value
 
     def generation_params(self) -> dict[str, Any]:
@@ -322,6 +332,19 @@ def _check_references(config: ModelRouteConfig) -> None:
                 "the replay provider needs 'file': a JSONL file of recorded outputs",
                 "models",
                 name,
+            )
+        if model.fallback is not None and model.provider != "replay":
+            raise config.error(
+                "'fallback' applies to 'provider: replay' models only", "models", name, "fallback"
+            )
+        if model.fallback is not None and model.fallback.provider not in FALLBACK_PROVIDERS:
+            raise config.error(
+                f"a replay's fallback is one of {', '.join(FALLBACK_PROVIDERS)}, not "
+                f"{model.fallback.provider!r}",
+                "models",
+                name,
+                "fallback",
+                "provider",
             )
         if model.provider != "local":
             for key in LOCAL_KEYS:

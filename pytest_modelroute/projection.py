@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from .analysis import per_call
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,38 @@ class TaskFigures:
     latency_comparable: bool = True
     #: the task's models (route's or baseline) whose server queued our calls
     queued: tuple[str, ...] = ()
+    #: per complexity level: (its share of the task's calls, the baseline's and the
+    #: route's cost per call there); empty: the whole task under ``complexity``
+    levels: Mapping[str, tuple[float, float, float]] = field(default_factory=dict)
+
+
+def level_split(
+    complexity: Mapping[str, str],
+    weights: Mapping[str, float],
+    baseline_costs: Mapping[str, float],
+    route_costs: Mapping[str, float],
+) -> dict[str, tuple[float, float, float]]:
+    """A task's traffic by complexity level: each level's share is its cases' weight
+    (an imported suite's weights are production's mix of levels), costed at the weighted
+    mean of its cases' costs, the baseline's and the route's. Empty unless every level
+    has a case both answered."""
+    out: dict[str, tuple[float, float, float]] = {}
+    total = sum(weights.get(c, 1.0) for c in complexity)
+    for level in ("low", "medium", "high"):
+        cases = sorted(c for c, lvl in complexity.items() if lvl == level)
+        if not cases:
+            continue
+        weight = sum(weights.get(c, 1.0) for c in cases)
+        both = [c for c in cases if c in baseline_costs and c in route_costs]
+        if not both or total <= 0:
+            return {}
+        counted = [weights.get(c, 1.0) for c in both]
+        out[level] = (
+            weight / total,
+            per_call([baseline_costs[c] for c in both], counted),
+            per_call([route_costs[c] for c in both], counted),
+        )
+    return out
 
 
 def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> dict[str, Any]:
@@ -48,12 +82,17 @@ def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> d
             "routed_monthly": after,
             "savings_monthly": before - after,
         }
-        group = by_complexity.setdefault(
-            f.complexity, {"calls": 0.0, "baseline_monthly": 0.0, "routed_monthly": 0.0}
-        )
-        group["calls"] += volume
-        group["baseline_monthly"] += before
-        group["routed_monthly"] += after
+        parts = {
+            level: (volume * share, volume * share * base, volume * share * route)
+            for level, (share, base, route) in f.levels.items()
+        } or {f.complexity: (volume, before, after)}
+        for level, (part, part_before, part_after) in parts.items():
+            group = by_complexity.setdefault(
+                level, {"calls": 0.0, "baseline_monthly": 0.0, "routed_monthly": 0.0}
+            )
+            group["calls"] += part
+            group["baseline_monthly"] += part_before
+            group["routed_monthly"] += part_after
         calls += volume
         moved += volume * f.moved
         if f.latency_comparable:
@@ -68,8 +107,8 @@ def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> d
     for group in by_complexity.values():
         group["savings_monthly"] = group["baseline_monthly"] - group["routed_monthly"]
         group["share"] = group["calls"] / calls if calls else 0.0
-    baseline_monthly = sum(g["baseline_monthly"] for g in by_complexity.values())
-    routed_monthly = sum(g["routed_monthly"] for g in by_complexity.values())
+    baseline_monthly = sum(t["baseline_monthly"] for t in per_task.values())
+    routed_monthly = sum(t["routed_monthly"] for t in per_task.values())
     savings = baseline_monthly - routed_monthly
     return {
         "calls_monthly": calls,

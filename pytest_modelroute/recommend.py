@@ -47,6 +47,8 @@ class Candidate:
     cleared: bool | None = None
     #: a cascade: the acceptance checks it used and where they come from (see ``Acceptance``)
     accept: dict[str, Any] | None = None
+    #: per case id: its cost per call (errored cases are absent)
+    costs: dict[str, float] = field(default_factory=dict)
 
     @property
     def cost_per_quality_point(self) -> float | None:
@@ -101,6 +103,7 @@ def from_aggregate(agg: Aggregate, kind: str, spec: Any) -> Candidate:
         agg.agreement,
         dict(agg.cases),
         dict(agg.weights),
+        costs=dict(agg.costs),
     )
 
 
@@ -115,6 +118,7 @@ def cascade_candidate(
     qualities: dict[str, float | None] = {}
     weights: dict[str, float] = {}
     costs: list[float] = []
+    by_case: dict[str, float] = {}
     latencies: list[float] = []
     counted: list[float] = []  # the weights of the cases in costs and latencies
     resolved: Counter[int] = Counter()
@@ -148,6 +152,7 @@ def cascade_candidate(
             continue
         qualities[case] = final.quality
         costs.append(cost)
+        by_case[case] = cost
         latencies.append(latency)
         counted.append(weights[case])
     n = len(costs)
@@ -165,6 +170,7 @@ def cascade_candidate(
         cases=qualities,
         weights=weights,
         accept=dict(accept),
+        costs=by_case,
     )
 
 

@@ -27,7 +27,7 @@ from .gate import GateRules, TaskVerdict, apply_holm, decide_task, suite_view
 from .nodes import result_of
 from .prices import resolve_batch_pricing
 from .progress import WorkerProgress, is_tty, terminal_writer
-from .projection import TaskFigures, project
+from .projection import TaskFigures, level_split, project
 from .ratelimit.notes import rate_limit_notes
 from .recommend import (
     Choice,
@@ -425,6 +425,10 @@ class ModelRouteReporter:
     def _figures(self, tasks: list[str]) -> dict[str, TaskFigures]:
         state = self.state
         baseline = state.config.baseline
+        levels: dict[str, list[CaseResult]] = {}
+        for r in self.results.values():
+            if r.route == baseline:
+                levels.setdefault(r.task, []).append(r)
         figures = {}
         for task in tasks:
             base = self.aggregates.get((task, baseline))
@@ -446,6 +450,7 @@ class ModelRouteReporter:
                     choice.quality,
                     choice.stage_share,
                 )
+                route_costs = choice.costs
             else:
                 route = state.route_for(task)
                 agg = self.aggregates.get((task, route.label))
@@ -453,6 +458,7 @@ class ModelRouteReporter:
                     continue
                 models = route.models
                 cost, latency, quality = agg.cost_per_call, agg.latency_s, agg.quality
+                route_costs = agg.costs
                 share = agg.to_json().get("stage_share")  # type: ignore[assignment]
             kinds = {state.providers[m].latency_kind for m in [*models, baseline]}
             queued = tuple(sorted({m for m in [*models, baseline] if m in self.queues}))
@@ -469,8 +475,48 @@ class ModelRouteReporter:
                     len(kinds) == 1 and latency > 0 and base.latency_s > 0 and not queued
                 ),
                 queued=queued,
+                levels=level_split(
+                    {r.case: r.complexity for r in levels.get(task, ())},
+                    base.weights,
+                    base.costs,
+                    route_costs,
+                ),
             )
         return figures
+
+    def _against_routes(
+        self, projection: dict[str, Any], figures: Mapping[str, TaskFigures]
+    ) -> dict[str, Any] | None:
+        """Bench: the projection's "before" puts every call on the baseline; where
+        ``routes:`` sends tasks elsewhere (an imported suite: what production runs), the
+        cost of those routes today against the routed cost too. None when no task's
+        configured route is other than the baseline."""
+        if self.mode != "bench":
+            return None
+        baseline = self.state.config.baseline
+        before = 0.0
+        routed: list[str] = []
+        for task, row in projection["by_task"].items():
+            picked = self.choices.get(task)
+            cost = figures[task].baseline_cost
+            if (
+                picked is not None
+                and picked.configured_from == "routes"
+                and picked.configured != baseline
+                and picked.current is not None
+            ):
+                cost = picked.current.cost_per_call
+                routed.append(task)
+            before += row["calls"] * cost
+        if not routed:
+            return None
+        after = projection["routed_monthly"]
+        return {
+            "before_monthly": before,
+            "routed_monthly": after,
+            "savings_monthly": before - after,
+            "tasks": routed,
+        }
 
     def finish(self) -> None:
         state = self.state
@@ -527,7 +573,11 @@ class ModelRouteReporter:
             if calibration:
                 extra["calibration"] = calibration
         if state.config.traffic:
-            extra["projection"] = project(state.config.traffic, self._figures(tasks))
+            figures = self._figures(tasks)
+            extra["projection"] = project(state.config.traffic, figures)
+            today = self._against_routes(extra["projection"], figures)
+            if today is not None:
+                extra["projection"]["vs_configured"] = today
         prices = {
             alias: {
                 "provider": m.provider,

@@ -666,7 +666,7 @@ class Runner:
         refused = self._refused(provider)  # checked here, after the wait for a slot
         if refused is not None:
             return self._error(key, request, refused)
-        if provider.spends:
+        if provider.spends_on(request):
             capped = self.cap_reached()
             if capped is not None:
                 return self._error(key, request, capped)
@@ -755,7 +755,7 @@ class Runner:
         """The record of an answer just stored, counted as paid (at batch prices when a
         batch gave it)."""
         record = self._record(key, request, entry, cached=False)
-        if not provider.spends:  # a recording: no API call, nothing paid, like a cache hit
+        if not provider.spends_on(request):  # a recording: no API call, nothing paid
             self.ledger.hits.add(key)
             self.progress.hits += 1
             return record

@@ -50,19 +50,22 @@ def test_gsm8k_csv_reads_every_row(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_routerarena_imports_as_the_readme_says(tmp_path: Path) -> None:
-    """The README's RouterArena command: 36 tasks (one per dataset), 320 cases, traffic
+    """The README's RouterArena command: 36 tasks (one per dataset), 544 cases, traffic
     from each dataset's calls over --window 30d, and every case expecting the baseline's
-    (claude-3-haiku, the larger logged spend) own recorded answer."""
+    (claude-3-haiku, the larger logged spend) own recorded answer; each model replays its
+    own."""
     folder = require(ROUTERARENA)
     haiku = folder / "claude-3-haiku-20240307.jsonl"
     files = [haiku, folder / "gemini-2.0-flash-001.jsonl"]
     lines = [json.loads(line) for path in files for line in path.open(encoding="utf-8")]
     calls = Counter(re.match(r"^([^_]+)_", r["global_index"])[1] for r in lines)  # type: ignore[index]
     answers = {}  # redacted as the importer redacts a call: its prompt with its answer
-    for line in haiku.open(encoding="utf-8"):
-        record = json.loads(line)
+    logged = {}  # (model, prompt) -> its answer, each model's own
+    for record in lines:
         question, answer = Redactor().call([record["question"], record["generated_answer"]])
-        answers[question] = answer
+        logged[record["llm_selected"], question] = answer
+        if record["llm_selected"] == "claude-3-haiku-20240307":
+            answers[question] = answer
     mapping = (
         "prompt=question,output=generated_answer,model=llm_selected,task=global_index,"
         "input_tokens=token_usage.input_tokens,output_tokens=token_usage.output_tokens"
@@ -71,7 +74,7 @@ def test_routerarena_imports_as_the_readme_says(tmp_path: Path) -> None:
     code, out, err = run(*files, "-o", tmp_path / "s", *args)
     assert code == 0, err
     assert f"records: {len(lines):,} calls used, 0 skipped\n" in out
-    assert "(36 files, 320 cases)" in out
+    assert "(36 files, 544 cases)" in out
     assert "answered in production by another model" not in out
     docs = cases_of(tmp_path / "s")
     assert len(docs) == len(calls) == 36
@@ -79,8 +82,12 @@ def test_routerarena_imports_as_the_readme_says(tmp_path: Path) -> None:
     assert config["baseline"] == "claude-3-haiku"
     assert config["traffic"] == {t: round(n * DAYS_PER_MONTH / 30) for t, n in calls.items()}
     cases = [c for doc in docs.values() for c in doc["cases"]]
-    assert len(cases) == 320
-    replay = {r["messages"][-1]["content"]: r["output"] for r in replay_of(tmp_path / "s")}
-    assert len(replay) == 320
-    assert all(answers[q] == a for q, a in replay.items())
+    assert len(cases) == 544
+    # each model replays its own answers: 544 of haiku's, and gemini's to the same prompts
+    replay = {
+        (r["model"], r["messages"][-1]["content"]): r["output"] for r in replay_of(tmp_path / "s")
+    }
+    assert sum(m == "claude-3-haiku-20240307" for m, _ in replay) == 544
+    assert sum(m == "gemini-2.0-flash-001" for m, _ in replay) > 500
+    assert all(logged[key] == a for key, a in replay.items())
     assert {c["expected"] for c in cases} <= set(answers.values())

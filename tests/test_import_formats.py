@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,29 @@ def test_openai_batch_output_joined_with_its_input_file(tmp_path: Path, order: s
     assert "batch: 1 request lines had no output line" in out  # req-4 never answered
     cases = next(iter(cases_of(tmp_path / "suite").values()))["cases"]
     assert sorted(c["vars"]["sentiment"] for c in cases) == sorted(REVIEWS[:3])
+
+
+def test_each_batch_line_has_one_fate(tmp_path: Path) -> None:
+    """A failed output line whose request line is absent is an error response, once (it
+    was also counted as an output without its request: 12 fates for 11 lines); a batch
+    input file alone says that its results are missing."""
+    inp, outp = _batch_files(tmp_path)
+    failed = {"id": "b98", "custom_id": "req-98", "response": None, "error": {"code": "x"}}
+    with outp.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(failed) + "\n")
+    code, out, err = run(inp, outp, "-o", tmp_path / "suite", "--offline", "--window", "1d")
+    assert code == 0, err
+    fates = re.search(
+        r"records: (\d+) calls used, (\d+) skipped \((.*)\), (\d+) batch request", out
+    )
+    assert fates, out
+    used, skipped, reasons, requests = int(fates[1]), int(fates[2]), fates[3], int(fates[4])
+    assert "error response 2" in reasons and "batch output without its request line" in reasons
+    lines = len(inp.read_text().splitlines()) + len(outp.read_text().splitlines())
+    assert (used, skipped, requests) == (3, 3, 5) and used + skipped + requests == lines
+    code, out, err = run(inp, "-o", tmp_path / "alone", "--offline")
+    assert code != 0
+    assert "5 batch request lines without their results (pass the batch output file too)" in err
 
 
 def test_openai_responses_api_bodies(tmp_path: Path) -> None:
@@ -632,3 +656,52 @@ def test_the_modelroute_command_dispatches_to_it(tmp_path: Path) -> None:
         text=True,
     )
     assert proc.returncode == 2 and "-o/--out" in proc.stderr  # argparse's usage error
+
+
+@pytest.mark.parametrize("first", ["openai", "anthropic"])
+def test_a_gateway_log_mixing_openai_and_anthropic_records(tmp_path: Path, first: str) -> None:
+    """One file of interleaved OpenAI and Anthropic records (a gateway's log): every record
+    is read by its own provider's reader (the file's format was its first record's, and
+    the other provider's 10 records were malformed lines)."""
+    records = []
+    for i in range(10):
+        pair = [
+            openai_record("gpt-4o", "", f"Question {i}?", f"Answer {i}.", T0 + i),
+            anthropic_record("claude-sonnet-4-5", "", f"Query {i}?", f"Reply {i}.", T0 + i),
+        ]
+        records += pair if first == "openai" else pair[::-1]
+    log = write_jsonl(tmp_path / "gateway.jsonl", records)
+    code, out, err = run(log, "-o", tmp_path / "s", "--offline")
+    assert code == 0, err
+    assert "records: 20 calls used, 0 skipped" in out
+    other = "anthropic" if first == "openai" else "openai"
+    assert f"gateway.jsonl ({first}+{other})" in out
+    assert "malformed" not in out
+    expected = {c["expected"] for doc in cases_of(tmp_path / "s").values() for c in doc["cases"]}
+    assert expected == {f"Answer {i}." for i in range(10)} | {f"Reply {i}." for i in range(10)}
+
+
+def test_map_is_named_where_it_is_used_and_where_it_is_not(tmp_path: Path) -> None:
+    """A --map task field is named in each case file's header (it said 'task field
+    (None)'); a --map given for a file of a known format says it is not used (it was
+    ignored silently), also when its task= then names no task."""
+    plain = [
+        {"q": f"Question {i}?", "a": f"Answer {i}.", "meta": {"kind": "qa"}, "m": "gpt-4o"}
+        for i in range(6)
+    ]
+    log = write_jsonl(tmp_path / "plain.jsonl", plain)
+    mapping = "prompt=q,output=a,model=m,task=meta.kind"
+    code, out, err = run(log, "-o", tmp_path / "s", "--offline", "--map", mapping)
+    assert code == 0, err
+    header = (tmp_path / "s" / "cases" / "qa.yaml").read_text(encoding="utf-8")
+    assert "named by its task field (meta.kind)" in " ".join(header.replace("#", "").split())
+    known = write_jsonl(
+        tmp_path / "openai.jsonl",
+        [openai_record("gpt-4o", "", f"Hi {i}", "Hello.", T0 + i) for i in range(6)],
+    )
+    code, out, err = run(known, "-o", tmp_path / "k", "--offline", "--map", "prompt=q")
+    assert code == 0, err
+    assert "--map not used for openai.jsonl (openai): a known format is read as such" in out
+    code, out, err = run(known, "-o", tmp_path / "k2", "--offline", "--map", "task=meta.kind")
+    assert code != 0
+    assert "--map is not used for openai.jsonl (openai): a known format; give --task-field" in err

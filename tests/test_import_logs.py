@@ -257,7 +257,8 @@ def test_sampling_is_seeded_stratified_and_order_free(tmp_path: Path) -> None:
     assert ids("s1") != ids("s4")  # another seed, another sample
     for doc in cases_of(tmp_path / "s1").values():
         per_level = Counter(c["complexity"] for c in doc["cases"])
-        assert max(per_level.values()) <= 5
+        assert sum(per_level.values()) <= 15  # 3 x 5, shared by the levels present
+        assert len(per_level) == 3 or max(per_level.values()) > 5 or sum(per_level.values()) < 15
     assert cases_of(tmp_path / "s1") == cases_of(tmp_path / "s3")
 
 
@@ -300,7 +301,10 @@ def test_written_files_do_not_depend_on_the_order_of_the_lines(tmp_path: Path) -
     assert suites[0] == suites[1] == suites[2]
     for doc in cases_of(tmp_path / "a" / "s").values():
         assert not any(str(c["expected"]).endswith(" (mini)") for c in doc["cases"])
-    assert all(r["model"] == "gpt-4o" for r in replay_of(tmp_path / "a" / "s"))
+    # each model replays its own answer, never the other's
+    replay = replay_of(tmp_path / "a" / "s")
+    assert {r["model"] for r in replay} == {"gpt-4o", "gpt-4o-mini"}
+    assert all(r["output"].endswith(" (mini)") == (r["model"] == "gpt-4o-mini") for r in replay)
 
 
 def test_a_task_whose_prompts_all_repeat_another_tasks_keeps_its_cases(tmp_path: Path) -> None:
@@ -942,3 +946,52 @@ def test_renaming_tasks_to_one_name_merges_them(tmp_path: Path) -> None:
     header = text.replace("\n#   ", " ")
     assert "merged by --rename from can-export-csv, do-support-saml, how-do-rotate-keys" in header
     assert "verified: 6 cases load and render to their logged prompts" in out
+
+
+def test_a_task_in_fewer_levels_takes_up_to_three_times_per_level(tmp_path: Path) -> None:
+    """Default --per-level 15: a task of 60 short answers (one level) gets 45 cases, a task
+    of 40 short and 40 long answers (two levels) 22 + 23 (15 cases each bounded nothing);
+    a level's sample is the bottom of its seeded priorities, so --per-level 5 (15 cases)
+    takes a subset of it."""
+    from pytest_modelroute.importers.complexity import LEVELS
+    from pytest_modelroute.importers.sampling import quotas
+
+    # three levels, one short of prompts: its share goes to the others
+    assert quotas({"low": 30, "medium": 30, "high": 2}, 15, LEVELS) == {
+        "low": 21,
+        "medium": 22,
+        "high": 2,
+    }
+    assert quotas({"low": 90, "medium": 90, "high": 90}, 15, LEVELS) == dict.fromkeys(LEVELS, 15)
+    records = []
+    for i in range(60):
+        ask = openai_record(
+            "gpt-4o", "", f"Classify ticket {i}", "Yes.", START + i, metadata={"task": "one"}
+        )
+        records.append(ask)
+    for i in range(80):
+        answer = "Yes." if i % 2 else "Long answer. " * 300
+        meta = {"task": "two"}
+        records.append(
+            openai_record("gpt-4o", "", f"Explain item {i}", answer, START + i, metadata=meta)
+        )
+    log = write_jsonl(tmp_path / "prod.jsonl", records)
+    code, out, err = run(log, "-o", tmp_path / "s", "--offline", "--task-field", "metadata.task")
+    assert code == 0, err
+    docs = cases_of(tmp_path / "s")
+    levels = {task: Counter(c["complexity"] for c in doc["cases"]) for task, doc in docs.items()}
+    assert levels["one"] == {"low": 45}
+    assert sorted(levels["two"].values()) == [22, 23]
+    code, out, err = run(
+        log,
+        "-o",
+        tmp_path / "s15",
+        "--offline",
+        "--task-field",
+        "metadata.task",
+        "--per-level",
+        "5",
+    )
+    assert code == 0, err
+    small = {c["id"] for c in cases_of(tmp_path / "s15")["one"]["cases"]}
+    assert len(small) == 15 and small <= {c["id"] for c in docs["one"]["cases"]}

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from wire_server import Fault, WireServer, WireUsage
+from wire_server import Fault, WireServer, WireUsage, last_user_text
 
 from pytest_modelroute.config import ModelConfig
 from pytest_modelroute.errors import ProviderError
@@ -589,3 +589,53 @@ def test_server_default_and_custom_answers(wire_server: WireServer) -> None:
     answer = post(wire_server.openai_url + "/chat/completions", CHAT)[2]
     assert answer["choices"][0]["message"]["content"] == "M1"
     assert answer["model"] == "m1" and answer["object"] == "chat.completion"
+
+
+def test_a_replay_answers_what_it_recorded_and_its_fallback_the_rest(
+    wire_server: WireServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """provider: replay with fallback: {provider: openai}: a recorded prompt is answered
+    from the file (no request reaches the server, nothing spent); any other prompt by the
+    model live, through the SDK (spent)."""
+    from pytest_modelroute.providers.replay import ReplayProvider
+
+    (tmp_path / "rec.jsonl").write_text(
+        json.dumps({"model": OPENAI.model, "prompt": "Recorded?", "output": "From the file."})
+        + "\n"
+    )
+    config = ModelConfig(
+        provider="replay",
+        model=OPENAI.model,
+        file="rec.jsonl",
+        price={"input": 1, "output": 2},
+        fallback={"provider": "openai", "base_url": wire_server.openai_url, "timeout_s": 5.0},
+    )
+    assert config.fallback is not None and config.fallback.model == OPENAI.model
+    provider = ReplayProvider("under-test", config, root=tmp_path)
+    hit, miss = make_request(provider, "Recorded?"), make_request(provider, "Not recorded?")
+    assert (provider.spends_on(hit), provider.spends_on(miss)) == (False, True)
+    monkeypatch.setenv(OPENAI.key_env, OPENAI.key)
+    assert complete(provider, hit).text == "From the file."
+    assert wire_server.requests == []
+    assert complete(provider, miss).text == "echo: Not recorded?"
+    assert complete(provider, hit).text == "From the file."
+    assert [last_user_text(r.body) for r in wire_server.requests] == ["Not recorded?"]
+
+
+def test_a_replay_conflict_is_the_calls_error_even_with_a_fallback(tmp_path: Path) -> None:
+    """Two different recordings of one prompt: the call fails naming them (the fallback
+    does not paper over it), and neither the estimate's prediction nor the spend check
+    raises before the call."""
+    from pytest_modelroute.errors import ModelRouteError
+    from pytest_modelroute.providers.replay import ReplayProvider
+
+    lines = [{"model": "m", "prompt": "Twice?", "output": out} for out in ("One.", "Two.")]
+    (tmp_path / "rec.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    config = ModelConfig(
+        provider="replay", model="m", file="rec.jsonl", fallback={"provider": "sim"}
+    )
+    provider = ReplayProvider("under-test", config, root=tmp_path)
+    request = make_request(provider, "Twice?")
+    assert provider.predict(request) is None and not provider.spends_on(request)
+    with pytest.raises(ModelRouteError, match="a second, different output"):
+        complete(provider, request)

@@ -128,7 +128,7 @@ class _Pass:
             return record
         provider = runner.providers[request.model]
         predicted = provider.predict(request)
-        if key not in self.seen and provider.spends:
+        if key not in self.seen and provider.spends_on(request):
             self.seen.add(key)
             if predicted is not None:
                 self.est.predicted += 1
@@ -274,7 +274,11 @@ class _Pass:
                 self.est.escalations += weight
                 key = self.runner.key(request)
                 provider = self.runner.providers[alias]
-                if key in self.seen or self.runner.is_cached(request) or not provider.spends:
+                if (
+                    key in self.seen
+                    or self.runner.is_cached(request)
+                    or not provider.spends_on(request)
+                ):
                     continue  # another route's call (counted), or one that costs nothing
                 self.calls.append(Call.of(request, case.task, weight))
         self.est.outcomes = sum(outcomes.stages[k].known for k in used)

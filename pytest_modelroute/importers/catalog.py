@@ -7,8 +7,8 @@ baseline and the judge (the seed's step 1, the catalog).
   never a silent $0.
 - The baseline is the model with the largest logged spend at list prices (the most-used
   expensive model: where the money goes), or the one with the most calls when no price
-  is known. It answers from the replay file of production outputs, so it is scored
-  without paying again.
+  is known. It replays its own recorded answers, so it is scored without paying again
+  (its fallback answers the cases production sent to another model).
 - Candidates: the tiers of the baseline's provider (``LADDERS``) that are cheaper than
   the baseline and not already in the logs, so that the bench has somewhere cheaper to
   route; ``--candidate`` adds others, ``--no-candidates`` adds none.
@@ -17,9 +17,12 @@ baseline and the judge (the seed's step 1, the catalog).
   task (the seed grades with its mid tier), and a judge other than the baseline model
   does not grade its own production answers. With no cheaper model, the baseline's
   model, called live, judges.
-- ``--offline``: every model but the baseline becomes the offline ``sim`` provider at
-  its real list price, with skills set by its price tier (invented numbers: they show
-  the loop, not your models' quality); the judge is simulated too.
+- Each logged model replays its own answers (the writer's ``provider: replay`` with a
+  ``fallback:``); the fallback answers the cases production sent to another model: the
+  model called live, or with ``--offline`` the offline ``sim`` provider at its real list
+  price, with skills set by its price tier (invented numbers: they show the loop, not
+  your models' quality). Candidates are live, or simulated with ``--offline``; so is the
+  judge (a model of its own, never a logged model's replay).
 """
 
 from __future__ import annotations
@@ -195,11 +198,12 @@ def build(
         m.alias = alias_of(m.model, taken)
     judge_model = _judge(models, chosen, taken) if judge else None
     if offline:
-        for m in models:
-            if m is not chosen:
-                m.sim_skill = _skill(m.price, chosen.price)
-        if judge_model is not None and judge_model.role != "judge":
-            # the simulated judge grades well; a candidate's simulated skill is its answers'
+        for m in models:  # the baseline's skill is for the cases it did not answer
+            m.sim_skill = _skill(m.price, chosen.price)
+    if judge_model is not None and (offline or judge_model.role == "logged"):
+        if judge_model.role != "judge":
+            # a judge of its own: a logged model replays its answers, and the simulated
+            # judge grades well where a candidate's simulated skill is its answers'
             judge_model = Model(
                 alias_of("judge", taken),
                 judge_model.model,
@@ -207,7 +211,7 @@ def build(
                 judge_model.price,
                 role="judge",
             )
-        if judge_model is not None:
+        if offline:
             judge_model.sim_skill = dict(SIM_JUDGE)
     if judge_model is not None and judge_model not in models:
         models.append(judge_model)

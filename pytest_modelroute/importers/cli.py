@@ -22,10 +22,10 @@ SECRET_FIELD = re.compile(r"(?i)(^|[.\[])(headers?|authorization|[\w-]*api[_-]?k
 DESCRIPTION = """\
 Read logged LLM calls (OpenAI or Anthropic request/response records and batch files,
 OpenTelemetry GenAI spans as OTLP JSON, or any JSONL/CSV through --map; gzip is fine),
-sort them into tasks, sample up to --per-level cases per task and complexity, and write
+sort them into tasks, sample --per-level cases per task and complexity, and write
 a ready-to-run suite to DIR: modelroute.yaml (models with prices, the baseline, traffic
 per month), cases/<task>.yaml (production answers as references) and
-replay/production-<digest>.jsonl (the baseline's recorded answers). Emails, phone
+replay/production-<digest>.jsonl (each logged model's recorded answers). Emails, phone
 numbers and card numbers are redacted unless --no-redact; keys and tokens always are."""
 
 
@@ -69,7 +69,9 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=15,
         metavar="N",
-        help="cases per task and complexity (default 15, the seed's count)",
+        help="cases per task and complexity (default 15, the seed's count); a task's "
+        "levels short of distinct prompts leave their share to its others, so a task "
+        "whose calls sit in one level gets up to 3 x N",
     )
     g.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     g.add_argument(
@@ -131,8 +133,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--offline",
         action="store_true",
-        help="no API keys needed: the baseline replays production, the other models are "
-        "simulated (invented quality, real prices): try the loop before paying for it",
+        help="no API keys needed: each logged model replays its own answers, and every "
+        "answer production did not give is simulated (invented quality, real prices): try "
+        "the loop before paying for it",
     )
     return p
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from .calls import Call
 from .complexity import LEVELS
 from .redact import CACHED_CHARS
-from .sampling import Reservoir, Sampled
+from .sampling import Reservoir, Sampled, quotas
 from .similarity import label_of
 from .templates import Template
 
@@ -207,7 +207,9 @@ class Group:
         self.key = ""
         self.template: PromptTemplate | None = None
         self.stats = GroupStats()
-        self.reservoirs = {level: Reservoir(per_level) for level in LEVELS}
+        self.per_level = per_level
+        # room for a task whose calls sit in fewer levels: see trim()
+        self.reservoirs = {level: Reservoir(per_level * len(LEVELS)) for level in LEVELS}
         #: the inferred names of the groups a ``--rename`` merged into this one
         self.merged_from: list[str] = []
 
@@ -219,6 +221,13 @@ class Group:
     @property
     def duplicates(self) -> int:
         return sum(r.duplicates for r in self.reservoirs.values())
+
+    def trim(self) -> None:
+        """The final sample: ``per_level`` cases a level, the share of a level short of
+        distinct prompts going to the others (see :func:`quotas`)."""
+        held = {level: len(self.reservoirs[level]) for level in LEVELS}
+        for level, k in quotas(held, self.per_level, LEVELS).items():
+            self.reservoirs[level].shrink(k)
 
 
 class Grouper:

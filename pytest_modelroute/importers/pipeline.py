@@ -85,8 +85,8 @@ class ImportResult:
     calls_by_model: Counter[str] = field(default_factory=Counter)
     #: the group of each task, in the order of ``tasks``
     task_groups: list[Group] = field(default_factory=list)
-    #: cases production answered with another model than the baseline (the baseline
-    #: replays those answers all the same)
+    #: cases production answered with another model only (the baseline's fallback,
+    #: simulated or live, answers them)
     stand_ins: int = 0
     #: per task, in the order of ``tasks``: what the bench's projection will be made of
     #: (empty when the baseline has no known price or the logs no window)
@@ -201,10 +201,16 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
     used = sum(calls_by_model.values())
     task_field = options.task_field or options.field_map.get("task")
     if task_field and not named:
+        unmapped = ""
+        if not options.task_field and stats.unmapped:
+            unmapped = (
+                f" (--map is not used for {', '.join(stats.unmapped)}: a known format; give "
+                "--task-field PATH)"
+            )
         raise ImportProblem(
-            f"task field {task_field}: found in none of the {plural(used, 'call')} used; check "
-            "its path (metadata.task, a span attribute, tags[task]), or leave it out to "
-            "group the calls by prompt template"
+            f"task field {task_field}: found in none of the {plural(used, 'call')} used"
+            f"{unmapped}; check its path (metadata.task, a span attribute, tags[task]), or "
+            "leave it out to group the calls by prompt template"
         )
     groups = grouper.finish(options.min_task_calls)
     total = sum(g.stats.calls for g in groups)
@@ -230,6 +236,8 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
         )
     except ValueError as exc:
         raise ImportProblem(str(exc)) from None
+    for group in groups:
+        group.trim()
     samples_of, cross_level, cross_task = _cases(groups)
     rank = _answer_rank(catalog.baseline.model, providers)
     for samples in samples_of:
@@ -258,7 +266,7 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
     task_groups = groups
     files = len(options.files)
     source = f"{plural(files, 'log file')} ({plural(stats.lines, 'line')})"
-    replay = writer.replay_file(tasks, catalog.baseline)
+    replay = writer.replay_file(tasks)
     config = writer.config_text(
         tasks,
         catalog,
@@ -267,6 +275,7 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
         source=source,
         needs_judge=needs_judge,
         replay=replay.path,
+        answered=writer.answered_cases(tasks),
     )
     try:
         written = writer.write(options.out, tasks, catalog, config, replay, force=options.force)
@@ -276,7 +285,7 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
             "(import again with --force)"
         ) from None
     stand_ins = sum(
-        1 for t in tasks for s in t.case_file.cases if s.model != catalog.baseline.model
+        1 for t in tasks for s in t.case_file.cases if catalog.baseline.model not in s.answers
     )
     price = catalog.baseline.price
     spend = []
@@ -288,6 +297,7 @@ def run(options: ImportOptions, on_problem: Callable[[str], None] | None = None)
                 t.case_file.cases,
                 price,
                 t.case_file.weights,
+                catalog.baseline.model,
             )
             for t, g in zip(tasks, task_groups)
         ]
@@ -364,6 +374,11 @@ def _answer_rank(baseline: str, providers: dict[str, str]) -> Callable[[Answer],
 def _no_calls(stats: ReadStats) -> str:
     reasons = [f"{n:,} {r}" for r, n in stats.skipped.most_common()]
     reasons += [f"{n:,} malformed ({r})" for r, n in stats.malformed.most_common()]
+    if stats.unanswered_requests:
+        reasons.append(
+            f"{plural(stats.unanswered_requests, 'batch request line')} without their results "
+            "(pass the batch output file too)"
+        )
     detail = "; ".join(reasons) or "the files hold no records"
     return f"no usable call in {plural(stats.lines, 'line')}: {detail}"
 
@@ -421,7 +436,7 @@ def _header(
     monthly = vol.monthly(stats.calls)
     per_month = f", ~{monthly:,.0f} calls per month" if monthly is not None else ""
     origin = {
-        "field": f"named by its task field ({options.task_field})",
+        "field": f"named by its task field ({options.task_field or options.field_map.get('task')})",
         "template": "named from its prompt template: rename it here and under traffic: in "
         "modelroute.yaml (or import again with --rename OLD=NEW)",
         "free-form": "free-form traffic behind one system prompt (small template groups "
@@ -438,7 +453,8 @@ def _header(
             f"Task {name!r}: {plural(stats.calls, 'call')} in the logs ({stats.calls / total:.1%} "
             f"of the calls used){per_month}; {origin}.",
             f"Complexity of its calls (low / medium / high): {levels}; sampled {sampled} "
-            f"(--per-level {options.per_level}, --seed {options.seed}).",
+            f"(--per-level {options.per_level}: up to {options.per_level * len(LEVELS)} cases, "
+            f"a level short of prompts leaving its share to the others; --seed {options.seed}).",
             f"Served by: {served}. Example: {stats.example}",
             "Each case's expected is the production answer; the checks compare with it.",
             "Review: the task name, the redacted placeholders ([EMAIL_1]...), the checks.",

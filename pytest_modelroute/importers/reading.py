@@ -56,6 +56,8 @@ class ReadStats:
     #: calls whose timestamp is there but unreadable, and the first of them
     unreadable_times: int = 0
     unreadable_time: str = ""
+    #: files of a known format, read without the --map given (it is for other shapes)
+    unmapped: list[str] = field(default_factory=list)
 
 
 def _open(path: Path) -> IO[bytes]:
@@ -184,6 +186,8 @@ class LogReader:
             else:
                 assert fmt is not None
                 self.stats.files.append((str(path), fmt))
+                if self.options.field_map and fmt != detect.MAPPED:
+                    self.stats.unmapped.append(f"{path.name} ({fmt})")
                 yield from self._jsonl(path, stream, fmt)
 
     def _jsonl(self, path: Path, stream: IO[bytes], fmt: str) -> Iterator[Call]:
@@ -223,9 +227,30 @@ class LogReader:
         try:
             items = parser(record, self.options)
         except Malformed as exc:
-            self._problem(where, str(exc), "not the shape its format promises")
-            return []
+            items = self._other_provider(record, parser)
+            if items is None:
+                self._problem(where, str(exc), "not the shape its format promises")
+                return []
         return self._count(items, where)
+
+    def _other_provider(self, record: dict[str, Any], parser: Parser) -> list[Item] | None:
+        """A gateway's log mixes OpenAI and Anthropic records: a record its file's format
+        cannot read, but that is plainly the other provider's, is read as such (and the
+        file's format shown as both)."""
+        found = detect.classify(record)
+        if found is None or not found[1] or found[0] not in (detect.OPENAI, detect.ANTHROPIC):
+            return None
+        other = PARSERS[found[0]]
+        if other is parser:
+            return None
+        try:
+            items = other(record, self.options)
+        except Malformed:
+            return None
+        path, fmt = self.stats.files[-1]
+        if found[0] not in fmt.split("+"):
+            self.stats.files[-1] = (path, f"{fmt}+{found[0]}")
+        return items
 
     def _count(self, items: list[Item], where: str) -> list[Call]:
         stats = self.stats

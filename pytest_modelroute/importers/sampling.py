@@ -13,9 +13,27 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+
+def quotas(available: Mapping[str, int], per_level: int, levels: Sequence[str]) -> dict[str, int]:
+    """How many cases each level gets: ``per_level`` each out of ``per_level`` x the
+    number of levels, a level with fewer distinct prompts leaving the rest to the others
+    (a task whose calls sit in one level gets up to 3 x ``per_level`` cases of it, so that
+    a cheap model answering them all well can be shown to clear the bar)."""
+    budget = per_level * len(levels)
+    out = {level: 0 for level in levels}
+    present = sorted(
+        (level for level in levels if available.get(level, 0) > 0),
+        key=lambda level: (available[level], levels.index(level)),
+    )
+    for i, level in enumerate(present):
+        fair = budget // (len(present) - i)
+        out[level] = min(available[level], fair)
+        budget -= out[level]
+    return out
 
 
 def input_key(messages: Iterable[tuple[str, str]]) -> bytes:
@@ -166,6 +184,16 @@ class Reservoir:
             elif len(self._heap) < self.k or -neg < -self._heap[0][0]:
                 self.add(-neg, key, item)
         self.duplicates += other.duplicates
+
+    def shrink(self, k: int) -> None:
+        """Keep the ``k`` lowest priorities (a bottom-k of a bottom-k' sample, k <= k', is
+        the bottom-k sample: still seeded and order-independent)."""
+        if len(self._heap) > k:
+            kept = sorted(self._heap, key=lambda e: (-e[0], e[1]))[:k]
+            heapq.heapify(kept)
+            self._heap = kept
+            self._keys = {key: item for _, key, item in kept}
+        self.k = k
 
     def items(self) -> list[Any]:
         """The kept items, lowest priority first (a stable order)."""

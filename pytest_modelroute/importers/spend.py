@@ -4,8 +4,8 @@ Three monthly figures, which differ for reasons the summary states:
 
 - the logged spend: every call at its own model's list price (production as it is);
 - the baseline alone: every call at the baseline's price (what the projection's
-  "before" stands for: a call production sent to a cheaper model is priced as the
-  baseline's, because the baseline replays its answer);
+  "before" stands for: a call production sent to a cheaper model is priced at the
+  baseline's price);
 - the bench's projection: ``traffic`` times the mean cost of each task's sampled cases,
   priced from the usage the replay file gives them (or the plugin's estimate from the
   text where the log had none), each case weighted by its complexity level's share of
@@ -25,13 +25,15 @@ from .catalog import Price
 from .sampling import Sampled
 
 
-def replayed_tokens(s: Sampled) -> tuple[int, int]:
-    """The usage the baseline's replay reports for a case: the logged usage when the
-    log had both counts (the writer writes them), else the plugin's estimate."""
-    if s.input_tokens is not None and s.output_tokens is not None:
-        return s.input_tokens, s.output_tokens
+def replayed_tokens(s: Sampled, baseline: str) -> tuple[int, int]:
+    """The usage the baseline reports for a case: its own answer's logged usage when the
+    log had both counts (the writer writes them), else the plugin's estimate from the
+    text (as the simulator's fallback gives for the expected answer)."""
+    own = s.answers.get(baseline)
+    if own is not None and own.input_tokens is not None and own.output_tokens is not None:
+        return own.input_tokens, own.output_tokens
     prompt = "\n".join(text for _, text in s.messages)
-    return estimate_tokens(prompt), estimate_tokens(s.output)
+    return estimate_tokens(prompt), estimate_tokens(own.output if own else s.output)
 
 
 @dataclass(frozen=True)
@@ -52,10 +54,11 @@ def task_spend(
     cases: list[Sampled],
     price: Price,
     weights: Mapping[str, float] | None = None,
+    baseline: str = "",
 ) -> TaskSpend:
     """``tokens``: the input and output tokens of all the task's logged calls;
     ``weights``: each complexity level's case weight (as the bench weighs the cases)."""
-    costs = [price.cost(*replayed_tokens(s)) for s in cases]
+    costs = [price.cost(*replayed_tokens(s, baseline)) for s in cases]
     counted = [(weights or {}).get(s.complexity, 1.0) for s in cases]
     return TaskSpend(traffic, price.cost(*tokens), per_call(costs, counted))
 

@@ -45,6 +45,11 @@ def read_lines(stats: ReadStats, seconds: float, total: float) -> list[str]:
         + (f", peak memory {peak:,.0f} MB)" if (peak := peak_memory_mb()) else ")"),
         "  formats: " + ", ".join(f"{Path(p).name} ({fmt})" for p, fmt in stats.files),
     ]
+    if stats.unmapped:
+        lines.append(
+            f"  --map not used for {', '.join(stats.unmapped)}: a known format is read as "
+            "such (--map is for other shapes; --task-field names a task field)"
+        )
     skipped = sum(stats.skipped.values())
     parts = [f"{plural(stats.used, 'call')} used"]
     parts.append(f"{skipped:,} skipped" + (f" ({_counts(stats.skipped)})" if skipped else ""))
@@ -94,7 +99,8 @@ def summary_lines(result: ImportResult, out: Path) -> list[str]:
             "part of it that names the task)"
         )
     text = (
-        "  sampling: up to the --per-level count per task and complexity; "
+        "  sampling: the --per-level count per task and complexity, up to 3 x it from the "
+        "levels a task's calls fill when they fill fewer; "
         f"{plural(result.duplicates, 'repeat')} of sampled prompts skipped"
     )
     if result.cross_level:
@@ -176,23 +182,30 @@ def _model_lines(result: ImportResult) -> list[str]:
     for m in catalog.models:
         price = f"${m.price.input:g}/${m.price.output:g} per 1M" if m.price else "price TODO"
         role = {
-            "baseline": "baseline: replays production's answers",
-            "logged": "in the logs",
+            "baseline": "baseline: replays its own answers",
+            "logged": "in the logs: replays its own answers",
             "candidate": "cheaper candidate",
             "judge": "judge",
         }[m.role]
         if catalog.judge is m and m.role != "judge":
             role += ", judge"
         share = f", {m.calls / total:.0%} of calls" if m.calls else ""
-        sim = ", simulated (--offline)" if m.sim_skill is not None else ""
+        sim = ""
+        if m.sim_skill is not None:
+            sim = ", simulated (--offline)"
+            if m.role in ("baseline", "logged"):
+                sim = ", simulated (--offline) where it did not answer"
         if not m.provider and m.sim_skill is None:
             sim += ", provider unknown: set its base_url in modelroute.yaml"
         lines.append(f"    {m.alias}: {m.model} ({role}{share}; {price}{sim})")
     if result.stand_ins:
         cases = sum(len(t.case_file.cases) for t in result.tasks)
+        offline = catalog.baseline.sim_skill is not None
+        fallback = "simulated, --offline" if offline else "called live, paid"
         lines.append(
             f"    {result.stand_ins:,} of the {plural(cases, 'case')} were answered in production "
-            "by another model only: the baseline replays those answers as its own"
+            f"by another model only: the baseline does not replay another model's answer as its "
+            f"own; its fallback answers them ({fallback})"
         )
     factor = result.scale.factor
     monthly = f", ~${spend * factor:,.2f} per month" if factor is not None else ""
@@ -214,7 +227,7 @@ def _model_lines(result: ImportResult) -> list[str]:
         gap = f" ({projected / everything - 1:+.1%})" if everything else ""
         lines.append(
             f"  the baseline ({baseline}) on every logged call: ~${everything:,.2f} per month "
-            "(the calls of other models priced as its own: it replays their answers)"
+            "(the calls production sent to other models priced at its price)"
         )
         lines.append(
             f"  the bench will project ~${projected:,.2f} per month for it{gap}: the mean cost of "

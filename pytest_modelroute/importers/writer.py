@@ -18,6 +18,8 @@ import hashlib
 import json
 import re
 import textwrap
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from ..errors import ModelRouteError
 from .casefile import CaseFile, case_id
 from .catalog import Catalog, Model
 from .naming import file_stem, plural
+from .sampling import Sampled
 from .volumes import Scale
 
 MARKER = "# Written by `modelroute import-logs`"
@@ -101,39 +104,38 @@ def _price_comment(m: Model) -> str:
     )
 
 
-def _model_lines(m: Model, catalog: Catalog, offline: bool, replay: str) -> list[str]:
+def _model_lines(
+    m: Model, catalog: Catalog, offline: bool, replay: str, answered: Mapping[str, int]
+) -> list[str]:
     lines: list[str] = []
     share = ""
     if m.calls:
         share = f"{plural(m.calls, 'call')} in the logs"
+    mine = answered.get(m.model, 0) if m.role in ("baseline", "logged") else 0
     if m is catalog.baseline:
         lines += [
             f"  # baseline: the most-used expensive model ({share},",
-            f"  # ${m.cost:,.2f} logged spend at list prices). It answers from production's",
-            f"  # recorded outputs ({replay}), so it is scored without paying again.",
-            f"  # To call it live once prompts change: provider: {m.provider or 'openai'}",
+            f"  # ${m.cost:,.2f} logged spend at list prices).",
         ]
-        body = [
-            "    provider: replay",
-            f"    model: {_q(m.model)}",
-            f"    file: {replay}",
-        ]
-        body.append(_price_line(m))
-        return lines + [f"  {_q(m.alias)}:"] + body
+    elif m.role != "judge" and mine:
+        lines.append(f"  # seen in the logs: {share}")
+    if mine:
+        return lines + _replay_lines(m, offline, replay, mine)
     what = {
-        "logged": f"seen in the logs: {share}",
+        "baseline": "",
+        "logged": f"seen in the logs: {share}; it answered none of the sampled cases",
         "candidate": "candidate, not in the logs: a cheaper tier of the baseline's provider",
         "judge": "grades the factuality checks (bench: false: not a route candidate)",
     }[m.role]
-    lines.append(f"  # {what}")
+    if what:
+        lines.append(f"  # {what}")
     body = []
     if offline and m.sim_skill is not None:
         lines.append(
             "  # simulated (--offline): invented skills by price tier, real list price; "
             f"provider: {m.provider or 'openai'} to measure it"
         )
-        skill = ", ".join(f"{k}: {v:g}" for k, v in m.sim_skill.items())
-        body += ["    provider: sim", f"    model: {_q(m.model)}", f"    skill: {{{skill}}}"]
+        body += ["    provider: sim", f"    model: {_q(m.model)}", f"    skill: {_skill(m)}"]
         body.append(_price_line(m))
     else:
         provider = m.provider or "openai"
@@ -147,6 +149,36 @@ def _model_lines(m: Model, catalog: Catalog, offline: bool, replay: str) -> list
     if m.role == "judge":
         body.append("    bench: false")
     return lines + [f"  {_q(m.alias)}:"] + body
+
+
+def _skill(m: Model) -> str:
+    return "{" + ", ".join(f"{k}: {v:g}" for k, v in (m.sim_skill or {}).items()) + "}"
+
+
+def _replay_lines(m: Model, offline: bool, replay: str, mine: int) -> list[str]:
+    """A logged model: its own recorded answers, and a fallback for the cases production
+    sent to another model (simulated with --offline, else the model called live)."""
+    if offline and m.sim_skill is not None:
+        fallback = f"{{provider: sim, skill: {_skill(m)}}}"
+        how = "simulated (--offline: invented skills by price tier)"
+    else:
+        provider = m.provider or "openai"
+        fallback = f"{{provider: {provider}}}"
+        if not m.provider:
+            fallback = f"{{provider: {provider}, base_url: TODO}}"
+        how = f"called live ({provider})"
+    lines = [
+        f"  # It replays its own recorded answers ({plural(mine, 'case')} in {replay}),",
+        "  # scored without paying again; the cases production answered with another model",
+        f"  # only are {how}: its fallback.",
+        f"  {_q(m.alias)}:",
+        "    provider: replay",
+        f"    model: {_q(m.model)}",
+        f"    file: {replay}",
+        _price_line(m),
+        f"    fallback: {fallback}",
+    ]
+    return lines
 
 
 def _price_line(m: Model) -> str:
@@ -170,6 +202,7 @@ def config_text(
     source: str,
     needs_judge: bool,
     replay: str,
+    answered: Mapping[str, int],
 ) -> str:
     out = [
         f"{MARKER} from {source}.",
@@ -179,7 +212,7 @@ def config_text(
         "models:",
     ]
     for m in catalog.models:
-        out += _model_lines(m, catalog, offline, replay)
+        out += _model_lines(m, catalog, offline, replay, answered)
     out += [
         "",
         f"baseline: {_q(catalog.baseline.alias)}",
@@ -258,13 +291,25 @@ class Replay:
     text: str
 
 
-def replay_file(tasks: list[TaskOut], baseline: Model) -> Replay:
-    text = "\n".join(replay_lines(tasks, baseline)) + "\n"
+def replay_file(tasks: list[TaskOut]) -> Replay:
+    text = "\n".join(replay_lines(tasks)) + "\n"
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
     return Replay(f"replay/production-{digest}.jsonl", text)
 
 
-def replay_lines(tasks: list[TaskOut], baseline: Model) -> list[str]:
+def answered_cases(tasks: list[TaskOut]) -> Counter[str]:
+    """Per logged model, how many distinct sampled prompts it answered in the logs (the
+    recordings it replays)."""
+    seen: dict[bytes, Sampled] = {}
+    for task in tasks:
+        for s in task.case_file.cases:
+            seen.setdefault(s.key, s)
+    return Counter(model for s in seen.values() for model in s.answers)
+
+
+def replay_lines(tasks: list[TaskOut]) -> list[str]:
+    """One record per sampled prompt and logged model that answered it: each model
+    replays its own answers, never another's."""
     lines = []
     done: set[bytes] = set()
     for task in tasks:
@@ -272,16 +317,22 @@ def replay_lines(tasks: list[TaskOut], baseline: Model) -> list[str]:
             if s.key in done:
                 continue  # a prompt of two tasks: one recording serves both
             done.add(s.key)
-            record: dict[str, Any] = {
-                "model": baseline.model,
-                "messages": [{"role": r, "content": c} for r, c in s.messages],
-                "output": s.output,
-            }
-            if s.input_tokens is not None and s.output_tokens is not None:
-                record["usage"] = {"input_tokens": s.input_tokens, "output_tokens": s.output_tokens}
-            if s.latency_s is not None:
-                record["latency_s"] = round(s.latency_s, 4)
-            lines.append(json.dumps(record, ensure_ascii=False))
+            messages = [{"role": r, "content": c} for r, c in s.messages]
+            for model in sorted(s.answers):
+                answer = s.answers[model]
+                record: dict[str, Any] = {
+                    "model": model,
+                    "messages": messages,
+                    "output": answer.output,
+                }
+                if answer.input_tokens is not None and answer.output_tokens is not None:
+                    record["usage"] = {
+                        "input_tokens": answer.input_tokens,
+                        "output_tokens": answer.output_tokens,
+                    }
+                if answer.latency_s is not None:
+                    record["latency_s"] = round(answer.latency_s, 4)
+                lines.append(json.dumps(record, ensure_ascii=False))
     return lines
 
 
@@ -376,14 +427,17 @@ def verify(
                     f"logged prompt ({s.where}); please report this"
                 )
             messages = [{"role": r, "content": c} for r, c in case.messages]
-            record = index.get(_match_key(catalog.baseline.model, None, messages))
-            if record is None:
-                raise WriteProblem(f"internal error: case {case_id(s)} has no recording")
-            if "_conflicts" in record:
-                raise WriteProblem(
-                    f"internal error: case {case_id(s)} has two different recordings; "
-                    "please report this"
-                )
+            for model in s.answers:
+                record = index.get(_match_key(model, None, messages))
+                if record is None or record["output"] != s.answers[model].output:
+                    raise WriteProblem(
+                        f"internal error: case {case_id(s)} has no recording of {model}'s answer"
+                    )
+                if "_conflicts" in record:
+                    raise WriteProblem(
+                        f"internal error: case {case_id(s)} has two different recordings; "
+                        "please report this"
+                    )
             written.verified += 1
     try:
         load_config(out / "modelroute.yaml")

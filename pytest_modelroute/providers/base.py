@@ -75,6 +75,12 @@ class Provider(ABC):
             )
         return None
 
+    def spends_on(self, request: Request) -> bool:
+        """Whether answering ``request`` is a paid (or simulated-paid) call: ``spends``,
+        unless the provider answers some requests from a recording (a replay with a
+        fallback)."""
+        return self.spends
+
     def cache_identity(self) -> dict[str, Any]:
         """What, besides the request, decides the answer (never secrets)."""
         return {"provider": self.name, "model": self.model.model, "base_url": self.model.base_url}

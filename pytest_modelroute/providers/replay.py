@@ -3,6 +3,11 @@
 One object per line: ``{"model": id, "prompt": text | "messages": [...], "output": text,
 "usage": {"input_tokens": n, "output_tokens": m}, "latency_s": x}``; ``usage`` and
 ``latency_s`` are optional (tokens are then estimated and marked so).
+
+A model's ``fallback:`` (a ``sim``, ``openai`` or ``anthropic`` model, of the same id and
+price unless it says otherwise) answers the prompts the file holds no output for: an
+imported suite replays each logged model's own answers and measures (or simulates) it
+on the cases production sent elsewhere. Without one, a miss is an error.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..config import ModelConfig
 from ..errors import ModelRouteError, ProviderError
 from ..records import Completion, Request, Usage, canonical_json
 from ..yamlio import read_text
@@ -131,6 +137,33 @@ class ReplayProvider(Provider):
     spends: ClassVar[bool] = False
     latency_kind: ClassVar[str] = "recorded"
 
+    def __init__(self, alias: str, model: ModelConfig, *, root: Path) -> None:
+        super().__init__(alias, model, root=root)
+        self.fallback: Provider | None = None
+        if model.fallback is not None:
+            from . import builtin_providers
+
+            cls = builtin_providers()[model.fallback.provider]
+            self.fallback = cls(alias, model.fallback, root=root)
+
+    @property  # type: ignore[override]
+    def uses_hints(self) -> bool:  # type: ignore[override]
+        # a simulated fallback answers from the case's reference data
+        return self.fallback is not None and self.fallback.uses_hints
+
+    def spends_on(self, request: Request) -> bool:
+        if self.fallback is None or self._recorded(request) is not None:
+            return False
+        return self.fallback.spends
+
+    def _recorded(self, request: Request) -> dict[str, Any] | None:
+        """The record of ``request``: None when the file has none, ``{}`` when it holds
+        two different ones (the call itself reports that conflict)."""
+        try:
+            return self._find(request)
+        except ModelRouteError:
+            return {}
+
     @functools.cached_property
     def path(self) -> Path:
         # resolved once: every request's cache key names it, and resolving costs a few
@@ -139,11 +172,14 @@ class ReplayProvider(Provider):
 
     def cache_identity(self) -> dict[str, Any]:
         # the file's content, not only its name: an edited recording is a different model
-        return {
+        ident = {
             **super().cache_identity(),
             "file": str(self.path),
             "digest": file_digest(self.path),
         }
+        if self.fallback is not None:
+            ident["fallback"] = self.fallback.cache_identity()
+        return ident
 
     def _find(self, request: Request) -> dict[str, Any] | None:
         index = load_replay(self.path)
@@ -169,16 +205,41 @@ class ReplayProvider(Provider):
         prompt = "\n".join(c for _, c in request.messages)
         return Usage(estimate_tokens(prompt), estimate_tokens(record["output"]), estimated=True)
 
-    async def complete(self, request: Request) -> Completion:
-        record = self._find(request)
-        if record is None:
-            raise ProviderError(
-                f"replay miss: {self.path.name} has no output for model {self.model.model!r} "
-                f"and the prompt {_shown(request.user_prompt)}"
-            )
+    async def aclose(self) -> None:
+        if self.fallback is not None:
+            await self.fallback.aclose()
+
+    def predict(self, request: Request) -> Completion | None:
+        record = self._recorded(request)
+        if record == {}:
+            return None  # a conflict: the call says so
+        if record is not None:
+            return self._completion(request, record)
+        return self.fallback.predict(request) if self.fallback is not None else None
+
+    def _completion(self, request: Request, record: dict[str, Any]) -> Completion:
         return Completion(
             record["output"],
             self._usage(request, record),
             float(record.get("latency_s") or 0.0),
             self.model.model,
         )
+
+    async def complete(self, request: Request) -> Completion:
+        record = self._find(request)
+        if record is None and self.fallback is not None:
+            problem = self.fallback.not_ready()
+            if problem:
+                raise ProviderError(
+                    f"{self.path.name} has no output for model {self.model.model!r} and the "
+                    f"prompt {_shown(request.user_prompt)}, and its fallback cannot answer: "
+                    + problem
+                )
+            await self.fallback.prepare()  # only now: a replayed answer needs no client
+            return await self.fallback.complete(request)
+        if record is None:
+            raise ProviderError(
+                f"replay miss: {self.path.name} has no output for model {self.model.model!r} "
+                f"and the prompt {_shown(request.user_prompt)}"
+            )
+        return self._completion(request, record)

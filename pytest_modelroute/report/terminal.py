@@ -159,6 +159,14 @@ def projection_lines(p: dict[str, Any]) -> list[str]:
         f"  calls moved off the baseline model {percent(p['calls_moved_share'])}{latency}; "
         f"quality change {signed(p.get('quality_change'))}",
     ]
+    today = p.get("vs_configured")
+    if today:
+        lines += [
+            "  before: every call on the baseline, also for the "
+            f"{len(today['tasks'])} task(s) whose routes: send them elsewhere today; against "
+            f"those routes: {money(today['before_monthly'])}/mo -> "
+            f"{money(today['routed_monthly'])}/mo, saves {money(today['savings_monthly'])}/mo",
+        ]
     rows = [
         [
             k,

@@ -68,10 +68,13 @@ class BatchJoin:
         return self._put(ns, "output", "request", cid, payload, at)
 
     def leftovers(self) -> dict[str, int]:
-        """How many requests and outputs never met their partner."""
+        """How many requests and outputs never met their partner. A failed output (its
+        payload ``null``) is not one: its line was counted as an error response already."""
         if self._db is None:
             return {}
-        rows = self._db.execute("SELECT kind, COUNT(*) FROM half GROUP BY kind").fetchall()
+        rows = self._db.execute(
+            "SELECT kind, COUNT(*) FROM half WHERE payload != 'null' GROUP BY kind"
+        ).fetchall()
         return {kind: n for kind, n in rows}
 
     def close(self) -> None:
