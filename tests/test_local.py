@@ -8,6 +8,7 @@ import hashlib
 import importlib.util
 import os
 import random
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -186,6 +187,65 @@ def test_a_500_of_the_local_server_is_not_retried(tmp_path: Path) -> None:
             asyncio.run(ask())
         assert len(wire.requests) == 1
     local.shutdown()
+
+
+#: a server that answers /health, then drops a call's connection and dies by SIGKILL
+#: a moment later: a killed llama.cpp server's socket closes before its exit shows
+DYING_SERVER = """
+import http.server, os, signal, socket, time
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+    def do_POST(self):
+        self.connection.shutdown(socket.SHUT_RDWR)
+        time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGKILL)
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_port, flush=True)
+server.serve_forever()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("owned", [True, False], ids=["owned", "adopted"])
+def test_a_call_in_flight_when_the_server_dies_names_the_death(tmp_path: Path, owned: bool) -> None:
+    """The call's connection is lost before the server's exit shows: the call waits a
+    moment and names the death, for the server this process started (-n 0) and for the
+    controller's, a zombie until the controller reaps it (an xdist worker). A killed
+    server's routine log lines are not given as the cause."""
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    local = provider(tmp_path, gguf="m.gguf")
+    child = subprocess.Popen([sys.executable, "-c", DYING_SERVER], stdout=subprocess.PIPE)
+    try:
+        assert child.stdout is not None
+        url = f"http://127.0.0.1:{int(child.stdout.readline())}"
+        log = tempfile.TemporaryFile()
+        log.write(b"0.09.155.481 I slot      release: id  0 | task 41 | stop processing\n")
+        log.flush()
+        if owned:
+            local._server = LocalServer(local.spec(), url, child.pid, child, log)
+        else:
+            info = {"spec": local.spec().__dict__, "url": url, "pid": child.pid}
+            local.adopt_shared(lambda: info)
+
+        async def ask() -> None:
+            try:
+                await local.complete(Request("small", (("user", "Word: a"),), ()))
+            finally:
+                await local.aclose()
+
+        death = f"^the local llama.cpp server at {url} was killed by signal 9$"
+        with pytest.raises(ProviderError, match=death):
+            asyncio.run(ask())
+    finally:
+        child.kill()
+        child.wait()
+        local.shutdown()
 
 
 def test_local_settings_on_another_provider_are_an_error(pytester: pytest.Pytester) -> None:

@@ -32,7 +32,7 @@ from .models import (
     server_missing,
     template_error,
 )
-from .server import LocalServer, ServerSpec, adopt, errors_in, server_for, stop_all
+from .server import LocalServer, ServerSpec, adopt, died, errors_in, server_for, stop_all
 
 #: per slot: the prompt and the answer of one call
 DEFAULT_CTX_SIZE = 2048
@@ -40,6 +40,8 @@ DEFAULT_CTX_SIZE = 2048
 SLOT_LOCKS = "local-slots.lock"
 #: how long an xdist worker waits for the controller to say which server it started
 HANDOVER_S = 600.0
+#: how long a call whose connection was lost waits to see whether the server died
+DEATH_S = 2.0
 
 
 def default_threads() -> int:
@@ -225,7 +227,10 @@ class LocalProvider(OpenAIProvider):
             try:
                 return await super().complete(request)
             except ProviderError as exc:
-                reason = server.exit_reason()
+                # a killed server's socket closes before its exit shows: on a lost
+                # connection, a moment's wait tells whether it is gone
+                lost = "Connection" in type(exc.__cause__).__name__
+                reason = await server.gone_within(DEATH_S if lost else 0)
                 if reason is not None:  # what the connection error means
                     raise ProviderError(server.describe_exit(reason)) from exc
                 raise
@@ -236,9 +241,11 @@ class LocalProvider(OpenAIProvider):
             return []
         spec = server.spec
         ready = f", ready in {server.load_s:.1f} s" if server.load_s is not None else ""
+        code = server.process.poll() if server.process is not None else None
+        end = "stopped at the end" if code is None else f"died mid-run ({died(code)})"
         return [
             f"local model {self.alias!r}: llama.cpp server (pid {server.pid}) at {server.url}, "
-            f"{spec.threads} thread(s), {spec.slots} slot(s){ready}; stopped at the end"
+            f"{spec.threads} thread(s), {spec.slots} slot(s){ready}; {end}",
         ]
 
     def shutdown(self) -> None:
