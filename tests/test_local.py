@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.util
+import json
 import os
 import random
 import subprocess
@@ -327,6 +328,7 @@ def test_concurrency_follows_the_slots(tmp_path: Path) -> None:
         "one": provider(tmp_path),
         "three": provider(tmp_path, slots=3),
         "pinned": provider(tmp_path, slots=3, concurrency=2),
+        "over": provider(tmp_path, slots=3, concurrency=5),
     }
     runner = Runner(providers, {}, None, concurrency=8)  # type: ignore[arg-type]
     try:
@@ -334,8 +336,29 @@ def test_concurrency_follows_the_slots(tmp_path: Path) -> None:
         assert runner.concurrency_total("one") == 1
         assert runner.concurrency_total("three") == 3
         assert runner.concurrency_total("pinned") == 2  # the model's own setting wins
+        # above its slots, the server would queue the rest: they wait for a slot of ours
+        assert runner.concurrency_total("over") == 3
     finally:
         runner._loop.call_soon_threadsafe(runner._loop.stop)
+
+
+def test_a_concurrency_above_the_slots_is_cut_to_them_with_a_note(
+    pytester: pytest.Pytester,
+) -> None:
+    """The report says the concurrency the calls had, the slots', and one note why."""
+    local_suite(pytester, "{provider: local, model: gemma3-270m, concurrency: 3}")
+    result = pytester.runpytest(
+        "--model-route",
+        "--model-route-cache=replay",  # no server: the report is what is checked
+        "--model-route-json=out.json",
+        "-p",
+        "no:cacheprovider",
+    )
+    note = "local model 'small': concurrency 3 > slots 1: calls run 1 at a time (raise slots:)"
+    result.stdout.fnmatch_lines(["*latency per call*small at concurrency 1;*", note])
+    doc = json.loads((pytester.path / "out.json").read_text(encoding="utf-8"))
+    assert doc["latency"]["models"]["small"]["concurrency"] == 1
+    assert result.stdout.str().count(note) == 1
 
 
 @pytest.mark.parametrize("required", ["", "1"])

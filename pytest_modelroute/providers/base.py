@@ -93,6 +93,11 @@ class Provider(ABC):
         (a server's slots), or None for the run's default."""
         return None
 
+    def concurrency_cap(self) -> int | None:
+        """The most calls this model answers at once (a server's slots, which it never
+        oversubscribes): a higher ``concurrency:`` is cut to it; None: no such limit."""
+        return None
+
     def notes(self) -> list[str]:
         """What the reports should say about this model in this run (a server it started)."""
         return []

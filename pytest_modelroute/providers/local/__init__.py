@@ -121,6 +121,9 @@ class LocalProvider(OpenAIProvider):
     def default_concurrency(self) -> int | None:
         return self.model.slots or 1
 
+    def concurrency_cap(self) -> int | None:
+        return self.model.slots or 1
+
     def cache_identity(self) -> dict[str, Any]:
         known = PACKAGED.get(self.model.model) if not self.model.gguf else None
         weights = identity(self.model)
@@ -236,14 +239,22 @@ class LocalProvider(OpenAIProvider):
                 raise
 
     def notes(self) -> list[str]:
+        slots, wanted = self.model.slots or 1, self.model.concurrency
+        notes = []
+        if wanted is not None and wanted > slots:
+            notes.append(
+                f"local model {self.alias!r}: concurrency {wanted} > slots {slots}: calls run "
+                f"{slots} at a time (raise slots:)"
+            )
         server = self._server
         if server is None or not server.owned:
-            return []
+            return notes
         spec = server.spec
         ready = f", ready in {server.load_s:.1f} s" if server.load_s is not None else ""
         code = server.process.poll() if server.process is not None else None
         end = "stopped at the end" if code is None else f"died mid-run ({died(code)})"
         return [
+            *notes,
             f"local model {self.alias!r}: llama.cpp server (pid {server.pid}) at {server.url}, "
             f"{spec.threads} thread(s), {spec.slots} slot(s){ready}; {end}",
         ]
