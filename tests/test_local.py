@@ -82,6 +82,23 @@ def test_a_missing_extra_says_what_to_install(
     assert "pip install 'pytest-modelroute[local]'" in out
 
 
+def test_the_extra_is_needed_only_for_a_call_of_the_model(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run with no uncached call of the local model (here no route of the gate asks it;
+    a fully cached run likewise, see test_local_server) needs neither the extra nor the
+    model."""
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)
+    monkeypatch.setitem(sys.modules, PACKAGED["gemma3-270m"].module, None)
+    local_suite(pytester, "{provider: local, model: gemma3-270m}")
+    config = pytester.path / "modelroute.yaml"
+    config.write_text(config.read_text().replace("copy-word: small", "copy-word: big"))
+    result = pytester.runpytest("--model-route", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*spend: 1 API call*"])
+    assert result.ret == pytest.ExitCode.OK
+    assert "not installed" not in result.stdout.str()
+
+
 def test_a_missing_extra_and_model_say_both(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

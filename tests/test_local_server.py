@@ -69,7 +69,9 @@ def pytest_args(suite: Path, *extra: str) -> list[str]:
     ]
 
 
-def run(suite: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+def run(
+    suite: Path, *extra: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     done = subprocess.run(
         pytest_args(suite, *extra),
         capture_output=True,
@@ -77,6 +79,7 @@ def run(suite: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], dic
         timeout=RUN_TIMEOUT_S,
         cwd=suite,
         stdin=subprocess.DEVNULL,
+        env=env,
     )
     return done, json.loads((suite / "results.json").read_text(encoding="utf-8"))
 
@@ -163,8 +166,9 @@ def started_servers(out: str) -> list[int]:
 def test_the_real_example_gate_cache_determinism_and_bench(tmp_path: Path) -> None:
     """Gate verdicts on Gemma 3 270M; a second cold run, under xdist (one server for both
     workers), gives the same local answers until its server is killed, then errors naming
-    the death; a warm run under xdist makes no call and starts no server, nor does bench;
-    no server is left behind; bench recommends the local model where it clears the bar."""
+    the death; a warm bench run under xdist makes no call, starts no server and needs no
+    extra; no server is left behind; bench recommends the local model where it clears the
+    bar."""
     suite = example(tmp_path / "local")
     cold, doc = run(suite)
     assert cold.returncode == 0, cold.stdout[-3000:]
@@ -217,8 +221,14 @@ def test_the_real_example_gate_cache_determinism_and_bench(tmp_path: Path) -> No
     assert len(first) == 45 and len(second) >= KILL_AFTER
     assert second.items() <= first.items()  # every local answer given, of any task
 
-    # warm, under xdist: no call, no server (nothing to ask); bench's figures
-    bench, rec = run(suite, "--model-route=bench", "-n", "2")
+    # warm, under xdist, the extra hidden from the run and its workers: no call, no
+    # server (nothing to ask), so no need of llama.cpp's; bench's figures
+    hidden = tmp_path / "no-extra"
+    hidden.mkdir()
+    (hidden / "sitecustomize.py").write_text('import sys\nsys.modules["xllamacpp"] = None\n')
+    paths = os.pathsep.join(filter(None, [str(hidden), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": paths}
+    bench, rec = run(suite, "--model-route=bench", "-n", "2", env=env)
     assert bench.returncode == 0, bench.stdout[-3000:]
     assert rec["spend"]["api_calls"] == 0 and rec["spend"]["cache_hits"] > 0
     assert not started_servers(bench.stdout)

@@ -96,15 +96,20 @@ class LocalProvider(OpenAIProvider):
         return self._resolved
 
     def setup_error(self) -> tuple[str, str | None] | None:
+        """What is wrong whatever the cache holds: a file or name the cache key needs, a
+        template name; what to install waits for a call (see :meth:`install_error`)."""
+        if self._found()[0] is None and identity(self.model) is None:
+            return self.install_error()
+        template, jinja = template_settings(self.model.chat_template)
+        problem = template_error(template) if template and not jinja else None
+        return (problem, "chat_template") if problem else None
+
+    def install_error(self) -> tuple[str, str | None] | None:
         missing = server_missing()
         source, message, field = self._found()
         if missing:  # and the model too, when it is missing as well: one install
             return (missing + (f"; and {message}" if source is None else "")), "provider"
-        if source is None:
-            return message, field
-        template, jinja = template_settings(self.model.chat_template)
-        problem = template_error(template) if template and not jinja else None
-        return (problem, "chat_template") if problem else None
+        return (message, field) if source is None else None
 
     def spec(self) -> ServerSpec:
         source = self.source
@@ -177,10 +182,13 @@ class LocalProvider(OpenAIProvider):
         if self._starting is None:
             self._starting = asyncio.Lock()
         async with self._starting:
-            if self._server is None:
-                self._server = (
-                    server_for(self.spec()) if self._handover is None else await self._adopted()
-                )
+            if self._server is None and self._handover is None:
+                problem = self.install_error()  # a call the run did not foresee
+                if problem is not None:
+                    raise ProviderError(problem[0])
+                self._server = server_for(self.spec())
+            elif self._server is None:
+                self._server = await self._adopted()
             await self._server.wait_ready(self.model.timeout_s)
         return self._server
 
