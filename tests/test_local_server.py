@@ -43,8 +43,8 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "example_suite" / "local"
 SERVE = b"pytest_modelroute.providers.local.serve"
 #: generous bounds: a hang is minutes, a loaded 2-core machine takes seconds
 RUN_TIMEOUT_S = 240
-#: the local answers an xdist run gives before its server is killed (of 45)
-KILL_AFTER = 30
+#: the local answers an xdist run gives before its server is killed (of 30)
+KILL_AFTER = 25
 
 
 def example(dest: Path) -> Path:
@@ -192,10 +192,13 @@ def test_the_real_example_gate_cache_determinism_and_bench(tmp_path: Path) -> No
     # a second cold run, under xdist (one server for both workers), its server killed
     # once KILL_AFTER local answers are in: those are the first run's (temperature 0, one
     # slot), and every case still to answer errors, naming the death (the call in flight
-    # and those after it); the gate fails, no hang
+    # and those after it); the gate fails, no hang. The answers compared are arithmetic's
+    # wrong sums and sentiment's labels, right and wrong (the items run about in task
+    # order: with copy-word, whose answer is the prompt's word, the 25 would be its and
+    # arithmetic's)
     fresh = shutil.copytree(suite, tmp_path / "fresh", ignore=shutil.ignore_patterns(".model*"))
     with subprocess.Popen(
-        pytest_args(fresh, "-n", "2"),
+        pytest_args(fresh, "-n", "2", "-k", "not copy-word"),
         cwd=fresh,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -219,7 +222,7 @@ def test_the_real_example_gate_cache_determinism_and_bench(tmp_path: Path) -> No
     assert gone(pid2)
     first, second = local_answers(suite), local_answers(fresh)
     assert len(first) == 45 and len(second) >= KILL_AFTER
-    assert second.items() <= first.items()  # every local answer given, of any task
+    assert second.items() <= first.items()  # every local answer given
 
     # warm, under xdist, the extra hidden from the run and its workers: no call, no
     # server (nothing to ask), so no need of llama.cpp's; bench's figures
