@@ -330,14 +330,16 @@ class Runner:
 
     def concurrency_total(self, model: str) -> int:
         """The model's limit of calls at once for the whole run: its ``concurrency:``, else
-        what its provider suits (a local server's slots), else the run's default."""
+        what its provider suits (a local server's slots), else the run's default; never
+        above what its provider answers at once (a local server's slots)."""
         provider = self.providers[model]
-        return (
+        wanted = (
             provider.model.concurrency
             or provider.default_concurrency()
             or self._concurrency
             or DEFAULT_CONCURRENCY
         )
+        return min(wanted, provider.concurrency_cap() or wanted)
 
     def concurrency_for(self, model: str) -> int:
         """This process's share of the model's limit (workers split it between them)."""

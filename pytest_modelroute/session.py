@@ -176,10 +176,8 @@ class RunState:
                     *(("params", name) if name in model.params else (name,)),
                 )
             provider = self.providers[alias] = cls(alias, model, root=config.root)
-            problem = provider.setup_error() if self.settings.cache_mode != "replay" else None
-            if problem is not None:
-                message, key = problem
-                raise config.error(message, "models", alias, *((key,) if key else ()))
+            if self.settings.cache_mode != "replay":
+                self._check_model(alias, provider.setup_error())
             pricing = resolve_pricing(model, billable=cls.billable)
             if pricing is None:
                 raise config.error(
@@ -454,16 +452,21 @@ class RunState:
         """Start the servers of ``aliases`` (see :meth:`servers_needed`), tell the xdist
         workers how to reach them (``publish``), and wait for them: a server that does not
         start is one error naming the config field at fault (ModelRouteError)."""
+        for alias in aliases:  # what to install, before anything starts
+            self._check_model(alias, self.providers[alias].install_error())
         scratch = self.settings.cache_dir
         started = {alias: self.providers[alias].start_shared(scratch) for alias in aliases}
         self.shared = {alias: info for alias, info in started.items() if info is not None}
         if publish is not None:
             publish(self.shared)
         for alias in self.shared:
-            problem = self.providers[alias].started()
-            if problem is not None:
-                message, key = problem
-                raise self.config.error(message, "models", alias, *((key,) if key else ()))
+            self._check_model(alias, self.providers[alias].started())
+
+    def _check_model(self, alias: str, problem: tuple[str, str | None] | None) -> None:
+        """Raise a provider's ``problem`` (message, config field) as the config's error."""
+        if problem is not None:
+            message, key = problem
+            raise self.config.error(message, "models", alias, *((key,) if key else ()))
 
     def adopt_shared(self, read: Callable[[], dict[str, Any] | None]) -> None:
         """xdist worker: its models that serve use the controller's servers, which

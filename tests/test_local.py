@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.util
+import json
 import os
 import random
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -78,6 +80,23 @@ def test_a_missing_extra_says_what_to_install(
     out = usage_error(pytester)
     assert "models.small.provider: provider 'local' runs llama.cpp's server" in out
     assert "pip install 'pytest-modelroute[local]'" in out
+
+
+def test_the_extra_is_needed_only_for_a_call_of_the_model(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run with no uncached call of the local model (here no route of the gate asks it;
+    a fully cached run likewise, see test_local_server) needs neither the extra nor the
+    model."""
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)
+    monkeypatch.setitem(sys.modules, PACKAGED["gemma3-270m"].module, None)
+    local_suite(pytester, "{provider: local, model: gemma3-270m}")
+    config = pytester.path / "modelroute.yaml"
+    config.write_text(config.read_text().replace("copy-word: small", "copy-word: big"))
+    result = pytester.runpytest("--model-route", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*spend: 1 API call*"])
+    assert result.ret == pytest.ExitCode.OK
+    assert "not installed" not in result.stdout.str()
 
 
 def test_a_missing_extra_and_model_say_both(
@@ -188,6 +207,65 @@ def test_a_500_of_the_local_server_is_not_retried(tmp_path: Path) -> None:
     local.shutdown()
 
 
+#: a server that answers /health, then drops a call's connection and dies by SIGKILL
+#: a moment later: a killed llama.cpp server's socket closes before its exit shows
+DYING_SERVER = """
+import http.server, os, signal, socket, time
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+    def do_POST(self):
+        self.connection.shutdown(socket.SHUT_RDWR)
+        time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGKILL)
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_port, flush=True)
+server.serve_forever()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("owned", [True, False], ids=["owned", "adopted"])
+def test_a_call_in_flight_when_the_server_dies_names_the_death(tmp_path: Path, owned: bool) -> None:
+    """The call's connection is lost before the server's exit shows: the call waits a
+    moment and names the death, for the server this process started (-n 0) and for the
+    controller's, a zombie until the controller reaps it (an xdist worker). A killed
+    server's routine log lines are not given as the cause."""
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    local = provider(tmp_path, gguf="m.gguf")
+    child = subprocess.Popen([sys.executable, "-c", DYING_SERVER], stdout=subprocess.PIPE)
+    try:
+        assert child.stdout is not None
+        url = f"http://127.0.0.1:{int(child.stdout.readline())}"
+        log = tempfile.TemporaryFile()
+        log.write(b"0.09.155.481 I slot      release: id  0 | task 41 | stop processing\n")
+        log.flush()
+        if owned:
+            local._server = LocalServer(local.spec(), url, child.pid, child, log)
+        else:
+            info = {"spec": local.spec().__dict__, "url": url, "pid": child.pid}
+            local.adopt_shared(lambda: info)
+
+        async def ask() -> None:
+            try:
+                await local.complete(Request("small", (("user", "Word: a"),), ()))
+            finally:
+                await local.aclose()
+
+        death = f"^the local llama.cpp server at {url} was killed by signal 9$"
+        with pytest.raises(ProviderError, match=death):
+            asyncio.run(ask())
+    finally:
+        child.kill()
+        child.wait()
+        local.shutdown()
+
+
 def test_local_settings_on_another_provider_are_an_error(pytester: pytest.Pytester) -> None:
     local_suite(pytester, "{provider: sim, model: s, gguf: x.gguf}")
     out = usage_error(pytester)
@@ -267,6 +345,7 @@ def test_concurrency_follows_the_slots(tmp_path: Path) -> None:
         "one": provider(tmp_path),
         "three": provider(tmp_path, slots=3),
         "pinned": provider(tmp_path, slots=3, concurrency=2),
+        "over": provider(tmp_path, slots=3, concurrency=5),
     }
     runner = Runner(providers, {}, None, concurrency=8)  # type: ignore[arg-type]
     try:
@@ -274,8 +353,29 @@ def test_concurrency_follows_the_slots(tmp_path: Path) -> None:
         assert runner.concurrency_total("one") == 1
         assert runner.concurrency_total("three") == 3
         assert runner.concurrency_total("pinned") == 2  # the model's own setting wins
+        # above its slots, the server would queue the rest: they wait for a slot of ours
+        assert runner.concurrency_total("over") == 3
     finally:
         runner._loop.call_soon_threadsafe(runner._loop.stop)
+
+
+def test_a_concurrency_above_the_slots_is_cut_to_them_with_a_note(
+    pytester: pytest.Pytester,
+) -> None:
+    """The report says the concurrency the calls had, the slots', and one note why."""
+    local_suite(pytester, "{provider: local, model: gemma3-270m, concurrency: 3}")
+    result = pytester.runpytest(
+        "--model-route",
+        "--model-route-cache=replay",  # no server: the report is what is checked
+        "--model-route-json=out.json",
+        "-p",
+        "no:cacheprovider",
+    )
+    note = "local model 'small': concurrency 3 > slots 1: calls run 1 at a time (raise slots:)"
+    result.stdout.fnmatch_lines(["*latency per call*small at concurrency 1;*", note])
+    doc = json.loads((pytester.path / "out.json").read_text(encoding="utf-8"))
+    assert doc["latency"]["models"]["small"]["concurrency"] == 1
+    assert result.stdout.str().count(note) == 1
 
 
 @pytest.mark.parametrize("required", ["", "1"])

@@ -43,6 +43,8 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "example_suite" / "local"
 SERVE = b"pytest_modelroute.providers.local.serve"
 #: generous bounds: a hang is minutes, a loaded 2-core machine takes seconds
 RUN_TIMEOUT_S = 240
+#: the local answers an xdist run gives before its server is killed (of 30)
+KILL_AFTER = 25
 
 
 def example(dest: Path) -> Path:
@@ -67,7 +69,9 @@ def pytest_args(suite: Path, *extra: str) -> list[str]:
     ]
 
 
-def run(suite: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+def run(
+    suite: Path, *extra: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     done = subprocess.run(
         pytest_args(suite, *extra),
         capture_output=True,
@@ -75,6 +79,7 @@ def run(suite: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], dic
         timeout=RUN_TIMEOUT_S,
         cwd=suite,
         stdin=subprocess.DEVNULL,
+        env=env,
     )
     return done, json.loads((suite / "results.json").read_text(encoding="utf-8"))
 
@@ -131,6 +136,19 @@ def healthy(url: str) -> bool:
         return False
 
 
+def local_answers(suite: Path) -> dict[str, str]:
+    """The local model's answers in a suite's response cache, by request key."""
+    import diskcache
+
+    folder = suite / ".modelroute_cache"
+    if not (folder / "cache.db").exists():  # not yet made: opening it would make it
+        return {}
+    with diskcache.Cache(str(folder)) as cache:
+        entries = {str(k): cache.get(k) for k in cache.iterkeys() if str(k).startswith("r:")}
+    found = {k: json.loads(v) for k, v in entries.items() if isinstance(v, str)}
+    return {k: e["output"] for k, e in found.items() if e.get("provider") == "local"}
+
+
 def server_url_of(out: str) -> str:
     """The URL of the server a run's summary says it started."""
     [line] = [line for line in out.splitlines() if "llama.cpp server (pid" in line]
@@ -147,9 +165,10 @@ def started_servers(out: str) -> list[int]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_the_real_example_gate_cache_determinism_and_bench(tmp_path: Path) -> None:
     """Gate verdicts on Gemma 3 270M; a second cold run, under xdist (one server for both
-    workers), gives the same outputs (60 of them); a warm run under xdist makes no call and starts
-    no server, nor does bench; no server is left behind; bench recommends the local model
-    where it clears the bar."""
+    workers), gives the same local answers until its server is killed, then errors naming
+    the death; a warm bench run under xdist makes no call, starts no server and needs no
+    extra; no server is left behind; bench recommends the local model where it clears the
+    bar."""
     suite = example(tmp_path / "local")
     cold, doc = run(suite)
     assert cold.returncode == 0, cold.stdout[-3000:]
@@ -170,24 +189,49 @@ def test_the_real_example_gate_cache_determinism_and_bench(tmp_path: Path) -> No
     [pid] = started_servers(cold.stdout)
     assert gone(pid), f"the server {pid} outlived the run"
 
-    # temperature 0, one slot: a cold run under xdist answers every case the same (the
-    # tasks whose answers vary, right and wrong; arithmetic's are all wrong, and its 15
-    # slowest local answers would add a third to the suite's longest test)
+    # a second cold run, under xdist (one server for both workers), its server killed
+    # once KILL_AFTER local answers are in: those are the first run's (temperature 0, one
+    # slot), and every case still to answer errors, naming the death (the call in flight
+    # and those after it); the gate fails, no hang. The answers compared are arithmetic's
+    # wrong sums and sentiment's labels, right and wrong (the items run about in task
+    # order: with copy-word, whose answer is the prompt's word, the 25 would be its and
+    # arithmetic's)
     fresh = shutil.copytree(suite, tmp_path / "fresh", ignore=shutil.ignore_patterns(".model*"))
-    cold2, doc2 = run(fresh, "-n", "2", "-k", "not arithmetic")
-    assert cold2.returncode == 0, cold2.stdout[-3000:]
-    assert doc2["spend"]["api_calls"] == 60  # 30 local
-    assert len(outputs(doc)) == 90 and None not in outputs(doc).values()
-    again = {
-        (r["case"], r["route"]): r["output"] for r in doc["results"] if r["task"] != "arithmetic"
-    }
-    assert len(again) == 60 and outputs(doc2) == again
-    [pid2] = started_servers(cold2.stdout)  # once, on the controller, for both workers
-    assert "ready in " in cold2.stdout
+    with subprocess.Popen(
+        pytest_args(fresh, "-n", "2", "-k", "not copy-word"),
+        cwd=fresh,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    ) as killed:
+        [pid2] = wait_for(partial(servers_of, killed.pid), 120, "no server started")
+        answers = lambda: len(local_answers(fresh)) >= KILL_AFTER  # noqa: E731
+        wait_for(answers, RUN_TIMEOUT_S, f"{KILL_AFTER} local answers")
+        os.kill(pid2, signal.SIGKILL)
+        out2, _ = killed.communicate(timeout=RUN_TIMEOUT_S)  # not a hang
+    doc2 = json.loads((fresh / "results.json").read_text(encoding="utf-8"))
+    assert killed.returncode == 1, out2[-3000:]
+    assert doc2["gate"]["passed"] is False
+    death = f"the local llama.cpp server at {server_url_of(out2)} was killed by signal 9"
+    errors = [r["error"] for r in doc2["results"] if r["error"]]
+    assert errors and all(death in e for e in errors), errors
+    assert all(r["error"] is None for r in doc2["results"] if r["route"] == "big")
+    assert started_servers(out2) == [pid2]  # once, on the controller, for both workers
+    assert "ready in " in out2 and "; died mid-run (signal 9)" in out2
     assert gone(pid2)
+    first, second = local_answers(suite), local_answers(fresh)
+    assert len(first) == 45 and len(second) >= KILL_AFTER
+    assert second.items() <= first.items()  # every local answer given
 
-    # warm, under xdist: no call, no server (nothing to ask); bench's figures
-    bench, rec = run(suite, "--model-route=bench", "-n", "2")
+    # warm, under xdist, the extra hidden from the run and its workers: no call, no
+    # server (nothing to ask), so no need of llama.cpp's; bench's figures
+    hidden = tmp_path / "no-extra"
+    hidden.mkdir()
+    (hidden / "sitecustomize.py").write_text('import sys\nsys.modules["xllamacpp"] = None\n')
+    paths = os.pathsep.join(filter(None, [str(hidden), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": paths}
+    bench, rec = run(suite, "--model-route=bench", "-n", "2", env=env)
     assert bench.returncode == 0, bench.stdout[-3000:]
     assert rec["spend"]["api_calls"] == 0 and rec["spend"]["cache_hits"] > 0
     assert not started_servers(bench.stdout)
@@ -244,7 +288,10 @@ def test_a_killed_server_and_a_stopped_pytest(tmp_path: Path) -> None:
     assert doc["gate"]["passed"] is False
     errors = [r["error"] for r in doc["results"] if r["error"]]
     assert errors, out[-3000:]
-    assert any(f"the local llama.cpp server at {url} was killed by signal 9" in e for e in errors)
+    # the call in flight too: its connection is lost before the server's exit shows
+    assert all(
+        f"the local llama.cpp server at {url} was killed by signal 9" in e for e in errors
+    ), errors
     assert all(r["error"] is None for r in doc["results"] if r["route"] == "big")
     assert not left_in_temp()
 

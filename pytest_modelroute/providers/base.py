@@ -94,9 +94,20 @@ class Provider(ABC):
         and the config field it concerns, checked once before the run; None when fine."""
         return None
 
+    def install_error(self) -> tuple[str, str | None] | None:
+        """What must be installed before this model answers a call (a local server, its
+        model), as :meth:`setup_error`; checked only when the run has an uncached call of
+        it (a fully cached run needs none of it)."""
+        return None
+
     def default_concurrency(self) -> int | None:
         """Calls at once that suit this model when its config sets no ``concurrency:``
         (a server's slots), or None for the run's default."""
+        return None
+
+    def concurrency_cap(self) -> int | None:
+        """The most calls this model answers at once (a server's slots, which it never
+        oversubscribes): a higher ``concurrency:`` is cut to it; None: no such limit."""
         return None
 
     def notes(self) -> list[str]:

@@ -32,7 +32,7 @@ from .models import (
     server_missing,
     template_error,
 )
-from .server import LocalServer, ServerSpec, adopt, errors_in, server_for, stop_all
+from .server import LocalServer, ServerSpec, adopt, died, errors_in, server_for, stop_all
 
 #: per slot: the prompt and the answer of one call
 DEFAULT_CTX_SIZE = 2048
@@ -40,6 +40,8 @@ DEFAULT_CTX_SIZE = 2048
 SLOT_LOCKS = "local-slots.lock"
 #: how long an xdist worker waits for the controller to say which server it started
 HANDOVER_S = 600.0
+#: how long a call whose connection was lost waits to see whether the server died
+DEATH_S = 2.0
 
 
 def default_threads() -> int:
@@ -94,15 +96,20 @@ class LocalProvider(OpenAIProvider):
         return self._resolved
 
     def setup_error(self) -> tuple[str, str | None] | None:
+        """What is wrong whatever the cache holds: a file or name the cache key needs, a
+        template name; what to install waits for a call (see :meth:`install_error`)."""
+        if self._found()[0] is None and identity(self.model) is None:
+            return self.install_error()
+        template, jinja = template_settings(self.model.chat_template)
+        problem = template_error(template) if template and not jinja else None
+        return (problem, "chat_template") if problem else None
+
+    def install_error(self) -> tuple[str, str | None] | None:
         missing = server_missing()
         source, message, field = self._found()
         if missing:  # and the model too, when it is missing as well: one install
             return (missing + (f"; and {message}" if source is None else "")), "provider"
-        if source is None:
-            return message, field
-        template, jinja = template_settings(self.model.chat_template)
-        problem = template_error(template) if template and not jinja else None
-        return (problem, "chat_template") if problem else None
+        return (message, field) if source is None else None
 
     def spec(self) -> ServerSpec:
         source = self.source
@@ -117,6 +124,9 @@ class LocalProvider(OpenAIProvider):
         )
 
     def default_concurrency(self) -> int | None:
+        return self.model.slots or 1
+
+    def concurrency_cap(self) -> int | None:
         return self.model.slots or 1
 
     def cache_identity(self) -> dict[str, Any]:
@@ -172,10 +182,13 @@ class LocalProvider(OpenAIProvider):
         if self._starting is None:
             self._starting = asyncio.Lock()
         async with self._starting:
-            if self._server is None:
-                self._server = (
-                    server_for(self.spec()) if self._handover is None else await self._adopted()
-                )
+            if self._server is None and self._handover is None:
+                problem = self.install_error()  # a call the run did not foresee
+                if problem is not None:
+                    raise ProviderError(problem[0])
+                self._server = server_for(self.spec())
+            elif self._server is None:
+                self._server = await self._adopted()
             await self._server.wait_ready(self.model.timeout_s)
         return self._server
 
@@ -225,20 +238,33 @@ class LocalProvider(OpenAIProvider):
             try:
                 return await super().complete(request)
             except ProviderError as exc:
-                reason = server.exit_reason()
+                # a killed server's socket closes before its exit shows: on a lost
+                # connection, a moment's wait tells whether it is gone
+                lost = "Connection" in type(exc.__cause__).__name__
+                reason = await server.gone_within(DEATH_S if lost else 0)
                 if reason is not None:  # what the connection error means
                     raise ProviderError(server.describe_exit(reason)) from exc
                 raise
 
     def notes(self) -> list[str]:
+        slots, wanted = self.model.slots or 1, self.model.concurrency
+        notes = []
+        if wanted is not None and wanted > slots:
+            notes.append(
+                f"local model {self.alias!r}: concurrency {wanted} > slots {slots}: calls run "
+                f"{slots} at a time (raise slots:)"
+            )
         server = self._server
         if server is None or not server.owned:
-            return []
+            return notes
         spec = server.spec
         ready = f", ready in {server.load_s:.1f} s" if server.load_s is not None else ""
+        code = server.process.poll() if server.process is not None else None
+        end = "stopped at the end" if code is None else f"died mid-run ({died(code)})"
         return [
+            *notes,
             f"local model {self.alias!r}: llama.cpp server (pid {server.pid}) at {server.url}, "
-            f"{spec.threads} thread(s), {spec.slots} slot(s){ready}; stopped at the end"
+            f"{spec.threads} thread(s), {spec.slots} slot(s){ready}; {end}",
         ]
 
     def shutdown(self) -> None:

@@ -64,6 +64,41 @@ def errors_in(lines: list[str]) -> list[str]:
     return list(found)
 
 
+def ended(code: int) -> str:
+    """How a process ended, from its exit code as Popen gives it (-N: signal N)."""
+    return f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+
+
+def died(code: int) -> str:
+    """:func:`ended`, short: 'signal 9', 'exit status 1'."""
+    return f"signal {-code}" if code < 0 else f"exit status {code}"
+
+
+def adopted_exit(pid: int) -> str | None:
+    """How another process's child ``pid`` (the controller's server) ended, or None while
+    it runs. Until its parent reaps it, a dead process is a zombie (state Z), which
+    ``kill(pid, 0)`` still finds; /proc says so, and its wait status (0 when we may not
+    read it)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return "is no longer running"  # reaped by its parent
+    except (OSError, IndexError):  # no /proc: a live zombie is taken as running
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return "is no longer running"
+        except PermissionError:
+            pass
+        return None
+    if fields[0] not in ("Z", "X"):
+        return None
+    status = int(fields[49]) if len(fields) > 49 else 0
+    if status & 0x7F:
+        return ended(-(status & 0x7F))
+    return ended(status >> 8) if status else "is no longer running"
+
+
 def free_port() -> int:
     """A port on 127.0.0.1 that nothing listens on now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -170,16 +205,16 @@ class LocalServer:
         None while it runs."""
         if self.process is not None:
             code = self.process.poll()
-            if code is None:
-                return None
-            return f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return "is no longer running"
-        except PermissionError:
-            pass
-        return None
+            return None if code is None else ended(code)
+        return adopted_exit(self.pid)
+
+    async def gone_within(self, seconds: float) -> str | None:
+        """:meth:`exit_reason`, waiting up to ``seconds`` for the server to be gone: a
+        killed server's sockets close before its exit shows."""
+        deadline = time.monotonic() + seconds
+        while (reason := self.exit_reason()) is None and time.monotonic() < deadline:
+            await asyncio.sleep(_POLL_S)
+        return reason
 
     def log_lines(self) -> list[str]:
         """The server's log so far, its non-empty lines."""
@@ -191,14 +226,15 @@ class LocalServer:
         text = data.decode("utf-8", errors="replace").splitlines()
         return [line.strip() for line in text if line.strip()]
 
-    def log_tail(self, lines: int = 3) -> str:
+    def log_tail(self, lines: int = 3, *, last: bool = True) -> str:
         """What the server's log says went wrong: llama.cpp's first error lines (the
-        cause comes first, its consequences after) and ours; else its last lines."""
+        cause comes first, its consequences after) and ours; else, with ``last``, its
+        last lines, else nothing."""
         logged = self.log_lines()
         errors = errors_in(logged)
         ours = [line for line in logged if line.startswith("modelroute:")]
         picked = [*errors[: lines - len(ours[-1:])], *ours[-1:]] if errors or ours else []
-        return " | ".join(picked or logged[-lines:])
+        return " | ".join(picked or (logged[-lines:] if last else []))
 
     def start_failure(self) -> tuple[str, str]:
         """Why a server that exited while starting did not start: ('template' or 'model',
@@ -210,7 +246,9 @@ class LocalServer:
         return "model", errors[0] if errors else self.log_tail()
 
     def describe_exit(self, reason: str) -> str:
-        tail = self.log_tail()
+        """The error of a call the server's end stopped; its log's error lines, if any
+        (a killed server's last lines are its routine work, not the cause)."""
+        tail = self.log_tail(last=not reason.startswith("was killed"))
         return f"the local llama.cpp server at {self.url} {reason}" + (
             f" (its log: {tail})" if tail else ""
         )
