@@ -347,6 +347,7 @@ class ModelRouteReporter:
             apply_holm(verdicts, rules)
         if reference is not None and reference.ref is not None:
             reference.judge(verdicts, against)
+            reference.cover(verdicts, sorted(state.case_files()))
         return verdicts
 
     def _bench(self, tasks: list[str], results: list[CaseResult]) -> dict[str, Any]:
@@ -579,6 +580,10 @@ class ModelRouteReporter:
             self.doc["gate"]["failures"].append(
                 {"task": None, "route": None, "verdict": "error", "reasons": [unresolved]}
             )
+        left_out = self.reference.failures() if self.reference and self.mode == "gate" else []
+        if left_out and not state.settings.update_snapshot:
+            self.doc["gate"]["passed"] = False
+            self.doc["gate"]["failures"].extend(left_out)
         if missing:
             self.doc["gate"]["passed"] = False if self.mode == "gate" else None
             self.doc["gate"]["failures"].append(
