@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from suite import run_json
+from suite import CLASSIFICATION, run_json
 from test_reference import ACCEPT, CASES, REF, UPDATE, commit_all, git, suite
 from test_reference_base import add_to_config, base, gate, reports
 
@@ -186,3 +186,45 @@ def test_a_models_price_or_id_the_pr_edits_is_listed_and_fails_unless_accepted(
     assert junit[0].findall("testcase")[0].get("name") == f"dear.{row['field']}[model]"
     result, _ = gate(pytester, REF, "main", ACCEPT)
     assert result.ret == 0
+
+
+def test_a_forced_snapshot_below_the_threshold_needs_acceptance_and_is_flagged(
+    pytester: pytest.Pytester,
+) -> None:
+    """Four cases: the cheap route's 4.00 against a threshold of 4.5 is inconclusive (the
+    gate lets it pass by default), an update refuses it, a forced one writes it."""
+    git(pytester.path, "init", "-q", "-b", "main")
+    suite(pytester, "good", 4.5)
+    (pytester.path / "cases" / "classification.yaml").write_text(CLASSIFICATION)
+    result, _ = run_json(pytester, "--model-route", UPDATE)
+    assert result.ret == 0
+    commit_all(pytester.path, "base")
+    git(pytester.path, "checkout", "-q", "-b", "pr")
+    route_cheap = (pytester.path / "modelroute.yaml").read_text().replace(": good", ": cheap")
+    (pytester.path / "modelroute.yaml").write_text(route_cheap)
+    result, _ = run_json(pytester, "--model-route", UPDATE)
+    assert result.ret == 1, "an update refuses 4.00 < 4.50"
+    result, doc = run_json(pytester, "--model-route", "--model-route-force-update-snapshot")
+    assert doc["snapshot"]["forced"] is True
+    commit_all(pytester.path, "pr: route cheap, its snapshot forced")
+
+    result, doc = gate(pytester, REF, "main")
+    assert result.ret == 1
+    (row,) = doc["snapshot_change"]["tasks"]
+    assert row["below_threshold"] == 4.5 and row["verdict_vs_base"] == "inconclusive"
+    task = doc["tasks"]["classification"]
+    assert task["verdict"] == "fail"
+    assert task["reasons"][0] == (
+        "this PR's snapshot records route cheap at quality 4.00, below its threshold 4.50 (an "
+        "update refuses that; a forced one wrote it); to accept it on purpose, label the PR "
+        "'modelroute: accept' (--model-route-accept-changes)"
+    )
+    flag = "this PR's snapshot records it BELOW its threshold 4.50 (forced)"
+    md, html, _ = reports(pytester)
+    assert flag in md and "records it BELOW its threshold 4.50 (forced)" in html
+    result.stdout.fnmatch_lines([f"  classification: {flag}*"])
+
+    result, doc = gate(pytester, REF, "main", ACCEPT)
+    assert result.ret == 0
+    assert doc["snapshot_change"]["tasks"][0]["below_threshold"] == 4.5
+    assert any("below its threshold 4.50" in w for w in doc["tasks"]["classification"]["warnings"])

@@ -124,6 +124,25 @@ class Reference:
                     f"this PR's snapshot accepts it ({moved} against {self.ref}); to accept "
                     f"it on purpose, {HOW_TO_ACCEPT}"
                 )
+            self._below_threshold(row, verdict)
+
+    def _below_threshold(self, row: dict[str, Any], verdict: TaskVerdict) -> None:
+        """A PR's snapshot entry below the task's threshold (only a forced update writes
+        one) is a change that needs acceptance, even where the gate would let the run's
+        own verdict pass (an inconclusive one)."""
+        entry = self._entry(self.working, row["task"])
+        if entry is None or entry.quality is None or entry.quality >= verdict.threshold - 1e-9:
+            return
+        row["below_threshold"] = verdict.threshold
+        said = (
+            f"this PR's snapshot records route {entry.route} at quality {entry.quality:.2f}, "
+            f"below its threshold {verdict.threshold:.2f} (an update refuses that; a forced "
+            "one wrote it)"
+        )
+        if self.accept:
+            verdict.warnings.append(f"{said}; accepted by {self.accepted_by}")
+        else:
+            fail_keeping(verdict, f"{said}; to accept it on purpose, {HOW_TO_ACCEPT}")
 
     def cover(self, verdicts: Mapping[str, TaskVerdict], case_files: Sequence[Path]) -> None:
         """What this run leaves out of the base's reference (see ``ci.coverage``): base
@@ -165,10 +184,11 @@ class Reference:
             if scored and not scored & ran:
                 self.no_common.append(task)
                 if not self.accept:
-                    verdicts[task].fail(
+                    fail_keeping(
+                        verdicts[task],
                         f"no scored case in common with {self.ref}'s snapshot ({len(scored)} "
                         "case(s) there): renamed case ids leave the regression and cost rules "
-                        f"nothing to compare; to accept it on purpose, {HOW_TO_ACCEPT}"
+                        f"nothing to compare; to accept it on purpose, {HOW_TO_ACCEPT}",
                     )
 
     def failures(self) -> list[dict[str, Any]]:
@@ -307,6 +327,18 @@ def load_reference(
         revision=at,
         local=local,
     )
+
+
+def fail_keeping(verdict: TaskVerdict, reason: str) -> None:
+    """``verdict.fail(reason)``, keeping the reasons and warnings ``judge`` added to it
+    by hand (``settle`` rebuilds both from the rules' outcomes)."""
+    added_reasons, added_warnings = list(verdict.reasons), list(verdict.warnings)
+    verdict.settle()
+    added_reasons = [r for r in added_reasons if r not in verdict.reasons]
+    added_warnings = [w for w in added_warnings if w not in verdict.warnings]
+    verdict.fail(reason)
+    verdict.reasons += added_reasons
+    verdict.warnings += added_warnings
 
 
 #: how ``accepted_by`` names an acceptance that comes from a file in the checkout

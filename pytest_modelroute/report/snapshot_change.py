@@ -217,6 +217,9 @@ def case_lists(row: Row, arrow: str = "→") -> list[str]:
                 for i in ids[:CASES_LISTED]
             ]
             out.append(f"{label.replace('→', arrow)}: {', '.join(named)}{more}")
+    below = row.get("below_threshold")
+    if below is not None:
+        out.insert(0, f"this PR's snapshot records it BELOW its threshold {below:.2f} (forced)")
     return out
 
 
