@@ -481,7 +481,7 @@ def test_the_action_end_to_end_on_a_pull_request(
 
     if "model_route_report_dir" not in SETTINGS:
         pytest.skip("--model-route-report-dir is not in this plugin yet (issue 11's ci-gate)")
-    clone, _ = shallow_pr_checkout
+    clone, main = shallow_pr_checkout
     shutil.copytree(ROOT / "example_suite", clone / "example_suite",
                     ignore=shutil.ignore_patterns(".modelroute_cache", "out"))  # fmt: skip
     python_dir = str(Path(sys.executable).parent)
@@ -503,7 +503,7 @@ def test_the_action_end_to_end_on_a_pull_request(
     }
     proc, gate = run_script("gate.sh", gate_env, tmp_path, clone)
     assert gate["status"] == "pass", proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert "--model-route-snapshot-ref origin/main" in proc.stdout
+    assert f"--model-route-snapshot-ref {main}" in proc.stdout  # the PR's merge base
     report = Path(prepared["report-dir"])
     assert {p.name for p in report.iterdir()} >= {
         "results.json", "report.html", "comment.md", "junit.xml"
