@@ -349,7 +349,8 @@ class ModelRouteReporter:
             apply_holm(verdicts, rules)
         if reference is not None and reference.ref is not None:
             reference.judge(verdicts, against)
-            reference.cover(verdicts, sorted(state.case_files()))
+            if state.settings.shard is None:  # a shard's part decides nothing: the merge's does
+                reference.cover(verdicts, sorted(state.case_files()))
         return verdicts
 
     def _bench(self, tasks: list[str], results: list[CaseResult]) -> dict[str, Any]:
