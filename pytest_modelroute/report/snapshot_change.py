@@ -61,7 +61,8 @@ def left_out_line(row: Row, arrow: str = "->") -> str:
     if row.get("renamed_to"):
         text += f"; renamed to {row['renamed_to']}? (it shares case ids with it)"
     if row.get("altered"):
-        text += "; this change alters it: " + ", ".join(row["altered"])
+        altered = (str(a).replace(" -> ", f" {arrow} ") for a in row["altered"])
+        text += "; this change alters it: " + ", ".join(altered)
     elif row.get("allowed"):
         text += "; nothing of it changed (route, models, snapshot entry, case files)"
     return text
