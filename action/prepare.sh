@@ -35,11 +35,14 @@ case $mode in
   *) fail "cache: expected auto, readwrite, replay, refresh or off, got '$CACHE'" ;;
 esac
 
-# The reference snapshot: the pull request's base branch unless told otherwise; other
-# events (a push to main) gate against the snapshot in the checkout.
+# The reference snapshot: the pull request's merge base with its base branch unless told
+# otherwise (fetch-base.sh finds it: not the branch's tip, which moves on after the PR's
+# run started); other events (a push to main) gate against the snapshot in the checkout.
 base=${BASE:-}
+merge_base=false
 if [ -z "$base" ] && [ -n "${BASE_REF:-}" ]; then
   base="origin/$BASE_REF"
+  merge_base=true
 fi
 
 # The cache key: unique per run, so every run saves and the newest wins; a pull request
@@ -91,6 +94,7 @@ esac
   echo "cache-mode=$mode"
   echo "fork=$fork"
   echo "base=$base"
+  echo "merge-base=$merge_base"
   echo "accept=$ACCEPT"
   echo "report-dir=$report_path"
   echo "cache-dir=$cache_path"

@@ -692,9 +692,13 @@ def pytest_configure(config: pytest.Config) -> None:
 def _local_setup(config: pytest.Config, state: RunState) -> LocalSetup:
     """This run's settings and where they came from, to find the base's counterparts."""
     from .ci.base_gate import INI_KEYS, LocalSetup
-    from .ci.provenance import command_line, given
+    from .ci.coverage import narrowing_words
+    from .ci.provenance import command_line, given, overrides
 
     words = command_line(config)
+    narrowing = ("model_route_tasks", "model_route_models")
+    narrowed = narrowing_words(words, [SETTINGS[k].flag for k in narrowing])
+    narrowed += [f"-o {k}" for k in narrowing if k in overrides(words)]
     return LocalSetup(
         config=state.config,
         snapshot=state.snapshot_path,
@@ -706,6 +710,7 @@ def _local_setup(config: pytest.Config, state: RunState) -> LocalSetup:
         invocation_dir=config.invocation_params.dir,
         rules=state.rules(),
         on_command_line=frozenset(k for k in INI_KEYS if given(words, SETTINGS[k].flag, k)),
+        narrowed_by=tuple(narrowed),
     )
 
 

@@ -158,6 +158,8 @@ class ModelRouteReporter:
         #: --model-route-update-snapshot: what it accepted against the previous snapshot
         self.accepted: list[dict[str, Any]] | None = None
         self.update_refused = False
+        #: why --model-route-update-snapshot wrote nothing: the run's last line
+        self.refusal: str | None = None
         self.results: dict[str, CaseResult] = {}
         self.ledgers: list[dict[str, Any]] = []
         self.verdicts: dict[str, TaskVerdict] = {}
@@ -347,6 +349,8 @@ class ModelRouteReporter:
             apply_holm(verdicts, rules)
         if reference is not None and reference.ref is not None:
             reference.judge(verdicts, against)
+            if state.settings.shard is None:  # a shard's part decides nothing: the merge's does
+                reference.cover(verdicts, sorted(state.case_files()))
         return verdicts
 
     def _bench(self, tasks: list[str], results: list[CaseResult]) -> dict[str, Any]:
@@ -629,6 +633,10 @@ class ModelRouteReporter:
             self.doc["gate"]["failures"].append(
                 {"task": None, "route": None, "verdict": "error", "reasons": [unresolved]}
             )
+        left_out = self.reference.failures() if self.reference and self.mode == "gate" else []
+        if left_out and not state.settings.update_snapshot:
+            self.doc["gate"]["passed"] = False
+            self.doc["gate"]["failures"].extend(left_out)
         if missing:
             self.doc["gate"]["passed"] = False if self.mode == "gate" else None
             self.doc["gate"]["failures"].append(
@@ -702,8 +710,7 @@ class ModelRouteReporter:
                 )
             return info
         if missing:
-            self.update_refused = True
-            self.notes.append(
+            self._refuse(
                 f"snapshot NOT updated: {len(missing)} case item(s) did not run; re-run them "
                 "(a run that did not measure every case cannot be accepted, even by force)"
             )
@@ -717,8 +724,7 @@ class ModelRouteReporter:
             info["refused"] = refused
             shown = "; ".join(f"{t}: {', '.join(why)}" for t, why in refused.items())
             if not settings.force_update_snapshot:
-                self.update_refused = True
-                self.notes.append(
+                self._refuse(
                     f"snapshot NOT updated: {len(refused)} task(s) cannot be accepted: {shown}. "
                     "Fix them, or accept this run as it is with "
                     "--model-route-force-update-snapshot"
@@ -764,8 +770,7 @@ class ModelRouteReporter:
         try:
             write_snapshot(path, document)
         except OSError as exc:
-            self.update_refused = True
-            self.notes.append(f"snapshot NOT updated: cannot write {path}: {exc.strerror or exc}")
+            self._refuse(f"snapshot NOT updated: cannot write {path}: {exc.strerror or exc}")
             return info
         info["updated"] = True
         self.accepted = info["accepted"] = accepted
@@ -774,6 +779,11 @@ class ModelRouteReporter:
                 row["forced"] = refused[row["task"]]
         self.written.append(("snapshot file", path))
         return info
+
+    def _refuse(self, why: str) -> None:
+        """--model-route-update-snapshot writes nothing: the run fails, and says why last."""
+        self.update_refused = True
+        self.refusal = why
 
     def _refusals(self) -> dict[str, list[str]]:
         """Per task an update would accept in a state the gate rejects on its own rules
@@ -890,7 +900,15 @@ class ModelRouteReporter:
             terminalreporter.write_sep("-", f"generated {kind}: {path}")
         for problem in self.write_problems:
             terminalreporter.write_line(f"ERROR: {problem}", red=True)
+        if self.refusal is not None:  # last: the gate's own line above may say "passed"
+            terminalreporter.write_sep("=", "model route: snapshot update REFUSED", red=True)
+            terminalreporter.write_line(self.refusal, red=True, bold=True)
+            # and pytest's closing line: "66 passed, 17 below, 1 snapshot refused in 1.90s"
+            terminalreporter.stats.setdefault(SNAPSHOT_REFUSED, []).append(self.refusal)
 
+
+#: the category pytest's closing line counts a refused snapshot update under
+SNAPSHOT_REFUSED = "snapshot refused"
 
 LATENCY_MEASURED = (
     "mean per call, from the moment its request is handed to the provider's client to its "

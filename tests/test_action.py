@@ -393,6 +393,73 @@ def test_fetch_base_says_when_the_revision_does_not_exist(
     assert proc.returncode == 1 and "run actions/checkout before this action" in proc.stdout
 
 
+@pytest.fixture
+def main_moved_on(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    return remote_where_main_moved_on(tmp_path)
+
+
+def remote_where_main_moved_on(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A remote where a PR branched from main, GitHub made its merge commit (branch
+    ``merge``), then main moved on with a snapshot of its own; returns the remote and the
+    commits (fork, the PR's head, the merge commit, main's new tip)."""
+    if not shutil.which("git"):
+        pytest.skip("git is not installed")
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    git(remote, "init", "-q", "-b", "main")
+    (remote / "snapshot.json").write_text('{"v": "fork point"}')
+    git(remote, "add", ".")
+    git(remote, "commit", "-qm", "main")
+    commits = {"fork": git(remote, "rev-parse", "HEAD")}
+    git(remote, "checkout", "-qb", "pr")
+    (remote / "routes.txt").write_text("the PR's change\n")
+    git(remote, "add", ".")
+    git(remote, "commit", "-qm", "pr")
+    commits["head"] = git(remote, "rev-parse", "HEAD")
+    git(remote, "checkout", "-qb", "merge", "main")
+    git(remote, "merge", "-q", "--no-ff", "-m", "Merge pr into main", "pr")
+    commits["merge"] = git(remote, "rev-parse", "HEAD")
+    git(remote, "checkout", "-q", "main")
+    (remote / "snapshot.json").write_text('{"v": "main later"}')
+    git(remote, "commit", "-qam", "main moves on")
+    commits["tip"] = git(remote, "rev-parse", "HEAD")
+    return remote, commits
+
+
+@pytest.mark.parametrize(
+    ("checkout", "base_sha"),
+    [("merge", ""), ("pr", ""), ("pr", "tip"), ("merge", "tip")],
+)
+def test_fetch_base_gates_against_the_merge_base_not_mains_tip(
+    main_moved_on: tuple[Path, dict[str, str]], tmp_path: Path, checkout: str, base_sha: str
+) -> None:
+    """A re-run after main moved on (GitHub: the old merge commit; GitLab-like: the PR's
+    head) compares with the commit the PR started from, not main's later snapshot."""
+    remote, commits = main_moved_on
+    clone = tmp_path / f"clone-{checkout}"
+    git(tmp_path, "clone", "-q", "--depth=1", "--branch", checkout, f"file://{remote}", str(clone))
+    env = {"BASE": "origin/main", "MERGE_BASE": "true", "BASE_SHA": commits.get(base_sha, "")}
+    proc, out = run_script("fetch-base.sh", env, tmp_path, clone)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert git(clone, "rev-parse", out["rev"]) == commits["fork"]
+    assert git(clone, "show", f"{out['rev']}:snapshot.json") == '{"v": "fork point"}'
+    how = "merge commit" if checkout == "merge" else "merge base of origin/main"
+    assert how in proc.stdout
+
+    # the base input given by hand is taken as it is: main's tip
+    proc, out = run_script("fetch-base.sh", {"BASE": "origin/main"}, tmp_path, clone)
+    assert git(clone, "rev-parse", out["rev"]) == commits["tip"]
+
+
+def test_prepare_finds_the_merge_base_unless_given_a_base(tmp_path: Path) -> None:
+    proc, out = run_script("prepare.sh", pull_request(), tmp_path)
+    assert (out["base"], out["merge-base"]) == ("origin/main", "true")
+    proc, out = run_script("prepare.sh", pull_request(BASE="v1.2.0"), tmp_path)
+    assert (out["base"], out["merge-base"]) == ("v1.2.0", "false")
+    proc, out = run_script("prepare.sh", event_env(), tmp_path)
+    assert (out["base"], out["merge-base"]) == ("", "false")
+
+
 def test_the_readme_documents_every_input_and_output() -> None:
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("## Set up the gate in your repository") :]
@@ -414,14 +481,15 @@ def test_the_action_end_to_end_on_a_pull_request(
 
     if "model_route_report_dir" not in SETTINGS:
         pytest.skip("--model-route-report-dir is not in this plugin yet (issue 11's ci-gate)")
-    clone, _ = shallow_pr_checkout
+    clone, main = shallow_pr_checkout
     shutil.copytree(ROOT / "example_suite", clone / "example_suite",
                     ignore=shutil.ignore_patterns(".modelroute_cache", "out"))  # fmt: skip
     python_dir = str(Path(sys.executable).parent)
     env = pull_request(PATH=f"{python_dir}{os.pathsep}{os.environ['PATH']}")
     proc, prepared = run_script("prepare.sh", env, tmp_path, clone)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    proc, base = run_script("fetch-base.sh", {**env, "BASE": prepared["base"]}, tmp_path, clone)
+    fetch_env = {**env, "BASE": prepared["base"], "MERGE_BASE": prepared["merge-base"]}
+    proc, base = run_script("fetch-base.sh", fetch_env, tmp_path, clone)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     gate_env = {
         **env,
@@ -435,7 +503,7 @@ def test_the_action_end_to_end_on_a_pull_request(
     }
     proc, gate = run_script("gate.sh", gate_env, tmp_path, clone)
     assert gate["status"] == "pass", proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert "--model-route-snapshot-ref origin/main" in proc.stdout
+    assert f"--model-route-snapshot-ref {main}" in proc.stdout  # the PR's merge base
     report = Path(prepared["report-dir"])
     assert {p.name for p in report.iterdir()} >= {
         "results.json", "report.html", "comment.md", "junit.xml"

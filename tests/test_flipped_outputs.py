@@ -250,7 +250,11 @@ def test_the_change_table_shows_the_outputs_both_snapshots_recorded(
         [f["case"], f["old"], f["new"], "contains"] for f in want
     ]
     # the snapshot change first, then the failure, then the savings
-    assert change.startswith("<!-- pytest-modelroute -->\n\n### ⚠️ Snapshot changed in this PR")
+    # (the small model's id names its new answers: a model change the section lists too)
+    assert change.startswith(
+        "<!-- pytest-modelroute -->\n\n### ⚠️ Changed in this PR: 1 task, 1 model change"
+    )
+    assert "models.small.model: v1 → v2 (FAILS the gate)" in change
     assert md.index("Model route gate failed") < md.index("Projected savings")
     page = (pytester.path / "out" / "report.html").read_text()
     section = page[page.index('id="snapshot-change"') : page.index('id="verdict"')]

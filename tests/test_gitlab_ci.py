@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_action import remote_where_main_moved_on
 
 from pytest_modelroute.ci.gitlab import TOKEN_VARIABLE
 
@@ -111,6 +112,36 @@ def test_a_fork_merge_request_gates_against_the_target_projects_branch(
         "[--model-route-report-dir] [modelroute-report] [--model-route-snapshot-ref] "
         "[target/main] [-o] [model_route_accept_changes=false]",
     ]
+
+
+def test_a_merge_request_gates_against_its_merge_base_when_the_target_moved_on(
+    stubs: Path, tmp_path: Path
+) -> None:
+    """Real git: the source branch's shallow clone, a target branch that moved on after
+    the MR branched; the snapshot compared with is the merge base's, fetched by its sha."""
+    (stubs / "git").unlink()
+    remote, commits = remote_where_main_moved_on(tmp_path)
+    clone = tmp_path / "clone"
+    subprocess.run(
+        ["git", "clone", "-q", "--depth=1", "--branch", "pr", f"file://{remote}", str(clone)],
+        check=True,
+    )
+    status, calls = run_job(
+        stubs,
+        clone,
+        CI_MERGE_REQUEST_IID="7",
+        CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main",
+        CI_MERGE_REQUEST_DIFF_BASE_SHA=commits["fork"],
+        CI_MERGE_REQUEST_LABELS="",
+        HOME=str(tmp_path),
+    )
+    assert status == 0, calls
+    assert f"[--model-route-snapshot-ref] [{commits['fork']}]" in calls[1]
+    shown = subprocess.run(
+        ["git", "show", f"{commits['fork']}:snapshot.json"],
+        cwd=clone, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert shown == '{"v": "fork point"}'
 
 
 def test_a_default_branch_pipeline_gates_on_its_own_snapshot(stubs: Path, tmp_path: Path) -> None:

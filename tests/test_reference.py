@@ -572,7 +572,18 @@ def test_update_refuses_a_task_whose_estimate_is_below_its_threshold_though_inco
     assert result.ret == 1 and path.read_bytes() == before
     why = "quality 3.40 < threshold 3.50 (its point estimate; the gate calls it inconclusive)"
     assert doc["snapshot"]["refused"] == {"classification": [why]}
-    result.stdout.fnmatch_lines([f"snapshot NOT updated: 1 task(s) cannot be accepted: *{why}*"])
+    # the refusal comes last, after the gate's own "passed", and pytest's closing line
+    # counts it: a reader of the run's end sees that nothing was written
+    result.stdout.fnmatch_lines(
+        [
+            "model route gate: passed (1 task: *",
+            "*= model route: snapshot update REFUSED =*",
+            f"snapshot NOT updated: 1 task(s) cannot be accepted: *{why}*",
+            "*= 32 passed, 8 below, 1 snapshot refused in *",
+        ]
+    )
+    lines = result.stdout.str().splitlines()
+    assert lines[-2].startswith("snapshot NOT updated"), lines[-4:]
 
     result, doc = run_json(pytester, "--model-route", "--model-route-force-update-snapshot")
     assert result.ret == 0 and doc["snapshot"]["updated"] is True

@@ -53,6 +53,9 @@ class LocalSetup:
     #: command line (or PYTEST_ADDOPTS) gave
     rules: GateRules
     on_command_line: frozenset[str] = frozenset()
+    #: the options of the run's own command line that narrow what it measures (-k, -m,
+    #: --deselect, --model-route-tasks, --model-route-models): see ``ci.coverage``
+    narrowed_by: tuple[str, ...] = ()
 
 
 @dataclass

@@ -12,13 +12,13 @@ and which gate settings it had: see ``base_gate``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..gate import TaskVerdict
-from ..report.snapshot_change import change_cells
+from ..report.snapshot_change import change_cells, left_out_line, model_line
 from ..snapshot import (
     SCHEMA,
     Snapshot,
@@ -28,6 +28,7 @@ from ..snapshot import (
     snapshot_from_text,
 )
 from .base_gate import LocalSetup, SettingsChange, compare, find_base
+from .coverage import CaseFiles, left_out_rows, model_changes, renamed_pairs
 from .gitref import Revision
 
 #: the label the CI action turns into --model-route-accept-changes
@@ -59,6 +60,14 @@ class Reference:
     #: why the reference cannot be told (the base has a snapshot where this run's setup
     #: does not look): fails the gate unless the change is accepted
     unresolved: str | None = None
+    #: the base revision, and this run's setup (None without a ref)
+    revision: Revision | None = None
+    local: LocalSetup | None = None
+    #: what this run leaves out of the base's reference: see ``ci.coverage``
+    left_out: list[dict[str, Any]] = field(default_factory=list)
+    new_tasks: list[str] = field(default_factory=list)
+    no_common: list[str] = field(default_factory=list)
+    models: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def changed(self) -> dict[str, dict[str, Any]]:
@@ -115,6 +124,102 @@ class Reference:
                     f"this PR's snapshot accepts it ({moved} against {self.ref}); to accept "
                     f"it on purpose, {HOW_TO_ACCEPT}"
                 )
+            self._below_threshold(row, verdict)
+
+    def _below_threshold(self, row: dict[str, Any], verdict: TaskVerdict) -> None:
+        """A PR's snapshot entry below the task's threshold (only a forced update writes
+        one) is a change that needs acceptance, even where the gate would let the run's
+        own verdict pass (an inconclusive one)."""
+        entry = self._entry(self.working, row["task"])
+        if entry is None or entry.quality is None or entry.quality >= verdict.threshold - 1e-9:
+            return
+        row["below_threshold"] = verdict.threshold
+        said = (
+            f"this PR's snapshot records route {entry.route} at quality {entry.quality:.2f}, "
+            f"below its threshold {verdict.threshold:.2f} (an update refuses that; a forced "
+            "one wrote it)"
+        )
+        if self.accept:
+            verdict.warnings.append(f"{said}; accepted by {self.accepted_by}")
+        else:
+            fail_keeping(verdict, f"{said}; to accept it on purpose, {HOW_TO_ACCEPT}")
+
+    def cover(self, verdicts: Mapping[str, TaskVerdict], case_files: Sequence[Path]) -> None:
+        """What this run leaves out of the base's reference (see ``ci.coverage``): base
+        tasks it did not measure, measured tasks the base has no entry for, tasks with no
+        scored case in common with the base (each fails unless accepted), and the models
+        whose id, provider or price the change alters."""
+        if self.ref is None or self.local is None:
+            return
+        measured = {t for t, v in verdicts.items() if v.route_agg is not None}
+        base_config, pr_config = self.settings.base_config, self.local.config
+        self.models = model_changes(base_config, pr_config)
+        self.left_out = left_out_rows(
+            self.base,
+            measured,
+            base_config,
+            pr_config,
+            self.local.narrowed_by,
+            self.changed,
+            {row["model"] for row in self.models},
+            CaseFiles(self.revision, case_files) if self.revision else None,
+        )
+        if self.base is None:
+            return
+        new = {
+            t: verdicts[t].route_agg.cases  # type: ignore[union-attr]
+            for t in sorted(measured)
+            if t not in self.base.tasks
+        }
+        self.new_tasks = sorted(new)
+        pairs = renamed_pairs(self.left_out, new, self.base)
+        for row in self.left_out:
+            row["renamed_to"] = pairs.get(row["task"])
+        for task in sorted(measured):
+            entry, agg = self.base.tasks.get(task), verdicts[task].route_agg
+            if entry is None or agg is None:
+                continue
+            scored = {k for k, c in entry.cases.items() if c.quality is not None}
+            ran = {k for k, q in agg.cases.items() if q is not None}
+            if scored and not scored & ran:
+                self.no_common.append(task)
+                if not self.accept:
+                    fail_keeping(
+                        verdicts[task],
+                        f"no scored case in common with {self.ref}'s snapshot ({len(scored)} "
+                        "case(s) there): renamed case ids leave the regression and cost rules "
+                        f"nothing to compare; to accept it on purpose, {HOW_TO_ACCEPT}",
+                    )
+
+    def failures(self) -> list[dict[str, Any]]:
+        """The gate's failures for what the change leaves out (none once accepted)."""
+        if self.accept:
+            return []
+        out = []
+        for row in self.left_out:
+            if not row["allowed"]:
+                out.append(
+                    {
+                        "task": row["task"],
+                        "route": row["route_base"],
+                        "verdict": "fail",
+                        "reasons": [f"{left_out_line(row)}; to accept it, {HOW_TO_ACCEPT}"],
+                    }
+                )
+        if self.models:
+            shown = "; ".join(model_line(row) for row in self.models)
+            out.append(
+                {
+                    "task": None,
+                    "route": None,
+                    "verdict": "fail",
+                    "reasons": [
+                        f"this PR changes models against {self.ref}: {shown}; routes are "
+                        f"judged by what they are at the base: to accept it, {HOW_TO_ACCEPT}"
+                    ],
+                }
+            )
+        return out
 
     def to_json(self) -> dict[str, Any] | None:
         """The results document's ``snapshot_change`` (None without a ref)."""
@@ -130,6 +235,10 @@ class Reference:
             "settings": self.settings.rows,
             "moved": self.moved,
             "unresolved": self.unresolved,
+            "left_out": self.left_out,
+            "new_tasks": self.new_tasks,
+            "no_common": self.no_common,
+            "models": self.models,
         }
 
 
@@ -215,7 +324,21 @@ def load_reference(
         settings=settings,
         moved=moved,
         unresolved=None if accept else unresolved,
+        revision=at,
+        local=local,
     )
+
+
+def fail_keeping(verdict: TaskVerdict, reason: str) -> None:
+    """``verdict.fail(reason)``, keeping the reasons and warnings ``judge`` added to it
+    by hand (``settle`` rebuilds both from the rules' outcomes)."""
+    added_reasons, added_warnings = list(verdict.reasons), list(verdict.warnings)
+    verdict.settle()
+    added_reasons = [r for r in added_reasons if r not in verdict.reasons]
+    added_warnings = [w for w in added_warnings if w not in verdict.warnings]
+    verdict.fail(reason)
+    verdict.reasons += added_reasons
+    verdict.warnings += added_warnings
 
 
 #: how ``accepted_by`` names an acceptance that comes from a file in the checkout

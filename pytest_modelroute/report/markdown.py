@@ -39,6 +39,7 @@ from .fmt import (
 )
 from .glossary import glossary
 from .snapshot_change import (
+    EXTRA_KEYS,
     accepted_by,
     case_counts,
     change_cells,
@@ -680,7 +681,7 @@ def snapshot_change_section(doc: Doc, budget: int) -> str | None:
     n = len(rows)
     base = escape_md_cell(change["base"], 200)
     what = "This PR's snapshot changes the reference of the tasks below"
-    if change.get("settings") or change.get("moved") or change.get("unresolved"):
+    if any(change.get(k) for k in EXTRA_KEYS):
         what = "This PR changes the gate's reference or settings"
     lede = f"{what} against `{base}`."
     by = escape_md_cell(accepted_by(change), 200)

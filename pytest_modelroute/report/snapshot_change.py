@@ -29,8 +29,43 @@ def change_of(doc: Mapping[str, Any]) -> Mapping[str, Any] | None:
     change = doc.get("snapshot_change") or None
     if not change:
         return None
-    keys = ("tasks", "settings", "moved", "unresolved")
-    return change if any(change.get(k) for k in keys) else None
+    return change if any(change.get(k) for k in CHANGE_KEYS) else None
+
+
+#: what ``snapshot_change`` lists besides the per-task table of snapshot changes
+EXTRA_KEYS = ("settings", "moved", "unresolved", "left_out", "new_tasks", "no_common", "models")
+CHANGE_KEYS = ("tasks", *EXTRA_KEYS)
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_value(v)}" for k, v in value.items()) + "}"
+    return _value(value)
+
+
+def model_line(row: Row, arrow: str = "->") -> str:
+    """``models.opus.price: {input: 15, output: 75} -> {input: 1, output: 5}``."""
+    return (
+        f"models.{row['model']}.{row['field']}: {_compact(row['base'])} {arrow} "
+        f"{_compact(row['pr'])}"
+    )
+
+
+def left_out_line(row: Row, arrow: str = "->") -> str:
+    """A base task this run did not measure, why, and what the change alters of it."""
+    route = row["route_base"]
+    if row.get("route_pr") not in (None, route):
+        route = f"{route} {arrow} {row['route_pr']}"
+    text = f"task {row['task']} (route {route}) is in the base's snapshot but NOT measured: "
+    text += str(row["cause"])
+    if row.get("renamed_to"):
+        text += f"; renamed to {row['renamed_to']}? (it shares case ids with it)"
+    if row.get("altered"):
+        altered = (str(a).replace(" -> ", f" {arrow} ") for a in row["altered"])
+        text += "; this change alters it: " + ", ".join(altered)
+    elif row.get("allowed"):
+        text += "; nothing of it changed (route, models, snapshot entry, case files)"
+    return text
 
 
 def _value(value: Any) -> str:
@@ -67,21 +102,70 @@ def setting_lines(change: Mapping[str, Any], arrow: str = "→") -> list[str]:
         )
     if change.get("unresolved"):
         lines.append(str(change["unresolved"]))
-    return lines
+    return lines + [line for _, line in coverage_lines(change, arrow)]
+
+
+def coverage_lines(change: Mapping[str, Any], arrow: str = "→") -> list[tuple[str, str]]:
+    """Per base task left out, model changed and task without a case in common with the
+    base, and for the measured tasks the base has no entry for: a name and a line."""
+    accepted = bool(change.get("accepted"))
+    out = []
+    for row in change.get("left_out") or ():
+        verdict = "accepted" if accepted else "allowed" if row.get("allowed") else "FAILS the gate"
+        out.append((f"{row['task']}[left-out]", f"{left_out_line(row, arrow)} ({verdict})"))
+    for row in change.get("models") or ():
+        verdict = "accepted" if accepted else "FAILS the gate"
+        out.append(
+            (f"{row['model']}.{row['field']}[model]", f"{model_line(row, arrow)} ({verdict})")
+        )
+    for task in change.get("no_common") or ():
+        verdict = "accepted" if accepted else "FAILS the gate"
+        out.append(
+            (
+                f"{task}[no-case-in-common]",
+                f"task {task}: no scored case in common with the base's snapshot (case ids "
+                f"renamed?): the regression and cost rules cannot compare it ({verdict})",
+            )
+        )
+    new = change.get("new_tasks") or ()
+    if new:
+        out.append(
+            (
+                "new-tasks[unreferenced]",
+                f"measured, not in the base's snapshot (no reference; absolute rules only): "
+                f"{', '.join(new)}",
+            )
+        )
+    return out
 
 
 def title(change: Mapping[str, Any]) -> str:
     """``Snapshot changed in this PR: 1 task, not accepted`` (``Changed in this PR: 1
     task, 2 gate settings, ...`` when more than the snapshot changed)."""
-    n, m = len(change.get("tasks") or ()), len(change.get("settings") or ())
+    n = len(change.get("tasks") or ())
     parts = [f"{n} task{'s' * (n != 1)}"] if n else []
-    if m:
-        parts.append(f"{m} gate setting{'s' * (m != 1)}")
-    if change.get("moved") or change.get("unresolved"):
-        parts.append("reference moved")
+    parts += _extras(change)
     what = "Snapshot changed" if parts == [f"{n} task{'s' * (n != 1)}"] else "Changed"
     state = "accepted on purpose" if change.get("accepted") else "not accepted"
     return f"{what} in this PR: {', '.join(parts)}, {state}"
+
+
+def _extras(change: Mapping[str, Any]) -> list[str]:
+    """What the change alters besides snapshot entries, counted: ``2 gate settings``."""
+    parts = []
+    for key, one, many in (
+        ("settings", "gate setting", "gate settings"),
+        ("left_out", "base task not measured", "base tasks not measured"),
+        ("no_common", "task with no case in common", "tasks with no case in common"),
+        ("new_tasks", "task not in the base", "tasks not in the base"),
+        ("models", "model change", "model changes"),
+    ):
+        k = len(change.get(key) or ())
+        if k:
+            parts.append(f"{k} {one if k == 1 else many}")
+    if change.get("moved") or change.get("unresolved"):
+        parts.append("reference moved")
+    return parts
 
 
 def accepted_by(change: Mapping[str, Any]) -> str:
@@ -134,6 +218,9 @@ def case_lists(row: Row, arrow: str = "→") -> list[str]:
                 for i in ids[:CASES_LISTED]
             ]
             out.append(f"{label.replace('→', arrow)}: {', '.join(named)}{more}")
+    below = row.get("below_threshold")
+    if below is not None:
+        out.insert(0, f"this PR's snapshot records it BELOW its threshold {below:.2f} (forced)")
     return out
 
 
@@ -153,12 +240,11 @@ def verdict_vs_base(row: Row) -> str:
 
 def headline(change: Mapping[str, Any]) -> str:
     """One sentence: what changed, against which base, and whether it is accepted."""
-    n, m = len(change["tasks"]), len(change.get("settings") or ())
+    n = len(change["tasks"])
     said = [f"{n} task{'s' * (n != 1)}"] if n else []
-    if m:
-        said.append(f"{m} gate setting{'s' * (m != 1)}")
-    if change.get("moved") or change.get("unresolved"):
-        said.append("where the reference is")
+    said += [
+        "where the reference is" if part == "reference moved" else part for part in _extras(change)
+    ]
     what = f"this PR's snapshot changes {n} task{'s' * (n != 1)} against {change['base']}"
     if said != [f"{n} task{'s' * (n != 1)}"]:
         what = f"this PR changes {', '.join(said)} against {change['base']}"
@@ -192,10 +278,15 @@ def junit_cases(doc: Mapping[str, Any]) -> tuple[dict[str, str], list[tuple[str,
         "accepted_by": str(change.get("accepted_by") or ""),
         "tasks_changed": str(len(change["tasks"])),
         "settings_changed": str(len(change.get("settings") or ())),
+        "tasks_left_out": str(len(change.get("left_out") or ())),
+        "models_changed": str(len(change.get("models") or ())),
     }
     settings, lines = change.get("settings") or (), setting_lines(change, "->")
+    named = coverage_lines(change, "->")
+    lines = lines[: len(lines) - len(named)]
     cases = [(f"{row['setting']}[setting]", line) for row, line in zip(settings, lines)]
     cases += [("reference[moved]", line) for line in lines[len(settings) :]]
+    cases += named
     for row in change["tasks"]:
         c = change_cells(row, "->")
         lines = [
