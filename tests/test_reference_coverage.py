@@ -187,6 +187,8 @@ def test_a_models_price_or_id_the_pr_edits_is_listed_and_fails_unless_accepted(
     (row,) = doc["snapshot_change"]["models"]
     assert row["model"] == "dear"
     result.stdout.fnmatch_lines([f"  {line} (FAILS the gate)"])
+    # no task failed: the last line does not read "0 of N tasks" alone
+    result.stdout.fnmatch_lines(["model route gate: FAILED (0 of 1 task, 1 suite-wide failure)"])
     md, _, junit = reports(pytester)
     assert "Changed in this PR: 1 model change, not accepted" in md
     assert junit[0].findall("testcase")[0].get("name") == f"dear.{row['field']}[model]"

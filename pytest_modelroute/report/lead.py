@@ -47,7 +47,7 @@ def failures(doc: Doc) -> list[Mapping[str, Any]]:
 
 
 def summary(doc: Doc) -> str:
-    """``FAILED (1 of 3 tasks)``, ``passed (3 tasks: 2 pass, 1 inconclusive)`` or
+    """``FAILED (1 of 3 tasks)``, ``FAILED (0 of 3 tasks, 1 suite-wide failure)``, ``passed (3 tasks: 2 pass, 1 inconclusive)`` or
     ``not decided``: the gate's outcome in the words of the terminal's last line."""
     tasks = doc.get("tasks") or {}
     n = len(tasks)
@@ -58,8 +58,13 @@ def summary(doc: Doc) -> str:
         extra = f": {n - open_} pass, {open_} inconclusive" if open_ else ""
         return f"passed ({n} task{plural}{extra})"
     if passed is False:
-        count = sum(1 for f in failures(doc) if f.get("task") is not None)
-        return f"FAILED ({count} of {n} task{plural})"
+        found = failures(doc)
+        count = sum(1 for f in found if f.get("task") is not None)
+        # a failure of the run as a whole (an edited model, an unresolved reference) is
+        # no task's: say it, so that "0 of 12 tasks" does not read as a pass
+        wide = len(found) - count
+        more = f", {wide} suite-wide failure{'s' * (wide != 1)}" if wide else ""
+        return f"FAILED ({count} of {n} task{plural}{more})"
     return "not decided"
 
 
