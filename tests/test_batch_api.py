@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -176,6 +178,28 @@ def test_store_round_trips_requests_and_prunes_ended_batches(tmp_path: Path) -> 
     assert store.load("openai", "batch/1") is not None
     assert [r["id"] for r in store.pending("run-2")] == ["b2"]
     assert store.load("openai", "batch/1") is None
+
+
+def test_a_killed_writers_temporary_files_are_not_records_and_old_ones_go(
+    tmp_path: Path,
+) -> None:
+    """A run killed inside ``save`` leaves its temporary file: a complete one (killed just
+    before the rename) is not a second copy of the record, and an old one is removed."""
+    store = BatchStore(tmp_path)
+    record = {"provider": "anthropic", "id": "msgbatch_1", "items": {"k": {}}}
+    store.save(record)
+    complete = store.directory / ".tmp-complete.json"
+    complete.write_text(json.dumps(record))
+    partial = store.directory / ".tmp-partial.json"
+    partial.write_text(json.dumps(record)[:20])
+    old = time.time() - 3600
+    os.utime(partial, (old, old))
+    assert [r["id"] for r in store.records()] == ["msgbatch_1"]
+    assert not partial.exists()
+    assert complete.exists()  # (maybe a live writer's, about to be renamed)
+    os.utime(complete, (old, old))
+    assert [r["id"] for r in store.records()] == ["msgbatch_1"]
+    assert sorted(p.name for p in store.directory.iterdir()) == ["anthropic-msgbatch_1.json"]
 
 
 USAGE = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
