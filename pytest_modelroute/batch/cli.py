@@ -45,7 +45,13 @@ def pending_lines(cache_dir: Path) -> list[str]:
     ]
 
 
-async def _cancel(record: dict[str, Any]) -> str:
+async def _cancel(record: dict[str, Any], store: BatchStore) -> tuple[str, bool]:
+    """Cancel ``record``'s batch: what became of it, and whether that went as asked.
+
+    A batch being submitted when its run was killed is cancelled only when the provider's
+    listing proves it ours (OpenAI's metadata); an Anthropic batch of the same size and
+    time may be another job's (only its results tell, once it ends): listed, not
+    cancelled."""
     from ..config import ModelConfig
     from ..providers import builtin_providers
     from . import api_for
@@ -56,14 +62,28 @@ async def _cancel(record: dict[str, Any]) -> str:
         api = api_for(provider)
         batch_id = record["id"]
         if record.get("submitting"):
-            found = await api.find(record, set())
-            if found is None:
-                return f"{describe(record)}: not at the provider, nothing to cancel"
-            batch_id = found.id
+            known = {r["id"] for r in store.records()}
+            candidates = await api.find(record, known)
+            if not candidates:
+                return f"{describe(record)}: not at the provider, nothing to cancel", True
+            vouched = [c for c in candidates if api.vouches(c, record)]
+            if not vouched:
+                return f"{describe(record)}: {_unproven(api, candidates)}", False
+            batch_id = vouched[0].id
         status = await api.cancel(batch_id)
-        return f"{describe(record)}: {status.state}"
+        return f"{describe(record)}: {status.state}", True
     finally:
         await provider.aclose()
+
+
+def _unproven(api: Any, candidates: list[Any]) -> str:
+    listed = ", ".join(f"{c.id} ({c.state})" for c in candidates)
+    return (
+        f"not cancelled: {listed} at the {api.title} may be it (as many requests, created "
+        "then), or another job's in the same workspace; only its results tell, once it "
+        "ends. The next run follows them and collects the one that is its own; cancel one "
+        "at the provider yourself only if you know it is yours"
+    )
 
 
 def main(argv: Sequence[str]) -> int:
@@ -85,7 +105,8 @@ def main(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     from ..errors import ProviderError
 
-    records = [r for r in BatchStore(args.cache_dir).records() if not r.get("ended")]
+    store = BatchStore(args.cache_dir)
+    records = [r for r in store.records() if not r.get("ended")]
     if not records:
         print(f"modelroute: no batch in flight in {args.cache_dir}")
         return 0
@@ -95,7 +116,9 @@ def main(argv: Sequence[str]) -> int:
             print(describe(record))
             continue
         try:
-            print(asyncio.run(_cancel(record)))
+            line, done = asyncio.run(_cancel(record, store))
+            print(line)
+            status = status if done else 1
         except (ProviderError, ValueError, KeyError) as exc:
             print(f"{describe(record)}: cannot cancel: {exc}")
             status = 1

@@ -79,6 +79,9 @@ class OpenAIBatchAPI(BatchAPI):
     def _submitted(self, data: dict[str, Any], record: dict[str, Any]) -> bool:
         return (data.get("metadata") or {}).get("modelroute_submission") == record["submitting"]
 
+    def vouches(self, status: BatchStatus, record: dict[str, Any]) -> bool:
+        return self._submitted(status.raw, record)  # the token in its metadata
+
     def _leftovers(self, status: BatchStatus) -> list[str]:
         # the uploaded requests, the answers and the failures (files stay until deleted)
         names = ("input_file_id", "output_file_id", "error_file_id")
