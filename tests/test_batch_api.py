@@ -149,6 +149,31 @@ def test_an_unknown_batch_is_a_provider_error_with_its_status(
     assert getattr(info.value.__cause__, "status_code", None) == 404
 
 
+def test_an_openai_batch_refused_after_its_upload_leaves_no_file(
+    server: BatchServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The requests are uploaded first; when ``POST /v1/batches`` then fails, the upload
+    is deleted (files stay, and count against the organisation's storage, until then)."""
+    monkeypatch.setenv(OPENAI.key_env, OPENAI.key)
+    provider = make_provider(OPENAI, server, tmp_path, max_retries=0)
+    api = api_for(provider)
+    body = provider.body(make_request(provider, "one"))  # type: ignore[attr-defined]
+    # the fake refuses an input file holding two models' requests, as OpenAI does
+    lines = [api.encode("a", body), api.encode("b", {**body, "model": "another"})]
+
+    async def go() -> None:
+        try:
+            await api.create(lines, "token")
+        finally:
+            await provider.aclose()
+
+    with pytest.raises(ProviderError, match="400 from.*one model"):
+        asyncio.run(go())
+    assert [r.path for r in server.requests if r.method == "POST"] == ["/v1/files", "/v1/batches"]
+    assert server.files == {} and server.deleted == ["file-in-0001"]
+    assert server.created == []
+
+
 def test_chunks_respect_request_and_byte_limits() -> None:
     lines = [b"x" * 10] * 7
     assert chunks(lines, 3, 10_000) == [range(0, 3), range(3, 6), range(6, 7)]
