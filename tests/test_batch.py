@@ -604,9 +604,13 @@ def test_a_run_killed_while_submitting_finds_its_batch_again(
     assert doc["spend"]["batch_calls"] == N
     result.stdout.fnmatch_lines(
         [
+            # (the estimate cannot know whether the provider took it)
+            "*uncached calls*; 8 of them in batches a run killed while submitting them "
+            "may have left at the provider, priced as new calls (looked up first)*",
             f"{alias}: found * batch *, which a run killed while submitting it left unrecorded; *",
         ]
     )
+    assert "already in batches" not in result.stdout.str()
     assert server.deleted  # collected: nothing left at the provider
     assert list((cache / "batches").glob("*.json")) == []
 
@@ -681,8 +685,14 @@ def test_ctrl_c_leaves_the_batches_running_and_says_how_to_resume_or_cancel(
     out = capsys.readouterr().out
     assert out.count("canceling") + out.count("cancelling") == 2, out
     assert sorted(server.cancelled) == sorted(b.id for b in server.created)
-    # the next run collects the cancelled batches and makes their requests directly
+    # the next run collects the cancelled batches and makes their requests directly: its
+    # estimate prices them at list price, twice the killed run's batch prices (both
+    # models' batch prices are half their list prices)
     result, doc = run_json(suite, "--model-route", *FAST)
+    result.stdout.fnmatch_lines(
+        ["*16 uncached calls*16 of them in batches cancelled since, at list price (made*"]
+    )
+    assert estimate_of(result.stdout.str()) == pytest.approx(2 * estimate_of(output), rel=0.01)
     assert not [r for r in doc["results"] if r["error"]]
     assert sum(server.requests_per_model.values()) == 2 * N
     assert max(server.submitted.values()) == 1

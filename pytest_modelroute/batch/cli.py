@@ -71,6 +71,8 @@ async def _cancel(record: dict[str, Any], store: BatchStore) -> tuple[str, bool]
                 return f"{describe(record)}: {_unproven(api, candidates)}", False
             batch_id = vouched[0].id
         status = await api.cancel(batch_id)
+        if not record.get("submitting"):
+            _mark_cancelled(store, record)
         return f"{describe(record)}: {status.state}", True
     finally:
         await provider.aclose()
@@ -84,6 +86,14 @@ def _unproven(api: Any, candidates: list[Any]) -> str:
         "ends. The next run follows them and collects the one that is its own; cancel one "
         "at the provider yourself only if you know it is yours"
     )
+
+
+def _mark_cancelled(store: BatchStore, record: dict[str, Any]) -> None:
+    """Keep in the record that its batch was cancelled (a run's estimate then prices its
+    requests at list price: they are made directly), unless a run collected it meanwhile."""
+    current = store.load(record["provider"], record["id"])
+    if current is not None and not current.get("ended"):
+        store.save({**current, "cancelled_at": time.time()})
 
 
 def main(argv: Sequence[str]) -> int:
