@@ -667,6 +667,36 @@ def test_of_two_batches_of_the_same_size_ours_is_the_one_carrying_its_token(
     assert list((cache / "batches").glob("*.json")) == []
 
 
+def test_a_batch_a_config_edit_left_behind_is_named_with_its_cost(
+    suite: pytest.Pytester, server: BatchServer
+) -> None:
+    """A run killed while its batch ran, then claude's settings edited: the batch answers
+    requests this config no longer makes. The run says so, what it cost and how to cancel
+    it (it stays at the provider, paid for)."""
+    cache = _killed(suite, server, "claude", when="waiting")
+    (batch,) = server.created
+    config_path = suite.path / "modelroute.yaml"
+    edit = ("batch: true", "batch: true, params: {temperature: 0.2}")
+    config_path.write_text(config_path.read_text().replace(*edit))
+    result = suite.runpytest("--model-route", "--model-route-cache-dir", str(cache), *FAST)
+    assert result.ret == 0, result.stdout.str()
+    # estimated when submitted: each prompt at ~4 characters a token, each answer at the
+    # 256 tokens assumed (none cached yet), at Haiku 4.5's batch prices
+    inp, out = BATCH["claude-haiku-4-5"]
+    cost = sum(math.ceil(len(f"number {i}") / 4) * inp + 256 * out for i in range(N)) / 1e6
+    result.stdout.fnmatch_lines(
+        [
+            f"anthropic batch {batch.id} (claude, 8 requests, submitted * min ago): not "
+            "collected, as this run made none of its requests (its model's settings changed "
+            f"since, or its cases were left out); it stays at the provider, paid for, "
+            f"~${cost:.4f} at batch prices as estimated when submitted. A run making them "
+            "collects its answers, or cancel "
+            f"it: modelroute batch --cancel --cache-dir {cache}"
+        ]
+    )
+    assert len(server.created) == 2  # (the edited requests in a new batch)
+
+
 def test_ctrl_c_leaves_the_batches_running_and_says_how_to_resume_or_cancel(
     suite: pytest.Pytester, server: BatchServer, capsys: pytest.CaptureFixture[str]
 ) -> None:

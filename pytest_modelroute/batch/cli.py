@@ -45,6 +45,29 @@ def pending_lines(cache_dir: Path) -> list[str]:
     ]
 
 
+def left_behind(cache_dir: Path) -> list[str]:
+    """What a run that ended says of the batches in the store it did not collect: none of
+    its requests was theirs (their model's settings changed since, or their cases were
+    left out). They stay at the provider, paid for."""
+    out = []
+    for record in BatchStore(cache_dir).records():
+        if record.get("ended"):
+            continue
+        cost = record.get("estimated_cost")
+        priced = (
+            f", ~${cost:.4f} at batch prices as estimated when submitted"
+            if cost is not None
+            else ""
+        )
+        out.append(
+            f"{describe(record)}: not collected, as this run made none of its requests (its "
+            "model's settings changed since, or its cases were left out); it stays at the "
+            f"provider, paid for{priced}. A run making them collects its answers, or cancel "
+            f"it: modelroute batch --cancel --cache-dir {cache_dir}"
+        )
+    return out
+
+
 async def _cancel(record: dict[str, Any], store: BatchStore) -> tuple[str, bool]:
     """Cancel ``record``'s batch: what became of it, and whether that went as asked.
 

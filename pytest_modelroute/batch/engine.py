@@ -160,7 +160,8 @@ class Batches:
             for item in items:  # direct path says so for each request
                 item.future.set_result(None)
             return
-        items = self._within_cap(alias, items)
+        costs = self._costs(alias, items)
+        items = self._within_cap(alias, items, costs)
         bodies = [provider.body(item.request) for item in items]
         # sized with a stand-in token: every token is as long
         sizes = [
@@ -183,6 +184,8 @@ class Batches:
                 "run_id": self.runner.cache.run_id,
                 "token": token,
                 "items": {item.key: request_json(item.request) for item in part},
+                # (shown if no later run makes its requests: see cli.left_behind)
+                "estimated_cost": sum(costs[item.key] for item in part),
                 "ended": False,
             }
             submitting = {**record, "id": f"{SUBMITTING}{token}", "submitting": token}
@@ -211,21 +214,34 @@ class Batches:
                 item.future.set_result(where)
             self._started(len(part))
 
-    def _within_cap(self, alias: str, items: list[Pending]) -> list[Pending]:
-        """The requests the spend cap leaves room for, at their estimated batch cost;
-        the others fail as a direct call over the cap does."""
+    def _costs(self, alias: str, items: list[Pending]) -> dict[str, float]:
+        """Each request's estimated batch cost: its prompt at ~4 characters a token, its
+        answer the model's mean in the cache (else assumed) within its max_tokens."""
         runner = self.runner
         provider = runner.providers[alias]
-        if runner.max_cost is None or not provider.spends:
-            return items
+        if not provider.spends:
+            return dict.fromkeys((item.key for item in items), 0.0)
         pricing = runner.batch_pricing(alias)
         mean = runner.cache.mean_output_tokens(provider.name, provider.model.model, "route")
-        kept = []
+        costs = {}
         for item in items:
             params = item.request.param_dict
             out = min(int(params.get("max_tokens", 1024)), mean or _ASSUMED_OUTPUT_TOKENS)
             prompt = "".join(c for _, c in item.request.messages)
-            cost = pricing.cost(Usage(estimate_tokens(prompt), int(out)))
+            costs[item.key] = pricing.cost(Usage(estimate_tokens(prompt), int(out)))
+        return costs
+
+    def _within_cap(
+        self, alias: str, items: list[Pending], costs: dict[str, float]
+    ) -> list[Pending]:
+        """The requests the spend cap leaves room for, at their estimated batch cost;
+        the others fail as a direct call over the cap does."""
+        runner = self.runner
+        if runner.max_cost is None or not runner.providers[alias].spends:
+            return items
+        kept = []
+        for item in items:
+            cost = costs[item.key]
             expected = sum(self._reserved.values())
             message = runner.cap_reached(expected + cost)
             if message is not None:
