@@ -18,6 +18,7 @@ from test_providers import ANTHROPIC, OPENAI, Flavor, make_provider, make_reques
 from pytest_modelroute.batch import api_for
 from pytest_modelroute.batch.api import BatchAPI, chunks
 from pytest_modelroute.batch.store import BatchStore, request_from_json, request_json
+from pytest_modelroute.cli import main as modelroute
 from pytest_modelroute.config import ModelConfig
 from pytest_modelroute.errors import ProviderError
 from pytest_modelroute.prices import resolve_batch_pricing, resolve_pricing
@@ -225,6 +226,20 @@ def test_a_killed_writers_temporary_files_are_not_records_and_old_ones_go(
     os.utime(complete, (old, old))
     assert [r["id"] for r in store.records()] == ["msgbatch_1"]
     assert sorted(p.name for p in store.directory.iterdir()) == ["anthropic-msgbatch_1.json"]
+
+
+@pytest.mark.parametrize("cancel", [[], ["--cancel"]])
+def test_modelroute_batch_on_a_missing_cache_dir_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cancel: list[str]
+) -> None:
+    """A mistyped path is not "nothing in flight": exit 2, saying so."""
+    missing = tmp_path / "nope"
+    assert modelroute(["batch", "--cache-dir", str(missing), *cancel]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"modelroute batch: no cache directory {missing}\n"
+    assert captured.out == ""
+    assert modelroute(["batch", "--cache-dir", str(tmp_path), *cancel]) == 0
+    assert capsys.readouterr().out == f"modelroute: no batch in flight in {tmp_path}\n"
 
 
 USAGE = Usage(input_tokens=1_000_000, output_tokens=1_000_000)

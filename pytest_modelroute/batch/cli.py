@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -138,6 +139,9 @@ def main(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     from ..errors import ProviderError
 
+    if not args.cache_dir.is_dir():  # a mistyped path is not "nothing in flight"
+        print(f"modelroute batch: no cache directory {args.cache_dir}", file=sys.stderr)
+        return 2
     store = BatchStore(args.cache_dir)
     records = [r for r in store.records() if not r.get("ended")]
     if not records:
