@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 from collections.abc import Generator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -542,6 +543,8 @@ class ModelRouteReporter:
         self.notes.extend(rate_limit_notes(ledgers, state.settings.rate_limit))
         if state.batch_note is not None:
             self.notes.append(state.batch_note)
+        if not self.interrupted:  # (an interrupted run lists them as still running)
+            self.notes.extend(_left_behind(state.settings.cache_dir))
         if self.partial is None:  # a filtered run leaves out tasks on purpose
             files = {r.task: r.file for r in reversed(results)}  # a file of each task
             self.notes.extend(misspelt_tasks(state.config, files))
@@ -964,3 +967,18 @@ def xdist_specs(config: pytest.Config) -> list[tuple[int, Any]]:
             count, text = 1, str(spec)
         specs.append((count, execnet.XSpec(text)))
     return specs
+
+
+def _left_behind(cache_dir: Path) -> list[str]:
+    """The batches in the store this run did not collect (a run without any imports no
+    batch module)."""
+    directory = cache_dir / "batches"
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    if not any(n.endswith(".json") and not n.startswith(".") for n in names):
+        return []
+    from .batch.cli import left_behind
+
+    return left_behind(cache_dir)

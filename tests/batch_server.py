@@ -12,9 +12,11 @@ Anthropic Message Batches: ``POST /v1/messages/batches``, ``GET /v1/messages/bat
 A batch ends after ``polls_to_end`` status polls (never while ``hold`` is set), and each
 item is answered exactly as a direct call with the same body would be (``reply``), unless
 ``item_outcome(custom_id, body, attempt)`` says otherwise: ``"error:400"``,
-``"error:500"`` (any status), ``"expired"``, ``"canceled"``. ``expire`` makes every new
-batch end expired. Counters record every submission of every ``custom_id``, so a test can
-assert that nothing was submitted twice. Only the standard library is used.
+``"error:500"`` (any status), ``"expired"``, ``"canceled"``; ``attempt`` counts the earlier
+submissions of the same request. ``expire`` makes every new batch end expired. Counters
+record every submission of every request (by its body and its rank among the batch's
+requests with that body: a client marks each submission's custom_ids apart), so a test
+can assert that nothing was submitted twice. Only the standard library is used.
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ class FakeBatch:
     results: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
 
+def request_of(body: dict[str, Any]) -> str:
+    """A request as ``BatchServer.submitted`` counts it: its body, canonical."""
+    return json.dumps(body, sort_keys=True)
+
+
 def _iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).isoformat().replace("+00:00", "Z")
 
@@ -79,7 +86,9 @@ class BatchServer(WireServer):
         self.expire = False
         self.batches: dict[str, FakeBatch] = {}
         self.files: dict[str, bytes] = {}
-        #: every submission of every custom_id (a request submitted twice shows as 2)
+        #: every submission of every request, by its body (see :func:`request_of`) and
+        #: which of the batch's requests with that body it is: one submitted twice shows
+        #: as 2
         self.submitted: Counter[str] = Counter()
         #: status polls per batch id
         self.polls: Counter[str] = Counter()
@@ -118,9 +127,12 @@ class BatchServer(WireServer):
             n = next(self._batch_ids)
             prefix = "msgbatch_" if flavor == "anthropic" else "batch_"
             attempts = {}
-            for custom_id, _ in items:
-                attempts[custom_id] = self.submitted[custom_id]
-                self.submitted[custom_id] += 1
+            seen: Counter[str] = Counter()  # (a consensus's samples share one body)
+            for custom_id, body in items:
+                request = f"{request_of(body)}#{seen[request_of(body)]}"
+                seen[request_of(body)] += 1
+                attempts[custom_id] = self.submitted[request]
+                self.submitted[request] += 1
             batch = FakeBatch(
                 flavor, f"{prefix}{n:04d}", items, dt.datetime.now().timestamp(), attempts
             )

@@ -526,59 +526,175 @@ def test_a_run_killed_while_waiting_resumes_its_batches(
     assert list((suite.path / ".modelroute_cache/batches").glob("*.json")) == []
 
 
-#: a run killed once the provider took a batch, before the batch's id was kept
-KILLED_WHILE_SUBMITTING = """
-import os
-from pytest_modelroute.batch import store
-
-_save = store.BatchStore.save
-
-def save(self, record):
-    if record["provider"] == {provider!r} and not record.get("submitting"):
-        os._exit(9)  # the provider took the batch; its id is not kept
-    _save(self, record)
-
-store.BatchStore.save = save
-"""
+MODEL_ID = {"claude": "claude-haiku-4-5", "gpt": "gpt-4o-mini"}
 
 
-@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+def _killed(
+    suite: pytest.Pytester, server: BatchServer, alias: str, *, when: str = "submitting"
+) -> Path:
+    """The cache a run killed ``when`` (``submitting``: the provider took the batch;
+    ``unheard``: it never heard of it; ``waiting``: the batch was kept) ``alias``'s batch
+    leaves: one record in its store, and no answer cached. Made in this process: the
+    store stops changing at that moment, as it would with the process gone (the run goes
+    on directly), and is then moved to a new cache."""
+    from pytest_modelroute.batch.openai import OpenAIBatchAPI
+    from pytest_modelroute.batch.store import BatchStore
+    from pytest_modelroute.errors import ProviderError
+
+    write(suite.path, {"modelroute.yaml": config(server, judge=False, **{alias: "true"})})
+    (suite.path / "cases/summary.yaml").unlink(missing_ok=True)
+    save, remove = BatchStore.save, BatchStore.remove
+    # the writes before the kill: the submitting record; then the batch's record, and
+    # the submitting record's removal
+    writes = [3 if when == "waiting" else 1]
+
+    def dying(write: Any) -> Any:
+        def wrapper(store: BatchStore, record: dict[str, Any]) -> None:
+            if writes[0] > 0:
+                writes[0] -= 1
+                write(store, record)
+
+        return wrapper
+
+    async def unheard(*args: Any) -> Any:
+        raise ProviderError("killed before the provider heard of the batch")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BatchStore, "save", dying(save))
+        patch.setattr(BatchStore, "remove", dying(remove))
+        if when == "unheard":
+            patch.setattr(AnthropicBatchAPI if alias == "claude" else OpenAIBatchAPI,
+                          "_create", unheard)  # fmt: skip
+        result = suite.runpytest("--model-route", "-p", "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str()
+    assert len(server.created) == (when != "unheard")
+    (record,) = (suite.path / ".modelroute_cache/batches").glob("*.json")
+    assert bool(json.loads(record.read_text()).get("submitting")) == (when != "waiting")
+    cache = suite.path / "killed-cache"
+    (cache / "batches").mkdir(parents=True)
+    record.rename(cache / "batches" / record.name)
+    return cache
+
+
+def _foreign_batch(server: BatchServer, n: int = N) -> str:
+    """Another job's batch of ``n`` requests on the same workspace (a CI shard, a
+    teammate), created now."""
+    body = {"model": MODEL_ID["claude"], "max_tokens": 10}
+    items = [(f"other-{i}", {**body, "messages": [{"role": "user", "content": f"x{i}"}]})
+             for i in range(n)]  # fmt: skip
+    return server.create("anthropic", items).id
+
+
+@pytest.mark.parametrize("alias", ["claude", "gpt"])
 def test_a_run_killed_while_submitting_finds_its_batch_again(
-    suite: pytest.Pytester,
-    server: BatchServer,
-    provider: str,
-    capsys: pytest.CaptureFixture[str],
+    suite: pytest.Pytester, server: BatchServer, alias: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The narrow window: the provider took the batch, the run died before keeping its id.
-    The next run finds it at the provider (OpenAI: by the mark in its metadata; Anthropic:
-    by its time and size) and follows it: nothing submitted twice, nothing made directly."""
-    write(suite.path, {"modelroute.yaml": config(server, judge=False)})
-    (suite.path / "cases/summary.yaml").unlink()
-    write(
-        suite.path, {"conftest.py": KILLED_WHILE_SUBMITTING.replace("{provider!r}", repr(provider))}
-    )
-    server.hold.set()
-    proc = _spawn(suite.path, "--model-route-batch", *FAST)
-    output = proc.communicate(timeout=300)[0]
-    assert proc.returncode == 9, output
-    assert len(server.created) >= 1
-    (suite.path / "conftest.py").unlink()
-    cache = str(suite.path / ".modelroute_cache")
-    assert cli.main(["--cache-dir", cache]) == 0
+    The next run finds it at the provider (by the token in OpenAI's metadata, in the
+    custom_ids of Anthropic's results) and follows it: nothing submitted twice, nothing
+    made directly."""
+    cache = _killed(suite, server, alias)
+    assert cli.main(["--cache-dir", str(cache)]) == 0
     assert "batch being submitted when its run was killed" in capsys.readouterr().out
-    server.release()
-    result, doc = run_json(suite, "--model-route", "--model-route-batch", *FAST)
+    direct = server.requests_per_model[MODEL_ID[alias]]
+    result, doc = run_json(suite, "--model-route", "--model-route-cache-dir", str(cache), *FAST)
     assert result.ret == 0, result.stdout.str()
-    assert len(server.submitted) == 2 * N, (output, result.stdout.str())
-    assert set(server.submitted.values()) == {1}
-    assert sum(server.requests_per_model.values()) == 0
-    assert doc["spend"]["batch_calls"] == 2 * N
-    # (the other model's batch, if the run got that far, is resumed or submitted now)
-    alias = "claude" if provider == "anthropic" else "gpt"
+    assert len(server.submitted) == N and set(server.submitted.values()) == {1}
+    assert server.requests_per_model[MODEL_ID[alias]] == direct
+    assert doc["spend"]["batch_calls"] == N
     result.stdout.fnmatch_lines(
-        [f"{alias}: found * batch *, which a run killed while submitting it left unrecorded; *"]
+        [
+            # (the estimate cannot know whether the provider took it)
+            "*uncached calls*; 8 of them in batches a run killed while submitting them "
+            "may have left at the provider, priced as new calls (looked up first)*",
+            f"{alias}: found * batch *, which a run killed while submitting it left unrecorded; *",
+        ]
     )
-    assert list((suite.path / ".modelroute_cache/batches").glob("*.json")) == []
+    assert "already in batches" not in result.stdout.str()
+    assert server.deleted  # collected: nothing left at the provider
+    assert list((cache / "batches").glob("*.json")) == []
+
+
+def test_another_jobs_batch_of_the_same_size_is_never_taken_for_ours(
+    suite: pytest.Pytester, server: BatchServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ours never reached the provider; another job's batch of the same size did, in the
+    same minutes. Neither ``modelroute batch --cancel`` nor the next run touches it (once
+    deleted, its owner's answers would be lost), and the next run submits ours."""
+    cache = _killed(suite, server, "claude", when="unheard")
+    foreign = _foreign_batch(server)
+    assert cli.main(["--cache-dir", str(cache), "--cancel"]) == 1
+    out = capsys.readouterr().out
+    assert f"not cancelled: {foreign} (in_progress) at the Anthropic Message Batches" in out
+    assert server.cancelled == []
+    result, doc = run_json(suite, "--model-route", "--model-route-cache-dir", str(cache), *FAST)
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            f"claude: a run killed while submitting a batch of 8 request(s) may have left "
+            f"it at the Anthropic Message Batches: followed {foreign} *",
+            "claude: a run killed while submitting a batch of 8 request(s) left none at the *",
+        ]
+    )
+    assert server.cancelled == [] and foreign not in server.deleted
+    assert len(server.submitted) == 2 * N and set(server.submitted.values()) == {1}
+    assert doc["spend"]["batch_calls"] == N  # ours, submitted now and collected
+    assert not [r for r in doc["results"] if r["error"]]
+
+
+def test_of_two_batches_of_the_same_size_ours_is_the_one_carrying_its_token(
+    suite: pytest.Pytester, server: BatchServer
+) -> None:
+    """Ours reached the provider, and another job's of the same size too: both are
+    followed to their end, ours is collected and deleted, the other left alone."""
+    cache = _killed(suite, server, "claude")
+    (ours,) = (b.id for b in server.created)
+    foreign = _foreign_batch(server)
+    direct = server.requests_per_model[MODEL_ID["claude"]]
+    result, doc = run_json(suite, "--model-route", "--model-route-cache-dir", str(cache), *FAST)
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            f"*: followed {foreign}, {ours} (as many requests, created then) to their end, as "
+            "only their results tell whose they are",
+            f"claude: found Anthropic Message Batches batch {ours}, which a run killed *",
+        ]
+    )
+    assert len(server.submitted) == 2 * N and set(server.submitted.values()) == {1}
+    assert server.requests_per_model[MODEL_ID["claude"]] == direct
+    assert doc["spend"]["batch_calls"] == N
+    assert server.deleted == [ours]
+    assert list((cache / "batches").glob("*.json")) == []
+
+
+def test_a_batch_a_config_edit_left_behind_is_named_with_its_cost(
+    suite: pytest.Pytester, server: BatchServer
+) -> None:
+    """A run killed while its batch ran, then claude's settings edited: the batch answers
+    requests this config no longer makes. The run says so, what it cost and how to cancel
+    it (it stays at the provider, paid for)."""
+    cache = _killed(suite, server, "claude", when="waiting")
+    (batch,) = server.created
+    config_path = suite.path / "modelroute.yaml"
+    edit = ("batch: true", "batch: true, params: {temperature: 0.2}")
+    config_path.write_text(config_path.read_text().replace(*edit))
+    result = suite.runpytest("--model-route", "--model-route-cache-dir", str(cache), *FAST)
+    assert result.ret == 0, result.stdout.str()
+    # estimated when submitted: each prompt at ~4 characters a token, each answer at the
+    # 256 tokens assumed (none cached yet), at Haiku 4.5's batch prices
+    inp, out = BATCH["claude-haiku-4-5"]
+    cost = sum(math.ceil(len(f"number {i}") / 4) * inp + 256 * out for i in range(N)) / 1e6
+    result.stdout.fnmatch_lines(
+        [
+            f"anthropic batch {batch.id} (claude, 8 requests, submitted * min ago): not "
+            "collected, as this run made none of its requests (its model's settings changed "
+            f"since, or its cases were left out); it stays at the provider, paid for, "
+            f"~${cost:.4f} at batch prices as estimated when submitted. A run making them "
+            "collects its answers, or cancel "
+            f"it: modelroute batch --cancel --cache-dir {cache}"
+        ]
+    )
+    assert len(server.created) == 2  # (the edited requests in a new batch)
 
 
 def test_ctrl_c_leaves_the_batches_running_and_says_how_to_resume_or_cancel(
@@ -599,8 +715,14 @@ def test_ctrl_c_leaves_the_batches_running_and_says_how_to_resume_or_cancel(
     out = capsys.readouterr().out
     assert out.count("canceling") + out.count("cancelling") == 2, out
     assert sorted(server.cancelled) == sorted(b.id for b in server.created)
-    # the next run collects the cancelled batches and makes their requests directly
+    # the next run collects the cancelled batches and makes their requests directly: its
+    # estimate prices them at list price, twice the killed run's batch prices (both
+    # models' batch prices are half their list prices)
     result, doc = run_json(suite, "--model-route", *FAST)
+    result.stdout.fnmatch_lines(
+        ["*16 uncached calls*16 of them in batches cancelled since, at list price (made*"]
+    )
+    assert estimate_of(result.stdout.str()) == pytest.approx(2 * estimate_of(output), rel=0.01)
     assert not [r for r in doc["results"] if r["error"]]
     assert sum(server.requests_per_model.values()) == 2 * N
     assert max(server.submitted.values()) == 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from test_providers import ANTHROPIC, OPENAI, Flavor, make_provider, make_reques
 from pytest_modelroute.batch import api_for
 from pytest_modelroute.batch.api import BatchAPI, chunks
 from pytest_modelroute.batch.store import BatchStore, request_from_json, request_json
+from pytest_modelroute.cli import main as modelroute
 from pytest_modelroute.config import ModelConfig
 from pytest_modelroute.errors import ProviderError
 from pytest_modelroute.prices import resolve_batch_pricing, resolve_pricing
@@ -147,6 +150,31 @@ def test_an_unknown_batch_is_a_provider_error_with_its_status(
     assert getattr(info.value.__cause__, "status_code", None) == 404
 
 
+def test_an_openai_batch_refused_after_its_upload_leaves_no_file(
+    server: BatchServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The requests are uploaded first; when ``POST /v1/batches`` then fails, the upload
+    is deleted (files stay, and count against the organisation's storage, until then)."""
+    monkeypatch.setenv(OPENAI.key_env, OPENAI.key)
+    provider = make_provider(OPENAI, server, tmp_path, max_retries=0)
+    api = api_for(provider)
+    body = provider.body(make_request(provider, "one"))  # type: ignore[attr-defined]
+    # the fake refuses an input file holding two models' requests, as OpenAI does
+    lines = [api.encode("a", body), api.encode("b", {**body, "model": "another"})]
+
+    async def go() -> None:
+        try:
+            await api.create(lines, "token")
+        finally:
+            await provider.aclose()
+
+    with pytest.raises(ProviderError, match="400 from.*one model"):
+        asyncio.run(go())
+    assert [r.path for r in server.requests if r.method == "POST"] == ["/v1/files", "/v1/batches"]
+    assert server.files == {} and server.deleted == ["file-in-0001"]
+    assert server.created == []
+
+
 def test_chunks_respect_request_and_byte_limits() -> None:
     lines = [b"x" * 10] * 7
     assert chunks(lines, 3, 10_000) == [range(0, 3), range(3, 6), range(6, 7)]
@@ -176,6 +204,42 @@ def test_store_round_trips_requests_and_prunes_ended_batches(tmp_path: Path) -> 
     assert store.load("openai", "batch/1") is not None
     assert [r["id"] for r in store.pending("run-2")] == ["b2"]
     assert store.load("openai", "batch/1") is None
+
+
+def test_a_killed_writers_temporary_files_are_not_records_and_old_ones_go(
+    tmp_path: Path,
+) -> None:
+    """A run killed inside ``save`` leaves its temporary file: a complete one (killed just
+    before the rename) is not a second copy of the record, and an old one is removed."""
+    store = BatchStore(tmp_path)
+    record = {"provider": "anthropic", "id": "msgbatch_1", "items": {"k": {}}}
+    store.save(record)
+    complete = store.directory / ".tmp-complete.json"
+    complete.write_text(json.dumps(record))
+    partial = store.directory / ".tmp-partial.json"
+    partial.write_text(json.dumps(record)[:20])
+    old = time.time() - 3600
+    os.utime(partial, (old, old))
+    assert [r["id"] for r in store.records()] == ["msgbatch_1"]
+    assert not partial.exists()
+    assert complete.exists()  # (maybe a live writer's, about to be renamed)
+    os.utime(complete, (old, old))
+    assert [r["id"] for r in store.records()] == ["msgbatch_1"]
+    assert sorted(p.name for p in store.directory.iterdir()) == ["anthropic-msgbatch_1.json"]
+
+
+@pytest.mark.parametrize("cancel", [[], ["--cancel"]])
+def test_modelroute_batch_on_a_missing_cache_dir_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cancel: list[str]
+) -> None:
+    """A mistyped path is not "nothing in flight": exit 2, saying so."""
+    missing = tmp_path / "nope"
+    assert modelroute(["batch", "--cache-dir", str(missing), *cancel]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"modelroute batch: no cache directory {missing}\n"
+    assert captured.out == ""
+    assert modelroute(["batch", "--cache-dir", str(tmp_path), *cancel]) == 0
+    assert capsys.readouterr().out == f"modelroute: no batch in flight in {tmp_path}\n"
 
 
 USAGE = Usage(input_tokens=1_000_000, output_tokens=1_000_000)

@@ -52,8 +52,9 @@ class AnthropicBatchAPI(BatchAPI):
         )
 
     def _submitted(self, data: dict[str, Any], record: dict[str, Any]) -> bool:
-        # a batch keeps no mark of ours: the one created in the minutes after the
-        # submission began with as many requests (find() wants exactly one such)
+        # a batch keeps no mark of ours that its listing shows: any created in the minutes
+        # after the submission began with as many requests may be it (another job sharing
+        # the workspace may have one too: only the token in its results' custom_ids tells)
         try:
             created = datetime.fromisoformat(str(data.get("created_at"))).timestamp()
         except ValueError:

@@ -88,7 +88,7 @@ class BatchAPI(ABC):
 
     @abstractmethod
     def _submitted(self, data: dict[str, Any], record: dict[str, Any]) -> bool:
-        """Whether the listed batch ``data`` is the submission ``record`` stands for."""
+        """Whether the listed batch ``data`` may be the submission ``record`` stands for."""
 
     @abstractmethod
     async def _results(self, status: BatchStatus) -> Iterator[ItemResult]: ...
@@ -140,21 +140,27 @@ class BatchAPI(ABC):
     async def create(self, lines: Sequence[bytes], token: str = "") -> BatchStatus:
         return self.status(await self._guard(self._create(lines, token)))
 
-    async def find(self, record: dict[str, Any], known: set[str]) -> BatchStatus | None:
-        """The batch a run killed while submitting ``record`` (a ``submitting`` record)
-        may have had accepted, from the provider's list of its latest batches (but the
-        ``known`` ids); None when it is not there (the provider never took it)."""
+    async def find(self, record: dict[str, Any], known: set[str]) -> list[BatchStatus]:
+        """The batches that may be the one a run killed while submitting ``record`` (a
+        ``submitting`` record) had accepted, from the provider's list of its latest batches
+        (but the ``known`` ids), newest first; none when the provider never took it. Only
+        those :meth:`vouches` for are surely ours: the others are only once their results
+        carry the submission's token (``store.carries``)."""
 
         async def listed() -> list[Any]:
             page = await (await self.client()).get(f"{self.path}?limit=100", cast_to=object)
             return list((page or {}).get("data") or []) if isinstance(page, dict) else []
 
-        found = [
-            d
+        return [
+            self.status(d)
             for d in await self._guard(listed())
             if isinstance(d, dict) and d.get("id") not in known and self._submitted(d, record)
         ]
-        return self.status(found[0]) if len(found) == 1 else None
+
+    def vouches(self, status: BatchStatus, record: dict[str, Any]) -> bool:
+        """Whether the batch's own listing proves it ``record``'s (a mark the provider keeps
+        with it); else only its results can."""
+        return False
 
     async def retrieve(self, batch_id: str) -> BatchStatus:
         return self.status(await self._guard(self._retrieve(batch_id)))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,7 +46,36 @@ def pending_lines(cache_dir: Path) -> list[str]:
     ]
 
 
-async def _cancel(record: dict[str, Any]) -> str:
+def left_behind(cache_dir: Path) -> list[str]:
+    """What a run that ended says of the batches in the store it did not collect: none of
+    its requests was theirs (their model's settings changed since, or their cases were
+    left out). They stay at the provider, paid for."""
+    out = []
+    for record in BatchStore(cache_dir).records():
+        if record.get("ended"):
+            continue
+        cost = record.get("estimated_cost")
+        priced = (
+            f", ~${cost:.4f} at batch prices as estimated when submitted"
+            if cost is not None
+            else ""
+        )
+        out.append(
+            f"{describe(record)}: not collected, as this run made none of its requests (its "
+            "model's settings changed since, or its cases were left out); it stays at the "
+            f"provider, paid for{priced}. A run making them collects its answers, or cancel "
+            f"it: modelroute batch --cancel --cache-dir {cache_dir}"
+        )
+    return out
+
+
+async def _cancel(record: dict[str, Any], store: BatchStore) -> tuple[str, bool]:
+    """Cancel ``record``'s batch: what became of it, and whether that went as asked.
+
+    A batch being submitted when its run was killed is cancelled only when the provider's
+    listing proves it ours (OpenAI's metadata); an Anthropic batch of the same size and
+    time may be another job's (only its results tell, once it ends): listed, not
+    cancelled."""
     from ..config import ModelConfig
     from ..providers import builtin_providers
     from . import api_for
@@ -56,14 +86,38 @@ async def _cancel(record: dict[str, Any]) -> str:
         api = api_for(provider)
         batch_id = record["id"]
         if record.get("submitting"):
-            found = await api.find(record, set())
-            if found is None:
-                return f"{describe(record)}: not at the provider, nothing to cancel"
-            batch_id = found.id
+            known = {r["id"] for r in store.records()}
+            candidates = await api.find(record, known)
+            if not candidates:
+                return f"{describe(record)}: not at the provider, nothing to cancel", True
+            vouched = [c for c in candidates if api.vouches(c, record)]
+            if not vouched:
+                return f"{describe(record)}: {_unproven(api, candidates)}", False
+            batch_id = vouched[0].id
         status = await api.cancel(batch_id)
-        return f"{describe(record)}: {status.state}"
+        if not record.get("submitting"):
+            _mark_cancelled(store, record)
+        return f"{describe(record)}: {status.state}", True
     finally:
         await provider.aclose()
+
+
+def _unproven(api: Any, candidates: list[Any]) -> str:
+    listed = ", ".join(f"{c.id} ({c.state})" for c in candidates)
+    return (
+        f"not cancelled: {listed} at the {api.title} may be it (as many requests, created "
+        "then), or another job's in the same workspace; only its results tell, once it "
+        "ends. The next run follows them and collects the one that is its own; cancel one "
+        "at the provider yourself only if you know it is yours"
+    )
+
+
+def _mark_cancelled(store: BatchStore, record: dict[str, Any]) -> None:
+    """Keep in the record that its batch was cancelled (a run's estimate then prices its
+    requests at list price: they are made directly), unless a run collected it meanwhile."""
+    current = store.load(record["provider"], record["id"])
+    if current is not None and not current.get("ended"):
+        store.save({**current, "cancelled_at": time.time()})
 
 
 def main(argv: Sequence[str]) -> int:
@@ -85,7 +139,11 @@ def main(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     from ..errors import ProviderError
 
-    records = [r for r in BatchStore(args.cache_dir).records() if not r.get("ended")]
+    if not args.cache_dir.is_dir():  # a mistyped path is not "nothing in flight"
+        print(f"modelroute batch: no cache directory {args.cache_dir}", file=sys.stderr)
+        return 2
+    store = BatchStore(args.cache_dir)
+    records = [r for r in store.records() if not r.get("ended")]
     if not records:
         print(f"modelroute: no batch in flight in {args.cache_dir}")
         return 0
@@ -95,7 +153,9 @@ def main(argv: Sequence[str]) -> int:
             print(describe(record))
             continue
         try:
-            print(asyncio.run(_cancel(record)))
+            line, done = asyncio.run(_cancel(record, store))
+            print(line)
+            status = status if done else 1
         except (ProviderError, ValueError, KeyError) as exc:
             print(f"{describe(record)}: cannot cancel: {exc}")
             status = 1

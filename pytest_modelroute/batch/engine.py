@@ -25,7 +25,16 @@ from ..records import CallRecord, Request, Usage
 from . import api_for
 from .api import CANCELLED, EXPIRED, BatchAPI, BatchStatus, ItemResult, chunks
 from .queue import BatchQueue, Pending
-from .store import MODEL_FIELDS, SUBMITTING, BatchStore, request_from_json, request_json
+from .store import (
+    MODEL_FIELDS,
+    SUBMITTING,
+    BatchStore,
+    carries,
+    custom_id,
+    custom_ids,
+    request_from_json,
+    request_json,
+)
 
 if TYPE_CHECKING:
     from ..runner import Runner
@@ -38,6 +47,8 @@ BATCH_TTL = 25 * 3600
 _ASSUMED_OUTPUT_TOKENS = 256
 
 Where = tuple[str, str]  # (provider name, batch id)
+#: a token as long as a submission's, to size requests before it is drawn
+_SIZING = "0" * 32
 
 
 class Batches:
@@ -149,10 +160,21 @@ class Batches:
             for item in items:  # direct path says so for each request
                 item.future.set_result(None)
             return
-        items = self._within_cap(alias, items)
-        lines = [api.encode(item.key, provider.body(item.request)) for item in items]
-        for span in chunks(lines, api.max_requests, api.max_bytes):
+        costs = self._costs(alias, items)
+        items = self._within_cap(alias, items, costs)
+        bodies = [provider.body(item.request) for item in items]
+        # sized with a stand-in token: every token is as long
+        sizes = [
+            api.encode(custom_id(item.key, _SIZING), body)
+            for item, body in zip(items, bodies, strict=True)
+        ]
+        for span in chunks(sizes, api.max_requests, api.max_bytes):
             part = items[span.start : span.stop]
+            # the submission's mark, in every custom_id (and OpenAI's metadata): a run killed
+            # once the provider took the batch but before its id is kept knows it by this
+            # (see _adopt), from any other job's batch
+            token = uuid.uuid4().hex
+            lines = [api.encode(custom_id(items[i].key, token), bodies[i]) for i in span]
             record = {
                 "provider": provider.name,
                 "alias": alias,
@@ -160,16 +182,16 @@ class Batches:
                 "model": provider.model.model_dump(include=set(MODEL_FIELDS)),
                 "submitted_at": time.time(),
                 "run_id": self.runner.cache.run_id,
+                "token": token,
                 "items": {item.key: request_json(item.request) for item in part},
+                # (shown if no later run makes its requests: see cli.left_behind)
+                "estimated_cost": sum(costs[item.key] for item in part),
                 "ended": False,
             }
-            # kept before the provider hears of it: a run killed once the provider took the
-            # batch but before its id is kept finds it again by this mark (see _adopt)
-            token = uuid.uuid4().hex
             submitting = {**record, "id": f"{SUBMITTING}{token}", "submitting": token}
             await asyncio.to_thread(self.store.save, submitting)
             try:
-                status = await api.create([lines[i] for i in span], token)
+                status = await api.create(lines, token)
             except ProviderError as exc:
                 await asyncio.to_thread(self.store.remove, submitting)
                 if exc.rejected_key:
@@ -192,21 +214,34 @@ class Batches:
                 item.future.set_result(where)
             self._started(len(part))
 
-    def _within_cap(self, alias: str, items: list[Pending]) -> list[Pending]:
-        """The requests the spend cap leaves room for, at their estimated batch cost;
-        the others fail as a direct call over the cap does."""
+    def _costs(self, alias: str, items: list[Pending]) -> dict[str, float]:
+        """Each request's estimated batch cost: its prompt at ~4 characters a token, its
+        answer the model's mean in the cache (else assumed) within its max_tokens."""
         runner = self.runner
         provider = runner.providers[alias]
-        if runner.max_cost is None or not provider.spends:
-            return items
+        if not provider.spends:
+            return dict.fromkeys((item.key for item in items), 0.0)
         pricing = runner.batch_pricing(alias)
         mean = runner.cache.mean_output_tokens(provider.name, provider.model.model, "route")
-        kept = []
+        costs = {}
         for item in items:
             params = item.request.param_dict
             out = min(int(params.get("max_tokens", 1024)), mean or _ASSUMED_OUTPUT_TOKENS)
             prompt = "".join(c for _, c in item.request.messages)
-            cost = pricing.cost(Usage(estimate_tokens(prompt), int(out)))
+            costs[item.key] = pricing.cost(Usage(estimate_tokens(prompt), int(out)))
+        return costs
+
+    def _within_cap(
+        self, alias: str, items: list[Pending], costs: dict[str, float]
+    ) -> list[Pending]:
+        """The requests the spend cap leaves room for, at their estimated batch cost;
+        the others fail as a direct call over the cap does."""
+        runner = self.runner
+        if runner.max_cost is None or not runner.providers[alias].spends:
+            return items
+        kept = []
+        for item in items:
+            cost = costs[item.key]
             expected = sum(self._reserved.values())
             message = runner.cap_reached(expected + cost)
             if message is not None:
@@ -263,12 +298,14 @@ class Batches:
             return {"items": record["items"], "outcomes": {}}
         api = self._api(provider)
         found = bool(record.get("submitting"))
+        status: BatchStatus | None = None
+        items: list[ItemResult] = []
         if found:
             adopted = await self._adopt(api, record)
             if adopted is None:  # never taken: into a batch again (direct without the flag)
                 never = ["retry", "its batch was never submitted"]
                 return {"items": record["items"], "outcomes": dict.fromkeys(record["items"], never)}
-            record = adopted
+            record, status, items = adopted
         if where in self._earlier:
             self._earlier.discard(where)
             self._started(len(record["items"]))
@@ -278,46 +315,90 @@ class Batches:
                     f"({len(record['items'])} requests, submitted by an earlier run); "
                     "nothing was submitted again"
                 )
-        status = await self._wait(api, record)
         if status is None:
-            return {"items": record["items"], "outcomes": {}}  # not reachable now: go direct
-        items: list[ItemResult] = []
-        if status.failure is None:
-            while True:
-                try:
-                    items = await api.results(status)
-                    break
-                except ProviderError as exc:
-                    if not exc.retryable:
-                        self._note(f"{provider.alias}: batch {status.id}: no results: {exc}")
-                        return {"items": record["items"], "outcomes": {}}
-                    await asyncio.sleep(self.poll_s)
+            status = await self._wait(api, record)
+            if status is None:
+                return {"items": record["items"], "outcomes": {}}  # not reachable now: go direct
+            if status.failure is None:
+                got = await self._results(api, status)
+                if got is None:
+                    return {"items": record["items"], "outcomes": {}}
+                items = got
         outcomes = await self._ingest(record, provider, status, items)
         await asyncio.to_thread(self.store.end, record, self.runner.cache.run_id, outcomes)
-        if not self.runner.batch_keep:  # the answers are cached: nothing there is needed
-            failed = await api.delete_leftovers(status)
-            if failed:
-                self._note(
-                    f"{provider.alias}: could not delete {', '.join(failed)} at the provider "
-                    "(the answers are cached; delete them there, or keep them with "
-                    "--model-route-batch-keep)"
-                )
+        if self.runner.batch_keep:  # the answers are cached: nothing there is needed
+            return record
+        if items and not carries(record, (i.custom_id for i in items)):
+            self._note(  # (never so for a batch we created or found by its token)
+                f"{provider.alias}: batch {status.id} holds none of its record's requests; "
+                "left at the provider"
+            )
+            return record
+        failed = await api.delete_leftovers(status)
+        if failed:
+            self._note(
+                f"{provider.alias}: could not delete {', '.join(failed)} at the provider "
+                "(the answers are cached; delete them there, or keep them with "
+                "--model-route-batch-keep)"
+            )
         return record
 
-    async def _adopt(self, api: BatchAPI, record: dict[str, Any]) -> dict[str, Any] | None:
-        """The record of the batch an earlier run was killed while submitting: found at
-        the provider by its mark, kept under its id; None when the provider never took it
-        (its requests are then made directly)."""
+    async def _results(self, api: BatchAPI, status: BatchStatus) -> list[ItemResult] | None:
+        """The results of the ended batch (None: the provider cannot give them)."""
+        while True:
+            try:
+                return await api.results(status)
+            except ProviderError as exc:
+                if not exc.retryable:
+                    self._note(f"{api.provider.alias}: batch {status.id}: no results: {exc}")
+                    return None
+                await asyncio.sleep(self.poll_s)
+
+    async def _adopt(
+        self, api: BatchAPI, record: dict[str, Any]
+    ) -> tuple[dict[str, Any], BatchStatus | None, list[ItemResult]] | None:
+        """The batch an earlier run was killed while submitting: found at the provider by
+        its token and kept under its id, with its status and results when it took
+        following it to the end to know it ours; None when the provider never took it
+        (its requests are then made again).
+
+        Another job sharing the workspace may have batches of the same size and time: each
+        is followed to its end, and only the one whose results carry the token is ours.
+        The others are left as they are (never cancelled, never deleted)."""
+        alias = api.provider.alias
         known = {r["id"] for r in self.store.records()}
         try:
-            status = await api.find(record, known)
+            candidates = await api.find(record, known)
         except ProviderError as exc:
-            self._note(f"{api.provider.alias}: cannot look up a batch being submitted ({exc})")
+            self._note(f"{alias}: cannot look up a batch being submitted ({exc})")
             return None  # the record stays: a later run looks again
+        vouched = [c for c in candidates if api.vouches(c, record)]
+        status: BatchStatus | None = None
+        items: list[ItemResult] = []
+        if vouched:
+            status = vouched[0]
+        elif candidates:
+            their, they = ("their", "they are") if len(candidates) > 1 else ("its", "it is")
+            self._note(
+                f"{alias}: a run killed while submitting a batch of {len(record['items'])} "
+                f"request(s) may have left it at the {api.title}: followed "
+                f"{', '.join(c.id for c in candidates)} (as many requests, created then) to "
+                f"{their} end, as only {their} results tell whose {they}"
+            )
+            ended = await asyncio.gather(*(self._ended(api, c.id) for c in candidates))
+            unknown = False
+            for candidate in ended:
+                got = await self._results(api, candidate) if candidate is not None else None
+                unknown = unknown or got is None
+                if got is not None and carries(record, (i.custom_id for i in got)):
+                    status, items = candidate, got
+                    break
+            if status is None and unknown:
+                return None  # the record stays: a later run looks again
         await asyncio.to_thread(self.store.remove, record)
         if status is None:
             self._note(
-                f"{api.provider.alias}: a run killed while submitting a batch of "
+                f"{alias}: a run killed while submitting a batch of "
                 f"{len(record['items'])} request(s) left none at the {api.title}; they are "
                 "made now"
             )
@@ -326,10 +407,23 @@ class Batches:
         adopted["id"] = status.id
         await asyncio.to_thread(self.store.save, adopted)
         self._note(
-            f"{api.provider.alias}: found {api.title} batch {status.id}, which a run killed "
+            f"{alias}: found {api.title} batch {status.id}, which a run killed "
             "while submitting it left unrecorded; nothing was submitted again"
         )
-        return adopted
+        return adopted, (status if items else None), items
+
+    async def _ended(self, api: BatchAPI, batch_id: str) -> BatchStatus | None:
+        """A batch that may not be ours, once it has ended (None: it cannot be read)."""
+        while True:
+            try:
+                status = await api.retrieve(batch_id)
+            except ProviderError as exc:
+                if not exc.retryable:
+                    return None
+            else:
+                if status.ended:
+                    return status
+            await asyncio.sleep(self.poll_s)
 
     async def _wait(self, api: BatchAPI, record: dict[str, Any]) -> BatchStatus | None:
         """The batch once it has ended (None: the provider cannot tell us now)."""
@@ -365,23 +459,24 @@ class Batches:
         """Store every answer of a finished batch; what became of the other requests."""
         runner = self.runner
         requests = record["items"]
+        keys = custom_ids(record)
         outcomes: dict[str, list[str]] = {}
         answers: list[tuple[str, Request, dict[str, Any]]] = []
         for item in items:
-            data = requests.get(item.custom_id)
-            if data is None or item.custom_id in outcomes:
+            key = keys.get(item.custom_id)
+            if key is None or key in outcomes:
                 continue
             if item.outcome != "ok":
-                outcomes[item.custom_id] = [item.outcome, item.message]
+                outcomes[key] = [item.outcome, item.message]
                 continue
-            request = dataclasses.replace(request_from_json(data), model=provider.alias)
+            request = dataclasses.replace(request_from_json(requests[key]), model=provider.alias)
             try:
                 completion = provider.parse(request, item.body or {}, 0.0)
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 message = f"malformed answer from {provider.name} in batch {status.id}: {exc}"
-                outcomes[item.custom_id] = ["error", message[:400]]
+                outcomes[key] = ["error", message[:400]]
                 continue
-            answers.append((item.custom_id, request, runner.entry(provider, completion, status.id)))
+            answers.append((key, request, runner.entry(provider, completion, status.id)))
         answered = {key for key, _, _ in answers}
         for key in requests:
             if key not in answered and key not in outcomes:

@@ -6,6 +6,7 @@ the output file and failures in the error file (``GET /v1/files/{id}/content``);
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -29,19 +30,28 @@ class OpenAIBatchAPI(BatchAPI):
 
     async def _create(self, lines: Sequence[bytes], token: str) -> dict[str, Any]:
         data = b"\n".join(lines) + b"\n"
-        upload = await (await self.client()).files.create(
+        client = await self.client()
+        upload = await client.files.create(
             file=("modelroute-batch.jsonl", data, "application/jsonl"), purpose="batch"
         )
-        return await (await self.client()).post(
-            self.path,
-            body={
-                "input_file_id": upload.id,
-                "endpoint": ENDPOINT,
-                "completion_window": "24h",
-                "metadata": {"created_by": "pytest-modelroute", "modelroute_submission": token},
-            },
-            cast_to=object,
-        )
+        try:
+            return await client.post(
+                self.path,
+                body={
+                    "input_file_id": upload.id,
+                    "endpoint": ENDPOINT,
+                    "completion_window": "24h",
+                    "metadata": {"created_by": "pytest-modelroute", "modelroute_submission": token},
+                },
+                cast_to=object,
+            )
+        except Exception:
+            # no batch uses it (were one made regardless, it fails without its input, so
+            # the requests, made directly now, are not paid twice); kept on Ctrl-C: the
+            # next run may find the batch by its token
+            with contextlib.suppress(Exception):
+                await client.files.delete(upload.id)
+            raise
 
     def _status(self, data: dict[str, Any]) -> BatchStatus:
         counts = data.get("request_counts") or {}
@@ -78,6 +88,9 @@ class OpenAIBatchAPI(BatchAPI):
 
     def _submitted(self, data: dict[str, Any], record: dict[str, Any]) -> bool:
         return (data.get("metadata") or {}).get("modelroute_submission") == record["submitting"]
+
+    def vouches(self, status: BatchStatus, record: dict[str, Any]) -> bool:
+        return self._submitted(status.raw, record)  # the token in its metadata
 
     def _leftovers(self, status: BatchStatus) -> list[str]:
         # the uploaded requests, the answers and the failures (files stay until deleted)

@@ -7,16 +7,20 @@ can read the answers exactly as a direct call would and store them under that ke
 A record is written the moment the provider accepts the batch and marked ended once
 its results are in the cache (what became of the other requests is kept with it for the
 run's other xdist workers); the run removes it at its end, or under xdist the next run.
+
+Each request's ``custom_id`` carries its submission's token (see :func:`custom_id`): a
+batch whose results carry it is ours, whoever else shares the provider's workspace.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,31 @@ DIRECTORY = "batches"
 SUBMITTING = "submitting-"
 #: the model settings a later run or ``modelroute batch --cancel`` needs to reach the batch
 MODEL_FIELDS = ("provider", "model", "base_url", "api_key_env", "timeout_s", "max_retries")
+#: the prefix of a record being written (a run killed meanwhile leaves it behind)
+TEMPORARY = ".tmp-"
+#: a temporary file older than this is a killed writer's: removed
+_STALE_S = 60.0
+#: characters of the cache key in a ``custom_id``: with ``-`` and the 32-character token,
+#: Anthropic's limit of 64 (the rest of the key is found through the record)
+_KEY_CHARS = 31
+
+
+def custom_id(key: str, token: str | None) -> str:
+    """The ``custom_id`` of the request ``key`` in the submission ``token`` (records
+    written before tokens were kept use the key alone)."""
+    return f"{key[:_KEY_CHARS]}-{token}" if token else key
+
+
+def custom_ids(record: dict[str, Any]) -> dict[str, str]:
+    """``custom_id`` -> cache key, for the requests of ``record``."""
+    token = record.get("token")
+    return {custom_id(key, token): key for key in record["items"]}
+
+
+def carries(record: dict[str, Any], ids: Iterable[str]) -> bool:
+    """Whether results with these ``custom_id``s are ``record``'s (its token is in them)."""
+    ours = custom_ids(record)
+    return any(i in ours for i in ids)
 
 
 def request_json(request: Request) -> dict[str, Any]:
@@ -67,7 +96,7 @@ class BatchStore:
         """Write ``record`` atomically (a reader never sees half a file)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         target = self.path(record["provider"], record["id"])
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=TEMPORARY, suffix=".json")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(record, f, ensure_ascii=False)
@@ -83,12 +112,18 @@ class BatchStore:
         return _read(self.path(provider, batch_id))
 
     def records(self) -> Iterator[dict[str, Any]]:
-        """Every readable record, oldest first."""
-        try:
-            paths = sorted(self.directory.glob("*.json"), key=lambda p: p.stat().st_mtime)
-        except OSError:
-            return
-        for path in paths:
+        """Every readable record, oldest first (a writer's temporary files are not records:
+        those a killed writer left are removed)."""
+        paths = []
+        for path in self.directory.glob("*.json") if self.directory.is_dir() else ():
+            with contextlib.suppress(OSError):  # (gone meanwhile: collected)
+                paths.append((path.stat().st_mtime, path))
+        now = time.time()
+        for mtime, path in sorted(paths, key=lambda pair: pair[0]):
+            if path.name.startswith(TEMPORARY):
+                if now - mtime > _STALE_S:  # a live writer replaces its own within seconds
+                    path.unlink(missing_ok=True)
+                continue
             record = _read(path)
             if record is not None:
                 yield record

@@ -61,8 +61,9 @@ class Call:
     #: a judge of an answer not known yet whose case has another item judged: the same
     #: call when their answers are the same (weighted by how often they are, see run())
     repeat: bool = False
-    #: already in a batch an earlier run submitted: collected at batch prices
-    in_batch: bool = False
+    #: priced at batch rates (True: in a batch an earlier run submitted), at list price
+    #: (False: in a batch cancelled since, made directly), or as its model is (None)
+    batch_price: bool | None = None
 
     @classmethod
     def of(cls, request: Request, task: str, weight: float = 1.0) -> Call:
@@ -102,7 +103,9 @@ class _Pass:
         self.judged: dict[tuple[str, str, str], int] = {}
         self.halted = False  # the item met a route call nobody can predict
         self.expected = 0.0  # the calls counted so far, likely escalations in part
-        self._in_batches: set[str] | None = None
+        self._in_batches: dict[str, bool] | None = None
+        #: the keys in batches a killed run was submitting (see in_batches)
+        self.maybe: set[str] = set()
         for (_, _, purpose), made in first.items():
             for request, record in made:
                 self.made_first.add(self.runner.key(request))
@@ -136,10 +139,17 @@ class _Pass:
                 self.add(request.model, usage.input_tokens, usage.output_tokens)
             elif key in self.in_batches():
                 # an earlier run's batch answers it (a resumed run follows it): priced at
-                # batch rates, and never one of the first answers made for the estimate
-                self.est.in_batches += 1
-                self.calls.append(dataclasses.replace(Call.of(request, self.task), in_batch=True))
+                # batch rates, and never one of the first answers made for the estimate;
+                # a cancelled one's is made directly, at list price
+                running = self.in_batches()[key]
+                if running:
+                    self.est.in_batches += 1
+                else:
+                    self.est.in_cancelled += 1
+                call = Call.of(request, self.task)
+                self.calls.append(dataclasses.replace(call, batch_price=running))
             else:
+                self.est.maybe_in_batches += key in self.maybe
                 if request.purpose in ("route", "judge"):  # the pilot learns from these
                     which = (request.model, self.task, request.purpose)
                     self.est.unknown.setdefault(which, []).append(request)
@@ -153,19 +163,23 @@ class _Pass:
             runner.cost_of(request.model, usage), predicted.latency_s, False,
         )  # fmt: skip
 
-    def in_batches(self) -> set[str]:
+    def in_batches(self) -> dict[str, bool]:
         """The keys of the requests in batches earlier runs submitted and nobody has
-        collected yet (read once, on the first uncached call)."""
+        collected yet: whether their batch still runs (False: cancelled since). Read once,
+        on the first uncached call; those of a batch a killed run was submitting are
+        counted apart (the provider may never have taken it)."""
         if self._in_batches is None:
             from ..batch.store import BatchStore
 
-            store = BatchStore(self.runner.cache.directory)
-            self._in_batches = {
-                key
-                for record in store.records()
-                if not record.get("ended")
-                for key in record["items"]
-            }
+            self._in_batches = {}
+            for record in BatchStore(self.runner.cache.directory).records():
+                if record.get("ended"):
+                    continue
+                if record.get("submitting"):
+                    self.maybe.update(record["items"])
+                    continue
+                running = not record.get("cancelled_at")
+                self._in_batches.update(dict.fromkeys(record["items"], running))
         return self._in_batches
 
     def settled(self, case: Case, route: Route) -> bool:
@@ -329,7 +343,7 @@ class _Pass:
                 input_tokens += answer.mean_output if answer else ASSUMED_ANSWER_TOKENS
             output = self.mean_output(call.alias, call.purpose)
         output = min(call.max_tokens, output)
-        self.add(call.alias, input_tokens, output, call.weight, batch=call.in_batch)
+        self.add(call.alias, input_tokens, output, call.weight, batch=call.batch_price)
 
     def mean_output(self, alias: str, purpose: str) -> float:
         """This model's mean answer length in the cache over every task, else the assumed."""
@@ -355,10 +369,10 @@ class _Pass:
         output: float,
         weight: float = 1.0,
         *,
-        batch: bool = False,
+        batch: bool | None = None,
     ) -> None:
         state = self.state
-        batched = batch or alias in state.batched
+        batched = alias in state.batched if batch is None else batch
         pricing = self.runner.batch_pricing(alias) if batched else state.pricing[alias]
         self.expected += weight
         self.est.models[alias] += weight >= 1  # a likely escalation: named, not counted

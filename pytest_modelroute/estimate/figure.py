@@ -56,6 +56,11 @@ class Estimate:
     batched: frozenset[str] = frozenset()
     #: calls already in batches an earlier run submitted (a resumed run collects them)
     in_batches: int = 0
+    #: calls in batches cancelled since (``modelroute batch --cancel``): made directly
+    in_cancelled: int = 0
+    #: calls in batches a run killed while submitting them may have left at the provider
+    #: (priced as new calls: the run looks them up first)
+    maybe_in_batches: int = 0
     #: per (model alias, task, purpose): the route and judge requests no one could predict
     #: or find cached, a sample of which the estimate learns from (see ``pilot``)
     unknown: dict[tuple[str, str, str], list[Request]] = field(default_factory=dict)
@@ -114,6 +119,16 @@ class Estimate:
             out.append(
                 f"{self.in_batches} of them already in batches an earlier run submitted, "
                 "at batch prices (followed, not submitted again)"
+            )
+        if self.in_cancelled:
+            out.append(
+                f"{self.in_cancelled} of them in batches cancelled since, at list price "
+                "(made directly)"
+            )
+        if self.maybe_in_batches:
+            out.append(
+                f"{self.maybe_in_batches} of them in batches a run killed while submitting "
+                "them may have left at the provider, priced as new calls (looked up first)"
             )
         if self.python_items:
             out.append(
