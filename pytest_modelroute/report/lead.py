@@ -47,8 +47,9 @@ def failures(doc: Doc) -> list[Mapping[str, Any]]:
 
 
 def summary(doc: Doc) -> str:
-    """``FAILED (1 of 3 tasks)``, ``FAILED (0 of 3 tasks, 1 suite-wide failure)``, ``passed (3 tasks: 2 pass, 1 inconclusive)`` or
-    ``not decided``: the gate's outcome in the words of the terminal's last line."""
+    """``FAILED (1 of 3 tasks)``, ``FAILED (0 of 3 tasks, 1 suite-wide failure)``,
+    ``passed (3 tasks: 2 pass, 1 inconclusive)`` or ``not decided``: the gate's outcome in
+    the words of the terminal's last line."""
     tasks = doc.get("tasks") or {}
     n = len(tasks)
     plural = "s" * (n != 1)
