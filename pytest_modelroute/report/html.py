@@ -23,6 +23,7 @@ from .document import judge_panels
 from .fmt import (
     acceptance_sentence,
     batch_note,
+    bounds_sample,
     cache_tokens_note,
     clip,
     estimated_note,
@@ -301,6 +302,7 @@ def _outcome(rec: Mapping[str, Any]) -> dict[str, Any]:
         "outcome": str(rec.get("outcome") or ""),
         "configured": _text(rec.get("configured") or "", 60),
         "why": _text(rec.get("why") or "", REASON_CHARS),
+        "selection": _text((rec.get("selection") or {}).get("text") or "", REASON_CHARS),
         "accept": _text(acceptance_sentence(rec), REASON_CHARS),
         "warning": _text((rec.get("accept") or {}).get("warning") or "", REASON_CHARS),
     }
@@ -583,7 +585,7 @@ def _card(doc: Doc, task: str, rec: Mapping[str, Any]) -> dict[str, Any]:
                 "route": _text(route, 60),
                 "kind": _text(c.get("kind") or "", 20),
                 "quality": quality(c.get("quality")),
-                "bounds": f"{quality(c.get('low'))}–{quality(c.get('high'))}"
+                "bounds": f"{quality(c.get('low'))}–{quality(c.get('high'))}" + bounds_sample(c)
                 if c.get("low") is not None
                 else "",
                 "cost": money(c.get("cost_per_call")),
