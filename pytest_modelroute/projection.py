@@ -25,6 +25,9 @@ class TaskFigures:
     latency_comparable: bool = True
     #: the task's models (route's or baseline) whose server queued our calls
     queued: tuple[str, ...] = ()
+    #: bench: the recommended route's lower bound (its mean overstates a route chosen
+    #: for its scores: the winner's curse; the bound holds at its level even so)
+    route_quality_low: float | None = None
 
 
 def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> dict[str, Any]:
@@ -33,6 +36,7 @@ def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> d
     calls = moved = base_latency = route_latency = 0.0
     quality_diff = 0.0
     quality_calls = 0.0
+    low_diff: float | None = 0.0  # the same from the routes' lower bounds (None: one lacks it)
     per_task: dict[str, Any] = {}
     unlike: list[str] = []  # tasks whose latencies cannot be compared
     queued: set[str] = set()
@@ -65,6 +69,10 @@ def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> d
         if f.route_quality is not None and f.baseline_quality is not None:
             quality_diff += volume * (f.route_quality - f.baseline_quality)
             quality_calls += volume
+            if low_diff is not None and f.route_quality_low is not None:
+                low_diff += volume * (f.route_quality_low - f.baseline_quality)
+            else:
+                low_diff = None
     for group in by_complexity.values():
         group["savings_monthly"] = group["baseline_monthly"] - group["routed_monthly"]
         group["share"] = group["calls"] / calls if calls else 0.0
@@ -85,6 +93,11 @@ def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> d
         "latency_not_compared": unlike,
         "latency_queued": sorted(queued),
         "quality_change": quality_diff / quality_calls if quality_calls else None,
+        #: bench: the change by the recommended routes' lower bounds, which a plan can rest
+        #: on (the means overstate routes chosen for their scores)
+        "quality_change_low": low_diff / quality_calls
+        if quality_calls and low_diff is not None
+        else None,
         "by_complexity": {
             k: by_complexity[k] for k in ("low", "medium", "high") if k in by_complexity
         },

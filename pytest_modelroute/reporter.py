@@ -469,6 +469,7 @@ class ModelRouteReporter:
                     len(kinds) == 1 and latency > 0 and base.latency_s > 0 and not queued
                 ),
                 queued=queued,
+                route_quality_low=self.choices[task].low if self.mode == "bench" else None,
             )
         return figures
 

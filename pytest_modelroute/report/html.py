@@ -341,7 +341,11 @@ def outcome_view(doc: Doc) -> dict[str, Any] | None:
         }
         for name, g in groups.items()
     ]
-    change = p.get("quality_change")
+    means = p.get("quality_change")
+    low = p.get("quality_change_low")
+    # bench: the recommended routes' lower bounds lead (the means overstate routes chosen
+    # for their scores)
+    change = means if low is None else low
     return {
         "savings_monthly": money(p.get("savings_monthly")),
         "savings_share": percent(p.get("savings_share")),
@@ -352,6 +356,7 @@ def outcome_view(doc: Doc) -> dict[str, Any] | None:
         "moved": percent(p.get("calls_moved_share")),
         "latency": pace,
         "quality_change": signed(change),
+        "quality_means": None if low is None else signed(means),
         "quality_bad": change is not None and change < 0,
         "rows": rows,
         "without_traffic": [_text(t, 60) for t in p.get("tasks_without_traffic") or []],

@@ -149,7 +149,7 @@ def statistics_rows(doc: dict[str, Any]) -> list[list[str]]:
 
 
 def projection_lines(p: dict[str, Any]) -> list[str]:
-    from .fmt import percent, signed, speed
+    from .fmt import percent, speed
 
     latency = f"; latency {speed(p['latency_ratio'], 'x')}" if p.get("latency_ratio") else ""
     lines = [
@@ -158,7 +158,7 @@ def projection_lines(p: dict[str, Any]) -> list[str]:
         f"{money(p['savings_monthly'])}/mo ({money(p['savings_annual'])}/yr, "
         f"{percent(p['savings_share'])})",
         f"  calls moved off the baseline model {percent(p['calls_moved_share'])}{latency}; "
-        f"quality change {signed(p.get('quality_change'))}",
+        + quality_change_text(p),
     ]
     rows = [
         [
@@ -177,6 +177,22 @@ def projection_lines(p: dict[str, Any]) -> list[str]:
         )
     ]
     return lines
+
+
+def quality_change_text(p: dict[str, Any]) -> str:
+    """The projection's quality change: bench leads with the recommended routes' lower
+    bounds (a plan can rest on them), then the means, which overstate a route chosen for
+    its scores (the winner's curse)."""
+    from .fmt import signed
+
+    low = p.get("quality_change_low")
+    if low is None:
+        return f"quality change {signed(p.get('quality_change'))}"
+    return (
+        f"quality change {signed(low)} by the routes' lower bounds\n"
+        f"  ({signed(p.get('quality_change'))} by their means, which overstate a route chosen "
+        "for its scores)"
+    )
 
 
 def recommendation_cell(rec: dict[str, Any]) -> str:
@@ -296,6 +312,13 @@ def acceptance_lines(doc: dict[str, Any], width: int = 100) -> list[str]:
     return [head, *("  " + line for line in lines)]
 
 
+#: the recommendations' quality is a selected route's mean (see ``quality_change_text``)
+CURSE = (
+    "a recommended route's quality is optimistic: picked for its scores, its mean\n"
+    "overstates it (the winner's curse); plan on its lower bound:"
+)
+
+
 def selection_line(doc: dict[str, Any]) -> str:
     """How the recommendations were chosen (the correction for many candidates), and what
     the bounds and the verdict columns mean."""
@@ -307,7 +330,7 @@ def selection_line(doc: dict[str, Any]) -> str:
     columns = (
         "bounds: the recommended route's, which the verdict rests on; verdict: PASS shown\n"
         "to clear, FAIL shown below (its upper bound is), INCONCLUSIVE the bounds contain the\n"
-        "threshold; cheaper: how many times cheaper per call than the baseline:"
+        "threshold; cheaper: how many times cheaper per call than the baseline;\n" + CURSE
     )
     if how["method"] == "split":
         return (
@@ -320,7 +343,8 @@ def selection_line(doc: dict[str, Any]) -> str:
             "quality, n and bounds: the recommended route's on the half the verdict rests on\n"
             "(the confirming half once it is confirmed, else the selecting half); verdict: PASS\n"
             "shown to clear, FAIL shown below (its upper bound is), INCONCLUSIVE the bounds\n"
-            "contain the threshold; cheaper: how many times cheaper per call than the baseline:"
+            "contain the threshold; cheaper: how many times cheaper per call than the baseline;\n"
+            + CURSE
         )
     # each task's bound is raised for its own number of candidates (a task whose cases
     # allow cascades compares many more): name the range, not the first task's level
