@@ -162,9 +162,7 @@ def test_the_graded_cases_needed_have_the_power_they_promise() -> None:
     assert rates.share("pass") >= 0.8 - 2.5 * 0.02, (needed, rates)
 
 
-def test_a_recommended_routes_mean_overstates_it_and_the_projection_plans_on_its_bound() -> (
-    None
-):
+def test_a_recommended_routes_mean_overstates_it_and_the_projection_plans_on_its_bound() -> None:
     """The winner's curse: of 3 cheap pass/fail routes truly at 4.3 (n = 45), the one
     recommended is picked for its scores, so its mean overstates it (by about 0.4); its
     lower bound, corrected for the candidates, lies above the truth in at most 5 % of
