@@ -157,9 +157,10 @@ def projection_lines(p: dict[str, Any]) -> list[str]:
         f"{money(p['baseline_monthly'])}/mo -> routed {money(p['routed_monthly'])}/mo, saves "
         f"{money(p['savings_monthly'])}/mo ({money(p['savings_annual'])}/yr, "
         f"{percent(p['savings_share'])})",
-        f"  calls moved off the baseline model {percent(p['calls_moved_share'])}{latency}; "
+        f"  calls moved off the baseline model {percent(p['calls_moved_share'])}{latency}"
         + quality_change_text(p),
     ]
+    lines = [part for line in lines for part in line.splitlines()]
     rows = [
         [
             k,
@@ -187,11 +188,11 @@ def quality_change_text(p: dict[str, Any]) -> str:
 
     low = p.get("quality_change_low")
     if low is None:
-        return f"quality change {signed(p.get('quality_change'))}"
+        return f"; quality change {signed(p.get('quality_change'))}"
     return (
-        f"quality change {signed(low)} by the routes' lower bounds\n"
-        f"  ({signed(p.get('quality_change'))} by their means, which overstate a route chosen "
-        "for its scores)"
+        f"\n  quality change {signed(low)} by the routes' lower bounds "
+        f"({signed(p.get('quality_change'))} by their means,\n"
+        "  which overstate a route chosen for its scores)"
     )
 
 
