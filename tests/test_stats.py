@@ -195,3 +195,15 @@ def test_a_recommended_routes_mean_overstates_it_and_the_projection_plans_on_its
     p = project({"a": 300.0, "b": 100.0}, {"a": figures, "b": other})
     assert p["quality_change"] == pytest.approx((300 * -0.1 + 100 * -0.2) / 400)
     assert p["quality_change_low"] == pytest.approx((300 * -0.5 + 100 * -0.6) / 400)
+
+
+def test_one_case_has_no_count_of_cases_to_settle_it_and_is_not_never() -> None:
+    """One case bounds nothing and says nothing of the spread: no count (the old code
+    printed ~12 from the floor alone), and not "never" either (more cases settle it);
+    a mean on the bar is "never"."""
+    one = bounds([4.92])
+    assert (one.low, one.high) == (1.0, 5.0)
+    assert one.needed(4.0) is None and not one.never_settles(4.0)
+    on_bar = bounds([5.0, 5.0, 5.0, 1.0])
+    assert on_bar.needed(4.0) is None and on_bar.never_settles(4.0)
+    assert (bounds([5.0, 5.0, 1.0]).needed(4.0) or 0) > 3  # three cases: a count, as before
