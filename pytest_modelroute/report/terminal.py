@@ -237,7 +237,7 @@ def recommendation_rows(doc: dict[str, Any]) -> list[list[str]]:
         # one cell, so that the table fits 100 columns: `INCONCLUSIVE ~15`
         cell = verdict.upper() + (f" {settle}" if settle != "-" else "")
         if chosen is None:  # kept on a route this run did not measure
-            rows.append([clip_middle(task, 24), recommendation_cell(rec), *["-"] * 5, cell])
+            rows.append([clip_middle(task, 21), recommendation_cell(rec), *["-"] * 5, cell])
             continue
         ci = rec.get("ci") or [None, None]
         # the mean and n of the sample the bounds rest on (split: one half of the cases)
@@ -245,7 +245,7 @@ def recommendation_rows(doc: dict[str, Any]) -> list[list[str]]:
         n = rec.get("n") or chosen.get("n")
         rows.append(
             [
-                clip_middle(task, 24),
+                clip_middle(task, 21),  # 3 narrower than elsewhere: the n column
                 recommendation_cell(rec),
                 quality(mean),
                 str(n) if n is not None else "-",
