@@ -85,6 +85,7 @@ class RuleTest:
             "p_pass": b.p_above(self.bar),
             "p_fail": self.p_fail,
             "cases_needed": b.needed(self.bar) if self.outcome == INCONCLUSIVE else None,
+            "never_settles": self.outcome == INCONCLUSIVE and b.never_settles(self.bar),
             "detectable": b.detectable(),
         }
 
@@ -230,6 +231,7 @@ def comparison_json(b: Bounds, margin: float | None, outcome: str | None) -> dic
         out["outcome"] = outcome
         settles = outcome == INCONCLUSIVE and margin is not None
         out["cases_needed"] = b.needed(-margin) if settles and margin is not None else None
+        out["never_settles"] = settles and margin is not None and b.never_settles(-margin)
     return out
 
 
@@ -243,15 +245,22 @@ def thin(b: Bounds, bar: float, margin: float) -> bool:
     return difference is None or difference > margin + 1e-9
 
 
-def settle_text(b: Bounds, bar: float) -> str:
-    """How many cases would settle a comparison with ``bar`` at the observed spread."""
+def settle_text(b: Bounds, bar: float, halves: int = 1) -> str:
+    """How many cases would settle a comparison with ``bar`` at the observed spread;
+    ``halves``: ``b`` bounds one of that many equal parts of the cases (a split
+    recommendation's half), and the count is stated for all of them."""
     if b.n_eff < 1.5:
         return f"n={b.n} bounds nothing: add cases"
     needed = b.needed(bar)
     if needed is None:
         return "the estimate sits on the bar: no number of cases would settle it"
-    if needed > NEEDED_CAP:
+    if needed * halves > NEEDED_CAP:
         return f"more than {NEEDED_CAP:,} cases would be needed at this spread"
+    if halves > 1:
+        return (
+            f"about {needed * halves:,} cases in all ({needed:,} in each half) would settle "
+            "it at this spread"
+        )
     return f"about {needed:,} cases would settle it at this spread"
 
 

@@ -287,8 +287,14 @@ def _setting(config: pytest.Config, name: str) -> Any:
     value = config.getoption(name)
     if value is not None:
         return value
-    raw = config.getini(name)
     s = SETTINGS[name]
+    where = f" in {config.inipath}" if config.inipath else ""
+    try:
+        raw = config.getini(name)
+    except (ValueError, pytest.UsageError) as error:  # a bool key pytest cannot read
+        raise pytest.UsageError(
+            f"ini option {name}{where}: expected true or false (also yes/no, on/off, 1/0): {error}"
+        ) from None
     if s.is_flag:
         return bool(raw)
     if raw in (None, ""):
@@ -297,11 +303,11 @@ def _setting(config: pytest.Config, name: str) -> Any:
         value = s.type(raw)
     except ValueError:
         raise pytest.UsageError(
-            f"ini option {name}: expected {s.metavar or 'a value'}, got {raw!r}"
+            f"ini option {name}{where}: expected {s.metavar or 'a value'}, got {raw!r}"
         ) from None
     if s.choices and value not in s.choices:
         raise pytest.UsageError(
-            f"ini option {name}: expected one of {', '.join(s.choices)}, got {raw!r}"
+            f"ini option {name}{where}: expected one of {', '.join(s.choices)}, got {raw!r}"
         )
     return value
 

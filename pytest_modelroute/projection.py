@@ -30,6 +30,9 @@ class TaskFigures:
     #: per complexity level: (its share of the task's calls, the baseline's and the
     #: route's cost per call there); empty: the whole task under ``complexity``
     levels: Mapping[str, tuple[float, float, float]] = field(default_factory=dict)
+    #: bench: the recommended route's lower bound (its mean overstates a route chosen
+    #: for its scores: the winner's curse; the bound holds at its level even so)
+    route_quality_low: float | None = None
 
 
 def level_split(
@@ -67,6 +70,7 @@ def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> d
     calls = moved = base_latency = route_latency = 0.0
     quality_diff = 0.0
     quality_calls = 0.0
+    low_diff: float | None = 0.0  # the same from the routes' lower bounds (None: one lacks it)
     per_task: dict[str, Any] = {}
     unlike: list[str] = []  # tasks whose latencies cannot be compared
     queued: set[str] = set()
@@ -104,6 +108,10 @@ def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> d
         if f.route_quality is not None and f.baseline_quality is not None:
             quality_diff += volume * (f.route_quality - f.baseline_quality)
             quality_calls += volume
+            if low_diff is not None and f.route_quality_low is not None:
+                low_diff += volume * (f.route_quality_low - f.baseline_quality)
+            else:
+                low_diff = None
     for group in by_complexity.values():
         group["savings_monthly"] = group["baseline_monthly"] - group["routed_monthly"]
         group["share"] = group["calls"] / calls if calls else 0.0
@@ -124,6 +132,11 @@ def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> d
         "latency_not_compared": unlike,
         "latency_queued": sorted(queued),
         "quality_change": quality_diff / quality_calls if quality_calls else None,
+        #: bench: the change by the recommended routes' lower bounds, which a plan can rest
+        #: on (the means overstate routes chosen for their scores)
+        "quality_change_low": low_diff / quality_calls
+        if quality_calls and low_diff is not None
+        else None,
         "by_complexity": {
             k: by_complexity[k] for k in ("low", "medium", "high") if k in by_complexity
         },

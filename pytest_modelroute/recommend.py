@@ -78,6 +78,8 @@ class Candidate:
             out["agreement"] = self.agreement
         if self.bounds is not None:
             out.update(low=self.bounds.low, high=self.bounds.high, level=self.bounds.level)
+            # split: the bounds rest on one half of the cases, its own mean and n
+            out.update(bounds_n=self.bounds.n, bounds_quality=self.bounds.mean)
         if self.accept is not None:
             out["accept"] = self.accept
         return out
@@ -244,11 +246,32 @@ class Recommendation:
     seed: int | None = None
     halves: tuple[int, int] | None = None
 
+    @property
+    def parts(self) -> int:
+        """Into how many parts the cases were split (the confirmation rests on one)."""
+        return 2 if self.method == "split" else 1
+
+    def describe(self) -> str:
+        """The method in one line, for the reports: the correction, or the seed and the
+        halves (which another seed or other case ids would draw otherwise)."""
+        if self.method != "split":
+            return (
+                f"selected by lower bounds at {level_text(self.level)} (Bonferroni: "
+                f"{self.candidates} candidate{'s' * (self.candidates != 1)} compared)"
+            )
+        first, second = self.halves or (0, 0)
+        return (
+            f"selected on one half of the cases ({first}) and confirmed on the other "
+            f"({second}) at {level_text(self.level)}; halves drawn from the case ids and "
+            f"seed {self.seed}"
+        )
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "method": self.method,
             "level": self.level,
             "candidates": self.candidates,
+            "text": self.describe(),
         }
         if self.seed is not None:
             out["seed"] = self.seed
@@ -355,8 +378,14 @@ class Choice:
     #: the configured route's candidate (None when this run did not measure it)
     current: Candidate | None = None
     #: the bounds the verdict rests on: the recommended route's at the corrected level
-    #: (split: the confirming half's when it was confirmed)
+    #: (split: the confirming half's when it was confirmed, else the selecting half's)
     bounds: Bounds | None = None
+    #: how the route was chosen (split: the bounds rest on one half of the cases)
+    how: Recommendation | None = None
+
+    @property
+    def parts(self) -> int:
+        return self.how.parts if self.how is not None else 1
 
     @property
     def verdict(self) -> str:
@@ -375,10 +404,18 @@ class Choice:
 
     @property
     def cases_needed(self) -> int | None:
-        """Cases that would settle an inconclusive verdict at the observed spread."""
+        """Cases that would settle an inconclusive verdict at the observed spread, in all
+        (split: the bounds rest on one half, so twice what that half needs)."""
         if self.verdict != INCONCLUSIVE or self.bounds is None:
             return None
-        return self.bounds.needed(self.threshold)
+        needed = self.bounds.needed(self.threshold)
+        return None if needed is None else needed * self.parts
+
+    @property
+    def never_settles(self) -> bool:
+        """Inconclusive, and no number of cases would settle it (the mean is on the bar)."""
+        b = self.bounds
+        return self.verdict == INCONCLUSIVE and b is not None and b.never_settles(self.threshold)
 
     def verdict_reason(self) -> str:
         """Why the verdict is what it is, with the bounds it rests on."""
@@ -397,7 +434,7 @@ class Choice:
             return f"quality {b.mean:.2f} < threshold {bar}: its {bounds} lie below it"
         return (
             f"quality {b.mean:.2f}, {bounds} contain the threshold {bar}: "
-            f"{settle_text(b, self.threshold)}"
+            f"{settle_text(b, self.threshold, self.parts)}"
         )
 
     @property
@@ -467,7 +504,11 @@ class Choice:
             "verdict_reason": self.verdict_reason(),
             "ci": [b.low, b.high] if b is not None and b.low is not None else None,
             "level": b.level if b is not None else None,
+            # the mean and the cases of the sample the bounds rest on (split: one half)
+            "quality": b.mean if b is not None else None,
+            "n": b.n if b is not None else None,
             "cases_needed": self.cases_needed,
+            "never_settles": self.never_settles,
         }
 
 
@@ -497,7 +538,7 @@ def choose(
         confirm = how.confirm or {}
         rests = how.check if confirm.get("route") == pick.label else pick.bounds
         low = rests.low if rests is not None else None
-    choice = Choice(task, threshold, label, spec, origin, cleared, pick, low, current, rests)
+    choice = Choice(task, threshold, label, spec, origin, cleared, pick, low, current, rests, how)
     return choice, how
 
 
@@ -506,10 +547,23 @@ def suggest_yaml(choices: Mapping[str, Choice], unmeasured: Mapping[str, Any]) -
     comment on each changed route says from what and why; tasks with no candidate shown
     to clear keep their configured route), then the configured routes of tasks this run
     did not measure, as they are."""
+    hows = [c.how for c in choices.values() if c.how is not None]
+    if hows and hows[0].method == "split":
+        rule = [
+            "# per task the cheapest route whose lower confidence bound clears its threshold",
+            "# on one half of the cases and is confirmed by its bound on the other half",
+            "# (--model-route-split: no correction for the number of candidates; the halves",
+            f"# are drawn from the case ids and seed {hows[0].seed}, and another seed or other",
+            "# ids draw other halves); a task with no such route keeps its",
+        ]
+    else:
+        rule = [
+            "# per task the cheapest route whose lower confidence bound clears its threshold",
+            "# (corrected for the number of candidates); a task with no such route keeps its",
+        ]
     header = [
         f"# Routes recommended by `pytest --model-route=bench` on {dt.date.today().isoformat()}:",
-        "# per task the cheapest route whose lower confidence bound clears its threshold",
-        "# (corrected for the number of candidates); a task with no such route keeps its",
+        *rule,
         "# configured route (the baseline where routes: named none).",
     ]
     lines = ["routes:"]
@@ -517,6 +571,9 @@ def suggest_yaml(choices: Mapping[str, Choice], unmeasured: Mapping[str, Any]) -
         if choice.outcome != "keep":
             for text in _comment(choice.why()):
                 lines.append(f"  # {text}")
+        if choice.how is not None and choice.how.halves is not None:
+            first, second = choice.how.halves
+            lines.append(f"  # halves: {first} cases to select, {second} to confirm")
         lines.append(f"  {_flow(task)}: {_flow(choice.spec)}")
     if unmeasured:
         lines.append("  # not measured by this run: kept as configured")

@@ -486,6 +486,7 @@ class ModelRouteReporter:
                     base.costs,
                     route_costs,
                 ),
+                route_quality_low=self.choices[task].low if self.mode == "bench" else None,
             )
         return figures
 

@@ -96,8 +96,9 @@ class Bounds:
 
     def needed(self, bar: float) -> int | None:
         """Cases that would settle the comparison with ``bar`` (with 80 % power) if the
-        mean and the spread stayed as observed; None when the mean sits on the bar."""
-        if self.mean is None:
+        mean and the spread stayed as observed; None when the mean sits on the bar, and
+        when one case bounds nothing (its spread is unknown: see ``never_settles``)."""
+        if self.mean is None or self.n_eff < 1.5:
             return None
         gap = abs(self.mean - bar)
         if gap < 1e-6:
@@ -123,6 +124,11 @@ class Bounds:
             z = z if self.discordant > 0 else _z(self.level)  # no spread: the bound itself
             effective = max(effective, self.n_eff * (z / score) ** 2)
         return max(self.n + 1, math.ceil(effective * design))
+
+    def never_settles(self, bar: float) -> bool:
+        """No number of cases would settle the comparison with ``bar``: the mean sits on
+        it (not so for a single case, which says nothing of the spread: add cases)."""
+        return self.mean is not None and self.n_eff >= 1.5 and self.needed(bar) is None
 
     def _t_needed(self, gap: float, above: bool, start: float) -> float:
         """Graded scores: the least n at which the gate's own bound (Hall's t at its

@@ -268,6 +268,22 @@ def test_bad_cli_values(pytester: pytest.Pytester) -> None:
     result.stderr.fnmatch_lines(["*invalid choice: 'sometimes'*"])
 
 
+@pytest.mark.parametrize("key", ["model_route_holm", "model_route_split"])
+def test_a_bad_yes_no_ini_value_names_the_key_and_the_file(
+    pytester: pytest.Pytester, key: str
+) -> None:
+    """pytest's own message for a bad boolean ini value names neither (was
+    "ERROR: invalid truth value 'perhaps'")."""
+    sim_suite(pytester)
+    ini = pytester.makeini(f"[pytest]\n{key} = perhaps\n")
+    result = pytester.runpytest("--model-route=bench", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"*ini option {key} in {ini}: expected true or false*: invalid truth value 'perhaps'"]
+    )
+    assert "Traceback" not in result.stderr.str()
+
+
 @pytest.mark.parametrize("where", ["seed: 7", "params: {seed: 7}"])
 def test_a_setting_the_providers_api_rejects_is_a_config_error(
     pytester: pytest.Pytester, where: str

@@ -4,6 +4,7 @@ used, in every report."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -15,6 +16,7 @@ from test_routes import CONFTEST, HAIKU, OPUS, SONNET, copies
 
 from pytest_modelroute.report.fmt import level_text
 from pytest_modelroute.report.glossary import glossary
+from pytest_modelroute.stats import bounds
 
 # haiku solves level 1, sonnet levels 1-2, opus everything (tests/test_routes.py); every
 # call is 100 input and 10 output tokens
@@ -330,16 +332,69 @@ def test_the_confidence_named_above_the_table_spans_every_tasks_level(
     )
 
 
-def test_a_split_recommendation_names_its_seed_and_halves(routed: pytest.Pytester) -> None:
-    """--model-route-split draws its halves from the case ids and seed:, so another seed
-    can change the recommendation: the report says which seed and how many cases each half
-    had, so that a result can be reproduced."""
+def _halves(cases: list[str], seed: int) -> tuple[list[str], list[str]]:
+    """The split's halves, computed here from the rule it documents: the first byte of
+    sha256("seed:case id"), odd or even."""
+    odd = [c for c in cases if hashlib.sha256(f"{seed}:{c}".encode()).digest()[0] & 1]
+    return [c for c in cases if c not in odd], odd
+
+
+def test_a_split_recommendation_names_its_seed_and_each_tasks_halves_everywhere(
+    routed: pytest.Pytester,
+) -> None:
+    """--model-route-split draws its halves from the case ids and seed:, per task: every
+    report names the method, the seed and each task's own halves; the quality, n and
+    bounds shown are one half's (the one the verdict rests on); a half of one case has
+    no count of cases to settle it, and the count of a larger one is for both halves;
+    the suggested routes file says the rule it used."""
+    ids = {"easy": [f"c{i}" for i in range(16)], "hard": [f"c{i}" for i in range(4)]}
+    # a seed whose halves differ between the tasks and leave hard one case to select on
+    seed = next(
+        s
+        for s in range(100)
+        if len(_halves(ids["hard"], s)[0]) == 1 and len(_halves(ids["easy"], s)[0]) not in (1, 8)
+    )
     config = routed.path / "modelroute.yaml"
-    config.write_text(config.read_text(encoding="utf-8") + "seed: 7\n", encoding="utf-8")
-    result, doc = bench(routed, "--model-route-split")
-    selection = doc["recommendations"]["easy"]["selection"]
-    assert selection["method"] == "split" and selection["seed"] == 7
-    first, second = selection["halves"]
-    assert first + second == 16 and first and second
+    config.write_text(config.read_text(encoding="utf-8") + f"seed: {seed}\n", encoding="utf-8")
+    suggest = routed.path / "routes.yaml"
+    result, doc = bench(routed, "--model-route-split", f"--model-route-suggest={suggest}")
     said = " ".join(result.stdout.str().split())
-    assert f"ids and seed: 7 ({first} and {second} cases; another seed or other ids" in said
+    assert f"ids and seed: {seed} (another seed or other ids draw other halves)" in said
+    junit = {
+        case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
+        for case in ET.parse(routed.path / "out" / "r.xml").iter("testcase")
+    }
+    markdown = (routed.path / "out" / "r.md").read_text(encoding="utf-8")
+    html = (routed.path / "out" / "r.html").read_text(encoding="utf-8")
+    scores = {(r["task"], r["route"], r["case"]): r["quality"] for r in doc["results"]}
+    for task in ("easy", "hard"):
+        rec, entry = doc["recommendations"][task], doc["tasks"][task]
+        first, second = _halves(ids[task], seed)
+        assert rec["selection"]["halves"] == [len(first), len(second)]
+        assert f"{task} {len(first)}/{len(second)}" in said
+        words = (
+            f"selected on one half of the cases ({len(first)}) and confirmed on the other "
+            f"({len(second)}) at 95%; halves drawn from the case ids and seed {seed}"
+        )
+        assert words in markdown and words in html
+        props = junit[f"{task}[{entry['route']}]"]
+        assert props["selection_method"] == "split" and props["selection_seed"] == str(seed)
+        assert props["selection_halves"] == f"{len(first)}/{len(second)}"
+        # the half the bounds rest on: the confirming one when confirmed, else the first
+        half = second if rec["cleared"] else first
+        values = [scores[(task, rec["recommended"], c)] for c in half]
+        b = bounds(values)
+        assert entry["n"] == rec["n"] == len(half) == int(props["n"])
+        assert entry["quality"] == pytest.approx(sum(values) / len(values))
+        assert rec["ci"] == pytest.approx([b.low, b.high])
+        if rec["verdict"] == "inconclusive":
+            expected = None if len(half) < 2 else 2 * b.needed(3.0)
+            assert entry["cases_needed"] == expected
+            assert not entry["never_settles"]
+            if expected:
+                assert f"about {expected:,} cases in all ({expected // 2:,} in each half)" in said
+    assert doc["recommendations"]["hard"]["verdict"] == "inconclusive"
+    assert "n=1 bounds nothing: add cases" in markdown
+    header = suggest.read_text(encoding="utf-8").split("routes:")[0]
+    assert "confirmed by its bound on the other half" in header
+    assert f"seed {seed}" in header and "corrected for the number" not in header

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -202,3 +203,25 @@ def test_the_suite_figures_of_a_decided_suite() -> None:
     apply_holm(verdicts, GateRules(holm=True))
     holm_view = suite_view(verdicts, GateRules(holm=True))
     assert holm_view["familywise_false_failure"] == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("n", [15, 45, 200])
+def test_the_benchmarks_exact_suite_rows_equal_scipys(n: int) -> None:
+    """``benchmarks/verdict_rates.py``'s suite rows (12 pass/fail tasks on the bar) by
+    scipy: a task fails when its one-sided 95 % Clopper-Pearson upper bound is below 4.0;
+    with Holm, when also its exact binomial p-value is at most 0.05 / 12 (the smallest
+    p-value's step)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        from verdict_rates import exact_suite
+    finally:
+        sys.path.pop(0)
+    k = np.arange(n + 1)
+    pmf = stats.binom.pmf(k, n, 0.75)
+    upper = np.where(k < n, stats.beta.ppf(LEVEL, k + 1, n - k), 1.0)
+    fails = pmf[1 + 4 * upper < 4.0].sum()
+    kept = pmf[(1 + 4 * upper < 4.0) & (stats.binom.cdf(k, n, 0.75) <= 0.05 / 12)].sum()
+    assert exact_suite(n, 4.0, 12, holm=False) == pytest.approx(1 - (1 - fails) ** 12)
+    assert exact_suite(n, 4.0, 12, holm=True) == pytest.approx(1 - (1 - kept) ** 12)

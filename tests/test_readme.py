@@ -73,3 +73,55 @@ def test_the_readme_names_the_options_that_exist() -> None:
     assert named <= flags, f"flags the README names that do not exist: {sorted(named - flags)}"
     keys = set(re.findall(r"\bmodel_route_[a-z_]*[a-z]", text))
     assert keys <= set(SETTINGS), f"unknown ini keys in the README: {sorted(keys - set(SETTINGS))}"
+
+
+def _rates_layout(text: str) -> list[tuple[str, ...]]:
+    """The shape of ``benchmarks/verdict_rates.py``'s output: its headings (the lines that
+    are not table rows, after the preamble of run counts and load) and each table row's
+    labels (the cells before the first ``n=`` column, else the first cell), not its
+    figures; the closing ``(N s)`` left out."""
+    lines = text.strip().splitlines()
+    body = lines[lines.index("") :] if "" in lines else lines
+    out: list[tuple[str, ...]] = []
+    labels = 1
+    for line in body:
+        if not line.strip() or re.fullmatch(r"\(\d+ s\)", line.strip()):
+            continue
+        if not line.startswith("|"):
+            out.append(("heading", line.strip()))
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if set("".join(cells)) <= set("-"):
+            continue
+        if any(c.startswith("n=") for c in cells):  # a table's header row
+            labels = next(i for i, c in enumerate(cells) if c.startswith("n="))
+            out.append(("header", *cells))
+        elif cells[0] == "margin":
+            labels = 1
+            out.append(("header", *cells))
+        else:
+            out.append(("row", *cells[:labels]))
+    return out
+
+
+def test_the_readmes_error_rates_block_is_laid_out_as_the_benchmark_prints_it() -> None:
+    """The README pastes ``python benchmarks/verdict_rates.py`` verbatim: the same
+    tables, headings and rows as the script prints now (checked on a 20-run pass; the
+    figures differ with the runs, the layout does not)."""
+    import contextlib
+    import io
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import verdict_rates
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    printed = io.StringIO()
+    with ThreadPoolExecutor(1) as pool, contextlib.redirect_stdout(printed):
+        verdict_rates.tables(pool, 20, 1)  # type: ignore[arg-type]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"The output, verbatim:\n\n```\n(.*?)```", readme, flags=re.DOTALL)
+    assert found, "README.md has no verdict-rates output block"
+    assert _rates_layout(found.group(1)) == _rates_layout(printed.getvalue())

@@ -160,3 +160,50 @@ def test_the_graded_cases_needed_have_the_power_they_promise() -> None:
     assert needed is not None and needed > 16
     rates = bar_rates("graded", needed, 4.5, 400, seed=needed)
     assert rates.share("pass") >= 0.8 - 2.5 * 0.02, (needed, rates)
+
+
+def test_a_recommended_routes_mean_overstates_it_and_the_projection_plans_on_its_bound() -> None:
+    """The winner's curse: of 3 cheap pass/fail routes truly at 4.3 (n = 45), the one
+    recommended is picked for its scores, so its mean overstates it (by about 0.4); its
+    lower bound, corrected for the candidates, lies above the truth in at most 5 % of
+    runs (every candidate's bound holds at once with 95 %: Bonferroni). The projection's
+    quality change rests on that bound."""
+    from simulate import _candidate, qualities
+
+    from pytest_modelroute.projection import TaskFigures, project
+    from pytest_modelroute.recommend import choose
+
+    rng = np.random.default_rng(5)
+    over, above, picked = [], 0, 0
+    for _ in range(300):
+        candidates = [
+            _candidate(f"cheap{j}", qualities(rng.random((45, 1)), 4.3), 0.001 * (j + 1))
+            for j in range(3)
+        ]
+        candidates.append(_candidate("base", qualities(rng.random((45, 1)), 4.6), 1.0))
+        choice, _ = choose("t", candidates, 4.0, ("base", "base", "routes"), "base")
+        if choice.cleared and choice.label != "base":
+            assert choice.candidate is not None and choice.low is not None
+            picked += 1
+            over.append(choice.candidate.quality - 4.3)
+            above += choice.low > 4.3
+    assert picked >= 50
+    assert np.mean(over) > 0.2  # the mean is optimistic
+    assert above / 300 <= 0.05  # the bound is not, over all runs
+    figures = TaskFigures("low", 0.001, 1.0, 1.0, 1.0, 4.5, 4.6, 1.0, route_quality_low=4.1)
+    other = TaskFigures("low", 0.001, 1.0, 1.0, 1.0, 4.4, 4.6, 1.0, route_quality_low=4.0)
+    p = project({"a": 300.0, "b": 100.0}, {"a": figures, "b": other})
+    assert p["quality_change"] == pytest.approx((300 * -0.1 + 100 * -0.2) / 400)
+    assert p["quality_change_low"] == pytest.approx((300 * -0.5 + 100 * -0.6) / 400)
+
+
+def test_one_case_has_no_count_of_cases_to_settle_it_and_is_not_never() -> None:
+    """One case bounds nothing and says nothing of the spread: no count (the old code
+    printed ~12 from the floor alone), and not "never" either (more cases settle it);
+    a mean on the bar is "never"."""
+    one = bounds([4.92])
+    assert (one.low, one.high) == (1.0, 5.0)
+    assert one.needed(4.0) is None and not one.never_settles(4.0)
+    on_bar = bounds([5.0, 5.0, 5.0, 1.0])
+    assert on_bar.needed(4.0) is None and on_bar.never_settles(4.0)
+    assert (bounds([5.0, 5.0, 1.0]).needed(4.0) or 0) > 3  # three cases: a count, as before

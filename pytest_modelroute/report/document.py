@@ -232,10 +232,12 @@ def build_document(
         open_ = [t for t in entry["tests"] if t["outcome"] == "inconclusive"]
         needed = [t["cases_needed"] for t in open_ if t.get("cases_needed")]
         # a rule whose estimate sits on its bar is settled by no number of cases, and
-        # then neither is the task, whatever the other rules need
-        never = any(t.get("cases_needed") is None for t in open_)
+        # then neither is the task, whatever the other rules need (a rule on one case
+        # has no count either: its spread is unknown, and more cases settle it)
+        never = any(t.get("never_settles") for t in open_)
+        unknown = any(t.get("cases_needed") is None for t in open_)
         if verdict.tests:
-            entry["cases_needed"] = max(needed) if needed and not never else None
+            entry["cases_needed"] = max(needed) if needed and not unknown else None
             entry["never_settles"] = never
         if route is not None:
             entry.update({k: v for k, v in route.to_json().items() if k not in entry})
@@ -255,20 +257,26 @@ def build_document(
             # the recommendation rests on (corrected for the candidates compared)
             "verdict": rec.get("verdict") or ("pass" if rec["cleared"] else "inconclusive"),
             "reasons": [rec.get("why") or "no candidate was measured"]
-            + [r for r in [rec.get("verdict_reason")] if r],
+            + [r for r in [rec.get("verdict_reason")] if r]
+            + [r for r in [(rec.get("selection") or {}).get("text")] if r],
+            "selection": rec.get("selection"),
             "configured": rec.get("configured"),
             "outcome": rec.get("outcome"),
             "warnings": [w for w in [(rec.get("accept") or {}).get("warning")] if w],
             "ci": rec.get("ci"),
             "level": rec.get("level"),
             "cases_needed": rec.get("cases_needed"),
-            "never_settles": rec.get("verdict") == "inconclusive" and not rec.get("cases_needed"),
+            "never_settles": bool(rec.get("never_settles")),
             "baseline": None,
             "snapshot": None,
             # bench gates nothing: a task blocks nothing, whatever its verdict
             "blocking": False,
             **{k: chosen.get(k) for k in (*figures, "latency_s")},
         }
+        # the mean and n of the sample the bounds rest on (split: one half of the cases)
+        for key in ("quality", "n"):
+            if rec.get(key) is not None:
+                tasks[task][key] = rec[key]
         if not chosen:
             tasks[task]["n"] = 0
     failures = [

@@ -67,6 +67,13 @@ def speed(ratio: float, times: str = "×") -> str:
     return f"{ratio:.1f}{times} faster" if ratio >= 1 else f"{1 / ratio:.1f}{times} slower"
 
 
+def bounds_sample(candidate: Mapping[str, Any]) -> str:
+    """`` (n=3)`` when a candidate's bounds rest on fewer cases than its quality (split:
+    one half), else nothing."""
+    n = candidate.get("bounds_n")
+    return f" (n={n})" if n is not None and n != candidate.get("n") else ""
+
+
 def clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 

@@ -23,6 +23,7 @@ from .document import judge_panels
 from .fmt import (
     acceptance_sentence,
     batch_note,
+    bounds_sample,
     cache_tokens_note,
     clip,
     estimated_note,
@@ -301,6 +302,7 @@ def _outcome(rec: Mapping[str, Any]) -> dict[str, Any]:
         "outcome": str(rec.get("outcome") or ""),
         "configured": _text(rec.get("configured") or "", 60),
         "why": _text(rec.get("why") or "", REASON_CHARS),
+        "selection": _text((rec.get("selection") or {}).get("text") or "", REASON_CHARS),
         "accept": _text(acceptance_sentence(rec), REASON_CHARS),
         "warning": _text((rec.get("accept") or {}).get("warning") or "", REASON_CHARS),
     }
@@ -339,7 +341,11 @@ def outcome_view(doc: Doc) -> dict[str, Any] | None:
         }
         for name, g in groups.items()
     ]
-    change = p.get("quality_change")
+    means = p.get("quality_change")
+    low = p.get("quality_change_low")
+    # bench: the recommended routes' lower bounds lead (the means overstate routes chosen
+    # for their scores)
+    change = means if low is None else low
     return {
         "savings_monthly": money(p.get("savings_monthly")),
         "savings_share": percent(p.get("savings_share")),
@@ -350,6 +356,7 @@ def outcome_view(doc: Doc) -> dict[str, Any] | None:
         "moved": percent(p.get("calls_moved_share")),
         "latency": pace,
         "quality_change": signed(change),
+        "quality_means": None if low is None else signed(means),
         "quality_bad": change is not None and change < 0,
         "rows": rows,
         "without_traffic": [_text(t, 60) for t in p.get("tasks_without_traffic") or []],
@@ -583,7 +590,7 @@ def _card(doc: Doc, task: str, rec: Mapping[str, Any]) -> dict[str, Any]:
                 "route": _text(route, 60),
                 "kind": _text(c.get("kind") or "", 20),
                 "quality": quality(c.get("quality")),
-                "bounds": f"{quality(c.get('low'))}–{quality(c.get('high'))}"
+                "bounds": f"{quality(c.get('low'))}–{quality(c.get('high'))}" + bounds_sample(c)
                 if c.get("low") is not None
                 else "",
                 "cost": money(c.get("cost_per_call")),

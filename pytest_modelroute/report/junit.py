@@ -180,6 +180,7 @@ def _route_properties(t: Mapping[str, Any]) -> dict[str, str]:
     snap = t.get("snapshot") or {}
     base = t.get("baseline") or {}
     ci = t.get("ci") or [None, None]
+    selection = t.get("selection") or {}
     props = {
         "quality": _num(t.get("quality")),
         "threshold": _num(t.get("threshold")),
@@ -206,6 +207,11 @@ def _route_properties(t: Mapping[str, Any]) -> dict[str, str]:
         # bench: the configured route and whether the recommendation changes or keeps it
         "configured_route": _s(t.get("configured")),
         "recommendation": _s(t.get("outcome")),
+        # bench: how the route was chosen (split: the seed and each half's cases)
+        "selection_method": _s(selection.get("method")),
+        "selection_level": _num(selection.get("level")),
+        "selection_seed": _num(selection.get("seed")),
+        "selection_halves": "/".join(str(k) for k in selection.get("halves") or []),
     }
     return {k: v for k, v in props.items() if v != ""}
 

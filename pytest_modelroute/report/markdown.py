@@ -315,7 +315,13 @@ def savings_line(doc: Doc, budget: int) -> str:
     ratio = p.get("latency_ratio")
     if ratio:
         parts.append(speed(ratio))
-    if p.get("quality_change") is not None:
+    if p.get("quality_change_low") is not None:  # bench: plan on the lower bounds
+        parts.append(
+            f"quality {signed(p['quality_change_low'])} by the routes' lower bounds "
+            f"({signed(p.get('quality_change'))} by their means, which overstate a route "
+            "chosen for its scores)"
+        )
+    elif p.get("quality_change") is not None:
         parts.append(f"quality {signed(p['quality_change'])}")
     return _limit(" · ".join(parts), budget)
 

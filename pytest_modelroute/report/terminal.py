@@ -11,6 +11,7 @@ from .document import judge_panels
 from .fmt import (
     acceptance_sentence,
     batch_note,
+    bounds_sample,
     cache_tokens_note,
     clip,
     clip_middle,
@@ -148,7 +149,7 @@ def statistics_rows(doc: dict[str, Any]) -> list[list[str]]:
 
 
 def projection_lines(p: dict[str, Any]) -> list[str]:
-    from .fmt import percent, signed, speed
+    from .fmt import percent, speed
 
     latency = f"; latency {speed(p['latency_ratio'], 'x')}" if p.get("latency_ratio") else ""
     lines = [
@@ -156,9 +157,10 @@ def projection_lines(p: dict[str, Any]) -> list[str]:
         f"{money(p['baseline_monthly'])}/mo -> routed {money(p['routed_monthly'])}/mo, saves "
         f"{money(p['savings_monthly'])}/mo ({money(p['savings_annual'])}/yr, "
         f"{percent(p['savings_share'])})",
-        f"  calls moved off the baseline model {percent(p['calls_moved_share'])}{latency}; "
-        f"quality change {signed(p.get('quality_change'))}",
+        f"  calls moved off the baseline model {percent(p['calls_moved_share'])}{latency}"
+        + quality_change_text(p),
     ]
+    lines = [part for line in lines for part in line.splitlines()]
     today = p.get("vs_configured")
     if today:
         lines += [
@@ -184,6 +186,22 @@ def projection_lines(p: dict[str, Any]) -> list[str]:
         )
     ]
     return lines
+
+
+def quality_change_text(p: dict[str, Any]) -> str:
+    """The projection's quality change: bench leads with the recommended routes' lower
+    bounds (a plan can rest on them), then the means, which overstate a route chosen for
+    its scores (the winner's curse)."""
+    from .fmt import signed
+
+    low = p.get("quality_change_low")
+    if low is None:
+        return f"; quality change {signed(p.get('quality_change'))}"
+    return (
+        f"\n  quality change {signed(low)} by the routes' lower bounds "
+        f"({signed(p.get('quality_change'))} by their means,\n"
+        "  which overstate a route chosen for its scores)"
+    )
 
 
 def recommendation_cell(rec: dict[str, Any]) -> str:
@@ -227,14 +245,18 @@ def recommendation_rows(doc: dict[str, Any]) -> list[list[str]]:
         # one cell, so that the table fits 100 columns: `INCONCLUSIVE ~15`
         cell = verdict.upper() + (f" {settle}" if settle != "-" else "")
         if chosen is None:  # kept on a route this run did not measure
-            rows.append([clip_middle(task, 24), recommendation_cell(rec), *["-"] * 4, cell])
+            rows.append([clip_middle(task, 21), recommendation_cell(rec), *["-"] * 5, cell])
             continue
         ci = rec.get("ci") or [None, None]
+        # the mean and n of the sample the bounds rest on (split: one half of the cases)
+        mean = rec.get("quality", chosen["quality"])
+        n = rec.get("n") or chosen.get("n")
         rows.append(
             [
-                clip_middle(task, 24),
+                clip_middle(task, 21),  # 3 narrower than elsewhere: the n column
                 recommendation_cell(rec),
-                quality(chosen["quality"]),
+                quality(mean),
+                str(n) if n is not None else "-",
                 f"{quality(ci[0])}-{quality(ci[1])}" if ci[0] is not None else "-",
                 money(chosen["cost_per_call"]),
                 versus_baseline(chosen, base),
@@ -299,6 +321,13 @@ def acceptance_lines(doc: dict[str, Any], width: int = 100) -> list[str]:
     return [head, *("  " + line for line in lines)]
 
 
+#: the recommendations' quality is a selected route's mean (see ``quality_change_text``)
+CURSE = (
+    "a recommended route's quality is optimistic: picked for its scores, its mean\n"
+    "overstates it (the winner's curse); plan on its lower bound:"
+)
+
+
 def selection_line(doc: dict[str, Any]) -> str:
     """How the recommendations were chosen (the correction for many candidates), and what
     the bounds and the verdict columns mean."""
@@ -310,18 +339,21 @@ def selection_line(doc: dict[str, Any]) -> str:
     columns = (
         "bounds: the recommended route's, which the verdict rests on; verdict: PASS shown\n"
         "to clear, FAIL shown below (its upper bound is), INCONCLUSIVE the bounds contain the\n"
-        "threshold; cheaper: how many times cheaper per call than the baseline:"
+        "threshold; cheaper: how many times cheaper per call than the baseline;\n" + CURSE
     )
     if how["method"] == "split":
-        sizes = how.get("halves") or []
-        halves = " and ".join(str(k) for k in sizes) + " cases" if sizes else "halves"
         return (
             "recommended routes: per task, the cheapest route shown to clear the threshold,\n"
             "selected on one half of the cases and confirmed on the other by its lower bound\n"
             f"(the quality it reaches with {level_text(how['level'])} confidence); the halves "
             "are drawn from the case\n"
-            f"ids and seed: {how.get('seed', 0)} ({halves}; another seed or "
-            "other ids draw other halves);\n" + columns
+            f"ids and seed: {how.get('seed', 0)} (another seed or other ids draw other "
+            "halves);\n" + halves_text(recs) + ";\n"
+            "quality, n and bounds: the recommended route's on the half the verdict rests on\n"
+            "(the confirming half once it is confirmed, else the selecting half); verdict: PASS\n"
+            "shown to clear, FAIL shown below (its upper bound is), INCONCLUSIVE the bounds\n"
+            "contain the threshold; cheaper: how many times cheaper per call than the baseline;\n"
+            + CURSE
         )
     # each task's bound is raised for its own number of candidates (a task whose cases
     # allow cascades compares many more): name the range, not the first task's level
@@ -338,12 +370,30 @@ def selection_line(doc: dict[str, Any]) -> str:
     )
 
 
+def halves_text(recs: dict[str, Any], width: int = 100) -> str:
+    """Each task's halves (cases to select on / to confirm on): once when every task's are
+    the same, else per task (tasks have their own cases)."""
+    sizes = {
+        task: "/".join(str(k) for k in r["selection"].get("halves") or [])
+        for task, r in recs.items()
+        if r.get("selection")
+    }
+    if len(set(sizes.values())) == 1:
+        return f"cases to select on / to confirm on: {next(iter(sizes.values()))}"
+    text = "cases to select on / to confirm on, by task: " + ", ".join(
+        f"{task} {halves}" for task, halves in sizes.items()
+    )
+    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False, break_long_words=False))
+
+
 def candidate_lines(task: str, rec: dict[str, Any]) -> list[str]:
     rows = [
         [
             clip(c["route"], 34),
             quality(c["quality"]),
-            "-" if c.get("low") is None else f"{quality(c['low'])}-{quality(c.get('high'))}",
+            "-"
+            if c.get("low") is None
+            else f"{quality(c['low'])}-{quality(c.get('high'))}{bounds_sample(c)}",
             money(c["cost_per_call"]),
             money(c["cost_per_quality_point"]),
             f"{c['latency_s']:.2f}s",
@@ -403,10 +453,10 @@ def write_summary(
                 tr.write_line(line)
             for i, line in enumerate(
                 table(
-                    ["task", "recommendation", "quality", "bounds", "cost/call", "cheaper"]
+                    ["task", "recommendation", "quality", "n", "bounds", "cost/call", "cheaper"]
                     + ["verdict"],
                     rows,
-                    "<<>>>><",
+                    "<<>>>>><",
                 )
             ):
                 verdict = rows[i - 2][-1].split()[0] if i >= 2 else ""
@@ -417,9 +467,14 @@ def write_summary(
                     yellow=verdict == "INCONCLUSIVE",
                 )
             if any(len(row[-1].split()) > 1 for row in rows):
+                split = any(
+                    (r.get("selection") or {}).get("method") == "split"
+                    for r in doc.get("recommendations", {}).values()
+                )
                 tr.write_line(
-                    "(INCONCLUSIVE ~N: about N cases would settle it at this spread; never: its "
-                    "estimate is on its bar)"
+                    "(INCONCLUSIVE ~N: about N cases"
+                    + (" in all, both halves," if split else "")
+                    + " would settle it at this spread; never: its estimate is on its bar)"
                 )
             for line in recommendation_summary(doc):
                 tr.write_line(line)
