@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -173,6 +173,9 @@ class ModelRouteReporter:
         self.notes: list[str] = []
         #: per model whose server queued our calls: what each process saw (Runner.queues)
         self.queues: dict[str, dict[str, Any]] = {}
+        #: per model, the one concurrency its shown latencies were measured at (see
+        #: measured_at)
+        self.measured_at: dict[str, int | None] = {}
         self.written: list[tuple[str, Path]] = []
         self.estimated = False
         self.progress: WorkerProgress | None = None
@@ -456,6 +459,10 @@ class ModelRouteReporter:
                 share = agg.to_json().get("stage_share")  # type: ignore[assignment]
             kinds = {state.providers[m].latency_kind for m in [*models, baseline]}
             queued = tuple(sorted({m for m in [*models, baseline] if m in self.queues}))
+            # measured latencies compare only at one concurrency (a busier client and
+            # server answer slower): the one each model's shown latencies were measured at
+            at = {self.measured_at.get(m) for m in [*models, baseline]}
+            alike = kinds != {"measured"} or (len(at) == 1 and None not in at)
             figures[task] = TaskFigures(
                 complexity=self._complexity(task),
                 route_cost=cost,
@@ -466,7 +473,7 @@ class ModelRouteReporter:
                 baseline_quality=base.quality,
                 moved=moved_share(list(models), baseline, share),  # type: ignore[arg-type]
                 latency_comparable=(
-                    len(kinds) == 1 and latency > 0 and base.latency_s > 0 and not queued
+                    len(kinds) == 1 and latency > 0 and base.latency_s > 0 and not queued and alike
                 ),
                 queued=queued,
             )
@@ -478,6 +485,7 @@ class ModelRouteReporter:
         order = sorted(by, key=lambda n: (by[n].task, by[n].file, by[n].case, by[n].route))
         results = [self.results[n] for n in order]
         self.aggregates = aggregate(results)
+        self.measured_at = measured_at(state, results)
         tasks = sorted({r.task for r in results if not is_calibration(r)})
         ledgers = list(self.ledgers)
         if state._runner is not None:
@@ -548,7 +556,7 @@ class ModelRouteReporter:
                 "output": batch.output,
                 "source": batch.source,
             }
-        extra["latency"] = latency_block(state, self.queues)
+        extra["latency"] = latency_block(state, self.queues, self.measured_at)
         self.doc = build_document(
             mode=self.mode,
             config_path=str(state.config.path),
@@ -857,17 +865,34 @@ def batch_priced(state: RunState, ledgers: list[dict[str, Any]]) -> set[str]:
     return {a for a in aliases if a in state.config.models and a in state.pricing}
 
 
-def latency_block(state: RunState, queues: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
-    """How the latencies were obtained, and at which concurrency, per model; for a model
-    whose server queued our calls (``queues``, see ``Runner.queues``), the slots it reports
-    or the slowdown seen, the ``concurrency:`` to set, and its note."""
-    runner = state.runner
+def measured_at(state: RunState, results: Iterable[CaseResult]) -> dict[str, int | None]:
+    """Per model, the concurrency its answers' latencies were measured at (answers from
+    the cache keep the earlier run's); None when they were measured at several, or some at
+    one not known (cached by an older version). A model with no answer shown: this run's."""
+    seen: dict[str, set[int | None]] = {}
+    for result in results:
+        for call in result.calls:
+            if call.error is None and call.batch is None:
+                seen.setdefault(call.model, set()).add(call.concurrency)
+    out: dict[str, int | None] = {}
+    for alias in state.providers:
+        values = seen.get(alias) or {state.runner.concurrency_total(alias)}
+        out[alias] = next(iter(values)) if len(values) == 1 else None
+    return out
+
+
+def latency_block(
+    state: RunState,
+    queues: Mapping[str, dict[str, Any]],
+    at: Mapping[str, int | None],
+) -> dict[str, Any]:
+    """How the latencies were obtained, and at which concurrency (``at``, see
+    ``measured_at``), per model; for a model whose server queued the calls the latencies
+    shown come from (``queues``, see ``Runner.queues``), the slots it reports or the
+    slowdown seen, the ``concurrency:`` to set, and its note."""
     models: dict[str, Any] = {}
     for alias, provider in state.providers.items():
-        models[alias] = {
-            "kind": provider.latency_kind,
-            "concurrency": runner.concurrency_total(alias),
-        }
+        models[alias] = {"kind": provider.latency_kind, "concurrency": at.get(alias)}
         if alias in queues:
             queue = queues[alias]
             models[alias].update(
@@ -875,6 +900,7 @@ def latency_block(state: RunState, queues: Mapping[str, dict[str, Any]]) -> dict
                 slots=queue.get("slots"),
                 slowdown=queue.get("slowdown"),
                 suggestion=queue["suggestion"],
+                cached=bool(queue.get("cached")),
                 note=queue_note(alias, queue),
             )
     return {"measured": LATENCY_MEASURED, "models": models}

@@ -297,3 +297,87 @@ def test_cache_tokens_are_shown_apart(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines([f"*{note}*"])
     footer = render_markdown(doc).rsplit("<sub>", 1)[1]  # the PR comment's footer
     assert note in footer and note in render_html(doc)
+
+
+def two_servers(pytester: pytest.Pytester, one: WireServer, two: WireServer, m: str = "") -> None:
+    """Route m on ``one`` (``m``: its extra settings), baseline b on ``two``, 8 cases."""
+    rows = "".join(f"  - {{id: c{i:02d}, vars: {{n: {i}}}}}\n" for i in range(8))
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": (
+                "models:\n"
+                f'  m: {{provider: openai, model: m-1, base_url: "{one.openai_url}", '
+                f"price: {{input: 1, output: 1}}{m}}}\n"
+                f'  b: {{provider: openai, model: b-1, base_url: "{two.openai_url}", '
+                "price: {input: 10, output: 10}}\n"
+                "baseline: b\nthreshold: 1.0\nroutes: {echo: m}\ntraffic: {echo: 1000}\n"
+            ),
+            "cases/echo.yaml": CASES + rows,
+        },
+    )
+
+
+def test_latencies_measured_at_different_concurrency_are_not_compared(
+    pytester: pytest.Pytester,
+) -> None:
+    """Two identical servers, the route's model at concurrency 1 and the baseline at the
+    default 8: the audit's runs called the route 1.1x to 2.0x faster (our own client's
+    work on eight calls at once), so the projection gives no ratio and says why."""
+    with WireServer(latency_s=0.05) as one, WireServer(latency_s=0.05) as two:
+        two_servers(pytester, one, two, ", concurrency: 1")
+        result, doc = run_json(pytester, "--model-route")
+    assert result.ret == 0, result.stdout.str()
+    models = doc["latency"]["models"]
+    assert (models["m"]["concurrency"], models["b"]["concurrency"]) == (1, 8)
+    assert doc["projection"]["latency_ratio"] is None
+    assert doc["projection"]["latency_not_compared"] == ["echo"]
+    assert "latency" not in result.stdout.str().split("projection (")[1].split("\n")[1]
+
+
+def test_a_latency_ratio_within_noise_reads_about_the_same() -> None:
+    from pytest_modelroute.projection import TaskFigures, project
+    from pytest_modelroute.report.fmt import pace
+
+    def figures(route: float, base: float) -> dict[str, TaskFigures]:
+        return {"t": TaskFigures("low", 0.1, 1.0, route, base, 4.0, 4.0, 1.0)}
+
+    for route, base, same in ((1.0, 1.2, True), (1.2, 1.0, True), (1.0, 1.3, False),
+                              (0.02, 0.06, True), (0.2, 0.3, False)):  # fmt: skip
+        p = project({"t": 100}, figures(route, base))
+        assert p["latency_ratio"] == pytest.approx(base / route)
+        assert p["latency_same"] is same, (route, base)
+        assert (pace(p) == "about the same") is same
+    assert pace(project({"t": 100}, figures(1.0, 2.0))) == "2.0× faster"
+    assert pace(project({"t": 100}, figures(2.0, 1.0)), "x") == "2.0x slower"
+
+
+def test_a_warm_rerun_reports_the_concurrency_its_cached_latencies_were_measured_at(
+    pytester: pytest.Pytester,
+) -> None:
+    """The route's model on a one-slot server at the default concurrency (8), then the
+    user follows the advice, sets 'concurrency: 1' and reruns on the same cache: the 32
+    cached latencies are still the queued ones of the first run, so the reports say
+    concurrency 8 and the queue, and leave them out of the ratio (the audit's warm rerun
+    said 'm at concurrency 1', no note, 'latency 3.6x slower'); refreshed, they are
+    measured at 1."""
+    with WireServer(latency_s=0.05, slots=1) as one, WireServer(latency_s=0.05) as two:
+        two_servers(pytester, one, two)
+        _, cold = run_json(pytester, "--model-route")
+        two_servers(pytester, one, two, ", concurrency: 1")
+        result, warm = run_json(pytester, "--model-route", "--model-route-report-dir", "out")
+        _, fresh = run_json(pytester, "--model-route", "--model-route-cache=refresh")
+    assert cold["latency"]["models"]["m"]["queued"] is True
+    assert warm["spend"]["api_calls"] == 0
+    m = warm["latency"]["models"]["m"]
+    assert (m["concurrency"], m["queued"], m["cached"], m["slots"]) == (8, True, True, 1), m
+    assert {c["concurrency"] for r in warm["results"] for c in r["calls"]} == {8}
+    assert warm["projection"]["latency_ratio"] is None
+    assert warm["projection"]["latency_queued"] == ["m"]
+    out = result.stdout.str()
+    assert "the cached answers this run shows were measured with up to 8 sent" in out, out
+    comment = (pytester.path / "out" / "comment.md").read_text(encoding="utf-8")
+    assert "m, b at concurrency 8" in comment and "measured by an earlier run" in comment
+    assert "m at concurrency 1" not in comment and "slower" not in comment
+    m = fresh["latency"]["models"]["m"]
+    assert (m["concurrency"], "queued" in m) == (1, False), m

@@ -39,6 +39,7 @@ def result_json(data: Mapping[str, Any]) -> dict[str, Any]:
             "cache_write_tokens": c["usage"]["cache_write_tokens"],
             "estimated": c["usage"]["estimated"],
             "latency_s": c["latency_s"],
+            "concurrency": c.get("concurrency"),
             "cached": c["cached"],
             "error": c["error"],
             "model_version": c["model_version"],
@@ -95,6 +96,7 @@ def result_from_json(entry: Mapping[str, Any]) -> CaseResult:
             c["model_version"],
             c["truncated"],
             c.get("batch"),
+            c.get("concurrency"),
         )  # fmt: skip
         for c in entry["calls"]
     ]

@@ -67,6 +67,15 @@ def speed(ratio: float, times: str = "×") -> str:
     return f"{ratio:.1f}{times} faster" if ratio >= 1 else f"{1 / ratio:.1f}{times} slower"
 
 
+def pace(projection: Mapping[str, Any], times: str = "×") -> str:
+    """The projection's latency ratio in words (see ``speed``): ``about the same`` when it
+    is within measurement noise; ``""`` when there is none."""
+    ratio = projection.get("latency_ratio")
+    if not ratio:
+        return ""
+    return "about the same" if projection.get("latency_same") else speed(ratio, times)
+
+
 def clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
@@ -133,7 +142,8 @@ def latency_note(doc: Mapping[str, Any]) -> str:
     for alias, m in models.items():
         groups.setdefault((m.get("concurrency"), m.get("kind")), []).append(alias)
     parts = [
-        f"{', '.join(aliases)} at {'concurrency ' if i == 0 else ''}{concurrency}"
+        f"{', '.join(aliases)} at {'concurrency ' if i == 0 else ''}"
+        + (f"{concurrency}" if concurrency is not None else "several (cached answers)")
         + (f" ({kind})" if kind not in (None, "measured") else "")
         for i, ((concurrency, kind), aliases) in enumerate(groups.items())
     ]
@@ -144,9 +154,12 @@ def latency_note(doc: Mapping[str, Any]) -> str:
                 if m.get("slots")
                 else f"{m.get('slowdown') or 0:.1f}x slower with others in flight"
             )
+            fix = f"set 'concurrency: {m.get('suggestion')}'"
+            if m.get("cached"):  # measured by an earlier run, at its concurrency
+                fix = f"measured by an earlier run: {fix} and use --model-route-cache=refresh"
             parts.append(
                 f"{alias}'s server queued our calls ({why}): its latencies include the wait, "
-                f"left out of the latency comparison; set 'concurrency: {m.get('suggestion')}'"
+                f"left out of the latency comparison; {fix}"
             )
     return "latency per call, request to answer: " + "; ".join(parts) if parts else ""
 

@@ -29,10 +29,10 @@ from .fmt import (
     latency_note,
     level_text,
     money,
+    pace,
     percent,
     quality,
     signed,
-    speed,
     stage_names,
     stage_shares,
     stage_text,
@@ -314,11 +314,7 @@ def outcome_view(doc: Doc) -> dict[str, Any] | None:
     p = doc.get("projection")
     if not p:
         return None
-    latency = p.get("latency_ratio")
-    if latency:
-        pace = speed(latency)
-    else:
-        pace = "-"
+    latency = pace(p) or "-"
     groups = p.get("by_complexity") or {}
     scale = max(
         [g.get("baseline_monthly") or 0 for g in groups.values()]
@@ -348,7 +344,7 @@ def outcome_view(doc: Doc) -> dict[str, Any] | None:
         "routed_monthly": money(p.get("routed_monthly")),
         "calls_monthly": f"{p.get('calls_monthly') or 0:,.0f}",
         "moved": percent(p.get("calls_moved_share")),
-        "latency": pace,
+        "latency": latency,
         "quality_change": signed(change),
         "quality_bad": change is not None and change < 0,
         "rows": rows,

@@ -29,10 +29,10 @@ from .fmt import (
     latency_note,
     level_text,
     money,
+    pace,
     percent,
     quality,
     signed,
-    speed,
     stage_shares,
     stage_text,
     suite_sentence,
@@ -320,9 +320,8 @@ def savings_line(doc: Doc, budget: int) -> str:
         f"all-{base} at {usd(p.get('baseline_monthly'))}/month)",
         f"{percent(p.get('calls_moved_share'))} of calls on cheaper models",
     ]
-    ratio = p.get("latency_ratio")
-    if ratio:
-        parts.append(speed(ratio))
+    if pace(p):
+        parts.append(f"latency {pace(p)}" if p.get("latency_same") else pace(p))
     if p.get("quality_change") is not None:
         parts.append(f"quality {signed(p['quality_change'])}")
     return _limit(" · ".join(parts), budget)

@@ -148,9 +148,9 @@ def statistics_rows(doc: dict[str, Any]) -> list[list[str]]:
 
 
 def projection_lines(p: dict[str, Any]) -> list[str]:
-    from .fmt import percent, signed, speed
+    from .fmt import pace, percent, signed
 
-    latency = f"; latency {speed(p['latency_ratio'], 'x')}" if p.get("latency_ratio") else ""
+    latency = f"; latency {pace(p, 'x')}" if pace(p) else ""
     lines = [
         f"projection ({p['calls_monthly']:,.0f} calls/month): baseline "
         f"{money(p['baseline_monthly'])}/mo -> routed {money(p['routed_monthly'])}/mo, saves "
