@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from suite import run_json, write
-from wire_server import WireServer, WireUsage, last_user_text
+from wire_server import Fault, WireServer, WireUsage, last_user_text
 
 from pytest_modelroute.config import ModelConfig, Price
 from pytest_modelroute.prices import resolve_pricing
@@ -381,3 +381,22 @@ def test_a_warm_rerun_reports_the_concurrency_its_cached_latencies_were_measured
     assert "m at concurrency 1" not in comment and "slower" not in comment
     m = fresh["latency"]["models"]["m"]
     assert (m["concurrency"], "queued" in m) == (1, False), m
+
+
+def test_the_sdks_retry_wait_is_not_the_models_latency(pytester: pytest.Pytester) -> None:
+    """The first request gets a 429 asking for a second's wait; the SDK waits and retries
+    it: that call's latency is its answered attempt's, not the wait (the audit's run
+    recorded 2.131 s for a 50 ms server after a 'retry-after: 2')."""
+    with WireServer(latency_s=0.05) as server:
+        server.script([Fault("status", status=429, retry_after_ms=None, retry_after="1")])
+        suite(pytester, server, 4, price="{input: 1, output: 1}", concurrency=1)
+        result, doc = run_json(pytester, "--model-route")
+        faults = [r.fault for r in server.requests]
+        handled = {last_user_text(body): took for body, took in server.handled}
+    assert result.ret == 0, result.stdout.str()
+    assert faults.count("429") == 1 and len(faults) == 5, faults  # the SDK retried it
+    latency = {
+        f"number {int(r['case'][1:])}": c["latency_s"] for r in doc["results"] for c in r["calls"]
+    }
+    overhead = {prompt: latency[prompt] - handled[prompt] for prompt in latency}
+    assert all(0 <= o < 0.5 for o in overhead.values()), overhead
