@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import statistics
 import threading
 import time
 from pathlib import Path
@@ -53,29 +52,36 @@ def call_latencies(doc: dict[str, Any]) -> list[float]:
     return [c["latency_s"] for r in doc["results"] for c in r["calls"]]
 
 
+#: the known latency of the server the latency test measures, and the bound it holds every
+#: call to (the README states it): 20 % of it, the issue's criterion
+KNOWN_LATENCY_S = 1.0
+LATENCY_BOUND = 0.2
+
+
 def test_latency_is_the_servers_for_every_call_the_first_included(
     pytester: pytest.Pytester,
 ) -> None:
     """A fresh interpreter (the SDK not yet imported, no client yet), a server answering in
-    50 ms, one call at a time: each call's overhead (its recorded latency less the server's
-    own time on it) is the client's and the socket's only, the first call's within 0.1 s
-    of the others' (the issue's first calls were 1.1 s against later 0.09 s: the timer
-    started before the SDK's import; at a load of 8 on two cores the first call's overhead
-    measured 0.02-0.06 s, the others' 0.01-0.04 s)."""
-    with WireServer(latency_s=0.05) as server:
-        suite(pytester, server, 8, price="{input: 1, output: 1}", concurrency=1)
+    1 s, sixteen calls at the default concurrency (8): every call's recorded latency
+    exceeds the server's own time on it by at most 20 % of 1 s, the first call included
+    (the issue's first calls were 1.1 s against later 0.09 s: the timer started before
+    the SDK's import). The bound leaves room for our own client's work on eight calls at
+    once on two loaded cores: at load 7-10 it measured a median of 11 ms a call, mostly
+    under 40 ms, once 108 ms."""
+    with WireServer(latency_s=KNOWN_LATENCY_S) as server:
+        suite(pytester, server, 16, price="{input: 1, output: 1}")
         result, doc = run_json(pytester, "--model-route", subprocess=True)
         handled = {last_user_text(body): took for body, took in server.handled}
         arrived = [last_user_text(r.body) for r in server.requests]  # in order
     latency = {
         f"number {int(r['case'][1:])}": c["latency_s"] for r in doc["results"] for c in r["calls"]
     }
-    assert len(latency) == len(arrived) == 8, result.stdout.str()
-    overhead = [latency[prompt] - handled[prompt] for prompt in arrived]
-    assert all(o >= 0 for o in overhead), overhead  # the server's time is in every call's
-    first, later = overhead[0], statistics.median(overhead[1:])
-    assert first <= later + 0.1, overhead
-    assert doc["latency"]["models"]["m"] == {"kind": "measured", "concurrency": 1}
+    assert len(latency) == len(arrived) == 16, result.stdout.str()
+    assert doc["latency"]["models"]["m"] == {"kind": "measured", "concurrency": 8}
+    for prompt in arrived:  # the first call first
+        took = handled[prompt]  # the server's own time, at least KNOWN_LATENCY_S
+        assert took >= KNOWN_LATENCY_S and latency[prompt] >= took, (prompt, latency, handled)
+        assert latency[prompt] - took <= LATENCY_BOUND * KNOWN_LATENCY_S, (prompt, latency)
 
 
 def test_a_server_with_fewer_slots_than_our_concurrency_is_named_once(
