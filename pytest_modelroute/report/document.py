@@ -302,16 +302,19 @@ def build_document(
 
 
 def mark_shared(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``results`` with each call row marked ``shared`` when an earlier row holds the same
-    call (a judge's verdict on the same answer of a route and of the baseline, a cascade's
-    stage another route asks too): made, and paid, once, so that a sum over the rows not
-    cached and not shared is what the run spent."""
+    """``results`` with each answered call row marked ``shared`` when an earlier row holds
+    the same call (a judge's verdict on the same answer of a route and of the baseline, a
+    cascade's stage another route asks too), made in this run or taken from the cache:
+    answered, and paid, once. So a sum over the rows not shared is what the results
+    represent (route and judge cost), and over those not cached either what the run
+    spent. (Two aliases of one model share a call: the report prices it for each alias,
+    the rows count it once.)"""
     seen: set[str] = set()
     for result in results:
         for call in result["calls"]:
-            made = call["error"] is None and not call["cached"]
-            call["shared"] = made and call["key"] in seen
-            if made:
+            answered = call["error"] is None
+            call["shared"] = answered and call["key"] in seen
+            if answered:
                 seen.add(call["key"])
     return results
 
