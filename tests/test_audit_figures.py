@@ -4,6 +4,8 @@ against what the other reports print for the same run."""
 
 from __future__ import annotations
 
+import copy
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -129,3 +131,31 @@ def test_the_pr_comment_shows_the_stage_share_its_glossary_explains() -> None:
     markdown = render_markdown(doc)
     assert "| cascade:small&gt;mid&gt;big (small 85% · mid 15%) |" in markdown
     assert "**stage share**" in markdown
+
+
+def test_a_detectable_difference_beyond_the_scale_reads_too_few_cases(example_run) -> None:  # type: ignore[no-untyped-def]
+    """The example's comparisons with the baseline rest on 3-5 cases: the formula gives
+    4.5-6.1, more than any difference on the 1-5 scale (the audit's terminal printed
+    'vs baseline opus ... detects 6.07'); every report says '> 4 (too few cases)'."""
+    doc = example_run.doc
+    beyond = {
+        task: t["baseline"]["detectable"]
+        for task, t in doc["tasks"].items()
+        if (t.get("baseline") or {}).get("detectable", 0) > 4
+    }
+    assert beyond  # the example has such comparisons
+    table = example_run.stdout.split("paired comparisons")[1].split("\n\n")[0]
+    for task in beyond:
+        row = next(
+            line
+            for line in table.splitlines()
+            if line.strip().startswith(task[:20]) and "vs baseline" in line
+        )
+        assert row.rstrip().endswith("> 4 (too few cases)"), row
+    shown = [float(x) for x in re.findall(r"\]\s+(\d+\.\d\d)", table)]
+    assert shown and max(shown) <= 4, table
+    task, difference = next(iter(beyond.items()))
+    wide = copy.deepcopy(doc)  # a task whose main comparison is as coarse
+    wide["tasks"][task]["detectable"]["difference"] = difference
+    assert "> 4 (too few cases)" in render_markdown(wide)
+    assert "&gt; 4 (too few cases) vs" in render_html(wide)

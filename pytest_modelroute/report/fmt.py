@@ -67,6 +67,18 @@ def speed(ratio: float, times: str = "×") -> str:
     return f"{ratio:.1f}{times} faster" if ratio >= 1 else f"{1 / ratio:.1f}{times} slower"
 
 
+#: the widest difference in quality there can be (the scale runs 1 to 5: stats.SCALE)
+SCALE_WIDTH = 4.0
+
+
+def detectable(difference: float) -> str:
+    """The smallest difference a comparison could detect: ``0.85``, or, when the formula
+    gives more than the scale allows, ``> 4 (too few cases)``."""
+    if difference > SCALE_WIDTH:
+        return f"> {SCALE_WIDTH:g} (too few cases)"
+    return f"{difference:.2f}"
+
+
 def pace(projection: Mapping[str, Any], times: str = "×") -> str:
     """The projection's latency ratio in words (see ``speed``): ``about the same`` when it
     is within measurement noise; ``""`` when there is none."""

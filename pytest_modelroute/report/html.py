@@ -25,6 +25,7 @@ from .fmt import (
     batch_note,
     cache_tokens_note,
     clip,
+    detectable,
     estimated_note,
     latency_note,
     level_text,
@@ -493,7 +494,7 @@ def _mcnemar(snap: Mapping[str, Any]) -> str:
 def _detects(seen: Mapping[str, Any] | None) -> str:
     if not seen or seen.get("difference") is None:
         return ""
-    return f"{seen['difference']:.2f} vs {_text(seen.get('against'), 20)}"
+    return f"{detectable(seen['difference'])} vs {_text(seen.get('against'), 20)}"
 
 
 def _base_diff(doc: Doc, task: str, t: Mapping[str, Any], route: str) -> str:

@@ -25,6 +25,7 @@ from .fmt import (
     batch_note,
     cache_tokens_note,
     clip,
+    detectable,
     estimated_note,
     latency_note,
     level_text,
@@ -417,7 +418,7 @@ def _task_cells(name: str, t: Mapping[str, Any]) -> list[str]:
     seen = t.get("detectable") or {}
     detect = "–"
     if seen:
-        detect = "–" if seen.get("difference") is None else f"{seen['difference']:.2f}"
+        detect = "–" if seen.get("difference") is None else detectable(seen["difference"])
         if seen.get("thin"):
             detect += " ⚠️ thin"
     route = escape_md_cell(t.get("route") or "-", 50)

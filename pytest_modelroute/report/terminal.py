@@ -14,6 +14,7 @@ from .fmt import (
     cache_tokens_note,
     clip,
     clip_middle,
+    detectable,
     estimated_note,
     latency_note,
     level_text,
@@ -122,7 +123,7 @@ def comparison_rows(doc: dict[str, Any]) -> list[list[str]]:
 
 def detects(difference: float | None, thin: bool | None) -> str:
     """The smallest difference a comparison could detect, marked when too coarse."""
-    text = "-" if difference is None else f"{difference:.2f}"
+    text = "-" if difference is None else detectable(difference)
     return text + (" THIN" if thin else "")
 
 
