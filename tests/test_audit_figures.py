@@ -115,9 +115,9 @@ def test_the_terminal_says_what_below_means(pytester: pytest.Pytester) -> None:
     result, doc = run_json(pytester, "--model-route")
     below = sum(1 for r in doc["results"] if r["status"] == "below")
     assert below > 0
-    result.stdout.fnmatch_lines(
-        [f"{below} case results scored below the case's bar ('b', 'below'): measured, not *"]
-    )
+    said = " ".join(result.stdout.str().split())  # the sentence is wrapped
+    assert f"{below} case results scored below the case's bar (" in said
+    assert "'b', 'below'): measured, not failed; each counts in its task's quality" in said
     result.stdout.fnmatch_lines(["spend: *results represent $*", " results represent: what *"])
 
 
@@ -159,3 +159,20 @@ def test_a_detectable_difference_beyond_the_scale_reads_too_few_cases(example_ru
     wide["tasks"][task]["detectable"]["difference"] = difference
     assert "> 4 (too few cases)" in render_markdown(wide)
     assert "&gt; 4 (too few cases) vs" in render_html(wide)
+
+
+def test_the_terminal_and_the_html_count_the_same_results_below_their_bar(example_run) -> None:  # type: ignore[no-untyped-def]
+    """The example: 14 results below their case's bar, 9 of them the tasks' routes' (the
+    HTML's filter) and 5 the baseline's. The terminal said '14 case results scored below'
+    and the HTML 'Below bar (9)'; now each says whose results it counts."""
+    doc = example_run.doc
+    below = [r for r in doc["results"] if r["status"] == "below"]
+    routes = [r for r in below if r["route"] == doc["tasks"][r["task"]]["route"]]
+    base = [r for r in below if r not in routes and r["route"] == doc["baseline"]]
+    assert len(routes) + len(base) == len(below) and routes and base
+    said = " ".join(example_run.stdout.split())  # the sentence is wrapped
+    assert (
+        f"{len(below)} case results scored below the case's bar ({len(routes)} on the tasks' "
+        f"routes, {len(base)} on the baseline; 'b', 'below')"
+    ) in said
+    assert f"Route below bar ({len(routes)})" in render_html(doc)

@@ -79,6 +79,25 @@ def detectable(difference: float) -> str:
     return f"{difference:.2f}"
 
 
+def below_counts(doc: Mapping[str, Any]) -> dict[str, int]:
+    """Case results below their case's bar, by whose they are: the task's route's (the
+    HTML's filter shows these), the baseline's, another route's (bench's candidates)."""
+    tasks = doc.get("tasks") or {}
+    counts = {"route": 0, "baseline": 0, "other": 0}
+    for r in doc.get("results") or ():
+        if r.get("status") == "below":
+            route = r.get("route")
+            whose = (
+                "route"
+                if route == (tasks.get(r.get("task")) or {}).get("route")
+                else "baseline"
+                if route == doc.get("baseline")
+                else "other"
+            )
+            counts[whose] += 1
+    return counts
+
+
 def pace(projection: Mapping[str, Any], times: str = "×") -> str:
     """The projection's latency ratio in words (see ``speed``): ``about the same`` when it
     is within measurement noise; ``""`` when there is none."""

@@ -11,6 +11,7 @@ from .document import judge_panels
 from .fmt import (
     acceptance_sentence,
     batch_note,
+    below_counts,
     cache_tokens_note,
     clip,
     clip_middle,
@@ -485,11 +486,21 @@ def write_summary(
                 f"  routed counts {len(unproven)} task(s) on the route they keep, not shown to "
                 "clear the threshold"
             )
-    below = sum(1 for r in doc.get("results") or () if r.get("status") == "below")
+    counts = below_counts(doc)
+    below = sum(counts.values())
     if below:  # pytest's own count says "below" and its progress "b": say what they are
+        whose = ", ".join(
+            f"{n:,} {label}"
+            for n, label in (
+                (counts["route"], "on the tasks' routes"),
+                (counts["baseline"], "on the baseline"),
+                (counts["other"], "on other candidates"),
+            )
+            if n
+        )
         sentence = (
-            f"{below:,} case result{'s' * (below != 1)} scored below the case's bar ('b', "
-            "'below'): measured, not failed; each counts in its task's quality"
+            f"{below:,} case result{'s' * (below != 1)} scored below the case's bar ({whose}; "
+            "'b', 'below'): measured, not failed; each counts in its task's quality"
         )
         for line in textwrap.wrap(sentence, 100, subsequent_indent="  "):
             tr.write_line(line)
