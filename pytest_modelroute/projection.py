@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-#: a latency ratio within this factor either way, or a mean difference per call under
-#: LATENCY_NOISE_S, is within what our own client's overhead and a loaded machine move it
-#: (two identical servers measured 1.2x apart): reported as "about the same"
+#: a ratio of measured latencies within this factor either way, or a mean difference per
+#: call under LATENCY_NOISE_S, is within what our own client's overhead and a loaded
+#: machine move it (two identical servers measured 1.2x apart): reported as "about the
+#: same" (simulated and recorded latencies have no such noise)
 LATENCY_NOISE_RATIO = 1.25
 LATENCY_NOISE_S = 0.05
 
@@ -31,12 +32,15 @@ class TaskFigures:
     latency_comparable: bool = True
     #: the task's models (route's or baseline) whose server queued our calls
     queued: tuple[str, ...] = ()
+    #: the latencies were measured (not simulated or recorded), so they carry noise
+    measured: bool = False
 
 
 def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> dict[str, Any]:
     """Monthly and annual cost, savings by complexity, calls moved, latency, quality."""
     by_complexity: dict[str, dict[str, float]] = {}
     calls = moved = base_latency = route_latency = timed = 0.0
+    noisy = False  # a measured latency is in the ratio
     quality_diff = 0.0
     quality_calls = 0.0
     per_task: dict[str, Any] = {}
@@ -66,6 +70,7 @@ def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> d
             base_latency += volume * f.baseline_latency
             route_latency += volume * f.route_latency
             timed += volume
+            noisy = noisy or f.measured
         else:
             unlike.append(task)
             queued.update(f.queued)
@@ -90,6 +95,7 @@ def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> d
         "latency_ratio": ratio,
         #: the ratio is within measurement noise (see LATENCY_NOISE_RATIO)
         "latency_same": ratio is not None
+        and noisy
         and (
             1 / LATENCY_NOISE_RATIO <= ratio <= LATENCY_NOISE_RATIO
             or abs(base_latency - route_latency) / timed < LATENCY_NOISE_S

@@ -476,6 +476,7 @@ class ModelRouteReporter:
                     len(kinds) == 1 and latency > 0 and base.latency_s > 0 and not queued and alike
                 ),
                 queued=queued,
+                measured="measured" in kinds,
             )
         return figures
 

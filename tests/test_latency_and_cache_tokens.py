@@ -345,8 +345,8 @@ def test_a_latency_ratio_within_noise_reads_about_the_same() -> None:
     from pytest_modelroute.projection import TaskFigures, project
     from pytest_modelroute.report.fmt import pace
 
-    def figures(route: float, base: float) -> dict[str, TaskFigures]:
-        return {"t": TaskFigures("low", 0.1, 1.0, route, base, 4.0, 4.0, 1.0)}
+    def figures(route: float, base: float, measured: bool = True) -> dict[str, TaskFigures]:
+        return {"t": TaskFigures("low", 0.1, 1.0, route, base, 4.0, 4.0, 1.0, measured=measured)}
 
     for route, base, same in ((1.0, 1.2, True), (1.2, 1.0, True), (1.0, 1.3, False),
                               (0.02, 0.06, True), (0.2, 0.3, False)):  # fmt: skip
@@ -355,6 +355,9 @@ def test_a_latency_ratio_within_noise_reads_about_the_same() -> None:
         assert p["latency_same"] is same, (route, base)
         assert (pace(p) == "about the same") is same
     assert pace(project({"t": 100}, figures(1.0, 2.0))) == "2.0× faster"
+    # simulated latencies carry no measurement noise: the example's 4 ms against 9 ms
+    assert pace(project({"t": 100}, figures(0.004, 0.009, measured=False))) == "2.2× faster"
+    assert pace(project({"t": 100}, figures(1.0, 1.2, measured=False))) == "1.2× faster"
     assert pace(project({"t": 100}, figures(2.0, 1.0)), "x") == "2.0x slower"
 
 
