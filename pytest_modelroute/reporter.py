@@ -853,7 +853,8 @@ class ModelRouteReporter:
 
 LATENCY_MEASURED = (
     "mean per call, from the moment its request is handed to the provider's client to its "
-    "answer: client start-up, SDK imports and calls waiting for a concurrency slot excluded"
+    "answer: client start-up, SDK imports, calls waiting for a concurrency slot and the "
+    "SDK's retried attempts with its waits before retrying excluded"
 )
 
 
