@@ -173,9 +173,9 @@ class ModelRouteReporter:
         self.notes: list[str] = []
         #: per model whose server queued our calls: what each process saw (Runner.queues)
         self.queues: dict[str, dict[str, Any]] = {}
-        #: per model, the one concurrency its shown latencies were measured at (see
+        #: per model, the concurrencies its shown latencies were measured at (see
         #: measured_at)
-        self.measured_at: dict[str, int | None] = {}
+        self.measured_at: dict[str, list[int | None]] = {}
         self.written: list[tuple[str, Path]] = []
         self.estimated = False
         self.progress: WorkerProgress | None = None
@@ -461,7 +461,7 @@ class ModelRouteReporter:
             queued = tuple(sorted({m for m in [*models, baseline] if m in self.queues}))
             # measured latencies compare only at one concurrency (a busier client and
             # server answer slower): the one each model's shown latencies were measured at
-            at = {self.measured_at.get(m) for m in [*models, baseline]}
+            at = {one_concurrency(self.measured_at.get(m) or []) for m in [*models, baseline]}
             alike = kinds != {"measured"} or (len(at) == 1 and None not in at)
             figures[task] = TaskFigures(
                 complexity=self._complexity(task),
@@ -867,26 +867,33 @@ def batch_priced(state: RunState, ledgers: list[dict[str, Any]]) -> set[str]:
     return {a for a in aliases if a in state.config.models and a in state.pricing}
 
 
-def measured_at(state: RunState, results: Iterable[CaseResult]) -> dict[str, int | None]:
-    """Per model, the concurrency its answers' latencies were measured at (answers from
-    the cache keep the earlier run's); None when they were measured at several, or some at
-    one not known (cached by an older version). A model with no answer shown: this run's."""
+def measured_at(state: RunState, results: Iterable[CaseResult]) -> dict[str, list[int | None]]:
+    """Per model, the concurrencies its answers' latencies were measured at (answers from
+    the cache keep the earlier run's; None: not known, cached by an older version). A
+    model with no answer shown: this run's."""
     seen: dict[str, set[int | None]] = {}
     for result in results:
         for call in result.calls:
             if call.error is None and call.batch is None:
                 seen.setdefault(call.model, set()).add(call.concurrency)
-    out: dict[str, int | None] = {}
-    for alias in state.providers:
-        values = seen.get(alias) or {state.runner.concurrency_total(alias)}
-        out[alias] = next(iter(values)) if len(values) == 1 else None
-    return out
+    return {
+        alias: sorted(
+            seen.get(alias) or {state.runner.concurrency_total(alias)},
+            key=lambda c: -1 if c is None else c,
+        )
+        for alias in state.providers
+    }
+
+
+def one_concurrency(values: list[int | None]) -> int | None:
+    """The concurrency of ``measured_at``'s values when there is one, known."""
+    return values[0] if len(values) == 1 else None
 
 
 def latency_block(
     state: RunState,
     queues: Mapping[str, dict[str, Any]],
-    at: Mapping[str, int | None],
+    at: Mapping[str, list[int | None]],
 ) -> dict[str, Any]:
     """How the latencies were obtained, and at which concurrency (``at``, see
     ``measured_at``), per model; for a model whose server queued the calls the latencies
@@ -894,7 +901,10 @@ def latency_block(
     slowdown seen, the ``concurrency:`` to set, and its note."""
     models: dict[str, Any] = {}
     for alias, provider in state.providers.items():
-        models[alias] = {"kind": provider.latency_kind, "concurrency": at.get(alias)}
+        values = at.get(alias) or []
+        models[alias] = {"kind": provider.latency_kind, "concurrency": one_concurrency(values)}
+        if len(values) > 1 or None in values:  # some cached at other (or unknown) ones
+            models[alias]["concurrencies"] = values
         if alias in queues:
             queue = queues[alias]
             models[alias].update(

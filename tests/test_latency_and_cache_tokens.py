@@ -305,9 +305,11 @@ def test_cache_tokens_are_shown_apart(pytester: pytest.Pytester) -> None:
     assert note in footer and note in render_html(doc)
 
 
-def two_servers(pytester: pytest.Pytester, one: WireServer, two: WireServer, m: str = "") -> None:
-    """Route m on ``one`` (``m``: its extra settings), baseline b on ``two``, 8 cases."""
-    rows = "".join(f"  - {{id: c{i:02d}, vars: {{n: {i}}}}}\n" for i in range(8))
+def two_servers(
+    pytester: pytest.Pytester, one: WireServer, two: WireServer, m: str = "", n: int = 8
+) -> None:
+    """Route m on ``one`` (``m``: its extra settings), baseline b on ``two``, n cases."""
+    rows = "".join(f"  - {{id: c{i:02d}, vars: {{n: {i}}}}}\n" for i in range(n))
     write(
         pytester.path,
         {
@@ -375,6 +377,8 @@ def test_a_warm_rerun_reports_the_concurrency_its_cached_latencies_were_measured
         _, cold = run_json(pytester, "--model-route")
         two_servers(pytester, one, two, ", concurrency: 1")
         result, warm = run_json(pytester, "--model-route", "--model-route-report-dir", "out")
+        two_servers(pytester, one, two, ", concurrency: 1", n=10)  # two new cases
+        mixed_run, mixed = run_json(pytester, "--model-route")
         _, fresh = run_json(pytester, "--model-route", "--model-route-cache=refresh")
     assert cold["latency"]["models"]["m"]["queued"] is True
     assert warm["spend"]["api_calls"] == 0
@@ -388,6 +392,11 @@ def test_a_warm_rerun_reports_the_concurrency_its_cached_latencies_were_measured
     comment = (pytester.path / "out" / "comment.md").read_text(encoding="utf-8")
     assert "m, b at concurrency 8" in comment and "measured by an earlier run" in comment
     assert "m at concurrency 1" not in comment and "slower" not in comment
+    # two new answers measured at 1 beside the eight cached at 8: both said, no ratio
+    m = mixed["latency"]["models"]["m"]
+    assert (m["concurrency"], m["concurrencies"]) == (None, [1, 8]), m
+    assert "m at concurrency 1 and 8 (cached answers)" in " ".join(mixed_run.outlines)
+    assert mixed["projection"]["latency_ratio"] is None
     m = fresh["latency"]["models"]["m"]
     assert (m["concurrency"], "queued" in m) == (1, False), m
 

@@ -171,10 +171,17 @@ def latency_note(doc: Mapping[str, Any]) -> str:
     models = (doc.get("latency") or {}).get("models") or {}
     groups: dict[tuple[Any, Any], list[str]] = {}
     for alias, m in models.items():
-        groups.setdefault((m.get("concurrency"), m.get("kind")), []).append(alias)
+        at = m.get("concurrency")
+        if at is None:  # answers cached at several, or by a version that kept none
+            known = [str(c) for c in m.get("concurrencies") or () if c is not None]
+            at = f"{' and '.join(known)} (cached answers)"
+            if not known:
+                at = "unknown (answers cached by an older version)"
+            elif len(known) == 1:
+                at = f"{known[0]} and unknown (some cached by an older version)"
+        groups.setdefault((at, m.get("kind")), []).append(alias)
     parts = [
-        f"{', '.join(aliases)} at {'concurrency ' if i == 0 else ''}"
-        + (f"{concurrency}" if concurrency is not None else "several (cached answers)")
+        f"{', '.join(aliases)} at {'concurrency ' if i == 0 else ''}{concurrency}"
         + (f" ({kind})" if kind not in (None, "measured") else "")
         for i, ((concurrency, kind), aliases) in enumerate(groups.items())
     ]
