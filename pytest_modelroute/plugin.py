@@ -36,6 +36,9 @@ from .nodes import (
 from .ratelimit import MODES as RATE_LIMIT_MODES
 from .stash import WORKER_KEY, case_clash_key, case_id_key, reporter_key, state_key
 
+#: the name of the plugin that folds a refused key's failures (see report.refusals)
+REFUSALS: Final = "modelroute-refusals"
+
 if TYPE_CHECKING:
     from .cases import Case
     from .ci.base_gate import LocalSetup
@@ -609,6 +612,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput is None:
         # the controller's alone: a worker never loads the reports or the statistics
         from .ci.reference import load_reference
+        from .report.refusals import RefusalFold
         from .reporter import ModelRouteReporter, xdist_specs
 
         remote = [spec for _, spec in xdist_specs(config) if not spec.popen or spec.via]
@@ -693,6 +697,7 @@ def pytest_configure(config: pytest.Config) -> None:
             reporter.take(merge)
         config.stash[reporter_key] = reporter
         config.pluginmanager.register(reporter, "modelroute-reporter")
+        config.pluginmanager.register(RefusalFold(result_of), REFUSALS)
 
 
 def _local_setup(config: pytest.Config, state: RunState) -> LocalSetup:
@@ -725,6 +730,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if reporter is not None:
         del config.stash[reporter_key]
         config.pluginmanager.unregister(reporter)
+        config.pluginmanager.unregister(name=REFUSALS)
     state = config.stash.get(state_key, None)
     if state is not None:
         del config.stash[state_key]

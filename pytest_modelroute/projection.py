@@ -8,6 +8,13 @@ from typing import Any
 
 from .analysis import per_call
 
+#: a ratio of measured latencies within this factor either way, or a mean difference per
+#: call under LATENCY_NOISE_S, is within what our own client's overhead and a loaded
+#: machine move it (two identical servers measured 1.2x apart): reported as "about the
+#: same" (simulated and recorded latencies have no such noise)
+LATENCY_NOISE_RATIO = 1.25
+LATENCY_NOISE_S = 0.05
+
 
 @dataclass(frozen=True)
 class TaskFigures:
@@ -22,8 +29,8 @@ class TaskFigures:
     baseline_quality: float | None
     #: share of the task's calls that never reach the baseline model
     moved: float
-    #: both latencies known and obtained the same way (measured, simulated, recorded)
-    #: with no server queueing our calls
+    #: both latencies known, obtained the same way (measured, simulated, recorded) and,
+    #: when measured, at the same concurrency, with no server queueing our calls
     latency_comparable: bool = True
     #: the task's models (route's or baseline) whose server queued our calls
     queued: tuple[str, ...] = ()
@@ -32,7 +39,10 @@ class TaskFigures:
     levels: Mapping[str, tuple[float, float, float]] = field(default_factory=dict)
     #: bench: the recommended route's lower bound (its mean overstates a route chosen
     #: for its scores: the winner's curse; the bound holds at its level even so)
-    route_quality_low: float | None = None
+    route_quality_low: float | None = (
+        None  #: the latencies were measured (not simulated or recorded), so they carry noise
+    )
+    measured: bool = False
 
 
 def level_split(
@@ -67,7 +77,8 @@ def level_split(
 def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> dict[str, Any]:
     """Monthly and annual cost, savings by complexity, calls moved, latency, quality."""
     by_complexity: dict[str, dict[str, float]] = {}
-    calls = moved = base_latency = route_latency = 0.0
+    calls = moved = base_latency = route_latency = timed = 0.0
+    noisy = False  # a measured latency is in the ratio
     quality_diff = 0.0
     quality_calls = 0.0
     low_diff: float | None = 0.0  # the same from the routes' lower bounds (None: one lacks it)
@@ -102,6 +113,8 @@ def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> d
         if f.latency_comparable:
             base_latency += volume * f.baseline_latency
             route_latency += volume * f.route_latency
+            timed += volume
+            noisy = noisy or f.measured
         else:
             unlike.append(task)
             queued.update(f.queued)
@@ -118,6 +131,7 @@ def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> d
     baseline_monthly = sum(t["baseline_monthly"] for t in per_task.values())
     routed_monthly = sum(t["routed_monthly"] for t in per_task.values())
     savings = baseline_monthly - routed_monthly
+    ratio = base_latency / route_latency if route_latency else None
     return {
         "calls_monthly": calls,
         "baseline_monthly": baseline_monthly,
@@ -126,9 +140,17 @@ def project(traffic: Mapping[str, float], tasks: Mapping[str, TaskFigures]) -> d
         "savings_annual": 12 * savings,
         "savings_share": savings / baseline_monthly if baseline_monthly else 0.0,
         "calls_moved_share": moved / calls if calls else 0.0,
-        "latency_ratio": base_latency / route_latency if route_latency else None,
+        "latency_ratio": ratio,
+        #: the ratio is within measurement noise (see LATENCY_NOISE_RATIO)
+        "latency_same": ratio is not None
+        and noisy
+        and (
+            1 / LATENCY_NOISE_RATIO <= ratio <= LATENCY_NOISE_RATIO
+            or abs(base_latency - route_latency) / timed < LATENCY_NOISE_S
+        ),
         #: tasks left out of latency_ratio: a latency missing, measured against simulated,
-        #: or a model whose server queued our calls (those models: latency_queued)
+        #: measured at different concurrency, or a model whose server queued our calls
+        #: (those models: latency_queued)
         "latency_not_compared": unlike,
         "latency_queued": sorted(queued),
         "quality_change": quality_diff / quality_calls if quality_calls else None,

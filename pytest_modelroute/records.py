@@ -111,6 +111,9 @@ class CallRecord:
     truncated: bool = False
     #: the id of the provider batch that answered it (None: a direct call)
     batch: str | None = None
+    #: the model's concurrency when its latency was measured (None: not known, as for
+    #: answers cached by older versions)
+    concurrency: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -176,6 +176,9 @@ class ModelRouteReporter:
         self.notes: list[str] = []
         #: per model whose server queued our calls: what each process saw (Runner.queues)
         self.queues: dict[str, dict[str, Any]] = {}
+        #: per model, the concurrencies its shown latencies were measured at (see
+        #: measured_at)
+        self.measured_at: dict[str, list[int | None]] = {}
         self.written: list[tuple[str, Path]] = []
         self.estimated = False
         self.progress: WorkerProgress | None = None
@@ -467,6 +470,10 @@ class ModelRouteReporter:
                 share = agg.to_json().get("stage_share")  # type: ignore[assignment]
             kinds = {state.providers[m].latency_kind for m in [*models, baseline]}
             queued = tuple(sorted({m for m in [*models, baseline] if m in self.queues}))
+            # measured latencies compare only at one concurrency (a busier client and
+            # server answer slower): the one each model's shown latencies were measured at
+            at = {one_concurrency(self.measured_at.get(m) or []) for m in [*models, baseline]}
+            alike = kinds != {"measured"} or (len(at) == 1 and None not in at)
             figures[task] = TaskFigures(
                 complexity=self._complexity(task),
                 route_cost=cost,
@@ -477,7 +484,7 @@ class ModelRouteReporter:
                 baseline_quality=base.quality,
                 moved=moved_share(list(models), baseline, share),  # type: ignore[arg-type]
                 latency_comparable=(
-                    len(kinds) == 1 and latency > 0 and base.latency_s > 0 and not queued
+                    len(kinds) == 1 and latency > 0 and base.latency_s > 0 and not queued and alike
                 ),
                 queued=queued,
                 levels=level_split(
@@ -487,6 +494,7 @@ class ModelRouteReporter:
                     route_costs,
                 ),
                 route_quality_low=self.choices[task].low if self.mode == "bench" else None,
+                measured="measured" in kinds,
             )
         return figures
 
@@ -530,6 +538,7 @@ class ModelRouteReporter:
         order = sorted(by, key=lambda n: (by[n].task, by[n].file, by[n].case, by[n].route))
         results = [self.results[n] for n in order]
         self.aggregates = aggregate(results)
+        self.measured_at = measured_at(state, results)
         tasks = sorted({r.task for r in results if not is_calibration(r)})
         ledgers = list(self.ledgers)
         if state._runner is not None:
@@ -606,7 +615,7 @@ class ModelRouteReporter:
                 "output": batch.output,
                 "source": batch.source,
             }
-        extra["latency"] = latency_block(state, self.queues)
+        extra["latency"] = latency_block(state, self.queues, self.measured_at)
         self.doc = build_document(
             mode=self.mode,
             config_path=str(state.config.path),
@@ -916,7 +925,8 @@ SNAPSHOT_REFUSED = "snapshot refused"
 
 LATENCY_MEASURED = (
     "mean per call, from the moment its request is handed to the provider's client to its "
-    "answer: client start-up, SDK imports and calls waiting for a concurrency slot excluded"
+    "answer: client start-up, SDK imports, calls waiting for a concurrency slot and the "
+    "SDK's retried attempts with its waits before retrying excluded"
 )
 
 
@@ -929,17 +939,44 @@ def batch_priced(state: RunState, ledgers: list[dict[str, Any]]) -> set[str]:
     return {a for a in aliases if a in state.config.models and a in state.pricing}
 
 
-def latency_block(state: RunState, queues: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
-    """How the latencies were obtained, and at which concurrency, per model; for a model
-    whose server queued our calls (``queues``, see ``Runner.queues``), the slots it reports
-    or the slowdown seen, the ``concurrency:`` to set, and its note."""
-    runner = state.runner
+def measured_at(state: RunState, results: Iterable[CaseResult]) -> dict[str, list[int | None]]:
+    """Per model, the concurrencies its answers' latencies were measured at (answers from
+    the cache keep the earlier run's; None: not known, cached by an older version). A
+    model with no answer shown: this run's."""
+    seen: dict[str, set[int | None]] = {}
+    for result in results:
+        for call in result.calls:
+            if call.error is None and call.batch is None:
+                seen.setdefault(call.model, set()).add(call.concurrency)
+    return {
+        alias: sorted(
+            seen.get(alias) or {state.runner.concurrency_total(alias)},
+            key=lambda c: -1 if c is None else c,
+        )
+        for alias in state.providers
+    }
+
+
+def one_concurrency(values: list[int | None]) -> int | None:
+    """The concurrency of ``measured_at``'s values when there is one, known."""
+    return values[0] if len(values) == 1 else None
+
+
+def latency_block(
+    state: RunState,
+    queues: Mapping[str, dict[str, Any]],
+    at: Mapping[str, list[int | None]],
+) -> dict[str, Any]:
+    """How the latencies were obtained, and at which concurrency (``at``, see
+    ``measured_at``), per model; for a model whose server queued the calls the latencies
+    shown come from (``queues``, see ``Runner.queues``), the slots it reports or the
+    slowdown seen, the ``concurrency:`` to set, and its note."""
     models: dict[str, Any] = {}
     for alias, provider in state.providers.items():
-        models[alias] = {
-            "kind": provider.latency_kind,
-            "concurrency": runner.concurrency_total(alias),
-        }
+        values = at.get(alias) or []
+        models[alias] = {"kind": provider.latency_kind, "concurrency": one_concurrency(values)}
+        if len(values) > 1 or None in values:  # some cached at other (or unknown) ones
+            models[alias]["concurrencies"] = values
         if alias in queues:
             queue = queues[alias]
             models[alias].update(
@@ -947,6 +984,7 @@ def latency_block(state: RunState, queues: Mapping[str, dict[str, Any]]) -> dict
                 slots=queue.get("slots"),
                 slowdown=queue.get("slowdown"),
                 suggestion=queue["suggestion"],
+                cached=bool(queue.get("cached")),
                 note=queue_note(alias, queue),
             )
     return {"measured": LATENCY_MEASURED, "models": models}

@@ -111,6 +111,8 @@ class Timing:
     group: tuple[str, str]
     crowd: int
     latency_s: float
+    #: taken from the cache: measured by an earlier run
+    cached: bool = False
 
 
 def queueing_slowdown(timings: list[Timing]) -> tuple[float, int] | None:
@@ -203,6 +205,10 @@ class Runner:
         #: per model: its answered calls' latencies, and the calls in flight now
         self._timings: dict[str, list[Timing]] = {}
         self._in_flight: dict[str, int] = {}
+        #: per model: the most calls sent at once to a server with fewer slots, among the
+        #: cached answers this run shows (their ``measured``), and those slots
+        self._cached_queue: dict[str, tuple[int, int]] = {}
+        self._cached_timed: set[str] = set()
         #: per self-hosted model: its first calls, made alone (see queueing_slowdown)
         self._leads: dict[str, _Lead] = {}
         #: API keys a provider rejected in this run -> why (see _refuse)
@@ -371,12 +377,17 @@ class Runner:
                 out[model] = {"slots": slots, "sent": sent, "suggestion": slots}
                 if self._workers > slots:  # fewer slots than xdist workers
                     out[model]["workers"] = self._workers
+        for model, (sent, slots) in sorted(self._cached_queue.items()):
+            if model not in out:
+                out[model] = {"slots": slots, "sent": sent, "suggestion": slots, "cached": True}
         for model, timings in sorted(self._timings.items()):
             slowdown = queueing_slowdown(timings) if model not in out else None
             if slowdown is not None:
                 ratio, crowd = slowdown
                 suggestion = max(1, round(crowd / ratio))
                 out[model] = {"slowdown": round(ratio, 2), "crowd": crowd, "suggestion": suggestion}
+                if all(t.cached for t in timings if t.crowd > 1):
+                    out[model]["cached"] = True
         return out
 
     def notes(self) -> list[str]:
@@ -448,6 +459,7 @@ class Runner:
             latency_s=float(entry.get("latency_s", 0.0)),
             cached=cached,
             model_version=entry.get("model_version"),
+            concurrency=(entry.get("measured") or {}).get("concurrency"),
             truncated=bool(entry.get("truncated", False)),
             batch=entry.get("batch"),
         )
@@ -464,7 +476,24 @@ class Runner:
         if cached:
             self.ledger.hits.add(key)
             self.progress.hits += 1
+            self._measured_before(key, request.model, entry)
         return self._record(key, request, entry, cached)
+
+    def _measured_before(self, key: str, model: str, entry: dict[str, Any]) -> None:
+        """Counts a cached answer's latency under the conditions it was measured in (its
+        ``measured``, see _call_provider): a server that queued the earlier run's calls
+        queued the latencies this run shows, whatever this run's concurrency."""
+        measured = entry.get("measured")
+        if not measured or key in self._cached_timed:
+            return
+        self._cached_timed.add(key)
+        sent, slots = measured.get("concurrency") or 0, measured.get("slots")
+        if slots is not None and sent > slots:
+            most = self._cached_queue.get(model, (0, slots))[0]
+            self._cached_queue[model] = (max(most, sent), slots)
+        group = (measured.get("task") or "", measured.get("purpose") or "")
+        timing = Timing(group, measured.get("crowd") or 1, entry.get("latency_s", 0.0), True)
+        self._timings.setdefault(model, []).append(timing)
 
     async def _resolve(self, key: str, request: Request) -> CallRecord:
         hit = self._from_cache(key, request)
@@ -705,6 +734,15 @@ class Runner:
         timing = Timing((TASK.get(), request.purpose), crowd, completion.latency_s)
         self._timings.setdefault(request.model, []).append(timing)
         entry = self.entry(provider, completion)
+        # the conditions its latency was measured under, for the runs that reuse it
+        entry["measured"] = {
+            "concurrency": self.concurrency_total(request.model),
+            "crowd": crowd,
+            "slots": self._slots.get(request.model),
+            "queued": crowd > (self._slots.get(request.model) or crowd),
+            "task": TASK.get(),
+            "purpose": request.purpose,
+        }
         # stored before anything else can go wrong; off the loop, so other calls go on
         await asyncio.to_thread(self.cache.put, key, entry)
         return self.account(key, request, provider, entry)
@@ -884,6 +922,23 @@ class Runner:
 
 def queue_note(model: str, queue: dict[str, Any]) -> str:
     """The warning on a model whose server queued our calls (see :meth:`Runner.queues`)."""
+    if queue.get("cached"):  # this run's concurrency does not change answers it reuses
+        again = (
+            f"measure them again at 'concurrency: {queue['suggestion']}' with "
+            "--model-route-cache=refresh"
+        )
+        if "slots" in queue:
+            return (
+                f"model {model!r}: its server answers {queue['slots']} request(s) at once "
+                f"(total_slots) but the cached answers this run shows were measured with up "
+                f"to {queue['sent']} sent: their latencies include the wait in the server's "
+                f"queue; {again}"
+            )
+        return (
+            f"model {model!r}: its cached answers were measured {queue['slowdown']:.1f}x "
+            f"slower with up to {queue['crowd']} calls in flight than with one: its server "
+            f"seems to queue them, so their latencies include that wait; {again}"
+        )
     if "slots" in queue:
         return (
             f"model {model!r}: its server answers {queue['slots']} request(s) at once "

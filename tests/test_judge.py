@@ -146,12 +146,32 @@ def test_malformed_twice_errors_showing_the_raw_answer(
     r = doc["results"][0]
     assert r["score"] is None and r["quality"] is None
     assert r["error"] == (
-        "check 'llm-rubric' failed: judge grader gave an unparsable llm-rubric "
-        "answer twice; the last one was: 'still no idea <b>|</b>'"
+        "check 'llm-rubric' failed: judge grader gave an unusable llm-rubric answer twice "
+        "(expected a score from 1 to 5 for each of correctness, completeness, format; "
+        "missing: correctness, completeness, format); the last one was: "
+        "'still no idea <b>|</b>'"
     )
     assert doc["tasks"]["summarization"]["verdict"] == "error"
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["*judge grader gave an unparsable llm-rubric answer twice*"])
+    result.stdout.fnmatch_lines(["*judge grader gave an unusable llm-rubric answer twice*"])
+
+
+@BOTH
+def test_a_json_verdict_without_every_criterion_names_what_it_lacks(
+    judged: tuple[pytest.Pytester, WireServer, str],
+) -> None:
+    """Valid JSON, one criterion scored, another out of range, the third absent: the
+    error names each (the audit's judge got 'unparsable' for such an answer)."""
+    pytester, server, _ = judged
+    verdict = '{"scores": {"correctness": 5, "completeness": 9}, "reason": "fine"}'
+    server.script([Fault(text=verdict), Fault(text=verdict)])
+    _, doc = run_json(pytester, "--model-route")
+    assert doc["results"][0]["error"] == (
+        "check 'llm-rubric' failed: judge grader gave an unusable llm-rubric answer twice "
+        "(expected a score from 1 to 5 for each of correctness, completeness, format; "
+        "missing: format; not a number from 1 to 5: completeness 9); the last one was: "
+        f"{verdict!r}"
+    )
 
 
 def test_editing_the_judge_template_rejudges(

@@ -110,6 +110,18 @@ def test_a_rejected_key_stops_its_calls_after_the_first(
     assert len(causes) == sent and sum(c["count"] for c in causes) == 6
     result.stdout.fnmatch_lines(["errored cases by cause (6 in all):", "   * x 401 from openai*"])
     assert doc["spend"]["api_errors"] == sent
+    # each case still fails, but pytest's summary shows one block per refusal, not per case
+    assert result.parseoutcomes()["failed"] == 6
+    out = result.stdout.str()
+    failures = out.split("= FAILURES =")[1].split("= model route")[0]
+    blocks = re.findall(r"^_+ (\w+\[\w+\]) _+$", failures, re.M)
+    assert len(blocks) == sent, failures
+    said = re.findall(r"^(\d) cases errored on this refused key", failures, re.M)
+    counts = [int(n) for n in said]
+    assert sorted(counts) == sorted(c["count"] for c in causes) and sum(counts) == 6, failures
+    assert failures.count("the API key was rejected. Set MR_TEST_KEY") == sent
+    summary = out.split("short test summary info")[1]
+    assert len(re.findall(r"^FAILED ", summary, re.M)) == sent, summary
 
 
 def test_an_errored_gate_says_why_in_every_report(

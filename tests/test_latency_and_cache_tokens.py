@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import statistics
 import threading
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 from suite import run_json, write
-from wire_server import WireServer, WireUsage, last_user_text
+from wire_server import Fault, WireServer, WireUsage, last_user_text
 
 from pytest_modelroute.config import ModelConfig, Price
 from pytest_modelroute.prices import resolve_pricing
@@ -53,29 +52,36 @@ def call_latencies(doc: dict[str, Any]) -> list[float]:
     return [c["latency_s"] for r in doc["results"] for c in r["calls"]]
 
 
+#: the known latency of the server the latency test measures, and the bound it holds every
+#: call to (the README states it): 20 % of it, the issue's criterion
+KNOWN_LATENCY_S = 1.0
+LATENCY_BOUND = 0.2
+
+
 def test_latency_is_the_servers_for_every_call_the_first_included(
     pytester: pytest.Pytester,
 ) -> None:
     """A fresh interpreter (the SDK not yet imported, no client yet), a server answering in
-    50 ms, one call at a time: each call's overhead (its recorded latency less the server's
-    own time on it) is the client's and the socket's only, the first call's within 0.1 s
-    of the others' (the issue's first calls were 1.1 s against later 0.09 s: the timer
-    started before the SDK's import; at a load of 8 on two cores the first call's overhead
-    measured 0.02-0.06 s, the others' 0.01-0.04 s)."""
-    with WireServer(latency_s=0.05) as server:
-        suite(pytester, server, 8, price="{input: 1, output: 1}", concurrency=1)
+    1 s, sixteen calls at the default concurrency (8): every call's recorded latency
+    exceeds the server's own time on it by at most 20 % of 1 s, the first call included
+    (the issue's first calls were 1.1 s against later 0.09 s: the timer started before
+    the SDK's import). The bound leaves room for our own client's work on eight calls at
+    once on two loaded cores: at load 7-10 it measured a median of 11 ms a call, mostly
+    under 40 ms, once 108 ms."""
+    with WireServer(latency_s=KNOWN_LATENCY_S) as server:
+        suite(pytester, server, 16, price="{input: 1, output: 1}")
         result, doc = run_json(pytester, "--model-route", subprocess=True)
         handled = {last_user_text(body): took for body, took in server.handled}
         arrived = [last_user_text(r.body) for r in server.requests]  # in order
     latency = {
         f"number {int(r['case'][1:])}": c["latency_s"] for r in doc["results"] for c in r["calls"]
     }
-    assert len(latency) == len(arrived) == 8, result.stdout.str()
-    overhead = [latency[prompt] - handled[prompt] for prompt in arrived]
-    assert all(o >= 0 for o in overhead), overhead  # the server's time is in every call's
-    first, later = overhead[0], statistics.median(overhead[1:])
-    assert first <= later + 0.1, overhead
-    assert doc["latency"]["models"]["m"] == {"kind": "measured", "concurrency": 1}
+    assert len(latency) == len(arrived) == 16, result.stdout.str()
+    assert doc["latency"]["models"]["m"] == {"kind": "measured", "concurrency": 8}
+    for prompt in arrived:  # the first call first
+        took = handled[prompt]  # the server's own time, at least KNOWN_LATENCY_S
+        assert took >= KNOWN_LATENCY_S and latency[prompt] >= took, (prompt, latency, handled)
+        assert latency[prompt] - took <= LATENCY_BOUND * KNOWN_LATENCY_S, (prompt, latency)
 
 
 def test_a_server_with_fewer_slots_than_our_concurrency_is_named_once(
@@ -297,3 +303,118 @@ def test_cache_tokens_are_shown_apart(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines([f"*{note}*"])
     footer = render_markdown(doc).rsplit("<sub>", 1)[1]  # the PR comment's footer
     assert note in footer and note in render_html(doc)
+
+
+def two_servers(
+    pytester: pytest.Pytester, one: WireServer, two: WireServer, m: str = "", n: int = 8
+) -> None:
+    """Route m on ``one`` (``m``: its extra settings), baseline b on ``two``, n cases."""
+    rows = "".join(f"  - {{id: c{i:02d}, vars: {{n: {i}}}}}\n" for i in range(n))
+    write(
+        pytester.path,
+        {
+            "modelroute.yaml": (
+                "models:\n"
+                f'  m: {{provider: openai, model: m-1, base_url: "{one.openai_url}", '
+                f"price: {{input: 1, output: 1}}{m}}}\n"
+                f'  b: {{provider: openai, model: b-1, base_url: "{two.openai_url}", '
+                "price: {input: 10, output: 10}}\n"
+                "baseline: b\nthreshold: 1.0\nroutes: {echo: m}\ntraffic: {echo: 1000}\n"
+            ),
+            "cases/echo.yaml": CASES + rows,
+        },
+    )
+
+
+def test_latencies_measured_at_different_concurrency_are_not_compared(
+    pytester: pytest.Pytester,
+) -> None:
+    """Two identical servers, the route's model at concurrency 1 and the baseline at the
+    default 8: the audit's runs called the route 1.1x to 2.0x faster (our own client's
+    work on eight calls at once), so the projection gives no ratio and says why."""
+    with WireServer(latency_s=0.05) as one, WireServer(latency_s=0.05) as two:
+        two_servers(pytester, one, two, ", concurrency: 1")
+        result, doc = run_json(pytester, "--model-route")
+    assert result.ret == 0, result.stdout.str()
+    models = doc["latency"]["models"]
+    assert (models["m"]["concurrency"], models["b"]["concurrency"]) == (1, 8)
+    assert doc["projection"]["latency_ratio"] is None
+    assert doc["projection"]["latency_not_compared"] == ["echo"]
+    assert "latency" not in result.stdout.str().split("projection (")[1].split("\n")[1]
+
+
+def test_a_latency_ratio_within_noise_reads_about_the_same() -> None:
+    from pytest_modelroute.projection import TaskFigures, project
+    from pytest_modelroute.report.fmt import pace
+
+    def figures(route: float, base: float, measured: bool = True) -> dict[str, TaskFigures]:
+        return {"t": TaskFigures("low", 0.1, 1.0, route, base, 4.0, 4.0, 1.0, measured=measured)}
+
+    for route, base, same in ((1.0, 1.2, True), (1.2, 1.0, True), (1.0, 1.3, False),
+                              (0.02, 0.06, True), (0.2, 0.3, False)):  # fmt: skip
+        p = project({"t": 100}, figures(route, base))
+        assert p["latency_ratio"] == pytest.approx(base / route)
+        assert p["latency_same"] is same, (route, base)
+        assert (pace(p) == "about the same") is same
+    assert pace(project({"t": 100}, figures(1.0, 2.0))) == "2.0× faster"
+    # simulated latencies carry no measurement noise: the example's 4 ms against 9 ms
+    assert pace(project({"t": 100}, figures(0.004, 0.009, measured=False))) == "2.2× faster"
+    assert pace(project({"t": 100}, figures(1.0, 1.2, measured=False))) == "1.2× faster"
+    assert pace(project({"t": 100}, figures(2.0, 1.0)), "x") == "2.0x slower"
+
+
+def test_a_warm_rerun_reports_the_concurrency_its_cached_latencies_were_measured_at(
+    pytester: pytest.Pytester,
+) -> None:
+    """The route's model on a one-slot server at the default concurrency (8), then the
+    user follows the advice, sets 'concurrency: 1' and reruns on the same cache: the 32
+    cached latencies are still the queued ones of the first run, so the reports say
+    concurrency 8 and the queue, and leave them out of the ratio (the audit's warm rerun
+    said 'm at concurrency 1', no note, 'latency 3.6x slower'); refreshed, they are
+    measured at 1."""
+    with WireServer(latency_s=0.05, slots=1) as one, WireServer(latency_s=0.05) as two:
+        two_servers(pytester, one, two)
+        _, cold = run_json(pytester, "--model-route")
+        two_servers(pytester, one, two, ", concurrency: 1")
+        result, warm = run_json(pytester, "--model-route", "--model-route-report-dir", "out")
+        two_servers(pytester, one, two, ", concurrency: 1", n=10)  # two new cases
+        mixed_run, mixed = run_json(pytester, "--model-route")
+        _, fresh = run_json(pytester, "--model-route", "--model-route-cache=refresh")
+    assert cold["latency"]["models"]["m"]["queued"] is True
+    assert warm["spend"]["api_calls"] == 0
+    m = warm["latency"]["models"]["m"]
+    assert (m["concurrency"], m["queued"], m["cached"], m["slots"]) == (8, True, True, 1), m
+    assert {c["concurrency"] for r in warm["results"] for c in r["calls"]} == {8}
+    assert warm["projection"]["latency_ratio"] is None
+    assert warm["projection"]["latency_queued"] == ["m"]
+    out = result.stdout.str()
+    assert "the cached answers this run shows were measured with up to 8 sent" in out, out
+    comment = (pytester.path / "out" / "comment.md").read_text(encoding="utf-8")
+    assert "m, b at concurrency 8" in comment and "measured by an earlier run" in comment
+    assert "m at concurrency 1" not in comment and "slower" not in comment
+    # two new answers measured at 1 beside the eight cached at 8: both said, no ratio
+    m = mixed["latency"]["models"]["m"]
+    assert (m["concurrency"], m["concurrencies"]) == (None, [1, 8]), m
+    assert "m at concurrency 1 and 8 (cached answers)" in " ".join(mixed_run.outlines)
+    assert mixed["projection"]["latency_ratio"] is None
+    m = fresh["latency"]["models"]["m"]
+    assert (m["concurrency"], "queued" in m) == (1, False), m
+
+
+def test_the_sdks_retry_wait_is_not_the_models_latency(pytester: pytest.Pytester) -> None:
+    """The first request gets a 429 asking for a second's wait; the SDK waits and retries
+    it: that call's latency is its answered attempt's, not the wait (the audit's run
+    recorded 2.131 s for a 50 ms server after a 'retry-after: 2')."""
+    with WireServer(latency_s=0.05) as server:
+        server.script([Fault("status", status=429, retry_after_ms=None, retry_after="1")])
+        suite(pytester, server, 4, price="{input: 1, output: 1}", concurrency=1)
+        result, doc = run_json(pytester, "--model-route")
+        faults = [r.fault for r in server.requests]
+        handled = {last_user_text(body): took for body, took in server.handled}
+    assert result.ret == 0, result.stdout.str()
+    assert faults.count("429") == 1 and len(faults) == 5, faults  # the SDK retried it
+    latency = {
+        f"number {int(r['case'][1:])}": c["latency_s"] for r in doc["results"] for c in r["calls"]
+    }
+    overhead = {prompt: latency[prompt] - handled[prompt] for prompt in latency}
+    assert all(0 <= o < 0.5 for o in overhead.values()), overhead

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from suite import OUTPUT_ARGS, sim_suite
+from suite import OUTPUT_ARGS, run_json, sim_suite
 
 
 @pytest.mark.parametrize("mode", ["gate", "bench"])
@@ -266,3 +267,31 @@ def test_a_sum_over_the_jsons_call_rows_is_the_spend(example_run) -> None:  # ty
     )
     judge = math.fsum(c["cost"] for c in paid if c["purpose"] == "judge")
     assert judge == pytest.approx(doc["spend"]["judge_cost_incurred"], rel=1e-9)
+
+
+def test_rows_not_shared_sum_to_what_the_results_represent_cached_ones_included(
+    pytester: pytest.Pytester,
+) -> None:
+    """Bench after the example's gate run: it makes some calls and takes 140 from the
+    cache, many of them in several results (the judge's verdict on an answer two routes
+    share). Every repeat of a call is marked shared, cached or not, so the rows not
+    shared add up to the route and judge cost the results represent, and those not
+    cached either to the spend (the audit's sum of the unshared rows: judge $0.1648
+    against the printed $0.116)."""
+    root = Path(__file__).resolve().parents[1]
+    shutil.copytree(root / "example_suite", pytester.path / "ex")
+    shutil.rmtree(pytester.path / "ex" / ".modelroute_cache", ignore_errors=True)
+    run_json(pytester, "--model-route", "ex")
+    result, doc = run_json(pytester, "--model-route=bench", "ex")
+    spend = doc["spend"]
+    assert spend["api_calls"] > 0 and spend["cache_hits"] > 0, result.stdout.str()
+    rows = [c for r in doc["results"] for c in r["calls"] if c["error"] is None]
+    unshared = [c for c in rows if not c["shared"]]
+    assert any(c["cached"] for c in rows if c["shared"])  # cached repeats are marked
+    judge = math.fsum(c["cost"] for c in unshared if c["purpose"] == "judge")
+    route = math.fsum(c["cost"] for c in unshared if c["purpose"] != "judge")
+    assert judge == pytest.approx(spend["judge_cost"], rel=1e-9)
+    assert route == pytest.approx(spend["cost_represented"], rel=1e-9)
+    paid = [c for c in unshared if not c["cached"]]
+    assert len(paid) == spend["api_calls"]
+    assert math.fsum(c["cost"] for c in paid) == pytest.approx(spend["cost_incurred"], rel=1e-9)

@@ -4,7 +4,7 @@
 Each renders a jinja2 prompt template (a file in ``checks/templates/``, overridable per
 check with ``template:`` or for rubrics in the config's ``judge.template``), asks the
 judge (one model, or a panel of ``n`` calls aggregated by median, mean or majority) for
-JSON, parses it tolerantly, and retries once on an unparsable answer before the case
+JSON, parses it tolerantly, and retries once on an answer it cannot use before the case
 errors with the raw text. Judge calls go through the run's cache (the template's hash is
 part of the key), concurrency and spend cap, and are accounted as judge cost.
 """
@@ -127,31 +127,58 @@ def _score_1_5(value: Any) -> float | None:
     return score if 1.0 <= score <= 5.0 else None
 
 
+def _given_scores(text: str) -> dict[str, Any]:
+    """What a rubric answer's JSON gives per criterion (lower-cased), valid or not."""
+    data = _json_of(text)
+    if not isinstance(data, dict):
+        return {}
+    scores = data.get("scores", data)
+    if isinstance(scores, list):
+        scores = {
+            str(s.get("name", s.get("criterion"))): s.get("score")
+            for s in scores
+            if isinstance(s, dict)
+        }
+    return {str(k).lower(): v for k, v in scores.items()} if isinstance(scores, dict) else {}
+
+
 def parse_rubric(text: str, criteria: Sequence[str]) -> dict[str, float] | None:
     """Per-criterion scores from JSON (``{"scores": {...}}`` or flat), or ``name: n`` lines."""
-    data = _json_of(text)
+    found = _rubric_scores(text, criteria)
+    return found if len(found) == len(criteria) else None
+
+
+def _rubric_scores(text: str, criteria: Sequence[str]) -> dict[str, float]:
+    """The criteria ``text`` gives a score from 1 to 5 for, and those scores."""
     found: dict[str, float] = {}
-    if isinstance(data, dict):
-        scores = data.get("scores", data)
-        if isinstance(scores, list):
-            scores = {
-                str(s.get("name", s.get("criterion"))): s.get("score")
-                for s in scores
-                if isinstance(s, dict)
-            }
-        if isinstance(scores, dict):
-            lowered = {str(k).lower(): v for k, v in scores.items()}
-            for criterion in criteria:
-                score = _score_1_5(lowered.get(criterion.lower()))
-                if score is not None:
-                    found[criterion] = score
+    given = _given_scores(text)
+    for criterion in criteria:
+        score = _score_1_5(given.get(criterion.lower()))
+        if score is not None:
+            found[criterion] = score
     if len(found) < len(criteria):
         for criterion in criteria:
             if criterion not in found:
                 m = re.search(rf"{re.escape(criterion)}\W{{0,5}}([1-5](?:\.\d+)?)\b", text, re.I)
                 if m:
                     found[criterion] = float(m.group(1))
-    return found if len(found) == len(criteria) else None
+    return found
+
+
+def rubric_problem(text: str, criteria: Sequence[str]) -> str:
+    """What a rubric answer ``parse_rubric`` cannot use lacks: the criteria it gives no
+    score from 1 to 5 for, and those whose value is out of range or not a number."""
+    given = _given_scores(text)
+    found = _rubric_scores(text, criteria)
+    bad = [c for c in criteria if c not in found and c.lower() in given]
+    missing = [c for c in criteria if c not in found and c not in bad]
+    parts = [f"expected a score from 1 to 5 for each of {', '.join(criteria)}"]
+    if missing:
+        parts.append(f"missing: {', '.join(missing)}")
+    if bad:
+        values = ", ".join(f"{c} {given[c.lower()]!r}" for c in bad)
+        parts.append(f"not a number from 1 to 5: {values}")
+    return "; ".join(parts)
 
 
 def _reason(text: str) -> str:
@@ -204,8 +231,10 @@ async def ask_panel(
     variables: Mapping[str, Any],
     parse: Callable[[str], Any],
     sim: Mapping[str, Any],
+    expected: Callable[[str], str],
 ) -> tuple[Panel, list[tuple[str, Any, str]]]:
-    """Ask every judge of the panel; returns (panel, [(model, parsed, raw text)])."""
+    """Ask every judge of the panel; returns (panel, [(model, parsed, raw text)]).
+    ``expected``: what an answer ``parse`` cannot use should have held, for the error."""
     if ctx.call is None:
         raise JudgeError("judge checks need a model call (not available here)")
     panel = panel_for(spec, ctx)
@@ -255,7 +284,8 @@ async def ask_panel(
                 )
         shown = raw if len(raw) <= 500 else raw[:500] + f"... ({len(raw) - 500} more characters)"
         raise JudgeError(
-            f"judge {alias} gave an unparsable {kind} answer twice; the last one was: {shown!r}"
+            f"judge {alias} gave an unusable {kind} answer twice ({expected(raw)}); the last "
+            f"one was: {shown!r}"
         )
 
     answers = await gather_all(one(a, s) for a, s in panel.samples())
@@ -290,6 +320,7 @@ async def llm_rubric(output: str, spec: Mapping[str, Any], ctx: CheckContext) ->
         {"rubric": rubric, "criteria": criteria},
         lambda text: parse_rubric(text, criteria),
         {"criteria": criteria},
+        lambda text: rubric_problem(text, criteria),
     )
     per_criterion = {c: combine([a[1][c] for a in answers], panel.aggregate) for c in criteria}
     mean = statistics.fmean(per_criterion.values())
@@ -326,6 +357,7 @@ async def g_eval(output: str, spec: Mapping[str, Any], ctx: CheckContext) -> Che
         {"criteria": spec["criteria"], "steps": steps},
         parse_score,
         {"criteria": ["score"]},
+        lambda _: "expected a 'score' from 1 to 5",
     )
     scores = [a[1] for a in answers]
     score = combine(scores, panel.aggregate)
@@ -355,6 +387,7 @@ async def factuality(output: str, spec: Mapping[str, Any], ctx: CheckContext) ->
         {},
         lambda t: parse_choice(t, "verdict", options),
         {"labels": options},
+        lambda _: f"expected a 'verdict', one of {', '.join(options)}",
     )
     verdict = vote([a[1] for a in answers])
     scores = [float(mapping[a[1]]) for a in answers]
@@ -385,6 +418,7 @@ async def classifier(output: str, spec: Mapping[str, Any], ctx: CheckContext) ->
         {"labels": labels, "question": spec.get("question")},
         lambda t: parse_choice(t, "label", labels),
         {"labels": labels, "value": wanted},
+        lambda _: f"expected a 'label', one of {', '.join(labels)}",
     )
     label = vote([a[1] for a in answers])
     agree = [5.0 if a[1] == label else 1.0 for a in answers]

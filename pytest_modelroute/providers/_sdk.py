@@ -7,6 +7,7 @@ import importlib
 import os
 import time
 from abc import abstractmethod
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
 from ..errors import ProviderError
@@ -15,6 +16,16 @@ from .base import Provider
 
 #: Variables whose values are redacted from every provider error.
 SECRET_ENVS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+
+#: when the current call's latest attempt was sent (perf_counter; set by the HTTP client's
+#: request hook, so the SDK's retries and their waits are not the model's latency)
+_ATTEMPT: ContextVar[list[float] | None] = ContextVar("modelroute_attempt", default=None)
+
+
+async def _attempt_sent(request: Any) -> None:
+    sent = _ATTEMPT.get()
+    if sent is not None:
+        sent.append(time.perf_counter())
 
 
 def who(provider: Provider) -> str:
@@ -105,10 +116,12 @@ class SDKProvider(Provider):
 
     def http_client(self, sdk: Any) -> Any:
         """The SDK's own default HTTP client, with hooks that show every attempt (the
-        SDK's retries included) to the rate-limit throttle of the call being made."""
+        SDK's retries included) to the rate-limit throttle of the call being made, and
+        time its latest attempt."""
         from ..ratelimit import EVENT_HOOKS
 
-        return sdk.DefaultAsyncHttpxClient(event_hooks=EVENT_HOOKS)
+        hooks = {**EVENT_HOOKS, "request": [*EVENT_HOOKS["request"], _attempt_sent]}
+        return sdk.DefaultAsyncHttpxClient(event_hooks=hooks)
 
     async def client(self) -> Any:
         """The SDK's client, created (and its HTTP stack warmed up) on first use."""
@@ -135,13 +148,21 @@ class SDKProvider(Provider):
         try:
             client = await self.client()
             body = self.body(request)
-            # latency: from handing the request to the client to its answer (the SDK's
-            # import and the client's creation are not the model's latency)
+            # latency: from handing the request to the client to its answer, less the
+            # attempts the SDK retried and its waits before retrying (from the first
+            # attempt's sending to the last's); the SDK's import and the client's
+            # creation are not the model's latency either
+            sent: list[float] = []
+            token = _ATTEMPT.set(sent)
             started = time.perf_counter()
-            data = await client.post(self.path, body=body, cast_to=object)
+            try:
+                data = await client.post(self.path, body=body, cast_to=object)
+            finally:
+                _ATTEMPT.reset(token)
             if not isinstance(data, dict):
                 raise ValueError(f"expected a JSON object, got {str(data)[:200]!r}")
-            return self.parse(request, data, time.perf_counter() - started)
+            retried = sent[-1] - sent[0] if sent else 0.0
+            return self.parse(request, data, time.perf_counter() - started - retried)
         except Exception as exc:  # the SDK's errors, bodies of the wrong shape, our own
             error = translate_error(exc, self)
             if error is exc:

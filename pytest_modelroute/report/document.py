@@ -39,6 +39,7 @@ def result_json(data: Mapping[str, Any]) -> dict[str, Any]:
             "cache_write_tokens": c["usage"]["cache_write_tokens"],
             "estimated": c["usage"]["estimated"],
             "latency_s": c["latency_s"],
+            "concurrency": c.get("concurrency"),
             "cached": c["cached"],
             "error": c["error"],
             "model_version": c["model_version"],
@@ -95,6 +96,7 @@ def result_from_json(entry: Mapping[str, Any]) -> CaseResult:
             c["model_version"],
             c["truncated"],
             c.get("batch"),
+            c.get("concurrency"),
         )  # fmt: skip
         for c in entry["calls"]
     ]
@@ -308,16 +310,19 @@ def build_document(
 
 
 def mark_shared(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``results`` with each call row marked ``shared`` when an earlier row holds the same
-    call (a judge's verdict on the same answer of a route and of the baseline, a cascade's
-    stage another route asks too): made, and paid, once, so that a sum over the rows not
-    cached and not shared is what the run spent."""
+    """``results`` with each answered call row marked ``shared`` when an earlier row holds
+    the same call (a judge's verdict on the same answer of a route and of the baseline, a
+    cascade's stage another route asks too), made in this run or taken from the cache:
+    answered, and paid, once. So a sum over the rows not shared is what the results
+    represent (route and judge cost), and over those not cached either what the run
+    spent. (Two aliases of one model share a call: the report prices it for each alias,
+    the rows count it once.)"""
     seen: set[str] = set()
     for result in results:
         for call in result["calls"]:
-            made = call["error"] is None and not call["cached"]
-            call["shared"] = made and call["key"] in seen
-            if made:
+            answered = call["error"] is None
+            call["shared"] = answered and call["key"] in seen
+            if answered:
                 seen.add(call["key"])
     return results
 

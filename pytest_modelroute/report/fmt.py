@@ -74,6 +74,46 @@ def bounds_sample(candidate: Mapping[str, Any]) -> str:
     return f" (n={n})" if n is not None and n != candidate.get("n") else ""
 
 
+#: the widest difference in quality there can be (the scale runs 1 to 5: stats.SCALE)
+SCALE_WIDTH = 4.0
+
+
+def detectable(difference: float) -> str:
+    """The smallest difference a comparison could detect: ``0.85``, or, when the formula
+    gives more than the scale allows, ``> 4 (too few cases)``."""
+    if difference > SCALE_WIDTH:
+        return f"> {SCALE_WIDTH:g} (too few cases)"
+    return f"{difference:.2f}"
+
+
+def below_counts(doc: Mapping[str, Any]) -> dict[str, int]:
+    """Case results below their case's bar, by whose they are: the task's route's (the
+    HTML's filter shows these), the baseline's, another route's (bench's candidates)."""
+    tasks = doc.get("tasks") or {}
+    counts = {"route": 0, "baseline": 0, "other": 0}
+    for r in doc.get("results") or ():
+        if r.get("status") == "below":
+            route = r.get("route")
+            whose = (
+                "route"
+                if route == (tasks.get(r.get("task")) or {}).get("route")
+                else "baseline"
+                if route == doc.get("baseline")
+                else "other"
+            )
+            counts[whose] += 1
+    return counts
+
+
+def pace(projection: Mapping[str, Any], times: str = "×") -> str:
+    """The projection's latency ratio in words (see ``speed``): ``about the same`` when it
+    is within measurement noise; ``""`` when there is none."""
+    ratio = projection.get("latency_ratio")
+    if not ratio:
+        return ""
+    return "about the same" if projection.get("latency_same") else speed(ratio, times)
+
+
 def clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
@@ -138,7 +178,15 @@ def latency_note(doc: Mapping[str, Any]) -> str:
     models = (doc.get("latency") or {}).get("models") or {}
     groups: dict[tuple[Any, Any], list[str]] = {}
     for alias, m in models.items():
-        groups.setdefault((m.get("concurrency"), m.get("kind")), []).append(alias)
+        at = m.get("concurrency")
+        if at is None:  # answers cached at several, or by a version that kept none
+            known = [str(c) for c in m.get("concurrencies") or () if c is not None]
+            at = f"{' and '.join(known)} (cached answers)"
+            if not known:
+                at = "unknown (answers cached by an older version)"
+            elif len(known) == 1:
+                at = f"{known[0]} and unknown (some cached by an older version)"
+        groups.setdefault((at, m.get("kind")), []).append(alias)
     parts = [
         f"{', '.join(aliases)} at {'concurrency ' if i == 0 else ''}{concurrency}"
         + (f" ({kind})" if kind not in (None, "measured") else "")
@@ -151,9 +199,12 @@ def latency_note(doc: Mapping[str, Any]) -> str:
                 if m.get("slots")
                 else f"{m.get('slowdown') or 0:.1f}x slower with others in flight"
             )
+            fix = f"set 'concurrency: {m.get('suggestion')}'"
+            if m.get("cached"):  # measured by an earlier run, at its concurrency
+                fix = f"measured by an earlier run: {fix} and use --model-route-cache=refresh"
             parts.append(
                 f"{alias}'s server queued our calls ({why}): its latencies include the wait, "
-                f"left out of the latency comparison; set 'concurrency: {m.get('suggestion')}'"
+                f"left out of the latency comparison; {fix}"
             )
     return "latency per call, request to answer: " + "; ".join(parts) if parts else ""
 

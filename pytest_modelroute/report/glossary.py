@@ -120,7 +120,8 @@ TERMS: dict[str, tuple[str, Callable[[Doc], bool]]] = {
         "THIN (thin): the comparison is unsettled (its bounds contain the margin the task is "
         "judged by) and that difference is larger than the margin, so it has too few cases "
         "to mean much. A comparison that settled, or one no rule judges (the baseline "
-        "without max_drop), is never thin.",
+        "without max_drop), is never thin. Beyond 4, the widest difference the 1-5 scale "
+        "allows, it reads '> 4 (too few cases)' (the JSON keeps the formula's value).",
         lambda doc: any((t.get("detectable") or {}).get("difference") for t in _tasks(doc)),
     ),
     "chance of a false failure": (

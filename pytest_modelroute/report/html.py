@@ -26,14 +26,15 @@ from .fmt import (
     bounds_sample,
     cache_tokens_note,
     clip,
+    detectable,
     estimated_note,
     latency_note,
     level_text,
     money,
+    pace,
     percent,
     quality,
     signed,
-    speed,
     stage_names,
     stage_shares,
     stage_text,
@@ -316,11 +317,7 @@ def outcome_view(doc: Doc) -> dict[str, Any] | None:
     p = doc.get("projection")
     if not p:
         return None
-    latency = p.get("latency_ratio")
-    if latency:
-        pace = speed(latency)
-    else:
-        pace = "-"
+    latency = pace(p) or "-"
     groups = p.get("by_complexity") or {}
     scale = max(
         [g.get("baseline_monthly") or 0 for g in groups.values()]
@@ -354,7 +351,7 @@ def outcome_view(doc: Doc) -> dict[str, Any] | None:
         "routed_monthly": money(p.get("routed_monthly")),
         "calls_monthly": f"{p.get('calls_monthly') or 0:,.0f}",
         "moved": percent(p.get("calls_moved_share")),
-        "latency": pace,
+        "latency": latency,
         "quality_change": signed(change),
         "quality_means": None if low is None else signed(means),
         "quality_bad": change is not None and change < 0,
@@ -504,7 +501,7 @@ def _mcnemar(snap: Mapping[str, Any]) -> str:
 def _detects(seen: Mapping[str, Any] | None) -> str:
     if not seen or seen.get("difference") is None:
         return ""
-    return f"{seen['difference']:.2f} vs {_text(seen.get('against'), 20)}"
+    return f"{detectable(seen['difference'])} vs {_text(seen.get('against'), 20)}"
 
 
 def _base_diff(doc: Doc, task: str, t: Mapping[str, Any], route: str) -> str:

@@ -25,14 +25,15 @@ from .fmt import (
     batch_note,
     cache_tokens_note,
     clip,
+    detectable,
     estimated_note,
     latency_note,
     level_text,
     money,
+    pace,
     percent,
     quality,
     signed,
-    speed,
     stage_shares,
     stage_text,
     suite_sentence,
@@ -59,9 +60,9 @@ BUDGETS = {
     "savings": 1_500,
     "tasks": 16_000,
     "complexity": 2_000,
-    "flipped": 13_000,
-    "matrix": 8_000,
-    "glossary": 5_000,
+    "flipped": 12_000,
+    "matrix": 7_000,
+    "glossary": 8_000,  # every term of glossary.TERMS (about 7,400) fits
     "footer": 1_000,
     "replay": 2_500,
 }
@@ -185,14 +186,23 @@ def _verdict_icon(verdict: str) -> str:
     }.get(verdict, escape_md_cell(verdict))
 
 
+_CLOSE = "\n\n</details>"
+
+
+def _unclosed(text: str) -> int:
+    return text.count("<details") - text.count("</details>")
+
+
 def _limit(text: str, budget: int) -> str:
-    """``text`` cut at a line boundary to ``budget`` characters, with a note."""
+    """``text`` cut at a line boundary to ``budget`` characters, with a note; a
+    ``<details>`` block the cut leaves open is closed, so what follows stays outside it."""
     if len(text) <= budget:
         return text
     note = "\n\n_… (cut to fit the comment; see the HTML report)_"
-    cut = text[: max(0, budget - len(note))]
+    reserve = len(note) + len(_CLOSE) * text.count("<details")
+    cut = text[: max(0, budget - reserve)]
     cut = cut[: cut.rfind("\n")] if "\n" in cut else cut
-    return cut + note
+    return cut + note + _CLOSE * max(0, _unclosed(cut))
 
 
 def _fit(text: str, limit: int) -> str:
@@ -312,9 +322,8 @@ def savings_line(doc: Doc, budget: int) -> str:
         f"all-{base} at {usd(p.get('baseline_monthly'))}/month)",
         f"{percent(p.get('calls_moved_share'))} of calls on cheaper models",
     ]
-    ratio = p.get("latency_ratio")
-    if ratio:
-        parts.append(speed(ratio))
+    if pace(p):
+        parts.append(f"latency {pace(p)}" if p.get("latency_same") else pace(p))
     if p.get("quality_change_low") is not None:  # bench: plan on the lower bounds
         parts.append(
             f"quality {signed(p['quality_change_low'])} by the routes' lower bounds "
@@ -416,7 +425,7 @@ def _task_cells(name: str, t: Mapping[str, Any]) -> list[str]:
     seen = t.get("detectable") or {}
     detect = "–"
     if seen:
-        detect = "–" if seen.get("difference") is None else f"{seen['difference']:.2f}"
+        detect = "–" if seen.get("difference") is None else detectable(seen["difference"])
         if seen.get("thin"):
             detect += " ⚠️ thin"
     route = escape_md_cell(t.get("route") or "-", 50)
@@ -646,11 +655,19 @@ def _matrix_cells(
 
 
 def glossary_section(doc: Doc, budget: int) -> str:
-    """The terms this comment uses, explained, folded away."""
-    items = "\n".join(f"- **{term}**: {text}" for term, text in glossary(doc))
-    return _limit(
-        f"<details><summary>What the terms mean</summary>\n\n{items}\n\n</details>", budget
-    )
+    """The terms this comment uses, explained, folded away; should they not fit in
+    ``budget``, whole items are left out (with a note) and the block is still closed."""
+    head, tail = "<details><summary>What the terms mean</summary>\n\n", "\n\n</details>"
+    items = [f"- **{term}**: {text}" for term, text in glossary(doc)]
+    note = "\n\n_… {} more terms: see the HTML report._"
+    room = budget - len(head) - len(tail) - len(note) - 4
+    shown: list[str] = []
+    for item in items:
+        if sum(len(i) + 1 for i in shown) + len(item) > room:
+            break
+        shown.append(item)
+    rest = len(items) - len(shown)
+    return head + "\n".join(shown) + (note.format(rest) if rest else "") + tail
 
 
 def footer(doc: Doc, budget: int) -> str:

@@ -11,10 +11,12 @@ from .document import judge_panels
 from .fmt import (
     acceptance_sentence,
     batch_note,
+    below_counts,
     bounds_sample,
     cache_tokens_note,
     clip,
     clip_middle,
+    detectable,
     estimated_note,
     latency_note,
     level_text,
@@ -123,7 +125,7 @@ def comparison_rows(doc: dict[str, Any]) -> list[list[str]]:
 
 def detects(difference: float | None, thin: bool | None) -> str:
     """The smallest difference a comparison could detect, marked when too coarse."""
-    text = "-" if difference is None else f"{difference:.2f}"
+    text = "-" if difference is None else detectable(difference)
     return text + (" THIN" if thin else "")
 
 
@@ -149,9 +151,9 @@ def statistics_rows(doc: dict[str, Any]) -> list[list[str]]:
 
 
 def projection_lines(p: dict[str, Any]) -> list[str]:
-    from .fmt import percent, speed
+    from .fmt import pace, percent
 
-    latency = f"; latency {speed(p['latency_ratio'], 'x')}" if p.get("latency_ratio") else ""
+    latency = f"; latency {pace(p, 'x')}" if pace(p) else ""
     lines = [
         f"projection ({p['calls_monthly']:,.0f} calls/month): baseline "
         f"{money(p['baseline_monthly'])}/mo -> routed {money(p['routed_monthly'])}/mo, saves "
@@ -547,11 +549,21 @@ def write_summary(
                 f"  routed counts {len(unproven)} task(s) on the route they keep, not shown to "
                 "clear the threshold"
             )
-    below = sum(1 for r in doc.get("results") or () if r.get("status") == "below")
+    counts = below_counts(doc)
+    below = sum(counts.values())
     if below:  # pytest's own count says "below" and its progress "b": say what they are
+        whose = ", ".join(
+            f"{n:,} {label}"
+            for n, label in (
+                (counts["route"], "on the tasks' routes"),
+                (counts["baseline"], "on the baseline"),
+                (counts["other"], "on other candidates"),
+            )
+            if n
+        )
         sentence = (
-            f"{below:,} case result{'s' * (below != 1)} scored below the case's bar ('b', "
-            "'below'): measured, not failed; each counts in its task's quality"
+            f"{below:,} case result{'s' * (below != 1)} scored below the case's bar ({whose}; "
+            "'b', 'below'): measured, not failed; each counts in its task's quality"
         )
         for line in textwrap.wrap(sentence, 100, subsequent_indent="  "):
             tr.write_line(line)
