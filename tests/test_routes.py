@@ -179,7 +179,11 @@ def test_bench_evaluates_cascades_from_the_single_model_outputs(levels: pytest.P
     # haiku alone (3.0, on the bar) does not
     rec = doc["recommendations"]["triage"]
     assert rec["recommended"] == "cascade:haiku>sonnet"
-    assert rec["selection"] == {"method": "bonferroni", "level": 1 - 0.05 / 7, "candidates": 7}
+    selection = rec["selection"]
+    assert selection.pop("text") == (
+        "selected by lower bounds at 99.29% (Bonferroni: 7 candidates compared)"
+    )
+    assert selection == {"method": "bonferroni", "level": 1 - 0.05 / 7, "candidates": 7}
     assert candidates["cascade:haiku>sonnet"]["low"] == pytest.approx(3.088, abs=1e-3)
     assert not candidates["haiku"]["clears"] and candidates["haiku"]["low"] < 3.0
     suggestion = yaml.safe_load((levels.path / "routes.yaml").read_text())
