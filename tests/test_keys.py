@@ -118,7 +118,8 @@ def test_a_rejected_key_stops_its_calls_after_the_first(
     assert len(blocks) == sent, failures
     said = re.findall(r"^(\d) cases errored on this refused key", failures, re.M)
     counts = [int(n) for n in said]
-    assert sorted(counts) == sorted(c["count"] for c in causes) and sum(counts) == 6, failures
+    # a refusal that stopped no other case (both lanes refused at once) has no count line
+    assert sorted(counts) == sorted(c["count"] for c in causes if c["count"] > 1), failures
     assert failures.count("the API key was rejected. Set MR_TEST_KEY") == sent
     summary = out.split("short test summary info")[1]
     assert len(re.findall(r"^FAILED ", summary, re.M)) == sent, summary
