@@ -565,7 +565,7 @@ def _killed(
         if when == "unheard":
             patch.setattr(AnthropicBatchAPI if alias == "claude" else OpenAIBatchAPI,
                           "_create", unheard)  # fmt: skip
-        result = suite.runpytest("--model-route", "-p", "no:cacheprovider")
+        result = suite.runpytest("--model-route", "-p", "no:cacheprovider", *FAST)
     assert result.ret == 0, result.stdout.str()
     assert len(server.created) == (when != "unheard")
     (record,) = (suite.path / ".modelroute_cache/batches").glob("*.json")
