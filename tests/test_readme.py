@@ -106,7 +106,7 @@ def _rates_layout(text: str) -> list[tuple[str, ...]]:
 
 def test_the_readmes_error_rates_block_is_laid_out_as_the_benchmark_prints_it() -> None:
     """The README pastes ``python benchmarks/verdict_rates.py`` verbatim: the same
-    tables, headings and rows as the script prints now (checked on a 20-run pass; the
+    tables, headings and rows as the script prints now (checked on a 2-run pass; the
     figures differ with the runs, the layout does not)."""
     import contextlib
     import io
@@ -120,7 +120,7 @@ def test_the_readmes_error_rates_block_is_laid_out_as_the_benchmark_prints_it() 
         sys.path.remove(str(ROOT / "benchmarks"))
     printed = io.StringIO()
     with ThreadPoolExecutor(1) as pool, contextlib.redirect_stdout(printed):
-        verdict_rates.tables(pool, 20, 1)  # type: ignore[arg-type]
+        verdict_rates.tables(pool, 2, 1)  # type: ignore[arg-type]
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     found = re.search(r"The output, verbatim:\n\n```\n(.*?)```", readme, flags=re.DOTALL)
     assert found, "README.md has no verdict-rates output block"
