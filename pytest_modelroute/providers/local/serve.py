@@ -18,8 +18,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import sys
 import threading
+import time
 from typing import Any
 
 
@@ -41,6 +43,27 @@ def die_with_parent() -> None:
     if parent == 1:  # the parent died before we got here
         os._exit(0)
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def let_llama_log_its_reason(limit_s: float = 3.0) -> None:
+    """Wait (at most ``limit_s``) until llama.cpp's own log has an ``E`` line: it logs
+    from a thread of its own, and the exit that follows would drop what that thread had
+    not written yet (under load, the reason itself: "invalid magic characters")."""
+    try:
+        fd = sys.stderr.fileno()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a terminal or a pipe: nothing to read
+            return
+    except (OSError, ValueError):
+        return
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            logged = os.pread(fd, os.fstat(fd).st_size, 0)
+        except OSError:
+            return
+        if any(line[:1].isdigit() and b" E " in line for line in logged.splitlines()):
+            return
+        time.sleep(0.05)
 
 
 def server_params(spec: dict[str, Any]) -> Any:
@@ -69,6 +92,7 @@ def main(argv: list[str]) -> int:
     try:
         server = xllamacpp.Server(server_params(spec))
     except Exception as exc:
+        let_llama_log_its_reason()
         print(f"modelroute: the server did not start: {exc}", file=sys.stderr, flush=True)
         sys.stdout.flush()
         # not a normal exit: the interpreter's shutdown would wait for the lock on stdin,
