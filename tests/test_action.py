@@ -348,20 +348,27 @@ def git(cwd: Path, *args: str) -> str:
     ).stdout.strip()  # fmt: skip
 
 
-@pytest.fixture
-def shallow_pr_checkout(tmp_path: Path) -> tuple[Path, str]:
-    """A remote with main (holding a snapshot) and a PR branch, and a depth-1 clone of
-    the PR branch, as actions/checkout leaves it; returns (clone, main's commit)."""
+def remote_with_main(tmp_path: Path, snapshot: str) -> tuple[Path, str]:
+    """A remote whose main holds ``snapshot.json``, now on a new branch ``pr``; returns the
+    remote and main's commit."""
     if not shutil.which("git"):
         pytest.skip("git is not installed")
     remote = tmp_path / "remote"
     remote.mkdir()
     git(remote, "init", "-q", "-b", "main")
-    (remote / "snapshot.json").write_text('{"v": "main"}')
+    (remote / "snapshot.json").write_text(snapshot)
     git(remote, "add", ".")
     git(remote, "commit", "-qm", "main")
     main = git(remote, "rev-parse", "HEAD")
     git(remote, "checkout", "-qb", "pr")
+    return remote, main
+
+
+@pytest.fixture
+def shallow_pr_checkout(tmp_path: Path) -> tuple[Path, str]:
+    """A remote with main (holding a snapshot) and a PR branch, and a depth-1 clone of
+    the PR branch, as actions/checkout leaves it; returns (clone, main's commit)."""
+    remote, main = remote_with_main(tmp_path, '{"v": "main"}')
     (remote / "snapshot.json").write_text('{"v": "pr"}')
     git(remote, "commit", "-qam", "pr")
     clone = tmp_path / "clone"
@@ -402,16 +409,8 @@ def remote_where_main_moved_on(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     """A remote where a PR branched from main, GitHub made its merge commit (branch
     ``merge``), then main moved on with a snapshot of its own; returns the remote and the
     commits (fork, the PR's head, the merge commit, main's new tip)."""
-    if not shutil.which("git"):
-        pytest.skip("git is not installed")
-    remote = tmp_path / "remote"
-    remote.mkdir()
-    git(remote, "init", "-q", "-b", "main")
-    (remote / "snapshot.json").write_text('{"v": "fork point"}')
-    git(remote, "add", ".")
-    git(remote, "commit", "-qm", "main")
-    commits = {"fork": git(remote, "rev-parse", "HEAD")}
-    git(remote, "checkout", "-qb", "pr")
+    remote, fork = remote_with_main(tmp_path, '{"v": "fork point"}')
+    commits = {"fork": fork}
     (remote / "routes.txt").write_text("the PR's change\n")
     git(remote, "add", ".")
     git(remote, "commit", "-qm", "pr")
