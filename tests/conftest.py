@@ -6,6 +6,7 @@ import contextlib
 import gc
 import importlib
 import json
+import os
 import pkgutil
 import shutil
 import subprocess
@@ -19,6 +20,10 @@ import pytest
 from wire_server import WireServer
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the plugins the runs inside the tests leave out: hypothesis's imports all of hypothesis
+#: for a summary those runs never show; anyio's (the SDKs bring anyio) has pytest rewrite
+#: the asserts of 31 anyio modules in every fresh interpreter (0.4 s of CPU a run)
+INNER_ADDOPTS = "-p no:hypothesispytest -p no:anyio"
 
 
 def _preload() -> None:
@@ -47,6 +52,12 @@ def _try_import(name: str) -> None:
         importlib.import_module(name)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Every run the tests start in a fresh interpreter leaves the two plugins out (an
+    xdist worker of this run has parsed its options already: it is not affected)."""
+    os.environ["PYTEST_ADDOPTS"] = INNER_ADDOPTS
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tests marked ``slow`` first, the rest in their order: xdist hands the first
     quarter out round robin and the rest as workers free up, so a long test handed out
@@ -67,9 +78,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 @pytest.fixture
 def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    """pytester, its runs without hypothesis's plugin: in a run in a fresh interpreter it
-    imports all of hypothesis (about 1 s of CPU) for a summary these runs never show."""
-    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:hypothesispytest")
+    """pytester, its runs without the plugins of INNER_ADDOPTS (pytester clears the
+    variable)."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", INNER_ADDOPTS)
     return pytester
 
 

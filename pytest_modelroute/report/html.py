@@ -76,7 +76,10 @@ def route_breaks(route: object) -> Markup:
     return Markup(text.replace(":", ":<wbr>").replace("&gt;", "&gt;<wbr>"))
 
 
+@functools.cache
 def _env() -> jinja2.Environment:
+    """The report's templates, compiled once per process (a pytester session renders
+    hundreds of reports)."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("pytest_modelroute", "report/templates"),
         autoescape=True,
