@@ -155,10 +155,13 @@ class Bounds:
             low, high = high, high * 2
             if high > 1e12:
                 return math.inf
-        while high - low > 0.5:
-            middle = (low + high) / 2
+        # bisect on whole cases: the least n that clears (a fractional bracket, then its
+        # ceiling, gave one case more whenever the boundary sat just above a whole n)
+        low, high = math.floor(low), math.ceil(high)
+        while high - low > 1:
+            middle = (low + high) // 2
             low, high = (low, middle) if clears(middle) else (middle, high)
-        return high
+        return float(high)
 
     def _changed(self) -> tuple[float, float]:
         """Paired pass/fail differences: the (effective) counts of cases that went up and
