@@ -137,7 +137,9 @@ class Bounds:
         quantile and the power's both taken through Hall's transformation, as the
         estimate's skewed distribution has them; searched by doubling and bisection (the
         normal approximation falls 10-80 % short at small n)."""
-        changed = self.df / (self.n_eff - 1) if self.df and self.n_eff > 1 else 1.0
+        # differences: the share of cases that changed, whose count less one is their df
+        # (df / (n - 1) understated it: 2 of 3 cases changed read as 1 in 2, a case more)
+        changed = min(1.0, (self.df + 1) / self.n_eff) if self.df and self.n_eff > 1 else 1.0
         differences = self.method == "hall-t" and self.span[0] == -self.span[1]
 
         def clears(n: float) -> bool:
@@ -155,10 +157,13 @@ class Bounds:
             low, high = high, high * 2
             if high > 1e12:
                 return math.inf
-        while high - low > 0.5:
-            middle = (low + high) / 2
+        # bisect on whole cases: the least n that clears (a fractional bracket, then its
+        # ceiling, gave one case more whenever the boundary sat just above a whole n)
+        low, high = math.floor(low), math.ceil(high)
+        while high - low > 1:
+            middle = (low + high) // 2
             low, high = (low, middle) if clears(middle) else (middle, high)
-        return high
+        return float(high)
 
     def _changed(self) -> tuple[float, float]:
         """Paired pass/fail differences: the (effective) counts of cases that went up and

@@ -15,7 +15,12 @@ from suite import run_json, sim_suite
 from pytest_modelroute.report.fmt import cache_tokens_note
 from pytest_modelroute.report.html import render_html
 from pytest_modelroute.report.markdown import render_markdown
-from pytest_modelroute.report.terminal import projection_lines, selection_line, spend_line
+from pytest_modelroute.report.terminal import (
+    projection_lines,
+    selection_line,
+    spend_line,
+    versus_baseline,
+)
 
 
 def test_a_routed_latency_above_the_baselines_reads_slower_in_every_report() -> None:
@@ -176,3 +181,17 @@ def test_the_terminal_and_the_html_count_the_same_results_below_their_bar(exampl
         f"routes, {len(base)} on the baseline; 'b', 'below')"
     ) in said
     assert f"Route below bar ({len(routes)})" in render_html(doc)
+
+
+def test_times_cheaper_reads_with_one_decimal_in_html_as_on_the_terminal() -> None:
+    """The example suite's bench run: classification on haiku costs 1/57.566 of opus per
+    call; the terminal's "cheaper" column said 57.6x, the HTML 58× (a whole number from 10
+    up), and data-extraction's cascade 12.3x against 12×."""
+    doc = make_doc(4)
+    task = next(iter(doc["tasks"]))
+    row = doc["tasks"][task]
+    for base, cost, shown in ((0.00177375, 3.08125e-05, "57.6"), (0.00259, 0.00021075, "12.3")):
+        row["cost_per_call"], row["baseline"]["cost_per_call"] = cost, base
+        chosen = {"route": row["route"], "cost_per_call": cost}
+        assert versus_baseline(chosen, {"route": "opus", "cost_per_call": base}) == f"{shown}x"
+        assert f"{shown}× cheaper" in render_html(doc)

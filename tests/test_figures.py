@@ -163,6 +163,50 @@ def test_the_cases_that_would_settle_it_have_the_power_they_promise() -> None:
         assert power(needed - 1) < POWER
 
 
+@pytest.mark.parametrize(
+    "sample",
+    [
+        # the example suite's ambiguous-judgment, research and tagging routes: the reports
+        # said ~669, ~456 and ~35 where 668, 455 and 34 cases already clear
+        [5.0, 4.933333333333334, 4.933333333333334, 1.0666666666666667, 4.933333333333334],
+        [5.0, 1.7777777777777777, 5.0, 5.0],
+        [5.0, 5.0, 3.0, 5.0],
+        [1 + 4 / 3] * 1 + [1 + 8 / 3] * 4 + [5.0] * 11,
+    ],
+)
+def test_the_graded_cases_needed_are_the_least_whole_count_that_clears(
+    sample: list[float],
+) -> None:
+    """For graded scores the count is the least n at which the gate's own bound (Hall's t
+    at n - 1 degrees of freedom, skewness over sqrt(n), level and power quantiles through
+    Hall's transformation) clears the bar by the 80 %-power margin: recomputed here with
+    scipy's t quantiles and Hall's cubic inverted by brentq, over whole n. A fractional
+    bisection then its ceiling printed one case more whenever the boundary sat just above
+    a whole n."""
+    x = np.asarray(sample)
+    bar = 4.0
+    mean, sd, gap = x.mean(), x.std(ddof=1), abs(x.mean() - bar)
+    skew = stats.skew(x, bias=True) * (1 if mean > bar else -1)
+
+    def inverse(u: float, a: float) -> float:
+        return optimize.brentq(
+            lambda t: t + a * t * t / 3 + a * a * t**3 / 27 + a / 6 - u, -1e3, 1e3, xtol=1e-13
+        )
+
+    def clears(m: int) -> bool:
+        a = skew / math.sqrt(m)
+        reach = inverse(stats.t.ppf(LEVEL, m - 1), a) + inverse(stats.t.ppf(POWER, m - 1), a)
+        return sd / math.sqrt(m) * reach <= gap
+
+    needed = bounds(x).needed(bar)
+    normal = ((Z + stats.norm.ppf(POWER)) * sd / gap) ** 2
+    room = x.min() - 1  # the unseen-tail floor's count, where it binds at all
+    unseen = math.log(1 - LEVEL) / math.log1p(-gap / room) if room > gap else 0.0
+    assert needed is not None and needed > max(normal, unseen)  # the t search decides here
+    assert clears(needed)
+    assert not clears(needed - 1)
+
+
 def test_the_detectable_difference_is_the_textbook_one_for_many_cases() -> None:
     rng = np.random.default_rng(5)
     x = 1 + 4 * rng.binomial(3, 0.8, 2000) / 3
@@ -225,3 +269,50 @@ def test_the_benchmarks_exact_suite_rows_equal_scipys(n: int) -> None:
     kept = pmf[(1 + 4 * upper < 4.0) & (stats.binom.cdf(k, n, 0.75) <= 0.05 / 12)].sum()
     assert exact_suite(n, 4.0, 12, holm=False) == pytest.approx(1 - (1 - fails) ** 12)
     assert exact_suite(n, 4.0, 12, holm=True) == pytest.approx(1 - (1 - kept) ** 12)
+
+
+@pytest.mark.parametrize(
+    ("now", "then"),
+    [
+        # the audit's data-extraction route, whose cascade now stops at a 3.29 where the
+        # snapshot had two 5s: 2 of 3 cases changed (the reports said ~13, 12 clear)
+        ([23 / 7] * 3, [23 / 7, 5.0, 5.0]),
+        # a cached re-run of 12 cases: 4 moved
+        ([5.0] * 8 + [4.0, 3.0, 5.0, 2.0], [5.0] * 8 + [5.0, 5.0, 4.0, 5.0]),
+    ],
+)
+def test_paired_graded_cases_needed_keep_the_share_of_cases_that_changed(
+    now: list[float], then: list[float]
+) -> None:
+    """A paired graded difference's t bound has as many degrees of freedom as cases that
+    changed, less one; at n cases with the same share changed that is share x n - 1. The
+    count the reports print is the least whole n at which that bound (the wider of Hall's
+    and the plain t) clears -tolerance by the 80 %-power margin, recomputed here with
+    scipy's t quantiles and Hall's cubic inverted by brentq."""
+    d = np.asarray(now) - np.asarray(then)
+    bar = -0.2
+    mean, sd, gap = d.mean(), d.std(ddof=1), abs(d.mean() - bar)
+    skew = stats.skew(d, bias=True) * (1 if mean > bar else -1)
+    share = np.count_nonzero(d) / d.size
+
+    def inverse(u: float, a: float) -> float:
+        return optimize.brentq(
+            lambda t: t + a * t * t / 3 + a * a * t**3 / 27 + a / 6 - u, -1e3, 1e3, xtol=1e-13
+        )
+
+    def clears(m: int) -> bool:
+        df = max(1.0, share * m - 1)
+        level, power = stats.t.ppf(LEVEL, df), stats.t.ppf(POWER, df)
+        a = skew / math.sqrt(m)
+        reach = max(inverse(level, a) + inverse(power, a), level + power)
+        return sd / math.sqrt(m) * reach <= gap
+
+    b = bounds(d, span=(-4.0, 4.0))
+    assert b.method == "hall-t"
+    needed = b.needed(bar)
+    room = 4 + d.min() if mean > bar else 4 - d.max()
+    unseen = math.log(1 - LEVEL) / math.log1p(-gap / room) if room > gap else 0.0
+    normal = ((Z + stats.norm.ppf(POWER)) * sd / gap) ** 2
+    assert needed is not None and needed > max(unseen, normal, d.size)
+    assert clears(needed)
+    assert not clears(needed - 1)

@@ -144,8 +144,10 @@ def _ratio(base: float | None, cost: float | None) -> str:
     r = base / cost
     if abs(r - 1) < 0.05:
         return "same cost"
+    # one decimal, as the terminal's "cheaper" column and the suggest file's comment
+    # print it (the whole number from 10 up read 58x where they said 57.6x)
     if r >= 1:
-        return f"{r:.1f}× cheaper" if r < 10 else f"{r:.0f}× cheaper"
+        return f"{r:.1f}× cheaper"
     return f"{1 / r:.1f}× dearer"
 
 
