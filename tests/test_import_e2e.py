@@ -15,6 +15,9 @@ from test_import_formats import run
 
 from pytest_modelroute.importers.catalog import list_price
 from pytest_modelroute.importers.volumes import DAYS_PER_MONTH
+from pytest_modelroute.report.fmt import money
+from pytest_modelroute.report.html import render_html
+from pytest_modelroute.report.markdown import render_markdown
 
 
 @pytest.mark.slow
@@ -207,6 +210,15 @@ def test_a_task_production_serves_with_another_model_keeps_it_as_its_route(
     result.stdout.fnmatch_lines(
         ["*before: every call on the baseline, also for the 1 task(s) whose routes:*"]
     )
+    # the PR comment and the HTML report say it too, with the same figures
+    figures = [money(today[k]) for k in ("before_monthly", "routed_monthly", "savings_monthly")]
+    comment = render_markdown(doc)
+    assert "against the routes configured today (1 task(s) not on the baseline): " in comment
+    shown = comment.replace("\\$", "$")  # the comment escapes $ (GitHub reads $...$ as math)
+    assert f"{figures[0]} → {figures[1]}/month, saves {figures[2]}/month" in shown
+    page = render_html(doc)
+    assert f"those routes: {figures[0]} → {figures[1]} a month, saves {figures[2]}" in page
+    assert sql_task in page.split('id="against-today"', 1)[1].split("</p>", 1)[0]
 
 
 def test_each_logged_model_replays_its_own_answers(pytester: pytest.Pytester) -> None:

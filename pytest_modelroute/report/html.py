@@ -362,6 +362,21 @@ def outcome_view(doc: Doc) -> dict[str, Any] | None:
         "quality_bad": change is not None and change < 0,
         "rows": rows,
         "without_traffic": [_text(t, 60) for t in p.get("tasks_without_traffic") or []],
+        "today": _against_today(p.get("vs_configured")),
+    }
+
+
+def _against_today(today: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """Bench on a suite whose ``routes:`` are what production runs: the cost of those
+    routes today against the routed cost (the "before" above is every call on the
+    baseline)."""
+    if not today:
+        return None
+    return {
+        "tasks": ", ".join(_text(t, 60) for t in today.get("tasks") or []),
+        "before": money(today.get("before_monthly")),
+        "after": money(today.get("routed_monthly")),
+        "savings": money(today.get("savings_monthly")),
     }
 
 

@@ -332,6 +332,14 @@ def savings_line(doc: Doc, budget: int) -> str:
         )
     elif p.get("quality_change") is not None:
         parts.append(f"quality {signed(p['quality_change'])}")
+    today = p.get("vs_configured")
+    if today:  # bench on a suite whose routes: are what production runs (imported logs)
+        parts.append(
+            f"against the routes configured today ({len(today['tasks'])} task(s) not on the "
+            f"baseline): {usd(today.get('before_monthly'))} → "
+            f"{usd(today.get('routed_monthly'))}/month, saves "
+            f"{usd(today.get('savings_monthly'))}/month"
+        )
     return _limit(" · ".join(parts), budget)
 
 
