@@ -83,11 +83,18 @@ def test_routerarena_imports_as_the_readme_says(tmp_path: Path) -> None:
     assert config["traffic"] == {t: round(n * DAYS_PER_MONTH / 30) for t, n in calls.items()}
     cases = [c for doc in docs.values() for c in doc["cases"]]
     assert len(cases) == 544
+    # the README: the calls of 31 tasks sit in one complexity level (the summary's
+    # low/med/high column), the cases of 33
+    split = re.findall(r"^    \S+ +[\d,]+ +[\d.]+% +[\d,]+ +(\d+)/(\d+)/(\d+) ", out, re.M)
+    assert len(split) == 36, out
+    assert sum(sum(int(n) > 0 for n in row) == 1 for row in split) == 31
+    levels = Counter(len({c["complexity"] for c in doc["cases"]}) for doc in docs.values())
+    assert levels[1] == 33, levels
     # each model replays its own answers: 544 of haiku's, and gemini's to the same prompts
     replay = {
         (r["model"], r["messages"][-1]["content"]): r["output"] for r in replay_of(tmp_path / "s")
     }
     assert sum(m == "claude-3-haiku-20240307" for m, _ in replay) == 544
-    assert sum(m == "gemini-2.0-flash-001" for m, _ in replay) > 500
+    assert sum(m == "gemini-2.0-flash-001" for m, _ in replay) == 537
     assert all(logged[key] == a for key, a in replay.items())
     assert {c["expected"] for c in cases} <= set(answers.values())

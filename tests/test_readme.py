@@ -51,6 +51,43 @@ def test_the_readme_bench_sample_is_what_bench_prints(tmp_path: Path) -> None:
         at = printed.index(line.rstrip(), at) + 1
 
 
+def _quoted(pattern: str) -> str:
+    """The README's inline sample that ``pattern`` (one group, inside backticks) finds,
+    its line breaks made spaces (the prose wraps it)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(pattern, text)
+    assert found, f"README.md has no sample matching {pattern!r}"
+    return " ".join(found.group(1).split())
+
+
+def test_the_readmes_estimate_and_progress_lines_are_printed(example_run) -> None:  # type: ignore[no-untyped-def]
+    """Outputs: the example suite's estimate line and its final progress line, quoted inline."""
+    printed = [" ".join(line.split()) for line in example_run.stdout.splitlines()]
+    estimate = _quoted(r"the example suite's first run: `(modelroute: [^`]*)`")
+    progress = _quoted(r"a progress line while the\s+calls are made \(`(modelroute: [^`]*)`")
+    assert estimate in printed, estimate
+    assert progress in printed, progress
+
+
+def test_the_readmes_batch_line_is_what_the_example_suite_prints(tmp_path: Path) -> None:
+    """Batches: ``pytest --model-route --model-route-batch example_suite`` batches nothing
+    (simulated tiers), and the summary line the README quotes says so."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(ROOT / "example_suite", tmp_path / "example_suite")
+    shutil.rmtree(tmp_path / "example_suite" / ".modelroute_cache", ignore_errors=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "--model-route", "--model-route-batch",
+         "example_suite", "-p", "no:cacheprovider"],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:]
+    line = _quoted(r"--model-route-batch example_suite`\s+prints `([^`]*)`")
+    assert line in [" ".join(x.split()) for x in run.stdout.splitlines()], line
+
+
 def test_the_readme_names_the_options_that_exist() -> None:
     """Every option of the plugin is in the README's Options table (``--model-route-json/
     -html/-md/-junit`` counts for the four), and every ``--model-route-...`` flag or
