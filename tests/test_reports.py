@@ -457,3 +457,30 @@ def test_bench_words_from_the_users_files_are_escaped() -> None:
     assert PWNED not in markdown and "<script" not in markdown
     assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in markdown
     assert "modelroute.yaml:12 &lt;script&gt;" in markdown
+
+
+def test_routes_dearer_than_the_baseline_read_as_an_extra_cost(pytester: pytest.Pytester) -> None:
+    """A route dearer than the baseline: every report says what it costs more, never
+    "saves $-X" (money's sign goes before the dollar: -$X)."""
+    suite = sim_suite(pytester, route="strong")
+    config = suite / "modelroute.yaml"
+    text = config.read_text().replace("baseline: strong", "baseline: weak")
+    config.write_text(text + "traffic:\n  classification: 10000\n")
+    result, doc = run_json(pytester, "--model-route", "-o", "model_route_confidence=0")
+    p = doc["projection"]
+    assert p["savings_monthly"] < 0 and p["routed_monthly"] > p["baseline_monthly"]
+    extra = p["routed_monthly"] - p["baseline_monthly"]
+    assert p["savings_monthly"] == pytest.approx(-extra)
+    result.stdout.fnmatch_lines([f"*projection *, costs {money(extra)}/mo more (*/yr, *%)"])
+    md = render_markdown(doc)
+    assert f"**Projected extra cost: {money(extra)}/month**".replace("$", "\\$") in md
+    page = render_html(doc)
+    assert "Projected extra cost" in page and f"{money(extra)}<small> a month" in page
+    assert f"-{money(extra)}" in page  # the table's total row: a negative saving
+    for shown in (result.stdout.str(), md, page):
+        assert "$-" not in shown and "\\$-" not in shown
+
+
+def test_money_puts_the_sign_before_the_dollar() -> None:
+    assert money(-11.48) == "-$11.48" and money(-2840) == "-$2,840"
+    assert money(-0.00021) == "-$0.00021" and money(0.038) == "$0.038"

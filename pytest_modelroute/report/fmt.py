@@ -8,11 +8,14 @@ from typing import Any
 
 
 def money(value: float | None) -> str:
-    """USD with sensible precision: $2,840, $0.038, $0.00021."""
+    """USD with sensible precision: $2,840, $0.038, $0.00021; the sign before the dollar
+    (-$11.48)."""
     if value is None:
         return "-"
     if value == 0:
         return "$0"
+    if value < 0:
+        return "-" + money(-value)
     if abs(value) >= 100:
         return f"${value:,.0f}"
     if abs(value) >= 1:
@@ -22,6 +25,20 @@ def money(value: float | None) -> str:
     # two significant digits, never scientific notation: $0.00021, $0.0000063
     digits = 1 - math.floor(math.log10(abs(value)))
     return f"${value:.{digits}f}"
+
+
+def size(value: float | None) -> float | None:
+    """A saving's amount: its sign is in the words around it ("saves", "costs ... more")."""
+    return None if value is None else abs(value)
+
+
+def saving(value: float | None, per: str = "/mo", show: Any = None) -> str:
+    """``saves $X/mo``, or ``costs $X/mo more`` where the routes cost more than the
+    comparison (never "saves $-X"); ``show`` formats the amount (default ``money``)."""
+    show = show or money
+    if value is not None and value < 0:
+        return f"costs {show(-value)}{per} more"
+    return f"saves {show(value)}{per}"
 
 
 def quality(value: float | None) -> str:

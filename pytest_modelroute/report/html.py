@@ -34,7 +34,9 @@ from .fmt import (
     pace,
     percent,
     quality,
+    saving,
     signed,
+    size,
     stage_names,
     stage_shares,
     stage_text,
@@ -348,10 +350,17 @@ def outcome_view(doc: Doc) -> dict[str, Any] | None:
     # bench: the recommended routes' lower bounds lead (the means overstate routes chosen
     # for their scores)
     change = means if low is None else low
+    dearer = (p.get("savings_monthly") or 0) < 0  # the routes cost more than the baseline
     return {
-        "savings_monthly": money(p.get("savings_monthly")),
-        "savings_share": percent(p.get("savings_share")),
-        "savings_annual": money(p.get("savings_annual")),
+        "savings_label": "Projected extra cost" if dearer else "Projected savings",
+        "savings_monthly": money(size(p.get("savings_monthly"))),
+        "savings_sign": "+" if dearer else "−",
+        "savings_share": percent(size(p.get("savings_share"))),
+        "savings_annual_label": "Annual extra cost" if dearer else "Annual savings",
+        "savings_annual": money(size(p.get("savings_annual"))),
+        # the table's total row: a column of savings, the negative one signed
+        "total_savings": money(p.get("savings_monthly")),
+        "total_annual": money(p.get("savings_annual")),
         "baseline_monthly": money(p.get("baseline_monthly")),
         "routed_monthly": money(p.get("routed_monthly")),
         "calls_monthly": f"{p.get('calls_monthly') or 0:,.0f}",
@@ -376,7 +385,7 @@ def _against_today(today: Mapping[str, Any] | None) -> dict[str, str] | None:
         "tasks": ", ".join(_text(t, 60) for t in today.get("tasks") or []),
         "before": money(today.get("before_monthly")),
         "after": money(today.get("routed_monthly")),
-        "savings": money(today.get("savings_monthly")),
+        "savings": saving(today.get("savings_monthly"), " a month"),
     }
 
 

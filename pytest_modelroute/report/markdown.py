@@ -33,7 +33,9 @@ from .fmt import (
     pace,
     percent,
     quality,
+    saving,
     signed,
+    size,
     stage_shares,
     stage_text,
     suite_sentence,
@@ -316,10 +318,13 @@ def savings_line(doc: Doc, budget: int) -> str:
             "task, to the config)."
         )
     base = escape_md_cell(doc.get("baseline") or "the baseline", 40)
+    dearer = (p.get("savings_monthly") or 0) < 0  # the routes cost more than the baseline
     parts = [
-        f"**Projected savings: {usd(p.get('savings_monthly'))}/month** "
-        f"({usd(p.get('savings_annual'))}/year, −{percent(p.get('savings_share'))} against "
-        f"all-{base} at {usd(p.get('baseline_monthly'))}/month)",
+        f"**Projected {'extra cost' if dearer else 'savings'}: "
+        f"{usd(size(p.get('savings_monthly')))}/month** "
+        f"({usd(size(p.get('savings_annual')))}/year, {'+' if dearer else '−'}"
+        f"{percent(size(p.get('savings_share')))} against all-{base} at "
+        f"{usd(p.get('baseline_monthly'))}/month)",
         f"{percent(p.get('calls_moved_share'))} of calls on cheaper models",
     ]
     if pace(p):
@@ -337,8 +342,8 @@ def savings_line(doc: Doc, budget: int) -> str:
         parts.append(
             f"against the routes configured today ({len(today['tasks'])} task(s) not on the "
             f"baseline): {usd(today.get('before_monthly'))} → "
-            f"{usd(today.get('routed_monthly'))}/month, saves "
-            f"{usd(today.get('savings_monthly'))}/month"
+            f"{usd(today.get('routed_monthly'))}/month, "
+            f"{saving(today.get('savings_monthly'), '/month', usd)}"
         )
     return _limit(" · ".join(parts), budget)
 

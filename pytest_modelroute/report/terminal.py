@@ -151,14 +151,14 @@ def statistics_rows(doc: dict[str, Any]) -> list[list[str]]:
 
 
 def projection_lines(p: dict[str, Any]) -> list[str]:
-    from .fmt import pace, percent
+    from .fmt import pace, percent, saving, size
 
     latency = f"; latency {pace(p, 'x')}" if pace(p) else ""
     lines = [
         f"projection ({p['calls_monthly']:,.0f} calls/month): baseline "
-        f"{money(p['baseline_monthly'])}/mo -> routed {money(p['routed_monthly'])}/mo, saves "
-        f"{money(p['savings_monthly'])}/mo ({money(p['savings_annual'])}/yr, "
-        f"{percent(p['savings_share'])})",
+        f"{money(p['baseline_monthly'])}/mo -> routed {money(p['routed_monthly'])}/mo, "
+        f"{saving(p['savings_monthly'])} ({money(size(p['savings_annual']))}/yr, "
+        f"{percent(size(p['savings_share']))})",
         f"  calls moved off the baseline model {percent(p['calls_moved_share'])}{latency}"
         + quality_change_text(p),
     ]
@@ -169,7 +169,7 @@ def projection_lines(p: dict[str, Any]) -> list[str]:
             "  before: every call on the baseline, also for the "
             f"{len(today['tasks'])} task(s) whose routes: send them elsewhere today; against "
             f"those routes: {money(today['before_monthly'])}/mo -> "
-            f"{money(today['routed_monthly'])}/mo, saves {money(today['savings_monthly'])}/mo",
+            f"{money(today['routed_monthly'])}/mo, {saving(today['savings_monthly'])}",
         ]
     rows = [
         [
