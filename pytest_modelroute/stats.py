@@ -68,6 +68,9 @@ class Bounds:
     #: the t bound's degrees of freedom (0: ``n_eff - 1``); fewer for paired differences
     #: where most cases did not change
     df: float = 0.0
+    #: paired graded differences: the (weighted) share of cases that changed, from which
+    #: the t's degrees of freedom at n cases follow (``df`` is floored at 1)
+    changed: float = 1.0
 
     @property
     def alpha(self) -> float:
@@ -123,6 +126,8 @@ class Bounds:
                 return None
             z = z if self.discordant > 0 else _z(self.level)  # no spread: the bound itself
             effective = max(effective, self.n_eff * (z / score) ** 2)
+        if not math.isfinite(effective):  # the mean a hair's breadth from the bar
+            return None
         return max(self.n + 1, math.ceil(effective * design))
 
     def never_settles(self, bar: float) -> bool:
@@ -137,9 +142,10 @@ class Bounds:
         quantile and the power's both taken through Hall's transformation, as the
         estimate's skewed distribution has them; searched by doubling and bisection (the
         normal approximation falls 10-80 % short at small n)."""
-        # differences: the share of cases that changed, whose count less one is their df
-        # (df / (n - 1) understated it: 2 of 3 cases changed read as 1 in 2, a case more)
-        changed = min(1.0, (self.df + 1) / self.n_eff) if self.df and self.n_eff > 1 else 1.0
+        # differences: at n cases, share x n changed, whose count less one is the df (the
+        # share itself: worked back from the df, floored at 1, one changed case of 5 read
+        # as 2, and 2 of 3 as 1 in 2)
+        changed = self.changed
         differences = self.method == "hall-t" and self.span[0] == -self.span[1]
 
         def clears(n: float) -> bool:
@@ -379,8 +385,8 @@ def bounds(
         # when most did not (a cached re-run), the studentized mean has the tails of a t
         # with as many degrees of freedom as changed cases, not as cases: Hall's t at
         # n - 1 passed 5.6-6.6 % of unchanged routes at rho 0.9-0.95
-        moved = float((w * (np.abs(x) > _EPS)).sum()) / total * n_eff
-        df = max(1.0, min(df, moved - 1))
+        share = float((w * (np.abs(x) > _EPS)).sum()) / total
+        df = max(1.0, min(df, share * n_eff - 1))
     q = float(special.stdtrit(df, level))
     a = skew / math.sqrt(n_eff)
     low = mean - se * float(_hall_inverse(q, a))
@@ -396,8 +402,10 @@ def bounds(
     low = max(lo, min(low, mean - p0 * (smallest - lo)))
     high = min(hi, max(high, mean + p0 * (hi - largest)))
     if not three_point:
+        changed = share if lo == -hi else 1.0
         return Bounds(
-            n, mean, low, high, level, "hall-t", n_eff, sd, span, smallest, largest, skew, df=df
+            n, mean, low, high, level, "hall-t", n_eff, sd, span, smallest, largest, skew,
+            df=df, changed=changed,
         )  # fmt: skip
     # paired differences of pass/fail scores (-w, 0 or +w): also Tango's score bound, and
     # the wider of the two. Each misses where the other holds (by exact enumeration, t

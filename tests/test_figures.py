@@ -279,6 +279,9 @@ def test_the_benchmarks_exact_suite_rows_equal_scipys(n: int) -> None:
         ([23 / 7] * 3, [23 / 7, 5.0, 5.0]),
         # a cached re-run of 12 cases: 4 moved
         ([5.0] * 8 + [4.0, 3.0, 5.0, 2.0], [5.0] * 8 + [5.0, 5.0, 4.0, 5.0]),
+        # one case of 5 moved: the bound's df is floored at 1, the share is still 1 in 5
+        # (worked back from the df it read as 2 in 5: ~35 where 40 clear)
+        ([5.0] * 5, [5.0] * 4 + [1.1]),
     ],
 )
 def test_paired_graded_cases_needed_keep_the_share_of_cases_that_changed(
@@ -316,3 +319,11 @@ def test_paired_graded_cases_needed_keep_the_share_of_cases_that_changed(
     assert needed is not None and needed > max(unseen, normal, d.size)
     assert clears(needed)
     assert not clears(needed - 1)
+
+
+def test_a_mean_a_hairs_breadth_from_the_bar_needs_no_count() -> None:
+    """A graded mean 2e-6 from the bar: no finite number of cases settles it (the search
+    gave up at 1e12 and the count's rounding raised OverflowError)."""
+    b = bounds(np.array([3.0, 5.0, 4.0, 4.000004]))
+    assert b.mean is not None
+    assert b.needed(b.mean - 2e-6) is None

@@ -15,7 +15,7 @@ from test_import_formats import run
 
 from pytest_modelroute.importers.catalog import list_price
 from pytest_modelroute.importers.volumes import DAYS_PER_MONTH
-from pytest_modelroute.report.fmt import money
+from pytest_modelroute.report.fmt import money, saving
 from pytest_modelroute.report.html import render_html
 from pytest_modelroute.report.markdown import render_markdown
 
@@ -211,13 +211,15 @@ def test_a_task_production_serves_with_another_model_keeps_it_as_its_route(
         ["*before: every call on the baseline, also for the 1 task(s) whose routes:*"]
     )
     # the PR comment and the HTML report say it too, with the same figures
-    figures = [money(today[k]) for k in ("before_monthly", "routed_monthly", "savings_monthly")]
+    before, after = money(today["before_monthly"]), money(today["routed_monthly"])
     comment = render_markdown(doc)
     assert "against the routes configured today (1 task(s) not on the baseline): " in comment
     shown = comment.replace("\\$", "$")  # the comment escapes $ (GitHub reads $...$ as math)
-    assert f"{figures[0]} → {figures[1]}/month, saves {figures[2]}/month" in shown
+    saves = saving(today["savings_monthly"], "/month")  # or "costs $X/month more"
+    assert f"{before} → {after}/month, {saves}" in shown
     page = render_html(doc)
-    assert f"those routes: {figures[0]} → {figures[1]} a month, saves {figures[2]}" in page
+    saves = saving(today["savings_monthly"], " a month")
+    assert f"those routes: {before} → {after} a month, {saves}" in page
     assert sql_task in page.split('id="against-today"', 1)[1].split("</p>", 1)[0]
 
 
