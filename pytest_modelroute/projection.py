@@ -39,9 +39,8 @@ class TaskFigures:
     levels: Mapping[str, tuple[float, float, float]] = field(default_factory=dict)
     #: bench: the recommended route's lower bound (its mean overstates a route chosen
     #: for its scores: the winner's curse; the bound holds at its level even so)
-    route_quality_low: float | None = (
-        None  #: the latencies were measured (not simulated or recorded), so they carry noise
-    )
+    route_quality_low: float | None = None
+    #: the latencies were measured (not simulated or recorded), so they carry noise
     measured: bool = False
 
 

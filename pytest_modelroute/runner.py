@@ -739,7 +739,6 @@ class Runner:
             "concurrency": self.concurrency_total(request.model),
             "crowd": crowd,
             "slots": self._slots.get(request.model),
-            "queued": crowd > (self._slots.get(request.model) or crowd),
             "task": TASK.get(),
             "purpose": request.purpose,
         }

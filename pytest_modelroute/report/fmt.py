@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 
@@ -16,14 +16,14 @@ def money(value: float | None) -> str:
         return "$0"
     if value < 0:
         return "-" + money(-value)
-    if abs(value) >= 100:
+    if value >= 100:
         return f"${value:,.0f}"
-    if abs(value) >= 1:
+    if value >= 1:
         return f"${value:,.2f}"
-    if abs(value) >= 0.01:
+    if value >= 0.01:
         return f"${value:.3f}"
     # two significant digits, never scientific notation: $0.00021, $0.0000063
-    digits = 1 - math.floor(math.log10(abs(value)))
+    digits = 1 - math.floor(math.log10(value))
     return f"${value:.{digits}f}"
 
 
@@ -32,10 +32,11 @@ def size(value: float | None) -> float | None:
     return None if value is None else abs(value)
 
 
-def saving(value: float | None, per: str = "/mo", show: Any = None) -> str:
+def saving(
+    value: float | None, per: str = "/mo", show: Callable[[float | None], str] = money
+) -> str:
     """``saves $X/mo``, or ``costs $X/mo more`` where the routes cost more than the
-    comparison (never "saves $-X"); ``show`` formats the amount (default ``money``)."""
-    show = show or money
+    comparison (never "saves $-X"); ``show`` formats the amount."""
     if value is not None and value < 0:
         return f"costs {show(-value)}{per} more"
     return f"saves {show(value)}{per}"
