@@ -14,6 +14,11 @@ Status = Literal["pass", "below", "error"]
 NOT_CALLED = "not called, an earlier call with this API key was refused: "
 
 
+def cause_of(error: str) -> str:
+    """An error's cause: a call not made after a refused key reads as the refusal itself."""
+    return error.removeprefix(NOT_CALLED)
+
+
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pytest_modelroute.analysis import Aggregate
-from pytest_modelroute.gate import GateRules, apply_holm, decide_task
+from pytest_modelroute.gate import GateRules, decide_task
 from pytest_modelroute.recommend import Candidate, recommend
 from pytest_modelroute.snapshot import SnapshotTask
 
@@ -145,33 +145,6 @@ def snapshot_rates(
         regression.add(_outcome(v, "snapshot"))
         cost.add("fail" if any("cost per call rose" in r for r in v.reasons) else "pass")
     return regression, cost
-
-
-def suite_false_failures(
-    scores: str, n: int, mu: float, tasks: int, runs: int, seed: int, holm: bool
-) -> float:
-    """The share of runs in which at least one of ``tasks`` tasks, every one truly at
-    ``mu``, fails its quality bar (with or without Holm's correction)."""
-    rng = np.random.default_rng(seed)
-    rules = GateRules(holm=holm)
-    hits = 0
-    for _ in range(runs):
-        verdicts = {
-            f"t{j}": decide_task(
-                f"t{j}",
-                "r",
-                aggregate(qualities(rng.random((n, CHECKS[scores])), mu)),
-                None,
-                4.0,
-                rules,
-                None,
-            )
-            for j in range(tasks)
-        }
-        if holm:
-            apply_holm(verdicts, rules)
-        hits += any(v.verdict == "fail" for v in verdicts.values())
-    return hits / runs
 
 
 def _candidate(label: str, q: np.ndarray, cost: float) -> Candidate:

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..analysis import Aggregate
-from ..records import NOT_CALLED, CallRecord, CaseResult, CheckOutcome, Usage
+from ..records import CallRecord, CaseResult, CheckOutcome, Usage, cause_of
 from ..snapshot import excerpt
 from .flips import REASON_CHARS
 
@@ -171,7 +171,7 @@ def error_causes(results: Iterable[CaseResult], shown: int = 3) -> list[dict[str
     groups: dict[str, list[CaseResult]] = {}
     for r in results:
         if r.error is not None:
-            groups.setdefault(r.error.removeprefix(NOT_CALLED), []).append(r)
+            groups.setdefault(cause_of(r.error), []).append(r)
     ranked = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     return [
         {

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..records import NOT_CALLED
+from ..records import cause_of
 
 Doc = Mapping[str, Any]
 
@@ -89,7 +89,7 @@ def error_causes(doc: Doc, failure: Mapping[str, Any]) -> list[str]:
     counts: dict[str, int] = {}
     for r in doc.get("results") or []:
         if r.get("task") == task and r.get("route") == route and r.get("error"):
-            cause = str(r["error"]).removeprefix(NOT_CALLED)
+            cause = cause_of(str(r["error"]))
             counts[cause] = counts.get(cause, 0) + 1
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     lines = [f"{n} x {cause}" for cause, n in ranked[:CAUSES_SHOWN]]

@@ -327,8 +327,9 @@ def savings_line(doc: Doc, budget: int) -> str:
         f"{usd(p.get('baseline_monthly'))}/month)",
         f"{percent(p.get('calls_moved_share'))} of calls on cheaper models",
     ]
-    if pace(p):
-        parts.append(f"latency {pace(p)}" if p.get("latency_same") else pace(p))
+    latency = pace(p)
+    if latency:
+        parts.append(f"latency {latency}" if p.get("latency_same") else latency)
     if p.get("quality_change_low") is not None:  # bench: plan on the lower bounds
         parts.append(
             f"quality {signed(p['quality_change_low'])} by the routes' lower bounds "

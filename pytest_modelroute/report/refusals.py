@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ..records import NOT_CALLED, CaseResult
+from ..records import NOT_CALLED, CaseResult, cause_of
 
 #: cases named in the one block shown for a refused key
 NAMED = 10
@@ -30,10 +30,10 @@ def refusal_groups(
         result = result_of(report) if getattr(report, "when", None) == "call" else None
         if result is not None and result.error is not None:
             errors[id(report)] = result.error
-    refused = {e.removeprefix(NOT_CALLED) for e in errors.values() if e.startswith(NOT_CALLED)}
+    refused = {cause_of(e) for e in errors.values() if e.startswith(NOT_CALLED)}
     groups: dict[str, list[Any]] = {}
     for report in reports:
-        cause = errors.get(id(report), "").removeprefix(NOT_CALLED)
+        cause = cause_of(errors.get(id(report), ""))
         if cause in refused:
             groups.setdefault(cause, []).append(report)
     return groups

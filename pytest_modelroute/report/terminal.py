@@ -153,7 +153,8 @@ def statistics_rows(doc: dict[str, Any]) -> list[list[str]]:
 def projection_lines(p: dict[str, Any]) -> list[str]:
     from .fmt import pace, percent, saving, size
 
-    latency = f"; latency {pace(p, 'x')}" if pace(p) else ""
+    latency = pace(p, "x")
+    latency = f"; latency {latency}" if latency else ""
     lines = [
         f"projection ({p['calls_monthly']:,.0f} calls/month): baseline "
         f"{money(p['baseline_monthly'])}/mo -> routed {money(p['routed_monthly'])}/mo, "
