@@ -373,6 +373,8 @@ class Choice:
     #: the recommended route's candidate (the configured route's when none clears; None
     #: when this run did not measure it)
     candidate: Candidate | None
+    #: how the route was chosen (split: the bounds rest on one half of the cases)
+    how: Recommendation
     #: the lower bound the recommendation rests on (split: the confirming half's)
     low: float | None = None
     #: the configured route's candidate (None when this run did not measure it)
@@ -380,12 +382,10 @@ class Choice:
     #: the bounds the verdict rests on: the recommended route's at the corrected level
     #: (split: the confirming half's when it was confirmed, else the selecting half's)
     bounds: Bounds | None = None
-    #: how the route was chosen (split: the bounds rest on one half of the cases)
-    how: Recommendation | None = None
 
     @property
     def parts(self) -> int:
-        return self.how.parts if self.how is not None else 1
+        return self.how.parts
 
     @property
     def verdict(self) -> str:
@@ -522,9 +522,10 @@ def choose(
     level: float = 0.95,
     split: bool = False,
     seed: int = 0,
-) -> tuple[Choice, Recommendation]:
+) -> Choice:
     """The task's recommendation against its ``configured`` route (label, ``routes:``
-    value, "routes" or "baseline"): see :func:`recommend` and :class:`Choice`."""
+    value, "routes" or "baseline"): see :func:`recommend` and :class:`Choice` (its
+    ``how`` says how it was selected)."""
     pick, cleared, how = recommend(
         candidates, threshold, baseline, level=level, split=split, seed=seed
     )
@@ -538,8 +539,7 @@ def choose(
         confirm = how.confirm or {}
         rests = how.check if confirm.get("route") == pick.label else pick.bounds
         low = rests.low if rests is not None else None
-    choice = Choice(task, threshold, label, spec, origin, cleared, pick, low, current, rests, how)
-    return choice, how
+    return Choice(task, threshold, label, spec, origin, cleared, pick, how, low, current, rests)
 
 
 def suggest_yaml(choices: Mapping[str, Choice], unmeasured: Mapping[str, Any]) -> str:
@@ -547,7 +547,7 @@ def suggest_yaml(choices: Mapping[str, Choice], unmeasured: Mapping[str, Any]) -
     comment on each changed route says from what and why; tasks with no candidate shown
     to clear keep their configured route), then the configured routes of tasks this run
     did not measure, as they are."""
-    hows = [c.how for c in choices.values() if c.how is not None]
+    hows = [c.how for c in choices.values()]
     if hows and hows[0].method == "split":
         rule = [
             "# per task the cheapest route whose lower confidence bound clears its threshold",
@@ -571,7 +571,7 @@ def suggest_yaml(choices: Mapping[str, Choice], unmeasured: Mapping[str, Any]) -
         if choice.outcome != "keep":
             for text in _comment(choice.why()):
                 lines.append(f"  # {text}")
-        if choice.how is not None and choice.how.halves is not None:
+        if choice.how.halves is not None:
             first, second = choice.how.halves
             lines.append(f"  # halves: {first} cases to select, {second} to confirm")
         lines.append(f"  {_flow(task)}: {_flow(choice.spec)}")

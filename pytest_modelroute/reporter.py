@@ -385,7 +385,7 @@ class ModelRouteReporter:
                 own.to_json() if own is not None else None,
             )
             threshold = state.config.threshold_for(task)
-            choice, how = choose(
+            choice = choose(
                 task,
                 candidates,
                 threshold,
@@ -401,7 +401,7 @@ class ModelRouteReporter:
                 "recommended": choice.label,
                 "cleared": choice.cleared,
                 **choice.to_json(),
-                "selection": how.to_json(),
+                "selection": choice.how.to_json(),
                 "candidates": [c.to_json(threshold) for c in candidates],
             }
             accept = self._acceptance(task, results, own)

@@ -181,7 +181,7 @@ def test_a_recommended_routes_mean_overstates_it_and_the_projection_plans_on_its
             for j in range(3)
         ]
         candidates.append(_candidate("base", qualities(rng.random((45, 1)), 4.6), 1.0))
-        choice, _ = choose("t", candidates, 4.0, ("base", "base", "routes"), "base")
+        choice = choose("t", candidates, 4.0, ("base", "base", "routes"), "base")
         if choice.cleared and choice.label != "base":
             assert choice.candidate is not None and choice.low is not None
             picked += 1
