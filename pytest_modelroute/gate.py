@@ -358,12 +358,24 @@ def _against_snapshot(v: TaskVerdict, agg: Aggregate, snap: SnapshotTask, rules:
     cost_then, cost_now, paired_costs = cols.paired_costs(snap, agg)
     cost_change = (cost_now / cost_then - 1) if cost_then else None
     outcome = cmp.decide(-rules.tolerance) if cmp.n else None
+    priced = snap.repriced
     v.snapshot = {
         "route": snap.route,
         "quality": snap.quality,
         "n": snap.n,
+        # at today's prices when a model's price changed since (see ``reprice``)
         "cost_per_call": snap.cost_per_call,
+        "cost_per_call_recorded": priced.cost_per_call if priced else snap.cost_per_call,
         "cost_change": cost_change,
+        # what the cost rule compared: the mean cost per call then and now on the cases
+        # both ran (the runs' means when not paired), and at whose prices the snapshot's
+        "cost_compared": {
+            "snapshot": cost_then,
+            "now": cost_now,
+            "paired": paired_costs,
+            "prices": "today" if priced else "recorded",
+            "repriced_models": list(priced.models) if priced else [],
+        },
         "flipped": to_fail,
         "flipped_to_pass": to_pass,
         # what the snapshot recorded of each case that now fails (None: not recorded); the
@@ -395,6 +407,7 @@ def _against_snapshot(v: TaskVerdict, agg: Aggregate, snap: SnapshotTask, rules:
     # a cost rise is excused only by a quality gain that clears its bound
     gained = cmp.low is not None and cmp.low > 1e-9
     rose = cost_change > rules.cost_tolerance + 1e-9 if cost_change is not None else cost_now > 0
+    at = " at today's prices" if priced else ""
     if rose and not gained and not paired_costs:
         # a snapshot from before per-case costs were kept: its mean may count differently
         # (a cascade's acceptance judge was left out then), so it only warns
@@ -405,9 +418,21 @@ def _against_snapshot(v: TaskVerdict, agg: Aggregate, snap: SnapshotTask, rules:
     elif rose and not gained:
         change = f"{cost_change:+.0%}" if cost_change is not None else "from $0"
         v.fail(
-            f"cost per call rose {change} vs snapshot ({money(cost_then)} -> {money(cost_now)}, "
-            f"on the cases both ran) without a quality gain that clears its bound "
+            f"cost per call rose {change} vs snapshot ({money(cost_then)} -> {money(cost_now)}"
+            f"{at}, on the cases both ran) without a quality gain that clears its bound "
             f"({describe(cmp)})"
+        )
+        if not any(c.usage for c in snap.cases.values()):
+            v.warn(
+                "the snapshot records no token usage for this task, so a model price that "
+                "changed since it was written counts as a route cost rise; once the route "
+                "is right, refresh it with --model-route-update-snapshot"
+            )
+    if priced and priced.kept:
+        v.warn(
+            f"{priced.kept} case(s) of the snapshot record no token usage: their cost stays "
+            f"at the prices of the snapshot, the others' is at today's; refresh it with "
+            "--model-route-update-snapshot"
         )
     if to_fail or to_pass:
         v.warn(_flips_text(to_fail, to_pass))

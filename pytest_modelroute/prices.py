@@ -160,3 +160,22 @@ def resolve_batch_pricing(model: ModelConfig, standard: ModelPricing) -> ModelPr
         source=f"{standard.source}, {where}",
         factor=standard.factor * share,
     )
+
+
+def price_record(model: ModelConfig, pricing: ModelPricing) -> dict[str, Any]:
+    """A model's provider, id and prices (USD per million tokens) as the snapshot keeps
+    them: what its calls cost at list prices, what they cost through a batch API, and
+    where the prices came from."""
+    batch = resolve_batch_pricing(model, pricing)
+    return {
+        "provider": model.provider,
+        "model": model.model,
+        "input": pricing.input,
+        "output": pricing.output,
+        "cache_read": pricing.cache_read,
+        "cache_write": pricing.cache_write,
+        "cache_prices": pricing.cache_priced,
+        "batch_input": batch.input,
+        "batch_output": batch.output,
+        "source": pricing.source,
+    }

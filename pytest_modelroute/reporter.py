@@ -42,6 +42,7 @@ from .records import CaseResult
 from .report import lead, terminal
 from .report.document import build_document, spend_json
 from .report.outputs import ReportWriteError, write_outputs
+from .reprice import TodayPrices, case_usage
 from .runner import queue_note
 from .session import RunState
 from .shard.record import file_name, shard_block, shard_lines, suite_files
@@ -189,6 +190,8 @@ class ModelRouteReporter:
         self.interrupted = False
         #: --model-route-merge: the shards whose results this run decides on
         self.merged: Merge | None = None
+        #: the configured models' prices, to re-price the snapshot with (gate mode)
+        self.today = TodayPrices({}, {})
 
     def take(self, merge: Merge) -> None:
         """--model-route-merge: the shards' results, ledgers and missing items, as if this
@@ -573,6 +576,9 @@ class ModelRouteReporter:
         missing = sorted(expected - set(self.results) - self.skipped)
         extra: dict[str, Any] = {}
         if self.mode == "gate":
+            self.today = TodayPrices(state.config.models, state.pricing)
+            if self.reference is not None:  # the gate compares costs at today's prices
+                self.reference.reprice = self.today.reprice
             self.verdicts = self.decide(tasks)
             extra["snapshot"] = self._snapshot_step(missing)
             change = self.reference.to_json() if self.reference else None
@@ -715,6 +721,11 @@ class ModelRouteReporter:
         }
         if ref is not None:
             info["ref"] = ref
+        changed = self._price_changes()
+        if changed:
+            info["prices_changed"] = changed
+            # an update is not judged against the snapshot it replaces
+            info["repriced"] = not settings.update_snapshot
         if not settings.update_snapshot:
             if self.snapshot is None and ref is None:
                 self.notes.append(
@@ -756,11 +767,21 @@ class ModelRouteReporter:
             for r in self.results.values()
             if routes.get(r.task) == r.route
         }
-        document = snapshot_document(route_aggs, thresholds, bars, outputs)
+        usage = {
+            (r.task, r.case): case_usage(r.route_calls())
+            for r in self.results.values()
+            if routes.get(r.task) == r.route and r.error is None
+        }
+        document = snapshot_document(
+            route_aggs, thresholds, bars, outputs, usage, self.today.records
+        )
         if self.snapshot is not None:
             # tasks this run did not measure keep their reference; on a partial run so do
-            # the unmeasured cases of the tasks it measured
-            document, notes = merge_snapshot(self.snapshot, document, self.partial is not None)
+            # the unmeasured cases of the tasks it measured (at today's prices, as the
+            # file then records them)
+            document, notes = merge_snapshot(
+                self.today.reprice(self.snapshot), document, self.partial is not None
+            )
             self.notes.extend(notes)
             if self.partial is not None:
                 self.notes.append(
@@ -777,8 +798,8 @@ class ModelRouteReporter:
         if self.snapshot is not None and not accepted:
             self.notes.append(
                 f"snapshot: no figure changed, but {path.name} was rewritten for what it "
-                "records besides them (output excerpts, case weights, failed checks, the "
-                "file's layout): commit it once"
+                "records besides them (output excerpts, case weights, failed checks, token "
+                "usage, prices, the file's layout): commit it once"
             )
         try:
             write_snapshot(path, document)
@@ -792,6 +813,16 @@ class ModelRouteReporter:
                 row["forced"] = refused[row["task"]]
         self.written.append(("snapshot file", path))
         return info
+
+    def _price_changes(self) -> list[dict[str, Any]]:
+        """The models whose prices changed since the snapshots the gate judges against
+        (each change once)."""
+        found: list[dict[str, Any]] = []
+        for snapshot in self.reference.references() if self.reference else ():
+            for change in self.today.changes(snapshot).values():
+                if change.to_json() not in found:
+                    found.append(change.to_json())
+        return found
 
     def _refuse(self, why: str) -> None:
         """--model-route-update-snapshot writes nothing: the run fails, and says why last."""

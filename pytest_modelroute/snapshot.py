@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from .analysis import Aggregate, per_call
 from .errors import ModelRouteError
@@ -27,8 +29,15 @@ EXCERPT_TAIL = 56
 #: stands between the beginning and the end of an output that was cut
 CUT = " … "
 _SPACE = re.compile(r"\s+")
-#: what a case entry holds for the reports, never compared as a figure
-EVIDENCE = ("output", "failed_checks")
+#: what a case entry holds for the reports (and to re-price it), never compared as a figure
+EVIDENCE = ("output", "failed_checks", "usage")
+#: the fields of a price record that price a call at list prices (USD per million tokens,
+#: and whether cached prompt tokens are priced at the cache prices)
+PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "cache_prices")
+#: a usage entry's prompt-cache token counts, written only where they are not 0
+CACHE_TOKENS = ("cache_read", "cache_write")
+#: how far apart a case's cost and the sum of its models' costs may be (float sums)
+COST_SUM_TOLERANCE = 1e-9
 
 
 def excerpt(text: str | None) -> str | None:
@@ -45,6 +54,18 @@ def excerpt(text: str | None) -> str | None:
     return flat[:head] + CUT + flat[-EXCERPT_TAIL:]
 
 
+class SnapshotUsage(BaseModel):
+    """One model's share of a case's route calls: tokens summed over its calls (a cascade's
+    stages and acceptance checks, a consensus's samples) and what they cost then (USD)."""
+
+    model_config = ConfigDict(extra="forbid")
+    input: int = Field(ge=0, strict=True)
+    output: int = Field(ge=0, strict=True)
+    cache_read: int = Field(default=0, ge=0, strict=True)
+    cache_write: int = Field(default=0, ge=0, strict=True)
+    cost: float = Field(ge=0)
+
+
 class SnapshotCase(BaseModel):
     model_config = ConfigDict(extra="forbid")
     quality: float | None
@@ -52,10 +73,40 @@ class SnapshotCase(BaseModel):
     #: the route's cost for the case (absent in snapshots written before it was kept)
     cost: float | None = Field(default=None, ge=0)
     weight: float | None = Field(default=None, ge=0)
+    #: per model alias, the route's tokens and cost for the case (absent in snapshots
+    #: written before it was kept): what re-prices the case at today's prices
+    usage: dict[str, SnapshotUsage] | None = None
     #: ``excerpt`` of the route's output (absent in snapshots written before it was kept)
     output: str | None = None
     #: the checks the output failed, by name (empty when it passed them all)
     failed_checks: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _usage_adds_up(self) -> SnapshotCase:
+        if self.usage is None:
+            return self
+        if self.cost is None:
+            raise ValueError("'usage' needs the case's 'cost' (USD) beside it")
+        total = math.fsum(u.cost for u in self.usage.values())
+        if abs(total - self.cost) > COST_SUM_TOLERANCE * max(1.0, self.cost):
+            raise ValueError(
+                f"the costs in 'usage' add up to {total!r}, not the case's 'cost' "
+                f"{self.cost!r}: expected one entry per model the route called, whose "
+                "costs sum to the case's"
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class Repriced:
+    """How a snapshot entry's costs were re-priced at today's prices (see ``reprice``)."""
+
+    #: the entry's cost per call as the file records it
+    cost_per_call: float
+    #: the model aliases (as the snapshot names them) whose prices changed
+    models: tuple[str, ...]
+    #: costed cases without recorded usage: their cost stays as recorded
+    kept: int = 0
 
 
 class SnapshotTask(BaseModel):
@@ -66,12 +117,51 @@ class SnapshotTask(BaseModel):
     cost_per_call: float = Field(ge=0)
     threshold: float | None = None
     cases: dict[str, SnapshotCase] = Field(default_factory=dict)
+    _repriced: Repriced | None = PrivateAttr(default=None)
+
+    @property
+    def repriced(self) -> Repriced | None:
+        """Set on an entry whose costs are at today's prices, not the recorded ones."""
+        return self._repriced
+
+    def at_prices(self, cases: dict[str, SnapshotCase], repriced: Repriced) -> SnapshotTask:
+        """This entry with ``cases`` re-priced and its cost per call recomputed from them
+        (each case counted by its weight, as the run's cost per call is)."""
+        costed = [c for c in cases.values() if c.cost is not None]
+        weights = [1.0 if c.weight is None else c.weight for c in costed]
+        cost = per_call([c.cost for c in costed if c.cost is not None], weights)
+        entry = self.model_copy(update={"cases": cases, "cost_per_call": cost})
+        entry._repriced = repriced
+        return entry
+
+
+class SnapshotPrice(BaseModel):
+    """A model's prices when the snapshot was written (USD per million tokens)."""
+
+    model_config = ConfigDict(extra="forbid")
+    provider: str
+    model: str
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    #: None: cached prompt tokens are priced as input
+    cache_read: float | None = Field(default=None, ge=0)
+    cache_write: float | None = Field(default=None, ge=0)
+    #: the model's ``cache_prices:``: cached prompt tokens at the cache prices
+    cache_prices: bool = False
+    #: its prices through a batch API (recorded; the gate's costs are at list prices)
+    batch_input: float | None = Field(default=None, ge=0)
+    batch_output: float | None = Field(default=None, ge=0)
+    #: where the prices came from (``config``, ``genai-prices (<model id>)``)
+    source: str | None = None
 
 
 class Snapshot(BaseModel):
     model_config = ConfigDict(extra="forbid")
     schema_: str = Field(alias="schema")
     created: str | None = None
+    #: per model alias the cases' ``usage`` names, its prices then (absent in snapshots
+    #: written before they were kept)
+    prices: dict[str, SnapshotPrice] | None = None
     tasks: dict[str, SnapshotTask] = Field(default_factory=dict)
 
 
@@ -110,11 +200,17 @@ def snapshot_document(
     thresholds: Mapping[str, float],
     bars: Mapping[tuple[str, str], float],
     outputs: Mapping[tuple[str, str], tuple[str | None, Sequence[str]]] | None = None,
+    usage: Mapping[tuple[str, str], dict[str, dict[str, Any]]] | None = None,
+    prices: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The snapshot of this run: per task its route's figures and per-case scores; with
     ``outputs`` ((task, case) -> the route's output and the checks it failed) an excerpt
-    of each case's output, so that a later run can show what a flipped case answered."""
+    of each case's output, so that a later run can show what a flipped case answered;
+    with ``usage`` ((task, case) -> per model alias its tokens and cost) and ``prices``
+    (model alias -> its price record) what re-prices the costs at a later run's prices
+    (only the models some case's usage names are kept)."""
     outputs = outputs or {}
+    usage = usage or {}
     tasks: dict[str, Any] = {}
     for task, agg in sorted(route_aggs.items()):
         tasks[task] = {
@@ -129,16 +225,37 @@ def snapshot_document(
                     "passed": None if q is None else q >= bars.get((task, case), 0) - 1e-9,
                     "cost": agg.costs.get(case),
                     "weight": agg.weights.get(case, 1.0),
+                    **_usage(usage.get((task, case)) if case in agg.costs else None),
                     **_evidence(outputs.get((task, case))),
                 }
                 for case, q in sorted(agg.cases.items())
             },
         }
-    return {
+    document: dict[str, Any] = {
         "schema": SCHEMA,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "tasks": tasks,
     }
+    used = _models_used(tasks)
+    if used and prices is not None:
+        document["prices"] = {alias: dict(prices[alias]) for alias in used if alias in prices}
+    document["tasks"] = tasks
+    return document
+
+
+def _usage(found: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+    return {} if found is None else {"usage": {k: dict(found[k]) for k in sorted(found)}}
+
+
+def _models_used(tasks: Mapping[str, Any]) -> list[str]:
+    """The model aliases the cases' usage names, sorted."""
+    return sorted(
+        {
+            alias
+            for entry in tasks.values()
+            for case in entry["cases"].values()
+            for alias in case.get("usage") or ()
+        }
+    )
 
 
 def _evidence(found: tuple[str | None, Sequence[str]] | None) -> dict[str, Any]:
@@ -158,7 +275,12 @@ def merge_snapshot(
     measured task also keeps the cases it did not run, unless its route changed, and its
     figures are recomputed over all of them.
     """
-    tasks = {task: entry.model_dump(mode="json") for task, entry in old.tasks.items()}
+    old_prices = {a: p.model_dump(mode="json") for a, p in (old.prices or {}).items()}
+    new_prices = document.get("prices") or {}
+    tasks = {
+        task: _with_known_usage(entry.model_dump(mode="json"), old_prices, new_prices)
+        for task, entry in old.tasks.items()
+    }
     notes = []
     kept = sorted(set(tasks) - set(document["tasks"]))
     if kept:
@@ -195,7 +317,43 @@ def merge_snapshot(
             ),
             "cases": dict(sorted(cases.items())),
         }
-    return {**document, "tasks": dict(sorted(tasks.items()))}, notes
+    merged = {k: v for k, v in document.items() if k not in ("prices", "tasks")}
+    prices = {alias: new_prices.get(alias) or old_prices[alias] for alias in _models_used(tasks)}
+    if prices:
+        merged["prices"] = prices
+    merged["tasks"] = dict(sorted(tasks.items()))
+    return merged, notes
+
+
+def _with_known_usage(
+    entry: dict[str, Any], old_prices: Mapping[str, Any], new_prices: Mapping[str, Any]
+) -> dict[str, Any]:
+    """An older snapshot's task entry (as JSON) whose cases keep their ``usage`` only where
+    the merged file can still price it: every model it names has its price record there,
+    and this run records the same model at the same list prices for that alias.
+    Otherwise the case keeps its cost alone, as a snapshot from before usage was
+    kept."""
+
+    def known(alias: str) -> bool:
+        if alias not in old_prices:
+            return False
+        now = new_prices.get(alias)
+        return now is None or _priced_alike(old_prices[alias], now)
+
+    for case in entry["cases"].values():
+        if case.get("usage") and not all(map(known, case["usage"])):
+            case["usage"] = None
+        elif case.get("usage"):  # as a run writes it: prompt-cache tokens only where some
+            case["usage"] = {
+                alias: {k: v for k, v in u.items() if v or k not in CACHE_TOKENS}
+                for alias, u in case["usage"].items()
+            }
+    return entry
+
+
+def _priced_alike(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """The same model at the same list prices (batch prices and their source aside)."""
+    return all(a.get(k) == b.get(k) for k in ("provider", "model", *PRICE_FIELDS))
 
 
 def same_snapshot(path: Path, document: Mapping[str, Any]) -> bool:

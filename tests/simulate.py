@@ -68,6 +68,7 @@ class _Case:
     passed: bool
     cost: float
     weight: float = 1.0
+    usage: None = None  # no token usage recorded: its costs are never re-priced
 
 
 def snapshot(q: np.ndarray, cost: float = 0.001, prefix: str = "c") -> SnapshotTask:

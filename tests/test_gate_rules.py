@@ -231,6 +231,67 @@ def test_a_partial_merge_recomputes_the_task_over_kept_and_new_cases() -> None:
     assert any("without their weights" in n for n in notes)
 
 
+def test_a_merge_keeps_the_usage_only_where_the_merged_file_can_price_it() -> None:
+    """A partial run merged into a snapshot: the prices of the models the kept cases' usage
+    names are kept beside this run's; a kept case whose alias now names another model
+    (or has other prices) keeps its cost without its usage, which no record would price."""
+
+    def priced(model: str, rate: float) -> dict[str, object]:
+        return {"provider": "sim", "model": model, "input": rate, "output": rate}
+
+    def entry(usage: dict[str, float], cost: float) -> dict[str, object]:
+        return {
+            "quality": 5.0,
+            "cost": cost,
+            "weight": 1.0,
+            "usage": {a: {"input": 10, "output": 1, "cost": c} for a, c in usage.items()},
+        }
+
+    old = Snapshot.model_validate(
+        {
+            "schema": "modelroute/snapshot@1",
+            "prices": {"a": priced("m-a", 1.0), "b": priced("m-b", 2.0)},
+            "tasks": {
+                "t": {
+                    "route": "r",
+                    "n": 2,
+                    "quality": 5.0,
+                    "cost_per_call": 0.3,
+                    "cases": {"x": entry({"a": 0.1}, 0.1), "y": entry({"a": 0.1, "b": 0.4}, 0.5)},
+                },
+                "kept": {
+                    "route": "b",
+                    "n": 1,
+                    "quality": 5.0,
+                    "cost_per_call": 0.4,
+                    "cases": {"z": entry({"b": 0.4}, 0.4)},
+                },
+            },
+        }
+    )
+    run = {
+        "schema": "modelroute/snapshot@1",
+        "prices": {"a": priced("m-a2", 1.0)},  # alias a now names another model
+        "tasks": {
+            "t": {
+                "route": "r",
+                "n": 1,
+                "quality": 5.0,
+                "cost_per_call": 0.2,
+                "cases": {"w": entry({"a": 0.2}, 0.2)},
+            }
+        },
+    }
+    merged, _ = merge_snapshot(old, run, keep_cases=True)
+    assert merged["prices"] == {"a": priced("m-a2", 1.0), "b": old.prices["b"].model_dump()}
+    cases = merged["tasks"]["t"]["cases"]
+    assert cases["w"]["usage"] == {"a": {"input": 10, "output": 1, "cost": 0.2}}
+    assert cases["x"]["usage"] is None and cases["y"]["usage"] is None
+    assert (cases["x"]["cost"], cases["y"]["cost"]) == (0.1, 0.5)
+    assert merged["tasks"]["kept"]["cases"]["z"]["usage"]["b"]["cost"] == 0.4
+    Snapshot.model_validate(merged)  # what is written reads back
+
+
 def test_the_suite_wide_chance_does_not_apply_when_inconclusive_fails() -> None:
     """Under --model-route-inconclusive=fail a route on its bar fails whenever its bounds
     contain the bar: no family-wise figure is claimed, with or without Holm."""

@@ -51,6 +51,46 @@ def test_the_readme_bench_sample_is_what_bench_prints(tmp_path: Path) -> None:
         at = printed.index(line.rstrip(), at) + 1
 
 
+def _printed_in_order(block: str, stdout: str) -> None:
+    """Every line of a README sample block (``...`` skips lines) printed, in that order."""
+    printed = [line.rstrip() for line in stdout.splitlines()]
+    at = 0
+    for line in block.splitlines():
+        if line == "...":
+            continue
+        assert line.rstrip() in printed[at:], f"README line not printed (in order): {line!r}"
+        at = printed.index(line.rstrip(), at) + 1
+
+
+def test_the_readmes_price_change_samples_are_what_the_example_suite_prints(
+    tmp_path: Path,
+) -> None:
+    """Prices that changed since the snapshot: haiku's price doubled (the gate passes, and
+    says so), then classification moved to sonnet too (its cost rise is measured at
+    today's prices)."""
+    import shutil
+    import subprocess
+    import sys
+
+    suite = tmp_path / "example_suite"
+    shutil.copytree(ROOT / "example_suite", suite)
+    shutil.rmtree(suite / ".modelroute_cache", ignore_errors=True)
+    config = suite / "modelroute.yaml"
+    text = config.read_text(encoding="utf-8")
+    text = text.replace("price: {input: 0.25, output: 1.25}", "price: {input: 0.5, output: 2.5}")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for marker, route in (("price", "haiku"), ("price-route", "sonnet")):
+        config.write_text(text.replace("classification: haiku", f"classification: {route}"))
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", "--model-route", "example_suite", "-p",
+             "no:cacheprovider"],
+            cwd=tmp_path, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        found = re.search(rf"<!-- example-suite-{marker}-output -->\n```\n(.*?)\n```", readme, re.S)
+        assert found, f"README.md has no example-suite-{marker}-output block"
+        _printed_in_order(found.group(1), run.stdout)
+
+
 def _quoted(pattern: str) -> str:
     """The README's inline sample that ``pattern`` (one group, inside backticks) finds,
     its line breaks made spaces (the prose wraps it)."""

@@ -68,6 +68,10 @@ class Reference:
     new_tasks: list[str] = field(default_factory=list)
     no_common: list[str] = field(default_factory=list)
     models: list[dict[str, Any]] = field(default_factory=list)
+    #: the snapshots as the gate judges them (their costs at today's prices: see
+    #: ``reprice``); None: as the files record them
+    reprice: Callable[[Snapshot], Snapshot] | None = None
+    _judged: dict[int, Snapshot] = field(default_factory=dict, repr=False)
 
     @property
     def changed(self) -> dict[str, dict[str, Any]]:
@@ -76,19 +80,37 @@ class Reference:
     def _entry(self, snapshot: Snapshot | None, task: str) -> SnapshotTask | None:
         return snapshot.tasks.get(task) if snapshot else None
 
+    def judged(self, snapshot: Snapshot | None) -> Snapshot | None:
+        """``snapshot`` as the gate judges it: re-priced, once."""
+        if snapshot is None or self.reprice is None:
+            return snapshot
+        if id(snapshot) not in self._judged:
+            self._judged[id(snapshot)] = self.reprice(snapshot)
+        return self._judged[id(snapshot)]
+
+    def references(self) -> list[Snapshot]:
+        """The snapshots the gate judges some task against (the PR's, when a ref is given,
+        only for the changes it accepts)."""
+        if self.ref is None:
+            return [self.working] if self.working else []
+        found = [self.base] if self.base else []
+        if self.accept and self.changes and self.working:
+            found.append(self.working)
+        return found
+
     def snapshot_for(self, task: str) -> SnapshotTask | None:
         """The snapshot entry ``task`` is judged against (None: none)."""
         if self.ref is None:
-            return self._entry(self.working, task)
+            return self._entry(self.judged(self.working), task)
         if self.accept and task in self.changed:
-            return self._entry(self.working, task)
-        return self._entry(self.base, task)
+            return self._entry(self.judged(self.working), task)
+        return self._entry(self.judged(self.base), task)
 
     def alternative_for(self, task: str) -> SnapshotTask | None:
         """For a changed task, the entry it is *not* judged against."""
         if self.accept:
-            return self._entry(self.base, task)
-        return self._entry(self.working, task)
+            return self._entry(self.judged(self.base), task)
+        return self._entry(self.judged(self.working), task)
 
     def judge(
         self,

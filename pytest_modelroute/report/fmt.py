@@ -292,3 +292,85 @@ def stage_shares(route: str, share: Mapping[str, float] | None) -> list[tuple[st
 def stage_text(stages: Iterable[tuple[str, float]]) -> str:
     """``haiku 85% · sonnet 15%``."""
     return " · ".join(f"{name} {share:.0%}" for name, share in stages)
+
+
+#: how the reports name a price record's fields
+PRICE_LABELS = {
+    "input": "input",
+    "output": "output",
+    "cache_read": "cache read",
+    "cache_write": "cache write",
+    "cache_prices": "cache prices",
+}
+
+
+def per_million(value: Any, dollar: str = "$") -> str:
+    """A price in USD per million tokens, to the cent at least (``$0.25``, ``$0.50``,
+    ``$15``, ``$0.075``); None (cache tokens priced as input): ``as input``."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "as input"
+    text = f"{value:,.6f}".rstrip("0")
+    whole, _, cents = text.partition(".")
+    if not cents:
+        return f"{dollar}{whole}"
+    return f"{dollar}{whole}.{cents.ljust(2, '0')}"
+
+
+def price_changes(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The models whose prices changed since the snapshot (``snapshot.prices_changed``)."""
+    found = (doc.get("snapshot") or {}).get("prices_changed")
+    return [c for c in found if isinstance(c, Mapping)] if isinstance(found, list) else []
+
+
+def price_change_text(
+    change: Mapping[str, Any],
+    name: Callable[[Any], str] = str,
+    arrow: str = "->",
+    dollar: str = "$",
+) -> str:
+    """``haiku (claude-haiku-4-5) input $0.25 -> $0.50, output $1.25 -> $2.50 per million
+    tokens``: one model's price change; ``name`` formats what the user wrote (aliases,
+    model ids), ``dollar`` the dollar sign (escaped where a report reads ``$`` as math)."""
+    who = name(change.get("model_id"))
+    if change.get("today") not in (None, change.get("model")):
+        who += f", now {name(change.get('today'))}"
+    prices, switches = [], []
+    for row in change.get("changes") or ():
+        label = PRICE_LABELS.get(str(row.get("field")), name(row.get("field")))
+        before, after = row.get("before"), row.get("after")
+        if isinstance(before, bool) or isinstance(after, bool):
+            switches.append(f"{label} {_on(before)} {arrow} {_on(after)}")
+        else:
+            prices.append(
+                f"{label} {per_million(before, dollar)} {arrow} {per_million(after, dollar)}"
+            )
+    parts = [", ".join(prices) + " per million tokens"] if prices else []
+    return f"{name(change.get('model'))} ({who}) " + ", ".join(parts + switches)
+
+
+def _on(value: Any) -> str:
+    return "on" if value else "off"
+
+
+def price_basis(doc: Mapping[str, Any]) -> str:
+    """What the price change means for the figures: compared at today's prices, or (a run
+    that updates the snapshot) not compared."""
+    if (doc.get("snapshot") or {}).get("repriced"):
+        return "cost per call compared at today's prices"
+    return "cost per call not compared with the snapshot in this run"
+
+
+def price_change_lines(doc: Mapping[str, Any]) -> list[str]:
+    """One plain line per model whose prices changed since the snapshot."""
+    basis = price_basis(doc)
+    return [
+        f"prices changed since the snapshot: {price_change_text(c)}; {basis}"
+        for c in price_changes(doc)
+    ]
+
+
+def at_todays_prices(snapshot: Mapping[str, Any] | None) -> bool:
+    """Whether a task's comparison with its snapshot put the snapshot's costs at today's
+    prices."""
+    compared = (snapshot or {}).get("cost_compared") or {}
+    return compared.get("prices") == "today"

@@ -174,6 +174,15 @@ TERMS: dict[str, tuple[str, Callable[[Doc], bool]]] = {
         "cascade reaches, every consensus sample). Judge calls are not included.",
         lambda doc: True,
     ),
+    "at today's prices": (
+        "The snapshot's cost per call priced again from the token usage it recorded, at "
+        "each model's price now (matched by provider and model id): a price change alone "
+        "moves no cost per call, a route change still does.",
+        lambda doc: any(
+            ((t.get("snapshot") or {}).get("cost_compared") or {}).get("prices") == "today"
+            for t in _tasks(doc)
+        ),
+    ),
     "cost per quality point": (
         "Cost per call divided by quality: what one point of quality costs on the route. "
         "Lower is better value.",

@@ -22,6 +22,7 @@ from . import flips, lead, svg
 from .document import judge_panels
 from .fmt import (
     acceptance_sentence,
+    at_todays_prices,
     batch_note,
     bounds_sample,
     cache_tokens_note,
@@ -33,6 +34,8 @@ from .fmt import (
     money,
     pace,
     percent,
+    price_change_text,
+    price_changes,
     quality,
     saving,
     signed,
@@ -104,6 +107,7 @@ def render_html(doc: Doc) -> str:
     cases = cases_view(doc)
     context = {
         "change": snapshot_change_view(doc),
+        "prices": prices_view(doc),
         "header": header_view(doc),
         "verdict": verdict_view(doc),
         "outcome": outcome_view(doc),
@@ -170,6 +174,17 @@ def _baseline_quality(doc: Doc, task: str) -> float | None:
 
 
 # -- header and verdict -------------------------------------------------------------------
+
+
+def prices_view(doc: Doc) -> dict[str, Any] | None:
+    """The models whose prices changed since the snapshot (None: none)."""
+    changes = price_changes(doc)
+    if not changes:
+        return None
+    return {
+        "compared": bool((doc.get("snapshot") or {}).get("repriced")),
+        "lines": [price_change_text(c, lambda v: _text(v, 80), "→") for c in changes],
+    }
 
 
 def header_view(doc: Doc) -> dict[str, Any]:
@@ -511,6 +526,7 @@ def _task_row(
         if cost_change is not None and abs(cost_change) >= 0.005
         else "",
         "cost_up": cost_change is not None and cost_change > 0,
+        "cost_basis": " at today's prices" if at_todays_prices(snap) else "",
         "cpqp": money(t.get("cost_per_quality_point")),
         "savings": money((proj or {}).get("savings_monthly")) if proj else "",
         "verdict": verdict,

@@ -1,7 +1,8 @@
 """JUnit XML made from the results document, through the ``junit-xml`` package.
 
 Two suites: ``model-route`` opens (gate mode) with a test case ``gate``, failed with the
-gate's outcome and every failure's reason when it failed, then has one test case per task
+gate's outcome and every failure's reason when it failed (and, failed or not, the models
+whose prices changed since the snapshot), then has one test case per task
 route (``<task>[<route>]``, those failing the gate first; in bench mode the recommended
 route, never failed), failed or errored as the gate decided, with the figures as
 properties; ``model-route-cases`` has one test case per case result (errored when it could
@@ -23,7 +24,15 @@ from typing import Any
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
 from . import flips, lead
-from .fmt import clip, quality
+from .fmt import (
+    at_todays_prices,
+    clip,
+    price_basis,
+    price_change_lines,
+    price_change_text,
+    price_changes,
+    quality,
+)
 from .snapshot_change import junit_cases
 from .text import strip_controls
 
@@ -100,6 +109,10 @@ def suite_properties(doc: Doc) -> dict[str, str]:
     p = doc.get("projection") or {}
     if p:
         props["savings_monthly"] = _num(p.get("savings_monthly"))
+    changes = price_changes(doc)
+    if changes:  # models whose prices changed since the snapshot, and what that means
+        props["prices_changed"] = " | ".join(_s(price_change_text(c)) for c in changes)
+        props["prices_basis"] = price_basis(doc)
     return {k: v for k, v in props.items() if v != ""}
 
 
@@ -108,10 +121,12 @@ def gate_case(doc: Doc) -> TestCase:
     message and per failure a line with its reasons (and the cases that flipped to
     failing); task-less failures (items that reported no result) are only here."""
     case = TestCase("gate", classname=ROUTE_SUITE)
+    prices = [_s(line) for line in price_change_lines(doc)]  # the basis of the costs compared
     if not lead.failed(doc):
+        case.stdout = "\n".join(prices) or None
         return case
     flipped = dict(flips.task_flips(doc))
-    lines = []
+    lines = list(prices)
     first_cause: str | None = None  # what a CI page shows first: why cases errored
     for failure in lead.failures(doc):
         task = failure.get("task")
@@ -198,7 +213,12 @@ def _route_properties(t: Mapping[str, Any]) -> dict[str, str]:
         "thin": "" if not t.get("detectable") else str(bool(t["detectable"]["thin"])).lower(),
         "snapshot_quality": _num(snap.get("quality")),
         "snapshot_diff": _num(snap.get("diff")),
+        # at today's prices when a model's price changed since the snapshot
         "snapshot_cost_per_call": _num(snap.get("cost_per_call")),
+        "snapshot_cost_per_call_recorded": _num(snap.get("cost_per_call_recorded"))
+        if at_todays_prices(snap)
+        else "",
+        "snapshot_prices": "today" if at_todays_prices(snap) else "",
         "baseline_quality": _num(base.get("quality")),
         "baseline_cost_per_call": _num(base.get("cost_per_call")),
         "latency_s": _num(t.get("latency_s")),

@@ -8,7 +8,9 @@ limit: every section has a character budget, lists and tables are capped with a 
 the rest.
 
 When a pull request's own snapshot differs from its base's, a section saying so comes
-first, after the marker.
+first, after the marker. When model prices changed since the snapshot, a section naming
+them comes next, before the verdict: every cost compared with the snapshot is at today's
+prices.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from . import flips, lead
 from .document import judge_panels
 from .fmt import (
     acceptance_sentence,
+    at_todays_prices,
     batch_note,
     cache_tokens_note,
     clip,
@@ -32,6 +35,9 @@ from .fmt import (
     money,
     pace,
     percent,
+    price_basis,
+    price_change_text,
+    price_changes,
     quality,
     saving,
     signed,
@@ -64,9 +70,10 @@ BUDGETS = {
     "complexity": 2_000,
     "flipped": 12_000,
     "matrix": 7_000,
-    "glossary": 8_000,  # every term of glossary.TERMS (about 7,400) fits
+    "glossary": 8_300,  # every term of glossary.TERMS (about 8,000) fits
     "footer": 1_000,
     "replay": 2_500,
+    "prices": 1_200,
 }
 FLIPS_PER_TASK = flips.SHOWN
 #: characters of an output excerpt shown in a cell (a snapshot keeps 160)
@@ -127,9 +134,11 @@ def render_markdown(doc: Doc) -> str:
         else []
     )
     failed = lead.failed(doc)  # the failure and its evidence first, the savings after
+    prices = prices_section(doc, BUDGETS["prices"])
     sections = [
         MARKER,
         *([change] if change else []),
+        *([prices] if prices else []),  # the basis of every cost compared below
         verdict_section(doc, BUDGETS["verdict"]),
         *([replay_section(doc, BUDGETS["replay"])] if doc.get("replay_misses") else []),
         *(flipped if failed else []),
@@ -265,6 +274,18 @@ def verdict_section(doc: Doc, budget: int) -> str:
         else:
             line = f"**Model route**: no verdict ({n} task{plural})"
     return _limit(line, budget)
+
+
+def prices_section(doc: Doc, budget: int) -> str | None:
+    """The models whose prices changed since the snapshot, one bullet each (None: none)."""
+    changes = price_changes(doc)
+    if not changes:
+        return None
+    head = f"💲 **Prices changed since the snapshot**: {price_basis(doc)}."
+    items = [
+        "- " + price_change_text(c, lambda v: escape_md_cell(v, 80), "→", "\\$") for c in changes
+    ]
+    return _limit(head + "\n\n" + _lines(items, budget - len(head) - 2, "models"), budget)
 
 
 def _failure_item(doc: Doc, failure: Mapping[str, Any]) -> str:
@@ -459,7 +480,9 @@ def _task_cells(name: str, t: Mapping[str, Any]) -> list[str]:
         _diff_cell(t.get("baseline") if isinstance(t.get("baseline"), dict) else None),
         detect,
         usd(t.get("cost_per_call")),
-        f"{change:+.0%}" if change is not None else "–",
+        (f"{change:+.0%}" + (" at today's prices" if at_todays_prices(snap) else ""))
+        if change is not None
+        else "–",
         _verdict_icon(str(t.get("verdict") or "error")),
     ]
 

@@ -22,6 +22,7 @@ from .fmt import (
     level_text,
     money,
     percent,
+    price_change_lines,
     quality,
     suite_sentence,
 )
@@ -438,6 +439,11 @@ def write_summary(
         if change["tasks"]:
             for line in snapshot_change_lines(change["tasks"], with_verdicts=True):
                 tr.write_line(line)
+        tr.write_line("")
+    prices = price_change_lines(doc)
+    for line in prices:  # the basis of every cost compared below
+        tr.write_line(line, yellow=True)
+    if prices:
         tr.write_line("")
     if mode == "gate" and lead.failed(doc):  # then the failure and why, before the figures
         for line, red in failure_lines(doc):
