@@ -338,25 +338,19 @@ def test_a_hand_edited_usage_field_is_a_located_error(pytester: pytest.Pytester)
     path = snapshot_file(pytester)
     good = json.loads(path.read_text())
 
-    bad = json.loads(json.dumps(good))
-    bad["tasks"]["classification"]["cases"]["billing-01"]["usage"]["strong"]["input"] = "lots"
-    path.write_text(json.dumps(bad, indent=2))
-    result = pytester.runpytest("--model-route", "-p", "no:cacheprovider")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        ["*snapshot.json*tasks.classification.cases.billing-01.usage.strong.input: Input "
-         "should be a valid integer, got 'lots'*"]
-    )  # fmt: skip
-
-    bad = json.loads(json.dumps(good))
-    bad["tasks"]["classification"]["cases"]["billing-01"]["usage"]["strong"]["cost"] = 1.0
-    path.write_text(json.dumps(bad, indent=2))
-    result = pytester.runpytest("--model-route", "-p", "no:cacheprovider")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        ["*snapshot.json*tasks.classification.cases.billing-01: the costs in 'usage' add up to "
-         "1.0, not the case's 'cost' *"]
-    )  # fmt: skip
+    located = {
+        "input": ("lots", "*snapshot.json*tasks.classification.cases.billing-01.usage.strong"
+                  ".input: Input should be a valid integer, got 'lots'*"),
+        "cost": (1.0, "*snapshot.json*tasks.classification.cases.billing-01: the costs in "
+                 "'usage' add up to 1.0, not the case's 'cost' *"),
+    }  # fmt: skip
+    for field, (value, message) in located.items():
+        bad = json.loads(json.dumps(good))
+        bad["tasks"]["classification"]["cases"]["billing-01"]["usage"]["strong"][field] = value
+        path.write_text(json.dumps(bad, indent=2))
+        result = pytester.runpytest("--model-route", "-p", "no:cacheprovider")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([message])
 
 
 def test_the_example_suite_after_a_price_correction(pytester: pytest.Pytester) -> None:
