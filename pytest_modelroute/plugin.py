@@ -1220,7 +1220,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     ]
     if state.early_start is not None:
         lines.append(
-            f"modelroute: xdist: the controller starts the calls of "
+            f"modelroute: xdist: the controller starts the uncached calls of "
             f"{len(state.early_start.work)} items while the workers start"
         )
     if state.batched:

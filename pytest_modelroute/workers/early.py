@@ -6,7 +6,8 @@ machine. When the controller can tell exactly which YAML case items the workers 
 collect (:func:`foreseen` says why not otherwise: a Python module or an unknown plugin
 that could add, ignore or deselect items, a selection option...), it loads them itself
 and evaluates them in collection order at each model's whole concurrency, claiming each
-item as it starts it. It goes on until every worker is ready to call (collected, its
+item as it starts it; an item whose first call is cached is left to the workers (no call
+to start early). It goes on until every worker is ready to call (collected, its
 models' SDKs imported: a second or more while the workers start), so that no slot idles
 meanwhile; then it starts no more items, says which it keeps, and the workers split and
 claim the others (see ``share``) while its calls in flight end. A worker makes no call
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ..routes import make_request
 from .share import ITEM_TTL_S, item_claim
 
 if TYPE_CHECKING:
@@ -183,6 +185,7 @@ class EarlyStart:
         evaluate: Callable[[str, Case, Route], Any],
         workers: int,
     ) -> None:
+        self.state = state
         self.runner = state.runner
         self.cache = self.runner.cache
         self.work = list(work)
@@ -206,7 +209,11 @@ class EarlyStart:
 
         def job(nodeid: str, case: Case, route: Route) -> Callable[[], Any]:
             async def run() -> CaseResult | None:
-                if self._over or not self.cache.claim(item_claim(nodeid), ITEM_TTL_S):
+                if (
+                    self._over
+                    or self._answered(case, route)
+                    or not self.cache.claim(item_claim(nodeid), ITEM_TTL_S)
+                ):
                     progress.total -= 1  # a worker's: not counted here
                     progress.done -= 1
                     return None
@@ -270,6 +277,15 @@ class EarlyStart:
             if not self._over:  # ended before the workers were ready: they split the rest
                 self.cache.keep_early(sorted(self._done))
             self.cache.hand_over()
+
+    def _answered(self, case: Case, route: Route) -> bool:
+        """Whether the item's first call is answered in the cache: nothing to start early.
+        Its worker evaluates it as fast as this process would, where this one would store
+        its result for the worker to read back (a warm run under xdist did all of its
+        items twice over that way)."""
+        alias = route.models[0]
+        params = self.state.env.params(alias)
+        return self.runner.is_cached(make_request(alias, case.messages, params, 0, case.hints()))
 
     def check(self, ids: Sequence[str]) -> None:
         """A worker's collection (node ids): the early calls stop at once, with a note in
