@@ -138,6 +138,21 @@ def test_the_pr_comment_shows_the_stage_share_its_glossary_explains() -> None:
     assert "**stage share**" in markdown
 
 
+def test_a_stage_that_resolved_a_few_cases_never_reads_zero() -> None:
+    """A 300-case cascade whose last stage answered one case (0.33 %) read "opus 0%" in
+    the PR comment and the HTML report, as if it were never reached (the JSON said
+    0.0033); a first stage that kept all but one read "100%"."""
+    doc = make_doc(20)
+    task = next(iter(doc["tasks"].values()))
+    task["route"] = "cascade:small>mid>big"
+    task["stage_share"] = {"1": 0.82, "2": 0.17666666666666667, "3": 1 / 300}
+    for report in (render_markdown(doc), render_html(doc)):
+        assert "small 82% · mid 18% · big &lt;1%" in report
+        assert "big 0%" not in report
+    task["stage_share"] = {"1": 299 / 300, "2": 1 / 300}
+    assert "(small &gt;99% · mid &lt;1%)" in render_markdown(doc)
+
+
 def test_a_detectable_difference_beyond_the_scale_reads_too_few_cases(example_run) -> None:  # type: ignore[no-untyped-def]
     """The example's comparisons with the baseline rest on 3-5 cases: the formula gives
     4.5-6.1, more than any difference on the 1-5 scale (the audit's terminal printed
