@@ -734,6 +734,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(state_key, None)
     if state is not None:
         del config.stash[state_key]
+        if _worker_input(config) is None:  # the workers, if any, are gone
+            from .reporter import xdist_specs
+
+            state.forget_run(shared=bool(xdist_specs(config)))
         state.close()
         if state.scratch and _worker_input(config) is None:
             from .cache import remove_scratch

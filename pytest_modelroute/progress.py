@@ -63,8 +63,8 @@ class Progress:
         from .report.fmt import money
 
         line = (
-            f"modelroute: {self.done}/{self.total} done, {self.calls} calls, "
-            f"{self.hits} cached, {self.errors} errors, {money(self.cost)}"
+            f"modelroute: {self.done:,}/{self.total:,} done, {self.calls:,} calls, "
+            f"{self.hits:,} cached, {self.errors:,} errors, {money(self.cost)}"
         )
         if self.batched:
             elapsed = time.time() - self.batch_since

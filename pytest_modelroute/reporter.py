@@ -948,11 +948,27 @@ class ModelRouteReporter:
             terminalreporter.write_sep("=", "model route: snapshot update REFUSED", red=True)
             terminalreporter.write_line(self.refusal, red=True, bold=True)
             # and pytest's closing line: "66 passed, 17 below, 1 snapshot refused in 1.90s"
-            terminalreporter.stats.setdefault(SNAPSHOT_REFUSED, []).append(self.refusal)
+            refused = RefusedUpdate(self.refusal)
+            terminalreporter.stats.setdefault(SNAPSHOT_REFUSED, []).append(refused)
 
 
 #: the category pytest's closing line counts a refused snapshot update under
 SNAPSHOT_REFUSED = "snapshot refused"
+
+
+@dataclasses.dataclass
+class RefusedUpdate:
+    """A refused snapshot update as an entry of the terminal reporter's stats, which
+    pytest's closing line counts. Other plugins read every entry there as a report
+    (hypothesis's looks into each one's ``__dict__``): an object with a report's plain
+    attributes, never a bare string."""
+
+    longrepr: str
+    nodeid: str = ""
+    when: str = "sessionfinish"
+    outcome: str = SNAPSHOT_REFUSED
+    count_towards_summary: bool = True
+
 
 LATENCY_MEASURED = (
     "mean per call, from the moment its request is handed to the provider's client to its "

@@ -404,6 +404,16 @@ class RunState:
         bench = self.settings.mode == "bench"
         return Env(self.config, runner, self.case_root, self.route_accept if bench else {})
 
+    def forget_run(self, shared: bool) -> None:
+        """The run's end in the process that ends last (see ``ResponseCache.forget_run``;
+        ``shared``: xdist workers took part)."""
+        if self._runner is not None:
+            self._runner.cache.forget_run(shared)
+        elif shared:  # the controller made no call: only its workers wrote
+            cache = ResponseCache(self.settings.cache_dir, self.settings.cache_mode, self.run_id)
+            cache.forget_run(shared)
+            cache.close()
+
     def close(self) -> None:
         if self.early_start is not None:  # a run stopped before its loop (Ctrl-C)
             self.early_start.cancel()

@@ -12,6 +12,8 @@ import pytest
 from reportdocs import make_doc
 from suite import run_json, sim_suite
 
+from pytest_modelroute.estimate.figure import Estimate
+from pytest_modelroute.progress import Progress
 from pytest_modelroute.report.fmt import cache_tokens_note
 from pytest_modelroute.report.html import render_html
 from pytest_modelroute.report.markdown import render_markdown
@@ -136,6 +138,42 @@ def test_the_pr_comment_shows_the_stage_share_its_glossary_explains() -> None:
     markdown = render_markdown(doc)
     assert "| cascade:small&gt;mid&gt;big (small 85% · mid 15%) |" in markdown
     assert "**stage share**" in markdown
+
+
+def test_a_stage_that_resolved_a_few_cases_never_reads_zero() -> None:
+    """A 300-case cascade whose last stage answered one case (0.33 %) read "opus 0%" in
+    the PR comment and the HTML report, as if it were never reached (the JSON said
+    0.0033); a first stage that kept all but one read "100%"."""
+    doc = make_doc(20)
+    task = next(iter(doc["tasks"].values()))
+    task["route"] = "cascade:small>mid>big"
+    task["stage_share"] = {"1": 0.82, "2": 0.17666666666666667, "3": 1 / 300}
+    for report in (render_markdown(doc), render_html(doc)):
+        assert "small 82% · mid 18% · big &lt;1%" in report
+        assert "big 0%" not in report
+    task["stage_share"] = {"1": 299 / 300, "2": 1 / 300}
+    assert "(small &gt;99% · mid &lt;1%)" in render_markdown(doc)
+
+
+def test_counts_of_a_thousand_or_more_are_grouped_in_every_line() -> None:
+    """The 6,000-case audit's comment said "10500 case results · 15,909 API calls" and
+    its terminal "spend: 15909 API calls" two lines above "15,909 calls priced from
+    estimated tokens": every count reads with its thousands grouped, as the rest do."""
+    doc = make_doc(1200)
+    n = len(doc["results"])
+    assert n >= 1000
+    doc["spend"].update(api_calls=15909, cache_hits=1246)
+    shown = f"{n:,} case results"
+    assert f"{shown} · 15,909 API calls" in render_markdown(doc)
+    html = render_html(doc)
+    assert shown in html and f", {n:,} results: the prompt" in html
+    assert spend_line(doc).startswith("spend: 15,909 API calls ($")
+    assert ", 1,246 cache hits; " in spend_line(doc)
+    progress = Progress()
+    progress.total = progress.done = 10500
+    progress.calls = 15909
+    assert progress.line().startswith("modelroute: 10,500/10,500 done, 15,909 calls, 0 cached")
+    assert Estimate(calls=15909).line().startswith("modelroute: 15,909 uncached calls")
 
 
 def test_a_detectable_difference_beyond_the_scale_reads_too_few_cases(example_run) -> None:  # type: ignore[no-untyped-def]

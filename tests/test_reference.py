@@ -597,6 +597,31 @@ def test_update_refuses_a_task_whose_estimate_is_below_its_threshold_though_inco
     )
 
 
+def test_a_refused_update_leaves_other_plugins_summaries_working(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pytest's closing line counts the refusal from the terminal reporter's stats, which
+    other plugins read too, each entry as a report: hypothesis's (installed beside pytest
+    in many projects) read the refusal's message as one and crashed the run's end with an
+    INTERNALERROR traceback (found on a 6,000-case suite whose update was refused)."""
+    pytest.importorskip("hypothesis")
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:anyio")  # hypothesis's plugin left on
+    suite(pytester, "good")
+    run_json(pytester, "--model-route", UPDATE)
+    suite(pytester, "cheap", threshold=4.5)
+    result, doc = run_json(pytester, "--model-route", UPDATE, "-p", "hypothesispytest")
+    assert doc["snapshot"]["refused"] == {"classification": [BELOW_4_5]}
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "*= model route: snapshot update REFUSED =*",
+            "snapshot NOT updated: 1 task(s) cannot be accepted: *",
+            "*= 32 passed, 8 below, 1 snapshot refused in *",
+        ]
+    )
+
+
 def test_update_refuses_errored_cases_even_when_the_gate_allows_them(
     pytester: pytest.Pytester,
 ) -> None:

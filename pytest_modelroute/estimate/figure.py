@@ -140,11 +140,11 @@ class Estimate:
     def line(self) -> str:
         if self.replay:
             return (
-                f"modelroute: {self.calls} call{'s' * (self.calls != 1)} not in the cache; "
+                f"modelroute: {self.calls:,} call{'s' * (self.calls != 1)} not in the cache; "
                 "replay mode will not make them (their cases error)"
             )
         cap = f", cap ${self.cap:g}" if self.cap is not None else ""
         return (
-            f"modelroute: {self.calls} uncached calls, estimated cost ~${self.cost:.4f}"
+            f"modelroute: {self.calls:,} uncached calls, estimated cost ~${self.cost:.4f}"
             f"{cap} (assumes {'; '.join(self.assumptions())})"
         )

@@ -291,7 +291,7 @@ def stage_shares(route: str, share: Mapping[str, float] | None) -> list[tuple[st
 
 def stage_text(stages: Iterable[tuple[str, float]]) -> str:
     """``haiku 85% · sonnet 15%``."""
-    return " · ".join(f"{name} {share:.0%}" for name, share in stages)
+    return " · ".join(f"{name} {share_text(share)}" for name, share in stages)
 
 
 #: how the reports name a price record's fields
@@ -374,3 +374,13 @@ def at_todays_prices(snapshot: Mapping[str, Any] | None) -> bool:
     prices."""
     compared = (snapshot or {}).get("cost_compared") or {}
     return compared.get("prices") == "today"
+
+
+def share_text(share: float) -> str:
+    """A share as a whole percentage that never reads 0% or 100% when it is not: one
+    case of 300 that reached a cascade's last stage is ``<1%``."""
+    if 0 < share < 0.005:
+        return "<1%"
+    if 0.995 <= share < 1:
+        return ">99%"
+    return f"{share:.0%}"

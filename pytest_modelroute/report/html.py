@@ -203,7 +203,7 @@ def verdict_view(doc: Doc) -> dict[str, Any]:
     tasks = doc.get("tasks") or {}
     gate = doc.get("gate") or {}
     n = len(tasks)
-    facts = [f"{n} task{'s' * (n != 1)}", f"{len(doc.get('results') or [])} case results"]
+    facts = [f"{n} task{'s' * (n != 1)}", f"{len(doc.get('results') or []):,} case results"]
     if doc.get("threshold") is not None:
         facts.append(f"threshold {quality(doc['threshold'])}")
     if doc.get("baseline"):

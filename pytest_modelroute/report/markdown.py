@@ -709,7 +709,7 @@ def glossary_section(doc: Doc, budget: int) -> str:
 
 def footer(doc: Doc, budget: int) -> str:
     s = doc.get("spend") or {}
-    parts = [f"{len(doc.get('results') or [])} case results"]
+    parts = [f"{len(doc.get('results') or []):,} case results"]
     if s:
         parts.append(
             f"{s.get('api_calls', 0):,} API calls ({usd(s.get('cost_incurred'))}"

@@ -97,8 +97,8 @@ def spend_line(doc: dict[str, Any]) -> str:
     s = doc["spend"]
     judge = f", judge {money(s['judge_cost'])}" if s.get("judge_cost") else ""
     return (
-        f"spend: {s['api_calls']} API calls ({money(s['cost_incurred'])}{batch_note(s)}), "
-        f"{s['cache_hits']} cache hits; results represent {money(s['cost_represented'])}{judge}"
+        f"spend: {s['api_calls']:,} API calls ({money(s['cost_incurred'])}{batch_note(s)}), "
+        f"{s['cache_hits']:,} cache hits; results represent {money(s['cost_represented'])}{judge}"
     )
 
 
