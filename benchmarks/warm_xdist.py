@@ -8,14 +8,15 @@ restored, a re-run costs nothing), and there is no call latency for ``-n 2`` to 
 
 Measured 2026-12-01 (load 2.7-3.0, one run each): 6,000 items, ``-n 0`` 12.90 s, ``-n 2``
 44.18 s (3.43x); plain pytest 9.50 s and 24.96 s (2.63x: xdist's own cost on 2 shared
-cores). The plugin adds 3.4 s to ``-n 0`` and 19.2 s to ``-n 2``. On a 6,000-case, 20-task
-suite (10,500 items, judges, a cascade, a consensus): ``-n 2`` 70 s against 33 s.
-The xdist controller evaluates every item itself before its workers are ready (cached
-items are fast; see ``workers/early.py``), stores each result in the cache for the
-workers, which read them back and send them with their reports: the controller spent more
-CPU (58 s) than the whole ``-n 0`` run (37 s). Without the early start (``-k`` turns it
-off) the workers split the items, but an item often waits for the other worker's
-background share (xdist hands items out in another order): 102 s.
+cores). The plugin added 3.4 s to ``-n 0`` and 19.2 s to ``-n 2``: the xdist controller
+evaluated every cached item itself while its workers started (see ``workers/early.py``)
+and stored each result in the cache for the workers, which read them back; it spent more
+CPU (58 s) than the whole ``-n 0`` run (37 s). Since then the controller leaves an item
+whose first call is cached to the workers: 3,000 items, ``-n 2`` 24.65 s against ``-n 0``
+10.89 s (plain pytest 17.16 s against 6.76 s), the plugin adding 7.5 s under ``-n 2``
+where it had added 19.6 s in a run just before (33.71 s against 12.51 s; plain 14.06 s
+against 7.31 s; load 4-6). What is left under ``-n 2`` is mostly xdist's own cost per item
+on two shared cores.
 
 Usage: python benchmarks/warm_xdist.py [--items 6000] [--repeats 2]
 """
