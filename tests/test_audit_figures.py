@@ -174,6 +174,12 @@ def test_counts_of_a_thousand_or_more_are_grouped_in_every_line() -> None:
     progress.calls = 15909
     assert progress.line().startswith("modelroute: 10,500/10,500 done, 15,909 calls, 0 cached")
     assert Estimate(calls=15909).line().startswith("modelroute: 15,909 uncached calls")
+    # the case list of a report over its size budget, and its filters' counts
+    big = render_html(make_doc(20000, prompt_chars=2000))
+    note = re.search(r"size budget, ([\d,]+) cases are shown as one line", big)
+    assert note is not None and int(note[1].replace(",", "")) >= 1000 and "," in note[1]
+    below = re.search(r"Route below bar \(([\d,]+)\)", big)
+    assert below is not None and int(below[1].replace(",", "")) >= 1000 and "," in below[1]
 
 
 def test_a_detectable_difference_beyond_the_scale_reads_too_few_cases(example_run) -> None:  # type: ignore[no-untyped-def]
