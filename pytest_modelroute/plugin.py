@@ -1225,7 +1225,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if state.early_start is not None:
         lines.append(
             f"modelroute: xdist: the controller starts the uncached calls of "
-            f"{len(state.early_start.work)} items while the workers start"
+            f"{len(state.early_start.work):,} items while the workers start"
         )
     if state.batched:
         lines.append(f"modelroute: batch APIs for {', '.join(sorted(state.batched))}")

@@ -45,6 +45,11 @@ def test_snapshot_round_trip_then_a_regression_fails(pytester: pytest.Pytester) 
     results = {r["case"]: r for r in doc["results"]}
     assert case["cost"] == pytest.approx(results["billing-01"]["cost"]) and case["cost"] > 0
     result.stdout.fnmatch_lines(["*generated snapshot file:*snapshot.json*"])
+    # one line per case: a case whose figures change is one changed line of a PR's diff
+    lines = snapshot_path.read_text().splitlines()
+    for case_id, entry in task["cases"].items():
+        [line] = [ln for ln in lines if ln.lstrip().startswith(json.dumps(case_id) + ": {")]
+        assert json.loads("{" + line.strip().rstrip(",") + "}") == {case_id: entry}
 
     result, doc = run_json(pytester, "--model-route")
     assert result.ret == 0
