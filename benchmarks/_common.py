@@ -5,6 +5,8 @@ from __future__ import annotations
 import compileall
 import json
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -42,22 +44,24 @@ def plain_suite(dest: Path, n_tests: int) -> None:
     )
 
 
-def fastest(
-    times: int, args: list[str], cwd: Path, env: dict[str, str] | None = None
-) -> dict[str, Any]:
-    """The fastest of ``times`` runs (this VM's timings are noisy)."""
-    return min((run(args, cwd, env) for _ in range(times)), key=lambda r: r["wall"])
+def children_cpu() -> float:
+    """CPU seconds (user + sys) of this process's finished children and their children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
-def import_seconds(module: str) -> float:
-    """Seconds a fresh interpreter takes to import ``module`` (fastest of 3, less bare start)."""
+def cpu_run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """``run`` with the CPU seconds the pytest process used (``cpu``)."""
+    before = children_cpu()
+    result = run(args, cwd, env)
+    result["cpu"] = children_cpu() - before
+    return result
 
-    def timed(code: str) -> float:
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True)
-        return time.perf_counter() - started
 
-    return min(timed(f"import {module}") for _ in range(3)) - min(timed("pass") for _ in range(3))
+def spread(values: list[float], fmt: str = "{:.2f}", unit: str = "") -> str:
+    """``median [lowest-highest]`` of per-round values."""
+    low, mid, high = min(values), statistics.median(values), max(values)
+    return f"{fmt.format(mid)}{unit} [{fmt.format(low)}-{fmt.format(high)}]"
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict[str, Any]:

@@ -1,9 +1,13 @@
 """Warm run: fully cached case items against plain pytest, and how the cost scales.
 
-Prints, measured in this one run on this machine:
-- the wall time and peak memory of ``pytest --model-route`` on 10,000 cached case items
-  against plain pytest running 10,000 trivial parametrized tests (targets: <= 1.5x time,
-  <= 2x memory);
+Prints, measured in this one run on this machine, in rounds (``--rounds``, default 3):
+each round runs the warm suite and plain pytest one after the other (in reverse order
+every other round), so that a load that changes while the script runs weighs on both; a
+ratio is computed per round and the script prints its median over the rounds with the
+lowest and highest, in wall time and in CPU seconds (user + sys of the pytest process,
+which a loaded machine disturbs far less), with the load average (1 minute) after each:
+- ``pytest --model-route`` on 10,000 cached case items against plain pytest running
+  10,000 trivial parametrized tests (targets: <= 1.5x time, <= 2x peak memory);
 - the per-item time at 10,000 items against 1,000 (target: <= 1.2x: no quadratic work);
 - a single-task suite of 10,000 arithmetic cases on an ``openai`` model with a
   ``last-number`` check (its cache filled first from the loopback server, which answers
@@ -11,15 +15,18 @@ Prints, measured in this one run on this machine:
   gate's statistics then run on one task of n = 10,000.
 
 Usage: python benchmarks/warm_run.py [--items 10000] [--small 1000] [--arithmetic 10000]
+       [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from _common import plain_suite, run, write_suite
+from _common import cpu_run, plain_suite, run, spread, write_suite
 from _latency_server import LatencyServer
 
 CONFIG = """\
@@ -51,8 +58,15 @@ def arithmetic_suite(dest: Path, url: str, n: int) -> None:
 
 
 def measure(
-    n: int, root: Path, repeats: int = 3, *, suite: Path | None = None, env: dict | None = None
-) -> dict[str, float]:
+    n: int,
+    root: Path,
+    rounds: int,
+    *,
+    suite: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Per round: the warm run's and plain pytest's wall, CPU and peak memory, and the
+    load average after the round."""
     if suite is None:
         suite = root / f"suite-{n}"
         write_suite(suite, CONFIG, n)
@@ -62,19 +76,35 @@ def measure(
     args = ["--model-route", "--model-route-json", "bench-results.json"]
     first = run(args, suite, env)  # fills the cache
     assert first["doc"]["spend"]["api_calls"] == n, first["stdout"][-2000:]
-    warm = [run(args, suite, env) for _ in range(repeats)]
-    for w in warm:
-        assert w["doc"]["spend"]["api_calls"] == 0, w["stdout"][-2000:]
-    base = [run([], plain) for _ in range(repeats)]
-    best = min(warm, key=lambda r: r["wall"])
-    best_plain = min(base, key=lambda r: r["wall"])
-    return {
-        "n": n,
-        "warm": best["wall"],
-        "plain": best_plain["wall"],
-        "warm_mb": best["peak_mb"],
-        "plain_mb": best_plain["peak_mb"],
-    }
+    out: dict[str, Any] = {"n": n, "warm": [], "plain": [], "loads": []}
+    for k in range(rounds):
+        pair = [("warm", args, suite, env), ("plain", [], plain, None)]
+        for name, a, cwd, e in pair if k % 2 == 0 else pair[::-1]:
+            result = cpu_run(a, cwd, e)
+            if name == "warm":
+                assert result["doc"]["spend"]["api_calls"] == 0, result["stdout"][-2000:]
+            # the figures alone: the documents kept would grow this process, not the runs
+            out[name].append({k: result[k] for k in ("wall", "cpu", "peak_mb")})
+        out["loads"].append(os.getloadavg()[0])
+    return out
+
+
+def ratios(m: dict[str, Any], what: str) -> list[float]:
+    """Per round: the warm run's ``what`` (wall, cpu, peak_mb) over plain pytest's."""
+    return [w[what] / p[what] for w, p in zip(m["warm"], m["plain"], strict=True)]
+
+
+def figures(m: dict[str, Any], who: str) -> str:
+    """``who``'s wall and CPU seconds over the rounds."""
+    runs = m[who]
+    return (
+        f"{spread([r['wall'] for r in runs], unit=' s')} wall, "
+        f"{spread([r['cpu'] for r in runs], unit=' s')} CPU"
+    )
+
+
+def loads(m: dict[str, Any]) -> str:
+    return ", ".join(f"{x:.1f}" for x in m["loads"])
 
 
 def main() -> None:
@@ -82,36 +112,65 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--small", type=int, default=1_000)
     parser.add_argument("--arithmetic", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    print(
+        f"{args.rounds} rounds of each comparison, each round one run of each side; "
+        "figures are medians over the rounds [lowest-highest], a ratio computed within "
+        f"each round; {os.cpu_count()} cores"
+    )
     with tempfile.TemporaryDirectory(prefix="modelroute-warm-") as tmp:
         root = Path(tmp)
-        big = measure(args.items, root)
-        small = measure(args.small, root)
+        big = measure(args.items, root, args.rounds)
+        print(
+            f"warm run, {args.items:,} cached items: {figures(big, 'warm')}; plain pytest "
+            f"{args.items:,} trivial tests: {figures(big, 'plain')}; load average after "
+            f"each round {loads(big)}"
+        )
+        print(
+            f"  ratio: wall {spread(ratios(big, 'wall'), unit='x')}, CPU "
+            f"{spread(ratios(big, 'cpu'), unit='x')} (target <= 1.5x)"
+        )
+        print(
+            f"  peak memory: {spread([r['peak_mb'] for r in big['warm']], '{:.0f}', ' MB')} "
+            f"vs {spread([r['peak_mb'] for r in big['plain']], '{:.0f}', ' MB')}; ratio "
+            f"{spread(ratios(big, 'peak_mb'), unit='x')} (target <= 2x)"
+        )
+        small = measure(args.small, root, args.rounds)
+        per = {
+            what: [
+                (b[what] / args.items) / (s[what] / args.small)
+                for b, s in zip(big["warm"], small["warm"], strict=True)
+            ]
+            for what in ("wall", "cpu")
+        }
+        print(
+            f"per item at {args.items:,} against {args.small:,} ({figures(small, 'warm')} "
+            f"at {args.small:,}; load {loads(small)}): wall {spread(per['wall'], unit='x')}, "
+            f"CPU {spread(per['cpu'], unit='x')} (target <= 1.2x)"
+        )
         with LatencyServer(0.0) as server:
             suite = root / "arithmetic"
             arithmetic_suite(suite, server.url, args.arithmetic)
-            sums = measure(args.arithmetic, root, suite=suite, env={"OPENAI_API_KEY": "sk-bench"})
-    print(
-        f"warm run, {big['n']:,} cached items: {big['warm']:.2f} s; plain pytest "
-        f"{big['n']:,} trivial tests: {big['plain']:.2f} s; ratio "
-        f"{big['warm'] / big['plain']:.2f}x (target <= 1.5x)"
-    )
-    print(
-        f"peak memory: {big['warm_mb']:.0f} MB vs {big['plain_mb']:.0f} MB; ratio "
-        f"{big['warm_mb'] / big['plain_mb']:.2f}x (target <= 2x)"
-    )
-    per_big = big["warm"] / big["n"]
-    per_small = small["warm"] / small["n"]
-    print(
-        f"per item: {per_big * 1e3:.3f} ms at {big['n']:,} vs {per_small * 1e3:.3f} ms at "
-        f"{small['n']:,}; ratio {per_big / per_small:.2f}x (target <= 1.2x)"
-    )
-    print(
-        f"one task of {sums['n']:,} arithmetic cases on an openai model (last-number), "
-        f"cached: {sums['warm']:.2f} s; plain pytest {sums['n']:,} trivial tests: "
-        f"{sums['plain']:.2f} s; ratio {sums['warm'] / sums['plain']:.2f}x (target <= 1.5x); "
-        f"peak memory {sums['warm_mb']:.0f} MB vs {sums['plain_mb']:.0f} MB"
-    )
+            sums = measure(
+                args.arithmetic,
+                root,
+                args.rounds,
+                suite=suite,
+                env={"OPENAI_API_KEY": "sk-bench"},
+            )
+        print(
+            f"one task of {args.arithmetic:,} arithmetic cases on an openai model "
+            f"(last-number), cached: {figures(sums, 'warm')}; plain pytest "
+            f"{args.arithmetic:,} trivial tests: {figures(sums, 'plain')}; load average "
+            f"after each round {loads(sums)}"
+        )
+        print(
+            f"  ratio: wall {spread(ratios(sums, 'wall'), unit='x')}, CPU "
+            f"{spread(ratios(sums, 'cpu'), unit='x')} (target <= 1.5x); peak memory "
+            f"{spread([r['peak_mb'] for r in sums['warm']], '{:.0f}', ' MB')} vs "
+            f"{spread([r['peak_mb'] for r in sums['plain']], '{:.0f}', ' MB')}"
+        )
 
 
 if __name__ == "__main__":
