@@ -820,8 +820,9 @@ class ModelRouteReporter:
         found: list[dict[str, Any]] = []
         for snapshot in self.reference.references() if self.reference else ():
             for change in self.today.changes(snapshot).values():
-                if change.to_json() not in found:
-                    found.append(change.to_json())
+                entry = change.to_json()
+                if entry not in found:
+                    found.append(entry)
         return found
 
     def _refuse(self, why: str) -> None:

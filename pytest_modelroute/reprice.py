@@ -26,6 +26,7 @@ from .snapshot import (
     SnapshotPrice,
     SnapshotTask,
     SnapshotUsage,
+    priced_alike,
 )
 
 
@@ -90,9 +91,7 @@ class TodayPrices:
         )
         if alias in same:
             return alias
-        if same and all(
-            _compared(self.records[a]) == _compared(self.records[same[0]]) for a in same
-        ):
+        if same and all(priced_alike(self.records[a], self.records[same[0]]) for a in same):
             return same[0]
         return None
 

@@ -130,7 +130,7 @@ class SnapshotTask(BaseModel):
         (each case counted by its weight, as the run's cost per call is)."""
         costed = [c for c in cases.values() if c.cost is not None]
         weights = [1.0 if c.weight is None else c.weight for c in costed]
-        cost = per_call([c.cost for c in costed if c.cost is not None], weights)
+        cost = per_call([c.cost or 0.0 for c in costed], weights)
         entry = self.model_copy(update={"cases": cases, "cost_per_call": cost})
         entry._repriced = repriced
         return entry
@@ -339,7 +339,7 @@ def _with_known_usage(
         if alias not in old_prices:
             return False
         now = new_prices.get(alias)
-        return now is None or _priced_alike(old_prices[alias], now)
+        return now is None or priced_alike(old_prices[alias], now)
 
     for case in entry["cases"].values():
         if case.get("usage") and not all(map(known, case["usage"])):
@@ -352,7 +352,7 @@ def _with_known_usage(
     return entry
 
 
-def _priced_alike(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+def priced_alike(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     """The same model at the same list prices (batch prices and their source aside)."""
     return all(a.get(k) == b.get(k) for k in ("provider", "model", *PRICE_FIELDS))
 
