@@ -255,6 +255,18 @@ class ResponseCache:
         except (sqlite3.Error, OSError, diskcache.Timeout):
             pass  # progress is a courtesy: never let it fail a run
 
+    def count_first(self, keys: list[str]) -> int:
+        """How many of ``keys`` (answers read from the cache) no process of this run has
+        counted before; counts them. One transaction for them all."""
+        try:
+            with self._cache.transact():
+                return sum(
+                    self._cache.add(f"hit:{self.run_id}:{key}", 1, expire=_DAY, tag=self._tag)
+                    for key in keys
+                )
+        except (sqlite3.Error, OSError, diskcache.Timeout):
+            return len(keys)  # a figure in a line: count them rather than fail the run
+
     def get_progress(self, worker: str) -> dict[str, Any] | None:
         try:
             raw = self._cache.get(f"progress:{self.run_id}:{worker}")

@@ -57,7 +57,15 @@ class Progress:
         self.batch_cancelled = 0
         self.batch_expired = 0
         self.batch_since = 0.0
+        #: the keys of the hits counted since a publisher last took them (see publisher)
+        self.fresh_hits: list[str] = []
         self._last = 0.0
+
+    def hit(self, key: str) -> None:
+        """One more answer from the cache: the one under ``key`` (counted once by the
+        caller)."""
+        self.hits += 1
+        self.fresh_hits.append(key)
 
     def line(self) -> str:
         from .report.fmt import money
@@ -162,10 +170,17 @@ def _batch_state(line: str) -> tuple[int, bool] | None:
 
 
 def publisher(cache: ResponseCache, worker: str, progress: Progress) -> Write:
-    """An xdist worker's writer: its figures go to the shared cache for the controller."""
+    """An xdist process's writer: its figures go to the shared cache for the controller.
+
+    Its hits are the answers from the cache that no other process of the run counted
+    first: two workers (or the controller's estimate and a worker) often read the same
+    answer, which the controller's sum would otherwise count twice."""
+    first = [0]
 
     def write(_line: str, _final: bool) -> None:
-        cache.put_progress(worker, progress.snapshot())
+        fresh, progress.fresh_hits = progress.fresh_hits, []
+        first[0] += cache.count_first(fresh) if fresh else 0
+        cache.put_progress(worker, {**progress.snapshot(), "hits": first[0]})
 
     return write
 

@@ -474,10 +474,15 @@ class Runner:
             return None
         cached = entry.get("run_id") != self.cache.run_id
         if cached:
-            self.ledger.hits.add(key)
-            self.progress.hits += 1
+            self._hit(key)
             self._measured_before(key, request.model, entry)
         return self._record(key, request, entry, cached)
+
+    def _hit(self, key: str) -> None:
+        """Counts an answer from the cache (or a recording) once, however often it is read."""
+        if key not in self.ledger.hits:
+            self.ledger.hits.add(key)
+            self.progress.hit(key)
 
     def _measured_before(self, key: str, model: str, entry: dict[str, Any]) -> None:
         """Counts a cached answer's latency under the conditions it was measured in (its
@@ -795,8 +800,7 @@ class Runner:
         batch gave it)."""
         record = self._record(key, request, entry, cached=False)
         if not provider.spends_on(request):  # a recording: no API call, nothing paid
-            self.ledger.hits.add(key)
-            self.progress.hits += 1
+            self._hit(key)
             return record
         paid = self.paid_for(record, batch=batch)
         self._spent += paid

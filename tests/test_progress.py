@@ -27,7 +27,8 @@ def test_controller_sums_the_workers_and_stops_writing_at_stop(tmp_path: Path) -
     gw0.write = publisher(cache, "gw0", gw0)
     gw1.write = publisher(cache, "gw1", gw1)
     gw0.total, gw0.done, gw0.calls, gw0.cost = 5, 5, 4, 0.25
-    gw1.total, gw1.done, gw1.calls, gw1.hits, gw1.errors = 5, 2, 1, 1, 1
+    gw1.total, gw1.done, gw1.calls, gw1.errors = 5, 2, 1, 1
+    gw1.hit("answer-1")
     gw0.tick(force=True)
     gw1.tick(force=True)
 
@@ -50,6 +51,27 @@ def test_controller_sums_the_workers_and_stops_writing_at_stop(tmp_path: Path) -
     time.sleep(0.7)  # longer than the poll interval: a stopped watcher writes nothing
     watcher.stop()  # idempotent
     assert len(lines) == written
+    cache.close()
+
+
+def test_an_answer_several_processes_read_counts_once(tmp_path: Path) -> None:
+    """The controller's estimate and two workers read overlapping answers from the cache:
+    the summed line counts each answer once, as the spend line does."""
+    cache = ResponseCache(tmp_path / "cache", "readwrite", "run-4")
+    processes = {name: Progress() for name in ("controller", "gw0", "gw1")}
+    for name, progress in processes.items():
+        progress.write = publisher(cache, name, progress)
+    for name, keys in (("controller", "abc"), ("gw0", "abd"), ("gw1", "cde"), ("gw0", "e")):
+        for key in keys:
+            processes[name].hit(key)
+        processes[name].tick(force=True)
+    assert sum(p.hits for p in processes.values()) == 10  # each process's own count
+    lines: list[tuple[str, bool]] = []
+    watcher = WorkerProgress(
+        cache, lambda line, final: lines.append((line, final)), total=0, workers=list(processes)
+    )
+    watcher.stop()
+    assert lines[-1] == ("modelroute: 0/0 done, 0 calls, 5 cached, 0 errors, $0", True)
     cache.close()
 
 
