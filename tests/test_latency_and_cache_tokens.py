@@ -254,6 +254,36 @@ def test_server_slots_from_props(tmp_path: Path) -> None:
         assert asyncio.run(slots(server)) is None
 
 
+@pytest.mark.parametrize(
+    "base_url, own",
+    [
+        ("http://127.0.0.1:8080/v1", True),
+        ("http://localhost:11434/v1", True),
+        ("http://[::1]:8000/v1", True),
+        ("https://10.1.2.3/v1", True),  # a LAN address, even over HTTPS
+        ("https://192.168.1.20:8443/v1", True),
+        ("https://vllm:8000/v1", True),  # a container's service name
+        ("https://gpu-box.internal/v1", True),
+        ("http://models.example.com/v1", True),  # plain HTTP: no hosted API
+        ("https://api.groq.com/openai/v1", False),
+        ("https://openrouter.ai/api/v1", False),
+        ("https://8.8.8.8/v1", False),  # a public address
+    ],
+)
+def test_only_the_users_own_server_gets_the_queue_check(
+    tmp_path: Path, base_url: str, own: bool
+) -> None:
+    """An own server may queue our calls: its first calls are made alone and it is asked
+    for its slots. A hosted OpenAI-compatible API is not: it would pay three calls made
+    one at a time on every cold run (3-9 s at its latencies) and a request for /props."""
+    config = ModelConfig(provider="openai", model="m", base_url=base_url)
+    provider = OpenAIProvider("m", config, root=tmp_path)
+    assert provider.self_hosted() is own
+    if not own:  # not asked: no request goes out (there is no server here to answer)
+        assert asyncio.run(provider.server_slots()) is None
+        assert provider._client is None
+
+
 # -- prompt-cache tokens --------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 from ..records import Completion, Request, Usage
 from ._sdk import SDKProvider, field
 from .base import estimate_tokens
+from .hosts import own_server
 
 
 class OpenAIProvider(SDKProvider):
@@ -37,13 +38,15 @@ class OpenAIProvider(SDKProvider):
         )
 
     def self_hosted(self) -> bool:
-        return self.endpoint() is not None
+        endpoint = self.endpoint()
+        return endpoint is not None and own_server(endpoint)
 
     async def server_slots(self) -> int | None:
         """A self-hosted server's slots, from llama.cpp's ``/props`` (``total_slots``)
-        beside its ``/v1``; None from servers that do not say (vLLM, Ollama, OpenAI)."""
+        beside its ``/v1``; None from servers that do not say (vLLM, Ollama) and from
+        hosted APIs (not asked)."""
         endpoint = self.endpoint()
-        if endpoint is None:
+        if endpoint is None or not own_server(endpoint):
             return None
         root = endpoint.rstrip("/").removesuffix("/v1")
         client = (await self.client()).with_options(max_retries=0, timeout=5.0)

@@ -1,0 +1,32 @@
+"""Whether a ``base_url`` points at the user's own server or at a hosted API.
+
+An own server (llama.cpp, vLLM, Ollama on this machine, the LAN or a container network)
+may have fewer slots than the run's concurrency and queue our calls, so the run asks it
+for its slots and makes its first calls alone to compare with. A hosted OpenAI-compatible
+API (a public name over HTTPS: Groq, Together, OpenRouter...) answers many calls at once:
+those checks would only cost it a few calls made one at a time and a request for a page
+it does not have.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+#: name suffixes that never resolve on the public internet
+_PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa")
+
+
+def own_server(url: str) -> bool:
+    """Whether ``url`` is served by the user's own server: plain HTTP, a loopback,
+    private or link-local address, ``localhost``, a name of one label (a container's
+    service) or under a private suffix. A public name over HTTPS is a hosted API."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".").lower()
+    if parts.scheme == "http" or not host:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host == "localhost" or "." not in host or host.endswith(_PRIVATE_SUFFIXES)
+    return address.is_loopback or address.is_private or address.is_link_local
