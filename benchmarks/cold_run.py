@@ -46,6 +46,8 @@ from typing import TypeVar
 from _common import children_cpu, plain_suite, run, spread, write_suite
 from _latency_server import LatencyServer
 
+from pytest_modelroute.runner import ALONE_CALLS
+
 #: one timing: (wall seconds, CPU seconds)
 Timing = tuple[float, float]
 T = TypeVar("T")
@@ -114,6 +116,8 @@ def main() -> None:
     paid: dict[str, set[int]] = {"0": set(), "2": set()}
     served: dict[str, set[int]] = {"0": set(), "2": set()}
     loads = [os.getloadavg()[0]]
+    #: per -n 0 cold run: from its first answer to its ALONE_CALLS-th (see the output)
+    alone: list[float] = []
     with (
         tempfile.TemporaryDirectory(prefix="modelroute-cold-") as tmp,
         LatencyServer(args.latency) as server,
@@ -137,6 +141,9 @@ def main() -> None:
             )
             paid[workers].add(result["doc"]["spend"]["api_calls"])
             served[workers].add(server.requests())
+            if workers == "0":
+                answered = sorted(server.stats()["answered_at"])
+                alone.append(answered[ALONE_CALLS - 1] - answered[0])
             return timing
 
         def pytest_run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Timing:
@@ -224,6 +231,14 @@ def main() -> None:
         f"({spread(with_floor, unit=' s')}): {spread(ratios(cold0, with_floor), unit='x')}; "
         f"the bare client's calls against the ideal: "
         f"{spread([w / ideal for w in wall('floor')], unit='x')}"
+    )
+    print(
+        f"  of the cold run: its first {ALONE_CALLS} calls are made one at a time (the loopback "
+        f"server counts as the user's own, which may queue calls: README, Local models), "
+        f"their answers {spread(alone, unit=' s')} apart (first to last; about "
+        f"{ALONE_CALLS - 1} latencies, where the bare client has them at once); less that, "
+        f"the cold run against the lower bound: "
+        f"{spread(ratios([c - a for c, a in zip(cold0, alone, strict=True)], bound), unit='x')}"
     )
     own = [a - b for a, b in zip(cpu("cold0"), cpu_parts, strict=True)]
     print(
