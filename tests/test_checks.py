@@ -342,6 +342,9 @@ def test_load_time_validation_of_regex_and_schema() -> None:
         ("samd", "same", {"max_distance": 0}, 0.0, "distance 1 > 0"),
         ("", "abcd", {}, 0.0, "distance 4 > 3"),
         ("flaw", "lawn", {"max_distance": 2}, 1.0, "distance 2"),
+        # a long answer (36 million cells for the textbook algorithm: seconds in Python)
+        ("ab" * 3000, "ab" * 2999 + "ba", {}, 1.0, "distance 2"),
+        ("é😀" * 3000, "é😀" * 2999, {}, 1.0, "distance 2"),  # characters, not bytes
     ],
 )
 def test_levenshtein(

@@ -257,18 +257,6 @@ def last_number_check(output: str, spec: Spec, ctx: CheckContext) -> tuple[bool,
     return ok, "" if ok else f"last number {found:g}, expected {expected:g}"
 
 
-def levenshtein_distance(a: str, b: str) -> int:
-    if len(a) < len(b):
-        a, b = b, a
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1]
-
-
 def _valid_levenshtein(spec: Spec) -> str | None:
     limit = spec.get("max_distance", 3)
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
@@ -279,8 +267,10 @@ def _valid_levenshtein(spec: Spec) -> str | None:
 @check_type("levenshtein", required=("value",), keys=("max_distance",), validate=_valid_levenshtein)
 def levenshtein(output: str, spec: Spec, ctx: CheckContext) -> tuple[bool, str]:
     """The edit distance to ``value`` is at most ``max_distance`` (default 3)."""
+    from rapidfuzz.distance import Levenshtein  # 15 ms to import: only where it is used
+
     limit = int(spec.get("max_distance", 3))
-    distance = levenshtein_distance(output, _text(spec["value"]))
+    distance = Levenshtein.distance(output, _text(spec["value"]))
     ok = distance <= limit
     return ok, f"distance {distance}" + ("" if ok else f" > {limit}")
 
