@@ -634,8 +634,8 @@ class Runner:
                 if hit is not None:
                     return hit
                 shared_error = self.cache.get_error(key)
-                if shared_error is not None:
-                    return self._error(key, request, shared_error)
+                if shared_error is not None:  # counted by the worker that made the call
+                    return CallRecord.failed(key, request, shared_error)
                 if not self.cache.claimed(key):
                     break
                 await asyncio.sleep(poll)

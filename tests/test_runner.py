@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 from pytest_modelroute.cache import ResponseCache
@@ -84,3 +85,48 @@ def test_output_statistics_add_up_across_runs(tmp_path: Path) -> None:
     assert cache.mean_output_tokens("openai", "m", "route") == 20
     assert cache.mean_output_tokens("openai", "m", "judge") is None
     cache.close()
+
+
+def test_a_failed_call_another_worker_waited_for_is_one_error(tmp_path: Path) -> None:
+    """Two xdist workers ask for the same call: the first claims and makes it, the second
+    waits for its outcome. A failure counts once in the progress line, as in one process
+    (the waiting worker counted the shared error again)."""
+    import threading
+
+    from wire_server import WireServer
+
+    from pytest_modelroute.config import ModelConfig
+    from pytest_modelroute.providers.openai import OpenAIProvider
+    from pytest_modelroute.routes import make_request
+
+    request = make_request("m", (("user", "hello"),), {}, 0, ())
+    with WireServer(latency_s=0.5, fault_rates={"500": 1.0}) as server:
+        config = ModelConfig(
+            provider="openai", model="m-1", base_url=server.openai_url, max_retries=0
+        )
+        runners = [
+            Runner(
+                {"m": OpenAIProvider("m", config, root=tmp_path)},
+                {},
+                ResponseCache(tmp_path / "cache", "readwrite", "run-5"),
+                shared=True,
+            )
+            for _ in range(2)
+        ]
+        records: dict[int, object] = {}
+
+        def ask(i: int) -> None:
+            records[i] = runners[i].run(runners[i].call(request))
+
+        first = threading.Thread(target=ask, args=(0,))
+        first.start()
+        while not server.requests:  # the first worker's call is out: its claim is held
+            time.sleep(0.01)
+        ask(1)
+        first.join()
+        for runner in runners:
+            runner.close()
+    assert len(server.requests) == 1  # made once
+    assert all(getattr(r, "error", None) for r in records.values()), records
+    assert [r.progress.errors for r in runners] == [1, 0]
+    assert [r.ledger.errors for r in runners] == [1, 0]
