@@ -262,6 +262,7 @@ def test_server_slots_from_props(tmp_path: Path) -> None:
         ("http://[::1]:8000/v1", True),
         ("https://10.1.2.3/v1", True),  # a LAN address, even over HTTPS
         ("https://192.168.1.20:8443/v1", True),
+        ("https://100.101.102.103/v1", True),  # a VPN's shared range (Tailscale's)
         ("https://vllm:8000/v1", True),  # a container's service name
         ("https://gpu-box.internal/v1", True),
         ("http://models.example.com/v1", True),  # plain HTTP: no hosted API

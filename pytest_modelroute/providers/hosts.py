@@ -18,9 +18,10 @@ _PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa")
 
 
 def own_server(url: str) -> bool:
-    """Whether ``url`` is served by the user's own server: plain HTTP, a loopback,
-    private or link-local address, ``localhost``, a name of one label (a container's
-    service) or under a private suffix. A public name over HTTPS is a hosted API."""
+    """Whether ``url`` is served by the user's own server: plain HTTP, an address that
+    is not the public internet's (loopback, private, link-local, a VPN's 100.64/10),
+    ``localhost``, a name of one label (a container's service) or under a private
+    suffix. A public name over HTTPS is a hosted API."""
     parts = urlsplit(url)
     host = (parts.hostname or "").rstrip(".").lower()
     if parts.scheme == "http" or not host:
@@ -29,4 +30,4 @@ def own_server(url: str) -> bool:
         address = ipaddress.ip_address(host)
     except ValueError:
         return host == "localhost" or "." not in host or host.endswith(_PRIVATE_SUFFIXES)
-    return address.is_loopback or address.is_private or address.is_link_local
+    return not address.is_global  # loopback, private, link-local, a VPN's shared range
