@@ -56,6 +56,10 @@ def call_latencies(doc: dict[str, Any]) -> list[float]:
 #: call to (the README states it): 20 % of it, the issue's criterion
 KNOWN_LATENCY_S = 1.0
 LATENCY_BOUND = 0.2
+#: the server stamps its own time on a request once it has written the answer, so the
+#: client can have read it (and stopped its timer) up to a scheduler's tick before: a
+#: recorded latency 0.8 ms under the server's own time was seen in CI
+SERVER_STAMP_SLOP_S = 0.01
 
 
 def test_latency_is_the_servers_for_every_call_the_first_included(
@@ -80,7 +84,8 @@ def test_latency_is_the_servers_for_every_call_the_first_included(
     assert doc["latency"]["models"]["m"] == {"kind": "measured", "concurrency": 8}
     for prompt in arrived:  # the first call first
         took = handled[prompt]  # the server's own time, at least KNOWN_LATENCY_S
-        assert took >= KNOWN_LATENCY_S and latency[prompt] >= took, (prompt, latency, handled)
+        assert took >= KNOWN_LATENCY_S, (prompt, handled)
+        assert latency[prompt] >= took - SERVER_STAMP_SLOP_S, (prompt, latency, handled)
         assert latency[prompt] - took <= LATENCY_BOUND * KNOWN_LATENCY_S, (prompt, latency)
 
 
@@ -448,4 +453,4 @@ def test_the_sdks_retry_wait_is_not_the_models_latency(pytester: pytest.Pytester
         f"number {int(r['case'][1:])}": c["latency_s"] for r in doc["results"] for c in r["calls"]
     }
     overhead = {prompt: latency[prompt] - handled[prompt] for prompt in latency}
-    assert all(0 <= o < 0.5 for o in overhead.values()), overhead
+    assert all(-SERVER_STAMP_SLOP_S <= o < 0.5 for o in overhead.values()), overhead
