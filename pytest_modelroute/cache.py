@@ -246,26 +246,27 @@ class ResponseCache:
         except (sqlite3.Error, OSError, diskcache.Timeout):
             return 0
 
-    def put_progress(self, worker: str, snapshot: dict[str, Any]) -> None:
-        """An xdist worker's progress figures, for the controller's progress line."""
-        try:
-            self._cache.set(
-                f"progress:{self.run_id}:{worker}", json.dumps(snapshot), expire=_DAY, tag=self._tag
-            )
-        except (sqlite3.Error, OSError, diskcache.Timeout):
-            pass  # progress is a courtesy: never let it fail a run
-
-    def count_first(self, keys: list[str]) -> int:
-        """How many of ``keys`` (answers read from the cache) no process of this run has
-        counted before; counts them. One transaction for them all."""
+    def put_progress(self, worker: str, snapshot: dict[str, Any], hits: list[str]) -> int:
+        """An xdist process's progress figures, for the controller's progress line, with
+        ``hits`` (keys of answers it read from the cache since it last published) counted
+        only where no process of this run counted them first: the hits it has counted in
+        all are returned and published. One transaction."""
+        counted = int(snapshot.get("hits", 0))
         try:
             with self._cache.transact():
-                return sum(
+                counted += sum(
                     self._cache.add(f"hit:{self.run_id}:{key}", 1, expire=_DAY, tag=self._tag)
-                    for key in keys
+                    for key in hits
+                )
+                self._cache.set(
+                    f"progress:{self.run_id}:{worker}",
+                    json.dumps({**snapshot, "hits": counted}),
+                    expire=_DAY,
+                    tag=self._tag,
                 )
         except (sqlite3.Error, OSError, diskcache.Timeout):
-            return len(keys)  # a figure in a line: count them rather than fail the run
+            return counted + len(hits)  # progress is a courtesy: never let it fail a run
+        return counted
 
     def get_progress(self, worker: str) -> dict[str, Any] | None:
         try:

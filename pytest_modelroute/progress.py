@@ -57,7 +57,9 @@ class Progress:
         self.batch_cancelled = 0
         self.batch_expired = 0
         self.batch_since = 0.0
-        #: the keys of the hits counted since a publisher last took them (see publisher)
+        #: the keys of the hits counted since a publisher last took them (see publisher;
+        #: one per distinct answer, kept from the start: a process's publisher may come
+        #: after its first hits)
         self.fresh_hits: list[str] = []
         self._last = 0.0
 
@@ -178,9 +180,12 @@ def publisher(cache: ResponseCache, worker: str, progress: Progress) -> Write:
     first = [0]
 
     def write(_line: str, _final: bool) -> None:
-        fresh, progress.fresh_hits = progress.fresh_hits, []
-        first[0] += cache.count_first(fresh) if fresh else 0
-        cache.put_progress(worker, {**progress.snapshot(), "hits": first[0]})
+        # hit() may append from another thread (the controller's estimate): take only
+        # what is there now, leaving what comes meanwhile for the next write
+        fresh = progress.fresh_hits
+        taken = fresh[:]
+        del fresh[: len(taken)]
+        first[0] = cache.put_progress(worker, {**progress.snapshot(), "hits": first[0]}, taken)
 
     return write
 

@@ -381,7 +381,10 @@ class Runner:
             if model not in out:
                 out[model] = {"slots": slots, "sent": sent, "suggestion": slots, "cached": True}
         for model, timings in sorted(self._timings.items()):
-            slowdown = queueing_slowdown(timings) if model not in out else None
+            provider = self.providers.get(model)
+            if model in out or provider is None or not provider.self_hosted():
+                continue  # a hosted API (or our own local server) does not queue our calls
+            slowdown = queueing_slowdown(timings)
             if slowdown is not None:
                 ratio, crowd = slowdown
                 suggestion = max(1, round(crowd / ratio))

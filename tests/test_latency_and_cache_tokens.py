@@ -14,13 +14,14 @@ import pytest
 from suite import run_json, write
 from wire_server import Fault, WireServer, WireUsage, last_user_text
 
+from pytest_modelroute.cache import ResponseCache
 from pytest_modelroute.config import ModelConfig, Price
 from pytest_modelroute.prices import resolve_pricing
 from pytest_modelroute.providers.openai import OpenAIProvider
 from pytest_modelroute.records import Usage
 from pytest_modelroute.report.html import render_html
 from pytest_modelroute.report.markdown import render_markdown
-from pytest_modelroute.runner import Timing, queueing_slowdown
+from pytest_modelroute.runner import Runner, Timing, queueing_slowdown
 
 CASES = """\
 task: echo
@@ -274,6 +275,7 @@ def test_server_slots_from_props(tmp_path: Path) -> None:
         ("https://api.groq.com/openai/v1", False),
         ("https://openrouter.ai/api/v1", False),
         ("https://8.8.8.8/v1", False),  # a public address
+        ("https://[::1/v1", True),  # malformed: checked, and its calls say what is wrong
     ],
 )
 def test_only_the_users_own_server_gets_the_queue_check(
@@ -288,6 +290,13 @@ def test_only_the_users_own_server_gets_the_queue_check(
     if not own:  # not asked: no request goes out (there is no server here to answer)
         assert asyncio.run(provider.server_slots()) is None
         assert provider._client is None
+    # latencies that would show a queue: noted for an own server only
+    runner = Runner({"m": provider}, {}, ResponseCache(tmp_path / "cache", "readwrite", "r"))
+    try:
+        runner._timings["m"] = timings("t", *[(1, 0.5)] * 3, *[(4, 2.0)] * 5)
+        assert ("m" in runner.queues()) is own
+    finally:
+        runner.close()
 
 
 # -- prompt-cache tokens --------------------------------------------------------------------

@@ -22,8 +22,11 @@ def own_server(url: str) -> bool:
     is not the public internet's (loopback, private, link-local, a VPN's 100.64/10),
     ``localhost``, a name of one label (a container's service) or under a private
     suffix. A public name over HTTPS is a hosted API."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").rstrip(".").lower()
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").rstrip(".").lower()
+    except ValueError:  # malformed ("https://[::1/v1"): its calls will say so
+        return True
     if parts.scheme == "http" or not host:
         return True
     try:
