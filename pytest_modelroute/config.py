@@ -96,6 +96,9 @@ class ModelConfig(_Strict):
     #: price cached prompt tokens at the model's cache prices (else as input: a call's cost
     #: then does not depend on what the server happened to have cached)
     cache_prices: bool = False
+    #: whether ``base_url`` is the user's own server, which may queue calls (its first
+    #: calls made alone, its /props asked): None decides from the URL (providers.hosts)
+    own_server: bool | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     temperature: float | None = Field(default=None, ge=0)
     max_tokens: int | None = Field(default=None, ge=1)

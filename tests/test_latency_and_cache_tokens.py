@@ -287,6 +287,10 @@ def test_only_the_users_own_server_gets_the_queue_check(
     config = ModelConfig(provider="openai", model="m", base_url=base_url)
     provider = OpenAIProvider("m", config, root=tmp_path)
     assert provider.self_hosted() is own
+    overridden = OpenAIProvider(
+        "m", config.model_copy(update={"own_server": not own}), root=tmp_path
+    )
+    assert overridden.self_hosted() is not own  # the model's own_server: decides
     if not own:  # not asked: no request goes out (there is no server here to answer)
         assert asyncio.run(provider.server_slots()) is None
         assert provider._client is None

@@ -39,14 +39,17 @@ class OpenAIProvider(SDKProvider):
 
     def self_hosted(self) -> bool:
         endpoint = self.endpoint()
-        return endpoint is not None and own_server(endpoint)
+        if endpoint is None:
+            return False
+        given = self.model.own_server
+        return own_server(endpoint) if given is None else given
 
     async def server_slots(self) -> int | None:
         """A self-hosted server's slots, from llama.cpp's ``/props`` (``total_slots``)
         beside its ``/v1``; None from servers that do not say (vLLM, Ollama) and from
         hosted APIs (not asked)."""
         endpoint = self.endpoint()
-        if endpoint is None or not own_server(endpoint):
+        if endpoint is None or not self.self_hosted():
             return None
         root = endpoint.rstrip("/").removesuffix("/v1")
         client = (await self.client()).with_options(max_retries=0, timeout=5.0)
