@@ -246,12 +246,13 @@ class ResponseCache:
         except (sqlite3.Error, OSError, diskcache.Timeout):
             return 0
 
-    def put_progress(self, worker: str, snapshot: dict[str, Any], hits: list[str]) -> int:
-        """An xdist process's progress figures, for the controller's progress line, with
-        ``hits`` (keys of answers it read from the cache since it last published) counted
-        only where no process of this run counted them first: the hits it has counted in
-        all are returned and published. One transaction."""
-        counted = int(snapshot.get("hits", 0))
+    def put_progress(
+        self, worker: str, snapshot: dict[str, Any], hits: list[str], counted: int
+    ) -> int:
+        """An xdist process's progress figures, for the controller's progress line. Of
+        ``hits`` (keys of answers it read from the cache since it last published), only
+        those no process of this run counted first add to ``counted``, its hits so far:
+        the new total is published and returned. One transaction."""
         try:
             with self._cache.transact():
                 counted += sum(

@@ -185,7 +185,7 @@ def publisher(cache: ResponseCache, worker: str, progress: Progress) -> Write:
         fresh = progress.fresh_hits
         taken = fresh[:]
         del fresh[: len(taken)]
-        first[0] = cache.put_progress(worker, {**progress.snapshot(), "hits": first[0]}, taken)
+        first[0] = cache.put_progress(worker, progress.snapshot(), taken, first[0])
 
     return write
 
